@@ -1,0 +1,20 @@
+//! # ferrokeeper-net — the ZooKeeper wire protocol, sans-IO
+//!
+//! Bytes in, values out. This crate owns the jute encoding ([`jute`]), every record of
+//! `zookeeper.jute` ([`records`]), the protocol's numeric constants ([`codes`]), framing
+//! with a completeness check before any decode ([`frame`]), request decoding by opcode
+//! ([`request`]) and four-letter-word sniffing ([`fourlw`]).
+//!
+//! It must never: do IO, allocate more than its input can describe, or panic on any
+//! input. The server (`src/`) and the load generator (`bench/`) both build on it.
+#![warn(missing_docs)]
+
+pub mod codes;
+pub mod fourlw;
+pub mod frame;
+pub mod jute;
+pub mod records;
+pub mod request;
+
+pub use codes::{ErrorCode, EventType, KeeperState, OpCode};
+pub use jute::{Buffer, Decode, DecodeError, Encode, Reader};
