@@ -48,7 +48,7 @@ pub struct CreateOp {
     pub acl: Vec<Acl>,
     /// `CreateMode` flags as sent.
     pub flags: i32,
-    /// TTL in ms for createTTL; 0 otherwise.
+    /// TTL in ms for createTTL; −1 otherwise (as ZooKeeper's prep sets it).
     pub ttl: i64,
 }
 
@@ -72,7 +72,7 @@ impl CreateOp {
                 data: c.data,
                 acl: c.acl,
                 flags: c.flags,
-                ttl: 0,
+                ttl: -1,
             })
         }
     }

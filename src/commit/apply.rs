@@ -1,0 +1,231 @@
+//! Applying a txn to a state: pure and deterministic. The same function serves live
+//! commits, log replay and (later) followers, so they cannot disagree.
+
+use std::sync::Arc;
+
+use ferrokeeper_net::codes::ErrorCode;
+use ferrokeeper_net::records::Stat;
+
+use super::txn::{Txn, TxnOp};
+use crate::state::{owner_kind, DataState, OwnerKind, Session};
+use crate::tree::{name_of, parent_of, Node, NodeStat};
+
+/// A change that watches react to, in the order ZooKeeper fires them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A node was created (NodeCreated on it, NodeChildrenChanged on its parent).
+    Created(Arc<str>),
+    /// A node was deleted (NodeDeleted on it, NodeChildrenChanged on its parent).
+    Deleted(Arc<str>),
+    /// A node's data was set (NodeDataChanged).
+    DataChanged(Arc<str>),
+}
+
+/// What one (sub-)op of a txn produced, for the reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Node created at this final path.
+    Created {
+        /// Final path.
+        path: Arc<str>,
+        /// The new node's stat.
+        stat: Stat,
+    },
+    /// Inside a multi: created by a plain `create` op, whose result carries only the
+    /// path (`OpResult.CreateResult` without stat).
+    CreatedPlain(Arc<str>),
+    /// Node deleted.
+    Deleted,
+    /// Data set; the node's new stat.
+    DataSet(Stat),
+    /// ACL set; the node's new stat.
+    AclSet(Stat),
+    /// Version check passed.
+    Checked,
+    /// Session created.
+    SessionCreated,
+    /// Session closed.
+    SessionClosed,
+    /// Failed (or, inside a failed multi, rolled back with `Ok`).
+    Error(ErrorCode),
+    /// A multi's per-op outcomes.
+    Multi(Vec<Outcome>),
+}
+
+/// Applies `txn` to `state`, appending watch-relevant changes to `changes`.
+///
+/// Prep has validated everything, so a txn that does not fit the state is a broken
+/// invariant, and panics with the txn.
+pub fn apply(
+    state: &mut DataState,
+    txn: &Txn,
+    extended_types: bool,
+    changes: &mut Vec<Change>,
+) -> Outcome {
+    let out = apply_op(state, txn, &txn.op, extended_types, changes);
+    state.last_zxid = txn.zxid;
+    out
+}
+
+fn apply_op(
+    state: &mut DataState,
+    txn: &Txn,
+    op: &TxnOp,
+    extended_types: bool,
+    changes: &mut Vec<Change>,
+) -> Outcome {
+    match op {
+        TxnOp::CreateSession {
+            session_id,
+            timeout_ms,
+            passwd,
+        } => {
+            state.sessions.insert(
+                *session_id,
+                Session {
+                    timeout_ms: *timeout_ms,
+                    passwd: *passwd,
+                    ephemerals: Default::default(),
+                },
+            );
+            Outcome::SessionCreated
+        }
+        TxnOp::CloseSession { session_id } => {
+            if let Some(session) = state.sessions.remove(session_id) {
+                for path in session.ephemerals.iter() {
+                    delete_node(state, path, txn.zxid, extended_types);
+                    changes.push(Change::Deleted(path.clone()));
+                }
+            }
+            Outcome::SessionClosed
+        }
+        TxnOp::Create {
+            path,
+            data,
+            acl,
+            ephemeral_owner,
+            parent_cversion,
+        } => {
+            let parent = parent_of(path);
+            state.tree.update(parent, |p| {
+                p.children.insert(Arc::from(name_of(path)));
+                if *parent_cversion > p.stat.cversion {
+                    p.stat.cversion = *parent_cversion;
+                    p.stat.pzxid = txn.zxid;
+                }
+            });
+            let node = Node {
+                data: data.clone(),
+                acl: acl.clone(),
+                stat: NodeStat {
+                    czxid: txn.zxid,
+                    mzxid: txn.zxid,
+                    ctime: txn.time_ms,
+                    mtime: txn.time_ms,
+                    version: 0,
+                    cversion: 0,
+                    aversion: 0,
+                    ephemeral_owner: *ephemeral_owner,
+                    pzxid: txn.zxid,
+                },
+                children: Default::default(),
+            };
+            let stat = node.to_stat();
+            state.tree.put(path.clone(), node);
+            match owner_kind(*ephemeral_owner, extended_types) {
+                OwnerKind::Container => {
+                    state.containers.insert(path.clone());
+                }
+                OwnerKind::Ttl => {
+                    state.ttls.insert(path.clone());
+                }
+                OwnerKind::Normal => {
+                    if let Some(s) = state.sessions.get_mut(ephemeral_owner) {
+                        s.ephemerals.insert(path.clone());
+                    }
+                }
+                OwnerKind::Void => {}
+            }
+            changes.push(Change::Created(path.clone()));
+            Outcome::Created {
+                path: path.clone(),
+                stat,
+            }
+        }
+        TxnOp::Delete { path } => {
+            delete_node(state, path, txn.zxid, extended_types);
+            changes.push(Change::Deleted(path.clone()));
+            Outcome::Deleted
+        }
+        TxnOp::SetData {
+            path,
+            data,
+            version,
+        } => {
+            state.tree.update(path, |n| {
+                n.data = data.clone();
+                n.stat.mtime = txn.time_ms;
+                n.stat.mzxid = txn.zxid;
+                n.stat.version = *version;
+            });
+            changes.push(Change::DataChanged(path.clone()));
+            Outcome::DataSet(node_stat(state, path))
+        }
+        TxnOp::SetAcl {
+            path,
+            acl,
+            aversion,
+        } => {
+            state.tree.update(path, |n| {
+                n.acl = acl.clone();
+                n.stat.aversion = *aversion;
+            });
+            Outcome::AclSet(node_stat(state, path))
+        }
+        TxnOp::Check { .. } => Outcome::Checked,
+        TxnOp::Error { err } => Outcome::Error(*err),
+        TxnOp::Multi(ops) => Outcome::Multi(
+            ops.iter()
+                .map(|o| apply_op(state, txn, o, extended_types, changes))
+                .collect(),
+        ),
+    }
+}
+
+fn node_stat(state: &DataState, path: &str) -> Stat {
+    state
+        .tree
+        .get(path)
+        .unwrap_or_else(|| panic!("node {path} vanished during apply"))
+        .to_stat()
+}
+
+fn delete_node(state: &mut DataState, path: &Arc<str>, zxid: i64, extended_types: bool) {
+    let parent = parent_of(path);
+    state.tree.update(parent, |p| {
+        p.children.remove(name_of(path));
+        // As DataTree.deleteNode: pzxid only moves forward; cversion is not touched.
+        if zxid > p.stat.pzxid {
+            p.stat.pzxid = zxid;
+        }
+    });
+    let node = state
+        .tree
+        .remove(path)
+        .unwrap_or_else(|| panic!("delete of missing node {path}"));
+    let owner = node.stat.ephemeral_owner;
+    match owner_kind(owner, extended_types) {
+        OwnerKind::Container => {
+            state.containers.remove(path);
+        }
+        OwnerKind::Ttl => {
+            state.ttls.remove(path);
+        }
+        OwnerKind::Normal => {
+            if let Some(s) = state.sessions.get_mut(&owner) {
+                s.ephemerals.remove(path);
+            }
+        }
+        OwnerKind::Void => {}
+    }
+}

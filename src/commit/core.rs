@@ -1,0 +1,493 @@
+//! The commit stage's logic, without IO: it owns the head state, assigns zxids, turns
+//! requests into txns (prep), applies them, decides session creation, reattachment and
+//! expiry, and reaps containers and TTL nodes. Time comes in as an argument, so tests
+//! drive it deterministically; `commit::stage` wraps it in an executor and a log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ferrokeeper_net::codes::{ErrorCode, OpCode};
+use ferrokeeper_net::records::{Acl, Id};
+use ferrokeeper_net::request::{Connect, Request};
+
+use super::apply::{apply, Change, Outcome};
+use super::prep::{prep, PrepCtx};
+use super::txn::{Txn, TxnOp};
+use crate::acl::AuthIds;
+use crate::state::{ttl_of, DataState};
+
+/// A connection's address across the server: which shard, which connection on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnRef {
+    /// Shard index.
+    pub shard: usize,
+    /// Connection id, unique within the shard.
+    pub conn: u64,
+}
+
+/// Settings the commit logic depends on.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// `tickTime`.
+    pub tick_time_ms: i64,
+    /// Lower bound of negotiated session timeouts.
+    pub min_session_timeout_ms: i32,
+    /// Upper bound of negotiated session timeouts.
+    pub max_session_timeout_ms: i32,
+    /// `extendedTypesEnabled`.
+    pub extended_types: bool,
+    /// `skipACL`.
+    pub skip_acl: bool,
+    /// The server id (high byte of session ids).
+    pub server_id: i64,
+    /// `znode.container.checkIntervalMs`.
+    pub container_check_interval_ms: i64,
+    /// `znode.container.maxPerMinute`.
+    pub container_max_per_minute: usize,
+    /// `znode.container.maxNeverUsedIntervalMs` (0 = never).
+    pub container_max_never_used_ms: i64,
+}
+
+/// A message from a shard to the commit stage.
+#[derive(Debug)]
+pub enum CommitRequest {
+    /// A connection's handshake.
+    Connect {
+        /// Who.
+        conn: ConnRef,
+        /// What it sent.
+        connect: Connect,
+    },
+    /// A write (or closeSession) from a connected session.
+    Write {
+        /// Who.
+        conn: ConnRef,
+        /// The session.
+        session_id: i64,
+        /// The request's xid.
+        xid: i32,
+        /// The decoded request.
+        request: Request,
+        /// The session's identities.
+        auth: Arc<AuthIds>,
+    },
+    /// A connection went away (its session lives on until it expires).
+    ConnClosed {
+        /// Who.
+        conn: ConnRef,
+        /// The session it carried, if any.
+        session_id: i64,
+    },
+    /// Sessions heard from since the last report.
+    Touch(Vec<i64>),
+}
+
+/// A reply the commit stage sends back to one connection.
+#[derive(Debug, Clone)]
+pub enum ReplyMsg {
+    /// The handshake's answer. `valid == false` means: answer with timeout 0 and
+    /// session 0 (the client reports SessionExpired), then close.
+    Connected {
+        /// Session id.
+        session_id: i64,
+        /// Negotiated timeout.
+        timeout_ms: i32,
+        /// Session password.
+        passwd: [u8; 16],
+        /// Whether the session is usable.
+        valid: bool,
+    },
+    /// A write's result.
+    Write {
+        /// The request's xid.
+        xid: i32,
+        /// The txn's zxid.
+        zxid: i64,
+        /// The request's opcode (decides the response record).
+        opcode: OpCode,
+        /// What happened.
+        outcome: Outcome,
+    },
+    /// Close the connection (session closed, expired, moved elsewhere or refused).
+    Close {
+        /// Why, for the log.
+        reason: &'static str,
+    },
+}
+
+/// What one group of requests produced: the txns to make durable, then the replies and
+/// watch changes to release once they are.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Txns in zxid order.
+    pub txns: Vec<Txn>,
+    /// Replies in order.
+    pub replies: Vec<(ConnRef, ReplyMsg)>,
+    /// Watch-relevant changes in order.
+    pub changes: Vec<Change>,
+}
+
+impl Batch {
+    /// Whether nothing happened.
+    pub fn is_empty(&self) -> bool {
+        self.txns.is_empty() && self.replies.is_empty()
+    }
+}
+
+struct SessionLife {
+    expires_at_ms: i64,
+    owner: Option<ConnRef>,
+}
+
+/// The commit stage's state and logic.
+pub struct CommitCore {
+    head: DataState,
+    cfg: CoreConfig,
+    next_session_id: i64,
+    lives: HashMap<i64, SessionLife>,
+    batch: Batch,
+    next_reap_ms: i64,
+    open_acl: Arc<[Acl]>,
+}
+
+/// ZooKeeper's `OPEN_ACL_UNSAFE`: all permissions for world:anyone.
+pub fn open_acl_unsafe() -> Arc<[Acl]> {
+    Arc::from(vec![Acl {
+        perms: ferrokeeper_net::codes::perms::ALL,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }])
+}
+
+impl CommitCore {
+    /// A commit core over a fresh state.
+    pub fn new(cfg: CoreConfig, now_ms: i64) -> CommitCore {
+        let open_acl = open_acl_unsafe();
+        // SessionTrackerImpl.initializeNextSessionId: time in the middle bits, server id
+        // in the top byte.
+        let next_session_id = (((now_ms << 24) as u64) >> 8) as i64 | (cfg.server_id << 56);
+        CommitCore {
+            head: DataState::new(open_acl.clone()),
+            next_reap_ms: now_ms + cfg.container_check_interval_ms,
+            cfg,
+            next_session_id,
+            lives: HashMap::new(),
+            batch: Batch::default(),
+            open_acl,
+        }
+    }
+
+    /// The head state (all accepted txns).
+    pub fn head(&self) -> &DataState {
+        &self.head
+    }
+
+    /// The ACL new trees start with.
+    pub fn open_acl(&self) -> &Arc<[Acl]> {
+        &self.open_acl
+    }
+
+    /// Takes the batch built so far.
+    pub fn take_batch(&mut self) -> Batch {
+        std::mem::take(&mut self.batch)
+    }
+
+    /// Whether requests are waiting in the current batch.
+    pub fn batch_len(&self) -> usize {
+        self.batch.txns.len() + self.batch.replies.len()
+    }
+
+    fn negotiate(&self, asked: i32) -> i32 {
+        asked.clamp(
+            self.cfg.min_session_timeout_ms,
+            self.cfg.max_session_timeout_ms,
+        )
+    }
+
+    fn commit(&mut self, session_id: i64, cxid: i32, op: TxnOp, now_ms: i64) -> (i64, Outcome) {
+        let zxid = self.head.last_zxid + 1;
+        let txn = Txn {
+            zxid,
+            time_ms: now_ms,
+            session_id,
+            cxid,
+            op,
+        };
+        let outcome = apply(
+            &mut self.head,
+            &txn,
+            self.cfg.extended_types,
+            &mut self.batch.changes,
+        );
+        self.batch.txns.push(txn);
+        (zxid, outcome)
+    }
+
+    /// Handles one message from a shard at time `now_ms`.
+    pub fn handle(&mut self, msg: CommitRequest, now_ms: i64) {
+        match msg {
+            CommitRequest::Connect { conn, connect } => self.connect(conn, connect, now_ms),
+            CommitRequest::Write {
+                conn,
+                session_id,
+                xid,
+                request,
+                auth,
+            } => self.write(conn, session_id, xid, request, &auth, now_ms),
+            CommitRequest::ConnClosed { conn, session_id } => {
+                if let Some(life) = self.lives.get_mut(&session_id) {
+                    if life.owner == Some(conn) {
+                        life.owner = None;
+                    }
+                }
+            }
+            CommitRequest::Touch(ids) => {
+                for id in ids {
+                    if let (Some(life), Some(s)) =
+                        (self.lives.get_mut(&id), self.head.sessions.get(&id))
+                    {
+                        life.expires_at_ms = now_ms + i64::from(s.timeout_ms);
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, conn: ConnRef, connect: Connect, now_ms: i64) {
+        let req = &connect.request;
+        // ZooKeeperServer.processConnectRequest: a client that has seen a newer zxid
+        // than ours must find another server.
+        if req.last_zxid_seen > self.head.last_zxid {
+            self.batch.replies.push((
+                conn,
+                ReplyMsg::Close {
+                    reason: "client has seen a zxid newer than this server's",
+                },
+            ));
+            return;
+        }
+        let timeout_ms = self.negotiate(req.time_out);
+        if req.session_id == 0 {
+            let session_id = self.next_session_id;
+            self.next_session_id += 1;
+            let passwd: [u8; 16] = rand::random();
+            self.commit(
+                session_id,
+                0,
+                TxnOp::CreateSession {
+                    session_id,
+                    timeout_ms,
+                    passwd,
+                },
+                now_ms,
+            );
+            self.lives.insert(
+                session_id,
+                SessionLife {
+                    expires_at_ms: now_ms + i64::from(timeout_ms),
+                    owner: Some(conn),
+                },
+            );
+            self.batch.replies.push((
+                conn,
+                ReplyMsg::Connected {
+                    session_id,
+                    timeout_ms,
+                    passwd,
+                    valid: true,
+                },
+            ));
+            return;
+        }
+        let valid = self
+            .head
+            .sessions
+            .get(&req.session_id)
+            .is_some_and(|s| s.passwd[..] == req.passwd[..]);
+        if !valid {
+            self.batch.replies.push((
+                conn,
+                ReplyMsg::Connected {
+                    session_id: 0,
+                    timeout_ms: 0,
+                    passwd: [0; 16],
+                    valid: false,
+                },
+            ));
+            return;
+        }
+        let session = &self.head.sessions[&req.session_id];
+        let passwd = session.passwd;
+        let life = self.lives.entry(req.session_id).or_insert(SessionLife {
+            expires_at_ms: 0,
+            owner: None,
+        });
+        life.expires_at_ms = now_ms + i64::from(timeout_ms);
+        if let Some(old) = life.owner.replace(conn) {
+            if old != conn {
+                self.batch.replies.push((
+                    old,
+                    ReplyMsg::Close {
+                        reason: "session reattached on another connection",
+                    },
+                ));
+            }
+        }
+        self.batch.replies.push((
+            conn,
+            ReplyMsg::Connected {
+                session_id: req.session_id,
+                timeout_ms,
+                passwd,
+                valid: true,
+            },
+        ));
+    }
+
+    fn write(
+        &mut self,
+        conn: ConnRef,
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        auth: &AuthIds,
+        now_ms: i64,
+    ) {
+        let opcode = opcode_of(&request);
+        let ctx = PrepCtx {
+            session_id,
+            auth,
+            extended_types: self.cfg.extended_types,
+            skip_acl: self.cfg.skip_acl,
+            zxid: self.head.last_zxid + 1,
+            time_ms: now_ms,
+        };
+        let op = prep(&self.head, &request, &ctx);
+        let closing = matches!(op, TxnOp::CloseSession { .. });
+        let (zxid, mut outcome) = self.commit(session_id, xid, op, now_ms);
+        if let (Request::Multi(ops), Outcome::Multi(results)) = (&request, &mut outcome) {
+            for (op, r) in ops.iter().zip(results.iter_mut()) {
+                if let (OpCode::Create, Outcome::Created { path, .. }) = (op.opcode(), &*r) {
+                    *r = Outcome::CreatedPlain(path.clone());
+                }
+            }
+        }
+        self.batch.replies.push((
+            conn,
+            ReplyMsg::Write {
+                xid,
+                zxid,
+                opcode,
+                outcome,
+            },
+        ));
+        if closing {
+            self.lives.remove(&session_id);
+            self.batch.replies.push((
+                conn,
+                ReplyMsg::Close {
+                    reason: "client closed the session",
+                },
+            ));
+        }
+    }
+
+    /// Expires sessions not heard from within their timeout, and reaps containers and
+    /// TTL nodes when their interval is due. Call it every tick or so.
+    pub fn tick(&mut self, now_ms: i64) {
+        let mut expired: Vec<i64> = self
+            .lives
+            .iter()
+            .filter(|(_, l)| l.expires_at_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        expired.sort_unstable();
+        for id in expired {
+            let life = self.lives.remove(&id);
+            if self.head.sessions.contains_key(&id) {
+                tracing::info!(session = format_args!("0x{id:x}"), "session expired");
+                self.commit(id, 0, TxnOp::CloseSession { session_id: id }, now_ms);
+            }
+            if let Some(owner) = life.and_then(|l| l.owner) {
+                self.batch.replies.push((
+                    owner,
+                    ReplyMsg::Close {
+                        reason: "session expired",
+                    },
+                ));
+            }
+        }
+        if now_ms >= self.next_reap_ms {
+            self.next_reap_ms = now_ms + self.cfg.container_check_interval_ms;
+            self.reap(now_ms);
+        }
+    }
+
+    /// ContainerManager: empty containers that once had children, containers never
+    /// used for `maxNeverUsedIntervalMs`, and childless TTL nodes not modified within
+    /// their TTL are deleted, at most `maxPerMinute` per minute.
+    fn reap(&mut self, now_ms: i64) {
+        let budget = (self.cfg.container_max_per_minute as i64
+            * self.cfg.container_check_interval_ms
+            / 60_000)
+            .max(1) as usize;
+        let mut doomed: Vec<Arc<str>> = Vec::new();
+        for path in self.head.containers.iter() {
+            let Some(n) = self.head.tree.get(path) else {
+                continue;
+            };
+            if !n.children.is_empty() {
+                continue;
+            }
+            let used = n.stat.cversion > 0;
+            let never_used_expired = self.cfg.container_max_never_used_ms > 0
+                && now_ms - n.stat.mtime > self.cfg.container_max_never_used_ms;
+            if used || never_used_expired {
+                doomed.push(path.clone());
+            }
+        }
+        for path in self.head.ttls.iter() {
+            let Some(n) = self.head.tree.get(path) else {
+                continue;
+            };
+            let ttl = ttl_of(n.stat.ephemeral_owner);
+            if n.children.is_empty() && ttl != 0 && now_ms - n.stat.mtime > ttl {
+                doomed.push(path.clone());
+            }
+        }
+        for path in doomed.into_iter().take(budget) {
+            self.commit(0, 0, TxnOp::Delete { path }, now_ms);
+        }
+    }
+
+    /// Sessions alive in the head state (for 4lw and tests).
+    pub fn session_count(&self) -> usize {
+        self.head.sessions.len()
+    }
+}
+
+/// The opcode a reply must answer for.
+pub fn opcode_of(r: &Request) -> OpCode {
+    match r {
+        Request::Create(c) => c.op(),
+        Request::Delete(_) => OpCode::Delete,
+        Request::SetData(_) => OpCode::SetData,
+        Request::SetAcl(_) => OpCode::SetAcl,
+        Request::Check(_) => OpCode::Check,
+        Request::Multi(_) => OpCode::Multi,
+        Request::CloseSession => OpCode::CloseSession,
+        Request::Reconfig(_) => OpCode::Reconfig,
+        _ => OpCode::Error,
+    }
+}
+
+/// An outcome's error code, if the whole request failed (a failed multi is not an
+/// error at the reply-header level: its per-op results carry the codes).
+pub fn outcome_err(o: &Outcome) -> ErrorCode {
+    match o {
+        Outcome::Error(e) => *e,
+        _ => ErrorCode::Ok,
+    }
+}

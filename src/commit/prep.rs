@@ -1,0 +1,277 @@
+//! Prep: turns a write request into a txn by checking it against the head state, in
+//! exactly the order ZooKeeper's `PrepRequestProcessor` checks, so the first failing
+//! check (and so the error code a client sees) is the same.
+
+use std::sync::Arc;
+
+use ferrokeeper_net::codes::{perms, CreateMode, ErrorCode, OpCode};
+use ferrokeeper_net::request::{CreateOp, MultiOp, Request};
+
+use super::apply::apply;
+use super::txn::{Txn, TxnOp};
+use crate::acl::{self, AuthIds};
+use crate::path;
+use crate::state::{owner_kind, DataState, OwnerKind, CONTAINER_OWNER, EXTENDED_MASK, TTL_MAX_MS};
+use crate::tree::parent_of;
+
+/// Who asks, and the settings prep depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct PrepCtx<'a> {
+    /// The requesting session.
+    pub session_id: i64,
+    /// Its identities.
+    pub auth: &'a AuthIds,
+    /// `extendedTypesEnabled` (TTL nodes).
+    pub extended_types: bool,
+    /// `skipACL`.
+    pub skip_acl: bool,
+    /// The zxid the txn will carry (multi sub-ops share it).
+    pub zxid: i64,
+    /// The txn's time.
+    pub time_ms: i64,
+}
+
+type Prepped = Result<TxnOp, ErrorCode>;
+
+/// Decides the txn for a write request. Failures become `TxnOp::Error`.
+pub fn prep(state: &DataState, request: &Request, ctx: &PrepCtx<'_>) -> TxnOp {
+    let result = match request {
+        Request::Create(c) => check_session(state, ctx).and_then(|_| prep_create(state, c, ctx)),
+        Request::Delete(d) => {
+            check_session(state, ctx).and_then(|_| prep_delete(state, &d.path, d.version, ctx))
+        }
+        Request::SetData(s) => check_session(state, ctx)
+            .and_then(|_| prep_set_data(state, &s.path, &s.data, s.version, ctx)),
+        Request::SetAcl(s) => check_session(state, ctx).and_then(|_| prep_set_acl(state, s, ctx)),
+        Request::Check(c) => {
+            check_session(state, ctx).and_then(|_| prep_check(state, &c.path, c.version, ctx))
+        }
+        Request::Multi(ops) => return prep_multi(state, ops, ctx),
+        Request::CloseSession => Ok(TxnOp::CloseSession {
+            session_id: ctx.session_id,
+        }),
+        Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
+        _ => Err(ErrorCode::Unimplemented),
+    };
+    result.unwrap_or_else(|err| TxnOp::Error { err })
+}
+
+fn check_session(state: &DataState, ctx: &PrepCtx<'_>) -> Result<(), ErrorCode> {
+    if state.sessions.contains_key(&ctx.session_id) {
+        Ok(())
+    } else {
+        Err(ErrorCode::SessionExpired)
+    }
+}
+
+fn check_acl(
+    node_acl: &[ferrokeeper_net::records::Acl],
+    perm: i32,
+    ctx: &PrepCtx<'_>,
+) -> Result<(), ErrorCode> {
+    if acl::check(node_acl, perm, ctx.auth, ctx.skip_acl) {
+        Ok(())
+    } else {
+        Err(ErrorCode::NoAuth)
+    }
+}
+
+/// `PrepRequestProcessor.checkAndIncVersion`: -1 matches any version; the next version
+/// skips -1 (ZOOKEEPER-4743) so a client can always name it.
+fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    let next = current.wrapping_add(1);
+    Ok(if next == -1 { 0 } else { next })
+}
+
+/// `getParentPathAndValidate`: no '/', a NUL, or a special path is BadArguments.
+fn parent_for_delete(p: &str) -> Result<&str, ErrorCode> {
+    if !p.contains('/') || p.contains('\0') || path::is_special(p) {
+        return Err(ErrorCode::BadArguments);
+    }
+    Ok(parent_of(p))
+}
+
+fn prep_create(state: &DataState, c: &CreateOp, ctx: &PrepCtx<'_>) -> Prepped {
+    let mode = CreateMode::from_i32(c.flags).ok_or(ErrorCode::BadArguments)?;
+    // validateCreateRequest: TTL needs extended types, then the TTL must fit the mode.
+    if mode.is_ttl() && !ctx.extended_types {
+        return Err(ErrorCode::Unimplemented);
+    }
+    if mode.is_ttl() {
+        if c.ttl <= 0 || c.ttl > TTL_MAX_MS {
+            return Err(ErrorCode::BadArguments);
+        }
+    } else if c.ttl >= 0 {
+        return Err(ErrorCode::BadArguments);
+    }
+    // validatePathForCreate: only '/' presence and NUL here; the full check comes later.
+    let Some(last_slash) = c.path.rfind('/') else {
+        return Err(ErrorCode::BadArguments);
+    };
+    if c.path.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
+    let parent_path = if last_slash == 0 {
+        "/"
+    } else {
+        &c.path[..last_slash]
+    };
+    let acl = acl::fixup_acl(&c.acl, ctx.auth)?;
+    // ZooKeeper looks the parent up by the raw prefix: "/a/" has parent "/a", and "/"
+    // has parent "", which ZooKeeper's node map (like our tree) resolves to the root.
+    let parent = state.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
+    check_acl(&parent.acl, perms::CREATE, ctx)?;
+    let mut final_path = c.path.clone();
+    if mode.is_sequential() {
+        final_path.push_str(&format!("{:010}", parent.stat.cversion));
+    }
+    path::validate(&final_path, false).map_err(|_| ErrorCode::BadArguments)?;
+    if state.tree.get(&final_path).is_some() {
+        return Err(ErrorCode::NodeExists);
+    }
+    if owner_kind(parent.stat.ephemeral_owner, ctx.extended_types) == OwnerKind::Normal {
+        return Err(ErrorCode::NoChildrenForEphemerals);
+    }
+    let ephemeral_owner = match c.op() {
+        OpCode::CreateContainer => CONTAINER_OWNER,
+        OpCode::CreateTtl => {
+            if !mode.is_ttl() {
+                // ZooKeeper would log a CreateTTLTxn it cannot apply; refuse it instead.
+                return Err(ErrorCode::BadArguments);
+            }
+            EXTENDED_MASK | c.ttl
+        }
+        _ if mode.is_ephemeral() => ctx.session_id,
+        // ZooKeeper's CreateTxn has only an `ephemeral` flag, so a plain create with the
+        // container or TTL mode makes an ordinary persistent node; so do we.
+        _ => 0,
+    };
+    Ok(TxnOp::Create {
+        path: Arc::from(final_path),
+        data: Arc::from(&c.data[..]),
+        acl: Arc::from(acl),
+        ephemeral_owner,
+        parent_cversion: parent.stat.cversion.wrapping_add(1),
+    })
+}
+
+fn prep_delete(state: &DataState, p: &str, version: i32, ctx: &PrepCtx<'_>) -> Prepped {
+    let parent_path = parent_for_delete(p)?;
+    let parent = state.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
+    check_acl(&parent.acl, perms::DELETE, ctx)?;
+    let node = state.tree.get(p).ok_or(ErrorCode::NoNode)?;
+    check_and_inc_version(node.stat.version, version)?;
+    if !node.children.is_empty() {
+        return Err(ErrorCode::NotEmpty);
+    }
+    Ok(TxnOp::Delete { path: Arc::from(p) })
+}
+
+fn prep_set_data(
+    state: &DataState,
+    p: &str,
+    data: &[u8],
+    version: i32,
+    ctx: &PrepCtx<'_>,
+) -> Prepped {
+    path::validate(p, false).map_err(|_| ErrorCode::BadArguments)?;
+    let node = state.tree.get(p).ok_or(ErrorCode::NoNode)?;
+    check_acl(&node.acl, perms::WRITE, ctx)?;
+    let version = check_and_inc_version(node.stat.version, version)?;
+    Ok(TxnOp::SetData {
+        path: Arc::from(p),
+        data: Arc::from(data),
+        version,
+    })
+}
+
+fn prep_set_acl(
+    state: &DataState,
+    s: &ferrokeeper_net::records::SetAclRequest,
+    ctx: &PrepCtx<'_>,
+) -> Prepped {
+    path::validate(&s.path, false).map_err(|_| ErrorCode::BadArguments)?;
+    let acl = acl::fixup_acl(&s.acl, ctx.auth)?;
+    let node = state.tree.get(s.path.as_str()).ok_or(ErrorCode::NoNode)?;
+    check_acl(&node.acl, perms::ADMIN, ctx)?;
+    let aversion = check_and_inc_version(node.stat.aversion, s.version)?;
+    Ok(TxnOp::SetAcl {
+        path: Arc::from(s.path.as_str()),
+        acl: Arc::from(acl),
+        aversion,
+    })
+}
+
+fn prep_check(state: &DataState, p: &str, version: i32, ctx: &PrepCtx<'_>) -> Prepped {
+    path::validate(p, false).map_err(|_| ErrorCode::BadArguments)?;
+    let node = state.tree.get(p).ok_or(ErrorCode::NoNode)?;
+    check_acl(&node.acl, perms::READ, ctx)?;
+    check_and_inc_version(node.stat.version, version)?;
+    Ok(TxnOp::Check { path: Arc::from(p) })
+}
+
+/// Preps each op against a scratch copy of the state with the earlier ops applied, as
+/// ZooKeeper preps against its outstanding change records. On the first failure every
+/// op becomes an error txn: `Ok` before it, its code, `RuntimeInconsistency` after.
+fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
+    let mut scratch = state.clone();
+    let mut txns = Vec::with_capacity(ops.len());
+    let mut failed: Option<usize> = None;
+    let mut sink = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if failed.is_some() {
+            txns.push(TxnOp::Error {
+                err: ErrorCode::RuntimeInconsistency,
+            });
+            continue;
+        }
+        let r = check_session(&scratch, ctx).and_then(|_| match op {
+            MultiOp::Create(c) => prep_create(&scratch, c, ctx),
+            MultiOp::Delete(d) => prep_delete(&scratch, &d.path, d.version, ctx),
+            MultiOp::SetData(s) => prep_set_data(&scratch, &s.path, &s.data, s.version, ctx),
+            MultiOp::Check(c) => prep_check(&scratch, &c.path, c.version, ctx),
+            // Reads belong in multiRead; ZooKeeper's prep has no txn for them.
+            MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::Unimplemented),
+        });
+        match r {
+            Ok(t) => {
+                let sub = Txn {
+                    zxid: ctx.zxid,
+                    time_ms: ctx.time_ms,
+                    session_id: ctx.session_id,
+                    cxid: 0,
+                    op: t.clone(),
+                };
+                apply(&mut scratch, &sub, ctx.extended_types, &mut sink);
+                sink.clear();
+                txns.push(t);
+            }
+            Err(err) => {
+                failed = Some(i);
+                txns.push(TxnOp::Error { err });
+            }
+        }
+    }
+    if let Some(i) = failed {
+        for t in txns.iter_mut().take(i) {
+            *t = TxnOp::Error { err: ErrorCode::Ok };
+        }
+    }
+    TxnOp::Multi(txns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_increment_skips_minus_one() {
+        assert_eq!(check_and_inc_version(5, -1), Ok(6));
+        assert_eq!(check_and_inc_version(5, 5), Ok(6));
+        assert_eq!(check_and_inc_version(5, 4), Err(ErrorCode::BadVersion));
+        assert_eq!(check_and_inc_version(-2, -1), Ok(0));
+    }
+}

@@ -1,0 +1,32 @@
+//! # ferrokeeper — a ZooKeeper-compatible coordination server
+//!
+//! The request's way through the server names the modules:
+//!
+//! - [`shard`]: thread-per-core glommio executors; connections, framing, reads from
+//!   the shard's published root, watch firing, replies.
+//! - [`commit`]: the one ordered stage that changes state: `prep` (request → txn with
+//!   every check ZooKeeper makes), `apply` (txn → new state), `core` (zxids, sessions,
+//!   batching, reaping) and `stage` (its executor).
+//! - [`state`] and [`tree`]: the replicated state in persistent (structurally shared)
+//!   maps, so a published root is an immutable snapshot readers hold without locks.
+//! - [`watch`], [`acl`], [`path`]: ZooKeeper's watch, ACL and path rules, pure.
+//! - [`config`] (zoo.cfg) and [`admin`] (four-letter words).
+//!
+//! Must never: mutate state outside the commit stage, block a shard, or panic on
+//! anything a client sends.
+
+pub mod acl;
+pub mod admin;
+pub mod commit;
+pub mod config;
+pub mod path;
+pub mod server;
+pub mod shard;
+pub mod state;
+pub mod tree;
+pub mod watch;
+
+/// The text answer to a four-letter word, as the shard that received it sees the server.
+pub fn admin_reply(shard: &shard::Shard, cmd: &str) -> String {
+    admin::reply_for_shard(shard, cmd)
+}

@@ -1,0 +1,123 @@
+//! Wiring: builds the commit stage and the shards from a [`Config`], connects them with
+//! bounded SPSC queues (one pair per shard), and runs each on its own glommio executor.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::shared_channel;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::commit::core::{CommitCore, CoreConfig};
+use crate::config::Config;
+
+/// Counters one shard keeps and the admin commands read (relaxed atomics: they are
+/// statistics, not synchronisation).
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    /// Live connections.
+    pub connections: AtomicU64,
+    /// Frames received.
+    pub packets_received: AtomicU64,
+    /// Bytes written to clients.
+    pub bytes_sent: AtomicU64,
+    /// Watches registered on this shard.
+    pub watch_count: AtomicU64,
+}
+
+/// What every shard shares: settings and counters.
+#[derive(Debug)]
+pub struct ServerShared {
+    /// The whole configuration (for `conf` and friends).
+    pub config: Config,
+    /// Where shards listen.
+    pub listen_addr: SocketAddr,
+    /// `tickTime`.
+    pub tick_time_ms: u64,
+    /// `jute.maxbuffer`: the largest frame a client may send.
+    pub jute_max_buffer: usize,
+    /// `skipACL`.
+    pub skip_acl: bool,
+    /// `DigestAuthenticationProvider.superDigest`.
+    pub super_digest: Option<String>,
+    /// Per-shard counters.
+    pub shard_stats: Vec<Arc<ShardStats>>,
+    /// When the server started.
+    pub started: Instant,
+}
+
+/// Runs the server until the process is killed.
+pub fn run(config: Config) -> std::io::Result<()> {
+    let shards = config.shards.max(1);
+    let listen_addr = SocketAddr::new(
+        config
+            .client_port_address
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        config.client_port,
+    );
+    let shared = Arc::new(ServerShared {
+        listen_addr,
+        tick_time_ms: u64::from(config.tick_time_ms),
+        jute_max_buffer: config.jute_max_buffer,
+        skip_acl: config.skip_acl,
+        super_digest: config.super_digest.clone(),
+        shard_stats: (0..shards)
+            .map(|_| Arc::new(ShardStats::default()))
+            .collect(),
+        started: Instant::now(),
+        config: config.clone(),
+    });
+    let core_cfg = CoreConfig {
+        tick_time_ms: i64::from(config.tick_time_ms),
+        min_session_timeout_ms: config.min_session_timeout_ms as i32,
+        max_session_timeout_ms: config.max_session_timeout_ms as i32,
+        extended_types: config.extended_types_enabled,
+        skip_acl: config.skip_acl,
+        server_id: config.server_id as i64,
+        container_check_interval_ms: config.container_check_interval_ms as i64,
+        container_max_per_minute: config.container_max_per_minute as usize,
+        container_max_never_used_ms: config.container_max_never_used_interval_ms as i64,
+    };
+    let core = CommitCore::new(core_cfg, crate::commit::stage::now_ms());
+    let root = Arc::new(core.head().clone());
+    let depth = config.commit_queue_depth.max(16);
+    let batch_max = config.commit_batch_max.max(1);
+
+    let mut to_commit_rx = Vec::new();
+    let mut to_shard_tx = Vec::new();
+    let mut shard_ends = Vec::new();
+    for _ in 0..shards {
+        let (tx, rx) = shared_channel::new_bounded(depth);
+        let (ctx, crx) = shared_channel::new_bounded(depth);
+        to_commit_rx.push(rx);
+        to_shard_tx.push(ctx);
+        shard_ends.push((tx, crx));
+    }
+
+    let tick = Duration::from_millis((u64::from(config.tick_time_ms) / 20).clamp(5, 100));
+    let commit = LocalExecutorBuilder::new(Placement::Unbound)
+        .name("commit")
+        .spawn(move || crate::commit::stage::run(core, to_commit_rx, to_shard_tx, tick, batch_max))
+        .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
+
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut handles = Vec::new();
+    for (i, (tx, crx)) in shard_ends.into_iter().enumerate() {
+        let shared = shared.clone();
+        let root = root.clone();
+        let h = LocalExecutorBuilder::new(Placement::Fixed(i % cpus))
+            .name(&format!("shard{i}"))
+            .spawn(move || crate::shard::run(i, shared, tx, crx, root))
+            .map_err(|e| std::io::Error::other(format!("cannot start shard {i}: {e}")))?;
+        handles.push(h);
+    }
+    tracing::info!(%listen_addr, shards, "ferrokeeper serving (no durable log yet: data lives in memory)");
+    for h in handles {
+        let _ = h.join();
+    }
+    let _ = commit.join();
+    Ok(())
+}

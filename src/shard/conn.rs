@@ -1,0 +1,518 @@
+//! One client connection: a reader task (frames → requests) and a writer task (output
+//! buffer → socket), sharing the connection's state through `Rc<Conn>`.
+//!
+//! Per-session order: replies leave in request order. A write is queued as pending
+//! until its completion arrives; a read that arrives while writes are pending waits
+//! behind them and is served, from the newer root, when they complete.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ferrokeeper_net::codes::{xid, ErrorCode, KeeperState};
+use ferrokeeper_net::frame::{begin_frame, check_frame, end_frame, LENGTH_BYTES};
+use ferrokeeper_net::jute::Encode;
+use ferrokeeper_net::records::{ConnectResponse, ReplyHeader, WatcherEvent};
+use ferrokeeper_net::request::{Connect, Request};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+
+use super::read::{self, ReadCtx};
+use super::reply::{header_only, notification, write_reply};
+use super::Shard;
+use crate::acl::{self, AuthIds};
+use crate::commit::core::{CommitRequest, ConnRef, ReplyMsg};
+
+/// Bytes of replies and notifications a connection may have waiting for the client
+/// before the server gives up on it (a client that never reads its replies).
+const OUTPUT_BYTES_MAX: usize = 64 << 20;
+/// A reader stops reading requests while this many bytes wait for the client.
+const OUTPUT_BYTES_PAUSE: usize = 4 << 20;
+/// Bytes read from the socket at a time.
+const READ_CHUNK_BYTES: usize = 64 << 10;
+
+enum Pending {
+    Write,
+    Read { xid: i32, req: Request },
+    Error { xid: i32, err: ErrorCode },
+}
+
+struct ConnState {
+    session_id: i64,
+    auth: Arc<AuthIds>,
+    pending: VecDeque<Pending>,
+    out: Vec<u8>,
+    closing: Option<&'static str>,
+    has_read_only: bool,
+}
+
+/// A connection as the shard sees it.
+pub struct Conn {
+    id: u64,
+    fd: RawFd,
+    st: RefCell<ConnState>,
+    wake_writer: LocalSender<()>,
+    connect_result: LocalSender<bool>,
+    wake_reader: LocalSender<()>,
+}
+
+impl Conn {
+    fn wake(&self) {
+        let _ = self.wake_writer.try_send(());
+    }
+
+    /// Marks the connection for closing after what is buffered has been written.
+    pub fn close(&self, reason: &'static str) {
+        let mut st = self.st.borrow_mut();
+        if st.closing.is_none() {
+            tracing::debug!(
+                conn = self.id,
+                session = format_args!("0x{:x}", st.session_id),
+                reason,
+                "closing connection"
+            );
+            st.closing = Some(reason);
+        }
+        drop(st);
+        self.wake();
+        let _ = self.wake_reader.try_send(());
+        let _ = self.connect_result.try_send(false);
+    }
+
+    fn push_output(&self, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut st = self.st.borrow_mut();
+        // Once closing, nothing more is queued: what was queued before still goes out.
+        if st.closing.is_some() {
+            return;
+        }
+        f(&mut st.out);
+        let over = st.out.len() > OUTPUT_BYTES_MAX;
+        drop(st);
+        if over {
+            tracing::warn!(conn = self.id, "client is not reading its replies; closing");
+            self.close("output backlog over limit");
+        }
+        self.wake();
+    }
+
+    /// Whether this connection's identities grant READ on a node with `acl`.
+    pub fn may_read(&self, acl: &[ferrokeeper_net::records::Acl], skip_acl: bool) -> bool {
+        acl::check(
+            acl,
+            ferrokeeper_net::codes::perms::READ,
+            &self.st.borrow().auth,
+            skip_acl,
+        )
+    }
+
+    /// Queues a watch notification.
+    pub fn notify(&self, event: &WatcherEvent, zxid: i64) {
+        self.push_output(|out| notification(out, zxid, event));
+    }
+
+    /// Handles a reply from the commit stage.
+    pub fn on_reply(&self, shard: &Rc<Shard>, reply: ReplyMsg) {
+        match reply {
+            ReplyMsg::Connected {
+                session_id,
+                timeout_ms,
+                passwd,
+                valid,
+            } => {
+                let has_read_only = self.st.borrow().has_read_only;
+                self.push_output(|out| {
+                    let at = begin_frame(out);
+                    ConnectResponse {
+                        protocol_version: 0,
+                        time_out: timeout_ms,
+                        session_id,
+                        passwd: passwd.to_vec().into(),
+                    }
+                    .encode(out);
+                    if has_read_only {
+                        false.encode(out);
+                    }
+                    end_frame(out, at);
+                });
+                if valid {
+                    self.st.borrow_mut().session_id = session_id;
+                    shard.touched.borrow_mut().insert(session_id);
+                    tracing::debug!(
+                        conn = self.id,
+                        session = format_args!("0x{session_id:x}"),
+                        timeout_ms,
+                        "session established"
+                    );
+                } else {
+                    self.close("invalid session: expired or wrong password");
+                }
+                let _ = self.connect_result.try_send(valid);
+            }
+            ReplyMsg::Write {
+                xid,
+                zxid,
+                opcode,
+                outcome,
+            } => {
+                let front = self.st.borrow_mut().pending.pop_front();
+                assert!(
+                    matches!(front, Some(Pending::Write)),
+                    "write reply without a pending write on conn {}",
+                    self.id
+                );
+                self.push_output(|out| write_reply(out, xid, zxid, opcode, &outcome));
+                self.drain_reads(shard);
+            }
+            ReplyMsg::Close { reason } => self.close(reason),
+        }
+    }
+
+    /// Serves the reads queued behind completed writes.
+    fn drain_reads(&self, shard: &Rc<Shard>) {
+        loop {
+            let next = {
+                let mut st = self.st.borrow_mut();
+                match st.pending.front() {
+                    Some(Pending::Read { .. }) | Some(Pending::Error { .. }) => {
+                        st.pending.pop_front()
+                    }
+                    _ => None,
+                }
+            };
+            match next {
+                Some(Pending::Read { xid, req }) => self.serve_read(shard, xid, &req),
+                Some(Pending::Error { xid, err }) => {
+                    let zxid = shard.root.borrow().last_zxid;
+                    self.push_output(|out| header_only(out, xid, zxid, err));
+                }
+                _ => break,
+            }
+        }
+        let _ = self.wake_reader.try_send(());
+    }
+
+    fn serve_read(&self, shard: &Rc<Shard>, xid: i32, req: &Request) {
+        let root = shard.root.borrow().clone();
+        let (session_id, auth) = {
+            let st = self.st.borrow();
+            (st.session_id, st.auth.clone())
+        };
+        let ctx = ReadCtx {
+            conn: self.id,
+            session_id,
+            auth: &auth,
+            skip_acl: shard.shared.skip_acl,
+        };
+        let mut w = shard.watches.borrow_mut();
+        self.push_output(|out| read::serve(&root, &mut w, &ctx, xid, req, out));
+    }
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(
+    shard: Rc<Shard>,
+    id: u64,
+    stream: glommio::net::TcpStream,
+    peer: Option<SocketAddr>,
+) {
+    let fd = stream.as_raw_fd();
+    let _ = stream.set_nodelay(true);
+    let peer_addr = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let (rd, wr) = futures_lite::io::split(stream);
+    let (wake_writer, writer_rx) = local_channel::new_bounded(1);
+    let (connect_result, connect_rx) = local_channel::new_bounded(1);
+    let (wake_reader, reader_rx) = local_channel::new_bounded(1);
+    let conn = Rc::new(Conn {
+        id,
+        fd,
+        st: RefCell::new(ConnState {
+            session_id: 0,
+            auth: Arc::new(AuthIds::new(&peer_addr)),
+            pending: VecDeque::new(),
+            out: Vec::new(),
+            closing: None,
+            has_read_only: false,
+        }),
+        wake_writer,
+        connect_result,
+        wake_reader,
+    });
+    shard.conns.borrow_mut().insert(id, conn.clone());
+    shard.stats.connections.fetch_add(1, Ordering::Relaxed);
+
+    let writer = glommio::spawn_local(write_loop(shard.clone(), conn.clone(), wr, writer_rx));
+    let outcome = read_loop(&shard, &conn, rd, connect_rx, reader_rx).await;
+    if let Err(reason) = outcome {
+        tracing::info!(shard = shard.index, conn = id, peer = ?peer, %reason, "closing connection");
+    }
+    conn.close("reader finished");
+    writer.await;
+
+    shard.conns.borrow_mut().remove(&id);
+    shard.watches.borrow_mut().remove_connection(id);
+    shard.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    let session_id = conn.st.borrow().session_id;
+    if session_id != 0 {
+        let _ = shard
+            .to_commit
+            .send(CommitRequest::ConnClosed {
+                conn: ConnRef {
+                    shard: shard.index,
+                    conn: id,
+                },
+                session_id,
+            })
+            .await;
+    }
+}
+
+async fn write_loop(
+    shard: Rc<Shard>,
+    conn: Rc<Conn>,
+    mut wr: futures_lite::io::WriteHalf<glommio::net::TcpStream>,
+    wake: LocalReceiver<()>,
+) {
+    let mut buf = Vec::new();
+    loop {
+        let closing = {
+            let mut st = conn.st.borrow_mut();
+            std::mem::swap(&mut buf, &mut st.out);
+            st.closing.is_some()
+        };
+        if buf.is_empty() {
+            if closing {
+                break;
+            }
+            if wake.recv().await.is_none() {
+                break;
+            }
+            continue;
+        }
+        if let Err(e) = wr.write_all(&buf).await {
+            tracing::debug!(conn = conn.id, error = %e, "write failed");
+            conn.close("write failed");
+            break;
+        }
+        shard
+            .stats
+            .bytes_sent
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        buf.clear();
+        let _ = conn.wake_reader.try_send(());
+    }
+    let _ = wr.flush().await;
+    // Wakes a reader blocked on the socket so the connection's tasks end together.
+    // SAFETY: `fd` belongs to the stream, which both halves keep alive until they drop.
+    unsafe {
+        libc::shutdown(conn.fd, libc::SHUT_RDWR);
+    }
+}
+
+type ReadResult = Result<(), String>;
+
+async fn read_more(
+    rd: &mut futures_lite::io::ReadHalf<glommio::net::TcpStream>,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+) -> Result<bool, String> {
+    match rd.read(chunk).await {
+        Ok(0) => Ok(false),
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(true)
+        }
+        Err(e) => Err(format!("read failed: {e}")),
+    }
+}
+
+async fn read_loop(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    mut rd: futures_lite::io::ReadHalf<glommio::net::TcpStream>,
+    connect_rx: LocalReceiver<bool>,
+    reader_rx: LocalReceiver<()>,
+) -> ReadResult {
+    let max_frame = shard.shared.jute_max_buffer;
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    let mut start = 0usize;
+    let mut connected = false;
+
+    // A four-letter word replaces the first length prefix.
+    while buf.len() < LENGTH_BYTES {
+        if !read_more(&mut rd, &mut buf, &mut chunk).await? {
+            return Ok(());
+        }
+    }
+    if let Some(cmd) = ferrokeeper_net::fourlw::sniff([buf[0], buf[1], buf[2], buf[3]]) {
+        let text = crate::admin_reply(shard, cmd);
+        conn.push_output(|out| out.extend_from_slice(text.as_bytes()));
+        conn.close("four-letter word answered");
+        return Ok(());
+    }
+
+    loop {
+        if conn.st.borrow().closing.is_some() {
+            return Ok(());
+        }
+        let frame = check_frame(&buf[start..], max_frame).map_err(|e| format!("bad frame: {e}"))?;
+        let Some(len) = frame else {
+            if start > 0 {
+                buf.drain(..start);
+                start = 0;
+            }
+            if !read_more(&mut rd, &mut buf, &mut chunk).await? {
+                return Ok(());
+            }
+            continue;
+        };
+        let payload = &buf[start + LENGTH_BYTES..start + LENGTH_BYTES + len];
+        shard.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+        if !connected {
+            let connect =
+                Connect::decode(payload).map_err(|e| format!("malformed connect request: {e}"))?;
+            conn.st.borrow_mut().has_read_only = connect.has_read_only;
+            start += LENGTH_BYTES + len;
+            shard
+                .to_commit
+                .send(CommitRequest::Connect {
+                    conn: ConnRef {
+                        shard: shard.index,
+                        conn: conn.id,
+                    },
+                    connect,
+                })
+                .await
+                .map_err(|_| "commit stage gone".to_string())?;
+            if connect_rx.recv().await != Some(true) {
+                return Ok(());
+            }
+            connected = true;
+            continue;
+        }
+        let (header, body) = ferrokeeper_net::request::Request::decode(payload)
+            .map_err(|e| format!("malformed request header: {e}"))?;
+        start += LENGTH_BYTES + len;
+        let session_id = conn.st.borrow().session_id;
+        shard.touched.borrow_mut().insert(session_id);
+        let req = match body {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(conn = conn.id, xid = header.xid, op = header.r#type, error = %e, "malformed request body");
+                conn.st.borrow_mut().pending.push_back(Pending::Error {
+                    xid: header.xid,
+                    err: ErrorCode::MarshallingError,
+                });
+                conn.drain_reads(shard);
+                continue;
+            }
+        };
+        dispatch(shard, conn, header.xid, req).await?;
+        // Backpressure: stop reading while the client lets replies pile up.
+        while conn.st.borrow().out.len() > OUTPUT_BYTES_PAUSE && conn.st.borrow().closing.is_none()
+        {
+            let _ = reader_rx.recv().await;
+        }
+    }
+}
+
+async fn dispatch(shard: &Rc<Shard>, conn: &Rc<Conn>, xid: i32, req: Request) -> ReadResult {
+    match req {
+        Request::Auth(a) => {
+            // ZooKeeper handles auth packets as they arrive, ahead of queued requests.
+            let ip_id = conn.st.borrow().auth.ids()[0].id.clone();
+            let result = acl::authenticate(
+                &a.scheme,
+                &a.auth,
+                &ip_id,
+                shard.shared.super_digest.as_deref(),
+            );
+            match result {
+                Ok(new_ids) => {
+                    {
+                        let mut st = conn.st.borrow_mut();
+                        let mut ids = (*st.auth).clone();
+                        for id in new_ids {
+                            ids.add(id);
+                        }
+                        st.auth = Arc::new(ids);
+                    }
+                    conn.push_output(|out| header_only(out, xid::AUTH, 0, ErrorCode::Ok));
+                }
+                Err(_) => {
+                    conn.push_output(|out| {
+                        header_only(out, xid::AUTH, 0, ErrorCode::AuthFailed);
+                        let at = begin_frame(out);
+                        ReplyHeader {
+                            xid: xid::NOTIFICATION,
+                            zxid: -1,
+                            err: 0,
+                        }
+                        .encode(out);
+                        WatcherEvent {
+                            r#type: -1,
+                            state: KeeperState::AuthFailed.code(),
+                            path: String::new(),
+                        }
+                        .encode(out);
+                        end_frame(out, at);
+                    });
+                    conn.close("authentication failed");
+                }
+            }
+            Ok(())
+        }
+        Request::Sasl(_) => {
+            // SASL is not offered yet: answer like a server without a SASL provider.
+            let zxid = shard.root.borrow().last_zxid;
+            conn.push_output(|out| header_only(out, xid, zxid, ErrorCode::AuthFailed));
+            Ok(())
+        }
+        Request::Unknown(op) => {
+            tracing::info!(conn = conn.id, op, "unknown opcode");
+            conn.st.borrow_mut().pending.push_back(Pending::Error {
+                xid,
+                err: ErrorCode::Unimplemented,
+            });
+            conn.drain_reads(shard);
+            Ok(())
+        }
+        w if w.is_write() => {
+            let (session_id, auth) = {
+                let mut st = conn.st.borrow_mut();
+                st.pending.push_back(Pending::Write);
+                (st.session_id, st.auth.clone())
+            };
+            shard
+                .to_commit
+                .send(CommitRequest::Write {
+                    conn: ConnRef {
+                        shard: shard.index,
+                        conn: conn.id,
+                    },
+                    session_id,
+                    xid,
+                    request: w,
+                    auth,
+                })
+                .await
+                .map_err(|_| "commit stage gone".to_string())
+        }
+        r => {
+            let queued = !conn.st.borrow().pending.is_empty();
+            if queued {
+                conn.st
+                    .borrow_mut()
+                    .pending
+                    .push_back(Pending::Read { xid, req: r });
+            } else {
+                conn.serve_read(shard, xid, &r);
+            }
+            Ok(())
+        }
+    }
+}

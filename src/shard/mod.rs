@@ -1,0 +1,196 @@
+//! A shard: one glommio executor pinned to one core, owning the connections the kernel
+//! hands its SO_REUSEPORT listener. Everything here is single-threaded: connection
+//! state, the shard's watch table and its current root live in `Rc`/`RefCell`, and no
+//! lock is taken on the per-request path.
+//!
+//! Reads are served here from the shard's root. Writes go to the commit stage through
+//! a bounded SPSC queue; when it is full the connection's reader waits, which stops it
+//! reading its socket (backpressure). Completions come back in commit order; the shard
+//! takes the new root, fires its watches, then releases replies — so a client always
+//! sees a watch event before a reply that reflects the change.
+
+mod conn;
+pub mod read;
+pub mod reply;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+
+use crate::commit::apply::Change;
+use crate::commit::core::{CommitRequest, ReplyMsg};
+use crate::server::{ServerShared, ShardStats};
+use crate::state::DataState;
+use crate::watch::{AclOf, WatchTable};
+
+/// What the commit stage sends each shard after a durable batch.
+#[derive(Debug)]
+pub struct Completion {
+    /// The state after the batch.
+    pub state: Arc<DataState>,
+    /// The batch's watch-relevant changes, shared by all shards.
+    pub changes: Arc<[Change]>,
+    /// Replies for this shard's connections, in order.
+    pub replies: Vec<(u64, ReplyMsg)>,
+}
+
+/// One shard's single-threaded state.
+pub struct Shard {
+    /// Index of this shard.
+    pub index: usize,
+    /// Server-wide settings and counters.
+    pub shared: Arc<ServerShared>,
+    /// The newest published state this shard has taken.
+    pub root: RefCell<Arc<DataState>>,
+    /// Live connections.
+    pub conns: RefCell<HashMap<u64, Rc<conn::Conn>>>,
+    /// Watches of this shard's connections.
+    pub watches: RefCell<WatchTable>,
+    /// Queue to the commit stage.
+    pub to_commit: ConnectedSender<CommitRequest>,
+    /// Sessions heard from since the last touch report.
+    pub touched: RefCell<HashSet<i64>>,
+    next_conn: Cell<u64>,
+    /// This shard's counters.
+    pub stats: Arc<ShardStats>,
+}
+
+impl Shard {
+    fn conn(&self, id: u64) -> Option<Rc<conn::Conn>> {
+        self.conns.borrow().get(&id).cloned()
+    }
+
+    /// Applies one completion: watch events (judged against the state before and
+    /// after the batch), the new root, then replies.
+    fn complete(self: &Rc<Self>, c: Completion) {
+        let before = self.root.replace(c.state.clone());
+        if !c.changes.is_empty() {
+            let zxid = c.state.last_zxid;
+            let mut fired = Vec::new();
+            {
+                let mut w = self.watches.borrow_mut();
+                for ch in c.changes.iter() {
+                    match ch {
+                        Change::Created(p) => w.node_created(p, zxid, &mut fired),
+                        Change::Deleted(p) => w.node_deleted(p, zxid, &mut fired),
+                        Change::DataChanged(p) => w.data_changed(p, zxid, &mut fired),
+                    }
+                }
+            }
+            for n in fired {
+                if let Some(conn) = self.conn(n.conn) {
+                    // ZooKeeper sends an event only to a watcher that may READ the node
+                    // the event names: a deleted node is judged by its last ACL.
+                    let path = n.event.path.as_str();
+                    let node = match n.acl {
+                        AclOf::Unchecked => None,
+                        _ => c.state.tree.get(path).or_else(|| before.tree.get(path)),
+                    };
+                    if let Some(node) = node {
+                        if !conn.may_read(&node.acl, self.shared.skip_acl) {
+                            continue;
+                        }
+                    }
+                    conn.notify(&n.event, n.zxid);
+                }
+            }
+        }
+        for (conn_id, reply) in c.replies {
+            if let Some(conn) = self.conn(conn_id) {
+                conn.on_reply(self, reply);
+            }
+        }
+    }
+}
+
+/// Runs a shard until the process ends.
+pub async fn run(
+    index: usize,
+    shared: Arc<ServerShared>,
+    to_commit: glommio::channels::shared_channel::SharedSender<CommitRequest>,
+    from_commit: glommio::channels::shared_channel::SharedReceiver<Completion>,
+    root: Arc<DataState>,
+) {
+    // A shared channel connects when both of its ends have; connecting both of ours
+    // at once keeps the shard and the commit stage from waiting on each other.
+    let (to_commit, from_commit): (_, ConnectedReceiver<Completion>) =
+        futures_lite::future::zip(to_commit.connect(), from_commit.connect()).await;
+    let stats = shared.shard_stats[index].clone();
+    let shard = Rc::new(Shard {
+        index,
+        shared: shared.clone(),
+        root: RefCell::new(root),
+        conns: RefCell::new(HashMap::new()),
+        watches: RefCell::new(WatchTable::default()),
+        to_commit,
+        touched: RefCell::new(HashSet::new()),
+        next_conn: Cell::new(1),
+        stats,
+    });
+
+    let addr = shared.listen_addr;
+    let listener = match glommio::net::TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(shard = index, %addr, error = %e, "cannot listen");
+            std::process::exit(1);
+        }
+    };
+    tracing::info!(shard = index, %addr, "shard listening");
+
+    // Completions, in commit order.
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        while let Some(c) = from_commit.recv().await {
+            s.complete(c);
+        }
+    })
+    .detach();
+
+    // Session touches, reported in batches so the commit stage is not asked per request.
+    let s = shard.clone();
+    let touch_every = Duration::from_millis((shared.tick_time_ms / 4).clamp(10, 250));
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(touch_every).await;
+            let ids: Vec<i64> = s.touched.borrow_mut().drain().collect();
+            if !ids.is_empty() && s.to_commit.send(CommitRequest::Touch(ids)).await.is_err() {
+                return;
+            }
+            s.publish_watch_stats();
+        }
+    })
+    .detach();
+
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let peer: Option<SocketAddr> = stream.peer_addr().ok();
+                let id = shard.next_conn.get();
+                shard.next_conn.set(id + 1);
+                let s = shard.clone();
+                glommio::spawn_local(async move { conn::serve(s, id, stream, peer).await })
+                    .detach();
+            }
+            Err(e) => {
+                tracing::warn!(shard = index, error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+impl Shard {
+    /// Copies watch counts into the shared counters the 4lw commands read.
+    fn publish_watch_stats(&self) {
+        let w = self.watches.borrow();
+        self.stats
+            .watch_count
+            .store(w.watch_count() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,96 @@
+//! The replicated state: the data tree, the session table and the indexes ZooKeeper
+//! keeps beside the tree (ephemerals per session, containers, TTL nodes).
+//!
+//! A [`DataState`] is cheap to clone (persistent maps): the commit stage owns the *head*
+//! state and publishes clones to the shards; a published state is never mutated.
+
+use std::sync::Arc;
+
+use imbl::{HashMap, OrdSet};
+
+use crate::tree::Tree;
+
+/// `ephemeralOwner` of container nodes (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// High byte marking an extended ephemeral owner (TTL nodes).
+pub const EXTENDED_MASK: i64 = 0xff00_0000_0000_0000_u64 as i64;
+/// Bits of an extended owner that carry the TTL value.
+pub const TTL_VALUE_MASK: i64 = 0x0000_00ff_ffff_ffff;
+/// Largest TTL in ms (about 34 years), as `EphemeralType.TTL.maxValue()`.
+pub const TTL_MAX_MS: i64 = TTL_VALUE_MASK;
+
+/// What kind of node an `ephemeralOwner` denotes (`EphemeralType.get`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerKind {
+    /// Plain persistent node (owner 0).
+    Void,
+    /// Ephemeral, owned by a session.
+    Normal,
+    /// Container.
+    Container,
+    /// Persistent with TTL.
+    Ttl,
+}
+
+/// Classifies an `ephemeralOwner` like `EphemeralType.get`, which sees TTL owners only
+/// when extended types are enabled.
+pub fn owner_kind(owner: i64, extended_types: bool) -> OwnerKind {
+    if owner == CONTAINER_OWNER {
+        OwnerKind::Container
+    } else if extended_types && (owner & EXTENDED_MASK) == EXTENDED_MASK {
+        OwnerKind::Ttl
+    } else if owner == 0 {
+        OwnerKind::Void
+    } else {
+        OwnerKind::Normal
+    }
+}
+
+/// The TTL in ms carried by a TTL node's owner.
+pub fn ttl_of(owner: i64) -> i64 {
+    owner & TTL_VALUE_MASK
+}
+
+/// One session as the state knows it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Negotiated timeout.
+    pub timeout_ms: i32,
+    /// The password the client must present to reattach.
+    pub passwd: [u8; 16],
+    /// Paths of the session's ephemeral nodes.
+    pub ephemerals: OrdSet<Arc<str>>,
+}
+
+/// Everything a txn can change.
+#[derive(Debug, Clone)]
+pub struct DataState {
+    /// The znodes.
+    pub tree: Tree,
+    /// Live sessions by id.
+    pub sessions: HashMap<i64, Session>,
+    /// Container nodes, for the reaper.
+    pub containers: OrdSet<Arc<str>>,
+    /// TTL nodes, for the reaper.
+    pub ttls: OrdSet<Arc<str>>,
+    /// zxid of the last applied txn.
+    pub last_zxid: i64,
+}
+
+impl DataState {
+    /// A fresh state as a new standalone ZooKeeper has it.
+    pub fn new(open_acl: Arc<[ferrokeeper_net::records::Acl]>) -> DataState {
+        DataState {
+            tree: Tree::new(open_acl),
+            sessions: HashMap::new(),
+            containers: OrdSet::new(),
+            ttls: OrdSet::new(),
+            last_zxid: 0,
+        }
+    }
+
+    /// Number of ephemeral nodes across all sessions.
+    pub fn ephemeral_count(&self) -> usize {
+        self.sessions.values().map(|s| s.ephemerals.len()).sum()
+    }
+}
