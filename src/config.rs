@@ -19,6 +19,7 @@ pub struct Config {
     pub container_max_per_minute: u64,
     pub container_max_never_used_interval_ms: u64,
     pub shards: usize,
+    pub max_client_cnxns: u64,
     pub commit_queue_depth: usize,
     pub commit_batch_max: usize,
 }
@@ -40,6 +41,7 @@ impl Config {
             container_max_per_minute: 10000,
             container_max_never_used_interval_ms: 0,
             shards: 2,
+            max_client_cnxns: 60,
             commit_queue_depth: 4096,
             commit_batch_max: 1024,
         }
@@ -59,6 +61,7 @@ impl Config {
                     c.max_session_timeout_ms = 20 * c.tick_time_ms;
                 }
                 "extendedTypesEnabled" => c.extended_types_enabled = v.trim() == "true",
+                "maxClientCnxns" => c.max_client_cnxns = v.trim().parse().unwrap_or(60),
                 "clientPortAddress" => c.client_port_address = v.trim().parse().ok(),
                 "znode.container.checkIntervalMs" => {
                     c.container_check_interval_ms = v.trim().parse().unwrap_or(60000)

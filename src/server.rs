@@ -45,6 +45,35 @@ pub struct ServerShared {
     pub shard_stats: Vec<Arc<ShardStats>>,
     /// When the server started.
     pub started: Instant,
+    /// `maxClientCnxns`: connections allowed from one address (0 = unlimited).
+    pub max_client_cnxns: u32,
+    /// Live connections by client address. Touched only on accept and close, never
+    /// on the request path, so a mutex shared by the shards is fine here.
+    pub conns_per_ip: std::sync::Mutex<std::collections::HashMap<IpAddr, u32>>,
+}
+
+impl ServerShared {
+    /// Counts a new connection from `ip`, or refuses it when `maxClientCnxns` is reached.
+    pub fn admit(&self, ip: IpAddr) -> bool {
+        let mut m = self.conns_per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if self.max_client_cnxns > 0 && *n >= self.max_client_cnxns {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Forgets a connection from `ip`.
+    pub fn release(&self, ip: IpAddr) {
+        let mut m = self.conns_per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&ip);
+            }
+        }
+    }
 }
 
 /// Runs the server until the process is killed.
@@ -66,6 +95,8 @@ pub fn run(config: Config) -> std::io::Result<()> {
             .map(|_| Arc::new(ShardStats::default()))
             .collect(),
         started: Instant::now(),
+        max_client_cnxns: config.max_client_cnxns as u32,
+        conns_per_ip: Default::default(),
         config: config.clone(),
     });
     let core_cfg = CoreConfig {

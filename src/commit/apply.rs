@@ -12,13 +12,24 @@ use crate::tree::{name_of, parent_of, Node, NodeStat};
 
 /// A change that watches react to, in the order ZooKeeper fires them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub struct Change {
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The node it happened to.
+    pub path: Arc<str>,
+    /// The txn that made it (notifications carry it in their reply header).
+    pub zxid: i64,
+}
+
+/// The kinds of change watches react to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
     /// A node was created (NodeCreated on it, NodeChildrenChanged on its parent).
-    Created(Arc<str>),
+    Created,
     /// A node was deleted (NodeDeleted on it, NodeChildrenChanged on its parent).
-    Deleted(Arc<str>),
+    Deleted,
     /// A node's data was set (NodeDataChanged).
-    DataChanged(Arc<str>),
+    DataChanged,
 }
 
 /// What one (sub-)op of a txn produced, for the reply.
@@ -94,7 +105,11 @@ fn apply_op(
             if let Some(session) = state.sessions.remove(session_id) {
                 for path in session.ephemerals.iter() {
                     delete_node(state, path, txn.zxid, extended_types);
-                    changes.push(Change::Deleted(path.clone()));
+                    changes.push(Change {
+                        kind: ChangeKind::Deleted,
+                        path: path.clone(),
+                        zxid: txn.zxid,
+                    });
                 }
             }
             Outcome::SessionClosed
@@ -146,7 +161,11 @@ fn apply_op(
                 }
                 OwnerKind::Void => {}
             }
-            changes.push(Change::Created(path.clone()));
+            changes.push(Change {
+                kind: ChangeKind::Created,
+                path: path.clone(),
+                zxid: txn.zxid,
+            });
             Outcome::Created {
                 path: path.clone(),
                 stat,
@@ -154,7 +173,11 @@ fn apply_op(
         }
         TxnOp::Delete { path } => {
             delete_node(state, path, txn.zxid, extended_types);
-            changes.push(Change::Deleted(path.clone()));
+            changes.push(Change {
+                kind: ChangeKind::Deleted,
+                path: path.clone(),
+                zxid: txn.zxid,
+            });
             Outcome::Deleted
         }
         TxnOp::SetData {
@@ -168,7 +191,11 @@ fn apply_op(
                 n.stat.mzxid = txn.zxid;
                 n.stat.version = *version;
             });
-            changes.push(Change::DataChanged(path.clone()));
+            changes.push(Change {
+                kind: ChangeKind::DataChanged,
+                path: path.clone(),
+                zxid: txn.zxid,
+            });
             Outcome::DataSet(node_stat(state, path))
         }
         TxnOp::SetAcl {

@@ -9,3 +9,6 @@ pub mod core;
 pub mod prep;
 pub mod stage;
 pub mod txn;
+
+#[cfg(test)]
+mod scenario;

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 
-use crate::commit::apply::Change;
+use crate::commit::apply::{Change, ChangeKind};
 use crate::commit::core::{CommitRequest, ReplyMsg};
 use crate::server::{ServerShared, ShardStats};
 use crate::state::DataState;
@@ -70,15 +70,14 @@ impl Shard {
     fn complete(self: &Rc<Self>, c: Completion) {
         let before = self.root.replace(c.state.clone());
         if !c.changes.is_empty() {
-            let zxid = c.state.last_zxid;
             let mut fired = Vec::new();
             {
                 let mut w = self.watches.borrow_mut();
                 for ch in c.changes.iter() {
-                    match ch {
-                        Change::Created(p) => w.node_created(p, zxid, &mut fired),
-                        Change::Deleted(p) => w.node_deleted(p, zxid, &mut fired),
-                        Change::DataChanged(p) => w.data_changed(p, zxid, &mut fired),
+                    match ch.kind {
+                        ChangeKind::Created => w.node_created(&ch.path, ch.zxid, &mut fired),
+                        ChangeKind::Deleted => w.node_deleted(&ch.path, ch.zxid, &mut fired),
+                        ChangeKind::DataChanged => w.data_changed(&ch.path, ch.zxid, &mut fired),
                     }
                 }
             }
@@ -171,6 +170,18 @@ pub async fn run(
         match listener.accept().await {
             Ok(stream) => {
                 let peer: Option<SocketAddr> = stream.peer_addr().ok();
+                if let Some(p) = peer {
+                    if !shard.shared.admit(p.ip()) {
+                        tracing::warn!(
+                            shard = index,
+                            "Too many connections from {} - max is {}",
+                            p.ip(),
+                            shard.shared.max_client_cnxns
+                        );
+                        drop(stream);
+                        continue;
+                    }
+                }
                 let id = shard.next_conn.get();
                 shard.next_conn.set(id + 1);
                 let s = shard.clone();
