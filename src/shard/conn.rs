@@ -37,8 +37,19 @@ const READ_CHUNK_BYTES: usize = 64 << 10;
 
 enum Pending {
     Write,
-    Read { xid: i32, req: Request },
-    Error { xid: i32, err: ErrorCode },
+    Read {
+        xid: i32,
+        req: Request,
+    },
+    Error {
+        xid: i32,
+        err: ErrorCode,
+    },
+    /// An error after which ZooKeeper closes the connection (unknown opcodes).
+    Fatal {
+        xid: i32,
+        err: ErrorCode,
+    },
 }
 
 struct ConnState {
@@ -177,7 +188,7 @@ impl Conn {
             let next = {
                 let mut st = self.st.borrow_mut();
                 match st.pending.front() {
-                    Some(Pending::Read { .. }) | Some(Pending::Error { .. }) => {
+                    Some(Pending::Read { .. } | Pending::Error { .. } | Pending::Fatal { .. }) => {
                         st.pending.pop_front()
                     }
                     _ => None,
@@ -188,6 +199,12 @@ impl Conn {
                 Some(Pending::Error { xid, err }) => {
                     let zxid = shard.root.borrow().last_zxid;
                     self.push_output(|out| header_only(out, xid, zxid, err));
+                }
+                Some(Pending::Fatal { xid, err }) => {
+                    let zxid = shard.root.borrow().last_zxid;
+                    self.push_output(|out| header_only(out, xid, zxid, err));
+                    self.close("unknown opcode");
+                    break;
                 }
                 _ => break,
             }
@@ -473,8 +490,9 @@ async fn dispatch(shard: &Rc<Shard>, conn: &Rc<Conn>, xid: i32, req: Request) ->
             Ok(())
         }
         Request::Unknown(op) => {
+            // UnimplementedRequestProcessor: answer, then close the connection.
             tracing::info!(conn = conn.id, op, "unknown opcode");
-            conn.st.borrow_mut().pending.push_back(Pending::Error {
+            conn.st.borrow_mut().pending.push_back(Pending::Fatal {
                 xid,
                 err: ErrorCode::Unimplemented,
             });

@@ -104,7 +104,10 @@ impl Server {
         let child = match kind {
             Kind::Ferrokeeper => Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
                 .arg(&cfg_path)
-                .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                )
                 .stdout(Stdio::from(log))
                 .stderr(Stdio::from(log2))
                 .spawn()
@@ -115,7 +118,12 @@ impl Server {
                     "Apache ZooKeeper is not installed: run the README's test command (tests/run.sh), which installs it"
                 );
                 Command::new("java")
-                    .args(["-Xmx512m", "-Dzookeeper.extendedTypesEnabled=true", "-cp", JAVA_ZK_JARS])
+                    .args([
+                        "-Xmx512m",
+                        "-Dzookeeper.extendedTypesEnabled=true",
+                        "-cp",
+                        JAVA_ZK_JARS,
+                    ])
                     .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
                     .arg(&cfg_path)
                     .stdout(Stdio::from(log))
@@ -150,7 +158,11 @@ impl Server {
                 }
             }
             if start.elapsed() > limit {
-                panic!("{:?} not ready after {limit:?}; log:\n{}", self.kind, self.log());
+                panic!(
+                    "{:?} not ready after {limit:?}; log:\n{}",
+                    self.kind,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
