@@ -80,6 +80,9 @@ pub enum CommitRequest {
     },
     /// Sessions heard from since the last report.
     Touch(Vec<i64>),
+    /// An admin command wants every shard's report; it travels with the next
+    /// completion, so each shard answers after everything committed before it.
+    Report(Arc<crate::shard::report::ReportCollector>),
 }
 
 /// A reply the commit stage sends back to one connection.
@@ -125,12 +128,14 @@ pub struct Batch {
     pub replies: Vec<(ConnRef, ReplyMsg)>,
     /// Watch-relevant changes in order.
     pub changes: Vec<Change>,
+    /// Report rounds to run on every shard with this batch.
+    pub reports: Vec<Arc<crate::shard::report::ReportCollector>>,
 }
 
 impl Batch {
     /// Whether nothing happened.
     pub fn is_empty(&self) -> bool {
-        self.txns.is_empty() && self.replies.is_empty()
+        self.txns.is_empty() && self.replies.is_empty() && self.reports.is_empty()
     }
 }
 
@@ -199,6 +204,11 @@ impl CommitCore {
         self.batch.txns.len() + self.batch.replies.len()
     }
 
+    /// zxid of the last accepted txn.
+    pub fn last_zxid(&self) -> i64 {
+        self.head.last_zxid
+    }
+
     fn negotiate(&self, asked: i32) -> i32 {
         asked.clamp(
             self.cfg.min_session_timeout_ms,
@@ -243,6 +253,7 @@ impl CommitCore {
                     }
                 }
             }
+            CommitRequest::Report(collector) => self.batch.reports.push(collector),
             CommitRequest::Touch(ids) => {
                 for id in ids {
                     if let (Some(life), Some(s)) =

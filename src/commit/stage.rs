@@ -95,6 +95,7 @@ pub async fn run(
                 state: state.clone(),
                 changes: changes.clone(),
                 replies,
+                reports: batch.reports.clone(),
             };
             if senders[i].send(c).await.is_err() {
                 tracing::error!(shard = i, "shard gone; stopping the commit stage");

@@ -12,6 +12,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ferrokeeper_net::codes::{xid, ErrorCode, KeeperState};
 use ferrokeeper_net::frame::{begin_frame, check_frame, end_frame, LENGTH_BYTES};
@@ -36,10 +37,13 @@ const OUTPUT_BYTES_PAUSE: usize = 4 << 20;
 const READ_CHUNK_BYTES: usize = 64 << 10;
 
 enum Pending {
-    Write,
+    Write {
+        received: Instant,
+    },
     Read {
         xid: i32,
         req: Request,
+        received: Instant,
     },
     Error {
         xid: i32,
@@ -53,6 +57,17 @@ enum Pending {
 }
 
 struct ConnState {
+    remote: Option<SocketAddr>,
+    established_ms: i64,
+    session_timeout_ms: i32,
+    packets_received: u64,
+    packets_sent: u64,
+    last_op: &'static str,
+    last_cxid: i32,
+    last_zxid: i64,
+    last_response_ms: i64,
+    last_latency_ms: u64,
+    latency: (u64, u64, u64, u64),
     session_id: i64,
     auth: Arc<AuthIds>,
     pending: VecDeque<Pending>,
@@ -101,6 +116,7 @@ impl Conn {
             return;
         }
         f(&mut st.out);
+        st.packets_sent += 1;
         let over = st.out.len() > OUTPUT_BYTES_MAX;
         drop(st);
         if over {
@@ -108,6 +124,48 @@ impl Conn {
             self.close("output backlog over limit");
         }
         self.wake();
+    }
+
+    /// This connection's counters for the admin commands.
+    pub fn report(&self) -> super::report::ConnReport {
+        let st = self.st.borrow();
+        super::report::ConnReport {
+            remote: st.remote,
+            session_id: st.session_id,
+            session_timeout_ms: st.session_timeout_ms,
+            outstanding: st
+                .pending
+                .iter()
+                .filter(|p| matches!(p, Pending::Write { .. }))
+                .count() as u64,
+            packets_received: st.packets_received,
+            packets_sent: st.packets_sent,
+            established_ms: st.established_ms,
+            last_op: st.last_op,
+            last_cxid: st.last_cxid,
+            last_zxid: st.last_zxid,
+            last_response_ms: st.last_response_ms,
+            last_latency_ms: st.last_latency_ms,
+            latency: st.latency,
+        }
+    }
+
+    /// Counts one answered request.
+    fn record(&self, op: &'static str, xid: i32, zxid: i64, received: Instant) {
+        let ms = received.elapsed().as_millis() as u64;
+        let mut st = self.st.borrow_mut();
+        st.last_op = op;
+        st.last_cxid = xid;
+        st.last_zxid = zxid;
+        st.last_response_ms = crate::commit::stage::now_ms();
+        st.last_latency_ms = ms;
+        let (min, max, sum, count) = st.latency;
+        st.latency = (
+            if count == 0 { ms } else { min.min(ms) },
+            max.max(ms),
+            sum + ms,
+            count + 1,
+        );
     }
 
     /// Whether this connection's identities grant READ on a node with `acl`.
@@ -150,7 +208,11 @@ impl Conn {
                     end_frame(out, at);
                 });
                 if valid {
-                    self.st.borrow_mut().session_id = session_id;
+                    let mut st = self.st.borrow_mut();
+                    st.session_id = session_id;
+                    st.session_timeout_ms = timeout_ms;
+                    st.last_op = "SESS";
+                    drop(st);
                     shard.touched.borrow_mut().insert(session_id);
                     tracing::debug!(
                         conn = self.id,
@@ -170,12 +232,11 @@ impl Conn {
                 outcome,
             } => {
                 let front = self.st.borrow_mut().pending.pop_front();
-                assert!(
-                    matches!(front, Some(Pending::Write)),
-                    "write reply without a pending write on conn {}",
-                    self.id
-                );
+                let Some(Pending::Write { received }) = front else {
+                    panic!("write reply without a pending write on conn {}", self.id);
+                };
                 self.push_output(|out| write_reply(out, xid, zxid, opcode, &outcome));
+                self.record(write_op_name(opcode), xid, zxid, received);
                 self.drain_reads(shard);
             }
             ReplyMsg::Close { reason } => self.close(reason),
@@ -195,7 +256,9 @@ impl Conn {
                 }
             };
             match next {
-                Some(Pending::Read { xid, req }) => self.serve_read(shard, xid, &req),
+                Some(Pending::Read { xid, req, received }) => {
+                    self.serve_read(shard, xid, &req, received)
+                }
                 Some(Pending::Error { xid, err }) => {
                     let zxid = shard.root.borrow().last_zxid;
                     self.push_output(|out| header_only(out, xid, zxid, err));
@@ -212,7 +275,7 @@ impl Conn {
         let _ = self.wake_reader.try_send(());
     }
 
-    fn serve_read(&self, shard: &Rc<Shard>, xid: i32, req: &Request) {
+    fn serve_read(&self, shard: &Rc<Shard>, xid: i32, req: &Request, received: Instant) {
         let root = shard.root.borrow().clone();
         let (session_id, auth) = {
             let st = self.st.borrow();
@@ -224,8 +287,11 @@ impl Conn {
             auth: &auth,
             skip_acl: shard.shared.skip_acl,
         };
-        let mut w = shard.watches.borrow_mut();
-        self.push_output(|out| read::serve(&root, &mut w, &ctx, xid, req, out));
+        {
+            let mut w = shard.watches.borrow_mut();
+            self.push_output(|out| read::serve(&root, &mut w, &ctx, xid, req, out));
+        }
+        self.record(read_op_name(req), xid, root.last_zxid, received);
     }
 }
 
@@ -247,6 +313,17 @@ pub async fn serve(
         id,
         fd,
         st: RefCell::new(ConnState {
+            remote: peer,
+            established_ms: crate::commit::stage::now_ms(),
+            session_timeout_ms: 0,
+            packets_received: 0,
+            packets_sent: 0,
+            last_op: "NA",
+            last_cxid: -1,
+            last_zxid: -1,
+            last_response_ms: 0,
+            last_latency_ms: 0,
+            latency: (0, 0, 0, 0),
             session_id: 0,
             auth: Arc::new(AuthIds::new(&peer_addr)),
             pending: VecDeque::new(),
@@ -389,6 +466,8 @@ async fn read_loop(
         };
         let payload = &buf[start + LENGTH_BYTES..start + LENGTH_BYTES + len];
         shard.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+        conn.st.borrow_mut().packets_received += 1;
+        let received = Instant::now();
         if !connected {
             let connect =
                 Connect::decode(payload).map_err(|e| format!("malformed connect request: {e}"))?;
@@ -428,7 +507,7 @@ async fn read_loop(
                 continue;
             }
         };
-        dispatch(shard, conn, header.xid, req).await?;
+        dispatch(shard, conn, header.xid, req, received).await?;
         // Backpressure: stop reading while the client lets replies pile up.
         while conn.st.borrow().out.len() > OUTPUT_BYTES_PAUSE && conn.st.borrow().closing.is_none()
         {
@@ -437,7 +516,13 @@ async fn read_loop(
     }
 }
 
-async fn dispatch(shard: &Rc<Shard>, conn: &Rc<Conn>, xid: i32, req: Request) -> ReadResult {
+async fn dispatch(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    xid: i32,
+    req: Request,
+    received: Instant,
+) -> ReadResult {
     match req {
         Request::Auth(a) => {
             // ZooKeeper handles auth packets as they arrive, ahead of queued requests.
@@ -502,7 +587,7 @@ async fn dispatch(shard: &Rc<Shard>, conn: &Rc<Conn>, xid: i32, req: Request) ->
         w if w.is_write() => {
             let (session_id, auth) = {
                 let mut st = conn.st.borrow_mut();
-                st.pending.push_back(Pending::Write);
+                st.pending.push_back(Pending::Write { received });
                 (st.session_id, st.auth.clone())
             };
             shard
@@ -523,14 +608,51 @@ async fn dispatch(shard: &Rc<Shard>, conn: &Rc<Conn>, xid: i32, req: Request) ->
         r => {
             let queued = !conn.st.borrow().pending.is_empty();
             if queued {
-                conn.st
-                    .borrow_mut()
-                    .pending
-                    .push_back(Pending::Read { xid, req: r });
+                conn.st.borrow_mut().pending.push_back(Pending::Read {
+                    xid,
+                    req: r,
+                    received,
+                });
             } else {
-                conn.serve_read(shard, xid, &r);
+                conn.serve_read(shard, xid, &r, received);
             }
             Ok(())
         }
+    }
+}
+
+/// ZooKeeper's short names for operations (`lastOp` in `cons`).
+fn read_op_name(r: &Request) -> &'static str {
+    match r {
+        Request::Ping => "PING",
+        Request::Exists(_) => "EXIS",
+        Request::GetData(_) => "GETD",
+        Request::GetChildren(_) | Request::GetChildren2(_) => "GETC",
+        Request::GetAcl(_) => "GETA",
+        Request::Sync(_) => "SYNC",
+        Request::SetWatches(_) => "SETW",
+        Request::AddWatch(_) => "ADDW",
+        Request::CheckWatches(_) => "CHKW",
+        Request::RemoveWatches(_) => "REMW",
+        Request::MultiRead(_) => "MLTR",
+        Request::GetEphemerals(_) => "GETE",
+        Request::GetAllChildrenNumber(_) => "GETACN",
+        Request::WhoAmI => "HOMI",
+        _ => "NA",
+    }
+}
+
+fn write_op_name(op: ferrokeeper_net::OpCode) -> &'static str {
+    use ferrokeeper_net::OpCode;
+    match op {
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => "CREA",
+        OpCode::Delete => "DELE",
+        OpCode::SetData => "SETD",
+        OpCode::SetAcl => "SETA",
+        OpCode::Check => "CHEC",
+        OpCode::Multi => "MULT",
+        OpCode::CloseSession => "CLOS",
+        OpCode::Reconfig => "RECO",
+        _ => "NA",
     }
 }

@@ -12,6 +12,7 @@
 mod conn;
 pub mod read;
 pub mod reply;
+pub mod report;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -37,6 +38,8 @@ pub struct Completion {
     pub changes: Arc<[Change]>,
     /// Replies for this shard's connections, in order.
     pub replies: Vec<(u64, ReplyMsg)>,
+    /// Report rounds this shard must answer (admin commands).
+    pub reports: Vec<Arc<report::ReportCollector>>,
 }
 
 /// One shard's single-threaded state.
@@ -103,6 +106,9 @@ impl Shard {
             if let Some(conn) = self.conn(conn_id) {
                 conn.on_reply(self, reply);
             }
+        }
+        for r in c.reports {
+            r.submit(self.index, self.report());
         }
     }
 }
