@@ -14,6 +14,7 @@
 //!
 //! Must never: mutate state outside the commit stage, block a shard, or panic on
 //! anything a client sends.
+#![warn(missing_docs)]
 
 pub mod acl;
 pub mod admin;

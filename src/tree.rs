@@ -72,35 +72,11 @@ pub struct Tree {
     nodes: HashMap<Arc<str>, Arc<Node>>,
 }
 
-/// The parent of `path` ("/" for top-level nodes; "" for "/").
-pub fn parent_of(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) if path.len() > 1 => "/",
-        Some(0) | None => "",
-        Some(i) => &path[..i],
-    }
-}
-
-/// The last component of `path`.
-pub fn name_of(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(i) => &path[i + 1..],
-        None => path,
-    }
-}
-
-/// Joins a parent path and a child name.
-pub fn child_path(parent: &str, name: &str) -> String {
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
-    }
-}
-
 impl Tree {
     /// A tree holding only `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`
-    /// with the stats a fresh standalone ZooKeeper shows: all zero, open ACLs.
+    /// with the stats a fresh standalone ZooKeeper shows: all zero, open ACLs except on
+    /// `/zookeeper/config`, which everyone may read and only a super user may change
+    /// (`ZooKeeperServer` gives it `READ_ACL_UNSAFE`).
     pub fn new(open_acl: Arc<[Acl]>) -> Tree {
         let mut t = Tree {
             nodes: HashMap::new(),
@@ -170,7 +146,7 @@ impl Tree {
             if let Some(n) = self.get(&p) {
                 for c in &n.children {
                     count += 1;
-                    stack.push(child_path(&p, c));
+                    stack.push(crate::path::join(&p, c));
                 }
             }
         }
@@ -189,16 +165,6 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_split_like_zookeeper() {
-        assert_eq!(parent_of("/a"), "/");
-        assert_eq!(parent_of("/a/b"), "/a");
-        assert_eq!(parent_of("/"), "");
-        assert_eq!(name_of("/a/b"), "b");
-        assert_eq!(child_path("/", "a"), "/a");
-        assert_eq!(child_path("/a", "b"), "/a/b");
-    }
 
     #[test]
     fn clones_are_snapshots() {

@@ -544,6 +544,11 @@ impl WatchTable {
     }
 
     /// `wchs` (`dumpWatchesSummary`), data table only.
+    ///
+    /// One known difference: ZooKeeper keeps a connection in its per-watcher map after
+    /// its last data watch *fired* (only an explicit removal or a disconnect drops the
+    /// entry), so its "connections" count and `wchc` include such connections with no
+    /// paths. Here a connection counts only while it has a data-table watch.
     pub fn summary(&self) -> WatchSummary {
         let mut s = WatchSummary::default();
         for ws in self.by_path.values() {

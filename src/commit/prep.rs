@@ -12,7 +12,6 @@ use super::txn::{Txn, TxnOp};
 use crate::acl::{self, AuthIds};
 use crate::path;
 use crate::state::{owner_kind, DataState, OwnerKind, CONTAINER_OWNER, EXTENDED_MASK, TTL_MAX_MS};
-use crate::tree::parent_of;
 
 /// Who asks, and the settings prep depends on.
 #[derive(Debug, Clone, Copy)]
@@ -86,14 +85,6 @@ fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, ErrorCode> 
     Ok(if next == -1 { 0 } else { next })
 }
 
-/// `getParentPathAndValidate`: no '/', a NUL, or a special path is BadArguments.
-fn parent_for_delete(p: &str) -> Result<&str, ErrorCode> {
-    if !p.contains('/') || p.contains('\0') || path::is_special(p) {
-        return Err(ErrorCode::BadArguments);
-    }
-    Ok(parent_of(p))
-}
-
 fn prep_create(state: &DataState, c: &CreateOp, ctx: &PrepCtx<'_>) -> Prepped {
     let mode = CreateMode::from_i32(c.flags).ok_or(ErrorCode::BadArguments)?;
     // validateCreateRequest: TTL needs extended types, then the TTL must fit the mode.
@@ -159,7 +150,7 @@ fn prep_create(state: &DataState, c: &CreateOp, ctx: &PrepCtx<'_>) -> Prepped {
 }
 
 fn prep_delete(state: &DataState, p: &str, version: i32, ctx: &PrepCtx<'_>) -> Prepped {
-    let parent_path = parent_for_delete(p)?;
+    let parent_path = path::delete_parent(p)?;
     let parent = state.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
     check_acl(&parent.acl, perms::DELETE, ctx)?;
     let node = state.tree.get(p).ok_or(ErrorCode::NoNode)?;

@@ -526,23 +526,15 @@ async fn dispatch(
     match req {
         Request::Auth(a) => {
             // ZooKeeper handles auth packets as they arrive, ahead of queued requests.
-            let ip_id = conn.st.borrow().auth.ids()[0].id.clone();
-            let result = acl::authenticate(
-                &a.scheme,
-                &a.auth,
-                &ip_id,
-                shard.shared.super_digest.as_deref(),
-            );
+            let result = {
+                let mut st = conn.st.borrow_mut();
+                let mut ids = (*st.auth).clone();
+                let r = ids.add_auth(&a.scheme, &a.auth, shard.shared.super_digest.as_deref());
+                st.auth = Arc::new(ids);
+                r
+            };
             match result {
-                Ok(new_ids) => {
-                    {
-                        let mut st = conn.st.borrow_mut();
-                        let mut ids = (*st.auth).clone();
-                        for id in new_ids {
-                            ids.add(id);
-                        }
-                        st.auth = Arc::new(ids);
-                    }
+                Ok(()) => {
                     conn.push_output(|out| header_only(out, xid::AUTH, 0, ErrorCode::Ok));
                 }
                 Err(_) => {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ferrokeeper_net::codes::{perms, ErrorCode, WatcherType};
 use ferrokeeper_net::jute::{write_buffer, Encode};
-use ferrokeeper_net::records::{Acl, ClientInfo, Id, SetWatches2};
+use ferrokeeper_net::records::{Acl, ClientInfo, SetWatches2};
 use ferrokeeper_net::request::{MultiOp, Request};
 
 use super::reply::{get_data_body, header_only, multi_done, notification, ok_with};
@@ -101,24 +101,11 @@ pub fn serve(
                 readable(n, perms::READ | perms::ADMIN, ctx)?;
                 // Without ADMIN, digest ids are shown as "user:x" (ZOOKEEPER-1392).
                 let admin = acl::check(&n.acl, perms::ADMIN, ctx.auth, ctx.skip_acl);
-                let acl: Vec<Acl> = n
-                    .acl
-                    .iter()
-                    .map(|a| {
-                        if !admin && a.id.scheme == "digest" {
-                            let user = a.id.id.split(':').next().unwrap_or("");
-                            Acl {
-                                perms: a.perms,
-                                id: Id {
-                                    scheme: a.id.scheme.clone(),
-                                    id: format!("{user}:x"),
-                                },
-                            }
-                        } else {
-                            a.clone()
-                        }
-                    })
-                    .collect();
+                let acl: Vec<Acl> = if admin {
+                    n.acl.to_vec()
+                } else {
+                    acl::redact_for_get_acl(&n.acl)
+                };
                 ok_with(out, xid, zxid, |o| {
                     acl.encode(o);
                     n.to_stat().encode(o);
