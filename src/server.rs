@@ -43,6 +43,10 @@ pub struct ServerShared {
     pub super_digest: Option<String>,
     /// Per-shard counters.
     pub shard_stats: Vec<Arc<ShardStats>>,
+    /// zxid of the newest batch the commit stage has handed to the shards. Stored
+    /// before the completions are sent, so once any client has a reply for a write,
+    /// every shard can tell that its own root must first catch up to it.
+    pub published_zxid: Arc<std::sync::atomic::AtomicI64>,
     /// When the server started.
     pub started: Instant,
     /// `maxClientCnxns`: connections allowed from one address (0 = unlimited).
@@ -95,6 +99,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
             .map(|_| Arc::new(ShardStats::default()))
             .collect(),
         started: Instant::now(),
+        published_zxid: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         max_client_cnxns: config.max_client_cnxns as u32,
         conns_per_ip: Default::default(),
         config: config.clone(),
@@ -127,9 +132,12 @@ pub fn run(config: Config) -> std::io::Result<()> {
     }
 
     let tick = Duration::from_millis((u64::from(config.tick_time_ms) / 20).clamp(5, 100));
+    let published = shared.published_zxid.clone();
     let commit = LocalExecutorBuilder::new(Placement::Unbound)
         .name("commit")
-        .spawn(move || crate::commit::stage::run(core, to_commit_rx, to_shard_tx, tick, batch_max))
+        .spawn(move || {
+            crate::commit::stage::run(core, to_commit_rx, to_shard_tx, tick, batch_max, published)
+        })
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
 
     let cpus = std::thread::available_parallelism()

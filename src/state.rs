@@ -75,18 +75,26 @@ pub struct DataState {
     pub ttls: OrdSet<Arc<str>>,
     /// zxid of the last applied txn.
     pub last_zxid: i64,
+    /// `extendedTypesEnabled`: whether TTL owners are recognised.
+    pub extended_types: bool,
 }
 
 impl DataState {
     /// A fresh state as a new standalone ZooKeeper has it.
-    pub fn new(open_acl: Arc<[ferrokeeper_net::records::Acl]>) -> DataState {
+    pub fn new(open_acl: Arc<[ferrokeeper_net::records::Acl]>, extended_types: bool) -> DataState {
         DataState {
             tree: Tree::new(open_acl),
             sessions: HashMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
             last_zxid: 0,
+            extended_types,
         }
+    }
+
+    /// The `Stat` clients see for `node`.
+    pub fn stat(&self, node: &crate::tree::Node) -> ferrokeeper_net::records::Stat {
+        node.client_stat(self.extended_types)
     }
 
     /// Number of ephemeral nodes across all sessions.

@@ -47,20 +47,28 @@ pub struct Node {
 }
 
 impl Node {
-    /// The client-visible `Stat`.
-    pub fn to_stat(&self) -> Stat {
+    /// The `Stat` a client sees, as `DataNode.copyStat` renders it: the stored
+    /// cversion counts creates only (it doubles as the sequence counter), so the
+    /// visible one is `2 × cversion − numChildren` (every create has a delete except for
+    /// the children still present); containers and TTL nodes show `ephemeralOwner` 0.
+    pub fn client_stat(&self, extended_types: bool) -> Stat {
         let s = &self.stat;
+        let num_children = self.children.len() as i32;
+        let owner = match crate::state::owner_kind(s.ephemeral_owner, extended_types) {
+            crate::state::OwnerKind::Normal => s.ephemeral_owner,
+            _ => 0,
+        };
         Stat {
             czxid: s.czxid,
             mzxid: s.mzxid,
             ctime: s.ctime,
             mtime: s.mtime,
             version: s.version,
-            cversion: s.cversion,
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: s.aversion,
-            ephemeral_owner: s.ephemeral_owner,
+            ephemeral_owner: owner,
             data_length: self.data.len() as i32,
-            num_children: self.children.len() as i32,
+            num_children,
             pzxid: s.pzxid,
         }
     }
@@ -92,8 +100,19 @@ impl Tree {
             .insert(Arc::from("/zookeeper"), Arc::new(mk(&["config", "quota"])));
         t.nodes
             .insert(Arc::from("/zookeeper/quota"), Arc::new(mk(&[])));
+        // ZooKeeperServer gives /zookeeper/config READ_ACL_UNSAFE, and
+        // DataTree.addConfigNode sets it with version -1, which becomes the aversion.
+        let mut config = mk(&[]);
+        config.stat.aversion = -1;
+        config.acl = Arc::from(vec![Acl {
+            perms: ferrokeeper_net::codes::perms::READ,
+            id: ferrokeeper_net::records::Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }]);
         t.nodes
-            .insert(Arc::from("/zookeeper/config"), Arc::new(mk(&[])));
+            .insert(Arc::from("/zookeeper/config"), Arc::new(config));
         t
     }
 

@@ -146,7 +146,7 @@ fn apply_op(
                 },
                 children: Default::default(),
             };
-            let stat = node.to_stat();
+            let stat = node.client_stat(extended_types);
             state.tree.put(path.clone(), node);
             match owner_kind(*ephemeral_owner, extended_types) {
                 OwnerKind::Container => {
@@ -225,7 +225,7 @@ fn node_stat(state: &DataState, path: &str) -> Stat {
         .tree
         .get(path)
         .unwrap_or_else(|| panic!("node {path} vanished during apply"))
-        .to_stat()
+        .client_stat(state.extended_types)
 }
 
 fn delete_node(state: &mut DataState, path: &Arc<str>, zxid: i64, extended_types: bool) {

@@ -174,7 +174,7 @@ impl CommitCore {
         // in the top byte.
         let next_session_id = (((now_ms << 24) as u64) >> 8) as i64 | (cfg.server_id << 56);
         CommitCore {
-            head: DataState::new(open_acl.clone()),
+            head: DataState::new(open_acl.clone(), cfg.extended_types),
             next_reap_ms: now_ms + cfg.container_check_interval_ms,
             cfg,
             next_session_id,
@@ -318,6 +318,20 @@ impl CommitCore {
             .get(&req.session_id)
             .is_some_and(|s| s.passwd[..] == req.passwd[..]);
         if !valid {
+            // ZooKeeper drops the session's live connection before it checks the
+            // password, so even a refused reattach disconnects the owner.
+            if let Some(old) = self
+                .lives
+                .get_mut(&req.session_id)
+                .and_then(|l| l.owner.take())
+            {
+                self.batch.replies.push((
+                    old,
+                    ReplyMsg::Close {
+                        reason: "session reattach attempted from another connection",
+                    },
+                ));
+            }
             self.batch.replies.push((
                 conn,
                 ReplyMsg::Connected {

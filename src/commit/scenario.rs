@@ -361,7 +361,7 @@ impl Runner {
                         out,
                         "data={:?} {}",
                         String::from_utf8_lossy(&n.data),
-                        self.stat(&n.to_stat())
+                        self.stat(&n.client_stat(true))
                     );
                 }
                 None => out.push_str("no node\n"),

@@ -32,6 +32,7 @@ pub async fn run(
     to_shards: Vec<SharedSender<Completion>>,
     tick: Duration,
     batch_max: usize,
+    published_zxid: Arc<std::sync::atomic::AtomicI64>,
 ) {
     let core = Rc::new(RefCell::new(core));
     let (kick, kicked) = local_channel::new_bounded::<()>(1);
@@ -85,6 +86,8 @@ pub async fn run(
         if batch.is_empty() {
             continue;
         }
+        // Published before any shard can release a reply from this batch.
+        published_zxid.store(state.last_zxid, std::sync::atomic::Ordering::Release);
         let changes: Arc<[_]> = Arc::from(batch.changes);
         let mut per_shard: Vec<Vec<(u64, _)>> = (0..senders.len()).map(|_| Vec::new()).collect();
         for (conn, reply) in batch.replies {

@@ -14,10 +14,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferrokeeper_net::codes::{xid, ErrorCode, KeeperState};
+use ferrokeeper_net::codes::ErrorCode;
 use ferrokeeper_net::frame::{begin_frame, check_frame, end_frame, LENGTH_BYTES};
 use ferrokeeper_net::jute::Encode;
-use ferrokeeper_net::records::{ConnectResponse, ReplyHeader, WatcherEvent};
+use ferrokeeper_net::records::{ConnectResponse, WatcherEvent};
 use ferrokeeper_net::request::{Connect, Request};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
@@ -264,8 +264,9 @@ impl Conn {
                     self.push_output(|out| header_only(out, xid, zxid, err));
                 }
                 Some(Pending::Fatal { xid, err }) => {
-                    let zxid = shard.root.borrow().last_zxid;
-                    self.push_output(|out| header_only(out, xid, zxid, err));
+                    // UnimplementedRequestProcessor replies with the request's zxid,
+                    // which is never set for an unknown opcode: −1.
+                    self.push_output(|out| header_only(out, xid, -1, err));
                     self.close("unknown opcode");
                     break;
                 }
@@ -525,7 +526,9 @@ async fn dispatch(
 ) -> ReadResult {
     match req {
         Request::Auth(a) => {
-            // ZooKeeper handles auth packets as they arrive, ahead of queued requests.
+            // ZooKeeper handles auth packets as they arrive, ahead of queued requests,
+            // and answers with the request's own xid (−4 from most clients, but not all)
+            // and zxid 0.
             let result = {
                 let mut st = conn.st.borrow_mut();
                 let mut ids = (*st.auth).clone();
@@ -535,26 +538,12 @@ async fn dispatch(
             };
             match result {
                 Ok(()) => {
-                    conn.push_output(|out| header_only(out, xid::AUTH, 0, ErrorCode::Ok));
+                    conn.push_output(|out| header_only(out, xid, 0, ErrorCode::Ok));
                 }
                 Err(_) => {
-                    conn.push_output(|out| {
-                        header_only(out, xid::AUTH, 0, ErrorCode::AuthFailed);
-                        let at = begin_frame(out);
-                        ReplyHeader {
-                            xid: xid::NOTIFICATION,
-                            zxid: -1,
-                            err: 0,
-                        }
-                        .encode(out);
-                        WatcherEvent {
-                            r#type: -1,
-                            state: KeeperState::AuthFailed.code(),
-                            path: String::new(),
-                        }
-                        .encode(out);
-                        end_frame(out, at);
-                    });
+                    // ZooKeeper answers AuthFailed and closes; the client raises the
+                    // AuthFailed state itself.
+                    conn.push_output(|out| header_only(out, xid, 0, ErrorCode::AuthFailed));
                     conn.close("authentication failed");
                 }
             }
@@ -598,6 +587,7 @@ async fn dispatch(
                 .map_err(|_| "commit stage gone".to_string())
         }
         r => {
+            shard.catch_up().await;
             let queued = !conn.st.borrow().pending.is_empty();
             if queued {
                 conn.st.borrow_mut().pending.push_back(Pending::Read {

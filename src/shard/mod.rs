@@ -203,6 +203,28 @@ pub async fn run(
 }
 
 impl Shard {
+    /// Waits until this shard's root includes every batch the commit stage has
+    /// published. A write's reply may be released by another shard first; a request
+    /// served here afterwards must not see an older state, and its session must get
+    /// the batch's watch events before the reply (standalone ZooKeeper's single
+    /// pipeline gives both). The completion is already in this shard's queue, so the
+    /// wait is a few scheduler turns at most.
+    pub async fn catch_up(&self) {
+        let target = self
+            .shared
+            .published_zxid
+            .load(std::sync::atomic::Ordering::Acquire);
+        let mut turns = 0u32;
+        while self.root.borrow().last_zxid < target {
+            turns += 1;
+            if turns < 64 {
+                futures_lite::future::yield_now().await;
+            } else {
+                glommio::timer::sleep(Duration::from_micros(50)).await;
+            }
+        }
+    }
+
     /// Copies watch counts into the shared counters the 4lw commands read.
     fn publish_watch_stats(&self) {
         let w = self.watches.borrow();

@@ -66,7 +66,7 @@ pub fn serve(
                     watches.add(&e.path, ctx.conn, WatchKind::Data);
                 }
                 let n = node.ok_or(ErrorCode::NoNode)?;
-                let stat = n.to_stat();
+                let stat = root.stat(n);
                 ok_with(out, xid, zxid, |o| stat.encode(o));
             }
             Request::GetData(g) => {
@@ -75,7 +75,7 @@ pub fn serve(
                 if g.watch {
                     watches.add(&g.path, ctx.conn, WatchKind::Data);
                 }
-                ok_with(out, xid, zxid, |o| get_data_body(o, &n.data, &n.to_stat()));
+                ok_with(out, xid, zxid, |o| get_data_body(o, &n.data, &root.stat(n)));
             }
             Request::GetChildren(g) => {
                 let n = tree.get(&g.path).ok_or(ErrorCode::NoNode)?;
@@ -93,7 +93,7 @@ pub fn serve(
                 }
                 ok_with(out, xid, zxid, |o| {
                     children_body(o, n);
-                    n.to_stat().encode(o);
+                    root.stat(n).encode(o);
                 });
             }
             Request::GetAcl(g) => {
@@ -108,7 +108,7 @@ pub fn serve(
                 };
                 ok_with(out, xid, zxid, |o| {
                     acl.encode(o);
-                    n.to_stat().encode(o);
+                    root.stat(n).encode(o);
                 });
             }
             Request::GetAllChildrenNumber(g) => {
@@ -135,28 +135,29 @@ pub fn serve(
             }
             Request::MultiRead(ops) => ok_with(out, xid, zxid, |o| {
                 for op in ops {
-                    multi_read_op(tree, watches, ctx, op, o);
+                    multi_read_op(tree, root.extended_types, watches, ctx, op, o);
                 }
                 multi_done(o);
             }),
             Request::AddWatch(a) => {
+                // An unknown mode fails Java's enum lookup: MarshallingError.
                 let kind = match a.mode {
                     0 => WatchKind::Persistent,
                     1 => WatchKind::PersistentRecursive,
-                    _ => return Err(ErrorCode::BadArguments),
+                    _ => return Err(ErrorCode::MarshallingError),
                 };
                 watches.add(&a.path, ctx.conn, kind);
                 ok_with(out, xid, zxid, |o| 0i32.encode(o));
             }
             Request::CheckWatches(c) => {
-                let ty = WatcherType::from_i32(c.r#type).ok_or(ErrorCode::BadArguments)?;
+                let ty = WatcherType::from_i32(c.r#type).ok_or(ErrorCode::MarshallingError)?;
                 if !watches.contains(&c.path, ctx.conn, ty) {
                     return Err(ErrorCode::NoWatcher);
                 }
                 header_only(out, xid, zxid, ErrorCode::Ok);
             }
             Request::RemoveWatches(c) => {
-                let ty = WatcherType::from_i32(c.r#type).ok_or(ErrorCode::BadArguments)?;
+                let ty = WatcherType::from_i32(c.r#type).ok_or(ErrorCode::MarshallingError)?;
                 if !watches.remove(&c.path, ctx.conn, ty) {
                     return Err(ErrorCode::NoWatcher);
                 }
@@ -188,6 +189,7 @@ fn children_body(out: &mut Vec<u8>, n: &Node) {
 
 fn multi_read_op(
     tree: &crate::tree::Tree,
+    ext: bool,
     watches: &mut WatchTable,
     ctx: &ReadCtx<'_>,
     op: &MultiOp,
@@ -219,7 +221,7 @@ fn multi_read_op(
                     watches.add(&g.path, ctx.conn, WatchKind::Data);
                 }
                 header(out, ferrokeeper_net::OpCode::GetData.code(), 0);
-                get_data_body(out, &n.data, &n.to_stat());
+                get_data_body(out, &n.data, &n.client_stat(ext));
             }
             _ => return Err(ErrorCode::BadArguments),
         }

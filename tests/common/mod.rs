@@ -5,6 +5,11 @@
 //! Both servers get the same config lines, so a differential test compares like with
 //! like. Java ZooKeeper passes unknown zoo.cfg keys on as `zookeeper.<key>` system
 //! properties, so `extendedTypesEnabled=true` in zoo.cfg enables TTL nodes on both.
+//! Keys that Java reads as bare system properties (`znode.container.checkIntervalMs`,
+//! ...) are also passed to the JVM as `-D` flags, see [`JAVA_BARE_PROPERTY_PREFIXES`].
+//!
+//! [`Server::shared`] starts one server per kind per test binary and keeps it for the
+//! whole run, so a suite of many short scenarios pays the JVM start once.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -31,6 +36,15 @@ pub const BASE_CONFIG: &[(&str, &str)] = &[
     ("extendedTypesEnabled", "true"),
     ("admin.enableServer", "false"),
 ];
+
+/// Config keys that Apache ZooKeeper reads with `Integer.getInteger("<key>")` rather than
+/// from zoo.cfg. Its config parser turns an unknown zoo.cfg key into the system property
+/// `zookeeper.<key>` (QuorumPeerConfig.parseProperties), which these readers never look
+/// at: `ZooKeeperServerMain.runFromConfig` reads `znode.container.checkIntervalMs`,
+/// `znode.container.maxPerMinute` and `znode.container.maxNeverUsedIntervalMs` bare. So
+/// the harness passes them to the JVM as `-D<key>=<value>` as well as writing them to
+/// zoo.cfg, where ferrokeeper reads them.
+pub const JAVA_BARE_PROPERTY_PREFIXES: &[&str] = &["znode."];
 
 const JAVA_ZK_JARS: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-simple.jar:/usr/share/java/netty-handler.jar:/usr/share/java/netty-transport.jar:/usr/share/java/netty-common.jar:/usr/share/java/netty-buffer.jar:/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar:/usr/share/java/netty-transport-native-epoll.jar:/usr/share/java/netty-transport-native-unix-common.jar";
 
@@ -81,6 +95,47 @@ impl Server {
 
     /// Starts `kind` with the base config plus `extra` lines (later keys win).
     pub fn start(kind: Kind, extra: &[(&str, &str)]) -> Server {
+        Server::start_inner(kind, extra, false)
+    }
+
+    /// The one server of `kind` this test binary shares between its tests, started with
+    /// the base config plus `extra` on first use (later calls' `extra` is ignored). It
+    /// lives until the test process exits: it is spawned from a thread that never ends
+    /// with `PR_SET_PDEATHSIG`, so the kernel kills it when the test process dies however
+    /// it dies, and an `atexit` hook kills it and removes its directory on a normal exit
+    /// (set `FK_KEEP_TEST_DIRS=1` to keep the directory and its `server.log`).
+    /// Tests that share it must each work under their own root path.
+    pub fn shared(kind: Kind, extra: &'static [(&'static str, &'static str)]) -> &'static Server {
+        static SHARED: [std::sync::OnceLock<Server>; 2] =
+            [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+        let slot = match kind {
+            Kind::Ferrokeeper => 0,
+            Kind::JavaZk => 1,
+        };
+        SHARED[slot].get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name(format!("shared-{kind:?}-parent"))
+                .spawn(move || {
+                    // A panic here (the server failed to start) reaches the test through
+                    // the closed channel below.
+                    let server = Server::start_inner(kind, extra, true);
+                    let _ = tx.send(server);
+                    // The server's parent-death signal is tied to this thread: keep it.
+                    loop {
+                        std::thread::park();
+                    }
+                })
+                .expect("spawn shared server thread");
+            let server = rx
+                .recv()
+                .unwrap_or_else(|_| panic!("shared {kind:?} server failed to start"));
+            register_shared_cleanup(server.pid(), server.dir.clone());
+            server
+        })
+    }
+
+    fn start_inner(kind: Kind, extra: &[(&str, &str)], die_with_parent_thread: bool) -> Server {
         let dir = temp_dir(kind);
         let port = free_port();
         let mut cfg = String::new();
@@ -101,9 +156,45 @@ impl Server {
         std::fs::write(&cfg_path, cfg).expect("write zoo.cfg");
         let log = std::fs::File::create(dir.join("server.log")).expect("create server.log");
         let log2 = log.try_clone().expect("clone log");
+        let java_properties: Vec<String> = lines
+            .iter()
+            .filter(|(k, _)| JAVA_BARE_PROPERTY_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .map(|(k, v)| format!("-D{k}={v}"))
+            .collect();
+        let mut command = match kind {
+            Kind::Ferrokeeper => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"));
+                c.arg(&cfg_path);
+                c
+            }
+            Kind::JavaZk => {
+                assert!(
+                    Path::new("/usr/share/java/zookeeper.jar").exists(),
+                    "Apache ZooKeeper is not installed: run the README's test command (tests/run.sh), which installs it"
+                );
+                let mut c = Command::new("java");
+                c.args(["-Xmx512m", "-Dzookeeper.extendedTypesEnabled=true"])
+                    .args(&java_properties)
+                    .args(["-cp", JAVA_ZK_JARS])
+                    .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+                    .arg(&cfg_path);
+                c
+            }
+        };
+        if die_with_parent_thread {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = match kind {
-            Kind::Ferrokeeper => Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
-                .arg(&cfg_path)
+            Kind::Ferrokeeper => command
                 .env(
                     "RUST_LOG",
                     std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -112,25 +203,11 @@ impl Server {
                 .stderr(Stdio::from(log2))
                 .spawn()
                 .expect("spawn ferrokeeper"),
-            Kind::JavaZk => {
-                assert!(
-                    Path::new("/usr/share/java/zookeeper.jar").exists(),
-                    "Apache ZooKeeper is not installed: run the README's test command (tests/run.sh), which installs it"
-                );
-                Command::new("java")
-                    .args([
-                        "-Xmx512m",
-                        "-Dzookeeper.extendedTypesEnabled=true",
-                        "-cp",
-                        JAVA_ZK_JARS,
-                    ])
-                    .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
-                    .arg(&cfg_path)
-                    .stdout(Stdio::from(log))
-                    .stderr(Stdio::from(log2))
-                    .spawn()
-                    .expect("spawn java")
-            }
+            Kind::JavaZk => command
+                .stdout(Stdio::from(log))
+                .stderr(Stdio::from(log2))
+                .spawn()
+                .expect("spawn java"),
         };
         let mut server = Server {
             kind,
@@ -152,9 +229,18 @@ impl Server {
                     self.log()
                 );
             }
+            // Java ZooKeeper answers `ruok` as soon as its listener is bound, before the
+            // server is running: a session opened then is closed at once ("ZooKeeperServer
+            // not running", NIOServerCnxn.readLength). `srvr` tells the two apart: until
+            // the server runs it answers "This ZooKeeper instance is not currently serving
+            // requests" (NIOServerCnxn / FourLetterCommands).
             if let Ok(reply) = four_letter_word(self.port, "ruok") {
                 if reply == "imok" {
-                    return;
+                    if let Ok(srvr) = four_letter_word(self.port, "srvr") {
+                        if !srvr.contains("not currently serving") {
+                            return;
+                        }
+                    }
                 }
             }
             if start.elapsed() > limit {
@@ -197,6 +283,35 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Shared servers to kill (pid) and directories to remove when the test process exits.
+static SHARED_CLEANUP: std::sync::Mutex<Vec<(u32, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+fn register_shared_cleanup(pid: u32, dir: PathBuf) {
+    extern "C" fn cleanup() {
+        let Ok(list) = SHARED_CLEANUP.lock() else {
+            return;
+        };
+        for (pid, dir) in list.iter() {
+            // SAFETY: plain syscalls on a child process of ours.
+            unsafe {
+                libc::kill(*pid as libc::pid_t, libc::SIGKILL);
+                libc::waitpid(*pid as libc::pid_t, std::ptr::null_mut(), 0);
+            }
+            if std::env::var_os("FK_KEEP_TEST_DIRS").is_none() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    let mut list = SHARED_CLEANUP.lock().unwrap_or_else(|e| e.into_inner());
+    if list.is_empty() {
+        // SAFETY: registers a plain function; libtest ends with `process::exit`, which runs it.
+        unsafe {
+            libc::atexit(cleanup);
+        }
+    }
+    list.push((pid, dir));
 }
 
 /// Sends `cmd` as the first bytes of a new connection and reads until the server closes.
