@@ -2383,7 +2383,7 @@ async fn who_am_i(addr: &str) {
         auth_scheme: "ip".into(),
         user: "127.0.0.1".into(),
     };
-    assert_eq!(c.who_am_i().await.unwrap(), [ip.clone()]);
+    assert_eq!(c.who_am_i().await.unwrap(), std::slice::from_ref(&ip));
     assert_eq!(c.add_auth("digest", b"dave:pw").await, 0);
     let mut got = c.who_am_i().await.unwrap();
     got.sort_by(|a, b| (&a.auth_scheme, &a.user).cmp(&(&b.auth_scheme, &b.user)));
@@ -2432,7 +2432,7 @@ async fn path_validation(addr: &str) {
         (format!("{r}/./x"), NN, NN, NN, BA, NN),
         (format!("{r}/x/."), NN, NN, NN, BA, NN),
         ("relative".to_string(), BA, NN, NN, BA, BA),
-        (format!("{}", &r[1..]), BA, NN, NN, BA, BA),
+        (r[1..].to_string(), BA, NN, NN, BA, BA),
         (format!("{r}/nul\0x"), BA, BA, NN, BA, BA),
         (format!("{r}/ctl\u{1}"), BA, NN, NN, BA, NN),
         (format!("{r}/del\u{7f}"), BA, NN, NN, BA, NN),

@@ -570,6 +570,15 @@ impl Conn {
         self.wait_reply(xid).await
     }
 
+    /// Sends one request without waiting: returns its xid for [`Conn::wait_reply`], so a
+    /// test can have requests in flight on several connections at once.
+    pub async fn start_call(&mut self, opcode: i32, body: &[u8]) -> i32 {
+        let xid = self.next_xid;
+        self.next_xid += 1;
+        self.send_raw(xid, opcode, body).await;
+        xid
+    }
+
     /// Takes the log of frames received so far.
     pub fn take_log(&mut self) -> Vec<Incoming> {
         std::mem::take(&mut self.log)
