@@ -538,7 +538,7 @@ impl Generator {
     fn next(&mut self) -> Op {
         let s = self.rng.random_range(0..SLOTS);
         // One-shot watches only from the slots that never set persistent ones.
-        let watch = s != PERSISTENT_WATCH_SLOT && self.rng.random_bool(0.5);
+        let watch = s != PERSISTENT_WATCH_SLOT && self.rng.random_bool(0.7);
         match self.rng.random_range(0..1000) {
             0..=219 => {
                 let (opcode, flags, ttl) = self.create_kind(false);
@@ -633,7 +633,7 @@ impl Generator {
             925..=949 => {
                 // Session 2's persistent watches: recursive on the root, plain elsewhere,
                 // so one path never has both modes in one session.
-                let path = self.path();
+                let path = if self.rng.random_bool(0.3) { self.root.clone() } else { self.path() };
                 let mode = if path == self.root { 1 } else { 0 };
                 Op::AddWatch {
                     s: PERSISTENT_WATCH_SLOT,
@@ -1130,6 +1130,7 @@ async fn run_seed(seed: u64, ops: usize, reference_addr: &str, candidate_addr: &
         ra.starts_with("err=0"),
         "creating {root} on the reference: {ra}"
     );
+    let mut events_seen = 0usize;
     // op name → reply err → count, printed at the end to show the mix stays varied.
     let mut counts: std::collections::BTreeMap<
         &'static str,
@@ -1150,6 +1151,7 @@ async fn run_seed(seed: u64, ops: usize, reference_addr: &str, candidate_addr: &
             .or_default()
             .entry(code)
             .or_default() += 1;
+        events_seen += ra.matches(":3:/").count();
         for p in created_paths(&op, &ra) {
             gen.learn(&p);
         }
@@ -1159,7 +1161,7 @@ async fn run_seed(seed: u64, ops: usize, reference_addr: &str, candidate_addr: &
         }
     }
     tokio::join!(a.close_all(), b.close_all());
-    eprintln!("differential: seed {seed} replies by op and err: {counts:?}");
+    eprintln!("differential: seed {seed}: {events_seen} watch notifications compared; replies by op and err: {counts:?}");
 }
 
 /// Panics with the seed, the step, both outcomes and the recent history if the two
