@@ -54,6 +54,8 @@ macro_rules! scenarios {
 scenarios! {
     session_timeout_negotiation => session_timeout_negotiation_java, session_timeout_negotiation_ferrokeeper;
     session_reattach => session_reattach_java, session_reattach_ferrokeeper;
+    connect_handshake => connect_handshake_java, connect_handshake_ferrokeeper;
+    frame_limits => frame_limits_java, frame_limits_ferrokeeper;
     create_all_modes => create_all_modes_java, create_all_modes_ferrokeeper;
     create_flags_and_opcodes => create_flags_and_opcodes_java, create_flags_and_opcodes_ferrokeeper;
     sequential_suffix => sequential_suffix_java, sequential_suffix_ferrokeeper;
@@ -83,6 +85,7 @@ scenarios! {
     watch_persistent => watch_persistent_java, watch_persistent_ferrokeeper;
     watch_persistent_recursive => watch_persistent_recursive_java, watch_persistent_recursive_ferrokeeper;
     remove_watches => remove_watches_java, remove_watches_ferrokeeper;
+    set_watches => set_watches_java, set_watches_ferrokeeper;
     session_close => session_close_java, session_close_ferrokeeper;
     session_expiry => session_expiry_java, session_expiry_ferrokeeper;
     who_am_i => who_am_i_java, who_am_i_ferrokeeper;
@@ -291,6 +294,61 @@ async fn session_reattach(addr: &str) {
     )
     .await;
     assert_eq!(unknown.session_id, 0);
+    c.close().await;
+}
+
+/// jute ConnectResponse{protocolVersion, timeOut, sessionId, passwd} and the optional
+/// readOnly byte: sent only to clients that sent one in their ConnectRequest
+/// (ZooKeeperServer.finishSessionInit: `if (!cnxn.isOldClient) bos.writeBool(...)`).
+async fn connect_handshake(addr: &str) {
+    let mut new_client = Conn::connect(addr).await;
+    let resp = &new_client.connect_response;
+    assert_eq!(
+        resp.len(),
+        4 + 4 + 8 + 4 + 16 + 1,
+        "ConnectResponse + readOnly"
+    );
+    assert_eq!(&resp[0..4], &[0, 0, 0, 0], "protocolVersion 0");
+    assert_eq!(resp[36], 0, "not a read-only server");
+    let mut old_client = Conn::connect_with(
+        addr,
+        ConnectOptions {
+            send_read_only: false,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        old_client.connect_response.len(),
+        36,
+        "no readOnly byte for an old client"
+    );
+    assert_ne!(old_client.session_id, 0);
+    assert!(old_client.exists("/", false).await.is_ok());
+    // Session ids of one server are distinct; the password is 16 bytes.
+    assert_ne!(new_client.session_id, old_client.session_id);
+    new_client.close().await;
+    old_client.close().await;
+}
+
+/// Framing (jute.maxbuffer, default 0xfffff): a request frame longer than that makes the
+/// server close the connection ("Len error", NIOServerCnxn.readLength); data just below
+/// it is stored and read back whole.
+async fn frame_limits(addr: &str) {
+    let mut c = Conn::connect(addr).await;
+    let r = root(&mut c, "frame_limits").await;
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let n = format!("{r}/big");
+    c.create(&n, &big, raw::open_acl(), 0).await.unwrap();
+    let (data, s) = c.get_data(&n, false).await.unwrap();
+    assert_eq!(s.data_length, 1_000_000);
+    assert!(data == big, "1 MB of data read back unchanged");
+    let mut d = Conn::connect(addr).await;
+    d.write_bytes(&(0x10_0000i32).to_be_bytes()).await;
+    wait_closed(&mut d, "frame length 0x100000").await;
+    let mut e = Conn::connect(addr).await;
+    e.write_bytes(&(-1i32).to_be_bytes()).await;
+    wait_closed(&mut e, "negative frame length").await;
     c.close().await;
 }
 
@@ -731,9 +789,6 @@ async fn create_errors(addr: &str) {
     );
     // The root exists.
     assert_eq!(c.create("/", b"", open(), 0).await, Err(err::NODE_EXISTS));
-    // jute.maxbuffer: data of 1 MiB cannot be sent in one frame; the server closes the
-    // connection ("Len error", NIOServerCnxn.readLength). Not exercised here: both
-    // servers must simply stay up, which every other scenario shows.
     c.close().await;
 }
 
@@ -1421,7 +1476,7 @@ async fn sync(addr: &str) {
 
 /// PG "Multi" / jute MultiHeader, MultiResponse: all ops apply at one zxid, results in
 /// order. A create2 inside a multi is answered as a plain create (path only) by 3.8.0:
-/// ZOOKEEPER-4026 (fixed in 3.8.2/3.9) makes it a create2 result with the Stat, so either
+/// ZOOKEEPER-4026 (in 3.9.0) makes it a create2 result with the Stat, so either
 /// is accepted here.
 async fn multi_success(addr: &str) {
     let mut c = Conn::connect(addr).await;
@@ -2255,6 +2310,131 @@ async fn remove_watches(addr: &str) {
     w.close().await;
 }
 
+/// SetWatches / SetWatches2 (xid −8; PG "ZooKeeper Watches": on reconnect the client
+/// re-registers its watches with the last zxid it saw). The server fires at once what
+/// the client missed and registers the rest (DataTree.setWatches): a data watch on a
+/// missing node → NodeDeleted, on a node with mzxid > relativeZxid → NodeDataChanged;
+/// an exist watch on an existing node → NodeCreated; a child watch on a missing node →
+/// NodeDeleted, on a node with pzxid > relativeZxid → NodeChildrenChanged. Events come
+/// in that order (data, exist, child lists, each in list order), then the reply
+/// (xid −8, err 0, no body).
+async fn set_watches(addr: &str) {
+    let mut a = Conn::connect(addr).await;
+    let r = root(&mut a, "set_watches").await;
+    let p = |name: &str| format!("{r}/{name}");
+    for name in ["changed", "gone", "same", "parent", "parent/old"] {
+        a.create(&p(name), b"", raw::open_acl(), 0).await.unwrap();
+    }
+    // The last zxid this client saw.
+    let relative = a
+        .call(
+            op::EXISTS,
+            &ferrokeeper_net::records::ExistsRequest {
+                path: r.clone(),
+                watch: false,
+            },
+        )
+        .await
+        .zxid;
+    let mut b = Conn::connect(addr).await;
+    b.set_data(&p("changed"), b"x", -1).await.unwrap();
+    b.delete(&p("gone"), -1).await.unwrap();
+    b.create(&p("appeared"), b"", raw::open_acl(), 0)
+        .await
+        .unwrap();
+    b.create(&p("parent/new"), b"", raw::open_acl(), 0)
+        .await
+        .unwrap();
+    // Reconnect the session on a new connection and re-register.
+    let mut a2 = Conn::connect_with(
+        addr,
+        ConnectOptions {
+            session_id: a.session_id,
+            passwd: a.passwd.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(a2.session_id, a.session_id);
+    let set = ferrokeeper_net::records::SetWatches {
+        relative_zxid: relative,
+        data_watches: vec![p("changed"), p("gone"), p("same")],
+        exist_watches: vec![p("appeared"), p("absent")],
+        child_watches: vec![p("parent"), p("same"), p("gone")],
+    };
+    a2.send_raw(
+        -8,
+        op::SET_WATCHES,
+        &ferrokeeper_net::jute::Encode::to_bytes(&set),
+    )
+    .await;
+    let reply = a2.wait_reply(-8).await;
+    assert_eq!((reply.err, reply.body.len()), (0, 0));
+    assert_eq!(
+        kinds(a2.take_events()),
+        [
+            event(ev::DATA_CHANGED, &p("changed")),
+            event(ev::DELETED, &p("gone")),
+            event(ev::CREATED, &p("appeared")),
+            event(ev::CHILDREN_CHANGED, &p("parent")),
+            event(ev::DELETED, &p("gone")),
+        ],
+        "missed changes are delivered before the reply"
+    );
+    // The rest are registered and fire later.
+    b.create(&p("absent"), b"", raw::open_acl(), 0)
+        .await
+        .unwrap();
+    b.set_data(&p("same"), b"y", -1).await.unwrap();
+    b.create(&p("same/k"), b"", raw::open_acl(), 0)
+        .await
+        .unwrap();
+    settle(&mut a2).await;
+    assert_eq!(
+        kinds(a2.take_events()),
+        [
+            event(ev::CREATED, &p("absent")),
+            event(ev::DATA_CHANGED, &p("same")),
+            event(ev::CHILDREN_CHANGED, &p("same"))
+        ]
+    );
+    // SetWatches2 adds persistent and persistent-recursive watches, which fire nothing
+    // at registration.
+    let set2 = ferrokeeper_net::records::SetWatches2 {
+        relative_zxid: 0,
+        persistent_watches: vec![p("same")],
+        persistent_recursive_watches: vec![p("tree")],
+        ..Default::default()
+    };
+    a2.send_raw(
+        -8,
+        op::SET_WATCHES2,
+        &ferrokeeper_net::jute::Encode::to_bytes(&set2),
+    )
+    .await;
+    let reply = a2.wait_reply(-8).await;
+    assert_eq!((reply.err, reply.body.len()), (0, 0));
+    assert!(a2.take_events().is_empty());
+    b.create(&p("tree"), b"", raw::open_acl(), 0).await.unwrap();
+    b.create(&p("tree/x"), b"", raw::open_acl(), 0)
+        .await
+        .unwrap();
+    b.set_data(&p("same"), b"z", -1).await.unwrap();
+    b.set_data(&p("same"), b"w", -1).await.unwrap();
+    settle(&mut a2).await;
+    assert_eq!(
+        kinds(a2.take_events()),
+        [
+            event(ev::CREATED, &p("tree")),
+            event(ev::CREATED, &p("tree/x")),
+            event(ev::DATA_CHANGED, &p("same")),
+            event(ev::DATA_CHANGED, &p("same")),
+        ]
+    );
+    a2.close().await;
+    b.close().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // session end
 
@@ -2383,7 +2563,7 @@ async fn who_am_i(addr: &str) {
         auth_scheme: "ip".into(),
         user: "127.0.0.1".into(),
     };
-    assert_eq!(c.who_am_i().await.unwrap(), [ip.clone()]);
+    assert_eq!(c.who_am_i().await.unwrap(), std::slice::from_ref(&ip));
     assert_eq!(c.add_auth("digest", b"dave:pw").await, 0);
     let mut got = c.who_am_i().await.unwrap();
     got.sort_by(|a, b| (&a.auth_scheme, &a.user).cmp(&(&b.auth_scheme, &b.user)));
@@ -2432,7 +2612,7 @@ async fn path_validation(addr: &str) {
         (format!("{r}/./x"), NN, NN, NN, BA, NN),
         (format!("{r}/x/."), NN, NN, NN, BA, NN),
         ("relative".to_string(), BA, NN, NN, BA, BA),
-        (format!("{}", &r[1..]), BA, NN, NN, BA, BA),
+        (r[1..].to_string(), BA, NN, NN, BA, BA),
         (format!("{r}/nul\0x"), BA, BA, NN, BA, BA),
         (format!("{r}/ctl\u{1}"), BA, NN, NN, BA, NN),
         (format!("{r}/del\u{7f}"), BA, NN, NN, BA, NN),

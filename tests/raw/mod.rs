@@ -367,6 +367,8 @@ pub struct ConnectOptions {
     pub passwd: Vec<u8>,
     pub last_zxid_seen: i64,
     pub read_only: bool,
+    /// Whether to send the `readOnly` byte at all (clients before 3.3 did not).
+    pub send_read_only: bool,
 }
 
 impl Default for ConnectOptions {
@@ -377,6 +379,7 @@ impl Default for ConnectOptions {
             passwd: vec![0; 16],
             last_zxid_seen: 0,
             read_only: false,
+            send_read_only: true,
         }
     }
 }
@@ -393,6 +396,8 @@ pub struct Conn {
     pub passwd: Vec<u8>,
     /// Negotiated session timeout in ms.
     pub timeout_ms: i32,
+    /// The handshake reply's payload as received (empty if the server sent none).
+    pub connect_response: Vec<u8>,
     /// Notifications received and not yet taken by the test.
     pub events: VecDeque<Event>,
     /// Every frame received since the last [`Conn::take_log`], in order (pings left out).
@@ -428,7 +433,9 @@ impl Conn {
             passwd: o.passwd.clone().into(),
         }
         .encode(&mut out);
-        o.read_only.encode(&mut out);
+        if o.send_read_only {
+            o.read_only.encode(&mut out);
+        }
         end_frame(&mut out, at);
         w.write_all(&out).await.expect("write connect");
 
@@ -436,6 +443,7 @@ impl Conn {
         let first = tokio::time::timeout(IO_LIMIT, read_frame(&mut rd, &mut buf))
             .await
             .expect("connect response in time");
+        let connect_response = first.clone().unwrap_or_default();
         let (session_id, passwd, timeout_ms) = match first {
             Some(frame) => {
                 let mut r = Reader::new(&frame);
@@ -486,6 +494,7 @@ impl Conn {
             session_id,
             passwd,
             timeout_ms,
+            connect_response,
             events: VecDeque::new(),
             log: Vec::new(),
         }
@@ -568,6 +577,20 @@ impl Conn {
         self.next_xid += 1;
         self.send_raw(xid, opcode, body).await;
         self.wait_reply(xid).await
+    }
+
+    /// Writes raw bytes to the socket (for malformed frames).
+    pub async fn write_bytes(&mut self, bytes: &[u8]) {
+        let _ = self.w.write_all(bytes).await;
+    }
+
+    /// Sends one request without waiting: returns its xid for [`Conn::wait_reply`], so a
+    /// test can have requests in flight on several connections at once.
+    pub async fn start_call(&mut self, opcode: i32, body: &[u8]) -> i32 {
+        let xid = self.next_xid;
+        self.next_xid += 1;
+        self.send_raw(xid, opcode, body).await;
+        xid
     }
 
     /// Takes the log of frames received so far.
