@@ -393,8 +393,16 @@ impl CommitCore {
         let closing = matches!(op, TxnOp::CloseSession { .. });
         let (zxid, mut outcome) = self.commit(session_id, xid, op, now_ms);
         if let (Request::Multi(ops), Outcome::Multi(results)) = (&request, &mut outcome) {
+            // A plain create's result carries only the path; which ops are plain is
+            // decided after MultiOperationRecord rebuilt them (see multi_create_op).
             for (op, r) in ops.iter().zip(results.iter_mut()) {
-                if let (OpCode::Create, Outcome::Created { path, .. }) = (op.opcode(), &*r) {
+                let plain = match op {
+                    ferrokeeper_net::request::MultiOp::Create(c) => {
+                        super::prep::multi_create_op(c).is_some_and(|c| c.op() == OpCode::Create)
+                    }
+                    _ => false,
+                };
+                if let (true, Outcome::Created { path, .. }) = (plain, &*r) {
                     *r = Outcome::CreatedPlain(path.clone());
                 }
             }

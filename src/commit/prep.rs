@@ -208,6 +208,23 @@ fn prep_check(state: &DataState, p: &str, version: i32, ctx: &PrepCtx<'_>) -> Pr
 /// ZooKeeper preps against its outstanding change records. On the first failure every
 /// op becomes an error txn: `Ok` before it, its code, `RuntimeInconsistency` after.
 fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
+    // MultiOperationRecord rebuilds every op before prep sees it; an op it cannot
+    // rebuild fails the whole request, which still uses a zxid.
+    let mut normalized = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            MultiOp::Create(c) => match multi_create_op(c) {
+                Some(c) => normalized.push(MultiOp::Create(c)),
+                None => {
+                    return TxnOp::Error {
+                        err: ErrorCode::MarshallingError,
+                    }
+                }
+            },
+            other => normalized.push(other.clone()),
+        }
+    }
+    let ops = &normalized[..];
     let mut scratch = state.clone();
     let mut txns = Vec::with_capacity(ops.len());
     let mut failed: Option<usize> = None;
@@ -252,6 +269,36 @@ fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
         }
     }
     TxnOp::Multi(txns)
+}
+
+/// How ZooKeeper 3.9's `MultiOperationRecord` and `Op.create` rebuild a create op: the
+/// opcode follows the flags (a TTL mode makes createTTL, a container mode makes
+/// createContainer, anything else keeps the header's type), and a createTTL op whose
+/// flags are not a TTL mode becomes a plain create without its TTL. `None` for flags
+/// that name no mode on a create, create2 or createContainer op.
+pub(crate) fn multi_create_op(c: &CreateOp) -> Option<CreateOp> {
+    let mut out = c.clone();
+    if c.op() == OpCode::CreateTtl {
+        let mode = CreateMode::from_i32(c.flags).unwrap_or(CreateMode::Persistent);
+        if !mode.is_ttl() {
+            out.opcode = Some(if mode.is_container() {
+                OpCode::CreateContainer
+            } else {
+                OpCode::Create
+            });
+            out.ttl = -1;
+        }
+        return Some(out);
+    }
+    let mode = CreateMode::from_i32(c.flags)?;
+    if mode.is_ttl() {
+        // CreateOptions without a TTL: prep then refuses it (BadArguments).
+        out.opcode = Some(OpCode::CreateTtl);
+        out.ttl = -1;
+    } else if mode.is_container() {
+        out.opcode = Some(OpCode::CreateContainer);
+    }
+    Some(out)
 }
 
 #[cfg(test)]
