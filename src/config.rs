@@ -1,74 +1,1924 @@
-//! TEMPORARY stub until the config branch merges.
-#![allow(missing_docs)]
-use std::net::IpAddr;
+//! `zoo.cfg`: ZooKeeper's configuration file, read the way Apache ZooKeeper 3.8 reads it.
+//!
+//! The file is a Java `.properties` file. [`Config::parse`] first splits it exactly as
+//! `java.util.Properties.load` does (`key=value`, `key:value` or `key value`; `#` and `!`
+//! comment lines; a line ending in an odd number of backslashes continues on the next line;
+//! `\t`, `\n`, `\uXXXX` escapes), then trims keys and values as `QuorumPeerConfig` does, and
+//! then gives each key its meaning and ZooKeeper's default.
+//!
+//! # Which key names are read
+//!
+//! ZooKeeper reads some settings from `zoo.cfg` (`QuorumPeerConfig`) and others from Java
+//! system properties, which `zoo.cfg` sets by copying every key it does not know into the
+//! system property `zookeeper.<key>`. Operators therefore write both `snapCount=...` and
+//! `zookeeper.snapCount=...`. ferrokeeper accepts both spellings of every key: a leading
+//! `zookeeper.` is stripped before the key is looked up. A few keys that Java reads only
+//! from system properties, and so ignores in `zoo.cfg` (`jute.maxbuffer`,
+//! `znode.container.*`), are honoured here: a user who writes them expects them to work.
+//!
+//! # What is an error and what is a warning
+//!
+//! * A value ZooKeeper refuses (not a number, port out of range, `minSessionTimeout` larger
+//!   than `maxSessionTimeout`, no `dataDir`, a bad boolean) is a [`ConfigError`] naming the
+//!   key and the value. ferrokeeper is stricter than ZooKeeper for keys that Java reads with
+//!   `Integer.getInteger`, which silently falls back to the default on garbage: garbage is an
+//!   error here, because the operator meant something by it.
+//! * A number ZooKeeper accepts but corrects (`snapCount` below 2, `autopurge.snapRetainCount`
+//!   below 3, a negative `maxClientCnxns`) is corrected the same way, with a warning, so that
+//!   every `zoo.cfg` Apache ZooKeeper starts with also starts ferrokeeper.
+//! * A key ZooKeeper knows but ferrokeeper does not use (quorum, TLS, SASL, AdminServer,
+//!   metrics provider, throttling tunables) is accepted with a `tracing::debug!` note; the
+//!   few whose absence changes what the user gets (`secureClientPort`, `server.N` lines) are
+//!   warnings. A key neither knows is a warning (most likely a typo).
+//!
+//! Warnings are returned to the caller, which logs them; parsing never logs warnings itself.
+
+#![warn(missing_docs)]
+
+use std::fmt;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub tick_time_ms: u32,
-    pub client_port: u16,
-    pub client_port_address: Option<IpAddr>,
-    pub data_dir: PathBuf,
-    pub min_session_timeout_ms: u32,
-    pub max_session_timeout_ms: u32,
-    pub jute_max_buffer: usize,
-    pub extended_types_enabled: bool,
-    pub skip_acl: bool,
-    pub super_digest: Option<String>,
-    pub server_id: u64,
-    pub container_check_interval_ms: u64,
-    pub container_max_per_minute: u64,
-    pub container_max_never_used_interval_ms: u64,
-    pub shards: usize,
-    pub max_client_cnxns: u64,
-    pub commit_queue_depth: usize,
-    pub commit_batch_max: usize,
+
+use crate::admin::FourLetterWhitelist;
+
+/// ZooKeeper 3.8's `tickTime` when `zoo.cfg` does not set it
+/// (`ZooKeeperServer.DEFAULT_TICK_TIME`). The sample `zoo.cfg` and the admin guide use 2000,
+/// but a file without the key gets 3000 from Apache ZooKeeper, and so it does here.
+pub const DEFAULT_TICK_TIME_MS: u32 = 3000;
+/// The client port of the embedded default configuration and of a `zoo.cfg` without one.
+pub const DEFAULT_CLIENT_PORT: u16 = 2181;
+/// `maxClientCnxns`: connections allowed from one IP address; 0 means no limit.
+pub const DEFAULT_MAX_CLIENT_CNXNS: u32 = 60;
+/// `jute.maxbuffer`: the largest request or response payload, in bytes.
+pub const DEFAULT_JUTE_MAX_BUFFER_BYTES: u32 = 0xfffff;
+/// `globalOutstandingLimit`: requests in flight before the server stops reading sockets.
+pub const DEFAULT_GLOBAL_OUTSTANDING_LIMIT: u32 = 1000;
+/// `znode.container.checkIntervalMs`.
+pub const DEFAULT_CONTAINER_CHECK_INTERVAL_MS: u64 = 60_000;
+/// `znode.container.maxPerMinute`.
+pub const DEFAULT_CONTAINER_MAX_PER_MINUTE: u32 = 10_000;
+/// `snapCount`: transactions between snapshots.
+pub const DEFAULT_SNAP_COUNT: u32 = 100_000;
+/// ZooKeeper resets a `snapCount` below this to this (`ZooKeeperServer.getSnapCount`).
+pub const SNAP_COUNT_MIN: u32 = 2;
+/// `preAllocSize`: transaction log preallocation step, in KiB (64 MiB).
+pub const DEFAULT_PRE_ALLOC_SIZE_KB: u64 = 65_536;
+/// `autopurge.snapRetainCount`: default, and the minimum ZooKeeper enforces.
+pub const AUTOPURGE_SNAP_RETAIN_COUNT_MIN: u32 = 3;
+/// `ferrokeeper.commitQueueDepth`: slots in each shard-to-commit-stage queue.
+pub const DEFAULT_COMMIT_QUEUE_DEPTH: usize = 4096;
+/// `ferrokeeper.commitBatchMax`: requests the commit stage puts in one log batch at most.
+pub const DEFAULT_COMMIT_BATCH_MAX: usize = 1024;
+/// The largest server id usable with `extendedTypesEnabled` (TTL nodes keep the server id in
+/// one byte of `ephemeralOwner`, and 0xff marks TTL; `EphemeralType.validateServerId`).
+pub const EXTENDED_TYPES_SERVER_ID_MAX: u64 = 254;
+
+/// Everything that can make a configuration unusable. Each message names the key and the
+/// value at fault (and the line, when it came from a file).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file (or `dataDir/myid`) could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file that could not be read.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// A `\uXXXX` escape is not followed by four hexadecimal digits. Java's
+    /// `Properties.load` rejects the whole file for this, and so do we.
+    #[error("line {line}: malformed \\uxxxx escape")]
+    MalformedEscape {
+        /// The line (1-based) where the logical line containing the escape starts.
+        line: usize,
+    },
+    /// A value is not of the key's type, or is outside the range the key allows.
+    #[error("line {line}: invalid value {value:?} for {key}: {reason}")]
+    InvalidValue {
+        /// The line (1-based) where the entry starts.
+        line: usize,
+        /// The key as written in the file.
+        key: String,
+        /// The value as written in the file (after trimming).
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A key that ZooKeeper requires is absent (`dataDir`).
+    #[error("{key} is not set")]
+    Missing {
+        /// The missing key.
+        key: &'static str,
+    },
+    /// `clientPortAddress` is set but `clientPort` is not: ZooKeeper refuses this.
+    #[error("line {line}: clientPortAddress is set ({address:?}) but clientPort is not set")]
+    AddressWithoutPort {
+        /// The line of the `clientPortAddress` entry.
+        line: usize,
+        /// The configured address.
+        address: String,
+    },
+    /// The effective `minSessionTimeout` is larger than the effective `maxSessionTimeout`
+    /// (either may come from the `tickTime` defaults of 2 and 20 ticks).
+    #[error(
+        "minSessionTimeout ({min_ms} ms) must not be larger than maxSessionTimeout ({max_ms} ms)"
+    )]
+    SessionTimeoutRange {
+        /// The effective minimum, in milliseconds.
+        min_ms: u32,
+        /// The effective maximum, in milliseconds.
+        max_ms: u32,
+    },
+    /// `dataDir/myid` exists but does not hold a server id.
+    #[error("{path}: invalid server id {content:?}: {reason}")]
+    InvalidMyid {
+        /// The `myid` file.
+        path: PathBuf,
+        /// Its first line.
+        content: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An error inside a configuration file: wraps the error with the file's path.
+    #[error("{path}: {source}")]
+    InFile {
+        /// The configuration file.
+        path: PathBuf,
+        /// The error found in it.
+        source: Box<ConfigError>,
+    },
 }
+
+/// The server's configuration: every `zoo.cfg` setting ferrokeeper uses, with ZooKeeper's
+/// defaults, plus ferrokeeper's own `ferrokeeper.*` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `tickTime`: ZooKeeper's unit of time; session timeouts default to multiples of it and
+    /// session expiry is checked once per tick. Invariant: > 0.
+    pub tick_time_ms: u32,
+    /// `clientPort`: the TCP port clients connect to. Invariant: != 0.
+    pub client_port: u16,
+    /// `clientPortAddress`: the address to listen on; `None` listens on all addresses.
+    pub client_port_address: Option<IpAddr>,
+    /// `clientPortListenBacklog`: the `listen(2)` backlog; `None` (ZooKeeper's -1) uses the
+    /// operating system's default.
+    pub client_port_listen_backlog: Option<u32>,
+    /// `dataDir`: where snapshots (and `myid`) live. Required.
+    pub data_dir: PathBuf,
+    /// `dataLogDir`: where the transaction log lives; defaults to `data_dir`.
+    pub data_log_dir: PathBuf,
+    /// `maxClientCnxns`: concurrent connections from one IP address; 0 = unlimited.
+    pub max_client_cnxns: u32,
+    /// `maxCnxns`: concurrent connections in total; 0 = unlimited.
+    pub max_cnxns: u32,
+    /// `minSessionTimeout`: the smallest session timeout granted (default 2 ticks).
+    /// Invariant: `min_session_timeout_ms <= max_session_timeout_ms`.
+    pub min_session_timeout_ms: u32,
+    /// `maxSessionTimeout`: the largest session timeout granted (default 20 ticks).
+    pub max_session_timeout_ms: u32,
+    /// `4lw.commands.whitelist`: the four-letter words the server answers (default: `srvr`).
+    pub four_letter_whitelist: FourLetterWhitelist,
+    /// `jute.maxbuffer`: the largest packet payload accepted or sent, in bytes. Invariant: > 0.
+    pub jute_max_buffer: u32,
+    /// `extendedTypesEnabled`: allow TTL nodes (and limit server ids to 254).
+    pub extended_types_enabled: bool,
+    /// `globalOutstandingLimit`: requests in flight before the server stops reading from
+    /// clients. Invariant: > 0.
+    pub global_outstanding_limit: u32,
+    /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`; a client that
+    /// authenticates as it passes every ACL check.
+    pub super_digest: Option<String>,
+    /// `skipACL`: do not check ACLs at all.
+    pub skip_acl: bool,
+    /// `znode.container.checkIntervalMs`: how often empty containers and expired TTL nodes
+    /// are looked for. Invariant: > 0.
+    pub container_check_interval_ms: u64,
+    /// `znode.container.maxPerMinute`: deletions of containers per minute at most.
+    /// Invariant: > 0.
+    pub container_max_per_minute: u32,
+    /// `znode.container.maxNeverUsedIntervalMs`: a container that never had a child is
+    /// deleted after this long; 0 = never.
+    pub container_max_never_used_interval_ms: u64,
+    /// `snapCount`: transactions logged between snapshots. Invariant: >= 2.
+    pub snap_count: u32,
+    /// `preAllocSize`: the step by which log files are preallocated, in KiB. Invariant: > 0.
+    pub pre_alloc_size_kb: u64,
+    /// `forceSync`: fsync the log before acknowledging writes.
+    pub force_sync: bool,
+    /// `autopurge.snapRetainCount`: snapshots (and their logs) kept by autopurge.
+    /// Invariant: >= 3.
+    pub autopurge_snap_retain_count: u32,
+    /// `autopurge.purgeInterval`: hours between purges; 0 = autopurge off.
+    pub autopurge_purge_interval_hours: u32,
+    /// `standaloneEnabled`: a single configured server runs standalone.
+    pub standalone_enabled: bool,
+    /// `reconfigEnabled`: allow the `reconfig` operation.
+    pub reconfig_enabled: bool,
+    /// The server id: `dataDir/myid` when present (read by [`Config::load`]), else 0.
+    pub server_id: u64,
+    /// `ferrokeeper.shards`: thread-per-core shards (default: available cores).
+    /// Invariant: > 0.
+    pub shards: usize,
+    /// `ferrokeeper.commitQueueDepth`: capacity of each shard's queue to the commit stage.
+    /// Invariant: > 0.
+    pub commit_queue_depth: usize,
+    /// `ferrokeeper.commitBatchMax`: requests per group-commit batch at most. Invariant: > 0.
+    pub commit_batch_max: usize,
+    /// Every `(key, value)` entry of the file in file order, trimmed, duplicates included.
+    pub raw: Vec<(String, String)>,
+}
+
 impl Config {
+    /// The configuration ferrokeeper runs with when given no `zoo.cfg`: ZooKeeper's defaults
+    /// everywhere (including `tickTime` 3000 and a four-letter-word whitelist of `srvr`
+    /// alone), with `dataDir=./data` and `clientPort=2181`, which ZooKeeper has no default for.
     pub fn embedded_default() -> Config {
+        Config::defaults_with_data_dir(PathBuf::from("./data"))
+    }
+
+    fn defaults_with_data_dir(data_dir: PathBuf) -> Config {
         Config {
-            tick_time_ms: 2000,
-            client_port: 2181,
+            tick_time_ms: DEFAULT_TICK_TIME_MS,
+            client_port: DEFAULT_CLIENT_PORT,
             client_port_address: None,
-            data_dir: "./data".into(),
-            min_session_timeout_ms: 4000,
-            max_session_timeout_ms: 40000,
-            jute_max_buffer: 0xfffff,
+            client_port_listen_backlog: None,
+            data_log_dir: data_dir.clone(),
+            data_dir,
+            max_client_cnxns: DEFAULT_MAX_CLIENT_CNXNS,
+            max_cnxns: 0,
+            min_session_timeout_ms: DEFAULT_TICK_TIME_MS * 2,
+            max_session_timeout_ms: DEFAULT_TICK_TIME_MS * 20,
+            four_letter_whitelist: FourLetterWhitelist::zookeeper_default(),
+            jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER_BYTES,
             extended_types_enabled: false,
-            skip_acl: false,
+            global_outstanding_limit: DEFAULT_GLOBAL_OUTSTANDING_LIMIT,
             super_digest: None,
-            server_id: 0,
-            container_check_interval_ms: 60000,
-            container_max_per_minute: 10000,
+            skip_acl: false,
+            container_check_interval_ms: DEFAULT_CONTAINER_CHECK_INTERVAL_MS,
+            container_max_per_minute: DEFAULT_CONTAINER_MAX_PER_MINUTE,
             container_max_never_used_interval_ms: 0,
-            shards: 2,
-            max_client_cnxns: 60,
-            commit_queue_depth: 4096,
-            commit_batch_max: 1024,
+            snap_count: DEFAULT_SNAP_COUNT,
+            pre_alloc_size_kb: DEFAULT_PRE_ALLOC_SIZE_KB,
+            force_sync: true,
+            autopurge_snap_retain_count: AUTOPURGE_SNAP_RETAIN_COUNT_MIN,
+            autopurge_purge_interval_hours: 0,
+            standalone_enabled: true,
+            reconfig_enabled: false,
+            server_id: 0,
+            shards: available_cores(),
+            commit_queue_depth: DEFAULT_COMMIT_QUEUE_DEPTH,
+            commit_batch_max: DEFAULT_COMMIT_BATCH_MAX,
+            raw: Vec::new(),
         }
     }
-    pub fn load(p: &Path) -> Result<(Config, Vec<String>), String> {
-        let text = std::fs::read_to_string(p).map_err(|e| e.to_string())?;
-        let mut c = Config::embedded_default();
-        for l in text.lines() {
-            let Some((k, v)) = l.split_once('=') else {
-                continue;
-            };
-            match k.trim() {
-                "clientPort" => c.client_port = v.trim().parse().unwrap_or(2181),
-                "tickTime" => {
-                    c.tick_time_ms = v.trim().parse().unwrap_or(2000);
-                    c.min_session_timeout_ms = 2 * c.tick_time_ms;
-                    c.max_session_timeout_ms = 20 * c.tick_time_ms;
+
+    /// Parses the text of a `zoo.cfg`. Returns the configuration and the warnings to log.
+    ///
+    /// Touches no file (`myid` is read by [`Config::load`]); a `clientPortAddress` that is a
+    /// host name rather than an IP address is resolved, as ZooKeeper does.
+    pub fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        let entries = properties::parse(text)?;
+        let mut parser = Parser::default();
+        for entry in &entries {
+            parser.apply(entry)?;
+        }
+        parser.finish()
+    }
+
+    /// Reads and parses a `zoo.cfg`, then reads the server id from `dataDir/myid` if that
+    /// file exists. Every error names the file. Warnings are prefixed with the file's path.
+    ///
+    /// Java reads properties files as ISO-8859-1; a file that is not UTF-8 is read that way.
+    pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(not_utf8) => not_utf8
+                .into_bytes()
+                .iter()
+                .map(|&b| char::from(b))
+                .collect(),
+        };
+        let in_file = |source: ConfigError| ConfigError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        };
+        let (mut config, warnings) = Config::parse(&text).map_err(in_file)?;
+        config.read_myid()?;
+        let warnings = warnings
+            .into_iter()
+            .map(|w| format!("{}: {w}", path.display()))
+            .collect();
+        Ok((config, warnings))
+    }
+
+    /// Sets `server_id` from `data_dir/myid` when that file exists (ZooKeeper reads it even
+    /// for a standalone server). The first line must be a non-negative integer.
+    fn read_myid(&mut self) -> Result<(), ConfigError> {
+        let path = self.data_dir.join("myid");
+        if !path.is_file() {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let first = text.lines().next().unwrap_or("").trim().to_string();
+        let id = first.parse::<u64>().map_err(|e| ConfigError::InvalidMyid {
+            path: path.clone(),
+            content: first.clone(),
+            reason: format!("not a non-negative integer ({e})"),
+        })?;
+        if self.extended_types_enabled && id > EXTENDED_TYPES_SERVER_ID_MAX {
+            return Err(ConfigError::InvalidMyid {
+                path,
+                content: first,
+                reason: format!(
+                    "extendedTypesEnabled is true, so the server id must not be larger \
+                     than {EXTENDED_TYPES_SERVER_ID_MAX}"
+                ),
+            });
+        }
+        self.server_id = id;
+        Ok(())
+    }
+}
+
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One `(key, value)` entry of the file being applied, for error messages.
+struct At<'a> {
+    line: usize,
+    key: &'a str,
+    value: &'a str,
+}
+
+impl At<'_> {
+    fn invalid(&self, reason: impl fmt::Display) -> ConfigError {
+        ConfigError::InvalidValue {
+            line: self.line,
+            key: self.key.to_string(),
+            value: self.value.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// `Integer.parseInt`: optional sign, decimal digits, 32-bit range.
+    fn int(&self) -> Result<i32, ConfigError> {
+        self.value
+            .parse::<i32>()
+            .map_err(|e| self.invalid(int_reason(&e)))
+    }
+
+    /// `Integer.decode` (what `Integer.getInteger` uses): also `0x`/`#` hex and `0` octal.
+    fn decoded_int(&self) -> Result<i32, ConfigError> {
+        let wide = self.decoded_long()?;
+        i32::try_from(wide).map_err(|_| self.invalid("out of range for a 32-bit integer"))
+    }
+
+    /// `Long.decode` (what `Long.getLong` uses).
+    fn decoded_long(&self) -> Result<i64, ConfigError> {
+        java_decode(self.value).ok_or_else(|| self.invalid("not an integer"))
+    }
+
+    /// `Long.parseLong`.
+    fn long(&self) -> Result<i64, ConfigError> {
+        self.value
+            .parse::<i64>()
+            .map_err(|e| self.invalid(int_reason(&e)))
+    }
+
+    fn int_at_least(&self, min: i32) -> Result<u32, ConfigError> {
+        let n = self.int()?;
+        if n < min {
+            return Err(self.invalid(format_args!("must be at least {min}")));
+        }
+        Ok(n.unsigned_abs())
+    }
+
+    fn decoded_int_at_least(&self, min: i32) -> Result<u32, ConfigError> {
+        let n = self.decoded_int()?;
+        if n < min {
+            return Err(self.invalid(format_args!("must be at least {min}")));
+        }
+        Ok(n.unsigned_abs())
+    }
+
+    /// `QuorumPeerConfig.parseBoolean`: `true` or `false`, any case.
+    fn strict_bool(&self) -> Result<bool, ConfigError> {
+        match self.value.to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(self.invalid("choose 'true' or 'false'")),
+        }
+    }
+
+    /// ZooKeeper's `yes`/`no` switches (`forceSync`, `skipACL`). Java only looks for the one
+    /// word that flips the default and treats anything else as the default, so
+    /// `forceSync=false` silently keeps fsync on there; here `true`/`false` mean what they say
+    /// and anything else is an error.
+    fn yes_no(&self) -> Result<bool, ConfigError> {
+        match self.value.to_ascii_lowercase().as_str() {
+            "yes" | "true" => Ok(true),
+            "no" | "false" => Ok(false),
+            _ => Err(self.invalid("choose 'yes' or 'no'")),
+        }
+    }
+
+    fn count(&self) -> Result<usize, ConfigError> {
+        match self.value.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            Ok(_) => Err(self.invalid("must be at least 1")),
+            Err(e) => Err(self.invalid(int_reason(&e))),
+        }
+    }
+
+    fn dir(&self, warnings: &mut Vec<String>) -> Result<PathBuf, ConfigError> {
+        if self.value.is_empty() {
+            return Err(self.invalid("must not be empty"));
+        }
+        let path = PathBuf::from(self.value);
+        // ZooKeeper's VerifyingFileFactory warns about relative paths unless they start with
+        // "./", which says the relativity is intended.
+        if path.is_relative() && !self.value.starts_with("./") {
+            warnings.push(format!(
+                "line {}: {} is relative ({:?}); prepend ./ to say that is intended",
+                self.line, self.key, self.value
+            ));
+        }
+        Ok(path)
+    }
+}
+
+fn int_reason(e: &std::num::ParseIntError) -> &'static str {
+    use std::num::IntErrorKind;
+    match e.kind() {
+        IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => "out of range",
+        _ => "not an integer",
+    }
+}
+
+/// Java's `Long.decode`: optional sign, then `0x`, `0X` or `#` for hexadecimal, a leading
+/// `0` for octal, else decimal.
+fn java_decode(value: &str) -> Option<i64> {
+    let (negative, rest) = match value.as_bytes().first() {
+        Some(b'-') => (true, &value[1..]),
+        Some(b'+') => (false, &value[1..]),
+        _ => (false, value),
+    };
+    let (radix, digits) = if let Some(hex) = rest
+        .strip_prefix("0x")
+        .or_else(|| rest.strip_prefix("0X"))
+        .or_else(|| rest.strip_prefix('#'))
+    {
+        (16, hex)
+    } else if rest.len() > 1 && rest.starts_with('0') {
+        (8, &rest[1..])
+    } else {
+        (10, rest)
+    };
+    if digits.is_empty() || digits.starts_with(['+', '-']) {
+        return None;
+    }
+    let magnitude = i128::from_str_radix(digits, radix).ok()?;
+    i64::try_from(if negative { -magnitude } else { magnitude }).ok()
+}
+
+/// Keys ZooKeeper 3.8 knows (in `QuorumPeerConfig` or as `zookeeper.*` system properties)
+/// that ferrokeeper accepts and does not use. Compared after stripping `zookeeper.`.
+const KNOWN_IGNORED_KEYS: &[&str] = &[
+    "initLimit",
+    "syncLimit",
+    "connectToLearnerMasterLimit",
+    "electionAlg",
+    "electionPortBindRetry",
+    "quorumListenOnAllIPs",
+    "peerType",
+    "syncEnabled",
+    "dynamicConfigFile",
+    "sslQuorum",
+    "portUnification",
+    "sslQuorumReloadCertFiles",
+    "observerMasterPort",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "oraclePath",
+    "leaderServes",
+    "cnxTimeout",
+    "tcpKeepAlive",
+    "clientTcpKeepAlive",
+    "serverCnxnFactory",
+    "snapSizeLimitInKb",
+    "txnLogSizeLimitInKb",
+    "commitLogCount",
+    "fsync.warningthresholdms",
+    "snapshot.compression.method",
+    "snapshot.trust.empty",
+    "digest.enabled",
+    "serializeLastProcessedZxid.enabled",
+    "maxResponseCacheSize",
+    "maxGetChildrenResponseCacheSize",
+    "requestThrottleLimit",
+    "requestThrottleStallTime",
+    "requestThrottleDropStale",
+    "requestStaleLatencyCheck",
+    "requestStaleConnectionCheck",
+    "throttledOpWaitTime",
+    "largeRequestMaxBytes",
+    "largeRequestThreshold",
+    "connectionMaxTokens",
+    "connectionTokenFillTime",
+    "connectionTokenFillCount",
+    "connectionFreezeTime",
+    "connectionDropIncrease",
+    "connectionDropDecrease",
+    "connectionDecreaseRatio",
+    "watchManagerName",
+    "enforceQuota",
+    "audit.enable",
+    "auditLogger",
+    "sessionRequireClientSASLAuth",
+    "enforce.auth.enabled",
+    "enforce.auth.schemes",
+    "enableEagerACLCheck",
+    "superUser",
+    "X509AuthenticationProvider.superUser",
+    "DigestAuthenticationProvider.digestAlg",
+    "IPAuthenticationProvider.usexforwardedfor",
+    "flushDelay",
+    "maxWriteQueuePollTime",
+    "maxBatchSize",
+    "intBufferStartingSizeBytes",
+    "closeSessionTxn.enabled",
+    "emulate353TTLNodes",
+    "readonlymode.enabled",
+    "jute.maxbuffer.extrasize",
+    "kerberos.removeHostFromPrincipal",
+    "kerberos.removeRealmFromPrincipal",
+    "metricsProvider.className",
+    "jvm.pause.info-threshold.ms",
+    "jvm.pause.warn-threshold.ms",
+    "jvm.pause.sleep.time.ms",
+    "jvm.pause.monitor",
+];
+
+/// Prefixes of known-and-ignored key families (quorum, TLS, AdminServer, metrics, ...).
+const KNOWN_IGNORED_PREFIXES: &[&str] = &[
+    "group.",
+    "weight.",
+    "quorum.",
+    "multiAddress.",
+    "metricsProvider.",
+    "admin.",
+    "ssl.",
+    "client.",
+    "authProvider.",
+    "nio.",
+    "netty.",
+    "learner.",
+    "leader.",
+    "follower.",
+    "observer.",
+    "zookeeper.",
+];
+
+fn is_known_ignored(key: &str) -> bool {
+    KNOWN_IGNORED_KEYS.contains(&key) || KNOWN_IGNORED_PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
+/// Accumulates entries in file order; the last entry for a key wins, as in Java.
+struct Parser {
+    config: Config,
+    warnings: Vec<String>,
+    data_dir: Option<PathBuf>,
+    data_log_dir: Option<PathBuf>,
+    client_port: Option<u16>,
+    /// `(line, value)` of `clientPortAddress`, resolved once the port is known.
+    client_port_address: Option<(usize, String)>,
+    /// `None` is ZooKeeper's -1: 2 ticks (min) or 20 ticks (max).
+    min_session_timeout_ms: Option<u32>,
+    max_session_timeout_ms: Option<u32>,
+    server_lines: usize,
+    seen: std::collections::HashSet<String>,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Parser {
+            config: Config::defaults_with_data_dir(PathBuf::new()),
+            warnings: Vec::new(),
+            data_dir: None,
+            data_log_dir: None,
+            client_port: None,
+            client_port_address: None,
+            min_session_timeout_ms: None,
+            max_session_timeout_ms: None,
+            server_lines: 0,
+            seen: std::collections::HashSet::new(),
+        }
+    }
+}
+
+impl Parser {
+    fn warn(&mut self, line: usize, message: impl fmt::Display) {
+        self.warnings.push(format!("line {line}: {message}"));
+    }
+
+    fn apply(&mut self, entry: &properties::Entry) -> Result<(), ConfigError> {
+        // ZooKeeper trims both sides (String.trim: every char <= ' ').
+        let key = java_trim(&entry.key);
+        let value = java_trim(&entry.value);
+        self.config.raw.push((key.to_string(), value.to_string()));
+        let at = At {
+            line: entry.line,
+            key,
+            value,
+        };
+        let name = key.strip_prefix("zookeeper.").unwrap_or(key);
+        if !self.seen.insert(name.to_string()) {
+            self.warn(
+                at.line,
+                format_args!("{key} is set more than once; the last value wins"),
+            );
+        }
+        let c = &mut self.config;
+        match name {
+            "dataDir" => self.data_dir = Some(at.dir(&mut self.warnings)?),
+            "dataLogDir" => self.data_log_dir = Some(at.dir(&mut self.warnings)?),
+            "clientPort" => {
+                let port = at.int()?;
+                let port = u16::try_from(port)
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or_else(|| at.invalid("port must be between 1 and 65535"))?;
+                self.client_port = Some(port);
+            }
+            "clientPortAddress" => {
+                self.client_port_address = Some((at.line, value.to_string()));
+            }
+            "clientPortListenBacklog" => {
+                // ZooKeeper hands any value to bind(); Java treats <= 0 as "default".
+                let backlog = at.int()?;
+                c.client_port_listen_backlog = u32::try_from(backlog).ok().filter(|&b| b > 0);
+            }
+            "tickTime" => c.tick_time_ms = at.int_at_least(1)?,
+            "maxClientCnxns" => {
+                let n = at.int()?;
+                if n < 0 {
+                    // NIOServerCnxnFactory only limits when the value is > 0.
+                    self.warn(at.line, "maxClientCnxns is negative; using 0 (no limit)");
                 }
-                "extendedTypesEnabled" => c.extended_types_enabled = v.trim() == "true",
-                "maxClientCnxns" => c.max_client_cnxns = v.trim().parse().unwrap_or(60),
-                "clientPortAddress" => c.client_port_address = v.trim().parse().ok(),
-                "znode.container.checkIntervalMs" => {
-                    c.container_check_interval_ms = v.trim().parse().unwrap_or(60000)
+                self.config.max_client_cnxns = n.max(0).unsigned_abs();
+            }
+            "maxCnxns" => {
+                let n = at.decoded_int()?;
+                if n < 0 {
+                    // ServerCnxnFactory.initMaxCnxns resets a negative value to 0.
+                    self.warn(at.line, "maxCnxns is negative; using 0 (no limit)");
                 }
-                _ => {}
+                self.config.max_cnxns = n.max(0).unsigned_abs();
+            }
+            "minSessionTimeout" => self.min_session_timeout_ms = session_timeout(&at)?,
+            "maxSessionTimeout" => self.max_session_timeout_ms = session_timeout(&at)?,
+            "4lw.commands.whitelist" => {
+                let (whitelist, unknown) = FourLetterWhitelist::parse(value);
+                c.four_letter_whitelist = whitelist;
+                for word in unknown {
+                    self.warn(
+                        at.line,
+                        format_args!("{key}: {word:?} is not a four-letter word; ignored"),
+                    );
+                }
+            }
+            "jute.maxbuffer" => c.jute_max_buffer = at.decoded_int_at_least(1)?,
+            "extendedTypesEnabled" => c.extended_types_enabled = at.strict_bool()?,
+            "globalOutstandingLimit" => c.global_outstanding_limit = at.decoded_int_at_least(1)?,
+            "DigestAuthenticationProvider.superDigest" => {
+                if value.is_empty() {
+                    c.super_digest = None;
+                } else {
+                    if !value.contains(':') {
+                        self.warn(
+                            at.line,
+                            format_args!(
+                                "{key} should look like super:<base64 sha1>; \
+                                 no client can match {value:?}"
+                            ),
+                        );
+                    }
+                    self.config.super_digest = Some(value.to_string());
+                }
+            }
+            "skipACL" => c.skip_acl = at.yes_no()?,
+            "znode.container.checkIntervalMs" => {
+                c.container_check_interval_ms = u64::from(at.decoded_int_at_least(1)?);
+            }
+            "znode.container.maxPerMinute" => {
+                c.container_max_per_minute = at.decoded_int_at_least(1)?;
+            }
+            "znode.container.maxNeverUsedIntervalMs" => {
+                let ms = at.decoded_long()?;
+                c.container_max_never_used_interval_ms =
+                    u64::try_from(ms).map_err(|_| at.invalid("must not be negative"))?;
+            }
+            "snapCount" => {
+                let n = at.decoded_int()?;
+                if n < SNAP_COUNT_MIN as i32 {
+                    self.warn(
+                        at.line,
+                        format_args!(
+                            "snapCount must be {SNAP_COUNT_MIN} or more; using {SNAP_COUNT_MIN}"
+                        ),
+                    );
+                }
+                self.config.snap_count = n.max(SNAP_COUNT_MIN as i32).unsigned_abs();
+            }
+            "preAllocSize" => {
+                let kb = at.long()?;
+                c.pre_alloc_size_kb = u64::try_from(kb)
+                    .ok()
+                    .filter(|&kb| kb > 0)
+                    .ok_or_else(|| at.invalid("must be at least 1 (KiB)"))?;
+            }
+            "forceSync" => c.force_sync = at.yes_no()?,
+            "autopurge.snapRetainCount" => {
+                let n = at.int()?;
+                if n < AUTOPURGE_SNAP_RETAIN_COUNT_MIN as i32 {
+                    self.warn(
+                        at.line,
+                        format_args!(
+                            "autopurge.snapRetainCount must be {AUTOPURGE_SNAP_RETAIN_COUNT_MIN} \
+                             or more; using {AUTOPURGE_SNAP_RETAIN_COUNT_MIN}"
+                        ),
+                    );
+                }
+                self.config.autopurge_snap_retain_count =
+                    n.max(AUTOPURGE_SNAP_RETAIN_COUNT_MIN as i32).unsigned_abs();
+            }
+            "autopurge.purgeInterval" => {
+                // ZooKeeper schedules no purge task for any value <= 0.
+                c.autopurge_purge_interval_hours = at.int()?.max(0).unsigned_abs();
+            }
+            "standaloneEnabled" => c.standalone_enabled = at.strict_bool()?,
+            "reconfigEnabled" => c.reconfig_enabled = at.strict_bool()?,
+            "ferrokeeper.shards" => c.shards = at.count()?,
+            "ferrokeeper.commitQueueDepth" => c.commit_queue_depth = at.count()?,
+            "ferrokeeper.commitBatchMax" => c.commit_batch_max = at.count()?,
+            "secureClientPort" | "secureClientPortAddress" => {
+                self.warn(
+                    at.line,
+                    format_args!(
+                        "{key} is ignored: ferrokeeper does not serve TLS; \
+                         clients connect in plaintext on clientPort"
+                    ),
+                );
+            }
+            _ if name.starts_with("server.") => self.server_lines += 1,
+            _ if name.starts_with("ferrokeeper.") => {
+                self.warn(
+                    at.line,
+                    format_args!("unknown ferrokeeper setting {key}; ignored"),
+                );
+            }
+            _ if is_known_ignored(name) => {
+                tracing::debug!(
+                    key,
+                    value,
+                    "zoo.cfg key known to ZooKeeper, not used by ferrokeeper"
+                );
+            }
+            _ => self.warn(at.line, format_args!("unknown key {key}; ignored")),
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(Config, Vec<String>), ConfigError> {
+        let data_dir = self
+            .data_dir
+            .take()
+            .ok_or(ConfigError::Missing { key: "dataDir" })?;
+        self.config.data_log_dir = self.data_log_dir.take().unwrap_or_else(|| data_dir.clone());
+        self.config.data_dir = data_dir;
+
+        match (self.client_port, self.client_port_address.take()) {
+            (None, Some((line, address))) => {
+                return Err(ConfigError::AddressWithoutPort { line, address });
+            }
+            (None, None) => {
+                self.warnings.push(format!(
+                    "clientPort is not set; listening on {DEFAULT_CLIENT_PORT}"
+                ));
+            }
+            (Some(port), address) => {
+                self.config.client_port = port;
+                if let Some((line, address)) = address {
+                    self.config.client_port_address = Some(resolve(line, &address, port)?);
+                }
             }
         }
-        Ok((c, vec![]))
+
+        let tick = self.config.tick_time_ms;
+        let min_ms = self
+            .min_session_timeout_ms
+            .unwrap_or(tick.saturating_mul(2));
+        let max_ms = self
+            .max_session_timeout_ms
+            .unwrap_or(tick.saturating_mul(20));
+        if min_ms > max_ms {
+            return Err(ConfigError::SessionTimeoutRange { min_ms, max_ms });
+        }
+        self.config.min_session_timeout_ms = min_ms;
+        self.config.max_session_timeout_ms = max_ms;
+
+        if self.server_lines > 0 {
+            self.warnings.push(format!(
+                "{} server.N line(s) ignored: ferrokeeper runs standalone (replication is not \
+                 implemented yet)",
+                self.server_lines
+            ));
+        }
+        Ok((self.config, self.warnings))
+    }
+}
+
+/// `minSessionTimeout` / `maxSessionTimeout`: -1 means "derive from tickTime".
+fn session_timeout(at: &At<'_>) -> Result<Option<u32>, ConfigError> {
+    match at.int()? {
+        -1 => Ok(None),
+        n if n < 0 => Err(at.invalid("must be -1 (default) or a non-negative number of ms")),
+        n => Ok(Some(n.unsigned_abs())),
+    }
+}
+
+/// `clientPortAddress` is an IP literal or a host name (`InetAddress.getByName`).
+fn resolve(line: usize, address: &str, port: u16) -> Result<IpAddr, ConfigError> {
+    let invalid = |reason: String| ConfigError::InvalidValue {
+        line,
+        key: "clientPortAddress".to_string(),
+        value: address.to_string(),
+        reason,
+    };
+    if address.is_empty() {
+        return Err(invalid("must not be empty".to_string()));
+    }
+    let literal = address.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let mut addrs = (address, port)
+        .to_socket_addrs()
+        .map_err(|e| invalid(format!("cannot resolve host: {e}")))?;
+    addrs
+        .next()
+        .map(|a| a.ip())
+        .ok_or_else(|| invalid("host resolves to no address".to_string()))
+}
+
+/// Java's `String.trim`: strips every char at or below U+0020 from both ends.
+fn java_trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c <= ' ')
+}
+
+/// The `java.util.Properties.load` grammar.
+mod properties {
+    use super::ConfigError;
+
+    /// One logical `key value` line, unescaped but not trimmed.
+    #[derive(Debug, PartialEq)]
+    pub(super) struct Entry {
+        pub key: String,
+        pub value: String,
+        /// 1-based line number where the logical line starts.
+        pub line: usize,
+    }
+
+    /// Properties whitespace: space, tab, form feed.
+    fn is_ws(c: char) -> bool {
+        c == ' ' || c == '\t' || c == '\x0c'
+    }
+
+    /// Natural lines, split at `\n`, `\r\n` or `\r`, numbered from 1.
+    fn natural_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+        let mut rest = text;
+        let mut number = 0;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            number += 1;
+            let end = rest.find(['\n', '\r']).unwrap_or(rest.len());
+            let line = &rest[..end];
+            let after = &rest[end..];
+            rest = if let Some(r) = after.strip_prefix("\r\n") {
+                r
+            } else if after.is_empty() {
+                after
+            } else {
+                &after[1..]
+            };
+            Some((number, line))
+        })
+    }
+
+    pub(super) fn parse(text: &str) -> Result<Vec<Entry>, ConfigError> {
+        let mut entries = Vec::new();
+        let mut logical = String::new();
+        let mut start_line = 0;
+        let mut continuing = false;
+        for (number, raw) in natural_lines(text) {
+            // Leading whitespace is skipped on every natural line, continuations included.
+            let line = raw.trim_start_matches(is_ws);
+            if !continuing {
+                // Only the first natural line of a logical line can be blank or a comment;
+                // a continuation line starting with '#' is content.
+                if line.is_empty() || line.starts_with(['#', '!']) {
+                    continue;
+                }
+                start_line = number;
+                logical.clear();
+            }
+            let backslashes = line.chars().rev().take_while(|&c| c == '\\').count();
+            if backslashes % 2 == 1 {
+                logical.push_str(&line[..line.len() - 1]);
+                continuing = true;
+            } else {
+                logical.push_str(line);
+                continuing = false;
+                entries.push(split(&logical, start_line)?);
+            }
+        }
+        if continuing {
+            // A continuation at the end of the text ends the logical line.
+            entries.push(split(&logical, start_line)?);
+        }
+        Ok(entries)
+    }
+
+    /// Splits a logical line into key and value (`Properties.load0`): the key ends at the
+    /// first unescaped `=`, `:` or whitespace; whitespace and at most one `=`/`:` follow.
+    fn split(line: &str, number: usize) -> Result<Entry, ConfigError> {
+        let chars: Vec<char> = line.chars().collect();
+        let mut key_len = 0;
+        let mut value_start = chars.len();
+        let mut has_separator = false;
+        let mut preceding_backslash = false;
+        while key_len < chars.len() {
+            let c = chars[key_len];
+            if (c == '=' || c == ':') && !preceding_backslash {
+                value_start = key_len + 1;
+                has_separator = true;
+                break;
+            }
+            if is_ws(c) && !preceding_backslash {
+                value_start = key_len + 1;
+                break;
+            }
+            preceding_backslash = c == '\\' && !preceding_backslash;
+            key_len += 1;
+        }
+        while value_start < chars.len() {
+            let c = chars[value_start];
+            if !is_ws(c) {
+                if !has_separator && (c == '=' || c == ':') {
+                    has_separator = true;
+                } else {
+                    break;
+                }
+            }
+            value_start += 1;
+        }
+        Ok(Entry {
+            key: unescape(&chars[..key_len], number)?,
+            value: unescape(&chars[value_start..], number)?,
+            line: number,
+        })
+    }
+
+    /// `Properties.loadConvert`: `\t \n \r \f`, `\uXXXX` (UTF-16 units, so surrogate pairs
+    /// combine), and `\x` for any other x is x.
+    fn unescape(s: &[char], number: usize) -> Result<String, ConfigError> {
+        let mut units: Vec<u16> = Vec::with_capacity(s.len());
+        let mut i = 0;
+        while i < s.len() {
+            let c = s[i];
+            i += 1;
+            if c != '\\' {
+                let mut buf = [0u16; 2];
+                units.extend_from_slice(c.encode_utf16(&mut buf));
+                continue;
+            }
+            let Some(&escaped) = s.get(i) else {
+                break;
+            };
+            i += 1;
+            let plain = match escaped {
+                'u' => {
+                    let hex: String = s.get(i..i + 4).unwrap_or_default().iter().collect();
+                    let unit = u16::from_str_radix(&hex, 16)
+                        .ok()
+                        .filter(|_| hex.len() == 4 && hex.chars().all(|h| h.is_ascii_hexdigit()))
+                        .ok_or(ConfigError::MalformedEscape { line: number })?;
+                    units.push(unit);
+                    i += 4;
+                    continue;
+                }
+                't' => '\t',
+                'n' => '\n',
+                'r' => '\r',
+                'f' => '\x0c',
+                other => other,
+            };
+            let mut buf = [0u16; 2];
+            units.extend_from_slice(plain.encode_utf16(&mut buf));
+        }
+        Ok(String::from_utf16_lossy(&units))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn pairs(text: &str) -> Vec<(String, String)> {
+            parse(text)
+                .expect("valid properties")
+                .into_iter()
+                .map(|e| (e.key, e.value))
+                .collect()
+        }
+
+        fn p(k: &str, v: &str) -> (String, String) {
+            (k.to_string(), v.to_string())
+        }
+
+        #[test]
+        fn separators_equals_colon_and_whitespace() {
+            assert_eq!(
+                pairs("a=1\nb:2\nc 3\nd = 4\ne\t:\t5\nf  =  6  \n"),
+                vec![
+                    p("a", "1"),
+                    p("b", "2"),
+                    p("c", "3"),
+                    p("d", "4"),
+                    p("e", "5"),
+                    p("f", "6  ")
+                ]
+            );
+        }
+
+        #[test]
+        fn only_one_separator_is_eaten() {
+            assert_eq!(pairs("a==1\nb = :2\n"), vec![p("a", "=1"), p("b", ":2")]);
+        }
+
+        #[test]
+        fn key_without_value() {
+            assert_eq!(
+                pairs("alone\nempty=\n"),
+                vec![p("alone", ""), p("empty", "")]
+            );
+        }
+
+        #[test]
+        fn comments_and_blank_lines_are_skipped() {
+            let text = "# hash comment\n! bang comment\n   # indented comment\n\n \t \nk=v\n";
+            assert_eq!(pairs(text), vec![p("k", "v")]);
+        }
+
+        #[test]
+        fn a_hash_after_a_value_is_part_of_the_value() {
+            // Properties has no trailing comments; ZooKeeper then fails to parse the number.
+            assert_eq!(
+                pairs("clientPort=2181 # port\n"),
+                vec![p("clientPort", "2181 # port")]
+            );
+        }
+
+        #[test]
+        fn continuation_lines_join_and_skip_leading_whitespace() {
+            assert_eq!(pairs("a b\\\n   c\n"), vec![p("a", "bc")]);
+            assert_eq!(
+                pairs("list=x,\\\n    y,\\\n    z\n"),
+                vec![p("list", "x,y,z")]
+            );
+        }
+
+        #[test]
+        fn even_backslashes_do_not_continue() {
+            assert_eq!(
+                pairs("cont=a\\\\\nnext=b\n"),
+                vec![p("cont", "a\\"), p("next", "b")]
+            );
+        }
+
+        #[test]
+        fn continuation_at_end_of_text_and_before_blank_line() {
+            assert_eq!(pairs("last=x\\"), vec![p("last", "x")]);
+            assert_eq!(pairs("a=x\\\n\nb=y\n"), vec![p("a", "x"), p("b", "y")]);
+        }
+
+        #[test]
+        fn continued_line_starting_with_hash_is_content() {
+            assert_eq!(pairs("a=x\\\n#y\n"), vec![p("a", "x#y")]);
+        }
+
+        #[test]
+        fn comment_lines_do_not_continue() {
+            assert_eq!(pairs("# comment \\\nk=v\n"), vec![p("k", "v")]);
+        }
+
+        #[test]
+        fn escapes() {
+            assert_eq!(
+                pairs("k\\=1:v=2\nd\\ e f\n\\u0041x=1\nt=a\\tb\\nc\\rd\\fe\\qf\n"),
+                vec![
+                    p("k=1", "v=2"),
+                    p("d e", "f"),
+                    p("Ax", "1"),
+                    p("t", "a\tb\nc\rd\x0ceqf"),
+                ]
+            );
+        }
+
+        #[test]
+        fn edge_cases_agree_with_java_properties() {
+            // Expected values printed by OpenJDK 17's Properties.load on the same text.
+            for (text, expected) in [
+                ("=value\n", vec![p("", "value")]),
+                (":\n", vec![p("", "")]),
+                ("k\\\\ x=y\n", vec![p("k\\", "x=y")]),
+                ("a\\\n \\\n b=c\n", vec![p("ab", "c")]),
+                ("a=1\\\n   # not comment\n", vec![p("a", "1# not comment")]),
+                ("\\#notcomment=1\n", vec![p("#notcomment", "1")]),
+                ("k\\\n=v\n", vec![p("k", "v")]),
+                ("k \\\n  = v\n", vec![p("k", "v")]),
+                (" \x0c k\x0c=\x0cv\n", vec![p("k", "v")]),
+                ("a=\\\n\\\n\n", vec![p("a", "")]),
+                ("x=a\\u0020\n", vec![p("x", "a ")]),
+                ("tab\tsep\tval\n", vec![p("tab", "sep\tval")]),
+                ("e=\\\\u0041\n", vec![p("e", "\\u0041")]),
+            ] {
+                assert_eq!(pairs(text), expected, "{text:?}");
+            }
+        }
+
+        #[test]
+        fn surrogate_pairs_combine() {
+            assert_eq!(pairs("s=\\uD83D\\uDE00\n"), vec![p("s", "\u{1F600}")]);
+            assert_eq!(pairs("s=\\uD83D\n"), vec![p("s", "\u{FFFD}")]);
+        }
+
+        #[test]
+        fn malformed_unicode_escape_is_an_error() {
+            for text in ["a=\\u00zz\n", "a=\\u12", "\n\nb=\\u"] {
+                match parse(text) {
+                    Err(ConfigError::MalformedEscape { line }) => {
+                        assert_eq!(line, if text.starts_with('\n') { 3 } else { 1 })
+                    }
+                    other => panic!("{text:?}: expected MalformedEscape, got {other:?}"),
+                }
+            }
+        }
+
+        #[test]
+        fn line_endings_crlf_and_cr() {
+            assert_eq!(
+                pairs("a=1\r\nb=2\rc=3"),
+                vec![p("a", "1"), p("b", "2"), p("c", "3")]
+            );
+            assert_eq!(pairs("a=x\\\r\n  y\r\n"), vec![p("a", "xy")]);
+        }
+
+        #[test]
+        fn line_numbers_point_at_the_start_of_the_logical_line() {
+            let entries = parse("# c\n\na=1\\\n 2\nb=3\n").expect("valid");
+            assert_eq!(entries[0].line, 3);
+            assert_eq!(entries[1].line, 5);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::FourLetterWord;
+
+    fn parse_ok(text: &str) -> (Config, Vec<String>) {
+        match Config::parse(text) {
+            Ok(parsed) => parsed,
+            Err(e) => panic!("{text:?}: unexpected error {e}"),
+        }
+    }
+
+    fn parse_err(text: &str) -> ConfigError {
+        match Config::parse(text) {
+            Ok((config, _)) => panic!("{text:?}: expected an error, got {config:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// Asserts an `InvalidValue` error for `key` and `value`, and that the message names both.
+    fn assert_invalid(text: &str, key: &str, value: &str) {
+        let err = parse_err(text);
+        let message = err.to_string();
+        match &err {
+            ConfigError::InvalidValue {
+                key: k, value: v, ..
+            } => {
+                assert_eq!((k.as_str(), v.as_str()), (key, value), "{text:?}");
+            }
+            other => panic!("{text:?}: expected InvalidValue, got {other:?}"),
+        }
+        assert!(
+            message.contains(key) && message.contains(value),
+            "{message}"
+        );
+    }
+
+    const MINIMAL: &str = "dataDir=/var/lib/zk\nclientPort=2181\n";
+
+    #[test]
+    fn minimal_file_gets_zookeeper_defaults() {
+        let (c, warnings) = parse_ok(MINIMAL);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.tick_time_ms, 3000);
+        assert_eq!(c.client_port, 2181);
+        assert_eq!(c.client_port_address, None);
+        assert_eq!(c.client_port_listen_backlog, None);
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/zk"));
+        assert_eq!(c.data_log_dir, PathBuf::from("/var/lib/zk"));
+        assert_eq!(c.max_client_cnxns, 60);
+        assert_eq!(c.max_cnxns, 0);
+        assert_eq!(c.min_session_timeout_ms, 6000);
+        assert_eq!(c.max_session_timeout_ms, 60000);
+        assert_eq!(
+            c.four_letter_whitelist,
+            FourLetterWhitelist::zookeeper_default()
+        );
+        assert_eq!(c.jute_max_buffer, 0xfffff);
+        assert!(!c.extended_types_enabled);
+        assert_eq!(c.global_outstanding_limit, 1000);
+        assert_eq!(c.super_digest, None);
+        assert!(!c.skip_acl);
+        assert_eq!(c.container_check_interval_ms, 60_000);
+        assert_eq!(c.container_max_per_minute, 10_000);
+        assert_eq!(c.container_max_never_used_interval_ms, 0);
+        assert_eq!(c.snap_count, 100_000);
+        assert_eq!(c.pre_alloc_size_kb, 65_536);
+        assert!(c.force_sync);
+        assert_eq!(c.autopurge_snap_retain_count, 3);
+        assert_eq!(c.autopurge_purge_interval_hours, 0);
+        assert!(c.standalone_enabled);
+        assert!(!c.reconfig_enabled);
+        assert_eq!(c.server_id, 0);
+        assert_eq!(c.shards, available_cores());
+        assert_eq!(c.commit_queue_depth, 4096);
+        assert_eq!(c.commit_batch_max, 1024);
+        assert_eq!(
+            c.raw,
+            vec![
+                ("dataDir".to_string(), "/var/lib/zk".to_string()),
+                ("clientPort".to_string(), "2181".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn embedded_default() {
+        let c = Config::embedded_default();
+        assert_eq!(c.client_port, 2181);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.data_log_dir, PathBuf::from("./data"));
+        assert_eq!(c.tick_time_ms, DEFAULT_TICK_TIME_MS);
+        assert_eq!(c.min_session_timeout_ms, 2 * DEFAULT_TICK_TIME_MS);
+        assert_eq!(c.max_session_timeout_ms, 20 * DEFAULT_TICK_TIME_MS);
+        assert!(c.four_letter_whitelist.contains(FourLetterWord::Srvr));
+        assert!(!c.four_letter_whitelist.contains(FourLetterWord::Ruok));
+        assert!(c.raw.is_empty());
+        // The embedded default is what an equivalent zoo.cfg parses to.
+        let (parsed, _) = parse_ok("dataDir=./data\nclientPort=2181\n");
+        assert_eq!(
+            Config {
+                raw: Vec::new(),
+                ..parsed
+            },
+            c
+        );
+    }
+
+    #[test]
+    fn the_sample_zoo_cfg_parses() {
+        let text = "# The number of milliseconds of each tick\ntickTime=2000\n\
+                    # The number of ticks that the initial\n# synchronization phase can take\n\
+                    initLimit=10\nsyncLimit=5\ndataDir=/tmp/zookeeper\nclientPort=2181\n\
+                    #maxClientCnxns=60\n#autopurge.snapRetainCount=3\n#autopurge.purgeInterval=1\n\
+                    ## Metrics Providers\n#metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+                    #metricsProvider.httpPort=7000\n#metricsProvider.exportJvmInfo=true\n";
+        let (c, warnings) = parse_ok(text);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.tick_time_ms, 2000);
+        assert_eq!(c.min_session_timeout_ms, 4000);
+        assert_eq!(c.max_session_timeout_ms, 40000);
+    }
+
+    #[test]
+    fn every_supported_key() {
+        let text = "\
+tickTime=1000
+clientPort=2999
+clientPortAddress=127.0.0.1
+clientPortListenBacklog=128
+dataDir=/d
+dataLogDir=/l
+maxClientCnxns=0
+maxCnxns=5000
+minSessionTimeout=1500
+maxSessionTimeout=90000
+4lw.commands.whitelist=ruok, mntr ,srvr
+jute.maxbuffer=4194304
+extendedTypesEnabled=true
+globalOutstandingLimit=2000
+DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=
+skipACL=yes
+znode.container.checkIntervalMs=1000
+znode.container.maxPerMinute=100
+znode.container.maxNeverUsedIntervalMs=30000
+snapCount=50000
+preAllocSize=131072
+forceSync=no
+autopurge.snapRetainCount=5
+autopurge.purgeInterval=24
+standaloneEnabled=false
+reconfigEnabled=true
+ferrokeeper.shards=2
+ferrokeeper.commitQueueDepth=512
+ferrokeeper.commitBatchMax=64
+";
+        let (c, warnings) = parse_ok(text);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.tick_time_ms, 1000);
+        assert_eq!(c.client_port, 2999);
+        assert_eq!(
+            c.client_port_address,
+            Some("127.0.0.1".parse().expect("ip"))
+        );
+        assert_eq!(c.client_port_listen_backlog, Some(128));
+        assert_eq!(c.data_dir, PathBuf::from("/d"));
+        assert_eq!(c.data_log_dir, PathBuf::from("/l"));
+        assert_eq!(c.max_client_cnxns, 0);
+        assert_eq!(c.max_cnxns, 5000);
+        assert_eq!(c.min_session_timeout_ms, 1500);
+        assert_eq!(c.max_session_timeout_ms, 90000);
+        let wl = &c.four_letter_whitelist;
+        assert!(wl.contains(FourLetterWord::Ruok));
+        assert!(wl.contains(FourLetterWord::Mntr));
+        assert!(wl.contains(FourLetterWord::Srvr));
+        assert!(!wl.contains(FourLetterWord::Dump));
+        assert_eq!(c.jute_max_buffer, 4_194_304);
+        assert!(c.extended_types_enabled);
+        assert_eq!(c.global_outstanding_limit, 2000);
+        assert_eq!(
+            c.super_digest.as_deref(),
+            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+        );
+        assert!(c.skip_acl);
+        assert_eq!(c.container_check_interval_ms, 1000);
+        assert_eq!(c.container_max_per_minute, 100);
+        assert_eq!(c.container_max_never_used_interval_ms, 30000);
+        assert_eq!(c.snap_count, 50000);
+        assert_eq!(c.pre_alloc_size_kb, 131_072);
+        assert!(!c.force_sync);
+        assert_eq!(c.autopurge_snap_retain_count, 5);
+        assert_eq!(c.autopurge_purge_interval_hours, 24);
+        assert!(!c.standalone_enabled);
+        assert!(c.reconfig_enabled);
+        assert_eq!(c.shards, 2);
+        assert_eq!(c.commit_queue_depth, 512);
+        assert_eq!(c.commit_batch_max, 64);
+        assert_eq!(c.raw.len(), 29);
+        assert_eq!(
+            c.raw[10],
+            (
+                "4lw.commands.whitelist".to_string(),
+                "ruok, mntr ,srvr".to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn zookeeper_prefix_is_accepted_for_every_key() {
+        let text = "dataDir=/d\nclientPort=1\nzookeeper.extendedTypesEnabled=true\n\
+                    zookeeper.DigestAuthenticationProvider.superDigest=super:x\n\
+                    zookeeper.4lw.commands.whitelist=*\nzookeeper.snapCount=10\n\
+                    zookeeper.jute.maxbuffer=0x100000\nzookeeper.skipACL=no\n";
+        let (c, warnings) = parse_ok(text);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(c.extended_types_enabled);
+        assert_eq!(c.super_digest.as_deref(), Some("super:x"));
+        assert_eq!(c.four_letter_whitelist, FourLetterWhitelist::all());
+        assert_eq!(c.snap_count, 10);
+        assert_eq!(c.jute_max_buffer, 0x100000);
+        assert!(!c.skip_acl);
+    }
+
+    #[test]
+    fn system_property_style_numbers_decode_like_java() {
+        // Integer.decode: hex with 0x, 0X or #, octal with a leading 0.
+        for (value, expected) in [
+            ("0xfffff", 0xfffff),
+            ("0X10", 16),
+            ("#20", 32),
+            ("010", 8),
+            ("+7", 7),
+        ] {
+            let (c, _) = parse_ok(&format!("{MINIMAL}jute.maxbuffer={value}\n"));
+            assert_eq!(c.jute_max_buffer, expected, "{value}");
+        }
+        assert_eq!(java_decode("-0x10"), Some(-16));
+        assert_eq!(java_decode("0"), Some(0));
+        assert_eq!(java_decode("0x"), None);
+        assert_eq!(java_decode("--1"), None);
+        assert_eq!(java_decode("0x-1"), None);
+        assert_eq!(java_decode("09"), None);
+        assert_eq!(java_decode(""), None);
+    }
+
+    #[test]
+    fn values_and_keys_are_trimmed_like_java() {
+        let (c, _) = parse_ok("  dataDir = /d \t\n clientPort\t2181\x0b\n");
+        assert_eq!(c.data_dir, PathBuf::from("/d"));
+        assert_eq!(c.client_port, 2181);
+    }
+
+    #[test]
+    fn yes_no_switches() {
+        for (value, expected) in [
+            ("yes", true),
+            ("no", false),
+            ("YES", true),
+            ("true", true),
+            ("False", false),
+        ] {
+            let (c, _) = parse_ok(&format!("{MINIMAL}forceSync={value}\nskipACL={value}\n"));
+            assert_eq!((c.force_sync, c.skip_acl), (expected, expected), "{value}");
+        }
+    }
+
+    #[test]
+    fn whitelist_rules() {
+        let wl = |v: &str| parse_ok(&format!("{MINIMAL}4lw.commands.whitelist={v}\n"));
+        // srvr is always enabled (zkServer.sh depends on it).
+        let (c, w) = wl("ruok");
+        assert!(w.is_empty());
+        assert!(c.four_letter_whitelist.contains(FourLetterWord::Srvr));
+        assert!(c.four_letter_whitelist.contains(FourLetterWord::Ruok));
+        assert!(!c.four_letter_whitelist.contains(FourLetterWord::Stat));
+        // '*' anywhere enables everything, including the telnet close sequence.
+        let (c, _) = wl("ruok, * ,bogus");
+        assert_eq!(c.four_letter_whitelist, FourLetterWhitelist::all());
+        assert!(c
+            .four_letter_whitelist
+            .contains(FourLetterWord::TelnetClose));
+        // Empty entries are skipped; unknown words (and wrong case) are warned about.
+        let (c, w) = wl(",, stat ,RUOK, nope,");
+        assert!(c.four_letter_whitelist.contains(FourLetterWord::Stat));
+        assert!(!c.four_letter_whitelist.contains(FourLetterWord::Ruok));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("\"RUOK\"") && w[1].contains("\"nope\""),
+            "{w:?}"
+        );
+        // An empty whitelist leaves srvr alone.
+        let (c, w) = wl("");
+        assert!(w.is_empty());
+        assert_eq!(
+            c.four_letter_whitelist,
+            FourLetterWhitelist::zookeeper_default()
+        );
+    }
+
+    #[test]
+    fn session_timeouts_follow_tick_time_unless_set() {
+        let (c, _) = parse_ok(&format!("{MINIMAL}tickTime=100\n"));
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (200, 2000)
+        );
+        let (c, _) = parse_ok(&format!(
+            "{MINIMAL}tickTime=100\nminSessionTimeout=-1\nmaxSessionTimeout=500\n"
+        ));
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (200, 500)
+        );
+        let (c, _) = parse_ok(&format!("{MINIMAL}minSessionTimeout=0\n"));
+        assert_eq!(c.min_session_timeout_ms, 0);
+    }
+
+    #[test]
+    fn corrections_zookeeper_makes_are_warnings() {
+        let (c, w) = parse_ok(&format!(
+            "{MINIMAL}snapCount=1\nautopurge.snapRetainCount=1\nmaxClientCnxns=-1\nmaxCnxns=-3\n\
+             autopurge.purgeInterval=-1\nclientPortListenBacklog=-1\n"
+        ));
+        assert_eq!(c.snap_count, 2);
+        assert_eq!(c.autopurge_snap_retain_count, 3);
+        assert_eq!(c.max_client_cnxns, 0);
+        assert_eq!(c.max_cnxns, 0);
+        assert_eq!(c.autopurge_purge_interval_hours, 0);
+        assert_eq!(c.client_port_listen_backlog, None);
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w[0].starts_with("line 3: snapCount"), "{w:?}");
+    }
+
+    #[test]
+    fn known_ignored_keys_are_quiet_unknown_keys_warn() {
+        let (_, w) = parse_ok(&format!(
+            "{MINIMAL}initLimit=10\nsyncLimit=5\nadmin.enableServer=false\nadmin.serverPort=8080\n\
+             metricsProvider.className=x\nmetricsProvider.httpPort=7000\nlocalSessionsEnabled=true\n\
+             snapshot.compression.method=gz\nzookeeper.electionPortBindRetry=3\nssl.keyStore.location=/k\n\
+             group.1=1:2:3\nweight.1=1\nquorum.auth.enableSasl=false\nreadonlymode.enabled=true\n"
+        ));
+        assert!(w.is_empty(), "{w:?}");
+        let (_, w) = parse_ok(&format!("{MINIMAL}tickTme=2000\nferrokeeper.shard=2\n"));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("unknown key tickTme"), "{w:?}");
+        assert!(
+            w[1].contains("unknown ferrokeeper setting ferrokeeper.shard"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn features_that_change_behaviour_warn() {
+        let (_, w) = parse_ok(&format!(
+            "{MINIMAL}secureClientPort=2281\nserver.1=a:2888:3888\nserver.2=b:2888:3888\n"
+        ));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("TLS"), "{w:?}");
+        assert!(w[1].contains("2 server.N"), "{w:?}");
+    }
+
+    #[test]
+    fn duplicate_keys_last_wins_with_warning() {
+        let (c, w) = parse_ok(&format!(
+            "{MINIMAL}tickTime=1000\nzookeeper.tickTime=1500\n"
+        ));
+        assert_eq!(c.tick_time_ms, 1500);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(c.raw.len(), 4);
+    }
+
+    #[test]
+    fn relative_data_dir_warns_unless_dot_slash() {
+        let (_, w) = parse_ok("dataDir=data\nclientPort=1\n");
+        assert_eq!(w.len(), 1, "{w:?}");
+        let (_, w) = parse_ok("dataDir=./data\ndataLogDir=./log\nclientPort=1\n");
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn missing_client_port_defaults_with_warning() {
+        let (c, w) = parse_ok("dataDir=/d\n");
+        assert_eq!(c.client_port, 2181);
+        assert_eq!(w.len(), 1, "{w:?}");
+    }
+
+    #[test]
+    fn client_port_address_forms() {
+        let (c, _) = parse_ok(&format!("{MINIMAL}clientPortAddress=::1\n"));
+        assert_eq!(c.client_port_address, Some("::1".parse().expect("ip")));
+        let (c, _) = parse_ok(&format!("{MINIMAL}clientPortAddress=[::1]\n"));
+        assert_eq!(c.client_port_address, Some("::1".parse().expect("ip")));
+        let (c, _) = parse_ok(&format!("{MINIMAL}clientPortAddress=0.0.0.0\n"));
+        assert_eq!(c.client_port_address, Some("0.0.0.0".parse().expect("ip")));
+        let (c, _) = parse_ok(&format!("{MINIMAL}clientPortAddress=localhost\n"));
+        assert!(c.client_port_address.is_some_and(|ip| ip.is_loopback()));
+    }
+
+    // ---- every error path ----
+
+    #[test]
+    fn error_missing_data_dir() {
+        let err = parse_err("clientPort=2181\n");
+        assert!(
+            matches!(err, ConfigError::Missing { key: "dataDir" }),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "dataDir is not set");
+    }
+
+    #[test]
+    fn error_empty_data_dirs() {
+        assert_invalid("dataDir=\n", "dataDir", "");
+        assert_invalid("dataDir=/d\ndataLogDir=  \n", "dataLogDir", "");
+    }
+
+    #[test]
+    fn error_non_numbers() {
+        for key in [
+            "clientPort",
+            "tickTime",
+            "maxClientCnxns",
+            "maxCnxns",
+            "minSessionTimeout",
+            "maxSessionTimeout",
+            "jute.maxbuffer",
+            "globalOutstandingLimit",
+            "znode.container.checkIntervalMs",
+            "znode.container.maxPerMinute",
+            "znode.container.maxNeverUsedIntervalMs",
+            "snapCount",
+            "preAllocSize",
+            "autopurge.snapRetainCount",
+            "autopurge.purgeInterval",
+            "clientPortListenBacklog",
+            "ferrokeeper.shards",
+            "ferrokeeper.commitQueueDepth",
+            "ferrokeeper.commitBatchMax",
+        ] {
+            assert_invalid(&format!("dataDir=/d\n{key}=12x\n"), key, "12x");
+        }
+    }
+
+    #[test]
+    fn error_trailing_comment_makes_a_number_invalid() {
+        assert_invalid(
+            "dataDir=/d\nclientPort=2181 # the port\n",
+            "clientPort",
+            "2181 # the port",
+        );
+    }
+
+    #[test]
+    fn error_numbers_out_of_range() {
+        assert_invalid("dataDir=/d\nclientPort=0\n", "clientPort", "0");
+        assert_invalid("dataDir=/d\nclientPort=65536\n", "clientPort", "65536");
+        assert_invalid("dataDir=/d\nclientPort=70000\n", "clientPort", "70000");
+        assert_invalid("dataDir=/d\nclientPort=-5\n", "clientPort", "-5");
+        assert_invalid("dataDir=/d\ntickTime=0\n", "tickTime", "0");
+        assert_invalid("dataDir=/d\ntickTime=-10\n", "tickTime", "-10");
+        assert_invalid(
+            "dataDir=/d\ntickTime=2147483648\n",
+            "tickTime",
+            "2147483648",
+        );
+        assert_invalid(
+            "dataDir=/d\nminSessionTimeout=-2\n",
+            "minSessionTimeout",
+            "-2",
+        );
+        assert_invalid("dataDir=/d\njute.maxbuffer=0\n", "jute.maxbuffer", "0");
+        assert_invalid(
+            "dataDir=/d\njute.maxbuffer=0x80000000\n",
+            "jute.maxbuffer",
+            "0x80000000",
+        );
+        assert_invalid(
+            "dataDir=/d\nglobalOutstandingLimit=0\n",
+            "globalOutstandingLimit",
+            "0",
+        );
+        assert_invalid(
+            "dataDir=/d\nznode.container.checkIntervalMs=0\n",
+            "znode.container.checkIntervalMs",
+            "0",
+        );
+        assert_invalid(
+            "dataDir=/d\nznode.container.maxPerMinute=-1\n",
+            "znode.container.maxPerMinute",
+            "-1",
+        );
+        assert_invalid(
+            "dataDir=/d\nznode.container.maxNeverUsedIntervalMs=-1\n",
+            "znode.container.maxNeverUsedIntervalMs",
+            "-1",
+        );
+        assert_invalid("dataDir=/d\npreAllocSize=0\n", "preAllocSize", "0");
+        assert_invalid(
+            "dataDir=/d\nferrokeeper.shards=0\n",
+            "ferrokeeper.shards",
+            "0",
+        );
+        assert_invalid(
+            "dataDir=/d\nferrokeeper.commitQueueDepth=-1\n",
+            "ferrokeeper.commitQueueDepth",
+            "-1",
+        );
+        assert_invalid(
+            "dataDir=/d\nferrokeeper.commitBatchMax=0\n",
+            "ferrokeeper.commitBatchMax",
+            "0",
+        );
+    }
+
+    #[test]
+    fn error_messages_name_line_key_and_value() {
+        let err = parse_err("# comment\ndataDir=/d\nclientPort=abc\n");
+        assert_eq!(
+            err.to_string(),
+            "line 3: invalid value \"abc\" for clientPort: not an integer"
+        );
+        let err = parse_err("dataDir=/d\nclientPort=99999999999\n");
+        assert!(err.to_string().ends_with("out of range"), "{err}");
+    }
+
+    #[test]
+    fn error_bad_booleans() {
+        for key in [
+            "standaloneEnabled",
+            "reconfigEnabled",
+            "extendedTypesEnabled",
+        ] {
+            assert_invalid(&format!("dataDir=/d\n{key}=yes\n"), key, "yes");
+        }
+        for key in ["forceSync", "skipACL"] {
+            assert_invalid(&format!("dataDir=/d\n{key}=maybe\n"), key, "maybe");
+        }
+    }
+
+    #[test]
+    fn error_min_session_timeout_above_max() {
+        let err = parse_err("dataDir=/d\nminSessionTimeout=50000\nmaxSessionTimeout=40000\n");
+        assert!(
+            matches!(
+                err,
+                ConfigError::SessionTimeoutRange {
+                    min_ms: 50000,
+                    max_ms: 40000
+                }
+            ),
+            "{err:?}"
+        );
+        // The maximum may come from the tickTime default (20 ticks of 3000 ms).
+        let err = parse_err("dataDir=/d\nminSessionTimeout=60001\n");
+        assert!(
+            matches!(
+                err,
+                ConfigError::SessionTimeoutRange {
+                    min_ms: 60001,
+                    max_ms: 60000
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("minSessionTimeout"));
+    }
+
+    #[test]
+    fn error_address_without_port() {
+        let err = parse_err("dataDir=/d\nclientPortAddress=127.0.0.1\n");
+        assert!(
+            matches!(err, ConfigError::AddressWithoutPort { line: 2, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn error_unresolvable_or_empty_address() {
+        assert_invalid(
+            "dataDir=/d\nclientPort=1\nclientPortAddress=no.such.host.invalid\n",
+            "clientPortAddress",
+            "no.such.host.invalid",
+        );
+        assert_invalid(
+            "dataDir=/d\nclientPort=1\nclientPortAddress=\n",
+            "clientPortAddress",
+            "",
+        );
+    }
+
+    #[test]
+    fn error_malformed_escape() {
+        let err = parse_err("dataDir=/d\nbad=\\u00zz\n");
+        assert!(
+            matches!(err, ConfigError::MalformedEscape { line: 2 }),
+            "{err:?}"
+        );
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("ferrokeeper-config-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        dir
+    }
+
+    #[test]
+    fn load_reads_myid_and_prefixes_warnings() {
+        let dir = temp_dir("myid");
+        std::fs::write(dir.join("myid"), "7\n").expect("write myid");
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!("dataDir={}\nclientPort=2181\nbogus=1\n", dir.display()),
+        )
+        .expect("write cfg");
+        let (c, w) = Config::load(&cfg).expect("load");
+        assert_eq!(c.server_id, 7);
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with(&format!("{}: line 3:", cfg.display())),
+            "{w:?}"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn load_without_myid_keeps_server_id_zero() {
+        let dir = temp_dir("nomyid");
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!("dataDir={}\nclientPort=2181\n", dir.display()),
+        )
+        .expect("write");
+        let (c, _) = Config::load(&cfg).expect("load");
+        assert_eq!(c.server_id, 0);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn load_reads_latin1_files() {
+        let dir = temp_dir("latin1");
+        let cfg = dir.join("zoo.cfg");
+        let mut bytes = format!("dataDir={}\nclientPort=2181\n", dir.display()).into_bytes();
+        bytes.extend_from_slice(b"DigestAuthenticationProvider.superDigest=super:\xe9\n");
+        std::fs::write(&cfg, bytes).expect("write");
+        let (c, _) = Config::load(&cfg).expect("load");
+        assert_eq!(c.super_digest.as_deref(), Some("super:\u{e9}"));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn error_load_missing_file_names_it() {
+        let path = Path::new("/nonexistent/ferrokeeper/zoo.cfg");
+        let err = Config::load(path).expect_err("missing file");
+        assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("/nonexistent/ferrokeeper/zoo.cfg"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn error_load_invalid_value_names_the_file() {
+        let dir = temp_dir("badvalue");
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(&cfg, "dataDir=/d\nclientPort=x\n").expect("write");
+        let err = Config::load(&cfg).expect_err("bad value");
+        assert!(matches!(err, ConfigError::InFile { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(message.starts_with(&cfg.display().to_string()), "{message}");
+        assert!(
+            message.contains("clientPort") && message.contains("\"x\""),
+            "{message}"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn error_bad_myid() {
+        let dir = temp_dir("badmyid");
+        std::fs::write(dir.join("myid"), "one\n").expect("write myid");
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!("dataDir={}\nclientPort=2181\n", dir.display()),
+        )
+        .expect("write");
+        let err = Config::load(&cfg).expect_err("bad myid");
+        assert!(matches!(err, ConfigError::InvalidMyid { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("myid") && err.to_string().contains("\"one\""),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn error_server_id_too_large_for_extended_types() {
+        let dir = temp_dir("bigid");
+        std::fs::write(dir.join("myid"), "255").expect("write myid");
+        let cfg = dir.join("zoo.cfg");
+        let text = format!(
+            "dataDir={}\nclientPort=2181\nextendedTypesEnabled=true\n",
+            dir.display()
+        );
+        std::fs::write(&cfg, &text).expect("write");
+        let err = Config::load(&cfg).expect_err("id too large");
+        assert!(matches!(err, ConfigError::InvalidMyid { .. }), "{err:?}");
+        assert!(err.to_string().contains("254"), "{err}");
+        // Without extended types the same id is fine.
+        std::fs::write(&cfg, text.replace("true", "false")).expect("write");
+        let (c, _) = Config::load(&cfg).expect("load");
+        assert_eq!(c.server_id, 255);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

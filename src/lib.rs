@@ -26,8 +26,3 @@ pub mod shard;
 pub mod state;
 pub mod tree;
 pub mod watch;
-
-/// The text answer to a four-letter word, as the shard that received it sees the server.
-pub fn admin_reply(shard: &shard::Shard, cmd: &str) -> String {
-    admin::reply_for_shard(shard, cmd)
-}

@@ -24,6 +24,52 @@ pub struct ShardStats {
     pub bytes_sent: AtomicU64,
     /// Watches registered on this shard.
     pub watch_count: AtomicU64,
+    /// Frames sent to clients.
+    pub packets_sent: AtomicU64,
+    /// Requests answered, for the latency average.
+    pub latency_count: AtomicU64,
+    /// Sum of request latencies, ms.
+    pub latency_sum_ms: AtomicU64,
+    /// Smallest request latency, ms (`u64::MAX` before the first).
+    pub latency_min_ms: AtomicU64,
+    /// Largest request latency, ms.
+    pub latency_max_ms: AtomicU64,
+}
+
+impl ShardStats {
+    /// Counts one answered request.
+    pub fn record_latency(&self, ms: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_sum_ms.fetch_add(ms, Relaxed);
+        self.latency_min_ms.fetch_min(ms, Relaxed);
+        self.latency_max_ms.fetch_max(ms, Relaxed);
+    }
+
+    /// `srst`: forgets latencies and packet counts.
+    pub fn reset(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.packets_received.store(0, Relaxed);
+        self.packets_sent.store(0, Relaxed);
+        self.latency_count.store(0, Relaxed);
+        self.latency_sum_ms.store(0, Relaxed);
+        self.latency_min_ms.store(u64::MAX, Relaxed);
+        self.latency_max_ms.store(0, Relaxed);
+    }
+
+    fn new() -> ShardStats {
+        let s = ShardStats::default();
+        s.latency_min_ms
+            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        s
+    }
+}
+
+/// Milliseconds of a monotonic clock with an arbitrary origin (ZooKeeper's
+/// `System.nanoTime() / 1e6`, which `cons` prints as `lresp`).
+pub fn mono_ms() -> u64 {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// What every shard shares: settings and counters.
@@ -49,6 +95,9 @@ pub struct ServerShared {
     pub published_zxid: Arc<std::sync::atomic::AtomicI64>,
     /// When the server started.
     pub started: Instant,
+    /// The trace mask `gtmk` shows and `stmk` sets (kept for compatibility; ferrokeeper
+    /// logs through `tracing` filters instead).
+    pub trace_mask: std::sync::atomic::AtomicI64,
     /// `maxClientCnxns`: connections allowed from one address (0 = unlimited).
     pub max_client_cnxns: u32,
     /// Live connections by client address. Touched only on accept and close, never
@@ -92,15 +141,14 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let shared = Arc::new(ServerShared {
         listen_addr,
         tick_time_ms: u64::from(config.tick_time_ms),
-        jute_max_buffer: config.jute_max_buffer,
+        jute_max_buffer: config.jute_max_buffer as usize,
         skip_acl: config.skip_acl,
         super_digest: config.super_digest.clone(),
-        shard_stats: (0..shards)
-            .map(|_| Arc::new(ShardStats::default()))
-            .collect(),
+        shard_stats: (0..shards).map(|_| Arc::new(ShardStats::new())).collect(),
         started: Instant::now(),
         published_zxid: Arc::new(std::sync::atomic::AtomicI64::new(0)),
-        max_client_cnxns: config.max_client_cnxns as u32,
+        trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),
+        max_client_cnxns: config.max_client_cnxns,
         conns_per_ip: Default::default(),
         config: config.clone(),
     });

@@ -253,7 +253,18 @@ impl CommitCore {
                     }
                 }
             }
-            CommitRequest::Report(collector) => self.batch.reports.push(collector),
+            CommitRequest::Report(collector) => {
+                let schedule: Vec<(i64, i64)> = self
+                    .lives
+                    .iter()
+                    .map(|(id, l)| (l.expires_at_ms, *id))
+                    .collect();
+                *collector
+                    .session_expiry
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = schedule;
+                self.batch.reports.push(collector)
+            }
             CommitRequest::Touch(ids) => {
                 for id in ids {
                     if let (Some(life), Some(s)) =

@@ -65,7 +65,7 @@ struct ConnState {
     last_op: &'static str,
     last_cxid: i32,
     last_zxid: i64,
-    last_response_ms: i64,
+    last_response_ms: u64,
     last_latency_ms: u64,
     latency: (u64, u64, u64, u64),
     session_id: i64,
@@ -79,6 +79,7 @@ struct ConnState {
 /// A connection as the shard sees it.
 pub struct Conn {
     id: u64,
+    stats: Arc<crate::server::ShardStats>,
     fd: RawFd,
     st: RefCell<ConnState>,
     wake_writer: LocalSender<()>,
@@ -117,6 +118,7 @@ impl Conn {
         }
         f(&mut st.out);
         st.packets_sent += 1;
+        self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
         let over = st.out.len() > OUTPUT_BYTES_MAX;
         drop(st);
         if over {
@@ -150,14 +152,28 @@ impl Conn {
         }
     }
 
+    /// `crst`: forgets this connection's counters.
+    pub fn reset_counters(&self) {
+        let mut st = self.st.borrow_mut();
+        st.packets_received = 0;
+        st.packets_sent = 0;
+        st.last_op = "NA";
+        st.last_cxid = -1;
+        st.last_zxid = -1;
+        st.last_response_ms = 0;
+        st.last_latency_ms = 0;
+        st.latency = (0, 0, 0, 0);
+    }
+
     /// Counts one answered request.
     fn record(&self, op: &'static str, xid: i32, zxid: i64, received: Instant) {
         let ms = received.elapsed().as_millis() as u64;
+        self.stats.record_latency(ms);
         let mut st = self.st.borrow_mut();
         st.last_op = op;
         st.last_cxid = xid;
         st.last_zxid = zxid;
-        st.last_response_ms = crate::commit::stage::now_ms();
+        st.last_response_ms = crate::server::mono_ms();
         st.last_latency_ms = ms;
         let (min, max, sum, count) = st.latency;
         st.latency = (
@@ -312,6 +328,7 @@ pub async fn serve(
     let (wake_reader, reader_rx) = local_channel::new_bounded(1);
     let conn = Rc::new(Conn {
         id,
+        stats: shard.stats.clone(),
         fd,
         st: RefCell::new(ConnState {
             remote: peer,
@@ -443,9 +460,25 @@ async fn read_loop(
             return Ok(());
         }
     }
-    if let Some(cmd) = ferrokeeper_net::fourlw::sniff([buf[0], buf[1], buf[2], buf[3]]) {
-        let text = crate::admin_reply(shard, cmd);
-        conn.push_output(|out| out.extend_from_slice(text.as_bytes()));
+    if let Some(word) = crate::admin::classify([buf[0], buf[1], buf[2], buf[3]]) {
+        let whitelist = &shard.shared.config.four_letter_whitelist;
+        let need = LENGTH_BYTES + crate::admin::argument_needed(word, whitelist);
+        while buf.len() < need {
+            if !read_more(&mut rd, &mut buf, &mut chunk).await? {
+                break;
+            }
+        }
+        let argument = &buf[LENGTH_BYTES..buf.len().min(need)];
+        let stats = shard.gather_stats(word.needs()).await;
+        match crate::admin::respond(word, whitelist, &stats, argument) {
+            crate::admin::WireAction::WriteAndClose { reply, effect } => {
+                conn.push_output(|out| out.extend_from_slice(&reply));
+                if let Some(effect) = effect {
+                    shard.apply_admin_effect(effect);
+                }
+            }
+            crate::admin::WireAction::Close => {}
+        }
         conn.close("four-letter word answered");
         return Ok(());
     }

@@ -9,6 +9,7 @@
 //! takes the new root, fires its watches, then releases replies — so a client always
 //! sees a watch event before a reply that reflects the change.
 
+mod admin;
 mod conn;
 pub mod read;
 pub mod reply;
@@ -108,6 +109,11 @@ impl Shard {
             }
         }
         for r in c.reports {
+            if r.reset_connections {
+                for conn in self.conns.borrow().values() {
+                    conn.reset_counters();
+                }
+            }
             r.submit(self.index, self.report());
         }
     }

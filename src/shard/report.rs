@@ -33,8 +33,8 @@ pub struct ConnReport {
     pub last_cxid: i32,
     /// zxid of the last reply.
     pub last_zxid: i64,
-    /// When the last reply was written (ms since the epoch).
-    pub last_response_ms: i64,
+    /// When the last reply was written ([`crate::server::mono_ms`]).
+    pub last_response_ms: u64,
     /// Latency of the last request, ms.
     pub last_latency_ms: u64,
     /// Latency min, max, sum and count over the connection's requests, ms.
@@ -52,10 +52,14 @@ pub struct ShardReport {
     pub watch_count: u64,
 }
 
-/// Collects one report per shard.
+/// Collects one report per shard, and the commit stage's session schedule.
 #[derive(Debug)]
 pub struct ReportCollector {
     parts: Mutex<Vec<Option<ShardReport>>>,
+    /// (expiry time in ms since the epoch, session id), filled by the commit stage.
+    pub session_expiry: Mutex<Vec<(i64, i64)>>,
+    /// `crst`: each shard resets its connections' counters when it reports.
+    pub reset_connections: bool,
 }
 
 impl ReportCollector {
@@ -63,6 +67,16 @@ impl ReportCollector {
     pub fn new(shards: usize) -> ReportCollector {
         ReportCollector {
             parts: Mutex::new(vec![None; shards]),
+            session_expiry: Mutex::new(Vec::new()),
+            reset_connections: false,
+        }
+    }
+
+    /// A round that only resets every connection's counters (`crst`).
+    pub fn reset(shards: usize) -> ReportCollector {
+        ReportCollector {
+            reset_connections: true,
+            ..ReportCollector::new(shards)
         }
     }
 
@@ -95,6 +109,7 @@ impl Shard {
     pub fn report(&self) -> ShardReport {
         let conns = self.conns.borrow();
         let watches = self.watches.borrow();
+        let _ = &watches;
         let mut connections = Vec::with_capacity(conns.len());
         let mut watches_by_session = Vec::new();
         for (id, c) in conns.iter() {

@@ -1,0 +1,258 @@
+//! `mntr`: `zk_<key>\t<value>` lines in ZooKeeper 3.8's order.
+//!
+//! ZooKeeper 3.8 (standalone) prints, in this order: `version` and `server_state`; its
+//! gauges (fixed names, in the iteration order of its metrics registry); its counters;
+//! its summaries (`avg_`, `min_`, `max_`, `cnt_`, `sum_` and for some `p50_` .. `p999_`);
+//! and per-namespace summary sets (`<ns>_read_per_namespace`, ...). The order below was
+//! captured from ZooKeeper 3.8.0 (`testdata/zk-3.8.0/mntr.txt`).
+//!
+//! # What ferrokeeper prints
+//!
+//! * All gauges from [`ServerStats`] fields, in ZooKeeper's order, except the three that
+//!   describe TLS (`zk_non_mtls_remote_conn_count`, `zk_non_mtls_local_conn_count`,
+//!   `zk_outstanding_tls_handshake`): ferrokeeper serves no TLS, and a constant 0 would
+//!   claim a capability. `zk_open_file_descriptor_count` and `zk_max_file_descriptor_count`
+//!   are printed when known, as ZooKeeper prints them on Unix only.
+//! * Of the counters and summaries, those the server puts in [`ServerStats::metrics`]:
+//!   names ZooKeeper has are printed in ZooKeeper's position; other names follow, sorted.
+//!
+//! Counters and summaries that mean the same in ferrokeeper, and that the server should
+//! fill: `connection_rejected`, `sessionless_connections_expired`, `bytes_received_count`,
+//! `connection_request_count`, `response_bytes`, `unsuccessful_handshake`, `snap_count`,
+//! `stale_sessions_expired`, `throttled_ops`, `large_requests_rejected`,
+//! `unrecoverable_error_count`, `auth_failed_count` (a gauge); summaries `fsynctime`,
+//! `snapshottime`, `dbinittime`, `startup_snap_load_time`, `startup_txns_load_time`,
+//! `startup_txns_loaded`, `sync_processor_batch_size` (the group-commit batch size),
+//! `node_created_watch_count`, `node_deleted_watch_count`, `node_changed_watch_count`,
+//! `node_children_watch_count`; percentile summaries `readlatency`, `updatelatency`.
+//!
+//! Left out as specific to Java ZooKeeper's machinery, with no ferrokeeper counterpart:
+//! the request-processor queues and timings (`prep_processor_*`, `sync_processor_queue_*`,
+//! `*commit_proc*`, `*commitproc*`, `*_final_proc_time_ms`, `session_queues_drained`,
+//! `*_in_session_queue`, `pending_session_queue_size`, `outstanding_changes_*`,
+//! `request_commit_queued`, `requests_not_forwarded_to_commit_processor`), its response
+//! caches (`response_packet_*cache*`), its lazy dead-watcher cleaner (`dead_watchers_*`,
+//! `add_dead_watcher_stall_time`), the JVM (`jvm_pause_time_ms`), Netty
+//! (`netty_queued_buffer_capacity`), the AdminServer (`insecure_admin_count`), TLS
+//! (`tls_handshake_exceeded`, `non_mtls_*`), connection throttling tokens
+//! (`connection_token_deficit`, `connection_drop_count`, `connection_revalidate_count`,
+//! `revalidate_count`), digests (`digest_mismatches_count`) and everything of an ensemble
+//! (`proposal_*`, `learner_*`, `leader_*`, `follower_*`, `observer_*`, `om_*`,
+//! `election_time`, `looking_count`, `quorum_ack_latency`, `commit_count`, `diff_count`,
+//! `snap`-sync `inflight_*`, `ensemble_auth_*`, `quit_leading_due_to_disloyal_voter`,
+//! `*propagation_latency`, `*_write_committed_time_ms`, `stale_*`, `unavailable_time`).
+//! The names stay in [`JAVA_METRIC_ORDER`] so that a server which does fill one (when
+//! replication lands, say) prints it where ZooKeeper does.
+
+use std::fmt::Write as _;
+
+use super::java_fmt::java_double;
+use super::stats::{Metric, ServerStats, Summary};
+
+/// ZooKeeper 3.8's counters, then its summaries, in the order standalone `mntr` prints
+/// them (captured from 3.8.0). Summary names are the part after `avg_`.
+pub const JAVA_METRIC_ORDER: &[&str] = &[
+    // Counters.
+    "proposal_count",
+    "watch_bytes",
+    "outstanding_changes_removed",
+    "throttled_ops",
+    "stale_requests_dropped",
+    "large_requests_rejected",
+    "insecure_admin_count",
+    "connection_rejected",
+    "cnxn_closed_without_zk_server_running",
+    "sessionless_connections_expired",
+    "looking_count",
+    "dead_watchers_queued",
+    "stale_requests",
+    "connection_drop_count",
+    "learner_proposal_received_count",
+    "digest_mismatches_count",
+    "dead_watchers_cleared",
+    "response_packet_cache_hits",
+    "bytes_received_count",
+    "add_dead_watcher_stall_time",
+    "request_throttle_wait_count",
+    "requests_not_forwarded_to_commit_processor",
+    "response_packet_cache_misses",
+    "ensemble_auth_success",
+    "prep_processor_request_queued",
+    "learner_commit_received_count",
+    "stale_replies",
+    "connection_request_count",
+    "response_bytes",
+    "ensemble_auth_fail",
+    "diff_count",
+    "response_packet_get_children_cache_misses",
+    "connection_revalidate_count",
+    "quit_leading_due_to_disloyal_voter",
+    "snap_count",
+    "unrecoverable_error_count",
+    "unsuccessful_handshake",
+    "commit_count",
+    "stale_sessions_expired",
+    "response_packet_get_children_cache_hits",
+    "sync_processor_request_queued",
+    "outstanding_changes_queued",
+    "request_commit_queued",
+    "ensemble_auth_skip",
+    "skip_learner_request_to_next_processor_count",
+    "tls_handshake_exceeded",
+    "revalidate_count",
+    // Summaries (avg/min/max/cnt/sum).
+    "socket_closing_time",
+    "proposal_process_time",
+    "leader_unavailable_time",
+    "node_created_watch_count",
+    "session_queues_drained",
+    "write_commit_proc_req_queued",
+    "connection_token_deficit",
+    "read_commit_proc_req_queued",
+    "node_deleted_watch_count",
+    "startup_txns_load_time",
+    "sync_processor_queue_size",
+    "follower_sync_time",
+    "prep_processor_queue_size",
+    "fsynctime",
+    "inflight_snap_count",
+    "reads_issued_from_session_queue",
+    "learner_request_processor_queue_size",
+    "snapshottime",
+    "unavailable_time",
+    "startup_txns_loaded",
+    "reads_after_write_in_session_queue",
+    "requests_in_session_queue",
+    "write_commit_proc_issued",
+    "prep_process_time",
+    "pending_session_queue_size",
+    "time_waiting_empty_pool_in_commit_processor_read_ms",
+    "commit_process_time",
+    "dbinittime",
+    "inflight_diff_count",
+    "netty_queued_buffer_capacity",
+    "election_time",
+    "commit_commit_proc_req_queued",
+    "sync_processor_batch_size",
+    "node_children_watch_count",
+    "write_batch_time_in_commit_processor",
+    "read_commit_proc_issued",
+    "concurrent_request_processing_in_commit_processor",
+    "observer_sync_time",
+    "node_changed_watch_count",
+    "sync_process_time",
+    "startup_snap_load_time",
+    // Summaries with percentiles.
+    "prep_processor_queue_time_ms",
+    "jvm_pause_time_ms",
+    "close_session_prep_time",
+    "read_commitproc_time_ms",
+    "updatelatency",
+    "local_write_committed_time_ms",
+    "request_throttle_queue_time_ms",
+    "readlatency",
+    "quorum_ack_latency",
+    "om_commit_process_time_ms",
+    "read_final_proc_time_ms",
+    "commit_propagation_latency",
+    "dead_watchers_cleaner_latency",
+    "write_final_proc_time_ms",
+    "proposal_ack_creation_latency",
+    "proposal_latency",
+    "om_proposal_process_time_ms",
+    "sync_processor_queue_and_flush_time_ms",
+    "propagation_latency",
+    "server_write_committed_time_ms",
+    "sync_processor_queue_time_ms",
+    "sync_processor_queue_flush_time_ms",
+    "write_commitproc_time_ms",
+];
+
+/// The gauges ZooKeeper 3.8 prints that ferrokeeper leaves out (see the module docs).
+pub const OMITTED_GAUGES: &[&str] = &[
+    "non_mtls_remote_conn_count",
+    "outstanding_tls_handshake",
+    "non_mtls_local_conn_count",
+];
+
+fn line(out: &mut String, key: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "zk_{key}\t{value}");
+}
+
+fn summary_lines(out: &mut String, name: &str, s: &Summary) {
+    line(out, &format!("avg_{name}"), java_double(s.avg()));
+    line(out, &format!("min_{name}"), s.min_or_zero());
+    line(out, &format!("max_{name}"), s.max_or_zero());
+    line(out, &format!("cnt_{name}"), s.count);
+    line(out, &format!("sum_{name}"), s.sum);
+}
+
+fn metric_lines(out: &mut String, name: &str, metric: &Metric) {
+    match metric {
+        Metric::Int(n) => line(out, name, n),
+        Metric::Float(x) => line(out, name, java_double(*x)),
+        Metric::Text(t) => line(out, name, t),
+        Metric::Summary(s) => summary_lines(out, name, s),
+        Metric::Percentiles(p) => {
+            summary_lines(out, name, &p.summary);
+            line(out, &format!("p50_{name}"), p.p50);
+            line(out, &format!("p95_{name}"), p.p95);
+            line(out, &format!("p99_{name}"), p.p99);
+            line(out, &format!("p999_{name}"), p.p999);
+        }
+    }
+}
+
+/// Writes the `mntr` reply for a serving server.
+pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
+    line(out, "version", &s.version);
+    line(out, "server_state", s.mode.as_str());
+    // Gauges, in ZooKeeper's order; comments mark the ones left out.
+    line(out, "ephemerals_count", s.ephemerals_count);
+    line(out, "num_alive_connections", s.alive_connections);
+    line(out, "avg_latency", java_double(s.latency.avg()));
+    line(out, "outstanding_requests", s.outstanding_requests);
+    line(out, "znode_count", s.node_count);
+    line(out, "global_sessions", s.global_sessions);
+    // non_mtls_remote_conn_count: no TLS.
+    line(
+        out,
+        "last_client_response_size",
+        s.client_response_size.last,
+    );
+    line(out, "packets_sent", s.packets_sent);
+    line(out, "packets_received", s.packets_received);
+    line(out, "max_client_response_size", s.client_response_size.max);
+    line(
+        out,
+        "connection_drop_probability",
+        java_double(s.connection_drop_probability),
+    );
+    line(out, "watch_count", s.watch_count);
+    line(out, "auth_failed_count", s.auth_failed_count);
+    line(out, "min_latency", s.latency.min_or_zero());
+    if let Some(max) = s.max_file_descriptors {
+        line(out, "max_file_descriptor_count", max);
+    }
+    line(out, "approximate_data_size", s.approximate_data_size);
+    if let Some(open) = s.open_file_descriptors {
+        line(out, "open_file_descriptor_count", open);
+    }
+    line(out, "local_sessions", s.local_sessions);
+    line(out, "uptime", s.uptime_ms);
+    line(out, "max_latency", s.latency.max_or_zero());
+    // outstanding_tls_handshake: no TLS.
+    line(out, "min_client_response_size", s.client_response_size.min);
+    // non_mtls_local_conn_count: no TLS.
+
+    for name in JAVA_METRIC_ORDER {
+        if let Some(metric) = s.metrics.get(*name) {
+            metric_lines(out, name, metric);
+        }
+    }
+    for (name, metric) in &s.metrics {
+        if !JAVA_METRIC_ORDER.contains(&name.as_str()) {
+            metric_lines(out, name, metric);
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Four-letter words on a shard: gathering a [`ServerStats`] from the shard's root, the
+//! server-wide counters and (when the command lists connections or watches) a report
+//! round across all shards, then applying the command's side effects.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::report::ReportCollector;
+use super::Shard;
+use crate::admin::{
+    ConfStats, ConnectionSession, ConnectionStats, DirSizes, ServerStats, SideEffect, StatsNeeds,
+    Summary,
+};
+use crate::commit::core::CommitRequest;
+
+/// How long a report round may take before the reply goes out with what arrived.
+const REPORT_WAIT: Duration = Duration::from_secs(2);
+
+impl Shard {
+    /// The stats a four-letter word needs.
+    pub async fn gather_stats(self: &Rc<Self>, needs: StatsNeeds) -> ServerStats {
+        let shared = &self.shared;
+        let root = self.catch_up_root().await;
+        let mut s = ServerStats {
+            last_processed_zxid: root.last_zxid,
+            // ZooKeeper's node table holds the root twice ("" and "/").
+            node_count: root.tree.len() as u64 + 1,
+            uptime_ms: shared.started.elapsed().as_millis() as u64,
+            ephemerals_count: root.ephemeral_count() as u64,
+            approximate_data_size: root.tree.approximate_data_size()
+                + root.tree.get("/").map(|n| n.data.len() as u64).unwrap_or(0),
+            global_sessions: root.sessions.len() as u64,
+            trace_mask: shared.trace_mask.load(Relaxed),
+            conf: ConfStats::from_config(&shared.config),
+            ..ServerStats::default()
+        };
+        let mut latency = Summary::default();
+        for st in &shared.shard_stats {
+            s.packets_received += st.packets_received.load(Relaxed);
+            s.packets_sent += st.packets_sent.load(Relaxed);
+            s.alive_connections += st.connections.load(Relaxed);
+            s.watch_count += st.watch_count.load(Relaxed);
+            let count = st.latency_count.load(Relaxed);
+            if count > 0 {
+                latency.count += count;
+                latency.sum += st.latency_sum_ms.load(Relaxed);
+                let min = st.latency_min_ms.load(Relaxed);
+                latency.min = if latency.count == count {
+                    min
+                } else {
+                    latency.min.min(min)
+                };
+                latency.max = latency.max.max(st.latency_max_ms.load(Relaxed));
+            }
+        }
+        s.latency = latency;
+        if needs.connections || needs.watches || needs.session_dump {
+            let collector = Arc::new(ReportCollector::new(shared.shard_stats.len()));
+            if self
+                .to_commit
+                .send(CommitRequest::Report(collector.clone()))
+                .await
+                .is_ok()
+            {
+                let reports = collector.wait(REPORT_WAIT).await;
+                // Watch counts are exact here, not the last periodic copy.
+                s.watch_count = reports.iter().map(|r| r.watch_count).sum();
+                s.outstanding_requests = 0;
+                for r in &reports {
+                    for c in &r.connections {
+                        s.outstanding_requests += c.outstanding;
+                        let remote = c
+                            .remote
+                            .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+                        let (min, max, sum, count) = c.latency;
+                        s.connections.push(ConnectionStats {
+                            remote,
+                            interest_ops: u32::from(c.session_id != 0),
+                            outstanding_requests: c.outstanding,
+                            packets_received: c.packets_received,
+                            packets_sent: c.packets_sent,
+                            session: (c.session_id != 0).then(|| ConnectionSession {
+                                session_id: c.session_id,
+                                last_operation: c.last_op,
+                                established_ms: c.established_ms,
+                                session_timeout_ms: c.session_timeout_ms.max(0) as u32,
+                                last_cxid: (c.last_cxid >= 0).then_some(c.last_cxid),
+                                last_zxid: c.last_zxid,
+                                last_response_ms: c.last_response_ms,
+                                last_latency_ms: c.last_latency_ms,
+                                latency: Summary {
+                                    count,
+                                    sum,
+                                    min,
+                                    max,
+                                },
+                            }),
+                        });
+                    }
+                    for (session, paths) in &r.watches_by_session {
+                        for p in paths {
+                            s.data_watches
+                                .entry(p.clone())
+                                .or_default()
+                                .insert(*session);
+                        }
+                    }
+                }
+                let schedule = collector
+                    .session_expiry
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                for (at, id) in schedule {
+                    s.session_expiry.entry(at).or_default().push(id);
+                }
+            }
+        }
+        if needs.session_dump {
+            let mut eph: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+            for (id, session) in root.sessions.iter() {
+                if !session.ephemerals.is_empty() {
+                    eph.insert(
+                        *id,
+                        session.ephemerals.iter().map(|p| p.to_string()).collect(),
+                    );
+                }
+            }
+            s.ephemerals = eph;
+        }
+        if needs.environment {
+            s.environment = crate::admin::environment(&s.version);
+        }
+        if needs.dir_sizes {
+            s.dir_sizes = DirSizes {
+                data_dir_bytes: crate::admin::dir_size_bytes(&shared.config.data_dir),
+                data_log_dir_bytes: crate::admin::dir_size_bytes(&shared.config.data_log_dir),
+            };
+        }
+        if needs.file_descriptors {
+            let (open, max) = crate::admin::file_descriptors();
+            s.open_file_descriptors = open;
+            s.max_file_descriptors = max;
+        }
+        s
+    }
+
+    /// The shard's root after catching up with everything published.
+    async fn catch_up_root(&self) -> Arc<crate::state::DataState> {
+        self.catch_up().await;
+        self.root.borrow().clone()
+    }
+
+    /// Carries out what `srst`, `crst` and `stmk` change.
+    pub fn apply_admin_effect(self: &Rc<Self>, effect: SideEffect) {
+        match effect {
+            SideEffect::ResetServerStats => {
+                for st in &self.shared.shard_stats {
+                    st.reset();
+                }
+            }
+            SideEffect::ResetConnectionStats => {
+                let collector = Arc::new(ReportCollector::reset(self.shared.shard_stats.len()));
+                let s = self.clone();
+                glommio::spawn_local(async move {
+                    let _ = s.to_commit.send(CommitRequest::Report(collector)).await;
+                })
+                .detach();
+            }
+            SideEffect::SetTraceMask(mask) => self.shared.trace_mask.store(mask, Relaxed),
+        }
+    }
+}
