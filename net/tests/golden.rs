@@ -10,6 +10,9 @@
 //! reads null as empty and writes length 0. Both take 4 bytes, so the frames still line
 //! up byte for byte.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use ferrokeeper_net::client::encode_connect;
 use ferrokeeper_net::codes::OpCode;
 use ferrokeeper_net::frame::{check_frame, write_reply, EncodeDyn, JUTE_MAXBUFFER_DEFAULT};
@@ -20,10 +23,7 @@ use ferrokeeper_net::response::{
     Reply, NOTIFICATION_ZXID_NONE,
 };
 use ferrokeeper_net::Decode;
-use std::path::PathBuf;
-
-/// The sessions captured, by fixture name.
-const SESSIONS: [&str; 3] = ["java", "zkcli", "kazoo"];
+use fixtures::{fixture, hex, SESSIONS};
 
 /// Frames in which Java wrote a null (−1) length where we write 0:
 /// (session, direction, label, index of the frame in its file, nulls in it).
@@ -33,37 +33,6 @@ const KNOWN_NULLS: &[(&str, &str, &str, usize, usize)] = &[
     // getData of that node: the server answers null data, not empty data.
     ("java", "s2c", "getData", 14, 1),
 ];
-
-struct Frame {
-    label: String,
-    bytes: Vec<u8>,
-}
-
-fn fixture(session: &str, direction: &str) -> Vec<Frame> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(format!("{session}.{direction}.hex"));
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let (label, hex) = l.split_once(' ').expect("<label> <hex>");
-            Frame {
-                label: label.to_string(),
-                bytes: decode_hex(hex.trim()),
-            }
-        })
-        .collect()
-}
-
-fn decode_hex(s: &str) -> Vec<u8> {
-    assert_eq!(s.len() % 2, 0, "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
 
 /// The payload of a whole frame, after checking the frame as the server would.
 fn payload(frame: &[u8]) -> &[u8] {
@@ -106,10 +75,6 @@ fn same_bytes_but_nulls(ours: &[u8], java: &[u8], what: &str) -> usize {
         i += 4;
     }
     nulls
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn opcode_of(label: &str) -> OpCode {
