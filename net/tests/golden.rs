@@ -163,8 +163,13 @@ fn every_captured_request_decodes_and_reencodes_to_javas_bytes() {
             let payload = payload(&f.bytes);
             let mut ours = Vec::new();
             if f.label == "connect" {
-                assert_eq!(index, 0, "{what}: the handshake comes first");
+                // The first frame of each connection (the java session reconnects once).
                 let c = Connect::decode(payload).expect(&what);
+                assert_eq!(
+                    c.read_only,
+                    session == "cli_mt",
+                    "{what}: cli_mt -r asks read-only"
+                );
                 // Every client here is newer than 3.3: 44 bytes + the readOnly byte.
                 assert!(c.has_read_only, "{what}: no readOnly byte");
                 assert_eq!(payload.len(), 45, "{what}");
@@ -269,7 +274,6 @@ fn every_captured_reply_decodes_and_reencodes_to_javas_bytes() {
             let mut ours = Vec::new();
             match f.label.as_str() {
                 "connect_response" => {
-                    assert_eq!(index, 0, "{what}: the handshake comes first");
                     let c = ConnectReply::decode(payload).expect(&what);
                     // The client sent the readOnly byte, so the server answers with one.
                     assert_eq!(c.read_only, Some(false), "{what}");
@@ -314,7 +318,7 @@ fn first_request(session: &str, label: &str) -> (RequestHeader, Request) {
     (h, r.expect("body"))
 }
 
-fn replies(session: &str, label: &str) -> Vec<(ReplyHeader, Vec<u8>)> {
+fn replies_of(session: &str, label: &str) -> Vec<(ReplyHeader, Vec<u8>)> {
     fixture(session, "s2c")
         .into_iter()
         .filter(|f| f.label == label)
@@ -352,7 +356,7 @@ fn java_multi_result_types_per_create_opcode() {
     };
     assert_eq!((*ttl, *flags), (60000, 5));
 
-    let (h, body) = &replies("java", "multi")[0];
+    let (h, body) = &replies_of("java", "multi")[0];
     assert_eq!(h.err, 0);
     let results = Reply { header: *h, body }.multi().expect("multi response");
     let kinds: Vec<OpCode> = results.iter().map(MultiResult::opcode).collect();
@@ -385,7 +389,7 @@ fn java_multi_result_types_per_create_opcode() {
 /// ops after it RuntimeInconsistency.
 #[test]
 fn java_failed_multi_reports_each_op() {
-    let (h, body) = &replies("java", "multi")[1];
+    let (h, body) = &replies_of("java", "multi")[1];
     let results = Reply { header: *h, body }.multi().expect("multi response");
     assert_eq!(
         results,
@@ -406,11 +410,64 @@ fn java_multi_read_results() {
         panic!("not a multiRead")
     };
     assert_eq!(ops.len(), 3);
-    let (h, body) = &replies("java", "multiRead")[0];
+    let (h, body) = &replies_of("java", "multiRead")[0];
     let results = Reply { header: *h, body }
         .multi()
         .expect("multiRead response");
     assert!(matches!(results[0], MultiResult::GetChildren(_)));
     assert!(matches!(results[1], MultiResult::GetData(_)));
     assert_eq!(results[2], MultiResult::Error(-101));
+}
+
+/// The java session is cut by the proxy after addWatch. The client reconnects with its
+/// session id, password and last zxid, re-sends its auth, then re-registers its watches
+/// with setWatches2 (it has a persistent one) — under an ordinary xid: the Java client
+/// gives every packet but ping and auth a fresh xid when it sends it, so the
+/// SET_WATCHES_XID (−8) it builds the header with never reaches the wire.
+#[test]
+fn java_reconnect_and_set_watches2() {
+    let c2s = fixture("java", "c2s");
+    let s2c = fixture("java", "s2c");
+    let connects: Vec<Connect> = c2s
+        .iter()
+        .filter(|f| f.label == "connect")
+        .map(|f| Connect::decode(&f.bytes[4..]).expect("connect"))
+        .collect();
+    let replies: Vec<ConnectReply> = s2c
+        .iter()
+        .filter(|f| f.label == "connect_response")
+        .map(|f| ConnectReply::decode(&f.bytes[4..]).expect("connect_response"))
+        .collect();
+    assert_eq!((connects.len(), replies.len()), (2, 2));
+    let (first, again) = (&connects[0].request, &connects[1].request);
+    assert_eq!((first.session_id, first.last_zxid_seen), (0, 0));
+    assert_eq!(first.passwd.0, vec![0; 16]);
+    assert_eq!(again.session_id, replies[0].response.session_id);
+    assert_eq!(again.passwd, replies[0].response.passwd);
+    assert!(again.last_zxid_seen > 0);
+    assert_eq!(
+        replies[1].response.session_id,
+        replies[0].response.session_id
+    );
+
+    // After the second handshake: auth first, then setWatches2.
+    let at = c2s
+        .iter()
+        .rposition(|f| f.label == "connect")
+        .expect("reconnect");
+    let labels: Vec<&str> = c2s[at + 1..at + 3]
+        .iter()
+        .map(|f| f.label.as_str())
+        .collect();
+    assert_eq!(labels, ["auth", "setWatches2"]);
+    let (h, req) = first_request("java", "setWatches2");
+    assert!(h.xid > 0, "setWatches2 xid {}", h.xid);
+    let Request::SetWatches(w) = req else {
+        panic!("{req:?}")
+    };
+    assert_eq!(w.relative_zxid, again.last_zxid_seen);
+    assert_eq!(w.exist_watches, ["/j/later"]);
+    assert_eq!(w.persistent_recursive_watches, ["/j"]);
+    let (rh, body) = &replies_of("java", "setWatches2")[0];
+    assert_eq!((rh.xid, rh.err, body.len()), (h.xid, 0, 0));
 }

@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import org.apache.zookeeper.AddWatchMode;
 import org.apache.zookeeper.CreateMode;
@@ -29,20 +30,20 @@ public class GoldenSession {
     }
 
     public static void main(String[] args) throws Exception {
-        CountDownLatch connected = new CountDownLatch(1);
+        Semaphore connected = new Semaphore(0);
         BlockingQueue<WatchedEvent> events = new LinkedBlockingQueue<>();
         // A short session timeout (the server's minimum, 2 ticks) so that a pause below
         // makes the client send a ping.
         ZooKeeper zk = new ZooKeeper(args[0], 4000, e -> {
             if (e.getType() == Watcher.Event.EventType.None) {
                 if (e.getState() == Watcher.Event.KeeperState.SyncConnected) {
-                    connected.countDown();
+                    connected.release();
                 }
             } else {
                 events.add(e);
             }
         });
-        if (!connected.await(30, TimeUnit.SECONDS)) {
+        if (!connected.tryAcquire(30, TimeUnit.SECONDS)) {
             throw new IllegalStateException("not connected");
         }
         List<ACL> open = ZooDefs.Ids.OPEN_ACL_UNSAFE;
@@ -133,7 +134,13 @@ public class GoldenSession {
         zk.getAllChildrenNumber("/j");
 
         // Persistent recursive watch, a change under it, then remove it.
+        zk.exists("/j/later", true); // a one-shot watch still pending at the cut
         zk.addWatch("/j", AddWatchMode.PERSISTENT_RECURSIVE);
+        // capture.py cuts the connection after this reply: the client reconnects with
+        // its session id and re-registers both watches with setWatches2.
+        if (!connected.tryAcquire(30, TimeUnit.SECONDS)) {
+            throw new IllegalStateException("not reconnected");
+        }
         zk.setData("/j/ttl", b("t2"), -1);
         events.poll(10, TimeUnit.SECONDS);
         zk.removeAllWatches("/j", Watcher.WatcherType.Any, false);

@@ -15,7 +15,8 @@ server. Fixture format, one file per session and direction (`NAME.c2s.hex`,
     # comment lines start with '#'
     <label> <hex of the whole frame, length prefix included>
 
-A client->server label is `connect` for the handshake and the opcode name otherwise
+A client->server label is `connect` for a handshake (the first frame of each
+connection; the java session is cut once and reconnects) and the opcode name otherwise
 (`create`, `multi`, `ping`, ...). A server->client label is `connect_response`,
 `notification`, or the opcode name of the request whose xid the reply carries, so a
 reader knows which response record follows the ReplyHeader.
@@ -88,7 +89,11 @@ def read_frame(sock):
 class Recorder:
     """Writes the frames of one session; matches replies to requests by xid."""
 
-    def __init__(self, name, comment):
+    def __init__(self, name, comment, drop_after=None):
+        # drop_after: the label of a reply after which the proxy cuts the connection
+        # once, so the client reconnects (a handshake with a session id, then
+        # setWatches re-registering its watches).
+        self.drop_after = drop_after
         self.lock = threading.Lock()
         self.pending = {}  # xid -> [opname, ...] in send order
         self.c2s = open(os.path.join(HERE, name + ".c2s.hex"), "w")
@@ -121,6 +126,10 @@ class Recorder:
                     label = queue.pop(0)
         self.s2c.write("%s %s\n" % (label, frame.hex()))
         self.s2c.flush()
+        if label == self.drop_after:
+            self.drop_after = None
+            return True
+        return False
 
     def close(self):
         self.c2s.close()
@@ -134,9 +143,12 @@ def pump(src, dst, record):
             frame = read_frame(src)
             if frame is None:
                 break
-            record(index, frame)
+            drop = record(index, frame)
             index += 1
             dst.sendall(frame)
+            if drop:
+                time.sleep(0.2)  # let the client take the reply before the cut
+                break
     except OSError:
         pass
     finally:
@@ -200,12 +212,20 @@ def start_zookeeper(workdir):
          "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
         stdout=log, stderr=subprocess.STDOUT,
     )
+    # `ruok` answers imok before the server takes sessions (a handshake in that window is
+    # closed with "ZooKeeperServer not running"); `srvr` reports a Mode only once it does.
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"ruok")
-                if s.recv(4) == b"imok":
+                s.sendall(b"srvr")
+                reply = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+                if b"Mode:" in reply:
                     return proc, port
         except OSError:
             pass
@@ -301,10 +321,47 @@ def session_kazoo(port):
     zk.close()
 
 
+CLI_MT_SCRIPT = [
+    "create /cmt",
+    "create2 +s /cmt/s-",
+    "create +c /cmt/ct",
+    "create2 +t=60000 /cmt/ttl",
+    "get /cmt",
+    "set /cmt newdata",
+    "ls /cmt",
+    "ls2 /cmt",
+    "wexists /cmt/missing",
+    "exists /cmt",
+    "sync /cmt",
+    "addauth digest user:secret",
+    "config",
+    "delete /cmt/ct",
+    "quit",
+]
+
+
+def session_cli_mt(port):
+    # -r: ask for a read-only capable session (the readOnly byte is 1).
+    proc = subprocess.Popen(
+        ["/usr/lib/zookeeper/bin/cli_mt", "-r", "-h", "127.0.0.1:%d" % port],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.5)  # the handshake
+    for line in CLI_MT_SCRIPT:
+        proc.stdin.write((line + "\n").encode())
+        proc.stdin.flush()
+        time.sleep(0.4)  # one command at a time, each answered before the next
+    proc.stdin.close()
+    proc.wait(timeout=30)
+
+
 SESSIONS = {
-    "java": (session_java, "GoldenSession.java (ZooKeeper 3.8 Java client) to ZooKeeper 3.8"),
-    "zkcli": (session_zkcli, "zkCli.sh (ZooKeeper 3.8) to ZooKeeper 3.8"),
-    "kazoo": (session_kazoo, "kazoo (Python) to ZooKeeper 3.8"),
+    # name: (run, comment, label of the reply after which the proxy cuts the connection)
+    "java": (session_java, "GoldenSession.java (ZooKeeper 3.8 Java client) to ZooKeeper 3.8",
+             "addWatch"),
+    "zkcli": (session_zkcli, "zkCli.sh (ZooKeeper 3.8) to ZooKeeper 3.8", None),
+    "kazoo": (session_kazoo, "kazoo (Python) to ZooKeeper 3.8", None),
+    "cli_mt": (session_cli_mt, "cli_mt -r (ZooKeeper 3.8 C client) to ZooKeeper 3.8", None),
 }
 
 
@@ -314,8 +371,8 @@ def main():
     proc, port = start_zookeeper(workdir)
     try:
         for name in names:
-            run, comment = SESSIONS[name]
-            proxy = Proxy(port, Recorder(name, comment))
+            run, comment, drop_after = SESSIONS[name]
+            proxy = Proxy(port, Recorder(name, comment, drop_after))
             run(proxy.port)
             time.sleep(0.5)
             proxy.finish()

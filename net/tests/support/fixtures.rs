@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 /// The sessions captured, by fixture name.
-pub const SESSIONS: [&str; 3] = ["java", "zkcli", "kazoo"];
+pub const SESSIONS: [&str; 4] = ["java", "zkcli", "kazoo", "cli_mt"];
 
 /// One captured frame.
 pub struct Frame {
