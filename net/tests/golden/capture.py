@@ -355,6 +355,53 @@ def session_cli_mt(port):
     proc.wait(timeout=30)
 
 
+def jint(v):
+    return struct.pack(">i", v)
+
+
+def jlong(v):
+    return struct.pack(">q", v)
+
+
+def jbuf(b):
+    return jint(len(b)) + b
+
+
+OPEN_ACL = jint(1) + jint(31) + jbuf(b"world") + jbuf(b"anyone")
+
+
+def session_raw(port):
+    """Frames no client library sends, to see how the server answers them: a pre-3.3
+    handshake (no readOnly byte), creates inside multi under every create type with
+    flags that agree or disagree with it, and setWatches (type 101)."""
+    s = socket.create_connection(("127.0.0.1", port))
+
+    def send(payload):
+        s.sendall(jint(len(payload)) + payload)
+        return read_frame(s)
+
+    # ConnectRequest without the readOnly byte: 44 bytes.
+    send(jint(0) + jlong(0) + jint(4000) + jlong(0) + jbuf(bytes(16)))
+    create = lambda path, flags: jbuf(path) + jbuf(b"d") + OPEN_ACL + jint(flags)
+    header = lambda ty: jint(ty) + b"\x00" + jint(-1)
+    done = jint(-1) + b"\x01" + jint(-1)
+    ops = (
+        header(15) + create(b"/r1", 0)  # create2, persistent
+        + header(19) + create(b"/r2", 0)  # createContainer type, persistent flags
+        + header(1) + create(b"/r3", 4)  # create type, container flags
+        + header(15) + create(b"/r4", 4)  # create2 type, container flags
+        + header(21) + create(b"/r5", 5) + jlong(60000)  # createTTL
+        + header(1) + create(b"/r6", 2)  # create, sequential
+    )
+    send(jint(1) + jint(14) + ops + done)
+    # setWatches (101): no persistent watches.
+    watches = lambda paths: jint(len(paths)) + b"".join(jbuf(p) for p in paths)
+    send(jint(2) + jint(101) + jlong(1) + watches([b"/r1"]) + watches([b"/none"]) + watches([]))
+    send(jint(3) + jint(4) + jbuf(b"/r1") + b"\x00")
+    send(jint(4) + jint(-11))
+    s.close()
+
+
 SESSIONS = {
     # name: (run, comment, label of the reply after which the proxy cuts the connection)
     "java": (session_java, "GoldenSession.java (ZooKeeper 3.8 Java client) to ZooKeeper 3.8",
@@ -362,6 +409,7 @@ SESSIONS = {
     "zkcli": (session_zkcli, "zkCli.sh (ZooKeeper 3.8) to ZooKeeper 3.8", None),
     "kazoo": (session_kazoo, "kazoo (Python) to ZooKeeper 3.8", None),
     "cli_mt": (session_cli_mt, "cli_mt -r (ZooKeeper 3.8 C client) to ZooKeeper 3.8", None),
+    "raw": (session_raw, "hand-built frames (capture.py session_raw) to ZooKeeper 3.8", None),
 }
 
 

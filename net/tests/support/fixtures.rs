@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 /// The sessions captured, by fixture name.
-pub const SESSIONS: [&str; 4] = ["java", "zkcli", "kazoo", "cli_mt"];
+pub const SESSIONS: [&str; 5] = ["java", "zkcli", "kazoo", "cli_mt", "raw"];
 
 /// One captured frame.
 pub struct Frame {
