@@ -62,10 +62,12 @@ impl MultiResult {
     /// (`FinalRequestProcessor`): a plain create answers `CreateResponse` under type 1;
     /// create2, createContainer and createTTL all answer `Create2Response` under type 15.
     ///
-    /// `op` is the create the server actually performed. Java decides it from the
-    /// request's flags, not only its `MultiHeader.type`: container flags make a
-    /// createContainer and TTL flags a createTTL whatever the type; a create2 op is
-    /// performed as a plain create by 3.8 and as create2 by 3.9 (ZOOKEEPER-4026).
+    /// `op` is the create the server actually performed, which Java derives from the
+    /// op's flags more than from its `MultiHeader.type` (`MultiOperationRecord`):
+    /// container flags make a createContainer and TTL flags a createTTL whatever the
+    /// type. With other flags, 3.8 performs a plain create even when the type says
+    /// create2 or createContainer (seen in `net/tests/golden/raw.*.hex`); 3.9 keeps
+    /// the type (ZOOKEEPER-4026), so a create2 op answers type 15 there.
     pub fn created(op: OpCode, path: String, stat: Stat) -> MultiResult {
         if op == OpCode::Create {
             MultiResult::Create(CreateResponse { path })
