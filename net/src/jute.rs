@@ -157,6 +157,11 @@ pub trait Encode {
 
 /// Reads jute values from a [`Reader`].
 pub trait Decode: Sized {
+    /// The fewest bytes any encoding of this type takes (4 for an `int`, 4 for an empty
+    /// `ustring`, the sum of the fields for a record). A `vector` count is checked against
+    /// it, so a count the input cannot hold is refused before anything is reserved.
+    const ENCODED_BYTES_MIN: usize = 1;
+
     /// Reads one value.
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
 
@@ -181,6 +186,7 @@ impl Encode for i32 {
     }
 }
 impl Decode for i32 {
+    const ENCODED_BYTES_MIN: usize = 4;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.read_i32()
     }
@@ -191,6 +197,7 @@ impl Encode for i64 {
     }
 }
 impl Decode for i64 {
+    const ENCODED_BYTES_MIN: usize = 8;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.read_i64()
     }
@@ -201,6 +208,7 @@ impl Encode for bool {
     }
 }
 impl Decode for bool {
+    const ENCODED_BYTES_MIN: usize = 1;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.read_bool()
     }
@@ -211,6 +219,7 @@ impl Encode for String {
     }
 }
 impl Decode for String {
+    const ENCODED_BYTES_MIN: usize = 4;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.read_string()
     }
@@ -226,6 +235,7 @@ impl Encode for Buffer {
     }
 }
 impl Decode for Buffer {
+    const ENCODED_BYTES_MIN: usize = 4;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Buffer(r.read_buffer()?.to_vec()))
     }
@@ -256,9 +266,12 @@ impl<T: Encode> Encode for Vec<T> {
     }
 }
 impl<T: Decode> Decode for Vec<T> {
+    const ENCODED_BYTES_MIN: usize = 4;
+
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        // Every jute element takes at least one byte, so a count is bounded by what is left.
-        let n = r.read_len(1)?;
+        // Every element takes at least `T::ENCODED_BYTES_MIN` bytes, so the count is bounded
+        // by what is left and the reservation by a small multiple of the input's size.
+        let n = r.read_len(T::ENCODED_BYTES_MIN.max(1))?;
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
             v.push(T::decode(r)?);
@@ -279,6 +292,9 @@ macro_rules! jute_record {
             fn encode(&self, out: &mut Vec<u8>) { $( $crate::jute::Encode::encode(&self.$field, out); )* }
         }
         impl $crate::jute::Decode for $name {
+            const ENCODED_BYTES_MIN: usize =
+                0 $( + <$ty as $crate::jute::Decode>::ENCODED_BYTES_MIN )*;
+
             #[allow(unused_variables)]
             fn decode(r: &mut $crate::jute::Reader<'_>) -> Result<Self, $crate::jute::DecodeError> {
                 Ok(Self { $( $field: $crate::jute::Decode::decode(r)? ),* })

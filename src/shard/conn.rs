@@ -15,8 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ferrokeeper_net::codes::ErrorCode;
-use ferrokeeper_net::frame::{begin_frame, check_frame, end_frame, LENGTH_BYTES};
-use ferrokeeper_net::jute::Encode;
+use ferrokeeper_net::frame::{check_frame, LENGTH_BYTES};
 use ferrokeeper_net::records::{ConnectResponse, WatcherEvent};
 use ferrokeeper_net::request::{Connect, Request};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -209,19 +208,17 @@ impl Conn {
                 valid,
             } => {
                 let has_read_only = self.st.borrow().has_read_only;
+                let response = ConnectResponse {
+                    protocol_version: 0,
+                    time_out: timeout_ms,
+                    session_id,
+                    passwd: passwd.to_vec().into(),
+                };
+                // Answer in the form the client asked in: with the readOnly byte only
+                // if its request had one.
+                let read_only = has_read_only.then_some(false);
                 self.push_output(|out| {
-                    let at = begin_frame(out);
-                    ConnectResponse {
-                        protocol_version: 0,
-                        time_out: timeout_ms,
-                        session_id,
-                        passwd: passwd.to_vec().into(),
-                    }
-                    .encode(out);
-                    if has_read_only {
-                        false.encode(out);
-                    }
-                    end_frame(out, at);
+                    ferrokeeper_net::response::encode_connect_response(&response, read_only, out)
                 });
                 if valid {
                     let mut st = self.st.borrow_mut();

@@ -8,7 +8,9 @@ use ferrokeeper_net::jute::{write_buffer, Encode};
 use ferrokeeper_net::records::{Acl, ClientInfo, SetWatches2};
 use ferrokeeper_net::request::{MultiOp, Request};
 
-use super::reply::{get_data_body, header_only, multi_done, notification, ok_with};
+use super::reply::{
+    get_data_body, header_only, multi_done, multi_error, multi_read_header, notification, ok_with,
+};
 use crate::acl::{self, AuthIds};
 use crate::state::DataState;
 use crate::tree::Node;
@@ -195,14 +197,6 @@ fn multi_read_op(
     op: &MultiOp,
     out: &mut Vec<u8>,
 ) {
-    let header = |out: &mut Vec<u8>, ty: i32, err: i32| {
-        ferrokeeper_net::records::MultiHeader {
-            r#type: ty,
-            done: false,
-            err,
-        }
-        .encode(out)
-    };
     let r: Result<(), ErrorCode> = (|| {
         match op {
             MultiOp::GetChildren(g) => {
@@ -211,7 +205,7 @@ fn multi_read_op(
                 if g.watch {
                     watches.add(&g.path, ctx.conn, WatchKind::Child);
                 }
-                header(out, ferrokeeper_net::OpCode::GetChildren.code(), 0);
+                multi_read_header(out, ferrokeeper_net::OpCode::GetChildren);
                 children_body(out, n);
             }
             MultiOp::GetData(g) => {
@@ -220,7 +214,7 @@ fn multi_read_op(
                 if g.watch {
                     watches.add(&g.path, ctx.conn, WatchKind::Data);
                 }
-                header(out, ferrokeeper_net::OpCode::GetData.code(), 0);
+                multi_read_header(out, ferrokeeper_net::OpCode::GetData);
                 get_data_body(out, &n.data, &n.client_stat(ext));
             }
             _ => return Err(ErrorCode::BadArguments),
@@ -228,8 +222,7 @@ fn multi_read_op(
         Ok(())
     })();
     if let Err(err) = r {
-        header(out, -1, err.code());
-        err.code().encode(out);
+        multi_error(out, err);
     }
 }
 

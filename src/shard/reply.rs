@@ -5,7 +5,8 @@
 use ferrokeeper_net::codes::{ErrorCode, OpCode};
 use ferrokeeper_net::frame::{begin_frame, end_frame};
 use ferrokeeper_net::jute::{write_buffer, Encode};
-use ferrokeeper_net::records::{MultiHeader, ReplyHeader, Stat, WatcherEvent};
+use ferrokeeper_net::records::{MultiHeader, ReplyHeader, SetDataResponse, Stat, WatcherEvent};
+use ferrokeeper_net::response::{MultiResult, MULTI_DONE};
 
 use crate::commit::apply::Outcome;
 
@@ -31,15 +32,7 @@ pub fn ok_with(out: &mut Vec<u8>, xid: i32, zxid: i64, body: impl FnOnce(&mut Ve
 
 /// Writes a watch notification (xid −1).
 pub fn notification(out: &mut Vec<u8>, zxid: i64, event: &WatcherEvent) {
-    let at = begin_frame(out);
-    ReplyHeader {
-        xid: ferrokeeper_net::codes::xid::NOTIFICATION,
-        zxid,
-        err: 0,
-    }
-    .encode(out);
-    event.encode(out);
-    end_frame(out, at);
+    ferrokeeper_net::response::write_notification(out, zxid, event);
 }
 
 /// Writes a `GetDataResponse` body straight from the node's bytes (no copy into a record).
@@ -63,9 +56,9 @@ pub fn write_reply(out: &mut Vec<u8>, xid: i32, zxid: i64, opcode: OpCode, outco
         }
         Outcome::Multi(results) => ok_with(out, xid, zxid, |o| {
             for r in results {
-                multi_result(o, r);
+                multi_result(r).encode(o);
             }
-            multi_done(o);
+            MULTI_DONE.encode(o);
         }),
         Outcome::Deleted
         | Outcome::Checked
@@ -75,38 +68,20 @@ pub fn write_reply(out: &mut Vec<u8>, xid: i32, zxid: i64, opcode: OpCode, outco
     }
 }
 
-fn multi_header(out: &mut Vec<u8>, ty: OpCode, err: i32) {
-    MultiHeader {
-        r#type: ty.code(),
-        done: false,
-        err,
-    }
-    .encode(out);
-}
-
 /// One result of a multi (`MultiResponse.serialize`): a plain create reports type
 /// create with its path; the create2 family reports create2 with path and stat.
-fn multi_result(out: &mut Vec<u8>, r: &Outcome) {
+fn multi_result(r: &Outcome) -> MultiResult {
     match r {
         Outcome::CreatedPlain(path) => {
-            multi_header(out, OpCode::Create, 0);
-            write_buffer(out, path.as_bytes());
+            MultiResult::created(OpCode::Create, path.to_string(), Stat::default())
         }
         Outcome::Created { path, stat } => {
-            multi_header(out, OpCode::Create2, 0);
-            write_buffer(out, path.as_bytes());
-            stat.encode(out);
+            MultiResult::created(OpCode::Create2, path.to_string(), *stat)
         }
-        Outcome::Deleted => multi_header(out, OpCode::Delete, 0),
-        Outcome::DataSet(stat) => {
-            multi_header(out, OpCode::SetData, 0);
-            stat.encode(out);
-        }
-        Outcome::Checked => multi_header(out, OpCode::Check, 0),
-        Outcome::Error(err) => {
-            multi_header(out, OpCode::Error, err.code());
-            err.code().encode(out);
-        }
+        Outcome::Deleted => MultiResult::Delete,
+        Outcome::DataSet(stat) => MultiResult::SetData(SetDataResponse { stat: *stat }),
+        Outcome::Checked => MultiResult::Check,
+        Outcome::Error(err) => MultiResult::Error(err.code()),
         Outcome::AclSet(_)
         | Outcome::SessionCreated
         | Outcome::SessionClosed
@@ -116,12 +91,22 @@ fn multi_result(out: &mut Vec<u8>, r: &Outcome) {
     }
 }
 
-/// Writes the end marker of a multi response.
-pub fn multi_done(out: &mut Vec<u8>) {
+/// Writes a multiRead result header for a successful read; its body follows.
+pub fn multi_read_header(out: &mut Vec<u8>, ty: OpCode) {
     MultiHeader {
-        r#type: -1,
-        done: true,
-        err: -1,
+        r#type: ty.code(),
+        done: false,
+        err: 0,
     }
     .encode(out);
+}
+
+/// Writes a multi or multiRead error result.
+pub fn multi_error(out: &mut Vec<u8>, err: ErrorCode) {
+    MultiResult::Error(err.code()).encode(out);
+}
+
+/// Writes the end marker of a multi response.
+pub fn multi_done(out: &mut Vec<u8>) {
+    MULTI_DONE.encode(out);
 }
