@@ -104,7 +104,10 @@ impl Server {
         let child = match kind {
             Kind::Ferrokeeper => Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
                 .arg(&cfg_path)
-                .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                )
                 .stdout(Stdio::from(log))
                 .stderr(Stdio::from(log2))
                 .spawn()
@@ -115,7 +118,12 @@ impl Server {
                     "Apache ZooKeeper is not installed: run the README's test command (tests/run.sh), which installs it"
                 );
                 Command::new("java")
-                    .args(["-Xmx512m", "-Dzookeeper.extendedTypesEnabled=true", "-cp", JAVA_ZK_JARS])
+                    .args([
+                        "-Xmx512m",
+                        "-Dzookeeper.extendedTypesEnabled=true",
+                        "-cp",
+                        JAVA_ZK_JARS,
+                    ])
                     .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
                     .arg(&cfg_path)
                     .stdout(Stdio::from(log))
@@ -145,14 +153,34 @@ impl Server {
                 );
             }
             if let Ok(reply) = four_letter_word(self.port, "ruok") {
-                if reply == "imok" {
+                if reply == "imok" && self.takes_sessions() {
                     return;
                 }
             }
             if start.elapsed() > limit {
-                panic!("{:?} not ready after {limit:?}; log:\n{}", self.kind, self.log());
+                panic!(
+                    "{:?} not ready after {limit:?}; log:\n{}",
+                    self.kind,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the server, having answered `imok`, also takes sessions.
+    ///
+    /// Java ZooKeeper answers `imok` as soon as its client port is open, before it has
+    /// loaded its database; until then it closes every session request ("ZooKeeperServer
+    /// not running"), which clients that do not retry (cli_mt) see as a failure. Its
+    /// `srvr` reply tells the two states apart. ferrokeeper must answer `imok` only once
+    /// it takes sessions, so `ruok` alone is its readiness check.
+    fn takes_sessions(&self) -> bool {
+        match self.kind {
+            Kind::Ferrokeeper => true,
+            Kind::JavaZk => four_letter_word(self.port, "srvr")
+                .map(|reply| reply.starts_with("Zookeeper version:"))
+                .unwrap_or(false),
         }
     }
 
