@@ -14,7 +14,7 @@
 # binary took 178 s of CPU in release against 140 s in debug (the wall time was
 # set by the machine's other load), and the tests of today run equally fast in
 # both. The release build is kept for what comes: the differential and load tests
-# drive the ferrokeeper binary, which a debug build slows by an order of magnitude.
+# drive the ferrokeeper binary, which is built with the tests in the same profile.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
