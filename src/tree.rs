@@ -36,8 +36,9 @@ pub struct NodeStat {
 /// One znode.
 #[derive(Debug, Clone, Default)]
 pub struct Node {
-    /// The node's data; shared with the txn that wrote it and with readers.
-    pub data: Arc<[u8]>,
+    /// The node's data, shared with the txn that wrote it and with readers; `None` is
+    /// null data, which ZooKeeper keeps apart from empty (getData answers length −1).
+    pub data: Option<Arc<[u8]>>,
     /// The node's ACL; nodes created with the same ACL share one allocation.
     pub acl: Arc<[Acl]>,
     /// Persisted metadata.
@@ -47,6 +48,11 @@ pub struct Node {
 }
 
 impl Node {
+    /// Bytes of data (0 for null).
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.len())
+    }
+
     /// The `Stat` a client sees, as `DataNode.copyStat` renders it: the stored
     /// cversion counts creates only (it doubles as the sequence counter), so the
     /// visible one is `2 × cversion − numChildren` (every create has a delete except for
@@ -67,7 +73,7 @@ impl Node {
             cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: s.aversion,
             ephemeral_owner: owner,
-            data_length: self.data.len() as i32,
+            data_length: self.data_len() as i32,
             num_children,
             pzxid: s.pzxid,
         }
@@ -90,7 +96,7 @@ impl Tree {
             nodes: HashMap::new(),
         };
         let mk = |children: &[&str]| Node {
-            data: Arc::from(&b""[..]),
+            data: Some(Arc::from(&b""[..])),
             acl: open_acl.clone(),
             stat: NodeStat::default(),
             children: children.iter().map(|c| Arc::<str>::from(*c)).collect(),
@@ -176,7 +182,7 @@ impl Tree {
     pub fn approximate_data_size(&self) -> u64 {
         self.nodes
             .iter()
-            .map(|(p, n)| (p.len() + n.data.len()) as u64)
+            .map(|(p, n)| (p.len() + n.data_len()) as u64)
             .sum()
     }
 }

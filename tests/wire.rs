@@ -285,3 +285,63 @@ fn client_that_never_reads_is_bounded() {
     );
     drop(hog);
 }
+
+/// Null data (length −1) is kept apart from empty data: ZooKeeper stores what the
+/// client sent and getData answers −1 for null (zkCli prints "null"). Checked on the
+/// raw bytes of the reply, for create and for setData.
+#[test]
+fn null_data_round_trips_as_null() {
+    both(|s| {
+        let (mut c, _) = handshake(s);
+        let acl = ferrokeeper_net::records::Acl {
+            perms: 31,
+            id: ferrokeeper_net::records::Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        };
+        let create = |path: &str, data: ferrokeeper_net::NullableBuffer| {
+            ferrokeeper_net::records::CreateRequest {
+                path: path.into(),
+                data,
+                acl: vec![acl.clone()],
+                flags: 0,
+            }
+        };
+        let (h, _) = request(
+            &mut c,
+            1,
+            1,
+            &create("/null", ferrokeeper_net::NullableBuffer(None)).to_bytes(),
+        )
+        .expect("create");
+        assert_eq!(h.err, 0, "{:?}", s.kind);
+        let (h, _) =
+            request(&mut c, 2, 1, &create("/empty", vec![].into()).to_bytes()).expect("create");
+        assert_eq!(h.err, 0, "{:?}", s.kind);
+        let data_len = |c: &mut TcpStream, xid: i32, path: &str| {
+            let get = GetDataRequest {
+                path: path.into(),
+                watch: false,
+            };
+            let (h, body) = request(c, xid, 4, &get.to_bytes()).expect("getData");
+            assert_eq!(h.err, 0);
+            i32::from_be_bytes([body[0], body[1], body[2], body[3]])
+        };
+        assert_eq!(data_len(&mut c, 3, "/null"), -1, "{:?}: null data", s.kind);
+        assert_eq!(data_len(&mut c, 4, "/empty"), 0, "{:?}: empty data", s.kind);
+        let set = ferrokeeper_net::records::SetDataRequest {
+            path: "/empty".into(),
+            data: ferrokeeper_net::NullableBuffer(None),
+            version: -1,
+        };
+        let (h, _) = request(&mut c, 5, 5, &set.to_bytes()).expect("setData");
+        assert_eq!(h.err, 0);
+        assert_eq!(
+            data_len(&mut c, 6, "/empty"),
+            -1,
+            "{:?}: setData null",
+            s.kind
+        );
+    });
+}

@@ -257,6 +257,48 @@ impl std::ops::Deref for Buffer {
     }
 }
 
+/// A jute `buffer` that may be null (length −1): znode data. ZooKeeper stores a create
+/// or setData with null data as null and answers getData with length −1, which Java
+/// clients read as `null` (and zkCli prints as "null"), distinct from empty data.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
+pub struct NullableBuffer(pub Option<Vec<u8>>);
+
+impl NullableBuffer {
+    /// The bytes, empty for null.
+    pub fn bytes(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+impl Encode for NullableBuffer {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match &self.0 {
+            Some(b) => write_buffer(out, b),
+            None => (-1i32).encode(out),
+        }
+    }
+}
+impl Decode for NullableBuffer {
+    const ENCODED_BYTES_MIN: usize = 4;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        if r.rest().starts_with(&[0xff; 4]) {
+            r.take(4)?;
+            return Ok(NullableBuffer(None));
+        }
+        Ok(NullableBuffer(Some(r.read_buffer()?.to_vec())))
+    }
+}
+impl From<Vec<u8>> for NullableBuffer {
+    fn from(v: Vec<u8>) -> Self {
+        NullableBuffer(Some(v))
+    }
+}
+impl From<&[u8]> for NullableBuffer {
+    fn from(v: &[u8]) -> Self {
+        NullableBuffer(Some(v.to_vec()))
+    }
+}
+
 impl<T: Encode> Encode for Vec<T> {
     fn encode(&self, out: &mut Vec<u8>) {
         (self.len() as i32).encode(out);

@@ -20,4 +20,4 @@ pub mod request;
 pub mod response;
 
 pub use codes::{ErrorCode, EventType, KeeperState, OpCode};
-pub use jute::{Buffer, Decode, DecodeError, Encode, Reader};
+pub use jute::{Buffer, Decode, DecodeError, Encode, NullableBuffer, Reader};

@@ -1,12 +1,13 @@
 //! Every record of `zookeeper.jute` (apache/zookeeper, `zookeeper-jute/src/main/resources`),
 //! one Rust struct per jute `class`, fields in jute order with jute's names in snake_case.
-//! `ustring` is [`String`], `buffer` is [`Buffer`], `vector<T>` is `Vec<T>`.
+//! `ustring` is [`String`], `buffer` is [`Buffer`] ([`NullableBuffer`] for znode data,
+//! where ZooKeeper keeps null apart from empty), `vector<T>` is `Vec<T>`.
 //!
 //! Field documentation lives in the jute file and ZooKeeper's Programmer's Guide; the
 //! structs mirror them one to one, so they are not documented again field by field.
 #![allow(missing_docs)]
 
-use crate::jute::Buffer;
+use crate::jute::{Buffer, NullableBuffer};
 use crate::jute_record;
 
 // ---- module org.apache.zookeeper.data ----
@@ -89,7 +90,7 @@ jute_record! {
     pub struct ReplyHeader { pub xid: i32, pub zxid: i64, pub err: i32 }
 }
 jute_record! { pub struct GetDataRequest { pub path: String, pub watch: bool } }
-jute_record! { pub struct SetDataRequest { pub path: String, pub data: Buffer, pub version: i32 } }
+jute_record! { pub struct SetDataRequest { pub path: String, pub data: NullableBuffer, pub version: i32 } }
 jute_record! {
     pub struct ReconfigRequest {
         pub joining_servers: String, pub leaving_servers: String,
@@ -101,11 +102,11 @@ jute_record! { pub struct GetSaslRequest { pub token: Buffer } }
 jute_record! { pub struct SetSaslRequest { pub token: Buffer } }
 jute_record! { pub struct SetSaslResponse { pub token: Buffer } }
 jute_record! {
-    pub struct CreateRequest { pub path: String, pub data: Buffer, pub acl: Vec<Acl>, pub flags: i32 }
+    pub struct CreateRequest { pub path: String, pub data: NullableBuffer, pub acl: Vec<Acl>, pub flags: i32 }
 }
 jute_record! {
     pub struct CreateTtlRequest {
-        pub path: String, pub data: Buffer, pub acl: Vec<Acl>, pub flags: i32, pub ttl: i64,
+        pub path: String, pub data: NullableBuffer, pub acl: Vec<Acl>, pub flags: i32, pub ttl: i64,
     }
 }
 jute_record! { pub struct DeleteRequest { pub path: String, pub version: i32 } }
@@ -129,7 +130,7 @@ jute_record! { pub struct CreateResponse { pub path: String } }
 jute_record! { pub struct Create2Response { pub path: String, pub stat: Stat } }
 jute_record! { pub struct ExistsRequest { pub path: String, pub watch: bool } }
 jute_record! { pub struct ExistsResponse { pub stat: Stat } }
-jute_record! { pub struct GetDataResponse { pub data: Buffer, pub stat: Stat } }
+jute_record! { pub struct GetDataResponse { pub data: NullableBuffer, pub stat: Stat } }
 jute_record! { pub struct GetChildrenResponse { pub children: Vec<String> } }
 jute_record! { pub struct GetAllChildrenNumberResponse { pub total_number: i32 } }
 jute_record! { pub struct GetStatPersistedResponse { pub stat_persisted: StatPersisted } }
@@ -162,26 +163,26 @@ jute_record! {
     pub struct TxnHeader { pub client_id: i64, pub cxid: i32, pub zxid: i64, pub time: i64, pub r#type: i32 }
 }
 jute_record! {
-    pub struct CreateTxnV0 { pub path: String, pub data: Buffer, pub acl: Vec<Acl>, pub ephemeral: bool }
+    pub struct CreateTxnV0 { pub path: String, pub data: NullableBuffer, pub acl: Vec<Acl>, pub ephemeral: bool }
 }
 jute_record! {
     pub struct CreateTxn {
-        pub path: String, pub data: Buffer, pub acl: Vec<Acl>, pub ephemeral: bool,
+        pub path: String, pub data: NullableBuffer, pub acl: Vec<Acl>, pub ephemeral: bool,
         pub parent_c_version: i32,
     }
 }
 jute_record! {
     pub struct CreateTtlTxn {
-        pub path: String, pub data: Buffer, pub acl: Vec<Acl>, pub parent_c_version: i32, pub ttl: i64,
+        pub path: String, pub data: NullableBuffer, pub acl: Vec<Acl>, pub parent_c_version: i32, pub ttl: i64,
     }
 }
 jute_record! {
     pub struct CreateContainerTxn {
-        pub path: String, pub data: Buffer, pub acl: Vec<Acl>, pub parent_c_version: i32,
+        pub path: String, pub data: NullableBuffer, pub acl: Vec<Acl>, pub parent_c_version: i32,
     }
 }
 jute_record! { pub struct DeleteTxn { pub path: String } }
-jute_record! { pub struct SetDataTxn { pub path: String, pub data: Buffer, pub version: i32 } }
+jute_record! { pub struct SetDataTxn { pub path: String, pub data: NullableBuffer, pub version: i32 } }
 jute_record! { pub struct CheckVersionTxn { pub path: String, pub version: i32 } }
 jute_record! { pub struct SetAclTxn { pub path: String, pub acl: Vec<Acl>, pub version: i32 } }
 jute_record! { pub struct SetMaxChildrenTxn { pub path: String, pub max: i32 } }

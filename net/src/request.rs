@@ -6,7 +6,7 @@
 //! trailing bytes; it is strict about everything the record needs.
 
 use crate::codes::OpCode;
-use crate::jute::{Buffer, Decode, DecodeError, Reader};
+use crate::jute::{Decode, DecodeError, NullableBuffer, Reader};
 use crate::records::*;
 
 /// The connect handshake (`ConnectRequest` + the optional `readOnly` byte of 3.3+ clients).
@@ -42,8 +42,8 @@ pub struct CreateOp {
     pub opcode: Option<OpCode>,
     /// The requested path (before any sequence suffix).
     pub path: String,
-    /// Initial data.
-    pub data: Buffer,
+    /// Initial data (null is kept apart from empty, as ZooKeeper keeps it).
+    pub data: NullableBuffer,
     /// Initial ACL.
     pub acl: Vec<Acl>,
     /// `CreateMode` flags as sent.

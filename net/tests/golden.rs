@@ -5,10 +5,11 @@
 //! of its request and re-encode to the very same bytes. This pins ferrokeeper-net's
 //! encoders to Java's bytes, not to our reading of zookeeper.jute.
 //!
-//! One known difference is allowed, and only where it is listed in [`KNOWN_NULLS`]:
-//! Java writes a null `buffer`/`ustring`/`vector` as length −1 where ferrokeeper-net
-//! reads null as empty and writes length 0. Both take 4 bytes, so the frames still line
-//! up byte for byte.
+//! A difference is allowed only where it is listed in [`KNOWN_NULLS`]: Java writes a
+//! null `ustring`/`vector` as length −1 where ferrokeeper-net reads null as empty and
+//! writes length 0 (both 4 bytes, so frames still line up). Znode data keeps null apart
+//! from empty ([`ferrokeeper_net::NullableBuffer`]), so null data matches exactly and
+//! the list is now empty.
 
 #[path = "support/fixtures.rs"]
 mod fixtures;
@@ -27,12 +28,9 @@ use fixtures::{fixture, hex, SESSIONS};
 
 /// Frames in which Java wrote a null (−1) length where we write 0:
 /// (session, direction, label, index of the frame in its file, nulls in it).
-const KNOWN_NULLS: &[(&str, &str, &str, usize, usize)] = &[
-    // `create("/j/seq-", null, ...)`: the Java client sends null data.
-    ("java", "c2s", "create2", 3, 1),
-    // getData of that node: the server answers null data, not empty data.
-    ("java", "s2c", "getData", 14, 1),
-];
+/// (The java session's `create("/j/seq-", null, ...)` and the getData answering it with
+/// null data used to be listed here; both now re-encode exactly.)
+const KNOWN_NULLS: &[(&str, &str, &str, usize, usize)] = &[];
 
 /// The payload of a whole frame, after checking the frame as the server would.
 fn payload(frame: &[u8]) -> &[u8] {

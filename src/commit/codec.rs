@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use ferrokeeper_net::codes::{ErrorCode, OpCode};
-use ferrokeeper_net::jute::{Buffer, Decode, DecodeError, Encode, Reader};
+use ferrokeeper_net::jute::{Buffer, Decode, DecodeError, Encode, NullableBuffer, Reader};
 use ferrokeeper_net::records::{
     CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
     CreateTxn, DeleteTxn, ErrorTxn, MultiTxn, SetAclTxn, SetDataTxn, Txn as JuteTxn, TxnHeader,
@@ -95,14 +95,14 @@ fn encode_body(op: &TxnOp, session_id: i64, out: &mut Vec<u8>) {
         } => match owner_kind(*ephemeral_owner, true) {
             OwnerKind::Container => CreateContainerTxn {
                 path: path.to_string(),
-                data: Buffer(data.to_vec()),
+                data: NullableBuffer(data.as_deref().map(<[u8]>::to_vec)),
                 acl: acl.to_vec(),
                 parent_c_version: *parent_cversion,
             }
             .encode(out),
             OwnerKind::Ttl => CreateTtlTxn {
                 path: path.to_string(),
-                data: Buffer(data.to_vec()),
+                data: NullableBuffer(data.as_deref().map(<[u8]>::to_vec)),
                 acl: acl.to_vec(),
                 parent_c_version: *parent_cversion,
                 ttl: *ephemeral_owner & TTL_VALUE_MASK,
@@ -117,7 +117,7 @@ fn encode_body(op: &TxnOp, session_id: i64, out: &mut Vec<u8>) {
                 );
                 CreateTxn {
                     path: path.to_string(),
-                    data: Buffer(data.to_vec()),
+                    data: NullableBuffer(data.as_deref().map(<[u8]>::to_vec)),
                     acl: acl.to_vec(),
                     ephemeral: kind == OwnerKind::Normal,
                     parent_c_version: *parent_cversion,
@@ -135,7 +135,7 @@ fn encode_body(op: &TxnOp, session_id: i64, out: &mut Vec<u8>) {
             version,
         } => SetDataTxn {
             path: path.to_string(),
-            data: Buffer(data.to_vec()),
+            data: NullableBuffer(data.as_deref().map(<[u8]>::to_vec)),
             version: *version,
         }
         .encode(out),
@@ -217,7 +217,7 @@ fn decode_body(ty: i32, session_id: i64, r: &mut Reader<'_>) -> Result<TxnOp, Tx
             let t = CreateTxn::decode(r)?;
             TxnOp::Create {
                 path: Arc::from(t.path),
-                data: Arc::from(t.data.0),
+                data: t.data.0.map(Arc::from),
                 acl: Arc::from(t.acl),
                 ephemeral_owner: if t.ephemeral { session_id } else { 0 },
                 parent_cversion: t.parent_c_version,
@@ -227,7 +227,7 @@ fn decode_body(ty: i32, session_id: i64, r: &mut Reader<'_>) -> Result<TxnOp, Tx
             let t = CreateContainerTxn::decode(r)?;
             TxnOp::Create {
                 path: Arc::from(t.path),
-                data: Arc::from(t.data.0),
+                data: t.data.0.map(Arc::from),
                 acl: Arc::from(t.acl),
                 ephemeral_owner: CONTAINER_OWNER,
                 parent_cversion: t.parent_c_version,
@@ -237,7 +237,7 @@ fn decode_body(ty: i32, session_id: i64, r: &mut Reader<'_>) -> Result<TxnOp, Tx
             let t = CreateTtlTxn::decode(r)?;
             TxnOp::Create {
                 path: Arc::from(t.path),
-                data: Arc::from(t.data.0),
+                data: t.data.0.map(Arc::from),
                 acl: Arc::from(t.acl),
                 ephemeral_owner: EXTENDED_MASK | (t.ttl & TTL_VALUE_MASK),
                 parent_cversion: t.parent_c_version,
@@ -250,7 +250,7 @@ fn decode_body(ty: i32, session_id: i64, r: &mut Reader<'_>) -> Result<TxnOp, Tx
             let t = SetDataTxn::decode(r)?;
             TxnOp::SetData {
                 path: Arc::from(t.path),
-                data: Arc::from(t.data.0),
+                data: t.data.0.map(Arc::from),
                 version: t.version,
             }
         }
@@ -317,7 +317,7 @@ mod tests {
     fn every_txn_kind_round_trips() {
         let s = 0x1234;
         let p: Arc<str> = Arc::from("/a");
-        let d: Arc<[u8]> = Arc::from(&b"data"[..]);
+        let d: Option<Arc<[u8]>> = Some(Arc::from(&b"data"[..]));
         roundtrip(
             s,
             TxnOp::CreateSession {
@@ -339,6 +339,14 @@ mod tests {
                 },
             );
         }
+        roundtrip(
+            s,
+            TxnOp::SetData {
+                path: p.clone(),
+                data: None,
+                version: 1,
+            },
+        );
         roundtrip(s, TxnOp::Delete { path: p.clone() });
         roundtrip(
             s,

@@ -40,7 +40,7 @@ pub fn prep(state: &DataState, request: &Request, ctx: &PrepCtx<'_>) -> TxnOp {
             check_session(state, ctx).and_then(|_| prep_delete(state, &d.path, d.version, ctx))
         }
         Request::SetData(s) => check_session(state, ctx)
-            .and_then(|_| prep_set_data(state, &s.path, &s.data, s.version, ctx)),
+            .and_then(|_| prep_set_data(state, &s.path, s.data.0.as_deref(), s.version, ctx)),
         Request::SetAcl(s) => check_session(state, ctx).and_then(|_| prep_set_acl(state, s, ctx)),
         Request::Check(c) => {
             check_session(state, ctx).and_then(|_| prep_check(state, &c.path, c.version, ctx))
@@ -142,7 +142,7 @@ fn prep_create(state: &DataState, c: &CreateOp, ctx: &PrepCtx<'_>) -> Prepped {
     };
     Ok(TxnOp::Create {
         path: Arc::from(final_path),
-        data: Arc::from(&c.data[..]),
+        data: c.data.0.as_deref().map(Arc::from),
         acl: Arc::from(acl),
         ephemeral_owner,
         parent_cversion: parent.stat.cversion.wrapping_add(1),
@@ -164,7 +164,7 @@ fn prep_delete(state: &DataState, p: &str, version: i32, ctx: &PrepCtx<'_>) -> P
 fn prep_set_data(
     state: &DataState,
     p: &str,
-    data: &[u8],
+    data: Option<&[u8]>,
     version: i32,
     ctx: &PrepCtx<'_>,
 ) -> Prepped {
@@ -174,7 +174,7 @@ fn prep_set_data(
     let version = check_and_inc_version(node.stat.version, version)?;
     Ok(TxnOp::SetData {
         path: Arc::from(p),
-        data: Arc::from(data),
+        data: data.map(Arc::from),
         version,
     })
 }
@@ -239,7 +239,9 @@ fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
         let r = check_session(&scratch, ctx).and_then(|_| match op {
             MultiOp::Create(c) => prep_create(&scratch, c, ctx),
             MultiOp::Delete(d) => prep_delete(&scratch, &d.path, d.version, ctx),
-            MultiOp::SetData(s) => prep_set_data(&scratch, &s.path, &s.data, s.version, ctx),
+            MultiOp::SetData(s) => {
+                prep_set_data(&scratch, &s.path, s.data.0.as_deref(), s.version, ctx)
+            }
             MultiOp::Check(c) => prep_check(&scratch, &c.path, c.version, ctx),
             // Reads belong in multiRead; ZooKeeper's prep has no txn for them.
             MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::Unimplemented),

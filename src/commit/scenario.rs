@@ -360,7 +360,7 @@ impl Runner {
                     let _ = writeln!(
                         out,
                         "data={:?} {}",
-                        String::from_utf8_lossy(&n.data),
+                        String::from_utf8_lossy(n.data.as_deref().unwrap_or(b"")),
                         self.stat(&n.client_stat(true))
                     );
                 }

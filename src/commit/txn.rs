@@ -44,8 +44,8 @@ pub enum TxnOp {
     Create {
         /// Final path (with any sequence suffix).
         path: Arc<str>,
-        /// Data.
-        data: Arc<[u8]>,
+        /// Data (`None`: null).
+        data: Option<Arc<[u8]>>,
         /// ACL after fixup.
         acl: Arc<[Acl]>,
         /// Final ephemeralOwner (session, container or TTL encoding, or 0).
@@ -62,8 +62,8 @@ pub enum TxnOp {
     SetData {
         /// The path.
         path: Arc<str>,
-        /// New data.
-        data: Arc<[u8]>,
+        /// New data (`None`: null).
+        data: Option<Arc<[u8]>>,
         /// New version.
         version: i32,
     },

@@ -31,7 +31,7 @@ impl Shard {
             uptime_ms: shared.started.elapsed().as_millis() as u64,
             ephemerals_count: root.ephemeral_count() as u64,
             approximate_data_size: root.tree.approximate_data_size()
-                + root.tree.get("/").map(|n| n.data.len() as u64).unwrap_or(0),
+                + root.tree.get("/").map(|n| n.data_len() as u64).unwrap_or(0),
             global_sessions: root.sessions.len() as u64,
             trace_mask: shared.trace_mask.load(Relaxed),
             conf: ConfStats::from_config(&shared.config),

@@ -77,7 +77,9 @@ pub fn serve(
                 if g.watch {
                     watches.add(&g.path, ctx.conn, WatchKind::Data);
                 }
-                ok_with(out, xid, zxid, |o| get_data_body(o, &n.data, &root.stat(n)));
+                ok_with(out, xid, zxid, |o| {
+                    get_data_body(o, n.data.as_deref(), &root.stat(n))
+                });
             }
             Request::GetChildren(g) => {
                 let n = tree.get(&g.path).ok_or(ErrorCode::NoNode)?;
@@ -215,7 +217,7 @@ fn multi_read_op(
                     watches.add(&g.path, ctx.conn, WatchKind::Data);
                 }
                 multi_read_header(out, ferrokeeper_net::OpCode::GetData);
-                get_data_body(out, &n.data, &n.client_stat(ext));
+                get_data_body(out, n.data.as_deref(), &n.client_stat(ext));
             }
             _ => return Err(ErrorCode::BadArguments),
         }

@@ -35,9 +35,13 @@ pub fn notification(out: &mut Vec<u8>, zxid: i64, event: &WatcherEvent) {
     ferrokeeper_net::response::write_notification(out, zxid, event);
 }
 
-/// Writes a `GetDataResponse` body straight from the node's bytes (no copy into a record).
-pub fn get_data_body(out: &mut Vec<u8>, data: &[u8], stat: &Stat) {
-    write_buffer(out, data);
+/// Writes a `GetDataResponse` body straight from the node's bytes (no copy into a
+/// record); null data is written as length −1.
+pub fn get_data_body(out: &mut Vec<u8>, data: Option<&[u8]>, stat: &Stat) {
+    match data {
+        Some(d) => write_buffer(out, d),
+        None => (-1i32).encode(out),
+    }
     stat.encode(out);
 }
 

@@ -343,7 +343,7 @@ pub fn decode_multi_response(body: &[u8]) -> Vec<OpResult> {
             op::CHECK => OpResult::Check,
             op::GET_DATA => {
                 let g = GetDataResponse::decode(&mut r).expect("getData result");
-                OpResult::GetData(g.data.0, g.stat)
+                OpResult::GetData(g.data.0.unwrap_or_default(), g.stat)
             }
             op::GET_CHILDREN => OpResult::GetChildren(
                 GetChildrenResponse::decode(&mut r)
@@ -767,7 +767,7 @@ impl Conn {
         )
         .await
         .result::<GetDataResponse>()
-        .map(|r| (r.data.0, r.stat))
+        .map(|r| (r.data.0.unwrap_or_default(), r.stat))
     }
 
     pub async fn set_data(&mut self, path: &str, data: &[u8], version: i32) -> Result<Stat, i32> {

@@ -8,7 +8,7 @@ use ferrokeeper_net::codes::OpCode;
 use ferrokeeper_net::records::*;
 use ferrokeeper_net::request::{Connect, CreateOp, MultiOp, Request};
 use ferrokeeper_net::response::{ConnectReply, MultiResult};
-use ferrokeeper_net::Buffer;
+use ferrokeeper_net::{Buffer, NullableBuffer};
 
 /// A cursor over the steering bytes; reads past the end as zeros.
 pub struct Src<'a> {
@@ -100,6 +100,17 @@ impl Gen for Buffer {
             k => k * 3,
         };
         Buffer((0..n).map(|_| s.byte()).collect())
+    }
+}
+
+impl Gen for NullableBuffer {
+    /// Null one time in eight: ZooKeeper keeps null data apart from empty.
+    fn gen(s: &mut Src<'_>) -> Self {
+        if s.below(8) == 0 {
+            NullableBuffer(None)
+        } else {
+            NullableBuffer(Some(Buffer::gen(s).0))
+        }
     }
 }
 

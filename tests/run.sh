@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The project's one test command: `bash tests/run.sh` from anywhere in the repo.
+#
+# On a fresh Debian 12 machine (as root) it first installs what the tests talk to,
+# each only if missing: Apache ZooKeeper and its C shell (the reference server and
+# clients), netcat, and Python's kazoo. Then it runs, stopping at the first failure:
+#   1. cargo fmt --check        formatting
+#   2. cargo clippy -D warnings  lints, every crate and target
+#   3. cargo nextest (release)  all tests; `cargo test` when nextest is absent
+#   4. cargo test --doc         doc examples, which nextest does not run
+# It exits non-zero if anything fails.
+#
+# Tests build in release. Measured cold on 2 busy cores, building every test
+# binary took 178 s of CPU in release against 140 s in debug (the wall time was
+# set by the machine's other load), and the tests of today run equally fast in
+# both. The release build is kept for what comes: the differential and load tests
+# drive the ferrokeeper binary, which is built with the tests in the same profile.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# A non-login shell (CI) may lack the toolchains installed in root's home.
+for dir in "${PYENV_ROOT:-$HOME/.pyenv}/bin" "${PYENV_ROOT:-$HOME/.pyenv}/shims" "$HOME/.cargo/bin"; do
+    if [ -d "$dir" ] && [[ ":$PATH:" != *":$dir:"* ]]; then
+        PATH="$dir:$PATH"
+    fi
+done
+export PATH
+
+suite_start=$SECONDS
+step() {
+    echo
+    echo "==> $* (at $((SECONDS - suite_start)) s)"
+}
+
+sudo_if_needed() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+step "system packages"
+debs=(zookeeper zookeeper-bin netcat-openbsd)
+missing=()
+for deb in "${debs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$deb")
+    fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    sudo_if_needed apt-get update
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+else
+    echo "already installed: ${debs[*]}"
+fi
+
+step "python packages"
+if python3 -c 'import kazoo' 2>/dev/null; then
+    echo "kazoo already installed for $(command -v python3)"
+elif ! python3 -m pip install --quiet --disable-pip-version-check kazoo; then
+    # Debian's own python3 refuses pip installs (PEP 668): use Debian's package.
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-kazoo
+fi
+
+step "cargo fmt"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "tests"
+if command -v cargo-nextest >/dev/null; then
+    cargo nextest run --workspace --release
+    step "doc tests"
+    cargo test --workspace --release --doc --quiet
+else
+    echo "cargo-nextest not found: running cargo test (doc tests included) instead"
+    cargo test --workspace --release
+fi
+
+echo
+echo "==> all passed in $((SECONDS - suite_start)) s"
