@@ -1,5 +1,5 @@
-//! # ferrokeeper-storage — transaction log, snapshots, recovery, import
-//!
-//! Not yet built (issue: durable storage). Until it lands, the commit stage keeps its
-//! log in memory and ferrokeeper's data is **not durable**.
+//! # ferrokeeper-storage — the transaction log (snapshots and import: later)
 #![warn(missing_docs)]
+
+pub mod backend;
+pub mod log;
