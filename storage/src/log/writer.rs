@@ -127,13 +127,27 @@ impl<S: Storage> LogWriter<S> {
         while let Some(file) = files.pop() {
             let id = segments::load(&mut storage, &file.name, &mut buf)?;
             storage.close(id);
-            match scan_segment(&buf, Position::Newest, |_, _| {}) {
+            let verdict = scan_segment(&buf, Position::Newest, |_, _| {});
+            match verdict.clone() {
                 Ok(scan) if scan.records > 0 => {
                     segments::check_name(&storage, &file, &scan.header)?;
                     newest = Some((file, scan));
                     break;
                 }
                 Ok(_) | Err(ScanError::InterruptedCreation) => {
+                    if let Ok(Scan {
+                        valid_end,
+                        torn_end: Some(torn_end),
+                        ..
+                    }) = verdict
+                    {
+                        // The segment's first batch was torn: report it like any torn tail.
+                        recovered.truncated_bytes = (torn_end - valid_end) as u64;
+                        recovered.torn_tail = Some(TornTail {
+                            file: storage.path(&file.name),
+                            offset: valid_end as u64,
+                        });
+                    }
                     tracing::warn!(file = %storage.path(&file.name).display(),
                         "removing the newest log segment: it holds no whole record (crash during a roll)");
                     let path = storage.path(&file.name);
