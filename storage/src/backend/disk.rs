@@ -52,6 +52,16 @@ pub struct DiskStorage {
 impl DiskStorage {
     /// Opens `dir` (creating it and its parents if missing) with the given write path.
     pub fn open(dir: &Path, mode: IoMode) -> io::Result<DiskStorage> {
+        DiskStorage::open_with_ring(dir, mode, new_ring)
+    }
+
+    /// [`DiskStorage::open`] with the ring built by `make_ring`, so that tests can make
+    /// io_uring "unavailable" and exercise the fallback.
+    fn open_with_ring(
+        dir: &Path,
+        mode: IoMode,
+        make_ring: impl FnOnce() -> io::Result<IoUring<squeue::Entry, cqueue::Entry>>,
+    ) -> io::Result<DiskStorage> {
         if !dir.exists() {
             fs::create_dir_all(dir)?;
             // The new directory entry must survive a crash like any other file creation.
@@ -62,8 +72,8 @@ impl DiskStorage {
         let dir_file = File::open(dir)?;
         let ring = match mode {
             IoMode::Pwrite => None,
-            IoMode::IoUring => Some(new_ring()?),
-            IoMode::Auto => match new_ring() {
+            IoMode::IoUring => Some(make_ring()?),
+            IoMode::Auto => match make_ring() {
                 Ok(ring) => Some(ring),
                 Err(e) => {
                     tracing::warn!(
@@ -391,6 +401,36 @@ mod tests {
         let mut back = vec![0u8; data.len()];
         s.read_at(f, 7, &mut back).expect("read");
         assert!(back == data);
+    }
+
+    #[test]
+    fn auto_falls_back_to_pwrite_when_io_uring_is_unavailable() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let unavailable = || Err(io::Error::from_raw_os_error(libc::ENOSYS));
+        let mut s =
+            DiskStorage::open_with_ring(tmp.path(), IoMode::Auto, unavailable).expect("open");
+        assert_eq!(s.io_mode(), IoMode::Pwrite);
+        let f = s.create("a").expect("create");
+        s.write_at(f, 0, b"still works", true).expect("write");
+        let mut buf = [0u8; 11];
+        s.read_at(f, 0, &mut buf).expect("read");
+        assert_eq!(&buf, b"still works");
+        // Asking for io_uring explicitly fails instead.
+        assert!(DiskStorage::open_with_ring(tmp.path(), IoMode::IoUring, unavailable).is_err());
+    }
+
+    #[test]
+    fn a_failed_ring_write_is_an_error_and_cancels_its_fdatasync() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("ro");
+        fs::write(&path, b"x").expect("write");
+        let read_only = File::open(&path).expect("open read-only");
+        let mut ring = new_ring().expect("ring");
+        let err = uring_write_at(&mut ring, &read_only, 0, b"data", true).expect_err("EBADF");
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
+        // The ring is drained: it serves the next write.
+        let rw = OpenOptions::new().write(true).open(&path).expect("open rw");
+        uring_write_at(&mut ring, &rw, 0, b"ok", true).expect("write after a failure");
     }
 
     #[test]
