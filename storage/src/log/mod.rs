@@ -7,7 +7,7 @@
 //! - [`LogWriter::purge_through`] removes old whole segments.
 //! - [`read`] replays records after a zxid.
 //!
-//! The byte layout and the recovery rules are in `storage/FORMAT.md`; [`format`] mirrors it.
+//! The byte layout and the recovery rules are in `storage/FORMAT.md`; [`format`](mod@format) mirrors it.
 
 pub mod format;
 pub mod scan;
