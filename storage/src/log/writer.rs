@@ -325,6 +325,12 @@ impl<S: Storage> LogWriter<S> {
         }
         let cur = self.current.expect("a current segment after roll");
         assert!(
+            HEADER_BYTES as u64 <= cur.synced_through
+                && cur.synced_through <= cur.end
+                && cur.end <= cur.file_bytes,
+            "segment offsets out of order: {cur:?}"
+        );
+        assert!(
             cur.end + framed as u64 <= cur.file_bytes,
             "a batch of at most batch_bytes_max fits a new segment"
         );
