@@ -1,5 +1,41 @@
-//! # ferrokeeper-storage — transaction log, snapshots, recovery, import
+//! # ferrokeeper-storage — the transaction log (snapshots and import come later)
 //!
-//! Not yet built (issue: durable storage). Until it lands, the commit stage keeps its
-//! log in memory and ferrokeeper's data is **not durable**.
+//! ## What this crate owns
+//! - [`log`]: the transaction log. Segment files (`fk-log.<16 hex digits of the first
+//!   zxid>`) of checksummed records, preallocated with `fallocate`, appended in
+//!   group-committed batches (one write + one fdatasync per batch, linked on io_uring),
+//!   recovered on open (torn tail cut, corruption refused with file and byte offset),
+//!   replayed with [`log::read`], trimmed with [`log::LogWriter::purge_through`].
+//!   The byte layout and the recovery rules are in `storage/FORMAT.md`;
+//!   [`log::format`] mirrors it with named offset constants.
+//! - [`backend`]: the storage seam. [`backend::Storage`] is the handful of file operations
+//!   the log uses; [`backend::disk::DiskStorage`] implements it on a real directory
+//!   (io_uring, falling back to `pwrite` + `fdatasync` with a warning where io_uring is
+//!   unavailable); [`backend::sim::SimStorage`] implements it in memory with a model of
+//!   written-versus-durable bytes and seeded faults, for the crash tests.
+//!
+//! ## The API in one place
+//! ```text
+//! LogWriter::open(dir, LogOptions) -> (LogWriter, Recovered)       // recover, then append
+//! LogWriter::open_with(storage, LogOptions)                        // any Storage (the simulator)
+//! LogWriter::append(&[Record { zxid, bytes }]) -> Result<()>       // durable on Ok
+//! LogWriter::purge_through(zxid) -> Result<()>                     // retention
+//! LogWriter::{last_zxid, tail, segment_names, stats, stopped, io_mode}
+//! log::read(dir, after_zxid) -> impl Iterator<Item = Result<OwnedRecord>>   // replay
+//! log::read_with(storage, after_zxid)
+//! ```
+//!
+//! ## What it must never do
+//! - Depend on another workspace crate, or know what a payload means: it stores the
+//!   server's serialized transactions as opaque bytes, keyed by zxid.
+//! - Retry an fsync after a failure, or append after any write or sync error (fail-stop).
+//! - Surface a partial record, or start from a log that is corrupt before its tail.
+//! - Allocate per append: the batch buffer is sized by `batch_bytes_max` once, at open.
+//!
+//! ## Threads
+//! None of its own. [`log::LogWriter`] is blocking and single-threaded; the server runs it
+//! on its commit thread (or a thread of its own) and hands it one batch at a time.
 #![warn(missing_docs)]
+
+pub mod backend;
+pub mod log;

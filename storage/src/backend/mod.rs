@@ -1,0 +1,59 @@
+//! The storage seam: the few file operations the log needs, behind a trait.
+//!
+//! Production and simulation run the same log code (TigerBeetle's habit): [`disk::DiskStorage`]
+//! talks to a real directory through io_uring (or `pwrite` + `fdatasync` where io_uring is
+//! unavailable); [`sim::SimStorage`] keeps files in memory, models written-versus-durable
+//! bytes, and injects seeded faults (torn writes, lost unsynced data, bit flips, failed
+//! writes and fsyncs).
+//!
+//! The trait is deliberately blocking and single-threaded: the log writer owns one storage
+//! and runs on its own thread.
+
+use std::io;
+use std::path::PathBuf;
+
+pub mod disk;
+pub mod sim;
+
+/// A file opened through a [`Storage`]. Only meaningful to the storage that returned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId(pub(crate) u32);
+
+/// One directory of files, as the log sees it.
+///
+/// Contract, which both implementations keep and the simulator checks:
+/// - `write_at` with `sync = true` returns `Ok` only after the bytes are durable
+///   (the same as `write_at` then `sync_data`, but one submission on io_uring).
+/// - Bytes written without a later successful sync may be lost, or torn, by a crash.
+/// - A created or removed name is durable only after a successful `sync_dir`.
+/// - After an error from `write_at`, `sync_data` or `sync_all`, nothing is promised about
+///   the unsynced bytes of that file, and a later successful sync does not make them
+///   durable (Linux marks failed pages clean: "fsyncgate"). Callers must stop.
+pub trait Storage {
+    /// The path (or a descriptive name) of `name`, for error messages.
+    fn path(&self, name: &str) -> PathBuf;
+    /// Names of the regular files in the directory, in no particular order.
+    fn list(&mut self) -> io::Result<Vec<String>>;
+    /// Creates `name`, which must not exist, opened for reading and writing.
+    fn create(&mut self, name: &str) -> io::Result<FileId>;
+    /// Opens the existing file `name` for reading and writing.
+    fn open(&mut self, name: &str) -> io::Result<FileId>;
+    /// Closes a file. The id must not be used again.
+    fn close(&mut self, file: FileId);
+    /// Removes `name` from the directory (durable after `sync_dir`).
+    fn remove(&mut self, name: &str) -> io::Result<()>;
+    /// Makes creations and removals in the directory durable (fsync of the directory).
+    fn sync_dir(&mut self) -> io::Result<()>;
+    /// The file's length in bytes.
+    fn len(&mut self, file: FileId) -> io::Result<u64>;
+    /// Reserves space so that the file is at least `len_bytes` long (fallocate); new bytes read as zero.
+    fn allocate(&mut self, file: FileId, len_bytes: u64) -> io::Result<()>;
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    fn read_at(&mut self, file: FileId, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Writes all of `data` at `offset`; with `sync`, also makes it durable before returning.
+    fn write_at(&mut self, file: FileId, offset: u64, data: &[u8], sync: bool) -> io::Result<()>;
+    /// Makes the file's written data durable (fdatasync).
+    fn sync_data(&mut self, file: FileId) -> io::Result<()>;
+    /// Makes the file's data and metadata durable (fsync).
+    fn sync_all(&mut self, file: FileId) -> io::Result<()>;
+}

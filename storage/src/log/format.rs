@@ -1,0 +1,294 @@
+//! The on-disk format of the transaction log, mirroring `storage/FORMAT.md` byte by byte.
+//!
+//! Everything here is pure: bytes in, values out. All integers are **little-endian**.
+//! Nothing in this module touches a file.
+
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Prefix of every segment file name; the rest is the first zxid in 16 lowercase hex digits.
+pub const SEGMENT_NAME_PREFIX: &str = "fk-log.";
+/// Number of hex digits after [`SEGMENT_NAME_PREFIX`].
+pub const SEGMENT_NAME_HEX_DIGITS: usize = 16;
+
+/// Magic at byte 0 of every segment: "ferrokeeper txn log".
+pub const SEGMENT_MAGIC: [u8; 8] = *b"FKTXNLOG";
+/// The format version this code writes, and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+// Segment header: one per file, at byte 0.
+/// Offset of the magic (8 bytes).
+pub const HEADER_MAGIC_OFFSET: usize = 0;
+/// Offset of the format version (u32).
+pub const HEADER_VERSION_OFFSET: usize = 8;
+/// Offset of the flags (u32, must be zero in version 1).
+pub const HEADER_FLAGS_OFFSET: usize = 12;
+/// Offset of the first zxid (i64): the zxid of the segment's first record, also in the file name.
+pub const HEADER_FIRST_ZXID_OFFSET: usize = 16;
+/// Offset of the segment index (u64): 0 for the first segment a log ever had, +1 per roll.
+pub const HEADER_SEGMENT_INDEX_OFFSET: usize = 24;
+/// Offset of the previous segment's last zxid (i64), or -1 if the writer knew of none.
+pub const HEADER_PREV_LAST_ZXID_OFFSET: usize = 32;
+/// Offset of the header checksum (u64): xxh3-64 of bytes `[0, HEADER_CHECKSUM_OFFSET)`.
+pub const HEADER_CHECKSUM_OFFSET: usize = 40;
+/// Size of the segment header; the first record frame starts here.
+pub const HEADER_BYTES: usize = 48;
+
+// Record frame: repeated after the header, back to back, no padding.
+/// Offset of the frame checksum (u64): xxh3-64 of bytes `[FRAME_LEN_OFFSET, FRAME_HEADER_BYTES + payload_len)`.
+pub const FRAME_CHECKSUM_OFFSET: usize = 0;
+/// Offset of the payload length (u32).
+pub const FRAME_LEN_OFFSET: usize = 8;
+/// Offset of `synced_through` (u32): the segment offset up to which the writer knew the
+/// segment to be durable when it wrote this frame. Always `<=` the frame's own offset.
+pub const FRAME_SYNCED_THROUGH_OFFSET: usize = 12;
+/// Offset of the zxid (i64).
+pub const FRAME_ZXID_OFFSET: usize = 16;
+/// Size of the frame header; the payload follows.
+pub const FRAME_HEADER_BYTES: usize = 24;
+
+/// The largest segment a frame can address: `synced_through` and offsets are u32.
+pub const SEGMENT_BYTES_MAX: u64 = u32::MAX as u64;
+
+/// A decoded, checksum-verified segment header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Format version (`<= FORMAT_VERSION` once verified).
+    pub version: u32,
+    /// Zxid of the segment's first record.
+    pub first_zxid: i64,
+    /// 0 for the first segment of a log, +1 per roll.
+    pub segment_index: u64,
+    /// Last zxid of the previous segment when this one was created, or -1.
+    pub prev_last_zxid: i64,
+}
+
+/// Why a header did not decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Fewer than [`HEADER_BYTES`] bytes.
+    Short,
+    /// All [`HEADER_BYTES`] bytes are zero (a segment whose creation was interrupted).
+    Zero,
+    /// Magic does not match.
+    Magic,
+    /// Checksum does not match.
+    Checksum,
+    /// Checksum matches but flags are not zero.
+    Flags,
+    /// Checksum matches but the version is newer than this code reads.
+    Version(u32),
+}
+
+/// Name of the segment whose first record has `first_zxid`.
+pub fn segment_name(first_zxid: i64) -> String {
+    assert!(first_zxid >= 0, "zxids are non-negative");
+    format!("{SEGMENT_NAME_PREFIX}{:016x}", first_zxid as u64)
+}
+
+/// Parses a segment file name. `None` if the name is not exactly `fk-log.<16 lowercase hex>`.
+pub fn parse_segment_name(name: &str) -> Option<i64> {
+    let hex = name.strip_prefix(SEGMENT_NAME_PREFIX)?;
+    if hex.len() != SEGMENT_NAME_HEX_DIGITS
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let zxid = u64::from_str_radix(hex, 16).ok()?;
+    i64::try_from(zxid).ok()
+}
+
+/// Encodes a segment header.
+pub fn encode_header(header: &SegmentHeader) -> [u8; HEADER_BYTES] {
+    let mut b = [0u8; HEADER_BYTES];
+    b[HEADER_MAGIC_OFFSET..HEADER_MAGIC_OFFSET + 8].copy_from_slice(&SEGMENT_MAGIC);
+    put_u32(&mut b, HEADER_VERSION_OFFSET, header.version);
+    put_u32(&mut b, HEADER_FLAGS_OFFSET, 0);
+    put_u64(&mut b, HEADER_FIRST_ZXID_OFFSET, header.first_zxid as u64);
+    put_u64(&mut b, HEADER_SEGMENT_INDEX_OFFSET, header.segment_index);
+    put_u64(
+        &mut b,
+        HEADER_PREV_LAST_ZXID_OFFSET,
+        header.prev_last_zxid as u64,
+    );
+    let checksum = xxh3_64(&b[..HEADER_CHECKSUM_OFFSET]);
+    put_u64(&mut b, HEADER_CHECKSUM_OFFSET, checksum);
+    b
+}
+
+/// Decodes and verifies a segment header from the start of `bytes`.
+pub fn decode_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
+    let Some(b) = bytes.get(..HEADER_BYTES) else {
+        return Err(HeaderError::Short);
+    };
+    if b.iter().all(|&x| x == 0) {
+        return Err(HeaderError::Zero);
+    }
+    if b[HEADER_MAGIC_OFFSET..HEADER_MAGIC_OFFSET + 8] != SEGMENT_MAGIC {
+        return Err(HeaderError::Magic);
+    }
+    if get_u64(b, HEADER_CHECKSUM_OFFSET) != xxh3_64(&b[..HEADER_CHECKSUM_OFFSET]) {
+        return Err(HeaderError::Checksum);
+    }
+    let version = get_u32(b, HEADER_VERSION_OFFSET);
+    if version > FORMAT_VERSION {
+        return Err(HeaderError::Version(version));
+    }
+    if get_u32(b, HEADER_FLAGS_OFFSET) != 0 {
+        return Err(HeaderError::Flags);
+    }
+    Ok(SegmentHeader {
+        version,
+        first_zxid: get_u64(b, HEADER_FIRST_ZXID_OFFSET) as i64,
+        segment_index: get_u64(b, HEADER_SEGMENT_INDEX_OFFSET),
+        prev_last_zxid: get_u64(b, HEADER_PREV_LAST_ZXID_OFFSET) as i64,
+    })
+}
+
+/// Size of the frame that carries a payload of `payload_bytes`.
+pub const fn frame_bytes(payload_bytes: usize) -> usize {
+    FRAME_HEADER_BYTES + payload_bytes
+}
+
+/// Appends one frame to `out`.
+pub fn encode_frame(out: &mut Vec<u8>, zxid: i64, synced_through: u32, payload: &[u8]) {
+    let len = u32::try_from(payload.len()).expect("payload length is bounded by record_bytes_max");
+    let start = out.len();
+    out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
+    out.extend_from_slice(payload);
+    let frame = &mut out[start..];
+    put_u32(frame, FRAME_LEN_OFFSET, len);
+    put_u32(frame, FRAME_SYNCED_THROUGH_OFFSET, synced_through);
+    put_u64(frame, FRAME_ZXID_OFFSET, zxid as u64);
+    let checksum = xxh3_64(&frame[FRAME_LEN_OFFSET..]);
+    put_u64(frame, FRAME_CHECKSUM_OFFSET, checksum);
+}
+
+/// A frame that passed its checksum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// The record's zxid.
+    pub zxid: i64,
+    /// See [`FRAME_SYNCED_THROUGH_OFFSET`].
+    pub synced_through: u32,
+    /// Payload length in bytes.
+    pub payload_bytes: usize,
+}
+
+impl Frame {
+    /// Total size of the frame on disk.
+    pub fn bytes(&self) -> usize {
+        frame_bytes(self.payload_bytes)
+    }
+}
+
+/// Decodes the frame at `segment[offset..]`, verifying its length against the segment's end
+/// and its checksum. `None` if no valid frame starts there.
+pub fn decode_frame(segment: &[u8], offset: usize) -> Option<Frame> {
+    let header = segment.get(offset..offset.checked_add(FRAME_HEADER_BYTES)?)?;
+    let payload_bytes = get_u32(header, FRAME_LEN_OFFSET) as usize;
+    let end = offset.checked_add(frame_bytes(payload_bytes))?;
+    let frame = segment.get(offset..end)?;
+    if get_u64(frame, FRAME_CHECKSUM_OFFSET) != xxh3_64(&frame[FRAME_LEN_OFFSET..]) {
+        return None;
+    }
+    Some(Frame {
+        zxid: get_u64(frame, FRAME_ZXID_OFFSET) as i64,
+        synced_through: get_u32(frame, FRAME_SYNCED_THROUGH_OFFSET),
+        payload_bytes,
+    })
+}
+
+/// The `synced_through` field of the (unverified) frame at `offset`, if the header fits.
+/// A cheap filter before [`decode_frame`] when searching for frames past a bad one.
+pub fn peek_synced_through(segment: &[u8], offset: usize) -> Option<u32> {
+    let header = segment.get(offset..offset.checked_add(FRAME_HEADER_BYTES)?)?;
+    Some(get_u32(header, FRAME_SYNCED_THROUGH_OFFSET))
+}
+
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+fn get_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+fn get_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_and_layout() {
+        let h = SegmentHeader {
+            version: 1,
+            first_zxid: 0x1_0000_0001,
+            segment_index: 7,
+            prev_last_zxid: 42,
+        };
+        let b = encode_header(&h);
+        assert_eq!(&b[0..8], b"FKTXNLOG");
+        assert_eq!(&b[8..12], &1u32.to_le_bytes());
+        assert_eq!(&b[16..24], &0x1_0000_0001i64.to_le_bytes());
+        assert_eq!(decode_header(&b), Ok(h));
+        let mut bad = b;
+        bad[20] ^= 1;
+        assert_eq!(decode_header(&bad), Err(HeaderError::Checksum));
+        assert_eq!(decode_header(&[0u8; HEADER_BYTES]), Err(HeaderError::Zero));
+        assert_eq!(decode_header(&b[..47]), Err(HeaderError::Short));
+    }
+
+    #[test]
+    fn frame_round_trip_and_checksum_scope() {
+        let mut out = vec![0xAA; 3];
+        encode_frame(&mut out, 5, 48, b"hello");
+        assert_eq!(out.len(), 3 + 24 + 5);
+        let f = decode_frame(&out, 3).expect("valid frame");
+        assert_eq!(
+            f,
+            Frame {
+                zxid: 5,
+                synced_through: 48,
+                payload_bytes: 5
+            }
+        );
+        // Every byte of the frame is covered: the checksum by itself, the rest by xxh3.
+        for i in 3..out.len() {
+            let mut bad = out.clone();
+            bad[i] ^= 0x10;
+            assert_eq!(decode_frame(&bad, 3), None, "flip at {i} must be caught");
+        }
+        // A frame that runs past the end of the segment is not a frame.
+        assert_eq!(decode_frame(&out[..out.len() - 1], 3), None);
+    }
+
+    #[test]
+    fn zeroes_are_never_a_frame() {
+        // The end of data in a preallocated segment is found by this property.
+        assert_ne!(xxh3_64(&[0u8; FRAME_HEADER_BYTES - 8]), 0);
+        assert_eq!(decode_frame(&[0u8; 4096], 0), None);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(segment_name(0x1_0000_0001), "fk-log.0000000100000001");
+        assert_eq!(
+            parse_segment_name("fk-log.0000000100000001"),
+            Some(0x1_0000_0001)
+        );
+        assert_eq!(parse_segment_name("fk-log.0000000100000001.tmp"), None);
+        assert_eq!(parse_segment_name("fk-log.00000001000000AB"), None);
+        assert_eq!(parse_segment_name("log.0000000100000001"), None);
+        assert_eq!(parse_segment_name("fk-log.8000000000000000"), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! The transaction log: segment files of checksummed records, appended in group-committed
+//! batches, recovered on open.
+//!
+//! - [`LogWriter::open`] scans and verifies every segment, repairs a torn tail, and refuses
+//!   corruption (naming the file and byte offset).
+//! - [`LogWriter::append`] makes one batch durable with one write and one fdatasync.
+//! - [`LogWriter::purge_through`] removes old whole segments.
+//! - [`read`] replays records after a zxid.
+//!
+//! The byte layout and the recovery rules are in `storage/FORMAT.md`; [`format`](mod@format) mirrors it.
+
+pub mod format;
+pub mod scan;
+
+mod error;
+mod reader;
+mod segments;
+mod writer;
+
+pub use crate::backend::disk::IoMode;
+pub use error::LogError;
+pub use reader::{read, read_with, LogReader};
+pub use writer::{LogWriter, Recovered, TornTail};
+
+/// Default `segment_bytes`: 64 MiB, ZooKeeper's default `preAllocSize`.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Default `record_bytes_max`: 2 MiB, room for a transaction carrying a request at
+/// ZooKeeper's default `jute.maxbuffer` (1 MiB) plus its paths and ACLs.
+pub const RECORD_BYTES_MAX_DEFAULT: usize = 2 * 1024 * 1024;
+/// Default `batch_bytes_max`: 8 MiB of frames per append.
+pub const BATCH_BYTES_MAX_DEFAULT: usize = 8 * 1024 * 1024;
+
+/// Limits and switches of the transaction log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Size every new segment is preallocated to (ZooKeeper's `preAllocSize`). A batch that
+    /// does not fit in the rest of the current segment starts a new one.
+    /// Must be `>= HEADER_BYTES + batch_bytes_max` and `<= format::SEGMENT_BYTES_MAX`.
+    pub segment_bytes: u64,
+    /// Whether `append` fdatasyncs (ZooKeeper's `forceSync`). `false` trades durability of
+    /// acknowledged writes for speed: a power cut may lose them (never corrupt the log).
+    pub force_sync: bool,
+    /// Largest payload of one record, in bytes.
+    pub record_bytes_max: usize,
+    /// Largest batch, in framed bytes (24 bytes of frame header per record plus payloads).
+    /// The writer's buffer is allocated at this size once, up front.
+    pub batch_bytes_max: usize,
+    /// Whether a new segment is filled with written zeros after `fallocate` (default off).
+    ///
+    /// `fallocate` keeps the file size fixed, so an append's fdatasync never commits a size
+    /// change. But ext4 and XFS allocate *unwritten* extents, and the first write into one
+    /// converts it, a metadata change that the next fdatasync must commit. Writing zeros
+    /// once per segment (PostgreSQL's `wal_init_zero`) avoids that, at the price of writing
+    /// the segment twice and of stalling the append that rolls (measured 100–300 ms for
+    /// 64 MiB on the development disk), on the commit path. Measured there in quiet
+    /// moments: no difference for batches of one 100-byte record; for 31 KiB batches,
+    /// zero-filled segments cut the append's p50 from ~300 µs to ~180 µs. Off by default
+    /// because of the stall; the real fix is to prepare the next segment, zero-filled, off
+    /// the commit path (a later change), and then turn this on.
+    pub segment_zero_fill: bool,
+    /// How writes reach the disk.
+    pub io: IoMode,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            force_sync: true,
+            record_bytes_max: RECORD_BYTES_MAX_DEFAULT,
+            batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
+            segment_zero_fill: false,
+            io: IoMode::Auto,
+        }
+    }
+}
+
+impl LogOptions {
+    /// Checks that the limits fit together.
+    pub fn validate(&self) -> Result<(), LogError> {
+        let bad = |m: String| Err(LogError::InvalidOptions(m));
+        if self.record_bytes_max == 0 || self.record_bytes_max > u32::MAX as usize {
+            return bad(format!(
+                "record_bytes_max {} must be in 1..=u32::MAX",
+                self.record_bytes_max
+            ));
+        }
+        if format::frame_bytes(self.record_bytes_max) > self.batch_bytes_max {
+            return bad(format!(
+                "batch_bytes_max {} must hold one framed record of record_bytes_max {} ({} bytes)",
+                self.batch_bytes_max,
+                self.record_bytes_max,
+                format::frame_bytes(self.record_bytes_max)
+            ));
+        }
+        let min = (format::HEADER_BYTES + self.batch_bytes_max) as u64;
+        if self.segment_bytes < min || self.segment_bytes > format::SEGMENT_BYTES_MAX {
+            return bad(format!(
+                "segment_bytes {} must be in {min}..={} (header plus batch_bytes_max, up to u32 offsets)",
+                self.segment_bytes,
+                format::SEGMENT_BYTES_MAX
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One record to append: an opaque payload (the server's serialized txn) and its zxid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The transaction's zxid; must be greater than every zxid before it in the log.
+    pub zxid: i64,
+    /// The payload, at most `record_bytes_max` bytes.
+    pub bytes: &'a [u8],
+}
+
+/// A record read back from the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedRecord {
+    /// The transaction's zxid.
+    pub zxid: i64,
+    /// The payload.
+    pub bytes: Vec<u8>,
+}
+
+/// Counters of a writer's work since it opened, for metrics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Batches appended.
+    pub appends: u64,
+    /// Records appended.
+    pub records: u64,
+    /// Framed bytes appended.
+    pub bytes: u64,
+    /// fdatasyncs issued (linked to an append's write, or before a roll, or in recovery).
+    pub fdatasyncs: u64,
+    /// Full fsyncs issued (new segment files and the directory).
+    pub fsyncs: u64,
+    /// Segments created.
+    pub segments_created: u64,
+    /// Segments removed (purged, or empty at recovery).
+    pub segments_removed: u64,
+}

@@ -1,0 +1,148 @@
+//! Replaying the log: records after a zxid, verified again on the way.
+
+use std::path::Path;
+
+use super::error::LogError;
+use super::format::{Frame, FRAME_HEADER_BYTES};
+use super::scan::{scan_segment, Position, ScanError};
+use super::segments::{self, Loaded, SegmentFile};
+use super::OwnedRecord;
+use crate::backend::disk::DiskStorage;
+use crate::backend::Storage;
+
+/// Reads the records of the log in `dir` whose zxid is greater than `after_zxid`, in zxid
+/// order (for replay on startup, after [`super::LogWriter::open`] has recovered the log).
+///
+/// Read-only: every record is verified again, and the rules of recovery apply, except that
+/// a torn tail is not repaired, only not read. Segments whose records are all
+/// `<= after_zxid` are not read at all. Errors are yielded where they are met; the iterator
+/// ends after the first.
+pub fn read(dir: &Path, after_zxid: i64) -> Result<LogReader<DiskStorage>, LogError> {
+    let storage = DiskStorage::open_read_only(dir).map_err(|source| LogError::Io {
+        op: "open directory",
+        file: dir.to_path_buf(),
+        source,
+    })?;
+    read_with(storage, after_zxid)
+}
+
+/// [`read`] over any [`Storage`].
+pub fn read_with<S: Storage>(mut storage: S, after_zxid: i64) -> Result<LogReader<S>, LogError> {
+    let files = segments::list(&mut storage)?;
+    // Segment i holds zxids in [first_i, first_{i+1}): skip it when first_{i+1} <= after + 1.
+    let skip = files
+        .windows(2)
+        .take_while(|w| w[1].first_zxid <= after_zxid.saturating_add(1))
+        .count();
+    let files = files.into_iter().skip(skip).collect::<Vec<_>>();
+    Ok(LogReader {
+        storage,
+        files,
+        next_file: 0,
+        after_zxid,
+        buf: Vec::new(),
+        frames: Vec::new(),
+        next_frame: 0,
+        prev: None,
+        done: false,
+    })
+}
+
+/// Iterator returned by [`read`].
+pub struct LogReader<S: Storage> {
+    storage: S,
+    files: Vec<SegmentFile>,
+    next_file: usize,
+    after_zxid: i64,
+    /// The loaded segment's bytes.
+    buf: Vec<u8>,
+    /// Offsets and frames of the loaded segment's records with zxid > after_zxid.
+    frames: Vec<(usize, Frame)>,
+    next_frame: usize,
+    prev: Option<Loaded>,
+    done: bool,
+}
+
+impl<S: Storage> LogReader<S> {
+    /// Loads and verifies the next segment; `Ok(false)` at the end of the log.
+    fn load_next(&mut self) -> Result<bool, LogError> {
+        let Some(file) = self.files.get(self.next_file).cloned() else {
+            return Ok(false);
+        };
+        self.next_file += 1;
+        let position = if self.next_file == self.files.len() {
+            Position::Newest
+        } else {
+            Position::Sealed
+        };
+        let id = segments::load(&mut self.storage, &file.name, &mut self.buf)?;
+        self.storage.close(id);
+        self.frames.clear();
+        self.next_frame = 0;
+        let after = self.after_zxid;
+        let frames = &mut self.frames;
+        let scan = match scan_segment(&self.buf, position, |offset, frame| {
+            if frame.zxid > after {
+                frames.push((offset, *frame));
+            }
+        }) {
+            Ok(scan) => scan,
+            // A crash during a roll: the newest segment holds nothing (the writer removes it).
+            Err(ScanError::InterruptedCreation) => {
+                self.frames.clear();
+                return Ok(false);
+            }
+            Err(e) => {
+                self.frames.clear();
+                return Err(segments::scan_error(&self.storage, &file.name, e));
+            }
+        };
+        if scan.records == 0 && position == Position::Newest {
+            return Ok(false);
+        }
+        let checked = segments::check_name(&self.storage, &file, &scan.header).and_then(|()| {
+            let loaded = Loaded {
+                name: file.name.clone(),
+                header: scan.header,
+                last_zxid: scan.last_zxid,
+            };
+            if let Some(prev) = &self.prev {
+                segments::check_link(&self.storage, prev, &loaded)?;
+            }
+            self.prev = Some(loaded);
+            Ok(())
+        });
+        if let Err(e) = checked {
+            self.frames.clear();
+            return Err(e);
+        }
+        Ok(true)
+    }
+}
+
+impl<S: Storage> Iterator for LogReader<S> {
+    type Item = Result<OwnedRecord, LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            if let Some(&(offset, frame)) = self.frames.get(self.next_frame) {
+                self.next_frame += 1;
+                let start = offset + FRAME_HEADER_BYTES;
+                let bytes = self.buf[start..start + frame.payload_bytes].to_vec();
+                return Some(Ok(OwnedRecord {
+                    zxid: frame.zxid,
+                    bytes,
+                }));
+            }
+            match self.load_next() {
+                Ok(true) => {}
+                Ok(false) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,163 @@
+//! Listing, loading and linking segment files: shared by the writer's recovery and the reader.
+
+use super::error::LogError;
+use super::format::{
+    parse_segment_name, SegmentHeader, FORMAT_VERSION, HEADER_FIRST_ZXID_OFFSET,
+    HEADER_PREV_LAST_ZXID_OFFSET, SEGMENT_NAME_PREFIX,
+};
+use super::scan::ScanError;
+use crate::backend::{FileId, Storage};
+
+/// A segment file found in the directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentFile {
+    pub name: String,
+    /// The zxid encoded in the name.
+    pub first_zxid: i64,
+}
+
+/// The segment files of the directory, oldest first.
+pub(crate) fn list<S: Storage>(storage: &mut S) -> Result<Vec<SegmentFile>, LogError> {
+    let names = storage.list().map_err(|source| LogError::Io {
+        op: "list",
+        file: storage.path(""),
+        source,
+    })?;
+    let mut segments = Vec::new();
+    for name in names {
+        if !name.starts_with(SEGMENT_NAME_PREFIX) {
+            continue; // Not ours: snapshots and other files may share the directory.
+        }
+        let Some(first_zxid) = parse_segment_name(&name) else {
+            return Err(LogError::UnexpectedFile {
+                file: storage.path(&name),
+            });
+        };
+        segments.push(SegmentFile { name, first_zxid });
+    }
+    segments.sort_by_key(|s| s.first_zxid);
+    Ok(segments)
+}
+
+/// Opens `name` and reads the whole file into `buf` (resized to the file's length).
+pub(crate) fn load<S: Storage>(
+    storage: &mut S,
+    name: &str,
+    buf: &mut Vec<u8>,
+) -> Result<FileId, LogError> {
+    let io = |op, storage: &S, source| LogError::Io {
+        op,
+        file: storage.path(name),
+        source,
+    };
+    let file = storage.open(name).map_err(|e| io("open", storage, e))?;
+    let result = (|| {
+        let len = storage.len(file).map_err(|e| io("stat", storage, e))?;
+        let len = usize::try_from(len).map_err(|_| LogError::Corrupt {
+            file: storage.path(name),
+            offset: 0,
+            reason: format!("segment of {len} bytes does not fit in memory"),
+        })?;
+        buf.clear();
+        buf.resize(len, 0);
+        storage
+            .read_at(file, 0, buf)
+            .map_err(|e| io("read", storage, e))
+    })();
+    match result {
+        Ok(()) => Ok(file),
+        Err(e) => {
+            storage.close(file);
+            Err(e)
+        }
+    }
+}
+
+/// Turns a scan verdict on `name` into a [`LogError`] (never called for `InterruptedCreation`
+/// by the writer, which removes such a segment).
+pub(crate) fn scan_error<S: Storage>(storage: &S, name: &str, e: ScanError) -> LogError {
+    match e {
+        ScanError::Corrupt { offset, reason } => LogError::Corrupt {
+            file: storage.path(name),
+            offset: offset as u64,
+            reason,
+        },
+        ScanError::Version(version) => LogError::UnsupportedVersion {
+            file: storage.path(name),
+            version,
+            supported: FORMAT_VERSION,
+        },
+        ScanError::InterruptedCreation => LogError::Corrupt {
+            file: storage.path(name),
+            offset: 0,
+            reason: "segment header missing (interrupted creation) before the newest segment"
+                .into(),
+        },
+    }
+}
+
+/// A verified segment, as the next one is linked against it.
+#[derive(Clone, Debug)]
+pub(crate) struct Loaded {
+    pub name: String,
+    pub header: SegmentHeader,
+    pub last_zxid: Option<i64>,
+}
+
+/// Checks that the header agrees with the file name.
+pub(crate) fn check_name<S: Storage>(
+    storage: &S,
+    file: &SegmentFile,
+    header: &SegmentHeader,
+) -> Result<(), LogError> {
+    if header.first_zxid != file.first_zxid {
+        return Err(LogError::Corrupt {
+            file: storage.path(&file.name),
+            offset: HEADER_FIRST_ZXID_OFFSET as u64,
+            reason: format!(
+                "header first zxid {:#x} does not match the file name",
+                header.first_zxid
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `next` directly follows `prev`: consecutive indexes, and `next` was created
+/// right after `prev`'s last record.
+pub(crate) fn check_link<S: Storage>(
+    storage: &S,
+    prev: &Loaded,
+    next: &Loaded,
+) -> Result<(), LogError> {
+    let expected = prev.header.segment_index + 1;
+    if next.header.segment_index > expected {
+        return Err(LogError::MissingSegment {
+            before: storage.path(&prev.name),
+            before_index: prev.header.segment_index,
+            after: storage.path(&next.name),
+            after_index: next.header.segment_index,
+        });
+    }
+    if next.header.segment_index < expected {
+        return Err(LogError::Corrupt {
+            file: storage.path(&next.name),
+            offset: super::format::HEADER_SEGMENT_INDEX_OFFSET as u64,
+            reason: format!(
+                "segment index {} does not follow {} of {}",
+                next.header.segment_index, prev.header.segment_index, prev.name
+            ),
+        });
+    }
+    if Some(next.header.prev_last_zxid) != prev.last_zxid {
+        return Err(LogError::Corrupt {
+            file: storage.path(&next.name),
+            offset: HEADER_PREV_LAST_ZXID_OFFSET as u64,
+            reason: format!(
+                "header says the previous segment ended at zxid {:#x}, but {} ends at {:?}",
+                next.header.prev_last_zxid, prev.name, prev.last_zxid
+            ),
+        });
+    }
+    Ok(())
+}

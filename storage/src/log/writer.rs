@@ -1,0 +1,548 @@
+//! The log writer: recovery on open, group-committed appends, retention.
+
+use std::path::{Path, PathBuf};
+
+use super::error::LogError;
+use super::format::{
+    encode_frame, encode_header, frame_bytes, segment_name, SegmentHeader, FORMAT_VERSION,
+    HEADER_BYTES,
+};
+use super::scan::{scan_segment, Position, Scan, ScanError};
+use super::segments::{self, Loaded, SegmentFile};
+use super::{IoMode, LogOptions, LogStats, Record};
+use crate::backend::disk::DiskStorage;
+use crate::backend::{FileId, Storage};
+
+/// What [`LogWriter::open`] found and repaired.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Zxid of the last record in the log, `None` if the log is empty.
+    pub last_zxid: Option<i64>,
+    /// Zxid of the first record in the log (after earlier purges), `None` if empty.
+    pub first_zxid: Option<i64>,
+    /// Segments in the log after recovery.
+    pub segments: usize,
+    /// Records in the log after recovery.
+    pub records: u64,
+    /// Bytes of torn data discarded (zeroed) after the last whole record.
+    pub truncated_bytes: u64,
+    /// Where the torn tail was cut, if there was one.
+    pub torn_tail: Option<TornTail>,
+    /// Newest segments removed because they held no whole record (a crash during a roll).
+    pub removed_segments: Vec<String>,
+}
+
+/// Where recovery cut a torn tail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment file.
+    pub file: PathBuf,
+    /// Offset of the first discarded byte: the end of the last whole record.
+    pub offset: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Segment {
+    name: String,
+    index: u64,
+    /// `None` only for a segment created by a roll whose first append then failed.
+    last_zxid: Option<i64>,
+}
+
+/// The segment being appended to.
+#[derive(Clone, Copy, Debug)]
+struct Current {
+    file: FileId,
+    /// Length of the (preallocated) file.
+    file_bytes: u64,
+    /// Where the next batch goes.
+    end: u64,
+    /// Offset up to which the segment is known durable.
+    // Invariant: HEADER_BYTES <= synced_through <= end <= file_bytes.
+    synced_through: u64,
+}
+
+/// Appends batches of records to the transaction log. Single-threaded and blocking: the
+/// server runs it on its own thread and hands it one batch at a time (group commit).
+pub struct LogWriter<S: Storage = DiskStorage> {
+    storage: S,
+    opts: LogOptions,
+    /// Oldest first; the last one is `current`'s.
+    segments: Vec<Segment>,
+    current: Option<Current>,
+    last_zxid: Option<i64>,
+    /// Frames of the batch being appended; capacity `batch_bytes_max`, allocated once.
+    buffer: Vec<u8>,
+    buffer_capacity: usize,
+    /// Set by the first failed write, sync or directory operation (fail-stop).
+    stopped: Option<String>,
+    stats: LogStats,
+}
+
+impl LogWriter<DiskStorage> {
+    /// Opens (creating) the log in `dir`: scans the segments, verifies every record,
+    /// truncates a torn tail at the last whole record (logged), and refuses — with an error
+    /// naming the file and byte offset — a checksum failure before the tail, a missing
+    /// segment, or a newer format version. Takes an exclusive lock on `dir`.
+    pub fn open(
+        dir: &Path,
+        opts: LogOptions,
+    ) -> Result<(LogWriter<DiskStorage>, Recovered), LogError> {
+        opts.validate()?;
+        let mut storage = DiskStorage::open(dir, opts.io).map_err(|source| LogError::Io {
+            op: "open directory",
+            file: dir.to_path_buf(),
+            source,
+        })?;
+        storage
+            .lock_exclusive()
+            .map_err(|source| LogError::Locked {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        LogWriter::open_with(storage, opts)
+    }
+
+    /// The write path in use (io_uring, or the `pwrite` fallback).
+    pub fn io_mode(&self) -> IoMode {
+        self.storage.io_mode()
+    }
+}
+
+impl<S: Storage> LogWriter<S> {
+    /// [`LogWriter::open`] over any [`Storage`] (the simulator in tests).
+    pub fn open_with(
+        mut storage: S,
+        opts: LogOptions,
+    ) -> Result<(LogWriter<S>, Recovered), LogError> {
+        opts.validate()?;
+        let mut files = segments::list(&mut storage)?;
+        let mut buf = Vec::new();
+        let mut recovered = Recovered::default();
+        let mut stats = LogStats::default();
+
+        // The newest segment first: it alone may have a torn tail, or hold no record at all
+        // (a crash during a roll), in which case it goes and the one before is the newest.
+        let mut newest: Option<(SegmentFile, Scan)> = None;
+        while let Some(file) = files.pop() {
+            let id = segments::load(&mut storage, &file.name, &mut buf)?;
+            storage.close(id);
+            let verdict = scan_segment(&buf, Position::Newest, |_, _| {});
+            match verdict.clone() {
+                Ok(scan) if scan.records > 0 => {
+                    segments::check_name(&storage, &file, &scan.header)?;
+                    newest = Some((file, scan));
+                    break;
+                }
+                Ok(_) | Err(ScanError::InterruptedCreation) => {
+                    if let Ok(Scan {
+                        valid_end,
+                        torn_end: Some(torn_end),
+                        ..
+                    }) = verdict
+                    {
+                        // The segment's first batch was torn: report it like any torn tail.
+                        recovered.truncated_bytes = (torn_end - valid_end) as u64;
+                        recovered.torn_tail = Some(TornTail {
+                            file: storage.path(&file.name),
+                            offset: valid_end as u64,
+                        });
+                    }
+                    tracing::warn!(file = %storage.path(&file.name).display(),
+                        "removing the newest log segment: it holds no whole record (crash during a roll)");
+                    let path = storage.path(&file.name);
+                    let io = |op, source| LogError::Io {
+                        op,
+                        file: path.clone(),
+                        source,
+                    };
+                    storage.remove(&file.name).map_err(|e| io("remove", e))?;
+                    storage.sync_dir().map_err(|e| io("fsync directory", e))?;
+                    stats.fsyncs += 1;
+                    stats.segments_removed += 1;
+                    recovered.removed_segments.push(file.name);
+                }
+                Err(e) => return Err(segments::scan_error(&storage, &file.name, e)),
+            }
+        }
+
+        // Every older segment must verify in full and link to the next.
+        let mut log: Vec<Segment> = Vec::new();
+        let mut prev: Option<Loaded> = None;
+        for file in &files {
+            let id = segments::load(&mut storage, &file.name, &mut buf)?;
+            storage.close(id);
+            let scan = scan_segment(&buf, Position::Sealed, |_, _| {})
+                .map_err(|e| segments::scan_error(&storage, &file.name, e))?;
+            segments::check_name(&storage, file, &scan.header)?;
+            let loaded = Loaded {
+                name: file.name.clone(),
+                header: scan.header,
+                last_zxid: scan.last_zxid,
+            };
+            if let Some(p) = &prev {
+                segments::check_link(&storage, p, &loaded)?;
+            }
+            recovered.records += scan.records;
+            recovered.first_zxid = recovered.first_zxid.or(Some(scan.header.first_zxid));
+            log.push(Segment {
+                name: file.name.clone(),
+                index: scan.header.segment_index,
+                last_zxid: scan.last_zxid,
+            });
+            prev = Some(loaded);
+        }
+
+        let mut current = None;
+        if let Some((file, scan)) = newest {
+            let loaded = Loaded {
+                name: file.name.clone(),
+                header: scan.header,
+                last_zxid: scan.last_zxid,
+            };
+            if let Some(p) = &prev {
+                segments::check_link(&storage, p, &loaded)?;
+            }
+            let io = |op, storage: &S, source| LogError::Io {
+                op,
+                file: storage.path(&file.name),
+                source,
+            };
+            let id = storage
+                .open(&file.name)
+                .map_err(|e| io("open", &storage, e))?;
+            let repair = (|| {
+                if let Some(torn_end) = scan.torn_end {
+                    let bytes = (torn_end - scan.valid_end) as u64;
+                    tracing::warn!(file = %storage.path(&file.name).display(), offset = scan.valid_end, bytes,
+                        "transaction log: truncating a torn tail after the last whole record");
+                    // Zero the torn bytes (the file keeps its preallocated length), so that no
+                    // stale frame can ever be taken for data once later appends pass it.
+                    write_zeros(
+                        &mut storage,
+                        id,
+                        scan.valid_end as u64,
+                        torn_end as u64,
+                        &mut buf,
+                    )
+                    .map_err(|e| io("write", &storage, e))?;
+                    recovered.truncated_bytes = bytes;
+                    recovered.torn_tail = Some(TornTail {
+                        file: storage.path(&file.name),
+                        offset: scan.valid_end as u64,
+                    });
+                }
+                // What we verified may so far live only in the page cache (the process, not
+                // the machine, crashed; or force_sync was off). Make it durable before anything
+                // is appended after it: it becomes the `synced_through` of the next frames.
+                storage
+                    .sync_data(id)
+                    .map_err(|e| io("fdatasync", &storage, e))?;
+                stats.fdatasyncs += 1;
+                storage.len(id).map_err(|e| io("stat", &storage, e))
+            })();
+            let file_bytes = match repair {
+                Ok(len) => len,
+                Err(e) => {
+                    storage.close(id);
+                    return Err(e);
+                }
+            };
+            current = Some(Current {
+                file: id,
+                file_bytes,
+                end: scan.valid_end as u64,
+                synced_through: scan.valid_end as u64,
+            });
+            recovered.records += scan.records;
+            recovered.first_zxid = recovered.first_zxid.or(Some(scan.header.first_zxid));
+            log.push(Segment {
+                name: file.name,
+                index: scan.header.segment_index,
+                last_zxid: scan.last_zxid,
+            });
+        }
+        let last_zxid = log.last().and_then(|s| s.last_zxid);
+        recovered.last_zxid = last_zxid;
+        recovered.segments = log.len();
+        let buffer = Vec::with_capacity(opts.batch_bytes_max);
+        let writer = LogWriter {
+            storage,
+            opts,
+            segments: log,
+            current,
+            last_zxid,
+            buffer_capacity: buffer.capacity(),
+            buffer,
+            stopped: None,
+            stats,
+        };
+        Ok((writer, recovered))
+    }
+
+    /// Appends one batch of records (zxid-ordered, each zxid greater than the last) and
+    /// makes it durable — one write and, with `force_sync`, one linked fdatasync — before
+    /// returning. A batch that fails validation writes nothing and leaves the writer usable;
+    /// a failed write or sync stops the writer for good ([`LogError::Stopped`]).
+    ///
+    /// Allocation: none; frames are built in the buffer sized by `batch_bytes_max` at open.
+    pub fn append(&mut self, batch: &[Record<'_>]) -> Result<(), LogError> {
+        self.check_running()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Validate the whole batch before touching the disk.
+        let mut last = self.last_zxid;
+        let mut framed = 0usize;
+        for r in batch {
+            if r.zxid < 0 || last.is_some_and(|l| r.zxid <= l) {
+                return Err(LogError::ZxidOrder {
+                    zxid: r.zxid,
+                    last_zxid: last,
+                });
+            }
+            if r.bytes.len() > self.opts.record_bytes_max {
+                return Err(LogError::RecordTooLarge {
+                    zxid: r.zxid,
+                    bytes: r.bytes.len(),
+                    record_bytes_max: self.opts.record_bytes_max,
+                });
+            }
+            framed += frame_bytes(r.bytes.len());
+            last = Some(r.zxid);
+        }
+        if framed > self.opts.batch_bytes_max {
+            return Err(LogError::BatchTooLarge {
+                bytes: framed,
+                batch_bytes_max: self.opts.batch_bytes_max,
+            });
+        }
+        let fits = self
+            .current
+            .is_some_and(|c| c.end + framed as u64 <= c.file_bytes);
+        if !fits {
+            self.roll(batch[0].zxid)?;
+        }
+        let cur = self.current.expect("a current segment after roll");
+        assert!(
+            HEADER_BYTES as u64 <= cur.synced_through
+                && cur.synced_through <= cur.end
+                && cur.end <= cur.file_bytes,
+            "segment offsets out of order: {cur:?}"
+        );
+        assert!(
+            cur.end + framed as u64 <= cur.file_bytes,
+            "a batch of at most batch_bytes_max fits a new segment"
+        );
+        let synced_through = u32::try_from(cur.synced_through).expect("segment offsets fit in u32");
+        self.buffer.clear();
+        for r in batch {
+            encode_frame(&mut self.buffer, r.zxid, synced_through, r.bytes);
+        }
+        assert_eq!(self.buffer.len(), framed);
+        debug_assert_eq!(
+            self.buffer.capacity(),
+            self.buffer_capacity,
+            "no growth past the up-front buffer"
+        );
+
+        let sync = self.opts.force_sync;
+        if let Err(e) = self.storage.write_at(cur.file, cur.end, &self.buffer, sync) {
+            return Err(self.stop(if sync { "write + fdatasync" } else { "write" }, e));
+        }
+        let cur = self.current.as_mut().expect("current segment");
+        cur.end += framed as u64;
+        if sync {
+            cur.synced_through = cur.end;
+            self.stats.fdatasyncs += 1;
+        }
+        self.last_zxid = last;
+        self.segments
+            .last_mut()
+            .expect("current segment is listed")
+            .last_zxid = last;
+        self.stats.appends += 1;
+        self.stats.records += batch.len() as u64;
+        self.stats.bytes += framed as u64;
+        Ok(())
+    }
+
+    /// Removes whole segments whose records all have zxid `<= zxid`, oldest first (retention:
+    /// the caller decides when a snapshot makes them unneeded). The segment being appended
+    /// to is never removed.
+    pub fn purge_through(&mut self, zxid: i64) -> Result<(), LogError> {
+        self.check_running()?;
+        while self.segments.len() > 1 && self.segments[0].last_zxid.is_some_and(|last| last <= zxid)
+        {
+            let name = self.segments[0].name.clone();
+            if let Err(e) = self.storage.remove(&name) {
+                return Err(self.stop_on(&name, "remove", e));
+            }
+            // One directory fsync per removal: a crash then leaves an oldest-first prefix
+            // removed, never a gap that recovery would report as a missing segment.
+            if let Err(e) = self.storage.sync_dir() {
+                return Err(self.stop_on("", "fsync directory", e));
+            }
+            self.stats.fsyncs += 1;
+            self.stats.segments_removed += 1;
+            self.segments.remove(0);
+        }
+        Ok(())
+    }
+
+    /// Zxid of the last record appended (or recovered).
+    pub fn last_zxid(&self) -> Option<i64> {
+        self.last_zxid
+    }
+
+    /// The segment being appended to and the byte offset where the next batch goes.
+    pub fn tail(&self) -> Option<(&str, u64)> {
+        let cur = self.current.as_ref()?;
+        let seg = self.segments.last()?;
+        Some((seg.name.as_str(), cur.end))
+    }
+
+    /// Names of the segments in the log, oldest first.
+    pub fn segment_names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().map(|s| s.name.as_str())
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> LogStats {
+        self.stats
+    }
+
+    /// The options the writer runs with.
+    pub fn options(&self) -> &LogOptions {
+        &self.opts
+    }
+
+    /// `Some(cause)` once a failure has stopped the writer.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+
+    fn check_running(&self) -> Result<(), LogError> {
+        match &self.stopped {
+            Some(cause) => Err(LogError::Stopped {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a fatal failure on the current segment and returns it as the error.
+    fn stop(&mut self, op: &'static str, source: std::io::Error) -> LogError {
+        let name = self
+            .segments
+            .last()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        self.stop_on(&name, op, source)
+    }
+
+    fn stop_on(&mut self, name: &str, op: &'static str, source: std::io::Error) -> LogError {
+        let err = LogError::Io {
+            op,
+            file: self.storage.path(name),
+            source,
+        };
+        tracing::error!(error = %err, "transaction log writer stopped (fail-stop)");
+        if self.stopped.is_none() {
+            self.stopped = Some(err.to_string());
+        }
+        err
+    }
+
+    /// Starts a new segment whose first record will have `first_zxid`.
+    fn roll(&mut self, first_zxid: i64) -> Result<(), LogError> {
+        if let Some(cur) = self.current.take() {
+            if cur.synced_through < cur.end {
+                // force_sync off: make the old segment whole before a newer one exists, so that
+                // only the newest segment can ever have a torn tail.
+                if let Err(e) = self.storage.sync_data(cur.file) {
+                    self.current = Some(cur);
+                    return Err(self.stop("fdatasync", e));
+                }
+                self.stats.fdatasyncs += 1;
+            }
+            self.storage.close(cur.file);
+        }
+        let name = segment_name(first_zxid);
+        let index = self.segments.last().map_or(0, |s| s.index + 1);
+        let header = encode_header(&SegmentHeader {
+            version: FORMAT_VERSION,
+            first_zxid,
+            segment_index: index,
+            prev_last_zxid: self.last_zxid.unwrap_or(-1),
+        });
+        let file = match self.storage.create(&name) {
+            Ok(f) => f,
+            Err(e) => return Err(self.stop_on(&name, "create", e)),
+        };
+        let segment_bytes = self.opts.segment_bytes;
+        let steps = (|| -> Result<(), (&'static str, std::io::Error)> {
+            self.storage
+                .allocate(file, segment_bytes)
+                .map_err(|e| ("fallocate", e))?;
+            self.storage
+                .write_at(file, 0, &header, false)
+                .map_err(|e| ("write", e))?;
+            if self.opts.segment_zero_fill {
+                write_zeros(
+                    &mut self.storage,
+                    file,
+                    HEADER_BYTES as u64,
+                    segment_bytes,
+                    &mut self.buffer,
+                )
+                .map_err(|e| ("write", e))?;
+            }
+            // fsync, not fdatasync: the file's size and extents must be durable too.
+            self.storage.sync_all(file).map_err(|e| ("fsync", e))?;
+            self.storage.sync_dir().map_err(|e| ("fsync directory", e))
+        })();
+        if let Err((op, e)) = steps {
+            self.storage.close(file);
+            return Err(self.stop_on(&name, op, e));
+        }
+        self.stats.fsyncs += 2;
+        self.stats.segments_created += 1;
+        self.segments.push(Segment {
+            name,
+            index,
+            last_zxid: None,
+        });
+        self.current = Some(Current {
+            file,
+            file_bytes: segment_bytes,
+            end: HEADER_BYTES as u64,
+            synced_through: HEADER_BYTES as u64,
+        });
+        Ok(())
+    }
+}
+
+/// Writes zeros over `[from, to)` in chunks through `scratch` (whose capacity is reused).
+fn write_zeros<S: Storage>(
+    storage: &mut S,
+    file: FileId,
+    from: u64,
+    to: u64,
+    scratch: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    // Chunks of the scratch buffer's capacity: no allocation (the writer's buffer is
+    // `batch_bytes_max`, recovery's is the whole segment).
+    let chunk = (scratch.capacity() as u64)
+        .min(to.saturating_sub(from))
+        .max(1) as usize;
+    scratch.clear();
+    scratch.resize(chunk, 0);
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(chunk as u64) as usize;
+        storage.write_at(file, at, &scratch[..n], false)?;
+        at += n as u64;
+    }
+    Ok(())
+}
