@@ -163,8 +163,32 @@ pub fn run(config: Config) -> std::io::Result<()> {
         container_max_per_minute: config.container_max_per_minute as usize,
         container_max_never_used_ms: config.container_max_never_used_interval_ms as i64,
     };
-    let core = CommitCore::new(core_cfg, crate::commit::stage::now_ms());
+    // Recover: open the log (cutting a torn tail) and replay it through `apply`.
+    let log_dir = crate::commit::log::log_dir(&config.data_log_dir);
+    let log_opts = log_options(&config)?;
+    let mut state = crate::state::DataState::new(
+        crate::commit::core::open_acl_unsafe(),
+        config.extended_types_enabled,
+    );
+    let started = Instant::now();
+    let (writer, replayed) = crate::commit::log::open_and_replay(&log_dir, log_opts, &mut state)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    tracing::info!(
+        dir = %log_dir.display(), txns = replayed, zxid = format_args!("0x{:x}", state.last_zxid),
+        znodes = state.tree.len(), sessions = state.sessions.len(), elapsed = ?started.elapsed(),
+        "recovered from the transaction log"
+    );
+    shared
+        .published_zxid
+        .store(state.last_zxid, std::sync::atomic::Ordering::Release);
+    let core = CommitCore::with_state(core_cfg, state, crate::commit::stage::now_ms());
     let root = Arc::new(core.head().clone());
+    let (to_log, log_batches) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
+    let (log_acks, from_log) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
+    let log = LocalExecutorBuilder::new(Placement::Unbound)
+        .name("txlog")
+        .spawn(move || crate::commit::log::run(writer, log_batches, log_acks))
+        .map_err(|e| std::io::Error::other(format!("cannot start the log executor: {e}")))?;
     let depth = config.commit_queue_depth.max(16);
     let batch_max = config.commit_batch_max.max(1);
 
@@ -184,7 +208,16 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let commit = LocalExecutorBuilder::new(Placement::Unbound)
         .name("commit")
         .spawn(move || {
-            crate::commit::stage::run(core, to_commit_rx, to_shard_tx, tick, batch_max, published)
+            crate::commit::stage::run(
+                core,
+                to_commit_rx,
+                to_shard_tx,
+                to_log,
+                from_log,
+                tick,
+                batch_max,
+                published,
+            )
         })
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
 
@@ -201,10 +234,35 @@ pub fn run(config: Config) -> std::io::Result<()> {
             .map_err(|e| std::io::Error::other(format!("cannot start shard {i}: {e}")))?;
         handles.push(h);
     }
-    tracing::info!(%listen_addr, shards, "ferrokeeper serving (no durable log yet: data lives in memory)");
+    tracing::info!(%listen_addr, shards, force_sync = config.force_sync, "ferrokeeper serving");
     for h in handles {
         let _ = h.join();
     }
     let _ = commit.join();
+    let _ = log.join();
     Ok(())
+}
+
+/// Batches that may wait for the log at once: one being written and synced, one
+/// forming behind it, and one more queued. Deeper queues add latency, not throughput.
+const LOG_QUEUE_DEPTH: usize = 2;
+
+/// The log's limits from zoo.cfg: `preAllocSize` is the segment size, `forceSync` the
+/// sync switch; a batch never takes more than half a segment.
+fn log_options(config: &Config) -> std::io::Result<ferrokeeper_storage::log::LogOptions> {
+    let segment_bytes = config.pre_alloc_size_kb.saturating_mul(1024);
+    let mut opts = ferrokeeper_storage::log::LogOptions {
+        segment_bytes,
+        force_sync: config.force_sync,
+        ..Default::default()
+    };
+    opts.batch_bytes_max = opts.batch_bytes_max.min((segment_bytes / 2) as usize);
+    opts.record_bytes_max = opts.record_bytes_max.min(opts.batch_bytes_max);
+    opts.validate().map_err(|e| {
+        std::io::Error::other(format!(
+            "preAllocSize={} (KB) does not fit the transaction log: {e}",
+            config.pre_alloc_size_kb
+        ))
+    })?;
+    Ok(opts)
 }

@@ -184,6 +184,23 @@ impl CommitCore {
         }
     }
 
+    /// A commit core over a state recovered from the log. Restored sessions get a full
+    /// timeout from now to reconnect, as ZooKeeper gives them after a restart.
+    pub fn with_state(cfg: CoreConfig, state: DataState, now_ms: i64) -> CommitCore {
+        let mut core = CommitCore::new(cfg, now_ms);
+        for (id, s) in state.sessions.iter() {
+            core.lives.insert(
+                *id,
+                SessionLife {
+                    expires_at_ms: now_ms + i64::from(s.timeout_ms),
+                    owner: None,
+                },
+            );
+        }
+        core.head = state;
+        core
+    }
+
     /// The head state (all accepted txns).
     pub fn head(&self) -> &DataState {
         &self.head

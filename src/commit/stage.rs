@@ -1,12 +1,11 @@
 //! The commit stage's executor: one glommio executor (its own thread) that receives
-//! requests from every shard, runs them through [`CommitCore`] in arrival order,
-//! and after each batch publishes the new state and sends each shard its completion.
-//!
-//! Batching falls out of the structure: while a batch is being made durable, the
-//! receiving tasks keep prepping the next one. Until the storage crate lands there is
-//! no log: a batch is "durable" as soon as it is built, and nothing survives a restart.
+//! requests from every shard, runs them through [`CommitCore`] in arrival order, has
+//! each batch made durable by the log executor (`commit::log`), and then publishes the
+//! new state and sends each shard its completion. No reply leaves before its txn is
+//! on disk (unless `forceSync=no`).
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,11 +24,27 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A batch waiting for the log: what to release once it is durable.
+struct Pending {
+    seq: u64,
+    state: Arc<crate::state::DataState>,
+    batch: super::core::Batch,
+}
+
 /// Runs the commit stage until every shard has gone.
+///
+/// Three kinds of task share the stage's thread: one receiver per shard runs requests
+/// through the core; the flusher takes the batch built so far, queues it for the log
+/// and remembers it; the publisher releases remembered batches, in order, as the log
+/// acknowledges them. While batch n is being written and synced, requests keep arriving
+/// and form batch n+1: group commit with pipelining, bounded by the log queue's depth.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     core: CommitCore,
     from_shards: Vec<SharedReceiver<CommitRequest>>,
     to_shards: Vec<SharedSender<Completion>>,
+    to_log: SharedSender<super::log::LogBatch>,
+    from_log: SharedReceiver<u64>,
     tick: Duration,
     batch_max: usize,
     published_zxid: Arc<std::sync::atomic::AtomicI64>,
@@ -70,11 +85,30 @@ pub async fn run(
 
     // Connected after the receivers are spawned: each shard connects both of its
     // channels at once, so neither side waits for the other.
+    let (to_log, from_log) = futures_lite::future::zip(to_log.connect(), from_log.connect()).await;
     let mut senders = Vec::with_capacity(to_shards.len());
     for s in to_shards {
         senders.push(s.connect().await);
     }
 
+    let pending: Rc<RefCell<VecDeque<Pending>>> = Rc::new(RefCell::new(VecDeque::new()));
+    {
+        let pending = pending.clone();
+        glommio::spawn_local(async move {
+            while let Some(seq) = from_log.recv().await {
+                let Some(p) = pending.borrow_mut().pop_front() else {
+                    panic!("log acknowledged batch {seq} that was never sent");
+                };
+                assert_eq!(p.seq, seq, "log acknowledged batches out of order");
+                if !publish(&senders, p.state, p.batch, &published_zxid).await {
+                    return;
+                }
+            }
+        })
+        .detach();
+    }
+
+    let mut seq = 0u64;
     while kicked.recv().await.is_some() {
         let (batch, state) = {
             let mut c = core.borrow_mut();
@@ -86,24 +120,43 @@ pub async fn run(
         if batch.is_empty() {
             continue;
         }
-        // Published before any shard can release a reply from this batch.
-        published_zxid.store(state.last_zxid, std::sync::atomic::Ordering::Release);
-        let changes: Arc<[_]> = Arc::from(batch.changes);
-        let mut per_shard: Vec<Vec<(u64, _)>> = (0..senders.len()).map(|_| Vec::new()).collect();
-        for (conn, reply) in batch.replies {
-            per_shard[conn.shard].push((conn.conn, reply));
-        }
-        for (i, replies) in per_shard.into_iter().enumerate() {
-            let c = Completion {
-                state: state.clone(),
-                changes: changes.clone(),
-                replies,
-                reports: batch.reports.clone(),
-            };
-            if senders[i].send(c).await.is_err() {
-                tracing::error!(shard = i, "shard gone; stopping the commit stage");
-                return;
-            }
+        seq += 1;
+        let log_batch = super::log::LogBatch::encode(seq, &batch.txns);
+        pending
+            .borrow_mut()
+            .push_back(Pending { seq, state, batch });
+        if to_log.send(log_batch).await.is_err() {
+            tracing::error!("log executor gone; stopping the commit stage");
+            return;
         }
     }
+}
+
+/// Hands a durable batch to every shard.
+async fn publish(
+    senders: &[glommio::channels::shared_channel::ConnectedSender<Completion>],
+    state: Arc<crate::state::DataState>,
+    batch: super::core::Batch,
+    published_zxid: &std::sync::atomic::AtomicI64,
+) -> bool {
+    // Published before any shard can release a reply from this batch.
+    published_zxid.store(state.last_zxid, std::sync::atomic::Ordering::Release);
+    let changes: Arc<[_]> = Arc::from(batch.changes);
+    let mut per_shard: Vec<Vec<(u64, _)>> = (0..senders.len()).map(|_| Vec::new()).collect();
+    for (conn, reply) in batch.replies {
+        per_shard[conn.shard].push((conn.conn, reply));
+    }
+    for (i, replies) in per_shard.into_iter().enumerate() {
+        let c = Completion {
+            state: state.clone(),
+            changes: changes.clone(),
+            replies,
+            reports: batch.reports.clone(),
+        };
+        if senders[i].send(c).await.is_err() {
+            tracing::error!(shard = i, "shard gone; stopping the commit stage");
+            return false;
+        }
+    }
+    true
 }

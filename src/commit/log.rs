@@ -1,0 +1,165 @@
+//! The commit stage's transaction log: replay at startup, and the log executor that
+//! makes each batch durable before the stage releases its replies.
+//!
+//! The log writer (`ferrokeeper_storage::log::LogWriter`) is blocking; it runs on an
+//! executor of its own, so a batch's write + fdatasync never stalls the commit stage,
+//! which keeps prepping the next batch meanwhile (group commit with pipelining).
+//! Failure is fail-stop: if a write or a sync fails, nothing more is acknowledged and
+//! the process exits, as a replica that cannot persist must not serve.
+
+use std::path::{Path, PathBuf};
+
+use ferrokeeper_storage::log::{self as txlog, LogError, LogOptions, LogWriter, Record};
+use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
+
+use super::apply::apply;
+use super::codec;
+use super::txn::Txn;
+use crate::state::DataState;
+
+/// One batch on its way to the log: its txns encoded back to back.
+#[derive(Debug)]
+pub struct LogBatch {
+    /// Position in the stage's order of batches.
+    pub seq: u64,
+    /// The encoded txns.
+    pub bytes: Vec<u8>,
+    /// (zxid, end offset in `bytes`) of each txn.
+    pub records: Vec<(i64, usize)>,
+}
+
+impl LogBatch {
+    /// Encodes `txns` as batch `seq`.
+    pub fn encode(seq: u64, txns: &[Txn]) -> LogBatch {
+        let mut bytes = Vec::new();
+        let mut records = Vec::with_capacity(txns.len());
+        for t in txns {
+            codec::encode(t, &mut bytes);
+            records.push((t.zxid, bytes.len()));
+        }
+        LogBatch {
+            seq,
+            bytes,
+            records,
+        }
+    }
+}
+
+/// Why the log could not be replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The log itself refused (corruption, missing segment, IO): names file and offset.
+    #[error("transaction log {dir}: {source}")]
+    Log {
+        /// The log directory.
+        dir: PathBuf,
+        /// What the log reported.
+        source: LogError,
+    },
+    /// A record is not a txn ferrokeeper can apply.
+    #[error("transaction log {dir}: record with zxid 0x{zxid:x} does not decode: {source}")]
+    Txn {
+        /// The log directory.
+        dir: PathBuf,
+        /// The record's zxid.
+        zxid: i64,
+        /// Why.
+        source: codec::TxnDecodeError,
+    },
+}
+
+/// The log's directory under `dataLogDir`.
+pub fn log_dir(data_log_dir: &Path) -> PathBuf {
+    data_log_dir.join("ferrokeeper").join("log")
+}
+
+/// Opens the log (recovering a torn tail) and replays every txn in it onto `state`.
+pub fn open_and_replay(
+    dir: &Path,
+    opts: LogOptions,
+    state: &mut DataState,
+) -> Result<(LogWriter, u64), ReplayError> {
+    let log_err = |source| ReplayError::Log {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| {
+        log_err(LogError::Io {
+            op: "create directory",
+            file: dir.to_path_buf(),
+            source: e,
+        })
+    })?;
+    let (writer, recovered) = LogWriter::open(dir, opts).map_err(log_err)?;
+    if let Some(t) = &recovered.torn_tail {
+        tracing::warn!(
+            file = %t.file.display(), offset = t.offset, bytes = recovered.truncated_bytes,
+            "transaction log had a torn tail (an unacknowledged write cut by a crash); truncated"
+        );
+    }
+    let mut replayed = 0u64;
+    let mut sink = Vec::new();
+    for rec in txlog::read(dir, 0).map_err(log_err)? {
+        let rec = rec.map_err(log_err)?;
+        let txn = codec::decode(&rec.bytes).map_err(|source| ReplayError::Txn {
+            dir: dir.to_path_buf(),
+            zxid: rec.zxid,
+            source,
+        })?;
+        apply(state, &txn, state.extended_types, &mut sink);
+        sink.clear();
+        replayed += 1;
+    }
+    Ok((writer, replayed))
+}
+
+/// The log executor: appends each batch (one write + one fdatasync), then acknowledges
+/// it. A failure stops the process (fail-stop).
+pub async fn run(
+    mut writer: LogWriter,
+    batches: SharedReceiver<LogBatch>,
+    acks: SharedSender<u64>,
+) {
+    let batches = batches.connect().await;
+    let acks = acks.connect().await;
+    while let Some(batch) = batches.recv().await {
+        if !batch.records.is_empty() {
+            let mut records: Vec<Record<'_>> = Vec::with_capacity(batch.records.len());
+            let mut start = 0;
+            for &(zxid, end) in &batch.records {
+                records.push(Record {
+                    zxid,
+                    bytes: &batch.bytes[start..end],
+                });
+                start = end;
+            }
+            // A batch larger than the log takes at once goes in parts; the replies wait
+            // for the last part, so acknowledgement is still per batch.
+            let limit = writer.options().batch_bytes_max;
+            let mut part_start = 0;
+            let mut part_bytes = 0;
+            for i in 0..records.len() {
+                let framed =
+                    records[i].bytes.len() + ferrokeeper_storage::log::format::FRAME_HEADER_BYTES;
+                if part_bytes + framed > limit && i > part_start {
+                    append_or_die(&mut writer, &records[part_start..i]);
+                    part_start = i;
+                    part_bytes = 0;
+                }
+                part_bytes += framed;
+            }
+            append_or_die(&mut writer, &records[part_start..]);
+        }
+        if acks.send(batch.seq).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn append_or_die(writer: &mut LogWriter, records: &[Record<'_>]) {
+    if let Err(e) = writer.append(records) {
+        tracing::error!(error = %e, "transaction log write failed: stopping without acknowledging");
+        eprintln!("ferrokeeper: transaction log write failed: {e}; stopping (fail-stop)");
+        std::process::exit(3);
+    }
+}
