@@ -219,6 +219,34 @@ impl Server {
         server
     }
 
+    /// Kills ferrokeeper with SIGKILL (no shutdown of any kind) and starts it again on
+    /// the same port, config and data directory; returns once it answers `ruok`.
+    pub fn kill9_and_restart(&mut self) {
+        assert_eq!(
+            self.kind,
+            Kind::Ferrokeeper,
+            "only ferrokeeper restarts here"
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .expect("open server.log");
+        let log2 = log.try_clone().expect("clone log");
+        self.child = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
+            .arg(self.dir.join("zoo.cfg"))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .spawn()
+            .expect("respawn ferrokeeper");
+        self.wait_ready(Duration::from_secs(60));
+    }
+
     fn wait_ready(&mut self, limit: Duration) {
         let start = Instant::now();
         loop {
