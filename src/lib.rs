@@ -20,6 +20,7 @@ pub mod acl;
 pub mod admin;
 pub mod commit;
 pub mod config;
+pub mod import;
 pub mod path;
 pub mod server;
 pub mod shard;
