@@ -193,22 +193,17 @@ impl Server {
                 });
             }
         }
-        let child = match kind {
-            Kind::Ferrokeeper => command
-                .env(
-                    "RUST_LOG",
-                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-                )
-                .stdout(Stdio::from(log))
-                .stderr(Stdio::from(log2))
-                .spawn()
-                .expect("spawn ferrokeeper"),
-            Kind::JavaZk => command
-                .stdout(Stdio::from(log))
-                .stderr(Stdio::from(log2))
-                .spawn()
-                .expect("spawn java"),
-        };
+        if kind == Kind::Ferrokeeper {
+            command.env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            );
+        }
+        let child = command
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {kind:?}: {e}"));
         let mut server = Server {
             kind,
             port,
@@ -234,12 +229,12 @@ impl Server {
             .open(self.dir.join("server.log"))
             .expect("open server.log");
         let log2 = log.try_clone().expect("clone log");
-        self.child = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
-            .arg(self.dir.join("zoo.cfg"))
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"));
+        command.arg(self.dir.join("zoo.cfg")).env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        );
+        self.child = command
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
             .spawn()
