@@ -8,6 +8,7 @@
 #   2. cargo clippy -D warnings  lints, every crate and target
 #   3. cargo nextest (release)  all tests; `cargo test` when nextest is absent
 #   4. cargo test --doc         doc examples, which nextest does not run
+#   5. a short fuzz run         30 s of libFuzzer on the request decoder
 # It exits non-zero if anything fails.
 #
 # Tests build in release. Measured cold on 2 busy cores, building every test
@@ -76,6 +77,9 @@ else
     echo "cargo-nextest not found: running cargo test (doc tests included) instead"
     cargo test --workspace --release
 fi
+
+step "fuzz (short run of the request decoder)"
+bash net/fuzz/run-short.sh "${FK_FUZZ_SECONDS:-30}"
 
 echo
 echo "==> all passed in $((SECONDS - suite_start)) s"

@@ -345,3 +345,30 @@ fn null_data_round_trips_as_null() {
         );
     });
 }
+
+/// SASL without a SASL provider configured: a standalone ZooKeeper answers Ok with a
+/// null token (length −1) and keeps the connection; so does ferrokeeper (SASL itself is
+/// not built).
+#[test]
+fn sasl_without_a_provider_answers_a_null_token() {
+    both(|s| {
+        let (mut c, _) = handshake(s);
+        let req = ferrokeeper_net::records::GetSaslRequest {
+            token: b"token".to_vec().into(),
+        };
+        let (h, body) = request(&mut c, 3, 102, &req.to_bytes()).expect("sasl reply");
+        assert_eq!((h.xid, h.err), (3, 0), "{:?}", s.kind);
+        assert_eq!(
+            body,
+            (-1i32).to_be_bytes().to_vec(),
+            "{:?}: null token",
+            s.kind
+        );
+        let exists = ferrokeeper_net::records::ExistsRequest {
+            path: "/".into(),
+            watch: false,
+        };
+        let (h, _) = request(&mut c, 4, 3, &exists.to_bytes()).expect("still connected");
+        assert_eq!(h.err, 0);
+    });
+}

@@ -580,9 +580,15 @@ async fn dispatch(
             Ok(())
         }
         Request::Sasl(_) => {
-            // SASL is not offered yet: answer like a server without a SASL provider.
+            // No SASL provider is configured: like such a standalone ZooKeeper 3.8, answer
+            // Ok with a null token (SetSASLResponse with length -1); the client then
+            // carries on unauthenticated.
             let zxid = shard.root.borrow().last_zxid;
-            conn.push_output(|out| header_only(out, xid, zxid, ErrorCode::AuthFailed));
+            conn.push_output(|out| {
+                super::reply::ok_with(out, xid, zxid, |o| {
+                    ferrokeeper_net::jute::Encode::encode(&ferrokeeper_net::NullableBuffer(None), o)
+                })
+            });
             Ok(())
         }
         Request::Unknown(op) => {
