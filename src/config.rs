@@ -216,7 +216,8 @@ pub struct Config {
     pub reconfig_enabled: bool,
     /// The server id: `dataDir/myid` when present (read by [`Config::load`]), else 0.
     pub server_id: u64,
-    /// `ferrokeeper.shards`: thread-per-core shards (default: available cores).
+    /// `ferrokeeper.shards`: thread-per-core shards (default: what `ferrokeeper-tune`
+    /// recommends for the available cores, `ferrokeeper_tuning::recommend::shards_for_cpus`).
     /// Invariant: > 0.
     pub shards: usize,
     /// `ferrokeeper.commitQueueDepth`: capacity of each shard's queue to the commit stage.
@@ -265,7 +266,7 @@ impl Config {
             standalone_enabled: true,
             reconfig_enabled: false,
             server_id: 0,
-            shards: available_cores(),
+            shards: ferrokeeper_tuning::recommend::shards_for_cpus(available_cores()),
             commit_queue_depth: DEFAULT_COMMIT_QUEUE_DEPTH,
             commit_batch_max: DEFAULT_COMMIT_BATCH_MAX,
             raw: Vec::new(),
@@ -1275,7 +1276,10 @@ mod tests {
         assert!(c.standalone_enabled);
         assert!(!c.reconfig_enabled);
         assert_eq!(c.server_id, 0);
-        assert_eq!(c.shards, available_cores());
+        assert_eq!(
+            c.shards,
+            ferrokeeper_tuning::recommend::shards_for_cpus(available_cores())
+        );
         assert_eq!(c.commit_queue_depth, 4096);
         assert_eq!(c.commit_batch_max, 1024);
         assert_eq!(

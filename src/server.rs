@@ -205,7 +205,17 @@ pub fn run(config: Config) -> std::io::Result<()> {
 
     let tick = Duration::from_millis((u64::from(config.tick_time_ms) / 20).clamp(5, 100));
     let published = shared.published_zxid.clone();
-    let commit = LocalExecutorBuilder::new(Placement::Unbound)
+    // With a core left over by the shards (the tuner's default from 4 cores up), the
+    // commit stage, which every write passes through, gets it to itself.
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let commit_placement = if shards < cpus {
+        Placement::Fixed(shards)
+    } else {
+        Placement::Unbound
+    };
+    let commit = LocalExecutorBuilder::new(commit_placement)
         .name("commit")
         .spawn(move || {
             crate::commit::stage::run(
@@ -221,9 +231,6 @@ pub fn run(config: Config) -> std::io::Result<()> {
         })
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
 
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
     let mut handles = Vec::new();
     for (i, (tx, crx)) in shard_ends.into_iter().enumerate() {
         let shared = shared.clone();
