@@ -372,3 +372,26 @@ fn sasl_without_a_provider_answers_a_null_token() {
         assert_eq!(h.err, 0);
     });
 }
+
+/// reconfig on a standalone server with `reconfigEnabled` unset: ReconfigDisabled (−123),
+/// answered like any failed write, and the connection stays open.
+#[test]
+fn reconfig_is_disabled_on_a_standalone_server() {
+    both(|s| {
+        let (mut c, _) = handshake(s);
+        let req = ferrokeeper_net::records::ReconfigRequest {
+            joining_servers: "server.2=127.0.0.1:2888:3888".into(),
+            leaving_servers: String::new(),
+            new_members: String::new(),
+            cur_config_id: -1,
+        };
+        let (h, body) = request(&mut c, 5, 16, &req.to_bytes()).expect("reconfig reply");
+        assert_eq!((h.xid, h.err, body.len()), (5, -123, 0), "{:?}", s.kind);
+        let exists = ferrokeeper_net::records::ExistsRequest {
+            path: "/zookeeper/config".into(),
+            watch: false,
+        };
+        let (h, _) = request(&mut c, 6, 3, &exists.to_bytes()).expect("still connected");
+        assert_eq!(h.err, 0);
+    });
+}
