@@ -163,21 +163,48 @@ pub fn run(config: Config) -> std::io::Result<()> {
         container_max_per_minute: config.container_max_per_minute as usize,
         container_max_never_used_ms: config.container_max_never_used_interval_ms as i64,
     };
-    // Recover: open the log (cutting a torn tail) and replay it through `apply`.
+    // Recover: the newest valid snapshot, then the log records after it.
+    let started = Instant::now();
+    let snap_dir = crate::snapshot::snap_dir(&config.data_dir);
+    let snapshots = Arc::new(crate::snapshot::SnapshotPolicy::new(
+        snap_dir.clone(),
+        config.snap_count,
+        config.autopurge_snap_retain_count,
+    ));
+    let loaded = crate::snapshot::load_newest(&snap_dir, config.extended_types_enabled)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let snapshot_zxid = loaded.state.as_ref().map(|s| s.last_zxid);
+    let mut state = loaded.state.unwrap_or_else(|| {
+        crate::state::DataState::new(
+            crate::commit::core::open_acl_unsafe(),
+            config.extended_types_enabled,
+        )
+    });
+    let snapshot_elapsed = started.elapsed();
+    // If newer snapshots were rejected, replay from the older state must still reach
+    // the end: the log's check for a gap refuses to start otherwise, and says why.
+    let gap_context: String = loaded
+        .rejected
+        .iter()
+        .map(|r| format!("; snapshot rejected: {}", r.reason))
+        .collect();
     let log_dir = crate::commit::log::log_dir(&config.data_log_dir);
     let log_opts = log_options(&config)?;
-    let mut state = crate::state::DataState::new(
-        crate::commit::core::open_acl_unsafe(),
-        config.extended_types_enabled,
-    );
-    let started = Instant::now();
-    let (writer, replayed) = crate::commit::log::open_and_replay(&log_dir, log_opts, &mut state)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (writer, replayed) =
+        crate::commit::log::open_and_replay(&log_dir, log_opts, &mut state, &gap_context)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
     tracing::info!(
-        dir = %log_dir.display(), txns = replayed, zxid = format_args!("0x{:x}", state.last_zxid),
+        snapshot = ?loaded.from, snapshot_zxid = format_args!("0x{:x}", snapshot_zxid.unwrap_or(0)),
+        snapshot_elapsed = ?snapshot_elapsed, rejected_snapshots = loaded.rejected.len(),
+        log_dir = %log_dir.display(), txns = replayed, zxid = format_args!("0x{:x}", state.last_zxid),
         znodes = state.tree.len(), sessions = state.sessions.len(), elapsed = ?started.elapsed(),
-        "recovered from the transaction log"
+        "recovered: snapshot plus transaction log (restart time)"
     );
+    // Retention state as of now: lets the log executor purge what existing snapshots
+    // already cover, from the first write on.
+    if let Err(e) = snapshots.retain_and_mark() {
+        tracing::warn!(error = %e, "snapshot retention at startup failed");
+    }
     shared
         .published_zxid
         .store(state.last_zxid, std::sync::atomic::Ordering::Release);
@@ -187,7 +214,10 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let (log_acks, from_log) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
     let log = LocalExecutorBuilder::new(Placement::Unbound)
         .name("txlog")
-        .spawn(move || crate::commit::log::run(writer, log_batches, log_acks))
+        .spawn({
+            let purge_through = snapshots.purge_through.clone();
+            move || crate::commit::log::run(writer, log_batches, log_acks, purge_through)
+        })
         .map_err(|e| std::io::Error::other(format!("cannot start the log executor: {e}")))?;
     let depth = config.commit_queue_depth.max(16);
     let batch_max = config.commit_batch_max.max(1);
@@ -217,6 +247,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
                 tick,
                 batch_max,
                 published,
+                snapshots,
             )
         })
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
@@ -257,7 +288,11 @@ fn log_options(config: &Config) -> std::io::Result<ferrokeeper_storage::log::Log
         ..Default::default()
     };
     opts.batch_bytes_max = opts.batch_bytes_max.min((segment_bytes / 2) as usize);
-    opts.record_bytes_max = opts.record_bytes_max.min(opts.batch_bytes_max);
+    // A record must fit in a batch with its frame header.
+    opts.record_bytes_max = opts.record_bytes_max.min(
+        opts.batch_bytes_max
+            .saturating_sub(ferrokeeper_storage::log::format::FRAME_HEADER_BYTES),
+    );
     opts.validate().map_err(|e| {
         std::io::Error::other(format!(
             "preAllocSize={} (KB) does not fit the transaction log: {e}",

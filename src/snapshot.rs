@@ -465,7 +465,7 @@ pub struct SnapshotPolicy {
     pub in_flight: AtomicBool,
     /// Log records with zxid at or below this are covered by the oldest retained
     /// snapshot; the log executor purges segments through it. −1: nothing yet.
-    pub purge_through: AtomicI64,
+    pub purge_through: Arc<AtomicI64>,
 }
 
 impl SnapshotPolicy {
@@ -476,7 +476,7 @@ impl SnapshotPolicy {
             snap_count: u64::from(snap_count.max(2)),
             retain: (retain_count as usize).max(RETAIN_COUNT_MIN),
             in_flight: AtomicBool::new(false),
-            purge_through: AtomicI64::new(-1),
+            purge_through: Arc::new(AtomicI64::new(-1)),
         }
     }
 

@@ -48,6 +48,7 @@ pub async fn run(
     tick: Duration,
     batch_max: usize,
     published_zxid: Arc<std::sync::atomic::AtomicI64>,
+    snapshots: Arc<crate::snapshot::SnapshotPolicy>,
 ) {
     let core = Rc::new(RefCell::new(core));
     let (kick, kicked) = local_channel::new_bounded::<()>(1);
@@ -95,13 +96,28 @@ pub async fn run(
     {
         let pending = pending.clone();
         glommio::spawn_local(async move {
+            // Txns published since the last snapshot, and the count that triggers the
+            // next one (random in [snapCount/2 + 1, snapCount], as ZooKeeper).
+            let mut since_snapshot = 0u64;
+            let mut threshold = snapshots.next_threshold();
             while let Some(seq) = from_log.recv().await {
                 let Some(p) = pending.borrow_mut().pop_front() else {
                     panic!("log acknowledged batch {seq} that was never sent");
                 };
                 assert_eq!(p.seq, seq, "log acknowledged batches out of order");
+                since_snapshot += p.batch.txns.len() as u64;
+                // The published state is immutable and exactly the state after this
+                // batch: snapshotting it (an O(1) clone) never blocks commits.
+                let snapshot_of = (since_snapshot >= threshold).then(|| p.state.clone());
                 if !publish(&senders, p.state, p.batch, &published_zxid).await {
                     return;
+                }
+                if let Some(state) = snapshot_of {
+                    if !snapshots.start(state) {
+                        tracing::warn!("previous snapshot still being written; skipping this one");
+                    }
+                    since_snapshot = 0;
+                    threshold = snapshots.next_threshold();
                 }
             }
         })

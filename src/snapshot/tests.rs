@@ -24,6 +24,9 @@ fn digest_acl() -> Arc<[Acl]> {
     ])
 }
 
+/// Path, data, ACL, owner.
+type SampleNode = (&'static str, Option<&'static [u8]>, Arc<[Acl]>, i64);
+
 /// A small state with every kind of node: null and empty data, container, TTL,
 /// ephemerals of a live session, an ephemeral whose session is gone, shared and
 /// content-equal (but separately allocated) ACLs.
@@ -49,7 +52,7 @@ fn sample() -> DataState {
         },
     );
     let ttl_owner = EXTENDED_MASK | 60_000;
-    let nodes: Vec<(&str, Option<&[u8]>, Arc<[Acl]>, i64)> = vec![
+    let nodes: Vec<SampleNode> = vec![
         ("/a", None, open.clone(), 0),
         ("/a/empty", Some(b""), open.clone(), 0),
         ("/a/data", Some(&[0, 1, 2, 255]), digest_acl(), 0),
