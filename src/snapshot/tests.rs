@@ -268,3 +268,42 @@ fn tempfile_dir() -> PathBuf {
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
+
+/// The archived sizes FORMAT.md states (rkyv 0.8 defaults: little-endian, 32-bit
+/// relative pointers, aligned).
+#[test]
+fn archived_layout_matches_format_md() {
+    use std::mem::{align_of, size_of};
+    assert_eq!(
+        (
+            size_of::<ArchivedSnapshotData>(),
+            align_of::<ArchivedSnapshotData>()
+        ),
+        (40, 8)
+    );
+    assert_eq!(
+        (
+            size_of::<ArchivedNodeData>(),
+            align_of::<ArchivedNodeData>()
+        ),
+        (88, 8)
+    );
+    assert_eq!(
+        (
+            size_of::<ArchivedStatData>(),
+            align_of::<ArchivedStatData>()
+        ),
+        (64, 8)
+    );
+    assert_eq!(
+        (
+            size_of::<ArchivedSessionData>(),
+            align_of::<ArchivedSessionData>()
+        ),
+        (32, 8)
+    );
+    assert_eq!(
+        (size_of::<ArchivedAclData>(), align_of::<ArchivedAclData>()),
+        (20, 4)
+    );
+}
