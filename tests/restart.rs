@@ -328,3 +328,50 @@ async fn import_a_zookeeper_data_dir_then_serve_it() {
         assert_eq!(Some(seen), served.get(p), "{p}");
     }
 }
+
+/// Restart time at scale: `FK_RESTART_ZNODES` znodes (default 10 000) of 100 bytes made
+/// with pipelined creates, `snapCount=10000`, then SIGKILL and restart; prints the
+/// server's own "recovered" line (snapshot load time and total). Run with
+/// `cargo test --release --test restart restart_time -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement"]
+async fn restart_time_at_scale() {
+    use ferrokeeper_net::jute::Encode;
+    let n: usize = std::env::var("FK_RESTART_ZNODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let mut server = Server::start(Kind::Ferrokeeper, &[("snapCount", "10000")]);
+    let addr = server.address();
+    let mut c = Conn::connect(&addr).await;
+    c.create("/s", b"", raw::open_acl(), mode::PERSISTENT)
+        .await
+        .expect("root");
+    let started = Instant::now();
+    let window = 1000;
+    let mut i = 0;
+    while i < n {
+        let mut xids = Vec::with_capacity(window);
+        for k in i..(i + window).min(n) {
+            let body = ferrokeeper_net::records::CreateRequest {
+                path: format!("/s/n{k:07}"),
+                data: vec![7u8; 100].into(),
+                acl: raw::open_acl(),
+                flags: mode::PERSISTENT,
+            }
+            .to_bytes();
+            xids.push(c.start_call(raw::op::CREATE, &body).await);
+        }
+        for x in xids {
+            assert_eq!(c.wait_reply(x).await.err, 0);
+        }
+        i += window;
+    }
+    eprintln!("created {n} znodes in {:?}", started.elapsed());
+    settle_snapshots(&server);
+    let wall = Instant::now();
+    server.kill9_and_restart();
+    eprintln!("kill9_and_restart until ruok+srvr: {:?}", wall.elapsed());
+    eprintln!("{}", restart_line(&server));
+    eprintln!("snapshots: {:?}", files(&snap_dir(&server), "fk-snap."));
+}
