@@ -10,6 +10,8 @@
 //! - [`state`] and [`tree`]: the replicated state in persistent (structurally shared)
 //!   maps, so a published root is an immutable snapshot readers hold without locks.
 //! - [`watch`], [`acl`], [`path`]: ZooKeeper's watch, ACL and path rules, pure.
+//! - [`snapshot`]: the snapshot payload (an rkyv archive of the state), loading the
+//!   newest valid one at startup, and the policy that takes and trims them.
 //! - [`config`] (zoo.cfg) and [`admin`] (four-letter words).
 //!
 //! Must never: mutate state outside the commit stage, block a shard, or panic on
@@ -24,6 +26,7 @@ pub mod import;
 pub mod path;
 pub mod server;
 pub mod shard;
+pub mod snapshot;
 pub mod state;
 pub mod tree;
 pub mod watch;

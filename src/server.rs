@@ -89,10 +89,10 @@ pub struct ServerShared {
     pub super_digest: Option<String>,
     /// Per-shard counters.
     pub shard_stats: Vec<Arc<ShardStats>>,
-    /// zxid of the newest batch the commit stage has handed to the shards. Stored
-    /// before the completions are sent, so once any client has a reply for a write,
-    /// every shard can tell that its own root must first catch up to it.
-    pub published_zxid: Arc<std::sync::atomic::AtomicI64>,
+    /// Sequence number of the newest batch the commit stage has handed to the shards.
+    /// Stored before the completions are sent, so once any client has a reply from a
+    /// batch, every shard can tell that it must first take that batch's completion.
+    pub published_seq: Arc<std::sync::atomic::AtomicU64>,
     /// When the server started.
     pub started: Instant,
     /// The trace mask `gtmk` shows and `stmk` sets (kept for compatibility; ferrokeeper
@@ -146,7 +146,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         super_digest: config.super_digest.clone(),
         shard_stats: (0..shards).map(|_| Arc::new(ShardStats::new())).collect(),
         started: Instant::now(),
-        published_zxid: Arc::new(std::sync::atomic::AtomicI64::new(0)),
+        published_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),
         max_client_cnxns: config.max_client_cnxns,
         conns_per_ip: Default::default(),
@@ -163,31 +163,58 @@ pub fn run(config: Config) -> std::io::Result<()> {
         container_max_per_minute: config.container_max_per_minute as usize,
         container_max_never_used_ms: config.container_max_never_used_interval_ms as i64,
     };
-    // Recover: open the log (cutting a torn tail) and replay it through `apply`.
+    // Recover: the newest valid snapshot, then the log records after it.
+    let started = Instant::now();
+    let snap_dir = crate::snapshot::snap_dir(&config.data_dir);
+    let snapshots = Arc::new(crate::snapshot::SnapshotPolicy::new(
+        snap_dir.clone(),
+        config.snap_count,
+        config.autopurge_snap_retain_count,
+    ));
+    let loaded = crate::snapshot::load_newest(&snap_dir, config.extended_types_enabled)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let snapshot_zxid = loaded.state.as_ref().map(|s| s.last_zxid);
+    let mut state = loaded.state.unwrap_or_else(|| {
+        crate::state::DataState::new(
+            crate::commit::core::open_acl_unsafe(),
+            config.extended_types_enabled,
+        )
+    });
+    let snapshot_elapsed = started.elapsed();
+    // If newer snapshots were rejected, replay from the older state must still reach
+    // the end: the log's check for a gap refuses to start otherwise, and says why.
+    let gap_context: String = loaded
+        .rejected
+        .iter()
+        .map(|r| format!("; snapshot rejected: {}", r.reason))
+        .collect();
     let log_dir = crate::commit::log::log_dir(&config.data_log_dir);
     let log_opts = log_options(&config)?;
-    let mut state = crate::state::DataState::new(
-        crate::commit::core::open_acl_unsafe(),
-        config.extended_types_enabled,
-    );
-    let started = Instant::now();
-    let (writer, replayed) = crate::commit::log::open_and_replay(&log_dir, log_opts, &mut state)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (writer, replayed) =
+        crate::commit::log::open_and_replay(&log_dir, log_opts, &mut state, &gap_context)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
     tracing::info!(
-        dir = %log_dir.display(), txns = replayed, zxid = format_args!("0x{:x}", state.last_zxid),
+        snapshot = ?loaded.from, snapshot_zxid = format_args!("0x{:x}", snapshot_zxid.unwrap_or(0)),
+        snapshot_elapsed = ?snapshot_elapsed, rejected_snapshots = loaded.rejected.len(),
+        log_dir = %log_dir.display(), txns = replayed, zxid = format_args!("0x{:x}", state.last_zxid),
         znodes = state.tree.len(), sessions = state.sessions.len(), elapsed = ?started.elapsed(),
-        "recovered from the transaction log"
+        "recovered: snapshot plus transaction log (restart time)"
     );
-    shared
-        .published_zxid
-        .store(state.last_zxid, std::sync::atomic::Ordering::Release);
+    // Retention state as of now: lets the log executor purge what existing snapshots
+    // already cover, from the first write on.
+    if let Err(e) = snapshots.retain_and_mark() {
+        tracing::warn!(error = %e, "snapshot retention at startup failed");
+    }
     let core = CommitCore::with_state(core_cfg, state, crate::commit::stage::now_ms());
     let root = Arc::new(core.head().clone());
     let (to_log, log_batches) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
     let (log_acks, from_log) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
     let log = LocalExecutorBuilder::new(Placement::Unbound)
         .name("txlog")
-        .spawn(move || crate::commit::log::run(writer, log_batches, log_acks))
+        .spawn({
+            let purge_through = snapshots.purge_through.clone();
+            move || crate::commit::log::run(writer, log_batches, log_acks, purge_through)
+        })
         .map_err(|e| std::io::Error::other(format!("cannot start the log executor: {e}")))?;
     let depth = config.commit_queue_depth.max(16);
     let batch_max = config.commit_batch_max.max(1);
@@ -204,7 +231,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
     }
 
     let tick = Duration::from_millis((u64::from(config.tick_time_ms) / 20).clamp(5, 100));
-    let published = shared.published_zxid.clone();
+    let published = shared.published_seq.clone();
     // With a core left over by the shards (the tuner's default from 4 cores up), the
     // commit stage, which every write passes through, gets it to itself.
     let cpus = std::thread::available_parallelism()
@@ -227,6 +254,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
                 tick,
                 batch_max,
                 published,
+                snapshots,
             )
         })
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
@@ -264,7 +292,11 @@ fn log_options(config: &Config) -> std::io::Result<ferrokeeper_storage::log::Log
         ..Default::default()
     };
     opts.batch_bytes_max = opts.batch_bytes_max.min((segment_bytes / 2) as usize);
-    opts.record_bytes_max = opts.record_bytes_max.min(opts.batch_bytes_max);
+    // A record must fit in a batch with its frame header.
+    opts.record_bytes_max = opts.record_bytes_max.min(
+        opts.batch_bytes_max
+            .saturating_sub(ferrokeeper_storage::log::format::FRAME_HEADER_BYTES),
+    );
     opts.validate().map_err(|e| {
         std::io::Error::other(format!(
             "preAllocSize={} (KB) does not fit the transaction log: {e}",

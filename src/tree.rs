@@ -122,6 +122,14 @@ impl Tree {
         t
     }
 
+    /// A tree with no node at all, not even `/`: the start of a load, which puts every
+    /// node itself (a snapshot carries the system nodes with their own stats).
+    pub fn empty() -> Tree {
+        Tree {
+            nodes: HashMap::new(),
+        }
+    }
+
     /// The node at `path`. The empty path names the root, as in ZooKeeper's node map
     /// (so `getData("")` answers with `/`).
     pub fn get(&self, path: &str) -> Option<&Arc<Node>> {

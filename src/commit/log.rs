@@ -66,6 +66,21 @@ pub enum ReplayError {
         /// Why.
         source: codec::TxnDecodeError,
     },
+    /// The log does not continue the state it is replayed onto: txns between the state's
+    /// zxid (a snapshot's, or 0) and the log's first later record are missing.
+    #[error(
+        "transaction log {dir}: the state to replay onto is at zxid 0x{base:x} but the log's next record is 0x{next:x}; the txns between are missing{context}"
+    )]
+    Gap {
+        /// The log directory.
+        dir: PathBuf,
+        /// zxid of the state replay starts from.
+        base: i64,
+        /// zxid of the first log record after it.
+        next: i64,
+        /// What the caller knows about why (rejected snapshots, with file and offset).
+        context: String,
+    },
 }
 
 /// The log's directory under `dataLogDir`.
@@ -73,11 +88,18 @@ pub fn log_dir(data_log_dir: &Path) -> PathBuf {
     data_log_dir.join("ferrokeeper").join("log")
 }
 
-/// Opens the log (recovering a torn tail) and replays every txn in it onto `state`.
+/// Opens the log (recovering a torn tail) and replays onto `state` every txn with a
+/// zxid above `state.last_zxid` (0 for a fresh state, a snapshot's zxid otherwise).
+///
+/// zxids are consecutive (the commit core assigns `last_zxid + 1`), so the first record
+/// replayed must be `state.last_zxid + 1`: anything else means txns are missing (a
+/// purged log without the snapshot that covered it) and replay refuses with
+/// [`ReplayError::Gap`], adding `gap_context` to the message.
 pub fn open_and_replay(
     dir: &Path,
     opts: LogOptions,
     state: &mut DataState,
+    gap_context: &str,
 ) -> Result<(LogWriter, u64), ReplayError> {
     let log_err = |source| ReplayError::Log {
         dir: dir.to_path_buf(),
@@ -99,8 +121,17 @@ pub fn open_and_replay(
     }
     let mut replayed = 0u64;
     let mut sink = Vec::new();
-    for rec in txlog::read(dir, 0).map_err(log_err)? {
+    let base = state.last_zxid;
+    for rec in txlog::read(dir, base).map_err(log_err)? {
         let rec = rec.map_err(log_err)?;
+        if replayed == 0 && rec.zxid != base + 1 {
+            return Err(ReplayError::Gap {
+                dir: dir.to_path_buf(),
+                base,
+                next: rec.zxid,
+                context: gap_context.to_string(),
+            });
+        }
         let txn = codec::decode(&rec.bytes).map_err(|source| ReplayError::Txn {
             dir: dir.to_path_buf(),
             zxid: rec.zxid,
@@ -115,13 +146,20 @@ pub fn open_and_replay(
 
 /// The log executor: appends each batch (one write + one fdatasync), then acknowledges
 /// it. A failure stops the process (fail-stop).
+///
+/// Retention runs here too, because the writer is this executor's alone: after a batch
+/// is acknowledged, segments wholly covered by the oldest retained snapshot
+/// (`purge_through`, set by the snapshot thread) are removed. The purge therefore waits
+/// for the next write after a snapshot; an idle server keeps its old segments until then.
 pub async fn run(
     mut writer: LogWriter,
     batches: SharedReceiver<LogBatch>,
     acks: SharedSender<u64>,
+    purge_through: std::sync::Arc<std::sync::atomic::AtomicI64>,
 ) {
     let batches = batches.connect().await;
     let acks = acks.connect().await;
+    let mut purged_through = -1i64;
     while let Some(batch) = batches.recv().await {
         if !batch.records.is_empty() {
             let mut records: Vec<Record<'_>> = Vec::with_capacity(batch.records.len());
@@ -152,6 +190,24 @@ pub async fn run(
         }
         if acks.send(batch.seq).await.is_err() {
             return;
+        }
+        let target = purge_through.load(std::sync::atomic::Ordering::Acquire);
+        if target > purged_through {
+            let before = writer.segment_names().count();
+            if let Err(e) = writer.purge_through(target) {
+                tracing::error!(error = %e, "transaction log purge failed: stopping");
+                eprintln!("ferrokeeper: transaction log purge failed: {e}; stopping (fail-stop)");
+                std::process::exit(3);
+            }
+            let removed = before - writer.segment_names().count();
+            if removed > 0 {
+                tracing::info!(
+                    through = format_args!("0x{target:x}"),
+                    removed,
+                    "purged log segments covered by the oldest retained snapshot"
+                );
+            }
+            purged_through = target;
         }
     }
 }

@@ -47,7 +47,8 @@ pub async fn run(
     from_log: SharedReceiver<u64>,
     tick: Duration,
     batch_max: usize,
-    published_zxid: Arc<std::sync::atomic::AtomicI64>,
+    published_seq: Arc<std::sync::atomic::AtomicU64>,
+    snapshots: Arc<crate::snapshot::SnapshotPolicy>,
 ) {
     let core = Rc::new(RefCell::new(core));
     let (kick, kicked) = local_channel::new_bounded::<()>(1);
@@ -95,13 +96,28 @@ pub async fn run(
     {
         let pending = pending.clone();
         glommio::spawn_local(async move {
+            // Txns published since the last snapshot, and the count that triggers the
+            // next one (random in [snapCount/2 + 1, snapCount], as ZooKeeper).
+            let mut since_snapshot = 0u64;
+            let mut threshold = snapshots.next_threshold();
             while let Some(seq) = from_log.recv().await {
                 let Some(p) = pending.borrow_mut().pop_front() else {
                     panic!("log acknowledged batch {seq} that was never sent");
                 };
                 assert_eq!(p.seq, seq, "log acknowledged batches out of order");
-                if !publish(&senders, p.state, p.batch, &published_zxid).await {
+                since_snapshot += p.batch.txns.len() as u64;
+                // The published state is immutable and exactly the state after this
+                // batch: snapshotting it (an O(1) clone) never blocks commits.
+                let snapshot_of = (since_snapshot >= threshold).then(|| p.state.clone());
+                if !publish(&senders, p.seq, p.state, p.batch, &published_seq).await {
                     return;
+                }
+                if let Some(state) = snapshot_of {
+                    if !snapshots.start(state) {
+                        tracing::warn!("previous snapshot still being written; skipping this one");
+                    }
+                    since_snapshot = 0;
+                    threshold = snapshots.next_threshold();
                 }
             }
         })
@@ -135,12 +151,15 @@ pub async fn run(
 /// Hands a durable batch to every shard.
 async fn publish(
     senders: &[glommio::channels::shared_channel::ConnectedSender<Completion>],
+    seq: u64,
     state: Arc<crate::state::DataState>,
     batch: super::core::Batch,
-    published_zxid: &std::sync::atomic::AtomicI64,
+    published_seq: &std::sync::atomic::AtomicU64,
 ) -> bool {
-    // Published before any shard can release a reply from this batch.
-    published_zxid.store(state.last_zxid, std::sync::atomic::Ordering::Release);
+    // Published before any shard can release a reply from this batch. Every batch
+    // counts, not only those with txns: a reattach closes the old connection in a
+    // batch that commits nothing.
+    published_seq.store(seq, std::sync::atomic::Ordering::Release);
     let changes: Arc<[_]> = Arc::from(batch.changes);
     let mut per_shard: Vec<Vec<(u64, _)>> = (0..senders.len()).map(|_| Vec::new()).collect();
     for (conn, reply) in batch.replies {
@@ -148,6 +167,7 @@ async fn publish(
     }
     for (i, replies) in per_shard.into_iter().enumerate() {
         let c = Completion {
+            seq,
             state: state.clone(),
             changes: changes.clone(),
             replies,

@@ -33,6 +33,8 @@ use crate::watch::{AclOf, WatchTable};
 /// What the commit stage sends each shard after a durable batch.
 #[derive(Debug)]
 pub struct Completion {
+    /// The batch's position in commit order.
+    pub seq: u64,
     /// The state after the batch.
     pub state: Arc<DataState>,
     /// The batch's watch-relevant changes, shared by all shards.
@@ -60,6 +62,8 @@ pub struct Shard {
     /// Sessions heard from since the last touch report.
     pub touched: RefCell<HashSet<i64>>,
     next_conn: Cell<u64>,
+    /// Sequence number of the last completion taken (see [`Shard::catch_up`]).
+    applied_seq: Cell<u64>,
     /// This shard's counters.
     pub stats: Arc<ShardStats>,
 }
@@ -73,6 +77,7 @@ impl Shard {
     /// after the batch), the new root, then replies.
     fn complete(self: &Rc<Self>, c: Completion) {
         let before = self.root.replace(c.state.clone());
+        self.applied_seq.set(c.seq);
         if !c.changes.is_empty() {
             let mut fired = Vec::new();
             {
@@ -141,6 +146,7 @@ pub async fn run(
         to_commit,
         touched: RefCell::new(HashSet::new()),
         next_conn: Cell::new(1),
+        applied_seq: Cell::new(0),
         stats,
     });
 
@@ -218,10 +224,10 @@ impl Shard {
     pub async fn catch_up(&self) {
         let target = self
             .shared
-            .published_zxid
+            .published_seq
             .load(std::sync::atomic::Ordering::Acquire);
         let mut turns = 0u32;
-        while self.root.borrow().last_zxid < target {
+        while self.applied_seq.get() < target {
             turns += 1;
             if turns < 64 {
                 futures_lite::future::yield_now().await;

@@ -1,4 +1,4 @@
-//! # ferrokeeper-storage — the transaction log (snapshots and import come later)
+//! # ferrokeeper-storage — the transaction log and snapshot files
 //!
 //! ## What this crate owns
 //! - [`log`]: the transaction log. Segment files (`fk-log.<16 hex digits of the first
@@ -8,6 +8,10 @@
 //!   replayed with [`log::read`], trimmed with [`log::LogWriter::purge_through`].
 //!   The byte layout and the recovery rules are in `storage/FORMAT.md`;
 //!   [`log::format`] mirrors it with named offset constants.
+//! - [`snapshot`]: snapshot files (`fk-snap.<16 hex digits of the zxid>`): a checksummed
+//!   header framing an opaque payload (the server's serialized state), written to a temp
+//!   file, fsynced, renamed and the directory fsynced; listed, verified (errors name the
+//!   file and byte offset) and trimmed to the newest N ([`snapshot::retain`]).
 //! - [`backend`]: the storage seam. [`backend::Storage`] is the handful of file operations
 //!   the log uses; [`backend::disk::DiskStorage`] implements it on a real directory
 //!   (io_uring, falling back to `pwrite` + `fdatasync` with a warning where io_uring is
@@ -23,6 +27,9 @@
 //! LogWriter::{last_zxid, tail, segment_names, stats, stopped, io_mode}
 //! log::read(dir, after_zxid) -> impl Iterator<Item = Result<OwnedRecord>>   // replay
 //! log::read_with(storage, after_zxid)
+//! snapshot::write(dir, zxid, payload) -> path                      // durable on Ok
+//! snapshot::list(dir) -> Vec<SnapshotFile>   snapshot::read(&file) -> Snapshot (verified)
+//! snapshot::retain(dir, keep) -> kept       snapshot::remove_temp_files(dir)
 //! ```
 //!
 //! ## What it must never do
@@ -39,3 +46,4 @@
 
 pub mod backend;
 pub mod log;
+pub mod snapshot;

@@ -1,0 +1,309 @@
+use std::sync::Arc;
+
+use ferrokeeper_net::records::{Acl, Id};
+
+use super::*;
+use crate::state::{CONTAINER_OWNER, EXTENDED_MASK};
+
+fn digest_acl() -> Arc<[Acl]> {
+    Arc::from(vec![
+        Acl {
+            perms: 31,
+            id: Id {
+                scheme: "digest".into(),
+                id: "u:hash=".into(),
+            },
+        },
+        Acl {
+            perms: 1,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        },
+    ])
+}
+
+/// Path, data, ACL, owner.
+type SampleNode = (&'static str, Option<&'static [u8]>, Arc<[Acl]>, i64);
+
+/// A small state with every kind of node: null and empty data, container, TTL,
+/// ephemerals of a live session, an ephemeral whose session is gone, shared and
+/// content-equal (but separately allocated) ACLs.
+fn sample() -> DataState {
+    let open = crate::commit::core::open_acl_unsafe();
+    let mut s = DataState::new(open.clone(), true);
+    s.last_zxid = 0x1_0000_0042;
+    let sid = 0x0123_4567_89ab_cdef_i64;
+    s.sessions.insert(
+        sid,
+        Session {
+            timeout_ms: 30_000,
+            passwd: [7; 16],
+            ephemerals: Default::default(),
+        },
+    );
+    s.sessions.insert(
+        5,
+        Session {
+            timeout_ms: 4_000,
+            passwd: [1; 16],
+            ephemerals: Default::default(),
+        },
+    );
+    let ttl_owner = EXTENDED_MASK | 60_000;
+    let nodes: Vec<SampleNode> = vec![
+        ("/a", None, open.clone(), 0),
+        ("/a/empty", Some(b""), open.clone(), 0),
+        ("/a/data", Some(&[0, 1, 2, 255]), digest_acl(), 0),
+        ("/a/same-acl", Some(b"x"), digest_acl(), 0),
+        ("/c", Some(b"container"), open.clone(), CONTAINER_OWNER),
+        ("/c/e", None, open.clone(), sid),
+        ("/t", Some(b"ttl"), open.clone(), ttl_owner),
+        ("/orphan", Some(b"o"), open.clone(), 99),
+    ];
+    for (i, (path, data, acl, owner)) in nodes.into_iter().enumerate() {
+        let path: Arc<str> = Arc::from(path);
+        let i = i as i64;
+        s.tree.put(
+            path.clone(),
+            Node {
+                data: data.map(Arc::from),
+                acl,
+                stat: NodeStat {
+                    czxid: 0x1_0000_0000 + i,
+                    mzxid: 0x1_0000_0010 + i,
+                    ctime: 1_700_000_000_000 + i,
+                    mtime: 1_700_000_000_500 + i,
+                    version: i as i32,
+                    cversion: 2 * i as i32,
+                    aversion: 3 * i as i32,
+                    ephemeral_owner: owner,
+                    pzxid: 0x1_0000_0020 + i,
+                },
+                children: Default::default(),
+            },
+        );
+        let parent = crate::path::parent(&path);
+        let name: Arc<str> = Arc::from(crate::path::name(&path));
+        s.tree.update(parent, |p| {
+            p.children.insert(name);
+        });
+        match owner_kind(owner, true) {
+            OwnerKind::Container => {
+                s.containers.insert(path.clone());
+            }
+            OwnerKind::Ttl => {
+                s.ttls.insert(path.clone());
+            }
+            OwnerKind::Normal => {
+                if let Some(sess) = s.sessions.get_mut(&owner) {
+                    sess.ephemerals.insert(path.clone());
+                }
+            }
+            OwnerKind::Void => {}
+        }
+    }
+    s
+}
+
+/// Everything observable, in a comparable form.
+fn view(s: &DataState) -> Vec<String> {
+    let mut paths: Vec<_> = s.tree.paths().cloned().collect();
+    paths.sort();
+    let mut out: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            let n = s.tree.get(p).expect("listed");
+            format!(
+                "{p} {:?} {:?} {:?} {:?}",
+                n.data,
+                n.acl,
+                n.stat,
+                n.children.iter().collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    let mut sessions: Vec<_> = s
+        .sessions
+        .iter()
+        .map(|(id, x)| {
+            format!(
+                "session {id} {} {:?} {:?}",
+                x.timeout_ms, x.passwd, x.ephemerals
+            )
+        })
+        .collect();
+    sessions.sort();
+    out.extend(sessions);
+    out.push(format!("containers {:?}", s.containers));
+    out.push(format!("ttls {:?}", s.ttls));
+    out.push(format!("zxid {} ext {}", s.last_zxid, s.extended_types));
+    out
+}
+
+fn round_trip(s: &DataState) -> DataState {
+    let bytes = SnapshotData::from_state(s).to_bytes();
+    // The archive needs 16-byte alignment, as the file reader provides.
+    let mut aligned = rkyv::util::AlignedVec::<16>::new();
+    aligned.extend_from_slice(&bytes);
+    SnapshotData::from_bytes(Path::new("mem"), &aligned)
+        .expect("decodes")
+        .into_state(Path::new("mem"), s.extended_types)
+        .expect("consistent")
+}
+
+#[test]
+fn payload_round_trips_every_kind_of_node_and_session() {
+    let s = sample();
+    let back = round_trip(&s);
+    assert_eq!(view(&s), view(&back));
+    // Null stays null, empty stays empty.
+    assert!(back.tree.get("/a").expect("/a").data.is_none());
+    assert_eq!(
+        back.tree.get("/a/empty").expect("empty").data.as_deref(),
+        Some(&b""[..])
+    );
+    assert!(back.containers.contains("/c"));
+    assert!(back.ttls.contains("/t"));
+    let sess = back.sessions.get(&0x0123_4567_89ab_cdef).expect("session");
+    assert!(sess.ephemerals.contains("/c/e"));
+    assert_eq!(sess.passwd, [7; 16]);
+    // Equal ACLs are stored once and shared again after loading.
+    let data = SnapshotData::from_state(&s);
+    assert_eq!(data.acls.len(), 3, "open, digest+world, read-only config");
+    let a = &back.tree.get("/a/data").expect("n").acl;
+    let b = &back.tree.get("/a/same-acl").expect("n").acl;
+    assert!(Arc::ptr_eq(a, b));
+}
+
+#[test]
+fn fresh_state_round_trips() {
+    let s = DataState::new(crate::commit::core::open_acl_unsafe(), false);
+    assert_eq!(view(&s), view(&round_trip(&s)));
+}
+
+#[test]
+fn damaged_archive_is_refused_not_panicked() {
+    let bytes = SnapshotData::from_state(&sample()).to_bytes();
+    for cut in [0, 1, 8, bytes.len() / 2, bytes.len() - 1] {
+        let mut aligned = rkyv::util::AlignedVec::<16>::new();
+        aligned.extend_from_slice(&bytes[..cut]);
+        assert!(SnapshotData::from_bytes(Path::new("mem"), &aligned).is_err());
+    }
+}
+
+#[test]
+fn inconsistent_payload_is_refused() {
+    let mut d = SnapshotData::from_state(&sample());
+    d.nodes.swap(1, 2);
+    assert!(d.into_state(Path::new("mem"), true).is_err());
+    let mut d = SnapshotData::from_state(&sample());
+    d.nodes[1].acl = 99;
+    assert!(d.into_state(Path::new("mem"), true).is_err());
+    let mut d = SnapshotData::from_state(&sample());
+    d.nodes.retain(|n| n.path != "/a");
+    assert!(d.into_state(Path::new("mem"), true).is_err());
+}
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/storage/tests/fixtures/fk-snap.0000000100000042"
+);
+
+/// The file the sample state gives, byte for byte: a change to the payload layout, the
+/// header or rkyv's format shows up here. After a deliberate change (with a new format
+/// version and FORMAT.md updated), regenerate with `FK_BLESS=1`.
+#[test]
+fn fixture_file_is_stable_and_loads() {
+    let s = sample();
+    let dir = tempfile_dir();
+    let (path, _) = write_state(&dir, &s).expect("write");
+    let written = std::fs::read(&path).expect("read back");
+    if std::env::var_os("FK_BLESS").is_some() {
+        std::fs::write(FIXTURE, &written).expect("bless");
+    }
+    let fixture = std::fs::read(FIXTURE).expect("fixture present (FK_BLESS=1 writes it)");
+    assert_eq!(written, fixture, "snapshot bytes changed: {FIXTURE}");
+    // And the committed fixture loads into the same state.
+    let fixture_dir = tempfile_dir();
+    std::fs::copy(FIXTURE, fixture_dir.join("fk-snap.0000000100000042")).expect("copy");
+    let loaded = load_newest(&fixture_dir, true).expect("load");
+    assert!(loaded.rejected.is_empty());
+    assert_eq!(view(&s), view(&loaded.state.expect("state")));
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(fixture_dir);
+}
+
+#[test]
+fn newest_corrupt_snapshot_falls_back_to_an_older_one() {
+    let dir = tempfile_dir();
+    let mut s = sample();
+    write_state(&dir, &s).expect("old");
+    s.last_zxid += 10;
+    let (newest, _) = write_state(&dir, &s).expect("new");
+    let mut bytes = std::fs::read(&newest).expect("read");
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x40;
+    std::fs::write(&newest, bytes).expect("damage");
+    let loaded = load_newest(&dir, true).expect("load");
+    assert_eq!(loaded.rejected.len(), 1);
+    assert!(
+        loaded.rejected[0].reason.contains("byte offset 48"),
+        "{}",
+        loaded.rejected[0].reason
+    );
+    assert_eq!(loaded.state.expect("older").last_zxid, 0x1_0000_0042);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempfile_dir() -> PathBuf {
+    use std::sync::atomic::AtomicU64;
+    static N: AtomicU64 = AtomicU64::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "fk-snap-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// The archived sizes FORMAT.md states (rkyv 0.8 defaults: little-endian, 32-bit
+/// relative pointers, aligned).
+#[test]
+fn archived_layout_matches_format_md() {
+    use std::mem::{align_of, size_of};
+    assert_eq!(
+        (
+            size_of::<ArchivedSnapshotData>(),
+            align_of::<ArchivedSnapshotData>()
+        ),
+        (40, 8)
+    );
+    assert_eq!(
+        (
+            size_of::<ArchivedNodeData>(),
+            align_of::<ArchivedNodeData>()
+        ),
+        (88, 8)
+    );
+    assert_eq!(
+        (
+            size_of::<ArchivedStatData>(),
+            align_of::<ArchivedStatData>()
+        ),
+        (64, 8)
+    );
+    assert_eq!(
+        (
+            size_of::<ArchivedSessionData>(),
+            align_of::<ArchivedSessionData>()
+        ),
+        (32, 8)
+    );
+    assert_eq!(
+        (size_of::<ArchivedAclData>(), align_of::<ArchivedAclData>()),
+        (20, 4)
+    );
+}
