@@ -47,7 +47,7 @@ fn compare_smoke_runs_every_workload_on_both_servers_without_errors() {
         );
     }
     assert!(!result.sweep.is_empty(), "the outstanding sweep ran");
-    assert!(result.fixed_rate.is_some(), "the fixed-rate run ran");
+    assert_eq!(result.fixed_rate.len(), 2, "the fixed-rate runs ran");
 
     // The report renders from these results.
     let out = base.join("report");

@@ -61,6 +61,8 @@ pub struct Plan {
     /// The fixed-rate run of `mixed` goes at this fraction of the slower server's
     /// closed-loop `mixed` throughput.
     pub fixed_rate_fraction: f64,
+    /// The rate of the light-load `write` run, ops/s.
+    pub light_write_rate: f64,
     /// Both servers run `mixed` this long before anything is measured (JIT warm-up).
     pub global_warmup_ns: u64,
 }
@@ -98,6 +100,7 @@ impl Plan {
                 sweep_warmup_ns: 100 * MS,
                 sweep_measure_ns: 300 * MS,
                 fixed_rate_fraction: 0.5,
+                light_write_rate: 200.0,
                 global_warmup_ns: 0,
             },
             Profile::Quick => Plan {
@@ -125,6 +128,7 @@ impl Plan {
                 sweep_warmup_ns: 500 * MS,
                 sweep_measure_ns: 2 * S,
                 fixed_rate_fraction: 0.5,
+                light_write_rate: 2_000.0,
                 global_warmup_ns: 5 * S,
             },
             Profile::Full => Plan {
@@ -160,6 +164,7 @@ impl Plan {
                 sweep_warmup_ns: S,
                 sweep_measure_ns: 5 * S,
                 fixed_rate_fraction: 0.5,
+                light_write_rate: 2_000.0,
                 global_warmup_ns: 20 * S,
             },
         }
@@ -264,9 +269,13 @@ pub struct SweepPoint {
     pub stats: Pair<RunStats>,
 }
 
-/// The fixed-rate run.
+/// A fixed-rate run.
 #[derive(Debug, Clone)]
 pub struct FixedRate {
+    /// The workload.
+    pub workload: Workload,
+    /// How the rate was chosen, for the report.
+    pub how: String,
     /// The rate, ops/s.
     pub rate: f64,
     /// Per server.
@@ -297,8 +306,8 @@ pub struct CompareResult {
     pub workloads: Vec<WorkloadResult>,
     /// The sweep (empty when `read` was not selected).
     pub sweep: Vec<SweepPoint>,
-    /// The fixed-rate run, if any.
-    pub fixed_rate: Option<FixedRate>,
+    /// The fixed-rate runs (the first is `mixed` at a fraction of the throughput).
+    pub fixed_rate: Vec<FixedRate>,
     /// Memory around `load`, if run.
     pub memory: Option<Pair<Memory>>,
     /// RSS of each server after start, bytes.
@@ -593,23 +602,40 @@ fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> Compare
         }
     }
 
-    let mut fixed_rate = None;
+    let mut fixed_rate = Vec::new();
+    let mut fixed_rates = Vec::new();
     let base = workloads
         .iter()
         .find(|w| w.workload == Workload::Mixed)
         .or_else(|| workloads.iter().find(|w| w.workload == Workload::Read));
-    let rate = options.rate.or_else(|| {
-        base.map(|w| {
-            plan.fixed_rate_fraction
-                * w.sides
-                    .java
-                    .stats
-                    .ops_per_sec()
-                    .min(w.sides.fk.stats.ops_per_sec())
-        })
-    });
-    if let (Some(rate), Some(base)) = (rate.filter(|r| *r >= 1.0), base) {
-        let workload = base.workload;
+    if let Some(base) = base {
+        let (rate, how) = match options.rate {
+            Some(r) => (r, "given with --rate".to_string()),
+            None => (
+                plan.fixed_rate_fraction
+                    * base
+                        .sides
+                        .java
+                        .stats
+                        .ops_per_sec()
+                        .min(base.sides.fk.stats.ops_per_sec()),
+                format!(
+                    "{:.0} % of the slower server's closed-loop `{}` throughput",
+                    plan.fixed_rate_fraction * 100.0,
+                    base.workload.name()
+                ),
+            ),
+        };
+        fixed_rates.push((base.workload, rate, how));
+    }
+    if options.workloads.contains(&Workload::Write) {
+        fixed_rates.push((
+            Workload::Write,
+            plan.light_write_rate,
+            "a light load: CPU per op when requests do not queue".to_string(),
+        ));
+    }
+    for (workload, rate, how) in fixed_rates.iter().filter(|(_, r, _)| *r >= 1.0).cloned() {
         eprintln!(
             "  fixed rate: {} at {rate:.0} ops/s (latency from the intended send time)",
             workload.name()
@@ -626,7 +652,12 @@ fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> Compare
                 stats.get_mut(kind).merge_round(&s);
             }
         }
-        fixed_rate = Some(FixedRate { rate, stats });
+        fixed_rate.push(FixedRate {
+            workload,
+            rate,
+            how,
+            stats,
+        });
     }
 
     let mut memory = None;

@@ -169,7 +169,7 @@ pub fn write(result: &CompareResult, machine: &Machine, dir: &Path) -> io::Resul
         sweep: (!result.sweep.is_empty()).then(|| format!("{stem}-outstanding.svg")),
         latency: result
             .fixed_rate
-            .as_ref()
+            .first()
             .map(|_| format!("{stem}-latency.svg")),
     };
     std::fs::write(dir.join(&charts.throughput), throughput_chart(result))?;
@@ -177,8 +177,8 @@ pub fn write(result: &CompareResult, machine: &Machine, dir: &Path) -> io::Resul
     if let Some(f) = &charts.sweep {
         std::fs::write(dir.join(f), sweep_chart(result))?;
     }
-    if let (Some(f), Some(fr)) = (&charts.latency, &result.fixed_rate) {
-        std::fs::write(dir.join(f), latency_chart(fr.rate, &fr.stats))?;
+    if let (Some(f), Some(fr)) = (&charts.latency, result.fixed_rate.first()) {
+        std::fs::write(dir.join(f), latency_chart(fr.workload, fr.rate, &fr.stats))?;
     }
     let md = render(result, machine, &charts);
     let path = dir.join(format!("{stem}.md"));
@@ -281,7 +281,7 @@ const CHART_QUANTILES: [(f64, &str); 6] = [
     (1.0, "max"),
 ];
 
-fn latency_chart(rate: f64, stats: &Pair<RunStats>) -> String {
+fn latency_chart(workload: Workload, rate: f64, stats: &Pair<RunStats>) -> String {
     let side = |kind: ServerKind| Series {
         name: kind.name().into(),
         color: if kind == ServerKind::Java {
@@ -298,7 +298,10 @@ fn latency_chart(rate: f64, stats: &Pair<RunStats>) -> String {
             .collect(),
     };
     line_chart(&Chart {
-        title: format!("mixed at a fixed {rate:.0} ops/s: latency percentiles"),
+        title: format!(
+            "{} at a fixed {rate:.0} ops/s: latency percentiles",
+            workload.name()
+        ),
         y_label: "latency, µs (log)".into(),
         x_label: "percentile (latency from the intended send time)".into(),
         categories: CHART_QUANTILES.iter().map(|(_, l)| l.to_string()).collect(),
@@ -423,13 +426,14 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
         }
     }
 
-    if let Some(fr) = &result.fixed_rate {
+    for (i, fr) in result.fixed_rate.iter().enumerate() {
         let _ = writeln!(
             md,
-            "## Latency at a fixed rate (`mixed`, {:.0} ops/s)\n",
+            "## Latency at a fixed rate (`{}`, {:.0} ops/s)\n",
+            fr.workload.name(),
             fr.rate
         );
-        let _ = writeln!(md, "The rate is {:.0} % of the slower server's closed-loop `mixed` throughput. Latency is measured from each request's *intended* send time, so a stall is charged in full to every request it delayed (coordinated omission corrected).\n", plan.fixed_rate_fraction * 100.0);
+        let _ = writeln!(md, "The rate is {}. Latency is measured from each request's *intended* send time, so a stall is charged in full to every request it delayed (coordinated omission corrected).\n", fr.how);
         md.push_str("| server | achieved ops/s | p50 | p90 | p99 | p99.9 | p99.99 | max | CPU µs/op | client send lag p99 / max |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for kind in [ServerKind::Java, ServerKind::Ferrokeeper] {
             let s = fr.stats.get(kind);
@@ -458,8 +462,10 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
             );
         }
         md.push_str("\n\"Client send lag\" is how late the load generator sent each request after its intended time (window full, or the client thread not scheduled). A latency tail no longer than the send-lag tail was made by the client or the machine, not by the server.\n");
-        if let Some(c) = &charts.latency {
+        if let (0, Some(c)) = (i, &charts.latency) {
             let _ = writeln!(md, "\n![latency percentiles]({c})\n");
+        } else {
+            md.push('\n');
         }
     }
 
@@ -513,6 +519,15 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
                 "| Java live heap per znode (after full GC, `jcmd`) | {} | – |",
                 memory_per_znode(Some(b), Some(a), n)
             );
+            if let (Some(fb), Some(fa)) = (mem.fk.rss_before, mem.fk.rss_after) {
+                let fk = (fa as f64 - fb as f64) / n as f64;
+                let java = (a as f64 - b as f64) / n as f64;
+                let _ = writeln!(
+                    md,
+                    "| ferrokeeper RSS per znode / Java live heap per znode | {} | |",
+                    ratio(fk, java)
+                );
+            }
         }
         md.push_str("\n\"Settled\" is Java after a full GC (`jcmd <pid> GC.run`) and ferrokeeper after a 1 s pause. Java's RSS still depends on its heap sizing (`-Xmx`, G1's growth and shrinking) more than on live data; the live-heap row is the fairer measure of what ZooKeeper keeps per znode.\n");
     }
