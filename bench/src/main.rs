@@ -1,7 +1,330 @@
-//! ferrokeeper-bench: load generator and side-by-side runs against Apache ZooKeeper.
-//! Not yet built (issue: benchmark harness).
+//! `ferrokeeper-bench`: the load generator and the side-by-side comparison against
+//! Apache ZooKeeper. See the crate docs (`lib.rs`) for the design.
+//!
+//! ```text
+//! ferrokeeper-bench compare [--smoke|--quick] [--workloads read,write,...]
+//!                           [--ferrokeeper-bin target/release/ferrokeeper] [--out DIR]
+//! ferrokeeper-bench run --server 127.0.0.1:2181 --workload read [--preload] ...
+//! ```
 
-fn main() {
-    eprintln!("ferrokeeper-bench: not built yet; see the benchmark issue");
-    std::process::exit(2);
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use ferrokeeper_bench::compare::{compare, CompareOptions, Profile};
+use ferrokeeper_bench::engine::Pace;
+use ferrokeeper_bench::report::{self, fmt_latency, per_op_us, Machine};
+use ferrokeeper_bench::workload::{
+    preload, run_workload, Dataset, LoadShape, Target, Templates, Workload,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "ferrokeeper-bench",
+    about = "Load generator for ZooKeeper-protocol servers, and ferrokeeper vs Apache ZooKeeper side by side"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start Apache ZooKeeper and ferrokeeper, run the workloads against each, alternating,
+    /// and write a markdown report. Exits 1 if a workload errs (never on performance).
+    Compare(CompareArgs),
+    /// Run one workload against a server that is already running.
+    Run(RunArgs),
+}
+
+const WORKLOAD_HELP: &str = "comma-separated: read, write, mixed, create-delete, exists, children, multi, watch-fanout, sessions, load (default: all)";
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Tiny sizes, under a minute (CI).
+    #[arg(long, conflicts_with = "quick")]
+    smoke: bool,
+    /// A few minutes.
+    #[arg(long)]
+    quick: bool,
+    #[arg(long, help = WORKLOAD_HELP, value_delimiter = ',')]
+    workloads: Vec<String>,
+    /// The ferrokeeper server binary (default: target/release/ferrokeeper, built by
+    /// `cargo build --release`).
+    #[arg(long)]
+    ferrokeeper_bin: Option<PathBuf>,
+    /// Directory for the report and charts (default: bench/results; for --smoke a
+    /// temporary directory).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write no report files.
+    #[arg(long)]
+    no_report: bool,
+    /// Client worker threads.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Sessions of the pipelined workloads.
+    #[arg(long)]
+    sessions: Option<usize>,
+    /// Requests in flight per session.
+    #[arg(long)]
+    outstanding: Option<usize>,
+    /// Runs per workload per server.
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Rate of the fixed-rate run, ops/s (default: half the slower server's throughput).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// ferrokeeper.shards (default: the server's, one per core).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// The JVM's -Xmx.
+    #[arg(long, default_value = "1g")]
+    java_heap: String,
+    /// Where the servers' directories go (default: a fresh temp directory).
+    #[arg(long)]
+    base_dir: Option<PathBuf>,
+    /// Keep the servers' directories (zoo.cfg, data, server.log) afterwards.
+    #[arg(long)]
+    keep_dirs: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The server's client address.
+    #[arg(long, default_value = "127.0.0.1:2181")]
+    server: SocketAddr,
+    /// One workload name (see compare --help).
+    #[arg(long)]
+    workload: String,
+    /// Create the benchmark tree first.
+    #[arg(long)]
+    preload: bool,
+    /// Data nodes.
+    #[arg(long, default_value_t = 10_000)]
+    nodes: usize,
+    /// Bytes per data node.
+    #[arg(long, default_value_t = 128)]
+    data_bytes: usize,
+    /// Children of /bench/children.
+    #[arg(long, default_value_t = 1_000)]
+    children: usize,
+    /// Sessions.
+    #[arg(long, default_value_t = 32)]
+    sessions: usize,
+    /// Requests in flight per session.
+    #[arg(long, default_value_t = 8)]
+    outstanding: usize,
+    /// Client worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Fixed rate, ops/s (default: closed loop).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Warm-up, ms.
+    #[arg(long, default_value_t = 1_000)]
+    warmup_ms: u64,
+    /// Measured window, ms.
+    #[arg(long, default_value_t = 5_000)]
+    measure_ms: u64,
+    /// watch-fanout watchers.
+    #[arg(long, default_value_t = 200)]
+    watchers: usize,
+    /// Nodes `load` creates.
+    #[arg(long, default_value_t = 100_000)]
+    load_nodes: u64,
+    /// The server's pid, to report its CPU time per op.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+fn parse_workloads(names: &[String]) -> Result<Vec<Workload>, String> {
+    if names.is_empty() {
+        return Ok(Workload::ALL.to_vec());
+    }
+    let mut chosen = Vec::new();
+    for n in names {
+        let w = Workload::parse(n.trim()).ok_or_else(|| format!("unknown workload {n:?}"))?;
+        if !chosen.contains(&w) {
+            chosen.push(w);
+        }
+    }
+    // Always in the canonical order: load last, since it grows the tree.
+    Ok(Workload::ALL
+        .into_iter()
+        .filter(|w| chosen.contains(w))
+        .collect())
+}
+
+fn default_ferrokeeper_bin() -> PathBuf {
+    let mut candidates = Vec::new();
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.push(PathBuf::from(dir).join("release/ferrokeeper"));
+    }
+    candidates.push(PathBuf::from("target/release/ferrokeeper"));
+    candidates.push(PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/release/ferrokeeper"
+    )));
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| candidates[candidates.len() - 2].clone())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Compare(args) => run_compare(args),
+        Command::Run(args) => run_one(args),
+    }
+}
+
+fn run_compare(args: CompareArgs) -> ExitCode {
+    let profile = if args.smoke {
+        Profile::Smoke
+    } else if args.quick {
+        Profile::Quick
+    } else {
+        Profile::Full
+    };
+    let workloads = match parse_workloads(&args.workloads) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("ferrokeeper-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let out_dir = if args.no_report {
+        None
+    } else {
+        Some(args.out.clone().unwrap_or_else(|| match profile {
+            Profile::Smoke => std::env::temp_dir().join("ferrokeeper-bench-smoke"),
+            _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results")),
+        }))
+    };
+    let options = CompareOptions {
+        profile,
+        workloads,
+        ferrokeeper_bin: args.ferrokeeper_bin.unwrap_or_else(default_ferrokeeper_bin),
+        out_dir: out_dir.clone(),
+        threads: args.threads,
+        sessions: args.sessions,
+        outstanding: args.outstanding,
+        rounds: args.rounds,
+        rate: args.rate,
+        shards: args.shards,
+        java_heap: args.java_heap,
+        base_dir: args.base_dir,
+        keep_dirs: args.keep_dirs,
+        command_line: std::iter::once("ferrokeeper-bench".to_string())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let machine = Machine::detect();
+    let result = match compare(&options) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferrokeeper-bench compare: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = out_dir {
+        match report::write(&result, &machine, &dir) {
+            Ok(path) => eprintln!("report: {}", path.display()),
+            Err(e) => {
+                eprintln!(
+                    "ferrokeeper-bench: writing the report in {}: {e}",
+                    dir.display()
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if result.errors.is_empty() {
+        eprintln!("compare: no errors ({:.0} s)", result.elapsed_s);
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("compare: {} error(s):", result.errors.len());
+        for e in &result.errors {
+            eprintln!("  - {e}");
+        }
+        ExitCode::from(1)
+    }
+}
+
+fn run_one(args: RunArgs) -> ExitCode {
+    let Some(workload) = Workload::parse(&args.workload) else {
+        eprintln!("ferrokeeper-bench: unknown workload {:?}", args.workload);
+        return ExitCode::from(2);
+    };
+    let dataset = Dataset {
+        nodes: args.nodes,
+        data_bytes: args.data_bytes,
+        children: args.children,
+    };
+    if args.preload {
+        if let Err(e) = preload(args.server, &dataset, args.threads, 30_000) {
+            eprintln!("ferrokeeper-bench: preload: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let templates = Templates::new(&dataset);
+    let shape = LoadShape {
+        sessions: args.sessions,
+        outstanding: args.outstanding,
+        threads: args.threads,
+        pace: args
+            .rate
+            .map_or(Pace::Closed, |r| Pace::Rate { ops_per_sec: r }),
+        warmup_ns: args.warmup_ms * 1_000_000,
+        measure_ns: args.measure_ms * 1_000_000,
+        session_timeout_ms: 30_000,
+        drain_ns: 10_000_000_000,
+        fanout_watchers: args.watchers,
+        session_concurrency: 8,
+        load_nodes: args.load_nodes,
+    };
+    let tag = format!("run-{}", std::process::id());
+    let target = Target {
+        addr: args.server,
+        pid: args.pid,
+        templates: &templates,
+        tag: &tag,
+    };
+    match run_workload(workload, &target, &shape) {
+        Ok(s) => {
+            let h = &s.latency;
+            println!(
+                "{}: {:.0} ops/s ({} ops), p50 {} p99 {} p99.9 {} max {}, client CPU {:.1} µs/op{}{}",
+                workload.name(),
+                s.ops_per_sec(),
+                s.ops,
+                fmt_latency(h.value_at_quantile(0.5)),
+                fmt_latency(h.value_at_quantile(0.99)),
+                fmt_latency(h.value_at_quantile(0.999)),
+                fmt_latency(h.max()),
+                per_op_us(s.client_cpu_ns, s.ops),
+                s.server_cpu_ns
+                    .map(|c| format!(", server CPU {:.1} µs/op", per_op_us(c, s.ops)))
+                    .unwrap_or_default(),
+                s.first_error
+                    .as_ref()
+                    .map(|e| format!(", {} errors, first: {e}", s.errors))
+                    .unwrap_or_default()
+            );
+            if s.errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("ferrokeeper-bench: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

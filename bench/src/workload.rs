@@ -1,0 +1,501 @@
+//! The named workloads, the data they run on, and the preload that creates it.
+//!
+//! Every workload runs on the same tree, created by [`preload`] identically on each
+//! server:
+//!
+//! ```text
+//! /bench/data/n0 .. n{nodes-1}        `data_bytes` each: read, write, mixed, exists, multi
+//! /bench/children/n0 .. n{children-1} empty: children (getChildren of the parent)
+//! /bench/watch                        watch-fanout
+//! /bench/cd                           create-delete makes and removes its nodes below
+//! /bench/load-{tag}                   load creates its nodes below
+//! ```
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrokeeper_net::frame::check_frame;
+use ferrokeeper_net::jute::{Buffer, NullableBuffer};
+use ferrokeeper_net::records::{GetChildrenRequest, ReplyHeader};
+use ferrokeeper_net::request::Request;
+use ferrokeeper_net::ErrorCode;
+
+use crate::engine::{error_name, run_pipeline, Pace, PipelineSpec, RunError, Span};
+use crate::fanout::{run_fanout, FanoutSpec};
+use crate::ops::{
+    multi_templates, open_acl, per_node_templates, CountedCreate, CreateDelete, Mix, MixClass,
+    OpKind, OpSource, Template,
+};
+use crate::sessions::{run_sessions, SessionsSpec};
+use crate::stats::RunStats;
+
+/// The benchmark's root node.
+pub const ROOT: &str = "/bench";
+/// Parent of the data nodes.
+pub const DATA_PARENT: &str = "/bench/data";
+/// Parent whose children `children` lists.
+pub const CHILDREN_PARENT: &str = "/bench/children";
+/// The node `watch-fanout` watches.
+pub const WATCH_NODE: &str = "/bench/watch";
+/// Parent of `create-delete`'s nodes.
+pub const CREATE_DELETE_PARENT: &str = "/bench/cd";
+
+/// The workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Workload {
+    /// getData of a random data node.
+    Read,
+    /// setData of a random data node.
+    Write,
+    /// 90 % read, 10 % write.
+    Mixed,
+    /// Each session creates a node and deletes it, over and over.
+    CreateDelete,
+    /// exists of a random data node.
+    Exists,
+    /// getChildren of a parent with `children` children.
+    Children,
+    /// multi of 5 setData on random data nodes.
+    Multi,
+    /// Many sessions watch one node; time from setData to the last notification.
+    WatchFanout,
+    /// Session open + close rate.
+    Sessions,
+    /// Create `load_nodes` nodes as fast as possible; memory after.
+    Load,
+}
+
+impl Workload {
+    /// Every workload, in the order `compare` runs them (`load` last: it grows the tree).
+    pub const ALL: [Workload; 10] = [
+        Workload::Read,
+        Workload::Write,
+        Workload::Mixed,
+        Workload::CreateDelete,
+        Workload::Exists,
+        Workload::Children,
+        Workload::Multi,
+        Workload::WatchFanout,
+        Workload::Sessions,
+        Workload::Load,
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Read => "read",
+            Workload::Write => "write",
+            Workload::Mixed => "mixed",
+            Workload::CreateDelete => "create-delete",
+            Workload::Exists => "exists",
+            Workload::Children => "children",
+            Workload::Multi => "multi",
+            Workload::WatchFanout => "watch-fanout",
+            Workload::Sessions => "sessions",
+            Workload::Load => "load",
+        }
+    }
+
+    /// The workload of a command-line name.
+    pub fn parse(name: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// What one "op" of this workload is, for the report.
+    pub fn op_unit(self) -> &'static str {
+        match self {
+            Workload::WatchFanout => "notification",
+            Workload::Sessions => "session open+close",
+            Workload::Multi => "multi (5 setData)",
+            Workload::Load => "create",
+            _ => "request",
+        }
+    }
+
+    /// Whether the workload writes (useful to read its numbers against fsync caveats).
+    pub fn writes(self) -> bool {
+        !matches!(self, Workload::Read | Workload::Exists | Workload::Children)
+    }
+}
+
+/// The data every workload runs on.
+#[derive(Debug, Clone, Copy)]
+pub struct Dataset {
+    /// Data nodes.
+    pub nodes: usize,
+    /// Bytes of data per node (and per setData).
+    pub data_bytes: usize,
+    /// Children of [`CHILDREN_PARENT`].
+    pub children: usize,
+}
+
+/// How a workload is driven.
+#[derive(Debug, Clone)]
+pub struct LoadShape {
+    /// Sessions of the pipelined workloads.
+    pub sessions: usize,
+    /// Requests in flight per session.
+    pub outstanding: usize,
+    /// Client worker threads.
+    pub threads: usize,
+    /// Closed loop or fixed rate.
+    pub pace: Pace,
+    /// Warm-up, ns.
+    pub warmup_ns: u64,
+    /// Measured window, ns.
+    pub measure_ns: u64,
+    /// Session timeout asked for, ms.
+    pub session_timeout_ms: i32,
+    /// Time allowed for requests in flight to drain after the window, ns.
+    pub drain_ns: u64,
+    /// Watchers of `watch-fanout`.
+    pub fanout_watchers: usize,
+    /// Session lives in progress at once in `sessions`.
+    pub session_concurrency: usize,
+    /// Nodes `load` creates.
+    pub load_nodes: u64,
+}
+
+/// The pre-encoded requests of a dataset, shared by every run against every server.
+pub struct Templates {
+    reads: Arc<Vec<Template>>,
+    writes: Arc<Vec<Template>>,
+    exists: Arc<Vec<Template>>,
+    children: Arc<Vec<Template>>,
+    multis: Arc<Vec<Template>>,
+    data: Vec<u8>,
+}
+
+/// Operations in each `multi` request.
+pub const MULTI_OPS: usize = 5;
+
+/// Distinct pre-encoded multi requests (picked at random per send).
+const MULTI_TEMPLATES: usize = 4096;
+
+impl Templates {
+    /// Encodes every request the workloads of `dataset` send.
+    pub fn new(dataset: &Dataset) -> Templates {
+        let paths = data_paths(dataset.nodes);
+        let data = payload(dataset.data_bytes);
+        Templates {
+            reads: Arc::new(per_node_templates(&paths, OpKind::GetData, &data)),
+            writes: Arc::new(per_node_templates(&paths, OpKind::SetData, &data)),
+            exists: Arc::new(per_node_templates(&paths, OpKind::Exists, &data)),
+            children: Arc::new(per_node_templates(
+                &[CHILDREN_PARENT.to_string()],
+                OpKind::GetChildren,
+                &data,
+            )),
+            multis: Arc::new(multi_templates(
+                &paths,
+                &data,
+                MULTI_OPS,
+                MULTI_TEMPLATES.min(dataset.nodes.max(1) * 4),
+                7,
+            )),
+            data,
+        }
+    }
+
+    fn mix(&self, workload: Workload) -> Arc<Vec<MixClass>> {
+        let class = |per_mille, kind, templates: &Arc<Vec<Template>>| MixClass {
+            per_mille,
+            kind,
+            templates: Arc::clone(templates),
+        };
+        Arc::new(match workload {
+            Workload::Read => vec![class(1000, OpKind::GetData, &self.reads)],
+            Workload::Write => vec![class(1000, OpKind::SetData, &self.writes)],
+            Workload::Mixed => vec![
+                class(900, OpKind::GetData, &self.reads),
+                class(100, OpKind::SetData, &self.writes),
+            ],
+            Workload::Exists => vec![class(1000, OpKind::Exists, &self.exists)],
+            Workload::Children => vec![class(1000, OpKind::GetChildren, &self.children)],
+            Workload::Multi => vec![class(1000, OpKind::Multi, &self.multis)],
+            other => panic!("{} is not a request mix", other.name()),
+        })
+    }
+}
+
+/// The data node paths.
+pub fn data_paths(nodes: usize) -> Vec<String> {
+    (0..nodes).map(|i| format!("{DATA_PARENT}/n{i}")).collect()
+}
+
+/// `bytes` bytes of printable data.
+pub fn payload(bytes: usize) -> Vec<u8> {
+    (0..bytes).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// Where and how to run, besides the workload.
+pub struct Target<'a> {
+    /// The server's client address.
+    pub addr: SocketAddr,
+    /// The server's pid, for CPU readings.
+    pub pid: Option<u32>,
+    /// The dataset's requests.
+    pub templates: &'a Templates,
+    /// A tag unique to this run (node names of create-delete and load).
+    pub tag: &'a str,
+}
+
+/// Runs one workload once.
+pub fn run_workload(
+    workload: Workload,
+    target: &Target<'_>,
+    shape: &LoadShape,
+) -> Result<RunStats, RunError> {
+    let pipeline = |span| PipelineSpec {
+        addr: target.addr,
+        sessions: shape.sessions,
+        outstanding: shape.outstanding,
+        threads: shape.threads,
+        pace: shape.pace,
+        span,
+        session_timeout_ms: shape.session_timeout_ms,
+        drain_ns: shape.drain_ns,
+        server_pid: target.pid,
+    };
+    let timed = Span::Timed {
+        warmup_ns: shape.warmup_ns,
+        measure_ns: shape.measure_ns,
+    };
+    match workload {
+        Workload::Read
+        | Workload::Write
+        | Workload::Mixed
+        | Workload::Exists
+        | Workload::Children
+        | Workload::Multi => {
+            let mix = target.templates.mix(workload);
+            run_pipeline(&pipeline(timed), &|w| {
+                Box::new(Mix::new(Arc::clone(&mix), 1 + w as u64)) as Box<dyn OpSource>
+            })
+        }
+        Workload::CreateDelete => {
+            let prefix = format!("{CREATE_DELETE_PARENT}/{}", target.tag);
+            let data = target.templates.data.clone();
+            run_pipeline(&pipeline(timed), &|_| {
+                Box::new(CreateDelete::new(prefix.clone(), &data)) as Box<dyn OpSource>
+            })
+        }
+        Workload::Load => {
+            let parent = format!("{ROOT}/load-{}", target.tag);
+            create_parents(target.addr, &[&parent])?;
+            let prefix: Arc<str> = parent.into();
+            let next = Arc::new(AtomicU64::new(0));
+            let data = target.templates.data.clone();
+            run_pipeline(&pipeline(Span::Count), &|_| {
+                Box::new(CountedCreate::new(
+                    Arc::clone(&prefix),
+                    Arc::clone(&next),
+                    shape.load_nodes,
+                    &data,
+                )) as Box<dyn OpSource>
+            })
+        }
+        Workload::WatchFanout => run_fanout(&FanoutSpec {
+            addr: target.addr,
+            watchers: shape.fanout_watchers,
+            path: WATCH_NODE.to_string(),
+            data: target.templates.data.clone(),
+            warmup_ns: shape.warmup_ns,
+            measure_ns: shape.measure_ns,
+            session_timeout_ms: shape.session_timeout_ms,
+            step_ns_max: shape.drain_ns,
+            server_pid: target.pid,
+        }),
+        Workload::Sessions => run_sessions(&SessionsSpec {
+            addr: target.addr,
+            concurrency: shape.session_concurrency,
+            warmup_ns: shape.warmup_ns,
+            measure_ns: shape.measure_ns,
+            session_timeout_ms: shape.session_timeout_ms,
+            life_ns_max: shape.drain_ns,
+            server_pid: target.pid,
+        }),
+    }
+}
+
+/// Creates the tree every workload needs. Returns how long the data took to create.
+pub fn preload(
+    addr: SocketAddr,
+    dataset: &Dataset,
+    threads: usize,
+    session_timeout_ms: i32,
+) -> Result<RunStats, RunError> {
+    create_parents(
+        addr,
+        &[
+            ROOT,
+            DATA_PARENT,
+            CHILDREN_PARENT,
+            WATCH_NODE,
+            CREATE_DELETE_PARENT,
+        ],
+    )?;
+    let data = payload(dataset.data_bytes);
+    let mut total = RunStats::empty();
+    for (parent, count, bytes) in [
+        (DATA_PARENT, dataset.nodes, &data[..]),
+        (CHILDREN_PARENT, dataset.children, &[][..]),
+    ] {
+        let prefix: Arc<str> = parent.into();
+        let next = Arc::new(AtomicU64::new(0));
+        let spec = PipelineSpec {
+            addr,
+            sessions: 8,
+            outstanding: 32,
+            threads,
+            pace: Pace::Closed,
+            span: Span::Count,
+            session_timeout_ms,
+            drain_ns: 30_000_000_000,
+            server_pid: None,
+        };
+        let stats = run_pipeline(&spec, &|_| {
+            Box::new(CountedCreate::new(
+                Arc::clone(&prefix),
+                Arc::clone(&next),
+                count as u64,
+                bytes,
+            )) as Box<dyn OpSource>
+        })?;
+        total.merge_round(&stats);
+    }
+    // Check what was made, as a reader would see it.
+    let children = SetupClient::connect(addr, session_timeout_ms)
+        .and_then(|mut c| {
+            let (h, body) = c.call(&Request::GetChildren(GetChildrenRequest {
+                path: CHILDREN_PARENT.into(),
+                watch: false,
+            }))?;
+            c.close();
+            if h.err != 0 {
+                return Err(io::Error::other(error_name(h.err)));
+            }
+            Ok(i32::from_be_bytes([body[0], body[1], body[2], body[3]]))
+        })
+        .map_err(|e| RunError::Worker(format!("checking the preload: {e}")))?;
+    if children as usize != dataset.children {
+        return Err(RunError::Worker(format!(
+            "preload made {children} children of {CHILDREN_PARENT}, expected {}",
+            dataset.children
+        )));
+    }
+    Ok(total)
+}
+
+/// Creates each of `paths` (in order, parents first), accepting ones that exist.
+pub fn create_parents(addr: SocketAddr, paths: &[&str]) -> Result<(), RunError> {
+    let setup = |e: io::Error| RunError::Worker(format!("setup: {e}"));
+    let mut c = SetupClient::connect(addr, 30_000).map_err(setup)?;
+    for path in paths {
+        let (h, _) = c
+            .call(&Request::Create(ferrokeeper_net::request::CreateOp {
+                opcode: Some(ferrokeeper_net::OpCode::Create),
+                path: path.to_string(),
+                data: NullableBuffer(Some(Vec::new())),
+                acl: open_acl(),
+                flags: 0,
+                ttl: -1,
+            }))
+            .map_err(setup)?;
+        if h.err != 0 && h.err != ErrorCode::NodeExists.code() {
+            return Err(RunError::Worker(format!(
+                "create {path}: {}",
+                error_name(h.err)
+            )));
+        }
+    }
+    c.close();
+    Ok(())
+}
+
+/// A blocking one-request-at-a-time session for setup and checks.
+pub struct SetupClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    xid: i32,
+}
+
+impl SetupClient {
+    /// Connects and completes the handshake.
+    pub fn connect(addr: SocketAddr, timeout_ms: i32) -> io::Result<SetupClient> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        let mut out = Vec::new();
+        let connect = ferrokeeper_net::request::Connect {
+            request: ferrokeeper_net::records::ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                time_out: timeout_ms,
+                session_id: 0,
+                passwd: Buffer(vec![0; 16]),
+            },
+            read_only: false,
+            has_read_only: true,
+        };
+        ferrokeeper_net::client::encode_connect(&connect, &mut out);
+        stream.write_all(&out)?;
+        let mut c = SetupClient {
+            stream,
+            buf: Vec::new(),
+            xid: 0,
+        };
+        let payload = c.read_frame()?;
+        let reply = ferrokeeper_net::response::ConnectReply::decode(&payload)
+            .map_err(|e| io::Error::other(format!("handshake: {e}")))?;
+        if reply.response.session_id == 0 {
+            return Err(io::Error::other("session refused"));
+        }
+        Ok(c)
+    }
+
+    fn read_frame(&mut self) -> io::Result<Vec<u8>> {
+        loop {
+            if let Some(len) =
+                check_frame(&self.buf, crate::conn::REPLY_BYTES_MAX).map_err(io::Error::other)?
+            {
+                let payload = self.buf[4..4 + len].to_vec();
+                self.buf.drain(..4 + len);
+                return Ok(payload);
+            }
+            let mut chunk = [0u8; 65536];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "server closed the connection",
+                ));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Sends `request` and returns the reply's header and body (notifications skipped).
+    pub fn call(&mut self, request: &Request) -> io::Result<(ReplyHeader, Vec<u8>)> {
+        self.xid += 1;
+        let mut out = Vec::new();
+        request.encode_frame(self.xid, &mut out);
+        self.stream.write_all(&out)?;
+        loop {
+            let payload = self.read_frame()?;
+            let reply = ferrokeeper_net::response::Reply::decode(&payload)
+                .map_err(|e| io::Error::other(format!("reply: {e}")))?;
+            if reply.header.xid == self.xid {
+                return Ok((reply.header, reply.body.to_vec()));
+            }
+        }
+    }
+
+    /// Closes the session (best effort).
+    pub fn close(mut self) {
+        let _ = self.call(&Request::CloseSession);
+    }
+}
