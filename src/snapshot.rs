@@ -527,6 +527,12 @@ impl SnapshotPolicy {
                     // the next trigger tries again.
                     Err(e) => tracing::error!(error = %e, "snapshot failed"),
                 }
+                drop(state);
+                // The payload was built in memory on this thread; hand its pages back to
+                // the OS now rather than keeping them for a heap that is about to die
+                // (measured: without this, RSS per znode doubled after one snapshot).
+                // SAFETY: mi_collect only frees this thread's unused pages.
+                unsafe { libmimalloc_sys::mi_collect(true) };
                 policy.in_flight.store(false, Ordering::Release);
             });
         if let Err(e) = spawned {
