@@ -422,11 +422,12 @@ impl CommitCore {
         let (zxid, mut outcome) = self.commit(session_id, xid, op, now_ms);
         if let (Request::Multi(ops), Outcome::Multi(results)) = (&request, &mut outcome) {
             // A plain create's result carries only the path; which ops are plain is
-            // decided after MultiOperationRecord rebuilt them (see multi_create_op).
+            // decided after MultiOperationRecord rebuilt them (see multi_create_kind).
             for (op, r) in ops.iter().zip(results.iter_mut()) {
                 let plain = match op {
                     ferrokeeper_net::request::MultiOp::Create(c) => {
-                        super::prep::multi_create_op(c).is_some_and(|c| c.op() == OpCode::Create)
+                        super::prep::multi_create_kind(c)
+                            .is_some_and(|(op, _)| op == OpCode::Create)
                     }
                     _ => false,
                 };

@@ -35,7 +35,9 @@ type Prepped = Result<TxnOp, ErrorCode>;
 /// Decides the txn for a write request. Failures become `TxnOp::Error`.
 pub fn prep(state: &DataState, request: &Request, ctx: &PrepCtx<'_>) -> TxnOp {
     let result = match request {
-        Request::Create(c) => check_session(state, ctx).and_then(|_| prep_create(state, c, ctx)),
+        Request::Create(c) => {
+            check_session(state, ctx).and_then(|_| prep_create(state, c, c.op(), c.ttl, ctx))
+        }
         Request::Delete(d) => {
             check_session(state, ctx).and_then(|_| prep_delete(state, &d.path, d.version, ctx))
         }
@@ -85,17 +87,25 @@ fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, ErrorCode> 
     Ok(if next == -1 { 0 } else { next })
 }
 
-fn prep_create(state: &DataState, c: &CreateOp, ctx: &PrepCtx<'_>) -> Prepped {
+/// `op` and `ttl` are the request's own, or inside a multi what `multi_create_kind`
+/// rebuilt them to.
+fn prep_create(
+    state: &DataState,
+    c: &CreateOp,
+    op: OpCode,
+    ttl: i64,
+    ctx: &PrepCtx<'_>,
+) -> Prepped {
     let mode = CreateMode::from_i32(c.flags).ok_or(ErrorCode::BadArguments)?;
     // validateCreateRequest: TTL needs extended types, then the TTL must fit the mode.
     if mode.is_ttl() && !ctx.extended_types {
         return Err(ErrorCode::Unimplemented);
     }
     if mode.is_ttl() {
-        if c.ttl <= 0 || c.ttl > TTL_MAX_MS {
+        if ttl <= 0 || ttl > TTL_MAX_MS {
             return Err(ErrorCode::BadArguments);
         }
-    } else if c.ttl >= 0 {
+    } else if ttl >= 0 {
         return Err(ErrorCode::BadArguments);
     }
     // validatePathForCreate: only '/' presence and NUL here; the full check comes later.
@@ -126,14 +136,14 @@ fn prep_create(state: &DataState, c: &CreateOp, ctx: &PrepCtx<'_>) -> Prepped {
     if owner_kind(parent.stat.ephemeral_owner, ctx.extended_types) == OwnerKind::Normal {
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
-    let ephemeral_owner = match c.op() {
+    let ephemeral_owner = match op {
         OpCode::CreateContainer => CONTAINER_OWNER,
         OpCode::CreateTtl => {
             if !mode.is_ttl() {
                 // ZooKeeper would log a CreateTTLTxn it cannot apply; refuse it instead.
                 return Err(ErrorCode::BadArguments);
             }
-            EXTENDED_MASK | c.ttl
+            EXTENDED_MASK | ttl
         }
         _ if mode.is_ephemeral() => ctx.session_id,
         // ZooKeeper's CreateTxn has only an `ephemeral` flag, so a plain create with the
@@ -210,21 +220,20 @@ fn prep_check(state: &DataState, p: &str, version: i32, ctx: &PrepCtx<'_>) -> Pr
 fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
     // MultiOperationRecord rebuilds every op before prep sees it; an op it cannot
     // rebuild fails the whole request, which still uses a zxid.
-    let mut normalized = Vec::with_capacity(ops.len());
+    let mut kinds = Vec::with_capacity(ops.len());
     for op in ops {
-        match op {
-            MultiOp::Create(c) => match multi_create_op(c) {
-                Some(c) => normalized.push(MultiOp::Create(c)),
+        kinds.push(match op {
+            MultiOp::Create(c) => match multi_create_kind(c) {
+                Some(kind) => Some(kind),
                 None => {
                     return TxnOp::Error {
                         err: ErrorCode::MarshallingError,
                     }
                 }
             },
-            other => normalized.push(other.clone()),
-        }
+            _ => None,
+        });
     }
-    let ops = &normalized[..];
     let mut scratch = state.clone();
     let mut txns = Vec::with_capacity(ops.len());
     let mut failed: Option<usize> = None;
@@ -237,7 +246,10 @@ fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
             continue;
         }
         let r = check_session(&scratch, ctx).and_then(|_| match op {
-            MultiOp::Create(c) => prep_create(&scratch, c, ctx),
+            MultiOp::Create(c) => {
+                let (op, ttl) = kinds[i].unwrap_or((c.op(), c.ttl));
+                prep_create(&scratch, c, op, ttl, ctx)
+            }
             MultiOp::Delete(d) => prep_delete(&scratch, &d.path, d.version, ctx),
             MultiOp::SetData(s) => {
                 prep_set_data(&scratch, &s.path, s.data.0.as_deref(), s.version, ctx)
@@ -273,34 +285,32 @@ fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
     TxnOp::Multi(txns)
 }
 
-/// How ZooKeeper 3.9's `MultiOperationRecord` and `Op.create` rebuild a create op: the
-/// opcode follows the flags (a TTL mode makes createTTL, a container mode makes
-/// createContainer, anything else keeps the header's type), and a createTTL op whose
-/// flags are not a TTL mode becomes a plain create without its TTL. `None` for flags
-/// that name no mode on a create, create2 or createContainer op.
-pub(crate) fn multi_create_op(c: &CreateOp) -> Option<CreateOp> {
-    let mut out = c.clone();
+/// How ZooKeeper 3.9's `MultiOperationRecord` and `Op.create` rebuild a create op, as
+/// the (opcode, ttl) prep then sees: the opcode follows the flags (a TTL mode makes
+/// createTTL, a container mode makes createContainer, anything else keeps the header's
+/// type), and a createTTL op whose flags are not a TTL mode becomes a plain create
+/// without its TTL. `None` for flags that name no mode on a create, create2 or
+/// createContainer op.
+pub(crate) fn multi_create_kind(c: &CreateOp) -> Option<(OpCode, i64)> {
     if c.op() == OpCode::CreateTtl {
         let mode = CreateMode::from_i32(c.flags).unwrap_or(CreateMode::Persistent);
-        if !mode.is_ttl() {
-            out.opcode = Some(if mode.is_container() {
-                OpCode::CreateContainer
-            } else {
-                OpCode::Create
-            });
-            out.ttl = -1;
-        }
-        return Some(out);
+        return Some(if mode.is_ttl() {
+            (OpCode::CreateTtl, c.ttl)
+        } else if mode.is_container() {
+            (OpCode::CreateContainer, -1)
+        } else {
+            (OpCode::Create, -1)
+        });
     }
     let mode = CreateMode::from_i32(c.flags)?;
-    if mode.is_ttl() {
+    Some(if mode.is_ttl() {
         // CreateOptions without a TTL: prep then refuses it (BadArguments).
-        out.opcode = Some(OpCode::CreateTtl);
-        out.ttl = -1;
+        (OpCode::CreateTtl, -1)
     } else if mode.is_container() {
-        out.opcode = Some(OpCode::CreateContainer);
-    }
-    Some(out)
+        (OpCode::CreateContainer, c.ttl)
+    } else {
+        (c.op(), c.ttl)
+    })
 }
 
 #[cfg(test)]
