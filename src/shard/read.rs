@@ -36,6 +36,26 @@ fn readable(node: &Node, perm: i32, ctx: &ReadCtx<'_>) -> Result<(), ErrorCode> 
     }
 }
 
+/// The node at `path` if the session may READ it, registering a watch of `kind` when
+/// `watch` is set, in ZooKeeper's order (`handleGetDataRequest`,
+/// `handleGetChildrenRequest`): a missing node is NoNode and leaves no watch, a denied
+/// one is NoAuth and leaves no watch.
+fn read_node<'r>(
+    root: &'r DataState,
+    watches: &mut WatchTable,
+    ctx: &ReadCtx<'_>,
+    path: &str,
+    watch: bool,
+    kind: WatchKind,
+) -> Result<&'r Node, ErrorCode> {
+    let n = root.tree.get(path).ok_or(ErrorCode::NoNode)?;
+    readable(n, perms::READ, ctx)?;
+    if watch {
+        watches.add(path, ctx.conn, kind);
+    }
+    Ok(n)
+}
+
 /// Serves one read request against `root`, registering watches in `watches`, and
 /// writes the reply frame into `out`.
 pub fn serve(
@@ -72,29 +92,17 @@ pub fn serve(
                 ok_with(out, xid, zxid, |o| stat.encode(o));
             }
             Request::GetData(g) => {
-                let n = tree.get(&g.path).ok_or(ErrorCode::NoNode)?;
-                readable(n, perms::READ, ctx)?;
-                if g.watch {
-                    watches.add(&g.path, ctx.conn, WatchKind::Data);
-                }
+                let n = read_node(root, watches, ctx, &g.path, g.watch, WatchKind::Data)?;
                 ok_with(out, xid, zxid, |o| {
                     get_data_body(o, n.data.as_deref(), &root.stat(n))
                 });
             }
             Request::GetChildren(g) => {
-                let n = tree.get(&g.path).ok_or(ErrorCode::NoNode)?;
-                readable(n, perms::READ, ctx)?;
-                if g.watch {
-                    watches.add(&g.path, ctx.conn, WatchKind::Child);
-                }
+                let n = read_node(root, watches, ctx, &g.path, g.watch, WatchKind::Child)?;
                 ok_with(out, xid, zxid, |o| children_body(o, n));
             }
             Request::GetChildren2(g) => {
-                let n = tree.get(&g.path).ok_or(ErrorCode::NoNode)?;
-                readable(n, perms::READ, ctx)?;
-                if g.watch {
-                    watches.add(&g.path, ctx.conn, WatchKind::Child);
-                }
+                let n = read_node(root, watches, ctx, &g.path, g.watch, WatchKind::Child)?;
                 ok_with(out, xid, zxid, |o| {
                     children_body(o, n);
                     root.stat(n).encode(o);
@@ -139,7 +147,7 @@ pub fn serve(
             }
             Request::MultiRead(ops) => ok_with(out, xid, zxid, |o| {
                 for op in ops {
-                    multi_read_op(tree, root.extended_types, watches, ctx, op, o);
+                    multi_read_op(root, watches, ctx, op, o);
                 }
                 multi_done(o);
             }),
@@ -192,8 +200,7 @@ fn children_body(out: &mut Vec<u8>, n: &Node) {
 }
 
 fn multi_read_op(
-    tree: &crate::tree::Tree,
-    ext: bool,
+    root: &DataState,
     watches: &mut WatchTable,
     ctx: &ReadCtx<'_>,
     op: &MultiOp,
@@ -202,22 +209,14 @@ fn multi_read_op(
     let r: Result<(), ErrorCode> = (|| {
         match op {
             MultiOp::GetChildren(g) => {
-                let n = tree.get(&g.path).ok_or(ErrorCode::NoNode)?;
-                readable(n, perms::READ, ctx)?;
-                if g.watch {
-                    watches.add(&g.path, ctx.conn, WatchKind::Child);
-                }
+                let n = read_node(root, watches, ctx, &g.path, g.watch, WatchKind::Child)?;
                 multi_read_header(out, ferrokeeper_net::OpCode::GetChildren);
                 children_body(out, n);
             }
             MultiOp::GetData(g) => {
-                let n = tree.get(&g.path).ok_or(ErrorCode::NoNode)?;
-                readable(n, perms::READ, ctx)?;
-                if g.watch {
-                    watches.add(&g.path, ctx.conn, WatchKind::Data);
-                }
+                let n = read_node(root, watches, ctx, &g.path, g.watch, WatchKind::Data)?;
                 multi_read_header(out, ferrokeeper_net::OpCode::GetData);
-                get_data_body(out, n.data.as_deref(), &n.client_stat(ext));
+                get_data_body(out, n.data.as_deref(), &root.stat(n));
             }
             _ => return Err(ErrorCode::BadArguments),
         }
