@@ -516,6 +516,28 @@ impl RunError {
     }
 }
 
+/// Opens one session to `addr` (its handshake queued, not yet answered) and registers it
+/// in `poll` under token `i`.
+pub fn open_registered(
+    poll: &Poll,
+    addr: SocketAddr,
+    session_timeout_ms: i32,
+    i: usize,
+) -> Result<Conn, RunError> {
+    let mut conn = Conn::open(addr, session_timeout_ms).map_err(|e| RunError::Conn {
+        session: i,
+        source: e.into(),
+    })?;
+    poll.registry()
+        .register(
+            conn.stream(),
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .map_err(|e| RunError::Worker(format!("register: {e}")))?;
+    Ok(conn)
+}
+
 /// Opens `count` sessions to `addr`, registered in `poll` under tokens 0..count, and
 /// waits until every handshake is answered.
 pub fn connect_all(
@@ -526,17 +548,7 @@ pub fn connect_all(
 ) -> Result<Vec<Conn>, RunError> {
     let mut conns = Vec::with_capacity(count);
     for i in 0..count {
-        let mut conn = Conn::open(addr, session_timeout_ms).map_err(|e| RunError::Conn {
-            session: i,
-            source: e.into(),
-        })?;
-        poll.registry()
-            .register(
-                conn.stream(),
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| RunError::Worker(format!("register: {e}")))?;
+        let mut conn = open_registered(poll, addr, session_timeout_ms, i)?;
         conn.flush().map_err(|e| RunError::Conn {
             session: i,
             source: e,

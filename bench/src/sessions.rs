@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ferrokeeper_net::request::Request;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll};
 
 use crate::clock::now_ns;
 use crate::conn::{Conn, ConnError};
-use crate::engine::{error_name, RunError};
+use crate::engine::{error_name, open_registered, RunError};
 use crate::stats::{process_cpu_ns, self_cpu_ns, RunStats};
 
 /// A session-churn run.
@@ -68,18 +68,7 @@ pub fn run_sessions(spec: &SessionsSpec) -> Result<RunStats, RunError> {
         let mut live = 0;
         for (i, slot) in slots.iter_mut().enumerate() {
             if slot.is_none() && !stopping {
-                let mut conn =
-                    Conn::open(spec.addr, spec.session_timeout_ms).map_err(|e| RunError::Conn {
-                        session: i,
-                        source: e.into(),
-                    })?;
-                poll.registry()
-                    .register(
-                        conn.stream(),
-                        Token(i),
-                        Interest::READABLE | Interest::WRITABLE,
-                    )
-                    .map_err(|e| RunError::Worker(format!("register: {e}")))?;
+                let conn = open_registered(&poll, spec.addr, spec.session_timeout_ms, i)?;
                 *slot = Some(Life {
                     conn,
                     started_ns: now,
