@@ -137,7 +137,7 @@ fn import(args: &[String]) -> i32 {
         return 1;
     }
     let dir = ferrokeeper::snapshot::snap_dir(&out);
-    let (path, bytes) = match ferrokeeper::snapshot::write_state(&dir, &imported.state) {
+    let (file, bytes) = match ferrokeeper::snapshot::write_state(&dir, &imported.state) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("ferrokeeper import: {e}");
@@ -152,7 +152,7 @@ fn import(args: &[String]) -> i32 {
         imported.txns_replayed,
         imported.snapshot_zxid,
         imported.digest,
-        path.display(),
+        file.path.display(),
         started.elapsed()
     );
     0

@@ -1,40 +1,39 @@
-//! Snapshots of the replicated state: what a snapshot's payload holds, how a
-//! [`DataState`] becomes one and back, and the policy that takes them (every ~`snapCount`
-//! txns, from a published state, on a thread of its own) and trims old snapshots and
-//! log segments.
+//! Snapshots of the replicated state: how a [`DataState`] is written as one and served
+//! from one, and the policy that takes them (every ~`snapCount` txns, from a published
+//! state, on a thread of its own), rebases the serving tree on them and trims old
+//! snapshots and log segments.
 //!
-//! The *file* (header, checksum, crash-safe write, listing, retention) belongs to
-//! `ferrokeeper_storage::snapshot`; this module owns the *payload*, an rkyv 0.8 archive
-//! of [`SnapshotData`], a plain owned struct. The byte layout is in `storage/FORMAT.md`.
+//! The *file* (header, checksum, crash-safe write, listing, retention, mapping) belongs
+//! to `ferrokeeper_storage::snapshot`; this module owns the *payload* ([`payload`]), an
+//! rkyv 0.8 archive laid out to be served in place. The byte layout is in
+//! `storage/FORMAT.md`.
 //!
-//! ## Why a plain struct, deserialized on load
+//! ## Loading is mapping
 //!
-//! Loading validates the archive (`rkyv::access`, bytecheck) and then builds an owned
-//! [`DataState`] from it. Serving the tree straight from an mmapped archive (zero copy,
-//! restart cost independent of the data size) is the architecture's goal but a later
-//! step: the tree would need a base layer that points into the archive. The archive is
-//! already laid out for it: nodes sorted by path, ACLs in a table.
+//! At startup the newest snapshot whose checksum verifies is mapped and becomes the
+//! tree's base layer ([`crate::tree::Base`]): no node is decoded, so restart time does
+//! not grow with the number of znodes. What is built is what the server keeps beside
+//! the tree, each at the size of what it holds: the session table with each session's
+//! ephemerals, the container and TTL indexes.
 //!
-//! ## What is stored, and what is rebuilt
+//! ## Rebasing
 //!
-//! Stored: every node (path, data with null kept apart from empty, ACL as an index into
-//! a deduplicated table, the full persisted stat), every session (id, timeout, password),
-//! `last_zxid` and `extended_types`. Rebuilt on load, exactly as `apply` maintains them:
-//! children lists (from the paths), the ephemerals of each session, and the container
-//! and TTL indexes (from each node's owner).
+//! After a snapshot is written, the snapshot thread maps it and hands it to the commit
+//! stage, which makes it the base of its head tree ([`crate::tree::Tree::rebase`]):
+//! nodes written before the snapshot leave the heap for the mapped archive.
 
-use std::collections::HashMap;
+pub mod payload;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ferrokeeper_net::records::{Acl, Id};
 use ferrokeeper_storage::snapshot as snapfile;
-use rkyv::rancor;
 
 use crate::state::{owner_kind, DataState, OwnerKind, Session};
-use crate::tree::{Node, NodeStat, Tree};
+use crate::tree::{Base, Tree};
+use payload::SnapshotData;
 
 /// The snapshot directory under `dataDir`.
 pub fn snap_dir(data_dir: &Path) -> PathBuf {
@@ -44,300 +43,54 @@ pub fn snap_dir(data_dir: &Path) -> PathBuf {
 /// The smallest `autopurge.snapRetainCount` honoured (as ZooKeeper's `PurgeTxnLog`).
 pub const RETAIN_COUNT_MIN: usize = 3;
 
-/// The payload of a snapshot, format version 1: the state in plain owned form.
-#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-pub struct SnapshotData {
-    /// zxid of the last txn the state includes.
-    pub last_zxid: i64,
-    /// `extendedTypesEnabled` of the server that wrote it.
-    pub extended_types: bool,
-    /// Distinct ACLs; nodes refer to them by index.
-    pub acls: Vec<Vec<AclData>>,
-    /// Every node, sorted by path.
-    pub nodes: Vec<NodeData>,
-    /// Every session, sorted by id.
-    pub sessions: Vec<SessionData>,
-}
-
-/// One ACL entry.
-#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-pub struct AclData {
-    /// `ZooDefs.Perms` bits.
-    pub perms: i32,
-    /// Scheme (`world`, `digest`, `ip`, ...).
-    pub scheme: String,
-    /// Identity within the scheme.
-    pub id: String,
-}
-
-/// One znode.
-#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-pub struct NodeData {
-    /// Full path.
-    pub path: String,
-    /// Data; `None` is null data (kept apart from empty).
-    pub data: Option<Vec<u8>>,
-    /// Index into [`SnapshotData::acls`].
-    pub acl: u32,
-    /// The persisted stat, as stored (cversion counts creates).
-    pub stat: StatData,
-}
-
-/// A node's persisted stat (`StatPersisted`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-pub struct StatData {
-    /// zxid of the create.
-    pub czxid: i64,
-    /// zxid of the last setData.
-    pub mzxid: i64,
-    /// Creation time, ms.
-    pub ctime: i64,
-    /// Last setData time, ms.
-    pub mtime: i64,
-    /// zxid of the last change to the children.
-    pub pzxid: i64,
-    /// Owner: session, container marker or TTL encoding.
-    pub ephemeral_owner: i64,
-    /// Data version.
-    pub version: i32,
-    /// Child creates.
-    pub cversion: i32,
-    /// ACL version.
-    pub aversion: i32,
-}
-
-/// One session.
-#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-pub struct SessionData {
-    /// Session id.
-    pub id: i64,
-    /// Negotiated timeout, ms.
-    pub timeout_ms: i32,
-    /// Password.
-    pub passwd: [u8; 16],
-}
-
-/// Why a payload could not become a state.
-#[derive(Debug, thiserror::Error)]
-pub enum PayloadError {
-    /// The archive failed rkyv's validation (rkyv's errors carry no offset).
-    #[error("{}: payload (from byte offset {}) is not a valid archive: {reason}", file.display(), snapfile::HEADER_BYTES)]
-    Invalid {
-        /// The snapshot file.
-        file: PathBuf,
-        /// rkyv's message.
-        reason: String,
-    },
-    /// The archive is well formed but its content is inconsistent.
-    #[error("{}: payload inconsistent: {reason}", file.display())]
-    Inconsistent {
-        /// The snapshot file.
-        file: PathBuf,
-        /// What was wrong.
-        reason: String,
-    },
-}
-
-impl SnapshotData {
-    /// The plain form of `state`. Deterministic: the same state always gives the same
-    /// bytes (nodes by path, sessions by id, ACLs numbered in order of first use).
-    pub fn from_state(state: &DataState) -> SnapshotData {
-        let mut paths: Vec<(&Arc<str>, &Arc<Node>)> = state
-            .tree
-            .paths()
-            .filter_map(|p| state.tree.get(p).map(|n| (p, n)))
-            .collect();
-        paths.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut acls: Vec<Vec<AclData>> = Vec::new();
-        // Nodes created with the same ACL share one allocation: look the pointer up
-        // first, the content only on a miss.
-        let mut by_ptr: HashMap<*const Acl, u32> = HashMap::new();
-        let mut by_content: HashMap<&[Acl], u32> = HashMap::new();
-        let mut nodes = Vec::with_capacity(paths.len());
-        for (path, node) in paths {
-            let ptr = node.acl.as_ptr();
-            let acl = match by_ptr.get(&ptr) {
-                Some(i) => *i,
-                None => {
-                    let i = *by_content.entry(&node.acl[..]).or_insert_with(|| {
-                        acls.push(
-                            node.acl
-                                .iter()
-                                .map(|a| AclData {
-                                    perms: a.perms,
-                                    scheme: a.id.scheme.clone(),
-                                    id: a.id.id.clone(),
-                                })
-                                .collect(),
-                        );
-                        (acls.len() - 1) as u32
-                    });
-                    by_ptr.insert(ptr, i);
-                    i
-                }
-            };
-            let s = &node.stat;
-            nodes.push(NodeData {
-                path: path.to_string(),
-                data: node.data.as_ref().map(|d| d.to_vec()),
-                acl,
-                stat: StatData {
-                    czxid: s.czxid,
-                    mzxid: s.mzxid,
-                    ctime: s.ctime,
-                    mtime: s.mtime,
-                    pzxid: s.pzxid,
-                    ephemeral_owner: s.ephemeral_owner,
-                    version: s.version,
-                    cversion: s.cversion,
-                    aversion: s.aversion,
-                },
-            });
-        }
-        let mut sessions: Vec<SessionData> = state
-            .sessions
-            .iter()
-            .map(|(id, s)| SessionData {
-                id: *id,
-                timeout_ms: s.timeout_ms,
+/// The state served from `base`: the tree is the base itself; sessions, their
+/// ephemerals and the container and TTL indexes are built from the archive's lists.
+/// `extended_types` is the serving config's (it decides what a TTL owner is).
+pub fn state_from_base(base: Arc<Base>, extended_types: bool) -> DataState {
+    let mut state = DataState::new(crate::commit::core::open_acl_unsafe(), extended_types);
+    let a = base.archive();
+    state.last_zxid = base.zxid();
+    let path_of =
+        |i: &rkyv::rend::u32_le| -> Arc<str> { Arc::from(base.node(i.to_native()).path()) };
+    let kind_of = |i: &rkyv::rend::u32_le| {
+        owner_kind(
+            base.node(i.to_native()).stat().ephemeral_owner,
+            extended_types,
+        )
+    };
+    for s in a.sessions.iter() {
+        state.sessions.insert(
+            s.id.to_native(),
+            Session {
+                timeout_ms: s.timeout_ms.to_native(),
                 passwd: s.passwd,
-            })
-            .collect();
-        sessions.sort_unstable_by_key(|s| s.id);
-        SnapshotData {
-            last_zxid: state.last_zxid,
-            extended_types: state.extended_types,
-            acls,
-            nodes,
-            sessions,
-        }
+                ephemerals: s
+                    .ephemerals
+                    .iter()
+                    .filter(|i| kind_of(i) == OwnerKind::Normal)
+                    .map(path_of)
+                    .collect(),
+            },
+        );
     }
-
-    /// The archive bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        match rkyv::to_bytes::<rancor::Error>(self) {
-            Ok(b) => b.into_vec(),
-            // Serializing owned vectors and strings into memory fails only if memory does.
-            Err(e) => panic!("rkyv serialization of a snapshot failed: {e}"),
-        }
-    }
-
-    /// Validates `payload` as an archive and deserializes it. `payload` must be 16-byte
-    /// aligned (`ferrokeeper_storage::snapshot::Snapshot::payload` is).
-    pub fn from_bytes(file: &Path, payload: &[u8]) -> Result<SnapshotData, PayloadError> {
-        let invalid = |e: rancor::Error| PayloadError::Invalid {
-            file: file.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let archived =
-            rkyv::access::<ArchivedSnapshotData, rancor::Error>(payload).map_err(invalid)?;
-        rkyv::deserialize::<SnapshotData, rancor::Error>(archived).map_err(invalid)
-    }
-
-    /// Builds the state, rebuilding children lists and the session, container and TTL
-    /// indexes. `extended_types` is the serving config's (it decides what a TTL owner is).
-    pub fn into_state(self, file: &Path, extended_types: bool) -> Result<DataState, PayloadError> {
-        let bad = |reason: String| PayloadError::Inconsistent {
-            file: file.to_path_buf(),
-            reason,
-        };
-        let acls: Vec<Arc<[Acl]>> = self
-            .acls
-            .into_iter()
-            .map(|entries| {
-                entries
-                    .into_iter()
-                    .map(|a| Acl {
-                        perms: a.perms,
-                        id: Id {
-                            scheme: a.scheme,
-                            id: a.id,
-                        },
-                    })
-                    .collect::<Vec<_>>()
-                    .into()
-            })
-            .collect();
-        let mut state = DataState::new(crate::commit::core::open_acl_unsafe(), extended_types);
-        state.tree = Tree::empty();
-        state.last_zxid = self.last_zxid;
-        for s in self.sessions {
-            state.sessions.insert(
-                s.id,
-                Session {
-                    timeout_ms: s.timeout_ms,
-                    passwd: s.passwd,
-                    ephemerals: Default::default(),
-                },
-            );
-        }
-        let mut paths: Vec<Arc<str>> = Vec::with_capacity(self.nodes.len());
-        let mut prev: Option<Arc<str>> = None;
-        for n in self.nodes {
-            let path: Arc<str> = Arc::from(n.path);
-            if prev.as_ref().is_some_and(|p| *p >= path) {
-                return Err(bad(format!("node paths out of order at {path}")));
+    state.containers = a.containers.iter().map(path_of).collect();
+    for i in a.extended_owners.iter() {
+        match kind_of(i) {
+            OwnerKind::Ttl => {
+                state.ttls.insert(path_of(i));
             }
-            let acl = acls
-                .get(n.acl as usize)
-                .ok_or_else(|| bad(format!("{path}: ACL index {} out of range", n.acl)))?
-                .clone();
-            let s = n.stat;
-            let owner = s.ephemeral_owner;
-            state.tree.put(
-                path.clone(),
-                Node {
-                    data: n.data.map(Arc::from),
-                    acl,
-                    stat: NodeStat {
-                        czxid: s.czxid,
-                        mzxid: s.mzxid,
-                        ctime: s.ctime,
-                        mtime: s.mtime,
-                        version: s.version,
-                        cversion: s.cversion,
-                        aversion: s.aversion,
-                        ephemeral_owner: owner,
-                        pzxid: s.pzxid,
-                    },
-                    children: Default::default(),
-                },
-            );
-            match owner_kind(owner, extended_types) {
-                OwnerKind::Container => {
-                    state.containers.insert(path.clone());
+            // Without extended types an extended owner is a session id like any other.
+            OwnerKind::Normal => {
+                let owner = base.node(i.to_native()).stat().ephemeral_owner;
+                if let Some(s) = state.sessions.get_mut(&owner) {
+                    s.ephemerals.insert(path_of(i));
                 }
-                OwnerKind::Ttl => {
-                    state.ttls.insert(path.clone());
-                }
-                OwnerKind::Normal => {
-                    if let Some(sess) = state.sessions.get_mut(&owner) {
-                        sess.ephemerals.insert(path.clone());
-                    }
-                }
-                OwnerKind::Void => {}
             }
-            paths.push(path.clone());
-            prev = Some(path);
+            OwnerKind::Container | OwnerKind::Void => {}
         }
-        if state.tree.get("/").is_none() {
-            return Err(bad("no root node".into()));
-        }
-        for path in &paths {
-            if &**path == "/" {
-                continue;
-            }
-            let parent = crate::path::parent(path);
-            if state.tree.get(parent).is_none() {
-                return Err(bad(format!("{path}: parent {parent} missing")));
-            }
-            let name: Arc<str> = Arc::from(crate::path::name(path));
-            state.tree.update(parent, |p| {
-                p.children.insert(name);
-            });
-        }
-        Ok(state)
     }
+    state.tree = Tree::from_base(base);
+    state
 }
 
 /// Why no state could be loaded at startup.
@@ -393,21 +146,8 @@ pub fn load_newest(dir: &Path, extended_types: bool) -> Result<Loaded, LoadError
         let started = Instant::now();
         let result = snapfile::read(f)
             .map_err(|e| e.to_string())
-            .and_then(|snap| {
-                SnapshotData::from_bytes(&f.path, snap.payload()).map_err(|e| e.to_string())
-            })
-            .and_then(|data| {
-                if data.last_zxid != f.zxid {
-                    return Err(format!(
-                        "{}: payload zxid 0x{:x} differs from the header's 0x{:x}",
-                        f.path.display(),
-                        data.last_zxid,
-                        f.zxid
-                    ));
-                }
-                data.into_state(&f.path, extended_types)
-                    .map_err(|e| e.to_string())
-            });
+            .and_then(Base::open)
+            .map(|base| state_from_base(Arc::new(base), extended_types));
         match result {
             Ok(state) => {
                 tracing::info!(
@@ -438,15 +178,33 @@ pub fn load_newest(dir: &Path, extended_types: bool) -> Result<Loaded, LoadError
     })
 }
 
-/// Serializes `state` and writes it as a snapshot in `dir`. Returns the path and the
-/// payload size.
+/// Serializes `state`, validates the archive completely (the loader trusts the
+/// checksum instead, see [`Base::open`]) and writes it as a snapshot in `dir`. Returns
+/// the file and the payload size.
 pub fn write_state(
     dir: &Path,
     state: &DataState,
-) -> Result<(PathBuf, usize), snapfile::SnapshotError> {
+) -> Result<(snapfile::SnapshotFile, usize), WriteError> {
     let bytes = SnapshotData::from_state(state).to_bytes();
+    payload::validate(Path::new("snapshot being written"), &bytes)?;
     let path = snapfile::write(dir, state.last_zxid, &bytes)?;
-    Ok((path, bytes.len()))
+    let file = snapfile::SnapshotFile {
+        zxid: state.last_zxid,
+        path,
+        bytes: (snapfile::HEADER_BYTES + bytes.len()) as u64,
+    };
+    Ok((file, bytes.len()))
+}
+
+/// Why a snapshot was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The file could not be written.
+    #[error(transparent)]
+    File(#[from] snapfile::SnapshotError),
+    /// The serialized state failed validation: a bug, never written to disk.
+    #[error("refusing to write an invalid snapshot: {0}")]
+    Invalid(#[from] payload::InvalidPayload),
 }
 
 /// When and where snapshots are taken, and what is kept. Shared by the commit stage
@@ -466,6 +224,9 @@ pub struct SnapshotPolicy {
     /// Log records with zxid at or below this are covered by the oldest retained
     /// snapshot; the log executor purges segments through it. −1: nothing yet.
     pub purge_through: Arc<AtomicI64>,
+    /// The newest snapshot written and mapped, waiting for the commit stage to rebase
+    /// its head tree on it ([`SnapshotPolicy::take_written`]).
+    written: Mutex<Option<Arc<Base>>>,
 }
 
 impl SnapshotPolicy {
@@ -477,6 +238,7 @@ impl SnapshotPolicy {
             retain: (retain_count as usize).max(RETAIN_COUNT_MIN),
             in_flight: AtomicBool::new(false),
             purge_through: Arc::new(AtomicI64::new(-1)),
+            written: Mutex::new(None),
         }
     }
 
@@ -501,6 +263,12 @@ impl SnapshotPolicy {
         Ok(())
     }
 
+    /// The newest snapshot written since the last call, mapped, for the commit stage
+    /// to rebase on.
+    pub fn take_written(&self) -> Option<Arc<Base>> {
+        self.written.lock().ok()?.take()
+    }
+
     /// Starts a snapshot of `state` on a thread of its own, unless one is in flight
     /// (then returns false: ZooKeeper likewise skips, "too busy to snap").
     pub fn start(self: &Arc<Self>, state: Arc<DataState>) -> bool {
@@ -513,12 +281,22 @@ impl SnapshotPolicy {
             .spawn(move || {
                 let started = Instant::now();
                 match write_state(&policy.dir, &state) {
-                    Ok((path, bytes)) => {
+                    Ok((file, bytes)) => {
                         tracing::info!(
-                            file = %path.display(), zxid = format_args!("0x{:x}", state.last_zxid),
+                            file = %file.path.display(), zxid = format_args!("0x{:x}", state.last_zxid),
                             znodes = state.tree.len(), bytes, elapsed = ?started.elapsed(),
                             "snapshot written"
                         );
+                        // Read back through a mapping, checksum and all: this is the
+                        // base the tree moves onto.
+                        match snapfile::read(&file).map_err(|e| e.to_string()).and_then(Base::open) {
+                            Ok(base) => {
+                                if let Ok(mut w) = policy.written.lock() {
+                                    *w = Some(Arc::new(base));
+                                }
+                            }
+                            Err(e) => tracing::error!(error = %e, "snapshot just written does not read back"),
+                        }
                         if let Err(e) = policy.retain_and_mark() {
                             tracing::error!(error = %e, "snapshot retention failed");
                         }

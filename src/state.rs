@@ -93,7 +93,7 @@ impl DataState {
     }
 
     /// The `Stat` clients see for `node`.
-    pub fn stat(&self, node: &crate::tree::Node) -> ferrokeeper_net::records::Stat {
+    pub fn stat(&self, node: &crate::tree::NodeRef<'_>) -> ferrokeeper_net::records::Stat {
         node.client_stat(self.extended_types)
     }
 

@@ -22,7 +22,7 @@ use ferrokeeper::import::{
     import_zookeeper, zookeeper_session_passwd, Compression, DigestCheck, FileUse, ImportPhase,
     Imported,
 };
-use ferrokeeper::tree::Node;
+use ferrokeeper::tree::NodeRef;
 use ferrokeeper_net::codes::OpCode;
 use ferrokeeper_net::jute::{Buffer, Decode, Encode, NullableBuffer};
 use ferrokeeper_net::records::{
@@ -508,7 +508,7 @@ fn kill(server: &Server) {
 /// The Stat ZooKeeper shows a client for a stored node (`DataNode.copyStat`, which
 /// `Node::client_stat` renders): the import keeps the stored form, as ZooKeeper's
 /// snapshot does.
-fn client_stat(node: &Node) -> Stat {
+fn client_stat(node: &NodeRef<'_>) -> Stat {
     node.client_stat(true)
 }
 
@@ -518,15 +518,11 @@ fn compare(what: &str, imp: &Imported, live: &Live) {
         let node = tree
             .get(path)
             .unwrap_or_else(|| panic!("{what}: {path} missing"));
-        assert_eq!(
-            node.data.as_deref(),
-            data.as_deref(),
-            "{what}: data of {path}"
-        );
-        assert_eq!(client_stat(node), *stat, "{what}: stat of {path}");
-        assert_eq!(&*node.acl, &acl[..], "{what}: ACL of {path}");
+        assert_eq!(node.data(), data.as_deref(), "{what}: data of {path}");
+        assert_eq!(client_stat(&node), *stat, "{what}: stat of {path}");
+        assert_eq!(&**node.acl(), &acl[..], "{what}: ACL of {path}");
     }
-    let mut imported: Vec<&str> = tree.paths().map(|p| &**p).collect();
+    let mut imported: Vec<&str> = tree.paths();
     imported.sort_unstable();
     let live_paths: Vec<&str> = live.keys().map(|p| p.as_str()).collect();
     assert_eq!(imported, live_paths, "{what}: the same znodes");
@@ -686,19 +682,16 @@ fn imports_compressed_snapshot_fixtures() {
             imp.digest
         );
         let tree = &imp.state.tree;
-        let data = |p: &str| {
-            tree.get(p)
-                .map(|n| n.data.as_deref().unwrap_or_default().to_vec())
-        };
+        let data = |p: &str| tree.get(p).map(|n| n.data().unwrap_or_default().to_vec());
         assert_eq!(data("/app").as_deref(), Some(&b"v2"[..]), "{dir}");
         assert_eq!(data("/app/m").as_deref(), Some(&b"multi"[..]), "{dir}");
         assert_eq!(data("/app/n03").as_deref(), Some(&b"changed"[..]), "{dir}");
         assert_eq!(data("/app/n38").map(|d| d.len()), Some(38 * 37), "{dir}");
         assert!(tree.get("/app/n05").is_none(), "{dir}: deleted");
-        let owner = tree.get("/eph").expect("/eph").stat.ephemeral_owner;
+        let owner = tree.get("/eph").expect("/eph").stat().ephemeral_owner;
         assert!(imp.state.sessions[&owner].ephemerals.contains("/eph"));
         let secure = tree.get("/secure").expect("/secure");
-        assert_eq!(secure.acl[0].id.scheme, "digest", "{dir}");
-        assert!(secure.acl[0].id.id.starts_with("bob:"), "{dir}");
+        assert_eq!(secure.acl()[0].id.scheme, "digest", "{dir}");
+        assert!(secure.acl()[0].id.id.starts_with("bob:"), "{dir}");
     }
 }

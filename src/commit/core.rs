@@ -206,6 +206,20 @@ impl CommitCore {
         &self.head
     }
 
+    /// Moves the head tree onto `base`, a snapshot of an earlier published head (see
+    /// [`crate::tree::Tree::rebase`]). What readers see does not change.
+    pub fn rebase(&mut self, base: Arc<crate::tree::Base>) {
+        let before = self.head.tree.overlay_len();
+        let at = base.zxid();
+        self.head.tree.rebase(base);
+        tracing::debug!(
+            zxid = format_args!("0x{at:x}"),
+            overlay_before = before,
+            overlay_after = self.head.tree.overlay_len(),
+            "tree rebased on the new snapshot"
+        );
+    }
+
     /// The ACL new trees start with.
     pub fn open_acl(&self) -> &Arc<[Acl]> {
         &self.open_acl
@@ -500,12 +514,12 @@ impl CommitCore {
             let Some(n) = self.head.tree.get(path) else {
                 continue;
             };
-            if !n.children.is_empty() {
+            if n.has_children() {
                 continue;
             }
-            let used = n.stat.cversion > 0;
+            let used = n.stat().cversion > 0;
             let never_used_expired = self.cfg.container_max_never_used_ms > 0
-                && now_ms - n.stat.mtime > self.cfg.container_max_never_used_ms;
+                && now_ms - n.stat().mtime > self.cfg.container_max_never_used_ms;
             if used || never_used_expired {
                 doomed.push(path.clone());
             }
@@ -514,8 +528,8 @@ impl CommitCore {
             let Some(n) = self.head.tree.get(path) else {
                 continue;
             };
-            let ttl = ttl_of(n.stat.ephemeral_owner);
-            if n.children.is_empty() && ttl != 0 && now_ms - n.stat.mtime > ttl {
+            let ttl = ttl_of(n.stat().ephemeral_owner);
+            if !n.has_children() && ttl != 0 && now_ms - n.stat().mtime > ttl {
                 doomed.push(path.clone());
             }
         }

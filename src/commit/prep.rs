@@ -124,16 +124,16 @@ fn prep_create(
     // ZooKeeper looks the parent up by the raw prefix: "/a/" has parent "/a", and "/"
     // has parent "", which ZooKeeper's node map (like our tree) resolves to the root.
     let parent = state.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
-    check_acl(&parent.acl, perms::CREATE, ctx)?;
+    check_acl(parent.acl(), perms::CREATE, ctx)?;
     let mut final_path = c.path.clone();
     if mode.is_sequential() {
-        final_path.push_str(&format!("{:010}", parent.stat.cversion));
+        final_path.push_str(&format!("{:010}", parent.stat().cversion));
     }
     path::validate(&final_path, false).map_err(|_| ErrorCode::BadArguments)?;
-    if state.tree.get(&final_path).is_some() {
+    if state.tree.contains(&final_path) {
         return Err(ErrorCode::NodeExists);
     }
-    if owner_kind(parent.stat.ephemeral_owner, ctx.extended_types) == OwnerKind::Normal {
+    if owner_kind(parent.stat().ephemeral_owner, ctx.extended_types) == OwnerKind::Normal {
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
     let ephemeral_owner = match op {
@@ -155,17 +155,17 @@ fn prep_create(
         data: c.data.0.as_deref().map(Arc::from),
         acl: Arc::from(acl),
         ephemeral_owner,
-        parent_cversion: parent.stat.cversion.wrapping_add(1),
+        parent_cversion: parent.stat().cversion.wrapping_add(1),
     })
 }
 
 fn prep_delete(state: &DataState, p: &str, version: i32, ctx: &PrepCtx<'_>) -> Prepped {
     let parent_path = path::delete_parent(p)?;
     let parent = state.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
-    check_acl(&parent.acl, perms::DELETE, ctx)?;
+    check_acl(parent.acl(), perms::DELETE, ctx)?;
     let node = state.tree.get(p).ok_or(ErrorCode::NoNode)?;
-    check_and_inc_version(node.stat.version, version)?;
-    if !node.children.is_empty() {
+    check_and_inc_version(node.stat().version, version)?;
+    if node.has_children() {
         return Err(ErrorCode::NotEmpty);
     }
     Ok(TxnOp::Delete { path: Arc::from(p) })
@@ -180,8 +180,8 @@ fn prep_set_data(
 ) -> Prepped {
     path::validate(p, false).map_err(|_| ErrorCode::BadArguments)?;
     let node = state.tree.get(p).ok_or(ErrorCode::NoNode)?;
-    check_acl(&node.acl, perms::WRITE, ctx)?;
-    let version = check_and_inc_version(node.stat.version, version)?;
+    check_acl(node.acl(), perms::WRITE, ctx)?;
+    let version = check_and_inc_version(node.stat().version, version)?;
     Ok(TxnOp::SetData {
         path: Arc::from(p),
         data: data.map(Arc::from),
@@ -197,8 +197,8 @@ fn prep_set_acl(
     path::validate(&s.path, false).map_err(|_| ErrorCode::BadArguments)?;
     let acl = acl::fixup_acl(&s.acl, ctx.auth)?;
     let node = state.tree.get(s.path.as_str()).ok_or(ErrorCode::NoNode)?;
-    check_acl(&node.acl, perms::ADMIN, ctx)?;
-    let aversion = check_and_inc_version(node.stat.aversion, s.version)?;
+    check_acl(node.acl(), perms::ADMIN, ctx)?;
+    let aversion = check_and_inc_version(node.stat().aversion, s.version)?;
     Ok(TxnOp::SetAcl {
         path: Arc::from(s.path.as_str()),
         acl: Arc::from(acl),
@@ -209,8 +209,8 @@ fn prep_set_acl(
 fn prep_check(state: &DataState, p: &str, version: i32, ctx: &PrepCtx<'_>) -> Prepped {
     path::validate(p, false).map_err(|_| ErrorCode::BadArguments)?;
     let node = state.tree.get(p).ok_or(ErrorCode::NoNode)?;
-    check_acl(&node.acl, perms::READ, ctx)?;
-    check_and_inc_version(node.stat.version, version)?;
+    check_acl(node.acl(), perms::READ, ctx)?;
+    check_and_inc_version(node.stat().version, version)?;
     Ok(TxnOp::Check { path: Arc::from(p) })
 }
 

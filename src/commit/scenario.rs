@@ -360,7 +360,7 @@ impl Runner {
                     let _ = writeln!(
                         out,
                         "data={:?} {}",
-                        String::from_utf8_lossy(n.data.as_deref().unwrap_or(b"")),
+                        String::from_utf8_lossy(n.data().unwrap_or(b"")),
                         self.stat(&n.client_stat(true))
                     );
                 }
@@ -368,7 +368,7 @@ impl Runner {
             },
             "ls" => match self.core.head().tree.get(args[0]) {
                 Some(n) => {
-                    let names: Vec<&str> = n.children.iter().map(|c| &**c).collect();
+                    let names: Vec<&str> = n.children().collect();
                     let _ = writeln!(out, "[{}]", names.join(", "));
                 }
                 None => out.push_str("no node\n"),

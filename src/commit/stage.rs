@@ -74,9 +74,13 @@ pub async fn run(
     {
         let core = core.clone();
         let kick = kick.clone();
+        let snapshots = snapshots.clone();
         glommio::spawn_local(async move {
             loop {
                 glommio::timer::sleep(tick).await;
+                if let Some(base) = snapshots.take_written() {
+                    core.borrow_mut().rebase(base);
+                }
                 core.borrow_mut().tick(now_ms());
                 let _ = kick.try_send(());
             }

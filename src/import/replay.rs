@@ -65,6 +65,9 @@ pub const DIGEST_VERSION: i32 = 2;
 
 /// How often (in snapshot bytes) the snapshot loader reports progress.
 const PROGRESS_STEP_BYTES: usize = 1 << 20;
+/// The zxid the loader gives its tree writes. An entry's zxid matters only when a tree
+/// is rebased on a newer snapshot, which an import never does.
+const NO_REBASE: i64 = 0;
 
 /// What the snapshot held, for the report.
 #[derive(Debug, Clone)]
@@ -110,11 +113,14 @@ impl Loader {
         let system: Vec<(Arc<str>, Node)> = SYSTEM_PATHS
             .iter()
             .map(|p| {
+                let path: Arc<str> = Arc::from(*p);
                 let node = state
                     .tree
-                    .remove(p)
-                    .expect("Tree::new creates the system nodes");
-                (Arc::from(*p), Node::clone(&node))
+                    .get(p)
+                    .expect("Tree::new creates the system nodes")
+                    .to_node();
+                state.tree.remove(&path, NO_REBASE);
+                (path, node)
             })
             .collect();
         let mut loader = Loader {
@@ -182,7 +188,7 @@ impl Loader {
                 .state
                 .tree
                 .get(&path)
-                .map(|n| n.children.clone())
+                .map(|n| n.to_node().children)
                 .unwrap_or_default();
             loader.state.tree.put(
                 path.clone(),
@@ -192,6 +198,7 @@ impl Loader {
                     stat: node_stat(&rec.stat),
                     children,
                 },
+                NO_REBASE,
             );
             if !is_root {
                 loader.link(&path);
@@ -208,7 +215,7 @@ impl Loader {
         for (path, mut node) in system {
             if loader.state.tree.get(&path).is_none() {
                 node.children = Default::default();
-                loader.state.tree.put(path.clone(), node);
+                loader.state.tree.put(path.clone(), node, NO_REBASE);
                 if &*path != "/" {
                     loader.link(&path);
                 }
@@ -291,19 +298,19 @@ impl Loader {
                 };
                 // Java's int arithmetic wraps; so does the sequence counter it feeds.
                 let parent_cversion = if *parent_cversion == -1 {
-                    p.stat.cversion.wrapping_add(1)
+                    p.stat().cversion.wrapping_add(1)
                 } else {
                     *parent_cversion
                 };
-                if p.children.contains(name_of(path)) {
+                if p.has_child(name_of(path)) {
                     // NodeExists: the snapshot already has this node.
-                    let parent_behind = parent_cversion > p.stat.cversion;
+                    let parent_behind = parent_cversion > p.stat().cversion;
                     if self.pending_acl.remove(path.as_str()).is_some() {
                         let acl = self.intern(acl.clone());
-                        self.state.tree.update(path, |n| n.acl = acl);
+                        self.state.tree.update(path, NO_REBASE, |n| n.acl = acl);
                     }
                     if *kind == CreateKind::Create && parent_behind {
-                        self.state.tree.update(parent, |p| {
+                        self.state.tree.update(parent, NO_REBASE, |p| {
                             p.stat.cversion = parent_cversion;
                             p.stat.pzxid = h.zxid;
                         });
@@ -454,12 +461,10 @@ impl Loader {
         // `apply` deletes the session's ephemerals without looking for children (prep
         // never lets an ephemeral have any); a log that gave one children is refused
         // here rather than leave those children without a parent.
-        if let Some(p) = own.iter().find(|p| {
-            self.state
-                .tree
-                .get(p)
-                .is_some_and(|n| !n.children.is_empty())
-        }) {
+        if let Some(p) = own
+            .iter()
+            .find(|p| self.state.tree.get(p).is_some_and(|n| n.has_children()))
+        {
             return Err(conflict(
                 file,
                 t,
@@ -503,18 +508,20 @@ impl Loader {
         let Some(node) = self.state.tree.get(path) else {
             // The child may be gone already (fuzzy snapshot), but ZooKeeper still moves
             // the parent's pzxid forward before it reports NoNode.
-            if zxid > p.stat.pzxid {
-                self.state.tree.update(parent, |p| p.stat.pzxid = zxid);
+            if zxid > p.stat().pzxid {
+                self.state
+                    .tree
+                    .update(parent, NO_REBASE, |p| p.stat.pzxid = zxid);
             }
             return Ok(());
         };
-        if !node.children.is_empty() {
+        if node.has_children() {
             return Err(fail(format!(
                 "delete of {path}, which has {} children",
-                node.children.len()
+                node.num_children()
             )));
         }
-        let owner = node.stat.ephemeral_owner;
+        let owner = node.stat().ephemeral_owner;
         let path: Arc<str> = Arc::from(path);
         let txn = Txn {
             zxid,
@@ -591,7 +598,7 @@ impl Loader {
     /// Adds `path` (not the root) to its parent's children.
     fn link(&mut self, path: &Arc<str>) {
         let name: Arc<str> = Arc::from(name_of(path));
-        self.state.tree.update(parent_of(path), |p| {
+        self.state.tree.update(parent_of(path), NO_REBASE, |p| {
             p.children.insert(name);
         });
     }
@@ -640,7 +647,7 @@ pub fn tree_digest(state: &DataState) -> i64 {
         let Some(node) = state.tree.get(path) else {
             continue;
         };
-        let s = &node.stat;
+        let s = node.stat();
         let mut stat = [0u8; 60];
         let mut at = 0;
         let mut put = |b: &[u8]| {
@@ -655,8 +662,8 @@ pub fn tree_digest(state: &DataState) -> i64 {
         }
         put(&s.ephemeral_owner.to_be_bytes());
         let mut crc = crc32fast::Hasher::new();
-        crc.update(if &**path == "/" { b"" } else { path.as_bytes() });
-        crc.update(node.data.as_deref().unwrap_or(b""));
+        crc.update(if path == "/" { b"" } else { path.as_bytes() });
+        crc.update(node.data().unwrap_or(b""));
         crc.update(&stat);
         sum = sum.wrapping_add(i64::from(crc.finalize()));
     }

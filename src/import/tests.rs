@@ -149,20 +149,20 @@ fn fuzzy_snapshot_replay_mirrors_zookeeper() {
     // create /a (OpCode.create, NodeExists) raised cversion 1 → 2 with pzxid 6; create2
     // /b (NodeExists) did nothing; delete of the missing /gone moved pzxid to 8; create
     // /c applied normally.
-    assert_eq!(root.stat.cversion, 4);
-    assert_eq!(root.stat.pzxid, 10);
-    let names: Vec<&str> = root.children.iter().map(|c| &**c).collect();
+    assert_eq!(root.stat().cversion, 4);
+    assert_eq!(root.stat().pzxid, 10);
+    let names: Vec<&str> = root.children().collect();
     assert_eq!(names, ["a", "b", "c", "zookeeper"]);
     let a = imp.state.tree.get("/a").expect("/a");
     assert_eq!(
-        (a.data.as_deref(), a.stat.version, a.stat.mzxid),
+        (a.data(), a.stat().version, a.stat().mzxid),
         (Some(&b"v2"[..]), 1, 9)
     );
-    assert_eq!(a.stat.czxid, 6);
+    assert_eq!(a.stat().czxid, 6);
     let b = imp.state.tree.get("/b").expect("/b");
-    assert_eq!(&*b.acl, &digest_acl()[..]);
+    assert_eq!(&**b.acl(), &digest_acl()[..]);
     assert_eq!(
-        b.data.as_deref().unwrap_or_default(),
+        b.data().unwrap_or_default(),
         b"d",
         "create2 on an existing node changes nothing"
     );
@@ -208,10 +208,10 @@ fn node_exists_fixup_and_pzxid_only_move_forward() {
     dir.write("log.6", &bytes);
     let imp = dir.import().expect("import");
     let root = imp.state.tree.get("/").expect("root");
-    assert_eq!((root.stat.cversion, root.stat.pzxid), (9, 50));
+    assert_eq!((root.stat().cversion, root.stat().pzxid), (9, 50));
     // The snapshot lacked /zookeeper: ferrokeeper's system nodes fill in.
     assert!(imp.state.tree.get("/zookeeper/config").is_some());
-    assert!(root.children.contains("zookeeper"));
+    assert!(root.has_child("zookeeper"));
 }
 
 /// Sessions: ZooKeeper's derived passwords; ephemerals of a session the snapshot does
@@ -266,7 +266,7 @@ fn sessions_orphans_and_dead_sessions() {
     );
     assert_eq!(imp.dead_session_ephemerals, 1);
     // The dead session's delete happened at the last zxid.
-    assert_eq!(imp.state.tree.get("/").expect("root").stat.pzxid, 8);
+    assert_eq!(imp.state.tree.get("/").expect("root").stat().pzxid, 8);
     assert_eq!(imp.last_zxid, 8);
 }
 
@@ -315,7 +315,7 @@ fn multi_all_or_nothing() {
     ]);
     dir.write("log.6", &bytes);
     let imp = dir.import().expect("import");
-    assert_eq!(imp.state.tree.get("/m/n").expect("/m/n").stat.czxid, 6);
+    assert_eq!(imp.state.tree.get("/m/n").expect("/m/n").stat().czxid, 6);
     assert!(imp.state.tree.get("/f").is_none());
     assert_eq!(imp.last_zxid, 7);
 }
@@ -446,7 +446,10 @@ fn unknown_acl_ref() {
     let (bytes, _) = log(&[rec(6, 1, OpCode::Create, &create("/a", 2, false))]);
     dir.write("log.6", &bytes);
     let imp = dir.import().expect("import");
-    assert_eq!(&*imp.state.tree.get("/a").expect("/a").acl, &open_acl()[..]);
+    assert_eq!(
+        &**imp.state.tree.get("/a").expect("/a").acl(),
+        &open_acl()[..]
+    );
 
     let dir = Dir::new("acl-missing");
     dir.write("snapshot.5", &snapshot(&[], &[("/a", 77, stat(6))]));
@@ -511,7 +514,12 @@ fn container_and_ttl_indexes() {
     let ttls: Vec<&str> = imp.state.ttls.iter().map(|p| &**p).collect();
     assert_eq!(ttls, ["/t", "/t2"]);
     assert_eq!(
-        imp.state.tree.get("/t2").expect("/t2").stat.ephemeral_owner,
+        imp.state
+            .tree
+            .get("/t2")
+            .expect("/t2")
+            .stat()
+            .ephemeral_owner,
         crate::state::EXTENDED_MASK | 100
     );
 }
@@ -527,7 +535,7 @@ fn compressed_snapshots() {
     let mut last = None;
     let imp = import_zookeeper(&dir.0, None, &mut |p| last = Some(p)).expect("import gz");
     assert_eq!(
-        &*imp.state.tree.get("/a").expect("/a").acl,
+        &**imp.state.tree.get("/a").expect("/a").acl(),
         &digest_acl()[..]
     );
     let last = last.expect("progress");
@@ -639,20 +647,20 @@ fn replay_keeps_the_state_coherent() {
     fn coherent(s: &crate::state::DataState, cleaned: bool) -> Result<(), TestCaseError> {
         for p in s.tree.paths() {
             let node = s.tree.get(p).expect("listed path");
-            for c in &node.children {
+            for c in node.children() {
                 let child = crate::path::join(p, c);
                 prop_assert!(s.tree.get(&child).is_some(), "{child} listed, missing");
             }
-            if &**p != "/" {
+            if p != "/" {
                 let parent = s.tree.get(crate::path::parent(p));
                 prop_assert!(
-                    parent.is_some_and(|n| n.children.contains(crate::path::name(p))),
+                    parent.is_some_and(|n| n.has_child(crate::path::name(p))),
                     "{p} not listed by its parent"
                 );
             }
             // After the dead-session cleanup, every ephemeral is indexed under a live
             // session, as after ZooKeeper's loadData.
-            let o = node.stat.ephemeral_owner;
+            let o = node.stat().ephemeral_owner;
             if cleaned && owner_kind(o, true) == OwnerKind::Normal {
                 prop_assert!(
                     s.sessions.get(&o).is_some_and(|x| x.ephemerals.contains(p)),
@@ -664,19 +672,19 @@ fn replay_keeps_the_state_coherent() {
         }
         for (id, session) in s.sessions.iter() {
             for p in session.ephemerals.iter() {
-                let owner = s.tree.get(p).map(|n| n.stat.ephemeral_owner);
+                let owner = s.tree.get(p).map(|n| n.stat().ephemeral_owner);
                 prop_assert_eq!(owner, Some(*id), "{} indexed under {}", p, id);
             }
         }
         for p in s.containers.iter() {
-            let owner = s.tree.get(p).map(|n| n.stat.ephemeral_owner);
+            let owner = s.tree.get(p).map(|n| n.stat().ephemeral_owner);
             prop_assert_eq!(
                 owner.map(|o| owner_kind(o, true)),
                 Some(OwnerKind::Container)
             );
         }
         for p in s.ttls.iter() {
-            let owner = s.tree.get(p).map(|n| n.stat.ephemeral_owner);
+            let owner = s.tree.get(p).map(|n| n.stat().ephemeral_owner);
             prop_assert_eq!(owner.map(|o| owner_kind(o, true)), Some(OwnerKind::Ttl));
         }
         Ok(())

@@ -30,7 +30,7 @@ impl Shard {
             node_count: root.tree.len() as u64 + 1,
             uptime_ms: shared.started.elapsed().as_millis() as u64,
             ephemerals_count: root.ephemeral_count() as u64,
-            approximate_data_size: root.tree.approximate_data_size()
+            approximate_data_size: root.tree.data_bytes()
                 + root.tree.get("/").map(|n| n.data_len() as u64).unwrap_or(0),
             global_sessions: root.sessions.len() as u64,
             trace_mask: shared.trace_mask.load(Relaxed),

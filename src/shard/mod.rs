@@ -100,7 +100,7 @@ impl Shard {
                         _ => c.state.tree.get(path).or_else(|| before.tree.get(path)),
                     };
                     if let Some(node) = node {
-                        if !conn.may_read(&node.acl, self.shared.skip_acl) {
+                        if !conn.may_read(node.acl(), self.shared.skip_acl) {
                             continue;
                         }
                     }

@@ -13,7 +13,7 @@ use super::reply::{
 };
 use crate::acl::{self, AuthIds};
 use crate::state::DataState;
-use crate::tree::Node;
+use crate::tree::NodeRef;
 use crate::watch::{NodeZxids, SetWatchLists, WatchKind, WatchTable};
 
 /// What a read needs to know about its connection.
@@ -28,8 +28,8 @@ pub struct ReadCtx<'a> {
     pub skip_acl: bool,
 }
 
-fn readable(node: &Node, perm: i32, ctx: &ReadCtx<'_>) -> Result<(), ErrorCode> {
-    if acl::check(&node.acl, perm, ctx.auth, ctx.skip_acl) {
+fn readable(node: &NodeRef<'_>, perm: i32, ctx: &ReadCtx<'_>) -> Result<(), ErrorCode> {
+    if acl::check(node.acl(), perm, ctx.auth, ctx.skip_acl) {
         Ok(())
     } else {
         Err(ErrorCode::NoAuth)
@@ -47,9 +47,9 @@ fn read_node<'r>(
     path: &str,
     watch: bool,
     kind: WatchKind,
-) -> Result<&'r Node, ErrorCode> {
+) -> Result<NodeRef<'r>, ErrorCode> {
     let n = root.tree.get(path).ok_or(ErrorCode::NoNode)?;
-    readable(n, perms::READ, ctx)?;
+    readable(&n, perms::READ, ctx)?;
     if watch {
         watches.add(path, ctx.conn, kind);
     }
@@ -79,7 +79,7 @@ pub fn serve(
                     return Err(ErrorCode::BadArguments);
                 }
                 let node = tree.get(&e.path);
-                if let Some(n) = node {
+                if let Some(n) = &node {
                     readable(n, perms::READ, ctx)?;
                 }
                 // DataTree.statNode registers the watch before it finds the node
@@ -88,44 +88,44 @@ pub fn serve(
                     watches.add(&e.path, ctx.conn, WatchKind::Data);
                 }
                 let n = node.ok_or(ErrorCode::NoNode)?;
-                let stat = root.stat(n);
+                let stat = root.stat(&n);
                 ok_with(out, xid, zxid, |o| stat.encode(o));
             }
             Request::GetData(g) => {
                 let n = read_node(root, watches, ctx, &g.path, g.watch, WatchKind::Data)?;
                 ok_with(out, xid, zxid, |o| {
-                    get_data_body(o, n.data.as_deref(), &root.stat(n))
+                    get_data_body(o, n.data(), &root.stat(&n))
                 });
             }
             Request::GetChildren(g) => {
                 let n = read_node(root, watches, ctx, &g.path, g.watch, WatchKind::Child)?;
-                ok_with(out, xid, zxid, |o| children_body(o, n));
+                ok_with(out, xid, zxid, |o| children_body(o, &n));
             }
             Request::GetChildren2(g) => {
                 let n = read_node(root, watches, ctx, &g.path, g.watch, WatchKind::Child)?;
                 ok_with(out, xid, zxid, |o| {
-                    children_body(o, n);
-                    root.stat(n).encode(o);
+                    children_body(o, &n);
+                    root.stat(&n).encode(o);
                 });
             }
             Request::GetAcl(g) => {
                 let n = tree.get(&g.path).ok_or(ErrorCode::NoNode)?;
-                readable(n, perms::READ | perms::ADMIN, ctx)?;
+                readable(&n, perms::READ | perms::ADMIN, ctx)?;
                 // Without ADMIN, digest ids are shown as "user:x" (ZOOKEEPER-1392).
-                let admin = acl::check(&n.acl, perms::ADMIN, ctx.auth, ctx.skip_acl);
+                let admin = acl::check(n.acl(), perms::ADMIN, ctx.auth, ctx.skip_acl);
                 let acl: Vec<Acl> = if admin {
-                    n.acl.to_vec()
+                    n.acl().to_vec()
                 } else {
-                    acl::redact_for_get_acl(&n.acl)
+                    acl::redact_for_get_acl(n.acl())
                 };
                 ok_with(out, xid, zxid, |o| {
                     acl.encode(o);
-                    root.stat(n).encode(o);
+                    root.stat(&n).encode(o);
                 });
             }
             Request::GetAllChildrenNumber(g) => {
                 let n = tree.get(&g.path).ok_or(ErrorCode::NoNode)?;
-                readable(n, perms::READ, ctx)?;
+                readable(&n, perms::READ, ctx)?;
                 let count = tree.descendant_count(&g.path) as i32;
                 ok_with(out, xid, zxid, |o| count.encode(o));
             }
@@ -192,9 +192,9 @@ pub fn serve(
     }
 }
 
-fn children_body(out: &mut Vec<u8>, n: &Node) {
-    (n.children.len() as i32).encode(out);
-    for c in n.children.iter() {
+fn children_body(out: &mut Vec<u8>, n: &NodeRef<'_>) {
+    (n.num_children() as i32).encode(out);
+    for c in n.children() {
         write_buffer(out, c.as_bytes());
     }
 }
@@ -211,12 +211,12 @@ fn multi_read_op(
             MultiOp::GetChildren(g) => {
                 let n = read_node(root, watches, ctx, &g.path, g.watch, WatchKind::Child)?;
                 multi_read_header(out, ferrokeeper_net::OpCode::GetChildren);
-                children_body(out, n);
+                children_body(out, &n);
             }
             MultiOp::GetData(g) => {
                 let n = read_node(root, watches, ctx, &g.path, g.watch, WatchKind::Data)?;
                 multi_read_header(out, ferrokeeper_net::OpCode::GetData);
-                get_data_body(out, n.data.as_deref(), &root.stat(n));
+                get_data_body(out, n.data(), &root.stat(&n));
             }
             _ => return Err(ErrorCode::BadArguments),
         }
@@ -241,9 +241,12 @@ fn set_watches(
         ctx.conn,
         SetWatchLists::from(s),
         |p| {
-            root.tree.get(p).map(|n| NodeZxids {
-                mzxid: n.stat.mzxid,
-                pzxid: n.stat.pzxid,
+            root.tree.get(p).map(|n| {
+                let s = n.stat();
+                NodeZxids {
+                    mzxid: s.mzxid,
+                    pzxid: s.pzxid,
+                }
             })
         },
         &mut fired,

@@ -1,0 +1,269 @@
+//! The tree's base layer: a snapshot file mapped into memory and read in place.
+//!
+//! Opening a base costs the payload checksum (one sequential pass at memory speed over
+//! the mapped file) plus what is proportional to the ACL table; nothing is decoded per
+//! node. Nodes are read through [`BaseNode`] straight from the archive.
+
+use std::sync::Arc;
+
+use ferrokeeper_net::records::{Acl, Id};
+use ferrokeeper_storage::snapshot::Snapshot;
+
+use super::NodeStat;
+use crate::snapshot::payload::{index_start, ArchivedNodeData, ArchivedSnapshotData};
+
+/// A mapped snapshot serving as the bottom layer of a [`super::Tree`].
+pub struct Base {
+    snap: Snapshot,
+    acls: Vec<Arc<[Acl]>>,
+}
+
+impl std::fmt::Debug for Base {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Base")
+            .field("file", &self.snap.path)
+            .field("zxid", &self.snap.zxid)
+            .field("nodes", &self.len())
+            .finish()
+    }
+}
+
+impl Base {
+    /// Serves `snap`, whose payload checksum [`ferrokeeper_storage::snapshot::read`] has
+    /// verified.
+    ///
+    /// The archive is not validated node by node here (that would make restart time
+    /// grow with the data): the checksum proves these are the bytes a ferrokeeper of
+    /// this format version wrote, and the writer fully validated them
+    /// ([`crate::snapshot::payload::validate`]) before writing. What is checked is
+    /// what costs nothing: the archive's root fits, the index is a power of two and
+    /// larger than the node count (so a probe always ends), the root node is first, and
+    /// the zxids agree.
+    pub fn open(snap: Snapshot) -> Result<Base, String> {
+        let payload = snap.payload();
+        let root_bytes = std::mem::size_of::<ArchivedSnapshotData>();
+        if payload.len() < root_bytes {
+            return Err(format!(
+                "{}: payload of {} bytes is smaller than the archive's root ({root_bytes})",
+                snap.path.display(),
+                payload.len()
+            ));
+        }
+        // SAFETY: the payload's checksum matched, so the bytes are those the writer
+        // produced, and the writer validated them as an `ArchivedSnapshotData`
+        // (structure and every relative pointer) before writing; the file's format
+        // version (checked with the header) says this build's layout is the writer's.
+        let a = unsafe { rkyv::access_unchecked::<ArchivedSnapshotData>(payload) };
+        let file = snap.path.display();
+        if a.last_zxid.to_native() != snap.zxid {
+            return Err(format!(
+                "{file}: payload zxid 0x{:x} differs from the header's 0x{:x}",
+                a.last_zxid.to_native(),
+                snap.zxid
+            ));
+        }
+        let n = a.nodes.len();
+        let slots = a.index.len();
+        if !slots.is_power_of_two() || slots < 2 * n {
+            return Err(format!("{file}: index of {slots} slots for {n} nodes"));
+        }
+        if a.nodes.first().map(|r| r.path.as_str()) != Some("/") {
+            return Err(format!("{file}: no root node"));
+        }
+        let acls = a
+            .acls
+            .iter()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| Acl {
+                        perms: e.perms.to_native(),
+                        id: Id {
+                            scheme: e.scheme.as_str().to_owned(),
+                            id: e.id.as_str().to_owned(),
+                        },
+                    })
+                    .collect::<Vec<_>>()
+                    .into()
+            })
+            .collect();
+        Ok(Base { snap, acls })
+    }
+
+    /// The archive.
+    pub fn archive(&self) -> &ArchivedSnapshotData {
+        // SAFETY: as in `open`, which checked this payload.
+        unsafe { rkyv::access_unchecked::<ArchivedSnapshotData>(self.snap.payload()) }
+    }
+
+    /// zxid of the state the base holds.
+    pub fn zxid(&self) -> i64 {
+        self.snap.zxid
+    }
+
+    /// The snapshot file it maps.
+    pub fn file(&self) -> &std::path::Path {
+        &self.snap.path
+    }
+
+    /// Size of the mapped file in bytes.
+    pub fn file_bytes(&self) -> usize {
+        self.snap.file_bytes()
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.archive().nodes.len()
+    }
+
+    /// Whether it holds no node (never, for a valid snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sum of path and data lengths over the nodes.
+    pub fn data_bytes(&self) -> u64 {
+        self.archive().data_bytes.to_native()
+    }
+
+    /// The node at index `i`.
+    pub fn node(self: &Arc<Self>, i: u32) -> BaseNode<'_> {
+        BaseNode {
+            base: self,
+            node: &self.archive().nodes[i as usize],
+            index: i,
+        }
+    }
+
+    /// The index of the node at `path`.
+    pub fn find(&self, path: &str) -> Option<u32> {
+        let a = self.archive();
+        let slots = a.index.len();
+        let mut slot = index_start(path, slots);
+        // `open` checked that the index has more slots than nodes, so an empty slot
+        // ends every probe; the bound is a second guard.
+        for _ in 0..slots {
+            match a.index[slot].to_native() {
+                0 => return None,
+                s => {
+                    let i = s - 1;
+                    if a.nodes.get(i as usize)?.path.as_str() == path {
+                        return Some(i);
+                    }
+                }
+            }
+            slot = (slot + 1) & (slots - 1);
+        }
+        None
+    }
+
+    /// Every node, in path order, with its index.
+    pub fn iter(self: &Arc<Self>) -> impl Iterator<Item = BaseNode<'_>> {
+        self.archive()
+            .nodes
+            .iter()
+            .enumerate()
+            .map(move |(i, node)| BaseNode {
+                base: self,
+                node,
+                index: i as u32,
+            })
+    }
+
+    /// The ACL table entry `i`.
+    fn acl(&self, i: u32) -> &Arc<[Acl]> {
+        &self.acls[i as usize]
+    }
+}
+
+/// A node read in place from a [`Base`].
+#[derive(Clone, Copy)]
+pub struct BaseNode<'a> {
+    base: &'a Arc<Base>,
+    node: &'a ArchivedNodeData,
+    index: u32,
+}
+
+impl<'a> BaseNode<'a> {
+    /// The base it is in.
+    pub fn base(&self) -> &'a Arc<Base> {
+        self.base
+    }
+
+    /// Its index in the base.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Full path.
+    pub fn path(&self) -> &'a str {
+        self.node.path.as_str()
+    }
+
+    /// Data; `None` is null.
+    pub fn data(&self) -> Option<&'a [u8]> {
+        self.node.data.as_ref().map(|d| d.as_slice())
+    }
+
+    /// The ACL.
+    pub fn acl(&self) -> &'a Arc<[Acl]> {
+        self.base.acl(self.node.acl.to_native())
+    }
+
+    /// The persisted stat.
+    pub fn stat(&self) -> NodeStat {
+        let s = &self.node.stat;
+        NodeStat {
+            czxid: s.czxid.to_native(),
+            mzxid: s.mzxid.to_native(),
+            ctime: s.ctime.to_native(),
+            mtime: s.mtime.to_native(),
+            version: s.version.to_native(),
+            cversion: s.cversion.to_native(),
+            aversion: s.aversion.to_native(),
+            ephemeral_owner: s.ephemeral_owner.to_native(),
+            pzxid: s.pzxid.to_native(),
+        }
+    }
+
+    /// Number of children.
+    pub fn num_children(&self) -> usize {
+        self.node.children.len()
+    }
+
+    /// Whether it has a child called `name` (a binary search: children are in name
+    /// order).
+    pub fn has_child(&self, name: &str) -> bool {
+        self.node
+            .children
+            .binary_search_by(|i| crate::path::name(self.base.node(i.to_native()).path()).cmp(name))
+            .is_ok()
+    }
+
+    /// The children's names, in order.
+    pub fn children(&self) -> BaseChildren<'a> {
+        BaseChildren {
+            base: self.base,
+            ids: self.node.children.iter(),
+        }
+    }
+}
+
+/// The names of a base node's children, in order.
+pub struct BaseChildren<'a> {
+    base: &'a Arc<Base>,
+    ids: std::slice::Iter<'a, rkyv::rend::u32_le>,
+}
+
+impl<'a> Iterator for BaseChildren<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let i = self.ids.next()?.to_native();
+        Some(crate::path::name(self.base.node(i).path()))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ids.size_hint()
+    }
+}

@@ -1,0 +1,610 @@
+//! The data tree: znodes by full path, in two layers.
+//!
+//! - The **base** is the snapshot the server started from (or the newest it has written
+//!   since), mapped into memory and read in place ([`Base`]): no per-node work to load
+//!   it, so restart time does not grow with the data, and its nodes cost the archive's
+//!   compact bytes rather than heap objects.
+//! - The **overlay** is a persistent (structurally shared) map of what changed since the
+//!   base: nodes written since, and tombstones for base nodes deleted since. Each entry
+//!   remembers the zxid that last wrote it.
+//!
+//! Cloning a [`Tree`] is O(1) and a clone never sees later changes: this is what makes
+//! the read-copy-update design work. The commit stage mutates its own *head* copy; after
+//! each durable batch it publishes a clone, which shards read without locks while the
+//! head moves on. A change copies only the trie path to the changed entry.
+//!
+//! When a newer snapshot is written, [`Tree::rebase`] makes it the base and keeps only
+//! the overlay entries written after it: the logical content is unchanged, and memory
+//! goes back to the archive's size.
+
+use std::sync::Arc;
+
+use ferrokeeper_net::records::{Acl, Stat};
+use imbl::{HashMap, OrdSet};
+
+mod base;
+pub use base::{Base, BaseChildren, BaseNode};
+
+/// A znode's persisted metadata (jute `StatPersisted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeStat {
+    /// zxid of the create.
+    pub czxid: i64,
+    /// zxid of the last setData.
+    pub mzxid: i64,
+    /// Creation time, ms since the epoch.
+    pub ctime: i64,
+    /// Last setData time, ms since the epoch.
+    pub mtime: i64,
+    /// Data version.
+    pub version: i32,
+    /// Children version: bumped on each child create (it is also the sequence counter).
+    pub cversion: i32,
+    /// ACL version.
+    pub aversion: i32,
+    /// Owning session for ephemerals; `i64::MIN` for containers; 0xff.. TTL encoding.
+    pub ephemeral_owner: i64,
+    /// zxid of the last change to the children list.
+    pub pzxid: i64,
+}
+
+/// One znode.
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    /// The node's data, shared with the txn that wrote it and with readers; `None` is
+    /// null data, which ZooKeeper keeps apart from empty (getData answers length −1).
+    pub data: Option<Arc<[u8]>>,
+    /// The node's ACL; nodes created with the same ACL share one allocation.
+    pub acl: Arc<[Acl]>,
+    /// Persisted metadata.
+    pub stat: NodeStat,
+    /// Names (not paths) of the children, ordered.
+    pub children: ChildSet,
+}
+
+impl Node {
+    /// Bytes of data (0 for null).
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.len())
+    }
+
+    /// The `Stat` a client sees (see [`NodeRef::client_stat`]).
+    pub fn client_stat(&self, extended_types: bool) -> Stat {
+        NodeRef::Owned(self).client_stat(extended_types)
+    }
+}
+
+/// A node as the tree holds it: owned (written since the base) or read in place from
+/// the base.
+#[derive(Clone, Copy)]
+pub enum NodeRef<'a> {
+    /// In the overlay.
+    Owned(&'a Node),
+    /// In the base.
+    Base(BaseNode<'a>),
+}
+
+impl<'a> NodeRef<'a> {
+    /// The persisted stat.
+    pub fn stat(&self) -> NodeStat {
+        match self {
+            NodeRef::Owned(n) => n.stat,
+            NodeRef::Base(b) => b.stat(),
+        }
+    }
+
+    /// Data; `None` is null data.
+    pub fn data(&self) -> Option<&'a [u8]> {
+        match self {
+            NodeRef::Owned(n) => n.data.as_deref(),
+            NodeRef::Base(b) => b.data(),
+        }
+    }
+
+    /// Bytes of data (0 for null).
+    pub fn data_len(&self) -> usize {
+        self.data().map_or(0, <[u8]>::len)
+    }
+
+    /// The ACL.
+    pub fn acl(&self) -> &'a Arc<[Acl]> {
+        match self {
+            NodeRef::Owned(n) => &n.acl,
+            NodeRef::Base(b) => b.acl(),
+        }
+    }
+
+    /// Number of children.
+    pub fn num_children(&self) -> usize {
+        match self {
+            NodeRef::Owned(n) => n.children.len(),
+            NodeRef::Base(b) => b.num_children(),
+        }
+    }
+
+    /// Whether it has children.
+    pub fn has_children(&self) -> bool {
+        self.num_children() > 0
+    }
+
+    /// Whether it has a child called `name`.
+    pub fn has_child(&self, name: &str) -> bool {
+        match self {
+            NodeRef::Owned(n) => n.children.contains(name),
+            NodeRef::Base(b) => b.has_child(name),
+        }
+    }
+
+    /// The children's names, in order.
+    pub fn children(&self) -> Children<'a> {
+        match self {
+            NodeRef::Owned(n) => Children::Owned(n.children.iter()),
+            NodeRef::Base(b) => Children::Base(b.children()),
+        }
+    }
+
+    /// An owned copy (children and data copied when the node is in the base).
+    pub fn to_node(&self) -> Node {
+        match self {
+            NodeRef::Owned(n) => (*n).clone(),
+            NodeRef::Base(b) => Node {
+                data: b.data().map(Arc::from),
+                acl: b.acl().clone(),
+                stat: b.stat(),
+                children: ChildSet::of_base(b.base().clone(), b.index()),
+            },
+        }
+    }
+
+    /// The `Stat` a client sees, as `DataNode.copyStat` renders it: the stored
+    /// cversion counts creates only (it doubles as the sequence counter), so the
+    /// visible one is `2 × cversion − numChildren` (every create has a delete except for
+    /// the children still present); containers and TTL nodes show `ephemeralOwner` 0.
+    pub fn client_stat(&self, extended_types: bool) -> Stat {
+        let s = self.stat();
+        let num_children = self.num_children() as i32;
+        let owner = match crate::state::owner_kind(s.ephemeral_owner, extended_types) {
+            crate::state::OwnerKind::Normal => s.ephemeral_owner,
+            _ => 0,
+        };
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
+            aversion: s.aversion,
+            ephemeral_owner: owner,
+            data_length: self.data_len() as i32,
+            num_children,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
+/// The names of a node's children, in order.
+pub enum Children<'a> {
+    /// An overlay node's set.
+    Owned(ChildIter<'a>),
+    /// A base node's list.
+    Base(BaseChildren<'a>),
+}
+
+impl<'a> Iterator for Children<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        match self {
+            Children::Owned(it) => it.next(),
+            Children::Base(it) => it.next(),
+        }
+    }
+}
+
+/// The names of an overlay node's children: a base node's list (when the node was
+/// copied from the base) with the names added and removed since, so that copying a
+/// base node with a million children into the overlay costs nothing, and neither does
+/// rebasing such a node onto a newer base.
+///
+/// Invariants: `added` holds no name of the base list; `removed` holds only names of it.
+#[derive(Debug, Clone, Default)]
+pub struct ChildSet {
+    base: Option<(Arc<Base>, u32)>,
+    added: OrdSet<Arc<str>>,
+    removed: OrdSet<Arc<str>>,
+}
+
+impl ChildSet {
+    /// The children of base node `i`, unchanged.
+    pub fn of_base(base: Arc<Base>, i: u32) -> ChildSet {
+        ChildSet {
+            base: Some((base, i)),
+            added: OrdSet::new(),
+            removed: OrdSet::new(),
+        }
+    }
+
+    /// Whether it is relative to `base` (or holds nothing that needs one).
+    fn is_on(&self, base: &Arc<Base>) -> bool {
+        match &self.base {
+            Some((b, _)) => Arc::ptr_eq(b, base),
+            None => self.added.is_empty(),
+        }
+    }
+
+    fn base_list(&self) -> Option<BaseNode<'_>> {
+        self.base.as_ref().map(|(b, i)| b.node(*i))
+    }
+
+    fn in_base(&self, name: &str) -> bool {
+        self.base_list().is_some_and(|n| n.has_child(name))
+    }
+
+    /// Number of children.
+    pub fn len(&self) -> usize {
+        self.base_list().map_or(0, |n| n.num_children()) - self.removed.len() + self.added.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `name` is a child.
+    pub fn contains(&self, name: &str) -> bool {
+        self.added.contains(name) || (self.in_base(name) && !self.removed.contains(name))
+    }
+
+    /// Adds `name`; false if it was there.
+    pub fn insert(&mut self, name: Arc<str>) -> bool {
+        if self.removed.remove(&*name).is_some() {
+            return true;
+        }
+        if self.in_base(&name) {
+            return false;
+        }
+        self.added.insert(name).is_none()
+    }
+
+    /// Removes `name`; false if it was not there.
+    pub fn remove(&mut self, name: &str) -> bool {
+        if self.added.remove(name).is_some() {
+            return true;
+        }
+        self.in_base(name) && self.removed.insert(Arc::from(name)).is_none()
+    }
+
+    /// The names, in order.
+    pub fn iter(&self) -> ChildIter<'_> {
+        ChildIter {
+            base: self.base_list().map(|n| n.children().peekable()),
+            removed: &self.removed,
+            added: self.added.iter().peekable(),
+        }
+    }
+
+    /// The same names, relative to base node `at` of `base` (or to no base when `at` is
+    /// `None`): one merge pass over both lists.
+    fn rebased(&self, base: &Arc<Base>, at: Option<u32>) -> ChildSet {
+        let mut out = ChildSet {
+            base: at.map(|i| (base.clone(), i)),
+            added: OrdSet::new(),
+            removed: OrdSet::new(),
+        };
+        let mut new_list = at.map(|i| base.node(i).children().peekable());
+        for name in self.iter() {
+            if let Some(list) = new_list.as_mut() {
+                while let Some(b) = list.next_if(|b| *b < name) {
+                    out.removed.insert(Arc::from(b));
+                }
+                if list.next_if(|b| *b == name).is_some() {
+                    continue;
+                }
+            }
+            out.added.insert(Arc::from(name));
+        }
+        if let Some(list) = new_list {
+            for b in list {
+                out.removed.insert(Arc::from(b));
+            }
+        }
+        out
+    }
+}
+
+impl FromIterator<Arc<str>> for ChildSet {
+    fn from_iter<I: IntoIterator<Item = Arc<str>>>(names: I) -> ChildSet {
+        ChildSet {
+            base: None,
+            added: names.into_iter().collect(),
+            removed: OrdSet::new(),
+        }
+    }
+}
+
+/// The names of a [`ChildSet`], in order.
+pub struct ChildIter<'a> {
+    base: Option<std::iter::Peekable<BaseChildren<'a>>>,
+    removed: &'a OrdSet<Arc<str>>,
+    added:
+        std::iter::Peekable<imbl::ordset::Iter<'a, Arc<str>, imbl::shared_ptr::DefaultSharedPtr>>,
+}
+
+impl<'a> Iterator for ChildIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            let from_base = match (self.base.as_mut().and_then(|b| b.peek()), self.added.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(b), Some(a)) => *b < &***a,
+            };
+            if !from_base {
+                return self.added.next().map(|a| &**a);
+            }
+            let name = self.base.as_mut()?.next()?;
+            if !self.removed.contains(name) {
+                return Some(name);
+            }
+        }
+    }
+}
+
+/// One overlay entry: the node written at `zxid`, or its deletion.
+#[derive(Debug, Clone)]
+struct Entry {
+    zxid: i64,
+    node: Option<Arc<Node>>,
+}
+
+/// The layered map from path to node.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    base: Option<Arc<Base>>,
+    overlay: HashMap<Arc<str>, Entry>,
+    len: usize,
+    data_bytes: u64,
+}
+
+impl Tree {
+    /// A tree holding only `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`
+    /// with the stats a fresh standalone ZooKeeper shows: all zero, open ACLs except on
+    /// `/zookeeper/config`, which everyone may read and only a super user may change
+    /// (`ZooKeeperServer` gives it `READ_ACL_UNSAFE`).
+    pub fn new(open_acl: Arc<[Acl]>) -> Tree {
+        let mut t = Tree::empty();
+        let mk = |children: &[&str]| Node {
+            data: Some(Arc::from(&b""[..])),
+            acl: open_acl.clone(),
+            stat: NodeStat::default(),
+            children: children.iter().map(|c| Arc::<str>::from(*c)).collect(),
+        };
+        t.put(Arc::from("/"), mk(&["zookeeper"]), 0);
+        t.put(Arc::from("/zookeeper"), mk(&["config", "quota"]), 0);
+        t.put(Arc::from("/zookeeper/quota"), mk(&[]), 0);
+        // ZooKeeperServer gives /zookeeper/config READ_ACL_UNSAFE, and
+        // DataTree.addConfigNode sets it with version -1, which becomes the aversion.
+        let mut config = mk(&[]);
+        config.stat.aversion = -1;
+        config.acl = Arc::from(vec![Acl {
+            perms: ferrokeeper_net::codes::perms::READ,
+            id: ferrokeeper_net::records::Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }]);
+        t.put(Arc::from("/zookeeper/config"), config, 0);
+        t
+    }
+
+    /// A tree with no node at all, not even `/`: the start of a load, which puts every
+    /// node itself.
+    pub fn empty() -> Tree {
+        Tree {
+            base: None,
+            overlay: HashMap::new(),
+            len: 0,
+            data_bytes: 0,
+        }
+    }
+
+    /// A tree serving `base` as it is.
+    pub fn from_base(base: Arc<Base>) -> Tree {
+        Tree {
+            len: base.len(),
+            data_bytes: base.data_bytes(),
+            base: Some(base),
+            overlay: HashMap::new(),
+        }
+    }
+
+    /// The base layer, if any.
+    pub fn base(&self) -> Option<&Arc<Base>> {
+        self.base.as_ref()
+    }
+
+    /// Number of overlay entries (nodes written and deleted since the base).
+    pub fn overlay_len(&self) -> usize {
+        self.overlay.len()
+    }
+
+    /// The node at `path`. The empty path names the root, as in ZooKeeper's node map
+    /// (so `getData("")` answers with `/`).
+    pub fn get(&self, path: &str) -> Option<NodeRef<'_>> {
+        let path = if path.is_empty() { "/" } else { path };
+        match self.overlay.get(path) {
+            Some(e) => e.node.as_deref().map(NodeRef::Owned),
+            None => {
+                let base = self.base.as_ref()?;
+                base.find(path).map(|i| NodeRef::Base(base.node(i)))
+            }
+        }
+    }
+
+    /// Whether a node exists at `path`.
+    pub fn contains(&self, path: &str) -> bool {
+        self.get(path).is_some()
+    }
+
+    /// Number of znodes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the tree is empty (only before a load has put the root).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Sum over the nodes of path length plus data length.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
+    /// Replaces (or inserts) the node at `path`, as written by txn `zxid`.
+    pub fn put(&mut self, path: Arc<str>, node: Node, zxid: i64) {
+        match self.get(&path) {
+            Some(old) => self.data_bytes -= (path.len() + old.data_len()) as u64,
+            None => self.len += 1,
+        }
+        self.data_bytes += (path.len() + node.data_len()) as u64;
+        self.overlay.insert(
+            path,
+            Entry {
+                zxid,
+                node: Some(Arc::new(node)),
+            },
+        );
+    }
+
+    /// Removes the node at `path`, deleted by txn `zxid`; returns its stat.
+    pub fn remove(&mut self, path: &Arc<str>, zxid: i64) -> Option<NodeStat> {
+        let old = self.get(path)?;
+        let stat = old.stat();
+        self.data_bytes -= (path.len() + old.data_len()) as u64;
+        self.len -= 1;
+        // A tombstone even when no base holds the node: a snapshot taken before this
+        // delete may hold it and become the base (`rebase`), and must not bring it back.
+        // Tombstones last until the next rebase.
+        self.overlay
+            .insert(path.clone(), Entry { zxid, node: None });
+        Some(stat)
+    }
+
+    /// Applies `f` to a copy of the node at `path` (written by txn `zxid`) and stores
+    /// the copy. A base node is copied into the overlay first. Panics if the node is
+    /// missing: callers have checked.
+    pub fn update(&mut self, path: &str, zxid: i64, f: impl FnOnce(&mut Node)) {
+        let path = if path.is_empty() { "/" } else { path };
+        if let Some(e) = self.overlay.get_mut(path) {
+            if let Some(node) = e.node.as_mut() {
+                let node = Arc::make_mut(node);
+                let before = node.data_len();
+                f(node);
+                let after = node.data_len();
+                e.zxid = zxid;
+                self.data_bytes = self.data_bytes + after as u64 - before as u64;
+                return;
+            }
+        }
+        let mut node = self
+            .get(path)
+            .unwrap_or_else(|| panic!("update of missing node {path}"))
+            .to_node();
+        f(&mut node);
+        self.put(Arc::from(path), node, zxid);
+    }
+
+    /// Makes `base` the base layer. `base` must hold this tree's own state at
+    /// `base.zxid()` (a snapshot of an earlier version of this tree, taken after every
+    /// entry not written since): entries written after that zxid stay in the overlay,
+    /// the rest are already in `base` exactly as they are here, and go.
+    pub fn rebase(&mut self, base: Arc<Base>) {
+        let at = base.zxid();
+        let mut overlay = self.overlay.clone();
+        overlay.retain(|path, e| e.zxid > at && (e.node.is_some() || base.find(path).is_some()));
+        // The children lists of the nodes kept move onto the new base too (one merge
+        // pass each), so that no node keeps an older snapshot mapped.
+        let kept: Vec<Arc<str>> = overlay
+            .iter()
+            .filter(|(_, e)| e.node.as_ref().is_some_and(|n| !n.children.is_on(&base)))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in kept {
+            if let Some(node) = overlay.get_mut(&path).and_then(|e| e.node.as_mut()) {
+                let node = Arc::make_mut(node);
+                node.children = node.children.rebased(&base, base.find(&path));
+            }
+        }
+        self.overlay = overlay;
+        self.base = Some(base);
+    }
+
+    /// Every node, sorted by path.
+    pub fn sorted_nodes(&self) -> Vec<(&str, NodeRef<'_>)> {
+        let mut owned: Vec<(&str, NodeRef<'_>)> = self
+            .overlay
+            .iter()
+            .filter_map(|(p, e)| e.node.as_deref().map(|n| (&**p, NodeRef::Owned(n))))
+            .collect();
+        owned.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let Some(base) = self.base.as_ref() else {
+            return owned;
+        };
+        let mut out = Vec::with_capacity(self.len);
+        let mut owned = owned.into_iter().peekable();
+        for b in base.iter() {
+            let path = b.path();
+            while let Some((p, _)) = owned.peek() {
+                if *p < path {
+                    out.extend(owned.next());
+                } else {
+                    break;
+                }
+            }
+            if !self.overlay.contains_key(path) {
+                out.push((path, NodeRef::Base(b)));
+            }
+        }
+        out.extend(owned);
+        out
+    }
+
+    /// All paths (unordered).
+    pub fn paths(&self) -> Vec<&str> {
+        self.sorted_nodes().into_iter().map(|(p, _)| p).collect()
+    }
+
+    /// Number of descendants of `path` (not counting itself).
+    pub fn descendant_count(&self, path: &str) -> usize {
+        let mut count = 0;
+        let mut stack = vec![path.to_string()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.get(&p) {
+                for c in n.children() {
+                    count += 1;
+                    stack.push(crate::path::join(&p, c));
+                }
+            }
+        }
+        count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_are_snapshots() {
+        let mut t = Tree::new(Arc::from(Vec::new()));
+        let before = t.clone();
+        t.put(Arc::from("/x"), Node::default(), 1);
+        assert!(t.get("/x").is_some());
+        assert!(before.get("/x").is_none());
+        assert_eq!(before.len(), 4);
+    }
+}
