@@ -263,6 +263,12 @@ impl SnapshotPolicy {
         Ok(())
     }
 
+    /// Whether a snapshot is being written, or written and not yet taken as the base.
+    pub fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire)
+            || self.written.lock().map(|w| w.is_some()).unwrap_or(false)
+    }
+
     /// The newest snapshot written since the last call, mapped, for the commit stage
     /// to rebase on.
     pub fn take_written(&self) -> Option<Arc<Base>> {

@@ -130,12 +130,15 @@ pub struct Batch {
     pub changes: Vec<Change>,
     /// Report rounds to run on every shard with this batch.
     pub reports: Vec<Arc<crate::shard::report::ReportCollector>>,
+    /// The head moved onto a new base since the last batch: publish it even with
+    /// nothing else in the batch, so that shards let go of the old layers.
+    pub rebased: bool,
 }
 
 impl Batch {
     /// Whether nothing happened.
     pub fn is_empty(&self) -> bool {
-        self.txns.is_empty() && self.replies.is_empty() && self.reports.is_empty()
+        self.txns.is_empty() && self.replies.is_empty() && self.reports.is_empty() && !self.rebased
     }
 }
 
@@ -206,16 +209,26 @@ impl CommitCore {
         &self.head
     }
 
+    /// Freezes the head tree's overlay at the head's zxid, ahead of a snapshot of this
+    /// very state (see [`crate::tree::Tree::freeze`]).
+    pub fn freeze(&mut self) {
+        let at = self.head.last_zxid;
+        self.head.tree.freeze(at);
+    }
+
     /// Moves the head tree onto `base`, a snapshot of an earlier published head (see
     /// [`crate::tree::Tree::rebase`]). What readers see does not change.
     pub fn rebase(&mut self, base: Arc<crate::tree::Base>) {
+        let started = std::time::Instant::now();
         let before = self.head.tree.overlay_len();
         let at = base.zxid();
         self.head.tree.rebase(base);
-        tracing::debug!(
+        self.batch.rebased = true;
+        tracing::info!(
             zxid = format_args!("0x{at:x}"),
             overlay_before = before,
             overlay_after = self.head.tree.overlay_len(),
+            elapsed = ?started.elapsed(),
             "tree rebased on the new snapshot"
         );
     }

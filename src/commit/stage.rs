@@ -24,11 +24,16 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Ticks after a rebase before the commit thread returns freed memory to the OS.
+const COLLECT_AFTER_REBASE: u32 = 5;
+
 /// A batch waiting for the log: what to release once it is durable.
 struct Pending {
     seq: u64,
     state: Arc<crate::state::DataState>,
     batch: super::core::Batch,
+    /// Snapshot `state` once it is durable.
+    snapshot: bool,
 }
 
 /// Runs the commit stage until every shard has gone.
@@ -76,10 +81,24 @@ pub async fn run(
         let kick = kick.clone();
         let snapshots = snapshots.clone();
         glommio::spawn_local(async move {
+            let mut collect_in: Option<u32> = None;
             loop {
                 glommio::timer::sleep(tick).await;
                 if let Some(base) = snapshots.take_written() {
                     core.borrow_mut().rebase(base);
+                    collect_in = Some(COLLECT_AFTER_REBASE);
+                }
+                // The nodes a rebase let go of are freed by whichever thread drops the
+                // last state holding them, mostly this one; once the shards have moved
+                // on, hand the emptied pages back to the OS (measured: without this,
+                // RSS kept ~190 B per znode of freed overlay).
+                if let Some(n) = collect_in.as_mut() {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        collect_in = None;
+                        // SAFETY: mi_collect only frees this thread's unused pages.
+                        unsafe { libmimalloc_sys::mi_collect(true) };
+                    }
                 }
                 core.borrow_mut().tick(now_ms());
                 let _ = kick.try_send(());
@@ -99,20 +118,16 @@ pub async fn run(
     let pending: Rc<RefCell<VecDeque<Pending>>> = Rc::new(RefCell::new(VecDeque::new()));
     {
         let pending = pending.clone();
+        let snapshots = snapshots.clone();
         glommio::spawn_local(async move {
-            // Txns published since the last snapshot, and the count that triggers the
-            // next one (random in [snapCount/2 + 1, snapCount], as ZooKeeper).
-            let mut since_snapshot = 0u64;
-            let mut threshold = snapshots.next_threshold();
             while let Some(seq) = from_log.recv().await {
                 let Some(p) = pending.borrow_mut().pop_front() else {
                     panic!("log acknowledged batch {seq} that was never sent");
                 };
                 assert_eq!(p.seq, seq, "log acknowledged batches out of order");
-                since_snapshot += p.batch.txns.len() as u64;
                 // The published state is immutable and exactly the state after this
                 // batch: snapshotting it (an O(1) clone) never blocks commits.
-                let snapshot_of = (since_snapshot >= threshold).then(|| p.state.clone());
+                let snapshot_of = p.snapshot.then(|| p.state.clone());
                 if !publish(&senders, p.seq, p.state, p.batch, &published_seq).await {
                     return;
                 }
@@ -120,8 +135,6 @@ pub async fn run(
                     if !snapshots.start(state) {
                         tracing::warn!("previous snapshot still being written; skipping this one");
                     }
-                    since_snapshot = 0;
-                    threshold = snapshots.next_threshold();
                 }
             }
         })
@@ -129,22 +142,42 @@ pub async fn run(
     }
 
     let mut seq = 0u64;
+    // Txns since the last snapshot, and the count that triggers the next one (random in
+    // [snapCount/2 + 1, snapCount], as ZooKeeper). Decided here, where the head is
+    // exactly the state after the batch, so that the head can be frozen at it.
+    let mut since_snapshot = 0u64;
+    let mut threshold = snapshots.next_threshold();
     while kicked.recv().await.is_some() {
-        let (batch, state) = {
+        let (batch, state, snapshot) = {
             let mut c = core.borrow_mut();
+            if let Some(base) = snapshots.take_written() {
+                c.rebase(base);
+            }
             let batch = c.take_batch();
+            since_snapshot += batch.txns.len() as u64;
+            // While one is being written, the count goes on and the next batch after
+            // it finishes takes the next.
+            let snapshot = !batch.is_empty() && since_snapshot >= threshold && !snapshots.busy();
+            if snapshot {
+                c.freeze();
+                since_snapshot = 0;
+                threshold = snapshots.next_threshold();
+            }
             // No await between taking the batch and cloning the head: the state
             // published is exactly the one the batch produced.
-            (batch, Arc::new(c.head().clone()))
+            (batch, Arc::new(c.head().clone()), snapshot)
         };
         if batch.is_empty() {
             continue;
         }
         seq += 1;
         let log_batch = super::log::LogBatch::encode(seq, &batch.txns);
-        pending
-            .borrow_mut()
-            .push_back(Pending { seq, state, batch });
+        pending.borrow_mut().push_back(Pending {
+            seq,
+            state,
+            batch,
+            snapshot,
+        });
         if to_log.send(log_batch).await.is_err() {
             tracing::error!("log executor gone; stopping the commit stage");
             return;

@@ -202,48 +202,93 @@ impl<'a> Iterator for Children<'a> {
     }
 }
 
-/// The names of an overlay node's children: a base node's list (when the node was
-/// copied from the base) with the names added and removed since, so that copying a
-/// base node with a million children into the overlay costs nothing, and neither does
-/// rebasing such a node onto a newer base.
+/// The names of an overlay node's children: an underlying list plus the names added
+/// and removed since. The underlying list is a base node's (when the node was copied
+/// from the base), or the node's set as it was in the frozen layer (when copied from
+/// there), or nothing. So copying a node with a million children into the overlay costs
+/// nothing, and neither does rebasing it: a set over its frozen self moves onto the new
+/// base's list for the same path, which holds the same names ([`Tree::rebase`]).
 ///
-/// Invariants: `added` holds no name of the base list; `removed` holds only names of it.
+/// Invariants: `added` holds no name of the underlying list; `removed` holds only names
+/// of it.
 #[derive(Debug, Clone, Default)]
 pub struct ChildSet {
-    base: Option<(Arc<Base>, u32)>,
+    under: Under,
     added: OrdSet<Arc<str>>,
     removed: OrdSet<Arc<str>>,
+}
+
+#[derive(Debug, Clone, Default)]
+enum Under {
+    #[default]
+    Nothing,
+    Base(Arc<Base>, u32),
+    Frozen(Arc<ChildSet>),
 }
 
 impl ChildSet {
     /// The children of base node `i`, unchanged.
     pub fn of_base(base: Arc<Base>, i: u32) -> ChildSet {
         ChildSet {
-            base: Some((base, i)),
-            added: OrdSet::new(),
-            removed: OrdSet::new(),
+            under: Under::Base(base, i),
+            ..ChildSet::default()
+        }
+    }
+
+    /// The same names, as changes over `frozen`.
+    fn over(frozen: &ChildSet) -> ChildSet {
+        ChildSet {
+            under: Under::Frozen(Arc::new(frozen.clone())),
+            ..ChildSet::default()
         }
     }
 
     /// Whether it is relative to `base` (or holds nothing that needs one).
     fn is_on(&self, base: &Arc<Base>) -> bool {
-        match &self.base {
-            Some((b, _)) => Arc::ptr_eq(b, base),
-            None => self.added.is_empty(),
+        match &self.under {
+            Under::Base(b, _) => Arc::ptr_eq(b, base),
+            Under::Nothing => self.added.is_empty(),
+            Under::Frozen(_) => false,
         }
     }
 
-    fn base_list(&self) -> Option<BaseNode<'_>> {
-        self.base.as_ref().map(|(b, i)| b.node(*i))
+    /// Whether its underlying list is the frozen layer's or an older base's.
+    fn is_stale(&self, base: &Arc<Base>) -> bool {
+        match &self.under {
+            Under::Nothing => false,
+            Under::Base(b, _) => !Arc::ptr_eq(b, base),
+            Under::Frozen(_) => true,
+        }
     }
 
-    fn in_base(&self, name: &str) -> bool {
-        self.base_list().is_some_and(|n| n.has_child(name))
+    /// Puts base node `at` of `base` under the changes, in place of an underlying list
+    /// that holds the same names.
+    fn thaw(&mut self, base: &Arc<Base>, at: Option<u32>) {
+        self.under = match at {
+            Some(i) => Under::Base(base.clone(), i),
+            None => Under::Nothing,
+        };
+    }
+
+    fn under_len(&self) -> usize {
+        match &self.under {
+            Under::Nothing => 0,
+            Under::Base(b, i) => b.node(*i).num_children(),
+            Under::Frozen(f) => f.len(),
+        }
+    }
+
+    fn under_has(&self, name: &str) -> bool {
+        match &self.under {
+            Under::Nothing => false,
+            Under::Base(b, i) => b.node(*i).has_child(name),
+            Under::Frozen(f) => f.contains(name),
+        }
     }
 
     /// Number of children.
     pub fn len(&self) -> usize {
-        self.base_list().map_or(0, |n| n.num_children()) - self.removed.len() + self.added.len()
+        self.under_len() - self.removed.len() + self.added.len()
     }
 
     /// Whether there are none.
@@ -253,7 +298,7 @@ impl ChildSet {
 
     /// Whether `name` is a child.
     pub fn contains(&self, name: &str) -> bool {
-        self.added.contains(name) || (self.in_base(name) && !self.removed.contains(name))
+        self.added.contains(name) || (self.under_has(name) && !self.removed.contains(name))
     }
 
     /// Adds `name`; false if it was there.
@@ -261,7 +306,7 @@ impl ChildSet {
         if self.removed.remove(&*name).is_some() {
             return true;
         }
-        if self.in_base(&name) {
+        if self.under_has(&name) {
             return false;
         }
         self.added.insert(name).is_none()
@@ -272,13 +317,18 @@ impl ChildSet {
         if self.added.remove(name).is_some() {
             return true;
         }
-        self.in_base(name) && self.removed.insert(Arc::from(name)).is_none()
+        self.under_has(name) && self.removed.insert(Arc::from(name)).is_none()
     }
 
     /// The names, in order.
     pub fn iter(&self) -> ChildIter<'_> {
+        let under = match &self.under {
+            Under::Nothing => UnderIter::Nothing,
+            Under::Base(b, i) => UnderIter::Base(b.node(*i).children()),
+            Under::Frozen(f) => UnderIter::Frozen(Box::new(f.iter())),
+        };
         ChildIter {
-            base: self.base_list().map(|n| n.children().peekable()),
+            under: under.peekable(),
             removed: &self.removed,
             added: self.added.iter().peekable(),
         }
@@ -287,10 +337,9 @@ impl ChildSet {
     /// The same names, relative to base node `at` of `base` (or to no base when `at` is
     /// `None`): one merge pass over both lists.
     fn rebased(&self, base: &Arc<Base>, at: Option<u32>) -> ChildSet {
-        let mut out = ChildSet {
-            base: at.map(|i| (base.clone(), i)),
-            added: OrdSet::new(),
-            removed: OrdSet::new(),
+        let mut out = match at {
+            Some(i) => ChildSet::of_base(base.clone(), i),
+            None => ChildSet::default(),
         };
         let mut new_list = at.map(|i| base.node(i).children().peekable());
         for name in self.iter() {
@@ -316,16 +365,33 @@ impl ChildSet {
 impl FromIterator<Arc<str>> for ChildSet {
     fn from_iter<I: IntoIterator<Item = Arc<str>>>(names: I) -> ChildSet {
         ChildSet {
-            base: None,
             added: names.into_iter().collect(),
-            removed: OrdSet::new(),
+            ..ChildSet::default()
+        }
+    }
+}
+
+enum UnderIter<'a> {
+    Nothing,
+    Base(BaseChildren<'a>),
+    Frozen(Box<ChildIter<'a>>),
+}
+
+impl<'a> Iterator for UnderIter<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        match self {
+            UnderIter::Nothing => None,
+            UnderIter::Base(it) => it.next(),
+            UnderIter::Frozen(it) => it.next(),
         }
     }
 }
 
 /// The names of a [`ChildSet`], in order.
 pub struct ChildIter<'a> {
-    base: Option<std::iter::Peekable<BaseChildren<'a>>>,
+    under: std::iter::Peekable<UnderIter<'a>>,
     removed: &'a OrdSet<Arc<str>>,
     added:
         std::iter::Peekable<imbl::ordset::Iter<'a, Arc<str>, imbl::shared_ptr::DefaultSharedPtr>>,
@@ -336,16 +402,16 @@ impl<'a> Iterator for ChildIter<'a> {
 
     fn next(&mut self) -> Option<&'a str> {
         loop {
-            let from_base = match (self.base.as_mut().and_then(|b| b.peek()), self.added.peek()) {
+            let from_under = match (self.under.peek(), self.added.peek()) {
                 (None, None) => return None,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
-                (Some(b), Some(a)) => *b < &***a,
+                (Some(u), Some(a)) => *u < &***a,
             };
-            if !from_base {
+            if !from_under {
                 return self.added.next().map(|a| &**a);
             }
-            let name = self.base.as_mut()?.next()?;
+            let name = self.under.next()?;
             if !self.removed.contains(name) {
                 return Some(name);
             }
@@ -360,10 +426,19 @@ struct Entry {
     node: Option<Arc<Node>>,
 }
 
-/// The layered map from path to node.
+/// The overlay as it was when a snapshot was decided, waiting for that snapshot to
+/// become the base.
+#[derive(Debug, Clone)]
+struct Frozen {
+    at: i64,
+    entries: HashMap<Arc<str>, Entry>,
+}
+
+/// The layered map from path to node: `overlay` over `frozen` over `base`.
 #[derive(Debug, Clone)]
 pub struct Tree {
     base: Option<Arc<Base>>,
+    frozen: Option<Frozen>,
     overlay: HashMap<Arc<str>, Entry>,
     len: usize,
     data_bytes: u64,
@@ -405,6 +480,7 @@ impl Tree {
     pub fn empty() -> Tree {
         Tree {
             base: None,
+            frozen: None,
             overlay: HashMap::new(),
             len: 0,
             data_bytes: 0,
@@ -417,6 +493,7 @@ impl Tree {
             len: base.len(),
             data_bytes: base.data_bytes(),
             base: Some(base),
+            frozen: None,
             overlay: HashMap::new(),
         }
     }
@@ -426,16 +503,23 @@ impl Tree {
         self.base.as_ref()
     }
 
-    /// Number of overlay entries (nodes written and deleted since the base).
+    /// Number of overlay entries, frozen ones included (nodes written and deleted
+    /// since the base).
     pub fn overlay_len(&self) -> usize {
-        self.overlay.len()
+        self.overlay.len() + self.frozen.as_ref().map_or(0, |f| f.entries.len())
+    }
+
+    fn entry(&self, path: &str) -> Option<&Entry> {
+        self.overlay
+            .get(path)
+            .or_else(|| self.frozen.as_ref()?.entries.get(path))
     }
 
     /// The node at `path`. The empty path names the root, as in ZooKeeper's node map
     /// (so `getData("")` answers with `/`).
     pub fn get(&self, path: &str) -> Option<NodeRef<'_>> {
         let path = if path.is_empty() { "/" } else { path };
-        match self.overlay.get(path) {
+        match self.entry(path) {
             Some(e) => e.node.as_deref().map(NodeRef::Owned),
             None => {
                 let base = self.base.as_ref()?;
@@ -514,20 +598,74 @@ impl Tree {
             .get(path)
             .unwrap_or_else(|| panic!("update of missing node {path}"))
             .to_node();
+        if self
+            .frozen
+            .as_ref()
+            .is_some_and(|f| f.entries.contains_key(path))
+        {
+            // Changes from here on are kept apart, so that the rebase onto the frozen
+            // layer's snapshot can put the new base's list under them.
+            node.children = ChildSet::over(&node.children);
+        }
         f(&mut node);
         self.put(Arc::from(path), node, zxid);
     }
 
+    /// Sets the overlay aside as the state at `at` (the head's zxid), which a snapshot
+    /// is about to be taken of; writes from now on go to a fresh overlay. When that
+    /// snapshot becomes the base, [`Tree::rebase`] drops the frozen layer whole: O(1),
+    /// where finding the entries written after the snapshot would take a pass over the
+    /// overlay on the commit path. A frozen layer whose snapshot never came is folded
+    /// back first.
+    pub fn freeze(&mut self, at: i64) {
+        self.unfreeze();
+        let entries = std::mem::take(&mut self.overlay);
+        self.frozen = Some(Frozen { at, entries });
+    }
+
+    /// Folds the frozen layer back into the overlay (newer entries win).
+    fn unfreeze(&mut self) {
+        if let Some(f) = self.frozen.take() {
+            self.overlay = std::mem::take(&mut self.overlay).union(f.entries);
+        }
+    }
+
     /// Makes `base` the base layer. `base` must hold this tree's own state at
-    /// `base.zxid()` (a snapshot of an earlier version of this tree, taken after every
-    /// entry not written since): entries written after that zxid stay in the overlay,
-    /// the rest are already in `base` exactly as they are here, and go.
+    /// `base.zxid()`: a snapshot of an earlier version of this tree. Nothing visible
+    /// changes.
+    ///
+    /// When the tree was frozen at that zxid (the commit stage's way), the frozen layer
+    /// is exactly what the new base holds, and goes. Otherwise every entry written
+    /// after that zxid stays and the rest go (a pass over the overlay), and the kept
+    /// nodes' children lists move onto the new base (one merge pass each).
+    ///
+    /// In the first case, nodes copied since the freeze (from the frozen layer or from
+    /// the old base, both of which hold the state at the freeze) put the new base's list
+    /// for their path under their changes, in place of the one they were copied over: a
+    /// pass over the overlay, which holds only what was written since the freeze; no
+    /// children list is walked.
     pub fn rebase(&mut self, base: Arc<Base>) {
         let at = base.zxid();
+        if self.frozen.as_ref().is_some_and(|f| f.at == at) {
+            self.frozen = None;
+            let thawing: Vec<Arc<str>> = self
+                .overlay
+                .iter()
+                .filter(|(_, e)| e.node.as_ref().is_some_and(|n| n.children.is_stale(&base)))
+                .map(|(p, _)| p.clone())
+                .collect();
+            for path in thawing {
+                let at = base.find(&path);
+                if let Some(node) = self.overlay.get_mut(&path).and_then(|e| e.node.as_mut()) {
+                    Arc::make_mut(node).children.thaw(&base, at);
+                }
+            }
+            self.base = Some(base);
+            return;
+        }
+        self.unfreeze();
         let mut overlay = self.overlay.clone();
         overlay.retain(|path, e| e.zxid > at && (e.node.is_some() || base.find(path).is_some()));
-        // The children lists of the nodes kept move onto the new base too (one merge
-        // pass each), so that no node keeps an older snapshot mapped.
         let kept: Vec<Arc<str>> = overlay
             .iter()
             .filter(|(_, e)| e.node.as_ref().is_some_and(|n| !n.children.is_on(&base)))
@@ -545,9 +683,15 @@ impl Tree {
 
     /// Every node, sorted by path.
     pub fn sorted_nodes(&self) -> Vec<(&str, NodeRef<'_>)> {
+        let frozen = self
+            .frozen
+            .iter()
+            .flat_map(|f| f.entries.iter())
+            .filter(|(p, _)| !self.overlay.contains_key(&***p));
         let mut owned: Vec<(&str, NodeRef<'_>)> = self
             .overlay
             .iter()
+            .chain(frozen)
             .filter_map(|(p, e)| e.node.as_deref().map(|n| (&**p, NodeRef::Owned(n))))
             .collect();
         owned.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -565,7 +709,7 @@ impl Tree {
                     break;
                 }
             }
-            if !self.overlay.contains_key(path) {
+            if self.entry(path).is_none() {
                 out.push((path, NodeRef::Base(b)));
             }
         }
