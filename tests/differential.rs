@@ -52,10 +52,13 @@ use raw::{err, op, perms, Conn, Event, MultiOp, OpResult, Reply};
 
 /// Both servers get this: containers and TTL nodes must not be reaped during a run (the
 /// reaper's timing would differ between the two), and fsync is off to keep the run fast
-/// (it changes no reply).
+/// (it changes no reply). `snapCount=200` makes ferrokeeper take dozens of snapshots
+/// during a run and serve from each (its tree is rebased on every one), so the run
+/// compares the layered tree, not only a heap-only one, with ZooKeeper.
 const CONFIG: &[(&str, &str)] = &[
     ("znode.container.checkIntervalMs", "3600000"),
     ("forceSync", "no"),
+    ("snapCount", "200"),
 ];
 
 /// Ops per seed for the fixed seeds; the clock seed gets the rest of `OPS_TOTAL`.
