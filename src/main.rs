@@ -53,6 +53,37 @@ const IMPORT_USAGE: &str =
     "usage: ferrokeeper import --zookeeper-data-dir DIR [--zookeeper-log-dir DIR] [--data-dir OUT]";
 
 /// `ferrokeeper import`: returns the exit code.
+/// One line of the import's progress bar: bar, percent, bytes, phase, elapsed and the
+/// time left at the rate so far.
+fn progress_bar(
+    percent: u64,
+    p: &ferrokeeper::import::ImportProgress,
+    elapsed: std::time::Duration,
+) -> String {
+    const WIDTH: u64 = 30;
+    let filled = (percent * WIDTH / 100) as usize;
+    let bar = format!(
+        "{}{}",
+        "#".repeat(filled),
+        "-".repeat(WIDTH as usize - filled)
+    );
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let left = if p.bytes_done > 0 && p.bytes_total > p.bytes_done {
+        let secs =
+            elapsed.as_secs_f64() * (p.bytes_total - p.bytes_done) as f64 / p.bytes_done as f64;
+        format!(", ~{secs:.0} s left")
+    } else {
+        String::new()
+    };
+    format!(
+        "importing [{bar}] {percent:3}% {:.1}/{:.1} MiB ({:?}, {:.1} s{left})   ",
+        mib(p.bytes_done),
+        mib(p.bytes_total),
+        p.phase,
+        elapsed.as_secs_f64()
+    )
+}
+
 fn import(args: &[String]) -> i32 {
     let mut zk_data = None;
     let mut zk_log = None;
@@ -110,10 +141,11 @@ fn import(args: &[String]) -> i32 {
     let mut progress = |p: ferrokeeper::import::ImportProgress| {
         let percent = (p.bytes_done * 100)
             .checked_div(p.bytes_total)
-            .unwrap_or(100);
+            .unwrap_or(100)
+            .min(100);
         if percent != last_percent {
             last_percent = percent;
-            eprint!("\rimporting: {percent:3}% ({:?})", p.phase);
+            eprint!("\r{}", progress_bar(percent, &p, started.elapsed()));
         }
     };
     let imported =
