@@ -170,7 +170,14 @@ pub fn run(config: Config) -> std::io::Result<()> {
         snap_dir.clone(),
         config.snap_count,
         config.autopurge_snap_retain_count,
+        config.autopurge_purge_interval_hours > 0,
     ));
+    if config.autopurge_purge_interval_hours == 0 {
+        // As ZooKeeper's DatadirCleanupManager: purgeInterval 0 (the default) is off.
+        tracing::info!(
+            "autopurge.purgeInterval is 0: old snapshots and log segments are kept (set it to purge)"
+        );
+    }
     let loaded = crate::snapshot::load_newest(&snap_dir, config.extended_types_enabled)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let snapshot_zxid = loaded.state.as_ref().map(|s| s.last_zxid);

@@ -219,6 +219,11 @@ pub struct SnapshotPolicy {
     pub snap_count: u64,
     /// Snapshots kept (`autopurge.snapRetainCount`, at least [`RETAIN_COUNT_MIN`]).
     pub retain: usize,
+    /// Whether old snapshots and log segments are removed at all
+    /// (`autopurge.purgeInterval` > 0). ZooKeeper purges every `purgeInterval` hours;
+    /// ferrokeeper purges after every snapshot and at startup, which keeps at most what
+    /// ZooKeeper's purge would keep, sooner.
+    pub purge: bool,
     /// Whether a snapshot is being written (at most one at a time).
     pub in_flight: AtomicBool,
     /// Log records with zxid at or below this are covered by the oldest retained
@@ -231,11 +236,12 @@ pub struct SnapshotPolicy {
 
 impl SnapshotPolicy {
     /// A policy from the config values.
-    pub fn new(dir: PathBuf, snap_count: u32, retain_count: u32) -> SnapshotPolicy {
+    pub fn new(dir: PathBuf, snap_count: u32, retain_count: u32, purge: bool) -> SnapshotPolicy {
         SnapshotPolicy {
             dir,
             snap_count: u64::from(snap_count.max(2)),
             retain: (retain_count as usize).max(RETAIN_COUNT_MIN),
+            purge,
             in_flight: AtomicBool::new(false),
             purge_through: Arc::new(AtomicI64::new(-1)),
             written: Mutex::new(None),
@@ -249,9 +255,12 @@ impl SnapshotPolicy {
         rand::rng().random_range(low..=self.snap_count.max(low))
     }
 
-    /// Applies retention: keeps the newest `retain` snapshots and publishes the oldest
+    /// Applies retention when purging is on: keeps the newest `retain` snapshots and publishes the oldest
     /// kept zxid for the log executor to purge through.
     pub fn retain_and_mark(&self) -> Result<(), snapfile::SnapshotError> {
+        if !self.purge {
+            return Ok(());
+        }
         let kept = snapfile::retain(&self.dir, self.retain)?;
         // The log is trimmed only once `retain` snapshots exist: until then, it is the
         // only thing that lets an operator fall back past a damaged snapshot.

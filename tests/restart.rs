@@ -128,8 +128,13 @@ fn log_dir(s: &Server) -> PathBuf {
     s.dir.join("data/ferrokeeper/log")
 }
 
-/// Small segments so that a few thousand txns span several and purging shows.
-const CONFIG: &[(&str, &str)] = &[("snapCount", "100"), ("preAllocSize", "256")];
+/// Small segments so that a few thousand txns span several and purging shows (on, as
+/// ZooKeeper's autopurge is, only with a purge interval).
+const CONFIG: &[(&str, &str)] = &[
+    ("snapCount", "100"),
+    ("preAllocSize", "256"),
+    ("autopurge.purgeInterval", "1"),
+];
 
 /// Waits until no snapshot temp file exists and the count is stable (the background
 /// snapshot thread has finished).
