@@ -310,6 +310,8 @@ pub struct CompareResult {
     pub fixed_rate: Vec<FixedRate>,
     /// Memory around `load`, if run.
     pub memory: Option<Pair<Memory>>,
+    /// The `durability` workload (its own `forceSync=yes` servers), if run.
+    pub durability: Option<crate::durability::DurabilityResult>,
     /// RSS of each server after start, bytes.
     pub idle_rss: Pair<Option<u64>>,
     /// RSS after the preload, bytes.
@@ -497,7 +499,13 @@ pub fn compare(options: &CompareOptions) -> Result<CompareResult, CompareError> 
                 fk: false,
             },
         };
-        Ok::<_, CompareError>(run_all(&mut bench, options, started))
+        let mut result = run_all(&mut bench, options, started);
+        if options.workloads.contains(&Workload::Durability) {
+            // The forceSync=no pair stops first: the durable pair gets the machine.
+            drop(bench);
+            crate::durability::run_into(&mut result, &settings);
+        }
+        Ok::<_, CompareError>(result)
     })();
     if !options.keep_dirs {
         let _ = std::fs::remove_dir_all(&settings.base_dir);
@@ -561,7 +569,9 @@ fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> Compare
     }
 
     let mut workloads = Vec::new();
-    for &workload in options.workloads.iter().filter(|w| **w != Workload::Load) {
+    // `load` comes last (it grows the tree); `durability` runs on servers of its own.
+    let shared_tree = |w: &&Workload| !matches!(**w, Workload::Load | Workload::Durability);
+    for &workload in options.workloads.iter().filter(shared_tree) {
         let mut sides = Pair {
             java: Side::new(),
             fk: Side::new(),
@@ -706,6 +716,7 @@ fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> Compare
         sweep,
         fixed_rate,
         memory,
+        durability: None,
         idle_rss,
         preloaded_rss,
         configs,

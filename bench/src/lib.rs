@@ -14,6 +14,8 @@
 //! * [`server`]: starting Apache ZooKeeper and ferrokeeper with equivalent settings.
 //! * [`stats`]: run results and `/proc` readings (CPU time, RSS).
 //! * [`compare`]: the `compare` command: profiles, alternation, results.
+//! * [`durability`]: the `durability` workload: writes on `forceSync=yes` servers, with
+//!   syncs and log bytes per write.
 //! * [`report`], [`svg`]: the markdown report and its charts.
 //!
 //! It must never depend on the server crate: it sees ferrokeeper only over a socket and
@@ -23,6 +25,7 @@
 pub mod clock;
 pub mod compare;
 pub mod conn;
+pub mod durability;
 pub mod engine;
 pub mod fanout;
 pub mod ops;

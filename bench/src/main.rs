@@ -38,7 +38,7 @@ enum Command {
     Run(RunArgs),
 }
 
-const WORKLOAD_HELP: &str = "comma-separated: read, write, mixed, create-delete, exists, children, multi, watch-fanout, sessions, load (default: all)";
+const WORKLOAD_HELP: &str = "comma-separated: read, write, mixed, create-delete, exists, children, multi, watch-fanout, sessions, load, durability (default: all)";
 
 #[derive(Args)]
 struct CompareArgs {

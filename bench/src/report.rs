@@ -469,6 +469,10 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
         }
     }
 
+    if let Some(d) = &result.durability {
+        md.push_str(&crate::durability::render(d));
+    }
+
     md.push_str("## Memory\n\n");
     md.push_str("| | ZooKeeper | ferrokeeper |\n|---|---:|---:|\n");
     let _ = writeln!(
@@ -586,7 +590,11 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
     md.push('\n');
 
     md.push_str("## Caveats\n\n");
-    md.push_str("- **No fsync on either side.** ferrokeeper has no durable transaction log yet (commits are in memory), so ZooKeeper runs with `forceSync=no` too. Write numbers compare request processing, not durability; they will change when ferrokeeper's log lands.\n");
+    if result.durability.is_some() {
+        md.push_str("- **No fsync on either side, except in the durability section.** Every other workload runs with `forceSync=no` on both servers, so its write numbers compare request processing, not disks; the durability section runs a second pair with `forceSync=yes`.\n");
+    } else {
+        md.push_str("- **No fsync on either side.** ferrokeeper has no durable transaction log yet (commits are in memory), so ZooKeeper runs with `forceSync=no` too. Write numbers compare request processing, not durability; they will change when ferrokeeper's log lands.\n");
+    }
     let _ = writeln!(md, "- **Shared, noisy machine.** {} cores shared by both servers, the load generator and other engineers' work. Each workload alternates between the servers in the same run so drift falls on both; CPU µs per op is the steadier number, ops/s the noisier one.", machine.nproc);
     md.push_str("- Both servers are idle-but-running while the other is measured; the client runs on the same cores and its CPU is reported.\n");
     md.push_str("- Single server (standalone) on both sides; no quorum.\n");

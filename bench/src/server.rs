@@ -148,11 +148,27 @@ pub fn free_port() -> io::Result<u16> {
 impl Server {
     /// Starts `kind` and waits until it serves sessions.
     pub fn start(kind: ServerKind, settings: &ServerSettings) -> Result<Server, ServerError> {
+        Server::start_with_force_sync(kind, settings, false)
+    }
+
+    /// [`Server::start`] with `forceSync` chosen: `true` is ZooKeeper's default (the log
+    /// is fsynced before a write is acknowledged), which the `durability` workload runs.
+    pub fn start_with_force_sync(
+        kind: ServerKind,
+        settings: &ServerSettings,
+        force_sync: bool,
+    ) -> Result<Server, ServerError> {
+        let force_sync = if force_sync { "yes" } else { "no" };
         let dir = settings.base_dir.join(kind.tag());
         let data = dir.join("data");
         std::fs::create_dir_all(&data).map_err(io_err(format!("create {}", data.display())))?;
         let port = free_port().map_err(io_err("find a free port"))?;
         let mut lines = settings.common_config();
+        for (key, value) in lines.iter_mut() {
+            if key == "forceSync" {
+                *value = force_sync.into();
+            }
+        }
         lines.push(("clientPort".into(), port.to_string()));
         lines.push(("dataDir".into(), data.display().to_string()));
         if kind == ServerKind::Ferrokeeper {
@@ -176,7 +192,7 @@ impl Server {
                 let mut c = Command::new("java");
                 c.arg(format!("-Xmx{}", settings.java_heap))
                     // zoo.cfg's forceSync becomes this property; set it outright as well.
-                    .arg("-Dzookeeper.forceSync=no")
+                    .arg(format!("-Dzookeeper.forceSync={force_sync}"))
                     .args(["-cp", &settings.java_classpath])
                     .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
                     .arg(&cfg_path);

@@ -66,11 +66,15 @@ pub enum Workload {
     Sessions,
     /// Create `load_nodes` nodes as fast as possible; memory after.
     Load,
+    /// setData on servers of its own started with `forceSync=yes`: throughput, latency
+    /// and fsyncs and log bytes per write (`crate::durability`).
+    Durability,
 }
 
 impl Workload {
-    /// Every workload, in the order `compare` runs them (`load` last: it grows the tree).
-    pub const ALL: [Workload; 10] = [
+    /// Every workload, in the order `compare` runs them (`load` after every workload on
+    /// the tree it grows; `durability` runs on servers of its own).
+    pub const ALL: [Workload; 11] = [
         Workload::Read,
         Workload::Write,
         Workload::Mixed,
@@ -81,6 +85,7 @@ impl Workload {
         Workload::WatchFanout,
         Workload::Sessions,
         Workload::Load,
+        Workload::Durability,
     ];
 
     /// The command-line name.
@@ -96,6 +101,7 @@ impl Workload {
             Workload::WatchFanout => "watch-fanout",
             Workload::Sessions => "sessions",
             Workload::Load => "load",
+            Workload::Durability => "durability",
         }
     }
 
@@ -111,6 +117,7 @@ impl Workload {
             Workload::Sessions => "session open+close",
             Workload::Multi => "multi (5 setData)",
             Workload::Load => "create",
+            Workload::Durability => "setData, forceSync=yes",
             _ => "request",
         }
     }
@@ -200,7 +207,7 @@ impl Templates {
         }
     }
 
-    fn mix(&self, workload: Workload) -> Arc<Vec<MixClass>> {
+    pub(crate) fn mix(&self, workload: Workload) -> Arc<Vec<MixClass>> {
         let class = |per_mille, kind, templates: &Arc<Vec<Template>>| MixClass {
             per_mille,
             kind,
@@ -208,7 +215,9 @@ impl Templates {
         };
         Arc::new(match workload {
             Workload::Read => vec![class(1000, OpKind::GetData, &self.reads)],
-            Workload::Write => vec![class(1000, OpKind::SetData, &self.writes)],
+            Workload::Write | Workload::Durability => {
+                vec![class(1000, OpKind::SetData, &self.writes)]
+            }
             Workload::Mixed => vec![
                 class(900, OpKind::GetData, &self.reads),
                 class(100, OpKind::SetData, &self.writes),
@@ -267,6 +276,7 @@ pub fn run_workload(
     match workload {
         Workload::Read
         | Workload::Write
+        | Workload::Durability
         | Workload::Mixed
         | Workload::Exists
         | Workload::Children

@@ -43,6 +43,18 @@
 //! `*propagation_latency`, `*_write_committed_time_ms`, `stale_*`, `unavailable_time`).
 //! The names stay in [`JAVA_METRIC_ORDER`] so that a server which does fill one (when
 //! replication lands, say) prints it where ZooKeeper does.
+//!
+//! # ferrokeeper's own keys
+//!
+//! Last, once the transaction log is running, the log's counters since it was opened
+//! ([`crate::commit::log::LOG_COUNTERS`]), under names ZooKeeper does not use, in the same
+//! `zk_<key>\t<value>` shape (clients and exporters skip keys they do not know):
+//! `zk_fk_log_batches` (writes to the log), `zk_fk_log_records` (txns appended),
+//! `zk_fk_log_bytes` (framed record bytes written: payload plus frame headers, not the
+//! preallocated file size), `zk_fk_log_fdatasyncs`, `zk_fk_log_fsyncs` (whole-file and
+//! directory syncs of segment creation and purges), `zk_fk_log_segments_created` and
+//! `zk_fk_log_segments_removed`. Differences of two readings give fdatasyncs per write
+//! and log bytes per write (`ferrokeeper-bench compare`'s durability section).
 
 use std::fmt::Write as _;
 
@@ -254,5 +266,45 @@ pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
         if !JAVA_METRIC_ORDER.contains(&name.as_str()) {
             metric_lines(out, name, metric);
         }
+    }
+    if let Some(log) = crate::commit::log::LOG_COUNTERS.read() {
+        log_lines(out, &log);
+    }
+}
+
+/// ferrokeeper's transaction-log counters (see the module docs).
+fn log_lines(out: &mut String, log: &ferrokeeper_storage::log::LogStats) {
+    line(out, "fk_log_batches", log.appends);
+    line(out, "fk_log_records", log.records);
+    line(out, "fk_log_bytes", log.bytes);
+    line(out, "fk_log_fdatasyncs", log.fdatasyncs);
+    line(out, "fk_log_fsyncs", log.fsyncs);
+    line(out, "fk_log_segments_created", log.segments_created);
+    line(out, "fk_log_segments_removed", log.segments_removed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_counters_print_as_zk_keys() {
+        let mut out = String::new();
+        let log = ferrokeeper_storage::log::LogStats {
+            appends: 3,
+            records: 7,
+            bytes: 900,
+            fdatasyncs: 4,
+            fsyncs: 2,
+            segments_created: 1,
+            segments_removed: 0,
+        };
+        log_lines(&mut out, &log);
+        assert_eq!(
+            out,
+            "zk_fk_log_batches\t3\nzk_fk_log_records\t7\nzk_fk_log_bytes\t900\n\
+             zk_fk_log_fdatasyncs\t4\nzk_fk_log_fsyncs\t2\nzk_fk_log_segments_created\t1\n\
+             zk_fk_log_segments_removed\t0\n"
+        );
     }
 }

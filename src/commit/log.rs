@@ -8,8 +8,9 @@
 //! the process exits, as a replica that cannot persist must not serve.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use ferrokeeper_storage::log::{self as txlog, LogError, LogOptions, LogWriter, Record};
+use ferrokeeper_storage::log::{self as txlog, LogError, LogOptions, LogStats, LogWriter, Record};
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use super::apply::apply;
@@ -81,6 +82,79 @@ pub enum ReplayError {
         /// What the caller knows about why (rejected snapshots, with file and offset).
         context: String,
     },
+}
+
+/// What the log executor has done since the log was opened, for `mntr`
+/// (`zk_fk_log_*`) and for the benchmark's fdatasyncs per acknowledged write and log
+/// bytes per write.
+///
+/// Process-wide: the server runs one log per process (`server::run` starts exactly one
+/// log executor), and a static lets `mntr` read the counters on any shard without a
+/// report round through the commit stage, which would delay the reply behind the next
+/// fdatasync. Each value is a copy of the writer's own [`LogStats`], stored with relaxed
+/// atomics after every append: a handful of uncontended stores per batch, and a reader
+/// may see one counter a batch ahead of another (they are statistics, not state).
+#[derive(Debug)]
+pub struct LogCounters {
+    running: AtomicBool,
+    batches: AtomicU64,
+    records: AtomicU64,
+    bytes: AtomicU64,
+    fdatasyncs: AtomicU64,
+    fsyncs: AtomicU64,
+    segments_created: AtomicU64,
+    segments_removed: AtomicU64,
+}
+
+/// The counters of this process's log (see [`LogCounters`]).
+pub static LOG_COUNTERS: LogCounters = LogCounters::new();
+
+impl LogCounters {
+    const fn new() -> LogCounters {
+        LogCounters {
+            running: AtomicBool::new(false),
+            batches: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            fdatasyncs: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            segments_created: AtomicU64::new(0),
+            segments_removed: AtomicU64::new(0),
+        }
+    }
+
+    /// Stores the writer's counters (cumulative since the log was opened).
+    fn publish(&self, s: &LogStats) {
+        self.batches.store(s.appends, Relaxed);
+        self.records.store(s.records, Relaxed);
+        self.bytes.store(s.bytes, Relaxed);
+        self.fdatasyncs.store(s.fdatasyncs, Relaxed);
+        self.fsyncs.store(s.fsyncs, Relaxed);
+        self.segments_created.store(s.segments_created, Relaxed);
+        self.segments_removed.store(s.segments_removed, Relaxed);
+        self.running.store(true, Relaxed);
+    }
+
+    /// The counters, or `None` while no log executor has started in this process.
+    /// Fields as in [`LogStats`]: `appends` are writes to the log (a stage batch larger
+    /// than `batch_bytes_max` takes several), `bytes` are framed record bytes (payload
+    /// plus frame header, no segment headers and no preallocation), `fdatasyncs`
+    /// include the one recovery issues at open, `fsyncs` are whole-file and directory
+    /// syncs (segment creation and purges).
+    pub fn read(&self) -> Option<LogStats> {
+        if !self.running.load(Relaxed) {
+            return None;
+        }
+        Some(LogStats {
+            appends: self.batches.load(Relaxed),
+            records: self.records.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            fdatasyncs: self.fdatasyncs.load(Relaxed),
+            fsyncs: self.fsyncs.load(Relaxed),
+            segments_created: self.segments_created.load(Relaxed),
+            segments_removed: self.segments_removed.load(Relaxed),
+        })
+    }
 }
 
 /// The log's directory under `dataLogDir`.
@@ -160,6 +234,7 @@ pub async fn run(
     let batches = batches.connect().await;
     let acks = acks.connect().await;
     let mut purged_through = -1i64;
+    LOG_COUNTERS.publish(&writer.stats());
     while let Some(batch) = batches.recv().await {
         if !batch.records.is_empty() {
             let mut records: Vec<Record<'_>> = Vec::with_capacity(batch.records.len());
@@ -187,6 +262,8 @@ pub async fn run(
                 part_bytes += framed;
             }
             append_or_die(&mut writer, &records[part_start..]);
+            // Before the ack: a client holding its reply finds its batch counted.
+            LOG_COUNTERS.publish(&writer.stats());
         }
         if acks.send(batch.seq).await.is_err() {
             return;
@@ -208,6 +285,7 @@ pub async fn run(
                 );
             }
             purged_through = target;
+            LOG_COUNTERS.publish(&writer.stats());
         }
     }
 }
