@@ -294,6 +294,14 @@ impl SnapshotPolicy {
         let spawned = std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || {
+                // Whatever happens below, even a panic, a later trigger may try again.
+                struct Done<'a>(&'a AtomicBool);
+                impl Drop for Done<'_> {
+                    fn drop(&mut self) {
+                        self.0.store(false, Ordering::Release);
+                    }
+                }
+                let _done = Done(&policy.in_flight);
                 let started = Instant::now();
                 match write_state(&policy.dir, &state) {
                     Ok((file, bytes)) => {
@@ -326,7 +334,6 @@ impl SnapshotPolicy {
                 // (measured: without this, RSS per znode doubled after one snapshot).
                 // SAFETY: mi_collect only frees this thread's unused pages.
                 unsafe { libmimalloc_sys::mi_collect(true) };
-                policy.in_flight.store(false, Ordering::Release);
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the snapshot thread");

@@ -395,3 +395,24 @@ fn reconfig_is_disabled_on_a_standalone_server() {
         assert_eq!(h.err, 0);
     });
 }
+
+/// `maxClientCnxns` counts connections open now, not ever: with a limit of 3, ten
+/// connections made and closed one after another are all served, and a fourth at once
+/// is refused while three are open.
+#[test]
+fn closed_connections_free_their_max_client_cnxns_slot() {
+    for kind in [Kind::JavaZk, Kind::Ferrokeeper] {
+        let server = Server::start(kind, &[("maxClientCnxns", "3")]);
+        for _ in 0..10 {
+            // `handshake` retries while the server has not yet seen the last close.
+            let (s, _) = handshake(&server);
+            drop(s);
+        }
+        let open: Vec<TcpStream> = (0..3).map(|_| handshake(&server).0).collect();
+        assert!(
+            try_handshake(&server).is_none(),
+            "{kind:?}: a fourth connection was served with a limit of 3"
+        );
+        drop(open);
+    }
+}

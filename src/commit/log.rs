@@ -218,8 +218,8 @@ pub fn open_and_replay(
     Ok((writer, replayed))
 }
 
-/// The log executor: appends each batch (one write + one fdatasync), then acknowledges
-/// it. A failure stops the process (fail-stop).
+/// The log executor: appends the batches queued for it (one write + one fdatasync for
+/// all of them), then acknowledges each. A failure stops the process (fail-stop).
 ///
 /// Retention runs here too, because the writer is this executor's alone: after a batch
 /// is acknowledged, segments wholly covered by the oldest retained snapshot
@@ -235,9 +235,24 @@ pub async fn run(
     let acks = acks.connect().await;
     let mut purged_through = -1i64;
     LOG_COUNTERS.publish(&writer.stats());
-    while let Some(batch) = batches.recv().await {
-        if !batch.records.is_empty() {
-            let mut records: Vec<Record<'_>> = Vec::with_capacity(batch.records.len());
+    while let Some(first) = batches.recv().await {
+        // Group commit across batches: every batch already queued goes into the same
+        // write and fdatasync. (Measured: one sync per queued batch left ferrokeeper at
+        // ~4 writes per fdatasync with 16 in flight, ZooKeeper at 7.4.)
+        let mut queued = vec![first];
+        let mut queued_bytes = queued[0].bytes.len();
+        let limit = writer.options().batch_bytes_max;
+        while queued_bytes < limit {
+            match futures_lite::future::poll_once(batches.recv()).await {
+                Some(Some(b)) => {
+                    queued_bytes += b.bytes.len();
+                    queued.push(b);
+                }
+                Some(None) | None => break,
+            }
+        }
+        let mut records: Vec<Record<'_>> = Vec::new();
+        for batch in &queued {
             let mut start = 0;
             for &(zxid, end) in &batch.records {
                 records.push(Record {
@@ -246,9 +261,10 @@ pub async fn run(
                 });
                 start = end;
             }
-            // A batch larger than the log takes at once goes in parts; the replies wait
-            // for the last part, so acknowledgement is still per batch.
-            let limit = writer.options().batch_bytes_max;
+        }
+        if !records.is_empty() {
+            // More than the log takes at once goes in parts; the replies wait for the
+            // last part, so acknowledgement is still per batch.
             let mut part_start = 0;
             let mut part_bytes = 0;
             for i in 0..records.len() {
@@ -265,8 +281,11 @@ pub async fn run(
             // Before the ack: a client holding its reply finds its batch counted.
             LOG_COUNTERS.publish(&writer.stats());
         }
-        if acks.send(batch.seq).await.is_err() {
-            return;
+        drop(records);
+        for batch in queued {
+            if acks.send(batch.seq).await.is_err() {
+                return;
+            }
         }
         let target = purge_through.load(std::sync::atomic::Ordering::Acquire);
         if target > purged_through {

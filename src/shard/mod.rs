@@ -203,8 +203,15 @@ pub async fn run(
                 let id = shard.next_conn.get();
                 shard.next_conn.set(id + 1);
                 let s = shard.clone();
-                glommio::spawn_local(async move { conn::serve(s, id, stream, peer).await })
-                    .detach();
+                glommio::spawn_local(async move {
+                    let shared = s.shared.clone();
+                    conn::serve(s, id, stream, peer).await;
+                    // The slot `admit` took for this address is free again.
+                    if let Some(p) = peer {
+                        shared.release(p.ip());
+                    }
+                })
+                .detach();
             }
             Err(e) => {
                 tracing::warn!(shard = index, error = %e, "accept failed");

@@ -474,7 +474,7 @@ fn tempfile_dir() -> PathBuf {
     d
 }
 
-/// The archived sizes FORMAT.md states (rkyv 0.8 defaults: little-endian, 32-bit
+/// The archived sizes FORMAT.md states (rkyv 0.8: little-endian, 64-bit
 /// relative pointers, aligned).
 #[test]
 fn archived_layout_matches_format_md() {
@@ -484,14 +484,14 @@ fn archived_layout_matches_format_md() {
             size_of::<ArchivedSnapshotData>(),
             align_of::<ArchivedSnapshotData>()
         ),
-        (72, 8)
+        (120, 8)
     );
     assert_eq!(
         (
             size_of::<ArchivedNodeData>(),
             align_of::<ArchivedNodeData>()
         ),
-        (96, 8)
+        (128, 8)
     );
     assert_eq!(
         (
@@ -505,10 +505,10 @@ fn archived_layout_matches_format_md() {
             size_of::<ArchivedSessionData>(),
             align_of::<ArchivedSessionData>()
         ),
-        (40, 8)
+        (48, 8)
     );
     assert_eq!(
         (size_of::<ArchivedAclData>(), align_of::<ArchivedAclData>()),
-        (20, 4)
+        (40, 8)
     );
 }
