@@ -310,6 +310,8 @@ pub struct CompareResult {
     pub fixed_rate: Vec<FixedRate>,
     /// Memory around `load`, if run.
     pub memory: Option<Pair<Memory>>,
+    /// `restart`, if run.
+    pub restart: Option<crate::restart::RestartResult>,
     /// RSS of each server after start, bytes.
     pub idle_rss: Pair<Option<u64>>,
     /// RSS after the preload, bytes.
@@ -497,7 +499,7 @@ pub fn compare(options: &CompareOptions) -> Result<CompareResult, CompareError> 
                 fk: false,
             },
         };
-        Ok::<_, CompareError>(run_all(&mut bench, options, started))
+        Ok::<_, CompareError>(run_all(&mut bench, options, &settings, started))
     })();
     if !options.keep_dirs {
         let _ = std::fs::remove_dir_all(&settings.base_dir);
@@ -505,7 +507,12 @@ pub fn compare(options: &CompareOptions) -> Result<CompareResult, CompareError> 
     result
 }
 
-fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> CompareResult {
+fn run_all(
+    bench: &mut Bench,
+    options: &CompareOptions,
+    settings: &ServerSettings,
+    started: u64,
+) -> CompareResult {
     let plan = bench.plan.clone();
     let idle_rss = Pair {
         java: bench.servers.java.rss_bytes().ok(),
@@ -546,7 +553,33 @@ fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> Compare
         java: bench.servers.java.rss_bytes().ok(),
         fk: bench.servers.fk.rss_bytes().ok(),
     };
-    if plan.global_warmup_ns > 0 {
+    // After the RSS reading above, so the Memory table's preload row stays comparable.
+    if options.workloads.contains(&Workload::ChildrenWide) {
+        for kind in round_order(0) {
+            let server = bench.servers.get(kind);
+            let children = crate::wide::children_of(plan.profile);
+            let t = now_ns();
+            match crate::wide::preload(
+                server.addr(),
+                children,
+                plan.shape.threads,
+                plan.shape.session_timeout_ms,
+            ) {
+                Ok(_) => eprintln!(
+                    "  preloaded {children} children of {} into {} in {:.1} s",
+                    crate::wide::WIDE_PARENT,
+                    kind.name(),
+                    (now_ns() - t) as f64 / 1e9
+                ),
+                Err(e) => bench.errors.push(format!(
+                    "preload of children-wide into {}: {e}",
+                    kind.name()
+                )),
+            }
+        }
+    }
+    let shared_workloads = options.workloads.iter().any(|w| *w != Workload::Restart);
+    if plan.global_warmup_ns > 0 && shared_workloads {
         eprintln!(
             "  warming both servers up ({} s of mixed each, not measured)",
             plan.global_warmup_ns / S
@@ -561,7 +594,11 @@ fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> Compare
     }
 
     let mut workloads = Vec::new();
-    for &workload in options.workloads.iter().filter(|w| **w != Workload::Load) {
+    for &workload in options
+        .workloads
+        .iter()
+        .filter(|w| !matches!(w, Workload::Load | Workload::Restart))
+    {
         let mut sides = Pair {
             java: Side::new(),
             fk: Side::new(),
@@ -699,6 +736,25 @@ fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> Compare
         memory = Some(mem);
     }
 
+    let mut restart = None;
+    if options.workloads.contains(&Workload::Restart) {
+        let r = crate::restart::run(
+            &crate::restart::RestartPlan::of(plan.profile),
+            &crate::restart::RestartSetup {
+                settings,
+                data_bytes: plan.dataset.data_bytes,
+                threads: plan.shape.threads,
+                keep_dirs: options.keep_dirs,
+            },
+            &mut bench.errors,
+        );
+        workloads.push(WorkloadResult {
+            workload: Workload::Restart,
+            sides: r.sides(),
+        });
+        restart = Some(r);
+    }
+
     CompareResult {
         plan,
         options: options.clone(),
@@ -706,6 +762,7 @@ fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> Compare
         sweep,
         fixed_rate,
         memory,
+        restart,
         idle_rss,
         preloaded_rss,
         configs,

@@ -38,7 +38,7 @@ enum Command {
     Run(RunArgs),
 }
 
-const WORKLOAD_HELP: &str = "comma-separated: read, write, mixed, create-delete, exists, children, multi, watch-fanout, sessions, load (default: all)";
+const WORKLOAD_HELP: &str = "comma-separated: read, write, mixed, create-delete, exists, children, children-wide, multi, watch-fanout, sessions, load, restart (default: all)";
 
 #[derive(Args)]
 struct CompareArgs {
@@ -270,6 +270,15 @@ fn run_one(args: RunArgs) -> ExitCode {
         if let Err(e) = preload(args.server, &dataset, args.threads, 30_000) {
             eprintln!("ferrokeeper-bench: preload: {e}");
             return ExitCode::from(1);
+        }
+        if workload == Workload::ChildrenWide {
+            let children = ferrokeeper_bench::wide::children_of(Profile::Quick);
+            if let Err(e) =
+                ferrokeeper_bench::wide::preload(args.server, children, args.threads, 30_000)
+            {
+                eprintln!("ferrokeeper-bench: preload of children-wide: {e}");
+                return ExitCode::from(1);
+            }
         }
     }
     let templates = Templates::new(&dataset);

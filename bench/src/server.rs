@@ -148,7 +148,20 @@ pub fn free_port() -> io::Result<u16> {
 impl Server {
     /// Starts `kind` and waits until it serves sessions.
     pub fn start(kind: ServerKind, settings: &ServerSettings) -> Result<Server, ServerError> {
-        let dir = settings.base_dir.join(kind.tag());
+        let mut server = Server::spawn(kind, settings, &settings.base_dir.join(kind.tag()))?;
+        server.wait_serving()?;
+        Ok(server)
+    }
+
+    /// Starts `kind` in `dir` (its `zoo.cfg`, `server.log`, and `data/`, which may hold
+    /// data already) and returns at once, without waiting for it to serve: the restart
+    /// workload times that wait itself.
+    pub fn spawn(
+        kind: ServerKind,
+        settings: &ServerSettings,
+        dir: &Path,
+    ) -> Result<Server, ServerError> {
+        let dir = dir.to_path_buf();
         let data = dir.join("data");
         std::fs::create_dir_all(&data).map_err(io_err(format!("create {}", data.display())))?;
         let port = free_port().map_err(io_err("find a free port"))?;
@@ -218,16 +231,14 @@ impl Server {
             .stderr(Stdio::from(log2))
             .spawn()
             .map_err(io_err(format!("spawn {}", kind.name())))?;
-        let mut server = Server {
+        Ok(Server {
             kind,
             port,
             dir,
             config,
             command: command_text,
             child,
-        };
-        server.wait_serving()?;
-        Ok(server)
+        })
     }
 
     fn wait_serving(&mut self) -> Result<(), ServerError> {
