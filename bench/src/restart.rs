@@ -30,7 +30,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -150,10 +150,12 @@ pub struct RestartRun {
     pub probes: u32,
     /// Memory right after the first read.
     pub after_first_read: Option<Memory>,
-    /// What the server's own log says its startup took, ms: ZooKeeper's "Snapshot
-    /// loaded in" and "Snapshot taken in" (the snapshot `ZooKeeperServer.loadData`
-    /// writes before serving); ferrokeeper's "recovered" line's `elapsed`.
-    pub logged_ms: (Option<f64>, Option<f64>),
+    /// What the server's own log says loading took, ms: ZooKeeper's "Snapshot loaded
+    /// in", ferrokeeper's "recovered:" line's `elapsed` (snapshot load and log replay).
+    pub logged_load_ms: Option<f64>,
+    /// ZooKeeper only: its log's "Snapshot taken in", ms, the snapshot
+    /// `ZooKeeperServer.loadData` writes before it serves.
+    pub logged_snapshot_ms: Option<f64>,
 }
 
 /// The importer's run.
@@ -204,20 +206,13 @@ impl RestartPoint {
         Some((median(&t), max))
     }
 
-    /// The median of a logged startup time of `kind` (0: load, 1: ZooKeeper's snapshot).
-    pub fn logged_ms(&self, kind: ServerKind, which: usize) -> Option<f64> {
-        let mut v: Vec<f64> = self
-            .runs
-            .get(kind)
-            .iter()
-            .filter_map(|r| {
-                if which == 0 {
-                    r.logged_ms.0
-                } else {
-                    r.logged_ms.1
-                }
-            })
-            .collect();
+    /// The median over `kind`'s runs of one of their logged times.
+    pub fn logged_ms(
+        &self,
+        kind: ServerKind,
+        which: impl Fn(&RestartRun) -> Option<f64>,
+    ) -> Option<f64> {
+        let mut v: Vec<f64> = self.runs.get(kind).iter().filter_map(which).collect();
         v.sort_by(f64::total_cmp);
         (!v.is_empty()).then(|| v[v.len() / 2])
     }
@@ -579,7 +574,7 @@ fn timed_restart(
     let cpu_ns = process_cpu_ns(server.pid()).ok();
     let after_first_read = read_memory(server.pid()).ok();
     let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
-    let logged_ms = match kind {
+    let (logged_load_ms, logged_snapshot_ms) = match kind {
         ServerKind::Java => (
             logged_ms_after(&log, "Snapshot loaded in "),
             logged_ms_after(&log, "Snapshot taken in "),
@@ -593,7 +588,8 @@ fn timed_restart(
             cpu_ns,
             probes,
             after_first_read,
-            logged_ms,
+            logged_load_ms,
+            logged_snapshot_ms,
         },
     ))
 }
@@ -800,9 +796,23 @@ fn run_import(bin: &Path, zk: &Path, out: &Path, dir: &Path) -> Result<Import, S
         .collect();
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     if !ok {
+        let how = if libc::WIFEXITED(status) {
+            format!("exit code {}", libc::WEXITSTATUS(status))
+        } else {
+            format!("signal {}", libc::WTERMSIG(status))
+        };
+        // A panic's message and place say more than the end of its backtrace.
+        let panic = lines.iter().position(|l| l.contains("panicked at"));
+        let shown = match panic {
+            Some(at) => &lines[at..(at + 2).min(lines.len())],
+            None => &lines[lines.len().saturating_sub(10)..],
+        };
         return Err(format!(
-            "exit status {status:#x}; output:\n{}",
-            lines[lines.len().saturating_sub(10)..].join("\n")
+            "{how} after {:.1} s, peak RSS {} MiB ({}):\n{}",
+            ns as f64 / 1e9,
+            usage.ru_maxrss.max(0) / 1024,
+            log_path.display(),
+            shown.join("\n")
         ));
     }
     Ok(Import {
@@ -918,11 +928,6 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
-}
-
-/// Where the restart data of a run lives (for the report's settings).
-pub fn data_dir(settings: &ServerSettings) -> PathBuf {
-    settings.base_dir.join("restart")
 }
 
 #[cfg(test)]

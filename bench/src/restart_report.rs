@@ -132,10 +132,13 @@ fn logged(p: &RestartPoint, kind: ServerKind) -> String {
     match kind {
         ServerKind::Java => format!(
             "load {}, snapshot {}",
-            opt(p.logged_ms(kind, 0), f),
-            opt(p.logged_ms(kind, 1), f)
+            opt(p.logged_ms(kind, |r| r.logged_load_ms), f),
+            opt(p.logged_ms(kind, |r| r.logged_snapshot_ms), f)
         ),
-        ServerKind::Ferrokeeper => format!("recovered in {}", opt(p.logged_ms(kind, 0), f)),
+        ServerKind::Ferrokeeper => format!(
+            "recovered in {}",
+            opt(p.logged_ms(kind, |r| r.logged_load_ms), f)
+        ),
     }
 }
 
