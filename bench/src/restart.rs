@@ -14,9 +14,10 @@
 //!    directory (ZooKeeper rewrites its snapshot at startup, ferrokeeper may write to
 //!    its log), fsynced so no writeback overlaps the start, and read once so the page
 //!    cache is warm for both servers alike. The clock starts just before the process is
-//!    spawned and stops when a getData of the last data znode returns its data; the
-//!    probe reconnects every millisecond until then. Servers alternate (ABBA), each run
-//!    several times; the report gives median and max.
+//!    spawned and stops when a getData of the last data znode returns its data; probe
+//!    connections start every millisecond or so until then, several at once
+//!    (`PROBES_IN_FLIGHT_MAX`). Servers alternate (ABBA), each run several times; the
+//!    report gives median and max.
 //! 3. **Memory.** On each server's first run of each N: RSS (with `RssAnon` and `RssFile`
 //!    apart, since ferrokeeper may serve from an mmapped file) right after the first
 //!    read, then after one pipelined getData of every data znode, so both hold all of
