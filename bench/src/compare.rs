@@ -312,6 +312,8 @@ pub struct CompareResult {
     pub memory: Option<Pair<Memory>>,
     /// The `durability` workload (its own `forceSync=yes` servers), if run.
     pub durability: Option<crate::durability::DurabilityResult>,
+    /// `restart`, if run.
+    pub restart: Option<crate::restart::RestartResult>,
     /// RSS of each server after start, bytes.
     pub idle_rss: Pair<Option<u64>>,
     /// RSS after the preload, bytes.
@@ -499,7 +501,7 @@ pub fn compare(options: &CompareOptions) -> Result<CompareResult, CompareError> 
                 fk: false,
             },
         };
-        let mut result = run_all(&mut bench, options, started);
+        let mut result = run_all(&mut bench, options, &settings, started);
         if options.workloads.contains(&Workload::Durability) {
             // The forceSync=no pair stops first: the durable pair gets the machine.
             drop(bench);
@@ -513,7 +515,12 @@ pub fn compare(options: &CompareOptions) -> Result<CompareResult, CompareError> 
     result
 }
 
-fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> CompareResult {
+fn run_all(
+    bench: &mut Bench,
+    options: &CompareOptions,
+    settings: &ServerSettings,
+    started: u64,
+) -> CompareResult {
     let plan = bench.plan.clone();
     let idle_rss = Pair {
         java: bench.servers.java.rss_bytes().ok(),
@@ -554,7 +561,33 @@ fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> Compare
         java: bench.servers.java.rss_bytes().ok(),
         fk: bench.servers.fk.rss_bytes().ok(),
     };
-    if plan.global_warmup_ns > 0 {
+    // After the RSS reading above, so the Memory table's preload row stays comparable.
+    if options.workloads.contains(&Workload::ChildrenWide) {
+        for kind in round_order(0) {
+            let server = bench.servers.get(kind);
+            let children = crate::wide::children_of(plan.profile);
+            let t = now_ns();
+            match crate::wide::preload(
+                server.addr(),
+                children,
+                plan.shape.threads,
+                plan.shape.session_timeout_ms,
+            ) {
+                Ok(_) => eprintln!(
+                    "  preloaded {children} children of {} into {} in {:.1} s",
+                    crate::wide::WIDE_PARENT,
+                    kind.name(),
+                    (now_ns() - t) as f64 / 1e9
+                ),
+                Err(e) => bench.errors.push(format!(
+                    "preload of children-wide into {}: {e}",
+                    kind.name()
+                )),
+            }
+        }
+    }
+    let shared_workloads = options.workloads.iter().any(|w| *w != Workload::Restart);
+    if plan.global_warmup_ns > 0 && shared_workloads {
         eprintln!(
             "  warming both servers up ({} s of mixed each, not measured)",
             plan.global_warmup_ns / S
@@ -569,8 +602,14 @@ fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> Compare
     }
 
     let mut workloads = Vec::new();
-    // `load` comes last (it grows the tree); `durability` runs on servers of its own.
-    let shared_tree = |w: &&Workload| !matches!(**w, Workload::Load | Workload::Durability);
+    // `load` comes last (it grows the tree); `restart` and `durability` run on servers of
+    // their own.
+    let shared_tree = |w: &&Workload| {
+        !matches!(
+            **w,
+            Workload::Load | Workload::Restart | Workload::Durability
+        )
+    };
     for &workload in options.workloads.iter().filter(shared_tree) {
         let mut sides = Pair {
             java: Side::new(),
@@ -709,6 +748,25 @@ fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> Compare
         memory = Some(mem);
     }
 
+    let mut restart = None;
+    if options.workloads.contains(&Workload::Restart) {
+        let r = crate::restart::run(
+            &crate::restart::RestartPlan::of(plan.profile),
+            &crate::restart::RestartSetup {
+                settings,
+                data_bytes: plan.dataset.data_bytes,
+                threads: plan.shape.threads,
+                keep_dirs: options.keep_dirs,
+            },
+            &mut bench.errors,
+        );
+        workloads.push(WorkloadResult {
+            workload: Workload::Restart,
+            sides: r.sides(),
+        });
+        restart = Some(r);
+    }
+
     CompareResult {
         plan,
         options: options.clone(),
@@ -717,6 +775,7 @@ fn run_all(bench: &mut Bench, options: &CompareOptions, started: u64) -> Compare
         fixed_rate,
         memory,
         durability: None,
+        restart,
         idle_rss,
         preloaded_rss,
         configs,

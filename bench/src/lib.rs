@@ -17,6 +17,10 @@
 //! * [`durability`]: the `durability` workload: writes on `forceSync=yes` servers, with
 //!   syncs and log bytes per write.
 //! * [`report`], [`svg`]: the markdown report and its charts.
+//! * [`wide`]: `children-wide`, getChildren of a parent with 100,000 children.
+//! * [`restart`], [`zk_snapshot`], [`restart_report`]: `restart`, spawn to first read
+//!   with millions of znodes on disk, from a ZooKeeper snapshot written from scratch;
+//!   its report section and charts.
 //!
 //! It must never depend on the server crate: it sees ferrokeeper only over a socket and
 //! through `/proc`, exactly as it sees Apache ZooKeeper.
@@ -30,8 +34,12 @@ pub mod engine;
 pub mod fanout;
 pub mod ops;
 pub mod report;
+pub mod restart;
+pub mod restart_report;
 pub mod server;
 pub mod sessions;
 pub mod stats;
 pub mod svg;
+pub mod wide;
 pub mod workload;
+pub mod zk_snapshot;

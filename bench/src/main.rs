@@ -5,6 +5,7 @@
 //! ferrokeeper-bench compare [--smoke|--quick] [--workloads read,write,...]
 //!                           [--ferrokeeper-bin target/release/ferrokeeper] [--out DIR]
 //! ferrokeeper-bench run --server 127.0.0.1:2181 --workload read [--preload] ...
+//! ferrokeeper-bench zk-snapshot --znodes 1000000 --out DIR     # ZooKeeper 3.8 dataDir
 //! ```
 
 use std::net::SocketAddr;
@@ -36,9 +37,25 @@ enum Command {
     Compare(CompareArgs),
     /// Run one workload against a server that is already running.
     Run(RunArgs),
+    /// Write the `restart` workload's Apache ZooKeeper 3.8 snapshot into DIR/version-2
+    /// (to start ZooKeeper from, or to feed `ferrokeeper import`).
+    ZkSnapshot(ZkSnapshotArgs),
 }
 
-const WORKLOAD_HELP: &str = "comma-separated: read, write, mixed, create-delete, exists, children, multi, watch-fanout, sessions, load, durability (default: all)";
+#[derive(Args)]
+struct ZkSnapshotArgs {
+    /// Data znodes.
+    #[arg(long)]
+    znodes: u64,
+    /// Bytes of data per znode.
+    #[arg(long, default_value_t = 128)]
+    data_bytes: usize,
+    /// The ZooKeeper dataDir to write into.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+const WORKLOAD_HELP: &str = "comma-separated: read, write, mixed, create-delete, exists, children, children-wide, multi, watch-fanout, sessions, load, restart, durability (default: all)";
 
 #[derive(Args)]
 struct CompareArgs {
@@ -179,6 +196,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Compare(args) => run_compare(args),
         Command::Run(args) => run_one(args),
+        Command::ZkSnapshot(args) => zk_snapshot(args),
     }
 }
 
@@ -271,6 +289,15 @@ fn run_one(args: RunArgs) -> ExitCode {
             eprintln!("ferrokeeper-bench: preload: {e}");
             return ExitCode::from(1);
         }
+        if workload == Workload::ChildrenWide {
+            let children = ferrokeeper_bench::wide::children_of(Profile::Quick);
+            if let Err(e) =
+                ferrokeeper_bench::wide::preload(args.server, children, args.threads, 30_000)
+            {
+                eprintln!("ferrokeeper-bench: preload of children-wide: {e}");
+                return ExitCode::from(1);
+            }
+        }
     }
     let templates = Templates::new(&dataset);
     let shape = LoadShape {
@@ -324,6 +351,34 @@ fn run_one(args: RunArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("ferrokeeper-bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn zk_snapshot(args: ZkSnapshotArgs) -> ExitCode {
+    let plan = ferrokeeper_bench::restart::RestartPlan::of(Profile::Quick);
+    let spec = ferrokeeper_bench::zk_snapshot::TreeSpec {
+        znodes: args.znodes,
+        parents: plan.parents,
+        data_bytes: args.data_bytes,
+        sessions: plan.sessions,
+        ephemerals_per_session: plan.ephemerals_per_session,
+        session_timeout_ms: plan.session_timeout_ms,
+    };
+    match ferrokeeper_bench::zk_snapshot::write_snapshot(&args.out, &spec) {
+        Ok(w) => {
+            println!(
+                "{} ({} bytes, {} znodes in all, zxid 0x{:x})",
+                w.path.display(),
+                w.bytes,
+                spec.znodes_total(),
+                w.last_zxid
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferrokeeper-bench zk-snapshot: {e}");
             ExitCode::from(1)
         }
     }

@@ -267,6 +267,10 @@ pub fn multi_templates(
     count: usize,
     seed: u64,
 ) -> Vec<Template> {
+    if paths.is_empty() {
+        // No data nodes (`run --nodes 0`): nothing to set, and `multi` cannot run.
+        return Vec::new();
+    }
     let mut rng = Rng::new(seed);
     (0..count)
         .map(|_| {

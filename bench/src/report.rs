@@ -155,6 +155,7 @@ struct Charts {
     cpu: String,
     sweep: Option<String>,
     latency: Option<String>,
+    restart: Option<crate::restart_report::RestartCharts>,
 }
 
 /// Writes `<date>-<profile>.md`, `latest.md` and the SVG charts into `dir`. Returns the
@@ -171,6 +172,10 @@ pub fn write(result: &CompareResult, machine: &Machine, dir: &Path) -> io::Resul
             .fixed_rate
             .first()
             .map(|_| format!("{stem}-latency.svg")),
+        restart: match &result.restart {
+            Some(r) => Some(crate::restart_report::write_charts(r, dir, &stem)?),
+            None => None,
+        },
     };
     std::fs::write(dir.join(&charts.throughput), throughput_chart(result))?;
     std::fs::write(dir.join(&charts.cpu), cpu_chart(result))?;
@@ -537,6 +542,15 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
     }
     md.push('\n');
 
+    if let Some(r) = &result.restart {
+        md.push_str(&crate::restart_report::section(
+            r,
+            &result.idle_rss,
+            charts.restart.as_ref(),
+        ));
+        md.push('\n');
+    }
+
     md.push_str("## Settings\n\n");
     let _ = writeln!(
         md,
@@ -558,6 +572,22 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
         "- `watch-fanout`: {} watchers; `sessions`: {} session lives at once; `load`: {} creates; `multi`: 5 setData each; `mixed`: 90 % getData / 10 % setData.",
         shape.fanout_watchers, shape.session_concurrency, shape.load_nodes
     );
+    if result
+        .workloads
+        .iter()
+        .any(|w| w.workload == Workload::ChildrenWide)
+    {
+        let wide = crate::wide::shape_of(shape);
+        let _ = writeln!(
+            md,
+            "- `children-wide`: getChildren of `{}` with {} children (names `n<i>`, a reply of about {} KB), {} sessions × {} outstanding (each reply is large).",
+            crate::wide::WIDE_PARENT,
+            crate::wide::children_of(plan.profile),
+            crate::wide::reply_bytes(crate::wide::children_of(plan.profile)) / 1000,
+            wide.sessions,
+            wide.outstanding
+        );
+    }
     let _ = writeln!(
         md,
         "- Session timeout asked: {} ms; both servers tickTime 2000 ms.",

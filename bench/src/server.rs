@@ -158,8 +158,32 @@ impl Server {
         settings: &ServerSettings,
         force_sync: bool,
     ) -> Result<Server, ServerError> {
-        let force_sync = if force_sync { "yes" } else { "no" };
         let dir = settings.base_dir.join(kind.tag());
+        let mut server = Server::spawn_with_force_sync(kind, settings, &dir, force_sync)?;
+        server.wait_serving()?;
+        Ok(server)
+    }
+
+    /// Starts `kind` in `dir` (its `zoo.cfg`, `server.log`, and `data/`, which may hold
+    /// data already) and returns at once, without waiting for it to serve: the restart
+    /// workload times that wait itself.
+    pub fn spawn(
+        kind: ServerKind,
+        settings: &ServerSettings,
+        dir: &Path,
+    ) -> Result<Server, ServerError> {
+        Server::spawn_with_force_sync(kind, settings, dir, false)
+    }
+
+    /// [`Server::spawn`] with `forceSync` chosen.
+    pub fn spawn_with_force_sync(
+        kind: ServerKind,
+        settings: &ServerSettings,
+        dir: &Path,
+        force_sync: bool,
+    ) -> Result<Server, ServerError> {
+        let force_sync = if force_sync { "yes" } else { "no" };
+        let dir = dir.to_path_buf();
         let data = dir.join("data");
         std::fs::create_dir_all(&data).map_err(io_err(format!("create {}", data.display())))?;
         let port = free_port().map_err(io_err("find a free port"))?;
@@ -234,16 +258,14 @@ impl Server {
             .stderr(Stdio::from(log2))
             .spawn()
             .map_err(io_err(format!("spawn {}", kind.name())))?;
-        let mut server = Server {
+        Ok(Server {
             kind,
             port,
             dir,
             config,
             command: command_text,
             child,
-        };
-        server.wait_serving()?;
-        Ok(server)
+        })
     }
 
     fn wait_serving(&mut self) -> Result<(), ServerError> {

@@ -9,7 +9,10 @@
 //! /bench/watch                        watch-fanout
 //! /bench/cd                           create-delete makes and removes its nodes below
 //! /bench/load-{tag}                   load creates its nodes below
+//! /bench/wide/n0 ..                   children-wide, preloaded only when selected (`wide`)
 //! ```
+//!
+//! `restart` runs on servers of its own, started from generated data (`restart`).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -58,6 +61,8 @@ pub enum Workload {
     Exists,
     /// getChildren of a parent with `children` children.
     Children,
+    /// getChildren of a parent with 100,000 children (`wide`).
+    ChildrenWide,
     /// multi of 5 setData on random data nodes.
     Multi,
     /// Many sessions watch one node; time from setData to the last notification.
@@ -66,25 +71,30 @@ pub enum Workload {
     Sessions,
     /// Create `load_nodes` nodes as fast as possible; memory after.
     Load,
+    /// Spawn to first getData with N znodes on disk, on servers of its own (`restart`).
+    Restart,
     /// setData on servers of its own started with `forceSync=yes`: throughput, latency
     /// and fsyncs and log bytes per write (`crate::durability`).
     Durability,
 }
 
 impl Workload {
-    /// Every workload, in the order `compare` runs them (`load` after every workload on
-    /// the tree it grows; `durability` runs on servers of its own).
-    pub const ALL: [Workload; 11] = [
+    /// Every workload, in the order `compare` runs them (`load` last of those on the
+    /// shared servers: it grows the tree; `restart` and `durability` after, on servers of
+    /// their own).
+    pub const ALL: [Workload; 13] = [
         Workload::Read,
         Workload::Write,
         Workload::Mixed,
         Workload::CreateDelete,
         Workload::Exists,
         Workload::Children,
+        Workload::ChildrenWide,
         Workload::Multi,
         Workload::WatchFanout,
         Workload::Sessions,
         Workload::Load,
+        Workload::Restart,
         Workload::Durability,
     ];
 
@@ -97,10 +107,12 @@ impl Workload {
             Workload::CreateDelete => "create-delete",
             Workload::Exists => "exists",
             Workload::Children => "children",
+            Workload::ChildrenWide => "children-wide",
             Workload::Multi => "multi",
             Workload::WatchFanout => "watch-fanout",
             Workload::Sessions => "sessions",
             Workload::Load => "load",
+            Workload::Restart => "restart",
             Workload::Durability => "durability",
         }
     }
@@ -117,6 +129,7 @@ impl Workload {
             Workload::Sessions => "session open+close",
             Workload::Multi => "multi (5 setData)",
             Workload::Load => "create",
+            Workload::Restart => "getData, first pass after restart",
             Workload::Durability => "setData, forceSync=yes",
             _ => "request",
         }
@@ -124,7 +137,14 @@ impl Workload {
 
     /// Whether the workload writes (useful to read its numbers against fsync caveats).
     pub fn writes(self) -> bool {
-        !matches!(self, Workload::Read | Workload::Exists | Workload::Children)
+        !matches!(
+            self,
+            Workload::Read
+                | Workload::Exists
+                | Workload::Children
+                | Workload::ChildrenWide
+                | Workload::Restart
+        )
     }
 }
 
@@ -308,6 +328,10 @@ pub fn run_workload(
                 )) as Box<dyn OpSource>
             })
         }
+        Workload::ChildrenWide => crate::wide::run(target, shape),
+        Workload::Restart => Err(RunError::Worker(
+            "restart starts servers of its own: run it with `compare`".into(),
+        )),
         Workload::WatchFanout => run_fanout(&FanoutSpec {
             addr: target.addr,
             watchers: shape.fanout_watchers,
