@@ -35,9 +35,18 @@ fn srvr_conf_and_mntr_have_zookeepers_lines() {
         );
     }
     // mntr: every key ferrokeeper prints is one Java prints, in Java's order (JVM and
-    // ensemble metrics are Java's alone).
+    // ensemble metrics are Java's alone), except ferrokeeper's own `zk_fk_*` keys (its
+    // transaction log's counters, which the benchmark reads); clients skip keys they
+    // do not know.
     let (j, f) = (java.four_letter("mntr"), fk.four_letter("mntr"));
-    let (jk, fk_keys) = (keys(&j, '\t'), keys(&f, '\t'));
+    let (jk, all_fk_keys) = (keys(&j, '\t'), keys(&f, '\t'));
+    let (own, fk_keys): (Vec<String>, Vec<String>) = all_fk_keys
+        .into_iter()
+        .partition(|k| k.starts_with("zk_fk_"));
+    assert!(
+        own.iter().any(|k| k == "zk_fk_log_fdatasyncs"),
+        "mntr lacks the log counters: {own:?}"
+    );
     let positions: Vec<usize> = fk_keys
         .iter()
         .map(|k| {
