@@ -14,7 +14,8 @@
 //! a tmpfs. Run with output:
 //! `cargo test --release -p ferrokeeper-storage --test throughput -- --nocapture`
 //! (`FK_BENCH_SECS=<s>` per configuration, default 0.25 to keep the test suite quick;
-//! `FK_BENCH_ROUNDS=<n>` rounds of the interleaved variations, default 1).
+//! `FK_BENCH_ROUNDS=<n>` rounds of the interleaved variations, default 1;
+//! `FK_BENCH_ONLY=<label>/<batch>`, e.g. `"1 MiB segments, zero-filled/256"`, one of them).
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,13 @@ fn filesystem(path: &std::path::Path) -> String {
 }
 
 fn run(label: &str, batch_records: usize, opts: LogOptions) {
+    // `FK_BENCH_ONLY=<label>/<batch>` (a substring of it) runs one configuration, so that
+    // a script can alternate two builds configuration by configuration.
+    if let Ok(only) = std::env::var("FK_BENCH_ONLY") {
+        if !format!("{label}/{batch_records}").contains(&only) {
+            return;
+        }
+    }
     let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let tmp = tempfile::tempdir_in(base).expect("tempdir under target/tmp");
     let (mut w, _) = LogWriter::open(tmp.path(), opts).expect("open");
