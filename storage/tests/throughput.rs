@@ -15,7 +15,7 @@
 //! `cargo test --release -p ferrokeeper-storage --test throughput -- --nocapture`
 //! (`FK_BENCH_SECS=<s>` per configuration, default 0.25 to keep the test suite quick;
 //! `FK_BENCH_ROUNDS=<n>` rounds of the interleaved variations, default 1;
-//! `FK_BENCH_ONLY=<label>/<batch>`, e.g. `"1 MiB segments, zero-filled/256"`, one of them).
+//! `FK_BENCH_ONLY=<label>/<batch>`, e.g. `"1 MiB segments, zero-filled/256"`, only that one).
 
 use std::time::{Duration, Instant};
 
@@ -46,10 +46,10 @@ fn filesystem(path: &std::path::Path) -> String {
 }
 
 fn run(label: &str, batch_records: usize, opts: LogOptions) {
-    // `FK_BENCH_ONLY=<label>/<batch>` (a substring of it) runs one configuration, so that
+    // `FK_BENCH_ONLY=<label>/<batch>` runs that one configuration, so that
     // a script can alternate two builds configuration by configuration.
     if let Ok(only) = std::env::var("FK_BENCH_ONLY") {
-        if !format!("{label}/{batch_records}").contains(&only) {
+        if format!("{label}/{batch_records}") != only {
             return;
         }
     }
