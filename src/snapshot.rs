@@ -190,6 +190,7 @@ pub fn write_state(
     let path = snapfile::write(dir, state.last_zxid, &bytes)?;
     let file = snapfile::SnapshotFile {
         zxid: state.last_zxid,
+        name: snapfile::snapshot_name(state.last_zxid),
         path,
         bytes: (snapfile::HEADER_BYTES + bytes.len()) as u64,
     };

@@ -13,7 +13,7 @@
 //!   file, fsynced, renamed and the directory fsynced; listed, verified (errors name the
 //!   file and byte offset) and trimmed to the newest N ([`snapshot::retain`]).
 //! - [`backend`]: the storage seam. [`backend::Storage`] is the handful of file operations
-//!   the log uses; [`backend::disk::DiskStorage`] implements it on a real directory
+//!   the log and the snapshot files use; [`backend::disk::DiskStorage`] implements it on a real directory
 //!   (io_uring, falling back to `pwrite` + `fdatasync` with a warning where io_uring is
 //!   unavailable); [`backend::sim::SimStorage`] implements it in memory with a model of
 //!   written-versus-durable bytes and seeded faults, for the crash tests.
@@ -30,6 +30,7 @@
 //! snapshot::write(dir, zxid, payload) -> path                      // durable on Ok
 //! snapshot::list(dir) -> Vec<SnapshotFile>   snapshot::read(&file) -> Snapshot (verified)
 //! snapshot::retain(dir, keep) -> kept       snapshot::remove_temp_files(dir)
+//! snapshot::{write,list,read,retain,remove_temp_files}_with(storage, ..)  // any Storage
 //! ```
 //!
 //! ## What it must never do

@@ -6,14 +6,20 @@
 //! verification (every error names the file and the byte offset) and retention. It does
 //! not know what the payload means; the server encodes and decodes it.
 //!
+//! Every operation goes through the [`Storage`] seam, like the log's: the functions taking a
+//! directory run on the real disk ([`DiskStorage`]); their `_with` twins take any storage,
+//! so that the tests run them on the simulator and crash it at every step of a write.
+//!
 //! The byte layout is in `storage/FORMAT.md` (section "Snapshot"); the constants below
 //! mirror it.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::xxh3_64;
+
+use crate::backend::disk::{DiskStorage, IoMode};
+use crate::backend::{Overwrite, Storage};
 
 /// The file's first 8 bytes.
 pub const MAGIC: [u8; 8] = *b"FKSNAPSH";
@@ -91,6 +97,8 @@ pub enum SnapshotError {
 pub struct SnapshotFile {
     /// The zxid in its name.
     pub zxid: i64,
+    /// Its name in the directory.
+    pub name: String,
     /// Its path.
     pub path: PathBuf,
     /// Its size in bytes.
@@ -107,20 +115,39 @@ pub struct Snapshot {
     pub path: PathBuf,
     /// The zxid of the state it holds.
     pub zxid: i64,
-    // The whole file. A mapping starts on a page boundary, so the payload (at offset
-    // 48) is 16-byte aligned.
-    map: memmap2::Mmap,
+    bytes: Backing,
+}
+
+/// The whole file: mapped (the disk), or read into memory (storages that cannot map,
+/// such as the simulator). Either way the payload, at offset 48, is 16-byte aligned: a
+/// mapping starts on a page boundary, and the buffer is made of 16-byte units.
+#[derive(Debug)]
+enum Backing {
+    Map(memmap2::Mmap),
+    // Invariant: `len` <= buf.len() * 16.
+    Heap { buf: Vec<u128>, len: usize },
 }
 
 impl Snapshot {
     /// The payload, 16-byte aligned.
     pub fn payload(&self) -> &[u8] {
-        &self.map[HEADER_BYTES..]
+        &self.bytes()[HEADER_BYTES..]
     }
 
     /// Size of the whole file in bytes.
     pub fn file_bytes(&self) -> usize {
-        self.map.len()
+        self.bytes().len()
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.bytes {
+            Backing::Map(m) => m,
+            // SAFETY: `buf` owns `buf.len() * 16` initialised bytes and `len` is at most
+            // that (invariant above); u8 has no alignment requirement.
+            Backing::Heap { buf, len } => unsafe {
+                std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), *len)
+            },
+        }
     }
 }
 
@@ -215,70 +242,112 @@ fn decode_header(file: &Path, h: &[u8]) -> Result<Header, SnapshotError> {
     })
 }
 
-fn io_err<'a>(op: &'static str, file: &'a Path) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
-    move |source| SnapshotError::Io {
-        op,
-        file: file.to_path_buf(),
-        source,
+fn io_err(op: &'static str, file: PathBuf) -> impl FnOnce(io::Error) -> SnapshotError {
+    move |source| SnapshotError::Io { op, file, source }
+}
+
+/// The storage of an existing directory for reading or trimming, `None` if it is missing.
+fn existing(dir: &Path) -> Result<Option<DiskStorage>, SnapshotError> {
+    match DiskStorage::open_read_only(dir) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("open directory", dir.to_path_buf())(e)),
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), SnapshotError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync directory", dir))
-}
-
-/// Writes the snapshot at `zxid` into `dir` (created if missing) and makes it durable:
-/// header and payload go to `fk-snap.<zxid>.tmp`, which is fsynced, renamed to its final
-/// name, and the directory fsynced. A crash at any point leaves either no snapshot at
-/// `zxid` or a whole one (plus perhaps a temp file, which [`remove_temp_files`] clears).
-/// Returns the final path.
+/// Writes the snapshot at `zxid` into `dir` (created if missing, its entry made durable)
+/// and makes it durable: header and payload go to `fk-snap.<zxid>.tmp`, which is fsynced,
+/// renamed to its final name, and the directory fsynced. A crash at any point leaves either
+/// no snapshot at `zxid` or a whole one (plus perhaps a temp file, which
+/// [`remove_temp_files`] clears). Returns the final path.
 pub fn write(dir: &Path, zxid: i64, payload: &[u8]) -> Result<PathBuf, SnapshotError> {
-    std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    let mut storage = DiskStorage::open(dir, IoMode::Pwrite)
+        .map_err(io_err("create directory", dir.to_path_buf()))?;
+    write_with(&mut storage, zxid, payload)
+}
+
+/// [`write`] on any [`Storage`]. The steps, each an operation a crash can stop before:
+/// create the temp file (replacing a leftover of an earlier failed attempt at this zxid),
+/// write the header, write the payload, fsync, rename over the final name, fsync the
+/// directory.
+pub fn write_with<S: Storage>(
+    storage: &mut S,
+    zxid: i64,
+    payload: &[u8],
+) -> Result<PathBuf, SnapshotError> {
     let name = snapshot_name(zxid);
-    let path = dir.join(&name);
-    let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
+    let tmp = format!("{name}{TEMP_SUFFIX}");
     let header = encode_header(zxid, payload);
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_err("create", &tmp))?;
-        f.write_all(&header).map_err(io_err("write", &tmp))?;
-        f.write_all(payload).map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("fsync", &tmp))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
-    sync_dir(dir)?;
-    Ok(path)
+    let tmp_path = storage.path(&tmp);
+    let file = match storage.create(&tmp) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            // An earlier attempt at this zxid failed (a crash's leftovers go at startup).
+            storage
+                .remove(&tmp)
+                .map_err(io_err("remove", tmp_path.clone()))?;
+            storage
+                .create(&tmp)
+                .map_err(io_err("create", tmp_path.clone()))?
+        }
+        Err(e) => return Err(io_err("create", tmp_path)(e)),
+    };
+    let written = (|| {
+        storage
+            .write_at(file, 0, &header, false)
+            .map_err(io_err("write", tmp_path.clone()))?;
+        storage
+            .write_at(file, HEADER_BYTES as u64, payload, false)
+            .map_err(io_err("write", tmp_path.clone()))?;
+        // Whole and durable before it gets its final name: a final name never shows a
+        // partial file, whatever a crash keeps of the directory.
+        storage
+            .sync_all(file)
+            .map_err(io_err("fsync", tmp_path.clone()))
+    })();
+    storage.close(file);
+    written?;
+    storage
+        .rename(&tmp, &name, Overwrite::Allow)
+        .map_err(io_err("rename", tmp_path))?;
+    storage
+        .sync_dir()
+        .map_err(io_err("fsync directory", storage.path("")))?;
+    Ok(storage.path(&name))
 }
 
 /// The snapshot files in `dir`, oldest (smallest zxid) first. A missing directory has
 /// none. Other files are ignored, temp files included; a name that starts with
 /// `fk-snap.` but is neither a snapshot's nor a temp file's is refused.
 pub fn list(dir: &Path) -> Result<Vec<SnapshotFile>, SnapshotError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("list", dir)(e)),
-    };
+    match existing(dir)? {
+        Some(mut storage) => list_with(&mut storage),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// [`list`] on any [`Storage`].
+pub fn list_with<S: Storage>(storage: &mut S) -> Result<Vec<SnapshotFile>, SnapshotError> {
+    let names = storage.list().map_err(io_err("list", storage.path("")))?;
     let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io_err("list", dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for name in names {
         if !name.starts_with(NAME_PREFIX) || name.ends_with(TEMP_SUFFIX) {
             continue;
         }
-        let path = entry.path();
-        let Some(zxid) = parse_snapshot_name(name) else {
+        let path = storage.path(&name);
+        let Some(zxid) = parse_snapshot_name(&name) else {
             return Err(SnapshotError::UnexpectedFile { file: path });
         };
-        let bytes = entry.metadata().map_err(io_err("stat", &path))?.len();
-        out.push(SnapshotFile { zxid, path, bytes });
+        let file = storage.open(&name).map_err(io_err("open", path.clone()))?;
+        let len = storage.len(file);
+        storage.close(file);
+        let bytes = len.map_err(io_err("stat", path.clone()))?;
+        out.push(SnapshotFile {
+            zxid,
+            name,
+            path,
+            bytes,
+        });
     }
     out.sort_by_key(|s| s.zxid);
     Ok(out)
@@ -287,9 +356,33 @@ pub fn list(dir: &Path) -> Result<Vec<SnapshotFile>, SnapshotError> {
 /// Maps and verifies one snapshot file: header (magic, checksum, version, flags), the
 /// zxid against the name's, the length against the file's, the payload checksum.
 pub fn read(file: &SnapshotFile) -> Result<Snapshot, SnapshotError> {
+    let dir = file.path.parent().unwrap_or(Path::new("."));
+    let mut storage =
+        DiskStorage::open_read_only(dir).map_err(io_err("open", file.path.clone()))?;
+    read_with(&mut storage, file)
+}
+
+/// [`read`] on any [`Storage`] (`file` from [`list_with`] on the same storage).
+pub fn read_with<S: Storage>(
+    storage: &mut S,
+    file: &SnapshotFile,
+) -> Result<Snapshot, SnapshotError> {
     let path = &file.path;
-    let mut f = File::open(path).map_err(io_err("open", path))?;
-    let len = f.metadata().map_err(io_err("stat", path))?.len();
+    let id = storage
+        .open(&file.name)
+        .map_err(io_err("open", path.clone()))?;
+    let result = read_open(storage, id, file);
+    storage.close(id);
+    result
+}
+
+fn read_open<S: Storage>(
+    storage: &mut S,
+    id: crate::backend::FileId,
+    file: &SnapshotFile,
+) -> Result<Snapshot, SnapshotError> {
+    let path = &file.path;
+    let len = storage.len(id).map_err(io_err("stat", path.clone()))?;
     let corrupt = |offset: u64, reason: String| SnapshotError::Corrupt {
         file: path.clone(),
         offset,
@@ -302,7 +395,9 @@ pub fn read(file: &SnapshotFile) -> Result<Snapshot, SnapshotError> {
         ));
     }
     let mut header = [0u8; HEADER_BYTES];
-    f.read_exact(&mut header).map_err(io_err("read", path))?;
+    storage
+        .read_at(id, 0, &mut header)
+        .map_err(io_err("read", path.clone()))?;
     let h = decode_header(path, &header)?;
     if h.zxid != file.zxid {
         return Err(corrupt(
@@ -322,29 +417,43 @@ pub fn read(file: &SnapshotFile) -> Result<Snapshot, SnapshotError> {
             ),
         ));
     }
-    // SAFETY: snapshot files are written once (temp file, fsync, rename) and never
-    // modified afterwards; nothing in this process or in a well-behaved operator's hands
-    // writes to one, which is what a read-only mapping's soundness rests on.
-    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io_err("mmap", path))?;
-    if map.len() as u64 != len {
-        return Err(corrupt(
-            map.len() as u64,
-            format!(
-                "file changed size while being mapped ({len} bytes before, {} after)",
-                map.len()
-            ),
-        ));
-    }
-    // The checksum pass reads every page once, front to back.
-    let _ = map.advise(memmap2::Advice::Sequential);
+    let bytes = match storage.map(id).map_err(io_err("mmap", path.clone()))? {
+        Some(map) => {
+            if map.len() as u64 != len {
+                return Err(corrupt(
+                    map.len() as u64,
+                    format!(
+                        "file changed size while being mapped ({len} bytes before, {} after)",
+                        map.len()
+                    ),
+                ));
+            }
+            // The checksum pass reads every page once, front to back.
+            let _ = map.advise(memmap2::Advice::Sequential);
+            Backing::Map(map)
+        }
+        None => {
+            let total = len as usize;
+            let mut buf = vec![0u128; total.div_ceil(16)];
+            // SAFETY: as in `Snapshot::bytes`, and `buf` is borrowed exclusively.
+            let bytes =
+                unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), total) };
+            storage
+                .read_at(id, 0, bytes)
+                .map_err(io_err("read", path.clone()))?;
+            Backing::Heap { buf, len: total }
+        }
+    };
     let snap = Snapshot {
         path: path.clone(),
         zxid: h.zxid,
-        map,
+        bytes,
     };
     let checksum = xxh3_64(snap.payload());
-    // Served from afterwards: lookups land anywhere.
-    let _ = snap.map.advise(memmap2::Advice::Random);
+    if let Backing::Map(m) = &snap.bytes {
+        // Served from afterwards: lookups land anywhere.
+        let _ = m.advise(memmap2::Advice::Random);
+    }
     if checksum != h.payload_checksum {
         return Err(corrupt(
             HEADER_BYTES as u64,
@@ -356,40 +465,63 @@ pub fn read(file: &SnapshotFile) -> Result<Snapshot, SnapshotError> {
     Ok(snap)
 }
 
-/// Removes leftover temp files (snapshots a crash interrupted) from `dir`.
+/// Removes leftover temp files (snapshots a crash interrupted) from `dir`, then fsyncs it.
 pub fn remove_temp_files(dir: &Path) -> Result<usize, SnapshotError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io_err("list", dir)(e)),
-    };
+    match existing(dir)? {
+        Some(mut storage) => remove_temp_files_with(&mut storage),
+        None => Ok(0),
+    }
+}
+
+/// [`remove_temp_files`] on any [`Storage`].
+pub fn remove_temp_files_with<S: Storage>(storage: &mut S) -> Result<usize, SnapshotError> {
+    let names = storage.list().map_err(io_err("list", storage.path("")))?;
     let mut removed = 0;
-    for entry in entries {
-        let entry = entry.map_err(io_err("list", dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for name in names {
         if name.starts_with(NAME_PREFIX) && name.ends_with(TEMP_SUFFIX) {
-            let path = entry.path();
-            std::fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            storage
+                .remove(&name)
+                .map_err(io_err("remove", storage.path(&name)))?;
             removed += 1;
         }
     }
     if removed > 0 {
-        sync_dir(dir)?;
+        storage
+            .sync_dir()
+            .map_err(io_err("fsync directory", storage.path("")))?;
     }
     Ok(removed)
 }
 
 /// Retention: keeps the newest `keep` snapshots (at least 1) and removes the older ones,
-/// oldest first, fsyncing the directory after each removal. Returns the snapshots kept,
-/// oldest first; the caller may then drop log records at or below the oldest kept zxid.
+/// oldest first, fsyncing the directory after each removal (a crash then leaves an
+/// oldest-first prefix removed). Returns the snapshots kept, oldest first; the caller may
+/// then drop log records at or below the oldest kept zxid.
+///
+/// It goes by the names alone and reads no file: a damaged snapshot among the newest
+/// `keep` counts as kept (see FORMAT.md, "Taking snapshots, retention, recovery").
 pub fn retain(dir: &Path, keep: usize) -> Result<Vec<SnapshotFile>, SnapshotError> {
-    let mut all = list(dir)?;
+    match existing(dir)? {
+        Some(mut storage) => retain_with(&mut storage, keep),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// [`retain`] on any [`Storage`].
+pub fn retain_with<S: Storage>(
+    storage: &mut S,
+    keep: usize,
+) -> Result<Vec<SnapshotFile>, SnapshotError> {
+    let mut all = list_with(storage)?;
     let keep = keep.max(1);
     let drop = all.len().saturating_sub(keep);
     for old in all.drain(..drop) {
-        std::fs::remove_file(&old.path).map_err(io_err("remove", &old.path))?;
-        sync_dir(dir)?;
+        storage
+            .remove(&old.name)
+            .map_err(io_err("remove", old.path.clone()))?;
+        storage
+            .sync_dir()
+            .map_err(io_err("fsync directory", storage.path("")))?;
     }
     Ok(all)
 }
@@ -464,5 +596,388 @@ mod tests {
             read(&file()),
             Err(SnapshotError::Corrupt { offset: 20, .. })
         ));
+    }
+
+    use crate::backend::sim::{Prng, SimFaults, SimStorage};
+    use std::collections::BTreeMap;
+
+    /// Seeds for the simulator tests: `FK_SEED=<n>` replays one, `FK_SEEDS=<n>` runs more.
+    fn seeds(default_count: u64) -> Vec<u64> {
+        if let Ok(s) = std::env::var("FK_SEED") {
+            return vec![s.trim().parse().expect("FK_SEED is a u64")];
+        }
+        let n = std::env::var("FK_SEEDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default_count);
+        (0..n).collect()
+    }
+
+    fn for_each_seed(name: &str, default_count: u64, mut run: impl FnMut(u64)) {
+        for seed in seeds(default_count) {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(seed)));
+            if let Err(panic) = outcome {
+                eprintln!("{name} failed for seed {seed}; replay: FK_SEED={seed} cargo test -p ferrokeeper-storage --lib {name}");
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+
+    /// A payload of a random size (empty, inside one 512-byte sector, or several), random
+    /// bytes, sometimes ending in zeros.
+    fn payload(rng: &mut Prng, zxid: i64) -> Vec<u8> {
+        let len = match rng.below(4) {
+            0 => 0,
+            1 => rng.range(1, 400),
+            _ => rng.range(400, 3000),
+        } as usize;
+        let mut p = vec![0u8; len];
+        rng.fill(&mut p);
+        if len > 8 && rng.below(3) == 0 {
+            p[len - 8..].fill(0);
+        }
+        if len > 0 {
+            p[0] = zxid as u8;
+        }
+        p
+    }
+
+    /// What the server does with the snapshot directory at startup (src/snapshot.rs,
+    /// `load_newest`, less the payload's decoding): remove temp files, list, and read
+    /// newest first until one verifies. Returns the one chosen and the rejections, newest
+    /// first.
+    fn next_start(sim: &mut SimStorage) -> (Option<Snapshot>, Vec<SnapshotError>) {
+        remove_temp_files_with(sim).expect("remove temp files");
+        let mut rejected = Vec::new();
+        for f in list_with(sim).expect("list").iter().rev() {
+            match read_with(sim, f) {
+                Ok(snap) => return (Some(snap), rejected),
+                Err(e) => rejected.push(e),
+            }
+        }
+        (None, rejected)
+    }
+
+    /// The step of `write_with` / `retain_with` the process died in.
+    fn crash_point(died_at: &(&'static str, String), write_done: bool) -> &'static str {
+        let tmp = died_at.1.ends_with(TEMP_SUFFIX);
+        match died_at.0 {
+            "create" if tmp => "write: create the temp file",
+            "write" if tmp => "write: header or payload",
+            "sync_all" if tmp => "write: fsync the temp file",
+            "rename" if tmp => "write: rename to the final name",
+            "sync_dir" if !write_done => "write: fsync the directory",
+            "list" => "retain: list",
+            "open" | "len" => "retain: size the files",
+            "remove" => "retain: remove an old snapshot",
+            "sync_dir" => "retain: fsync the directory after a removal",
+            _ => panic!("unexpected crash point {died_at:?}"),
+        }
+    }
+
+    /// A crash at every step of writing a snapshot and of the retention after it, each
+    /// followed by a power cut (the simulator keeps any mix of unsynced bytes and a prefix
+    /// of the unsynced directory changes). At the next start: temp leftovers are removed,
+    /// every file with a final name is complete and verifies (a temp file is fsynced before
+    /// its rename), the newest one is the new snapshot if `write` returned (or may be, if
+    /// not), retention has removed an oldest-first prefix only, and retention then keeps the
+    /// newest three.
+    #[test]
+    fn a_crash_at_every_step_of_writing_a_snapshot_keeps_the_newest_complete_one() {
+        let mut points: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut states: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for_each_seed(
+            "a_crash_at_every_step_of_writing_a_snapshot_keeps_the_newest_complete_one",
+            300,
+            |seed| {
+                let mut rng = Prng::new(seed);
+                let old: Vec<(i64, Vec<u8>)> = [0x10i64, 0x20, 0x30]
+                    .iter()
+                    .map(|&z| (z, payload(&mut rng, z)))
+                    .collect();
+                let new = (0x40i64, payload(&mut rng, 0x40));
+                // The operations do not depend on the simulator's seed (no faults but the
+                // death), so each crash point gets a seed of its own: the crash's choices
+                // (which bytes and directory changes survive) then vary across them.
+                let setup = |k: u64| {
+                    let mut sim = SimStorage::new(seed ^ 0xABCD ^ (k << 32));
+                    for (z, p) in &old {
+                        write_with(&mut sim, *z, p).expect("write without faults");
+                    }
+                    sim
+                };
+                // A run that may die: the write, then retention as the server runs it.
+                let attempt = |sim: &mut SimStorage| -> (bool, bool) {
+                    let written = write_with(sim, new.0, &new.1).is_ok();
+                    let retained = written && retain_with(sim, 3).is_ok();
+                    (written, retained)
+                };
+                let mut sim = setup(u64::MAX);
+                sim.set_faults(SimFaults::default());
+                assert_eq!(attempt(&mut sim), (true, true));
+                let total_ops = sim.ops();
+                for k in 0..total_ops {
+                    let mut sim = setup(k);
+                    sim.set_faults(SimFaults {
+                        crash_after_ops: Some(k),
+                        ..SimFaults::default()
+                    });
+                    let (written, _) = attempt(&mut sim);
+                    let report = sim.crash();
+                    let died_at = report.died_at.clone().expect("the process died");
+                    *points.entry(crash_point(&died_at, written)).or_default() += 1;
+                    let ctx = format!("seed {seed}, k {k}: {report:?}");
+
+                    // What a crash leaves on disk, before the next start cleans up.
+                    let tmp = format!("{}{TEMP_SUFFIX}", snapshot_name(new.0));
+                    let whole = [&encode_header(new.0, &new.1)[..], &new.1[..]].concat();
+                    let state = match (sim.file_bytes(&tmp), sim.file_bytes(&snapshot_name(new.0)))
+                    {
+                        (None, None) => "no trace of the new snapshot",
+                        (Some(b), None) if b == whole => "temp file whole, not renamed",
+                        (Some(b), None) if b.len() < whole.len() => "temp file partly written",
+                        (Some(_), None) => "temp file full size, holes not landed",
+                        (None, Some(_)) => "renamed",
+                        (Some(_), Some(_)) => panic!("both names survived: {ctx}"),
+                    };
+                    *states.entry(state).or_default() += 1;
+
+                    let (chosen, rejected) = next_start(&mut sim);
+                    assert!(
+                        sim.names().iter().all(|n| !n.ends_with(TEMP_SUFFIX)),
+                        "temp file left: {ctx}"
+                    );
+                    assert!(
+                        rejected.is_empty(),
+                        "a crash left a damaged snapshot: {rejected:?} {ctx}"
+                    );
+                    let chosen = chosen.expect("a snapshot");
+                    if written {
+                        assert_eq!(chosen.zxid, new.0, "acknowledged snapshot lost: {ctx}");
+                    }
+                    let want = if chosen.zxid == new.0 {
+                        &new.1
+                    } else {
+                        &old[2].1
+                    };
+                    assert!(
+                        chosen.zxid == new.0 || chosen.zxid == old[2].0,
+                        "chose 0x{:x}: {ctx}",
+                        chosen.zxid
+                    );
+                    assert_eq!(chosen.payload(), &want[..], "{ctx}");
+                    // An oldest-first prefix removed, never a gap; the newest three always there.
+                    let zxids: Vec<i64> = list_with(&mut sim)
+                        .expect("list")
+                        .iter()
+                        .map(|f| f.zxid)
+                        .collect();
+                    let all = [0x10, 0x20, 0x30, 0x40];
+                    let newest = all.iter().position(|&z| z == chosen.zxid).expect("known");
+                    assert!(zxids.len() >= 3, "{zxids:x?}: {ctx}");
+                    assert_eq!(zxids[..], all[newest + 1 - zxids.len()..=newest], "{ctx}");
+                    // Retention at the next start keeps the newest three, the chosen one last.
+                    let kept = retain_with(&mut sim, 3).expect("retain");
+                    assert_eq!(
+                        kept.iter().map(|f| f.zxid).collect::<Vec<_>>(),
+                        all[newest - 2..=newest],
+                        "{ctx}"
+                    );
+                }
+            },
+        );
+        eprintln!("crash points: {points:#?}\nstates on disk: {states:#?}");
+        if std::env::var("FK_SEED").is_err() {
+            for point in [
+                "write: create the temp file",
+                "write: header or payload",
+                "write: fsync the temp file",
+                "write: rename to the final name",
+                "write: fsync the directory",
+                "retain: list",
+                "retain: size the files",
+                "retain: remove an old snapshot",
+                "retain: fsync the directory after a removal",
+            ] {
+                assert!(
+                    points.contains_key(point),
+                    "never crashed at {point}: {points:?}"
+                );
+            }
+            for state in [
+                "no trace of the new snapshot",
+                "temp file whole, not renamed",
+                "temp file partly written",
+                "temp file full size, holes not landed",
+                "renamed",
+            ] {
+                assert!(states.contains_key(state), "never left {state}: {states:?}");
+            }
+        }
+    }
+
+    /// Where verification must place damage: the field a check reads (FORMAT.md, snapshot
+    /// "Verification order").
+    fn expected_offset(flipped_at: usize) -> u64 {
+        match flipped_at {
+            0..8 => MAGIC_OFFSET as u64,
+            // Version, flags, zxid, length, payload checksum, the header checksum itself:
+            // the header checksum catches them all first.
+            8..48 => HEADER_CHECKSUM_OFFSET as u64,
+            _ => HEADER_BYTES as u64,
+        }
+    }
+
+    /// Damaged complete files — a flipped bit anywhere, a truncation, bytes appended, a
+    /// file renamed to another zxid — are reported with the file's name and the byte offset
+    /// of the check that failed, and the next start falls back to the newest snapshot that
+    /// verifies.
+    #[test]
+    fn damaged_complete_snapshots_are_reported_with_file_and_offset() {
+        let mut kinds: BTreeMap<u64, u64> = BTreeMap::new();
+        for_each_seed(
+            "damaged_complete_snapshots_are_reported_with_file_and_offset",
+            300,
+            |seed| {
+                let mut rng = Prng::new(seed);
+                let mut sim = SimStorage::new(seed);
+                let zxids = [0x100i64, 0x200, 0x300, 0x400];
+                let payloads: Vec<Vec<u8>> = zxids.iter().map(|&z| payload(&mut rng, z)).collect();
+                for (z, p) in zxids.iter().zip(&payloads) {
+                    write_with(&mut sim, *z, p).expect("write");
+                }
+                // Damage the newest `n` files (the oldest stays whole), one way each.
+                let n = rng.range(1, 3) as usize;
+                let mut expected: Vec<(String, u64)> = Vec::new();
+                for i in (zxids.len() - n..zxids.len()).rev() {
+                    let name = snapshot_name(zxids[i]);
+                    let len = HEADER_BYTES + payloads[i].len();
+                    let offset = match rng.below(5) {
+                        0 | 1 => {
+                            let at = rng.below(len as u64) as usize;
+                            sim.flip_bit(&name, at, rng.below(8) as u8);
+                            expected_offset(at)
+                        }
+                        2 => {
+                            let keep = rng.below(len as u64);
+                            truncate(&mut sim, &name, keep);
+                            if keep < HEADER_BYTES as u64 {
+                                keep
+                            } else {
+                                PAYLOAD_LEN_OFFSET as u64
+                            }
+                        }
+                        3 => {
+                            let f = sim.open(&name).expect("open");
+                            sim.write_at(f, len as u64, b"more", true).expect("append");
+                            sim.close(f);
+                            PAYLOAD_LEN_OFFSET as u64
+                        }
+                        _ => {
+                            // Another snapshot's whole file under this name.
+                            let other = sim.file_bytes(&snapshot_name(zxids[0])).expect("oldest");
+                            sim.remove(&name).expect("remove");
+                            let f = sim.create(&name).expect("create");
+                            sim.write_at(f, 0, &other, true).expect("write");
+                            sim.close(f);
+                            sim.sync_dir().expect("sync");
+                            ZXID_OFFSET as u64
+                        }
+                    };
+                    *kinds.entry(offset).or_default() += 1;
+                    expected.push((name, offset));
+                }
+                let (chosen, rejected) = next_start(&mut sim);
+                let chosen = chosen.unwrap_or_else(|| {
+                    panic!("seed {seed}: the oldest is intact, yet: {rejected:?}")
+                });
+                assert_eq!(chosen.zxid, zxids[zxids.len() - n - 1], "seed {seed}");
+                assert_eq!(chosen.payload(), &payloads[zxids.len() - n - 1][..]);
+                assert_eq!(rejected.len(), n);
+                for (err, (name, offset)) in rejected.iter().zip(&expected) {
+                    match err {
+                        SnapshotError::Corrupt {
+                            file, offset: o, ..
+                        } => {
+                            assert!(file.ends_with(name), "{err}");
+                            assert_eq!(o, offset, "{err}");
+                            let text = err.to_string();
+                            assert!(
+                                text.contains(name.as_str())
+                                    && text.contains(&format!("byte offset {offset}")),
+                                "{text}"
+                            );
+                        }
+                        other => panic!("expected Corrupt for {name}, got {other}"),
+                    }
+                }
+            },
+        );
+        eprintln!("offsets reported: {kinds:?}");
+        if std::env::var("FK_SEED").is_err() {
+            for offset in [0, 16, 24, 40, 48] {
+                assert!(
+                    kinds.contains_key(&offset),
+                    "no damage found at {offset}: {kinds:?}"
+                );
+            }
+            assert!(
+                kinds.keys().any(|&o| o < HEADER_BYTES as u64
+                    && o != 0
+                    && o != 16
+                    && o != 24
+                    && o != 40),
+                "no file cut inside its header: {kinds:?}"
+            );
+        }
+    }
+
+    /// Rewrites `name` to its first `keep` bytes, durably.
+    fn truncate(sim: &mut SimStorage, name: &str, keep: u64) {
+        let bytes = sim.file_bytes(name).expect("file");
+        sim.remove(name).expect("remove");
+        let f = sim.create(name).expect("create");
+        sim.write_at(f, 0, &bytes[..keep as usize], true)
+            .expect("write");
+        sim.close(f);
+        sim.sync_dir().expect("sync");
+    }
+
+    /// The same crash states built on a real directory (the simulator's model is only
+    /// as good as its match with the disk code): leftovers of every kind are removed or
+    /// skipped, and the newest complete snapshot is read.
+    #[test]
+    fn crash_states_on_the_real_disk() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write(d.path(), 0x10, b"old").expect("write");
+        write(d.path(), 0x20, b"newest complete").expect("write");
+        let whole = [&encode_header(0x30, b"never renamed")[..], b"never renamed"].concat();
+        let tmp = |z: i64| d.path().join(format!("{}{TEMP_SUFFIX}", snapshot_name(z)));
+        std::fs::write(tmp(0x30), &whole).expect("whole temp");
+        std::fs::write(tmp(0x40), &whole[..30]).expect("partial temp");
+        std::fs::write(tmp(0x50), b"").expect("empty temp");
+        // A snapshot write whose temp file exists already (an earlier failed attempt).
+        std::fs::write(tmp(0x20), b"stale").expect("stale temp");
+        write(d.path(), 0x20, b"newest complete").expect("write over a stale temp");
+        assert!(!tmp(0x20).exists());
+        let l = list(d.path()).expect("list");
+        assert_eq!(l.iter().map(|f| f.zxid).collect::<Vec<_>>(), [0x10, 0x20]);
+        assert_eq!(remove_temp_files(d.path()).expect("remove"), 3);
+        let mut names: Vec<String> = std::fs::read_dir(d.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, [snapshot_name(0x10), snapshot_name(0x20)]);
+        let newest = read(&list(d.path()).expect("list")[1]).expect("read");
+        assert_eq!(newest.payload(), b"newest complete");
+        // A missing directory: nothing listed, nothing removed, nothing kept.
+        let missing = d.path().join("missing");
+        assert!(list(&missing).expect("list").is_empty());
+        assert_eq!(remove_temp_files(&missing).expect("remove"), 0);
+        assert!(retain(&missing, 3).expect("retain").is_empty());
+        // Writing creates it, parents included.
+        write(&missing.join("deeper"), 1, b"x").expect("write creates the directories");
+        assert_eq!(list(&missing.join("deeper")).expect("list").len(), 1);
     }
 }

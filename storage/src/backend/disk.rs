@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
-use super::{FileId, Storage};
+use super::{FileId, Overwrite, Storage};
 
 /// How [`DiskStorage`] writes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,13 +62,12 @@ impl DiskStorage {
         mode: IoMode,
         make_ring: impl FnOnce() -> io::Result<IoUring<squeue::Entry, cqueue::Entry>>,
     ) -> io::Result<DiskStorage> {
-        if !dir.exists() {
-            fs::create_dir_all(dir)?;
-            // The new directory entry must survive a crash like any other file creation.
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                File::open(parent)?.sync_all()?;
-            }
-        }
+        fs::create_dir_all(dir)?;
+        // The directory's own entry, and its parents' up to the root, must survive a crash
+        // like any file creation, whoever created them (the server creates its data
+        // directories itself, before the log or a snapshot opens them). A directory with
+        // nothing pending syncs cheaply; this runs once per writer open or snapshot.
+        sync_ancestors(dir)?;
         let dir_file = File::open(dir)?;
         let ring = match mode {
             IoMode::Pwrite => None,
@@ -94,7 +93,8 @@ impl DiskStorage {
         })
     }
 
-    /// Opens `dir` for reading only: no ring, nothing created.
+    /// Opens the existing `dir` without a ring and without syncing anything: for reading
+    /// (replay, listing), and for the occasional removal (whose caller syncs the directory).
     pub fn open_read_only(dir: &Path) -> io::Result<DiskStorage> {
         let dir_file = File::open(dir)?;
         Ok(DiskStorage {
@@ -139,6 +139,32 @@ impl DiskStorage {
         self.files.insert(id, f);
         FileId(id)
     }
+}
+
+/// Fsyncs the ancestor directories of `dir` (its parent upwards) that are on `dir`'s
+/// filesystem, so that the entries leading to `dir` are durable. Climbing stops at a mount
+/// point, and at a directory this process may not open (e.g. mode `--x`): that is an
+/// operator's layout, not something a crash can undo.
+fn sync_ancestors(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(dir)
+    };
+    let device = fs::metadata(&dir)?.dev();
+    for ancestor in dir.ancestors().skip(1) {
+        let f = match File::open(ancestor) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => break,
+            Err(e) => return Err(e),
+        };
+        if f.metadata()?.dev() != device {
+            break;
+        }
+        f.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Builds a ring and checks that the kernel knows the two opcodes the log uses.
@@ -286,8 +312,55 @@ impl Storage for DiskStorage {
         self.files.remove(&file.0);
     }
 
+    fn map(&mut self, file: FileId) -> io::Result<Option<memmap2::Mmap>> {
+        let f = self.file(file);
+        // SAFETY: the files mapped are snapshots, written once (temp file, fsync,
+        // rename) and never modified afterwards; nothing in this process or in a
+        // well-behaved operator's hands writes to one, which is what a read-only
+        // mapping's soundness rests on.
+        Ok(Some(unsafe { memmap2::Mmap::map(f) }?))
+    }
+
     fn remove(&mut self, name: &str) -> io::Result<()> {
         fs::remove_file(self.dir.join(name))
+    }
+
+    fn rename(&mut self, from: &str, to: &str, overwrite: Overwrite) -> io::Result<()> {
+        let (from_path, to_path) = (self.dir.join(from), self.dir.join(to));
+        if overwrite == Overwrite::Allow {
+            return fs::rename(from_path, to_path);
+        }
+        let c = |name: &str| {
+            std::ffi::CString::new(name).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, "file name with a NUL byte")
+            })
+        };
+        let (from_c, to_c) = (c(from)?, c(to)?);
+        let dir_fd = self.dir_file.as_raw_fd();
+        // SAFETY: both names are NUL-terminated C strings that outlive the call; the
+        // directory descriptor is ours.
+        let rc = unsafe {
+            libc::renameat2(
+                dir_fd,
+                from_c.as_ptr(),
+                dir_fd,
+                to_c.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EINVAL) {
+            // A filesystem without RENAME_NOREPLACE. Checking first is enough: the log
+            // directory is locked by its one writer, the only one to create names in it.
+            if to_path.exists() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            return fs::rename(from_path, to_path);
+        }
+        Err(err)
     }
 
     fn sync_dir(&mut self) -> io::Result<()> {
@@ -349,6 +422,11 @@ impl Storage for DiskStorage {
     fn sync_all(&mut self, file: FileId) -> io::Result<()> {
         self.file(file).sync_all()
     }
+
+    fn helper(&self) -> io::Result<Option<Box<dyn Storage + Send>>> {
+        // pwrite, no ring: the helper writes large runs of zeros, not latency-bound batches.
+        Ok(Some(Box::new(DiskStorage::open_read_only(&self.dir)?)))
+    }
 }
 
 #[cfg(test)]
@@ -377,7 +455,19 @@ mod tests {
         assert!(s.create("a").is_err(), "create must not clobber");
         s.close(f);
         assert_eq!(s.list().expect("list"), vec!["a".to_string()]);
-        s.remove("a").expect("remove");
+        let b = s.create("b").expect("create b");
+        s.close(b);
+        let err = s.rename("a", "b", Overwrite::Never).expect_err("b exists");
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        s.rename("a", "c", Overwrite::Never).expect("rename");
+        s.rename("c", "b", Overwrite::Allow).expect("rename over b");
+        assert_eq!(s.list().expect("list"), vec!["b".to_string()]);
+        let f = s.open("b").expect("open renamed");
+        let mut buf = [0u8; 5];
+        s.read_at(f, 100, &mut buf).expect("read renamed");
+        assert_eq!(&buf, b"hello");
+        s.close(f);
+        s.remove("b").expect("remove");
         s.sync_dir().expect("sync dir");
     }
 

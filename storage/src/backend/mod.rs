@@ -7,13 +7,26 @@
 //! writes and fsyncs).
 //!
 //! The trait is deliberately blocking and single-threaded: the log writer owns one storage
-//! and runs on its own thread.
+//! and runs on its own thread. Work that must stay off the commit path (preparing the next
+//! log segment) gets a second handle on the same directory ([`Storage::helper`]) and runs
+//! on a helper thread; a storage that cannot be shared across threads (the simulator)
+//! returns none, and the log then runs that work inline, a few steps at a time, at points
+//! the storage chooses ([`Storage::background_steps`]), so that a seed replays exactly.
 
 use std::io;
 use std::path::PathBuf;
 
 pub mod disk;
 pub mod sim;
+
+/// Whether [`Storage::rename`] may replace an existing file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Fail with `AlreadyExists` if the target exists (`RENAME_NOREPLACE`).
+    Never,
+    /// Atomically replace the target if it exists (POSIX `rename`).
+    Allow,
+}
 
 /// A file opened through a [`Storage`]. Only meaningful to the storage that returned it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -25,7 +38,10 @@ pub struct FileId(pub(crate) u32);
 /// - `write_at` with `sync = true` returns `Ok` only after the bytes are durable
 ///   (the same as `write_at` then `sync_data`, but one submission on io_uring).
 /// - Bytes written without a later successful sync may be lost, or torn, by a crash.
-/// - A created or removed name is durable only after a successful `sync_dir`.
+/// - A created, renamed or removed name is durable only after a successful `sync_dir`.
+///   Until then a crash may keep any prefix of those directory changes, in order (a
+///   journalling filesystem commits them in order); a rename is atomic (the old name or
+///   the new one, never both or neither).
 /// - After an error from `write_at`, `sync_data` or `sync_all`, nothing is promised about
 ///   the unsynced bytes of that file, and a later successful sync does not make them
 ///   durable (Linux marks failed pages clean: "fsyncgate"). Callers must stop.
@@ -42,7 +58,9 @@ pub trait Storage {
     fn close(&mut self, file: FileId);
     /// Removes `name` from the directory (durable after `sync_dir`).
     fn remove(&mut self, name: &str) -> io::Result<()>;
-    /// Makes creations and removals in the directory durable (fsync of the directory).
+    /// Renames `from` to `to` within the directory (durable after `sync_dir`).
+    fn rename(&mut self, from: &str, to: &str, overwrite: Overwrite) -> io::Result<()>;
+    /// Makes creations, renames and removals in the directory durable (fsync of the directory).
     fn sync_dir(&mut self) -> io::Result<()>;
     /// The file's length in bytes.
     fn len(&mut self, file: FileId) -> io::Result<u64>;
@@ -56,4 +74,22 @@ pub trait Storage {
     fn sync_data(&mut self, file: FileId) -> io::Result<()>;
     /// Makes the file's data and metadata durable (fsync).
     fn sync_all(&mut self, file: FileId) -> io::Result<()>;
+    /// `file` mapped read-only into memory, where the storage can (the disk can; the
+    /// simulator answers `None` and callers read instead).
+    fn map(&mut self, _file: FileId) -> io::Result<Option<memmap2::Mmap>> {
+        Ok(None)
+    }
+    /// A second, independent handle on the same directory that a helper thread may own,
+    /// for work kept off the commit path. `None` (the default) when this storage cannot be
+    /// shared across threads: the caller then runs that work inline, see
+    /// [`Storage::background_steps`].
+    fn helper(&self) -> io::Result<Option<Box<dyn Storage + Send>>> {
+        Ok(None)
+    }
+    /// For a storage without a [`Storage::helper`]: how many steps of background work to
+    /// run inline now (the log asks after each append). The simulator draws it from its
+    /// seed, so that background work lands between appends in every possible way.
+    fn background_steps(&mut self) -> u32 {
+        1
+    }
 }

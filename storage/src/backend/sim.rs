@@ -4,13 +4,15 @@
 //! - Every file is an inode with two byte images: `written` (what reads see now, the page
 //!   cache) and `durable` (what survives a crash), plus the list of writes made since the
 //!   inode's last successful sync, in order.
-//! - The directory has a current name → inode map and a durable one (as of the last
-//!   successful `sync_dir`).
+//! - The directory has a current name → inode map, a durable one (as of the last
+//!   successful `sync_dir`), and the changes made since (create, rename, remove), in order.
 //! - [`SimStorage::crash`] replaces the current state with what a power cut could leave:
-//!   the directory is either the durable map or the current one (a journal may commit on
-//!   its own); for each inode, the unsynced writes reach the disk either as an in-order
-//!   prefix whose last write is torn at a random byte, or sector by sector (512 bytes)
-//!   in any subset, as page-cache writeback may order them.
+//!   the directory is the durable map plus a random prefix of the changes since (a
+//!   journalling filesystem commits them in order, and may commit on its own; a rename is
+//!   one change, so atomic); for each inode, the unsynced writes reach the disk either as an
+//!   in-order prefix whose last write is torn at a random byte, or sector by sector (512
+//!   bytes) in any subset, as page-cache writeback may order them. An inode no name
+//!   reaches is gone.
 //! - Faults, each drawn from the seeded [`Prng`]: a write fails (with nothing or a prefix
 //!   of it landing in the page cache), an fsync fails (the unsynced writes then either did
 //!   or did not reach the disk, and a later sync does not retry them: fsyncgate), and the
@@ -18,7 +20,10 @@
 //!   [`SimStorage::crash`]).
 //!
 //! A [`SimStorage`] is a cheap handle: clones share one simulated disk, so a test keeps one
-//! clone, hands another to the log, and crashes the disk under it.
+//! clone, hands another to the log, and crashes the disk under it. It is not `Send`, so it
+//! offers no [`Storage::helper`]: background work (preparing the next log segment) runs
+//! inline, [`Storage::background_steps`] steps after each append, a number drawn from the
+//! seed.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -26,7 +31,7 @@ use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::{FileId, Storage};
+use super::{FileId, Overwrite, Storage};
 
 /// Sector size of the simulated disk: the unit in which out-of-order writeback lands.
 pub const SIM_SECTOR_BYTES: usize = 512;
@@ -87,10 +92,39 @@ pub struct SimFaults {
 /// What [`SimStorage::crash`] did, for test failure messages.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CrashReport {
-    /// Whether the directory reverted to its last synced state (else the current one survived).
+    /// Whether some directory change since the last `sync_dir` was lost (else all survived).
     pub dir_reverted: bool,
+    /// Directory changes since the last `sync_dir`: (kept, made).
+    pub dir_changes: (usize, usize),
     /// Per file: (name, unsynced writes, how they landed).
     pub files: Vec<(String, usize, &'static str)>,
+    /// The operation during which the process died (`crash_after_ops` ran out), and the
+    /// file it was on, if it died.
+    pub died_at: Option<(&'static str, String)>,
+}
+
+/// A change to the directory not yet made durable by `sync_dir`.
+#[derive(Clone, Debug)]
+enum DirChange {
+    Create(String, u64),
+    Remove(String),
+    Rename(String, String),
+}
+
+fn apply(dir: &mut BTreeMap<String, u64>, change: &DirChange) {
+    match change {
+        DirChange::Create(name, ino) => {
+            dir.insert(name.clone(), *ino);
+        }
+        DirChange::Remove(name) => {
+            dir.remove(name);
+        }
+        DirChange::Rename(from, to) => {
+            if let Some(ino) = dir.remove(from) {
+                dir.insert(to.clone(), ino);
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -109,11 +143,15 @@ struct SimState {
     next_inode: u64,
     dir: BTreeMap<String, u64>,
     durable_dir: BTreeMap<String, u64>,
+    /// Changes to `dir` since `durable_dir`, oldest first.
+    dir_changes: Vec<DirChange>,
     handles: HashMap<u32, u64>,
     next_handle: u32,
     ops: u64,
     /// Set once `crash_after_ops` has run out; cleared by `crash`.
     dead: bool,
+    /// The operation (and file) that found the process dead first.
+    died_at: Option<(&'static str, String)>,
 }
 
 /// A simulated directory. See the module documentation for the model.
@@ -142,10 +180,12 @@ impl SimStorage {
                 next_inode: 0,
                 dir: BTreeMap::new(),
                 durable_dir: BTreeMap::new(),
+                dir_changes: Vec::new(),
                 handles: HashMap::new(),
                 next_handle: 0,
                 ops: 0,
                 dead: false,
+                died_at: None,
             })),
         }
     }
@@ -167,15 +207,18 @@ impl SimStorage {
     pub fn crash(&self) -> CrashReport {
         let mut guard = self.state.borrow_mut();
         let s = &mut *guard;
+        let changes = std::mem::take(&mut s.dir_changes);
+        let kept = s.rng.below(changes.len() as u64 + 1) as usize;
         let mut report = CrashReport {
-            dir_reverted: s.rng.below(2) == 0,
+            dir_reverted: kept < changes.len(),
+            dir_changes: (kept, changes.len()),
             files: Vec::new(),
+            died_at: s.died_at.take(),
         };
-        if report.dir_reverted {
-            s.dir = s.durable_dir.clone();
-        } else {
-            s.durable_dir = s.dir.clone();
+        for change in &changes[..kept] {
+            apply(&mut s.durable_dir, change);
         }
+        s.dir = s.durable_dir.clone();
         let names: BTreeMap<u64, String> = s.dir.iter().map(|(n, &i)| (i, n.clone())).collect();
         let live: Vec<u64> = s.dir.values().copied().collect();
         s.inodes.retain(|ino, _| live.contains(ino));
@@ -228,7 +271,9 @@ impl SimStorage {
         self.state.borrow().dir.keys().cloned().collect()
     }
 
-    fn op(&self) -> io::Result<std::cell::RefMut<'_, SimState>> {
+    /// Starts operation `what` on `name` (for [`CrashReport::died_at`]): counts it, and
+    /// fails it if the process is (now) dead.
+    fn op(&self, what: &'static str, name: &str) -> io::Result<std::cell::RefMut<'_, SimState>> {
         let mut s = self.state.borrow_mut();
         if s.dead {
             return Err(dead());
@@ -237,10 +282,21 @@ impl SimStorage {
         if let Some(limit) = s.faults.crash_after_ops {
             if s.ops > limit {
                 s.dead = true;
+                s.died_at = Some((what, name.to_string()));
                 return Err(dead());
             }
         }
         Ok(s)
+    }
+
+    /// [`SimStorage::op`] on an open file.
+    fn file_op(
+        &self,
+        what: &'static str,
+        file: FileId,
+    ) -> io::Result<std::cell::RefMut<'_, SimState>> {
+        let name = self.state.borrow().name_of(file);
+        self.op(what, &name)
     }
 }
 
@@ -297,6 +353,18 @@ fn put(image: &mut Vec<u8>, offset: usize, data: &[u8]) {
 }
 
 impl SimState {
+    /// The current name of an open file's inode ("" once it has none).
+    fn name_of(&self, file: FileId) -> String {
+        let Some(ino) = self.handles.get(&file.0) else {
+            return String::new();
+        };
+        self.dir
+            .iter()
+            .find(|(_, i)| *i == ino)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default()
+    }
+
     fn inode(&mut self, file: FileId) -> &mut Inode {
         let ino = *self
             .handles
@@ -338,12 +406,12 @@ impl Storage for SimStorage {
     }
 
     fn list(&mut self) -> io::Result<Vec<String>> {
-        let s = self.op()?;
+        let s = self.op("list", "")?;
         Ok(s.dir.keys().cloned().collect())
     }
 
     fn create(&mut self, name: &str) -> io::Result<FileId> {
-        let mut s = self.op()?;
+        let mut s = self.op("create", name)?;
         if s.dir.contains_key(name) {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
@@ -351,11 +419,12 @@ impl Storage for SimStorage {
         s.next_inode += 1;
         s.inodes.insert(ino, Inode::default());
         s.dir.insert(name.to_string(), ino);
+        s.dir_changes.push(DirChange::Create(name.to_string(), ino));
         Ok(s.new_handle(ino))
     }
 
     fn open(&mut self, name: &str) -> io::Result<FileId> {
-        let mut s = self.op()?;
+        let mut s = self.op("open", name)?;
         let ino = *s
             .dir
             .get(name)
@@ -368,30 +437,47 @@ impl Storage for SimStorage {
     }
 
     fn remove(&mut self, name: &str) -> io::Result<()> {
-        let mut s = self.op()?;
-        s.dir
-            .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        let mut s = self.op("remove", name)?;
+        if s.dir.remove(name).is_none() {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        s.dir_changes.push(DirChange::Remove(name.to_string()));
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &str, to: &str, overwrite: Overwrite) -> io::Result<()> {
+        let mut s = self.op("rename", from)?;
+        if !s.dir.contains_key(from) {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        if overwrite == Overwrite::Never && s.dir.contains_key(to) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        let change = DirChange::Rename(from.to_string(), to.to_string());
+        apply(&mut s.dir, &change);
+        s.dir_changes.push(change);
+        Ok(())
     }
 
     fn sync_dir(&mut self) -> io::Result<()> {
-        let mut s = self.op()?;
+        let mut s = self.op("sync_dir", "")?;
         let per_million = s.faults.sync_fail_per_million;
         if s.rng.chance(per_million) {
+            // The changes may or may not have reached the disk; a crash decides.
             return Err(eio("directory fsync"));
         }
         s.durable_dir = s.dir.clone();
+        s.dir_changes.clear();
         Ok(())
     }
 
     fn len(&mut self, file: FileId) -> io::Result<u64> {
-        let mut s = self.op()?;
+        let mut s = self.file_op("len", file)?;
         Ok(s.inode(file).written.len() as u64)
     }
 
     fn allocate(&mut self, file: FileId, len_bytes: u64) -> io::Result<()> {
-        let mut s = self.op()?;
+        let mut s = self.file_op("allocate", file)?;
         let len =
             usize::try_from(len_bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let inode = s.inode(file);
@@ -405,7 +491,7 @@ impl Storage for SimStorage {
     }
 
     fn read_at(&mut self, file: FileId, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let mut s = self.op()?;
+        let mut s = self.file_op("read", file)?;
         let inode = s.inode(file);
         let start =
             usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
@@ -420,7 +506,7 @@ impl Storage for SimStorage {
     fn write_at(&mut self, file: FileId, offset: u64, data: &[u8], sync: bool) -> io::Result<()> {
         let offset =
             usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let mut s = match self.op() {
+        let mut s = match self.file_op(if sync { "write+sync" } else { "write" }, file) {
             Ok(s) => s,
             Err(e) => {
                 // The process died during this write: part of it may be in the page cache.
@@ -456,13 +542,23 @@ impl Storage for SimStorage {
     }
 
     fn sync_data(&mut self, file: FileId) -> io::Result<()> {
-        let mut s = self.op()?;
+        let mut s = self.file_op("sync_data", file)?;
         s.sync(file)
     }
 
     fn sync_all(&mut self, file: FileId) -> io::Result<()> {
-        let mut s = self.op()?;
+        let mut s = self.file_op("sync_all", file)?;
         s.sync(file)
+    }
+
+    fn background_steps(&mut self) -> u32 {
+        // Often none (preparation then lags and a roll has to finish it), sometimes a burst.
+        let mut s = self.state.borrow_mut();
+        match s.rng.below(4) {
+            0 | 1 => 0,
+            2 => 1,
+            _ => s.rng.range(2, 8) as u32,
+        }
     }
 }
 
@@ -502,6 +598,68 @@ mod tests {
             }
         }
         assert!(vanished > 10 && kept > 10);
+    }
+
+    #[test]
+    fn a_crash_keeps_a_prefix_of_directory_changes_and_renames_are_atomic() {
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            let mut sim = SimStorage::new(seed);
+            let f = sim.create("tmp").expect("create");
+            sim.write_at(f, 0, b"whole", true).expect("write");
+            sim.rename("tmp", "final", Overwrite::Never)
+                .expect("rename");
+            let old = sim.create("old").expect("create old");
+            sim.close(old);
+            sim.remove("old").expect("remove old");
+            let report = sim.crash();
+            let names = sim.names();
+            // Prefixes of [create tmp, rename, create old, remove old].
+            let want: &[&str] = match report.dir_changes {
+                (0, 4) => &[],
+                (1, 4) => &["tmp"],
+                (2, 4) => &["final"],
+                (3, 4) => &["final", "old"],
+                (4, 4) => &["final"],
+                other => panic!("seed {seed}: {other:?}"),
+            };
+            assert_eq!(names, want, "seed {seed}");
+            if let Some(name) = names.iter().find(|n| *n != "old") {
+                assert_eq!(sim.file_bytes(name).expect("file"), b"whole", "seed {seed}");
+            }
+            seen.insert(report.dir_changes.0);
+        }
+        assert_eq!(seen.len(), 5, "every prefix happens");
+    }
+
+    #[test]
+    fn rename_refuses_to_replace_unless_allowed() {
+        let mut sim = SimStorage::new(3);
+        let a = sim.create("a").expect("create");
+        sim.write_at(a, 0, b"a", false).expect("write");
+        let b = sim.create("b").expect("create");
+        sim.write_at(b, 0, b"b", false).expect("write");
+        let err = sim
+            .rename("a", "b", Overwrite::Never)
+            .expect_err("b exists");
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        sim.rename("a", "b", Overwrite::Allow).expect("replace");
+        assert_eq!(sim.names(), vec!["b".to_string()]);
+        assert_eq!(sim.file_bytes("b").expect("b"), b"a");
+    }
+
+    #[test]
+    fn the_operation_the_process_died_in_is_reported() {
+        let mut sim = SimStorage::new(1);
+        let f = sim.create("f").expect("create");
+        sim.set_faults(SimFaults {
+            crash_after_ops: Some(1),
+            ..SimFaults::default()
+        });
+        sim.write_at(f, 0, b"x", false).expect("op 1");
+        assert!(sim.sync_data(f).is_err());
+        assert!(sim.sync_dir().is_err());
+        assert_eq!(sim.crash().died_at, Some(("sync_data", "f".to_string())));
     }
 
     #[test]
