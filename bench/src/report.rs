@@ -623,7 +623,7 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
     if result.durability.is_some() {
         md.push_str("- **No fsync on either side, except in the durability section.** Every other workload runs with `forceSync=no` on both servers, so its write numbers compare request processing, not disks; the durability section runs a second pair with `forceSync=yes`.\n");
     } else {
-        md.push_str("- **No fsync on either side.** ferrokeeper has no durable transaction log yet (commits are in memory), so ZooKeeper runs with `forceSync=no` too. Write numbers compare request processing, not durability; they will change when ferrokeeper's log lands.\n");
+        md.push_str("- **No fsync on either side.** Both servers write their transaction logs with `forceSync=no`, so write numbers compare request processing, not disks; the `durability` workload compares them with `forceSync=yes`.\n");
     }
     let _ = writeln!(md, "- **Shared, noisy machine.** {} cores shared by both servers, the load generator and other engineers' work. Each workload alternates between the servers in the same run so drift falls on both; CPU µs per op is the steadier number, ops/s the noisier one.", machine.nproc);
     md.push_str("- Both servers are idle-but-running while the other is measured; the client runs on the same cores and its CPU is reported.\n");

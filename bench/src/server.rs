@@ -3,9 +3,9 @@
 //!
 //! Both get the same `zoo.cfg` lines (tickTime, a data directory on the same disk, the
 //! loopback client address, all four-letter words, no connection cap, no AdminServer,
-//! `forceSync=no`), each its own directory and port. ferrokeeper has no transaction log
-//! yet, so Java runs without fsync too; the comparison of writes is then one of request
-//! processing, not of disks. Both servers are started as direct children (Java's pid is
+//! `forceSync=no` unless the durability workload asks for `yes`), each its own directory
+//! and port: both write their transaction logs, and `forceSync` is the same on both. Both
+//! servers are started as direct children (Java's pid is
 //! the JVM's) with `PR_SET_PDEATHSIG`, so they die with the harness however it dies.
 
 use std::io::{self, Read, Write};
