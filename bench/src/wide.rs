@@ -13,17 +13,13 @@
 //! both servers busy on 2 cores, without queueing hundreds of megabytes of replies.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use ferrokeeper_net::records::GetChildrenRequest;
-use ferrokeeper_net::request::Request;
-
 use crate::compare::Profile;
-use crate::engine::{error_name, run_pipeline, Pace, PipelineSpec, RunError, Span};
-use crate::ops::{per_node_templates, CountedCreate, Mix, MixClass, OpKind, OpSource};
+use crate::engine::{run_pipeline, PipelineSpec, RunError, Span};
+use crate::ops::{per_node_templates, Mix, MixClass, OpKind, OpSource};
 use crate::stats::RunStats;
-use crate::workload::{create_parents, LoadShape, SetupClient, Target, ROOT};
+use crate::workload::{count_children, create_children, create_parents, LoadShape, Target, ROOT};
 
 /// The wide parent.
 pub const WIDE_PARENT: &str = "/bench/wide";
@@ -58,28 +54,15 @@ pub fn preload(
     session_timeout_ms: i32,
 ) -> Result<RunStats, RunError> {
     create_parents(addr, &[ROOT, WIDE_PARENT])?;
-    let prefix: Arc<str> = WIDE_PARENT.into();
-    let next = Arc::new(AtomicU64::new(0));
-    let spec = PipelineSpec {
+    let stats = create_children(
         addr,
-        sessions: 8,
-        outstanding: 32,
+        WIDE_PARENT,
+        children,
+        b"",
         threads,
-        pace: Pace::Closed,
-        span: Span::Count,
         session_timeout_ms,
-        drain_ns: 30_000_000_000,
-        server_pid: None,
-    };
-    let stats = run_pipeline(&spec, &|_| {
-        Box::new(CountedCreate::new(
-            Arc::clone(&prefix),
-            Arc::clone(&next),
-            children as u64,
-            b"",
-        )) as Box<dyn OpSource>
-    })?;
-    let counted = count_children(addr, session_timeout_ms)
+    )?;
+    let counted = count_children(addr, WIDE_PARENT, session_timeout_ms)
         .map_err(|e| RunError::Worker(format!("checking the {WIDE_PARENT} preload: {e}")))?;
     if counted != children {
         return Err(RunError::Worker(format!(
@@ -87,23 +70,6 @@ pub fn preload(
         )));
     }
     Ok(stats)
-}
-
-fn count_children(addr: SocketAddr, session_timeout_ms: i32) -> std::io::Result<usize> {
-    let mut c = SetupClient::connect(addr, session_timeout_ms)?;
-    let (h, body) = c.call(&Request::GetChildren(GetChildrenRequest {
-        path: WIDE_PARENT.into(),
-        watch: false,
-    }))?;
-    c.close();
-    if h.err != 0 {
-        return Err(std::io::Error::other(error_name(h.err)));
-    }
-    let head: [u8; 4] = body
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| std::io::Error::other("short getChildren reply"))?;
-    Ok(i32::from_be_bytes(head).max(0) as usize)
 }
 
 /// One timed run of getChildren on [`WIDE_PARENT`].

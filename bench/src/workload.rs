@@ -378,50 +378,74 @@ pub fn preload(
         (DATA_PARENT, dataset.nodes, &data[..]),
         (CHILDREN_PARENT, dataset.children, &[][..]),
     ] {
-        let prefix: Arc<str> = parent.into();
-        let next = Arc::new(AtomicU64::new(0));
-        let spec = PipelineSpec {
-            addr,
-            sessions: 8,
-            outstanding: 32,
-            threads,
-            pace: Pace::Closed,
-            span: Span::Count,
-            session_timeout_ms,
-            drain_ns: 30_000_000_000,
-            server_pid: None,
-        };
-        let stats = run_pipeline(&spec, &|_| {
-            Box::new(CountedCreate::new(
-                Arc::clone(&prefix),
-                Arc::clone(&next),
-                count as u64,
-                bytes,
-            )) as Box<dyn OpSource>
-        })?;
+        let stats = create_children(addr, parent, count, bytes, threads, session_timeout_ms)?;
         total.merge_round(&stats);
     }
     // Check what was made, as a reader would see it.
-    let children = SetupClient::connect(addr, session_timeout_ms)
-        .and_then(|mut c| {
-            let (h, body) = c.call(&Request::GetChildren(GetChildrenRequest {
-                path: CHILDREN_PARENT.into(),
-                watch: false,
-            }))?;
-            c.close();
-            if h.err != 0 {
-                return Err(io::Error::other(error_name(h.err)));
-            }
-            Ok(i32::from_be_bytes([body[0], body[1], body[2], body[3]]))
-        })
+    let children = count_children(addr, CHILDREN_PARENT, session_timeout_ms)
         .map_err(|e| RunError::Worker(format!("checking the preload: {e}")))?;
-    if children as usize != dataset.children {
+    if children != dataset.children {
         return Err(RunError::Worker(format!(
             "preload made {children} children of {CHILDREN_PARENT}, expected {}",
             dataset.children
         )));
     }
     Ok(total)
+}
+
+/// Creates `count` children of `parent` (named by [`CountedCreate`]), each with `bytes`
+/// of data, pipelined over 8 sessions × 32 outstanding.
+pub fn create_children(
+    addr: SocketAddr,
+    parent: &str,
+    count: usize,
+    bytes: &[u8],
+    threads: usize,
+    session_timeout_ms: i32,
+) -> Result<RunStats, RunError> {
+    let prefix: Arc<str> = parent.into();
+    let next = Arc::new(AtomicU64::new(0));
+    let spec = PipelineSpec {
+        addr,
+        sessions: 8,
+        outstanding: 32,
+        threads,
+        pace: Pace::Closed,
+        span: Span::Count,
+        session_timeout_ms,
+        drain_ns: 30_000_000_000,
+        server_pid: None,
+    };
+    run_pipeline(&spec, &|_| {
+        Box::new(CountedCreate::new(
+            Arc::clone(&prefix),
+            Arc::clone(&next),
+            count as u64,
+            bytes,
+        )) as Box<dyn OpSource>
+    })
+}
+
+/// The number of children of `parent`, as a reader sees it.
+pub fn count_children(
+    addr: SocketAddr,
+    parent: &str,
+    session_timeout_ms: i32,
+) -> io::Result<usize> {
+    let mut c = SetupClient::connect(addr, session_timeout_ms)?;
+    let (h, body) = c.call(&Request::GetChildren(GetChildrenRequest {
+        path: parent.into(),
+        watch: false,
+    }))?;
+    c.close();
+    if h.err != 0 {
+        return Err(io::Error::other(error_name(h.err)));
+    }
+    let head: [u8; 4] = body
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| io::Error::other("short getChildren reply"))?;
+    Ok(i32::from_be_bytes(head).max(0) as usize)
 }
 
 /// Creates each of `paths` (in order, parents first), accepting ones that exist.
