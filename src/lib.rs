@@ -18,15 +18,11 @@
 //! anything a client sends.
 #![warn(missing_docs)]
 
-pub mod acl;
 pub mod admin;
 pub mod commit;
 pub mod config;
+pub mod core;
 pub mod import;
-pub mod path;
 pub mod server;
 pub mod shard;
 pub mod snapshot;
-pub mod state;
-pub mod tree;
-pub mod watch;

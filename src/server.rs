@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::commit::core::{CommitCore, CoreConfig};
 use crate::config::Config;
+use crate::core::sequencer::{CommitCore, CoreConfig};
 
 /// Counters one shard keeps and the admin commands read (relaxed atomics: they are
 /// statistics, not synchronisation).
@@ -182,8 +182,8 @@ pub fn run(config: Config) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let snapshot_zxid = loaded.state.as_ref().map(|s| s.last_zxid);
     let mut state = loaded.state.unwrap_or_else(|| {
-        crate::state::DataState::new(
-            crate::commit::core::open_acl_unsafe(),
+        crate::core::state::DataState::new(
+            crate::core::sequencer::open_acl_unsafe(),
             config.extended_types_enabled,
         )
     });

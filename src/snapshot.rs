@@ -11,7 +11,7 @@
 //! ## Loading is mapping
 //!
 //! At startup the newest snapshot whose checksum verifies is mapped and becomes the
-//! tree's base layer ([`crate::tree::Base`]): no node is decoded, so restart time does
+//! tree's base layer ([`crate::core::tree::Base`]): no node is decoded, so restart time does
 //! not grow with the number of znodes. What is built is what the server keeps beside
 //! the tree, each at the size of what it holds: the session table with each session's
 //! ephemerals, the container and TTL indexes.
@@ -19,10 +19,8 @@
 //! ## Rebasing
 //!
 //! After a snapshot is written, the snapshot thread maps it and hands it to the commit
-//! stage, which makes it the base of its head tree ([`crate::tree::Tree::rebase`]):
+//! stage, which makes it the base of its head tree ([`crate::core::tree::Tree::rebase`]):
 //! nodes written before the snapshot leave the heap for the mapped archive.
-
-pub mod payload;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -31,9 +29,9 @@ use std::time::Instant;
 
 use ferrokeeper_storage::snapshot as snapfile;
 
-use crate::state::{owner_kind, DataState, OwnerKind, Session};
-use crate::tree::{Base, Tree};
-use payload::SnapshotData;
+use crate::core::payload::{self, SnapshotData};
+use crate::core::state::{owner_kind, DataState, OwnerKind, Session};
+use crate::core::tree::{Base, Tree};
 
 /// The snapshot directory under `dataDir`.
 pub fn snap_dir(data_dir: &Path) -> PathBuf {
@@ -47,7 +45,7 @@ pub const RETAIN_COUNT_MIN: usize = 3;
 /// ephemerals and the container and TTL indexes are built from the archive's lists.
 /// `extended_types` is the serving config's (it decides what a TTL owner is).
 pub fn state_from_base(base: Arc<Base>, extended_types: bool) -> DataState {
-    let mut state = DataState::new(crate::commit::core::open_acl_unsafe(), extended_types);
+    let mut state = DataState::new(crate::core::sequencer::open_acl_unsafe(), extended_types);
     let a = base.archive();
     state.last_zxid = base.zxid();
     let path_of =

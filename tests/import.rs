@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Kind, Server};
+use ferrokeeper::core::tree::NodeRef;
 use ferrokeeper::import::{
     import_zookeeper, zookeeper_session_passwd, Compression, DigestCheck, FileUse, ImportPhase,
     Imported,
 };
-use ferrokeeper::tree::NodeRef;
 use ferrokeeper_net::codes::OpCode;
 use ferrokeeper_net::jute::{Buffer, Decode, Encode, NullableBuffer};
 use ferrokeeper_net::records::{

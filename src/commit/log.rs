@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use ferrokeeper_storage::log::{self as txlog, LogError, LogOptions, LogStats, LogWriter, Record};
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
-use super::apply::apply;
-use super::codec;
-use super::txn::Txn;
-use crate::state::DataState;
+use crate::core::apply::apply;
+use crate::core::codec;
+use crate::core::state::DataState;
+use crate::core::txn::Txn;
 
 /// One batch on its way to the log: its txns encoded back to back.
 #[derive(Debug)]

@@ -1,16 +1,8 @@
-//! The commit stage: the only place state changes. Named after the request's path
-//! through it, as ZooKeeper names its processors: [`prep`] (request → txn, every check),
-//! [`apply`] (txn → new state + watch changes), [`codec`] (txn ↔ log bytes), [`core`] (zxids, sessions, batching,
-//! reaping; no IO), [`log`] (replay and the log executor) and [`stage`] (the executor
-//! that runs the core, has batches made durable and hands completions to the shards).
+//! The commit stage's shell: the executor that runs the [`crate::core`] sequencer and
+//! state machine in arrival order ([`stage`]), and the log executor that makes each
+//! batch durable and replays the log at startup ([`log`]). Named after the request's
+//! path, as ZooKeeper names its processors; the decisions themselves (prep, apply,
+//! zxids, sessions, reaping) live in the core.
 
-pub mod apply;
-pub mod codec;
-pub mod core;
 pub mod log;
-pub mod prep;
 pub mod stage;
-pub mod txn;
-
-#[cfg(test)]
-mod scenario;

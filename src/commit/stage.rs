@@ -13,7 +13,7 @@ use std::time::Duration;
 use glommio::channels::local_channel;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
-use super::core::{CommitCore, CommitRequest};
+use crate::core::sequencer::{CommitCore, CommitRequest};
 use crate::shard::Completion;
 
 /// Milliseconds since the Unix epoch (ZooKeeper's `Time.currentWallTime`).
@@ -30,8 +30,8 @@ const COLLECT_AFTER_REBASE: u32 = 5;
 /// A batch waiting for the log: what to release once it is durable.
 struct Pending {
     seq: u64,
-    state: Arc<crate::state::DataState>,
-    batch: super::core::Batch,
+    state: Arc<crate::core::state::DataState>,
+    batch: crate::core::sequencer::Batch,
     /// Snapshot `state` once it is durable.
     snapshot: bool,
 }
@@ -189,8 +189,8 @@ pub async fn run(
 async fn publish(
     senders: &[glommio::channels::shared_channel::ConnectedSender<Completion>],
     seq: u64,
-    state: Arc<crate::state::DataState>,
-    batch: super::core::Batch,
+    state: Arc<crate::core::state::DataState>,
+    batch: crate::core::sequencer::Batch,
     published_seq: &std::sync::atomic::AtomicU64,
 ) -> bool {
     // Published before any shard can release a reply from this batch. Every batch

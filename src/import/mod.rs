@@ -11,8 +11,8 @@
 //!    and TTL indexes, and the sessions with their timeouts.
 //! 2. **Log replay.** Every txn of `log.<hex zxid>` with a zxid above the snapshot's, in
 //!    order across files (`FileTxnLog.getLogFiles` picks the files), checksums verified
-//!    ([`txnlog`]), converted to a ferrokeeper [`TxnOp`](crate::commit::txn::TxnOp) and
-//!    applied with [`apply`](crate::commit::apply::apply), with ZooKeeper's replay
+//!    ([`txnlog`]), converted to a ferrokeeper [`TxnOp`](crate::core::txn::TxnOp) and
+//!    applied with [`apply`](crate::core::apply::apply), with ZooKeeper's replay
 //!    tolerance for a fuzzy snapshot ([`replay`] lists the rules).
 //! 3. **Checks.** The tree digest ZooKeeper logs with each txn (3.6+) is compared with
 //!    the imported tree's ([`DigestCheck`]); ephemerals of sessions that no longer exist
@@ -73,7 +73,7 @@ use format::{DataFile, LOG_PREFIX, SNAP_PREFIX};
 use replay::{tree_digest, Loader, DIGEST_VERSION};
 use txnlog::{LogItem, LogReader};
 
-use crate::state::DataState;
+use crate::core::state::DataState;
 
 /// `FileSnap.deserialize` tries at most this many snapshots (`findNValidSnapshots(100)`).
 pub const SNAPSHOTS_TRIED_MAX: usize = 100;

@@ -1,6 +1,6 @@
 //! From ZooKeeper's records to ferrokeeper's state: the snapshot's nodes become a
 //! [`DataState`], then each logged txn is converted to a [`TxnOp`] and applied with
-//! [`commit::apply::apply`](crate::commit::apply::apply), the function live commits use.
+//! [`commit::apply::apply`](crate::core::apply::apply), the function live commits use.
 //!
 //! `apply` trusts prep: it panics on a txn that does not fit the state. A ZooKeeper
 //! snapshot is *fuzzy* (written while txns kept landing), so replay meets txns that the
@@ -46,14 +46,14 @@ use super::format::OPEN_ACL_REF;
 use super::password::zookeeper_session_passwd;
 use super::snapshot::{SnapshotParser, SnapshotTail};
 use super::txnlog::{CreateKind, LogTxn, ZkOp};
-use crate::commit::apply::{apply, Change};
-use crate::commit::core::open_acl_unsafe;
-use crate::commit::txn::{Txn, TxnOp};
-use crate::path::{name as name_of, parent as parent_of};
-use crate::state::{
+use crate::core::apply::{apply, Change};
+use crate::core::path::{name as name_of, parent as parent_of};
+use crate::core::sequencer::open_acl_unsafe;
+use crate::core::state::{
     owner_kind, DataState, OwnerKind, Session, CONTAINER_OWNER, EXTENDED_MASK, TTL_MAX_MS,
 };
-use crate::tree::{Node, NodeStat};
+use crate::core::tree::{Node, NodeStat};
+use crate::core::txn::{Txn, TxnOp};
 
 /// The nodes `Tree::new` creates, parents first. A snapshot's own versions replace them.
 const SYSTEM_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];

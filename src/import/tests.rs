@@ -490,9 +490,9 @@ fn digest_mismatch_is_reported() {
 fn container_and_ttl_indexes() {
     let dir = Dir::new("indexes");
     let mut c = stat(3);
-    c.ephemeral_owner = crate::state::CONTAINER_OWNER;
+    c.ephemeral_owner = crate::core::state::CONTAINER_OWNER;
     let mut t = stat(4);
-    t.ephemeral_owner = crate::state::EXTENDED_MASK | 5000;
+    t.ephemeral_owner = crate::core::state::EXTENDED_MASK | 5000;
     dir.write(
         "snapshot.5",
         &snapshot(&[], &[("/c", -1, c), ("/t", -1, t)]),
@@ -520,7 +520,7 @@ fn container_and_ttl_indexes() {
             .expect("/t2")
             .stat()
             .ephemeral_owner,
-        crate::state::EXTENDED_MASK | 100
+        crate::core::state::EXTENDED_MASK | 100
     );
 }
 
@@ -600,7 +600,7 @@ fn replay_keeps_the_state_coherent() {
     use proptest::test_runner::{Config, TestRunner};
 
     use super::txnlog::{CreateKind, LogTxn, ZkOp};
-    use crate::state::{owner_kind, OwnerKind};
+    use crate::core::state::{owner_kind, OwnerKind};
 
     const PATHS: [&str; 6] = ["/a", "/a/b", "/a/b/c", "/d", "/d/e", "/a/e"];
     let path = (0..PATHS.len()).prop_map(|i| PATHS[i].to_string());
@@ -644,17 +644,17 @@ fn replay_keeps_the_state_coherent() {
         &[("/a", -1, stat(2)), ("/a/b", 1, eph), ("/d", -1, stat(3))],
     );
 
-    fn coherent(s: &crate::state::DataState, cleaned: bool) -> Result<(), TestCaseError> {
+    fn coherent(s: &crate::core::state::DataState, cleaned: bool) -> Result<(), TestCaseError> {
         for p in s.tree.paths() {
             let node = s.tree.get(p).expect("listed path");
             for c in node.children() {
-                let child = crate::path::join(p, c);
+                let child = crate::core::path::join(p, c);
                 prop_assert!(s.tree.get(&child).is_some(), "{child} listed, missing");
             }
             if p != "/" {
-                let parent = s.tree.get(crate::path::parent(p));
+                let parent = s.tree.get(crate::core::path::parent(p));
                 prop_assert!(
-                    parent.is_some_and(|n| n.has_child(crate::path::name(p))),
+                    parent.is_some_and(|n| n.has_child(crate::core::path::name(p))),
                     "{p} not listed by its parent"
                 );
             }

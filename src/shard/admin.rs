@@ -14,7 +14,7 @@ use crate::admin::{
     ConfStats, ConnectionSession, ConnectionStats, DirSizes, ServerStats, SideEffect, StatsNeeds,
     Summary,
 };
-use crate::commit::core::CommitRequest;
+use crate::core::sequencer::CommitRequest;
 
 /// How long a report round may take before the reply goes out with what arrived.
 const REPORT_WAIT: Duration = Duration::from_secs(2);
@@ -149,7 +149,7 @@ impl Shard {
     }
 
     /// The shard's root after catching up with everything published.
-    async fn catch_up_root(&self) -> Arc<crate::state::DataState> {
+    async fn catch_up_root(&self) -> Arc<crate::core::state::DataState> {
         self.catch_up().await;
         self.root.borrow().clone()
     }

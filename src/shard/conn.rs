@@ -24,8 +24,8 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use super::read::{self, ReadCtx};
 use super::reply::{header_only, notification, write_reply};
 use super::Shard;
-use crate::acl::{self, AuthIds};
-use crate::commit::core::{CommitRequest, ConnRef, ReplyMsg};
+use crate::core::acl::{self, AuthIds};
+use crate::core::sequencer::{CommitRequest, ConnRef, ReplyMsg};
 
 /// Bytes of replies and notifications a connection may have waiting for the client
 /// before the server gives up on it (a client that never reads its replies).

@@ -24,11 +24,11 @@ use std::time::Duration;
 
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 
-use crate::commit::apply::{Change, ChangeKind};
-use crate::commit::core::{CommitRequest, ReplyMsg};
+use crate::core::apply::{Change, ChangeKind};
+use crate::core::sequencer::{CommitRequest, ReplyMsg};
+use crate::core::state::DataState;
+use crate::core::watch::{AclOf, WatchTable};
 use crate::server::{ServerShared, ShardStats};
-use crate::state::DataState;
-use crate::watch::{AclOf, WatchTable};
 
 /// What the commit stage sends each shard after a durable batch.
 #[derive(Debug)]

@@ -11,10 +11,10 @@ use ferrokeeper_net::request::{MultiOp, Request};
 use super::reply::{
     get_data_body, header_only, multi_done, multi_error, multi_read_header, notification, ok_with,
 };
-use crate::acl::{self, AuthIds};
-use crate::state::DataState;
-use crate::tree::NodeRef;
-use crate::watch::{NodeZxids, SetWatchLists, WatchKind, WatchTable};
+use crate::core::acl::{self, AuthIds};
+use crate::core::state::DataState;
+use crate::core::tree::NodeRef;
+use crate::core::watch::{NodeZxids, SetWatchLists, WatchKind, WatchTable};
 
 /// What a read needs to know about its connection.
 pub struct ReadCtx<'a> {

@@ -8,7 +8,7 @@ use ferrokeeper_net::jute::{write_buffer, Encode};
 use ferrokeeper_net::records::{MultiHeader, ReplyHeader, SetDataResponse, Stat, WatcherEvent};
 use ferrokeeper_net::response::{MultiResult, MULTI_DONE};
 
-use crate::commit::apply::Outcome;
+use crate::core::apply::Outcome;
 
 /// Writes a header-only reply.
 pub fn header_only(out: &mut Vec<u8>, xid: i32, zxid: i64, err: ErrorCode) {

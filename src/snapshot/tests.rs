@@ -2,12 +2,12 @@ use std::sync::Arc;
 
 use ferrokeeper_net::records::{Acl, Id};
 
-use super::payload::{
+use super::*;
+use crate::core::payload::{
     ArchivedAclData, ArchivedNodeData, ArchivedSessionData, ArchivedSnapshotData, ArchivedStatData,
 };
-use super::*;
-use crate::state::{CONTAINER_OWNER, EXTENDED_MASK};
-use crate::tree::{Node, NodeStat};
+use crate::core::state::{CONTAINER_OWNER, EXTENDED_MASK};
+use crate::core::tree::{Node, NodeStat};
 
 fn digest_acl() -> Arc<[Acl]> {
     Arc::from(vec![
@@ -35,7 +35,7 @@ type SampleNode = (&'static str, Option<&'static [u8]>, Arc<[Acl]>, i64);
 /// ephemerals of a live session, an ephemeral whose session is gone, shared and
 /// content-equal (but separately allocated) ACLs.
 fn sample() -> DataState {
-    let open = crate::commit::core::open_acl_unsafe();
+    let open = crate::core::sequencer::open_acl_unsafe();
     let mut s = DataState::new(open.clone(), true);
     s.last_zxid = 0x1_0000_0042;
     let sid = 0x0123_4567_89ab_cdef_i64;
@@ -89,8 +89,8 @@ fn sample() -> DataState {
             },
             0,
         );
-        let parent = crate::path::parent(&path);
-        let name: Arc<str> = Arc::from(crate::path::name(&path));
+        let parent = crate::core::path::parent(&path);
+        let name: Arc<str> = Arc::from(crate::core::path::name(&path));
         s.tree.update(parent, 0, |p| {
             p.children.insert(name);
         });
@@ -216,7 +216,7 @@ fn extended_owners_follow_the_serving_config() {
 
 #[test]
 fn fresh_state_round_trips() {
-    let s = DataState::new(crate::commit::core::open_acl_unsafe(), false);
+    let s = DataState::new(crate::core::sequencer::open_acl_unsafe(), false);
     assert_eq!(view(&s), view(&round_trip(&s)));
 }
 
@@ -268,11 +268,11 @@ impl Ops {
     fn create(&mut self, path: &str, data: &[u8]) {
         self.zxid += 1;
         let z = self.zxid;
-        let parent = crate::path::parent(path);
+        let parent = crate::core::path::parent(path);
         if self.s.tree.contains(path) || !self.s.tree.contains(parent) {
             return;
         }
-        let name: Arc<str> = Arc::from(crate::path::name(path));
+        let name: Arc<str> = Arc::from(crate::core::path::name(path));
         self.s.tree.update(parent, z, |p| {
             p.children.insert(name);
             p.stat.cversion += 1;
@@ -280,7 +280,7 @@ impl Ops {
         });
         let node = Node {
             data: Some(Arc::from(data)),
-            acl: crate::commit::core::open_acl_unsafe(),
+            acl: crate::core::sequencer::open_acl_unsafe(),
             stat: NodeStat {
                 czxid: z,
                 mzxid: z,
@@ -300,8 +300,8 @@ impl Ops {
             Some(n) if !n.has_children() && path != "/" => {}
             _ => return,
         }
-        let name = crate::path::name(path).to_string();
-        self.s.tree.update(crate::path::parent(path), z, |p| {
+        let name = crate::core::path::name(path).to_string();
+        self.s.tree.update(crate::core::path::parent(path), z, |p| {
             p.children.remove(name.as_str());
             p.stat.pzxid = z;
         });
@@ -348,7 +348,7 @@ fn rebase_on_a_mid_stream_snapshot_changes_nothing_visible() {
     use rand::{Rng, SeedableRng};
     for seed in 0..40u64 {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let fresh = DataState::new(crate::commit::core::open_acl_unsafe(), true);
+        let fresh = DataState::new(crate::core::sequencer::open_acl_unsafe(), true);
         let mut a = Ops { s: fresh, zxid: 0 };
         for _ in 0..rng.random_range(0..200) {
             a.random(&mut rng);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use imbl::{HashMap, OrdSet};
 
-use crate::tree::Tree;
+use crate::core::tree::Tree;
 
 /// `ephemeralOwner` of container nodes (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
 pub const CONTAINER_OWNER: i64 = i64::MIN;
@@ -93,7 +93,7 @@ impl DataState {
     }
 
     /// The `Stat` clients see for `node`.
-    pub fn stat(&self, node: &crate::tree::NodeRef<'_>) -> ferrokeeper_net::records::Stat {
+    pub fn stat(&self, node: &crate::core::tree::NodeRef<'_>) -> ferrokeeper_net::records::Stat {
         node.client_stat(self.extended_types)
     }
 

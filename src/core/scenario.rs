@@ -23,8 +23,8 @@ use ferrokeeper_net::records::{
 use ferrokeeper_net::request::{Connect, CreateOp, MultiOp, Request};
 
 use super::apply::Outcome;
-use super::core::{CommitCore, CommitRequest, ConnRef, CoreConfig, ReplyMsg};
-use crate::acl::AuthIds;
+use super::sequencer::{CommitCore, CommitRequest, ConnRef, CoreConfig, ReplyMsg};
+use crate::core::acl::AuthIds;
 
 const START_MS: i64 = 1_000_000;
 
@@ -381,7 +381,7 @@ impl Runner {
 
 fn run_file(name: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/commit/testdata")
+        .join("src/core/testdata")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut runner = Runner::new();

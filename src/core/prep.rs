@@ -9,9 +9,11 @@ use ferrokeeper_net::request::{CreateOp, MultiOp, Request};
 
 use super::apply::apply;
 use super::txn::{Txn, TxnOp};
-use crate::acl::{self, AuthIds};
-use crate::path;
-use crate::state::{owner_kind, DataState, OwnerKind, CONTAINER_OWNER, EXTENDED_MASK, TTL_MAX_MS};
+use crate::core::acl::{self, AuthIds};
+use crate::core::path;
+use crate::core::state::{
+    owner_kind, DataState, OwnerKind, CONTAINER_OWNER, EXTENDED_MASK, TTL_MAX_MS,
+};
 
 /// Who asks, and the settings prep depends on.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,6 @@
 //! The payload of a snapshot (format version 2): an rkyv 0.8 archive of [`SnapshotData`],
 //! laid out so that a server can serve the tree straight from the mapped file
-//! ([`crate::tree::Base`]) without decoding it.
+//! ([`crate::core::tree::Base`]) without decoding it.
 //!
 //! What makes it servable in place, beyond the state itself:
 //! - nodes are sorted by path, and each node lists its children as node indices in name
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use ferrokeeper_net::records::Acl;
 use rkyv::rancor;
 
-use crate::state::{DataState, CONTAINER_OWNER, EXTENDED_MASK};
+use crate::core::state::{DataState, CONTAINER_OWNER, EXTENDED_MASK};
 
 /// The state in the form a snapshot stores it.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -190,7 +190,7 @@ impl SnapshotData {
             if *path == "/" {
                 continue;
             }
-            if let Some(&p) = index_of.get(crate::path::parent(path)) {
+            if let Some(&p) = index_of.get(crate::core::path::parent(path)) {
                 nodes[p as usize].children.push(i as u32);
             }
         }
@@ -248,7 +248,7 @@ impl SnapshotData {
 /// be 16-byte aligned.
 ///
 /// The server runs this on every snapshot it writes, before writing it; loading trusts
-/// the payload checksum instead (see [`crate::tree::Base::open`]), which is what keeps
+/// the payload checksum instead (see [`crate::core::tree::Base::open`]), which is what keeps
 /// restart time independent of the data size.
 pub fn validate<'a>(
     file: &Path,
@@ -289,7 +289,10 @@ pub fn validate<'a>(
         for &c in node.children.iter() {
             let c = in_range(path, c.to_native())?;
             let child = a.nodes[c].path.as_str();
-            if last_child.is_some_and(|l| l >= c) || crate::path::parent(child) != path || c == i {
+            if last_child.is_some_and(|l| l >= c)
+                || crate::core::path::parent(child) != path
+                || c == i
+            {
                 return Err(bad(format!("{path}: child list holds {child}")));
             }
             last_child = Some(c);

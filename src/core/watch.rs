@@ -33,7 +33,7 @@
 //! NodeCreated/NodeDeleted/NodeDataChanged (for a delete: its ACL before deletion), the
 //! parent for NodeChildrenChanged. The table cannot see ACLs, so each [`Notification`]
 //! says which one applies ([`AclOf`]) and the shard checks it with
-//! [`crate::acl::check`]. A one-shot watch is consumed even when its event is filtered
+//! [`crate::core::acl::check`]. A one-shot watch is consumed even when its event is filtered
 //! out. Events produced by [`WatchTable::set_watches`] are not filtered (ZooKeeper
 //! delivers them through `process(event)` with a null ACL).
 //!
@@ -50,7 +50,7 @@ use std::sync::Arc;
 use ferrokeeper_net::codes::{AddWatchMode, EventType, KeeperState, WatcherType};
 use ferrokeeper_net::records::{SetWatches, SetWatches2, WatcherEvent};
 
-use crate::path;
+use crate::core::path;
 
 /// A connection on this shard.
 pub type ConnId = u64;

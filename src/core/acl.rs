@@ -508,7 +508,7 @@ pub enum Target {
 /// | multiRead | node | READ | per sub-op (getData/getChildren), failures become per-op error results |
 /// | getACL | node | READ \| ADMIN | either bit suffices; without ADMIN the digest ids are redacted ([`redact_for_get_acl`]) (3.8+, ZOOKEEPER-1392) |
 /// | sync, getEphemerals, whoAmI, ping | — | — | |
-/// | addWatch, setWatches, setWatches2, checkWatches, removeWatches | — | — | events are filtered at delivery by READ on the changed node instead ([`crate::watch`]) |
+/// | addWatch, setWatches, setWatches2, checkWatches, removeWatches | — | — | events are filtered at delivery by READ on the changed node instead ([`crate::core::watch`]) |
 /// | auth, sasl, createSession, closeSession, deleteContainer | — | — | deleteContainer is server-internal |
 /// | multi | per sub-op | | |
 pub fn required_perm(op: OpCode) -> Option<(Target, i32)> {

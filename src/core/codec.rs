@@ -15,7 +15,7 @@ use ferrokeeper_net::records::{
 };
 
 use super::txn::{Txn, TxnOp};
-use crate::state::{owner_kind, OwnerKind, CONTAINER_OWNER, EXTENDED_MASK, TTL_VALUE_MASK};
+use crate::core::state::{owner_kind, OwnerKind, CONTAINER_OWNER, EXTENDED_MASK, TTL_VALUE_MASK};
 
 /// Why log bytes are not a txn.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

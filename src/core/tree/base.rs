@@ -10,7 +10,7 @@ use ferrokeeper_net::records::{Acl, Id};
 use ferrokeeper_storage::snapshot::Snapshot;
 
 use super::NodeStat;
-use crate::snapshot::payload::{index_start, ArchivedNodeData, ArchivedSnapshotData};
+use crate::core::payload::{index_start, ArchivedNodeData, ArchivedSnapshotData};
 
 /// A mapped snapshot serving as the bottom layer of a [`super::Tree`].
 pub struct Base {
@@ -35,7 +35,7 @@ impl Base {
     /// The archive is not validated node by node here (that would make restart time
     /// grow with the data): the checksum proves these are the bytes a ferrokeeper of
     /// this format version wrote, and the writer fully validated them
-    /// ([`crate::snapshot::payload::validate`]) before writing. What is checked is
+    /// ([`crate::core::payload::validate`]) before writing. What is checked is
     /// what costs nothing: the archive's root fits, the index is a power of two and
     /// larger than the node count (so a probe always ends), the root node is first, and
     /// the zxids agree.
@@ -236,7 +236,9 @@ impl<'a> BaseNode<'a> {
     pub fn has_child(&self, name: &str) -> bool {
         self.node
             .children
-            .binary_search_by(|i| crate::path::name(self.base.node(i.to_native()).path()).cmp(name))
+            .binary_search_by(|i| {
+                crate::core::path::name(self.base.node(i.to_native()).path()).cmp(name)
+            })
             .is_ok()
     }
 
@@ -260,7 +262,7 @@ impl<'a> Iterator for BaseChildren<'a> {
 
     fn next(&mut self) -> Option<&'a str> {
         let i = self.ids.next()?.to_native();
-        Some(crate::path::name(self.base.node(i).path()))
+        Some(crate::core::path::name(self.base.node(i).path()))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

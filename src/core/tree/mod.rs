@@ -163,8 +163,8 @@ impl<'a> NodeRef<'a> {
     pub fn client_stat(&self, extended_types: bool) -> Stat {
         let s = self.stat();
         let num_children = self.num_children() as i32;
-        let owner = match crate::state::owner_kind(s.ephemeral_owner, extended_types) {
-            crate::state::OwnerKind::Normal => s.ephemeral_owner,
+        let owner = match crate::core::state::owner_kind(s.ephemeral_owner, extended_types) {
+            crate::core::state::OwnerKind::Normal => s.ephemeral_owner,
             _ => 0,
         };
         Stat {
@@ -730,7 +730,7 @@ impl Tree {
             if let Some(n) = self.get(&p) {
                 for c in n.children() {
                     count += 1;
-                    stack.push(crate::path::join(&p, c));
+                    stack.push(crate::core::path::join(&p, c));
                 }
             }
         }

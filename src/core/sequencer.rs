@@ -13,8 +13,8 @@ use ferrokeeper_net::request::{Connect, Request};
 use super::apply::{apply, Change, Outcome};
 use super::prep::{prep, PrepCtx};
 use super::txn::{Txn, TxnOp};
-use crate::acl::AuthIds;
-use crate::state::{ttl_of, DataState};
+use crate::core::acl::AuthIds;
+use crate::core::state::{ttl_of, DataState};
 
 /// A connection's address across the server: which shard, which connection on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -210,15 +210,15 @@ impl CommitCore {
     }
 
     /// Freezes the head tree's overlay at the head's zxid, ahead of a snapshot of this
-    /// very state (see [`crate::tree::Tree::freeze`]).
+    /// very state (see [`crate::core::tree::Tree::freeze`]).
     pub fn freeze(&mut self) {
         let at = self.head.last_zxid;
         self.head.tree.freeze(at);
     }
 
     /// Moves the head tree onto `base`, a snapshot of an earlier published head (see
-    /// [`crate::tree::Tree::rebase`]). What readers see does not change.
-    pub fn rebase(&mut self, base: Arc<crate::tree::Base>) {
+    /// [`crate::core::tree::Tree::rebase`]). What readers see does not change.
+    pub fn rebase(&mut self, base: Arc<crate::core::tree::Base>) {
         let started = std::time::Instant::now();
         let before = self.head.tree.overlay_len();
         let at = base.zxid();

@@ -7,9 +7,9 @@ use ferrokeeper_net::codes::ErrorCode;
 use ferrokeeper_net::records::Stat;
 
 use super::txn::{Txn, TxnOp};
-use crate::path::{name as name_of, parent as parent_of};
-use crate::state::{owner_kind, DataState, OwnerKind, Session};
-use crate::tree::{Node, NodeStat};
+use crate::core::path::{name as name_of, parent as parent_of};
+use crate::core::state::{owner_kind, DataState, OwnerKind, Session};
+use crate::core::tree::{Node, NodeStat};
 
 /// A change that watches react to, in the order ZooKeeper fires them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Tests of the watch table: text scenarios under `src/watch/testdata/` (one verb per line,
+//! Tests of the watch table: text scenarios under `src/core/watch/testdata/` (one verb per line,
 //! each file citing the ZooKeeper behaviour it pins), and a randomized comparison with
 //! a literal model of ZooKeeper 3.9's `DataTree` + two `WatchManager`s.
 
@@ -211,7 +211,7 @@ fn run_scenario(name: &str, text: &str) {
 
 #[test]
 fn scenarios() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/watch/testdata");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/core/watch/testdata");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
