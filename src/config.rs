@@ -39,7 +39,7 @@ use std::fmt;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
-use crate::admin::FourLetterWhitelist;
+use ferrokeeper_net::fourlw::FourLetterWhitelist;
 
 /// ZooKeeper 3.8's `tickTime` when `zoo.cfg` does not set it
 /// (`ZooKeeperServer.DEFAULT_TICK_TIME`). The sample `zoo.cfg` and the admin guide use 2000,
@@ -1206,7 +1206,7 @@ mod properties {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::FourLetterWord;
+    use ferrokeeper_net::fourlw::FourLetterWord;
 
     fn parse_ok(text: &str) -> (Config, Vec<String>) {
         match Config::parse(text) {

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::commit::stage::OsEntropy;
 use crate::config::Config;
-use crate::core::sequencer::{CommitCore, CoreConfig};
+use crate::core::machine::StateMachine;
+use crate::core::sequencer::{CoreConfig, Sequencer};
 
 /// Counters one shard keeps and the admin commands read (relaxed atomics: they are
 /// statistics, not synchronisation).
@@ -212,8 +214,14 @@ pub fn run(config: Config) -> std::io::Result<()> {
     if let Err(e) = snapshots.retain_and_mark() {
         tracing::warn!(error = %e, "snapshot retention at startup failed");
     }
-    let core = CommitCore::with_state(core_cfg, state, crate::commit::stage::now_ms());
-    let root = Arc::new(core.head().clone());
+    let core = Sequencer::with_state(
+        core_cfg,
+        state.clone(),
+        crate::commit::stage::now_ms(),
+        Box::new(OsEntropy),
+    );
+    let machine = StateMachine::new(state);
+    let root = machine.state().clone();
     let (to_log, log_batches) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
     let (log_acks, from_log) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
     let log = LocalExecutorBuilder::new(Placement::Unbound)
@@ -254,6 +262,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         .spawn(move || {
             crate::commit::stage::run(
                 core,
+                machine,
                 to_commit_rx,
                 to_shard_tx,
                 to_log,

@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod codes;
+pub mod fourlw;
 pub mod frame;
 pub mod jute;
 pub mod records;

@@ -20,7 +20,7 @@ mod mntr;
 pub mod stats;
 
 pub use fourlw::{
-    argument_needed, classify, not_whitelisted, render, reply, respond, FourLetterWhitelist,
+    argument_needed, classify, needs, not_whitelisted, render, reply, respond, FourLetterWhitelist,
     FourLetterWord, SideEffect, StatsNeeds, WireAction, NOT_SERVING, TELNET_CLOSE_CODE,
 };
 pub use mntr::{JAVA_METRIC_ORDER, OMITTED_GAUGES};

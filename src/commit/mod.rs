@@ -5,4 +5,5 @@
 //! zxids, sessions, reaping) live in the core.
 
 pub mod log;
+pub mod report;
 pub mod stage;

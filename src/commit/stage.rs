@@ -1,5 +1,5 @@
 //! The commit stage's executor: one glommio executor (its own thread) that receives
-//! requests from every shard, runs them through [`CommitCore`] in arrival order, has
+//! requests from every shard, runs them through the [`Sequencer`] in arrival order, has
 //! each batch made durable by the log executor (`commit::log`), and then publishes the
 //! new state and sends each shard its completion. No reply leaves before its txn is
 //! on disk (unless `forceSync=no`).
@@ -13,8 +13,60 @@ use std::time::Duration;
 use glommio::channels::local_channel;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
-use crate::core::sequencer::{CommitCore, CommitRequest};
-use crate::shard::Completion;
+use super::report::ReportCollector;
+use crate::core::apply::Change;
+use crate::core::machine::StateMachine;
+use crate::core::sequencer::{CommitRequest, Entropy, Origin, ReplyMsg, Sequencer};
+use crate::core::state::DataState;
+
+/// A message from a shard to the commit stage.
+#[derive(Debug)]
+pub enum StageMsg {
+    /// A request for the sequencer.
+    Core(CommitRequest),
+    /// An admin command wants every shard's report; it travels with the next
+    /// completion, so each shard answers after everything committed before it.
+    Report(Arc<ReportCollector>),
+}
+
+/// What the commit stage sends each shard after a durable batch.
+#[derive(Debug)]
+pub struct Completion {
+    /// The batch's position in commit order.
+    pub seq: u64,
+    /// The state after the batch.
+    pub state: Arc<DataState>,
+    /// The batch's watch-relevant changes, shared by all shards.
+    pub changes: Arc<[Change]>,
+    /// Replies for this shard's connections (by connection id), in order.
+    pub replies: Vec<(u64, ReplyMsg)>,
+    /// Report rounds this shard must answer (admin commands).
+    pub reports: Vec<Arc<ReportCollector>>,
+}
+
+/// Bits of an [`Origin`] that carry the connection id; the shard index sits above them.
+const CONN_BITS: u32 = 48;
+
+/// The origin of connection `conn` on shard `shard`.
+pub fn origin(shard: usize, conn: u64) -> Origin {
+    debug_assert!(conn < 1 << CONN_BITS, "connection ids fit in 48 bits");
+    Origin(((shard as u64) << CONN_BITS) | conn)
+}
+
+/// The shard and connection an [`Origin`] made by [`origin`] names.
+pub fn route(o: Origin) -> (usize, u64) {
+    ((o.0 >> CONN_BITS) as usize, o.0 & ((1 << CONN_BITS) - 1))
+}
+
+/// The operating system's randomness, for session passwords.
+#[derive(Debug, Default)]
+pub struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        rand::RngCore::fill_bytes(&mut rand::rng(), buf);
+    }
+}
 
 /// Milliseconds since the Unix epoch (ZooKeeper's `Time.currentWallTime`).
 pub fn now_ms() -> i64 {
@@ -30,8 +82,9 @@ const COLLECT_AFTER_REBASE: u32 = 5;
 /// A batch waiting for the log: what to release once it is durable.
 struct Pending {
     seq: u64,
-    state: Arc<crate::core::state::DataState>,
+    state: Arc<DataState>,
     batch: crate::core::sequencer::Batch,
+    reports: Vec<Arc<ReportCollector>>,
     /// Snapshot `state` once it is durable.
     snapshot: bool,
 }
@@ -45,8 +98,9 @@ struct Pending {
 /// and form batch n+1: group commit with pipelining, bounded by the log queue's depth.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
-    core: CommitCore,
-    from_shards: Vec<SharedReceiver<CommitRequest>>,
+    core: Sequencer,
+    machine: StateMachine,
+    from_shards: Vec<SharedReceiver<StageMsg>>,
     to_shards: Vec<SharedSender<Completion>>,
     to_log: SharedSender<super::log::LogBatch>,
     from_log: SharedReceiver<u64>,
@@ -56,16 +110,27 @@ pub async fn run(
     snapshots: Arc<crate::snapshot::SnapshotPolicy>,
 ) {
     let core = Rc::new(RefCell::new(core));
+    let reports: Rc<RefCell<Vec<Arc<ReportCollector>>>> = Rc::default();
     let (kick, kicked) = local_channel::new_bounded::<()>(1);
     let kick = Rc::new(kick);
 
     for rx in from_shards {
         let core = core.clone();
         let kick = kick.clone();
+        let reports = reports.clone();
         glommio::spawn_local(async move {
             let rx = rx.connect().await;
             while let Some(msg) = rx.recv().await {
-                core.borrow_mut().handle(msg, now_ms());
+                match msg {
+                    StageMsg::Core(msg) => core.borrow_mut().handle(msg, now_ms()),
+                    StageMsg::Report(collector) => {
+                        *collector
+                            .session_expiry
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner()) = core.borrow().session_schedule();
+                        reports.borrow_mut().push(collector);
+                    }
+                }
                 let _ = kick.try_send(());
                 if core.borrow().batch_len() >= batch_max {
                     // Let the flusher take a full batch before prepping more.
@@ -85,7 +150,7 @@ pub async fn run(
             loop {
                 glommio::timer::sleep(tick).await;
                 if let Some(base) = snapshots.take_written() {
-                    core.borrow_mut().rebase(base);
+                    rebase(&mut core.borrow_mut(), base);
                     collect_in = Some(COLLECT_AFTER_REBASE);
                 }
                 // The nodes a rebase let go of are freed by whichever thread drops the
@@ -119,6 +184,7 @@ pub async fn run(
     {
         let pending = pending.clone();
         let snapshots = snapshots.clone();
+        let mut machine = machine;
         glommio::spawn_local(async move {
             while let Some(seq) = from_log.recv().await {
                 let Some(p) = pending.borrow_mut().pop_front() else {
@@ -127,8 +193,17 @@ pub async fn run(
                 assert_eq!(p.seq, seq, "log acknowledged batches out of order");
                 // The published state is immutable and exactly the state after this
                 // batch: snapshotting it (an O(1) clone) never blocks commits.
-                let snapshot_of = p.snapshot.then(|| p.state.clone());
-                if !publish(&senders, p.seq, p.state, p.batch, &published_seq).await {
+                let batch = p.batch;
+                let applied = machine.adopt(&batch.txns, p.state, batch.changes);
+                let snapshot_of = p.snapshot.then(|| applied.state.clone());
+                let completion = Completion {
+                    seq: p.seq,
+                    state: applied.state,
+                    changes: applied.changes,
+                    replies: Vec::new(),
+                    reports: p.reports,
+                };
+                if !publish(&senders, completion, batch.replies, &published_seq).await {
                     return;
                 }
                 if let Some(state) = snapshot_of {
@@ -151,7 +226,7 @@ pub async fn run(
         let (batch, state, snapshot) = {
             let mut c = core.borrow_mut();
             if let Some(base) = snapshots.take_written() {
-                c.rebase(base);
+                rebase(&mut c, base);
             }
             let batch = c.take_batch();
             since_snapshot += batch.txns.len() as u64;
@@ -167,7 +242,8 @@ pub async fn run(
             // published is exactly the one the batch produced.
             (batch, Arc::new(c.head().clone()), snapshot)
         };
-        if batch.is_empty() {
+        let reports = std::mem::take(&mut *reports.borrow_mut());
+        if batch.is_empty() && reports.is_empty() {
             continue;
         }
         seq += 1;
@@ -176,6 +252,7 @@ pub async fn run(
             seq,
             state,
             batch,
+            reports,
             snapshot,
         });
         if to_log.send(log_batch).await.is_err() {
@@ -185,30 +262,45 @@ pub async fn run(
     }
 }
 
-/// Hands a durable batch to every shard.
+/// Moves the sequencer's head onto a snapshot just written, and says how long it took.
+fn rebase(core: &mut Sequencer, base: Arc<crate::core::tree::Base>) {
+    let started = std::time::Instant::now();
+    let before = core.head().tree.overlay_len();
+    let at = base.zxid();
+    core.rebase(base);
+    tracing::info!(
+        zxid = format_args!("0x{at:x}"),
+        overlay_before = before,
+        overlay_after = core.head().tree.overlay_len(),
+        elapsed = ?started.elapsed(),
+        "tree rebased on the new snapshot"
+    );
+}
+
+/// Hands a durable batch to every shard: `completion` (without replies) to each, with
+/// the replies for that shard's connections.
 async fn publish(
     senders: &[glommio::channels::shared_channel::ConnectedSender<Completion>],
-    seq: u64,
-    state: Arc<crate::core::state::DataState>,
-    batch: crate::core::sequencer::Batch,
+    completion: Completion,
+    replies: Vec<(Origin, ReplyMsg)>,
     published_seq: &std::sync::atomic::AtomicU64,
 ) -> bool {
     // Published before any shard can release a reply from this batch. Every batch
     // counts, not only those with txns: a reattach closes the old connection in a
     // batch that commits nothing.
-    published_seq.store(seq, std::sync::atomic::Ordering::Release);
-    let changes: Arc<[_]> = Arc::from(batch.changes);
-    let mut per_shard: Vec<Vec<(u64, _)>> = (0..senders.len()).map(|_| Vec::new()).collect();
-    for (conn, reply) in batch.replies {
-        per_shard[conn.shard].push((conn.conn, reply));
+    published_seq.store(completion.seq, std::sync::atomic::Ordering::Release);
+    let mut per_shard: Vec<Vec<(u64, ReplyMsg)>> = (0..senders.len()).map(|_| Vec::new()).collect();
+    for (to, reply) in replies {
+        let (shard, conn) = route(to);
+        per_shard[shard].push((conn, reply));
     }
     for (i, replies) in per_shard.into_iter().enumerate() {
         let c = Completion {
-            seq,
-            state: state.clone(),
-            changes: changes.clone(),
+            seq: completion.seq,
+            state: completion.state.clone(),
+            changes: completion.changes.clone(),
             replies,
-            reports: batch.reports.clone(),
+            reports: completion.reports.clone(),
         };
         if senders[i].send(c).await.is_err() {
             tracing::error!(shard = i, "shard gone; stopping the commit stage");

@@ -1,5 +1,5 @@
 //! Data-driven tests of the commit logic: `testdata/*.txt` scenarios run against
-//! [`CommitCore`] directly, with a controlled clock and no IO.
+//! [`Sequencer`] directly, with a controlled clock and no IO.
 //!
 //! A scenario is blocks of one command line, a `----` line and the expected output,
 //! separated by blank lines; `#` lines are comments (cite the ZooKeeper rule a block
@@ -23,13 +23,13 @@ use ferrokeeper_net::records::{
 use ferrokeeper_net::request::{Connect, CreateOp, MultiOp, Request};
 
 use super::apply::Outcome;
-use super::sequencer::{CommitCore, CommitRequest, ConnRef, CoreConfig, ReplyMsg};
+use super::sequencer::{CommitRequest, CoreConfig, Origin, ReplyMsg, SeededEntropy, Sequencer};
 use crate::core::acl::AuthIds;
 
 const START_MS: i64 = 1_000_000;
 
 struct Runner {
-    core: CommitCore,
+    core: Sequencer,
     now: i64,
     sessions: BTreeMap<String, (i64, [u8; 16], u64)>,
     next_conn: u64,
@@ -77,7 +77,7 @@ fn positional<'a>(args: &'a [&'a str]) -> Vec<&'a str> {
 impl Runner {
     fn new() -> Runner {
         Runner {
-            core: CommitCore::new(cfg(), START_MS),
+            core: Sequencer::new(cfg(), START_MS, Box::new(SeededEntropy(7))),
             now: START_MS,
             sessions: BTreeMap::new(),
             next_conn: 1,
@@ -198,9 +198,9 @@ impl Runner {
             let who = self
                 .sessions
                 .iter()
-                .find(|(_, (_, _, c))| *c == conn.conn)
+                .find(|(_, (_, _, c))| *c == conn.0)
                 .map(|(n, _)| n.clone())
-                .unwrap_or_else(|| format!("conn{}", conn.conn));
+                .unwrap_or_else(|| format!("conn{}", conn.0));
             match reply {
                 ReplyMsg::Write { zxid, outcome, .. } => {
                     let _ = writeln!(out, "{who}: zxid={zxid} {}", self.outcome(&outcome));
@@ -245,7 +245,7 @@ impl Runner {
                     .unwrap_or(10000);
                 self.core.handle(
                     CommitRequest::Connect {
-                        conn: ConnRef { shard: 0, conn },
+                        conn: Origin(conn),
                         connect: Connect {
                             request: ConnectRequest {
                                 protocol_version: 0,
@@ -270,7 +270,7 @@ impl Runner {
                         ..
                     } = r
                     {
-                        if c.conn == conn {
+                        if c.0 == conn {
                             self.sessions
                                 .insert(name.clone(), (*session_id, *passwd, conn));
                         }
@@ -279,14 +279,14 @@ impl Runner {
                 let mut rebuilt = batch;
                 let mut tmp = std::mem::take(&mut rebuilt.replies);
                 for (c, r) in tmp.drain(..) {
-                    let who = if c.conn == conn {
+                    let who = if c.0 == conn {
                         name.clone()
                     } else {
                         self.sessions
                             .iter()
-                            .find(|(_, (_, _, k))| *k == c.conn)
+                            .find(|(_, (_, _, k))| *k == c.0)
                             .map(|(n, _)| format!("{n}(old conn)"))
-                            .unwrap_or_else(|| format!("conn{}", c.conn))
+                            .unwrap_or_else(|| format!("conn{}", c.0))
                     };
                     match r {
                         ReplyMsg::Connected {
@@ -334,7 +334,7 @@ impl Runner {
                 let auth = Arc::new(AuthIds::from_ip_id("127.0.0.1".into()));
                 self.core.handle(
                     CommitRequest::Write {
-                        conn: ConnRef { shard: 0, conn },
+                        conn: Origin(conn),
                         session_id,
                         xid: 1,
                         request,

@@ -1,7 +1,14 @@
-//! The commit stage's logic, without IO: it owns the head state, assigns zxids, turns
-//! requests into txns (prep), applies them, decides session creation, reattachment and
-//! expiry, and reaps containers and TTL nodes. Time comes in as an argument, so tests
-//! drive it deterministically; `commit::stage` wraps it in an executor and a log.
+//! The sequencer: the leader-side machine that turns requests into txns. It owns the
+//! speculative *head* state (every txn it has issued, committed or not), assigns zxids,
+//! preps requests against the head, decides session creation, reattachment and expiry,
+//! and reaps containers and TTL nodes, all as txns. Its output is a [`Batch`]: the txns
+//! to replicate and make durable, plus the leader-only effects (replies, closes) to
+//! release once they are. Time comes in as an argument and randomness through
+//! [`Entropy`], so a test or a simulator drives it deterministically; `commit::stage`
+//! runs it on an executor.
+//!
+//! The head is speculative: when a leader loses leadership, [`Sequencer::rollback`]
+//! drops everything not committed and starts again from the committed state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,19 +17,48 @@ use ferrokeeper_net::codes::{ErrorCode, OpCode};
 use ferrokeeper_net::records::{Acl, Id};
 use ferrokeeper_net::request::{Connect, Request};
 
+use super::acl::AuthIds;
 use super::apply::{apply, Change, Outcome};
 use super::prep::{prep, PrepCtx};
+use super::state::{ttl_of, DataState};
 use super::txn::{Txn, TxnOp};
-use crate::core::acl::AuthIds;
-use crate::core::state::{ttl_of, DataState};
 
-/// A connection's address across the server: which shard, which connection on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnRef {
-    /// Shard index.
-    pub shard: usize,
-    /// Connection id, unique within the shard.
-    pub conn: u64,
+/// Where a reply goes. Opaque to the core: the shell packs its own routing into it (on
+/// a server, the shard and the connection on it), and the sequencer only hands it back
+/// with the replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin(pub u64);
+
+/// Randomness, passed in: session passwords come from here. The server gives it the
+/// operating system's generator; tests and the simulator a seeded one.
+pub trait Entropy {
+    /// Fills `buf` with random bytes.
+    fn fill(&mut self, buf: &mut [u8]);
+}
+
+/// A small seeded generator (SplitMix64) for tests and simulators: the same seed gives
+/// the same bytes on every platform.
+#[derive(Debug, Clone)]
+pub struct SeededEntropy(pub u64);
+
+impl SeededEntropy {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl Entropy for SeededEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let r = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&r[..chunk.len()]);
+        }
+    }
 }
 
 /// Settings the commit logic depends on.
@@ -54,14 +90,14 @@ pub enum CommitRequest {
     /// A connection's handshake.
     Connect {
         /// Who.
-        conn: ConnRef,
+        conn: Origin,
         /// What it sent.
         connect: Connect,
     },
     /// A write (or closeSession) from a connected session.
     Write {
         /// Who.
-        conn: ConnRef,
+        conn: Origin,
         /// The session.
         session_id: i64,
         /// The request's xid.
@@ -74,15 +110,12 @@ pub enum CommitRequest {
     /// A connection went away (its session lives on until it expires).
     ConnClosed {
         /// Who.
-        conn: ConnRef,
+        conn: Origin,
         /// The session it carried, if any.
         session_id: i64,
     },
     /// Sessions heard from since the last report.
     Touch(Vec<i64>),
-    /// An admin command wants every shard's report; it travels with the next
-    /// completion, so each shard answers after everything committed before it.
-    Report(Arc<crate::shard::report::ReportCollector>),
 }
 
 /// A reply the commit stage sends back to one connection.
@@ -118,18 +151,19 @@ pub enum ReplyMsg {
     },
 }
 
-/// What one group of requests produced: the txns to make durable, then the replies and
-/// watch changes to release once they are.
+/// What one group of requests produced. `txns` are what every replica must apply, in
+/// zxid order (the only replicated part). `replies` are leader-only effects, released
+/// once the txns are durable. `changes` are the watch changes the speculative apply
+/// produced: the state machine adopts them with the head (see
+/// [`super::machine::StateMachine::adopt`]) instead of applying the txns a second time.
 #[derive(Debug, Default)]
 pub struct Batch {
     /// Txns in zxid order.
     pub txns: Vec<Txn>,
     /// Replies in order.
-    pub replies: Vec<(ConnRef, ReplyMsg)>,
+    pub replies: Vec<(Origin, ReplyMsg)>,
     /// Watch-relevant changes in order.
     pub changes: Vec<Change>,
-    /// Report rounds to run on every shard with this batch.
-    pub reports: Vec<Arc<crate::shard::report::ReportCollector>>,
     /// The head moved onto a new base since the last batch: publish it even with
     /// nothing else in the batch, so that shards let go of the old layers.
     pub rebased: bool,
@@ -138,17 +172,17 @@ pub struct Batch {
 impl Batch {
     /// Whether nothing happened.
     pub fn is_empty(&self) -> bool {
-        self.txns.is_empty() && self.replies.is_empty() && self.reports.is_empty() && !self.rebased
+        self.txns.is_empty() && self.replies.is_empty() && !self.rebased
     }
 }
 
 struct SessionLife {
     expires_at_ms: i64,
-    owner: Option<ConnRef>,
+    owner: Option<Origin>,
 }
 
 /// The commit stage's state and logic.
-pub struct CommitCore {
+pub struct Sequencer {
     head: DataState,
     cfg: CoreConfig,
     next_session_id: i64,
@@ -156,6 +190,7 @@ pub struct CommitCore {
     batch: Batch,
     next_reap_ms: i64,
     open_acl: Arc<[Acl]>,
+    entropy: Box<dyn Entropy + Send>,
 }
 
 /// ZooKeeper's `OPEN_ACL_UNSAFE`: all permissions for world:anyone.
@@ -169,14 +204,14 @@ pub fn open_acl_unsafe() -> Arc<[Acl]> {
     }])
 }
 
-impl CommitCore {
+impl Sequencer {
     /// A commit core over a fresh state.
-    pub fn new(cfg: CoreConfig, now_ms: i64) -> CommitCore {
+    pub fn new(cfg: CoreConfig, now_ms: i64, entropy: Box<dyn Entropy + Send>) -> Sequencer {
         let open_acl = open_acl_unsafe();
         // SessionTrackerImpl.initializeNextSessionId: time in the middle bits, server id
         // in the top byte.
         let next_session_id = (((now_ms << 24) as u64) >> 8) as i64 | (cfg.server_id << 56);
-        CommitCore {
+        Sequencer {
             head: DataState::new(open_acl.clone(), cfg.extended_types),
             next_reap_ms: now_ms + cfg.container_check_interval_ms,
             cfg,
@@ -184,13 +219,19 @@ impl CommitCore {
             lives: HashMap::new(),
             batch: Batch::default(),
             open_acl,
+            entropy,
         }
     }
 
     /// A commit core over a state recovered from the log. Restored sessions get a full
     /// timeout from now to reconnect, as ZooKeeper gives them after a restart.
-    pub fn with_state(cfg: CoreConfig, state: DataState, now_ms: i64) -> CommitCore {
-        let mut core = CommitCore::new(cfg, now_ms);
+    pub fn with_state(
+        cfg: CoreConfig,
+        state: DataState,
+        now_ms: i64,
+        entropy: Box<dyn Entropy + Send>,
+    ) -> Sequencer {
+        let mut core = Sequencer::new(cfg, now_ms, entropy);
         for (id, s) in state.sessions.iter() {
             core.lives.insert(
                 *id,
@@ -218,19 +259,9 @@ impl CommitCore {
 
     /// Moves the head tree onto `base`, a snapshot of an earlier published head (see
     /// [`crate::core::tree::Tree::rebase`]). What readers see does not change.
-    pub fn rebase(&mut self, base: Arc<crate::core::tree::Base>) {
-        let started = std::time::Instant::now();
-        let before = self.head.tree.overlay_len();
-        let at = base.zxid();
+    pub fn rebase(&mut self, base: Arc<super::tree::Base>) {
         self.head.tree.rebase(base);
         self.batch.rebased = true;
-        tracing::info!(
-            zxid = format_args!("0x{at:x}"),
-            overlay_before = before,
-            overlay_after = self.head.tree.overlay_len(),
-            elapsed = ?started.elapsed(),
-            "tree rebased on the new snapshot"
-        );
     }
 
     /// The ACL new trees start with.
@@ -297,18 +328,6 @@ impl CommitCore {
                     }
                 }
             }
-            CommitRequest::Report(collector) => {
-                let schedule: Vec<(i64, i64)> = self
-                    .lives
-                    .iter()
-                    .map(|(id, l)| (l.expires_at_ms, *id))
-                    .collect();
-                *collector
-                    .session_expiry
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = schedule;
-                self.batch.reports.push(collector)
-            }
             CommitRequest::Touch(ids) => {
                 for id in ids {
                     if let (Some(life), Some(s)) =
@@ -321,7 +340,7 @@ impl CommitCore {
         }
     }
 
-    fn connect(&mut self, conn: ConnRef, connect: Connect, now_ms: i64) {
+    fn connect(&mut self, conn: Origin, connect: Connect, now_ms: i64) {
         let req = &connect.request;
         // ZooKeeperServer.processConnectRequest: a client that has seen a newer zxid
         // than ours must find another server.
@@ -338,7 +357,8 @@ impl CommitCore {
         if req.session_id == 0 {
             let session_id = self.next_session_id;
             self.next_session_id += 1;
-            let passwd: [u8; 16] = rand::random();
+            let mut passwd = [0u8; 16];
+            self.entropy.fill(&mut passwd);
             self.commit(
                 session_id,
                 0,
@@ -428,7 +448,7 @@ impl CommitCore {
 
     fn write(
         &mut self,
-        conn: ConnRef,
+        conn: Origin,
         session_id: i64,
         xid: i32,
         request: Request,
@@ -549,6 +569,25 @@ impl CommitCore {
         for path in doomed.into_iter().take(budget) {
             self.commit(0, 0, TxnOp::Delete { path }, now_ms);
         }
+    }
+
+    /// Every session the sequencer times, as (expiry time in ms, session id), for `dump`.
+    pub fn session_schedule(&self) -> Vec<(i64, i64)> {
+        self.lives
+            .iter()
+            .map(|(id, l)| (l.expires_at_ms, *id))
+            .collect()
+    }
+
+    /// Drops everything not committed: the head becomes `committed` (the state
+    /// machine's), the batch being built is discarded with its replies, and the timers
+    /// of sessions that no longer exist are forgotten. A leader that lost leadership
+    /// calls this; its clients' unanswered writes are the shell's to fail.
+    pub fn rollback(&mut self, committed: &DataState) {
+        self.head = committed.clone();
+        self.batch = Batch::default();
+        self.lives
+            .retain(|id, _| committed.sessions.contains_key(id));
     }
 
     /// Sessions alive in the head state (for 4lw and tests).

@@ -8,13 +8,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::report::ReportCollector;
 use super::Shard;
 use crate::admin::{
     ConfStats, ConnectionSession, ConnectionStats, DirSizes, ServerStats, SideEffect, StatsNeeds,
     Summary,
 };
-use crate::core::sequencer::CommitRequest;
+use crate::commit::report::ReportCollector;
+use crate::commit::stage::StageMsg;
 
 /// How long a report round may take before the reply goes out with what arrived.
 const REPORT_WAIT: Duration = Duration::from_secs(2);
@@ -61,7 +61,7 @@ impl Shard {
             let collector = Arc::new(ReportCollector::new(shared.shard_stats.len()));
             if self
                 .to_commit
-                .send(CommitRequest::Report(collector.clone()))
+                .send(StageMsg::Report(collector.clone()))
                 .await
                 .is_ok()
             {
@@ -166,7 +166,7 @@ impl Shard {
                 let collector = Arc::new(ReportCollector::reset(self.shared.shard_stats.len()));
                 let s = self.clone();
                 glommio::spawn_local(async move {
-                    let _ = s.to_commit.send(CommitRequest::Report(collector)).await;
+                    let _ = s.to_commit.send(StageMsg::Report(collector)).await;
                 })
                 .detach();
             }

@@ -24,8 +24,9 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use super::read::{self, ReadCtx};
 use super::reply::{header_only, notification, write_reply};
 use super::Shard;
+use crate::commit::stage::{origin, StageMsg};
 use crate::core::acl::{self, AuthIds};
-use crate::core::sequencer::{CommitRequest, ConnRef, ReplyMsg};
+use crate::core::sequencer::{CommitRequest, ReplyMsg};
 
 /// Bytes of replies and notifications a connection may have waiting for the client
 /// before the server gives up on it (a client that never reads its replies).
@@ -128,9 +129,9 @@ impl Conn {
     }
 
     /// This connection's counters for the admin commands.
-    pub fn report(&self) -> super::report::ConnReport {
+    pub fn report(&self) -> crate::commit::report::ConnReport {
         let st = self.st.borrow();
-        super::report::ConnReport {
+        crate::commit::report::ConnReport {
             remote: st.remote,
             session_id: st.session_id,
             session_timeout_ms: st.session_timeout_ms,
@@ -368,13 +369,10 @@ pub async fn serve(
     if session_id != 0 {
         let _ = shard
             .to_commit
-            .send(CommitRequest::ConnClosed {
-                conn: ConnRef {
-                    shard: shard.index,
-                    conn: id,
-                },
+            .send(StageMsg::Core(CommitRequest::ConnClosed {
+                conn: origin(shard.index, id),
                 session_id,
-            })
+            }))
             .await;
     }
 }
@@ -466,7 +464,7 @@ async fn read_loop(
             }
         }
         let argument = &buf[LENGTH_BYTES..buf.len().min(need)];
-        let stats = shard.gather_stats(word.needs()).await;
+        let stats = shard.gather_stats(crate::admin::needs(word)).await;
         match crate::admin::respond(word, whitelist, &stats, argument) {
             crate::admin::WireAction::WriteAndClose { reply, effect } => {
                 conn.push_output(|out| out.extend_from_slice(&reply));
@@ -506,13 +504,10 @@ async fn read_loop(
             start += LENGTH_BYTES + len;
             shard
                 .to_commit
-                .send(CommitRequest::Connect {
-                    conn: ConnRef {
-                        shard: shard.index,
-                        conn: conn.id,
-                    },
+                .send(StageMsg::Core(CommitRequest::Connect {
+                    conn: origin(shard.index, conn.id),
                     connect,
-                })
+                }))
                 .await
                 .map_err(|_| "commit stage gone".to_string())?;
             if connect_rx.recv().await != Some(true) {
@@ -609,16 +604,13 @@ async fn dispatch(
             };
             shard
                 .to_commit
-                .send(CommitRequest::Write {
-                    conn: ConnRef {
-                        shard: shard.index,
-                        conn: conn.id,
-                    },
+                .send(StageMsg::Core(CommitRequest::Write {
+                    conn: origin(shard.index, conn.id),
                     session_id,
                     xid,
                     request: w,
                     auth,
-                })
+                }))
                 .await
                 .map_err(|_| "commit stage gone".to_string())
         }

@@ -24,26 +24,12 @@ use std::time::Duration;
 
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 
-use crate::core::apply::{Change, ChangeKind};
-use crate::core::sequencer::{CommitRequest, ReplyMsg};
+use crate::commit::stage::{Completion, StageMsg};
+use crate::core::apply::ChangeKind;
+use crate::core::sequencer::CommitRequest;
 use crate::core::state::DataState;
 use crate::core::watch::{AclOf, WatchTable};
 use crate::server::{ServerShared, ShardStats};
-
-/// What the commit stage sends each shard after a durable batch.
-#[derive(Debug)]
-pub struct Completion {
-    /// The batch's position in commit order.
-    pub seq: u64,
-    /// The state after the batch.
-    pub state: Arc<DataState>,
-    /// The batch's watch-relevant changes, shared by all shards.
-    pub changes: Arc<[Change]>,
-    /// Replies for this shard's connections, in order.
-    pub replies: Vec<(u64, ReplyMsg)>,
-    /// Report rounds this shard must answer (admin commands).
-    pub reports: Vec<Arc<report::ReportCollector>>,
-}
 
 /// One shard's single-threaded state.
 pub struct Shard {
@@ -58,7 +44,7 @@ pub struct Shard {
     /// Watches of this shard's connections.
     pub watches: RefCell<WatchTable>,
     /// Queue to the commit stage.
-    pub to_commit: ConnectedSender<CommitRequest>,
+    pub to_commit: ConnectedSender<StageMsg>,
     /// Sessions heard from since the last touch report.
     pub touched: RefCell<HashSet<i64>>,
     next_conn: Cell<u64>,
@@ -128,7 +114,7 @@ impl Shard {
 pub async fn run(
     index: usize,
     shared: Arc<ServerShared>,
-    to_commit: glommio::channels::shared_channel::SharedSender<CommitRequest>,
+    to_commit: glommio::channels::shared_channel::SharedSender<StageMsg>,
     from_commit: glommio::channels::shared_channel::SharedReceiver<Completion>,
     root: Arc<DataState>,
 ) {
@@ -176,7 +162,12 @@ pub async fn run(
         loop {
             glommio::timer::sleep(touch_every).await;
             let ids: Vec<i64> = s.touched.borrow_mut().drain().collect();
-            if !ids.is_empty() && s.to_commit.send(CommitRequest::Touch(ids)).await.is_err() {
+            if !ids.is_empty()
+                && s.to_commit
+                    .send(StageMsg::Core(CommitRequest::Touch(ids)))
+                    .await
+                    .is_err()
+            {
                 return;
             }
             s.publish_watch_stats();
