@@ -47,7 +47,7 @@
 //! # ferrokeeper's own keys
 //!
 //! Last, once the transaction log is running, the log's counters since it was opened
-//! ([`crate::commit::log::LOG_COUNTERS`]), under names ZooKeeper does not use, in the same
+//! (`ServerStats::log`), under names ZooKeeper does not use, in the same
 //! `zk_<key>\t<value>` shape (clients and exporters skip keys they do not know):
 //! `zk_fk_log_batches` (writes to the log), `zk_fk_log_records` (txns appended),
 //! `zk_fk_log_bytes` (framed record bytes written: payload plus frame headers, not the
@@ -267,8 +267,8 @@ pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
             metric_lines(out, name, metric);
         }
     }
-    if let Some(log) = crate::commit::log::LOG_COUNTERS.read() {
-        log_lines(out, &log);
+    if let Some(log) = &s.log {
+        log_lines(out, log);
     }
 }
 

@@ -378,6 +378,9 @@ pub struct ServerStats {
     /// `hash`'s lines: (zxid, digest of the tree at that zxid). ferrokeeper keeps no such
     /// digests: empty, and `hash` prints nothing, as a ZooKeeper with no digest history.
     pub digest_log: Vec<(i64, i64)>,
+    /// The transaction log's counters since it was opened, once it runs (`mntr`'s
+    /// `zk_fk_log_*` keys).
+    pub log: Option<ferrokeeper_storage::log::LogStats>,
 }
 
 impl Default for ServerStats {
@@ -415,6 +418,7 @@ impl Default for ServerStats {
             environment: Vec::new(),
             trace_mask: DEFAULT_TRACE_MASK,
             digest_log: Vec::new(),
+            log: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! executor of its own, so a batch's write + fdatasync never stalls the commit stage,
 //! which keeps prepping the next batch meanwhile (group commit with pipelining).
 //! Failure is fail-stop: if a write or a sync fails, nothing more is acknowledged and
-//! the process exits, as a replica that cannot persist must not serve.
+//! the server stops, as a replica that cannot persist must not serve.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -88,10 +88,10 @@ pub enum ReplayError {
 /// (`zk_fk_log_*`) and for the benchmark's fdatasyncs per acknowledged write and log
 /// bytes per write.
 ///
-/// Process-wide: the server runs one log per process (`server::run` starts exactly one
-/// log executor), and a static lets `mntr` read the counters on any shard without a
-/// report round through the commit stage, which would delay the reply behind the next
-/// fdatasync. Each value is a copy of the writer's own [`LogStats`], stored with relaxed
+/// Shared by the log executor (which stores) and the shards (which read, for `mntr`)
+/// through an `Arc`, so `mntr` reads the counters on any shard without a report round
+/// through the commit stage, which would delay the reply behind the next fdatasync.
+/// Each value is a copy of the writer's own [`LogStats`], stored with relaxed
 /// atomics after every append: a handful of uncontended stores per batch, and a reader
 /// may see one counter a batch ahead of another (they are statistics, not state).
 #[derive(Debug)]
@@ -106,11 +106,15 @@ pub struct LogCounters {
     segments_removed: AtomicU64,
 }
 
-/// The counters of this process's log (see [`LogCounters`]).
-pub static LOG_COUNTERS: LogCounters = LogCounters::new();
+impl Default for LogCounters {
+    fn default() -> Self {
+        LogCounters::new()
+    }
+}
 
 impl LogCounters {
-    const fn new() -> LogCounters {
+    /// Counters at zero, before the log executor has started.
+    pub const fn new() -> LogCounters {
         LogCounters {
             running: AtomicBool::new(false),
             batches: AtomicU64::new(0),
@@ -219,7 +223,7 @@ pub fn open_and_replay(
 }
 
 /// The log executor: appends the batches queued for it (one write + one fdatasync for
-/// all of them), then acknowledges each. A failure stops the process (fail-stop).
+/// all of them), then acknowledges each. A failure stops the server (fail-stop, through [`super::FailStop`]).
 ///
 /// Retention runs here too, because the writer is this executor's alone: after a batch
 /// is acknowledged, segments wholly covered by the oldest retained snapshot
@@ -230,11 +234,13 @@ pub async fn run(
     batches: SharedReceiver<LogBatch>,
     acks: SharedSender<u64>,
     purge_through: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    counters: std::sync::Arc<LogCounters>,
+    fail: super::FailStop,
 ) {
     let batches = batches.connect().await;
     let acks = acks.connect().await;
     let mut purged_through = -1i64;
-    LOG_COUNTERS.publish(&writer.stats());
+    counters.publish(&writer.stats());
     while let Some(first) = batches.recv().await {
         // Group commit across batches: every batch already queued goes into the same
         // write and fdatasync. (Measured: one sync per queued batch left ferrokeeper at
@@ -271,15 +277,19 @@ pub async fn run(
                 let framed =
                     records[i].bytes.len() + ferrokeeper_storage::log::format::FRAME_HEADER_BYTES;
                 if part_bytes + framed > limit && i > part_start {
-                    append_or_die(&mut writer, &records[part_start..i]);
+                    if !append_or_stop(&mut writer, &records[part_start..i], &fail) {
+                        return;
+                    }
                     part_start = i;
                     part_bytes = 0;
                 }
                 part_bytes += framed;
             }
-            append_or_die(&mut writer, &records[part_start..]);
+            if !append_or_stop(&mut writer, &records[part_start..], &fail) {
+                return;
+            }
             // Before the ack: a client holding its reply finds its batch counted.
-            LOG_COUNTERS.publish(&writer.stats());
+            counters.publish(&writer.stats());
         }
         drop(records);
         for batch in queued {
@@ -291,9 +301,8 @@ pub async fn run(
         if target > purged_through {
             let before = writer.segment_names().count();
             if let Err(e) = writer.purge_through(target) {
-                tracing::error!(error = %e, "transaction log purge failed: stopping");
-                eprintln!("ferrokeeper: transaction log purge failed: {e}; stopping (fail-stop)");
-                std::process::exit(3);
+                fail.stop(format!("transaction log purge failed: {e}"));
+                return;
             }
             let removed = before - writer.segment_names().count();
             if removed > 0 {
@@ -304,15 +313,19 @@ pub async fn run(
                 );
             }
             purged_through = target;
-            LOG_COUNTERS.publish(&writer.stats());
+            counters.publish(&writer.stats());
         }
     }
 }
 
-fn append_or_die(writer: &mut LogWriter, records: &[Record<'_>]) {
-    if let Err(e) = writer.append(records) {
-        tracing::error!(error = %e, "transaction log write failed: stopping without acknowledging");
-        eprintln!("ferrokeeper: transaction log write failed: {e}; stopping (fail-stop)");
-        std::process::exit(3);
+/// Appends, or stops the server without acknowledging anything more: a replica that
+/// cannot persist must not serve. Returns whether the append succeeded.
+fn append_or_stop(writer: &mut LogWriter, records: &[Record<'_>], fail: &super::FailStop) -> bool {
+    match writer.append(records) {
+        Ok(()) => true,
+        Err(e) => {
+            fail.stop(format!("transaction log write failed: {e}"));
+            false
+        }
     }
 }

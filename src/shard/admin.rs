@@ -35,6 +35,7 @@ impl Shard {
             global_sessions: root.sessions.len() as u64,
             trace_mask: shared.trace_mask.load(Relaxed),
             conf: ConfStats::from_config(&shared.config),
+            log: shared.log_counters.read(),
             ..ServerStats::default()
         };
         let mut latency = Summary::default();

@@ -79,7 +79,7 @@ struct ConnState {
 /// A connection as the shard sees it.
 pub struct Conn {
     id: u64,
-    stats: Arc<crate::server::ShardStats>,
+    stats: Arc<crate::shard::shared::ShardStats>,
     fd: RawFd,
     st: RefCell<ConnState>,
     wake_writer: LocalSender<()>,
@@ -173,7 +173,7 @@ impl Conn {
         st.last_op = op;
         st.last_cxid = xid;
         st.last_zxid = zxid;
-        st.last_response_ms = crate::server::mono_ms();
+        st.last_response_ms = crate::shard::shared::mono_ms();
         st.last_latency_ms = ms;
         let (min, max, sum, count) = st.latency;
         st.latency = (

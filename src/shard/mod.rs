@@ -14,6 +14,7 @@ mod conn;
 pub mod read;
 pub mod reply;
 pub mod report;
+pub mod shared;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -29,7 +30,7 @@ use crate::core::apply::ChangeKind;
 use crate::core::sequencer::CommitRequest;
 use crate::core::state::DataState;
 use crate::core::watch::{AclOf, WatchTable};
-use crate::server::{ServerShared, ShardStats};
+use crate::shard::shared::{ServerShared, ShardStats};
 
 /// One shard's single-threaded state.
 pub struct Shard {
@@ -140,8 +141,10 @@ pub async fn run(
     let listener = match glommio::net::TcpListener::bind(addr) {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!(shard = index, %addr, error = %e, "cannot listen");
-            std::process::exit(1);
+            shared
+                .fail
+                .stop(format!("shard {index} cannot listen on {addr}: {e}"));
+            return;
         }
     };
     tracing::info!(shard = index, %addr, "shard listening");
