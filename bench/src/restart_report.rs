@@ -5,9 +5,8 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use crate::compare::Pair;
 use crate::restart::{Memory, RestartPoint, RestartResult};
-use crate::server::ServerKind;
+use crate::server::{Pair, ServerKind};
 use crate::svg::{line_chart, short_number, Chart, Series, FK_COLOR, JAVA_COLOR};
 
 /// The colour of ZooKeeper's live-heap series (a lighter shade of its own).
