@@ -159,13 +159,13 @@ pub fn write(result: &CompareResult, machine: &Machine, dir: &Path) -> io::Resul
             None => None,
         },
     };
-    std::fs::write(dir.join(&charts.throughput), throughput_chart(result))?;
-    std::fs::write(dir.join(&charts.cpu), cpu_chart(result))?;
+    std::fs::write(dir.join(&charts.throughput), throughput_chart(result)?)?;
+    std::fs::write(dir.join(&charts.cpu), cpu_chart(result)?)?;
     if let Some(f) = &charts.sweep {
-        std::fs::write(dir.join(f), sweep_chart(result))?;
+        std::fs::write(dir.join(f), sweep_chart(result)?)?;
     }
     if let (Some(f), Some(fr)) = (&charts.latency, result.fixed_rate.first()) {
-        std::fs::write(dir.join(f), latency_chart(fr.workload, fr.rate, &fr.stats))?;
+        std::fs::write(dir.join(f), latency_chart(fr.workload, fr.rate, &fr.stats)?)?;
     }
     let md = render(result, machine, &charts);
     let path = dir.join(format!("{stem}.md"));
@@ -174,7 +174,7 @@ pub fn write(result: &CompareResult, machine: &Machine, dir: &Path) -> io::Resul
     Ok(path)
 }
 
-fn throughput_chart(result: &CompareResult) -> String {
+fn throughput_chart(result: &CompareResult) -> io::Result<String> {
     let side = |kind: ServerKind| Series {
         name: kind.name().into(),
         color: if kind == ServerKind::Java {
@@ -202,7 +202,7 @@ fn throughput_chart(result: &CompareResult) -> String {
     })
 }
 
-fn cpu_chart(result: &CompareResult) -> String {
+fn cpu_chart(result: &CompareResult) -> io::Result<String> {
     let side = |kind: ServerKind| Series {
         name: kind.name().into(),
         color: if kind == ServerKind::Java {
@@ -230,7 +230,7 @@ fn cpu_chart(result: &CompareResult) -> String {
     })
 }
 
-fn sweep_chart(result: &CompareResult) -> String {
+fn sweep_chart(result: &CompareResult) -> io::Result<String> {
     let side = |kind: ServerKind| Series {
         name: kind.name().into(),
         color: if kind == ServerKind::Java {
@@ -268,7 +268,7 @@ const CHART_QUANTILES: [(f64, &str); 6] = [
     (1.0, "max"),
 ];
 
-fn latency_chart(workload: Workload, rate: f64, stats: &Pair<RunStats>) -> String {
+fn latency_chart(workload: Workload, rate: f64, stats: &Pair<RunStats>) -> io::Result<String> {
     let side = |kind: ServerKind| Series {
         name: kind.name().into(),
         color: if kind == ServerKind::Java {
