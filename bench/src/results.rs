@@ -1,8 +1,9 @@
 //! What a `compare` run found, as records: per workload, the sweep, the fixed-rate runs,
 //! memory around `load`, the durability and restart sections, and the servers' settings.
 //!
-//! The runners fill these in (`compare` orchestrates) and the report reads them; this module
-//! depends on neither.
+//! `compare` fills these in from the runners and the report reads them; this module uses
+//! the runners only for the records they produce (`durability`, `restart`) and never the
+//! report or `compare`.
 
 use crate::durability::DurabilityResult;
 use crate::plan::{CompareOptions, Plan};
