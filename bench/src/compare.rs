@@ -9,322 +9,27 @@
 //! connection, requests left unanswered, a server that died — and never because of a
 //! performance number.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::clock::now_ns;
+use crate::durability::DurabilityPlan;
 use crate::engine::Pace;
-use crate::report;
-use crate::server::{java_zookeeper_installed, Server, ServerKind, ServerSettings};
-use crate::stats::RunStats;
-use crate::workload::{preload, run_workload, Dataset, LoadShape, Target, Templates, Workload};
+use crate::results::{CompareResult, FixedRate, Memory, SweepPoint};
+use crate::server::{
+    java_zookeeper_installed, round_order, Pair, Server, ServerKind, ServerSettings,
+};
+use crate::stats::{RunStats, Side};
+use crate::units::{fmt_latency, per_op_us};
+use crate::workload::{
+    preload, run_workload, LoadShape, Target, Templates, Workload, WorkloadResult,
+};
 
-/// How big and how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    /// Tiny sizes, well under a minute: keeps the harness from rotting (CI).
-    Smoke,
-    /// A few minutes.
-    Quick,
-    /// The real thing: bigger data, longer windows, more rounds.
-    Full,
-}
-
-impl Profile {
-    /// The name in file names and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::Smoke => "smoke",
-            Profile::Quick => "quick",
-            Profile::Full => "full",
-        }
-    }
-}
-
-/// Everything a profile fixes.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// The profile.
-    pub profile: Profile,
-    /// The preloaded data.
-    pub dataset: Dataset,
-    /// Sessions, windows, ... of every run.
-    pub shape: LoadShape,
-    /// Runs per workload per server (alternating).
-    pub rounds: usize,
-    /// Throughput against requests in flight: `read` at these (sessions, outstanding).
-    pub sweep: Vec<(usize, usize)>,
-    /// Warm-up and window of each sweep point, ns.
-    pub sweep_warmup_ns: u64,
-    /// Window of each sweep point, ns.
-    pub sweep_measure_ns: u64,
-    /// The fixed-rate run of `mixed` goes at this fraction of the slower server's
-    /// closed-loop `mixed` throughput.
-    pub fixed_rate_fraction: f64,
-    /// The rate of the light-load `write` run, ops/s.
-    pub light_write_rate: f64,
-    /// Both servers run `mixed` this long before anything is measured (JIT warm-up).
-    pub global_warmup_ns: u64,
-}
+// Re-exported so that callers of `compare` (the binary, the root package's bench_smoke
+// test) find the command line's types beside it, as they always have.
+pub use crate::plan::{CompareOptions, Plan, Profile};
 
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
-
-impl Plan {
-    /// The plan of a profile.
-    pub fn of(profile: Profile) -> Plan {
-        let threads = 1;
-        match profile {
-            Profile::Smoke => Plan {
-                profile,
-                dataset: Dataset {
-                    nodes: 200,
-                    data_bytes: 64,
-                    children: 100,
-                },
-                shape: LoadShape {
-                    sessions: 4,
-                    outstanding: 4,
-                    threads,
-                    pace: Pace::Closed,
-                    warmup_ns: 100 * MS,
-                    measure_ns: 400 * MS,
-                    session_timeout_ms: 30_000,
-                    drain_ns: 5 * S,
-                    fanout_watchers: 10,
-                    session_concurrency: 4,
-                    load_nodes: 2_000,
-                },
-                rounds: 1,
-                sweep: vec![(1, 1), (4, 4)],
-                sweep_warmup_ns: 100 * MS,
-                sweep_measure_ns: 300 * MS,
-                fixed_rate_fraction: 0.5,
-                light_write_rate: 200.0,
-                global_warmup_ns: 0,
-            },
-            Profile::Quick => Plan {
-                profile,
-                dataset: Dataset {
-                    nodes: 10_000,
-                    data_bytes: 128,
-                    children: 1_000,
-                },
-                shape: LoadShape {
-                    sessions: 32,
-                    outstanding: 8,
-                    threads,
-                    pace: Pace::Closed,
-                    warmup_ns: S,
-                    measure_ns: 4 * S,
-                    session_timeout_ms: 30_000,
-                    drain_ns: 10 * S,
-                    fanout_watchers: 200,
-                    session_concurrency: 8,
-                    load_nodes: 100_000,
-                },
-                rounds: 2,
-                sweep: vec![(1, 1), (4, 1), (16, 1), (16, 4), (16, 16), (16, 32)],
-                sweep_warmup_ns: 500 * MS,
-                sweep_measure_ns: 2 * S,
-                fixed_rate_fraction: 0.5,
-                light_write_rate: 2_000.0,
-                global_warmup_ns: 5 * S,
-            },
-            Profile::Full => Plan {
-                profile,
-                dataset: Dataset {
-                    nodes: 100_000,
-                    data_bytes: 256,
-                    children: 1_000,
-                },
-                shape: LoadShape {
-                    sessions: 64,
-                    outstanding: 8,
-                    threads,
-                    pace: Pace::Closed,
-                    warmup_ns: 3 * S,
-                    measure_ns: 10 * S,
-                    session_timeout_ms: 30_000,
-                    drain_ns: 10 * S,
-                    fanout_watchers: 1_000,
-                    session_concurrency: 16,
-                    load_nodes: 1_000_000,
-                },
-                rounds: 3,
-                sweep: vec![
-                    (1, 1),
-                    (4, 1),
-                    (16, 1),
-                    (16, 4),
-                    (16, 16),
-                    (32, 16),
-                    (64, 8),
-                ],
-                sweep_warmup_ns: S,
-                sweep_measure_ns: 5 * S,
-                fixed_rate_fraction: 0.5,
-                light_write_rate: 2_000.0,
-                global_warmup_ns: 20 * S,
-            },
-        }
-    }
-}
-
-/// What the command line asked for.
-#[derive(Debug, Clone)]
-pub struct CompareOptions {
-    /// The profile.
-    pub profile: Profile,
-    /// Workloads to run (in [`Workload::ALL`] order).
-    pub workloads: Vec<Workload>,
-    /// The ferrokeeper binary (`cargo build --release`: `target/release/ferrokeeper`).
-    pub ferrokeeper_bin: PathBuf,
-    /// Where the report goes (`None`: no files).
-    pub out_dir: Option<PathBuf>,
-    /// Overrides of the plan.
-    pub threads: Option<usize>,
-    /// Sessions override.
-    pub sessions: Option<usize>,
-    /// Outstanding-per-session override.
-    pub outstanding: Option<usize>,
-    /// Rounds override.
-    pub rounds: Option<usize>,
-    /// Fixed rate override (ops/s), instead of a fraction of the measured throughput.
-    pub rate: Option<f64>,
-    /// `ferrokeeper.shards`.
-    pub shards: Option<usize>,
-    /// The JVM's `-Xmx`.
-    pub java_heap: String,
-    /// Where the servers' directories go (`None`: a fresh temp directory).
-    pub base_dir: Option<PathBuf>,
-    /// Keep the servers' directories (logs) afterwards.
-    pub keep_dirs: bool,
-    /// The command line as typed, for the report.
-    pub command_line: String,
-}
-
-/// One server's side of a workload.
-#[derive(Debug, Clone)]
-pub struct Side {
-    /// All rounds merged.
-    pub stats: RunStats,
-    /// RSS after the last round, bytes.
-    pub rss_bytes: Option<u64>,
-}
-
-impl Side {
-    fn new() -> Side {
-        Side {
-            stats: RunStats::empty(),
-            rss_bytes: None,
-        }
-    }
-}
-
-/// A value per server.
-#[derive(Debug, Clone)]
-pub struct Pair<T> {
-    /// Apache ZooKeeper's.
-    pub java: T,
-    /// ferrokeeper's.
-    pub fk: T,
-}
-
-impl<T> Pair<T> {
-    /// The value of `kind`.
-    pub fn get(&self, kind: ServerKind) -> &T {
-        match kind {
-            ServerKind::Java => &self.java,
-            ServerKind::Ferrokeeper => &self.fk,
-        }
-    }
-
-    /// The value of `kind`, mutably.
-    pub fn get_mut(&mut self, kind: ServerKind) -> &mut T {
-        match kind {
-            ServerKind::Java => &mut self.java,
-            ServerKind::Ferrokeeper => &mut self.fk,
-        }
-    }
-}
-
-/// A workload's result on both servers.
-#[derive(Debug, Clone)]
-pub struct WorkloadResult {
-    /// The workload.
-    pub workload: Workload,
-    /// Per server.
-    pub sides: Pair<Side>,
-}
-
-/// One point of the throughput-against-outstanding sweep.
-#[derive(Debug, Clone)]
-pub struct SweepPoint {
-    /// Sessions.
-    pub sessions: usize,
-    /// Outstanding per session.
-    pub outstanding: usize,
-    /// Per server.
-    pub stats: Pair<RunStats>,
-}
-
-/// A fixed-rate run.
-#[derive(Debug, Clone)]
-pub struct FixedRate {
-    /// The workload.
-    pub workload: Workload,
-    /// How the rate was chosen, for the report.
-    pub how: String,
-    /// The rate, ops/s.
-    pub rate: f64,
-    /// Per server.
-    pub stats: Pair<RunStats>,
-}
-
-/// Memory readings around `load`.
-#[derive(Debug, Clone, Default)]
-pub struct Memory {
-    /// RSS before, settled (Java: after a full GC), bytes.
-    pub rss_before: Option<u64>,
-    /// RSS right after, before any GC, bytes.
-    pub rss_peak: Option<u64>,
-    /// RSS after, settled (Java: after a full GC), bytes.
-    pub rss_after: Option<u64>,
-    /// Java: live heap after a full GC, before and after, bytes.
-    pub live_heap: Option<(u64, u64)>,
-}
-
-/// Everything `compare` found, for the report.
-#[derive(Debug, Clone)]
-pub struct CompareResult {
-    /// The plan run.
-    pub plan: Plan,
-    /// The options given.
-    pub options: CompareOptions,
-    /// Per workload.
-    pub workloads: Vec<WorkloadResult>,
-    /// The sweep (empty when `read` was not selected).
-    pub sweep: Vec<SweepPoint>,
-    /// The fixed-rate runs (the first is `mixed` at a fraction of the throughput).
-    pub fixed_rate: Vec<FixedRate>,
-    /// Memory around `load`, if run.
-    pub memory: Option<Pair<Memory>>,
-    /// The `durability` workload (its own `forceSync=yes` servers), if run.
-    pub durability: Option<crate::durability::DurabilityResult>,
-    /// `restart`, if run.
-    pub restart: Option<crate::restart::RestartResult>,
-    /// RSS of each server after start, bytes.
-    pub idle_rss: Pair<Option<u64>>,
-    /// RSS after the preload, bytes.
-    pub preloaded_rss: Pair<Option<u64>>,
-    /// The zoo.cfg and command of each server.
-    pub configs: Pair<(String, String)>,
-    /// Every error, in order.
-    pub errors: Vec<String>,
-    /// Wall time of the whole comparison, s.
-    pub elapsed_s: f64,
-}
 
 /// Why `compare` could not run at all (as opposed to a workload erring).
 #[derive(Debug, thiserror::Error)]
@@ -405,35 +110,25 @@ impl Bench {
             workload.name(),
             kind.name(),
             stats.ops_per_sec(),
-            report::fmt_latency(stats.latency.value_at_quantile(0.5)),
-            report::fmt_latency(stats.latency.value_at_quantile(0.99)),
-            report::fmt_latency(stats.latency.max()),
+            fmt_latency(stats.latency.value_at_quantile(0.5)),
+            fmt_latency(stats.latency.value_at_quantile(0.99)),
+            fmt_latency(stats.latency.max()),
             stats
                 .server_cpu_ns
-                .map(|c| format!("{:.1}", report::per_op_us(c, stats.ops)))
+                .map(|c| format!("{:.1}", per_op_us(c, stats.ops)))
                 .unwrap_or_else(|| "?".into()),
-            format!("{:.1}", report::per_op_us(stats.client_cpu_ns, stats.ops)),
+            format!("{:.1}", per_op_us(stats.client_cpu_ns, stats.ops)),
             if stats.send_lag.is_empty() {
                 String::new()
             } else {
                 format!(
                     "  send lag p99 {}",
-                    report::fmt_latency(stats.send_lag.value_at_quantile(0.99))
+                    fmt_latency(stats.send_lag.value_at_quantile(0.99))
                 )
             },
             if stats.errors > 0 { "  ERRORS" } else { "" }
         );
         stats
-    }
-}
-
-/// The order of servers in round `round`: Java first on even rounds, ferrokeeper first
-/// on odd ones (ABBA), so a trend in the machine's load is shared.
-pub fn round_order(round: usize) -> [ServerKind; 2] {
-    if round.is_multiple_of(2) {
-        [ServerKind::Java, ServerKind::Ferrokeeper]
-    } else {
-        [ServerKind::Ferrokeeper, ServerKind::Java]
     }
 }
 
@@ -505,7 +200,7 @@ pub fn compare(options: &CompareOptions) -> Result<CompareResult, CompareError> 
         if options.workloads.contains(&Workload::Durability) {
             // The forceSync=no pair stops first: the durable pair gets the machine.
             drop(bench);
-            crate::durability::run_into(&mut result, &settings);
+            add_durability(&mut result, &settings);
         }
         Ok::<_, CompareError>(result)
     })();
@@ -565,7 +260,7 @@ fn run_all(
     if options.workloads.contains(&Workload::ChildrenWide) {
         for kind in round_order(0) {
             let server = bench.servers.get(kind);
-            let children = crate::wide::children_of(plan.profile);
+            let children = plan.wide_children;
             let t = now_ns();
             match crate::wide::preload(
                 server.addr(),
@@ -612,8 +307,8 @@ fn run_all(
     };
     for &workload in options.workloads.iter().filter(shared_tree) {
         let mut sides = Pair {
-            java: Side::new(),
-            fk: Side::new(),
+            java: Side::empty(),
+            fk: Side::empty(),
         };
         for round in 0..plan.rounds {
             for kind in round_order(round) {
@@ -716,8 +411,8 @@ fn run_all(
             fk: Memory::default(),
         };
         let mut sides = Pair {
-            java: Side::new(),
-            fk: Side::new(),
+            java: Side::empty(),
+            fk: Side::empty(),
         };
         for kind in round_order(0) {
             // Settled states before and after: Java after a full GC (its RSS otherwise
@@ -782,4 +477,42 @@ fn run_all(
         errors: std::mem::take(&mut bench.errors),
         elapsed_s: (now_ns() - started) as f64 / 1e9,
     }
+}
+
+/// Runs the durability workload on a pair of `forceSync=yes` servers of its own (under
+/// `settings.base_dir/durable`) and adds it to `result`: the details in
+/// `result.durability`, and a `durability` row (its point with the most writes in
+/// flight) in `result.workloads`. Errors are added to `result.errors`.
+fn add_durability(result: &mut CompareResult, settings: &ServerSettings) {
+    let started = now_ns();
+    let plan = DurabilityPlan::of(result.plan.profile);
+    let mut settings = settings.clone();
+    settings.base_dir = settings.base_dir.join("durable");
+    eprintln!(
+        "  durability: servers with forceSync=yes under {}",
+        settings.base_dir.display()
+    );
+    match crate::durability::run(&plan, &settings, &result.plan.dataset, &result.plan.shape) {
+        Ok((d, rss, errors)) => {
+            if let Some(top) = d.points.iter().max_by_key(|p| p.sessions * p.outstanding) {
+                let side = |kind| Side {
+                    stats: top.stats.get(kind).clone(),
+                    rss_bytes: *rss.get(kind),
+                };
+                result.workloads.push(WorkloadResult {
+                    workload: Workload::Durability,
+                    sides: Pair {
+                        java: side(ServerKind::Java),
+                        fk: side(ServerKind::Ferrokeeper),
+                    },
+                });
+            }
+            result.durability = Some(d);
+            result.errors.extend(errors);
+        }
+        Err(e) => result
+            .errors
+            .push(format!("durability: a server did not start: {e}")),
+    }
+    result.elapsed_s += (now_ns() - started) as f64 / 1e9;
 }

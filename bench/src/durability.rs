@@ -33,12 +33,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::now_ns;
-use crate::compare::{round_order, CompareResult, Pair, Profile, Side, WorkloadResult};
 use crate::engine::{run_pipeline, Pace, PipelineSpec, Span};
 use crate::ops::{Mix, OpKind, OpSource};
-use crate::report::{fmt_latency, per_op_us};
-use crate::server::{four_letter_word, Server, ServerKind, ServerSettings};
+use crate::plan::Profile;
+use crate::server::{four_letter_word, round_order, Pair, Server, ServerKind, ServerSettings};
 use crate::stats::RunStats;
+use crate::units::{fmt_latency, per_op_us};
 use crate::workload::{preload, run_workload, Dataset, LoadShape, Target, Templates, Workload};
 
 const MS: u64 = 1_000_000;
@@ -200,44 +200,6 @@ pub struct DurabilityResult {
     pub data_bytes: usize,
 }
 
-/// Runs the durability workload on a pair of `forceSync=yes` servers of its own (under
-/// `settings.base_dir/durable`) and adds it to `result`: the details in
-/// `result.durability`, and a `durability` row (its point with the most writes in
-/// flight) in `result.workloads`. Errors are added to `result.errors`.
-pub fn run_into(result: &mut CompareResult, settings: &ServerSettings) {
-    let started = now_ns();
-    let plan = DurabilityPlan::of(result.plan.profile);
-    let mut settings = settings.clone();
-    settings.base_dir = settings.base_dir.join("durable");
-    eprintln!(
-        "  durability: servers with forceSync=yes under {}",
-        settings.base_dir.display()
-    );
-    match run(&plan, &settings, &result.plan.dataset, &result.plan.shape) {
-        Ok((d, rss, errors)) => {
-            if let Some(top) = d.points.iter().max_by_key(|p| p.sessions * p.outstanding) {
-                let side = |kind| Side {
-                    stats: top.stats.get(kind).clone(),
-                    rss_bytes: *rss.get(kind),
-                };
-                result.workloads.push(WorkloadResult {
-                    workload: Workload::Durability,
-                    sides: Pair {
-                        java: side(ServerKind::Java),
-                        fk: side(ServerKind::Ferrokeeper),
-                    },
-                });
-            }
-            result.durability = Some(d);
-            result.errors.extend(errors);
-        }
-        Err(e) => result
-            .errors
-            .push(format!("durability: a server did not start: {e}")),
-    }
-    result.elapsed_s += (now_ns() - started) as f64 / 1e9;
-}
-
 /// The servers, the requests and the errors of the durability runs.
 struct Durable {
     servers: Pair<Server>,
@@ -246,9 +208,12 @@ struct Durable {
     errors: Vec<String>,
 }
 
-type RunOutput = (DurabilityResult, Pair<Option<u64>>, Vec<String>);
+/// What [`run`] found, the RSS of each server after it, and its errors.
+pub type RunOutput = (DurabilityResult, Pair<Option<u64>>, Vec<String>);
 
-fn run(
+/// Runs the durability workload on a pair of `forceSync=yes` servers of its own, started
+/// under `settings.base_dir`. `compare` adds what it finds to its results.
+pub fn run(
     plan: &DurabilityPlan,
     settings: &ServerSettings,
     dataset: &Dataset,

@@ -4,23 +4,34 @@
 //! so the client's cost is known and small): raw TCP sessions, pipelined requests,
 //! pre-encoded templates.
 //!
+//! The modules, lowest first; each uses only those above it in this list, so the
+//! dependencies run one way (`compare`, the orchestrator, on top):
+//!
 //! * [`clock`]: one monotonic ns clock, a timerfd for exact fixed-rate wake-ups.
+//! * [`units`]: how latencies and CPU per op are written.
+//! * [`stats`]: run results ([`stats::RunStats`], one server's [`stats::Side`]) and
+//!   `/proc` readings (CPU time, RSS).
 //! * [`conn`]: one session over a non-blocking socket (handshake, framing, buffers).
 //! * [`ops`]: what is sent: pre-encoded request templates and request sources.
 //! * [`engine`]: the pipelined generator (N sessions × K outstanding, worker threads,
 //!   closed loop or fixed rate with coordinated-omission correction).
 //! * [`sessions`], [`fanout`]: the two workloads that are not request/response pipelines.
-//! * [`workload`]: the named workloads, the data they need, and the preload.
-//! * [`server`]: starting Apache ZooKeeper and ferrokeeper with equivalent settings.
-//! * [`stats`]: run results and `/proc` readings (CPU time, RSS).
-//! * [`compare`]: the `compare` command: profiles, alternation, results.
-//! * [`durability`]: the `durability` workload: writes on `forceSync=yes` servers, with
-//!   syncs and log bytes per write.
-//! * [`report`], [`svg`]: the markdown report and its charts.
+//! * [`setup`]: the tree's root and the blocking client sessions that build and check it.
+//! * [`server`]: starting Apache ZooKeeper and ferrokeeper with equivalent settings;
+//!   [`server::Pair`], a value per server, and the order rounds alternate in.
 //! * [`wide`]: `children-wide`, getChildren of a parent with 100,000 children.
-//! * [`restart`], [`zk_snapshot`], [`restart_report`]: `restart`, spawn to first read
-//!   with millions of znodes on disk, from a ZooKeeper snapshot written from scratch;
-//!   its report section and charts.
+//! * [`workload`]: the named workloads, the data they need, the preload, and a
+//!   workload's result on both servers.
+//! * [`plan`]: what `compare` runs: profiles, their plans, the command line's options.
+//! * [`durability`]: the `durability` workload: writes on `forceSync=yes` servers, with
+//!   syncs and log bytes per write; its report section.
+//! * [`zk_snapshot`], [`restart`]: `restart`, spawn to first read with millions of
+//!   znodes on disk, from a ZooKeeper snapshot written from scratch.
+//! * [`results`]: everything a comparison found, as records.
+//! * [`svg`], [`restart_report`], [`report`]: the charts (drawn with `plotters`), the
+//!   restart section, and the markdown report, which read the results and never the
+//!   reverse.
+//! * [`compare`]: the `compare` command: runs it all, alternating, into the results.
 //!
 //! It must never depend on the server crate: it sees ferrokeeper only over a socket and
 //! through `/proc`, exactly as it sees Apache ZooKeeper.
@@ -33,13 +44,17 @@ pub mod durability;
 pub mod engine;
 pub mod fanout;
 pub mod ops;
+pub mod plan;
 pub mod report;
 pub mod restart;
 pub mod restart_report;
+pub mod results;
 pub mod server;
 pub mod sessions;
+pub mod setup;
 pub mod stats;
 pub mod svg;
+pub mod units;
 pub mod wide;
 pub mod workload;
 pub mod zk_snapshot;

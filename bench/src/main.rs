@@ -13,9 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use ferrokeeper_bench::compare::{compare, CompareOptions, Profile};
+use ferrokeeper_bench::compare::compare;
 use ferrokeeper_bench::engine::Pace;
-use ferrokeeper_bench::report::{self, fmt_latency, per_op_us, Machine};
+use ferrokeeper_bench::plan::{CompareOptions, Plan, Profile};
+use ferrokeeper_bench::report::{self, Machine};
+use ferrokeeper_bench::units::{fmt_latency, per_op_us};
 use ferrokeeper_bench::workload::{
     preload, run_workload, Dataset, LoadShape, Target, Templates, Workload,
 };
@@ -290,7 +292,7 @@ fn run_one(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
         if workload == Workload::ChildrenWide {
-            let children = ferrokeeper_bench::wide::children_of(Profile::Quick);
+            let children = Plan::of(Profile::Quick).wide_children;
             if let Err(e) =
                 ferrokeeper_bench::wide::preload(args.server, children, args.threads, 30_000)
             {

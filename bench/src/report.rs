@@ -6,31 +6,13 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
-use crate::compare::{CompareResult, Pair, Side};
-use crate::server::{java_version, zookeeper_version, ServerKind};
-use crate::stats::RunStats;
+use crate::plan::Profile;
+use crate::results::CompareResult;
+use crate::server::{java_version, zookeeper_version, Pair, ServerKind};
+use crate::stats::{RunStats, Side};
 use crate::svg::{bar_chart, line_chart, Chart, Series, FK_COLOR, JAVA_COLOR};
+use crate::units::{fmt_latency, per_op_us};
 use crate::workload::Workload;
-
-/// A latency in ns, in the unit that reads best.
-pub fn fmt_latency(ns: u64) -> String {
-    let ns = ns as f64;
-    if ns >= 1e9 {
-        format!("{:.2} s", ns / 1e9)
-    } else if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else {
-        format!("{:.0} µs", ns / 1e3)
-    }
-}
-
-/// CPU µs per op.
-pub fn per_op_us(cpu_ns: u64, ops: u64) -> f64 {
-    if ops == 0 {
-        return f64::NAN;
-    }
-    cpu_ns as f64 / 1e3 / ops as f64
-}
 
 /// What the machine is.
 #[derive(Debug, Clone)]
@@ -177,13 +159,13 @@ pub fn write(result: &CompareResult, machine: &Machine, dir: &Path) -> io::Resul
             None => None,
         },
     };
-    std::fs::write(dir.join(&charts.throughput), throughput_chart(result))?;
-    std::fs::write(dir.join(&charts.cpu), cpu_chart(result))?;
+    std::fs::write(dir.join(&charts.throughput), throughput_chart(result)?)?;
+    std::fs::write(dir.join(&charts.cpu), cpu_chart(result)?)?;
     if let Some(f) = &charts.sweep {
-        std::fs::write(dir.join(f), sweep_chart(result))?;
+        std::fs::write(dir.join(f), sweep_chart(result)?)?;
     }
     if let (Some(f), Some(fr)) = (&charts.latency, result.fixed_rate.first()) {
-        std::fs::write(dir.join(f), latency_chart(fr.workload, fr.rate, &fr.stats))?;
+        std::fs::write(dir.join(f), latency_chart(fr.workload, fr.rate, &fr.stats)?)?;
     }
     let md = render(result, machine, &charts);
     let path = dir.join(format!("{stem}.md"));
@@ -192,7 +174,7 @@ pub fn write(result: &CompareResult, machine: &Machine, dir: &Path) -> io::Resul
     Ok(path)
 }
 
-fn throughput_chart(result: &CompareResult) -> String {
+fn throughput_chart(result: &CompareResult) -> io::Result<String> {
     let side = |kind: ServerKind| Series {
         name: kind.name().into(),
         color: if kind == ServerKind::Java {
@@ -220,7 +202,7 @@ fn throughput_chart(result: &CompareResult) -> String {
     })
 }
 
-fn cpu_chart(result: &CompareResult) -> String {
+fn cpu_chart(result: &CompareResult) -> io::Result<String> {
     let side = |kind: ServerKind| Series {
         name: kind.name().into(),
         color: if kind == ServerKind::Java {
@@ -248,7 +230,7 @@ fn cpu_chart(result: &CompareResult) -> String {
     })
 }
 
-fn sweep_chart(result: &CompareResult) -> String {
+fn sweep_chart(result: &CompareResult) -> io::Result<String> {
     let side = |kind: ServerKind| Series {
         name: kind.name().into(),
         color: if kind == ServerKind::Java {
@@ -286,7 +268,7 @@ const CHART_QUANTILES: [(f64, &str); 6] = [
     (1.0, "max"),
 ];
 
-fn latency_chart(workload: Workload, rate: f64, stats: &Pair<RunStats>) -> String {
+fn latency_chart(workload: Workload, rate: f64, stats: &Pair<RunStats>) -> io::Result<String> {
     let side = |kind: ServerKind| Series {
         name: kind.name().into(),
         color: if kind == ServerKind::Java {
@@ -577,15 +559,16 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
         .iter()
         .any(|w| w.workload == Workload::ChildrenWide)
     {
-        let wide = crate::wide::shape_of(shape);
+        let (wide_sessions, wide_outstanding) =
+            crate::wide::in_flight(shape.sessions, shape.outstanding);
         let _ = writeln!(
             md,
             "- `children-wide`: getChildren of `{}` with {} children (names `n<i>`, a reply of about {} KB), {} sessions × {} outstanding (each reply is large).",
             crate::wide::WIDE_PARENT,
-            crate::wide::children_of(plan.profile),
-            crate::wide::reply_bytes(crate::wide::children_of(plan.profile)) / 1000,
-            wide.sessions,
-            wide.outstanding
+            plan.wide_children,
+            crate::wide::reply_bytes(plan.wide_children) / 1000,
+            wide_sessions,
+            wide_outstanding
         );
     }
     let _ = writeln!(
@@ -628,7 +611,7 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
     let _ = writeln!(md, "- **Shared, noisy machine.** {} cores shared by both servers, the load generator and other engineers' work. Each workload alternates between the servers in the same run so drift falls on both; CPU µs per op is the steadier number, ops/s the noisier one.", machine.nproc);
     md.push_str("- Both servers are idle-but-running while the other is measured; the client runs on the same cores and its CPU is reported.\n");
     md.push_str("- Single server (standalone) on both sides; no quorum.\n");
-    if plan.profile != crate::compare::Profile::Full {
+    if plan.profile != Profile::Full {
         let _ = writeln!(
             md,
             "- The `{}` profile uses short windows: treat differences under ~20 % as noise.",

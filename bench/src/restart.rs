@@ -44,12 +44,12 @@ use ferrokeeper_net::request::Request;
 use ferrokeeper_net::OpCode;
 
 use crate::clock::now_ns;
-use crate::compare::{round_order, Pair, Profile, Side};
 use crate::engine::{error_name, run_pipeline, Pace, PipelineSpec, Span};
 use crate::ops::{OpKind, OpSource};
-use crate::report::{fmt_latency, per_op_us};
-use crate::server::{Server, ServerKind, ServerSettings};
-use crate::stats::{process_cpu_ns, RunStats};
+use crate::plan::Profile;
+use crate::server::{round_order, Pair, Server, ServerKind, ServerSettings};
+use crate::stats::{process_cpu_ns, RunStats, Side};
+use crate::units::{fmt_latency, per_op_us};
 use crate::zk_snapshot::{write_snapshot, TreeSpec};
 
 /// What the restart workload does in a profile.

@@ -5,13 +5,14 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use crate::compare::Pair;
 use crate::restart::{Memory, RestartPoint, RestartResult};
-use crate::server::ServerKind;
+use crate::server::{Pair, ServerKind};
+use plotters::style::RGBColor;
+
 use crate::svg::{line_chart, short_number, Chart, Series, FK_COLOR, JAVA_COLOR};
 
 /// The colour of ZooKeeper's live-heap series (a lighter shade of its own).
-const JAVA_HEAP_COLOR: &str = "#f0b27a";
+const JAVA_HEAP_COLOR: RGBColor = RGBColor(0xf0, 0xb2, 0x7a);
 
 /// Chart files of the section, relative to the report.
 #[derive(Debug, Clone)]
@@ -28,12 +29,12 @@ pub fn write_charts(restart: &RestartResult, dir: &Path, stem: &str) -> io::Resu
         time: format!("{stem}-restart.svg"),
         memory: format!("{stem}-restart-memory.svg"),
     };
-    std::fs::write(dir.join(&charts.time), time_chart(restart))?;
-    std::fs::write(dir.join(&charts.memory), memory_chart(restart))?;
+    std::fs::write(dir.join(&charts.time), time_chart(restart)?)?;
+    std::fs::write(dir.join(&charts.memory), memory_chart(restart)?)?;
     Ok(charts)
 }
 
-fn color(kind: ServerKind) -> &'static str {
+fn color(kind: ServerKind) -> RGBColor {
     match kind {
         ServerKind::Java => JAVA_COLOR,
         ServerKind::Ferrokeeper => FK_COLOR,
@@ -48,7 +49,7 @@ fn categories(restart: &RestartResult) -> Vec<String> {
         .collect()
 }
 
-fn time_chart(restart: &RestartResult) -> String {
+fn time_chart(restart: &RestartResult) -> io::Result<String> {
     let side = |kind: ServerKind| Series {
         name: kind.name().into(),
         color: color(kind),
@@ -68,7 +69,7 @@ fn time_chart(restart: &RestartResult) -> String {
     })
 }
 
-fn memory_chart(restart: &RestartResult) -> String {
+fn memory_chart(restart: &RestartResult) -> io::Result<String> {
     let side = |kind: ServerKind| Series {
         name: format!("{} RSS", kind.name()),
         color: color(kind),

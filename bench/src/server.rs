@@ -1,5 +1,5 @@
 //! Starting the two servers with equivalent settings, and reading their CPU time and
-//! memory.
+//! memory; [`Pair`], a value per server, and the order rounds alternate in.
 //!
 //! Both get the same `zoo.cfg` lines (tickTime, a data directory on the same disk, the
 //! loopback client address, all four-letter words, no connection cap, no AdminServer,
@@ -15,8 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::clock::now_ns;
+use crate::setup::SetupClient;
 use crate::stats::{process_cpu_ns, process_rss_bytes};
-use crate::workload::SetupClient;
 
 /// The classpath of Debian's `zookeeper` package (Apache ZooKeeper 3.8), as the
 /// project's tests use it.
@@ -49,6 +49,43 @@ impl ServerKind {
             ServerKind::Java => "zk",
             ServerKind::Ferrokeeper => "fk",
         }
+    }
+}
+
+/// A value per server.
+#[derive(Debug, Clone)]
+pub struct Pair<T> {
+    /// Apache ZooKeeper's.
+    pub java: T,
+    /// ferrokeeper's.
+    pub fk: T,
+}
+
+impl<T> Pair<T> {
+    /// The value of `kind`.
+    pub fn get(&self, kind: ServerKind) -> &T {
+        match kind {
+            ServerKind::Java => &self.java,
+            ServerKind::Ferrokeeper => &self.fk,
+        }
+    }
+
+    /// The value of `kind`, mutably.
+    pub fn get_mut(&mut self, kind: ServerKind) -> &mut T {
+        match kind {
+            ServerKind::Java => &mut self.java,
+            ServerKind::Ferrokeeper => &mut self.fk,
+        }
+    }
+}
+
+/// The order of servers in round `round`: Java first on even rounds, ferrokeeper first
+/// on odd ones (ABBA), so a trend in the machine's load is shared.
+pub fn round_order(round: usize) -> [ServerKind; 2] {
+    if round.is_multiple_of(2) {
+        [ServerKind::Java, ServerKind::Ferrokeeper]
+    } else {
+        [ServerKind::Ferrokeeper, ServerKind::Java]
     }
 }
 

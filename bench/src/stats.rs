@@ -105,6 +105,25 @@ impl RunStats {
     }
 }
 
+/// One server's side of a workload.
+#[derive(Debug, Clone)]
+pub struct Side {
+    /// All rounds merged.
+    pub stats: RunStats,
+    /// RSS after the last round, bytes.
+    pub rss_bytes: Option<u64>,
+}
+
+impl Side {
+    /// No runs yet, no RSS reading.
+    pub fn empty() -> Side {
+        Side {
+            stats: RunStats::empty(),
+            rss_bytes: None,
+        }
+    }
+}
+
 /// CPU time of a process, user + system, in ns, from `/proc/<pid>/stat` (`utime` and
 /// `stime`, fields 14 and 15, in clock ticks). Includes threads that have exited.
 pub fn process_cpu_ns(pid: u32) -> io::Result<u64> {

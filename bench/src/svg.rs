@@ -1,7 +1,24 @@
-//! Hand-written SVG charts for the report: grouped bars and lines over categories, with
-//! a linear or logarithmic value axis. Plain SVG 1.1, no scripts, readable on GitHub.
+//! The report's charts: grouped bars and lines over categories, with a linear or
+//! logarithmic value axis, drawn by `plotters` into SVG.
+//!
+//! Only plotters' SVG backend is used, without its font features: its text layout is then
+//! a size estimate of its own and every label is an SVG `<text>` element that the viewer
+//! renders in its sans-serif font, so no font files or system libraries are needed to
+//! draw a chart, and the files stay plain SVG 1.1 without scripts, readable on GitHub.
+//!
+//! The layout is plotters', with two things drawn by hand on its drawing areas: the legend,
+//! one row under the title (plotters' own legend box would sit inside the plot, over the
+//! bars), and the bars of a group side by side within their category.
 
-use std::fmt::Write as _;
+use std::io;
+use std::ops::Range;
+
+use plotters::coord::ranged1d::{
+    AsRangedCoord, KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter,
+};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// One series of values (one per category; `None` leaves a gap).
 #[derive(Debug, Clone)]
@@ -9,7 +26,7 @@ pub struct Series {
     /// Legend text.
     pub name: String,
     /// Fill or stroke colour.
-    pub color: &'static str,
+    pub color: RGBColor,
     /// One value per category.
     pub values: Vec<Option<f64>>,
 }
@@ -32,17 +49,28 @@ pub struct Chart {
 }
 
 /// The colour of Apache ZooKeeper's series.
-pub const JAVA_COLOR: &str = "#d9822b";
+pub const JAVA_COLOR: RGBColor = RGBColor(0xd9, 0x82, 0x2b);
 /// The colour of ferrokeeper's series.
-pub const FK_COLOR: &str = "#2b6cb0";
+pub const FK_COLOR: RGBColor = RGBColor(0x2b, 0x6c, 0xb0);
 
-const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 400.0;
-const LEFT: f64 = 80.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 58.0;
-const BOTTOM: f64 = 80.0;
+const WIDTH: u32 = 760;
+const HEIGHT: u32 = 400;
+/// Height of the title row and of the legend row under it, px.
+const TITLE_HEIGHT: u32 = 30;
+const LEGEND_HEIGHT: u32 = 24;
 
+/// Font sizes as plotters takes them: its SVG backend writes `size / 1.24` into the file
+/// (plotters' point-to-pixel factor), and the axes round sizes to whole numbers, so 15
+/// is about 12 px on the page and 19 about 15 px.
+const PLOTTERS_PX: f64 = 1.24;
+const TEXT_SIZE: f64 = 15.0;
+const TITLE_SIZE: f64 = 19.0;
+
+const GRID_COLOR: RGBColor = RGBColor(0xe2, 0xe2, 0xe2);
+const AXIS_COLOR: RGBColor = RGBColor(0x55, 0x55, 0x55);
+
+/// The value axis: from `lo` to `hi`, whole decades when logarithmic, from 0 to a round
+/// ceiling when linear, so the ticks fall on round numbers.
 struct Axis {
     lo: f64,
     hi: f64,
@@ -50,12 +78,14 @@ struct Axis {
 }
 
 impl Axis {
-    fn new(values: impl Iterator<Item = f64>, log: bool) -> Axis {
-        let vals: Vec<f64> = values
+    fn of(chart: &Chart) -> Axis {
+        let log = chart.log_y;
+        let vals: Vec<f64> = chart
+            .series
+            .iter()
+            .flat_map(|s| s.values.iter().flatten().copied())
             .filter(|v| v.is_finite() && (!log || *v > 0.0))
             .collect();
-        let max = vals.iter().cloned().fold(f64::MIN, f64::max);
-        let min = vals.iter().cloned().fold(f64::MAX, f64::min);
         if vals.is_empty() {
             return Axis {
                 lo: if log { 1.0 } else { 0.0 },
@@ -63,6 +93,8 @@ impl Axis {
                 log,
             };
         }
+        let max = vals.iter().cloned().fold(f64::MIN, f64::max);
+        let min = vals.iter().cloned().fold(f64::MAX, f64::min);
         if log {
             let lo = 10f64.powf(min.log10().floor());
             let mut hi = 10f64.powf(max.log10().ceil());
@@ -76,29 +108,13 @@ impl Axis {
         }
     }
 
-    /// Position of `v` between 0 (bottom) and 1 (top).
-    fn frac(&self, v: f64) -> f64 {
-        let f = if self.log {
-            (v.max(self.lo).log10() - self.lo.log10()) / (self.hi.log10() - self.lo.log10())
-        } else {
-            (v - self.lo) / (self.hi - self.lo)
-        };
-        f.clamp(0.0, 1.0)
-    }
-
-    fn ticks(&self) -> Vec<f64> {
+    /// How many labels to ask plotters for: one per decade (it then draws no
+    /// intermediate ones), or six on a linear axis.
+    fn labels(&self) -> usize {
         if self.log {
-            let mut t = Vec::new();
-            let mut v = self.lo;
-            while v <= self.hi * 1.0001 {
-                t.push(v);
-                v *= 10.0;
-            }
-            t
+            (self.hi / self.lo).log10().round() as usize + 1
         } else {
-            (0..=5)
-                .map(|i| self.lo + (self.hi - self.lo) * i as f64 / 5.0)
-                .collect()
+            6
         }
     }
 }
@@ -140,167 +156,205 @@ fn trim(v: f64) -> String {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// The category axis: category `i` spans `i .. i + 1`, with its tick and label at the
+/// middle, `i + 0.5`, where plotters' numeric axes would put round numbers instead.
+struct Categories {
+    n: usize,
 }
 
-fn frame(chart: &Chart, axis: &Axis, out: &mut String) {
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let _ = write!(
-        out,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<text x="{}" y="24" text-anchor="middle" font-size="15" font-weight="bold">{}</text>
-"##,
-        WIDTH / 2.0,
-        escape(&chart.title)
-    );
-    for t in axis.ticks() {
-        let y = TOP + plot_h * (1.0 - axis.frac(t));
-        let _ = writeln!(
-            out,
-            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#e2e2e2"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
-            WIDTH - RIGHT,
-            LEFT - 6.0,
-            y + 4.0,
-            short_number(t)
-        );
+impl Ranged for Categories {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let span = f64::from(limit.1 - limit.0);
+        limit.0 + (span * value / self.n as f64).round() as i32
     }
-    let _ = writeln!(
-        out,
-        r##"<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{:.1}" stroke="#555"/><line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#555"/>"##,
-        TOP + plot_h,
-        TOP + plot_h,
-        WIDTH - RIGHT,
-        TOP + plot_h
-    );
-    let _ = writeln!(
-        out,
-        r##"<text x="16" y="{:.1}" text-anchor="middle" transform="rotate(-90 16 {:.1})">{}</text>"##,
-        TOP + plot_h / 2.0,
-        TOP + plot_h / 2.0,
-        escape(&chart.y_label)
-    );
-    let _ = writeln!(
-        out,
-        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-        LEFT + (WIDTH - LEFT - RIGHT) / 2.0,
-        HEIGHT - 12.0,
-        escape(&chart.x_label)
-    );
-    // Legend, one row under the title.
-    let mut x = LEFT;
-    for s in &chart.series {
-        let _ = writeln!(
-            out,
-            r##"<rect x="{x:.1}" y="32" width="12" height="12" fill="{}"/><text x="{:.1}" y="42">{}</text>"##,
-            s.color,
-            x + 18.0,
-            escape(&s.name)
-        );
-        x += 30.0 + 7.0 * s.name.len() as f64;
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        (0..self.n).map(|i| i as f64 + 0.5).collect()
+    }
+
+    fn range(&self) -> Range<f64> {
+        0.0..self.n as f64
     }
 }
 
-fn category_x(i: usize, n: usize) -> f64 {
-    let plot_w = WIDTH - LEFT - RIGHT;
-    LEFT + plot_w * (i as f64 + 0.5) / n.max(1) as f64
-}
-
-fn category_labels(chart: &Chart, out: &mut String) {
-    let n = chart.categories.len();
-    let y = HEIGHT - BOTTOM + 16.0;
-    // Long labels in many columns would touch: shrink them.
-    let longest = chart.categories.iter().map(|c| c.len()).max().unwrap_or(1);
-    let room = (WIDTH - LEFT - RIGHT) / n.max(1) as f64;
-    let size = (room / (longest as f64 * 0.62)).clamp(8.0, 12.0).floor();
-    for (i, c) in chart.categories.iter().enumerate() {
-        let x = category_x(i, n);
-        let _ = writeln!(
-            out,
-            r##"<text x="{x:.1}" y="{y:.1}" text-anchor="middle" font-size="{size}">{}</text>"##,
-            escape(c)
-        );
+impl ValueFormatter<f64> for Categories {
+    // Only used when no label formatter is given; the charts always give the names.
+    fn format(value: &f64) -> String {
+        format!("{value}")
     }
 }
 
-fn axis_of(chart: &Chart) -> Axis {
-    Axis::new(
-        chart
-            .series
-            .iter()
-            .flat_map(|s| s.values.iter().flatten().copied()),
-        chart.log_y,
-    )
+/// Bars or lines.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Marks {
+    Bars,
+    Lines,
 }
 
 /// Grouped bars: one group per category, one bar per series.
-pub fn bar_chart(chart: &Chart) -> String {
-    let axis = axis_of(chart);
-    let mut out = String::new();
-    frame(chart, &axis, &mut out);
-    let n = chart.categories.len();
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let group_w = (WIDTH - LEFT - RIGHT) / n.max(1) as f64 * 0.8;
-    let bar_w = group_w / chart.series.len().max(1) as f64;
-    for (si, s) in chart.series.iter().enumerate() {
-        for (i, v) in s.values.iter().enumerate() {
-            let Some(v) = v else { continue };
-            let h = plot_h * axis.frac(*v);
-            let x = category_x(i, n) - group_w / 2.0 + si as f64 * bar_w;
-            let _ = writeln!(
-                out,
-                r##"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{}: {}</title></rect>"##,
-                TOP + plot_h - h,
-                bar_w * 0.92,
-                s.color,
-                escape(&s.name),
-                short_number(*v)
-            );
-        }
-    }
-    category_labels(chart, &mut out);
-    out.push_str("</svg>\n");
-    out
+pub fn bar_chart(chart: &Chart) -> io::Result<String> {
+    draw(chart, Marks::Bars)
 }
 
 /// Lines with markers: one point per category per series.
-pub fn line_chart(chart: &Chart) -> String {
-    let axis = axis_of(chart);
+pub fn line_chart(chart: &Chart) -> io::Result<String> {
+    draw(chart, Marks::Lines)
+}
+
+/// A drawing error as an I/O error. The backend writes into a `String` and the font
+/// layout is an estimate, so none is expected; the report's writer handles it as it
+/// handles a file that cannot be written.
+fn drawing_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("drawing a chart: {e}"))
+}
+
+fn draw(chart: &Chart, marks: Marks) -> io::Result<String> {
     let mut out = String::new();
-    frame(chart, &axis, &mut out);
-    let n = chart.categories.len();
-    let plot_h = HEIGHT - TOP - BOTTOM;
+    {
+        let root = SVGBackend::with_string(&mut out, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(drawing_error)?;
+        let (title, rest) = root.split_vertically(TITLE_HEIGHT);
+        let (legend, plot) = rest.split_vertically(LEGEND_HEIGHT);
+        title
+            .draw(&Text::new(
+                chart.title.as_str(),
+                (WIDTH as i32 / 2, TITLE_HEIGHT as i32 / 2 + 4),
+                ("sans-serif", TITLE_SIZE)
+                    .into_font()
+                    .style(FontStyle::Bold)
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Center, VPos::Center)),
+            ))
+            .map_err(drawing_error)?;
+        draw_legend(&legend, chart).map_err(drawing_error)?;
+        let axis = Axis::of(chart);
+        if axis.log {
+            // Plotters starts the labels at the first decade at or above the axis' start,
+            // found through logarithms that can land a hair above a start that is a decade
+            // itself (0.1), and would then skip its label: start the range a hair below.
+            let lo = axis.lo * (1.0 - 1e-9);
+            draw_plot(&plot, chart, marks, &axis, (lo..axis.hi).log_scale())
+        } else {
+            draw_plot(&plot, chart, marks, &axis, axis.lo..axis.hi)
+        }
+        .map_err(drawing_error)?;
+        root.present().map_err(drawing_error)?;
+    }
+    Ok(out)
+}
+
+/// The legend: a colour square and the series' name, side by side in one row.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut x = 80;
     for s in &chart.series {
+        area.draw(&Rectangle::new([(x, 4), (x + 12, 16)], s.color.filled()))?;
+        area.draw(&Text::new(
+            s.name.as_str(),
+            (x + 18, 10),
+            ("sans-serif", TEXT_SIZE)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+        x += 30 + 7 * s.name.chars().count() as i32;
+    }
+    Ok(())
+}
+
+/// The axes, the grid and the marks. Category `i` spans `i .. i + 1` on the x axis, its
+/// label at `i + 0.5`.
+fn draw_plot<DB, Y>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+    marks: Marks,
+    axis: &Axis,
+    y_range: Y,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB: DrawingBackend,
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let n = chart.categories.len().max(1);
+    let mut ctx = ChartBuilder::on(area)
+        .margin_left(10)
+        .margin_right(20)
+        .margin_top(10)
+        .margin_bottom(10)
+        .x_label_area_size(60)
+        .y_label_area_size(70)
+        .build_cartesian_2d(Categories { n }, y_range)?;
+    // Long labels in many columns would touch: shrink them.
+    let longest = chart
+        .categories
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(1);
+    let room = f64::from(WIDTH - 100) / n as f64;
+    let category_size =
+        ((room / (longest as f64 * 0.62)).clamp(8.0, 12.0).floor() * PLOTTERS_PX).round();
+    let category_label = |x: &f64| {
+        let i = x.floor().max(0.0) as usize;
+        chart.categories.get(i).cloned().unwrap_or_default()
+    };
+    let value_label = |y: &f64| short_number(*y);
+    ctx.configure_mesh()
+        .disable_x_mesh()
+        .bold_line_style(GRID_COLOR)
+        .light_line_style(TRANSPARENT)
+        .axis_style(AXIS_COLOR)
+        .x_labels(n)
+        .y_labels(axis.labels())
+        .x_label_formatter(&category_label)
+        .y_label_formatter(&value_label)
+        .x_label_style(("sans-serif", category_size))
+        .y_label_style(("sans-serif", TEXT_SIZE))
+        .axis_desc_style(("sans-serif", TEXT_SIZE))
+        .x_desc(chart.x_label.as_str())
+        .y_desc(chart.y_label.as_str())
+        .draw()?;
+    let series_count = chart.series.len().max(1);
+    for (si, s) in chart.series.iter().enumerate() {
         let points: Vec<(f64, f64)> = s
             .values
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| v.map(|v| (category_x(i, n), TOP + plot_h * (1.0 - axis.frac(v)))))
+            .filter_map(|(i, v)| v.filter(|v| v.is_finite()).map(|v| (i as f64, v)))
             .collect();
-        let path: Vec<String> = points
-            .iter()
-            .map(|(x, y)| format!("{x:.1},{y:.1}"))
-            .collect();
-        let _ = writeln!(
-            out,
-            r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>"##,
-            path.join(" "),
-            s.color
-        );
-        for (x, y) in points {
-            let _ = writeln!(
-                out,
-                r##"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{}"/>"##,
-                s.color
-            );
+        match marks {
+            Marks::Bars => {
+                // The group fills 80 % of the category; each bar 92 % of its share.
+                let bar = 0.8 / series_count as f64;
+                ctx.draw_series(points.iter().map(|&(i, v)| {
+                    let x0 = i + 0.1 + si as f64 * bar;
+                    Rectangle::new(
+                        [(x0, axis.lo), (x0 + bar * 0.92, v.max(axis.lo))],
+                        s.color.filled(),
+                    )
+                }))?;
+            }
+            Marks::Lines => {
+                let centered: Vec<(f64, f64)> = points.iter().map(|&(i, v)| (i + 0.5, v)).collect();
+                ctx.draw_series(std::iter::once(PathElement::new(
+                    centered.clone(),
+                    s.color.stroke_width(2),
+                )))?;
+                ctx.draw_series(
+                    centered
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, s.color.filled())),
+                )?;
+            }
         }
     }
-    category_labels(chart, &mut out);
-    out.push_str("</svg>\n");
-    out
+    Ok(())
 }
 
 #[cfg(test)]
@@ -333,12 +387,51 @@ mod tests {
     fn charts_are_well_formed_svg() {
         for log in [false, true] {
             for svg in [bar_chart(&chart(log)), line_chart(&chart(log))] {
+                let svg = svg.expect("a chart draws into a string");
                 assert!(svg.starts_with("<svg"));
                 assert!(svg.trim_end().ends_with("</svg>"));
                 assert!(svg.contains("t &lt;&amp;&gt;"));
                 assert!(!svg.contains("NaN"));
+                // The labels are text the viewer renders, not outlines from a font file.
+                for text in ["ZooKeeper", "ferrokeeper", "ops/s", "\na\n", "\nb\n"] {
+                    assert!(svg.contains(text), "{text} missing from the chart");
+                }
             }
         }
+    }
+
+    /// How many times `needle` occurs in `svg`.
+    fn count(svg: &str, needle: &str) -> usize {
+        svg.matches(needle).count()
+    }
+
+    #[test]
+    fn every_value_is_drawn_in_its_series_colour() {
+        let java = r##"fill="#D9822B""##;
+        let fk = r##"fill="#2B6CB0""##;
+        for log in [false, true] {
+            // A legend square per series, then one bar per value; `None` draws nothing.
+            let bars = bar_chart(&chart(log)).expect("a chart draws into a string");
+            assert_eq!(count(&bars, java), 1 + 1);
+            assert_eq!(count(&bars, fk), 1 + 2);
+            // A line per series through one marker per value.
+            let lines = line_chart(&chart(log)).expect("a chart draws into a string");
+            assert_eq!(count(&lines, "<circle"), 3);
+            assert_eq!(count(&lines, java), 1 + 1);
+            assert_eq!(count(&lines, fk), 1 + 2);
+            assert_eq!(count(&lines, r##"stroke="#D9822B""##), 1);
+            assert_eq!(count(&lines, r##"stroke="#2B6CB0""##), 1);
+        }
+    }
+
+    #[test]
+    fn a_log_axis_is_labelled_in_whole_decades() {
+        // 0.5 .. 35,000 spans 0.1 .. 100k.
+        let svg = bar_chart(&chart(true)).expect("a chart draws into a string");
+        for label in ["0.1", "1", "10", "100", "1k", "10k", "100k"] {
+            assert!(svg.contains(&format!("\n{label}\n")), "no {label} tick");
+        }
+        assert!(!svg.contains("\n2k\n"), "ticks between decades");
     }
 
     #[test]

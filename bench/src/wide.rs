@@ -1,5 +1,6 @@
 //! `children-wide`: getChildren of one parent with many children (100,000 in the quick
-//! and full profiles), where `children` lists a parent of 1,000.
+//! and full profiles: the plan's `wide_children`), where `children` lists a parent of
+//! 1,000.
 //!
 //! The parent is `/bench/wide`, its children `n0 .. n{count-1}` with no data, created
 //! through the client by [`preload`] on both servers alike. The names are kept short
@@ -15,11 +16,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::compare::Profile;
-use crate::engine::{run_pipeline, PipelineSpec, RunError, Span};
+use crate::engine::{run_pipeline, PipelineSpec, RunError};
 use crate::ops::{per_node_templates, Mix, MixClass, OpKind, OpSource};
+use crate::setup::{count_children, create_children, create_parents, ROOT};
 use crate::stats::RunStats;
-use crate::workload::{count_children, create_children, create_parents, LoadShape, Target, ROOT};
 
 /// The wide parent.
 pub const WIDE_PARENT: &str = "/bench/wide";
@@ -29,20 +29,10 @@ pub const SESSIONS_MAX: usize = 8;
 /// Requests in flight per session, at most.
 pub const OUTSTANDING_MAX: usize = 2;
 
-/// Children of [`WIDE_PARENT`] in `profile`.
-pub fn children_of(profile: Profile) -> usize {
-    match profile {
-        Profile::Smoke => 1_000,
-        Profile::Quick | Profile::Full => 100_000,
-    }
-}
-
-/// The run's shape: `shape` with its window, fewer requests in flight.
-pub fn shape_of(shape: &LoadShape) -> LoadShape {
-    let mut s = shape.clone();
-    s.sessions = s.sessions.min(SESSIONS_MAX);
-    s.outstanding = s.outstanding.min(OUTSTANDING_MAX);
-    s
+/// Sessions and requests in flight per session of a run asked for with `sessions` ×
+/// `outstanding`: fewer, at most [`SESSIONS_MAX`] × [`OUTSTANDING_MAX`].
+pub fn in_flight(sessions: usize, outstanding: usize) -> (usize, usize) {
+    (sessions.min(SESSIONS_MAX), outstanding.min(OUTSTANDING_MAX))
 }
 
 /// Creates [`WIDE_PARENT`] and its `children` children, then checks the count as a
@@ -72,9 +62,15 @@ pub fn preload(
     Ok(stats)
 }
 
-/// One timed run of getChildren on [`WIDE_PARENT`].
-pub fn run(target: &Target<'_>, shape: &LoadShape) -> Result<RunStats, RunError> {
-    let shape = shape_of(shape);
+/// One run of getChildren on [`WIDE_PARENT`]: `spec` as asked, with fewer requests in
+/// flight ([`in_flight`]).
+pub fn run(spec: &PipelineSpec) -> Result<RunStats, RunError> {
+    let (sessions, outstanding) = in_flight(spec.sessions, spec.outstanding);
+    let spec = PipelineSpec {
+        sessions,
+        outstanding,
+        ..spec.clone()
+    };
     let mix = Arc::new(vec![MixClass {
         per_mille: 1000,
         kind: OpKind::GetChildren,
@@ -84,20 +80,6 @@ pub fn run(target: &Target<'_>, shape: &LoadShape) -> Result<RunStats, RunError>
             b"",
         )),
     }]);
-    let spec = PipelineSpec {
-        addr: target.addr,
-        sessions: shape.sessions,
-        outstanding: shape.outstanding,
-        threads: shape.threads,
-        pace: shape.pace,
-        span: Span::Timed {
-            warmup_ns: shape.warmup_ns,
-            measure_ns: shape.measure_ns,
-        },
-        session_timeout_ms: shape.session_timeout_ms,
-        drain_ns: shape.drain_ns,
-        server_pid: target.pid,
-    };
     run_pipeline(&spec, &|w| {
         Box::new(Mix::new(Arc::clone(&mix), 1 + w as u64)) as Box<dyn OpSource>
     })
@@ -119,6 +101,7 @@ mod tests {
     fn a_wide_reply_stays_under_the_default_jute_maxbuffer() {
         assert_eq!(reply_bytes(1), 4 + 4 + 2);
         assert_eq!(reply_bytes(11), 4 + 10 * 6 + 7);
-        assert!(reply_bytes(children_of(Profile::Quick)) < 0xfffff);
+        let quick = crate::plan::Plan::of(crate::plan::Profile::Quick);
+        assert!(reply_bytes(quick.wide_children) < 0xfffff);
     }
 }

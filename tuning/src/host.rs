@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::parse;
 use crate::probe::DiskReport;
+use crate::sysfs::read;
 
 /// Everything the tuner learned about the host. Fields are `None` where the source was
 /// absent or unreadable (a container without `/sys`, a kernel without the setting).
@@ -189,11 +190,6 @@ impl HostReport {
     pub fn is_root(&self) -> bool {
         self.effective_uid == 0
     }
-}
-
-/// Reads a small text file; `None` if it is absent or unreadable.
-pub(crate) fn read(path: impl AsRef<Path>) -> Option<String> {
-    std::fs::read_to_string(path).ok()
 }
 
 fn sysctl(path: &str) -> Option<u64> {

@@ -6,7 +6,8 @@
 //!
 //! The flow is facts → judgement → advice → (optionally) action:
 //!
-//! - [`parse`]: pure parsers for `/proc` and `/sys` text (tested on fixture strings).
+//! - [`parse`]: pure parsers for `/proc` and `/sys` text (tested on fixture strings);
+//!   `sysfs` reads those files (a missing one is `None`), for `host` and `probe` alike.
 //! - [`host`]: [`HostReport`], the facts, and [`HostReport::gather`], which reads them.
 //! - [`probe`]: the disk probe of the data directory (sync latency, group-commit
 //!   throughput, filesystem, fallocate). The only part that writes files, and only its own.
@@ -44,6 +45,7 @@ pub mod parse;
 pub mod probe;
 pub mod recommend;
 pub mod report;
+mod sysfs;
 
 #[cfg(test)]
 mod fixtures;

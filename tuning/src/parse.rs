@@ -2,7 +2,7 @@
 //!
 //! Every function here takes the file's contents as a string and touches nothing, so the
 //! tests feed them fixture strings copied from real hosts and never depend on the host the
-//! tests run on. Reading the files is [`crate::host`]'s job.
+//! tests run on. Reading the files is `crate::sysfs`'s job.
 
 /// `CAP_IPC_LOCK`'s bit in the capability sets of `/proc/<pid>/status`
 /// (`include/uapi/linux/capability.h`). It lets a process lock memory beyond

@@ -36,8 +36,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::host::read;
 use crate::parse;
+use crate::sysfs::read;
 
 /// The block the sync-latency phase appends: a page, the unit `O_DIRECT` needs.
 pub const BLOCK_BYTES: usize = 4096;
