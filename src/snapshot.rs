@@ -27,6 +27,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use ferrokeeper_storage::backend::disk::{DiskStorage, IoMode};
+use ferrokeeper_storage::backend::Storage;
 use ferrokeeper_storage::snapshot as snapfile;
 
 use crate::core::payload::{self, SnapshotData};
@@ -130,19 +132,44 @@ pub struct Loaded {
 /// it does not (each rejection is logged). Temp files of interrupted snapshots are
 /// removed first. Whether the log then covers the gap is the caller's check.
 pub fn load_newest(dir: &Path, extended_types: bool) -> Result<Loaded, LoadError> {
+    match DiskStorage::open_read_only(dir) {
+        Ok(mut storage) => load_newest_with(&mut storage, extended_types),
+        // No directory yet: a server starting for the first time.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Loaded {
+            state: None,
+            from: None,
+            rejected: Vec::new(),
+        }),
+        Err(e) => Err(LoadError::Dir {
+            dir: dir.to_path_buf(),
+            source: snapfile::SnapshotError::Io {
+                op: "open",
+                file: dir.to_path_buf(),
+                source: e,
+            },
+        }),
+    }
+}
+
+/// [`load_newest`] on any [`Storage`] (the simulator's disk, or a real directory).
+pub fn load_newest_with<S: Storage>(
+    storage: &mut S,
+    extended_types: bool,
+) -> Result<Loaded, LoadError> {
+    let dir = storage.path("");
     let dir_err = |source| LoadError::Dir {
-        dir: dir.to_path_buf(),
+        dir: dir.clone(),
         source,
     };
-    let removed = snapfile::remove_temp_files(dir).map_err(dir_err)?;
+    let removed = snapfile::remove_temp_files_with(storage).map_err(dir_err)?;
     if removed > 0 {
         tracing::info!(dir = %dir.display(), removed, "removed temp files of interrupted snapshots");
     }
-    let files = snapfile::list(dir).map_err(dir_err)?;
+    let files = snapfile::list_with(storage).map_err(dir_err)?;
     let mut rejected = Vec::new();
     for f in files.iter().rev() {
         let started = Instant::now();
-        let result = snapfile::read(f)
+        let result = snapfile::read_with(storage, f)
             .map_err(|e| e.to_string())
             .and_then(Base::open)
             .map(|base| state_from_base(Arc::new(base), extended_types));
@@ -183,9 +210,23 @@ pub fn write_state(
     dir: &Path,
     state: &DataState,
 ) -> Result<(snapfile::SnapshotFile, usize), WriteError> {
+    let mut storage =
+        DiskStorage::open(dir, IoMode::Pwrite).map_err(|e| snapfile::SnapshotError::Io {
+            op: "create directory",
+            file: dir.to_path_buf(),
+            source: e,
+        })?;
+    write_state_with(&mut storage, state)
+}
+
+/// [`write_state`] on any [`Storage`].
+pub fn write_state_with<S: Storage>(
+    storage: &mut S,
+    state: &DataState,
+) -> Result<(snapfile::SnapshotFile, usize), WriteError> {
     let bytes = SnapshotData::from_state(state).to_bytes();
     payload::validate(Path::new("snapshot being written"), &bytes)?;
-    let path = snapfile::write(dir, state.last_zxid, &bytes)?;
+    let path = snapfile::write_with(storage, state.last_zxid, &bytes)?;
     let file = snapfile::SnapshotFile {
         zxid: state.last_zxid,
         name: snapfile::snapshot_name(state.last_zxid),

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
+use ferrokeeper_storage::backend::Storage;
 use ferrokeeper_storage::log::{self as txlog, LogError, LogOptions, LogStats, LogWriter, Record};
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
@@ -191,18 +192,58 @@ pub fn open_and_replay(
         })
     })?;
     let (writer, recovered) = LogWriter::open(dir, opts).map_err(log_err)?;
+    report_recovery(&recovered);
+    let records = txlog::read(dir, state.last_zxid).map_err(log_err)?;
+    let replayed = replay(records, state, dir, gap_context)?;
+    Ok((writer, replayed))
+}
+
+/// [`open_and_replay`] on any [`Storage`]: `storage` becomes the writer's, `reader` (the
+/// same directory) is read for replay after the writer has recovered the tail.
+pub fn open_and_replay_with<S: Storage, R: Storage>(
+    storage: S,
+    reader: R,
+    opts: LogOptions,
+    state: &mut DataState,
+    gap_context: &str,
+) -> Result<(LogWriter<S>, u64), ReplayError> {
+    let dir = storage.path("");
+    let log_err = |source| ReplayError::Log {
+        dir: dir.clone(),
+        source,
+    };
+    let (writer, recovered) = LogWriter::open_with(storage, opts).map_err(log_err)?;
+    report_recovery(&recovered);
+    let records = txlog::read_with(reader, state.last_zxid).map_err(log_err)?;
+    let replayed = replay(records, state, &dir, gap_context)?;
+    Ok((writer, replayed))
+}
+
+fn report_recovery(recovered: &txlog::Recovered) {
     if let Some(t) = &recovered.torn_tail {
         tracing::warn!(
             file = %t.file.display(), offset = t.offset, bytes = recovered.truncated_bytes,
             "transaction log had a torn tail (an unacknowledged write cut by a crash); truncated"
         );
     }
+}
+
+/// Applies every record after `state.last_zxid` to `state`; returns how many.
+fn replay(
+    records: impl Iterator<Item = Result<txlog::OwnedRecord, LogError>>,
+    state: &mut DataState,
+    dir: &Path,
+    gap_context: &str,
+) -> Result<u64, ReplayError> {
     let mut replayed = 0u64;
     let mut sink = Vec::new();
     let base = state.last_zxid;
-    for rec in txlog::read(dir, base).map_err(log_err)? {
-        let rec = rec.map_err(log_err)?;
-        if replayed == 0 && rec.zxid != base + 1 {
+    for rec in records {
+        let rec = rec.map_err(|source| ReplayError::Log {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        if rec.zxid != state.last_zxid + 1 {
             return Err(ReplayError::Gap {
                 dir: dir.to_path_buf(),
                 base,
@@ -219,7 +260,7 @@ pub fn open_and_replay(
         sink.clear();
         replayed += 1;
     }
-    Ok((writer, replayed))
+    Ok(replayed)
 }
 
 /// The log executor: appends the batches queued for it (one write + one fdatasync for
