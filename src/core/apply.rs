@@ -79,6 +79,8 @@ pub fn apply(
     out
 }
 
+// Long because it is one match with an arm per txn kind, each short; splitting it
+// would scatter the one place that says what every txn does to the state.
 fn apply_op(
     state: &mut DataState,
     txn: &Txn,

@@ -65,6 +65,7 @@ fn op_type(op: &TxnOp) -> i32 {
     code.code()
 }
 
+// Long because it is one match with an arm per jute txn record, mirroring `decode`.
 fn encode_body(op: &TxnOp, session_id: i64, out: &mut Vec<u8>) {
     match op {
         TxnOp::CreateSession {

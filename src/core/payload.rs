@@ -128,6 +128,8 @@ pub struct InvalidPayload {
 }
 
 impl SnapshotData {
+    // Long because it builds every table of the archive in one pass over the tree, so
+    // that node indices stay consistent across them.
     /// The stored form of `state`. Deterministic: the same state always gives the same
     /// bytes (nodes by path, sessions by id, ACLs numbered in order of first use).
     pub fn from_state(state: &DataState) -> SnapshotData {

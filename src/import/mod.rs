@@ -227,6 +227,8 @@ pub fn import_zookeeper(
     import_zookeeper_with(data_dir, log_dir, &ImportOptions::default(), progress)
 }
 
+// Long because it is the import's pipeline in order (find, load, replay, check,
+// write), each step a call with its progress and error context.
 /// [`import_zookeeper`] with explicit options.
 pub fn import_zookeeper_with(
     data_dir: &Path,

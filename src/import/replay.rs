@@ -98,6 +98,8 @@ pub struct Loader {
 }
 
 impl Loader {
+    // Long because it reads ZooKeeper's snapshot sections in file order (sessions,
+    // ACL cache, nodes, digest), each a short loop.
     /// Parses a decompressed snapshot into a state. `progress(done, total)` is called
     /// every MiB or so with snapshot byte counts.
     pub fn from_snapshot(
@@ -274,6 +276,7 @@ impl Loader {
         Ok(())
     }
 
+    // Long because it is one match with an arm per ZooKeeper txn type.
     fn replay_op(&mut self, file: &Path, t: &LogTxn, op: &ZkOp) -> Result<(), ImportError> {
         let h = &t.header;
         match op {

@@ -20,6 +20,8 @@ use crate::commit::stage::StageMsg;
 const REPORT_WAIT: Duration = Duration::from_secs(2);
 
 impl Shard {
+    // Long because it gathers each part of ServerStats a word may need, one block per
+    // part, guarded by `needs` so cheap words stay cheap.
     /// The stats a four-letter word needs.
     pub async fn gather_stats(self: &Rc<Self>, needs: StatsNeeds) -> ServerStats {
         let shared = &self.shared;

@@ -80,6 +80,8 @@ struct ConnState {
 pub struct Conn {
     id: u64,
     stats: Arc<crate::shard::shared::ShardStats>,
+    /// The origin of `lresp`'s monotonic clock: when the server started.
+    clock_origin: Instant,
     fd: RawFd,
     st: RefCell<ConnState>,
     wake_writer: LocalSender<()>,
@@ -173,7 +175,9 @@ impl Conn {
         st.last_op = op;
         st.last_cxid = xid;
         st.last_zxid = zxid;
-        st.last_response_ms = crate::shard::shared::mono_ms();
+        // ZooKeeper prints `System.nanoTime() / 1e6`, a monotonic clock with an
+        // arbitrary origin: the server's start is ours.
+        st.last_response_ms = self.clock_origin.elapsed().as_millis() as u64;
         st.last_latency_ms = ms;
         let (min, max, sum, count) = st.latency;
         st.latency = (
@@ -327,6 +331,7 @@ pub async fn serve(
     let conn = Rc::new(Conn {
         id,
         stats: shard.stats.clone(),
+        clock_origin: shard.shared.started,
         fd,
         st: RefCell::new(ConnState {
             remote: peer,
@@ -436,6 +441,8 @@ async fn read_more(
     }
 }
 
+// Long because it is the connection's one reading state machine: handshake, 4lw
+// sniffing, framing, and dispatch of reads and writes in arrival order.
 async fn read_loop(
     shard: &Rc<Shard>,
     conn: &Rc<Conn>,

@@ -111,6 +111,8 @@ impl Shard {
     }
 }
 
+// Long because it starts the shard's three tasks (completions, touch reports,
+// accept loop) that share its state, in the order they must start.
 /// Runs a shard until the process ends.
 pub async fn run(
     index: usize,

@@ -62,13 +62,6 @@ impl ShardStats {
     }
 }
 
-/// Milliseconds of a monotonic clock with an arbitrary origin (ZooKeeper's
-/// `System.nanoTime() / 1e6`, which `cons` prints as `lresp`).
-pub fn mono_ms() -> u64 {
-    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
-
 /// What every shard shares: settings and counters.
 #[derive(Debug)]
 pub struct ServerShared {
