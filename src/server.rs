@@ -14,7 +14,10 @@ use crate::core::machine::StateMachine;
 use crate::core::sequencer::{CoreConfig, Sequencer};
 use crate::shard::shared::{ServerShared, ShardStats};
 
-/// Runs the server until the process is killed.
+/// Runs the server until the process is killed, or until a part of it fails (then the
+/// reason is returned and the caller ends the process).
+// Long because it wires the executors in the order they must start, and the channels
+// between them are created and handed out in one place.
 pub fn run(config: Config) -> std::io::Result<()> {
     let shards = config.shards.max(1);
     let listen_addr = SocketAddr::new(
@@ -41,66 +44,8 @@ pub fn run(config: Config) -> std::io::Result<()> {
         conns_per_ip: Default::default(),
         config: config.clone(),
     });
-    let core_cfg = CoreConfig {
-        tick_time_ms: i64::from(config.tick_time_ms),
-        min_session_timeout_ms: config.min_session_timeout_ms as i32,
-        max_session_timeout_ms: config.max_session_timeout_ms as i32,
-        extended_types: config.extended_types_enabled,
-        skip_acl: config.skip_acl,
-        server_id: config.server_id as i64,
-        container_check_interval_ms: config.container_check_interval_ms as i64,
-        container_max_per_minute: config.container_max_per_minute as usize,
-        container_max_never_used_ms: config.container_max_never_used_interval_ms as i64,
-    };
-    // Recover: the newest valid snapshot, then the log records after it.
-    let started = Instant::now();
-    let snap_dir = crate::snapshot::snap_dir(&config.data_dir);
-    let snapshots = Arc::new(crate::snapshot::SnapshotPolicy::new(
-        snap_dir.clone(),
-        config.snap_count,
-        config.autopurge_snap_retain_count,
-        config.autopurge_purge_interval_hours > 0,
-    ));
-    if config.autopurge_purge_interval_hours == 0 {
-        // As ZooKeeper's DatadirCleanupManager: purgeInterval 0 (the default) is off.
-        tracing::info!(
-            "autopurge.purgeInterval is 0: old snapshots and log segments are kept (set it to purge)"
-        );
-    }
-    let loaded = crate::snapshot::load_newest(&snap_dir, config.extended_types_enabled)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let snapshot_zxid = loaded.state.as_ref().map(|s| s.last_zxid);
-    let mut state = loaded.state.unwrap_or_else(|| {
-        crate::core::state::DataState::new(
-            crate::core::sequencer::open_acl_unsafe(),
-            config.extended_types_enabled,
-        )
-    });
-    let snapshot_elapsed = started.elapsed();
-    // If newer snapshots were rejected, replay from the older state must still reach
-    // the end: the log's check for a gap refuses to start otherwise, and says why.
-    let gap_context: String = loaded
-        .rejected
-        .iter()
-        .map(|r| format!("; snapshot rejected: {}", r.reason))
-        .collect();
-    let log_dir = crate::commit::log::log_dir(&config.data_log_dir);
-    let log_opts = log_options(&config)?;
-    let (writer, replayed) =
-        crate::commit::log::open_and_replay(&log_dir, log_opts, &mut state, &gap_context)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-    tracing::info!(
-        snapshot = ?loaded.from, snapshot_zxid = format_args!("0x{:x}", snapshot_zxid.unwrap_or(0)),
-        snapshot_elapsed = ?snapshot_elapsed, rejected_snapshots = loaded.rejected.len(),
-        log_dir = %log_dir.display(), txns = replayed, zxid = format_args!("0x{:x}", state.last_zxid),
-        znodes = state.tree.len(), sessions = state.sessions.len(), elapsed = ?started.elapsed(),
-        "recovered: snapshot plus transaction log (restart time)"
-    );
-    // Retention state as of now: lets the log executor purge what existing snapshots
-    // already cover, from the first write on.
-    if let Err(e) = snapshots.retain_and_mark() {
-        tracing::warn!(error = %e, "snapshot retention at startup failed");
-    }
+    let core_cfg = core_config(&config);
+    let (state, writer, snapshots) = recover(&config)?;
     let core = Sequencer::with_state(
         core_cfg,
         state.clone(),
@@ -195,6 +140,82 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let _ = commit.join();
     let _ = log.join();
     Ok(())
+}
+
+/// The sequencer's settings from the config.
+fn core_config(config: &Config) -> CoreConfig {
+    CoreConfig {
+        tick_time_ms: i64::from(config.tick_time_ms),
+        min_session_timeout_ms: config.min_session_timeout_ms as i32,
+        max_session_timeout_ms: config.max_session_timeout_ms as i32,
+        extended_types: config.extended_types_enabled,
+        skip_acl: config.skip_acl,
+        server_id: config.server_id as i64,
+        container_check_interval_ms: config.container_check_interval_ms as i64,
+        container_max_per_minute: config.container_max_per_minute as usize,
+        container_max_never_used_ms: config.container_max_never_used_interval_ms as i64,
+    }
+}
+
+/// Recovers the committed state: the newest valid snapshot, then the log records after
+/// it. Returns the state, the log writer positioned after it, and the snapshot policy.
+fn recover(
+    config: &Config,
+) -> std::io::Result<(
+    crate::core::state::DataState,
+    ferrokeeper_storage::log::LogWriter,
+    Arc<crate::snapshot::SnapshotPolicy>,
+)> {
+    // Recover: the newest valid snapshot, then the log records after it.
+    let started = Instant::now();
+    let snap_dir = crate::snapshot::snap_dir(&config.data_dir);
+    let snapshots = Arc::new(crate::snapshot::SnapshotPolicy::new(
+        snap_dir.clone(),
+        config.snap_count,
+        config.autopurge_snap_retain_count,
+        config.autopurge_purge_interval_hours > 0,
+    ));
+    if config.autopurge_purge_interval_hours == 0 {
+        // As ZooKeeper's DatadirCleanupManager: purgeInterval 0 (the default) is off.
+        tracing::info!(
+            "autopurge.purgeInterval is 0: old snapshots and log segments are kept (set it to purge)"
+        );
+    }
+    let loaded = crate::snapshot::load_newest(&snap_dir, config.extended_types_enabled)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let snapshot_zxid = loaded.state.as_ref().map(|s| s.last_zxid);
+    let mut state = loaded.state.unwrap_or_else(|| {
+        crate::core::state::DataState::new(
+            crate::core::sequencer::open_acl_unsafe(),
+            config.extended_types_enabled,
+        )
+    });
+    let snapshot_elapsed = started.elapsed();
+    // If newer snapshots were rejected, replay from the older state must still reach
+    // the end: the log's check for a gap refuses to start otherwise, and says why.
+    let gap_context: String = loaded
+        .rejected
+        .iter()
+        .map(|r| format!("; snapshot rejected: {}", r.reason))
+        .collect();
+    let log_dir = crate::commit::log::log_dir(&config.data_log_dir);
+    let log_opts = log_options(config)?;
+    let (writer, replayed) =
+        crate::commit::log::open_and_replay(&log_dir, log_opts, &mut state, &gap_context)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    tracing::info!(
+        snapshot = ?loaded.from, snapshot_zxid = format_args!("0x{:x}", snapshot_zxid.unwrap_or(0)),
+        snapshot_elapsed = ?snapshot_elapsed, rejected_snapshots = loaded.rejected.len(),
+        log_dir = %log_dir.display(), txns = replayed, zxid = format_args!("0x{:x}", state.last_zxid),
+        znodes = state.tree.len(), sessions = state.sessions.len(), elapsed = ?started.elapsed(),
+        "recovered: snapshot plus transaction log (restart time)"
+    );
+    // Retention state as of now: lets the log executor purge what existing snapshots
+    // already cover, from the first write on.
+    if let Err(e) = snapshots.retain_and_mark() {
+        tracing::warn!(error = %e, "snapshot retention at startup failed");
+    }
+    Ok((state, writer, snapshots))
 }
 
 /// Batches that may wait for the log at once: one being written and synced, one

@@ -396,7 +396,9 @@ fn top_level_modules_form_no_cycle() {
 fn cycle_checker_sees_a_cycle() {
     let code = "use crate::{b, c::D};\nfn f() { crate::a::g(); }\n#[cfg(test)]\nmod tests { use crate::z; }";
     assert_eq!(
-        crate_paths(&code_only(code)).into_iter().collect::<Vec<_>>(),
+        crate_paths(&code_only(code))
+            .into_iter()
+            .collect::<Vec<_>>(),
         vec!["a", "b", "c"]
     );
     let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -446,7 +448,15 @@ fn process_exit_only_in_main() {
 
 /// Types whose `static` is mutable process-global state.
 const MUTABLE_STATIC_TYPES: [&str; 10] = [
-    "Atomic", "Mutex", "RwLock", "OnceLock", "OnceCell", "LazyLock", "Lazy", "Cell", "RefCell",
+    "Atomic",
+    "Mutex",
+    "RwLock",
+    "OnceLock",
+    "OnceCell",
+    "LazyLock",
+    "Lazy",
+    "Cell",
+    "RefCell",
     "UnsafeCell",
 ];
 
@@ -463,9 +473,10 @@ fn mutable_statics(text: &str) -> Vec<usize> {
         };
         let ty = decl.split_once(':').map(|(_, ty)| ty).unwrap_or("");
         if decl.starts_with("mut ")
-            || MUTABLE_STATIC_TYPES
-                .iter()
-                .any(|m| ty.split(|c: char| !c.is_alphanumeric()).any(|w| w.starts_with(m)))
+            || MUTABLE_STATIC_TYPES.iter().any(|m| {
+                ty.split(|c: char| !c.is_alphanumeric())
+                    .any(|w| w.starts_with(m))
+            })
         {
             out.push(n + 1);
         }
@@ -503,9 +514,15 @@ fn long_functions(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     for (start, line) in code_lines.iter().enumerate() {
         let t = line.trim_start();
-        let is_fn = ["fn ", "pub fn ", "pub(crate) fn ", "async fn ", "pub async fn "]
-            .iter()
-            .any(|p| t.starts_with(p));
+        let is_fn = [
+            "fn ",
+            "pub fn ",
+            "pub(crate) fn ",
+            "async fn ",
+            "pub async fn ",
+        ]
+        .iter()
+        .any(|p| t.starts_with(p));
         if !is_fn {
             continue;
         }
@@ -540,7 +557,10 @@ fn long_functions(text: &str) -> Vec<(usize, usize)> {
         // Docs and attributes right above, then the body.
         let mut first = start;
         while first > 0 {
-            let above = raw_lines.get(first - 1).map(|l| l.trim_start()).unwrap_or("");
+            let above = raw_lines
+                .get(first - 1)
+                .map(|l| l.trim_start())
+                .unwrap_or("");
             if above.starts_with("///") || above.starts_with("//") || above.starts_with("#[") {
                 first -= 1;
             } else {
@@ -577,7 +597,9 @@ fn long_functions_say_why() {
 
 #[test]
 fn long_function_checker_sees_one() {
-    let body: String = (0..LONG_FN_LINES).map(|i| format!("    let x{i} = {i};\n")).collect();
+    let body: String = (0..LONG_FN_LINES)
+        .map(|i| format!("    let x{i} = {i};\n"))
+        .collect();
     let text = format!("fn short() {{}}\nfn long() {{\n{body}}}\n/// Long because it is a table.\nfn excused() {{\n{body}}}\n");
     assert_eq!(long_functions(&text), vec![(2, LONG_FN_LINES + 2)]);
 }
