@@ -12,6 +12,7 @@
 //! - [`watch`], [`acl`], [`path`]: ZooKeeper's watch, ACL and path rules, pure.
 //! - [`snapshot`]: the snapshot payload (an rkyv archive of the state), loading the
 //!   newest valid one at startup, and the policy that takes and trims them.
+//! - [`digest`]: ZooKeeper's tree digest, kept incrementally in the state, pure.
 //! - [`config`] (zoo.cfg) and [`admin`] (four-letter words).
 //!
 //! Must never: mutate state outside the commit stage, block a shard, or panic on
@@ -22,6 +23,7 @@ pub mod acl;
 pub mod admin;
 pub mod commit;
 pub mod config;
+pub mod digest;
 pub mod import;
 pub mod path;
 pub mod server;

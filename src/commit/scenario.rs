@@ -410,6 +410,14 @@ fn run_file(name: &str) {
             lines.next();
         }
         let actual = runner.run(command);
+        // Whatever the command did (creates, deletes, multi, session close or expiry,
+        // reaping), the digest kept along the way is the one the tree gives.
+        let head = runner.core.head();
+        assert_eq!(
+            head.digest,
+            crate::digest::of_tree(&head.tree),
+            "{name}: digest drifted after `{command}`"
+        );
         if actual != expected {
             failures.push(format!(
                 "`{command}`\n--- expected\n{expected}--- actual\n{actual}"

@@ -35,6 +35,11 @@ impl Shard {
             global_sessions: root.sessions.len() as u64,
             trace_mask: shared.trace_mask.load(Relaxed),
             conf: ConfStats::from_config(&shared.config),
+            digest_log: root
+                .digest_log
+                .entries()
+                .map(|e| (e.zxid, e.digest))
+                .collect(),
             ..ServerStats::default()
         };
         let mut latency = Summary::default();
