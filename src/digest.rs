@@ -92,9 +92,9 @@ pub fn of_node(path: &str, node: &NodeRef<'_>) -> i64 {
 /// something that carries no digest (a fresh tree, an import, a snapshot written before
 /// digests were stored) and by tests; changes keep the digest incrementally.
 pub fn of_tree(tree: &Tree) -> i64 {
-    tree.sorted_nodes()
-        .iter()
-        .fold(0i64, |sum, (path, node)| sum.wrapping_add(of_node(path, node)))
+    tree.sorted_nodes().iter().fold(0i64, |sum, (path, node)| {
+        sum.wrapping_add(of_node(path, node))
+    })
 }
 
 /// One entry of the history: the tree digest right after txn `zxid`.
@@ -282,7 +282,11 @@ mod tests {
         assert_eq!(root + node_digest("/zookeeper", None, &zk) + a, 0xe372_14f8);
 
         let t3 = 1_796_416_588_108;
-        let e = node_digest("/e", Some(b"eph"), &stat(3, 3, t3, 0, 0x0100_0006_874d_0000));
+        let e = node_digest(
+            "/e",
+            Some(b"eph"),
+            &stat(3, 3, t3, 0, 0x0100_0006_874d_0000),
+        );
         let root = node_digest("/", Some(b""), &stat(0, 3, 0, 2, 0));
         assert_eq!(
             root + node_digest("/zookeeper", None, &zk) + a + e,

@@ -128,9 +128,7 @@ fn steps() -> Vec<(&'static str, Step)> {
                     .expect("setACL /dg/empty");
                 // The root is digested under "" (ZooKeeper's alias); a change to it by
                 // its "/" name must update the same entry.
-                c[0].set_data("/", b"root-data", -1)
-                    .await
-                    .expect("set /");
+                c[0].set_data("/", b"root-data", -1).await.expect("set /");
             })
         }),
         ("deletes", |c| {

@@ -69,8 +69,8 @@ pub use format::Compression;
 pub use password::zookeeper_session_passwd;
 pub use txnlog::LogEnd;
 
-use format::{DataFile, LOG_PREFIX, SNAP_PREFIX};
 use crate::digest::DIGEST_VERSION;
+use format::{DataFile, LOG_PREFIX, SNAP_PREFIX};
 use replay::Loader;
 use txnlog::{LogItem, LogReader};
 

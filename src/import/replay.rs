@@ -58,7 +58,6 @@ use crate::tree::{Node, NodeStat};
 /// The nodes `Tree::new` creates, parents first. A snapshot's own versions replace them.
 const SYSTEM_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
 
-
 /// How often (in snapshot bytes) the snapshot loader reports progress.
 const PROGRESS_STEP_BYTES: usize = 1 << 20;
 /// The zxid the loader gives its tree writes. An entry's zxid matters only when a tree

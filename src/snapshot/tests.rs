@@ -192,7 +192,11 @@ fn owned_digest(d: &SnapshotData) -> i64 {
             ephemeral_owner: s.ephemeral_owner,
             pzxid: s.pzxid,
         };
-        sum.wrapping_add(crate::digest::node_digest(&n.path, n.data.as_deref(), &stat))
+        sum.wrapping_add(crate::digest::node_digest(
+            &n.path,
+            n.data.as_deref(),
+            &stat,
+        ))
     })
 }
 
@@ -291,7 +295,10 @@ fn inconsistent_payload_is_refused() {
         digest: owned_digest(&good) + 1,
         data: good,
     };
-    assert!(payload::validate(Path::new("mem"), &root.to_bytes()).is_err(), "digest");
+    assert!(
+        payload::validate(Path::new("mem"), &root.to_bytes()).is_err(),
+        "digest"
+    );
 }
 
 /// The snapshot stores the digest (format version 3), and loading takes it from there.
