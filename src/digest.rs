@@ -162,20 +162,28 @@ impl DigestLog {
 /// changed or removed (ZooKeeper's `NodeHashMap.put`, `preChange`/`postChange`,
 /// `remove`).
 impl DataState {
-    /// Puts `node` at `path` (replacing any node there), written by txn `zxid`.
-    pub fn put_node(&mut self, path: Arc<str>, node: Node, zxid: i64) {
-        let old = self.tree.get(&path).map_or(0, |n| of_node(&path, &n));
+    /// Adds `node` at `path`, where no node is, written by txn `zxid`.
+    ///
+    /// Only for a path that holds no node (a create, which prep has checked): replacing
+    /// a node would leave its digest in the sum. Checked in debug builds; in release the
+    /// snapshot writer's validation, which recomputes the digest, catches a drift.
+    pub fn add_node(&mut self, path: Arc<str>, node: Node, zxid: i64) {
+        debug_assert!(!self.tree.contains(&path), "add_node over {path}");
         let new = node_digest(&path, node.data.as_deref(), &node.stat);
         self.tree.put(path, node, zxid);
-        self.digest = self.digest.wrapping_sub(old).wrapping_add(new);
+        self.digest = self.digest.wrapping_add(new);
     }
 
     /// Changes the node at `path` with `f` (see [`Tree::update`]; panics if it is
-    /// missing).
+    /// missing). The node's digest is taken before and after `f` on the node `f` gets,
+    /// so this costs no lookup beyond the update's own.
     pub fn update_node(&mut self, path: &str, zxid: i64, f: impl FnOnce(&mut Node)) {
-        let old = self.tree.get(path).map_or(0, |n| of_node(path, &n));
-        self.tree.update(path, zxid, f);
-        let new = self.tree.get(path).map_or(0, |n| of_node(path, &n));
+        let (mut old, mut new) = (0, 0);
+        self.tree.update(path, zxid, |n| {
+            old = node_digest(path, n.data.as_deref(), &n.stat);
+            f(n);
+            new = node_digest(path, n.data.as_deref(), &n.stat);
+        });
         self.digest = self.digest.wrapping_sub(old).wrapping_add(new);
     }
 

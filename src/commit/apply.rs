@@ -147,7 +147,7 @@ fn apply_op(
                 children: Default::default(),
             };
             let stat = node.client_stat(extended_types);
-            state.put_node(path.clone(), node, txn.zxid);
+            state.add_node(path.clone(), node, txn.zxid);
             match owner_kind(*ephemeral_owner, extended_types) {
                 OwnerKind::Container => {
                     state.containers.insert(path.clone());

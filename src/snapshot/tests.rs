@@ -70,7 +70,7 @@ fn sample() -> DataState {
     for (i, (path, data, acl, owner)) in nodes.into_iter().enumerate() {
         let path: Arc<str> = Arc::from(path);
         let i = i as i64;
-        s.put_node(
+        s.add_node(
             path.clone(),
             Node {
                 data: data.map(Arc::from),
@@ -369,7 +369,7 @@ impl Ops {
             },
             children: Default::default(),
         };
-        self.s.put_node(Arc::from(path), node, z);
+        self.s.add_node(Arc::from(path), node, z);
         self.s.last_zxid = z;
     }
 
