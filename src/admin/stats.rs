@@ -375,8 +375,8 @@ pub struct ServerStats {
     pub environment: Vec<(String, String)>,
     /// The text trace mask `gtmk` prints and `stmk` sets.
     pub trace_mask: i64,
-    /// `hash`'s lines: (zxid, digest of the tree at that zxid). ferrokeeper keeps no such
-    /// digests: empty, and `hash` prints nothing, as a ZooKeeper with no digest history.
+    /// `hash`'s lines: (zxid, digest of the tree right after that txn), oldest first: the
+    /// state's digest history ([`crate::core::digest::DigestLog`]).
     pub digest_log: Vec<(i64, i64)>,
     /// The transaction log's counters since it was opened, once it runs (`mntr`'s
     /// `zk_fk_log_*` keys).

@@ -58,11 +58,6 @@ use crate::core::txn::{Txn, TxnOp};
 /// The nodes `Tree::new` creates, parents first. A snapshot's own versions replace them.
 const SYSTEM_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
 
-/// Paths under this prefix are left out of ZooKeeper's tree digest (`NodeHashMapImpl`).
-const DIGEST_EXCLUDED_PREFIX: &str = "/zookeeper/";
-/// `DigestCalculator.DIGEST_VERSION`, the only digest this module computes.
-pub const DIGEST_VERSION: i32 = 2;
-
 /// How often (in snapshot bytes) the snapshot loader reports progress.
 const PROGRESS_STEP_BYTES: usize = 1 << 20;
 /// The zxid the loader gives its tree writes. An entry's zxid matters only when a tree
@@ -223,6 +218,9 @@ impl Loader {
                 }
             }
         }
+        // The loop above builds the tree without keeping the digest (a child's link
+        // would digest its parent twice); one pass gives it, and replay keeps it.
+        loader.state.digest = crate::core::digest::of_tree(&loader.state.tree);
         progress(bytes.len(), bytes.len());
         Ok((
             loader,
@@ -272,7 +270,7 @@ impl Loader {
             }
             op => self.replay_op(file, t, op)?,
         }
-        self.state.last_zxid = h.zxid;
+        self.state.end_txn(h.zxid);
         Ok(())
     }
 
@@ -310,10 +308,10 @@ impl Loader {
                     let parent_behind = parent_cversion > p.stat().cversion;
                     if self.pending_acl.remove(path.as_str()).is_some() {
                         let acl = self.intern(acl.clone());
-                        self.state.tree.update(path, NO_REBASE, |n| n.acl = acl);
+                        self.state.update_node(path, NO_REBASE, |n| n.acl = acl);
                     }
                     if *kind == CreateKind::Create && parent_behind {
-                        self.state.tree.update(parent, NO_REBASE, |p| {
+                        self.state.update_node(parent, NO_REBASE, |p| {
                             p.stat.cversion = parent_cversion;
                             p.stat.pzxid = h.zxid;
                         });
@@ -513,8 +511,7 @@ impl Loader {
             // the parent's pzxid forward before it reports NoNode.
             if zxid > p.stat().pzxid {
                 self.state
-                    .tree
-                    .update(parent, NO_REBASE, |p| p.stat.pzxid = zxid);
+                    .update_node(parent, NO_REBASE, |p| p.stat.pzxid = zxid);
             }
             return Ok(());
         };
@@ -635,42 +632,6 @@ impl Loader {
         self.acls.insert(a.clone());
         a
     }
-}
-
-/// ZooKeeper's tree digest (`DigestCalculator` summed as `AdHash`): for every node not
-/// under `/zookeeper/`, the CRC32 of its path (the root as ""), its data, and its stat's
-/// czxid, mzxid, pzxid, ctime, mtime (longs), version, cversion, aversion (ints) and
-/// ephemeralOwner (long), all big-endian; the sum wraps in 64 bits.
-pub fn tree_digest(state: &DataState) -> i64 {
-    let mut sum: i64 = 0;
-    for path in state.tree.paths() {
-        if path.starts_with(DIGEST_EXCLUDED_PREFIX) {
-            continue;
-        }
-        let Some(node) = state.tree.get(path) else {
-            continue;
-        };
-        let s = node.stat();
-        let mut stat = [0u8; 60];
-        let mut at = 0;
-        let mut put = |b: &[u8]| {
-            stat[at..at + b.len()].copy_from_slice(b);
-            at += b.len();
-        };
-        for v in [s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime] {
-            put(&v.to_be_bytes());
-        }
-        for v in [s.version, s.cversion, s.aversion] {
-            put(&v.to_be_bytes());
-        }
-        put(&s.ephemeral_owner.to_be_bytes());
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(if path == "/" { b"" } else { path.as_bytes() });
-        crc.update(node.data().unwrap_or(b""));
-        crc.update(&stat);
-        sum = sum.wrapping_add(i64::from(crc.finalize()));
-    }
-    sum
 }
 
 fn node_stat(s: &StatPersisted) -> NodeStat {

@@ -38,6 +38,11 @@ impl Shard {
             trace_mask: shared.trace_mask.load(Relaxed),
             conf: ConfStats::from_config(&shared.config),
             log: shared.log_counters.read(),
+            digest_log: root
+                .digest_log
+                .entries()
+                .map(|e| (e.zxid, e.digest))
+                .collect(),
             ..ServerStats::default()
         };
         let mut latency = Summary::default();
