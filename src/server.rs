@@ -2,7 +2,7 @@
 //! bounded SPSC queues (one pair per shard), and runs each on its own glommio executor.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::commit::core::{CommitCore, CoreConfig};
-use crate::config::Config;
+use crate::config::{Config, Limits};
 
 /// Counters one shard keeps and the admin commands read (relaxed atomics: they are
 /// statistics, not synchronisation).
@@ -81,8 +81,8 @@ pub struct ServerShared {
     pub listen_addr: SocketAddr,
     /// `tickTime`.
     pub tick_time_ms: u64,
-    /// `jute.maxbuffer`: the largest frame a client may send.
-    pub jute_max_buffer: usize,
+    /// Every bound the shards enforce (a copy of `config.limits`, for short paths).
+    pub limits: Limits,
     /// `skipACL`.
     pub skip_acl: bool,
     /// `DigestAuthenticationProvider.superDigest`.
@@ -98,33 +98,68 @@ pub struct ServerShared {
     /// The trace mask `gtmk` shows and `stmk` sets (kept for compatibility; ferrokeeper
     /// logs through `tracing` filters instead).
     pub trace_mask: std::sync::atomic::AtomicI64,
-    /// `maxClientCnxns`: connections allowed from one address (0 = unlimited).
-    pub max_client_cnxns: u32,
-    /// Live connections by client address. Touched only on accept and close, never
-    /// on the request path, so a mutex shared by the shards is fine here.
-    pub conns_per_ip: std::sync::Mutex<std::collections::HashMap<IpAddr, u32>>,
+    /// Live connections, in total and by client address. Touched only on accept and
+    /// close, never on the request path, so a mutex shared by the shards is fine here.
+    pub cnxns: std::sync::Mutex<CnxnCounts>,
+    /// Writes sent to the commit stage and not yet answered, across all shards: what
+    /// `globalOutstandingLimit` bounds (see `shard::conn`).
+    pub outstanding_requests: AtomicU32,
+}
+
+/// Live connections, for `maxCnxns` and `maxClientCnxns`.
+#[derive(Debug, Default)]
+pub struct CnxnCounts {
+    /// All live connections. Invariant: the sum of `per_ip`.
+    pub total: u32,
+    /// Live connections by client address; addresses with none are absent.
+    pub per_ip: std::collections::HashMap<IpAddr, u32>,
+}
+
+/// Why a new connection was closed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `maxCnxns` connections are open.
+    TooManyConnections {
+        /// The configured limit.
+        max: u32,
+    },
+    /// `maxClientCnxns` connections are open from this address.
+    TooManyFromAddress {
+        /// The configured limit.
+        max: u32,
+    },
 }
 
 impl ServerShared {
-    /// Counts a new connection from `ip`, or refuses it when `maxClientCnxns` is reached.
-    pub fn admit(&self, ip: IpAddr) -> bool {
-        let mut m = self.conns_per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if self.max_client_cnxns > 0 && *n >= self.max_client_cnxns {
-            return false;
+    /// Counts a new connection from `ip`, or refuses it when `maxCnxns` connections are
+    /// open in total, or `maxClientCnxns` from this address. The total is checked first,
+    /// as ZooKeeper's `NIOServerCnxnFactory.doAccept` does; in both cases ZooKeeper closes
+    /// the socket it has just accepted, before reading anything, and so does the caller.
+    pub fn admit(&self, ip: IpAddr) -> Result<(), Refusal> {
+        let mut c = self.cnxns.lock().unwrap_or_else(|p| p.into_inner());
+        let max = self.limits.cnxns_max;
+        if max > 0 && c.total >= max {
+            return Err(Refusal::TooManyConnections { max });
         }
-        *n += 1;
-        true
+        let max = self.limits.client_cnxns_per_ip_max;
+        let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
+        if max > 0 && from_ip >= max {
+            return Err(Refusal::TooManyFromAddress { max });
+        }
+        c.per_ip.insert(ip, from_ip + 1);
+        c.total += 1;
+        Ok(())
     }
 
-    /// Forgets a connection from `ip`.
+    /// Forgets a connection from `ip` that [`ServerShared::admit`] counted.
     pub fn release(&self, ip: IpAddr) {
-        let mut m = self.conns_per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&ip) {
+        let mut c = self.cnxns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = c.per_ip.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&ip);
+                c.per_ip.remove(&ip);
             }
+            c.total -= 1;
         }
     }
 }
@@ -141,21 +176,21 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let shared = Arc::new(ServerShared {
         listen_addr,
         tick_time_ms: u64::from(config.tick_time_ms),
-        jute_max_buffer: config.jute_max_buffer as usize,
+        limits: config.limits.clone(),
         skip_acl: config.skip_acl,
         super_digest: config.super_digest.clone(),
         shard_stats: (0..shards).map(|_| Arc::new(ShardStats::new())).collect(),
         started: Instant::now(),
         published_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),
-        max_client_cnxns: config.max_client_cnxns,
-        conns_per_ip: Default::default(),
+        cnxns: Default::default(),
+        outstanding_requests: AtomicU32::new(0),
         config: config.clone(),
     });
     let core_cfg = CoreConfig {
         tick_time_ms: i64::from(config.tick_time_ms),
-        min_session_timeout_ms: config.min_session_timeout_ms as i32,
-        max_session_timeout_ms: config.max_session_timeout_ms as i32,
+        min_session_timeout_ms: config.limits.session_timeout_ms_min as i32,
+        max_session_timeout_ms: config.limits.session_timeout_ms_max as i32,
         extended_types: config.extended_types_enabled,
         skip_acl: config.skip_acl,
         server_id: config.server_id as i64,
@@ -223,8 +258,8 @@ pub fn run(config: Config) -> std::io::Result<()> {
             move || crate::commit::log::run(writer, log_batches, log_acks, purge_through)
         })
         .map_err(|e| std::io::Error::other(format!("cannot start the log executor: {e}")))?;
-    let depth = config.commit_queue_depth.max(16);
-    let batch_max = config.commit_batch_max.max(1);
+    let depth = config.limits.commit_queue_depth_requests;
+    let batch_max = config.limits.commit_batch_requests_max;
 
     let mut to_commit_rx = Vec::new();
     let mut to_shard_tx = Vec::new();

@@ -270,9 +270,9 @@ impl ConfStats {
             data_dir: absolute(&config.data_dir),
             data_log_dir: absolute(&config.data_log_dir),
             tick_time_ms: config.tick_time_ms,
-            max_client_cnxns: config.max_client_cnxns,
-            min_session_timeout_ms: config.min_session_timeout_ms,
-            max_session_timeout_ms: config.max_session_timeout_ms,
+            max_client_cnxns: config.limits.client_cnxns_per_ip_max,
+            min_session_timeout_ms: config.limits.session_timeout_ms_min,
+            max_session_timeout_ms: config.limits.session_timeout_ms_max,
             client_port_listen_backlog: config
                 .client_port_listen_backlog
                 .and_then(|b| i32::try_from(b).ok())

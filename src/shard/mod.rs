@@ -26,7 +26,7 @@ use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 
 use crate::commit::apply::{Change, ChangeKind};
 use crate::commit::core::{CommitRequest, ReplyMsg};
-use crate::server::{ServerShared, ShardStats};
+use crate::server::{Refusal, ServerShared, ShardStats};
 use crate::state::DataState;
 use crate::watch::{AclOf, WatchTable};
 
@@ -107,6 +107,19 @@ impl Shard {
                     conn.notify(&n.event, n.zxid);
                 }
             }
+        }
+        // Each write sent to the commit stage comes back as exactly one write reply, to
+        // the shard that sent it: count them off before waking the connections, so a
+        // reader held back by `globalOutstandingLimit` sees the lower count.
+        let answered = c
+            .replies
+            .iter()
+            .filter(|(_, r)| matches!(r, ReplyMsg::Write { .. }))
+            .count();
+        if answered > 0 {
+            self.shared
+                .outstanding_requests
+                .fetch_sub(answered as u32, std::sync::atomic::Ordering::Relaxed);
         }
         for (conn_id, reply) in c.replies {
             if let Some(conn) = self.conn(conn_id) {
@@ -189,13 +202,18 @@ pub async fn run(
             Ok(stream) => {
                 let peer: Option<SocketAddr> = stream.peer_addr().ok();
                 if let Some(p) = peer {
-                    if !shard.shared.admit(p.ip()) {
-                        tracing::warn!(
-                            shard = index,
-                            "Too many connections from {} - max is {}",
-                            p.ip(),
-                            shard.shared.max_client_cnxns
-                        );
+                    if let Err(refusal) = shard.shared.admit(p.ip()) {
+                        // ZooKeeper's messages, so that log searches find both servers.
+                        match refusal {
+                            Refusal::TooManyConnections { max } => {
+                                tracing::warn!(shard = index, "Too many connections - max is {max}")
+                            }
+                            Refusal::TooManyFromAddress { max } => tracing::warn!(
+                                shard = index,
+                                "Too many connections from {} - max is {max}",
+                                p.ip()
+                            ),
+                        }
                         drop(stream);
                         continue;
                     }
