@@ -311,7 +311,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
             .map_err(|e| std::io::Error::other(format!("cannot start shard {i}: {e}")))?;
         handles.push(h);
     }
-    tracing::info!(%listen_addr, shards, force_sync = config.force_sync, "ferrokeeper serving");
+    tracing::info!(%listen_addr, shards, force_sync = config.force_sync, limits = ?config.limits, "ferrokeeper serving");
     for h in handles {
         let _ = h.join();
     }
