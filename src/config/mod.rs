@@ -6,30 +6,55 @@
 //! `\t`, `\n`, `\uXXXX` escapes), then trims keys and values as `QuorumPeerConfig` does, and
 //! then gives each key its meaning and ZooKeeper's default.
 //!
-//! # Which key names are read
+//! # Which key names are read, and system properties
 //!
 //! ZooKeeper reads some settings from `zoo.cfg` (`QuorumPeerConfig`) and others from Java
 //! system properties, which `zoo.cfg` sets by copying every key it does not know into the
-//! system property `zookeeper.<key>`. Operators therefore write both `snapCount=...` and
-//! `zookeeper.snapCount=...`. ferrokeeper accepts both spellings of every key: a leading
-//! `zookeeper.` is stripped before the key is looked up. A few keys that Java reads only
-//! from system properties, and so ignores in `zoo.cfg` (`jute.maxbuffer`,
-//! `znode.container.*`), are honoured here: a user who writes them expects them to work.
+//! system property `zookeeper.<key>` (`QuorumPeerConfig.parseProperties`). ferrokeeper
+//! takes system properties too ([`system`]: `$SERVER_JVMFLAGS`, `$JVMFLAGS`, then `-D`
+//! arguments) and combines them the way that copy does:
+//!
+//! * A property ZooKeeper reads as `zookeeper.<name>` (`zookeeper.maxCnxns`,
+//!   `zookeeper.snapCount`, ... see `ZOOKEEPER_PROPERTIES`) sets the setting `<name>`; a
+//!   `zoo.cfg` key `<name>` sets the same setting and wins, since Java overwrites the
+//!   property when it reads the file, after the JVM has started with the `-D` flags.
+//! * A property ZooKeeper reads under its bare name (`jute.maxbuffer`, `znode.container.*`,
+//!   `readonlymode.enabled`) sets the setting of that name. Java ignores these in `zoo.cfg`
+//!   (the copy makes them `zookeeper.jute.maxbuffer`, which nothing reads); ferrokeeper
+//!   honours them there too, since a user who writes them expects them to work, and the
+//!   file wins here as well.
+//! * `QuorumPeerConfig`'s own keys (`tickTime`, `clientPort`, `maxClientCnxns`, ...) come
+//!   only from `zoo.cfg`: no property sets them, in Java either. `ferrokeeper.*` settings
+//!   can be given either way.
+//! * Any other property is none of ferrokeeper's business: a debug log line, never an
+//!   error.
+//!
+//! Operators also write `zookeeper.snapCount=...` in `zoo.cfg`; Java then sets the unread
+//! `zookeeper.zookeeper.snapCount`, but ferrokeeper strips a leading `zookeeper.` from
+//! every `zoo.cfg` key before looking it up, so both spellings work.
 //!
 //! # What is an error and what is a warning
 //!
-//! * A value ZooKeeper refuses (not a number, port out of range, `minSessionTimeout` larger
-//!   than `maxSessionTimeout`, no `dataDir`, a bad boolean) is a [`ConfigError`] naming the
-//!   key and the value. ferrokeeper is stricter than ZooKeeper for keys that Java reads with
-//!   `Integer.getInteger`, which silently falls back to the default on garbage: garbage is an
-//!   error here, because the operator meant something by it.
+//! * A value `QuorumPeerConfig` refuses (not a number, port out of range,
+//!   `minSessionTimeout` larger than `maxSessionTimeout`, no `dataDir`, a boolean other than
+//!   true/false) is a [`ConfigError`] naming the key and the value: ZooKeeper does not
+//!   start, and neither does ferrokeeper.
+//! * A setting ZooKeeper reads from a system property gets, for a value that does not
+//!   parse or is out of range, what Java's `Integer.getInteger`, `Long.getLong` and
+//!   `Boolean.getBoolean` give: the default. Whether it came from `-D` or from `zoo.cfg`,
+//!   ferrokeeper does the same and adds a warning (Java is silent). The `yes`/`no`
+//!   switches are read as Java reads them: `skipACL` is on only for exactly `yes`,
+//!   `forceSync` off only for exactly `no`, anything else is the default.
 //! * A number ZooKeeper accepts but corrects (`snapCount` below 2, `autopurge.snapRetainCount`
 //!   below 3, a negative `maxClientCnxns`) is corrected the same way, with a warning, so that
 //!   every `zoo.cfg` Apache ZooKeeper starts with also starts ferrokeeper.
 //! * A key ZooKeeper knows but ferrokeeper does not use (quorum, TLS, SASL, AdminServer,
 //!   metrics provider, throttling tunables) is accepted with a `tracing::debug!` note; the
-//!   few whose absence changes what the user gets (`secureClientPort`, `server.N` lines) are
-//!   warnings. A key neither knows is a warning (most likely a typo).
+//!   few whose absence changes what the user gets (`secureClientPort`, `server.N` lines,
+//!   `enforceQuota`, `readonlymode.enabled`) are warnings. A key neither knows is a warning
+//!   (most likely a typo).
+//!
+//! Every bound is gathered in one validated [`Limits`].
 //!
 //! Warnings are returned to the caller, which logs them; parsing never logs warnings itself.
 
