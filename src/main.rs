@@ -98,7 +98,12 @@ fn main() {
 /// Shows the import's progress: an `indicatif` bar on a terminal, plain lines (one per
 /// 10 % and per phase) when stderr is a file or a pipe, where a redrawn bar would be noise.
 enum Progress {
-    Bar(indicatif::ProgressBar),
+    Bar {
+        bar: indicatif::ProgressBar,
+        started: Instant,
+        /// The last report, for the line left when the bar is cleared.
+        last: Option<ImportProgress>,
+    },
     Lines {
         started: Instant,
         /// The last percentage step and phase printed.
@@ -115,25 +120,30 @@ impl Progress {
             };
         }
         let bar = indicatif::ProgressBar::new(0);
-        // Bar, percent, MiB done and in all, phase, elapsed and time left.
+        // Bar, percent, MiB done and in all, phase, elapsed and time left, in 80 columns
+        // (a wrapped line breaks the redraw).
         let style = indicatif::ProgressStyle::with_template(
-            "importing [{bar:30}] {percent:>3}% {binary_bytes}/{binary_total_bytes} \
-             ({msg}, {elapsed}, ~{eta} left)",
+            "[{bar:20}] {percent:>3}% {binary_bytes}/{binary_total_bytes} {msg} {elapsed}, \
+             ~{eta} left",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("#>-");
         bar.set_style(style);
-        bar.enable_steady_tick(Duration::from_millis(200));
-        Progress::Bar(bar)
+        Progress::Bar {
+            bar,
+            started: Instant::now(),
+            last: None,
+        }
     }
 
     fn update(&mut self, p: &ImportProgress) {
         let phase = format!("{:?}", p.phase);
         match self {
-            Progress::Bar(bar) => {
+            Progress::Bar { bar, last, .. } => {
                 bar.set_length(p.bytes_total);
                 bar.set_position(p.bytes_done);
                 bar.set_message(phase);
+                *last = Some(*p);
             }
             Progress::Lines { started, last } => {
                 let percent = percent(p);
@@ -147,8 +157,13 @@ impl Progress {
     }
 
     fn finish(&self) {
-        if let Progress::Bar(bar) = self {
-            bar.finish();
+        if let Progress::Bar { bar, started, last } = self {
+            // indicatif rate-limits redraws, so a short import can end with a stale frame
+            // on screen: clear it and leave the final state as a plain line instead.
+            bar.finish_and_clear();
+            if let Some(p) = last {
+                eprintln!("{}", plain_line(percent(p), p, started.elapsed()));
+            }
         }
     }
 }
