@@ -18,6 +18,8 @@
 //!   `zookeeper.snapCount`, ... see `ZOOKEEPER_PROPERTIES`) sets the setting `<name>`; a
 //!   `zoo.cfg` key `<name>` sets the same setting and wins, since Java overwrites the
 //!   property when it reads the file, after the JVM has started with the `-D` flags.
+//!   (`ZKConfig`, which holds ZooKeeper's client and TLS settings, has the same order: it
+//!   starts from the system properties and lets the file's entries replace them.)
 //! * A property ZooKeeper reads under its bare name (`jute.maxbuffer`, `znode.container.*`,
 //!   `readonlymode.enabled`) sets the setting of that name. Java ignores these in `zoo.cfg`
 //!   (the copy makes them `zookeeper.jute.maxbuffer`, which nothing reads); ferrokeeper
