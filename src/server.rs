@@ -106,6 +106,33 @@ pub struct ServerShared {
     pub outstanding_requests: AtomicU32,
 }
 
+/// How often each limit held a client back, since the process started: `mntr` shows them
+/// as `zk_fk_*` keys, so an operator sees which bound the server runs into (ZooKeeper
+/// only logs these). Relaxed atomics: statistics, not synchronisation.
+#[derive(Debug)]
+pub struct LimitCounters {
+    /// Connections closed at accept because `maxCnxns` were open.
+    pub cnxns_refused_total: AtomicU64,
+    /// Connections closed at accept because `maxClientCnxns` were open from the address.
+    pub cnxns_refused_per_ip: AtomicU64,
+    /// Times a connection stopped reading because `globalOutstandingLimit` was reached.
+    pub reads_paused_global_outstanding: AtomicU64,
+    /// Times a connection stopped reading because `sessionQueuedRequestsMax` of its
+    /// requests waited.
+    pub reads_paused_session_queue: AtomicU64,
+    /// Times a connection stopped reading because its client left replies unread.
+    pub reads_paused_output: AtomicU64,
+}
+
+/// This process's limit counters (see [`LimitCounters`]).
+pub static LIMIT_COUNTERS: LimitCounters = LimitCounters {
+    cnxns_refused_total: AtomicU64::new(0),
+    cnxns_refused_per_ip: AtomicU64::new(0),
+    reads_paused_global_outstanding: AtomicU64::new(0),
+    reads_paused_session_queue: AtomicU64::new(0),
+    reads_paused_output: AtomicU64::new(0),
+};
+
 /// Live connections, for `maxCnxns` and `maxClientCnxns`.
 #[derive(Debug, Default)]
 pub struct CnxnCounts {
@@ -139,11 +166,17 @@ impl ServerShared {
         let mut c = self.cnxns.lock().unwrap_or_else(|p| p.into_inner());
         let max = self.limits.cnxns_max;
         if max > 0 && c.total >= max {
+            LIMIT_COUNTERS
+                .cnxns_refused_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(Refusal::TooManyConnections { max });
         }
         let max = self.limits.client_cnxns_per_ip_max;
         let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
         if max > 0 && from_ip >= max {
+            LIMIT_COUNTERS
+                .cnxns_refused_per_ip
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(Refusal::TooManyFromAddress { max });
         }
         c.per_ip.insert(ip, from_ip + 1);

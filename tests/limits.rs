@@ -97,6 +97,15 @@ fn reply(s: &mut TcpStream) -> ReplyHeader {
     }
 }
 
+/// ferrokeeper's `mntr` counter `zk_fk_<name>`: how often a limit held a client back.
+fn fk_counter(server: &Server, name: &str) -> u64 {
+    let mntr = common::four_letter_word(server.port, "mntr").unwrap_or_default();
+    mntr.lines()
+        .find_map(|l| l.strip_prefix(&format!("zk_fk_{name}\t")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no zk_fk_{name} in mntr:\n{mntr}"))
+}
+
 /// `maxCnxns` (ServerCnxnFactory): with `limit` connections open, the next is accepted by
 /// the kernel and closed by the server before it answers anything; once one closes, a new
 /// one is served.
@@ -115,9 +124,37 @@ fn assert_total_limit(server: &Server, limit: usize) {
         "{:?}: ruok answered over maxCnxns",
         server.kind
     );
+    if server.kind == Kind::Ferrokeeper {
+        // The refusals above were maxCnxns's, not maxClientCnxns's.
+        assert!(fk_counter_over_limit(server, &mut open, "cnxns_refused_total") >= 2);
+    }
     open.pop();
     open.push(handshake(server));
     assert_eq!(open.len(), limit);
+}
+
+/// Reads a counter while `open` holds every slot: frees one for the `mntr` connection,
+/// reads, and takes the slot back.
+fn fk_counter_over_limit(server: &Server, open: &mut Vec<TcpStream>, name: &str) -> u64 {
+    open.pop();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let value = loop {
+        let mntr = common::four_letter_word(server.port, "mntr").unwrap_or_default();
+        if !mntr.is_empty() {
+            break mntr
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("zk_fk_{name}\t")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mntr refused after a slot was freed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    open.push(handshake(server));
+    value
 }
 
 #[test]
@@ -253,6 +290,11 @@ fn global_outstanding_limit_throttles_and_never_fails_a_request() {
     for kind in [Kind::JavaZk, Kind::Ferrokeeper] {
         let server = Server::start(kind, &[("globalOutstandingLimit", "1")]);
         pipelined_writes_all_succeed(&server, "/global", 4, 300);
+        if kind == Kind::Ferrokeeper {
+            // Held back, not refused: connections stopped reading at the limit.
+            assert!(fk_counter(&server, "reads_paused_global_outstanding") > 0);
+            assert_eq!(fk_counter(&server, "reads_paused_session_queue"), 0);
+        }
     }
 }
 
@@ -312,4 +354,6 @@ fn one_session_cannot_queue_without_bound() {
         "a session had {most} writes queued with a bound of 4"
     );
     assert!(queued_counts(&server).iter().all(|&n| n == 0));
+    // 4,000 pipelined requests on each session went through a queue of 4.
+    assert!(fk_counter(&server, "reads_paused_session_queue") > 0);
 }

@@ -55,6 +55,12 @@
 //! directory syncs of segment creation and purges), `zk_fk_log_segments_created` and
 //! `zk_fk_log_segments_removed`. Differences of two readings give fdatasyncs per write
 //! and log bytes per write (`ferrokeeper-bench compare`'s durability section).
+//!
+//! Then how often each connection limit held a client back ([`crate::server::LIMIT_COUNTERS`]):
+//! `zk_fk_cnxns_refused_total` (`maxCnxns`), `zk_fk_cnxns_refused_per_ip`
+//! (`maxClientCnxns`), `zk_fk_reads_paused_global_outstanding` (`globalOutstandingLimit`),
+//! `zk_fk_reads_paused_session_queue` (`ferrokeeper.sessionQueuedRequestsMax`) and
+//! `zk_fk_reads_paused_output` (a client not reading its replies).
 
 use std::fmt::Write as _;
 
@@ -269,7 +275,39 @@ pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
     }
     if let Some(log) = crate::commit::log::LOG_COUNTERS.read() {
         log_lines(out, &log);
+        // Only a running server has limits to report (the formatting tests have none).
+        limit_lines(out, &crate::server::LIMIT_COUNTERS);
     }
+}
+
+/// How often each limit held a client back (see `server::LimitCounters`).
+fn limit_lines(out: &mut String, c: &crate::server::LimitCounters) {
+    use std::sync::atomic::Ordering::Relaxed;
+    line(
+        out,
+        "fk_cnxns_refused_total",
+        c.cnxns_refused_total.load(Relaxed),
+    );
+    line(
+        out,
+        "fk_cnxns_refused_per_ip",
+        c.cnxns_refused_per_ip.load(Relaxed),
+    );
+    line(
+        out,
+        "fk_reads_paused_global_outstanding",
+        c.reads_paused_global_outstanding.load(Relaxed),
+    );
+    line(
+        out,
+        "fk_reads_paused_session_queue",
+        c.reads_paused_session_queue.load(Relaxed),
+    );
+    line(
+        out,
+        "fk_reads_paused_output",
+        c.reads_paused_output.load(Relaxed),
+    );
 }
 
 /// ferrokeeper's transaction-log counters (see the module docs).

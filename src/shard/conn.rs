@@ -264,23 +264,29 @@ impl Conn {
     ///   this connection has one of them: ZooKeeper's `shouldThrottle` rule, which holds
     ///   back only connections with something outstanding, so every connection can still
     ///   make progress. No request is refused: the client just waits, as with ZooKeeper.
-    fn must_pause_reading(&self, shared: &crate::server::ServerShared) -> bool {
+    ///
+    /// Returns the counter of the limit that holds it back (`LIMIT_COUNTERS`), if any.
+    fn must_pause_reading(
+        &self,
+        shared: &crate::server::ServerShared,
+    ) -> Option<&'static std::sync::atomic::AtomicU64> {
+        let counters = &crate::server::LIMIT_COUNTERS;
         let st = self.st.borrow();
         if st.closing.is_some() {
-            return false;
+            return None;
         }
         if st.out.len() > OUTPUT_BYTES_PAUSE {
-            return true;
+            return Some(&counters.reads_paused_output);
         }
         if st.pending.len() >= shared.limits.session_queued_requests_max as usize {
-            return true;
+            return Some(&counters.reads_paused_session_queue);
         }
         // Reads only queue behind a write and are served as soon as the writes ahead of
         // them are answered, so the front of a non-empty queue is a write in flight.
         let write_in_flight = matches!(st.pending.front(), Some(Pending::Write { .. }));
-        write_in_flight
-            && shared.outstanding_requests.load(Ordering::Relaxed)
-                >= shared.limits.global_outstanding_requests_max
+        let at_limit = shared.outstanding_requests.load(Ordering::Relaxed)
+            >= shared.limits.global_outstanding_requests_max;
+        (write_in_flight && at_limit).then_some(&counters.reads_paused_global_outstanding)
     }
 
     /// Serves the reads queued behind completed writes.
@@ -568,8 +574,11 @@ async fn read_loop(
         dispatch(shard, conn, header.xid, req, received).await?;
         // Backpressure: stop reading while a limit holds this connection back. Whatever
         // releases it (a reply leaving, a write answered) wakes `reader_rx`.
-        while conn.must_pause_reading(&shard.shared) {
-            let _ = reader_rx.recv().await;
+        if let Some(counter) = conn.must_pause_reading(&shard.shared) {
+            counter.fetch_add(1, Ordering::Relaxed);
+            while conn.must_pause_reading(&shard.shared).is_some() {
+                let _ = reader_rx.recv().await;
+            }
         }
     }
 }
