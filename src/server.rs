@@ -33,15 +33,16 @@ pub fn run(config: Config) -> std::io::Result<()> {
         fail: fail.clone(),
         listen_addr,
         tick_time_ms: u64::from(config.tick_time_ms),
-        jute_max_buffer: config.jute_max_buffer as usize,
+        limits: config.limits.clone(),
         skip_acl: config.skip_acl,
         super_digest: config.super_digest.clone(),
         shard_stats: (0..shards).map(|_| Arc::new(ShardStats::new())).collect(),
         started: Instant::now(),
         published_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),
-        max_client_cnxns: config.max_client_cnxns,
-        conns_per_ip: Default::default(),
+        cnxns: Default::default(),
+        outstanding_requests: std::sync::atomic::AtomicU32::new(0),
+        limit_counters: Default::default(),
         config: config.clone(),
     });
     let core_cfg = core_config(&config);
@@ -72,8 +73,8 @@ pub fn run(config: Config) -> std::io::Result<()> {
             }
         })
         .map_err(|e| std::io::Error::other(format!("cannot start the log executor: {e}")))?;
-    let depth = config.commit_queue_depth.max(16);
-    let batch_max = config.commit_batch_max.max(1);
+    let depth = config.limits.commit_queue_depth_requests;
+    let batch_max = config.limits.commit_batch_requests_max;
 
     let mut to_commit_rx = Vec::new();
     let mut to_shard_tx = Vec::new();
@@ -126,7 +127,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
             .map_err(|e| std::io::Error::other(format!("cannot start shard {i}: {e}")))?;
         handles.push(h);
     }
-    tracing::info!(%listen_addr, shards, force_sync = config.force_sync, "ferrokeeper serving");
+    tracing::info!(%listen_addr, shards, force_sync = config.force_sync, limits = ?config.limits, "ferrokeeper serving");
     drop(shared);
     // The server runs until a part of it fails: then the reason is returned, and the
     // caller ends the process (the executors' threads end with it). If every part ends
@@ -146,8 +147,8 @@ pub fn run(config: Config) -> std::io::Result<()> {
 fn core_config(config: &Config) -> CoreConfig {
     CoreConfig {
         tick_time_ms: i64::from(config.tick_time_ms),
-        min_session_timeout_ms: config.min_session_timeout_ms as i32,
-        max_session_timeout_ms: config.max_session_timeout_ms as i32,
+        min_session_timeout_ms: config.limits.session_timeout_ms_min as i32,
+        max_session_timeout_ms: config.limits.session_timeout_ms_max as i32,
         extended_types: config.extended_types_enabled,
         skip_acl: config.skip_acl,
         server_id: config.server_id as i64,

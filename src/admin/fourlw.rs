@@ -571,6 +571,7 @@ mod tests {
             trace_mask: 306,
             digest_log: Vec::new(),
             log: None,
+            limits: None,
         }
     }
 

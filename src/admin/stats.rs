@@ -270,9 +270,9 @@ impl ConfStats {
             data_dir: absolute(&config.data_dir),
             data_log_dir: absolute(&config.data_log_dir),
             tick_time_ms: config.tick_time_ms,
-            max_client_cnxns: config.max_client_cnxns,
-            min_session_timeout_ms: config.min_session_timeout_ms,
-            max_session_timeout_ms: config.max_session_timeout_ms,
+            max_client_cnxns: config.limits.client_cnxns_per_ip_max,
+            min_session_timeout_ms: config.limits.session_timeout_ms_min,
+            max_session_timeout_ms: config.limits.session_timeout_ms_max,
             client_port_listen_backlog: config
                 .client_port_listen_backlog
                 .and_then(|b| i32::try_from(b).ok())
@@ -381,6 +381,25 @@ pub struct ServerStats {
     /// The transaction log's counters since it was opened, once it runs (`mntr`'s
     /// `zk_fk_log_*` keys).
     pub log: Option<ferrokeeper_storage::log::LogStats>,
+    /// How often each connection limit held a client back, on a running server
+    /// (`mntr`'s `zk_fk_cnxns_refused_*` and `zk_fk_reads_paused_*` keys).
+    pub limits: Option<LimitStats>,
+}
+
+/// How often each limit held a client back since the server started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitStats {
+    /// Connections closed at accept because `maxCnxns` were open.
+    pub cnxns_refused_total: u64,
+    /// Connections closed at accept because `maxClientCnxns` were open from the address.
+    pub cnxns_refused_per_ip: u64,
+    /// Times a connection stopped reading because `globalOutstandingLimit` was reached.
+    pub reads_paused_global_outstanding: u64,
+    /// Times a connection stopped reading because `sessionQueuedRequestsMax` of its
+    /// requests waited.
+    pub reads_paused_session_queue: u64,
+    /// Times a connection stopped reading because its client left replies unread.
+    pub reads_paused_output: u64,
 }
 
 impl Default for ServerStats {
@@ -419,6 +438,7 @@ impl Default for ServerStats {
             trace_mask: DEFAULT_TRACE_MASK,
             digest_log: Vec::new(),
             log: None,
+            limits: None,
         }
     }
 }

@@ -38,6 +38,7 @@ impl Shard {
             trace_mask: shared.trace_mask.load(Relaxed),
             conf: ConfStats::from_config(&shared.config),
             log: shared.log_counters.read(),
+            limits: Some(shared.limit_counters.read()),
             digest_log: root
                 .digest_log
                 .entries()
