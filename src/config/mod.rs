@@ -918,6 +918,7 @@ impl Parser {
         }
     }
 
+    // Long because it is one match with an arm per setting, each a line or two.
     fn apply_one(&mut self, name: &str, at: &At<'_>) -> Result<(), ConfigError> {
         let key = at.key;
         let value = at.value;
