@@ -1,6 +1,8 @@
 //! Wiring: builds the commit stage and the shards from a [`Config`], connects them with
 //! bounded SPSC queues (one pair per shard), and runs each on its own glommio executor.
 
+pub mod listener;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;

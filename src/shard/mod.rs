@@ -151,7 +151,8 @@ pub async fn run(
     });
 
     let addr = shared.listen_addr;
-    let listener = match glommio::net::TcpListener::bind(addr) {
+    let backlog = shared.config.client_port_listen_backlog;
+    let listener = match crate::server::listener::bind(addr, backlog) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(shard = index, %addr, error = %e, "cannot listen");
