@@ -38,7 +38,9 @@ fn listening_socket(addr: SocketAddr, backlog: Option<u32>) -> std::io::Result<S
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.bind(&addr.into())?;
-    let backlog = backlog.unwrap_or(LISTEN_BACKLOG_DEFAULT).min(i32::MAX as u32) as i32;
+    let backlog = backlog
+        .unwrap_or(LISTEN_BACKLOG_DEFAULT)
+        .min(i32::MAX as u32) as i32;
     socket.listen(backlog)?;
     Ok(socket)
 }
