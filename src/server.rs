@@ -1,6 +1,8 @@
 //! Wiring: builds the commit stage and the shards from a [`Config`], connects them with
 //! bounded SPSC queues (one pair per shard), and runs each on its own glommio executor.
 
+pub mod listener;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,7 +59,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let root = machine.state().clone();
     let (to_log, log_batches) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
     let (log_acks, from_log) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
-    let log = LocalExecutorBuilder::new(Placement::Unbound)
+    let log = executor(Placement::Unbound)
         .name("txlog")
         .spawn({
             let purge_through = snapshots.purge_through.clone();
@@ -99,7 +101,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
     } else {
         Placement::Unbound
     };
-    let commit = LocalExecutorBuilder::new(commit_placement)
+    let commit = executor(commit_placement)
         .name("commit")
         .spawn(move || {
             crate::commit::stage::run(
@@ -121,7 +123,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
     for (i, (tx, crx)) in shard_ends.into_iter().enumerate() {
         let shared = shared.clone();
         let root = root.clone();
-        let h = LocalExecutorBuilder::new(Placement::Fixed(i % cpus))
+        let h = executor(Placement::Fixed(i % cpus))
             .name(&format!("shard{i}"))
             .spawn(move || crate::shard::run(i, shared, tx, crx, root))
             .map_err(|e| std::io::Error::other(format!("cannot start shard {i}: {e}")))?;
@@ -217,6 +219,36 @@ fn recover(
         tracing::warn!(error = %e, "snapshot retention at startup failed");
     }
     Ok((state, writer, snapshots))
+}
+
+/// Environment variable that sets glommio's preemption timer, in microseconds, for every
+/// executor the server starts; unset, glommio's default (100 ms). For tests: the start
+/// hang (below) needed the timer to fire between a reactor poll and the task-queue pass
+/// after it, which a timer of a few tens of microseconds makes near certain.
+pub const PREEMPT_TIMER_ENV: &str = "FERROKEEPER_PREEMPT_TIMER_US";
+
+/// A builder for one of the server's executors.
+///
+/// The start hang: glommio 0.9.0 could park an executor with tasks it had just woken
+/// still queued, when its preemption timer had fired before the queue pass. The
+/// transaction log's executor did so while its `shared_channel::connect` to the commit
+/// stage was ready to complete; a connect is woken only by its own executor's polls
+/// (the peer's connect writes no eventfd) and the log has no timer or I/O at start-up,
+/// so it slept for ever. The commit stage then spun in its own connect to the log, the
+/// shards spun in theirs to the commit stage, and the port was never bound: about 1 start
+/// in 200 under client load, where those spinning executors keep the log's thread off
+/// the CPU long enough (100 ms) for the timer to fire. No order of connects avoids it,
+/// since any connect can be the one whose wakeup is lost; the workspace patches glommio
+/// (net/vendor/glommio/FERROKEEPER-PATCH.md) and tests/start_hang.rs guards it.
+fn executor(placement: Placement) -> LocalExecutorBuilder {
+    let builder = LocalExecutorBuilder::new(placement);
+    match std::env::var(PREEMPT_TIMER_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Some(us) if us > 0 => builder.preempt_timer(Duration::from_micros(us)),
+        _ => builder,
+    }
 }
 
 /// Batches that may wait for the log at once: one being written and synced, one

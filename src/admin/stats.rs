@@ -13,17 +13,19 @@ use std::path::{Path, PathBuf};
 use super::java_fmt::java_rounded_avg;
 use crate::config::Config;
 
-/// The ZooKeeper release whose wire protocol and four-letter words ferrokeeper matches.
-/// Clients and scripts read the server's version as the digits before the first `-`.
-pub const ZOOKEEPER_VERSION: &str = "3.8.0";
+/// The ZooKeeper release whose semantics ferrokeeper follows (the 3.9 line: its wire
+/// protocol, operations and four-letter words). Clients and scripts read the server's
+/// version as the digits before the first `-`.
+pub const ZOOKEEPER_VERSION: &str = "3.9.4";
 
 /// ZooKeeper's default text trace mask (`gtmk`): client request, server packet, session and
 /// warning events (`ZooTrace`), 306.
 pub const DEFAULT_TRACE_MASK: i64 = 0b1_0011_0010;
 
 /// The version string `srvr`, `stat`, `mntr` and `envi` print, in ZooKeeper's shape
-/// `<version>-<revision>, built on <date>`: `3.8.0-ferrokeeper-0.1.0, built on <date>`.
-/// The date is `FERROKEEPER_BUILD_DATE` at compile time, or `unknown`.
+/// `<version>-<revision>, built on <date>`: `3.9.4-ferrokeeper-0.2.0, built on <date>`,
+/// the revision being this crate's version (`CARGO_PKG_VERSION`), so the two can never
+/// disagree. The date is `FERROKEEPER_BUILD_DATE` at compile time, or `unknown`.
 pub fn full_version() -> String {
     format!(
         "{ZOOKEEPER_VERSION}-ferrokeeper-{}, built on {}",
@@ -602,7 +604,13 @@ mod tests {
     #[test]
     fn version_keeps_zookeepers_shape() {
         let v = full_version();
-        assert!(v.starts_with("3.8.0-ferrokeeper-"), "{v}");
+        assert!(
+            v.starts_with(&format!(
+                "3.9.4-ferrokeeper-{}, built on ",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{v}"
+        );
         assert!(v.contains(", built on "), "{v}");
         // Scripts take the digits before the first '-' as the version.
         let numeric = v.split('-').next().expect("has a dash");
@@ -610,7 +618,7 @@ mod tests {
             .split('.')
             .map(|p| p.parse().expect("digits"))
             .collect();
-        assert_eq!(parts, vec![3, 8, 0]);
+        assert_eq!(parts, vec![3, 9, 4]);
     }
 
     #[test]

@@ -154,7 +154,8 @@ pub async fn run(
     });
 
     let addr = shared.listen_addr;
-    let listener = match glommio::net::TcpListener::bind(addr) {
+    let backlog = shared.config.client_port_listen_backlog;
+    let listener = match crate::server::listener::bind(addr, backlog) {
         Ok(l) => l,
         Err(e) => {
             shared

@@ -120,13 +120,19 @@ impl Server {
 
     /// Starts `kind` with the base config plus `extra` lines (later keys win).
     pub fn start(kind: Kind, extra: &[(&str, &str)]) -> Server {
-        Server::start_inner(kind, extra, &Launch::default(), false)
+        Server::start_inner(kind, extra, &Launch::default(), false, None)
     }
 
     /// Starts `kind` with the base config plus `extra`, and `launch`'s system properties
     /// and environment.
     pub fn start_with(kind: Kind, extra: &[(&str, &str)], launch: &Launch) -> Server {
-        Server::start_inner(kind, extra, launch, false)
+        Server::start_inner(kind, extra, launch, false, None)
+    }
+
+    /// Starts `kind` like [`Server::start`] but on a given client port (taking over a
+    /// port another server has just left).
+    pub fn start_on_port(kind: Kind, port: u16, extra: &[(&str, &str)]) -> Server {
+        Server::start_inner(kind, extra, &Launch::default(), false, Some(port))
     }
 
     /// The one server of `kind` this test binary shares between its tests, started with
@@ -150,7 +156,7 @@ impl Server {
                 .spawn(move || {
                     // A panic here (the server failed to start) reaches the test through
                     // the closed channel below.
-                    let server = Server::start_inner(kind, extra, &Launch::default(), true);
+                    let server = Server::start_inner(kind, extra, &Launch::default(), true, None);
                     let _ = tx.send(server);
                     // The server's parent-death signal is tied to this thread: keep it.
                     loop {
@@ -171,9 +177,10 @@ impl Server {
         extra: &[(&str, &str)],
         launch: &Launch,
         die_with_parent_thread: bool,
+        port: Option<u16>,
     ) -> Server {
         let dir = temp_dir(kind);
-        let port = free_port();
+        let port = port.unwrap_or_else(free_port);
         let mut cfg = String::new();
         let mut lines: Vec<(String, String)> = BASE_CONFIG
             .iter()
