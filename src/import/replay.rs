@@ -45,8 +45,9 @@ use super::error::ImportError;
 use super::format::OPEN_ACL_REF;
 use super::password::zookeeper_session_passwd;
 use super::snapshot::{SnapshotParser, SnapshotTail};
-use super::txnlog::{CreateKind, LogTxn, ZkOp};
+use super::txnlog::LogTxn;
 use crate::core::apply::{apply, Change};
+use crate::core::codec::{CreateKind, TxnRecord};
 use crate::core::path::{name as name_of, parent as parent_of};
 use crate::core::sequencer::open_acl_unsafe;
 use crate::core::state::{
@@ -237,9 +238,9 @@ impl Loader {
     pub fn replay(&mut self, file: &Path, t: &LogTxn) -> Result<(), ImportError> {
         let h = &t.header;
         match &t.op {
-            ZkOp::CreateSession { timeout_ms } => self.create_session(h, *timeout_ms),
-            ZkOp::CloseSession { paths } => self.close_session(file, t, paths.as_deref())?,
-            ZkOp::Multi(ops) if ops.iter().any(|o| matches!(o, ZkOp::Error { .. })) => {
+            TxnRecord::CreateSession { timeout_ms, .. } => self.create_session(h, *timeout_ms),
+            TxnRecord::CloseSession { paths } => self.close_session(file, t, paths.as_deref())?,
+            TxnRecord::Multi(ops) if ops.iter().any(|o| matches!(o, TxnRecord::Error { .. })) => {
                 // DataTree.processTxn: in a failed multi every sub-txn becomes an error
                 // (Ok before the failing one, RuntimeInconsistency after it); nothing
                 // changes.
@@ -247,7 +248,7 @@ impl Loader {
                 let errors = ops
                     .iter()
                     .map(|o| match o {
-                        ZkOp::Error { err } => {
+                        TxnRecord::Error { err } => {
                             failed = true;
                             TxnOp::Error {
                                 err: error_code(*err),
@@ -261,7 +262,7 @@ impl Loader {
                     .collect();
                 self.apply(h, TxnOp::Multi(errors));
             }
-            ZkOp::Multi(ops) => {
+            TxnRecord::Multi(ops) => {
                 // Sub-ops one by one, so each gets the tolerance a lone txn gets; `apply`
                 // applies a `TxnOp::Multi` the same way, op after op with one zxid.
                 for op in ops {
@@ -275,10 +276,10 @@ impl Loader {
     }
 
     // Long because it is one match with an arm per ZooKeeper txn type.
-    fn replay_op(&mut self, file: &Path, t: &LogTxn, op: &ZkOp) -> Result<(), ImportError> {
+    fn replay_op(&mut self, file: &Path, t: &LogTxn, op: &TxnRecord) -> Result<(), ImportError> {
         let h = &t.header;
         match op {
-            ZkOp::Create {
+            TxnRecord::Create {
                 kind,
                 path,
                 data,
@@ -350,8 +351,8 @@ impl Loader {
                         .insert(path);
                 }
             }
-            ZkOp::Delete { path } => self.delete(Some((file, t)), h.zxid, h.time, path)?,
-            ZkOp::SetData {
+            TxnRecord::Delete { path } => self.delete(Some((file, t)), h.zxid, h.time, path)?,
+            TxnRecord::SetData {
                 path,
                 data,
                 version,
@@ -368,7 +369,7 @@ impl Loader {
                     );
                 }
             }
-            ZkOp::SetAcl { path, acl, version } => {
+            TxnRecord::SetAcl { path, acl, version } => {
                 let path = root_alias(path);
                 if self.state.tree.get(path).is_some() {
                     self.pending_acl.remove(path);
@@ -383,19 +384,21 @@ impl Loader {
                     );
                 }
             }
-            ZkOp::Check { path } => self.apply(
+            TxnRecord::Check { path } => self.apply(
                 h,
                 TxnOp::Check {
                     path: Arc::from(path.as_str()),
                 },
             ),
-            ZkOp::Error { err } => self.apply(
+            TxnRecord::Error { err } => self.apply(
                 h,
                 TxnOp::Error {
                     err: error_code(*err),
                 },
             ),
-            ZkOp::CreateSession { .. } | ZkOp::CloseSession { .. } | ZkOp::Multi(_) => {
+            TxnRecord::CreateSession { .. }
+            | TxnRecord::CloseSession { .. }
+            | TxnRecord::Multi(_) => {
                 // The log decoder never puts these inside a multi.
                 return Err(conflict(
                     file,
