@@ -38,6 +38,9 @@
 //! client sends, or exit the process from library code (fail-stop goes through
 //! [`commit::FailStop`] to `main`).
 #![warn(missing_docs)]
+// What a client, a file or the network can make fail is never unwrapped (STYLE.md);
+// unit tests may (clippy.toml).
+#![deny(clippy::unwrap_used)]
 
 pub mod admin;
 pub mod commit;
