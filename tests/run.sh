@@ -78,6 +78,10 @@ if ! command -v cargo-deny >/dev/null; then
     hash -r
 fi
 if command -v cargo-deny >/dev/null; then
+    # cargo-deny reads the metadata of every platform's dependencies: fetch them all
+    # first (crates.io is reachable), then run it offline so that it never tries the
+    # advisory database's home.
+    cargo fetch --quiet
     cargo deny --offline check licenses bans sources
     # The advisory database lives on GitHub, which these machines cannot reach; a copy
     # placed where deny.toml's db-path points is used when present.
