@@ -1,8 +1,6 @@
 //! Wiring: builds the commit stage and the shards from a [`Config`], connects them with
 //! bounded SPSC queues (one pair per shard), and runs each on its own glommio executor.
 
-pub mod listener;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Taking over the client port from Apache ZooKeeper: users migrate by stopping Java
 //! ZooKeeper on 2181 and starting ferrokeeper on 2181 at once. Java's side of each
 //! closed client connection waits out TIME_WAIT on that port for a minute; ferrokeeper
-//! must bind it anyway (SO_REUSEADDR beside SO_REUSEPORT, `src/server/listener.rs`)
+//! must bind it anyway (SO_REUSEADDR beside SO_REUSEPORT, `src/shard/listener.rs`)
 //! and serve. Skips, saying why, when Debian's ZooKeeper is not installed.
 
 mod common;

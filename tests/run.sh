@@ -96,7 +96,7 @@ fi
 
 step "tests"
 if command -v cargo-nextest >/dev/null; then
-    cargo nextest run --workspace --release
+    cargo nextest run --workspace --release --no-fail-fast
     step "doc tests"
     cargo test --workspace --release --doc --quiet
 else

@@ -207,7 +207,7 @@ pub struct Config {
     /// `clientPortAddress`: the address to listen on; `None` listens on all addresses.
     pub client_port_address: Option<IpAddr>,
     /// `clientPortListenBacklog`: the `listen(2)` backlog; `None` (ZooKeeper's -1) uses the
-    /// server's default, `server::listener::LISTEN_BACKLOG_DEFAULT` (the kernel caps both
+    /// server's default, `shard::listener::LISTEN_BACKLOG_DEFAULT` (the kernel caps both
     /// at `net.core.somaxconn`).
     pub client_port_listen_backlog: Option<u32>,
     /// `dataDir`: where snapshots (and `myid`) live. Required.

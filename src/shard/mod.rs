@@ -11,6 +11,7 @@
 
 mod admin;
 mod conn;
+pub mod listener;
 pub mod read;
 pub mod reply;
 pub mod report;
@@ -155,7 +156,7 @@ pub async fn run(
 
     let addr = shared.listen_addr;
     let backlog = shared.config.client_port_listen_backlog;
-    let listener = match crate::server::listener::bind(addr, backlog) {
+    let listener = match listener::bind(addr, backlog) {
         Ok(l) => l,
         Err(e) => {
             shared
