@@ -13,6 +13,7 @@
 //! - [`snapshot`]: the snapshot payload (an rkyv archive of the state), loading the
 //!   newest valid one at startup, and the policy that takes and trims them.
 //! - [`config`] (zoo.cfg) and [`admin`] (four-letter words).
+//! - [`sim`]: the whole-server simulator (tests only drive it; nothing depends on it).
 //!
 //! Must never: mutate state outside the commit stage, block a shard, or panic on
 //! anything a client sends.
@@ -25,4 +26,5 @@ pub mod core;
 pub mod import;
 pub mod server;
 pub mod shard;
+pub mod sim;
 pub mod snapshot;

@@ -1,0 +1,426 @@
+//! One simulated server: the real sequencer, state machine, log writer and snapshot
+//! code, on two simulated disks ([`SimStorage`]), with a clock the simulator owns.
+//!
+//! It is a value the simulator steps: [`SimServer::handle`] takes a request,
+//! [`SimServer::tick`] moves the clock, [`SimServer::flush`] runs what `commit::stage`
+//! and `commit::log::run` do for one batch (encode, append, adopt, snapshot, rebase,
+//! purge) and returns the replies that may now be released. Nothing here touches a
+//! socket or a thread, so several servers can later share one scheduler and a simulated
+//! network; the server knows nothing about clients beyond the [`Origin`] it hands back.
+//!
+//! Failure is fail-stop, as on a real server: a failed log write or fsync (or the
+//! process dying, `crash_after_ops`) stops the server before it acknowledges anything
+//! more; [`SimServer::restart`] then cuts the power on both disks and recovers exactly as
+//! `server::run` does.
+
+use std::sync::Arc;
+
+use ferrokeeper_storage::backend::sim::{SimFaults, SimStorage};
+use ferrokeeper_storage::log::{LogOptions, LogWriter, Record};
+use ferrokeeper_storage::snapshot as snapfile;
+
+use crate::commit::log::LogBatch;
+use crate::core::apply::Change;
+use crate::core::machine::StateMachine;
+use crate::core::sequencer::{
+    open_acl_unsafe, CommitRequest, CoreConfig, Origin, ReplyMsg, SeededEntropy, Sequencer,
+};
+use crate::core::state::DataState;
+use crate::core::tree::Base;
+use crate::core::txn::Txn;
+
+/// What a simulated server is configured with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The core's settings (sessions, extended types, reaping).
+    pub core: CoreConfig,
+    /// The log's limits (small segments, so that rolls and purges happen often).
+    pub log: LogOptions,
+    /// `snapCount`: a snapshot after a random number of txns in `[n/2 + 1, n]`.
+    pub snap_count: u64,
+    /// Snapshots kept when purging.
+    pub snap_retain: usize,
+    /// Whether old snapshots and log segments are purged (`autopurge.purgeInterval > 0`).
+    pub purge: bool,
+    /// Flushes between a snapshot being written and the head moving onto it: the real
+    /// stage rebases when the snapshot thread is done, later than it froze the head.
+    pub rebase_delay_flushes: u32,
+}
+
+/// The running part of a server: gone while it is stopped.
+struct Live {
+    writer: LogWriter<SimStorage>,
+    seq: Sequencer,
+    machine: StateMachine,
+    /// Txns since the last snapshot, and the count that triggers the next one.
+    since_snapshot: u64,
+    threshold: u64,
+    /// A snapshot written and read back, waiting `flushes` more flushes to become the
+    /// head's base (the stage's `take_written`).
+    written: Option<(Arc<Base>, u32)>,
+    /// Log records through this zxid are covered by the oldest retained snapshot.
+    purge_target: i64,
+    purged_through: i64,
+}
+
+/// What one [`SimServer::flush`] did.
+#[derive(Debug)]
+pub enum Flush {
+    /// The server is stopped (fail-stop); nothing happened.
+    Down,
+    /// No batch was pending.
+    Idle,
+    /// The batch is durable and committed: its replies may be released.
+    Acked(Acked),
+    /// The log refused the batch: nothing of it is acknowledged, and the server has
+    /// stopped. Its txns may or may not be on disk; a restart decides.
+    Stopped {
+        /// Why.
+        reason: String,
+        /// The batch's txns.
+        txns: Vec<Txn>,
+        /// The bytes handed to the log.
+        log: LogBatch,
+        /// The replies that were never released.
+        replies: Vec<(Origin, ReplyMsg)>,
+    },
+}
+
+/// An acknowledged batch.
+#[derive(Debug)]
+pub struct Acked {
+    /// The txns, in zxid order.
+    pub txns: Vec<Txn>,
+    /// The bytes the log made durable (what a follower would receive).
+    pub log: LogBatch,
+    /// Replies to release, in order.
+    pub replies: Vec<(Origin, ReplyMsg)>,
+    /// The committed state after the batch (adopted from the sequencer's head).
+    pub state: Arc<DataState>,
+    /// The batch's watch changes.
+    pub changes: Arc<[Change]>,
+    /// The zxid a snapshot was written at during this flush, if one was.
+    pub snapshot: Option<i64>,
+    /// The server stopped right after acknowledging (a failed purge): restart it.
+    pub then_stopped: Option<String>,
+}
+
+/// What a restart recovered.
+#[derive(Debug)]
+pub struct Recovery {
+    /// The recovered committed state.
+    pub state: Arc<DataState>,
+    /// zxid of the snapshot it started from (0: none).
+    pub snapshot_zxid: i64,
+    /// Log records replayed onto it.
+    pub replayed: u64,
+    /// Snapshots rejected on the way.
+    pub rejected: usize,
+}
+
+/// Counters for the summary line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ServerStats {
+    /// Snapshots written.
+    pub snapshots: u64,
+    /// Snapshots that failed to write (the server carries on).
+    pub snapshot_failures: u64,
+    /// Rebases of the head onto a snapshot.
+    pub rebases: u64,
+    /// Fail-stops (failed log IO or a dead process).
+    pub fail_stops: u64,
+}
+
+/// A simulated server. See the module documentation.
+pub struct SimServer {
+    cfg: ServerConfig,
+    log_disk: SimStorage,
+    snap_disk: SimStorage,
+    live: Option<Live>,
+    now_ms: i64,
+    /// Seeds the sequencer's entropy and the snapshot thresholds, anew on each start.
+    rng: ferrokeeper_storage::backend::sim::Prng,
+    seq_no: u64,
+    /// Counters.
+    pub stats: ServerStats,
+}
+
+impl SimServer {
+    /// A server on fresh disks, started at `now_ms`.
+    ///
+    /// # Errors
+    /// If recovery from the (empty) disks fails, which is a bug.
+    pub fn new(cfg: ServerConfig, seed: u64, now_ms: i64) -> Result<(SimServer, Recovery), String> {
+        let mut server = SimServer {
+            cfg,
+            log_disk: SimStorage::new(seed ^ 0x1111),
+            snap_disk: SimStorage::new(seed ^ 0x2222),
+            live: None,
+            now_ms,
+            rng: ferrokeeper_storage::backend::sim::Prng::new(seed ^ 0x3333),
+            seq_no: 0,
+            stats: ServerStats::default(),
+        };
+        let rec = server.recover()?;
+        Ok((server, rec))
+    }
+
+    /// Whether the server is running (not fail-stopped).
+    pub fn is_up(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// The clock as the server last saw it.
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    /// The committed state (what reads are served from), if running.
+    pub fn committed(&self) -> Option<&Arc<DataState>> {
+        self.live.as_ref().map(|l| l.machine.state())
+    }
+
+    /// Replaces the fault plans of the log's and the snapshots' disks.
+    pub fn set_faults(&self, log: SimFaults, snap: SimFaults) {
+        self.log_disk.set_faults(log);
+        self.snap_disk.set_faults(snap);
+    }
+
+    /// Takes one request, as the stage's receivers do. Dropped while stopped.
+    pub fn handle(&mut self, msg: CommitRequest) {
+        if let Some(live) = self.live.as_mut() {
+            live.seq.handle(msg, self.now_ms);
+        }
+    }
+
+    /// Moves the clock to `now_ms` (never backwards) without running timers: requests
+    /// handled next see this time.
+    pub fn advance_clock(&mut self, now_ms: i64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
+    /// Moves the clock to `now_ms` (never backwards) and runs the sequencer's timers.
+    pub fn tick(&mut self, now_ms: i64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        if let Some(live) = self.live.as_mut() {
+            live.seq.tick(self.now_ms);
+        }
+    }
+
+    /// Stops the server without a disk failure (the simulator pulls the plug).
+    pub fn kill(&mut self) {
+        self.live = None;
+    }
+
+    /// Takes the batch built so far and does for it what the stage and the log executor
+    /// do: append (in parts no larger than `batch_bytes_max`), then adopt the head as the
+    /// committed state, then snapshot, rebase and purge when due.
+    pub fn flush(&mut self) -> Flush {
+        let Some(live) = self.live.as_mut() else {
+            return Flush::Down;
+        };
+        // As the stage's flusher: a written snapshot becomes the base before the batch
+        // is taken, so the published state is exactly the head after the batch.
+        if let Some((base, left)) = live.written.take() {
+            if left == 0 {
+                live.seq.rebase(base);
+                self.stats.rebases += 1;
+            } else {
+                live.written = Some((base, left - 1));
+            }
+        }
+        let batch = live.seq.take_batch();
+        if batch.is_empty() {
+            return Flush::Idle;
+        }
+        self.seq_no += 1;
+        let log = LogBatch::encode(self.seq_no, &batch.txns);
+        live.since_snapshot += batch.txns.len() as u64;
+        let snapshot_due = live.since_snapshot >= live.threshold && live.written.is_none();
+        if snapshot_due {
+            live.seq.freeze();
+            live.since_snapshot = 0;
+            live.threshold = threshold(&mut self.rng, self.cfg.snap_count);
+        }
+        let state = Arc::new(live.seq.head().clone());
+        if let Err(reason) = append(&mut live.writer, &log) {
+            self.live = None;
+            self.stats.fail_stops += 1;
+            return Flush::Stopped {
+                reason,
+                txns: batch.txns,
+                log,
+                replies: batch.replies,
+            };
+        }
+        let applied = live.machine.adopt(&batch.txns, state, batch.changes);
+        // The log executor purges after acknowledging; a failed purge stops the server
+        // with the batch already acknowledged.
+        let mut then_stopped = None;
+        if live.purge_target > live.purged_through {
+            match live.writer.purge_through(live.purge_target) {
+                Ok(()) => live.purged_through = live.purge_target,
+                Err(e) => then_stopped = Some(format!("transaction log purge failed: {e}")),
+            }
+        }
+        let mut snapshot = None;
+        if snapshot_due && then_stopped.is_none() {
+            match snapshot_of(&mut self.snap_disk, &applied.state) {
+                Ok(base) => {
+                    self.stats.snapshots += 1;
+                    snapshot = Some(applied.state.last_zxid);
+                    live.written = Some((base, self.cfg.rebase_delay_flushes));
+                    if self.cfg.purge {
+                        match snapfile::retain_with(&mut self.snap_disk, self.cfg.snap_retain) {
+                            Ok(kept) if kept.len() >= self.cfg.snap_retain => {
+                                if let Some(oldest) = kept.first() {
+                                    live.purge_target = live.purge_target.max(oldest.zxid);
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::debug!(error = %e, "snapshot retention failed"),
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.stats.snapshot_failures += 1;
+                    tracing::debug!(error = %e, "snapshot failed");
+                }
+            }
+            // A failed snapshot loses nothing and the server carries on, unless the
+            // process itself died during it.
+            if self.snap_disk.is_dead() {
+                then_stopped = Some("the process died while writing a snapshot".into());
+            }
+        }
+        if then_stopped.is_some() {
+            self.live = None;
+            self.stats.fail_stops += 1;
+        }
+        Flush::Acked(Acked {
+            txns: batch.txns,
+            log,
+            replies: batch.replies,
+            state: applied.state,
+            changes: applied.changes,
+            snapshot,
+            then_stopped,
+        })
+    }
+
+    /// Cuts the power on both disks and recovers as `server::run` does: the newest
+    /// valid snapshot, then the log after it, then a new sequencer and state machine.
+    ///
+    /// # Errors
+    /// If recovery refuses (a gap, a record that does not decode): with crash-consistent
+    /// storage that is a bug, and the simulator reports it.
+    pub fn restart(&mut self, now_ms: i64) -> Result<Recovery, String> {
+        self.live = None;
+        self.log_disk.crash();
+        self.snap_disk.crash();
+        self.now_ms = self.now_ms.max(now_ms);
+        self.recover()
+    }
+
+    fn recover(&mut self) -> Result<Recovery, String> {
+        let ext = self.cfg.core.extended_types;
+        let loaded = crate::snapshot::load_newest_with(&mut self.snap_disk.clone(), ext)
+            .map_err(|e| format!("loading snapshots: {e}"))?;
+        let snapshot_zxid = loaded.state.as_ref().map_or(0, |s| s.last_zxid);
+        let mut state = loaded
+            .state
+            .unwrap_or_else(|| DataState::new(open_acl_unsafe(), ext));
+        let gap_context: String = loaded
+            .rejected
+            .iter()
+            .map(|r| format!("; snapshot rejected: {}", r.reason))
+            .collect();
+        let (writer, replayed) = crate::commit::log::open_and_replay_with(
+            self.log_disk.clone(),
+            self.log_disk.clone(),
+            self.cfg.log,
+            &mut state,
+            &gap_context,
+        )
+        .map_err(|e| format!("replaying the log: {e}"))?;
+        // Retention as of now (`SnapshotPolicy::retain_and_mark` at startup).
+        let mut purge_target = -1;
+        if self.cfg.purge {
+            if let Ok(kept) = snapfile::retain_with(&mut self.snap_disk, self.cfg.snap_retain) {
+                if kept.len() >= self.cfg.snap_retain {
+                    purge_target = kept.first().map_or(-1, |f| f.zxid);
+                }
+            }
+        }
+        let entropy = SeededEntropy(self.rng.next_u64());
+        let seq = Sequencer::with_state(
+            self.cfg.core.clone(),
+            state.clone(),
+            self.now_ms,
+            Box::new(entropy),
+        );
+        let machine = StateMachine::new(state);
+        let committed = machine.state().clone();
+        self.live = Some(Live {
+            writer,
+            seq,
+            machine,
+            since_snapshot: 0,
+            threshold: threshold(&mut self.rng, self.cfg.snap_count),
+            written: None,
+            purge_target,
+            purged_through: -1,
+        });
+        Ok(Recovery {
+            state: committed,
+            snapshot_zxid,
+            replayed,
+            rejected: loaded.rejected.len(),
+        })
+    }
+}
+
+/// `[n/2 + 1, n]`, as `SnapshotPolicy::next_threshold`, from the seed.
+fn threshold(rng: &mut ferrokeeper_storage::backend::sim::Prng, n: u64) -> u64 {
+    let low = n / 2 + 1;
+    rng.range(low, n.max(low))
+}
+
+/// Appends a batch as `commit::log::run` does: in parts of at most `batch_bytes_max`
+/// framed bytes, acknowledged only if every part is.
+fn append(writer: &mut LogWriter<SimStorage>, batch: &LogBatch) -> Result<(), String> {
+    let mut records = Vec::with_capacity(batch.records.len());
+    let mut start = 0;
+    for &(zxid, end) in &batch.records {
+        records.push(Record {
+            zxid,
+            bytes: &batch.bytes[start..end],
+        });
+        start = end;
+    }
+    let limit = writer.options().batch_bytes_max;
+    let mut part_start = 0;
+    let mut part_bytes = 0;
+    for i in 0..records.len() {
+        let framed = records[i].bytes.len() + ferrokeeper_storage::log::format::FRAME_HEADER_BYTES;
+        if part_bytes + framed > limit && i > part_start {
+            writer
+                .append(&records[part_start..i])
+                .map_err(|e| format!("transaction log write failed: {e}"))?;
+            part_start = i;
+            part_bytes = 0;
+        }
+        part_bytes += framed;
+    }
+    writer
+        .append(&records[part_start..])
+        .map_err(|e| format!("transaction log write failed: {e}"))
+}
+
+/// Writes `state` as a snapshot and reads it back as a base, as the snapshot thread of
+/// `SnapshotPolicy::start` does.
+fn snapshot_of(disk: &mut SimStorage, state: &DataState) -> Result<Arc<Base>, String> {
+    let (file, _) = crate::snapshot::write_state_with(disk, state).map_err(|e| e.to_string())?;
+    let snap = snapfile::read_with(disk, &file).map_err(|e| e.to_string())?;
+    Base::open(snap).map(Arc::new)
+}
