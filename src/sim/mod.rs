@@ -62,6 +62,10 @@ pub struct Summary {
     pub events: u64,
     /// Snapshots written.
     pub snapshots: u64,
+    /// Recoveries that failed under an injected fault, then retried.
+    pub failed_recoveries: u64,
+    /// Snapshot files damaged before a recovery.
+    pub flipped_snapshots: u64,
 }
 
 impl Summary {
@@ -81,6 +85,8 @@ impl Summary {
         self.reads += o.reads;
         self.events += o.events;
         self.snapshots += o.snapshots;
+        self.failed_recoveries += o.failed_recoveries;
+        self.flipped_snapshots += o.flipped_snapshots;
     }
 }
 
@@ -88,7 +94,7 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seeds {} steps {} crashes {} restarts {} fault plans {} fail-stops {} writes sent {} acknowledged writes checked {} snapshots {} expiries {} reaped {} reads {} watch events {}",
+            "seeds {} steps {} crashes {} restarts {} fault plans {} fail-stops {} writes sent {} acknowledged writes checked {} snapshots {} (damaged {}) faulted recoveries {} expiries {} reaped {} reads {} watch events {}",
             self.seeds,
             self.steps,
             self.crashes,
@@ -98,6 +104,8 @@ impl fmt::Display for Summary {
             self.writes_sent,
             self.acked_writes_checked,
             self.snapshots,
+            self.flipped_snapshots,
+            self.failed_recoveries,
             self.expiries,
             self.reaped,
             self.reads,
@@ -148,6 +156,9 @@ pub fn run_seed(seed: u64, steps: u64, step: &std::cell::Cell<u64>) -> Result<Su
     })();
     result.map_err(|m| fail(sim.step(), m))?;
     let mut s = sim.summary;
-    s.snapshots = sim.snapshots();
+    let server = sim.server_stats();
+    s.snapshots = server.snapshots;
+    s.failed_recoveries = server.failed_recoveries;
+    s.flipped_snapshots = server.flipped_snapshots;
     Ok(s)
 }

@@ -2,9 +2,12 @@
 //! code, on two simulated disks ([`SimStorage`]), with a clock the simulator owns.
 //!
 //! It is a value the simulator steps: [`SimServer::handle`] takes a request,
-//! [`SimServer::tick`] moves the clock, [`SimServer::flush`] runs what `commit::stage`
-//! and `commit::log::run` do for one batch (encode, append, adopt, snapshot, rebase,
-//! purge) and returns the replies that may now be released. Nothing here touches a
+//! [`SimServer::tick`] moves the clock, [`SimServer::seal`] takes the batch built so far
+//! and queues it for the log (as the stage's flusher), and [`SimServer::sync`] does what
+//! `commit::log::run` and the stage's publisher do for the queued batches (one group
+//! append, adopt, snapshot, rebase, purge) and returns the replies that may now be
+//! released. Sealing without syncing leaves batches in flight while the sequencer runs
+//! ahead, as the real stage pipelines them. Nothing here touches a
 //! socket or a thread, so several servers can later share one scheduler and a simulated
 //! network; the server knows nothing about clients beyond the [`Origin`] it hands back.
 //!
@@ -61,28 +64,53 @@ struct Live {
     /// Log records through this zxid are covered by the oldest retained snapshot.
     purge_target: i64,
     purged_through: i64,
+    /// Batches sealed and waiting for the log, oldest first (at most
+    /// [`LOG_QUEUE_DEPTH`], as the stage's channel to the log).
+    queue: std::collections::VecDeque<Sealed>,
 }
 
-/// What one [`SimServer::flush`] did.
+/// Batches that may wait for the log at once (`server::LOG_QUEUE_DEPTH`).
+pub const LOG_QUEUE_DEPTH: usize = 2;
+
+/// A batch taken from the sequencer and queued for the log: what to release once it is
+/// durable (the stage's `Pending`).
+struct Sealed {
+    txns: Vec<Txn>,
+    log: LogBatch,
+    replies: Vec<(Origin, ReplyMsg)>,
+    changes: Vec<Change>,
+    state: Arc<DataState>,
+    snapshot: bool,
+}
+
+/// A batch the log refused, or that was queued behind one.
+#[derive(Debug)]
+pub struct Unacked {
+    /// The batch's txns.
+    pub txns: Vec<Txn>,
+    /// The bytes handed to the log.
+    pub log: LogBatch,
+    /// The replies that were never released.
+    pub replies: Vec<(Origin, ReplyMsg)>,
+}
+
+/// What one [`SimServer::sync`] did.
 #[derive(Debug)]
 pub enum Flush {
     /// The server is stopped (fail-stop); nothing happened.
     Down,
     /// No batch was pending.
     Idle,
-    /// The batch is durable and committed: its replies may be released.
-    Acked(Acked),
-    /// The log refused the batch: nothing of it is acknowledged, and the server has
+    /// The queued batches are durable and committed, in order: their replies may be
+    /// released.
+    Acked(Vec<Acked>),
+    /// The log refused the group: nothing of it is acknowledged, and the server has
     /// stopped. Its txns may or may not be on disk; a restart decides.
     Stopped {
         /// Why.
         reason: String,
-        /// The batch's txns.
-        txns: Vec<Txn>,
-        /// The bytes handed to the log.
-        log: LogBatch,
-        /// The replies that were never released.
-        replies: Vec<(Origin, ReplyMsg)>,
+        /// The batches, in order.
+        batches: Vec<Unacked>,
     },
 }
 
@@ -129,6 +157,19 @@ pub struct ServerStats {
     pub rebases: u64,
     /// Fail-stops (failed log IO or a dead process).
     pub fail_stops: u64,
+    /// Recoveries that failed under an injected fault (and were retried).
+    pub failed_recoveries: u64,
+    /// Snapshot files damaged by a flipped bit before a recovery.
+    pub flipped_snapshots: u64,
+}
+
+/// What can go wrong around one restart (see [`SimServer::restart`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Trouble {
+    /// Flip a bit of the newest snapshot, chosen by this value.
+    pub flip: Option<u64>,
+    /// Faults for the first recovery attempt: (log disk, snapshot disk).
+    pub faults: Option<(SimFaults, SimFaults)>,
 }
 
 /// A simulated server. See the module documentation.
@@ -212,15 +253,27 @@ impl SimServer {
         self.live = None;
     }
 
-    /// Takes the batch built so far and does for it what the stage and the log executor
-    /// do: append (in parts no larger than `batch_bytes_max`), then adopt the head as the
-    /// committed state, then snapshot, rebase and purge when due.
-    pub fn flush(&mut self) -> Flush {
+    /// Number of batches sealed and waiting for [`SimServer::sync`].
+    pub fn queued(&self) -> usize {
+        self.live.as_ref().map_or(0, |l| l.queue.len())
+    }
+
+    /// Takes the batch built so far and queues it for the log, as the stage's flusher
+    /// does: a written snapshot first becomes the head's base, the snapshot decision is
+    /// made (and the head frozen) where the head is exactly the state after the batch,
+    /// and the head is cloned as the state to publish once the batch is durable.
+    /// Returns whether a batch was queued.
+    ///
+    /// # Panics
+    /// If the queue is full: the caller syncs first, as the stage waits on the channel.
+    pub fn seal(&mut self) -> bool {
         let Some(live) = self.live.as_mut() else {
-            return Flush::Down;
+            return false;
         };
-        // As the stage's flusher: a written snapshot becomes the base before the batch
-        // is taken, so the published state is exactly the head after the batch.
+        assert!(
+            live.queue.len() < LOG_QUEUE_DEPTH,
+            "sync before sealing more"
+        );
         if let Some((base, left)) = live.written.take() {
             if left == 0 {
                 live.seq.rebase(base);
@@ -231,31 +284,75 @@ impl SimServer {
         }
         let batch = live.seq.take_batch();
         if batch.is_empty() {
-            return Flush::Idle;
+            return false;
         }
         self.seq_no += 1;
         let log = LogBatch::encode(self.seq_no, &batch.txns);
         live.since_snapshot += batch.txns.len() as u64;
-        let snapshot_due = live.since_snapshot >= live.threshold && live.written.is_none();
-        if snapshot_due {
+        let snapshot = live.since_snapshot >= live.threshold && live.written.is_none();
+        if snapshot {
             live.seq.freeze();
             live.since_snapshot = 0;
             live.threshold = threshold(&mut self.rng, self.cfg.snap_count);
         }
         let state = Arc::new(live.seq.head().clone());
-        if let Err(reason) = append(&mut live.writer, &log) {
+        live.queue.push_back(Sealed {
+            txns: batch.txns,
+            log,
+            replies: batch.replies,
+            changes: batch.changes,
+            state,
+            snapshot,
+        });
+        true
+    }
+
+    /// What the log executor and the stage's publisher do for the queued batches: one
+    /// group append (in parts no larger than `batch_bytes_max`), then, per batch in
+    /// order, adopt its state as committed; then purge what retained snapshots cover,
+    /// and take the snapshots due.
+    pub fn sync(&mut self) -> Flush {
+        let Some(live) = self.live.as_mut() else {
+            return Flush::Down;
+        };
+        if live.queue.is_empty() {
+            return Flush::Idle;
+        }
+        let queued: Vec<Sealed> = live.queue.drain(..).collect();
+        if let Err(reason) = append(&mut live.writer, &queued) {
             self.live = None;
             self.stats.fail_stops += 1;
             return Flush::Stopped {
                 reason,
-                txns: batch.txns,
-                log,
-                replies: batch.replies,
+                batches: queued
+                    .into_iter()
+                    .map(|b| Unacked {
+                        txns: b.txns,
+                        log: b.log,
+                        replies: b.replies,
+                    })
+                    .collect(),
             };
         }
-        let applied = live.machine.adopt(&batch.txns, state, batch.changes);
+        let mut acked = Vec::with_capacity(queued.len());
+        let mut to_snapshot = Vec::new();
+        for b in queued {
+            let applied = live.machine.adopt(&b.txns, b.state, b.changes);
+            if b.snapshot {
+                to_snapshot.push(applied.state.clone());
+            }
+            acked.push(Acked {
+                txns: b.txns,
+                log: b.log,
+                replies: b.replies,
+                state: applied.state,
+                changes: applied.changes,
+                snapshot: None,
+                then_stopped: None,
+            });
+        }
         // The log executor purges after acknowledging; a failed purge stops the server
-        // with the batch already acknowledged.
+        // with the batches already acknowledged.
         let mut then_stopped = None;
         if live.purge_target > live.purged_through {
             match live.writer.purge_through(live.purge_target) {
@@ -263,12 +360,19 @@ impl SimServer {
                 Err(e) => then_stopped = Some(format!("transaction log purge failed: {e}")),
             }
         }
-        let mut snapshot = None;
-        if snapshot_due && then_stopped.is_none() {
-            match snapshot_of(&mut self.snap_disk, &applied.state) {
+        for state in to_snapshot {
+            if then_stopped.is_some() {
+                break;
+            }
+            match snapshot_of(&mut self.snap_disk, &state) {
                 Ok(base) => {
                     self.stats.snapshots += 1;
-                    snapshot = Some(applied.state.last_zxid);
+                    if let Some(a) = acked
+                        .iter_mut()
+                        .find(|a| a.state.last_zxid == state.last_zxid)
+                    {
+                        a.snapshot = Some(state.last_zxid);
+                    }
                     live.written = Some((base, self.cfg.rebase_delay_flushes));
                     if self.cfg.purge {
                         match snapfile::retain_with(&mut self.snap_disk, self.cfg.snap_retain) {
@@ -293,33 +397,74 @@ impl SimServer {
                 then_stopped = Some("the process died while writing a snapshot".into());
             }
         }
-        if then_stopped.is_some() {
+        if let Some(reason) = then_stopped {
             self.live = None;
             self.stats.fail_stops += 1;
+            if let Some(last) = acked.last_mut() {
+                last.then_stopped = Some(reason);
+            }
         }
-        Flush::Acked(Acked {
-            txns: batch.txns,
-            log,
-            replies: batch.replies,
-            state: applied.state,
-            changes: applied.changes,
-            snapshot,
-            then_stopped,
-        })
+        Flush::Acked(acked)
     }
 
     /// Cuts the power on both disks and recovers as `server::run` does: the newest
     /// valid snapshot, then the log after it, then a new sequencer and state machine.
     ///
+    /// `trouble` can make the restart harder, as real restarts are: `flip` damages one
+    /// bit of the newest snapshot file (chosen by the value) after the power cut, so
+    /// recovery must fall back to an older one; `faults` are injected into the first
+    /// recovery attempt (the process dies while recovering, or an fsync fails), after
+    /// which the power is cut again and recovery retried without faults. A recovery that
+    /// fails with no fault injected is a bug.
+    ///
     /// # Errors
-    /// If recovery refuses (a gap, a record that does not decode): with crash-consistent
-    /// storage that is a bug, and the simulator reports it.
-    pub fn restart(&mut self, now_ms: i64) -> Result<Recovery, String> {
+    /// If recovery refuses without an injected fault (a gap, a record that does not
+    /// decode): with crash-consistent storage that is a bug.
+    pub fn restart(&mut self, now_ms: i64, trouble: Trouble) -> Result<Recovery, String> {
         self.live = None;
+        self.now_ms = self.now_ms.max(now_ms);
         self.log_disk.crash();
         self.snap_disk.crash();
-        self.now_ms = self.now_ms.max(now_ms);
+        if let Some(r) = trouble.flip {
+            self.flip_newest_snapshot(r);
+        }
+        if let Some((log, snap)) = trouble.faults {
+            self.set_faults(log, snap);
+            let attempt = self.recover();
+            let dead = self.log_disk.is_dead() || self.snap_disk.is_dead();
+            match attempt {
+                Ok(rec) if !dead => return Ok(rec),
+                Ok(_) | Err(_) => {
+                    self.stats.failed_recoveries += 1;
+                    self.live = None;
+                    self.log_disk.crash();
+                    self.snap_disk.crash();
+                }
+            }
+        }
         self.recover()
+    }
+
+    /// Flips one bit of the newest snapshot file, settled on disk.
+    fn flip_newest_snapshot(&mut self, r: u64) {
+        let newest = self
+            .snap_disk
+            .names()
+            .into_iter()
+            .filter(|n| snapfile::parse_snapshot_name(n).is_some())
+            .max_by_key(|n| snapfile::parse_snapshot_name(n));
+        let Some(name) = newest else {
+            return;
+        };
+        let Some(len) = self.snap_disk.file_bytes(&name).map(|b| b.len()) else {
+            return;
+        };
+        if len == 0 {
+            return;
+        }
+        self.snap_disk
+            .flip_bit(&name, (r >> 3) as usize % len, (r & 7) as u8);
+        self.stats.flipped_snapshots += 1;
     }
 
     fn recover(&mut self) -> Result<Recovery, String> {
@@ -370,6 +515,7 @@ impl SimServer {
             written: None,
             purge_target,
             purged_through: -1,
+            queue: std::collections::VecDeque::new(),
         });
         Ok(Recovery {
             state: committed,
@@ -386,17 +532,23 @@ fn threshold(rng: &mut ferrokeeper_storage::backend::sim::Prng, n: u64) -> u64 {
     rng.range(low, n.max(low))
 }
 
-/// Appends a batch as `commit::log::run` does: in parts of at most `batch_bytes_max`
-/// framed bytes, acknowledged only if every part is.
-fn append(writer: &mut LogWriter<SimStorage>, batch: &LogBatch) -> Result<(), String> {
-    let mut records = Vec::with_capacity(batch.records.len());
-    let mut start = 0;
-    for &(zxid, end) in &batch.records {
-        records.push(Record {
-            zxid,
-            bytes: &batch.bytes[start..end],
-        });
-        start = end;
+/// Appends the queued batches as `commit::log::run` does: their records in one group,
+/// in parts of at most `batch_bytes_max` framed bytes; acknowledged only if every part
+/// is.
+fn append(writer: &mut LogWriter<SimStorage>, queued: &[Sealed]) -> Result<(), String> {
+    let mut records = Vec::new();
+    for b in queued {
+        let mut start = 0;
+        for &(zxid, end) in &b.log.records {
+            records.push(Record {
+                zxid,
+                bytes: &b.log.bytes[start..end],
+            });
+            start = end;
+        }
+    }
+    if records.is_empty() {
+        return Ok(());
     }
     let limit = writer.options().batch_bytes_max;
     let mut part_start = 0;

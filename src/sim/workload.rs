@@ -17,7 +17,7 @@ use ferrokeeper_storage::log::LogOptions;
 
 use super::check::{check_indexes, diff_states};
 use super::model::{create_opcode, Model};
-use super::server::{Flush, ServerConfig, SimServer};
+use super::server::{Flush, ServerConfig, SimServer, Trouble};
 use super::Summary;
 use crate::commit::log::LogBatch;
 use crate::core::acl::AuthIds;
@@ -34,6 +34,32 @@ const NAMES: [&str; 4] = ["a", "b", "c", "d"];
 const TIMEOUT_MIN_MS: i32 = 4_000;
 const TIMEOUT_MAX_MS: i32 = 20_000;
 
+/// A session's timing as the simulator expects the sequencer to keep it.
+#[derive(Debug)]
+struct Heard {
+    /// The stored (first negotiated) timeout.
+    timeout: i32,
+    /// (step, deadline), in step order. Steps, not times, order the updates: a step's
+    /// pings come before its tick, and the clock may stand still across steps.
+    history: Vec<(u64, i64)>,
+}
+
+impl Heard {
+    fn update(&mut self, step: u64, deadline: i64) {
+        let at = self.history.partition_point(|(s, _)| *s <= step);
+        self.history.insert(at, (step, deadline));
+    }
+
+    /// The deadline in force at the tick of `step`.
+    fn deadline_at(&self, step: u64) -> i64 {
+        self.history
+            .iter()
+            .rev()
+            .find(|(s, _)| *s <= step)
+            .map_or(i64::MIN, |(_, d)| *d)
+    }
+}
+
 struct Client {
     /// (id, password, negotiated timeout).
     session: Option<(i64, [u8; 16], i32)>,
@@ -49,6 +75,7 @@ struct Client {
 struct Connecting {
     client: usize,
     at_ms: i64,
+    at_step: u64,
     reattach: Option<(i64, bool)>,
 }
 
@@ -69,13 +96,16 @@ pub struct Sim {
     connecting: HashMap<Origin, Connecting>,
     pending: HashMap<(i64, i32), Pending>,
     model: Model,
-    /// Per session: (the time it expires unless heard from, its stored timeout), as
-    /// the sequencer times it. A ping moves the deadline to now + the stored timeout; a
-    /// reattach to now + the timeout negotiated by that handshake (ZooKeeper's
-    /// `revalidateSession` touches with the new value but keeps the session's own).
-    heard: HashMap<i64, (i64, i32)>,
-    /// Sessions pinged this step.
-    pinged: HashSet<i64>,
+    /// Per session: its stored timeout and the history of its expiry deadline as the
+    /// sequencer times it, as (since, deadline) in time order. A ping moves the deadline
+    /// to now + the stored timeout; a reattach to now + the timeout negotiated by that
+    /// handshake (ZooKeeper's `revalidateSession` touches with the new value but keeps
+    /// the session's own). A history, because batches in flight commit expiries
+    /// decided at an earlier tick.
+    heard: HashMap<i64, Heard>,
+    /// The tick time of each sealed batch not yet acknowledged, oldest first.
+    sealed_ticks: std::collections::VecDeque<(i64, u64)>,
+    /// The tick time of the last acknowledged batch.
     /// The follower-style twin: the log's bytes decoded and applied txn by txn, and
     /// its state after every zxid not yet known durable (crash-free: never from disk).
     twin: StateMachine,
@@ -84,6 +114,9 @@ pub struct Sim {
     /// The clock value of the last tick (sessions heard from before it minus their
     /// timeout must have expired).
     ticked_at: i64,
+    ticked_step: u64,
+    /// The time of this step's tick.
+    tick_now: i64,
     watches: WatchTable,
     /// One-shot registrations the table has not fired yet: (conn, path, child table?).
     oneshot: HashSet<(u64, String, bool)>,
@@ -160,11 +193,13 @@ impl Sim {
             pending: HashMap::new(),
             model: Model::default(),
             heard: HashMap::new(),
-            pinged: HashSet::new(),
+            sealed_ticks: Default::default(),
             twin: StateMachine::new((*rec.state).clone()),
             history,
             last_acked: 0,
             ticked_at: START_MS,
+            ticked_step: 0,
+            tick_now: START_MS,
             watches: WatchTable::new(),
             oneshot: HashSet::new(),
             persistent: HashSet::new(),
@@ -202,9 +237,9 @@ impl Sim {
         Ok(())
     }
 
-    /// Snapshots the server has written.
-    pub fn snapshots(&self) -> u64 {
-        self.server.stats.snapshots
+    /// The server's counters.
+    pub fn server_stats(&self) -> super::server::ServerStats {
+        self.server.stats
     }
 
     fn one_step(&mut self) -> Result<(), Fail> {
@@ -221,16 +256,19 @@ impl Sim {
             .filter(|c| c.conn.is_some() && !c.silent)
             .filter_map(|c| c.session.map(|s| s.0))
             .collect();
-        self.pinged = touched.iter().copied().collect();
         for id in &touched {
             if let Some(h) = self.heard.get_mut(id) {
-                h.0 = self.now + i64::from(h.1);
+                let deadline = self.now + i64::from(h.timeout);
+                h.update(self.step, deadline);
             }
         }
         self.server.advance_clock(self.now);
+        if std::env::var_os("FK_SIM_TRACE").is_some() {
+            eprintln!("step {} now {} touch {:x?}", self.step, self.now, touched);
+        }
         self.server.handle(CommitRequest::Touch(touched));
         self.server.tick(self.now);
-        self.ticked_at = self.now;
+        self.tick_now = self.now;
         let actions = self.rng.range(1, 5);
         for _ in 0..actions {
             self.client_action();
@@ -377,11 +415,21 @@ impl Sim {
             // A new session replaces the old one, which is left to expire.
             self.clients[ci].session = None;
         }
+        if std::env::var_os("FK_SIM_TRACE").is_some() {
+            eprintln!(
+                "step {} now {} client {ci} connect {:?} reattach {:x?}",
+                self.step,
+                self.now,
+                origin,
+                reattach.as_ref().map(|r| (r.0, r.2))
+            );
+        }
         self.connecting.insert(
             origin,
             Connecting {
                 client: ci,
                 at_ms: self.now,
+                at_step: self.step,
                 reattach: reattach.map(|(id, _, bad)| (id, bad)),
             },
         );
@@ -586,6 +634,14 @@ impl Sim {
         let Some(state) = self.server.committed().cloned() else {
             return Ok(());
         };
+        // A read's reply header carries the server's zxid: the client has now seen it.
+        if let Some(c) = self
+            .clients
+            .iter_mut()
+            .find(|c| c.conn.map(|o| o.0) == Some(conn))
+        {
+            c.last_zxid_seen = c.last_zxid_seen.max(state.last_zxid);
+        }
         let node = state.tree.get(&path);
         let m = self.model.nodes.get(&path);
         self.summary.reads += 1;
@@ -667,48 +723,78 @@ impl Sim {
         Ok(())
     }
 
+    /// Seals this step's batch, and syncs the log sometimes (always when its queue is
+    /// full): batches stay in flight across steps while the sequencer runs ahead.
     fn flush(&mut self) -> Result<(), Fail> {
-        match self.server.flush() {
+        if self.server.queued() >= super::server::LOG_QUEUE_DEPTH {
+            self.sync()?;
+        }
+        if self.server.seal() {
+            self.sealed_ticks.push_back((self.tick_now, self.step));
+        }
+        if self.rng.below(3) != 0 {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), Fail> {
+        match self.server.sync() {
             Flush::Down | Flush::Idle => Ok(()),
-            Flush::Acked(a) => {
-                self.feed_twin(&a.txns, &a.log)?;
-                if !a.txns.is_empty() {
-                    // Apply equals adopt: the follower's result is the leader's.
-                    if let Some(d) = diff_states(self.twin.state(), &a.state) {
-                        return Err(format!(
-                            "apply and adopt differ after zxid 0x{:x}: {d}",
-                            a.state.last_zxid
-                        ));
-                    }
-                    self.last_acked = a.state.last_zxid;
-                }
-                let expected = self.absorb(&a.txns, &a.replies, true)?;
-                self.deliver(&a.replies)?;
-                self.fire_watches(&a.changes, &expected)?;
-                if let Some(d) = self.model.diff(&a.state) {
-                    return Err(format!("model and committed state differ: {d}"));
-                }
-                if let Some(d) = check_indexes(&a.state) {
-                    return Err(format!("committed state's indexes: {d}"));
-                }
-                self.check_expiry_done(&a.state)?;
-                // States before the last acknowledged zxid can no longer be recovered to.
-                let keep = self.history.split_off(&self.last_acked);
-                self.history = keep;
-                if a.then_stopped.is_some() {
-                    self.summary.fail_stops += 1;
-                    self.restart()?;
+            Flush::Acked(batches) => {
+                for a in batches {
+                    self.acked(a)?;
                 }
                 Ok(())
             }
-            Flush::Stopped {
-                txns, log, replies, ..
-            } => {
+            Flush::Stopped { batches, .. } => {
                 self.summary.fail_stops += 1;
-                self.feed_twin(&txns, &log)?;
+                let mut txns = Vec::new();
+                let mut replies = Vec::new();
+                for b in batches {
+                    self.feed_twin(&b.txns, &b.log)?;
+                    txns.extend(b.txns);
+                    replies.extend(b.replies);
+                }
                 self.restart_with_limbo(&txns, &replies)
             }
         }
+    }
+
+    fn acked(&mut self, a: super::server::Acked) -> Result<(), Fail> {
+        if let Some((t, step)) = self.sealed_ticks.pop_front() {
+            self.ticked_at = t;
+            self.ticked_step = step;
+        }
+        self.feed_twin(&a.txns, &a.log)?;
+        if !a.txns.is_empty() {
+            // Apply equals adopt: the follower's result is the leader's.
+            if let Some(d) = diff_states(self.twin.state(), &a.state) {
+                return Err(format!(
+                    "apply and adopt differ after zxid 0x{:x}: {d}",
+                    a.state.last_zxid
+                ));
+            }
+            self.last_acked = a.state.last_zxid;
+        }
+        let expected = self.absorb(&a.txns, &a.replies, true)?;
+        self.deliver(&a.replies)?;
+        self.fire_watches(&a.changes, &expected)?;
+        if let Some(d) = self.model.diff(&a.state) {
+            return Err(format!("model and committed state differ: {d}"));
+        }
+        if let Some(d) = check_indexes(&a.state) {
+            return Err(format!("committed state's indexes: {d}"));
+        }
+        self.check_expiry_done(&a.state)?;
+        // States before the last acknowledged zxid can no longer be recovered to.
+        let keep = self.history.split_off(&self.last_acked);
+        self.history = keep;
+        if a.then_stopped.is_some() {
+            self.summary.fail_stops += 1;
+            self.restart()?;
+        }
+        Ok(())
     }
 
     /// Walks a batch's txns in zxid order against the model: each client write's reply
@@ -736,18 +822,14 @@ impl Sim {
                 }
                 TxnOp::CloseSession { session_id } if t.cxid == 0 => {
                     // Expiry: only once the session went unheard for its timeout.
-                    if let Some((deadline, timeout)) = self.heard.remove(session_id) {
+                    if let Some(h) = self.heard.remove(session_id) {
+                        let deadline = h.deadline_at(self.ticked_step);
                         if live && t.time_ms < deadline {
                             return Err(format!(
-                                "session 0x{session_id:x} expired at {} but is due at {deadline} (timeout {timeout})",
-                                t.time_ms
+                                "session 0x{session_id:x} expired at {} but is due at {deadline} (timeout {}, history {:?})",
+                                t.time_ms, h.timeout, h.history
                             ));
                         }
-                    }
-                    if live && self.pinged.contains(session_id) {
-                        return Err(format!(
-                            "session 0x{session_id:x} expired while its client was pinging"
-                        ));
                     }
                     self.model.close_session(*session_id);
                     self.summary.expiries += 1;
@@ -808,6 +890,9 @@ impl Sim {
                     passwd,
                     valid,
                 } => {
+                    if std::env::var_os("FK_SIM_TRACE").is_some() {
+                        eprintln!("step {} {origin:?} connected 0x{session_id:x} valid {valid} timeout {timeout_ms}", self.step);
+                    }
                     let Some(c) = self.connecting.remove(origin) else {
                         return Err(format!("a handshake answer for unknown {origin:?}"));
                     };
@@ -836,11 +921,17 @@ impl Sim {
                         let deadline = c.at_ms + i64::from(*timeout_ms);
                         match c.reattach {
                             None => {
-                                self.heard.insert(*session_id, (deadline, *timeout_ms));
+                                self.heard.insert(
+                                    *session_id,
+                                    Heard {
+                                        timeout: *timeout_ms,
+                                        history: vec![(c.at_step, deadline)],
+                                    },
+                                );
                             }
                             Some(_) => {
                                 if let Some(h) = self.heard.get_mut(session_id) {
-                                    h.0 = deadline;
+                                    h.update(c.at_step, deadline);
                                 }
                             }
                         }
@@ -973,11 +1064,12 @@ impl Sim {
 
     /// Sessions unheard for their timeout at the last tick must have expired.
     fn check_expiry_done(&self, state: &DataState) -> Result<(), Fail> {
-        for (id, (deadline, timeout)) in &self.heard {
-            if state.sessions.contains_key(id) && *deadline <= self.ticked_at {
+        for (id, h) in &self.heard {
+            let deadline = h.deadline_at(self.ticked_step);
+            if state.sessions.contains_key(id) && deadline <= self.ticked_at {
                 return Err(format!(
-                    "session 0x{id:x} due at {deadline} (timeout {timeout}) still alive at {}",
-                    self.ticked_at
+                    "session 0x{id:x} due at {deadline} (timeout {}) still alive at {}",
+                    h.timeout, self.ticked_at
                 ));
             }
         }
@@ -1004,7 +1096,28 @@ impl Sim {
     ) -> Result<(), Fail> {
         self.summary.restarts += 1;
         self.now += self.rng.range(0, 2_000) as i64;
-        let rec = self.server.restart(self.now)?;
+        let mut trouble = Trouble::default();
+        if self.rng.below(8) == 0 {
+            trouble.flip = Some(self.rng.next_u64());
+        }
+        if self.rng.below(6) == 0 {
+            let plan = |rng: &mut Prng| match rng.below(3) {
+                0 => SimFaults {
+                    crash_after_ops: Some(rng.range(0, 30)),
+                    ..SimFaults::default()
+                },
+                1 => SimFaults {
+                    sync_fail_per_million: 300_000,
+                    write_fail_per_million: 300_000,
+                    ..SimFaults::default()
+                },
+                _ => SimFaults::default(),
+            };
+            let log = plan(&mut self.rng);
+            let snap = plan(&mut self.rng);
+            trouble.faults = Some((log, snap));
+        }
+        let rec = self.server.restart(self.now, trouble)?;
         let z = rec.state.last_zxid;
         if z < self.last_acked {
             return Err(format!(
@@ -1046,12 +1159,22 @@ impl Sim {
             .state
             .sessions
             .iter()
-            .map(|(id, s)| (*id, (self.now + i64::from(s.timeout_ms), s.timeout_ms)))
+            .map(|(id, s)| {
+                (
+                    *id,
+                    Heard {
+                        timeout: s.timeout_ms,
+                        history: vec![(self.step, self.now + i64::from(s.timeout_ms))],
+                    },
+                )
+            })
             .collect();
         self.history.retain(|zxid, _| *zxid <= z);
         self.twin = StateMachine::new((*twin).clone());
         self.last_acked = z;
         self.ticked_at = self.now;
+        self.ticked_step = self.step;
+        self.sealed_ticks.clear();
         if let Some(d) = self.model.diff(&rec.state) {
             return Err(format!("model and recovered state differ: {d}"));
         }
