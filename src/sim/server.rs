@@ -182,6 +182,8 @@ pub struct SimServer {
     /// Seeds the sequencer's entropy and the snapshot thresholds, anew on each start.
     rng: ferrokeeper_storage::backend::sim::Prng,
     seq_no: u64,
+    /// Snapshot files this simulator damaged that may still be on disk.
+    damaged: std::collections::BTreeSet<String>,
     /// Counters.
     pub stats: ServerStats,
 }
@@ -200,6 +202,7 @@ impl SimServer {
             now_ms,
             rng: ferrokeeper_storage::backend::sim::Prng::new(seed ^ 0x3333),
             seq_no: 0,
+            damaged: Default::default(),
             stats: ServerStats::default(),
         };
         let rec = server.recover()?;
@@ -456,6 +459,14 @@ impl SimServer {
         let Some(name) = newest else {
             return;
         };
+        // One damaged snapshot at a time: with every retained snapshot damaged and the
+        // log purged behind them, refusing to start is the right answer, not a bug.
+        let names = self.snap_disk.names();
+        self.damaged.retain(|d| names.contains(d));
+        if !self.damaged.is_empty() {
+            return;
+        }
+        self.damaged.insert(name.clone());
         let Some(len) = self.snap_disk.file_bytes(&name).map(|b| b.len()) else {
             return;
         };

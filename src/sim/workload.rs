@@ -319,10 +319,11 @@ impl Sim {
 
     fn client_action(&mut self) {
         let ci = self.rng.below(self.clients.len() as u64) as usize;
+        // A client waits for its handshake's answer before doing anything else.
+        if self.connecting.values().any(|c| c.client == ci) {
+            return;
+        }
         let Some(conn) = self.clients[ci].conn else {
-            if self.connecting.values().any(|c| c.client == ci) {
-                return;
-            }
             self.connect(ci);
             return;
         };
@@ -376,6 +377,9 @@ impl Sim {
                 self.summary.writes_sent += 1;
             }
             85..=87 => self.clients[ci].silent = !self.clients[ci].silent,
+            // The client reconnects before the server noticed the old connection go:
+            // the reattach closes the old one ("session moved").
+            88..=89 => self.connect(ci),
             _ => {
                 let path = self.pick_path();
                 let kind = if self.rng.below(2) == 0 {
