@@ -425,7 +425,8 @@ impl SimServer {
     /// decode): with crash-consistent storage that is a bug.
     pub fn restart(&mut self, now_ms: i64, trouble: Trouble) -> Result<Recovery, String> {
         self.live = None;
-        self.now_ms = self.now_ms.max(now_ms);
+        // A new process reads the clock afresh, which may have been stepped back.
+        self.now_ms = now_ms;
         self.log_disk.crash();
         self.snap_disk.crash();
         if let Some(r) = trouble.flip {

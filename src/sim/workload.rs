@@ -123,11 +123,17 @@ pub struct Sim {
     persistent: HashSet<(u64, String)>,
     recursive: HashSet<(u64, String)>,
     auth: Arc<AuthIds>,
+    /// Print handshakes and pings to stderr (`FK_SIM_TRACE`), to follow a replayed seed.
+    trace: bool,
     /// Counters for the summary.
     pub summary: Summary,
 }
 
 type Fail = String;
+
+/// The txns and unreleased replies of batches the log refused: some may have reached
+/// the disk, and a restart tells which.
+type Limbo<'a> = (&'a [Txn], &'a [(Origin, ReplyMsg)]);
 
 impl Sim {
     /// A run of `seed`: a server on fresh disks with settings drawn from the seed.
@@ -205,6 +211,7 @@ impl Sim {
             persistent: HashSet::new(),
             recursive: HashSet::new(),
             auth: Arc::new(AuthIds::from_ip_id("127.0.0.1".into())),
+            trace: std::env::var_os("FK_SIM_TRACE").is_some(),
             summary: Summary::default(),
         })
     }
@@ -263,7 +270,7 @@ impl Sim {
             }
         }
         self.server.advance_clock(self.now);
-        if std::env::var_os("FK_SIM_TRACE").is_some() {
+        if self.trace {
             eprintln!("step {} now {} touch {:x?}", self.step, self.now, touched);
         }
         self.server.handle(CommitRequest::Touch(touched));
@@ -419,7 +426,7 @@ impl Sim {
             // A new session replaces the old one, which is left to expire.
             self.clients[ci].session = None;
         }
-        if std::env::var_os("FK_SIM_TRACE").is_some() {
+        if self.trace {
             eprintln!(
                 "step {} now {} client {ci} connect {:?} reattach {:x?}",
                 self.step,
@@ -894,7 +901,7 @@ impl Sim {
                     passwd,
                     valid,
                 } => {
-                    if std::env::var_os("FK_SIM_TRACE").is_some() {
+                    if self.trace {
                         eprintln!("step {} {origin:?} connected 0x{session_id:x} valid {valid} timeout {timeout_ms}", self.step);
                     }
                     let Some(c) = self.connecting.remove(origin) else {
@@ -1052,9 +1059,12 @@ impl Sim {
             let p = c.path.to_string();
             let parent = crate::core::path::parent(&c.path).to_string();
             let missed = self.oneshot.iter().find(|(_, wp, child)| {
-                (!*child && *wp == p)
-                    || (*child && *wp == parent && c.kind != ChangeKind::DataChanged)
-                    || (*child && *wp == p && c.kind == ChangeKind::Deleted)
+                // A data watch on the path fires on any change; a child watch on the
+                // parent on a create or delete; a child watch on the path on its delete.
+                let data = !*child && *wp == p;
+                let parent_child = *child && *wp == parent && c.kind != ChangeKind::DataChanged;
+                let own_child = *child && *wp == p && c.kind == ChangeKind::Deleted;
+                data || parent_child || own_child
             });
             if let Some(w) = missed {
                 return Err(format!(
@@ -1094,12 +1104,15 @@ impl Sim {
 
     /// Power cut and recovery, then every check a restart owes: nothing acknowledged is
     /// lost, the recovered state is the twin's at the same zxid, the model agrees.
-    fn restart_inner(
-        &mut self,
-        limbo: Option<(&[Txn], &[(Origin, ReplyMsg)])>,
-    ) -> Result<(), Fail> {
+    fn restart_inner(&mut self, limbo: Option<Limbo<'_>>) -> Result<(), Fail> {
         self.summary.restarts += 1;
-        self.now += self.rng.range(0, 2_000) as i64;
+        // A restarted process reads the wall clock afresh: usually later, sometimes
+        // earlier (the clock was stepped back while it was down).
+        if self.rng.below(4) == 0 {
+            self.now -= self.rng.range(0, 3_000) as i64;
+        } else {
+            self.now += self.rng.range(0, 2_000) as i64;
+        }
         let mut trouble = Trouble::default();
         if self.rng.below(8) == 0 {
             trouble.flip = Some(self.rng.next_u64());
