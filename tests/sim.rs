@@ -7,6 +7,7 @@
 //! - `FK_SIM_SEED=<n>`: replays seed `n` alone (every failure message names it).
 //! - `FK_SIM_SEEDS=<count>` (from `FK_SIM_FIRST=<n>`, default a seed drawn from the
 //!   time and printed) and `FK_SIM_STEPS=<n>`: the long mode, for hours.
+//! - `FK_SIM_TRACE=1`: prints handshakes and pings of the run to stderr.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -65,6 +66,7 @@ fn simulated_server_survives_faults_and_restarts() {
     } else {
         (0, CI_SEEDS)
     };
+    println!("sim: first seed {first}, {count} seeds of {steps} steps");
     let started = Instant::now();
     let mut total = Summary::default();
     let mut failures = Vec::new();
