@@ -878,8 +878,8 @@ impl Sim {
                     let Some(outcome) = outcomes.get(&t.zxid) else {
                         return Err(format!("txn 0x{:x} has no reply", t.zxid));
                     };
-                    self.model
-                        .write(&p.request, t.session_id, outcome)
+                    check_stats(outcome, t)
+                        .and_then(|()| self.model.write(&p.request, t.session_id, outcome))
                         .map_err(|e| format!("zxid 0x{:x}: {e}", t.zxid))?;
                     if matches!(p.request, Request::CloseSession) {
                         self.heard.remove(&t.session_id);
@@ -1203,4 +1203,38 @@ impl Sim {
     pub fn seed(&self) -> u64 {
         self.seed
     }
+}
+
+/// The stats a write's reply carries must say what the write did: a new node was
+/// created and last modified by this txn at its time, at version 0 with no children; a
+/// setData modified the node in this txn; the data length is the data's.
+fn check_stats(outcome: &Outcome, t: &Txn) -> Result<(), Fail> {
+    match outcome {
+        Outcome::Created { path, stat } => {
+            if stat.czxid != t.zxid
+                || stat.mzxid != t.zxid
+                || stat.pzxid != t.zxid
+                || stat.ctime != t.time_ms
+                || stat.mtime != t.time_ms
+                || stat.version != 0
+                || stat.cversion != 0
+                || stat.aversion != 0
+                || stat.num_children != 0
+            {
+                return Err(format!("created {path}: stat {stat:?}"));
+            }
+        }
+        Outcome::DataSet(stat) => {
+            if stat.mzxid != t.zxid || stat.mtime != t.time_ms || stat.czxid > t.zxid {
+                return Err(format!("setData: stat {stat:?}"));
+            }
+        }
+        Outcome::Multi(results) => {
+            for r in results {
+                check_stats(r, t)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
