@@ -1,23 +1,49 @@
 //! # ferrokeeper — a ZooKeeper-compatible coordination server
 //!
-//! The request's way through the server names the modules:
+//! ## The map: a deterministic core and the shell around it
 //!
-//! - [`shard`]: thread-per-core glommio executors; connections, framing, reads from
-//!   the shard's published root, watch firing, replies.
-//! - [`commit`]: the one ordered stage that changes state: `prep` (request → txn with
-//!   every check ZooKeeper makes), `apply` (txn → new state), `core` (zxids, sessions,
-//!   batching, reaping) and `stage` (its executor).
-//! - [`state`] and [`tree`]: the replicated state in persistent (structurally shared)
-//!   maps, so a published root is an immutable snapshot readers hold without locks.
-//! - [`watch`], [`acl`], [`path`]: ZooKeeper's watch, ACL and path rules, pure.
-//! - [`snapshot`]: the snapshot payload (an rkyv archive of the state), loading the
-//!   newest valid one at startup, and the policy that takes and trims them.
-//! - [`config`] (zoo.cfg) and [`admin`] (four-letter words).
-//! - [`sim`]: the whole-server simulator (tests only drive it; nothing depends on it).
+//! ```text
+//!   main.rs ──▶ server (wiring, recovery)
+//!                 │
+//!                 ├──▶ shard (connections, reads, watches, replies)
+//!                 │      ├──▶ admin (four-letter-word text) ──▶ config (zoo.cfg)
+//!                 │      └──▶ commit (stage executor, log executor, report rounds)
+//!                 │             └──▶ snapshot (snapshot files: load, write, policy)
+//!                 ▼                        │
+//!   core: path, acl, tree (+ payload), state, txn, codec, prep, apply, watch,
+//!         sequencer (leader: requests → txn batches), machine (all: batches → state)
+//!   import (ZooKeeper data directories → a snapshot) ──▶ core
+//!   sim (the whole-server simulator) ──▶ everything above; nothing depends on it
+//! ```
+//! (every shell module may also use `core` and `config`; `core` uses nothing above it).
 //!
-//! Must never: mutate state outside the commit stage, block a shard, or panic on
-//! anything a client sends.
+//! Arrows point one way (`tests/tidy.rs` fails on a cycle between these modules):
+//!
+//! - [`core`]: everything every replica must compute identically, with no IO, no clock
+//!   and no randomness of its own (the tidy test checks its imports). Its two machines
+//!   are the [`core::sequencer`] (leader side: requests, a clock value and entropy in;
+//!   txn batches and leader-only effects out; a speculative head it can roll back) and
+//!   the [`core::machine`] (every server: committed batches in, state and watch changes
+//!   out, zxid order asserted).
+//! - The shell: [`commit`] runs the sequencer and the state machine on one executor and
+//!   has each batch made durable by the log executor before replies leave; [`shard`]
+//!   owns connections (thread-per-core glommio executors), serves reads from its
+//!   published state, fires watches and writes replies; [`snapshot`] writes, loads and
+//!   trims snapshot files; [`server`] wires it all from a [`config::Config`] and
+//!   recovers the state at startup; [`admin`] formats four-letter-word replies from
+//!   values the shard gathers.
+//! - [`sim`]: the whole-server simulator: the real sequencer, state machine, log and
+//!   snapshots on simulated disks, driven by seeded clients (`tests/sim.rs`).
+//! - All file IO goes through `ferrokeeper_storage`'s `Storage` seam, so the same log
+//!   and snapshot code runs on a real directory or on the simulated disk.
+//!
+//! Must never: mutate state outside the commit stage, block a shard, panic on anything a
+//! client sends, or exit the process from library code (fail-stop goes through
+//! [`commit::FailStop`] to `main`).
 #![warn(missing_docs)]
+// What a client, a file or the network can make fail is never unwrapped (STYLE.md);
+// unit tests may (clippy.toml).
+#![deny(clippy::unwrap_used)]
 
 pub mod admin;
 pub mod commit;

@@ -1,16 +1,63 @@
-//! `ferrokeeper [zoo.cfg]`: runs the server with ZooKeeper's config file, or with the
-//! embedded default (port 2181, data under ./data) when no file is given.
+//! `ferrokeeper [-Dkey=value ...] [zoo.cfg]`: runs the server with ZooKeeper's config file,
+//! or with the embedded default (port 2181, data under ./data) when no file is given. `-D`
+//! flags, and those in `$SERVER_JVMFLAGS` and `$JVMFLAGS`, are Java system properties as
+//! `zkServer.sh` passes them to ZooKeeper (see `ferrokeeper::config`).
 //!
 //! `ferrokeeper import --zookeeper-data-dir DIR [--zookeeper-log-dir DIR] [--data-dir OUT]`:
 //! imports an Apache ZooKeeper 3.5–3.9 data directory and writes it as a ferrokeeper
 //! snapshot under OUT (default `./data`, the embedded default's data directory).
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use ferrokeeper::config::Config;
+use clap::{Parser, Subcommand};
+use ferrokeeper::config::{Config, SystemProperties};
+use ferrokeeper::import::ImportProgress;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A ZooKeeper-compatible coordination server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferrokeeper",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "With no zoo.cfg: port 2181, data under ./data.\n\
+                  System properties are also read from $SERVER_JVMFLAGS and $JVMFLAGS \
+                  (in that order, before the command line's), as zkServer.sh passes them \
+                  to ZooKeeper; a zoo.cfg key wins over the property it stands for."
+)]
+struct Cli {
+    /// A Java system property, as ZooKeeper takes it (`-Dzookeeper.maxCnxns=100`).
+    #[arg(short = 'D', value_name = "KEY=VALUE")]
+    properties: Vec<String>,
+    /// ZooKeeper's configuration file.
+    #[arg(value_name = "zoo.cfg")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Imports an Apache ZooKeeper 3.5–3.9 data directory as a ferrokeeper snapshot.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// ZooKeeper's dataDir (holding version-2/ with snapshot.* files).
+    #[arg(long, value_name = "DIR")]
+    zookeeper_data_dir: PathBuf,
+    /// ZooKeeper's dataLogDir, when its log.* files are not under the dataDir.
+    #[arg(long, value_name = "DIR")]
+    zookeeper_log_dir: Option<PathBuf>,
+    /// Where to write ferrokeeper's data (the dataDir it will be started with).
+    #[arg(long, value_name = "OUT", default_value = "./data")]
+    data_dir: PathBuf,
+}
 
 fn main() {
     tracing_subscriber::fmt()
@@ -20,28 +67,27 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("import") {
-        std::process::exit(import(&args[1..]));
+    let cli = Cli::parse();
+    if let Some(Command::Import(args)) = cli.command {
+        std::process::exit(import(&args));
     }
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("usage: ferrokeeper [path/to/zoo.cfg]\n       ferrokeeper import --zookeeper-data-dir DIR [--zookeeper-log-dir DIR] [--data-dir OUT]\n\nWith no argument: port 2181, data under ./data.");
-        return;
-    }
-    let config = match args.first() {
-        Some(p) => match Config::load(&PathBuf::from(p)) {
-            Ok((c, warnings)) => {
-                for w in warnings {
-                    tracing::warn!("{w}");
-                }
-                c
+    let flags: Vec<String> = cli.properties.iter().map(|p| format!("-D{p}")).collect();
+    let props = SystemProperties::from_env_and_args(flags.iter().map(String::as_str));
+    let loaded = match &cli.config {
+        Some(path) => Config::load_with(path, &props),
+        None => Config::from_properties(&props),
+    };
+    let config = match loaded {
+        Ok((config, warnings)) => {
+            for w in warnings {
+                tracing::warn!("{w}");
             }
-            Err(e) => {
-                eprintln!("ferrokeeper: {e}");
-                std::process::exit(2);
-            }
-        },
-        None => Config::embedded_default(),
+            config
+        }
+        Err(e) => {
+            eprintln!("ferrokeeper: {e}");
+            std::process::exit(2);
+        }
     };
     if let Err(e) = ferrokeeper::server::run(config) {
         eprintln!("ferrokeeper: {e}");
@@ -49,24 +95,89 @@ fn main() {
     }
 }
 
-const IMPORT_USAGE: &str =
-    "usage: ferrokeeper import --zookeeper-data-dir DIR [--zookeeper-log-dir DIR] [--data-dir OUT]";
+/// Shows the import's progress: an `indicatif` bar on a terminal, plain lines (one per
+/// 10 % and per phase) when stderr is a file or a pipe, where a redrawn bar would be noise.
+enum Progress {
+    Bar {
+        bar: indicatif::ProgressBar,
+        started: Instant,
+        /// The last report, for the line left when the bar is cleared.
+        last: Option<ImportProgress>,
+    },
+    Lines {
+        started: Instant,
+        /// The last percentage step and phase printed.
+        last: Option<(u64, String)>,
+    },
+}
 
-/// `ferrokeeper import`: returns the exit code.
-/// One line of the import's progress bar: bar, percent, bytes, phase, elapsed and the
-/// time left at the rate so far.
-fn progress_bar(
-    percent: u64,
-    p: &ferrokeeper::import::ImportProgress,
-    elapsed: std::time::Duration,
-) -> String {
-    const WIDTH: u64 = 30;
-    let filled = (percent * WIDTH / 100) as usize;
-    let bar = format!(
-        "{}{}",
-        "#".repeat(filled),
-        "-".repeat(WIDTH as usize - filled)
-    );
+impl Progress {
+    fn new() -> Progress {
+        if !std::io::stderr().is_terminal() {
+            return Progress::Lines {
+                started: Instant::now(),
+                last: None,
+            };
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        // Bar, percent, MiB done and in all, phase, elapsed and time left, in 80 columns
+        // (a wrapped line breaks the redraw).
+        let style = indicatif::ProgressStyle::with_template(
+            "[{bar:20}] {percent:>3}% {binary_bytes}/{binary_total_bytes} {msg} {elapsed}, \
+             ~{eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("#>-");
+        bar.set_style(style);
+        Progress::Bar {
+            bar,
+            started: Instant::now(),
+            last: None,
+        }
+    }
+
+    fn update(&mut self, p: &ImportProgress) {
+        let phase = format!("{:?}", p.phase);
+        match self {
+            Progress::Bar { bar, last, .. } => {
+                bar.set_length(p.bytes_total);
+                bar.set_position(p.bytes_done);
+                bar.set_message(phase);
+                *last = Some(*p);
+            }
+            Progress::Lines { started, last } => {
+                let percent = percent(p);
+                let step = (percent / 10, phase);
+                if last.as_ref() != Some(&step) {
+                    eprintln!("{}", plain_line(percent, p, started.elapsed()));
+                    *last = Some(step);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar { bar, started, last } = self {
+            // indicatif rate-limits redraws, so a short import can end with a stale frame
+            // on screen: clear it and leave the final state as a plain line instead.
+            bar.finish_and_clear();
+            if let Some(p) = last {
+                eprintln!("{}", plain_line(percent(p), p, started.elapsed()));
+            }
+        }
+    }
+}
+
+fn percent(p: &ImportProgress) -> u64 {
+    (p.bytes_done * 100)
+        .checked_div(p.bytes_total)
+        .unwrap_or(100)
+        .min(100)
+}
+
+/// One plain progress line: percent, MiB, phase, elapsed and the time left at the rate so
+/// far (the bar's information without the bar).
+fn plain_line(percent: u64, p: &ImportProgress, elapsed: Duration) -> String {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let left = if p.bytes_done > 0 && p.bytes_total > p.bytes_done {
         let secs =
@@ -76,7 +187,7 @@ fn progress_bar(
         String::new()
     };
     format!(
-        "importing [{bar}] {percent:3}% {:.1}/{:.1} MiB ({:?}, {:.1} s{left})   ",
+        "importing {percent:3}% {:.1}/{:.1} MiB ({:?}, {:.1} s{left})",
         mib(p.bytes_done),
         mib(p.bytes_total),
         p.phase,
@@ -84,51 +195,13 @@ fn progress_bar(
     )
 }
 
-fn import(args: &[String]) -> i32 {
-    let mut zk_data = None;
-    let mut zk_log = None;
-    let mut out = PathBuf::from("./data");
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let slot = match a.as_str() {
-            "--zookeeper-data-dir" => &mut zk_data,
-            "--zookeeper-log-dir" => &mut zk_log,
-            "--data-dir" => {
-                match it.next() {
-                    Some(v) => out = PathBuf::from(v),
-                    None => {
-                        eprintln!("ferrokeeper import: --data-dir needs a value\n{IMPORT_USAGE}");
-                        return 2;
-                    }
-                }
-                continue;
-            }
-            "-h" | "--help" => {
-                println!("{IMPORT_USAGE}");
-                return 0;
-            }
-            other => {
-                eprintln!("ferrokeeper import: unknown argument {other}\n{IMPORT_USAGE}");
-                return 2;
-            }
-        };
-        match it.next() {
-            Some(v) => *slot = Some(PathBuf::from(v)),
-            None => {
-                eprintln!("ferrokeeper import: {a} needs a value\n{IMPORT_USAGE}");
-                return 2;
-            }
-        }
-    }
-    let Some(zk_data) = zk_data else {
-        eprintln!("ferrokeeper import: --zookeeper-data-dir is required\n{IMPORT_USAGE}");
-        return 2;
-    };
+/// `ferrokeeper import`: returns the exit code.
+fn import(args: &ImportArgs) -> i32 {
+    let out = &args.data_dir;
     let ours = out.join("ferrokeeper");
-    let has_files =
-        |d: &std::path::Path| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some());
-    if has_files(&ferrokeeper::snapshot::snap_dir(&out))
-        || has_files(&ferrokeeper::commit::log::log_dir(&out))
+    let has_files = |d: &Path| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some());
+    if has_files(&ferrokeeper::snapshot::snap_dir(out))
+        || has_files(&ferrokeeper::commit::log::log_dir(out))
     {
         eprintln!(
             "ferrokeeper import: {} already holds ferrokeeper data; refusing to overwrite it",
@@ -136,27 +209,22 @@ fn import(args: &[String]) -> i32 {
         );
         return 1;
     }
-    let started = std::time::Instant::now();
-    let mut last_percent = u64::MAX;
-    let mut progress = |p: ferrokeeper::import::ImportProgress| {
-        let percent = (p.bytes_done * 100)
-            .checked_div(p.bytes_total)
-            .unwrap_or(100)
-            .min(100);
-        if percent != last_percent {
-            last_percent = percent;
-            eprint!("\r{}", progress_bar(percent, &p, started.elapsed()));
+    let started = Instant::now();
+    let mut shown = Progress::new();
+    let mut progress = |p: ImportProgress| shown.update(&p);
+    let imported = match ferrokeeper::import::import_zookeeper(
+        &args.zookeeper_data_dir,
+        args.zookeeper_log_dir.as_deref(),
+        &mut progress,
+    ) {
+        Ok(i) => i,
+        Err(e) => {
+            shown.finish();
+            eprintln!("ferrokeeper import: {e}");
+            return 1;
         }
     };
-    let imported =
-        match ferrokeeper::import::import_zookeeper(&zk_data, zk_log.as_deref(), &mut progress) {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("\nferrokeeper import: {e}");
-                return 1;
-            }
-        };
-    eprintln!();
+    shown.finish();
     if let ferrokeeper::import::DigestCheck::Mismatch {
         zxid,
         expected,
@@ -168,7 +236,7 @@ fn import(args: &[String]) -> i32 {
         );
         return 1;
     }
-    let dir = ferrokeeper::snapshot::snap_dir(&out);
+    let dir = ferrokeeper::snapshot::snap_dir(out);
     let (file, bytes) = match ferrokeeper::snapshot::write_state(&dir, &imported.state) {
         Ok(w) => w,
         Err(e) => {
@@ -188,4 +256,51 @@ fn import(args: &[String]) -> i32 {
         started.elapsed()
     );
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_forms() {
+        let cli = Cli::try_parse_from([
+            "ferrokeeper",
+            "-Dzookeeper.maxCnxns=5",
+            "-D",
+            "a=b",
+            "zoo.cfg",
+        ])
+        .expect("server form");
+        assert_eq!(cli.properties, vec!["zookeeper.maxCnxns=5", "a=b"]);
+        assert_eq!(cli.config, Some(PathBuf::from("zoo.cfg")));
+        let cli = Cli::try_parse_from(["ferrokeeper"]).expect("no arguments");
+        assert!(cli.config.is_none() && cli.command.is_none());
+        let cli = Cli::try_parse_from(["ferrokeeper", "import", "--zookeeper-data-dir", "/zk"])
+            .expect("import form");
+        match cli.command {
+            Some(Command::Import(a)) => {
+                assert_eq!(a.zookeeper_data_dir, PathBuf::from("/zk"));
+                assert_eq!(a.data_dir, PathBuf::from("./data"));
+                assert!(a.zookeeper_log_dir.is_none());
+            }
+            None => panic!("no subcommand"),
+        }
+        assert!(Cli::try_parse_from(["ferrokeeper", "import"]).is_err());
+        assert!(Cli::try_parse_from(["ferrokeeper", "a.cfg", "b.cfg"]).is_err());
+    }
+
+    #[test]
+    fn plain_progress_line_has_the_bar_information() {
+        let p = ImportProgress {
+            bytes_done: 1 << 20,
+            bytes_total: 4 << 20,
+            phase: ferrokeeper::import::ImportPhase::Snapshot,
+        };
+        let line = plain_line(25, &p, Duration::from_secs(2));
+        assert_eq!(
+            line,
+            "importing  25% 1.0/4.0 MiB (Snapshot, 2.0 s, ~6 s left)"
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! Wiring: builds the commit stage and the shards from a [`Config`], connects them with
 //! bounded SPSC queues (one pair per shard), and runs each on its own glommio executor.
 
+pub mod listener;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +16,10 @@ use crate::core::machine::StateMachine;
 use crate::core::sequencer::{CoreConfig, Sequencer};
 use crate::shard::shared::{ServerShared, ShardStats};
 
-/// Runs the server until the process is killed.
+/// Runs the server until the process is killed, or until a part of it fails (then the
+/// reason is returned and the caller ends the process).
+// Long because it wires the executors in the order they must start, and the channels
+// between them are created and handed out in one place.
 pub fn run(config: Config) -> std::io::Result<()> {
     let shards = config.shards.max(1);
     let listen_addr = SocketAddr::new(
@@ -30,28 +35,140 @@ pub fn run(config: Config) -> std::io::Result<()> {
         fail: fail.clone(),
         listen_addr,
         tick_time_ms: u64::from(config.tick_time_ms),
-        jute_max_buffer: config.jute_max_buffer as usize,
+        limits: config.limits.clone(),
         skip_acl: config.skip_acl,
         super_digest: config.super_digest.clone(),
         shard_stats: (0..shards).map(|_| Arc::new(ShardStats::new())).collect(),
         started: Instant::now(),
         published_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),
-        max_client_cnxns: config.max_client_cnxns,
-        conns_per_ip: Default::default(),
+        cnxns: Default::default(),
+        outstanding_requests: std::sync::atomic::AtomicU32::new(0),
+        limit_counters: Default::default(),
         config: config.clone(),
     });
-    let core_cfg = CoreConfig {
+    let core_cfg = core_config(&config);
+    let (state, writer, snapshots) = recover(&config)?;
+    let core = Sequencer::with_state(
+        core_cfg,
+        state.clone(),
+        crate::commit::stage::now_ms(),
+        Box::new(OsEntropy),
+    );
+    let machine = StateMachine::new(state);
+    let root = machine.state().clone();
+    let (to_log, log_batches) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
+    let (log_acks, from_log) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
+    let log = executor(Placement::Unbound)
+        .name("txlog")
+        .spawn({
+            let purge_through = snapshots.purge_through.clone();
+            move || {
+                crate::commit::log::run(
+                    writer,
+                    log_batches,
+                    log_acks,
+                    purge_through,
+                    log_counters,
+                    fail,
+                )
+            }
+        })
+        .map_err(|e| std::io::Error::other(format!("cannot start the log executor: {e}")))?;
+    let depth = config.limits.commit_queue_depth_requests;
+    let batch_max = config.limits.commit_batch_requests_max;
+
+    let mut to_commit_rx = Vec::new();
+    let mut to_shard_tx = Vec::new();
+    let mut shard_ends = Vec::new();
+    for _ in 0..shards {
+        let (tx, rx) = shared_channel::new_bounded(depth);
+        let (ctx, crx) = shared_channel::new_bounded(depth);
+        to_commit_rx.push(rx);
+        to_shard_tx.push(ctx);
+        shard_ends.push((tx, crx));
+    }
+
+    let tick = Duration::from_millis((u64::from(config.tick_time_ms) / 20).clamp(5, 100));
+    let published = shared.published_seq.clone();
+    // With a core left over by the shards (the tuner's default from 4 cores up), the
+    // commit stage, which every write passes through, gets it to itself.
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let commit_placement = if shards < cpus {
+        Placement::Fixed(shards)
+    } else {
+        Placement::Unbound
+    };
+    let commit = executor(commit_placement)
+        .name("commit")
+        .spawn(move || {
+            crate::commit::stage::run(
+                core,
+                machine,
+                to_commit_rx,
+                to_shard_tx,
+                to_log,
+                from_log,
+                tick,
+                batch_max,
+                published,
+                snapshots,
+            )
+        })
+        .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
+
+    let mut handles = Vec::new();
+    for (i, (tx, crx)) in shard_ends.into_iter().enumerate() {
+        let shared = shared.clone();
+        let root = root.clone();
+        let h = executor(Placement::Fixed(i % cpus))
+            .name(&format!("shard{i}"))
+            .spawn(move || crate::shard::run(i, shared, tx, crx, root))
+            .map_err(|e| std::io::Error::other(format!("cannot start shard {i}: {e}")))?;
+        handles.push(h);
+    }
+    tracing::info!(%listen_addr, shards, force_sync = config.force_sync, limits = ?config.limits, "ferrokeeper serving");
+    drop(shared);
+    // The server runs until a part of it fails: then the reason is returned, and the
+    // caller ends the process (the executors' threads end with it). If every part ends
+    // without failing (they do not, today), the threads are joined.
+    if let Ok(reason) = failed.recv() {
+        return Err(std::io::Error::other(reason));
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    let _ = commit.join();
+    let _ = log.join();
+    Ok(())
+}
+
+/// The sequencer's settings from the config.
+fn core_config(config: &Config) -> CoreConfig {
+    CoreConfig {
         tick_time_ms: i64::from(config.tick_time_ms),
-        min_session_timeout_ms: config.min_session_timeout_ms as i32,
-        max_session_timeout_ms: config.max_session_timeout_ms as i32,
+        min_session_timeout_ms: config.limits.session_timeout_ms_min as i32,
+        max_session_timeout_ms: config.limits.session_timeout_ms_max as i32,
         extended_types: config.extended_types_enabled,
         skip_acl: config.skip_acl,
         server_id: config.server_id as i64,
         container_check_interval_ms: config.container_check_interval_ms as i64,
         container_max_per_minute: config.container_max_per_minute as usize,
         container_max_never_used_ms: config.container_max_never_used_interval_ms as i64,
-    };
+    }
+}
+
+/// Recovers the committed state: the newest valid snapshot, then the log records after
+/// it. Returns the state, the log writer positioned after it, and the snapshot policy.
+fn recover(
+    config: &Config,
+) -> std::io::Result<(
+    crate::core::state::DataState,
+    ferrokeeper_storage::log::LogWriter,
+    Arc<crate::snapshot::SnapshotPolicy>,
+)> {
     // Recover: the newest valid snapshot, then the log records after it.
     let started = Instant::now();
     let snap_dir = crate::snapshot::snap_dir(&config.data_dir);
@@ -85,7 +202,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         .map(|r| format!("; snapshot rejected: {}", r.reason))
         .collect();
     let log_dir = crate::commit::log::log_dir(&config.data_log_dir);
-    let log_opts = log_options(&config)?;
+    let log_opts = log_options(config)?;
     let (writer, replayed) =
         crate::commit::log::open_and_replay(&log_dir, log_opts, &mut state, &gap_context)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -101,100 +218,37 @@ pub fn run(config: Config) -> std::io::Result<()> {
     if let Err(e) = snapshots.retain_and_mark() {
         tracing::warn!(error = %e, "snapshot retention at startup failed");
     }
-    let core = Sequencer::with_state(
-        core_cfg,
-        state.clone(),
-        crate::commit::stage::now_ms(),
-        Box::new(OsEntropy),
-    );
-    let machine = StateMachine::new(state);
-    let root = machine.state().clone();
-    let (to_log, log_batches) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
-    let (log_acks, from_log) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
-    let log = LocalExecutorBuilder::new(Placement::Unbound)
-        .name("txlog")
-        .spawn({
-            let purge_through = snapshots.purge_through.clone();
-            move || {
-                crate::commit::log::run(
-                    writer,
-                    log_batches,
-                    log_acks,
-                    purge_through,
-                    log_counters,
-                    fail,
-                )
-            }
-        })
-        .map_err(|e| std::io::Error::other(format!("cannot start the log executor: {e}")))?;
-    let depth = config.commit_queue_depth.max(16);
-    let batch_max = config.commit_batch_max.max(1);
+    Ok((state, writer, snapshots))
+}
 
-    let mut to_commit_rx = Vec::new();
-    let mut to_shard_tx = Vec::new();
-    let mut shard_ends = Vec::new();
-    for _ in 0..shards {
-        let (tx, rx) = shared_channel::new_bounded(depth);
-        let (ctx, crx) = shared_channel::new_bounded(depth);
-        to_commit_rx.push(rx);
-        to_shard_tx.push(ctx);
-        shard_ends.push((tx, crx));
-    }
+/// Environment variable that sets glommio's preemption timer, in microseconds, for every
+/// executor the server starts; unset, glommio's default (100 ms). For tests: the start
+/// hang (below) needed the timer to fire between a reactor poll and the task-queue pass
+/// after it, which a timer of a few tens of microseconds makes near certain.
+pub const PREEMPT_TIMER_ENV: &str = "FERROKEEPER_PREEMPT_TIMER_US";
 
-    let tick = Duration::from_millis((u64::from(config.tick_time_ms) / 20).clamp(5, 100));
-    let published = shared.published_seq.clone();
-    // With a core left over by the shards (the tuner's default from 4 cores up), the
-    // commit stage, which every write passes through, gets it to itself.
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let commit_placement = if shards < cpus {
-        Placement::Fixed(shards)
-    } else {
-        Placement::Unbound
-    };
-    let commit = LocalExecutorBuilder::new(commit_placement)
-        .name("commit")
-        .spawn(move || {
-            crate::commit::stage::run(
-                core,
-                machine,
-                to_commit_rx,
-                to_shard_tx,
-                to_log,
-                from_log,
-                tick,
-                batch_max,
-                published,
-                snapshots,
-            )
-        })
-        .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
-
-    let mut handles = Vec::new();
-    for (i, (tx, crx)) in shard_ends.into_iter().enumerate() {
-        let shared = shared.clone();
-        let root = root.clone();
-        let h = LocalExecutorBuilder::new(Placement::Fixed(i % cpus))
-            .name(&format!("shard{i}"))
-            .spawn(move || crate::shard::run(i, shared, tx, crx, root))
-            .map_err(|e| std::io::Error::other(format!("cannot start shard {i}: {e}")))?;
-        handles.push(h);
+/// A builder for one of the server's executors.
+///
+/// The start hang: glommio 0.9.0 could park an executor with tasks it had just woken
+/// still queued, when its preemption timer had fired before the queue pass. The
+/// transaction log's executor did so while its `shared_channel::connect` to the commit
+/// stage was ready to complete; a connect is woken only by its own executor's polls
+/// (the peer's connect writes no eventfd) and the log has no timer or I/O at start-up,
+/// so it slept for ever. The commit stage then spun in its own connect to the log, the
+/// shards spun in theirs to the commit stage, and the port was never bound: about 1 start
+/// in 200 under client load, where those spinning executors keep the log's thread off
+/// the CPU long enough (100 ms) for the timer to fire. No order of connects avoids it,
+/// since any connect can be the one whose wakeup is lost; the workspace patches glommio
+/// (net/vendor/glommio/FERROKEEPER-PATCH.md) and tests/start_hang.rs guards it.
+fn executor(placement: Placement) -> LocalExecutorBuilder {
+    let builder = LocalExecutorBuilder::new(placement);
+    match std::env::var(PREEMPT_TIMER_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Some(us) if us > 0 => builder.preempt_timer(Duration::from_micros(us)),
+        _ => builder,
     }
-    tracing::info!(%listen_addr, shards, force_sync = config.force_sync, "ferrokeeper serving");
-    drop(shared);
-    // The server runs until a part of it fails: then the reason is returned, and the
-    // caller ends the process (the executors' threads end with it). If every part ends
-    // without failing (they do not, today), the threads are joined.
-    if let Ok(reason) = failed.recv() {
-        return Err(std::io::Error::other(reason));
-    }
-    for h in handles {
-        let _ = h.join();
-    }
-    let _ = commit.join();
-    let _ = log.join();
-    Ok(())
 }
 
 /// Batches that may wait for the log at once: one being written and synced, one

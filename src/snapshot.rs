@@ -31,7 +31,7 @@ use ferrokeeper_storage::backend::disk::{DiskStorage, IoMode};
 use ferrokeeper_storage::backend::Storage;
 use ferrokeeper_storage::snapshot as snapfile;
 
-use crate::core::payload::{self, SnapshotData};
+use crate::core::payload::{self, SnapshotRoot};
 use crate::core::state::{owner_kind, DataState, OwnerKind, Session};
 use crate::core::tree::{Base, Tree};
 
@@ -44,8 +44,10 @@ pub fn snap_dir(data_dir: &Path) -> PathBuf {
 pub const RETAIN_COUNT_MIN: usize = 3;
 
 /// The state served from `base`: the tree is the base itself; sessions, their
-/// ephemerals and the container and TTL indexes are built from the archive's lists.
-/// `extended_types` is the serving config's (it decides what a TTL owner is).
+/// ephemerals and the container and TTL indexes are built from the archive's lists, and
+/// the tree digest is the one the snapshot stores (computed over the nodes, once, for a
+/// version 2 snapshot, which stores none). `extended_types` is the serving config's (it
+/// decides what a TTL owner is).
 pub fn state_from_base(base: Arc<Base>, extended_types: bool) -> DataState {
     let mut state = DataState::new(crate::core::sequencer::open_acl_unsafe(), extended_types);
     let a = base.archive();
@@ -89,6 +91,20 @@ pub fn state_from_base(base: Arc<Base>, extended_types: bool) -> DataState {
             OwnerKind::Container | OwnerKind::Void => {}
         }
     }
+    let stored = base.digest();
+    state.digest = match stored {
+        Some(d) => d,
+        None => {
+            let started = Instant::now();
+            let d = payload::archived_digest(a);
+            tracing::warn!(
+                file = %base.file().display(), format_version = base.format_version(),
+                znodes = base.len(), elapsed = ?started.elapsed(),
+                "snapshot stores no tree digest; computed it over every node once (the next snapshot will store it)"
+            );
+            d
+        }
+    };
     state.tree = Tree::from_base(base);
     state
 }
@@ -224,7 +240,7 @@ pub fn write_state_with<S: Storage>(
     storage: &mut S,
     state: &DataState,
 ) -> Result<(snapfile::SnapshotFile, usize), WriteError> {
-    let bytes = SnapshotData::from_state(state).to_bytes();
+    let bytes = SnapshotRoot::from_state(state).to_bytes();
     payload::validate(Path::new("snapshot being written"), &bytes)?;
     let path = snapfile::write_with(storage, state.last_zxid, &bytes)?;
     let file = snapfile::SnapshotFile {

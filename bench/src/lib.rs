@@ -36,6 +36,9 @@
 //! It must never depend on the server crate: it sees ferrokeeper only over a socket and
 //! through `/proc`, exactly as it sees Apache ZooKeeper.
 #![warn(missing_docs)]
+// What a client, a file or the network can make fail is never unwrapped (STYLE.md);
+// unit tests may (clippy.toml).
+#![deny(clippy::unwrap_used)]
 
 pub mod clock;
 pub mod compare;

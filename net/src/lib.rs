@@ -10,6 +10,9 @@
 //! It must never: do IO, allocate more than its input can describe, or panic on any
 //! input. The server (`src/`) and the load generator (`bench/`) both build on it.
 #![warn(missing_docs)]
+// What a client, a file or the network can make fail is never unwrapped (STYLE.md);
+// unit tests may (clippy.toml).
+#![deny(clippy::unwrap_used)]
 
 pub mod client;
 pub mod codes;

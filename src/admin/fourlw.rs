@@ -571,6 +571,7 @@ mod tests {
             trace_mask: 306,
             digest_log: Vec::new(),
             log: None,
+            limits: None,
         }
     }
 
@@ -794,6 +795,22 @@ mod tests {
         assert_eq!(render(FourLetterWord::Srst, &s), fixture!("srst"));
         assert_eq!(render(FourLetterWord::Crst, &s), fixture!("crst"));
         assert_eq!(render(FourLetterWord::Hash, &s), fixture!("hash"));
+    }
+
+    /// `DigestCommand`: one line per history entry, oldest first, the zxid in Java's
+    /// unpadded lowercase hex and the digest as a signed decimal. The first line is what
+    /// ZooKeeper 3.8.0 printed after 128 txns of a fresh server (`create /a hello`,
+    /// `create -e /e eph`, then failed deletes).
+    #[test]
+    fn hash_prints_the_digest_history() {
+        let s = ServerStats {
+            digest_log: vec![(0x80, 8_623_171_981), (0x1_0000_0100, -5)],
+            ..captured()
+        };
+        assert_eq!(
+            render(FourLetterWord::Hash, &s),
+            "80: 8623171981\n100000100: -5\n"
+        );
     }
 
     #[test]

@@ -55,6 +55,12 @@
 //! directory syncs of segment creation and purges), `zk_fk_log_segments_created` and
 //! `zk_fk_log_segments_removed`. Differences of two readings give fdatasyncs per write
 //! and log bytes per write (`ferrokeeper-bench compare`'s durability section).
+//!
+//! Then how often each connection limit held a client back (`ServerStats::limits`):
+//! `zk_fk_cnxns_refused_total` (`maxCnxns`), `zk_fk_cnxns_refused_per_ip`
+//! (`maxClientCnxns`), `zk_fk_reads_paused_global_outstanding` (`globalOutstandingLimit`),
+//! `zk_fk_reads_paused_session_queue` (`ferrokeeper.sessionQueuedRequestsMax`) and
+//! `zk_fk_reads_paused_output` (a client not reading its replies).
 
 use std::fmt::Write as _;
 
@@ -269,6 +275,22 @@ pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
     }
     if let Some(log) = &s.log {
         log_lines(out, log);
+    }
+    // Only a running server has limits to report (the formatting tests have none).
+    if let Some(limits) = &s.limits {
+        line(out, "fk_cnxns_refused_total", limits.cnxns_refused_total);
+        line(out, "fk_cnxns_refused_per_ip", limits.cnxns_refused_per_ip);
+        line(
+            out,
+            "fk_reads_paused_global_outstanding",
+            limits.reads_paused_global_outstanding,
+        );
+        line(
+            out,
+            "fk_reads_paused_session_queue",
+            limits.reads_paused_session_queue,
+        );
+        line(out, "fk_reads_paused_output", limits.reads_paused_output);
     }
 }
 

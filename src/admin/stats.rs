@@ -13,17 +13,19 @@ use std::path::{Path, PathBuf};
 use super::java_fmt::java_rounded_avg;
 use crate::config::Config;
 
-/// The ZooKeeper release whose wire protocol and four-letter words ferrokeeper matches.
-/// Clients and scripts read the server's version as the digits before the first `-`.
-pub const ZOOKEEPER_VERSION: &str = "3.8.0";
+/// The ZooKeeper release whose semantics ferrokeeper follows (the 3.9 line: its wire
+/// protocol, operations and four-letter words). Clients and scripts read the server's
+/// version as the digits before the first `-`.
+pub const ZOOKEEPER_VERSION: &str = "3.9.4";
 
 /// ZooKeeper's default text trace mask (`gtmk`): client request, server packet, session and
 /// warning events (`ZooTrace`), 306.
 pub const DEFAULT_TRACE_MASK: i64 = 0b1_0011_0010;
 
 /// The version string `srvr`, `stat`, `mntr` and `envi` print, in ZooKeeper's shape
-/// `<version>-<revision>, built on <date>`: `3.8.0-ferrokeeper-0.1.0, built on <date>`.
-/// The date is `FERROKEEPER_BUILD_DATE` at compile time, or `unknown`.
+/// `<version>-<revision>, built on <date>`: `3.9.4-ferrokeeper-0.2.0, built on <date>`,
+/// the revision being this crate's version (`CARGO_PKG_VERSION`), so the two can never
+/// disagree. The date is `FERROKEEPER_BUILD_DATE` at compile time, or `unknown`.
 pub fn full_version() -> String {
     format!(
         "{ZOOKEEPER_VERSION}-ferrokeeper-{}, built on {}",
@@ -270,9 +272,9 @@ impl ConfStats {
             data_dir: absolute(&config.data_dir),
             data_log_dir: absolute(&config.data_log_dir),
             tick_time_ms: config.tick_time_ms,
-            max_client_cnxns: config.max_client_cnxns,
-            min_session_timeout_ms: config.min_session_timeout_ms,
-            max_session_timeout_ms: config.max_session_timeout_ms,
+            max_client_cnxns: config.limits.client_cnxns_per_ip_max,
+            min_session_timeout_ms: config.limits.session_timeout_ms_min,
+            max_session_timeout_ms: config.limits.session_timeout_ms_max,
             client_port_listen_backlog: config
                 .client_port_listen_backlog
                 .and_then(|b| i32::try_from(b).ok())
@@ -375,12 +377,31 @@ pub struct ServerStats {
     pub environment: Vec<(String, String)>,
     /// The text trace mask `gtmk` prints and `stmk` sets.
     pub trace_mask: i64,
-    /// `hash`'s lines: (zxid, digest of the tree at that zxid). ferrokeeper keeps no such
-    /// digests: empty, and `hash` prints nothing, as a ZooKeeper with no digest history.
+    /// `hash`'s lines: (zxid, digest of the tree right after that txn), oldest first: the
+    /// state's digest history ([`crate::core::digest::DigestLog`]).
     pub digest_log: Vec<(i64, i64)>,
     /// The transaction log's counters since it was opened, once it runs (`mntr`'s
     /// `zk_fk_log_*` keys).
     pub log: Option<ferrokeeper_storage::log::LogStats>,
+    /// How often each connection limit held a client back, on a running server
+    /// (`mntr`'s `zk_fk_cnxns_refused_*` and `zk_fk_reads_paused_*` keys).
+    pub limits: Option<LimitStats>,
+}
+
+/// How often each limit held a client back since the server started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitStats {
+    /// Connections closed at accept because `maxCnxns` were open.
+    pub cnxns_refused_total: u64,
+    /// Connections closed at accept because `maxClientCnxns` were open from the address.
+    pub cnxns_refused_per_ip: u64,
+    /// Times a connection stopped reading because `globalOutstandingLimit` was reached.
+    pub reads_paused_global_outstanding: u64,
+    /// Times a connection stopped reading because `sessionQueuedRequestsMax` of its
+    /// requests waited.
+    pub reads_paused_session_queue: u64,
+    /// Times a connection stopped reading because its client left replies unread.
+    pub reads_paused_output: u64,
 }
 
 impl Default for ServerStats {
@@ -419,6 +440,7 @@ impl Default for ServerStats {
             trace_mask: DEFAULT_TRACE_MASK,
             digest_log: Vec::new(),
             log: None,
+            limits: None,
         }
     }
 }
@@ -582,7 +604,13 @@ mod tests {
     #[test]
     fn version_keeps_zookeepers_shape() {
         let v = full_version();
-        assert!(v.starts_with("3.8.0-ferrokeeper-"), "{v}");
+        assert!(
+            v.starts_with(&format!(
+                "3.9.4-ferrokeeper-{}, built on ",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{v}"
+        );
         assert!(v.contains(", built on "), "{v}");
         // Scripts take the digits before the first '-' as the version.
         let numeric = v.split('-').next().expect("has a dash");
@@ -590,7 +618,7 @@ mod tests {
             .split('.')
             .map(|p| p.parse().expect("digits"))
             .collect();
-        assert_eq!(parts, vec![3, 8, 0]);
+        assert_eq!(parts, vec![3, 9, 4]);
     }
 
     #[test]

@@ -96,6 +96,8 @@ struct Pending {
 /// and remembers it; the publisher releases remembered batches, in order, as the log
 /// acknowledges them. While batch n is being written and synced, requests keep arriving
 /// and form batch n+1: group commit with pipelining, bounded by the log queue's depth.
+// Long because the three tasks share the core and the pending queue through `Rc`s
+// created here; each task is a short loop.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     core: Sequencer,

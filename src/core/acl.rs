@@ -25,7 +25,8 @@
 //! All functions are pure: no IO, no clock, no globals. Configuration (`superDigest`,
 //! `skipACL`) is passed in.
 
-use std::net::{IpAddr, SocketAddr};
+// Address values only (`core::net`), never sockets: the core does no IO.
+use ::core::net::{IpAddr, SocketAddr};
 
 use base64::Engine as _;
 use ferrokeeper_net::codes::{perms, ErrorCode, OpCode};
@@ -570,7 +571,7 @@ fn redact(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
+    use ::core::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
 
     fn id(scheme: &str, id: &str) -> Id {
         Id {

@@ -75,10 +75,12 @@ pub fn apply(
     changes: &mut Vec<Change>,
 ) -> Outcome {
     let out = apply_op(state, txn, &txn.op, extended_types, changes);
-    state.last_zxid = txn.zxid;
+    state.end_txn(txn.zxid);
     out
 }
 
+// Long because it is one match with an arm per txn kind, each short; splitting it
+// would scatter the one place that says what every txn does to the state.
 fn apply_op(
     state: &mut DataState,
     txn: &Txn,
@@ -123,7 +125,7 @@ fn apply_op(
             parent_cversion,
         } => {
             let parent = parent_of(path);
-            state.tree.update(parent, txn.zxid, |p| {
+            state.update_node(parent, txn.zxid, |p| {
                 p.children.insert(Arc::from(name_of(path)));
                 if *parent_cversion > p.stat.cversion {
                     p.stat.cversion = *parent_cversion;
@@ -147,7 +149,7 @@ fn apply_op(
                 children: Default::default(),
             };
             let stat = node.client_stat(extended_types);
-            state.tree.put(path.clone(), node, txn.zxid);
+            state.add_node(path.clone(), node, txn.zxid);
             match owner_kind(*ephemeral_owner, extended_types) {
                 OwnerKind::Container => {
                     state.containers.insert(path.clone());
@@ -186,7 +188,7 @@ fn apply_op(
             data,
             version,
         } => {
-            state.tree.update(path, txn.zxid, |n| {
+            state.update_node(path, txn.zxid, |n| {
                 n.data = data.clone();
                 n.stat.mtime = txn.time_ms;
                 n.stat.mzxid = txn.zxid;
@@ -204,7 +206,7 @@ fn apply_op(
             acl,
             aversion,
         } => {
-            state.tree.update(path, txn.zxid, |n| {
+            state.update_node(path, txn.zxid, |n| {
                 n.acl = acl.clone();
                 n.stat.aversion = *aversion;
             });
@@ -230,7 +232,7 @@ fn node_stat(state: &DataState, path: &str) -> Stat {
 
 fn delete_node(state: &mut DataState, path: &Arc<str>, zxid: i64, extended_types: bool) {
     let parent = parent_of(path);
-    state.tree.update(parent, zxid, |p| {
+    state.update_node(parent, zxid, |p| {
         p.children.remove(name_of(path));
         // As DataTree.deleteNode: pzxid only moves forward; cversion is not touched.
         if zxid > p.stat.pzxid {
@@ -238,8 +240,7 @@ fn delete_node(state: &mut DataState, path: &Arc<str>, zxid: i64, extended_types
         }
     });
     let node = state
-        .tree
-        .remove(path, zxid)
+        .remove_node(path, zxid)
         .unwrap_or_else(|| panic!("delete of missing node {path}"));
     let owner = node.ephemeral_owner;
     match owner_kind(owner, extended_types) {

@@ -1,34 +1,182 @@
-//! Txns as bytes: the payload of a log record. The layout is ZooKeeper's own txn
-//! serialization (`TxnHeader` followed by the txn record of `zookeeper.jute`, and
-//! `MultiTxn` of `Txn{type, data}` for multi), so the same decoder reads ferrokeeper's
-//! log and an imported ZooKeeper log. One extension: `CreateSessionTxn` is followed by
-//! the session's 16-byte password as a jute `buffer`, because ferrokeeper's passwords are
-//! random where ZooKeeper derives them from the session id and a server secret.
+//! Txns as bytes: the payload of a log record, in ZooKeeper's own txn serialization
+//! (`TxnHeader`, then the `zookeeper.jute` txn record for the header's type, with
+//! `MultiTxn` of `Txn{type, data}` for multi), so that one codec reads ferrokeeper's log
+//! and an imported ZooKeeper log. It has two layers:
+//!
+//! - **Record** ([`decode_record`]): bytes → [`LoggedTxn`], the header, the txn record
+//!   *as logged* ([`TxnRecord`]) and the optional digest trailer. It knows every shape
+//!   ZooKeeper 3.5–3.9 writes (`SerializeUtils.deserializeTxn`): a create too short for
+//!   `CreateTxn` is a pre-3.3 `CreateTxnV0`, a closeSession has no record (3.5) or lists
+//!   the paths to delete (3.6+), `reconfig` logs a `SetDataTxn`, and 3.6+ may append a
+//!   12-byte `TxnDigest`. Errors carry the byte offset within the txn bytes
+//!   ([`RecordError`]). Import's replay works on this layer, because ZooKeeper's replay
+//!   rules depend on what was logged (which create opcode, a parent cversion of −1).
+//! - **Interpretation** ([`interpret`]): record → [`TxnOp`], what `apply` takes. An
+//!   ephemeral create is owned by the header's session (`CreateTxn` names no owner),
+//!   containers and TTL nodes get their special owners, a closeSession's logged path
+//!   list is ignored (apply derives the paths from the state), and error codes must be
+//!   ones ZooKeeper defines.
+//!
+//! [`decode`] runs both layers; it is how ferrokeeper's own log is replayed. [`encode`]
+//! writes what `decode` reads back unchanged; it writes no digest.
+//!
+//! ## ferrokeeper's extension: the session password
+//!
+//! `CreateSessionTxn` is followed by the session's 16-byte password as a jute `buffer`
+//! (length 16 as an int, then the bytes: 20 bytes in all), because ferrokeeper's
+//! passwords are random where ZooKeeper derives them from the session id and a server
+//! secret. What follows `CreateSessionTxn` is told apart by its length alone:
+//!
+//! | bytes left | meaning                                              |
+//! |-----------:|------------------------------------------------------|
+//! | 0          | no password, no digest                               |
+//! | 12         | ZooKeeper's `TxnDigest` (3.6+), no password          |
+//! | 20         | ferrokeeper's password                               |
+//! | 32         | a password, then a digest                            |
+//!
+//! Anything else is an error, and so is a password buffer whose length is not 16: that
+//! is what keeps a 12-byte remainder unambiguous (an 8-byte buffer is also 12 bytes).
+//! A session whose record has no password (ZooKeeper's) decodes with an all-zero one.
 
 use std::sync::Arc;
 
 use ferrokeeper_net::codes::{ErrorCode, OpCode};
 use ferrokeeper_net::jute::{Buffer, Decode, DecodeError, Encode, NullableBuffer, Reader};
 use ferrokeeper_net::records::{
-    CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
-    CreateTxn, DeleteTxn, ErrorTxn, MultiTxn, SetAclTxn, SetDataTxn, Txn as JuteTxn, TxnHeader,
+    Acl, CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
+    CreateTxn, CreateTxnV0, DeleteTxn, ErrorTxn, MultiTxn, SetAclTxn, SetDataTxn, Txn as JuteTxn,
+    TxnDigest, TxnHeader,
 };
 
 use super::txn::{Txn, TxnOp};
 use crate::core::state::{owner_kind, OwnerKind, CONTAINER_OWNER, EXTENDED_MASK, TTL_VALUE_MASK};
 
-/// Why log bytes are not a txn.
+/// `TxnDigest` is version (int) and treeDigest (long).
+pub const TXN_DIGEST_LEN: usize = 12;
+/// ferrokeeper's session passwords are 16 bytes.
+pub const SESSION_PASSWD_LEN: usize = 16;
+
+/// Why log bytes are not a txn ferrokeeper can apply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxnDecodeError {
-    /// The bytes are not valid jute for the record.
-    #[error("txn record: {0}")]
-    Jute(#[from] DecodeError),
-    /// The header names a txn type that cannot be applied.
-    #[error("txn type {0} cannot be applied")]
-    Type(i32),
+    /// The bytes are not a txn record (see [`RecordError`]).
+    #[error(transparent)]
+    Record(#[from] RecordError),
     /// An error code that ZooKeeper does not define.
     #[error("unknown error code {0} in an error txn")]
     ErrorCode(i32),
+}
+
+/// Why a txn's bytes did not decode into a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// A field did not decode.
+    #[error("{what} at byte {at} of the txn: {detail}")]
+    Decode {
+        /// Offset within the txn bytes (for a multi's sub-record, where the `MultiTxn`
+        /// starts).
+        at: usize,
+        /// What was being read.
+        what: &'static str,
+        /// The decoder's complaint.
+        detail: DecodeError,
+    },
+    /// A type ZooKeeper never logs (or never logs inside a multi).
+    #[error("txn type {0} is not a logged txn")]
+    UnknownType(i32),
+}
+
+/// Which create a [`TxnRecord::Create`] was logged as; import's replay treats them
+/// differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateKind {
+    /// `OpCode.create` (1). Only this kind moves the parent's cversion when replay finds
+    /// the node already present (`DataTree.processTxn`'s NODEEXISTS fix-up).
+    Create,
+    /// `OpCode.create2` (15).
+    Create2,
+    /// `OpCode.createTTL` (21), with its TTL in ms.
+    Ttl(i64),
+    /// `OpCode.createContainer` (19).
+    Container,
+}
+
+/// One txn record, decoded but not interpreted: the record as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnRecord {
+    /// `createSession` (−10).
+    CreateSession {
+        /// Negotiated timeout.
+        timeout_ms: i32,
+        /// ferrokeeper's password extension; `None` in ZooKeeper's logs.
+        passwd: Option<[u8; SESSION_PASSWD_LEN]>,
+    },
+    /// `closeSession` (−11). 3.6+ list the ephemerals to delete; 3.5 logs no record.
+    CloseSession {
+        /// `CloseSessionTxn.paths2Delete`, when present.
+        paths: Option<Vec<String>>,
+    },
+    /// `create`, `create2`, `createTTL`, `createContainer`.
+    Create {
+        /// Which create.
+        kind: CreateKind,
+        /// Final path.
+        path: String,
+        /// Data (`None`: null).
+        data: Option<Vec<u8>>,
+        /// ACL.
+        acl: Vec<Acl>,
+        /// Whether the session in the txn header owns the node.
+        ephemeral: bool,
+        /// The parent's new cversion; −1 (pre-3.3 `CreateTxnV0`) means "one more".
+        parent_cversion: i32,
+    },
+    /// `delete` or `deleteContainer`.
+    Delete {
+        /// Path.
+        path: String,
+    },
+    /// `setData`, or `reconfig` (which logs a `SetDataTxn` on `/zookeeper/config`).
+    SetData {
+        /// Path.
+        path: String,
+        /// New data (`None`: null).
+        data: Option<Vec<u8>>,
+        /// New version.
+        version: i32,
+    },
+    /// `setACL`.
+    SetAcl {
+        /// Path.
+        path: String,
+        /// New ACL.
+        acl: Vec<Acl>,
+        /// New aversion.
+        version: i32,
+    },
+    /// `check` (inside multi).
+    Check {
+        /// Path.
+        path: String,
+    },
+    /// `error`: a failed request (or a failed multi's sub-op).
+    Error {
+        /// `KeeperException.Code`, unchecked.
+        err: i32,
+    },
+    /// `multi`.
+    Multi(Vec<TxnRecord>),
+}
+
+/// A txn's bytes as logged: what [`decode_record`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedTxn {
+    /// The txn header.
+    pub header: TxnHeader,
+    /// The txn record.
+    pub record: TxnRecord,
+    /// The tree digest after this txn, as the writer computed it (ZooKeeper 3.6+).
+    pub digest: Option<TxnDigest>,
 }
 
 /// Appends the bytes of `txn`.
@@ -65,6 +213,7 @@ fn op_type(op: &TxnOp) -> i32 {
     code.code()
 }
 
+// Long because it is one match with an arm per jute txn record, mirroring `decode`.
 fn encode_body(op: &TxnOp, session_id: i64, out: &mut Vec<u8>) {
     match op {
         TxnOp::CreateSession {
@@ -172,115 +321,259 @@ fn encode_body(op: &TxnOp, session_id: i64, out: &mut Vec<u8>) {
     }
 }
 
-/// Decodes a txn from its bytes (ferrokeeper's log or ZooKeeper's).
+/// Decodes a txn from its bytes (ferrokeeper's log or ZooKeeper's): both layers.
 pub fn decode(bytes: &[u8]) -> Result<Txn, TxnDecodeError> {
-    let mut r = Reader::new(bytes);
-    let h = TxnHeader::decode(&mut r)?;
-    let op = decode_body(h.r#type, h.client_id, &mut r)?;
+    let LoggedTxn { header, record, .. } = decode_record(bytes)?;
     Ok(Txn {
-        zxid: h.zxid,
-        time_ms: h.time,
-        session_id: h.client_id,
-        cxid: h.cxid,
-        op,
+        zxid: header.zxid,
+        time_ms: header.time,
+        session_id: header.client_id,
+        cxid: header.cxid,
+        op: interpret(header.client_id, record)?,
     })
 }
 
-fn decode_body(ty: i32, session_id: i64, r: &mut Reader<'_>) -> Result<TxnOp, TxnDecodeError> {
-    let op = OpCode::from_i32(ty).ok_or(TxnDecodeError::Type(ty))?;
-    Ok(match op {
-        OpCode::CreateSession => {
-            let t = CreateSessionTxn::decode(r)?;
+/// The interpretation layer: what a record logged by `session_id` (the header's
+/// `clientId`) changes.
+pub fn interpret(session_id: i64, record: TxnRecord) -> Result<TxnOp, TxnDecodeError> {
+    Ok(match record {
+        TxnRecord::CreateSession { timeout_ms, passwd } => TxnOp::CreateSession {
+            session_id,
+            timeout_ms,
             // ZooKeeper's own logs carry no password: such sessions get an unusable
             // all-zero one until they expire.
-            let mut passwd = [0u8; 16];
-            if r.remaining() > 0 {
-                let b = r.read_buffer()?;
-                let n = b.len().min(16);
-                passwd[..n].copy_from_slice(&b[..n]);
-            }
-            TxnOp::CreateSession {
-                session_id,
-                timeout_ms: t.time_out,
-                passwd,
-            }
-        }
-        OpCode::CloseSession => {
-            // The paths are derived from the state at apply time; ZooKeeper's list
-            // (3.6+) is read and ignored.
-            if r.remaining() > 0 {
-                CloseSessionTxn::decode(r)?;
-            }
-            TxnOp::CloseSession { session_id }
-        }
-        OpCode::Create | OpCode::Create2 => {
-            let t = CreateTxn::decode(r)?;
-            TxnOp::Create {
-                path: Arc::from(t.path),
-                data: t.data.0.map(Arc::from),
-                acl: Arc::from(t.acl),
-                ephemeral_owner: if t.ephemeral { session_id } else { 0 },
-                parent_cversion: t.parent_c_version,
-            }
-        }
-        OpCode::CreateContainer => {
-            let t = CreateContainerTxn::decode(r)?;
-            TxnOp::Create {
-                path: Arc::from(t.path),
-                data: t.data.0.map(Arc::from),
-                acl: Arc::from(t.acl),
-                ephemeral_owner: CONTAINER_OWNER,
-                parent_cversion: t.parent_c_version,
-            }
-        }
-        OpCode::CreateTtl => {
-            let t = CreateTtlTxn::decode(r)?;
-            TxnOp::Create {
-                path: Arc::from(t.path),
-                data: t.data.0.map(Arc::from),
-                acl: Arc::from(t.acl),
-                ephemeral_owner: EXTENDED_MASK | (t.ttl & TTL_VALUE_MASK),
-                parent_cversion: t.parent_c_version,
-            }
-        }
-        OpCode::Delete | OpCode::DeleteContainer => TxnOp::Delete {
-            path: Arc::from(DeleteTxn::decode(r)?.path),
+            passwd: passwd.unwrap_or([0; SESSION_PASSWD_LEN]),
         },
-        OpCode::SetData => {
-            let t = SetDataTxn::decode(r)?;
-            TxnOp::SetData {
-                path: Arc::from(t.path),
-                data: t.data.0.map(Arc::from),
+        // The paths are derived from the state at apply time; ZooKeeper's list (3.6+)
+        // is ignored.
+        TxnRecord::CloseSession { .. } => TxnOp::CloseSession { session_id },
+        TxnRecord::Create {
+            kind,
+            path,
+            data,
+            acl,
+            ephemeral,
+            parent_cversion,
+        } => TxnOp::Create {
+            path: Arc::from(path),
+            data: data.map(Arc::from),
+            acl: Arc::from(acl),
+            ephemeral_owner: match kind {
+                CreateKind::Create | CreateKind::Create2 if ephemeral => session_id,
+                CreateKind::Create | CreateKind::Create2 => 0,
+                CreateKind::Container => CONTAINER_OWNER,
+                CreateKind::Ttl(ttl) => EXTENDED_MASK | (ttl & TTL_VALUE_MASK),
+            },
+            parent_cversion,
+        },
+        TxnRecord::Delete { path } => TxnOp::Delete {
+            path: Arc::from(path),
+        },
+        TxnRecord::SetData {
+            path,
+            data,
+            version,
+        } => TxnOp::SetData {
+            path: Arc::from(path),
+            data: data.map(Arc::from),
+            version,
+        },
+        TxnRecord::SetAcl { path, acl, version } => TxnOp::SetAcl {
+            path: Arc::from(path),
+            acl: Arc::from(acl),
+            aversion: version,
+        },
+        TxnRecord::Check { path } => TxnOp::Check {
+            path: Arc::from(path),
+        },
+        TxnRecord::Error { err } => TxnOp::Error {
+            err: ErrorCode::from_i32(err).ok_or(TxnDecodeError::ErrorCode(err))?,
+        },
+        TxnRecord::Multi(records) => TxnOp::Multi(
+            records
+                .into_iter()
+                .map(|r| interpret(session_id, r))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+fn dec<T: Decode>(r: &mut Reader<'_>, what: &'static str) -> Result<T, RecordError> {
+    let at = r.position();
+    T::decode(r).map_err(|detail| RecordError::Decode { at, what, detail })
+}
+
+/// The record layer: one txn's bytes into header, record by type, optional digest.
+pub fn decode_record(bytes: &[u8]) -> Result<LoggedTxn, RecordError> {
+    let mut r = Reader::new(bytes);
+    let header: TxnHeader = dec(&mut r, "txn header")?;
+    let after_header = r.position();
+    let record = match OpCode::from_i32(header.r#type) {
+        Some(OpCode::CreateSession) => {
+            let timeout_ms = dec::<CreateSessionTxn>(&mut r, "CreateSessionTxn")?.time_out;
+            let passwd = session_passwd(&mut r)?;
+            TxnRecord::CreateSession { timeout_ms, passwd }
+        }
+        Some(OpCode::CloseSession) => {
+            // 3.6+ log a CloseSessionTxn (unless zookeeper.closeSessionTxn.enabled is
+            // off); 3.5 log no record. Either may be followed by a 12-byte digest.
+            let mut probe = r.clone();
+            match CloseSessionTxn::decode(&mut probe) {
+                Ok(t) if matches!(probe.remaining(), 0 | TXN_DIGEST_LEN) => {
+                    r = probe;
+                    TxnRecord::CloseSession {
+                        paths: Some(t.paths2_delete),
+                    }
+                }
+                _ => TxnRecord::CloseSession { paths: None },
+            }
+        }
+        Some(OpCode::Create) => {
+            let mut probe = r.clone();
+            match CreateTxn::decode(&mut probe) {
+                Ok(t) => {
+                    r = probe;
+                    create_record(CreateKind::Create, t)
+                }
+                // SerializeUtils.deserializeTxn: a create too short for CreateTxn is a
+                // CreateTxnV0 (pre-3.3), whose parent cversion is "one more" (−1).
+                Err(_) => {
+                    let t: CreateTxnV0 = dec(&mut r, "CreateTxnV0")?;
+                    TxnRecord::Create {
+                        kind: CreateKind::Create,
+                        path: t.path,
+                        data: t.data.0,
+                        acl: t.acl,
+                        ephemeral: t.ephemeral,
+                        parent_cversion: -1,
+                    }
+                }
+            }
+        }
+        Some(OpCode::Multi) => {
+            let multi: MultiTxn = dec(&mut r, "MultiTxn")?;
+            let mut records = Vec::with_capacity(multi.txns.len());
+            for sub in multi.txns {
+                let mut sr = Reader::new(&sub.data);
+                // Sub-record offsets point at the multi record as a whole.
+                let record = decode_op(sub.r#type, &mut sr).map_err(|e| match e {
+                    RecordError::Decode { what, detail, .. } => RecordError::Decode {
+                        at: after_header,
+                        what,
+                        detail,
+                    },
+                    other => other,
+                })?;
+                records.push(record);
+            }
+            TxnRecord::Multi(records)
+        }
+        _ => decode_op(header.r#type, &mut r)?,
+    };
+    let digest = match r.remaining() {
+        0 => None,
+        TXN_DIGEST_LEN => Some(dec::<TxnDigest>(&mut r, "TxnDigest")?),
+        extra => {
+            return Err(RecordError::Decode {
+                at: r.position(),
+                what: "txn record",
+                detail: DecodeError::Trailing { extra },
+            })
+        }
+    };
+    Ok(LoggedTxn {
+        header,
+        record,
+        digest,
+    })
+}
+
+/// ferrokeeper's password extension after a `CreateSessionTxn`, told from ZooKeeper's
+/// digest trailer by the length left (module docs).
+fn session_passwd(r: &mut Reader<'_>) -> Result<Option<[u8; SESSION_PASSWD_LEN]>, RecordError> {
+    if matches!(r.remaining(), 0 | TXN_DIGEST_LEN) {
+        return Ok(None);
+    }
+    let at = r.position();
+    let what = "session password";
+    let b = r
+        .read_buffer()
+        .map_err(|detail| RecordError::Decode { at, what, detail })?;
+    let passwd = b.try_into().map_err(|_| RecordError::Decode {
+        at,
+        what,
+        detail: DecodeError::BadLength {
+            at,
+            len: i32::try_from(b.len()).unwrap_or(i32::MAX),
+        },
+    })?;
+    Ok(Some(passwd))
+}
+
+fn create_record(kind: CreateKind, t: CreateTxn) -> TxnRecord {
+    TxnRecord::Create {
+        kind,
+        path: t.path,
+        data: t.data.0,
+        acl: t.acl,
+        ephemeral: t.ephemeral,
+        parent_cversion: t.parent_c_version,
+    }
+}
+
+/// The records that may appear both alone and inside a multi (`DataTree.processTxn`).
+fn decode_op(txn_type: i32, r: &mut Reader<'_>) -> Result<TxnRecord, RecordError> {
+    Ok(match OpCode::from_i32(txn_type) {
+        Some(OpCode::Create) => create_record(CreateKind::Create, dec(r, "CreateTxn")?),
+        Some(OpCode::Create2) => create_record(CreateKind::Create2, dec(r, "CreateTxn")?),
+        Some(OpCode::CreateTtl) => {
+            let t: CreateTtlTxn = dec(r, "CreateTTLTxn")?;
+            TxnRecord::Create {
+                kind: CreateKind::Ttl(t.ttl),
+                path: t.path,
+                data: t.data.0,
+                acl: t.acl,
+                ephemeral: false,
+                parent_cversion: t.parent_c_version,
+            }
+        }
+        Some(OpCode::CreateContainer) => {
+            let t: CreateContainerTxn = dec(r, "CreateContainerTxn")?;
+            TxnRecord::Create {
+                kind: CreateKind::Container,
+                path: t.path,
+                data: t.data.0,
+                acl: t.acl,
+                ephemeral: false,
+                parent_cversion: t.parent_c_version,
+            }
+        }
+        Some(OpCode::Delete | OpCode::DeleteContainer) => TxnRecord::Delete {
+            path: dec::<DeleteTxn>(r, "DeleteTxn")?.path,
+        },
+        Some(OpCode::SetData | OpCode::Reconfig) => {
+            let t: SetDataTxn = dec(r, "SetDataTxn")?;
+            TxnRecord::SetData {
+                path: t.path,
+                data: t.data.0,
                 version: t.version,
             }
         }
-        OpCode::SetAcl => {
-            let t = SetAclTxn::decode(r)?;
-            TxnOp::SetAcl {
-                path: Arc::from(t.path),
-                acl: Arc::from(t.acl),
-                aversion: t.version,
+        Some(OpCode::SetAcl) => {
+            let t: SetAclTxn = dec(r, "SetACLTxn")?;
+            TxnRecord::SetAcl {
+                path: t.path,
+                acl: t.acl,
+                version: t.version,
             }
         }
-        OpCode::Check => TxnOp::Check {
-            path: Arc::from(CheckVersionTxn::decode(r)?.path),
+        Some(OpCode::Check) => TxnRecord::Check {
+            path: dec::<CheckVersionTxn>(r, "CheckVersionTxn")?.path,
         },
-        OpCode::Error => {
-            let code = ErrorTxn::decode(r)?.err;
-            TxnOp::Error {
-                err: ErrorCode::from_i32(code).ok_or(TxnDecodeError::ErrorCode(code))?,
-            }
-        }
-        OpCode::Multi => {
-            let m = MultiTxn::decode(r)?;
-            let mut ops = Vec::with_capacity(m.txns.len());
-            for t in m.txns {
-                let mut sub = Reader::new(&t.data.0);
-                ops.push(decode_body(t.r#type, session_id, &mut sub)?);
-            }
-            TxnOp::Multi(ops)
-        }
-        _ => return Err(TxnDecodeError::Type(ty)),
+        Some(OpCode::Error) => TxnRecord::Error {
+            err: dec::<ErrorTxn>(r, "ErrorTxn")?.err,
+        },
+        _ => return Err(RecordError::UnknownType(txn_type)),
     })
 }
 
@@ -380,6 +673,292 @@ mod tests {
                 },
             ]),
         );
+    }
+
+    /// An empty record (a 3.5 closeSession has none).
+    struct Nothing;
+    impl Encode for Nothing {
+        fn encode(&self, _: &mut Vec<u8>) {}
+    }
+
+    /// A txn's bytes as ZooKeeper's `Util.marshallTxnEntry` writes them: header, record,
+    /// and (3.6+) a digest.
+    fn zk_txn(op: OpCode, record: &impl Encode, digest: bool) -> Vec<u8> {
+        let mut b = TxnHeader {
+            client_id: 0x77,
+            cxid: 1,
+            zxid: 1,
+            time: 5001,
+            r#type: op.code(),
+        }
+        .to_bytes();
+        record.encode(&mut b);
+        if digest {
+            TxnDigest {
+                version: 2,
+                tree_digest: 99,
+            }
+            .encode(&mut b);
+        }
+        b
+    }
+
+    fn create(path: &str) -> CreateTxn {
+        CreateTxn {
+            path: path.into(),
+            data: NullableBuffer(Some(b"x".to_vec())),
+            acl: acl().to_vec(),
+            ephemeral: false,
+            parent_c_version: 1,
+        }
+    }
+
+    /// `SerializeUtils.deserializeTxn`'s shapes, 3.5 to 3.9.
+    #[test]
+    fn decodes_every_txn_kind() {
+        let record = |b: &[u8]| decode_record(b).map(|l| (l.record, l.digest));
+        // 3.5-style closeSession: no record at all.
+        let (op, _) = record(&zk_txn(OpCode::CloseSession, &Nothing, false)).expect("3.5");
+        assert_eq!(op, TxnRecord::CloseSession { paths: None });
+        let close = CloseSessionTxn {
+            paths2_delete: vec!["/e".into()],
+        };
+        let (op, d) = record(&zk_txn(OpCode::CloseSession, &close, true)).expect("3.6");
+        assert_eq!(
+            op,
+            TxnRecord::CloseSession {
+                paths: Some(vec!["/e".into()])
+            }
+        );
+        assert!(d.is_some());
+        let ttl = CreateTtlTxn {
+            path: "/t".into(),
+            data: NullableBuffer(Some(Vec::new())),
+            acl: acl().to_vec(),
+            parent_c_version: 4,
+            ttl: 1000,
+        };
+        let (op, _) = record(&zk_txn(OpCode::CreateTtl, &ttl, true)).expect("ttl");
+        assert!(matches!(
+            op,
+            TxnRecord::Create {
+                kind: CreateKind::Ttl(1000),
+                parent_cversion: 4,
+                ..
+            }
+        ));
+        let v0 = CreateTxnV0 {
+            path: "/old".into(),
+            data: NullableBuffer(Some(Vec::new())),
+            acl: acl().to_vec(),
+            ephemeral: true,
+        };
+        let (op, _) = record(&zk_txn(OpCode::Create, &v0, false)).expect("v0");
+        assert!(matches!(
+            op,
+            TxnRecord::Create {
+                parent_cversion: -1,
+                ephemeral: true,
+                ..
+            }
+        ));
+        let multi = MultiTxn {
+            txns: vec![
+                JuteTxn {
+                    r#type: OpCode::Create2.code(),
+                    data: Buffer(create("/m").to_bytes()),
+                },
+                JuteTxn {
+                    r#type: OpCode::SetData.code(),
+                    data: Buffer(
+                        SetDataTxn {
+                            path: "/m".into(),
+                            data: NullableBuffer(Some(b"y".to_vec())),
+                            version: 1,
+                        }
+                        .to_bytes(),
+                    ),
+                },
+            ],
+        };
+        let (op, _) = record(&zk_txn(OpCode::Multi, &multi, true)).expect("multi");
+        let TxnRecord::Multi(ops) = op else {
+            panic!("not a multi")
+        };
+        assert!(matches!(
+            ops[0],
+            TxnRecord::Create {
+                kind: CreateKind::Create2,
+                ..
+            }
+        ));
+        assert!(matches!(ops[1], TxnRecord::SetData { version: 1, .. }));
+        // reconfig logs a SetDataTxn (ReconfigRequest's txn).
+        let reconfig = SetDataTxn {
+            path: "/zookeeper/config".into(),
+            data: NullableBuffer(Some(b"server.1=...".to_vec())),
+            version: 2,
+        };
+        let (op, _) = record(&zk_txn(OpCode::Reconfig, &reconfig, true)).expect("reconfig");
+        assert!(matches!(op, TxnRecord::SetData { version: 2, .. }));
+        assert_eq!(
+            record(&zk_txn(OpCode::GetData, &Nothing, false)),
+            Err(RecordError::UnknownType(4))
+        );
+    }
+
+    /// Errors name the offset of the field that failed within the txn bytes: after the
+    /// 32-byte `TxnHeader` for a record, where the `MultiTxn` starts for a sub-record.
+    #[test]
+    fn record_errors_carry_offsets() {
+        let header_len = TxnHeader::default().to_bytes().len();
+        assert_eq!(header_len, 32);
+        let mut short = zk_txn(OpCode::Delete, &DeleteTxn { path: "/a".into() }, false);
+        short.truncate(short.len() - 1);
+        assert!(matches!(
+            decode_record(&short),
+            Err(RecordError::Decode {
+                at,
+                what: "DeleteTxn",
+                ..
+            }) if at == header_len
+        ));
+        let mut long = zk_txn(OpCode::Delete, &DeleteTxn { path: "/a".into() }, false);
+        let end = long.len();
+        long.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(
+            decode_record(&long),
+            Err(RecordError::Decode {
+                at: end,
+                what: "txn record",
+                detail: DecodeError::Trailing { extra: 3 },
+            })
+        );
+        let multi = MultiTxn {
+            txns: vec![JuteTxn {
+                r#type: OpCode::Delete.code(),
+                data: Buffer(vec![0, 0, 0, 9]),
+            }],
+        };
+        assert!(matches!(
+            decode_record(&zk_txn(OpCode::Multi, &multi, false)),
+            Err(RecordError::Decode { at, .. }) if at == header_len
+        ));
+        // A session or a multi inside a multi is never logged.
+        let nested = MultiTxn {
+            txns: vec![JuteTxn {
+                r#type: OpCode::CreateSession.code(),
+                data: Buffer(CreateSessionTxn { time_out: 1 }.to_bytes()),
+            }],
+        };
+        assert_eq!(
+            decode_record(&zk_txn(OpCode::Multi, &nested, false)),
+            Err(RecordError::UnknownType(OpCode::CreateSession.code()))
+        );
+    }
+
+    /// The password extension and ZooKeeper's digest trailer after `CreateSessionTxn`,
+    /// told apart by the length left (module docs).
+    #[test]
+    fn session_password_and_digest_are_told_apart_by_length() {
+        let session = CreateSessionTxn { time_out: 4000 };
+        let digest = TxnDigest {
+            version: 2,
+            tree_digest: 99,
+        };
+        let mut with_passwd = session.to_bytes();
+        Buffer(vec![7; SESSION_PASSWD_LEN]).encode(&mut with_passwd);
+        let cases = [
+            (session.to_bytes(), false, false),
+            (session.to_bytes(), false, true),
+            (with_passwd.clone(), true, false),
+            (with_passwd, true, true),
+        ];
+        for (record, has_passwd, has_digest) in cases {
+            let bytes = zk_txn(OpCode::CreateSession, &RawRecord(record), has_digest);
+            let logged = decode_record(&bytes).expect("createSession");
+            let passwd = has_passwd.then_some([7; SESSION_PASSWD_LEN]);
+            assert_eq!(
+                logged.record,
+                TxnRecord::CreateSession {
+                    timeout_ms: 4000,
+                    passwd,
+                },
+                "passwd {has_passwd}, digest {has_digest}"
+            );
+            assert_eq!(logged.digest, has_digest.then_some(digest.clone()));
+            let TxnOp::CreateSession {
+                session_id, passwd, ..
+            } = decode(&bytes).expect("txn").op
+            else {
+                panic!("not a createSession")
+            };
+            assert_eq!(session_id, 0x77);
+            let zeros = [0; SESSION_PASSWD_LEN];
+            assert_eq!(passwd, if has_passwd { [7; 16] } else { zeros });
+        }
+        // A password of another length is refused...
+        let other = |len: usize| {
+            let mut record = session.to_bytes();
+            Buffer(vec![7; len]).encode(&mut record);
+            decode_record(&zk_txn(OpCode::CreateSession, &RawRecord(record), false))
+        };
+        for len in [0, 4, 15, 17] {
+            assert!(other(len).is_err(), "password of {len} bytes");
+        }
+        // ...because one of 8 bytes would be 12 bytes, read as a digest.
+        let eight = other(8).expect("reads as a digest");
+        assert!(matches!(
+            eight.record,
+            TxnRecord::CreateSession { passwd: None, .. }
+        ));
+        assert!(eight.digest.is_some());
+    }
+
+    /// The interpretation layer: owners from the header's session and the create kind,
+    /// closeSession's path list ignored, unknown error codes refused.
+    #[test]
+    fn interpretation_of_records() {
+        let s = 0x99;
+        let owner = |kind, ephemeral| {
+            let record = TxnRecord::Create {
+                kind,
+                path: "/n".into(),
+                data: None,
+                acl: acl().to_vec(),
+                ephemeral,
+                parent_cversion: 1,
+            };
+            match interpret(s, record) {
+                Ok(TxnOp::Create {
+                    ephemeral_owner, ..
+                }) => ephemeral_owner,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(owner(CreateKind::Create, true), s);
+        assert_eq!(owner(CreateKind::Create2, false), 0);
+        assert_eq!(owner(CreateKind::Container, false), CONTAINER_OWNER);
+        assert_eq!(owner(CreateKind::Ttl(500), false), EXTENDED_MASK | 500);
+        let close = TxnRecord::CloseSession {
+            paths: Some(vec!["/elsewhere".into()]),
+        };
+        assert!(matches!(
+            interpret(s, close),
+            Ok(TxnOp::CloseSession { session_id }) if session_id == s
+        ));
+        assert_eq!(
+            interpret(s, TxnRecord::Multi(vec![TxnRecord::Error { err: -12345 }])).err(),
+            Some(TxnDecodeError::ErrorCode(-12345))
+        );
+    }
+
+    /// Record bytes written as they are.
+    struct RawRecord(Vec<u8>);
+    impl Encode for RawRecord {
+        fn encode(&self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.0);
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@
 pub mod acl;
 pub mod apply;
 pub mod codec;
+pub mod digest;
 pub mod machine;
 pub mod path;
 pub mod payload;

@@ -1,6 +1,11 @@
-//! The payload of a snapshot (format version 2): an rkyv 0.8 archive of [`SnapshotData`],
-//! laid out so that a server can serve the tree straight from the mapped file
-//! ([`crate::core::tree::Base`]) without decoding it.
+//! The payload of a snapshot (format version 3): an rkyv 0.8 archive of [`SnapshotRoot`]
+//! (the state as [`SnapshotData`], and the tree digest), laid out so that a server can
+//! serve the tree straight from the mapped file ([`crate::core::tree::Base`]) without decoding
+//! it.
+//!
+//! Version 2 payloads are the archive of a bare [`SnapshotData`]. They still load: the
+//! [`SnapshotData`] inside a version 3 root has the same layout, so both are served in
+//! place; only the digest, which version 2 lacks, is computed once on load.
 //!
 //! What makes it servable in place, beyond the state itself:
 //! - nodes are sorted by path, and each node lists its children as node indices in name
@@ -23,6 +28,16 @@ use ferrokeeper_net::records::Acl;
 use rkyv::rancor;
 
 use crate::core::state::{DataState, CONTAINER_OWNER, EXTENDED_MASK};
+
+/// The root of a version 3 payload.
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct SnapshotRoot {
+    /// The state: the whole root of a version 2 payload.
+    pub data: SnapshotData,
+    /// ZooKeeper's tree digest of the state's tree ([`crate::core::digest`]), so that loading
+    /// need not read every node to compute it.
+    pub digest: i64,
+}
 
 /// The state in the form a snapshot stores it.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -128,6 +143,8 @@ pub struct InvalidPayload {
 }
 
 impl SnapshotData {
+    // Long because it builds every table of the archive in one pass over the tree, so
+    // that node indices stay consistent across them.
     /// The stored form of `state`. Deterministic: the same state always gives the same
     /// bytes (nodes by path, sessions by id, ACLs numbered in order of first use).
     pub fn from_state(state: &DataState) -> SnapshotData {
@@ -231,6 +248,16 @@ impl SnapshotData {
             extended_owners,
         }
     }
+}
+
+impl SnapshotRoot {
+    /// The stored form of `state`.
+    pub fn from_state(state: &DataState) -> SnapshotRoot {
+        SnapshotRoot {
+            data: SnapshotData::from_state(state),
+            digest: state.digest,
+        }
+    }
 
     /// The archive bytes (16-byte aligned in memory).
     pub fn to_bytes(&self) -> rkyv::util::AlignedVec {
@@ -242,10 +269,10 @@ impl SnapshotData {
     }
 }
 
-/// Validates `payload` completely: rkyv's structural check (every offset and length in
-/// bounds) and the invariants serving relies on (paths sorted and unique, a root,
-/// parents present, indices in range, an index that finds every node). `payload` must
-/// be 16-byte aligned.
+/// Validates a version 3 `payload` completely: rkyv's structural check (every offset and
+/// length in bounds) and the invariants serving relies on (paths sorted and unique, a
+/// root, parents present, indices in range, an index that finds every node). `payload`
+/// must be 16-byte aligned. Returns the state inside the root.
 ///
 /// The server runs this on every snapshot it writes, before writing it; loading trusts
 /// the payload checksum instead (see [`crate::core::tree::Base::open`]), which is what keeps
@@ -258,8 +285,9 @@ pub fn validate<'a>(
         file: file.display().to_string(),
         reason,
     };
-    let a = rkyv::access::<ArchivedSnapshotData, rancor::Error>(payload)
+    let root = rkyv::access::<ArchivedSnapshotRoot, rancor::Error>(payload)
         .map_err(|e| bad(format!("not a valid archive: {e}")))?;
+    let a = &root.data;
     let n = a.nodes.len();
     if n > u32::MAX as usize - 1 {
         return Err(bad(format!("{n} nodes is more than the format holds")));
@@ -333,5 +361,40 @@ pub fn validate<'a>(
     for &c in a.containers.iter().chain(a.extended_owners.iter()) {
         in_range("containers and extended owners", c.to_native())?;
     }
+    // The incrementally kept digest must be the one the nodes give: a drift is a bug in
+    // keeping it, and a snapshot must not carry it on.
+    let summed = archived_digest(a);
+    if summed != root.digest.to_native() {
+        return Err(bad(format!(
+            "tree digest {} in the root, the nodes give {summed}",
+            root.digest
+        )));
+    }
     Ok(a)
+}
+
+/// The tree digest of an archived state, from its nodes: a pass over all of them. A
+/// version 3 payload stores it; this is for checking one, and for a version 2 payload,
+/// which does not.
+pub fn archived_digest(a: &ArchivedSnapshotData) -> i64 {
+    a.nodes.iter().fold(0i64, |sum, n| {
+        let s = &n.stat;
+        let stat = crate::core::tree::NodeStat {
+            czxid: s.czxid.to_native(),
+            mzxid: s.mzxid.to_native(),
+            ctime: s.ctime.to_native(),
+            mtime: s.mtime.to_native(),
+            version: s.version.to_native(),
+            cversion: s.cversion.to_native(),
+            aversion: s.aversion.to_native(),
+            ephemeral_owner: s.ephemeral_owner.to_native(),
+            pzxid: s.pzxid.to_native(),
+        };
+        let data = n.data.as_ref().map(|d| d.as_slice());
+        sum.wrapping_add(crate::core::digest::node_digest(
+            n.path.as_str(),
+            data,
+            &stat,
+        ))
+    })
 }

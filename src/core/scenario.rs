@@ -410,6 +410,14 @@ fn run_file(name: &str) {
             lines.next();
         }
         let actual = runner.run(command);
+        // Whatever the command did (creates, deletes, multi, session close or expiry,
+        // reaping), the digest kept along the way is the one the tree gives.
+        let head = runner.core.head();
+        assert_eq!(
+            head.digest,
+            crate::core::digest::of_tree(&head.tree),
+            "{name}: digest drifted after `{command}`"
+        );
         if actual != expected {
             failures.push(format!(
                 "`{command}`\n--- expected\n{expected}--- actual\n{actual}"
@@ -444,4 +452,101 @@ fn multi() {
 #[test]
 fn reaping() {
     run_file("reaping.txt");
+}
+
+/// A random command of every kind a txn can come from: creates of every mode, setData,
+/// setACL, deletes, multis (some failing), session closes and reconnects, and time
+/// passing (session expiry, container and TTL reaping).
+fn random_command(rng: &mut impl rand::Rng) -> String {
+    let who = format!("s{}", rng.random_range(0..3));
+    let path = match rng.random_range(0..3) {
+        0 => format!("/n{}", rng.random_range(0..4)),
+        1 => format!("/n{}/c{}", rng.random_range(0..4), rng.random_range(0..3)),
+        _ => format!(
+            "/n{}/c{}/g{}",
+            rng.random_range(0..4),
+            rng.random_range(0..3),
+            rng.random_range(0..2)
+        ),
+    };
+    let data = format!("d{}", rng.random_range(0..1000));
+    let create = |rng: &mut dyn rand::RngCore| match rng.next_u32() % 7 {
+        0 => format!("create {path} {data} mode=1"),
+        1 => format!("create {path} {data} mode=2"),
+        2 => format!("create {path} {data} mode=3 op=create2"),
+        3 => format!("create {path} {data} op=container"),
+        4 => format!("create {path} {data} op=ttl mode=5 ttl=3000"),
+        _ => format!("create {path} {data}"),
+    };
+    match rng.random_range(0..20) {
+        0..=5 => {
+            let c = create(rng);
+            format!("create {who} {}", &c["create ".len()..])
+        }
+        6..=8 => format!("set {who} {path} {data}"),
+        9 => format!("setacl {who} {path} world:anyone:31"),
+        10..=12 => format!("delete {who} {path}"),
+        13 | 14 => {
+            let first = create(rng);
+            let second = match rng.random_range(0..3) {
+                0 => format!("set {path} {data}"),
+                1 => format!("delete {path}"),
+                _ => format!("check {path} v={}", rng.random_range(-1..2)),
+            };
+            format!("multi {who} | {first} | {second}")
+        }
+        15 => format!("close {who}"),
+        16 => format!("connect {who}"),
+        17 => format!("advance {}", rng.random_range(500..6000)),
+        _ => "tick".into(),
+    }
+}
+
+/// The digest kept through random txns equals a full recomputation after every one; a
+/// snapshot of the head stores that digest and loads with it; and txns applied on a tree
+/// rebased on the snapshot (served partly from the mapped file) keep it too.
+#[test]
+fn random_txns_keep_the_digest() {
+    use rand::SeedableRng;
+    let dir = std::env::temp_dir().join(format!("fk-digest-random-{}", std::process::id()));
+    for seed in 0..6u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut r = Runner::new();
+        for who in ["s0", "s1", "s2"] {
+            r.run(&format!("connect {who}"));
+        }
+        for step in 0..600 {
+            let cmd = random_command(&mut rng);
+            r.run(&cmd);
+            let head = r.core.head();
+            assert_eq!(
+                head.digest,
+                crate::core::digest::of_tree(&head.tree),
+                "seed {seed} step {step}: digest drifted after `{cmd}`"
+            );
+            if step % 150 == 149 {
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                r.core.freeze();
+                let (file, _) = crate::snapshot::write_state(&dir, r.core.head())
+                    .expect("write snapshot (its validation checks the digest)");
+                let loaded = crate::snapshot::load_newest(&dir, true)
+                    .expect("load")
+                    .state
+                    .expect("state");
+                assert_eq!(loaded.digest, r.core.head().digest, "seed {seed}");
+                assert_eq!(loaded.digest, crate::core::digest::of_tree(&loaded.tree));
+                let base = ferrokeeper_storage::snapshot::read(&file)
+                    .map_err(|e| e.to_string())
+                    .and_then(crate::core::tree::Base::open)
+                    .expect("map");
+                r.core.rebase(Arc::new(base));
+            }
+        }
+        assert!(
+            r.core.head().tree.len() > 4,
+            "seed {seed}: the run should leave nodes"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -354,6 +354,8 @@ impl Sequencer {
         }
     }
 
+    // Long because it follows ZooKeeper's processConnectRequest step by step (new
+    // session, refused reattach, reattach that moves the owner), each case short.
     fn connect(&mut self, conn: Origin, connect: Connect, now_ms: i64) {
         let req = &connect.request;
         // ZooKeeperServer.processConnectRequest: a client that has seen a newer zxid

@@ -77,13 +77,22 @@ pub struct DataState {
     pub last_zxid: i64,
     /// `extendedTypesEnabled`: whether TTL owners are recognised.
     pub extended_types: bool,
+    /// ZooKeeper's tree digest ([`crate::core::digest`]). Invariant: equals
+    /// `digest::of_tree(&tree)`; kept so by changing the tree only through the
+    /// `DataState` methods in [`crate::core::digest`].
+    pub digest: i64,
+    /// The digests of recent txns whose zxid is a multiple of 128 (`hash` prints them).
+    pub digest_log: crate::core::digest::DigestLog,
 }
 
 impl DataState {
     /// A fresh state as a new standalone ZooKeeper has it.
     pub fn new(open_acl: Arc<[ferrokeeper_net::records::Acl]>, extended_types: bool) -> DataState {
+        let tree = Tree::new(open_acl);
         DataState {
-            tree: Tree::new(open_acl),
+            digest: crate::core::digest::of_tree(&tree),
+            digest_log: Default::default(),
+            tree,
             sessions: HashMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),

@@ -29,8 +29,6 @@ pub const FILE_HEADER_VERSION_AT: u64 = 4;
 pub const LOG_RECORD_PREFIX_LEN: usize = 12;
 /// Each log record ends with this byte (`'B'`); anything else means the record is partial.
 pub const LOG_RECORD_END: u8 = b'B';
-/// `TxnDigest` is version (int) and treeDigest (long).
-pub const TXN_DIGEST_LEN: usize = 12;
 
 /// A snapshot seal: Adler32 of every byte before it (long), then the string "/".
 pub const SEAL_PATH: &str = "/";

@@ -69,8 +69,9 @@ pub use format::Compression;
 pub use password::zookeeper_session_passwd;
 pub use txnlog::LogEnd;
 
+use crate::core::digest::DIGEST_VERSION;
 use format::{DataFile, LOG_PREFIX, SNAP_PREFIX};
-use replay::{tree_digest, Loader, DIGEST_VERSION};
+use replay::Loader;
 use txnlog::{LogItem, LogReader};
 
 use crate::core::state::DataState;
@@ -227,6 +228,8 @@ pub fn import_zookeeper(
     import_zookeeper_with(data_dir, log_dir, &ImportOptions::default(), progress)
 }
 
+// Long because it is the import's pipeline in order (find, load, replay, check,
+// write), each step a call with its progress and error context.
 /// [`import_zookeeper`] with explicit options.
 pub fn import_zookeeper_with(
     data_dir: &Path,
@@ -469,7 +472,8 @@ fn follows(previous: i64, zxid: i64) -> bool {
 }
 
 fn compare_digest(state: &DataState, zxid: i64, expected: i64) -> DigestCheck {
-    let actual = tree_digest(state);
+    // The digest replay kept incrementally, as the server will serve it.
+    let actual = state.digest;
     if actual == expected {
         DigestCheck::Matched { zxid }
     } else {

@@ -45,8 +45,9 @@ use super::error::ImportError;
 use super::format::OPEN_ACL_REF;
 use super::password::zookeeper_session_passwd;
 use super::snapshot::{SnapshotParser, SnapshotTail};
-use super::txnlog::{CreateKind, LogTxn, ZkOp};
+use super::txnlog::LogTxn;
 use crate::core::apply::{apply, Change};
+use crate::core::codec::{CreateKind, TxnRecord};
 use crate::core::path::{name as name_of, parent as parent_of};
 use crate::core::sequencer::open_acl_unsafe;
 use crate::core::state::{
@@ -57,11 +58,6 @@ use crate::core::txn::{Txn, TxnOp};
 
 /// The nodes `Tree::new` creates, parents first. A snapshot's own versions replace them.
 const SYSTEM_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
-
-/// Paths under this prefix are left out of ZooKeeper's tree digest (`NodeHashMapImpl`).
-const DIGEST_EXCLUDED_PREFIX: &str = "/zookeeper/";
-/// `DigestCalculator.DIGEST_VERSION`, the only digest this module computes.
-pub const DIGEST_VERSION: i32 = 2;
 
 /// How often (in snapshot bytes) the snapshot loader reports progress.
 const PROGRESS_STEP_BYTES: usize = 1 << 20;
@@ -98,6 +94,8 @@ pub struct Loader {
 }
 
 impl Loader {
+    // Long because it reads ZooKeeper's snapshot sections in file order (sessions,
+    // ACL cache, nodes, digest), each a short loop.
     /// Parses a decompressed snapshot into a state. `progress(done, total)` is called
     /// every MiB or so with snapshot byte counts.
     pub fn from_snapshot(
@@ -221,6 +219,9 @@ impl Loader {
                 }
             }
         }
+        // The loop above builds the tree without keeping the digest (a child's link
+        // would digest its parent twice); one pass gives it, and replay keeps it.
+        loader.state.digest = crate::core::digest::of_tree(&loader.state.tree);
         progress(bytes.len(), bytes.len());
         Ok((
             loader,
@@ -237,9 +238,9 @@ impl Loader {
     pub fn replay(&mut self, file: &Path, t: &LogTxn) -> Result<(), ImportError> {
         let h = &t.header;
         match &t.op {
-            ZkOp::CreateSession { timeout_ms } => self.create_session(h, *timeout_ms),
-            ZkOp::CloseSession { paths } => self.close_session(file, t, paths.as_deref())?,
-            ZkOp::Multi(ops) if ops.iter().any(|o| matches!(o, ZkOp::Error { .. })) => {
+            TxnRecord::CreateSession { timeout_ms, .. } => self.create_session(h, *timeout_ms),
+            TxnRecord::CloseSession { paths } => self.close_session(file, t, paths.as_deref())?,
+            TxnRecord::Multi(ops) if ops.iter().any(|o| matches!(o, TxnRecord::Error { .. })) => {
                 // DataTree.processTxn: in a failed multi every sub-txn becomes an error
                 // (Ok before the failing one, RuntimeInconsistency after it); nothing
                 // changes.
@@ -247,7 +248,7 @@ impl Loader {
                 let errors = ops
                     .iter()
                     .map(|o| match o {
-                        ZkOp::Error { err } => {
+                        TxnRecord::Error { err } => {
                             failed = true;
                             TxnOp::Error {
                                 err: error_code(*err),
@@ -261,7 +262,7 @@ impl Loader {
                     .collect();
                 self.apply(h, TxnOp::Multi(errors));
             }
-            ZkOp::Multi(ops) => {
+            TxnRecord::Multi(ops) => {
                 // Sub-ops one by one, so each gets the tolerance a lone txn gets; `apply`
                 // applies a `TxnOp::Multi` the same way, op after op with one zxid.
                 for op in ops {
@@ -270,14 +271,15 @@ impl Loader {
             }
             op => self.replay_op(file, t, op)?,
         }
-        self.state.last_zxid = h.zxid;
+        self.state.end_txn(h.zxid);
         Ok(())
     }
 
-    fn replay_op(&mut self, file: &Path, t: &LogTxn, op: &ZkOp) -> Result<(), ImportError> {
+    // Long because it is one match with an arm per ZooKeeper txn type.
+    fn replay_op(&mut self, file: &Path, t: &LogTxn, op: &TxnRecord) -> Result<(), ImportError> {
         let h = &t.header;
         match op {
-            ZkOp::Create {
+            TxnRecord::Create {
                 kind,
                 path,
                 data,
@@ -307,10 +309,10 @@ impl Loader {
                     let parent_behind = parent_cversion > p.stat().cversion;
                     if self.pending_acl.remove(path.as_str()).is_some() {
                         let acl = self.intern(acl.clone());
-                        self.state.tree.update(path, NO_REBASE, |n| n.acl = acl);
+                        self.state.update_node(path, NO_REBASE, |n| n.acl = acl);
                     }
                     if *kind == CreateKind::Create && parent_behind {
-                        self.state.tree.update(parent, NO_REBASE, |p| {
+                        self.state.update_node(parent, NO_REBASE, |p| {
                             p.stat.cversion = parent_cversion;
                             p.stat.pzxid = h.zxid;
                         });
@@ -349,8 +351,8 @@ impl Loader {
                         .insert(path);
                 }
             }
-            ZkOp::Delete { path } => self.delete(Some((file, t)), h.zxid, h.time, path)?,
-            ZkOp::SetData {
+            TxnRecord::Delete { path } => self.delete(Some((file, t)), h.zxid, h.time, path)?,
+            TxnRecord::SetData {
                 path,
                 data,
                 version,
@@ -367,7 +369,7 @@ impl Loader {
                     );
                 }
             }
-            ZkOp::SetAcl { path, acl, version } => {
+            TxnRecord::SetAcl { path, acl, version } => {
                 let path = root_alias(path);
                 if self.state.tree.get(path).is_some() {
                     self.pending_acl.remove(path);
@@ -382,19 +384,21 @@ impl Loader {
                     );
                 }
             }
-            ZkOp::Check { path } => self.apply(
+            TxnRecord::Check { path } => self.apply(
                 h,
                 TxnOp::Check {
                     path: Arc::from(path.as_str()),
                 },
             ),
-            ZkOp::Error { err } => self.apply(
+            TxnRecord::Error { err } => self.apply(
                 h,
                 TxnOp::Error {
                     err: error_code(*err),
                 },
             ),
-            ZkOp::CreateSession { .. } | ZkOp::CloseSession { .. } | ZkOp::Multi(_) => {
+            TxnRecord::CreateSession { .. }
+            | TxnRecord::CloseSession { .. }
+            | TxnRecord::Multi(_) => {
                 // The log decoder never puts these inside a multi.
                 return Err(conflict(
                     file,
@@ -510,8 +514,7 @@ impl Loader {
             // the parent's pzxid forward before it reports NoNode.
             if zxid > p.stat().pzxid {
                 self.state
-                    .tree
-                    .update(parent, NO_REBASE, |p| p.stat.pzxid = zxid);
+                    .update_node(parent, NO_REBASE, |p| p.stat.pzxid = zxid);
             }
             return Ok(());
         };
@@ -632,42 +635,6 @@ impl Loader {
         self.acls.insert(a.clone());
         a
     }
-}
-
-/// ZooKeeper's tree digest (`DigestCalculator` summed as `AdHash`): for every node not
-/// under `/zookeeper/`, the CRC32 of its path (the root as ""), its data, and its stat's
-/// czxid, mzxid, pzxid, ctime, mtime (longs), version, cversion, aversion (ints) and
-/// ephemeralOwner (long), all big-endian; the sum wraps in 64 bits.
-pub fn tree_digest(state: &DataState) -> i64 {
-    let mut sum: i64 = 0;
-    for path in state.tree.paths() {
-        if path.starts_with(DIGEST_EXCLUDED_PREFIX) {
-            continue;
-        }
-        let Some(node) = state.tree.get(path) else {
-            continue;
-        };
-        let s = node.stat();
-        let mut stat = [0u8; 60];
-        let mut at = 0;
-        let mut put = |b: &[u8]| {
-            stat[at..at + b.len()].copy_from_slice(b);
-            at += b.len();
-        };
-        for v in [s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime] {
-            put(&v.to_be_bytes());
-        }
-        for v in [s.version, s.cversion, s.aversion] {
-            put(&v.to_be_bytes());
-        }
-        put(&s.ephemeral_owner.to_be_bytes());
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(if path == "/" { b"" } else { path.as_bytes() });
-        crc.update(node.data().unwrap_or(b""));
-        crc.update(&stat);
-        sum = sum.wrapping_add(i64::from(crc.finalize()));
-    }
-    sum
 }
 
 fn node_stat(s: &StatPersisted) -> NodeStat {

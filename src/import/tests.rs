@@ -599,7 +599,8 @@ fn replay_keeps_the_state_coherent() {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
 
-    use super::txnlog::{CreateKind, LogTxn, ZkOp};
+    use super::txnlog::LogTxn;
+    use crate::core::codec::{CreateKind, TxnRecord};
     use crate::core::state::{owner_kind, OwnerKind};
 
     const PATHS: [&str; 6] = ["/a", "/a/b", "/a/b/c", "/d", "/d/e", "/a/e"];
@@ -612,7 +613,7 @@ fn replay_keeps_the_state_coherent() {
     ];
     let simple = prop_oneof![
         4 => (kind, path.clone(), any::<bool>(), -1i32..6).prop_map(|(kind, path, ephemeral, pcv)| {
-            ZkOp::Create {
+            TxnRecord::Create {
                 kind,
                 path,
                 data: Some(b"x".to_vec()),
@@ -621,18 +622,18 @@ fn replay_keeps_the_state_coherent() {
                 parent_cversion: pcv,
             }
         }),
-        3 => path.clone().prop_map(|path| ZkOp::Delete { path }),
-        1 => path.clone().prop_map(|path| ZkOp::SetData { path, data: Some(b"y".to_vec()), version: 3 }),
-        1 => path.clone().prop_map(|path| ZkOp::SetAcl { path, acl: digest_acl(), version: 2 }),
-        1 => path.clone().prop_map(|path| ZkOp::Check { path }),
+        3 => path.clone().prop_map(|path| TxnRecord::Delete { path }),
+        1 => path.clone().prop_map(|path| TxnRecord::SetData { path, data: Some(b"y".to_vec()), version: 3 }),
+        1 => path.clone().prop_map(|path| TxnRecord::SetAcl { path, acl: digest_acl(), version: 2 }),
+        1 => path.clone().prop_map(|path| TxnRecord::Check { path }),
     ];
     let op = prop_oneof![
         6 => simple.clone(),
-        1 => (-101i32..0).prop_map(|err| ZkOp::Error { err }),
-        1 => Just(ZkOp::CreateSession { timeout_ms: 5000 }),
+        1 => (-101i32..0).prop_map(|err| TxnRecord::Error { err }),
+        1 => Just(TxnRecord::CreateSession { timeout_ms: 5000, passwd: None }),
         1 => proptest::option::of(proptest::collection::vec(path, 0..3))
-            .prop_map(|paths| ZkOp::CloseSession { paths }),
-        1 => proptest::collection::vec(simple, 1..4).prop_map(ZkOp::Multi),
+            .prop_map(|paths| TxnRecord::CloseSession { paths }),
+        1 => proptest::collection::vec(simple, 1..4).prop_map(TxnRecord::Multi),
     ];
     let txn = (op, 1i64..4);
 

@@ -1,6 +1,8 @@
 //! The transaction log reader: a `log.<zxid>` file's bytes in (streamed, so a 64 MiB
 //! preallocated file costs one record of memory), ZooKeeper txns out, each checksum
-//! verified. It mirrors `FileTxnLog.FileTxnIterator` and `SerializeUtils.deserializeTxn`.
+//! verified. It mirrors `FileTxnLog.FileTxnIterator`; the txn bytes inside each record
+//! are decoded by the core's codec ([`decode_record`]), the one ferrokeeper's own log
+//! replay uses.
 //!
 //! Layout (`FileTxnLog` javadoc, `Util.marshallTxnEntry`, `Util.readTxnBytes`):
 //!
@@ -19,19 +21,14 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use ferrokeeper_net::codes::OpCode;
-use ferrokeeper_net::jute::{Decode, DecodeError, Reader};
-use ferrokeeper_net::records::{
-    Acl, CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
-    CreateTxn, CreateTxnV0, DeleteTxn, ErrorTxn, FileHeader, MultiTxn, SetAclTxn, SetDataTxn,
-    TxnDigest, TxnHeader,
-};
+use ferrokeeper_net::jute::Decode;
+use ferrokeeper_net::records::{FileHeader, TxnDigest, TxnHeader};
 
 use super::error::ImportError;
 use super::format::{
     adler32, FILE_HEADER_LEN, FORMAT_VERSION, LOG_MAGIC, LOG_RECORD_END, LOG_RECORD_PREFIX_LEN,
-    TXN_DIGEST_LEN,
 };
+use crate::core::codec::{decode_record, RecordError, TxnRecord};
 
 /// How a log file's data ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,85 +51,6 @@ pub enum LogEnd {
     },
 }
 
-/// Which create a `Create` op was logged as; replay treats them differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CreateKind {
-    /// `OpCode.create` (1). Only this kind moves the parent's cversion when replay finds
-    /// the node already present (`DataTree.processTxn`'s NODEEXISTS fix-up).
-    Create,
-    /// `OpCode.create2` (15).
-    Create2,
-    /// `OpCode.createTTL` (21), with its TTL in ms.
-    Ttl(i64),
-    /// `OpCode.createContainer` (19).
-    Container,
-}
-
-/// One ZooKeeper txn, decoded but not interpreted: the record as logged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ZkOp {
-    /// `createSession` (−10).
-    CreateSession {
-        /// Negotiated timeout.
-        timeout_ms: i32,
-    },
-    /// `closeSession` (−11). 3.6+ list the ephemerals to delete; 3.5 logs no record.
-    CloseSession {
-        /// `CloseSessionTxn.paths2Delete`, when present.
-        paths: Option<Vec<String>>,
-    },
-    /// `create`, `create2`, `createTTL`, `createContainer`.
-    Create {
-        /// Which create.
-        kind: CreateKind,
-        /// Final path.
-        path: String,
-        /// Data (`None`: null).
-        data: Option<Vec<u8>>,
-        /// ACL.
-        acl: Vec<Acl>,
-        /// Whether the session in the txn header owns the node.
-        ephemeral: bool,
-        /// The parent's new cversion; −1 (pre-3.3 `CreateTxnV0`) means "one more".
-        parent_cversion: i32,
-    },
-    /// `delete` or `deleteContainer`.
-    Delete {
-        /// Path.
-        path: String,
-    },
-    /// `setData`, or `reconfig` (which logs a `SetDataTxn` on `/zookeeper/config`).
-    SetData {
-        /// Path.
-        path: String,
-        /// New data (`None`: null).
-        data: Option<Vec<u8>>,
-        /// New version.
-        version: i32,
-    },
-    /// `setACL`.
-    SetAcl {
-        /// Path.
-        path: String,
-        /// New ACL.
-        acl: Vec<Acl>,
-        /// New aversion.
-        version: i32,
-    },
-    /// `check` (inside multi).
-    Check {
-        /// Path.
-        path: String,
-    },
-    /// `error`: a failed request (or a failed multi's sub-op).
-    Error {
-        /// `KeeperException.Code`.
-        err: i32,
-    },
-    /// `multi`.
-    Multi(Vec<ZkOp>),
-}
-
 /// One log record.
 #[derive(Debug, Clone)]
 pub struct LogTxn {
@@ -140,8 +58,8 @@ pub struct LogTxn {
     pub offset: u64,
     /// The txn header.
     pub header: TxnHeader,
-    /// The txn.
-    pub op: ZkOp,
+    /// The txn record, as logged.
+    pub op: TxnRecord,
     /// The tree digest after this txn, as the writer computed it (3.6+).
     pub digest: Option<TxnDigest>,
 }
@@ -280,14 +198,14 @@ impl<R: Read> LogReader<R> {
             });
         }
         let body_at = offset + LOG_RECORD_PREFIX_LEN as u64;
-        let (header, op, digest) = decode_txn(body).map_err(|e| match e {
-            BodyError::Decode { at, what, detail } => ImportError::Malformed {
+        let logged = decode_record(body).map_err(|e| match e {
+            RecordError::Decode { at, what, detail } => ImportError::Malformed {
                 file: self.file.clone(),
                 offset: body_at + at as u64,
                 what,
                 detail,
             },
-            BodyError::UnknownType(txn_type) => ImportError::UnknownTxnType {
+            RecordError::UnknownType(txn_type) => ImportError::UnknownTxnType {
                 file: self.file.clone(),
                 offset,
                 txn_type,
@@ -296,9 +214,9 @@ impl<R: Read> LogReader<R> {
         self.pos = body_at + len as u64 + 1;
         Ok(LogItem::Txn(Box::new(LogTxn {
             offset,
-            header,
-            op,
-            digest,
+            header: logged.header,
+            op: logged.record,
+            digest: logged.digest,
         })))
     }
 }
@@ -317,178 +235,15 @@ fn fill(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Why a record's bytes did not decode.
-#[derive(Debug)]
-pub enum BodyError {
-    /// A field did not decode; `at` is relative to the txn bytes.
-    Decode {
-        /// Offset within the txn bytes.
-        at: usize,
-        /// What was being read.
-        what: &'static str,
-        /// The decoder's complaint.
-        detail: DecodeError,
-    },
-    /// A type ZooKeeper never logs (or never logs inside a multi).
-    UnknownType(i32),
-}
-
-fn dec<T: Decode>(r: &mut Reader<'_>, what: &'static str) -> Result<T, BodyError> {
-    let at = r.position();
-    T::decode(r).map_err(|detail| BodyError::Decode { at, what, detail })
-}
-
-/// Decodes one record's txn bytes: header, record by type, optional digest.
-pub fn decode_txn(body: &[u8]) -> Result<(TxnHeader, ZkOp, Option<TxnDigest>), BodyError> {
-    let mut r = Reader::new(body);
-    let header: TxnHeader = dec(&mut r, "txn header")?;
-    let after_header = r.position();
-    let op = match OpCode::from_i32(header.r#type) {
-        Some(OpCode::CreateSession) => ZkOp::CreateSession {
-            timeout_ms: dec::<CreateSessionTxn>(&mut r, "CreateSessionTxn")?.time_out,
-        },
-        Some(OpCode::CloseSession) => {
-            // 3.6+ log a CloseSessionTxn (unless zookeeper.closeSessionTxn.enabled is
-            // off); 3.5 log no record. Either may be followed by a 12-byte digest.
-            let mut probe = r.clone();
-            match CloseSessionTxn::decode(&mut probe) {
-                Ok(t) if matches!(probe.remaining(), 0 | TXN_DIGEST_LEN) => {
-                    r = probe;
-                    ZkOp::CloseSession {
-                        paths: Some(t.paths2_delete),
-                    }
-                }
-                _ => ZkOp::CloseSession { paths: None },
-            }
-        }
-        Some(OpCode::Create) => {
-            let mut probe = r.clone();
-            match CreateTxn::decode(&mut probe) {
-                Ok(t) => {
-                    r = probe;
-                    create_op(CreateKind::Create, t)
-                }
-                // SerializeUtils.deserializeTxn: a create too short for CreateTxn is a
-                // CreateTxnV0 (pre-3.3), whose parent cversion is "one more" (−1).
-                Err(_) => {
-                    let t: CreateTxnV0 = dec(&mut r, "CreateTxnV0")?;
-                    ZkOp::Create {
-                        kind: CreateKind::Create,
-                        path: t.path,
-                        data: t.data.0,
-                        acl: t.acl,
-                        ephemeral: t.ephemeral,
-                        parent_cversion: -1,
-                    }
-                }
-            }
-        }
-        Some(OpCode::Multi) => {
-            let multi: MultiTxn = dec(&mut r, "MultiTxn")?;
-            let mut ops = Vec::with_capacity(multi.txns.len());
-            for sub in multi.txns {
-                let mut sr = Reader::new(&sub.data);
-                // Sub-record offsets point at the multi record as a whole.
-                let op = decode_op(sub.r#type, &mut sr).map_err(|e| match e {
-                    BodyError::Decode { what, detail, .. } => BodyError::Decode {
-                        at: after_header,
-                        what,
-                        detail,
-                    },
-                    other => other,
-                })?;
-                ops.push(op);
-            }
-            ZkOp::Multi(ops)
-        }
-        _ => decode_op(header.r#type, &mut r)?,
-    };
-    let digest = match r.remaining() {
-        0 => None,
-        TXN_DIGEST_LEN => Some(dec::<TxnDigest>(&mut r, "TxnDigest")?),
-        extra => {
-            return Err(BodyError::Decode {
-                at: r.position(),
-                what: "txn record",
-                detail: DecodeError::Trailing { extra },
-            })
-        }
-    };
-    Ok((header, op, digest))
-}
-
-fn create_op(kind: CreateKind, t: CreateTxn) -> ZkOp {
-    ZkOp::Create {
-        kind,
-        path: t.path,
-        data: t.data.0,
-        acl: t.acl,
-        ephemeral: t.ephemeral,
-        parent_cversion: t.parent_c_version,
-    }
-}
-
-/// The records that may appear both alone and inside a multi (`DataTree.processTxn`).
-fn decode_op(txn_type: i32, r: &mut Reader<'_>) -> Result<ZkOp, BodyError> {
-    Ok(match OpCode::from_i32(txn_type) {
-        Some(OpCode::Create) => create_op(CreateKind::Create, dec(r, "CreateTxn")?),
-        Some(OpCode::Create2) => create_op(CreateKind::Create2, dec(r, "CreateTxn")?),
-        Some(OpCode::CreateTtl) => {
-            let t: CreateTtlTxn = dec(r, "CreateTTLTxn")?;
-            ZkOp::Create {
-                kind: CreateKind::Ttl(t.ttl),
-                path: t.path,
-                data: t.data.0,
-                acl: t.acl,
-                ephemeral: false,
-                parent_cversion: t.parent_c_version,
-            }
-        }
-        Some(OpCode::CreateContainer) => {
-            let t: CreateContainerTxn = dec(r, "CreateContainerTxn")?;
-            ZkOp::Create {
-                kind: CreateKind::Container,
-                path: t.path,
-                data: t.data.0,
-                acl: t.acl,
-                ephemeral: false,
-                parent_cversion: t.parent_c_version,
-            }
-        }
-        Some(OpCode::Delete | OpCode::DeleteContainer) => ZkOp::Delete {
-            path: dec::<DeleteTxn>(r, "DeleteTxn")?.path,
-        },
-        Some(OpCode::SetData | OpCode::Reconfig) => {
-            let t: SetDataTxn = dec(r, "SetDataTxn")?;
-            ZkOp::SetData {
-                path: t.path,
-                data: t.data.0,
-                version: t.version,
-            }
-        }
-        Some(OpCode::SetAcl) => {
-            let t: SetAclTxn = dec(r, "SetACLTxn")?;
-            ZkOp::SetAcl {
-                path: t.path,
-                acl: t.acl,
-                version: t.version,
-            }
-        }
-        Some(OpCode::Check) => ZkOp::Check {
-            path: dec::<CheckVersionTxn>(r, "CheckVersionTxn")?.path,
-        },
-        Some(OpCode::Error) => ZkOp::Error {
-            err: dec::<ErrorTxn>(r, "ErrorTxn")?.err,
-        },
-        _ => return Err(BodyError::UnknownType(txn_type)),
-    })
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use ferrokeeper_net::codes::OpCode;
     use ferrokeeper_net::jute::{Buffer, Encode, NullableBuffer};
-    use ferrokeeper_net::records::Txn;
+    use ferrokeeper_net::records::{CreateTxn, DeleteTxn, MultiTxn, Txn};
+
+    use crate::core::codec::{decode, interpret, CreateKind};
+    use crate::core::txn::TxnOp;
 
     /// An empty record (a 3.5 closeSession has none).
     pub(crate) struct Nothing;
@@ -582,7 +337,7 @@ pub(crate) mod tests {
         let (txns, end) = read_all(&w.out).expect("read");
         assert_eq!(txns.len(), 2);
         assert_eq!(txns[0].digest.as_ref().map(|d| d.tree_digest), Some(99));
-        assert!(matches!(&txns[1].op, ZkOp::Delete { path } if path == "/a"));
+        assert!(matches!(&txns[1].op, TxnRecord::Delete { path } if path == "/a"));
         assert_eq!(end, LogEnd::Padding { offset: pad_at });
     }
 
@@ -652,88 +407,63 @@ pub(crate) mod tests {
             .is_none());
     }
 
+    /// One ZooKeeper-written record decodes through the same function,
+    /// `core::codec::decode_record`, when the import reads it from a log file and when
+    /// `core::codec::decode` (ferrokeeper's log replay) turns it into a txn.
     #[test]
-    fn decodes_every_txn_kind() {
-        let acl = crate::import::snapshot::tests::open_acl();
-        // 3.5-style closeSession: no record at all.
-        let (_, op, _) = decode_txn(&txn(1, OpCode::CloseSession, &Nothing, false)).expect("3.5");
-        assert_eq!(op, ZkOp::CloseSession { paths: None });
-        let close = CloseSessionTxn {
-            paths2_delete: vec!["/e".into()],
+    fn import_and_core_codec_decode_one_zookeeper_record() {
+        let mut ephemeral = create("/e");
+        ephemeral.ephemeral = true;
+        let multi = MultiTxn {
+            txns: vec![
+                Txn {
+                    r#type: OpCode::Create.code(),
+                    data: Buffer(ephemeral.to_bytes()),
+                },
+                Txn {
+                    r#type: OpCode::Delete.code(),
+                    data: Buffer(DeleteTxn { path: "/a".into() }.to_bytes()),
+                },
+            ],
         };
-        let (_, op, d) = decode_txn(&txn(1, OpCode::CloseSession, &close, true)).expect("3.6");
-        assert_eq!(
-            op,
-            ZkOp::CloseSession {
-                paths: Some(vec!["/e".into()])
-            }
-        );
-        assert!(d.is_some());
-        let ttl = CreateTtlTxn {
-            path: "/t".into(),
-            data: NullableBuffer(Some(Vec::new())),
-            acl: acl.clone(),
-            parent_c_version: 4,
-            ttl: 1000,
+        let bytes = txn(7, OpCode::Multi, &multi, true);
+        let mut w = LogWriter::new();
+        w.record(&bytes);
+        let (txns, _) = read_all(&w.out).expect("read");
+        let [imported] = &txns[..] else {
+            panic!("one txn expected, got {}", txns.len())
         };
-        let (_, op, _) = decode_txn(&txn(1, OpCode::CreateTtl, &ttl, true)).expect("ttl");
+        let logged = decode_record(&bytes).expect("record");
+        assert_eq!(imported.header, logged.header);
+        assert_eq!(imported.op, logged.record);
+        assert_eq!(imported.digest, logged.digest);
+        let TxnRecord::Multi(records) = &logged.record else {
+            panic!("not a multi")
+        };
         assert!(matches!(
-            op,
-            ZkOp::Create {
-                kind: CreateKind::Ttl(1000),
-                parent_cversion: 4,
-                ..
-            }
-        ));
-        let v0 = CreateTxnV0 {
-            path: "/old".into(),
-            data: NullableBuffer(Some(Vec::new())),
-            acl: acl.clone(),
-            ephemeral: true,
-        };
-        let (_, op, _) = decode_txn(&txn(1, OpCode::Create, &v0, false)).expect("v0");
-        assert!(matches!(
-            op,
-            ZkOp::Create {
-                parent_cversion: -1,
+            records[0],
+            TxnRecord::Create {
+                kind: CreateKind::Create,
                 ephemeral: true,
                 ..
             }
         ));
-        let multi = MultiTxn {
-            txns: vec![
-                Txn {
-                    r#type: OpCode::Create2.code(),
-                    data: Buffer(create("/m").to_bytes()),
-                },
-                Txn {
-                    r#type: OpCode::SetData.code(),
-                    data: Buffer(
-                        SetDataTxn {
-                            path: "/m".into(),
-                            data: NullableBuffer(Some(b"y".to_vec())),
-                            version: 1,
-                        }
-                        .to_bytes(),
-                    ),
-                },
-            ],
-        };
-        let (_, op, _) = decode_txn(&txn(1, OpCode::Multi, &multi, true)).expect("multi");
-        let ZkOp::Multi(ops) = op else {
+
+        let t = decode(&bytes).expect("txn");
+        assert_eq!(
+            (t.zxid, t.session_id, t.cxid, t.time_ms),
+            (7, 0x77, 1, 5007)
+        );
+        let TxnOp::Multi(ops) = &t.op else {
             panic!("not a multi")
         };
+        // CreateTxn names no owner: the header's session owns the ephemeral.
         assert!(matches!(
-            ops[0],
-            ZkOp::Create {
-                kind: CreateKind::Create2,
-                ..
-            }
+            &ops[0],
+            TxnOp::Create { path, ephemeral_owner: 0x77, .. } if &**path == "/e"
         ));
-        assert!(matches!(ops[1], ZkOp::SetData { version: 1, .. }));
-        assert!(matches!(
-            decode_txn(&txn(1, OpCode::GetData, &Nothing, false)),
-            Err(BodyError::UnknownType(4))
-        ));
+        assert!(matches!(&ops[1], TxnOp::Delete { path } if &**path == "/a"));
+        let interpreted = interpret(0x77, logged.record).expect("interpret");
+        assert_eq!(format!("{:?}", t.op), format!("{interpreted:?}"));
     }
 }

@@ -20,6 +20,8 @@ use crate::commit::stage::StageMsg;
 const REPORT_WAIT: Duration = Duration::from_secs(2);
 
 impl Shard {
+    // Long because it gathers each part of ServerStats a word may need, one block per
+    // part, guarded by `needs` so cheap words stay cheap.
     /// The stats a four-letter word needs.
     pub async fn gather_stats(self: &Rc<Self>, needs: StatsNeeds) -> ServerStats {
         let shared = &self.shared;
@@ -36,6 +38,12 @@ impl Shard {
             trace_mask: shared.trace_mask.load(Relaxed),
             conf: ConfStats::from_config(&shared.config),
             log: shared.log_counters.read(),
+            limits: Some(shared.limit_counters.read()),
+            digest_log: root
+                .digest_log
+                .entries()
+                .map(|e| (e.zxid, e.digest))
+                .collect(),
             ..ServerStats::default()
         };
         let mut latency = Summary::default();

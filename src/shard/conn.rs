@@ -80,6 +80,8 @@ struct ConnState {
 pub struct Conn {
     id: u64,
     stats: Arc<crate::shard::shared::ShardStats>,
+    /// The origin of `lresp`'s monotonic clock: when the server started.
+    clock_origin: Instant,
     fd: RawFd,
     st: RefCell<ConnState>,
     wake_writer: LocalSender<()>,
@@ -173,7 +175,9 @@ impl Conn {
         st.last_op = op;
         st.last_cxid = xid;
         st.last_zxid = zxid;
-        st.last_response_ms = crate::shard::shared::mono_ms();
+        // ZooKeeper prints `System.nanoTime() / 1e6`, a monotonic clock with an
+        // arbitrary origin: the server's start is ours.
+        st.last_response_ms = self.clock_origin.elapsed().as_millis() as u64;
         st.last_latency_ms = ms;
         let (min, max, sum, count) = st.latency;
         st.latency = (
@@ -257,6 +261,40 @@ impl Conn {
         }
     }
 
+    /// Whether the reader must stop reading requests for now:
+    /// - replies pile up unread by the client (more than `OUTPUT_BYTES_PAUSE`);
+    /// - `sessionQueuedRequestsMax` requests of this connection wait (writes in flight and
+    ///   the reads ordered behind them), so one client cannot queue unbounded memory;
+    /// - `globalOutstandingLimit` writes wait for the commit stage across the server and
+    ///   this connection has one of them: ZooKeeper's `shouldThrottle` rule, which holds
+    ///   back only connections with something outstanding, so every connection can still
+    ///   make progress. No request is refused: the client just waits, as with ZooKeeper.
+    ///
+    /// Returns the counter of the limit that holds it back (in
+    /// `ServerShared::limit_counters`), if any.
+    fn must_pause_reading<'s>(
+        &self,
+        shared: &'s crate::shard::shared::ServerShared,
+    ) -> Option<&'s std::sync::atomic::AtomicU64> {
+        let counters = &shared.limit_counters;
+        let st = self.st.borrow();
+        if st.closing.is_some() {
+            return None;
+        }
+        if st.out.len() > OUTPUT_BYTES_PAUSE {
+            return Some(&counters.reads_paused_output);
+        }
+        if st.pending.len() >= shared.limits.session_queued_requests_max as usize {
+            return Some(&counters.reads_paused_session_queue);
+        }
+        // Reads only queue behind a write and are served as soon as the writes ahead of
+        // them are answered, so the front of a non-empty queue is a write in flight.
+        let write_in_flight = matches!(st.pending.front(), Some(Pending::Write { .. }));
+        let at_limit = shared.outstanding_requests.load(Ordering::Relaxed)
+            >= shared.limits.global_outstanding_requests_max;
+        (write_in_flight && at_limit).then_some(&counters.reads_paused_global_outstanding)
+    }
+
     /// Serves the reads queued behind completed writes.
     fn drain_reads(&self, shard: &Rc<Shard>) {
         loop {
@@ -327,6 +365,7 @@ pub async fn serve(
     let conn = Rc::new(Conn {
         id,
         stats: shard.stats.clone(),
+        clock_origin: shard.shared.started,
         fd,
         st: RefCell::new(ConnState {
             remote: peer,
@@ -436,6 +475,8 @@ async fn read_more(
     }
 }
 
+// Long because it is the connection's one reading state machine: handshake, 4lw
+// sniffing, framing, and dispatch of reads and writes in arrival order.
 async fn read_loop(
     shard: &Rc<Shard>,
     conn: &Rc<Conn>,
@@ -443,7 +484,7 @@ async fn read_loop(
     connect_rx: LocalReceiver<bool>,
     reader_rx: LocalReceiver<()>,
 ) -> ReadResult {
-    let max_frame = shard.shared.jute_max_buffer;
+    let max_frame = shard.shared.limits.jute_max_buffer_bytes as usize;
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     let mut start = 0usize;
@@ -534,10 +575,13 @@ async fn read_loop(
             }
         };
         dispatch(shard, conn, header.xid, req, received).await?;
-        // Backpressure: stop reading while the client lets replies pile up.
-        while conn.st.borrow().out.len() > OUTPUT_BYTES_PAUSE && conn.st.borrow().closing.is_none()
-        {
-            let _ = reader_rx.recv().await;
+        // Backpressure: stop reading while a limit holds this connection back. Whatever
+        // releases it (a reply leaving, a write answered) wakes `reader_rx`.
+        if let Some(counter) = conn.must_pause_reading(&shard.shared) {
+            counter.fetch_add(1, Ordering::Relaxed);
+            while conn.must_pause_reading(&shard.shared).is_some() {
+                let _ = reader_rx.recv().await;
+            }
         }
     }
 }
@@ -602,6 +646,11 @@ async fn dispatch(
                 st.pending.push_back(Pending::Write { received });
                 (st.session_id, st.auth.clone())
             };
+            // Counted off when its reply comes back (`Shard::complete`).
+            shard
+                .shared
+                .outstanding_requests
+                .fetch_add(1, Ordering::Relaxed);
             shard
                 .to_commit
                 .send(StageMsg::Core(CommitRequest::Write {

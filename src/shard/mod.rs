@@ -27,10 +27,11 @@ use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 
 use crate::commit::stage::{Completion, StageMsg};
 use crate::core::apply::ChangeKind;
-use crate::core::sequencer::CommitRequest;
+use crate::core::sequencer::{CommitRequest, ReplyMsg};
 use crate::core::state::DataState;
 use crate::core::watch::{AclOf, WatchTable};
 use crate::shard::shared::{ServerShared, ShardStats};
+use shared::Refusal;
 
 /// One shard's single-threaded state.
 pub struct Shard {
@@ -95,6 +96,19 @@ impl Shard {
                 }
             }
         }
+        // Each write sent to the commit stage comes back as exactly one write reply, to
+        // the shard that sent it: count them off before waking the connections, so a
+        // reader held back by `globalOutstandingLimit` sees the lower count.
+        let answered = c
+            .replies
+            .iter()
+            .filter(|(_, r)| matches!(r, ReplyMsg::Write { .. }))
+            .count();
+        if answered > 0 {
+            self.shared
+                .outstanding_requests
+                .fetch_sub(answered as u32, std::sync::atomic::Ordering::Relaxed);
+        }
         for (conn_id, reply) in c.replies {
             if let Some(conn) = self.conn(conn_id) {
                 conn.on_reply(self, reply);
@@ -111,6 +125,8 @@ impl Shard {
     }
 }
 
+// Long because it starts the shard's three tasks (completions, touch reports,
+// accept loop) that share its state, in the order they must start.
 /// Runs a shard until the process ends.
 pub async fn run(
     index: usize,
@@ -138,7 +154,8 @@ pub async fn run(
     });
 
     let addr = shared.listen_addr;
-    let listener = match glommio::net::TcpListener::bind(addr) {
+    let backlog = shared.config.client_port_listen_backlog;
+    let listener = match crate::server::listener::bind(addr, backlog) {
         Ok(l) => l,
         Err(e) => {
             shared
@@ -183,13 +200,18 @@ pub async fn run(
             Ok(stream) => {
                 let peer: Option<SocketAddr> = stream.peer_addr().ok();
                 if let Some(p) = peer {
-                    if !shard.shared.admit(p.ip()) {
-                        tracing::warn!(
-                            shard = index,
-                            "Too many connections from {} - max is {}",
-                            p.ip(),
-                            shard.shared.max_client_cnxns
-                        );
+                    if let Err(refusal) = shard.shared.admit(p.ip()) {
+                        // ZooKeeper's messages, so that log searches find both servers.
+                        match refusal {
+                            Refusal::TooManyConnections { max } => {
+                                tracing::warn!(shard = index, "Too many connections - max is {max}")
+                            }
+                            Refusal::TooManyFromAddress { max } => tracing::warn!(
+                                shard = index,
+                                "Too many connections from {} - max is {max}",
+                                p.ip()
+                            ),
+                        }
                         drop(stream);
                         continue;
                     }

@@ -56,6 +56,7 @@ fn read_node<'r>(
     Ok(n)
 }
 
+// Long because it is one match with an arm per read opcode, each short.
 /// Serves one read request against `root`, registering watches in `watches`, and
 /// writes the reply frame into `out`.
 pub fn serve(

@@ -2,11 +2,11 @@
 //! admin commands read, and the connection admission rules.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Config, Limits};
 
 /// Counters one shard keeps and the admin commands read (relaxed atomics: they are
 /// statistics, not synchronisation).
@@ -62,13 +62,6 @@ impl ShardStats {
     }
 }
 
-/// Milliseconds of a monotonic clock with an arbitrary origin (ZooKeeper's
-/// `System.nanoTime() / 1e6`, which `cons` prints as `lresp`).
-pub fn mono_ms() -> u64 {
-    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
-
 /// What every shard shares: settings and counters.
 #[derive(Debug)]
 pub struct ServerShared {
@@ -78,8 +71,8 @@ pub struct ServerShared {
     pub listen_addr: SocketAddr,
     /// `tickTime`.
     pub tick_time_ms: u64,
-    /// `jute.maxbuffer`: the largest frame a client may send.
-    pub jute_max_buffer: usize,
+    /// Every bound the shards enforce (a copy of `config.limits`, for short paths).
+    pub limits: Limits,
     /// `skipACL`.
     pub skip_acl: bool,
     /// `DigestAuthenticationProvider.superDigest`.
@@ -95,37 +88,113 @@ pub struct ServerShared {
     /// The trace mask `gtmk` shows and `stmk` sets (kept for compatibility; ferrokeeper
     /// logs through `tracing` filters instead).
     pub trace_mask: std::sync::atomic::AtomicI64,
-    /// `maxClientCnxns`: connections allowed from one address (0 = unlimited).
-    pub max_client_cnxns: u32,
-    /// Live connections by client address. Touched only on accept and close, never
-    /// on the request path, so a mutex shared by the shards is fine here.
-    pub conns_per_ip: std::sync::Mutex<std::collections::HashMap<IpAddr, u32>>,
+    /// Live connections, in total and by client address. Touched only on accept and
+    /// close, never on the request path, so a mutex shared by the shards is fine here.
+    pub cnxns: std::sync::Mutex<CnxnCounts>,
+    /// Writes sent to the commit stage and not yet answered, across all shards: what
+    /// `globalOutstandingLimit` bounds (see `shard::conn`).
+    pub outstanding_requests: AtomicU32,
+    /// How often each limit held a client back.
+    pub limit_counters: LimitCounters,
     /// The transaction log's counters, stored by the log executor.
     pub log_counters: Arc<crate::commit::log::LogCounters>,
     /// Stops the server when a shard cannot go on (it cannot listen).
     pub fail: crate::commit::FailStop,
 }
 
-impl ServerShared {
-    /// Counts a new connection from `ip`, or refuses it when `maxClientCnxns` is reached.
-    pub fn admit(&self, ip: IpAddr) -> bool {
-        let mut m = self.conns_per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(ip).or_insert(0);
-        if self.max_client_cnxns > 0 && *n >= self.max_client_cnxns {
-            return false;
+/// How often each limit held a client back, since the process started: `mntr` shows them
+/// as `zk_fk_*` keys, so an operator sees which bound the server runs into (ZooKeeper
+/// only logs these). Relaxed atomics: statistics, not synchronisation.
+#[derive(Debug, Default)]
+pub struct LimitCounters {
+    /// Connections closed at accept because `maxCnxns` were open.
+    pub cnxns_refused_total: AtomicU64,
+    /// Connections closed at accept because `maxClientCnxns` were open from the address.
+    pub cnxns_refused_per_ip: AtomicU64,
+    /// Times a connection stopped reading because `globalOutstandingLimit` was reached.
+    pub reads_paused_global_outstanding: AtomicU64,
+    /// Times a connection stopped reading because `sessionQueuedRequestsMax` of its
+    /// requests waited.
+    pub reads_paused_session_queue: AtomicU64,
+    /// Times a connection stopped reading because its client left replies unread.
+    pub reads_paused_output: AtomicU64,
+}
+
+impl LimitCounters {
+    /// The counters as values, for `mntr`.
+    pub fn read(&self) -> crate::admin::LimitStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        crate::admin::LimitStats {
+            cnxns_refused_total: self.cnxns_refused_total.load(Relaxed),
+            cnxns_refused_per_ip: self.cnxns_refused_per_ip.load(Relaxed),
+            reads_paused_global_outstanding: self.reads_paused_global_outstanding.load(Relaxed),
+            reads_paused_session_queue: self.reads_paused_session_queue.load(Relaxed),
+            reads_paused_output: self.reads_paused_output.load(Relaxed),
         }
-        *n += 1;
-        true
+    }
+}
+
+/// Live connections, for `maxCnxns` and `maxClientCnxns`.
+#[derive(Debug, Default)]
+pub struct CnxnCounts {
+    /// All live connections. Invariant: the sum of `per_ip`.
+    pub total: u32,
+    /// Live connections by client address; addresses with none are absent.
+    pub per_ip: std::collections::HashMap<IpAddr, u32>,
+}
+
+/// Why a new connection was closed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `maxCnxns` connections are open.
+    TooManyConnections {
+        /// The configured limit.
+        max: u32,
+    },
+    /// `maxClientCnxns` connections are open from this address.
+    TooManyFromAddress {
+        /// The configured limit.
+        max: u32,
+    },
+}
+
+impl ServerShared {
+    /// Counts a new connection from `ip`, or refuses it when `maxCnxns` connections are
+    /// open in total, or `maxClientCnxns` from this address. The total is checked first,
+    /// as ZooKeeper's `NIOServerCnxnFactory.doAccept` does; in both cases ZooKeeper closes
+    /// the socket it has just accepted, before reading anything, and so does the caller.
+    pub fn admit(&self, ip: IpAddr) -> Result<(), Refusal> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut c = self.cnxns.lock().unwrap_or_else(|p| p.into_inner());
+        let max = self.limits.cnxns_max;
+        if max > 0 && c.total >= max {
+            self.limit_counters
+                .cnxns_refused_total
+                .fetch_add(1, Relaxed);
+            return Err(Refusal::TooManyConnections { max });
+        }
+        let max = self.limits.client_cnxns_per_ip_max;
+        let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
+        if max > 0 && from_ip >= max {
+            self.limit_counters
+                .cnxns_refused_per_ip
+                .fetch_add(1, Relaxed);
+            return Err(Refusal::TooManyFromAddress { max });
+        }
+        c.per_ip.insert(ip, from_ip + 1);
+        c.total += 1;
+        Ok(())
     }
 
-    /// Forgets a connection from `ip`.
+    /// Forgets a connection from `ip` that [`ServerShared::admit`] counted.
     pub fn release(&self, ip: IpAddr) {
-        let mut m = self.conns_per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&ip) {
+        let mut c = self.cnxns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = c.per_ip.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&ip);
+                c.per_ip.remove(&ip);
             }
+            c.total -= 1;
         }
     }
 }

@@ -93,16 +93,17 @@ pub fn diff_states(a: &DataState, b: &DataState) -> Option<String> {
     None
 }
 
-/// HOOK(digest): ZooKeeper's tree digest of `state`, once `src/digest.rs` exists (another
-/// branch adds it). Until then `None`, and [`diff_states`] compares node by node only.
-/// When it lands, return `Some(state.digest)` (or compute it) here; nothing else changes.
-pub fn digest(_state: &DataState) -> Option<u64> {
-    None
+/// ZooKeeper's tree digest of `state`, as the state keeps it up to date
+/// ([`crate::core::digest`]). [`diff_states`] compares it; [`check_indexes`] checks it
+/// against a digest computed over every node.
+pub fn digest(state: &DataState) -> Option<i64> {
+    Some(state.digest)
 }
 
 /// The indexes a state keeps beside its tree must agree with the tree: every session's
 /// ephemerals are nodes it owns, every node owned by a session is listed, containers and
-/// TTL nodes are indexed, and each node's children exist.
+/// TTL nodes are indexed, each node's children exist, and the kept tree digest is the
+/// digest of the tree.
 pub fn check_indexes(s: &DataState) -> Option<String> {
     use crate::core::state::{owner_kind, OwnerKind};
     let mut owned = 0usize;
@@ -135,6 +136,13 @@ pub fn check_indexes(s: &DataState) -> Option<String> {
                 return Some(format!("{path} lists missing child {c}"));
             }
         }
+    }
+    let computed = crate::core::digest::of_tree(&s.tree);
+    if computed != s.digest {
+        return Some(format!(
+            "kept tree digest {:x} differs from the computed {computed:x}",
+            s.digest
+        ));
     }
     if owned != s.ephemeral_count() {
         return Some(format!(

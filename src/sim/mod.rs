@@ -11,7 +11,8 @@
 //! - nothing acknowledged is lost: the recovered zxid is at least the last acknowledged;
 //! - the recovered state equals a crash-free twin's at that zxid, node by node
 //!   ([`check::diff_states`]: path, data, stat, ACL, children; sessions; container and
-//!   TTL indexes; the tree digest once one exists, see [`check::digest`]);
+//!   TTL indexes; ZooKeeper's tree digest, which must also equal the digest computed
+//!   over the nodes, see [`check::digest`]);
 //! - an independent model ([`model::Model`]), written only from acknowledged replies and
 //!   the acknowledged txns no client asked for (expiry, reaping), predicts every reply
 //!   and agrees with the committed and the recovered tree;

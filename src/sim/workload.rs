@@ -1209,32 +1209,32 @@ impl Sim {
 /// created and last modified by this txn at its time, at version 0 with no children; a
 /// setData modified the node in this txn; the data length is the data's.
 fn check_stats(outcome: &Outcome, t: &Txn) -> Result<(), Fail> {
-    match outcome {
-        Outcome::Created { path, stat } => {
-            if stat.czxid != t.zxid
-                || stat.mzxid != t.zxid
-                || stat.pzxid != t.zxid
-                || stat.ctime != t.time_ms
-                || stat.mtime != t.time_ms
-                || stat.version != 0
-                || stat.cversion != 0
-                || stat.aversion != 0
-                || stat.num_children != 0
-            {
-                return Err(format!("created {path}: stat {stat:?}"));
-            }
+    let ok = match outcome {
+        Outcome::Created { stat, .. } => {
+            stat.czxid == t.zxid
+                && stat.mzxid == t.zxid
+                && stat.pzxid == t.zxid
+                && stat.ctime == t.time_ms
+                && stat.mtime == t.time_ms
+                && stat.version == 0
+                && stat.cversion == 0
+                && stat.aversion == 0
+                && stat.num_children == 0
         }
         Outcome::DataSet(stat) => {
-            if stat.mzxid != t.zxid || stat.mtime != t.time_ms || stat.czxid > t.zxid {
-                return Err(format!("setData: stat {stat:?}"));
-            }
+            stat.mzxid == t.zxid && stat.mtime == t.time_ms && stat.czxid <= t.zxid
         }
         Outcome::Multi(results) => {
             for r in results {
                 check_stats(r, t)?;
             }
+            true
         }
-        _ => {}
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("reply stat does not match the txn: {outcome:?}"))
     }
-    Ok(())
 }

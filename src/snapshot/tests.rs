@@ -3,8 +3,10 @@ use std::sync::Arc;
 use ferrokeeper_net::records::{Acl, Id};
 
 use super::*;
+
 use crate::core::payload::{
-    ArchivedAclData, ArchivedNodeData, ArchivedSessionData, ArchivedSnapshotData, ArchivedStatData,
+    ArchivedAclData, ArchivedNodeData, ArchivedSessionData, ArchivedSnapshotData,
+    ArchivedSnapshotRoot, ArchivedStatData, SnapshotData, SnapshotRoot,
 };
 use crate::core::state::{CONTAINER_OWNER, EXTENDED_MASK};
 use crate::core::tree::{Node, NodeStat};
@@ -69,7 +71,7 @@ fn sample() -> DataState {
     for (i, (path, data, acl, owner)) in nodes.into_iter().enumerate() {
         let path: Arc<str> = Arc::from(path);
         let i = i as i64;
-        s.tree.put(
+        s.add_node(
             path.clone(),
             Node {
                 data: data.map(Arc::from),
@@ -91,7 +93,7 @@ fn sample() -> DataState {
         );
         let parent = crate::core::path::parent(&path);
         let name: Arc<str> = Arc::from(crate::core::path::name(&path));
-        s.tree.update(parent, 0, |p| {
+        s.update_node(parent, 0, |p| {
             p.children.insert(name);
         });
         match owner_kind(owner, true) {
@@ -148,6 +150,13 @@ fn view(s: &DataState) -> Vec<String> {
     out.push(format!("containers {:?}", s.containers));
     out.push(format!("ttls {:?}", s.ttls));
     out.push(format!("zxid {} ext {}", s.last_zxid, s.extended_types));
+    // Every state a test looks at must keep the digest invariant.
+    assert_eq!(
+        s.digest,
+        crate::core::digest::of_tree(&s.tree),
+        "incremental digest differs from a recomputation"
+    );
+    out.push(format!("digest {}", s.digest));
     out
 }
 
@@ -162,7 +171,34 @@ fn round_trip(s: &DataState) -> DataState {
 }
 
 fn validate_data(d: &SnapshotData) -> Result<(), payload::InvalidPayload> {
-    payload::validate(Path::new("mem"), &d.to_bytes()).map(|_| ())
+    let root = SnapshotRoot {
+        digest: owned_digest(d),
+        data: d.clone(),
+    };
+    payload::validate(Path::new("mem"), &root.to_bytes()).map(|_| ())
+}
+
+/// The tree digest of `d`'s nodes.
+fn owned_digest(d: &SnapshotData) -> i64 {
+    d.nodes.iter().fold(0i64, |sum, n| {
+        let s = n.stat;
+        let stat = NodeStat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            ephemeral_owner: s.ephemeral_owner,
+            pzxid: s.pzxid,
+        };
+        sum.wrapping_add(crate::core::digest::node_digest(
+            &n.path,
+            n.data.as_deref(),
+            &stat,
+        ))
+    })
 }
 
 #[test]
@@ -222,7 +258,7 @@ fn fresh_state_round_trips() {
 
 #[test]
 fn damaged_archive_is_refused_not_panicked() {
-    let bytes = SnapshotData::from_state(&sample()).to_bytes();
+    let bytes = SnapshotRoot::from_state(&sample()).to_bytes();
     for cut in [0, 1, 8, bytes.len() / 2, bytes.len() - 1] {
         let mut aligned = rkyv::util::AlignedVec::<16>::new();
         aligned.extend_from_slice(&bytes[..cut]);
@@ -252,9 +288,54 @@ fn inconsistent_payload_is_refused() {
     let mut d = good.clone();
     d.sessions[0].ephemerals.push(999);
     assert!(validate_data(&d).is_err(), "ephemeral index");
-    let mut d = good;
+    let mut d = good.clone();
     d.nodes.remove(0);
     assert!(validate_data(&d).is_err(), "root");
+    // A digest that is not the nodes' (a drift in keeping it) is refused too.
+    let root = SnapshotRoot {
+        digest: owned_digest(&good) + 1,
+        data: good,
+    };
+    assert!(
+        payload::validate(Path::new("mem"), &root.to_bytes()).is_err(),
+        "digest"
+    );
+}
+
+/// The snapshot stores the digest (format version 3), and loading takes it from there.
+#[test]
+fn digest_is_stored_and_loaded_not_recomputed() {
+    let s = sample();
+    let back = round_trip(&s);
+    assert_eq!(back.digest, s.digest);
+    let base = back.tree.base().expect("base");
+    assert_eq!(base.format_version(), 3);
+    assert_eq!(base.digest(), Some(s.digest));
+}
+
+const FIXTURE_V2: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/storage/tests/fixtures/v2/fk-snap.0000000100000042"
+);
+
+/// A version 2 snapshot (written before digests were stored: the sample state's file
+/// from that version) still loads, served in place, with the digest computed once.
+#[test]
+fn version_2_snapshot_loads_with_a_computed_digest() {
+    let dir = tempfile_dir();
+    std::fs::copy(FIXTURE_V2, dir.join("fk-snap.0000000100000042")).expect("copy");
+    let loaded = load_newest(&dir, true).expect("load");
+    assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+    let state = loaded.state.expect("state");
+    let base = state.tree.base().expect("served from the file");
+    assert_eq!(base.format_version(), 2);
+    assert_eq!(base.digest(), None);
+    assert_eq!(view(&sample()), view(&state));
+    // And a snapshot written from it is version 3, with the digest.
+    let again = round_trip(&state);
+    assert_eq!(again.tree.base().map(|b| b.format_version()), Some(3));
+    assert_eq!(again.digest, state.digest);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A toy writer over a tree that keeps ZooKeeper's invariants (children lists, cversion,
@@ -273,7 +354,7 @@ impl Ops {
             return;
         }
         let name: Arc<str> = Arc::from(crate::core::path::name(path));
-        self.s.tree.update(parent, z, |p| {
+        self.s.update_node(parent, z, |p| {
             p.children.insert(name);
             p.stat.cversion += 1;
             p.stat.pzxid = z;
@@ -289,7 +370,7 @@ impl Ops {
             },
             children: Default::default(),
         };
-        self.s.tree.put(Arc::from(path), node, z);
+        self.s.add_node(Arc::from(path), node, z);
         self.s.last_zxid = z;
     }
 
@@ -301,11 +382,11 @@ impl Ops {
             _ => return,
         }
         let name = crate::core::path::name(path).to_string();
-        self.s.tree.update(crate::core::path::parent(path), z, |p| {
+        self.s.update_node(crate::core::path::parent(path), z, |p| {
             p.children.remove(name.as_str());
             p.stat.pzxid = z;
         });
-        self.s.tree.remove(&Arc::from(path), z);
+        self.s.remove_node(&Arc::from(path), z);
         self.s.last_zxid = z;
     }
 
@@ -315,7 +396,7 @@ impl Ops {
         if !self.s.tree.contains(path) {
             return;
         }
-        self.s.tree.update(path, z, |n| {
+        self.s.update_node(path, z, |n| {
             n.data = Some(Arc::from(data));
             n.stat.version += 1;
             n.stat.mzxid = z;
@@ -479,6 +560,13 @@ fn tempfile_dir() -> PathBuf {
 #[test]
 fn archived_layout_matches_format_md() {
     use std::mem::{align_of, size_of};
+    assert_eq!(
+        (
+            size_of::<ArchivedSnapshotRoot>(),
+            align_of::<ArchivedSnapshotRoot>()
+        ),
+        (128, 8)
+    );
     assert_eq!(
         (
             size_of::<ArchivedSnapshotData>(),

@@ -44,6 +44,9 @@
 //! None of its own. [`log::LogWriter`] is blocking and single-threaded; the server runs it
 //! on its commit thread (or a thread of its own) and hands it one batch at a time.
 #![warn(missing_docs)]
+// What a client, a file or the network can make fail is never unwrapped (STYLE.md);
+// unit tests may (clippy.toml).
+#![deny(clippy::unwrap_used)]
 
 pub mod backend;
 pub mod log;

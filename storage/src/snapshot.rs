@@ -24,7 +24,11 @@ use crate::backend::{Overwrite, Storage};
 /// The file's first 8 bytes.
 pub const MAGIC: [u8; 8] = *b"FKSNAPSH";
 /// The format version this build writes, and the newest it reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+/// The oldest format version this build reads. The header is the same in both; the
+/// payload's layout is the server's business, so [`Snapshot::version`] tells it which
+/// one it has.
+pub const VERSION_OLDEST: u32 = 2;
 /// Header size; the payload starts here. A multiple of 16, so a payload read into a
 /// 16-byte aligned buffer (or mapped at a page boundary) is itself 16-byte aligned, as
 /// the server's archive format needs.
@@ -115,6 +119,9 @@ pub struct Snapshot {
     pub path: PathBuf,
     /// The zxid of the state it holds.
     pub zxid: i64,
+    /// The format version in its header (from [`VERSION_OLDEST`] to [`VERSION`]): which
+    /// payload layout the file holds.
+    pub version: u32,
     bytes: Backing,
 }
 
@@ -192,6 +199,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// What a verified header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Header {
+    version: u32,
     zxid: i64,
     payload_len: u64,
     payload_checksum: u64,
@@ -231,11 +239,18 @@ fn decode_header(file: &Path, h: &[u8]) -> Result<Header, SnapshotError> {
     if version == 0 {
         return Err(corrupt(VERSION_OFFSET, "format version 0".into()));
     }
+    if version < VERSION_OLDEST {
+        return Err(corrupt(
+            VERSION_OFFSET,
+            format!("format version {version} is older than this build reads ({VERSION_OLDEST})"),
+        ));
+    }
     let flags = u32_at(h, FLAGS_OFFSET);
     if flags != 0 {
         return Err(corrupt(FLAGS_OFFSET, format!("unknown flags 0x{flags:x}")));
     }
     Ok(Header {
+        version,
         zxid: u64_at(h, ZXID_OFFSET) as i64,
         payload_len: u64_at(h, PAYLOAD_LEN_OFFSET),
         payload_checksum: u64_at(h, PAYLOAD_CHECKSUM_OFFSET),
@@ -447,6 +462,7 @@ fn read_open<S: Storage>(
     let snap = Snapshot {
         path: path.clone(),
         zxid: h.zxid,
+        version: h.version,
         bytes,
     };
     let checksum = xxh3_64(snap.payload());

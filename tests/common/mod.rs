@@ -48,6 +48,31 @@ pub const JAVA_BARE_PROPERTY_PREFIXES: &[&str] = &["znode."];
 
 const JAVA_ZK_JARS: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-simple.jar:/usr/share/java/netty-handler.jar:/usr/share/java/netty-transport.jar:/usr/share/java/netty-common.jar:/usr/share/java/netty-buffer.jar:/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar:/usr/share/java/netty-transport-native-epoll.jar:/usr/share/java/netty-transport-native-unix-common.jar";
 
+/// How a server process is started beyond its zoo.cfg.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// System properties: `-Dk=v` before the config path for ferrokeeper, JVM flags for
+    /// Java.
+    pub properties: Vec<(String, String)>,
+    /// Environment variables for ferrokeeper (`SERVER_JVMFLAGS`, `JVMFLAGS`). Java takes
+    /// these through `zkServer.sh`, which the harness does not use, so a test that sets
+    /// them runs ferrokeeper only.
+    pub env: Vec<(String, String)>,
+}
+
+impl Launch {
+    /// A launch with these system properties.
+    pub fn properties(properties: &[(&str, &str)]) -> Launch {
+        Launch {
+            properties: properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            env: Vec::new(),
+        }
+    }
+}
+
 /// A running server, killed when dropped.
 pub struct Server {
     /// Which server this is.
@@ -95,7 +120,19 @@ impl Server {
 
     /// Starts `kind` with the base config plus `extra` lines (later keys win).
     pub fn start(kind: Kind, extra: &[(&str, &str)]) -> Server {
-        Server::start_inner(kind, extra, false)
+        Server::start_inner(kind, extra, &Launch::default(), false, None)
+    }
+
+    /// Starts `kind` with the base config plus `extra`, and `launch`'s system properties
+    /// and environment.
+    pub fn start_with(kind: Kind, extra: &[(&str, &str)], launch: &Launch) -> Server {
+        Server::start_inner(kind, extra, launch, false, None)
+    }
+
+    /// Starts `kind` like [`Server::start`] but on a given client port (taking over a
+    /// port another server has just left).
+    pub fn start_on_port(kind: Kind, port: u16, extra: &[(&str, &str)]) -> Server {
+        Server::start_inner(kind, extra, &Launch::default(), false, Some(port))
     }
 
     /// The one server of `kind` this test binary shares between its tests, started with
@@ -119,7 +156,7 @@ impl Server {
                 .spawn(move || {
                     // A panic here (the server failed to start) reaches the test through
                     // the closed channel below.
-                    let server = Server::start_inner(kind, extra, true);
+                    let server = Server::start_inner(kind, extra, &Launch::default(), true, None);
                     let _ = tx.send(server);
                     // The server's parent-death signal is tied to this thread: keep it.
                     loop {
@@ -135,9 +172,15 @@ impl Server {
         })
     }
 
-    fn start_inner(kind: Kind, extra: &[(&str, &str)], die_with_parent_thread: bool) -> Server {
+    fn start_inner(
+        kind: Kind,
+        extra: &[(&str, &str)],
+        launch: &Launch,
+        die_with_parent_thread: bool,
+        port: Option<u16>,
+    ) -> Server {
         let dir = temp_dir(kind);
-        let port = free_port();
+        let port = port.unwrap_or_else(free_port);
         let mut cfg = String::new();
         let mut lines: Vec<(String, String)> = BASE_CONFIG
             .iter()
@@ -156,15 +199,24 @@ impl Server {
         std::fs::write(&cfg_path, cfg).expect("write zoo.cfg");
         let log = std::fs::File::create(dir.join("server.log")).expect("create server.log");
         let log2 = log.try_clone().expect("clone log");
-        let java_properties: Vec<String> = lines
+        let mut java_properties: Vec<String> = lines
             .iter()
             .filter(|(k, _)| JAVA_BARE_PROPERTY_PREFIXES.iter().any(|p| k.starts_with(p)))
             .map(|(k, v)| format!("-D{k}={v}"))
             .collect();
+        let launch_properties: Vec<String> = launch
+            .properties
+            .iter()
+            .map(|(k, v)| format!("-D{k}={v}"))
+            .collect();
+        java_properties.extend(launch_properties.iter().cloned());
         let mut command = match kind {
             Kind::Ferrokeeper => {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"));
-                c.arg(&cfg_path);
+                c.args(&launch_properties).arg(&cfg_path);
+                for (k, v) in &launch.env {
+                    c.env(k, v);
+                }
                 c
             }
             Kind::JavaZk => {

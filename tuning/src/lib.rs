@@ -37,6 +37,9 @@
 //! tuner's snippet.
 
 #![warn(missing_docs)]
+// What a client, a file or the network can make fail is never unwrapped (STYLE.md);
+// unit tests may (clippy.toml).
+#![deny(clippy::unwrap_used)]
 
 pub mod apply;
 pub mod check;

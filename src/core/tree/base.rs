@@ -10,7 +10,9 @@ use ferrokeeper_net::records::{Acl, Id};
 use ferrokeeper_storage::snapshot::Snapshot;
 
 use super::NodeStat;
-use crate::core::payload::{index_start, ArchivedNodeData, ArchivedSnapshotData};
+use crate::core::payload::{
+    index_start, ArchivedNodeData, ArchivedSnapshotData, ArchivedSnapshotRoot,
+};
 
 /// A mapped snapshot serving as the bottom layer of a [`super::Tree`].
 pub struct Base {
@@ -41,7 +43,16 @@ impl Base {
     /// the zxids agree.
     pub fn open(snap: Snapshot) -> Result<Base, String> {
         let payload = snap.payload();
-        let root_bytes = std::mem::size_of::<ArchivedSnapshotData>();
+        let root_bytes = match snap.version {
+            2 => std::mem::size_of::<ArchivedSnapshotData>(),
+            3 => std::mem::size_of::<ArchivedSnapshotRoot>(),
+            v => {
+                return Err(format!(
+                    "{}: snapshot format version {v} is not one this build serves (2 or 3)",
+                    snap.path.display()
+                ))
+            }
+        };
         if payload.len() < root_bytes {
             return Err(format!(
                 "{}: payload of {} bytes is smaller than the archive's root ({root_bytes})",
@@ -49,11 +60,12 @@ impl Base {
                 payload.len()
             ));
         }
-        // SAFETY: the payload's checksum matched, so the bytes are those the writer
-        // produced, and the writer validated them as an `ArchivedSnapshotData`
-        // (structure and every relative pointer) before writing; the file's format
-        // version (checked with the header) says this build's layout is the writer's.
-        let a = unsafe { rkyv::access_unchecked::<ArchivedSnapshotData>(payload) };
+        let base = Base {
+            snap,
+            acls: Vec::new(),
+        };
+        let a = base.archive();
+        let snap = &base.snap;
         let file = snap.path.display();
         if a.last_zxid.to_native() != snap.zxid {
             return Err(format!(
@@ -87,13 +99,41 @@ impl Base {
                     .into()
             })
             .collect();
-        Ok(Base { snap, acls })
+        Ok(Base { acls, ..base })
     }
 
-    /// The archive.
+    /// The archived state.
     pub fn archive(&self) -> &ArchivedSnapshotData {
-        // SAFETY: as in `open`, which checked this payload.
-        unsafe { rkyv::access_unchecked::<ArchivedSnapshotData>(self.snap.payload()) }
+        let payload = self.snap.payload();
+        // SAFETY: the payload's checksum matched, so the bytes are those the writer
+        // produced, and the writer validated them (structure and every relative pointer)
+        // before writing, as the root of the layout the file's format version names:
+        // an `ArchivedSnapshotData` in version 2, an `ArchivedSnapshotRoot` holding one
+        // in version 3. `open` refused any other version and a payload too short for
+        // the root.
+        unsafe {
+            if self.snap.version >= 3 {
+                &rkyv::access_unchecked::<ArchivedSnapshotRoot>(payload).data
+            } else {
+                rkyv::access_unchecked::<ArchivedSnapshotData>(payload)
+            }
+        }
+    }
+
+    /// The tree digest the snapshot stores; `None` for a version 2 snapshot, which
+    /// stores none.
+    pub fn digest(&self) -> Option<i64> {
+        // SAFETY: as in `archive`.
+        (self.snap.version >= 3).then(|| unsafe {
+            rkyv::access_unchecked::<ArchivedSnapshotRoot>(self.snap.payload())
+                .digest
+                .to_native()
+        })
+    }
+
+    /// The snapshot's format version.
+    pub fn format_version(&self) -> u32 {
+        self.snap.version
     }
 
     /// zxid of the state the base holds.

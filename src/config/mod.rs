@@ -6,30 +6,57 @@
 //! `\t`, `\n`, `\uXXXX` escapes), then trims keys and values as `QuorumPeerConfig` does, and
 //! then gives each key its meaning and ZooKeeper's default.
 //!
-//! # Which key names are read
+//! # Which key names are read, and system properties
 //!
 //! ZooKeeper reads some settings from `zoo.cfg` (`QuorumPeerConfig`) and others from Java
 //! system properties, which `zoo.cfg` sets by copying every key it does not know into the
-//! system property `zookeeper.<key>`. Operators therefore write both `snapCount=...` and
-//! `zookeeper.snapCount=...`. ferrokeeper accepts both spellings of every key: a leading
-//! `zookeeper.` is stripped before the key is looked up. A few keys that Java reads only
-//! from system properties, and so ignores in `zoo.cfg` (`jute.maxbuffer`,
-//! `znode.container.*`), are honoured here: a user who writes them expects them to work.
+//! system property `zookeeper.<key>` (`QuorumPeerConfig.parseProperties`). ferrokeeper
+//! takes system properties too ([`system`]: `$SERVER_JVMFLAGS`, `$JVMFLAGS`, then `-D`
+//! arguments) and combines them the way that copy does:
+//!
+//! * A property ZooKeeper reads as `zookeeper.<name>` (`zookeeper.maxCnxns`,
+//!   `zookeeper.snapCount`, ... see `ZOOKEEPER_PROPERTIES`) sets the setting `<name>`; a
+//!   `zoo.cfg` key `<name>` sets the same setting and wins, since Java overwrites the
+//!   property when it reads the file, after the JVM has started with the `-D` flags.
+//!   (`ZKConfig`, which holds ZooKeeper's client and TLS settings, has the same order: it
+//!   starts from the system properties and lets the file's entries replace them.)
+//! * A property ZooKeeper reads under its bare name (`jute.maxbuffer`, `znode.container.*`,
+//!   `readonlymode.enabled`) sets the setting of that name. Java ignores these in `zoo.cfg`
+//!   (the copy makes them `zookeeper.jute.maxbuffer`, which nothing reads); ferrokeeper
+//!   honours them there too, since a user who writes them expects them to work, and the
+//!   file wins here as well.
+//! * `QuorumPeerConfig`'s own keys (`tickTime`, `clientPort`, `maxClientCnxns`, ...) come
+//!   only from `zoo.cfg`: no property sets them, in Java either. `ferrokeeper.*` settings
+//!   can be given either way.
+//! * Any other property is none of ferrokeeper's business: a debug log line, never an
+//!   error.
+//!
+//! Operators also write `zookeeper.snapCount=...` in `zoo.cfg`; Java then sets the unread
+//! `zookeeper.zookeeper.snapCount`, but ferrokeeper strips a leading `zookeeper.` from
+//! every `zoo.cfg` key before looking it up, so both spellings work.
 //!
 //! # What is an error and what is a warning
 //!
-//! * A value ZooKeeper refuses (not a number, port out of range, `minSessionTimeout` larger
-//!   than `maxSessionTimeout`, no `dataDir`, a bad boolean) is a [`ConfigError`] naming the
-//!   key and the value. ferrokeeper is stricter than ZooKeeper for keys that Java reads with
-//!   `Integer.getInteger`, which silently falls back to the default on garbage: garbage is an
-//!   error here, because the operator meant something by it.
+//! * A value `QuorumPeerConfig` refuses (not a number, port out of range,
+//!   `minSessionTimeout` larger than `maxSessionTimeout`, no `dataDir`, a boolean other than
+//!   true/false) is a [`ConfigError`] naming the key and the value: ZooKeeper does not
+//!   start, and neither does ferrokeeper.
+//! * A setting ZooKeeper reads from a system property gets, for a value that does not
+//!   parse or is out of range, what Java's `Integer.getInteger`, `Long.getLong` and
+//!   `Boolean.getBoolean` give: the default. Whether it came from `-D` or from `zoo.cfg`,
+//!   ferrokeeper does the same and adds a warning (Java is silent). The `yes`/`no`
+//!   switches are read as Java reads them: `skipACL` is on only for exactly `yes`,
+//!   `forceSync` off only for exactly `no`, anything else is the default.
 //! * A number ZooKeeper accepts but corrects (`snapCount` below 2, `autopurge.snapRetainCount`
 //!   below 3, a negative `maxClientCnxns`) is corrected the same way, with a warning, so that
 //!   every `zoo.cfg` Apache ZooKeeper starts with also starts ferrokeeper.
 //! * A key ZooKeeper knows but ferrokeeper does not use (quorum, TLS, SASL, AdminServer,
 //!   metrics provider, throttling tunables) is accepted with a `tracing::debug!` note; the
-//!   few whose absence changes what the user gets (`secureClientPort`, `server.N` lines) are
-//!   warnings. A key neither knows is a warning (most likely a typo).
+//!   few whose absence changes what the user gets (`secureClientPort`, `server.N` lines,
+//!   `enforceQuota`, `readonlymode.enabled`) are warnings. A key neither knows is a warning
+//!   (most likely a typo).
+//!
+//! Every bound is gathered in one validated [`Limits`].
 //!
 //! Warnings are returned to the caller, which logs them; parsing never logs warnings itself.
 
@@ -41,18 +68,21 @@ use std::path::{Path, PathBuf};
 
 use ferrokeeper_net::fourlw::FourLetterWhitelist;
 
+mod limits;
+pub mod system;
+
+pub use limits::{
+    Limits, DEFAULT_COMMIT_BATCH_MAX, DEFAULT_COMMIT_QUEUE_DEPTH, DEFAULT_GLOBAL_OUTSTANDING_LIMIT,
+    DEFAULT_JUTE_MAX_BUFFER_BYTES, DEFAULT_MAX_CLIENT_CNXNS, DEFAULT_SESSION_QUEUED_REQUESTS_MAX,
+};
+pub use system::{Property, PropertyOrigin, SystemProperties};
+
 /// ZooKeeper 3.8's `tickTime` when `zoo.cfg` does not set it
 /// (`ZooKeeperServer.DEFAULT_TICK_TIME`). The sample `zoo.cfg` and the admin guide use 2000,
 /// but a file without the key gets 3000 from Apache ZooKeeper, and so it does here.
 pub const DEFAULT_TICK_TIME_MS: u32 = 3000;
 /// The client port of the embedded default configuration and of a `zoo.cfg` without one.
 pub const DEFAULT_CLIENT_PORT: u16 = 2181;
-/// `maxClientCnxns`: connections allowed from one IP address; 0 means no limit.
-pub const DEFAULT_MAX_CLIENT_CNXNS: u32 = 60;
-/// `jute.maxbuffer`: the largest request or response payload, in bytes.
-pub const DEFAULT_JUTE_MAX_BUFFER_BYTES: u32 = 0xfffff;
-/// `globalOutstandingLimit`: requests in flight before the server stops reading sockets.
-pub const DEFAULT_GLOBAL_OUTSTANDING_LIMIT: u32 = 1000;
 /// `znode.container.checkIntervalMs`.
 pub const DEFAULT_CONTAINER_CHECK_INTERVAL_MS: u64 = 60_000;
 /// `znode.container.maxPerMinute`.
@@ -65,10 +95,9 @@ pub const SNAP_COUNT_MIN: u32 = 2;
 pub const DEFAULT_PRE_ALLOC_SIZE_KB: u64 = 65_536;
 /// `autopurge.snapRetainCount`: default, and the minimum ZooKeeper enforces.
 pub const AUTOPURGE_SNAP_RETAIN_COUNT_MIN: u32 = 3;
-/// `ferrokeeper.commitQueueDepth`: slots in each shard-to-commit-stage queue.
-pub const DEFAULT_COMMIT_QUEUE_DEPTH: usize = 4096;
-/// `ferrokeeper.commitBatchMax`: requests the commit stage puts in one log batch at most.
-pub const DEFAULT_COMMIT_BATCH_MAX: usize = 1024;
+/// The smallest `ferrokeeper.commitQueueDepth`: the server has always run its queues at
+/// least this deep, and shallower ones only add thread wake-ups.
+pub const COMMIT_QUEUE_DEPTH_MIN: usize = 16;
 /// The largest server id usable with `extendedTypesEnabled` (TTL nodes keep the server id in
 /// one byte of `ephemeralOwner`, and 0xff marks TTL; `EphemeralType.validateServerId`).
 pub const EXTENDED_TYPES_SERVER_ID_MAX: u64 = 254;
@@ -100,6 +129,16 @@ pub enum ConfigError {
         /// The key as written in the file.
         key: String,
         /// The value as written in the file (after trimming).
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `ferrokeeper.*` system property has a value of the wrong type or range.
+    #[error("invalid value {value:?} for system property {name}: {reason}")]
+    InvalidProperty {
+        /// The property's name.
+        name: String,
+        /// Its value.
         value: String,
         /// What is wrong with it.
         reason: String,
@@ -139,6 +178,13 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A limit that must be positive is 0 (only limits built by hand can be: the parser
+    /// refuses or corrects such values).
+    #[error("{key} must be at least 1")]
+    ZeroLimit {
+        /// The setting the limit comes from.
+        key: &'static str,
+    },
     /// An error inside a configuration file: wraps the error with the file's path.
     #[error("{path}: {source}")]
     InFile {
@@ -161,35 +207,29 @@ pub struct Config {
     /// `clientPortAddress`: the address to listen on; `None` listens on all addresses.
     pub client_port_address: Option<IpAddr>,
     /// `clientPortListenBacklog`: the `listen(2)` backlog; `None` (ZooKeeper's -1) uses the
-    /// operating system's default.
+    /// server's default, `server::listener::LISTEN_BACKLOG_DEFAULT` (the kernel caps both
+    /// at `net.core.somaxconn`).
     pub client_port_listen_backlog: Option<u32>,
     /// `dataDir`: where snapshots (and `myid`) live. Required.
     pub data_dir: PathBuf,
     /// `dataLogDir`: where the transaction log lives; defaults to `data_dir`.
     pub data_log_dir: PathBuf,
-    /// `maxClientCnxns`: concurrent connections from one IP address; 0 = unlimited.
-    pub max_client_cnxns: u32,
-    /// `maxCnxns`: concurrent connections in total; 0 = unlimited.
-    pub max_cnxns: u32,
-    /// `minSessionTimeout`: the smallest session timeout granted (default 2 ticks).
-    /// Invariant: `min_session_timeout_ms <= max_session_timeout_ms`.
-    pub min_session_timeout_ms: u32,
-    /// `maxSessionTimeout`: the largest session timeout granted (default 20 ticks).
-    pub max_session_timeout_ms: u32,
     /// `4lw.commands.whitelist`: the four-letter words the server answers (default: `srvr`).
     pub four_letter_whitelist: FourLetterWhitelist,
-    /// `jute.maxbuffer`: the largest packet payload accepted or sent, in bytes. Invariant: > 0.
-    pub jute_max_buffer: u32,
     /// `extendedTypesEnabled`: allow TTL nodes (and limit server ids to 254).
     pub extended_types_enabled: bool,
-    /// `globalOutstandingLimit`: requests in flight before the server stops reading from
-    /// clients. Invariant: > 0.
-    pub global_outstanding_limit: u32,
     /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`; a client that
     /// authenticates as it passes every ACL check.
     pub super_digest: Option<String>,
     /// `skipACL`: do not check ACLs at all.
     pub skip_acl: bool,
+    /// `enforceQuota`: refuse writes beyond a hard quota. Stored so `conf`-style output and
+    /// a later quota implementation see it; ferrokeeper does not track quotas yet.
+    pub enforce_quota: bool,
+    /// `readonlymode.enabled`: serve reads while cut off from a quorum. Stored for when
+    /// ensembles exist; a standalone server (all ferrokeeper runs today) never enters
+    /// read-only mode, in ZooKeeper either.
+    pub read_only_mode_enabled: bool,
     /// `znode.container.checkIntervalMs`: how often empty containers and expired TTL nodes
     /// are looked for. Invariant: > 0.
     pub container_check_interval_ms: u64,
@@ -220,11 +260,9 @@ pub struct Config {
     /// recommends for the available cores, `ferrokeeper_tuning::recommend::shards_for_cpus`).
     /// Invariant: > 0.
     pub shards: usize,
-    /// `ferrokeeper.commitQueueDepth`: capacity of each shard's queue to the commit stage.
-    /// Invariant: > 0.
-    pub commit_queue_depth: usize,
-    /// `ferrokeeper.commitBatchMax`: requests per group-commit batch at most. Invariant: > 0.
-    pub commit_batch_max: usize,
+    /// Every bound the server enforces (connections, outstanding requests, frame size,
+    /// session timeouts, commit queues), validated together.
+    pub limits: Limits,
     /// Every `(key, value)` entry of the file in file order, trimmed, duplicates included.
     pub raw: Vec<(String, String)>,
 }
@@ -245,16 +283,12 @@ impl Config {
             client_port_listen_backlog: None,
             data_log_dir: data_dir.clone(),
             data_dir,
-            max_client_cnxns: DEFAULT_MAX_CLIENT_CNXNS,
-            max_cnxns: 0,
-            min_session_timeout_ms: DEFAULT_TICK_TIME_MS * 2,
-            max_session_timeout_ms: DEFAULT_TICK_TIME_MS * 20,
             four_letter_whitelist: FourLetterWhitelist::zookeeper_default(),
-            jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER_BYTES,
             extended_types_enabled: false,
-            global_outstanding_limit: DEFAULT_GLOBAL_OUTSTANDING_LIMIT,
             super_digest: None,
             skip_acl: false,
+            enforce_quota: false,
+            read_only_mode_enabled: false,
             container_check_interval_ms: DEFAULT_CONTAINER_CHECK_INTERVAL_MS,
             container_max_per_minute: DEFAULT_CONTAINER_MAX_PER_MINUTE,
             container_max_never_used_interval_ms: 0,
@@ -267,8 +301,7 @@ impl Config {
             reconfig_enabled: false,
             server_id: 0,
             shards: ferrokeeper_tuning::recommend::shards_for_cpus(available_cores()),
-            commit_queue_depth: DEFAULT_COMMIT_QUEUE_DEPTH,
-            commit_batch_max: DEFAULT_COMMIT_BATCH_MAX,
+            limits: Limits::defaults(DEFAULT_TICK_TIME_MS),
             raw: Vec::new(),
         }
     }
@@ -278,19 +311,61 @@ impl Config {
     /// Touches no file (`myid` is read by [`Config::load`]); a `clientPortAddress` that is a
     /// host name rather than an IP address is resolved, as ZooKeeper does.
     pub fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        Config::parse_with(text, &SystemProperties::empty())
+    }
+
+    /// Parses the text of a `zoo.cfg` together with system properties: a `zoo.cfg` key
+    /// overrides the property it stands for (see the module documentation).
+    pub fn parse_with(
+        text: &str,
+        props: &SystemProperties,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let parsed = Config::parse_parts(text, props)?;
+        let mut warnings = parsed.property_warnings;
+        warnings.extend(parsed.file_warnings);
+        Ok((parsed.config, warnings))
+    }
+
+    fn parse_parts(text: &str, props: &SystemProperties) -> Result<Parsed, ConfigError> {
         let entries = properties::parse(text)?;
         let mut parser = Parser::default();
+        for property in props.iter() {
+            parser.add_property(property);
+        }
         for entry in &entries {
-            parser.apply(entry)?;
+            parser.add_entry(entry);
         }
         parser.finish()
     }
 
+    /// The embedded default (see [`Config::embedded_default`]) with system properties
+    /// applied: what `ferrokeeper -Dk=v` runs with when given no `zoo.cfg`.
+    pub fn from_properties(props: &SystemProperties) -> Result<(Config, Vec<String>), ConfigError> {
+        let default = Config::embedded_default();
+        let text = format!(
+            "dataDir={}\nclientPort={}\n",
+            default.data_dir.display(),
+            default.client_port
+        );
+        let (mut config, warnings) = Config::parse_with(&text, props)?;
+        config.raw.clear();
+        Ok((config, warnings))
+    }
+
     /// Reads and parses a `zoo.cfg`, then reads the server id from `dataDir/myid` if that
     /// file exists. Every error names the file. Warnings are prefixed with the file's path.
+    pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        Config::load_with(path, &SystemProperties::empty())
+    }
+
+    /// [`Config::load`] with system properties; warnings about the file are prefixed with
+    /// its path, warnings about properties name the property.
     ///
     /// Java reads properties files as ISO-8859-1; a file that is not UTF-8 is read that way.
-    pub fn load(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+    pub fn load_with(
+        path: &Path,
+        props: &SystemProperties,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -303,16 +378,24 @@ impl Config {
                 .map(|&b| char::from(b))
                 .collect(),
         };
-        let in_file = |source: ConfigError| ConfigError::InFile {
-            path: path.to_path_buf(),
-            source: Box::new(source),
+        let in_file = |source: ConfigError| match source {
+            // A bad property is not the file's fault.
+            e @ ConfigError::InvalidProperty { .. } => e,
+            source => ConfigError::InFile {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            },
         };
-        let (mut config, warnings) = Config::parse(&text).map_err(in_file)?;
+        let parsed = Config::parse_parts(&text, props).map_err(in_file)?;
+        let mut config = parsed.config;
         config.read_myid()?;
-        let warnings = warnings
-            .into_iter()
-            .map(|w| format!("{}: {w}", path.display()))
-            .collect();
+        let mut warnings = parsed.property_warnings;
+        warnings.extend(
+            parsed
+                .file_warnings
+                .into_iter()
+                .map(|w| format!("{}: {w}", path.display())),
+        );
         Ok((config, warnings))
     }
 
@@ -354,7 +437,7 @@ fn available_cores() -> usize {
 
 /// One `(key, value)` entry of the file being applied, for error messages.
 struct At<'a> {
-    line: usize,
+    origin: &'a Origin,
     key: &'a str,
     value: &'a str,
 }
@@ -362,7 +445,7 @@ struct At<'a> {
 impl At<'_> {
     fn invalid(&self, reason: impl fmt::Display) -> ConfigError {
         ConfigError::InvalidValue {
-            line: self.line,
+            line: self.origin.line(),
             key: self.key.to_string(),
             value: self.value.to_string(),
             reason: reason.to_string(),
@@ -419,15 +502,20 @@ impl At<'_> {
         }
     }
 
-    /// ZooKeeper's `yes`/`no` switches (`forceSync`, `skipACL`). Java only looks for the one
-    /// word that flips the default and treats anything else as the default, so
-    /// `forceSync=false` silently keeps fsync on there; here `true`/`false` mean what they say
-    /// and anything else is an error.
-    fn yes_no(&self) -> Result<bool, ConfigError> {
-        match self.value.to_ascii_lowercase().as_str() {
-            "yes" | "true" => Ok(true),
-            "no" | "false" => Ok(false),
-            _ => Err(self.invalid("choose 'yes' or 'no'")),
+    /// ZooKeeper's `yes`/`no` switches: `skipACL` is on only for exactly `yes`, `forceSync`
+    /// is off only for exactly `no` (`String.equals`, so case matters), and any other value
+    /// leaves the default. Returns whether the value is `flip` (the word that changes the
+    /// default); a value that is neither `flip` nor `keep` is an error, which the caller
+    /// turns into a warning and the default, as Java's outcome is.
+    fn java_switch(&self, flip: &str, keep: &str) -> Result<bool, ConfigError> {
+        if self.value == flip {
+            Ok(true)
+        } else if self.value == keep {
+            Ok(false)
+        } else {
+            Err(self.invalid(format_args!(
+                "ZooKeeper only knows {flip:?} and {keep:?} (lower case)"
+            )))
         }
     }
 
@@ -448,8 +536,8 @@ impl At<'_> {
         // "./", which says the relativity is intended.
         if path.is_relative() && !self.value.starts_with("./") {
             warnings.push(format!(
-                "line {}: {} is relative ({:?}); prepend ./ to say that is intended",
-                self.line, self.key, self.value
+                "{}: {} is relative ({:?}); prepend ./ to say that is intended",
+                self.origin, self.key, self.value
             ));
         }
         Ok(path)
@@ -540,7 +628,6 @@ const KNOWN_IGNORED_KEYS: &[&str] = &[
     "connectionDropDecrease",
     "connectionDecreaseRatio",
     "watchManagerName",
-    "enforceQuota",
     "audit.enable",
     "auditLogger",
     "sessionRequireClientSASLAuth",
@@ -557,7 +644,6 @@ const KNOWN_IGNORED_KEYS: &[&str] = &[
     "intBufferStartingSizeBytes",
     "closeSessionTxn.enabled",
     "emulate353TTLNodes",
-    "readonlymode.enabled",
     "jute.maxbuffer.extrasize",
     "kerberos.removeHostFromPrincipal",
     "kerberos.removeRealmFromPrincipal",
@@ -592,10 +678,109 @@ fn is_known_ignored(key: &str) -> bool {
     KNOWN_IGNORED_KEYS.contains(&key) || KNOWN_IGNORED_PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
-/// Accumulates entries in file order; the last entry for a key wins, as in Java.
+/// Properties ZooKeeper reads as `zookeeper.<name>`, which a `zoo.cfg` key `<name>` also
+/// sets (`QuorumPeerConfig.parseProperties` copies every key it does not know into
+/// `zookeeper.<key>`). The names are the setting names of [`Parser::apply_one`].
+const ZOOKEEPER_PROPERTIES: &[&str] = &[
+    "maxCnxns",
+    "4lw.commands.whitelist",
+    "extendedTypesEnabled",
+    "globalOutstandingLimit",
+    "DigestAuthenticationProvider.superDigest",
+    "skipACL",
+    "snapCount",
+    "preAllocSize",
+    "forceSync",
+    "enforceQuota",
+];
+
+/// Properties ZooKeeper reads under their bare name, which `zoo.cfg` cannot set in Java
+/// (there a key `jute.maxbuffer` becomes the unread `zookeeper.jute.maxbuffer`).
+/// ferrokeeper honours them in `zoo.cfg` too: a user who writes them expects them to work.
+const BARE_PROPERTIES: &[&str] = &[
+    "jute.maxbuffer",
+    "znode.container.checkIntervalMs",
+    "znode.container.maxPerMinute",
+    "znode.container.maxNeverUsedIntervalMs",
+    "readonlymode.enabled",
+];
+
+/// Whether ZooKeeper reads setting `name` from a system property. For these, a value that
+/// does not parse (or is out of range) is what Java's `Integer.getInteger`, `Long.getLong`
+/// and `Boolean.getBoolean` make of it: the default. ferrokeeper does the same, and says so
+/// in a warning, where Java is silent.
+fn is_property_setting(name: &str) -> bool {
+    ZOOKEEPER_PROPERTIES.contains(&name) || BARE_PROPERTIES.contains(&name)
+}
+
+/// The setting a system property sets, if ferrokeeper reads it.
+fn setting_for_property(property: &str) -> Option<&str> {
+    if let Some(rest) = property.strip_prefix("zookeeper.") {
+        if ZOOKEEPER_PROPERTIES.contains(&rest) {
+            return Some(rest);
+        }
+    }
+    if BARE_PROPERTIES.contains(&property) || property.starts_with("ferrokeeper.") {
+        return Some(property);
+    }
+    None
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone)]
+enum Origin {
+    /// A `zoo.cfg` entry starting on this line (1-based).
+    Line(usize),
+    /// A `-D` system property.
+    Property {
+        /// The property's name as given.
+        name: String,
+        /// Where it was given.
+        origin: PropertyOrigin,
+    },
+}
+
+impl Origin {
+    fn line(&self) -> usize {
+        match self {
+            Origin::Line(line) => *line,
+            Origin::Property { .. } => 0,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Line(line) => write!(f, "line {line}"),
+            Origin::Property { name, origin } => write!(f, "system property {name} ({origin})"),
+        }
+    }
+}
+
+/// The value a setting ends up with: the last one given for its name.
+struct Setting {
+    /// The setting's name (`zoo.cfg` key without a `zookeeper.` prefix).
+    name: String,
+    /// The key or property name as written.
+    key: String,
+    value: String,
+    origin: Origin,
+}
+
+/// Collects settings (system properties first, then `zoo.cfg` entries in file order), keeps
+/// the last value for each name, then applies each once. That is ZooKeeper's order: the JVM
+/// holds the `-D` properties from its start, and `QuorumPeerConfig` overwrites
+/// `zookeeper.<key>` with the `zoo.cfg` value when it reads the file, so `zoo.cfg` wins.
 struct Parser {
     config: Config,
+    /// Warnings about `zoo.cfg` lines (the caller prefixes them with the file's path).
     warnings: Vec<String>,
+    /// Warnings about system properties.
+    property_warnings: Vec<String>,
+    settings: Vec<Setting>,
+    /// Position in `settings` of each name.
+    by_name: std::collections::HashMap<String, usize>,
     data_dir: Option<PathBuf>,
     data_log_dir: Option<PathBuf>,
     client_port: Option<u16>,
@@ -605,6 +790,7 @@ struct Parser {
     min_session_timeout_ms: Option<u32>,
     max_session_timeout_ms: Option<u32>,
     server_lines: usize,
+    /// Names set by a `zoo.cfg` line so far, for the duplicate-key warning.
     seen: std::collections::HashSet<String>,
 }
 
@@ -613,6 +799,9 @@ impl Default for Parser {
         Parser {
             config: Config::defaults_with_data_dir(PathBuf::new()),
             warnings: Vec::new(),
+            property_warnings: Vec::new(),
+            settings: Vec::new(),
+            by_name: std::collections::HashMap::new(),
             data_dir: None,
             data_log_dir: None,
             client_port: None,
@@ -626,27 +815,114 @@ impl Default for Parser {
 }
 
 impl Parser {
-    fn warn(&mut self, line: usize, message: impl fmt::Display) {
-        self.warnings.push(format!("line {line}: {message}"));
+    fn warn(&mut self, origin: &Origin, message: impl fmt::Display) {
+        match origin {
+            Origin::Line(_) => self.warnings.push(format!("{origin}: {message}")),
+            Origin::Property { .. } => self.property_warnings.push(format!("{origin}: {message}")),
+        }
     }
 
-    fn apply(&mut self, entry: &properties::Entry) -> Result<(), ConfigError> {
+    fn set(&mut self, setting: Setting) {
+        match self.by_name.get(&setting.name) {
+            Some(&i) => {
+                if let (Origin::Property { name, origin }, Origin::Line(line)) =
+                    (&self.settings[i].origin, &setting.origin)
+                {
+                    tracing::debug!(
+                        property = %name, %origin, line,
+                        "zoo.cfg sets {} too: the zoo.cfg value wins, as in ZooKeeper",
+                        setting.name
+                    );
+                }
+                self.settings[i] = setting;
+            }
+            None => {
+                self.by_name
+                    .insert(setting.name.clone(), self.settings.len());
+                self.settings.push(setting);
+            }
+        }
+    }
+
+    /// Takes one system property; one ferrokeeper does not read is noted at debug level.
+    fn add_property(&mut self, property: &Property) {
+        let Some(name) = setting_for_property(&property.name) else {
+            tracing::debug!(
+                property = %property.name, origin = %property.origin,
+                "system property not read by ferrokeeper; ignored"
+            );
+            return;
+        };
+        self.set(Setting {
+            name: name.to_string(),
+            key: property.name.clone(),
+            value: property.value.clone(),
+            origin: Origin::Property {
+                name: property.name.clone(),
+                origin: property.origin.clone(),
+            },
+        });
+    }
+
+    fn add_entry(&mut self, entry: &properties::Entry) {
         // ZooKeeper trims both sides (String.trim: every char <= ' ').
         let key = java_trim(&entry.key);
         let value = java_trim(&entry.value);
         self.config.raw.push((key.to_string(), value.to_string()));
-        let at = At {
-            line: entry.line,
-            key,
-            value,
-        };
         let name = key.strip_prefix("zookeeper.").unwrap_or(key);
+        let origin = Origin::Line(entry.line);
         if !self.seen.insert(name.to_string()) {
             self.warn(
-                at.line,
+                &origin,
                 format_args!("{key} is set more than once; the last value wins"),
             );
         }
+        self.set(Setting {
+            name: name.to_string(),
+            key: key.to_string(),
+            value: value.to_string(),
+            origin,
+        });
+    }
+
+    /// Applies one setting. A value ZooKeeper would read from a system property and that
+    /// does not parse falls back to the default with a warning, as in Java; any other bad
+    /// value is an error.
+    fn apply(&mut self, setting: &Setting) -> Result<(), ConfigError> {
+        let at = At {
+            origin: &setting.origin,
+            key: &setting.key,
+            value: &setting.value,
+        };
+        match self.apply_one(&setting.name, &at) {
+            Err(ConfigError::InvalidValue { reason, .. }) if is_property_setting(&setting.name) => {
+                self.warn(
+                    &setting.origin,
+                    format_args!(
+                        "invalid value {:?} for {}: {reason}; ZooKeeper uses the default for \
+                         such a value, and so does ferrokeeper",
+                        setting.value, setting.key
+                    ),
+                );
+                Ok(())
+            }
+            Err(ConfigError::InvalidValue { reason, .. })
+                if matches!(setting.origin, Origin::Property { .. }) =>
+            {
+                Err(ConfigError::InvalidProperty {
+                    name: setting.key.clone(),
+                    value: setting.value.clone(),
+                    reason,
+                })
+            }
+            other => other,
+        }
+    }
+
+    // Long because it is one match with an arm per setting, each a line or two.
+    fn apply_one(&mut self, name: &str, at: &At<'_>) -> Result<(), ConfigError> {
+        let key = at.key;
+        let value = at.value;
         let c = &mut self.config;
         match name {
             "dataDir" => self.data_dir = Some(at.dir(&mut self.warnings)?),
@@ -660,7 +936,7 @@ impl Parser {
                 self.client_port = Some(port);
             }
             "clientPortAddress" => {
-                self.client_port_address = Some((at.line, value.to_string()));
+                self.client_port_address = Some((at.origin.line(), value.to_string()));
             }
             "clientPortListenBacklog" => {
                 // ZooKeeper hands any value to bind(); Java treats <= 0 as "default".
@@ -672,40 +948,42 @@ impl Parser {
                 let n = at.int()?;
                 if n < 0 {
                     // NIOServerCnxnFactory only limits when the value is > 0.
-                    self.warn(at.line, "maxClientCnxns is negative; using 0 (no limit)");
+                    self.warn(at.origin, "maxClientCnxns is negative; using 0 (no limit)");
                 }
-                self.config.max_client_cnxns = n.max(0).unsigned_abs();
+                self.config.limits.client_cnxns_per_ip_max = n.max(0).unsigned_abs();
             }
             "maxCnxns" => {
                 let n = at.decoded_int()?;
                 if n < 0 {
                     // ServerCnxnFactory.initMaxCnxns resets a negative value to 0.
-                    self.warn(at.line, "maxCnxns is negative; using 0 (no limit)");
+                    self.warn(at.origin, "maxCnxns is negative; using 0 (no limit)");
                 }
-                self.config.max_cnxns = n.max(0).unsigned_abs();
+                self.config.limits.cnxns_max = n.max(0).unsigned_abs();
             }
-            "minSessionTimeout" => self.min_session_timeout_ms = session_timeout(&at)?,
-            "maxSessionTimeout" => self.max_session_timeout_ms = session_timeout(&at)?,
+            "minSessionTimeout" => self.min_session_timeout_ms = session_timeout(at)?,
+            "maxSessionTimeout" => self.max_session_timeout_ms = session_timeout(at)?,
             "4lw.commands.whitelist" => {
                 let (whitelist, unknown) = FourLetterWhitelist::parse(value);
                 c.four_letter_whitelist = whitelist;
                 for word in unknown {
                     self.warn(
-                        at.line,
+                        at.origin,
                         format_args!("{key}: {word:?} is not a four-letter word; ignored"),
                     );
                 }
             }
-            "jute.maxbuffer" => c.jute_max_buffer = at.decoded_int_at_least(1)?,
+            "jute.maxbuffer" => c.limits.jute_max_buffer_bytes = at.decoded_int_at_least(1)?,
             "extendedTypesEnabled" => c.extended_types_enabled = at.strict_bool()?,
-            "globalOutstandingLimit" => c.global_outstanding_limit = at.decoded_int_at_least(1)?,
+            "globalOutstandingLimit" => {
+                c.limits.global_outstanding_requests_max = at.decoded_int_at_least(1)?;
+            }
             "DigestAuthenticationProvider.superDigest" => {
                 if value.is_empty() {
                     c.super_digest = None;
                 } else {
                     if !value.contains(':') {
                         self.warn(
-                            at.line,
+                            at.origin,
                             format_args!(
                                 "{key} should look like super:<base64 sha1>; \
                                  no client can match {value:?}"
@@ -715,7 +993,7 @@ impl Parser {
                     self.config.super_digest = Some(value.to_string());
                 }
             }
-            "skipACL" => c.skip_acl = at.yes_no()?,
+            "skipACL" => c.skip_acl = at.java_switch("yes", "no")?,
             "znode.container.checkIntervalMs" => {
                 c.container_check_interval_ms = u64::from(at.decoded_int_at_least(1)?);
             }
@@ -731,7 +1009,7 @@ impl Parser {
                 let n = at.decoded_int()?;
                 if n < SNAP_COUNT_MIN as i32 {
                     self.warn(
-                        at.line,
+                        at.origin,
                         format_args!(
                             "snapCount must be {SNAP_COUNT_MIN} or more; using {SNAP_COUNT_MIN}"
                         ),
@@ -746,12 +1024,12 @@ impl Parser {
                     .filter(|&kb| kb > 0)
                     .ok_or_else(|| at.invalid("must be at least 1 (KiB)"))?;
             }
-            "forceSync" => c.force_sync = at.yes_no()?,
+            "forceSync" => c.force_sync = !at.java_switch("no", "yes")?,
             "autopurge.snapRetainCount" => {
                 let n = at.int()?;
                 if n < AUTOPURGE_SNAP_RETAIN_COUNT_MIN as i32 {
                     self.warn(
-                        at.line,
+                        at.origin,
                         format_args!(
                             "autopurge.snapRetainCount must be {AUTOPURGE_SNAP_RETAIN_COUNT_MIN} \
                              or more; using {AUTOPURGE_SNAP_RETAIN_COUNT_MIN}"
@@ -768,11 +1046,43 @@ impl Parser {
             "standaloneEnabled" => c.standalone_enabled = at.strict_bool()?,
             "reconfigEnabled" => c.reconfig_enabled = at.strict_bool()?,
             "ferrokeeper.shards" => c.shards = at.count()?,
-            "ferrokeeper.commitQueueDepth" => c.commit_queue_depth = at.count()?,
-            "ferrokeeper.commitBatchMax" => c.commit_batch_max = at.count()?,
+            "ferrokeeper.commitQueueDepth" => {
+                let depth = at.count()?;
+                if depth < COMMIT_QUEUE_DEPTH_MIN {
+                    return Err(
+                        at.invalid(format_args!("must be at least {COMMIT_QUEUE_DEPTH_MIN}"))
+                    );
+                }
+                c.limits.commit_queue_depth_requests = depth;
+            }
+            "ferrokeeper.commitBatchMax" => c.limits.commit_batch_requests_max = at.count()?,
+            "ferrokeeper.sessionQueuedRequestsMax" => {
+                c.limits.session_queued_requests_max = u32::try_from(at.count()?)
+                    .map_err(|_| at.invalid("out of range for a 32-bit integer"))?;
+            }
+            "enforceQuota" => {
+                c.enforce_quota = at.strict_bool()?;
+                if c.enforce_quota {
+                    self.warn(
+                        at.origin,
+                        "enforceQuota is stored, but ferrokeeper does not track quotas yet: \
+                         no write is refused for a quota",
+                    );
+                }
+            }
+            "readonlymode.enabled" => {
+                c.read_only_mode_enabled = at.strict_bool()?;
+                if c.read_only_mode_enabled {
+                    self.warn(
+                        at.origin,
+                        "readonlymode.enabled is stored, but ferrokeeper has no read-only mode \
+                         yet (a standalone server, as ferrokeeper runs today, never enters it)",
+                    );
+                }
+            }
             "secureClientPort" | "secureClientPortAddress" => {
                 self.warn(
-                    at.line,
+                    at.origin,
                     format_args!(
                         "{key} is ignored: ferrokeeper does not serve TLS; \
                          clients connect in plaintext on clientPort"
@@ -782,7 +1092,7 @@ impl Parser {
             _ if name.starts_with("server.") => self.server_lines += 1,
             _ if name.starts_with("ferrokeeper.") => {
                 self.warn(
-                    at.line,
+                    at.origin,
                     format_args!("unknown ferrokeeper setting {key}; ignored"),
                 );
             }
@@ -793,12 +1103,15 @@ impl Parser {
                     "zoo.cfg key known to ZooKeeper, not used by ferrokeeper"
                 );
             }
-            _ => self.warn(at.line, format_args!("unknown key {key}; ignored")),
+            _ => self.warn(at.origin, format_args!("unknown key {key}; ignored")),
         }
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(Config, Vec<String>), ConfigError> {
+    fn finish(mut self) -> Result<Parsed, ConfigError> {
+        for setting in std::mem::take(&mut self.settings) {
+            self.apply(&setting)?;
+        }
         let data_dir = self
             .data_dir
             .take()
@@ -830,11 +1143,9 @@ impl Parser {
         let max_ms = self
             .max_session_timeout_ms
             .unwrap_or(tick.saturating_mul(20));
-        if min_ms > max_ms {
-            return Err(ConfigError::SessionTimeoutRange { min_ms, max_ms });
-        }
-        self.config.min_session_timeout_ms = min_ms;
-        self.config.max_session_timeout_ms = max_ms;
+        self.config.limits.session_timeout_ms_min = min_ms;
+        self.config.limits.session_timeout_ms_max = max_ms;
+        self.config.limits.validate()?;
 
         if self.server_lines > 0 {
             self.warnings.push(format!(
@@ -843,8 +1154,21 @@ impl Parser {
                 self.server_lines
             ));
         }
-        Ok((self.config, self.warnings))
+        Ok(Parsed {
+            config: self.config,
+            file_warnings: self.warnings,
+            property_warnings: self.property_warnings,
+        })
     }
+}
+
+/// What [`Parser::finish`] hands back.
+struct Parsed {
+    config: Config,
+    /// Warnings about `zoo.cfg` lines, each starting with `line N:` (or about the file).
+    file_warnings: Vec<String>,
+    /// Warnings about system properties, each naming the property and where it was given.
+    property_warnings: Vec<String>,
 }
 
 /// `minSessionTimeout` / `maxSessionTimeout`: -1 means "derive from tickTime".
@@ -1252,17 +1576,17 @@ mod tests {
         assert_eq!(c.client_port_listen_backlog, None);
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/zk"));
         assert_eq!(c.data_log_dir, PathBuf::from("/var/lib/zk"));
-        assert_eq!(c.max_client_cnxns, 60);
-        assert_eq!(c.max_cnxns, 0);
-        assert_eq!(c.min_session_timeout_ms, 6000);
-        assert_eq!(c.max_session_timeout_ms, 60000);
+        assert_eq!(c.limits.client_cnxns_per_ip_max, 60);
+        assert_eq!(c.limits.cnxns_max, 0);
+        assert_eq!(c.limits.session_timeout_ms_min, 6000);
+        assert_eq!(c.limits.session_timeout_ms_max, 60000);
         assert_eq!(
             c.four_letter_whitelist,
             FourLetterWhitelist::zookeeper_default()
         );
-        assert_eq!(c.jute_max_buffer, 0xfffff);
+        assert_eq!(c.limits.jute_max_buffer_bytes, 0xfffff);
         assert!(!c.extended_types_enabled);
-        assert_eq!(c.global_outstanding_limit, 1000);
+        assert_eq!(c.limits.global_outstanding_requests_max, 1000);
         assert_eq!(c.super_digest, None);
         assert!(!c.skip_acl);
         assert_eq!(c.container_check_interval_ms, 60_000);
@@ -1280,8 +1604,8 @@ mod tests {
             c.shards,
             ferrokeeper_tuning::recommend::shards_for_cpus(available_cores())
         );
-        assert_eq!(c.commit_queue_depth, 4096);
-        assert_eq!(c.commit_batch_max, 1024);
+        assert_eq!(c.limits.commit_queue_depth_requests, 4096);
+        assert_eq!(c.limits.commit_batch_requests_max, 1024);
         assert_eq!(
             c.raw,
             vec![
@@ -1298,8 +1622,8 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.data_log_dir, PathBuf::from("./data"));
         assert_eq!(c.tick_time_ms, DEFAULT_TICK_TIME_MS);
-        assert_eq!(c.min_session_timeout_ms, 2 * DEFAULT_TICK_TIME_MS);
-        assert_eq!(c.max_session_timeout_ms, 20 * DEFAULT_TICK_TIME_MS);
+        assert_eq!(c.limits.session_timeout_ms_min, 2 * DEFAULT_TICK_TIME_MS);
+        assert_eq!(c.limits.session_timeout_ms_max, 20 * DEFAULT_TICK_TIME_MS);
         assert!(c.four_letter_whitelist.contains(FourLetterWord::Srvr));
         assert!(!c.four_letter_whitelist.contains(FourLetterWord::Ruok));
         assert!(c.raw.is_empty());
@@ -1325,8 +1649,8 @@ mod tests {
         let (c, warnings) = parse_ok(text);
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(c.tick_time_ms, 2000);
-        assert_eq!(c.min_session_timeout_ms, 4000);
-        assert_eq!(c.max_session_timeout_ms, 40000);
+        assert_eq!(c.limits.session_timeout_ms_min, 4000);
+        assert_eq!(c.limits.session_timeout_ms_max, 40000);
     }
 
     #[test]
@@ -1373,18 +1697,18 @@ ferrokeeper.commitBatchMax=64
         assert_eq!(c.client_port_listen_backlog, Some(128));
         assert_eq!(c.data_dir, PathBuf::from("/d"));
         assert_eq!(c.data_log_dir, PathBuf::from("/l"));
-        assert_eq!(c.max_client_cnxns, 0);
-        assert_eq!(c.max_cnxns, 5000);
-        assert_eq!(c.min_session_timeout_ms, 1500);
-        assert_eq!(c.max_session_timeout_ms, 90000);
+        assert_eq!(c.limits.client_cnxns_per_ip_max, 0);
+        assert_eq!(c.limits.cnxns_max, 5000);
+        assert_eq!(c.limits.session_timeout_ms_min, 1500);
+        assert_eq!(c.limits.session_timeout_ms_max, 90000);
         let wl = &c.four_letter_whitelist;
         assert!(wl.contains(FourLetterWord::Ruok));
         assert!(wl.contains(FourLetterWord::Mntr));
         assert!(wl.contains(FourLetterWord::Srvr));
         assert!(!wl.contains(FourLetterWord::Dump));
-        assert_eq!(c.jute_max_buffer, 4_194_304);
+        assert_eq!(c.limits.jute_max_buffer_bytes, 4_194_304);
         assert!(c.extended_types_enabled);
-        assert_eq!(c.global_outstanding_limit, 2000);
+        assert_eq!(c.limits.global_outstanding_requests_max, 2000);
         assert_eq!(
             c.super_digest.as_deref(),
             Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
@@ -1401,8 +1725,8 @@ ferrokeeper.commitBatchMax=64
         assert!(!c.standalone_enabled);
         assert!(c.reconfig_enabled);
         assert_eq!(c.shards, 2);
-        assert_eq!(c.commit_queue_depth, 512);
-        assert_eq!(c.commit_batch_max, 64);
+        assert_eq!(c.limits.commit_queue_depth_requests, 512);
+        assert_eq!(c.limits.commit_batch_requests_max, 64);
         assert_eq!(c.raw.len(), 29);
         assert_eq!(
             c.raw[10],
@@ -1425,7 +1749,7 @@ ferrokeeper.commitBatchMax=64
         assert_eq!(c.super_digest.as_deref(), Some("super:x"));
         assert_eq!(c.four_letter_whitelist, FourLetterWhitelist::all());
         assert_eq!(c.snap_count, 10);
-        assert_eq!(c.jute_max_buffer, 0x100000);
+        assert_eq!(c.limits.jute_max_buffer_bytes, 0x100000);
         assert!(!c.skip_acl);
     }
 
@@ -1440,7 +1764,7 @@ ferrokeeper.commitBatchMax=64
             ("+7", 7),
         ] {
             let (c, _) = parse_ok(&format!("{MINIMAL}jute.maxbuffer={value}\n"));
-            assert_eq!(c.jute_max_buffer, expected, "{value}");
+            assert_eq!(c.limits.jute_max_buffer_bytes, expected, "{value}");
         }
         assert_eq!(java_decode("-0x10"), Some(-16));
         assert_eq!(java_decode("0"), Some(0));
@@ -1459,16 +1783,23 @@ ferrokeeper.commitBatchMax=64
     }
 
     #[test]
-    fn yes_no_switches() {
-        for (value, expected) in [
-            ("yes", true),
-            ("no", false),
-            ("YES", true),
-            ("true", true),
-            ("False", false),
+    fn yes_no_switches_read_like_zookeeper() {
+        // ZooKeeper: skipACL is on only for "yes", forceSync off only for "no" (exact case);
+        // anything else is the default, with a warning here.
+        for (value, skip_acl, force_sync, warned) in [
+            ("yes", true, true, false),
+            ("no", false, false, false),
+            ("YES", false, true, true),
+            ("true", false, true, true),
+            ("false", false, true, true),
         ] {
-            let (c, _) = parse_ok(&format!("{MINIMAL}forceSync={value}\nskipACL={value}\n"));
-            assert_eq!((c.force_sync, c.skip_acl), (expected, expected), "{value}");
+            let (c, w) = parse_ok(&format!("{MINIMAL}forceSync={value}\nskipACL={value}\n"));
+            assert_eq!(
+                (c.skip_acl, c.force_sync),
+                (skip_acl, force_sync),
+                "{value}"
+            );
+            assert_eq!(w.len(), if warned { 2 } else { 0 }, "{value}: {w:?}");
         }
     }
 
@@ -1509,18 +1840,24 @@ ferrokeeper.commitBatchMax=64
     fn session_timeouts_follow_tick_time_unless_set() {
         let (c, _) = parse_ok(&format!("{MINIMAL}tickTime=100\n"));
         assert_eq!(
-            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (
+                c.limits.session_timeout_ms_min,
+                c.limits.session_timeout_ms_max
+            ),
             (200, 2000)
         );
         let (c, _) = parse_ok(&format!(
             "{MINIMAL}tickTime=100\nminSessionTimeout=-1\nmaxSessionTimeout=500\n"
         ));
         assert_eq!(
-            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (
+                c.limits.session_timeout_ms_min,
+                c.limits.session_timeout_ms_max
+            ),
             (200, 500)
         );
         let (c, _) = parse_ok(&format!("{MINIMAL}minSessionTimeout=0\n"));
-        assert_eq!(c.min_session_timeout_ms, 0);
+        assert_eq!(c.limits.session_timeout_ms_min, 0);
     }
 
     #[test]
@@ -1531,8 +1868,8 @@ ferrokeeper.commitBatchMax=64
         ));
         assert_eq!(c.snap_count, 2);
         assert_eq!(c.autopurge_snap_retain_count, 3);
-        assert_eq!(c.max_client_cnxns, 0);
-        assert_eq!(c.max_cnxns, 0);
+        assert_eq!(c.limits.client_cnxns_per_ip_max, 0);
+        assert_eq!(c.limits.cnxns_max, 0);
         assert_eq!(c.autopurge_purge_interval_hours, 0);
         assert_eq!(c.client_port_listen_backlog, None);
         assert_eq!(w.len(), 4, "{w:?}");
@@ -1545,7 +1882,7 @@ ferrokeeper.commitBatchMax=64
             "{MINIMAL}initLimit=10\nsyncLimit=5\nadmin.enableServer=false\nadmin.serverPort=8080\n\
              metricsProvider.className=x\nmetricsProvider.httpPort=7000\nlocalSessionsEnabled=true\n\
              snapshot.compression.method=gz\nzookeeper.electionPortBindRetry=3\nssl.keyStore.location=/k\n\
-             group.1=1:2:3\nweight.1=1\nquorum.auth.enableSasl=false\nreadonlymode.enabled=true\n"
+             group.1=1:2:3\nweight.1=1\nquorum.auth.enableSasl=false\n"
         ));
         assert!(w.is_empty(), "{w:?}");
         let (_, w) = parse_ok(&format!("{MINIMAL}tickTme=2000\nferrokeeper.shard=2\n"));
@@ -1604,6 +1941,156 @@ ferrokeeper.commitBatchMax=64
         assert!(c.client_port_address.is_some_and(|ip| ip.is_loopback()));
     }
 
+    // ---- system properties ----
+
+    fn props(flags: &[&str]) -> SystemProperties {
+        SystemProperties::from_lookup(|_| None, flags.iter().copied())
+    }
+
+    #[test]
+    fn every_property_zookeeper_reads_is_honoured() {
+        let p = props(&[
+            "-Dreadonlymode.enabled=true",
+            "-Dzookeeper.DigestAuthenticationProvider.superDigest=super:x",
+            "-Dzookeeper.extendedTypesEnabled=true",
+            "-Djute.maxbuffer=0x200000",
+            "-Dzookeeper.enforceQuota=true",
+            "-Dzookeeper.skipACL=yes",
+            "-Dzookeeper.maxCnxns=7",
+            "-Dzookeeper.globalOutstandingLimit=9",
+            "-Dzookeeper.snapCount=11",
+            "-Dzookeeper.preAllocSize=1024",
+            "-Dzookeeper.forceSync=no",
+            "-Dznode.container.checkIntervalMs=100",
+            "-Dznode.container.maxPerMinute=5",
+            "-Dznode.container.maxNeverUsedIntervalMs=300",
+            "-Dzookeeper.4lw.commands.whitelist=ruok",
+            "-Dferrokeeper.sessionQueuedRequestsMax=3",
+        ]);
+        let (c, w) = Config::parse_with(MINIMAL, &p).expect("parse");
+        assert!(c.read_only_mode_enabled && c.enforce_quota, "{c:?}");
+        // The two accepted-but-unsupported features say so.
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("system property readonlymode.enabled (the command line)"));
+        assert_eq!(c.super_digest.as_deref(), Some("super:x"));
+        assert!(c.extended_types_enabled && c.skip_acl && !c.force_sync);
+        assert_eq!(c.limits.jute_max_buffer_bytes, 0x200000);
+        assert_eq!(c.limits.cnxns_max, 7);
+        assert_eq!(c.limits.global_outstanding_requests_max, 9);
+        assert_eq!(c.limits.session_queued_requests_max, 3);
+        assert_eq!(c.snap_count, 11);
+        assert_eq!(c.pre_alloc_size_kb, 1024);
+        assert_eq!(c.container_check_interval_ms, 100);
+        assert_eq!(c.container_max_per_minute, 5);
+        assert_eq!(c.container_max_never_used_interval_ms, 300);
+        assert!(c.four_letter_whitelist.contains(FourLetterWord::Ruok));
+        assert!(!c.four_letter_whitelist.contains(FourLetterWord::Mntr));
+        assert!(c.raw.len() == 2, "properties are not zoo.cfg entries");
+    }
+
+    #[test]
+    fn zoo_cfg_wins_over_a_property_as_in_zookeeper() {
+        // QuorumPeerConfig.parseProperties overwrites zookeeper.<key> with the file's value.
+        let p = props(&["-Dzookeeper.snapCount=11", "-Dzookeeper.maxCnxns=3"]);
+        let (c, w) = Config::parse_with(&format!("{MINIMAL}snapCount=500\n"), &p).expect("parse");
+        assert_eq!(c.snap_count, 500);
+        assert_eq!(c.limits.cnxns_max, 3);
+        assert!(w.is_empty(), "{w:?}");
+        // A malformed file value is the default, not the property's value (Java overwrites
+        // the property, then Integer.getInteger falls back to its default).
+        let (c, w) = Config::parse_with(&format!("{MINIMAL}snapCount=lots\n"), &p).expect("parse");
+        assert_eq!(c.snap_count, DEFAULT_SNAP_COUNT);
+        assert_eq!(w.len(), 1, "{w:?}");
+        // The last of several properties wins, as on a JVM command line.
+        let p = props(&["-Dzookeeper.snapCount=11", "-Dzookeeper.snapCount=12"]);
+        let (c, _) = Config::parse_with(MINIMAL, &p).expect("parse");
+        assert_eq!(c.snap_count, 12);
+    }
+
+    #[test]
+    fn properties_zookeeper_does_not_read_are_ignored() {
+        // tickTime is a QuorumPeerConfig key: no system property sets it, in Java either;
+        // bare names of prefixed properties and unknown names are ignored quietly.
+        let p = props(&[
+            "-DtickTime=100",
+            "-Dzookeeper.tickTime=100",
+            "-DsnapCount=5",
+            "-Dzookeeper.jute.maxbuffer=5",
+            "-Dsome.thing=1",
+            "-Xmx1g",
+        ]);
+        let (c, w) = Config::parse_with(MINIMAL, &p).expect("parse");
+        assert!(w.is_empty(), "{w:?}");
+        let (d, _) = parse_ok(MINIMAL);
+        assert_eq!(c, d);
+    }
+
+    #[test]
+    fn malformed_properties_are_the_default_with_a_warning() {
+        let p = props(&[
+            "-Dzookeeper.globalOutstandingLimit=many",
+            "-Djute.maxbuffer=0",
+        ]);
+        let (c, w) = Config::parse_with(MINIMAL, &p).expect("parse");
+        assert_eq!(c.limits, Limits::defaults(DEFAULT_TICK_TIME_MS));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with(
+                "system property zookeeper.globalOutstandingLimit (the command line): \
+                 invalid value \"many\""
+            ),
+            "{w:?}"
+        );
+        // ferrokeeper's own settings are strict, whatever their source.
+        let err = Config::parse_with(MINIMAL, &props(&["-Dferrokeeper.shards=none"]))
+            .expect_err("bad ferrokeeper property");
+        assert!(
+            matches!(err, ConfigError::InvalidProperty { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("ferrokeeper.shards"), "{err}");
+    }
+
+    #[test]
+    fn properties_without_zoo_cfg_start_from_the_embedded_default() {
+        let (c, w) = Config::from_properties(&props(&["-Dzookeeper.maxCnxns=2"])).expect("ok");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.limits.cnxns_max, 2);
+        assert_eq!(
+            Config {
+                limits: Config::embedded_default().limits,
+                ..c
+            },
+            Config::embedded_default()
+        );
+    }
+
+    #[test]
+    fn load_with_properties_prefixes_only_file_warnings() {
+        let dir = temp_dir("loadprops");
+        let cfg = dir.join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!("dataDir={}\nclientPort=2181\nbogus=1\n", dir.display()),
+        )
+        .expect("write");
+        let p = SystemProperties::from_lookup(
+            |v| (v == "JVMFLAGS").then(|| "-Dzookeeper.snapCount=x".to_string()),
+            [],
+        );
+        let (_, w) = Config::load_with(&cfg, &p).expect("load");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("system property zookeeper.snapCount ($JVMFLAGS)"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].starts_with(&format!("{}: line 3:", cfg.display())),
+            "{w:?}"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
     // ---- every error path ----
 
     #[test]
@@ -1624,29 +2111,58 @@ ferrokeeper.commitBatchMax=64
 
     #[test]
     fn error_non_numbers() {
+        // Keys QuorumPeerConfig parses with Integer.parseInt: ZooKeeper refuses to start.
         for key in [
             "clientPort",
             "tickTime",
             "maxClientCnxns",
-            "maxCnxns",
             "minSessionTimeout",
             "maxSessionTimeout",
-            "jute.maxbuffer",
-            "globalOutstandingLimit",
-            "znode.container.checkIntervalMs",
-            "znode.container.maxPerMinute",
-            "znode.container.maxNeverUsedIntervalMs",
-            "snapCount",
-            "preAllocSize",
             "autopurge.snapRetainCount",
             "autopurge.purgeInterval",
             "clientPortListenBacklog",
             "ferrokeeper.shards",
             "ferrokeeper.commitQueueDepth",
             "ferrokeeper.commitBatchMax",
+            "ferrokeeper.sessionQueuedRequestsMax",
         ] {
             assert_invalid(&format!("dataDir=/d\n{key}=12x\n"), key, "12x");
         }
+    }
+
+    #[test]
+    fn bad_property_numbers_are_the_default_with_a_warning() {
+        // Keys ZooKeeper reads with Integer.getInteger / Long.getLong (or parses and
+        // catches, preAllocSize): a value that does not parse is the default.
+        let text = format!(
+            "{MINIMAL}maxCnxns=12x\njute.maxbuffer=12x\nglobalOutstandingLimit=12x\n\
+             znode.container.checkIntervalMs=12x\nznode.container.maxPerMinute=12x\n\
+             znode.container.maxNeverUsedIntervalMs=12x\nsnapCount=12x\npreAllocSize=12x\n"
+        );
+        let (c, w) = parse_ok(&text);
+        let (d, _) = parse_ok(MINIMAL);
+        assert_eq!(
+            Config {
+                raw: Vec::new(),
+                ..c
+            },
+            Config {
+                raw: Vec::new(),
+                ..d.clone()
+            }
+        );
+        assert_eq!(w.len(), 8, "{w:?}");
+        assert!(w.iter().all(|w| w.contains("\"12x\"")), "{w:?}");
+        // Out of range is the default as well.
+        let (c, w) = parse_ok(&format!(
+            "{MINIMAL}jute.maxbuffer=0\nglobalOutstandingLimit=0\npreAllocSize=0\n\
+             znode.container.checkIntervalMs=0\nznode.container.maxPerMinute=-1\n\
+             znode.container.maxNeverUsedIntervalMs=-1\njute.maxbuffer=0x80000000\n"
+        ));
+        assert_eq!(c.limits, d.limits);
+        assert_eq!(c.pre_alloc_size_kb, d.pre_alloc_size_kb);
+        assert_eq!(c.container_check_interval_ms, d.container_check_interval_ms);
+        assert_eq!(w.len(), 7, "{w:?}");
     }
 
     #[test]
@@ -1676,33 +2192,6 @@ ferrokeeper.commitBatchMax=64
             "minSessionTimeout",
             "-2",
         );
-        assert_invalid("dataDir=/d\njute.maxbuffer=0\n", "jute.maxbuffer", "0");
-        assert_invalid(
-            "dataDir=/d\njute.maxbuffer=0x80000000\n",
-            "jute.maxbuffer",
-            "0x80000000",
-        );
-        assert_invalid(
-            "dataDir=/d\nglobalOutstandingLimit=0\n",
-            "globalOutstandingLimit",
-            "0",
-        );
-        assert_invalid(
-            "dataDir=/d\nznode.container.checkIntervalMs=0\n",
-            "znode.container.checkIntervalMs",
-            "0",
-        );
-        assert_invalid(
-            "dataDir=/d\nznode.container.maxPerMinute=-1\n",
-            "znode.container.maxPerMinute",
-            "-1",
-        );
-        assert_invalid(
-            "dataDir=/d\nznode.container.maxNeverUsedIntervalMs=-1\n",
-            "znode.container.maxNeverUsedIntervalMs",
-            "-1",
-        );
-        assert_invalid("dataDir=/d\npreAllocSize=0\n", "preAllocSize", "0");
         assert_invalid(
             "dataDir=/d\nferrokeeper.shards=0\n",
             "ferrokeeper.shards",
@@ -1714,8 +2203,18 @@ ferrokeeper.commitBatchMax=64
             "-1",
         );
         assert_invalid(
+            "dataDir=/d\nferrokeeper.commitQueueDepth=15\n",
+            "ferrokeeper.commitQueueDepth",
+            "15",
+        );
+        assert_invalid(
             "dataDir=/d\nferrokeeper.commitBatchMax=0\n",
             "ferrokeeper.commitBatchMax",
+            "0",
+        );
+        assert_invalid(
+            "dataDir=/d\nferrokeeper.sessionQueuedRequestsMax=0\n",
+            "ferrokeeper.sessionQueuedRequestsMax",
             "0",
         );
     }
@@ -1733,16 +2232,29 @@ ferrokeeper.commitBatchMax=64
 
     #[test]
     fn error_bad_booleans() {
-        for key in [
-            "standaloneEnabled",
-            "reconfigEnabled",
-            "extendedTypesEnabled",
-        ] {
+        // QuorumPeerConfig.parseBoolean refuses anything but true/false for its own keys.
+        for key in ["standaloneEnabled", "reconfigEnabled"] {
             assert_invalid(&format!("dataDir=/d\n{key}=yes\n"), key, "yes");
         }
-        for key in ["forceSync", "skipACL"] {
-            assert_invalid(&format!("dataDir=/d\n{key}=maybe\n"), key, "maybe");
-        }
+    }
+
+    #[test]
+    fn bad_property_booleans_are_the_default_with_a_warning() {
+        // Boolean.getBoolean / parseBoolean: only "true" (any case) is true.
+        let (c, w) = parse_ok(&format!(
+            "{MINIMAL}extendedTypesEnabled=yes\nenforceQuota=on\nreadonlymode.enabled=1\n\
+             forceSync=maybe\nskipACL=maybe\n"
+        ));
+        assert!(!c.extended_types_enabled && !c.enforce_quota && !c.read_only_mode_enabled);
+        assert!(c.force_sync && !c.skip_acl);
+        assert_eq!(w.len(), 5, "{w:?}");
+        assert!(
+            w[0].starts_with("line 3: invalid value \"yes\" for extendedTypesEnabled"),
+            "{w:?}"
+        );
+        assert!(w[0].contains("default"), "{w:?}");
+        let (c, _) = parse_ok(&format!("{MINIMAL}extendedTypesEnabled=TRUE\n"));
+        assert!(c.extended_types_enabled);
     }
 
     #[test]

@@ -1,0 +1,77 @@
+//! The client port's listening socket, one per shard.
+//!
+//! ferrokeeper creates the socket itself instead of calling glommio's
+//! `TcpListener::bind`, which sets `SO_REUSEPORT` but not `SO_REUSEADDR`. Without
+//! `SO_REUSEADDR`, Linux refuses to bind a port while connections that last used it
+//! wait out `TIME_WAIT` (60 s): after Apache ZooKeeper is stopped on 2181, the side that
+//! closed each of its client connections (the server, for a `closeSession`) keeps such
+//! sockets, and ferrokeeper started at once on 2181 got `EADDRINUSE` for up to a minute.
+//! `SO_REUSEADDR` allows that bind; on Linux it still refuses a port another socket is
+//! listening on, so a server that is still running is never shadowed by it.
+//! `SO_REUSEPORT` stays: every shard binds the same address, and the kernel spreads new
+//! connections over their listeners.
+
+use std::net::SocketAddr;
+use std::os::fd::IntoRawFd;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The `listen(2)` backlog when zoo.cfg sets no `clientPortListenBacklog`: what glommio's
+/// own `bind` used, so the default is unchanged. The kernel caps it at
+/// `net.core.somaxconn`.
+pub const LISTEN_BACKLOG_DEFAULT: u32 = 1024;
+
+/// Binds one shard's listener on `addr` (with `SO_REUSEADDR` and `SO_REUSEPORT`) and
+/// hands it to the current glommio executor. Must run on the shard's executor: the
+/// listener belongs to that executor's reactor.
+pub fn bind(addr: SocketAddr, backlog: Option<u32>) -> std::io::Result<glommio::net::TcpListener> {
+    let fd = listening_socket(addr, backlog)?.into_raw_fd();
+    // SAFETY: `fd` is a bound, listening TCP socket that nothing else owns (the Socket
+    // gave it up above); glommio's listener takes ownership and closes it on drop.
+    Ok(unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// The listening socket itself, bound to `addr` with both options.
+fn listening_socket(addr: SocketAddr, backlog: Option<u32>) -> std::io::Result<Socket> {
+    // socket2 opens it close-on-exec.
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    let backlog = backlog
+        .unwrap_or(LISTEN_BACKLOG_DEFAULT)
+        .min(i32::MAX as u32) as i32;
+    socket.listen(backlog)?;
+    Ok(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two listeners on one port (two shards), each with both options set.
+    #[test]
+    fn shards_share_the_port_with_both_options() {
+        let first = listening_socket("127.0.0.1:0".parse().expect("addr"), None).expect("bind");
+        let addr = first
+            .local_addr()
+            .expect("local addr")
+            .as_socket()
+            .expect("an inet address");
+        let second = listening_socket(addr, Some(16)).expect("a second shard binds the port");
+        for s in [&first, &second] {
+            assert!(s.reuse_address().expect("SO_REUSEADDR"));
+            assert!(s.reuse_port().expect("SO_REUSEPORT"));
+        }
+    }
+
+    /// `SO_REUSEADDR` does not let a listener take a port another process's listener
+    /// (without `SO_REUSEPORT`, as Java's) still holds: a running server is never shadowed.
+    #[test]
+    fn a_port_still_listened_on_is_refused() {
+        let java_like = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = java_like.local_addr().expect("local addr");
+        let err = listening_socket(addr, None).expect_err("the port is taken");
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+    }
+}
