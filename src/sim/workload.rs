@@ -103,6 +103,8 @@ pub struct Sim {
     /// the session's own). A history, because batches in flight commit expiries
     /// decided at an earlier tick.
     heard: HashMap<i64, Heard>,
+    /// Each session's password, from its CreateSession txn.
+    passwords: HashMap<i64, [u8; 16]>,
     /// The tick time of each sealed batch not yet acknowledged, oldest first.
     sealed_ticks: std::collections::VecDeque<(i64, u64)>,
     /// The tick time of the last acknowledged batch.
@@ -199,6 +201,7 @@ impl Sim {
             pending: HashMap::new(),
             model: Model::default(),
             heard: HashMap::new(),
+            passwords: HashMap::new(),
             sealed_ticks: Default::default(),
             twin: StateMachine::new((*rec.state).clone()),
             history,
@@ -827,9 +830,20 @@ impl Sim {
             .collect();
         self.model.changes.clear();
         for t in txns {
+            if self.trace {
+                if let TxnOp::CreateSession { .. } | TxnOp::CloseSession { .. } = t.op {
+                    eprintln!(
+                        "step {} txn 0x{:x} session 0x{:x} cxid {} at {}: {:?} (live {live})",
+                        self.step, t.zxid, t.session_id, t.cxid, t.time_ms, t.op
+                    );
+                }
+            }
             match &t.op {
-                TxnOp::CreateSession { session_id, .. } => {
+                TxnOp::CreateSession {
+                    session_id, passwd, ..
+                } => {
                     self.model.sessions.insert(*session_id);
+                    self.passwords.insert(*session_id, *passwd);
                 }
                 TxnOp::CloseSession { session_id } if t.cxid == 0 => {
                     // Expiry: only once the session went unheard for its timeout.
@@ -907,9 +921,17 @@ impl Sim {
                     let Some(c) = self.connecting.remove(origin) else {
                         return Err(format!("a handshake answer for unknown {origin:?}"));
                     };
+                    // A reattach succeeds if the session lives and the password is its
+                    // own: after a restart whose clock reads earlier, a closed session's
+                    // id may be handed out again, with another password.
                     let expect_valid = match c.reattach {
                         None => true,
-                        Some((id, bad)) => !bad && self.model.sessions.contains(&id),
+                        Some((id, bad)) => {
+                            let held = self.clients[c.client].session.map(|s| s.1);
+                            !bad && self.model.sessions.contains(&id)
+                                && held.is_some()
+                                && self.passwords.get(&id).copied() == held
+                        }
                     };
                     if *valid != expect_valid {
                         return Err(format!(
@@ -1136,6 +1158,16 @@ impl Sim {
         }
         let rec = self.server.restart(self.now, trouble)?;
         let z = rec.state.last_zxid;
+        if self.trace {
+            eprintln!(
+                "step {} restart at {}: zxid 0x{z:x} (snapshot 0x{:x}, {} replayed), sessions {:x?}",
+                self.step,
+                self.now,
+                rec.snapshot_zxid,
+                rec.replayed,
+                rec.state.sessions.keys().collect::<Vec<_>>()
+            );
+        }
         if z < self.last_acked {
             return Err(format!(
                 "recovered zxid 0x{z:x} is behind the last acknowledged 0x{:x} (snapshot 0x{:x}, {} replayed, {} rejected)",
