@@ -30,7 +30,9 @@ use crate::core::txn::{Txn, TxnOp};
 use crate::core::watch::{WatchKind, WatchTable};
 
 const START_MS: i64 = 1_700_000_000_000;
-const NAMES: [&str; 4] = ["a", "b", "c", "d"];
+/// Node names; each seed uses the first 2 to 8 (few: creates collide, parents are
+/// missing; more: bigger trees, more nodes in the snapshot base).
+const NAMES: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
 const TIMEOUT_MIN_MS: i32 = 4_000;
 const TIMEOUT_MAX_MS: i32 = 20_000;
 
@@ -125,6 +127,8 @@ pub struct Sim {
     persistent: HashSet<(u64, String)>,
     recursive: HashSet<(u64, String)>,
     auth: Arc<AuthIds>,
+    /// How many of [`NAMES`] this seed uses.
+    names: usize,
     /// Print handshakes and pings to stderr (`FK_SIM_TRACE`), to follow a replayed seed.
     trace: bool,
     /// Counters for the summary.
@@ -187,6 +191,7 @@ impl Sim {
                 last_zxid_seen: 0,
             })
             .collect();
+        let names = rng.range(2, NAMES.len() as u64) as usize;
         let mut history = BTreeMap::new();
         history.insert(0, rec.state.clone());
         Ok(Sim {
@@ -215,6 +220,7 @@ impl Sim {
             recursive: HashSet::new(),
             auth: Arc::new(AuthIds::from_ip_id("127.0.0.1".into())),
             trace: std::env::var_os("FK_SIM_TRACE").is_some(),
+            names,
             summary: Summary::default(),
         })
     }
@@ -489,7 +495,7 @@ impl Sim {
         let mut p = String::new();
         for _ in 0..depth {
             p.push('/');
-            p.push_str(NAMES[self.rng.below(NAMES.len() as u64) as usize]);
+            p.push_str(NAMES[self.rng.below(self.names as u64) as usize]);
         }
         p
     }
