@@ -3,10 +3,13 @@
 //! [`server::SimServer`] runs the real commit path — `core::sequencer::Sequencer`,
 //! `core::machine::StateMachine`, the transaction log (`LogWriter` over a simulated
 //! disk), snapshots (written, read back, rebased onto, retained and purged) — with a
-//! clock the simulator owns. [`workload::Sim`] drives it with seeded clients (every
-//! write kind, reads, watches, sessions that reattach, close or go silent and expire),
-//! injects disk faults (failed writes and fsyncs, a process that dies after N
-//! operations) and power cuts, and checks after every step and every restart:
+//! clock the simulator owns; batches are pipelined (sealed, then made durable in
+//! groups) as the real stage does. [`workload::Sim`] drives it with seeded clients
+//! (every write kind, reads, watches, sessions that reattach, move, close or go silent
+//! and expire), injects disk faults (failed writes and fsyncs, a process that dies
+//! after N operations), power cuts, a damaged newest snapshot, faults during recovery
+//! and a clock read afresh (possibly earlier) at restart, and checks after every step
+//! and every restart:
 //!
 //! - nothing acknowledged is lost: the recovered zxid is at least the last acknowledged;
 //! - the recovered state equals a crash-free twin's at that zxid, node by node
@@ -24,6 +27,12 @@
 //!
 //! Every failure message starts with the seed and the step; `FK_SIM_SEED=<n>` replays
 //! that run (see `tests/sim.rs`). Nothing else in the crate depends on this module.
+//!
+//! For the ensemble: [`server::SimServer`] is a value stepped by messages
+//! (`handle`, `tick`, `seal`, `sync`, `restart`) that knows clients only by the
+//! [`crate::core::sequencer::Origin`] it hands back, so several of them can run under
+//! one scheduler with a simulated network between them; the clients, the model and the
+//! checks live in [`workload`], apart from it.
 
 pub mod check;
 pub mod model;
