@@ -26,6 +26,8 @@ pub struct MNode {
     pub owner: i64,
     /// ACL.
     pub acl: Vec<Acl>,
+    /// Stored cversion: creates under it so far (the sequence counter).
+    pub cversion: i32,
 }
 
 /// The model. Paths under `/zookeeper` and `/` itself are the server's and not modelled.
@@ -37,6 +39,8 @@ pub struct Model {
     pub sessions: BTreeSet<i64>,
     /// The watch changes applied since the caller last took them, in order.
     pub changes: Vec<(ChangeKind, String)>,
+    /// The root's stored cversion (the root is not in `nodes`).
+    pub root_cversion: i32,
 }
 
 fn parent(path: &str) -> &str {
@@ -67,6 +71,29 @@ fn owner_of(c: &CreateOp, session: i64) -> i64 {
 impl Model {
     fn exists(&self, path: &str) -> bool {
         path == "/" || self.nodes.contains_key(path)
+    }
+
+    /// The path a create makes: a sequential one appends the parent's counter.
+    fn final_path(&self, c: &CreateOp) -> String {
+        if matches!(c.flags, 2 | 3 | 6) {
+            let p = parent(&c.path);
+            let counter = if p == "/" {
+                self.root_cversion
+            } else {
+                self.nodes.get(p).map_or(0, |n| n.cversion)
+            };
+            format!("{}{counter:010}", c.path)
+        } else {
+            c.path.clone()
+        }
+    }
+
+    fn bump_cversion(&mut self, parent: &str) {
+        if parent == "/" {
+            self.root_cversion += 1;
+        } else if let Some(n) = self.nodes.get_mut(parent) {
+            n.cversion += 1;
+        }
     }
 
     /// Whether `path` has children.
@@ -111,8 +138,9 @@ impl Model {
         if !self.exists(p) {
             return Err(ErrorCode::NoNode);
         }
-        let sequential = matches!(c.flags, 2 | 3 | 6);
-        if !sequential && self.exists(&c.path) {
+        // A sequential name may collide too (a node created earlier under that name),
+        // and then ZooKeeper answers NodeExists as for any other name.
+        if self.exists(&self.final_path(c)) {
             return Err(ErrorCode::NodeExists);
         }
         if let Some(pn) = self.nodes.get(p) {
@@ -167,10 +195,14 @@ impl Model {
         match (req, out) {
             (MultiOp::Create(c), Outcome::Created { path, .. } | Outcome::CreatedPlain(path)) => {
                 let path = path.to_string();
-                if path != c.path && !(path.starts_with(&c.path) && path.len() == c.path.len() + 10)
-                {
-                    return Err(format!("create of {} made {path}", c.path));
+                let want = self.final_path(c);
+                if path != want {
+                    return Err(format!(
+                        "create of {} made {path}, model expects {want}",
+                        c.path
+                    ));
                 }
+                self.bump_cversion(parent(&path).to_string().as_str());
                 if self.nodes.contains_key(&path) {
                     return Err(format!("create made {path}, which the model already has"));
                 }
@@ -183,6 +215,7 @@ impl Model {
                         aversion: 0,
                         owner: owner_of(c, session),
                         acl: dedup(&c.acl),
+                        cversion: 0,
                     },
                 );
             }
@@ -300,7 +333,7 @@ impl Model {
         for (i, op) in ops.iter().enumerate() {
             match scratch.predict_one(op, session) {
                 Ok(()) => {
-                    let synthetic = scratch.synthetic_outcome(op, i);
+                    let synthetic = scratch.synthetic_outcome(op);
                     scratch.apply_one(op, session, &synthetic)?;
                 }
                 Err(want) => {
@@ -342,17 +375,9 @@ impl Model {
 
     /// The outcome the model expects for an op it predicts to succeed, with a
     /// placeholder name for a sequential create.
-    fn synthetic_outcome(&self, op: &MultiOp, i: usize) -> Outcome {
+    fn synthetic_outcome(&self, op: &MultiOp) -> Outcome {
         match op {
-            MultiOp::Create(c) => {
-                let path = if matches!(c.flags, 2 | 3 | 6) {
-                    // Ten digits no real sequence number reaches here, one per op.
-                    format!("{}{}", c.path, 4_000_000_000 + i)
-                } else {
-                    c.path.clone()
-                };
-                Outcome::CreatedPlain(path.into())
-            }
+            MultiOp::Create(c) => Outcome::CreatedPlain(self.final_path(c).into()),
             MultiOp::Delete(_) => Outcome::Deleted,
             MultiOp::SetData(s) => {
                 let version =
@@ -407,13 +432,15 @@ impl Model {
                 || s.version != m.version
                 || s.aversion != m.aversion
                 || s.ephemeral_owner != m.owner
+                || s.cversion != m.cversion
                 || n.acl()[..] != m.acl[..]
             {
                 return Some(format!(
-                    "{path}: tree has data {:?} v{} av{} owner 0x{:x} acl {:?}; model {m:?}",
+                    "{path}: tree has data {:?} v{} av{} cv{} owner 0x{:x} acl {:?}; model {m:?}",
                     data,
                     s.version,
                     s.aversion,
+                    s.cversion,
                     s.ephemeral_owner,
                     n.acl()
                 ));
@@ -427,6 +454,13 @@ impl Model {
                 .take(5)
                 .collect();
             return Some(format!("the model has nodes the tree lacks: {missing:?}"));
+        }
+        let root = state.tree.get("/").map(|n| n.stat().cversion);
+        if root != Some(self.root_cversion) {
+            return Some(format!(
+                "root cversion {root:?}, model {}",
+                self.root_cversion
+            ));
         }
         let ids: BTreeSet<i64> = state.sessions.keys().copied().collect();
         if ids != self.sessions {

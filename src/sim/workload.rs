@@ -204,7 +204,10 @@ impl Sim {
             next_conn: 1,
             connecting: HashMap::new(),
             pending: HashMap::new(),
-            model: Model::default(),
+            model: Model {
+                root_cversion: rec.state.tree.get("/").map_or(0, |n| n.stat().cversion),
+                ..Model::default()
+            },
             heard: HashMap::new(),
             passwords: HashMap::new(),
             sealed_ticks: Default::default(),
