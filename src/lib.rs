@@ -13,6 +13,7 @@
 //!   core: path, acl, tree (+ payload), state, txn, codec, prep, apply, watch,
 //!         sequencer (leader: requests → txn batches), machine (all: batches → state)
 //!   import (ZooKeeper data directories → a snapshot) ──▶ core
+//!   sim (the whole-server simulator) ──▶ everything above; nothing depends on it
 //! ```
 //! (every shell module may also use `core` and `config`; `core` uses nothing above it).
 //!
@@ -31,6 +32,8 @@
 //!   trims snapshot files; [`server`] wires it all from a [`config::Config`] and
 //!   recovers the state at startup; [`admin`] formats four-letter-word replies from
 //!   values the shard gathers.
+//! - [`sim`]: the whole-server simulator: the real sequencer, state machine, log and
+//!   snapshots on simulated disks, driven by seeded clients (`tests/sim.rs`).
 //! - All file IO goes through `ferrokeeper_storage`'s `Storage` seam, so the same log
 //!   and snapshot code runs on a real directory or on the simulated disk.
 //!
@@ -49,4 +52,5 @@ pub mod core;
 pub mod import;
 pub mod server;
 pub mod shard;
+pub mod sim;
 pub mod snapshot;

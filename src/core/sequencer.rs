@@ -232,6 +232,20 @@ impl Sequencer {
         entropy: Box<dyn Entropy + Send>,
     ) -> Sequencer {
         let mut core = Sequencer::new(cfg, now_ms, entropy);
+        // Session ids come from the clock at start, so a start whose clock reads no later
+        // than an earlier start's (stepped back, or the same millisecond) would hand out
+        // the ids of restored sessions again, and the new session's CreateSession would
+        // replace a live one (its ephemerals orphaned). Start past every restored id of
+        // this server (found by the simulator, seed 489).
+        let own = core.cfg.server_id & 0xff;
+        let newest_own = state
+            .sessions
+            .keys()
+            .filter(|id| (**id >> 56) & 0xff == own)
+            .max();
+        if let Some(&newest) = newest_own {
+            core.next_session_id = core.next_session_id.max(newest + 1);
+        }
         for (id, s) in state.sessions.iter() {
             core.lives.insert(
                 *id,
@@ -619,5 +633,75 @@ pub fn outcome_err(o: &Outcome) -> ErrorCode {
     match o {
         Outcome::Error(e) => *e,
         _ => ErrorCode::Ok,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrokeeper_net::jute::Buffer;
+    use ferrokeeper_net::records::ConnectRequest;
+
+    fn cfg() -> CoreConfig {
+        CoreConfig {
+            tick_time_ms: 2000,
+            min_session_timeout_ms: 4000,
+            max_session_timeout_ms: 40000,
+            extended_types: true,
+            skip_acl: false,
+            server_id: 1,
+            container_check_interval_ms: 1000,
+            container_max_per_minute: 10000,
+            container_max_never_used_ms: 0,
+        }
+    }
+
+    fn new_session(core: &mut Sequencer, conn: u64, now_ms: i64) -> i64 {
+        core.handle(
+            CommitRequest::Connect {
+                conn: Origin(conn),
+                connect: Connect {
+                    request: ConnectRequest {
+                        protocol_version: 0,
+                        last_zxid_seen: 0,
+                        time_out: 10_000,
+                        session_id: 0,
+                        passwd: Buffer(vec![0; 16]),
+                    },
+                    read_only: false,
+                    has_read_only: false,
+                },
+            },
+            now_ms,
+        );
+        let batch = core.take_batch();
+        match batch.replies.last() {
+            Some((_, ReplyMsg::Connected { session_id, .. })) => *session_id,
+            other => panic!("no handshake answer: {other:?}"),
+        }
+    }
+
+    /// A restart whose clock reads the same millisecond as the previous start (or an
+    /// earlier one: the clock was stepped back) must not hand out a restored session's
+    /// id again. Found by the simulator (`FK_SIM_SEED=489`): the second session's
+    /// CreateSession replaced the first, live one.
+    #[test]
+    fn restart_at_an_earlier_clock_does_not_reuse_restored_session_ids() {
+        let t = 1_700_000_000_000;
+        let mut first = Sequencer::new(cfg(), t, Box::new(SeededEntropy(1)));
+        let a = new_session(&mut first, 1, t);
+        let b = new_session(&mut first, 2, t);
+        for restart_ms in [t, t - 5_000] {
+            let mut again = Sequencer::with_state(
+                cfg(),
+                first.head().clone(),
+                restart_ms,
+                Box::new(SeededEntropy(2)),
+            );
+            let c = new_session(&mut again, 3, restart_ms);
+            assert!(c != a && c != b, "session id 0x{c:x} handed out again");
+            assert_eq!(again.head().sessions.len(), 3);
+            assert_eq!(c >> 56, 1, "still this server's id byte");
+        }
     }
 }

@@ -202,6 +202,13 @@ impl SimStorage {
         self.state.borrow().ops
     }
 
+    /// Whether the process has "died" (`crash_after_ops` ran out) and every operation now
+    /// fails until [`SimStorage::crash`]: a whole-server simulator tells a failed snapshot,
+    /// which a live server survives, from a dead process by this.
+    pub fn is_dead(&self) -> bool {
+        self.state.borrow().dead
+    }
+
     /// Simulates a power cut (see the module documentation) and revives the process: open
     /// handles are gone, faults are cleared, and the disk holds only what could have survived.
     pub fn crash(&self) -> CrashReport {
