@@ -1135,6 +1135,8 @@ impl Sim {
 
     /// Power cut and recovery, then every check a restart owes: nothing acknowledged is
     /// lost, the recovered state is the twin's at the same zxid, the model agrees.
+    // Long because each check names what it compares in its failure message; the checks
+    // run in the order a restart's guarantees build on each other.
     fn restart_inner(&mut self, limbo: Option<Limbo<'_>>) -> Result<(), Fail> {
         self.summary.restarts += 1;
         // A restarted process reads the wall clock afresh: usually later, sometimes
