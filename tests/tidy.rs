@@ -52,7 +52,6 @@ fn is_test_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     name == "tests.rs"
         || name.ends_with("_tests.rs")
-        || name == "scenario.rs"
         || path.components().any(|c| c.as_os_str() == "tests")
 }
 

@@ -34,4 +34,4 @@ pub mod txn;
 pub mod watch;
 
 #[cfg(test)]
-mod scenario;
+mod scenario_tests;

@@ -378,18 +378,7 @@ pub fn validate<'a>(
 /// which does not.
 pub fn archived_digest(a: &ArchivedSnapshotData) -> i64 {
     a.nodes.iter().fold(0i64, |sum, n| {
-        let s = &n.stat;
-        let stat = crate::core::tree::NodeStat {
-            czxid: s.czxid.to_native(),
-            mzxid: s.mzxid.to_native(),
-            ctime: s.ctime.to_native(),
-            mtime: s.mtime.to_native(),
-            version: s.version.to_native(),
-            cversion: s.cversion.to_native(),
-            aversion: s.aversion.to_native(),
-            ephemeral_owner: s.ephemeral_owner.to_native(),
-            pzxid: s.pzxid.to_native(),
-        };
+        let stat = n.stat.to_stat();
         let data = n.data.as_ref().map(|d| d.as_slice());
         sum.wrapping_add(crate::core::digest::node_digest(
             n.path.as_str(),
@@ -397,4 +386,21 @@ pub fn archived_digest(a: &ArchivedSnapshotData) -> i64 {
             &stat,
         ))
     })
+}
+
+impl ArchivedStatData {
+    /// The stat as the tree holds it.
+    pub fn to_stat(&self) -> crate::core::tree::NodeStat {
+        crate::core::tree::NodeStat {
+            czxid: self.czxid.to_native(),
+            mzxid: self.mzxid.to_native(),
+            ctime: self.ctime.to_native(),
+            mtime: self.mtime.to_native(),
+            version: self.version.to_native(),
+            cversion: self.cversion.to_native(),
+            aversion: self.aversion.to_native(),
+            ephemeral_owner: self.ephemeral_owner.to_native(),
+            pzxid: self.pzxid.to_native(),
+        }
+    }
 }

@@ -252,18 +252,7 @@ impl<'a> BaseNode<'a> {
 
     /// The persisted stat.
     pub fn stat(&self) -> NodeStat {
-        let s = &self.node.stat;
-        NodeStat {
-            czxid: s.czxid.to_native(),
-            mzxid: s.mzxid.to_native(),
-            ctime: s.ctime.to_native(),
-            mtime: s.mtime.to_native(),
-            version: s.version.to_native(),
-            cversion: s.cversion.to_native(),
-            aversion: s.aversion.to_native(),
-            ephemeral_owner: s.ephemeral_owner.to_native(),
-            pzxid: s.pzxid.to_native(),
-        }
+        self.node.stat.to_stat()
     }
 
     /// Number of children.
