@@ -35,7 +35,8 @@ struct Runner {
     next_conn: u64,
 }
 
-fn cfg() -> CoreConfig {
+/// The settings every core test runs with (the sequencer's unit tests share them).
+pub(super) fn cfg() -> CoreConfig {
     CoreConfig {
         tick_time_ms: 2000,
         min_session_timeout_ms: 4000,

@@ -642,19 +642,7 @@ mod tests {
     use ferrokeeper_net::jute::Buffer;
     use ferrokeeper_net::records::ConnectRequest;
 
-    fn cfg() -> CoreConfig {
-        CoreConfig {
-            tick_time_ms: 2000,
-            min_session_timeout_ms: 4000,
-            max_session_timeout_ms: 40000,
-            extended_types: true,
-            skip_acl: false,
-            server_id: 1,
-            container_check_interval_ms: 1000,
-            container_max_per_minute: 10000,
-            container_max_never_used_ms: 0,
-        }
-    }
+    use crate::core::scenario_tests::cfg;
 
     fn new_session(core: &mut Sequencer, conn: u64, now_ms: i64) -> i64 {
         core.handle(
