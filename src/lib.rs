@@ -50,6 +50,7 @@ pub mod commit;
 pub mod config;
 pub mod core;
 pub mod import;
+pub mod replica;
 pub mod server;
 pub mod shard;
 pub mod sim;

@@ -62,6 +62,8 @@ pub enum Outcome {
     Error(ErrorCode),
     /// A multi's per-op outcomes.
     Multi(Vec<Outcome>),
+    /// A `sync` went through the leader (no txn): the reply carries the path.
+    Synced(Arc<str>),
 }
 
 /// Applies `txn` to `state`, appending watch-relevant changes to `changes`.

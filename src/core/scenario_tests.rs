@@ -126,6 +126,7 @@ impl Runner {
             Outcome::Checked => "checked".into(),
             Outcome::SessionCreated => "session created".into(),
             Outcome::SessionClosed => "session closed".into(),
+            Outcome::Synced(path) => format!("synced {path}"),
             Outcome::Error(e) => format!("error {}", e.name()),
             Outcome::Multi(rs) => {
                 let parts: Vec<String> = rs.iter().map(|r| self.outcome(r)).collect();

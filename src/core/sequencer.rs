@@ -472,6 +472,40 @@ impl Sequencer {
         now_ms: i64,
     ) {
         let opcode = opcode_of(&request);
+        // A sync reaches the sequencer only in an ensemble, where it must not be answered
+        // before the connected server has applied everything committed before it: it
+        // rides in the next batch without a txn (ZooKeeper's leader does the same).
+        if let Request::Sync(s) = &request {
+            self.batch.replies.push((
+                conn,
+                ReplyMsg::Write {
+                    xid,
+                    zxid: self.head.last_zxid,
+                    opcode,
+                    outcome: Outcome::Synced(Arc::from(s.path.as_str())),
+                },
+            ));
+            return;
+        }
+        // PrepRequestProcessor.checkSession: a session that has reattached elsewhere
+        // refuses requests still arriving on its old connection.
+        if self
+            .lives
+            .get(&session_id)
+            .and_then(|l| l.owner)
+            .is_some_and(|owner| owner != conn)
+        {
+            self.batch.replies.push((
+                conn,
+                ReplyMsg::Write {
+                    xid,
+                    zxid: self.head.last_zxid,
+                    opcode,
+                    outcome: Outcome::Error(ErrorCode::SessionMoved),
+                },
+            ));
+            return;
+        }
         let ctx = PrepCtx {
             session_id,
             auth,

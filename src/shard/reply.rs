@@ -69,6 +69,7 @@ pub fn write_reply(out: &mut Vec<u8>, xid: i32, zxid: i64, opcode: OpCode, outco
         | Outcome::SessionCreated
         | Outcome::SessionClosed
         | Outcome::CreatedPlain(_) => header_only(out, xid, zxid, ErrorCode::Ok),
+        Outcome::Synced(path) => ok_with(out, xid, zxid, |o| write_buffer(o, path.as_bytes())),
     }
 }
 
@@ -86,12 +87,13 @@ fn multi_result(r: &Outcome) -> MultiResult {
         Outcome::DataSet(stat) => MultiResult::SetData(SetDataResponse { stat: *stat }),
         Outcome::Checked => MultiResult::Check,
         Outcome::Error(err) => MultiResult::Error(err.code()),
+        // The sequencer never puts these in a multi; one that arrives in a replicated
+        // entry from a broken peer is answered as a server error, not a crash.
         Outcome::AclSet(_)
         | Outcome::SessionCreated
         | Outcome::SessionClosed
-        | Outcome::Multi(_) => {
-            panic!("outcome {r:?} cannot appear inside a multi")
-        }
+        | Outcome::Synced(_)
+        | Outcome::Multi(_) => MultiResult::Error(ErrorCode::SystemError.code()),
     }
 }
 

@@ -1,0 +1,13 @@
+//! Replication: an ensemble of servers that agree on one sequence of commit batches
+//! through Raft (the `raft` crate, tikv/raft-rs, driven sans-IO).
+//!
+//! - [`wire`]: the bytes servers exchange and log (one entry per batch; forwarded
+//!   requests).
+//! - [`node`]: one member's logic without IO: raft-rs's `RawNode`, the sequencer while
+//!   leading, the state machine always.
+//!
+//! Depends on [`crate::core`] only; the glommio driver that runs a node on the commit
+//! executor lives in [`crate::server`]'s ensemble wiring.
+
+pub mod node;
+pub mod wire;

@@ -1,0 +1,249 @@
+//! Three nodes in one thread, messages delivered by hand and every ready persisted at
+//! once: elections, forwarded writes and replies, and leader failover.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ferrokeeper_net::records::ConnectRequest;
+use ferrokeeper_net::request::{Connect, CreateOp, Request};
+
+use super::*;
+use crate::core::acl::AuthIds;
+use crate::core::apply::Outcome;
+use crate::core::sequencer::SeededEntropy;
+
+fn core_cfg(id: u64) -> CoreConfig {
+    CoreConfig {
+        tick_time_ms: 2000,
+        min_session_timeout_ms: 4000,
+        max_session_timeout_ms: 40000,
+        extended_types: false,
+        skip_acl: false,
+        server_id: id as i64,
+        container_check_interval_ms: 60_000,
+        container_max_per_minute: 10_000,
+        container_max_never_used_ms: 0,
+    }
+}
+
+struct Cluster {
+    nodes: BTreeMap<u64, Node>,
+    down: Vec<u64>,
+    now: i64,
+    /// Replies each node published, by node.
+    replies: BTreeMap<u64, Vec<(Origin, ReplyMsg)>>,
+}
+
+impl Cluster {
+    fn new(n: u64) -> Cluster {
+        let voters: Vec<u64> = (1..=n).collect();
+        let mut nodes = BTreeMap::new();
+        for id in 1..=n {
+            let cfg = NodeConfig {
+                id,
+                voters: voters.clone(),
+                election_tick: 10,
+                heartbeat_tick: 2,
+                core: core_cfg(id),
+            };
+            let state = DataState::new(crate::core::sequencer::open_acl_unsafe(), false);
+            let entropy: Box<dyn FnMut() -> Box<dyn Entropy + Send>> =
+                Box::new(move || Box::new(SeededEntropy(id)));
+            let node = Node::new(cfg, state, Vec::new(), None, 0, entropy, &raft_logger())
+                .expect("node starts");
+            nodes.insert(id, node);
+        }
+        Cluster {
+            nodes,
+            down: Vec::new(),
+            now: 1_000_000,
+            replies: BTreeMap::new(),
+        }
+    }
+
+    /// Runs every node's step and delivers its frames until nothing moves.
+    fn settle(&mut self) {
+        for _ in 0..1000 {
+            let mut frames = Vec::new();
+            let mut busy = false;
+            for (id, node) in self.nodes.iter_mut() {
+                if self.down.contains(id) {
+                    continue;
+                }
+                let out = node.step(self.now).expect("step");
+                busy |= !out.persist.is_empty() || !out.publish.is_empty() || !out.send.is_empty();
+                for p in out.persist {
+                    node.persisted(p.number);
+                }
+                for p in out.publish {
+                    self.replies.entry(*id).or_default().extend(p.replies);
+                }
+                for (to, kind, payload) in out.send {
+                    frames.push((*id, to, kind, payload));
+                }
+            }
+            // Persisting may release held messages: take them in the next round.
+            let quiet = !busy;
+            for (from, to, kind, payload) in frames {
+                if self.down.contains(&to) || self.down.contains(&from) {
+                    continue;
+                }
+                if let Some(n) = self.nodes.get_mut(&to) {
+                    n.peer(from, kind, &payload, self.now);
+                }
+            }
+            if quiet {
+                return;
+            }
+        }
+        panic!("cluster did not settle");
+    }
+
+    fn tick(&mut self, n: usize) {
+        for _ in 0..n {
+            self.now += 50;
+            for (id, node) in self.nodes.iter_mut() {
+                if !self.down.contains(id) {
+                    node.tick(self.now, true);
+                }
+            }
+            self.settle();
+        }
+    }
+
+    fn leader(&self) -> Option<u64> {
+        self.nodes
+            .iter()
+            .find(|(id, n)| !self.down.contains(id) && n.role() == Role::Leader)
+            .map(|(id, _)| *id)
+    }
+}
+
+fn connect(conn: u64) -> CommitRequest {
+    CommitRequest::Connect {
+        conn: Origin(conn),
+        connect: Connect {
+            request: ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                time_out: 10_000,
+                session_id: 0,
+                passwd: ferrokeeper_net::jute::Buffer(vec![0; 16]),
+            },
+            read_only: false,
+            has_read_only: false,
+        },
+    }
+}
+
+fn create(conn: u64, session_id: i64, xid: i32, path: &str) -> CommitRequest {
+    CommitRequest::Write {
+        conn: Origin(conn),
+        session_id,
+        xid,
+        request: Request::Create(CreateOp {
+            opcode: Some(ferrokeeper_net::codes::OpCode::Create),
+            path: path.into(),
+            data: ferrokeeper_net::jute::NullableBuffer(Some(b"d".to_vec())),
+            acl: crate::core::sequencer::open_acl_unsafe().to_vec(),
+            flags: 0,
+            ttl: -1,
+        }),
+        auth: Arc::new(AuthIds::from_ip_id("127.0.0.1".into())),
+    }
+}
+
+fn session_of(replies: &[(Origin, ReplyMsg)], conn: u64) -> i64 {
+    replies
+        .iter()
+        .find_map(|(o, r)| match r {
+            ReplyMsg::Connected {
+                session_id,
+                valid: true,
+                ..
+            } if o.0 == conn => Some(*session_id),
+            _ => None,
+        })
+        .expect("connected")
+}
+
+#[test]
+fn three_nodes_elect_replicate_and_fail_over() {
+    let mut c = Cluster::new(3);
+    c.tick(60);
+    let leader = c.leader().expect("a leader is elected");
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+
+    // A client of the follower: its handshake and write travel to the leader and the
+    // replies come back through the entry, once the follower has applied it.
+    let now = c.now;
+    c.nodes
+        .get_mut(&follower)
+        .expect("node")
+        .client(connect(5), now);
+    c.settle();
+    let sid = session_of(&c.replies[&follower], 5);
+    let now = c.now;
+    c.nodes
+        .get_mut(&follower)
+        .expect("node")
+        .client(create(5, sid, 1, "/a"), now);
+    c.settle();
+    let wrote = c.replies[&follower].iter().any(|(o, r)| {
+        o.0 == 5
+            && matches!(
+                r,
+                ReplyMsg::Write {
+                    xid: 1,
+                    outcome: Outcome::Created { .. },
+                    ..
+                }
+            )
+    });
+    assert!(
+        wrote,
+        "the follower answered its client: {:?}",
+        c.replies[&follower]
+    );
+    let node = &c.nodes[&follower];
+    assert!(
+        node.state().tree.get("/a").is_some(),
+        "applied before replying"
+    );
+
+    // Every server applies the same txns.
+    c.tick(5);
+    let zxids: Vec<i64> = c.nodes.values().map(|n| n.state().last_zxid).collect();
+    assert!(zxids.iter().all(|z| *z == zxids[0]), "{zxids:?}");
+
+    // The leader dies: another one takes over, keeps the data and the session.
+    c.down.push(leader);
+    c.tick(80);
+    let second = c.leader().expect("a new leader");
+    assert_ne!(second, leader);
+    let s = c.nodes[&second].state();
+    assert!(s.tree.get("/a").is_some());
+    assert!(s.sessions.contains_key(&sid));
+    let before = s.last_zxid;
+    let now = c.now;
+    let other = (1..=3)
+        .find(|id| *id != leader && *id != second)
+        .expect("the last one");
+    c.nodes
+        .get_mut(&other)
+        .expect("node")
+        .client(connect(6), now);
+    c.settle();
+    let sid2 = session_of(&c.replies[&other], 6);
+    let now = c.now;
+    c.nodes
+        .get_mut(&other)
+        .expect("node")
+        .client(create(6, sid2, 1, "/b"), now);
+    c.settle();
+    assert!(c.nodes[&other].state().tree.get("/b").is_some());
+    assert!(
+        c.nodes[&other].state().last_zxid > before,
+        "zxids keep growing across leaders"
+    );
+}
