@@ -19,6 +19,9 @@ use crate::shard::shared::{ServerShared, ShardStats};
 // Long because it wires the executors in the order they must start, and the channels
 // between them are created and handed out in one place.
 pub fn run(config: Config) -> std::io::Result<()> {
+    if let Some(ensemble) = config.ensemble.clone() {
+        return run_ensemble(config, ensemble);
+    }
     let shards = config.shards.max(1);
     let listen_addr = SocketAddr::new(
         config
@@ -44,6 +47,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         outstanding_requests: std::sync::atomic::AtomicU32::new(0),
         limit_counters: Default::default(),
         config: config.clone(),
+        ensemble: None,
     });
     let core_cfg = core_config(&config);
     let (state, writer, snapshots) = recover(&config)?;
@@ -142,6 +146,223 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let _ = log.join();
     Ok(())
 }
+
+/// Environment variable for the Raft tick in milliseconds (default
+/// [`RAFT_TICK_MS_DEFAULT`]); tests shorten or lengthen elections with it.
+pub const RAFT_TICK_ENV: &str = "FERROKEEPER_RAFT_TICK_MS";
+/// One Raft tick. The leader heartbeats every [`HEARTBEAT_TICKS`] and a follower that
+/// hears nothing for [`ELECTION_TICKS`] to twice that campaigns: 400–800 ms, so a dead
+/// leader is replaced in well under a second (ZooKeeper's own detection takes
+/// `syncLimit × tickTime`, 10 s with the usual settings).
+pub const RAFT_TICK_MS_DEFAULT: u64 = 50;
+const HEARTBEAT_TICKS: usize = 2;
+const ELECTION_TICKS: usize = 8;
+/// Environment variable with fault settings for the peer transport (`drop=0.01,dup=0.001,
+/// delay=5..20,seed=7`; see `peer::Faults::parse`), for partition and chaos tests.
+pub const PEER_FAULTS_ENV: &str = "FERROKEEPER_PEER_FAULTS";
+
+/// Runs an ensemble member: the same shards as a standalone server, with the commit
+/// executor running the replication driver and the log executor the Raft log.
+// Long because, as `run`, it wires the executors in the order they must start and hands
+// out the channels between them in one place.
+fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::Result<()> {
+    use crate::replica::{driver, node};
+    let shards = config.shards.max(1);
+    let listen_addr = SocketAddr::new(
+        config
+            .client_port_address
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        config.client_port,
+    );
+    let (fail, failed) = crate::commit::FailStop::new();
+    let log_counters = Arc::new(crate::commit::log::LogCounters::new());
+    let status = Arc::new(crate::commit::role::EnsembleStatus::default());
+    let shared = Arc::new(ServerShared {
+        log_counters: log_counters.clone(),
+        fail: fail.clone(),
+        listen_addr,
+        tick_time_ms: u64::from(config.tick_time_ms),
+        limits: config.limits.clone(),
+        skip_acl: config.skip_acl,
+        super_digest: config.super_digest.clone(),
+        shard_stats: (0..shards).map(|_| Arc::new(ShardStats::new())).collect(),
+        started: Instant::now(),
+        published_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),
+        cnxns: Default::default(),
+        outstanding_requests: std::sync::atomic::AtomicU32::new(0),
+        limit_counters: Default::default(),
+        config: config.clone(),
+        ensemble: Some(status.clone()),
+    });
+
+    // Recover: the Raft log replayed up to its last known commit onto a fresh state.
+    let started = Instant::now();
+    let dir = config.data_log_dir.join("ferrokeeper").join("raft");
+    std::fs::create_dir_all(&dir)?;
+    let (log, recovered) = ferrokeeper_storage::raftlog::RaftLog::open(&dir, log_options(&config)?)
+        .map_err(|e| std::io::Error::other(format!("raft log {}: {e}", dir.display())))?;
+    let mut state = crate::core::state::DataState::new(
+        crate::core::sequencer::open_acl_unsafe(),
+        config.extended_types_enabled,
+    );
+    state.set_ensemble_config(ensemble.zookeeper_config_text().as_bytes());
+    let entries: Vec<_> = recovered
+        .entries
+        .into_iter()
+        .map(driver::entry_from_stored)
+        .collect();
+    let last = entries.last().map(|e| e.index).unwrap_or(0);
+    let hard_state = recovered.hard_state.map(|h| {
+        let mut hs = raft::eraftpb::HardState::default();
+        hs.term = h.term;
+        hs.vote = h.vote;
+        hs.commit = h.commit.min(last);
+        hs
+    });
+    let applied = hard_state.as_ref().map(|h| h.commit).unwrap_or(0);
+    let mut changes = Vec::new();
+    for e in entries.iter().take_while(|e| e.index <= applied) {
+        if e.get_entry_type() != raft::eraftpb::EntryType::EntryNormal || e.data.is_empty() {
+            continue;
+        }
+        let entry = crate::replica::wire::decode_entry(&e.data).map_err(|err| {
+            std::io::Error::other(format!("raft log {}: entry {}: {err}", dir.display(), e.index))
+        })?;
+        for t in entry.txns {
+            if t.zxid == state.last_zxid + 1 {
+                let extended = state.extended_types;
+                crate::core::apply::apply(&mut state, &t, extended, &mut changes);
+            }
+        }
+        changes.clear();
+    }
+    tracing::info!(
+        dir = %dir.display(), entries = entries.len(), applied, zxid = format_args!("0x{:x}", state.last_zxid),
+        znodes = state.tree.len(), sessions = state.sessions.len(), elapsed = ?started.elapsed(),
+        "recovered the raft log"
+    );
+    let raft_tick = std::env::var(RAFT_TICK_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .unwrap_or(RAFT_TICK_MS_DEFAULT);
+    let faults = match std::env::var(PEER_FAULTS_ENV) {
+        Ok(text) => crate::peer::Faults::parse(&text)
+            .map_err(|e| std::io::Error::other(format!("{PEER_FAULTS_ENV}: {e}")))?,
+        Err(_) => crate::peer::Faults::none(),
+    };
+    let voters: Vec<u64> = ensemble.participants().map(|s| s.id).collect();
+    let mut peers = std::collections::BTreeMap::new();
+    for s in ensemble.servers.values() {
+        if s.id != ensemble.my_id {
+            peers.insert(s.id, ensemble.quorum_addr(s.id)?);
+        }
+    }
+    let incarnation = 1 + (rand::random::<u8>() % 255);
+    let node_cfg = node::NodeConfig {
+        id: ensemble.my_id,
+        voters: voters.clone(),
+        election_tick: ELECTION_TICKS,
+        heartbeat_tick: HEARTBEAT_TICKS,
+        core: core_config(&config),
+        incarnation,
+    };
+    let node = node::Node::new(
+        node_cfg,
+        state,
+        entries,
+        hard_state,
+        applied,
+        Box::new(|| Box::new(OsEntropy)),
+        &node::raft_logger(),
+    )
+    .map_err(|e| std::io::Error::other(format!("cannot start replication: {e}")))?;
+    let root = node.state().clone();
+
+    let (to_log, log_jobs) = shared_channel::new_bounded(LOG_QUEUE_DEPTH * 4);
+    let (log_acks, from_log) = shared_channel::new_bounded(LOG_QUEUE_DEPTH * 4);
+    let log = executor(Placement::Unbound)
+        .name("raftlog")
+        .spawn({
+            let fail = fail.clone();
+            move || driver::run_log(log, log_jobs, log_acks, log_counters, fail)
+        })
+        .map_err(|e| std::io::Error::other(format!("cannot start the log executor: {e}")))?;
+    let depth = config.limits.commit_queue_depth_requests;
+    let mut to_commit_rx = Vec::new();
+    let mut to_shard_tx = Vec::new();
+    let mut shard_ends = Vec::new();
+    for _ in 0..shards {
+        let (tx, rx) = shared_channel::new_bounded(depth);
+        let (ctx, crx) = shared_channel::new_bounded(depth);
+        to_commit_rx.push(rx);
+        to_shard_tx.push(ctx);
+        shard_ends.push((tx, crx));
+    }
+    let session_tick = Duration::from_millis((u64::from(config.tick_time_ms) / 20).clamp(5, 100));
+    let parts = driver::Parts {
+        node,
+        from_shards: to_commit_rx,
+        to_shards: to_shard_tx,
+        to_log,
+        from_log,
+        peers: crate::peer::PeerConfig {
+            my_id: ensemble.my_id,
+            listen: ensemble.quorum_listen_addr()?,
+            peers,
+            faults,
+            max_frame: PEER_FRAME_MAX,
+        },
+        raft_tick: Duration::from_millis(raft_tick),
+        session_tick,
+        published_seq: shared.published_seq.clone(),
+        status,
+        quorum_size: voters.len() as u64,
+        started: shared.started,
+        fail: fail.clone(),
+    };
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let commit_placement = if shards < cpus {
+        Placement::Fixed(shards)
+    } else {
+        Placement::Unbound
+    };
+    let commit = executor(commit_placement)
+        .name("commit")
+        .spawn(move || driver::run(parts))
+        .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
+    let mut handles = Vec::new();
+    for (i, (tx, crx)) in shard_ends.into_iter().enumerate() {
+        let shared = shared.clone();
+        let root = root.clone();
+        let h = executor(Placement::Fixed(i % cpus))
+            .name(&format!("shard{i}"))
+            .spawn(move || crate::shard::run(i, shared, tx, crx, root))
+            .map_err(|e| std::io::Error::other(format!("cannot start shard {i}: {e}")))?;
+        handles.push(h);
+    }
+    tracing::info!(
+        %listen_addr, shards, my_id = ensemble.my_id, voters = ?voters, raft_tick_ms = raft_tick,
+        "ferrokeeper ensemble member serving"
+    );
+    drop(shared);
+    if let Ok(reason) = failed.recv() {
+        return Err(std::io::Error::other(reason));
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    let _ = commit.join();
+    let _ = log.join();
+    Ok(())
+}
+
+/// The largest peer frame: an entry is one commit batch, bounded by the log's batch size,
+/// and a Raft append message carries up to 1 MiB of entries (`max_size_per_msg`).
+const PEER_FRAME_MAX: usize = 64 << 20;
 
 /// The sequencer's settings from the config.
 fn core_config(config: &Config) -> CoreConfig {

@@ -570,6 +570,7 @@ mod tests {
             environment: Vec::new(),
             trace_mask: 306,
             digest_log: Vec::new(),
+            quorum: None,
             log: None,
             limits: None,
         }

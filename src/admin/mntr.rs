@@ -262,6 +262,24 @@ pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
     // outstanding_tls_handshake: no TLS.
     line(out, "min_client_response_size", s.client_response_size.min);
     // non_mtls_local_conn_count: no TLS.
+    if let Some(q) = &s.quorum {
+        // MonitorCommand's quorum part, in its order (3.8 names: `learners`, not 3.4's
+        // `followers`).
+        line(out, "quorum_size", q.quorum_size);
+        if let Some(l) = &q.leader {
+            line(out, "learners", l.learners);
+            line(out, "synced_followers", l.synced_followers);
+            line(out, "synced_non_voting_followers", 0);
+            line(out, "synced_observers", 0);
+            line(out, "pending_syncs", l.pending_syncs);
+            line(out, "leader_uptime", l.leader_uptime_ms);
+            line(out, "last_proposal_size", l.proposal_sizes.0);
+            line(out, "max_proposal_size", l.proposal_sizes.1);
+            line(out, "min_proposal_size", l.proposal_sizes.2);
+        } else {
+            line(out, "synced_observers", 0);
+        }
+    }
 
     for name in JAVA_METRIC_ORDER {
         if let Some(metric) = s.metrics.get(*name) {

@@ -296,6 +296,30 @@ pub struct DirSizes {
 /// Everything a four-letter-word reply is made from. The server fills it in; the
 /// formatters in [`fourlw`](super::fourlw) only read it.
 ///
+/// What an ensemble member adds to `mntr` (ZooKeeper 3.8's MonitorCommand keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuorumStats {
+    /// Voting members (`zk_quorum_size`).
+    pub quorum_size: u64,
+    /// Leader-only figures; `None` on a follower.
+    pub leader: Option<LeaderStats>,
+}
+
+/// The leader's `mntr` figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaderStats {
+    /// Learners it replicates to (`zk_learners`).
+    pub learners: u64,
+    /// Followers up to date (`zk_synced_followers`).
+    pub synced_followers: u64,
+    /// Syncs not yet answered (`zk_pending_syncs`).
+    pub pending_syncs: u64,
+    /// Milliseconds since it became leader (`zk_leader_uptime`).
+    pub leader_uptime_ms: u64,
+    /// Proposal sizes in bytes: last, max, min (`zk_*_proposal_size`).
+    pub proposal_sizes: (u64, u64, u64),
+}
+
 /// Counts follow ZooKeeper's definitions, so that numbers mean the same thing on both
 /// servers; where ZooKeeper's definition is surprising the field says so.
 #[derive(Debug, Clone, PartialEq)]
@@ -380,6 +404,8 @@ pub struct ServerStats {
     /// `hash`'s lines: (zxid, digest of the tree right after that txn), oldest first: the
     /// state's digest history ([`crate::core::digest::DigestLog`]).
     pub digest_log: Vec<(i64, i64)>,
+    /// In an ensemble: the quorum's figures `mntr` adds (`None` when standalone).
+    pub quorum: Option<QuorumStats>,
     /// The transaction log's counters since it was opened, once it runs (`mntr`'s
     /// `zk_fk_log_*` keys).
     pub log: Option<ferrokeeper_storage::log::LogStats>,
@@ -439,6 +465,7 @@ impl Default for ServerStats {
             environment: Vec::new(),
             trace_mask: DEFAULT_TRACE_MASK,
             digest_log: Vec::new(),
+            quorum: None,
             log: None,
             limits: None,
         }

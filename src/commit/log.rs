@@ -129,7 +129,7 @@ impl LogCounters {
     }
 
     /// Stores the writer's counters (cumulative since the log was opened).
-    fn publish(&self, s: &LogStats) {
+    pub(crate) fn publish(&self, s: &LogStats) {
         self.batches.store(s.appends, Relaxed);
         self.records.store(s.records, Relaxed);
         self.bytes.store(s.bytes, Relaxed);

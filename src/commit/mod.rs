@@ -6,6 +6,7 @@
 
 pub mod log;
 pub mod report;
+pub mod role;
 pub mod stage;
 
 /// Fail-stop: a part of the server that can no longer do its job safely (the log

@@ -45,17 +45,24 @@ pub struct Completion {
 }
 
 /// Bits of an [`Origin`] that carry the connection id; the shard index sits above them.
-const CONN_BITS: u32 = 48;
+const CONN_BITS: u32 = 40;
+/// Bits of an [`Origin`] that carry the shard index, above the connection id. The 16
+/// bits above them are the ensemble's (`replica::node::tag`): server id and incarnation.
+const SHARD_BITS: u32 = 8;
 
 /// The origin of connection `conn` on shard `shard`.
 pub fn origin(shard: usize, conn: u64) -> Origin {
-    debug_assert!(conn < 1 << CONN_BITS, "connection ids fit in 48 bits");
+    debug_assert!(conn < 1 << CONN_BITS, "connection ids fit in 40 bits");
+    debug_assert!(shard < 1 << SHARD_BITS, "shard indexes fit in 8 bits");
     Origin(((shard as u64) << CONN_BITS) | conn)
 }
 
 /// The shard and connection an [`Origin`] made by [`origin`] names.
 pub fn route(o: Origin) -> (usize, u64) {
-    ((o.0 >> CONN_BITS) as usize, o.0 & ((1 << CONN_BITS) - 1))
+    (
+        ((o.0 >> CONN_BITS) & ((1 << SHARD_BITS) - 1)) as usize,
+        o.0 & ((1 << CONN_BITS) - 1),
+    )
 }
 
 /// The operating system's randomness, for session passwords.
@@ -281,7 +288,7 @@ fn rebase(core: &mut Sequencer, base: Arc<crate::core::tree::Base>) {
 
 /// Hands a durable batch to every shard: `completion` (without replies) to each, with
 /// the replies for that shard's connections.
-async fn publish(
+pub(crate) async fn publish(
     senders: &[glommio::channels::shared_channel::ConnectedSender<Completion>],
     completion: Completion,
     replies: Vec<(Origin, ReplyMsg)>,

@@ -101,6 +101,17 @@ impl DataState {
         }
     }
 
+    /// Puts the ensemble's configuration text into `/zookeeper/config`, as every member
+    /// of a ZooKeeper ensemble shows it (`QuorumPeer` writes it there at start). Each
+    /// member does this to its fresh state from the same `server.N` lines, before any
+    /// txn, so the replicas stay identical without a txn for it.
+    pub fn set_ensemble_config(&mut self, text: &[u8]) {
+        self.tree.update("/zookeeper/config", 0, |n| {
+            n.data = Some(Arc::from(text));
+        });
+        self.digest = crate::core::digest::of_tree(&self.tree);
+    }
+
     /// The `Stat` clients see for `node`.
     pub fn stat(&self, node: &crate::core::tree::NodeRef<'_>) -> ferrokeeper_net::records::Stat {
         node.client_stat(self.extended_types)

@@ -9,5 +9,6 @@
 //! Depends on [`crate::core`] only; the glommio driver that runs a node on the commit
 //! executor lives in [`crate::server`]'s ensemble wiring.
 
+pub mod driver;
 pub mod node;
 pub mod wire;

@@ -35,19 +35,38 @@ pub const KIND_RAFT: u8 = 1;
 /// Peer frame kind: requests a follower forwards to the leader ([`wire::encode_forward`]).
 pub const KIND_FORWARD: u8 = 2;
 
-/// Bits of an [`Origin`] below the server byte: the shell's own routing (shard and
-/// connection). The top byte is 0 for this server's connections as the shards name
-/// them, and the server id once a request travels to the leader.
+/// Where the ensemble's part of an [`Origin`] starts: above the shell's own routing
+/// (shard and connection) sit an incarnation byte and the server id. Both are 0 for
+/// this server's connections as the shards name them; a request forwarded to the leader
+/// carries them, so that the reply in the entry finds its way back. The incarnation
+/// (random per process start) keeps a reply meant for a connection of an earlier run of
+/// this server, still in an entry committed after a restart, from reaching a new
+/// connection that happens to have the same id.
+const INCARNATION_SHIFT: u32 = 48;
 const SERVER_SHIFT: u32 = 56;
 
-/// `origin` as the leader sees it: tagged with server `id`.
-pub fn tag(origin: Origin, id: u64) -> Origin {
-    Origin((origin.0 & ((1 << SERVER_SHIFT) - 1)) | ((id & 0xff) << SERVER_SHIFT))
+/// `origin` as the leader sees it: tagged with server `id` and `incarnation`.
+pub fn tag(origin: Origin, id: u64, incarnation: u8) -> Origin {
+    Origin(
+        (origin.0 & ((1 << INCARNATION_SHIFT) - 1))
+            | (u64::from(incarnation) << INCARNATION_SHIFT)
+            | ((id & 0xff) << SERVER_SHIFT),
+    )
+}
+
+/// `origin` without the ensemble's tag: the shards' name for it.
+pub fn untag(origin: Origin) -> Origin {
+    Origin(origin.0 & ((1 << INCARNATION_SHIFT) - 1))
 }
 
 /// The server byte of an [`Origin`] (0: this server's own connection).
 pub fn server_of(origin: Origin) -> u64 {
     origin.0 >> SERVER_SHIFT
+}
+
+/// The incarnation byte of an [`Origin`].
+pub fn incarnation_of(origin: Origin) -> u8 {
+    (origin.0 >> INCARNATION_SHIFT) as u8
 }
 
 /// What the node needs to know about the ensemble.
@@ -64,6 +83,8 @@ pub struct NodeConfig {
     pub heartbeat_tick: usize,
     /// The sequencer's settings (a leader creates one).
     pub core: CoreConfig,
+    /// This process's incarnation (random per start, 1..=255; see [`tag`]).
+    pub incarnation: u8,
 }
 
 /// A ready's log work: entries to append (replacing any stored suffix from the first
@@ -299,7 +320,7 @@ impl Node {
         if let Some(seq) = self.seq.as_mut() {
             seq.handle(msg, now_ms);
         } else if self.leader != 0 {
-            self.forward.push(retag(msg, self.cfg.id));
+            self.forward.push(retag(msg, self.cfg.id, self.cfg.incarnation));
         }
     }
 
@@ -589,8 +610,8 @@ impl Node {
                 (applied.state, applied.changes.to_vec())
             };
             for (o, r) in entry.replies {
-                if server_of(o) == self.cfg.id {
-                    let local = tag(o, 0);
+                if server_of(o) == self.cfg.id && incarnation_of(o) == self.cfg.incarnation {
+                    let local = untag(o);
                     if let ReplyMsg::Close { .. } = r {
                         self.conns.remove(&local);
                     }
@@ -659,11 +680,11 @@ fn origin_of(m: &CommitRequest) -> Option<Origin> {
     }
 }
 
-fn retag(mut m: CommitRequest, id: u64) -> CommitRequest {
+fn retag(mut m: CommitRequest, id: u64, incarnation: u8) -> CommitRequest {
     match &mut m {
         CommitRequest::Connect { conn, .. }
         | CommitRequest::Write { conn, .. }
-        | CommitRequest::ConnClosed { conn, .. } => *conn = tag(*conn, id),
+        | CommitRequest::ConnClosed { conn, .. } => *conn = tag(*conn, id, incarnation),
         CommitRequest::Touch(_) => {}
     }
     m

@@ -46,6 +46,35 @@ impl Shard {
                 .collect(),
             ..ServerStats::default()
         };
+        if let Some(e) = &shared.ensemble {
+            let v = e.read();
+            use crate::commit::role::roles;
+            s.mode = match v.role {
+                roles::LEADER => crate::admin::ServerMode::Leader,
+                roles::FOLLOWER => crate::admin::ServerMode::Follower,
+                // A server without a leader does not serve: ZooKeeper's 4lws then say
+                // "not currently serving requests".
+                _ => {
+                    s.serving = false;
+                    s.mode
+                }
+            };
+            s.quorum = Some(crate::admin::QuorumStats {
+                quorum_size: v.quorum_size,
+                leader: (v.role == roles::LEADER).then(|| crate::admin::LeaderStats {
+                    learners: v.learners,
+                    synced_followers: v.synced_followers,
+                    pending_syncs: v.pending_syncs,
+                    leader_uptime_ms: (shared.started.elapsed().as_millis() as u64)
+                        .saturating_sub(v.leader_since_ms),
+                    proposal_sizes: (
+                        v.last_proposal_size,
+                        v.max_proposal_size,
+                        v.min_proposal_size,
+                    ),
+                }),
+            });
+        }
         let mut latency = Summary::default();
         for st in &shared.shard_stats {
             s.packets_received += st.packets_received.load(Relaxed);

@@ -100,6 +100,8 @@ pub struct ServerShared {
     pub log_counters: Arc<crate::commit::log::LogCounters>,
     /// Stops the server when a shard cannot go on (it cannot listen).
     pub fail: crate::commit::FailStop,
+    /// The ensemble driver's view of this server's role (`None` when standalone).
+    pub ensemble: Option<Arc<crate::commit::role::EnsembleStatus>>,
 }
 
 /// How often each limit held a client back, since the process started: `mntr` shows them

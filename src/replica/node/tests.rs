@@ -45,6 +45,7 @@ impl Cluster {
                 election_tick: 10,
                 heartbeat_tick: 2,
                 core: core_cfg(id),
+                incarnation: id as u8 + 10,
             };
             let state = DataState::new(crate::core::sequencer::open_acl_unsafe(), false);
             let entropy: Box<dyn FnMut() -> Box<dyn Entropy + Send>> =
