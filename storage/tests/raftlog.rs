@@ -196,7 +196,8 @@ fn purge_through_drops_whole_old_segments() {
     let first = log.first_index().expect("not empty");
     assert!(first > 1 && first <= 31, "first {first}");
     assert!(log.segment_names().count() < before);
-    log.purge_through(u64::MAX).expect("purge all but the newest");
+    log.purge_through(u64::MAX)
+        .expect("purge all but the newest");
     assert_eq!(log.segment_names().count(), 1);
     let first = log.first_index().expect("the newest segment stays");
     drop(log);
@@ -349,7 +350,8 @@ fn is_prefix(short: &[Entry], long: &[Entry]) -> bool {
 /// Rules 1–4: `found` is a state that `model` with `in_flight` may leave after a crash.
 fn check(model: &Model, in_flight: &InFlight, found: &[Entry], hard_state: Option<HardState>) {
     let ctx = || {
-        let idx = |es: &[Entry]| -> Vec<(u64, u64)> { es.iter().map(|e| (e.index, e.term)).collect() };
+        let idx =
+            |es: &[Entry]| -> Vec<(u64, u64)> { es.iter().map(|e| (e.index, e.term)).collect() };
         format!(
             "found {:?}\nmodel {:?}\nin flight {:?}",
             idx(found),
@@ -385,11 +387,13 @@ fn check(model: &Model, in_flight: &InFlight, found: &[Entry], hard_state: Optio
             found == &old[from..] && found.first().is_none_or(|f| f.index <= index + 1)
         }
     };
-    assert!(ok, "recovered log is not a state the operations allow\n{}", ctx());
+    assert!(
+        ok,
+        "recovered log is not a state the operations allow\n{}",
+        ctx()
+    );
     let hs_ok = match in_flight {
-        InFlight::SaveHardState(new) => {
-            hard_state == model.hard_state || hard_state == Some(*new)
-        }
+        InFlight::SaveHardState(new) => hard_state == model.hard_state || hard_state == Some(*new),
         _ => hard_state == model.hard_state,
     };
     assert!(
@@ -511,90 +515,106 @@ fn recover(
 fn crashes_at_random_points_keep_acknowledged_state() {
     // Coverage marks: a simulator or a generator that stopped reaching a path is noticed.
     let (mut torn, mut stops, mut acked, mut torn_tails) = (0u64, 0u64, [0u64; 4], 0u64);
-    for_each_seed("crashes_at_random_points_keep_acknowledged_state", 300, |seed| {
-        let mut rng = Prng::new(seed);
-        let sim = SimStorage::new(seed ^ 0x5EED_0F_C0FFEE);
-        let opts = sim_options(&mut rng);
-        let mut model = Model::default();
-        let mut in_flight = InFlight::None;
-        let mut term = 1;
-        for _cycle in 0..rng.range(2, 7) {
-            // Sometimes the process dies during recovery itself.
-            if rng.below(3) == 0 {
-                sim.set_faults(SimFaults {
-                    crash_after_ops: Some(rng.range(0, 30)),
-                    ..SimFaults::default()
-                });
-                if RaftLog::open_with(sim.clone(), opts).is_err() {
-                    sim.crash();
+    for_each_seed(
+        "crashes_at_random_points_keep_acknowledged_state",
+        300,
+        |seed| {
+            let mut rng = Prng::new(seed);
+            let sim = SimStorage::new(seed ^ 0x5EED_0F_C0FFEE);
+            let opts = sim_options(&mut rng);
+            let mut model = Model::default();
+            let mut in_flight = InFlight::None;
+            let mut term = 1;
+            for _cycle in 0..rng.range(2, 7) {
+                // Sometimes the process dies during recovery itself.
+                if rng.below(3) == 0 {
+                    sim.set_faults(SimFaults {
+                        crash_after_ops: Some(rng.range(0, 30)),
+                        ..SimFaults::default()
+                    });
+                    if RaftLog::open_with(sim.clone(), opts).is_err() {
+                        sim.crash();
+                    }
                 }
+                sim.set_faults(SimFaults::default());
+                let (mut log, found) = recover(&sim, opts, &model, &in_flight);
+                model = found;
+                in_flight = InFlight::None;
+                sim.set_faults(SimFaults {
+                    write_fail_per_million: if rng.below(2) == 0 { 0 } else { 20_000 },
+                    sync_fail_per_million: if rng.below(2) == 0 { 0 } else { 40_000 },
+                    crash_after_ops: if rng.below(4) == 0 {
+                        None
+                    } else {
+                        Some(rng.range(0, 150))
+                    },
+                });
+                for _ in 0..rng.range(0, 40) {
+                    let op = next_op(&mut rng, &model, &mut term);
+                    match run(&mut log, &op) {
+                        Ok(()) => {
+                            let kind = match op {
+                                InFlight::Append(ref b)
+                                    if model.before(b[0].index).len() < model.entries.len() =>
+                                {
+                                    0
+                                }
+                                InFlight::Truncate(_) => 1,
+                                InFlight::Purge(_) => 2,
+                                InFlight::SaveHardState(_) => 3,
+                                _ => 4,
+                            };
+                            if let Some(n) = acked.get_mut(kind) {
+                                *n += 1;
+                            }
+                            apply(&mut model, &op, &log)
+                        }
+                        Err(e) => {
+                            stops += 1;
+                            assert!(matches!(e, LogError::Io { .. }), "unexpected {e}");
+                            // Fail-stop: every later call fails without touching storage.
+                            let ops = sim.ops();
+                            assert!(matches!(
+                                log.truncate_from(0),
+                                Err(LogError::Stopped { .. })
+                            ));
+                            assert!(matches!(
+                                log.save_hard_state(&hs(0, 0, 0)),
+                                Err(LogError::Stopped { .. })
+                            ));
+                            assert_eq!(sim.ops(), ops, "a stopped log touches no file");
+                            in_flight = op;
+                            break;
+                        }
+                    }
+                }
+                drop(log);
+                let report = sim.crash();
+                torn += u64::from(report.files.iter().any(|f| f.1 > 0));
             }
             sim.set_faults(SimFaults::default());
-            let (mut log, found) = recover(&sim, opts, &model, &in_flight);
-            model = found;
-            in_flight = InFlight::None;
-            sim.set_faults(SimFaults {
-                write_fail_per_million: if rng.below(2) == 0 { 0 } else { 20_000 },
-                sync_fail_per_million: if rng.below(2) == 0 { 0 } else { 40_000 },
-                crash_after_ops: if rng.below(4) == 0 {
-                    None
-                } else {
-                    Some(rng.range(0, 150))
-                },
-            });
-            for _ in 0..rng.range(0, 40) {
-                let op = next_op(&mut rng, &model, &mut term);
-                match run(&mut log, &op) {
-                    Ok(()) => {
-                        let kind = match op {
-                            InFlight::Append(ref b) if model.before(b[0].index).len() < model.entries.len() => 0,
-                            InFlight::Truncate(_) => 1,
-                            InFlight::Purge(_) => 2,
-                            InFlight::SaveHardState(_) => 3,
-                            _ => 4,
-                        };
-                        if let Some(n) = acked.get_mut(kind) {
-                            *n += 1;
-                        }
-                        apply(&mut model, &op, &log)
-                    }
-                    Err(e) => {
-                        stops += 1;
-                        assert!(matches!(e, LogError::Io { .. }), "unexpected {e}");
-                        // Fail-stop: every later call fails without touching storage.
-                        let ops = sim.ops();
-                        assert!(matches!(
-                            log.truncate_from(0),
-                            Err(LogError::Stopped { .. })
-                        ));
-                        assert!(matches!(
-                            log.save_hard_state(&hs(0, 0, 0)),
-                            Err(LogError::Stopped { .. })
-                        ));
-                        assert_eq!(sim.ops(), ops, "a stopped log touches no file");
-                        in_flight = op;
-                        break;
-                    }
-                }
-            }
-            drop(log);
-            let report = sim.crash();
-            torn += u64::from(report.files.iter().any(|f| f.1 > 0));
-        }
-        sim.set_faults(SimFaults::default());
-        recover(&sim, opts, &model, &in_flight);
-    });
+            recover(&sim, opts, &model, &in_flight);
+        },
+    );
     torn_tails += TORN_TAILS.with(|n| n.get());
     eprintln!("crashes losing writes {torn}, fail-stops {stops}, torn tails {torn_tails}, acknowledged conflicts/truncations/purges/saves {acked:?}");
     if std::env::var("FK_SEED").is_err() {
         assert!(torn > 0 && stops > 0 && torn_tails > 0, "paths not reached");
-        assert!(acked.iter().all(|&n| n > 0), "operations not reached: {acked:?}");
+        assert!(
+            acked.iter().all(|&n| n > 0),
+            "operations not reached: {acked:?}"
+        );
     }
 }
 
 /// A fixed log, then one operation crashed at each of its storage operations in turn
 /// (the process dies there, then a power cut tears or drops what was not synced).
-fn crash_at_every_step(name: &str, seeds_per_step: u64, setup: fn(&mut Prng) -> Vec<InFlight>, op: fn(&Model) -> InFlight) {
+fn crash_at_every_step(
+    name: &str,
+    seeds_per_step: u64,
+    setup: fn(&mut Prng) -> Vec<InFlight>,
+    op: fn(&Model) -> InFlight,
+) {
     for_each_seed(name, seeds_per_step, |seed| {
         let build = |crash_after: Option<u64>| {
             let mut rng = Prng::new(seed);
@@ -650,10 +670,15 @@ fn a_few_segments(_: &mut Prng) -> Vec<InFlight> {
 
 #[test]
 fn crash_at_every_step_of_an_append() {
-    crash_at_every_step("crash_at_every_step_of_an_append", 12, a_few_segments, |m| {
-        let last = m.entries.last().map_or(0, |e| e.index);
-        InFlight::Append(entries(last + 1, last + 9, 2))
-    });
+    crash_at_every_step(
+        "crash_at_every_step_of_an_append",
+        12,
+        a_few_segments,
+        |m| {
+            let last = m.entries.last().map_or(0, |e| e.index);
+            InFlight::Append(entries(last + 1, last + 9, 2))
+        },
+    );
 }
 
 #[test]
@@ -668,16 +693,22 @@ fn crash_at_every_step_of_a_conflicting_append() {
 
 #[test]
 fn crash_at_every_step_of_a_truncation() {
-    crash_at_every_step("crash_at_every_step_of_a_truncation", 12, a_few_segments, |_| {
-        InFlight::Truncate(7)
-    });
+    crash_at_every_step(
+        "crash_at_every_step_of_a_truncation",
+        12,
+        a_few_segments,
+        |_| InFlight::Truncate(7),
+    );
 }
 
 #[test]
 fn crash_at_every_step_of_a_hard_state_save() {
-    crash_at_every_step("crash_at_every_step_of_a_hard_state_save", 40, a_few_segments, |_| {
-        InFlight::SaveHardState(hs(2, 3, 60))
-    });
+    crash_at_every_step(
+        "crash_at_every_step_of_a_hard_state_save",
+        40,
+        a_few_segments,
+        |_| InFlight::SaveHardState(hs(2, 3, 60)),
+    );
 }
 
 #[test]
@@ -692,10 +723,21 @@ fn crash_at_every_step_of_a_purge() {
 #[derive(Clone, Debug)]
 enum Op {
     /// Append `len` entries starting `back` entries before the end (0 = right after it).
-    Append { back: u8, len: u8, new_term: bool, bytes: u8 },
-    Truncate { back: u8 },
-    Purge { back: u8 },
-    SaveHardState { vote: u8 },
+    Append {
+        back: u8,
+        len: u8,
+        new_term: bool,
+        bytes: u8,
+    },
+    Truncate {
+        back: u8,
+    },
+    Purge {
+        back: u8,
+    },
+    SaveHardState {
+        vote: u8,
+    },
     Reopen,
 }
 

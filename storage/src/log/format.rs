@@ -215,7 +215,9 @@ pub const fn frame_bytes(payload_bytes: usize) -> usize {
 
 /// Appends one frame to `out`.
 pub fn encode_frame(out: &mut Vec<u8>, zxid: i64, synced_through: u32, payload: &[u8]) {
-    encode_frame_with(out, zxid, synced_through, |out| out.extend_from_slice(payload));
+    encode_frame_with(out, zxid, synced_through, |out| {
+        out.extend_from_slice(payload)
+    });
 }
 
 /// Appends one frame to `out` whose payload `write_payload` appends (so that a payload made
@@ -374,9 +376,18 @@ mod tests {
         assert_eq!(parse_segment_name("log.0000000100000001"), None);
         assert_eq!(parse_segment_name("fk-log.8000000000000000"), None);
         assert_eq!(RAFT_SEGMENTS.segment_name(7), "fk-raft.0000000000000007");
-        assert_eq!(RAFT_SEGMENTS.parse_segment_name("fk-raft.0000000000000007"), Some(7));
-        assert_eq!(RAFT_SEGMENTS.parse_segment_name("fk-log.0000000000000007"), None);
-        assert_eq!(TXN_SEGMENTS.parse_segment_name("fk-raft.0000000000000007"), None);
+        assert_eq!(
+            RAFT_SEGMENTS.parse_segment_name("fk-raft.0000000000000007"),
+            Some(7)
+        );
+        assert_eq!(
+            RAFT_SEGMENTS.parse_segment_name("fk-log.0000000000000007"),
+            None
+        );
+        assert_eq!(
+            TXN_SEGMENTS.parse_segment_name("fk-raft.0000000000000007"),
+            None
+        );
     }
 
     #[test]
@@ -391,6 +402,9 @@ mod tests {
         assert_eq!(&raft[0..8], b"FKRAFTLG");
         assert_eq!(RAFT_SEGMENTS.decode_header(&raft), Ok(h));
         assert_eq!(decode_header(&raft), Err(HeaderError::Magic));
-        assert_eq!(RAFT_SEGMENTS.decode_header(&encode_header(&h)), Err(HeaderError::Magic));
+        assert_eq!(
+            RAFT_SEGMENTS.decode_header(&encode_header(&h)),
+            Err(HeaderError::Magic)
+        );
     }
 }

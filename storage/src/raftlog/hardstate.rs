@@ -282,11 +282,26 @@ mod tests {
             sequence,
             state: hs(term),
         };
-        assert_eq!(choose(&sim, [v(4, 1), v(5, 2)]).ok(), Some((5, Some(hs(2)))));
-        assert_eq!(choose(&sim, [v(6, 3), v(5, 2)]).ok(), Some((6, Some(hs(3)))));
-        assert_eq!(choose(&sim, [Slot::Invalid, v(5, 2)]).ok(), Some((5, Some(hs(2)))));
-        assert_eq!(choose(&sim, [Slot::Empty, Slot::Empty]).ok(), Some((0, None)));
-        assert_eq!(choose(&sim, [Slot::Invalid, Slot::Empty]).ok(), Some((0, None)));
+        assert_eq!(
+            choose(&sim, [v(4, 1), v(5, 2)]).ok(),
+            Some((5, Some(hs(2))))
+        );
+        assert_eq!(
+            choose(&sim, [v(6, 3), v(5, 2)]).ok(),
+            Some((6, Some(hs(3))))
+        );
+        assert_eq!(
+            choose(&sim, [Slot::Invalid, v(5, 2)]).ok(),
+            Some((5, Some(hs(2))))
+        );
+        assert_eq!(
+            choose(&sim, [Slot::Empty, Slot::Empty]).ok(),
+            Some((0, None))
+        );
+        assert_eq!(
+            choose(&sim, [Slot::Invalid, Slot::Empty]).ok(),
+            Some((0, None))
+        );
         assert!(matches!(
             choose(&sim, [Slot::Invalid, Slot::Invalid]),
             Err(LogError::Corrupt { offset: 0, .. })

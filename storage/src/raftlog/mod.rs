@@ -225,7 +225,10 @@ impl<S: Storage> RaftLog<S> {
             if head.index > last + 1 {
                 return Err(LogError::RaftIndex {
                     index: head.index,
-                    reason: format!("the log ends at {last}: an append must start by {}", last + 1),
+                    reason: format!(
+                        "the log ends at {last}: an append must start by {}",
+                        last + 1
+                    ),
                 });
             }
             if head.index < first {
@@ -456,4 +459,3 @@ fn index_entries<S: Storage>(
     }
     Ok((segments, entries))
 }
-

@@ -94,7 +94,11 @@ impl<S: Storage> LogWriter<S> {
     /// each removal.
     fn remove_newest(&mut self, keep: usize) -> Result<(), LogError> {
         while self.segments.len() > keep {
-            let name = self.segments.last().map(|s| s.name.clone()).unwrap_or_default();
+            let name = self
+                .segments
+                .last()
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
             // The current segment is always the newest one.
             if let Some(cur) = self.current.take() {
                 self.storage.close(cur.file);
@@ -163,7 +167,10 @@ impl<S: Storage> LogWriter<S> {
             frames.push((at, u64::from(synced_through)));
             at += (FRAME_HEADER_BYTES + payload_bytes) as u64;
         }
-        assert_eq!(at, cur.end, "frames from the cut end exactly at the segment's end");
+        assert_eq!(
+            at, cur.end,
+            "frames from the cut end exactly at the segment's end"
+        );
         let mut end = cur.end;
         let mut i = frames.len();
         while i > 0 {
@@ -176,8 +183,7 @@ impl<S: Storage> LogWriter<S> {
                 synced_max = synced_max.max(frames[j].1);
             }
             let start = frames[j].0;
-            if let Err(e) = write_zeros(&mut self.storage, cur.file, start, end, &mut self.buffer)
-            {
+            if let Err(e) = write_zeros(&mut self.storage, cur.file, start, end, &mut self.buffer) {
                 return Err(self.stop("write", e));
             }
             if let Err(e) = self.storage.sync_data(cur.file) {
