@@ -520,7 +520,7 @@ fn crashes_at_random_points_keep_acknowledged_state() {
         300,
         |seed| {
             let mut rng = Prng::new(seed);
-            let sim = SimStorage::new(seed ^ 0x5EED_0F_C0FFEE);
+            let sim = SimStorage::new(seed ^ 0x5EED_0FC0_FFEE);
             let opts = sim_options(&mut rng);
             let mut model = Model::default();
             let mut in_flight = InFlight::None;
@@ -793,7 +793,7 @@ proptest! {
                     log.purge_through(index).expect("purge");
                     let now = log.first_index();
                     // Only whole segments at or below the index go, and never the newest.
-                    prop_assert!(now.is_some() == !model.is_empty());
+                    prop_assert_eq!(now.is_some(), !model.is_empty());
                     if let Some(f) = now {
                         prop_assert!(f >= first && f <= index.max(first) + 1);
                         model.retain(|e| e.index >= f);
