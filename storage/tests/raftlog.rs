@@ -80,10 +80,18 @@ fn append_reopen_round_trip_on_disk() {
             // One fdatasync per append.
             assert_eq!(log.stats().appends, 18);
         }
-        let (log, rec) = RaftLog::open(tmp.path(), small(io)).expect("reopen");
+        let (mut log, rec) = RaftLog::open(tmp.path(), small(io)).expect("reopen");
         assert_eq!(rec.entries, want);
         assert_eq!(rec.torn_tail, None);
         assert_eq!((log.first_index(), log.last_index()), (Some(1), Some(120)));
+        // A conflict on the real disk: the suffix from 50 is replaced.
+        let newer = entries(50, 64, 2);
+        append_in_batches(&mut log, &newer, 4);
+        drop(log);
+        let (log, rec) = RaftLog::open(tmp.path(), small(io)).expect("reopen");
+        let mut want = want[..49].to_vec();
+        want.extend(newer);
+        assert_eq!(rec.entries, want);
         // The transaction log in the same directory sees none of it.
         drop(log);
         let (_w, txn) = LogWriter::open(tmp.path(), small(io)).expect("txn log");
@@ -757,9 +765,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_operations_match_a_vec_model(ops in prop::collection::vec(op_strategy(), 1..60)) {
+    fn random_operations_match_a_vec_model(
+        ops in prop::collection::vec(op_strategy(), 1..60),
+        force_sync in any::<bool>(),
+    ) {
         let sim = SimStorage::new(9);
-        let opts = small(IoMode::Auto);
+        let opts = LogOptions { force_sync, ..small(IoMode::Auto) };
         let (mut log, _) = RaftLog::open_with(sim.clone(), opts).expect("open");
         let mut model: Vec<Entry> = Vec::new();
         let mut hard_state = None;

@@ -10,6 +10,8 @@ use super::format::{
 use super::scan::{scan_segment_of, Position, Scan, ScanError};
 use super::segments::{self, Loaded, SegmentFile};
 use super::{IoMode, LogOptions, LogStats, Payload, Record};
+use crate::backend::disk::DiskStorage;
+use crate::backend::{FileId, Storage};
 
 mod truncate;
 
@@ -17,8 +19,6 @@ mod truncate;
 /// name, its bytes, the frame's offset in them, and the frame. Segments are visited newest
 /// first, then the older ones oldest first.
 pub(crate) type RecordVisitor<'a> = &'a mut dyn FnMut(&str, &[u8], usize, &Frame);
-use crate::backend::disk::DiskStorage;
-use crate::backend::{FileId, Storage};
 
 /// What [`LogWriter::open`] found and repaired.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

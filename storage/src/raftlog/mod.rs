@@ -398,12 +398,9 @@ impl<S: Storage> RaftLog<S> {
 /// the whole log; no segment is empty), and builds the index and the entries.
 fn index_entries<S: Storage>(
     writer: &mut LogWriter<S>,
-    mut visited: Vec<Visited>,
+    visited: Vec<Visited>,
 ) -> Result<(Vec<SegmentIndex>, Vec<Entry>), LogError> {
-    // Recovery visits the newest segment first, then the older ones oldest first.
-    if !visited.is_empty() {
-        visited.rotate_left(1);
-    }
+    // Recovery visits the newest segment first: the writer's list gives the order.
     let names: Vec<String> = writer.segment_names().map(str::to_string).collect();
     let storage = writer.storage_mut();
     let corrupt = |name: &str, offset: usize, reason: String| LogError::Corrupt {
