@@ -43,8 +43,9 @@
 //! ```
 //!
 //! ## What it must never do
-//! - Depend on another workspace crate, or know what a payload means: it stores the
-//!   server's serialized transactions as opaque bytes, keyed by zxid.
+//! - Depend on another workspace crate (nor on the `raft` crate), or know what a payload
+//!   means: it stores the server's serialized transactions as opaque bytes, keyed by zxid,
+//!   and Raft entries as a term, a kind number and opaque data, keyed by index.
 //! - Retry an fsync after a failure, or append after any write or sync error (fail-stop).
 //! - Surface a partial record, or start from a log that is corrupt before its tail.
 //! - Allocate per append: the batch buffer is sized by `batch_bytes_max` once, at open.
