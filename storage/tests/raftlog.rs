@@ -243,6 +243,29 @@ fn hard_state_round_trip() {
 }
 
 #[test]
+fn a_damaged_hard_state_slot_falls_back_and_two_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    {
+        let (mut log, _) = RaftLog::open(tmp.path(), small(IoMode::Auto)).expect("open");
+        log.save_hard_state(&hs(1, 1, 0)).expect("save 1"); // slot 1
+        log.save_hard_state(&hs(2, 3, 5)).expect("save 2"); // slot 0
+    }
+    let path = tmp.path().join(HARD_STATE_FILE_NAME);
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[30] ^= 0x40; // Save 2's term: indistinguishable from a torn save 2.
+    std::fs::write(&path, &bytes).expect("write");
+    let (_, rec) = RaftLog::open(tmp.path(), small(IoMode::Auto)).expect("reopen");
+    assert_eq!(rec.hard_state, Some(hs(1, 1, 0)));
+    bytes[4096 + 30] ^= 0x40;
+    std::fs::write(&path, &bytes).expect("write");
+    match RaftLog::open(tmp.path(), small(IoMode::Auto)) {
+        Err(LogError::Corrupt { file, offset, .. }) => assert_eq!((file, offset), (path, 0)),
+        Err(e) => panic!("wrong error {e}"),
+        Ok(_) => panic!("two damaged slots accepted"),
+    }
+}
+
+#[test]
 fn corruption_before_the_tail_is_refused_with_file_and_offset() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let first_segment;
