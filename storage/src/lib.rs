@@ -8,6 +8,11 @@
 //!   replayed with [`log::read`], trimmed with [`log::LogWriter::purge_through`].
 //!   The byte layout and the recovery rules are in `storage/FORMAT.md`;
 //!   [`log::format`] mirrors it with named offset constants.
+//! - [`raftlog`]: the Raft log of the replicated ensemble, on the same segments and frames
+//!   (`fk-raft.<16 hex digits of the first index>`, magic `FKRAFTLG`): the frame's key is
+//!   the Raft index, the payload the term, the kind and the entry's data; suffix
+//!   truncation for Raft's conflicts; a hard-state file of two checksummed slots, synced
+//!   before a save returns. Raft-agnostic: the server wraps it in raft-rs's `Storage`.
 //! - [`snapshot`]: snapshot files (`fk-snap.<16 hex digits of the zxid>`): a checksummed
 //!   header framing an opaque payload (the server's serialized state), written to a temp
 //!   file, fsynced, renamed and the directory fsynced; listed, verified (errors name the
@@ -27,6 +32,10 @@
 //! LogWriter::{last_zxid, tail, segment_names, stats, stopped, io_mode}
 //! log::read(dir, after_zxid) -> impl Iterator<Item = Result<OwnedRecord>>   // replay
 //! log::read_with(storage, after_zxid)
+//! RaftLog::open(dir, LogOptions) -> (RaftLog, raftlog::Recovered { entries, hard_state, .. })
+//! RaftLog::append(&[EntryRef { index, term, kind, data }])        // durable on Ok; cuts a conflict
+//! RaftLog::{truncate_from(index), purge_through(index), save_hard_state(&HardState)}
+//! RaftLog::{first_index, last_index, stats, stopped}
 //! snapshot::write(dir, zxid, payload) -> path                      // durable on Ok
 //! snapshot::list(dir) -> Vec<SnapshotFile>   snapshot::read(&file) -> Snapshot (verified)
 //! snapshot::retain(dir, keep) -> kept       snapshot::remove_temp_files(dir)
@@ -34,8 +43,9 @@
 //! ```
 //!
 //! ## What it must never do
-//! - Depend on another workspace crate, or know what a payload means: it stores the
-//!   server's serialized transactions as opaque bytes, keyed by zxid.
+//! - Depend on another workspace crate (nor on the `raft` crate), or know what a payload
+//!   means: it stores the server's serialized transactions as opaque bytes, keyed by zxid,
+//!   and Raft entries as a term, a kind number and opaque data, keyed by index.
 //! - Retry an fsync after a failure, or append after any write or sync error (fail-stop).
 //! - Surface a partial record, or start from a log that is corrupt before its tail.
 //! - Allocate per append: the batch buffer is sized by `batch_bytes_max` once, at open.
@@ -50,4 +60,5 @@
 
 pub mod backend;
 pub mod log;
+pub mod raftlog;
 pub mod snapshot;

@@ -59,10 +59,12 @@ pub enum LogError {
         supported: u32,
     },
     /// A file in the log directory starts with the segment prefix but is not a segment name.
-    #[error("{}: looks like a transaction log segment but is not named fk-log.<16 lowercase hex digits>", file.display())]
+    #[error("{}: looks like a log segment but is not named {prefix}<16 lowercase hex digits>", file.display())]
     UnexpectedFile {
         /// The file.
         file: PathBuf,
+        /// The segment name prefix it starts with (`fk-log.` or `fk-raft.`).
+        prefix: &'static str,
     },
     /// [`super::LogOptions`] are inconsistent (a limit below what another limit needs).
     #[error("invalid transaction log options: {0}")]
@@ -103,6 +105,15 @@ pub enum LogError {
     Stopped {
         /// The first failure, as text.
         cause: String,
+    },
+    /// A Raft entry's index does not continue the Raft log, or does not fit the log's
+    /// i64 keys. Nothing was written.
+    #[error("raft entry index {index}: {reason}")]
+    RaftIndex {
+        /// The offending index.
+        index: u64,
+        /// What was expected, in words.
+        reason: String,
     },
     /// Another writer holds the log directory's lock.
     #[error("{} is locked by another transaction log writer: {source}", dir.display())]

@@ -12,6 +12,33 @@ pub const SEGMENT_NAME_HEX_DIGITS: usize = 16;
 
 /// Magic at byte 0 of every segment: "ferrokeeper txn log".
 pub const SEGMENT_MAGIC: [u8; 8] = *b"FKTXNLOG";
+
+/// Prefix of every Raft log segment file name (`storage/FORMAT.md`, "Raft log").
+pub const RAFT_SEGMENT_NAME_PREFIX: &str = "fk-raft.";
+/// Magic at byte 0 of every Raft log segment: "ferrokeeper raft log".
+pub const RAFT_SEGMENT_MAGIC: [u8; 8] = *b"FKRAFTLG";
+
+/// Which log a segment belongs to. The transaction log and the Raft log share the segment
+/// format; a distinct magic and file-name prefix keep one's segments from ever being read
+/// as the other's (a wrong magic is a bad header, a wrong prefix is not listed at all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentKind {
+    /// Bytes 0..8 of every segment header.
+    pub magic: [u8; 8],
+    /// File names are this prefix and 16 lowercase hex digits of the first key.
+    pub name_prefix: &'static str,
+}
+
+/// The transaction log's segments, keyed by zxid.
+pub const TXN_SEGMENTS: SegmentKind = SegmentKind {
+    magic: SEGMENT_MAGIC,
+    name_prefix: SEGMENT_NAME_PREFIX,
+};
+/// The Raft log's segments, keyed by Raft index.
+pub const RAFT_SEGMENTS: SegmentKind = SegmentKind {
+    magic: RAFT_SEGMENT_MAGIC,
+    name_prefix: RAFT_SEGMENT_NAME_PREFIX,
+};
 /// The format version this code writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -81,13 +108,50 @@ pub enum HeaderError {
 
 /// Name of the segment whose first record has `first_zxid`.
 pub fn segment_name(first_zxid: i64) -> String {
-    assert!(first_zxid >= 0, "zxids are non-negative");
-    format!("{SEGMENT_NAME_PREFIX}{:016x}", first_zxid as u64)
+    TXN_SEGMENTS.segment_name(first_zxid)
 }
 
 /// Parses a segment file name. `None` if the name is not exactly `fk-log.<16 lowercase hex>`.
 pub fn parse_segment_name(name: &str) -> Option<i64> {
-    let hex = name.strip_prefix(SEGMENT_NAME_PREFIX)?;
+    TXN_SEGMENTS.parse_segment_name(name)
+}
+
+/// Encodes a segment header.
+pub fn encode_header(header: &SegmentHeader) -> [u8; HEADER_BYTES] {
+    TXN_SEGMENTS.encode_header(header)
+}
+
+/// Decodes and verifies a segment header from the start of `bytes`.
+pub fn decode_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
+    TXN_SEGMENTS.decode_header(bytes)
+}
+
+impl SegmentKind {
+    /// Name of the segment whose first record has `first_key`.
+    pub fn segment_name(&self, first_key: i64) -> String {
+        assert!(first_key >= 0, "log keys are non-negative");
+        format!("{}{:016x}", self.name_prefix, first_key as u64)
+    }
+
+    /// Parses a segment file name. `None` if the name is not exactly the prefix and 16
+    /// lowercase hex digits of a non-negative i64.
+    pub fn parse_segment_name(&self, name: &str) -> Option<i64> {
+        parse_hex_name(name, self.name_prefix)
+    }
+
+    /// Encodes a segment header.
+    pub fn encode_header(&self, header: &SegmentHeader) -> [u8; HEADER_BYTES] {
+        encode_header_with(&self.magic, header)
+    }
+
+    /// Decodes and verifies a segment header from the start of `bytes`.
+    pub fn decode_header(&self, bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
+        decode_header_with(&self.magic, bytes)
+    }
+}
+
+fn parse_hex_name(name: &str, prefix: &str) -> Option<i64> {
+    let hex = name.strip_prefix(prefix)?;
     if hex.len() != SEGMENT_NAME_HEX_DIGITS
         || !hex
             .bytes()
@@ -99,10 +163,9 @@ pub fn parse_segment_name(name: &str) -> Option<i64> {
     i64::try_from(zxid).ok()
 }
 
-/// Encodes a segment header.
-pub fn encode_header(header: &SegmentHeader) -> [u8; HEADER_BYTES] {
+fn encode_header_with(magic: &[u8; 8], header: &SegmentHeader) -> [u8; HEADER_BYTES] {
     let mut b = [0u8; HEADER_BYTES];
-    b[HEADER_MAGIC_OFFSET..HEADER_MAGIC_OFFSET + 8].copy_from_slice(&SEGMENT_MAGIC);
+    b[HEADER_MAGIC_OFFSET..HEADER_MAGIC_OFFSET + 8].copy_from_slice(magic);
     put_u32(&mut b, HEADER_VERSION_OFFSET, header.version);
     put_u32(&mut b, HEADER_FLAGS_OFFSET, 0);
     put_u64(&mut b, HEADER_FIRST_ZXID_OFFSET, header.first_zxid as u64);
@@ -117,15 +180,14 @@ pub fn encode_header(header: &SegmentHeader) -> [u8; HEADER_BYTES] {
     b
 }
 
-/// Decodes and verifies a segment header from the start of `bytes`.
-pub fn decode_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
+fn decode_header_with(magic: &[u8; 8], bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
     let Some(b) = bytes.get(..HEADER_BYTES) else {
         return Err(HeaderError::Short);
     };
     if b.iter().all(|&x| x == 0) {
         return Err(HeaderError::Zero);
     }
-    if b[HEADER_MAGIC_OFFSET..HEADER_MAGIC_OFFSET + 8] != SEGMENT_MAGIC {
+    if b[HEADER_MAGIC_OFFSET..HEADER_MAGIC_OFFSET + 8] != magic[..] {
         return Err(HeaderError::Magic);
     }
     if get_u64(b, HEADER_CHECKSUM_OFFSET) != xxh3_64(&b[..HEADER_CHECKSUM_OFFSET]) {
@@ -153,10 +215,24 @@ pub const fn frame_bytes(payload_bytes: usize) -> usize {
 
 /// Appends one frame to `out`.
 pub fn encode_frame(out: &mut Vec<u8>, zxid: i64, synced_through: u32, payload: &[u8]) {
-    let len = u32::try_from(payload.len()).expect("payload length is bounded by record_bytes_max");
+    encode_frame_with(out, zxid, synced_through, |out| {
+        out.extend_from_slice(payload)
+    });
+}
+
+/// Appends one frame to `out` whose payload `write_payload` appends (so that a payload made
+/// of parts, such as a Raft entry's term, kind and borrowed data, is never copied twice).
+pub fn encode_frame_with(
+    out: &mut Vec<u8>,
+    zxid: i64,
+    synced_through: u32,
+    write_payload: impl FnOnce(&mut Vec<u8>),
+) {
     let start = out.len();
     out.extend_from_slice(&[0u8; FRAME_HEADER_BYTES]);
-    out.extend_from_slice(payload);
+    write_payload(out);
+    let len = u32::try_from(out.len() - start - FRAME_HEADER_BYTES)
+        .expect("payload length is bounded by record_bytes_max");
     let frame = &mut out[start..];
     put_u32(frame, FRAME_LEN_OFFSET, len);
     put_u32(frame, FRAME_SYNCED_THROUGH_OFFSET, synced_through);
@@ -198,6 +274,15 @@ pub fn decode_frame(segment: &[u8], offset: usize) -> Option<Frame> {
         synced_through: get_u32(frame, FRAME_SYNCED_THROUGH_OFFSET),
         payload_bytes,
     })
+}
+
+/// The payload length and `synced_through` fields of an (unverified) frame header, the
+/// first [`FRAME_HEADER_BYTES`] bytes of `frame`.
+pub fn peek_frame_header(frame: &[u8; FRAME_HEADER_BYTES]) -> (usize, u32) {
+    (
+        get_u32(frame, FRAME_LEN_OFFSET) as usize,
+        get_u32(frame, FRAME_SYNCED_THROUGH_OFFSET),
+    )
 }
 
 /// The `synced_through` field of the (unverified) frame at `offset`, if the header fits.
@@ -290,5 +375,36 @@ mod tests {
         assert_eq!(parse_segment_name("fk-log.00000001000000AB"), None);
         assert_eq!(parse_segment_name("log.0000000100000001"), None);
         assert_eq!(parse_segment_name("fk-log.8000000000000000"), None);
+        assert_eq!(RAFT_SEGMENTS.segment_name(7), "fk-raft.0000000000000007");
+        assert_eq!(
+            RAFT_SEGMENTS.parse_segment_name("fk-raft.0000000000000007"),
+            Some(7)
+        );
+        assert_eq!(
+            RAFT_SEGMENTS.parse_segment_name("fk-log.0000000000000007"),
+            None
+        );
+        assert_eq!(
+            TXN_SEGMENTS.parse_segment_name("fk-raft.0000000000000007"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_raft_header_is_not_a_txn_header() {
+        let h = SegmentHeader {
+            version: 1,
+            first_zxid: 3,
+            segment_index: 0,
+            prev_last_zxid: -1,
+        };
+        let raft = RAFT_SEGMENTS.encode_header(&h);
+        assert_eq!(&raft[0..8], b"FKRAFTLG");
+        assert_eq!(RAFT_SEGMENTS.decode_header(&raft), Ok(h));
+        assert_eq!(decode_header(&raft), Err(HeaderError::Magic));
+        assert_eq!(
+            RAFT_SEGMENTS.decode_header(&encode_header(&h)),
+            Err(HeaderError::Magic)
+        );
     }
 }

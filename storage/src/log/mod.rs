@@ -114,6 +114,30 @@ pub struct Record<'a> {
     pub bytes: &'a [u8],
 }
 
+/// What the writer frames: a record's key (zxid, or Raft index) and its payload, which the
+/// writer asks to write itself into the batch buffer, so that a payload made of parts is
+/// copied once, straight into the frame.
+pub(crate) trait Payload {
+    /// The frame's i64 key.
+    fn key(&self) -> i64;
+    /// Exactly the number of bytes [`Payload::write_payload`] appends.
+    fn payload_bytes(&self) -> usize;
+    /// Appends the payload to `out`.
+    fn write_payload(&self, out: &mut Vec<u8>);
+}
+
+impl Payload for Record<'_> {
+    fn key(&self) -> i64 {
+        self.zxid
+    }
+    fn payload_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.bytes);
+    }
+}
+
 /// A record read back from the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnedRecord {

@@ -28,7 +28,7 @@ pub fn read(dir: &Path, after_zxid: i64) -> Result<LogReader<DiskStorage>, LogEr
 
 /// [`read`] over any [`Storage`].
 pub fn read_with<S: Storage>(mut storage: S, after_zxid: i64) -> Result<LogReader<S>, LogError> {
-    let files = segments::list(&mut storage)?;
+    let files = segments::list(&mut storage, &super::format::TXN_SEGMENTS)?;
     // Segment i holds zxids in [first_i, first_{i+1}): skip it when first_{i+1} <= after + 1.
     let skip = files
         .windows(2)

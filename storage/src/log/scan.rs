@@ -5,8 +5,8 @@
 //! `storage/FORMAT.md`, "Recovery".
 
 use super::format::{
-    decode_frame, decode_header, peek_synced_through, Frame, HeaderError, SegmentHeader,
-    FRAME_HEADER_BYTES, HEADER_BYTES,
+    decode_frame, peek_synced_through, Frame, HeaderError, SegmentHeader, SegmentKind,
+    FRAME_HEADER_BYTES, HEADER_BYTES, TXN_SEGMENTS,
 };
 
 /// Whether the segment is the newest in the log. Only the newest can have a torn tail:
@@ -69,9 +69,19 @@ fn last_non_zero(bytes: &[u8]) -> Option<usize> {
 pub fn scan_segment(
     segment: &[u8],
     position: Position,
+    on_record: impl FnMut(usize, &Frame),
+) -> Result<Scan, ScanError> {
+    scan_segment_of(&TXN_SEGMENTS, segment, position, on_record)
+}
+
+/// [`scan_segment`] for the segments of either log (`kind` gives the header's magic).
+pub fn scan_segment_of(
+    kind: &SegmentKind,
+    segment: &[u8],
+    position: Position,
     mut on_record: impl FnMut(usize, &Frame),
 ) -> Result<Scan, ScanError> {
-    let header = match decode_header(segment) {
+    let header = match kind.decode_header(segment) {
         Ok(h) => h,
         Err(HeaderError::Version(v)) => return Err(ScanError::Version(v)),
         Err(e) => {

@@ -2,8 +2,8 @@
 
 use super::error::LogError;
 use super::format::{
-    parse_segment_name, SegmentHeader, FORMAT_VERSION, HEADER_FIRST_ZXID_OFFSET,
-    HEADER_PREV_LAST_ZXID_OFFSET, SEGMENT_NAME_PREFIX,
+    SegmentHeader, SegmentKind, FORMAT_VERSION, HEADER_FIRST_ZXID_OFFSET,
+    HEADER_PREV_LAST_ZXID_OFFSET,
 };
 use super::scan::ScanError;
 use crate::backend::{FileId, Storage};
@@ -16,8 +16,11 @@ pub(crate) struct SegmentFile {
     pub first_zxid: i64,
 }
 
-/// The segment files of the directory, oldest first.
-pub(crate) fn list<S: Storage>(storage: &mut S) -> Result<Vec<SegmentFile>, LogError> {
+/// The segment files of the directory of `kind`, oldest first.
+pub(crate) fn list<S: Storage>(
+    storage: &mut S,
+    kind: &SegmentKind,
+) -> Result<Vec<SegmentFile>, LogError> {
     let names = storage.list().map_err(|source| LogError::Io {
         op: "list",
         file: storage.path(""),
@@ -25,12 +28,13 @@ pub(crate) fn list<S: Storage>(storage: &mut S) -> Result<Vec<SegmentFile>, LogE
     })?;
     let mut segments = Vec::new();
     for name in names {
-        if !name.starts_with(SEGMENT_NAME_PREFIX) {
+        if !name.starts_with(kind.name_prefix) {
             continue; // Not ours: snapshots and other files may share the directory.
         }
-        let Some(first_zxid) = parse_segment_name(&name) else {
+        let Some(first_zxid) = kind.parse_segment_name(&name) else {
             return Err(LogError::UnexpectedFile {
                 file: storage.path(&name),
+                prefix: kind.name_prefix,
             });
         };
         segments.push(SegmentFile { name, first_zxid });

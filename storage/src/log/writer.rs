@@ -4,14 +4,21 @@ use std::path::{Path, PathBuf};
 
 use super::error::LogError;
 use super::format::{
-    encode_frame, encode_header, frame_bytes, segment_name, SegmentHeader, FORMAT_VERSION,
-    HEADER_BYTES,
+    encode_frame_with, frame_bytes, Frame, SegmentHeader, SegmentKind, FORMAT_VERSION,
+    HEADER_BYTES, TXN_SEGMENTS,
 };
-use super::scan::{scan_segment, Position, Scan, ScanError};
+use super::scan::{scan_segment_of, Position, Scan, ScanError};
 use super::segments::{self, Loaded, SegmentFile};
-use super::{IoMode, LogOptions, LogStats, Record};
+use super::{IoMode, LogOptions, LogStats, Payload, Record};
 use crate::backend::disk::DiskStorage;
 use crate::backend::{FileId, Storage};
+
+mod truncate;
+
+/// Called by [`LogWriter::open_kind`] for every record that recovery keeps: the segment's
+/// name, its bytes, the frame's offset in them, and the frame. Segments are visited newest
+/// first, then the older ones oldest first.
+pub(crate) type RecordVisitor<'a> = &'a mut dyn FnMut(&str, &[u8], usize, &Frame);
 
 /// What [`LogWriter::open`] found and repaired.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,6 +54,8 @@ struct Segment {
     index: u64,
     /// `None` only for a segment created by a roll whose first append then failed.
     last_zxid: Option<i64>,
+    /// Offset just past its last record (for the current segment, `Current::end`).
+    end: u64,
 }
 
 /// The segment being appended to.
@@ -67,6 +76,8 @@ struct Current {
 pub struct LogWriter<S: Storage = DiskStorage> {
     storage: S,
     opts: LogOptions,
+    /// Whose segments these are: the transaction log's or the Raft log's.
+    kind: SegmentKind,
     /// Oldest first; the last one is `current`'s.
     segments: Vec<Segment>,
     current: Option<Current>,
@@ -111,12 +122,22 @@ impl LogWriter<DiskStorage> {
 
 impl<S: Storage> LogWriter<S> {
     /// [`LogWriter::open`] over any [`Storage`] (the simulator in tests).
-    pub fn open_with(
+    pub fn open_with(storage: S, opts: LogOptions) -> Result<(LogWriter<S>, Recovered), LogError> {
+        LogWriter::open_kind(storage, opts, TXN_SEGMENTS, &mut |_, _, _, _| {})
+    }
+
+    /// [`LogWriter::open_with`] for the segments of `kind`, calling `visit` for every record
+    /// recovery keeps (the Raft log reads its entries in the same pass).
+    // Long because recovery is one sequence (newest segment, older ones, repair) whose
+    // steps share the segment list, the scan buffer and the report.
+    pub(crate) fn open_kind(
         mut storage: S,
         opts: LogOptions,
+        kind: SegmentKind,
+        visit: RecordVisitor<'_>,
     ) -> Result<(LogWriter<S>, Recovered), LogError> {
         opts.validate()?;
-        let mut files = segments::list(&mut storage)?;
+        let mut files = segments::list(&mut storage, &kind)?;
         let mut buf = Vec::new();
         let mut recovered = Recovered::default();
         let mut stats = LogStats::default();
@@ -127,7 +148,11 @@ impl<S: Storage> LogWriter<S> {
         while let Some(file) = files.pop() {
             let id = segments::load(&mut storage, &file.name, &mut buf)?;
             storage.close(id);
-            let verdict = scan_segment(&buf, Position::Newest, |_, _| {});
+            // A segment without records (removed below) visits nothing, and one that turns
+            // out corrupt fails the open, so every record visited is one that recovery keeps.
+            let verdict = scan_segment_of(&kind, &buf, Position::Newest, |offset, frame| {
+                visit(&file.name, &buf, offset, frame)
+            });
             match verdict.clone() {
                 Ok(scan) if scan.records > 0 => {
                     segments::check_name(&storage, &file, &scan.header)?;
@@ -172,8 +197,10 @@ impl<S: Storage> LogWriter<S> {
         for file in &files {
             let id = segments::load(&mut storage, &file.name, &mut buf)?;
             storage.close(id);
-            let scan = scan_segment(&buf, Position::Sealed, |_, _| {})
-                .map_err(|e| segments::scan_error(&storage, &file.name, e))?;
+            let scan = scan_segment_of(&kind, &buf, Position::Sealed, |offset, frame| {
+                visit(&file.name, &buf, offset, frame)
+            })
+            .map_err(|e| segments::scan_error(&storage, &file.name, e))?;
             segments::check_name(&storage, file, &scan.header)?;
             let loaded = Loaded {
                 name: file.name.clone(),
@@ -189,6 +216,7 @@ impl<S: Storage> LogWriter<S> {
                 name: file.name.clone(),
                 index: scan.header.segment_index,
                 last_zxid: scan.last_zxid,
+                end: scan.valid_end as u64,
             });
             prev = Some(loaded);
         }
@@ -260,6 +288,7 @@ impl<S: Storage> LogWriter<S> {
                 name: file.name,
                 index: scan.header.segment_index,
                 last_zxid: scan.last_zxid,
+                end: scan.valid_end as u64,
             });
         }
         let last_zxid = log.last().and_then(|s| s.last_zxid);
@@ -269,6 +298,7 @@ impl<S: Storage> LogWriter<S> {
         let writer = LogWriter {
             storage,
             opts,
+            kind,
             segments: log,
             current,
             last_zxid,
@@ -287,29 +317,41 @@ impl<S: Storage> LogWriter<S> {
     ///
     /// Allocation: none; frames are built in the buffer sized by `batch_bytes_max` at open.
     pub fn append(&mut self, batch: &[Record<'_>]) -> Result<(), LogError> {
+        self.append_payloads(batch).map(|_| ())
+    }
+
+    /// [`LogWriter::append`] of any payloads. On `Ok`, returns the offset of the batch's first
+    /// frame in the (possibly new) current segment, `None` for an empty batch.
+    // Long because validation, roll, framing and the write are one step whose asserts
+    // pin the offsets between them.
+    pub(crate) fn append_payloads<P: Payload>(
+        &mut self,
+        batch: &[P],
+    ) -> Result<Option<u64>, LogError> {
         self.check_running()?;
         if batch.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         // Validate the whole batch before touching the disk.
         let mut last = self.last_zxid;
         let mut framed = 0usize;
         for r in batch {
-            if r.zxid < 0 || last.is_some_and(|l| r.zxid <= l) {
+            let (zxid, bytes) = (r.key(), r.payload_bytes());
+            if zxid < 0 || last.is_some_and(|l| zxid <= l) {
                 return Err(LogError::ZxidOrder {
-                    zxid: r.zxid,
+                    zxid,
                     last_zxid: last,
                 });
             }
-            if r.bytes.len() > self.opts.record_bytes_max {
+            if bytes > self.opts.record_bytes_max {
                 return Err(LogError::RecordTooLarge {
-                    zxid: r.zxid,
-                    bytes: r.bytes.len(),
+                    zxid,
+                    bytes,
                     record_bytes_max: self.opts.record_bytes_max,
                 });
             }
-            framed += frame_bytes(r.bytes.len());
-            last = Some(r.zxid);
+            framed += frame_bytes(bytes);
+            last = Some(zxid);
         }
         if framed > self.opts.batch_bytes_max {
             return Err(LogError::BatchTooLarge {
@@ -321,7 +363,7 @@ impl<S: Storage> LogWriter<S> {
             .current
             .is_some_and(|c| c.end + framed as u64 <= c.file_bytes);
         if !fits {
-            self.roll(batch[0].zxid)?;
+            self.roll(batch[0].key())?;
         }
         let cur = self.current.expect("a current segment after roll");
         assert!(
@@ -337,7 +379,9 @@ impl<S: Storage> LogWriter<S> {
         let synced_through = u32::try_from(cur.synced_through).expect("segment offsets fit in u32");
         self.buffer.clear();
         for r in batch {
-            encode_frame(&mut self.buffer, r.zxid, synced_through, r.bytes);
+            encode_frame_with(&mut self.buffer, r.key(), synced_through, |out| {
+                r.write_payload(out)
+            });
         }
         assert_eq!(self.buffer.len(), framed);
         debug_assert_eq!(
@@ -351,20 +395,21 @@ impl<S: Storage> LogWriter<S> {
             return Err(self.stop(if sync { "write + fdatasync" } else { "write" }, e));
         }
         let cur = self.current.as_mut().expect("current segment");
+        let start = cur.end;
         cur.end += framed as u64;
         if sync {
             cur.synced_through = cur.end;
             self.stats.fdatasyncs += 1;
         }
+        let end = cur.end;
         self.last_zxid = last;
-        self.segments
-            .last_mut()
-            .expect("current segment is listed")
-            .last_zxid = last;
+        let segment = self.segments.last_mut().expect("current segment is listed");
+        segment.last_zxid = last;
+        segment.end = end;
         self.stats.appends += 1;
         self.stats.records += batch.len() as u64;
         self.stats.bytes += framed as u64;
-        Ok(())
+        Ok(Some(start))
     }
 
     /// Removes whole segments whose records all have zxid `<= zxid`, oldest first (retention:
@@ -422,7 +467,7 @@ impl<S: Storage> LogWriter<S> {
         self.stopped.as_deref()
     }
 
-    fn check_running(&self) -> Result<(), LogError> {
+    pub(crate) fn check_running(&self) -> Result<(), LogError> {
         match &self.stopped {
             Some(cause) => Err(LogError::Stopped {
                 cause: cause.clone(),
@@ -441,7 +486,18 @@ impl<S: Storage> LogWriter<S> {
         self.stop_on(&name, op, source)
     }
 
-    fn stop_on(&mut self, name: &str, op: &'static str, source: std::io::Error) -> LogError {
+    /// The storage, for files that live beside the segments (the Raft log's hard state).
+    pub(crate) fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+
+    /// Records a fatal failure of `op` on `name` and returns it as the error (fail-stop).
+    pub(crate) fn stop_on(
+        &mut self,
+        name: &str,
+        op: &'static str,
+        source: std::io::Error,
+    ) -> LogError {
         let err = LogError::Io {
             op,
             file: self.storage.path(name),
@@ -468,9 +524,9 @@ impl<S: Storage> LogWriter<S> {
             }
             self.storage.close(cur.file);
         }
-        let name = segment_name(first_zxid);
+        let name = self.kind.segment_name(first_zxid);
         let index = self.segments.last().map_or(0, |s| s.index + 1);
-        let header = encode_header(&SegmentHeader {
+        let header = self.kind.encode_header(&SegmentHeader {
             version: FORMAT_VERSION,
             first_zxid,
             segment_index: index,
@@ -512,6 +568,7 @@ impl<S: Storage> LogWriter<S> {
             name,
             index,
             last_zxid: None,
+            end: HEADER_BYTES as u64,
         });
         self.current = Some(Current {
             file,
