@@ -146,7 +146,7 @@ pub fn encode_frame(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
 
 /// Bytes one frame with `payload_bytes` of payload takes on the wire.
 pub fn frame_bytes(payload_bytes: usize) -> usize {
-    FRAME_HEADER_BYTES + payload_bytes
+    FRAME_HEADER_BYTES.saturating_add(payload_bytes)
 }
 
 /// Why a peer's byte stream is refused. The connection is closed on any of these.
