@@ -440,7 +440,11 @@ mod tests {
             kind: 7,
             payload: vec![0xab; 16],
         };
-        let (events, err) = decode_all(&stream(Handshake::new(1, 2), &[f.clone()]), 5, 16);
+        let (events, err) = decode_all(
+            &stream(Handshake::new(1, 2), std::slice::from_ref(&f)),
+            5,
+            16,
+        );
         assert_eq!(err, None);
         assert_eq!(events[1], Event::Frame(f));
     }
