@@ -91,6 +91,7 @@ pub struct PeerConfig {
 impl PeerConfig {
     /// The per-peer queue bound, in bytes: [`QUEUE_BYTES_MIN`], or four maximal frames
     /// if that is more, so a peer's queue always holds a few of the largest messages.
+    /// A peer's memory is at most twice this: the queue, and one write in flight.
     pub fn queue_bytes_max(&self) -> usize {
         QUEUE_BYTES_MIN.max(frame_bytes(self.max_frame).saturating_mul(4))
     }
@@ -313,6 +314,10 @@ impl PeerNet {
     /// (bytes); when full the frame is dropped and counted (Raft tolerates loss and
     /// resends). So are frames to an unknown peer, frames above the maximum size, and
     /// frames sent after [`PeerNet::shutdown`].
+    ///
+    /// Without delay faults the frame is encoded straight into the peer's queue buffer,
+    /// which the dialer swaps with its write buffer: no allocation per frame once both
+    /// buffers have grown to the traffic's size.
     pub fn send(&self, to: u64, kind: u8, payload: Vec<u8>) {
         let inner = &self.inner;
         let Some(out) = inner.out.get(&to) else {
