@@ -507,6 +507,45 @@ mod tests {
             prop_assert_eq!(got, want);
         }
 
+        /// Any prefix of a valid stream decodes, without error, to a prefix of its events:
+        /// a connection cut mid-frame loses only the frames it had not finished.
+        #[test]
+        fn a_truncated_stream_yields_a_prefix(
+            frames in proptest::collection::vec(arb_frame(), 0..10),
+            cut in any::<proptest::sample::Index>(),
+            piece in 1usize..100,
+        ) {
+            let h = Handshake::new(4, 5);
+            let bytes = stream(h, &frames);
+            let cut = cut.index(bytes.len() + 1);
+            let (events, err) = decode_all(&bytes[..cut], piece, 300);
+            prop_assert_eq!(err, None);
+            let mut want = vec![Event::Handshake(h)];
+            want.extend(frames.into_iter().map(Event::Frame));
+            prop_assert!(events.len() <= want.len());
+            prop_assert_eq!(&events[..], &want[..events.len()]);
+        }
+
+        /// One corrupted byte in a valid stream never panics, and never yields a frame
+        /// above the maximum (a shortened length may split a frame into several).
+        #[test]
+        fn a_corrupted_byte_never_panics(
+            frames in proptest::collection::vec(arb_frame(), 1..10),
+            at in any::<proptest::sample::Index>(),
+            xor in 1u8..=255,
+            piece in 1usize..100,
+        ) {
+            let mut bytes = stream(Handshake::new(4, 5), &frames);
+            let at = at.index(bytes.len());
+            bytes[at] ^= xor;
+            let (events, _) = decode_all(&bytes, piece, 300);
+            for e in events {
+                if let Event::Frame(f) = e {
+                    prop_assert!(f.payload.len() <= 300);
+                }
+            }
+        }
+
         /// Arbitrary bytes, with or without a valid handshake before them, never panic and
         /// never yield a frame above the maximum.
         #[test]

@@ -441,3 +441,22 @@ fn peer_send_drops_unknown_peers_and_oversized_frames() {
         assert_eq!(rx_b.recv().await, None);
     });
 }
+
+/// A stale address book: server 1 dials the address it has for server 2, where server 3
+/// now listens. Server 3 refuses each handshake (it was meant for 2), and server 1 keeps
+/// redialling, backing off, without delivering a frame.
+#[test]
+fn peer_a_handshake_meant_for_another_server_is_refused_on_every_redial() {
+    let addrs = addrs(1..3);
+    on_executor("peer-stale", move || async move {
+        let (a, _rx_a) = start(config(1, &addrs, Faults::none())).await;
+        let stale = BTreeMap::from([(1, addrs[&1]), (3, addrs[&2])]);
+        let (c, _rx_c) = start(config(3, &stale, Faults::none())).await;
+        a.send(2, KIND, payload(1, 0));
+        until(|| c.stats().connections_refused >= 3).await;
+        assert_eq!(c.stats().frames_received, 0);
+        assert!(a.stats().reconnects >= 2, "{:?}", a.stats());
+        a.shutdown();
+        c.shutdown();
+    });
+}
