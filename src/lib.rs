@@ -14,6 +14,9 @@
 //!         sequencer (leader: requests → txn batches), machine (all: batches → state)
 //!   import (ZooKeeper data directories → a snapshot) ──▶ core
 //!   sim (the whole-server simulator) ──▶ everything above; nothing depends on it
+//!   peer (frames between ensemble servers, on the caller's executor) ──▶ nothing
+//!   replica (ensemble: raft-rs node beside sequencer and machine; its driver on the
+//!            commit executor) ──▶ commit, peer, core; server ──▶ replica
 //! ```
 //! (every shell module may also use `core` and `config`; `core` uses nothing above it).
 //!
@@ -32,6 +35,9 @@
 //!   trims snapshot files; [`server`] wires it all from a [`config::Config`] and
 //!   recovers the state at startup; [`admin`] formats four-letter-word replies from
 //!   values the shard gathers.
+//! - [`peer`]: the transport between ensemble servers: opaque kind-tagged frames over
+//!   one TCP connection per direction and pair, as tasks on the caller's executor, with
+//!   a seeded fault-injecting layer for tests.
 //! - [`sim`]: the whole-server simulator: the real sequencer, state machine, log and
 //!   snapshots on simulated disks, driven by seeded clients (`tests/sim.rs`).
 //! - All file IO goes through `ferrokeeper_storage`'s `Storage` seam, so the same log
@@ -50,6 +56,7 @@ pub mod commit;
 pub mod config;
 pub mod core;
 pub mod import;
+pub mod peer;
 pub mod replica;
 pub mod server;
 pub mod shard;

@@ -4,8 +4,9 @@
 //! `zookeeper.jute` ([`records`]), the protocol's numeric constants ([`codes`]), framing
 //! with a completeness check before any decode ([`frame`]), request decoding by opcode
 //! ([`request`]), the responses a server writes and a client reads ([`response`]), the
-//! client's encoders for the load generator and raw tests ([`client`]). Four-letter
-//! words are the server's business (`ferrokeeper::admin`).
+//! client's encoders for the load generator and raw tests ([`client`]), and the wire
+//! format between ensemble servers ([`peer`]: a handshake, then kind-tagged opaque
+//! frames). Four-letter words are the server's business (`ferrokeeper::admin`).
 //!
 //! It must never: do IO, allocate more than its input can describe, or panic on any
 //! input. The server (`src/`) and the load generator (`bench/`) both build on it.
@@ -19,6 +20,7 @@ pub mod codes;
 pub mod fourlw;
 pub mod frame;
 pub mod jute;
+pub mod peer;
 pub mod records;
 pub mod request;
 pub mod response;
