@@ -310,7 +310,8 @@ fn write_connection(out: &mut String, c: &ConnectionStats, brief: bool) {
     out.push(')');
 }
 
-/// `conf` (`ZooKeeperServer.dumpConf`).
+/// `conf` (`ZooKeeperServer.dumpConf`, and `QuorumZooKeeperServer.dumpConf` in quorum
+/// mode, which ends with the membership text and no final newline).
 ///
 /// ZooKeeper 3.8 prints the transaction log directory's size as `dataDirSize` and the
 /// snapshot directory's as `dataLogSize` (its `getDataDirSize` measures the log dir); the
@@ -334,6 +335,16 @@ fn write_conf(out: &mut String, s: &ServerStats) {
         c.client_port_listen_backlog
     );
     let _ = writeln!(out, "serverId={}", c.server_id);
+    if let Some(q) = &c.quorum {
+        let _ = writeln!(out, "initLimit={}", q.init_limit);
+        let _ = writeln!(out, "syncLimit={}", q.sync_limit);
+        let _ = writeln!(out, "electionAlg={}", q.election_alg);
+        let _ = writeln!(out, "electionPort={}", q.election_port);
+        let _ = writeln!(out, "quorumPort={}", q.quorum_port);
+        let _ = writeln!(out, "peerType={}", q.peer_type);
+        out.push_str("membership: \n");
+        out.push_str(&q.membership);
+    }
 }
 
 /// An expiry schedule as `ExpiryQueue.dump` prints it: `Sets (<buckets>)/(<elements>):`
@@ -560,6 +571,7 @@ mod tests {
                 max_session_timeout_ms: 40000,
                 client_port_listen_backlog: -1,
                 server_id: 0,
+                quorum: None,
             },
             // ZooKeeper printed its log dir's size (a 64 MiB preallocated log) under the
             // data dir's name; these are the numbers it printed.

@@ -27,6 +27,6 @@ pub use mntr::{JAVA_METRIC_ORDER, OMITTED_GAUGES};
 pub use stats::{
     dir_size_bytes, environment, file_descriptors, full_version, last_operation_name, BufferStats,
     ConfStats, ConnectionSession, ConnectionStats, DirSizes, ExpiringConnection, LimitStats,
-    Metric, PercentileSummary, ServerMode, ServerStats, Summary, DEFAULT_TRACE_MASK,
+    Metric, PercentileSummary, QuorumConf, ServerMode, ServerStats, Summary, DEFAULT_TRACE_MASK,
     ZOOKEEPER_VERSION,
 };
