@@ -1821,9 +1821,18 @@ reconfigEnabled=true
 ferrokeeper.shards=2
 ferrokeeper.commitQueueDepth=512
 ferrokeeper.commitBatchMax=64
+initLimit=10
+syncLimit=5
+server.1=127.0.0.1:2888:3888;127.0.0.1:2999
 ";
-        let (c, warnings) = parse_ok(text);
-        assert!(warnings.is_empty(), "{warnings:?}");
+        // standaloneEnabled=false needs a server line (and then myid) in ZooKeeper too.
+        let (c, warnings) =
+            Config::parse_as_server(text, &SystemProperties::empty(), 1).expect("valid");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("tolerates no server failure"),
+            "{warnings:?}"
+        );
         assert_eq!(c.tick_time_ms, 1000);
         assert_eq!(c.client_port, 2999);
         assert_eq!(
@@ -1859,11 +1868,12 @@ ferrokeeper.commitBatchMax=64
         assert_eq!(c.autopurge_snap_retain_count, 5);
         assert_eq!(c.autopurge_purge_interval_hours, 24);
         assert!(!c.standalone_enabled);
+        assert_eq!(c.ensemble.map(|e| e.servers.len()), Some(1));
         assert!(c.reconfig_enabled);
         assert_eq!(c.shards, 2);
         assert_eq!(c.limits.commit_queue_depth_requests, 512);
         assert_eq!(c.limits.commit_batch_requests_max, 64);
-        assert_eq!(c.raw.len(), 29);
+        assert_eq!(c.raw.len(), 32);
         assert_eq!(
             c.raw[10],
             (
@@ -2017,7 +2027,7 @@ ferrokeeper.commitBatchMax=64
         let (_, w) = parse_ok(&format!(
             "{MINIMAL}initLimit=10\nsyncLimit=5\nadmin.enableServer=false\nadmin.serverPort=8080\n\
              metricsProvider.className=x\nmetricsProvider.httpPort=7000\nlocalSessionsEnabled=true\n\
-             snapshot.compression.method=gz\nzookeeper.electionPortBindRetry=3\nssl.keyStore.location=/k\n\
+             snapshot.compression.method=gz\nssl.keyStore.location=/k\n\
              group.1=1:2:3\nweight.1=1\nquorum.auth.enableSasl=false\n"
         ));
         assert!(w.is_empty(), "{w:?}");
@@ -2033,11 +2043,12 @@ ferrokeeper.commitBatchMax=64
     #[test]
     fn features_that_change_behaviour_warn() {
         let (_, w) = parse_ok(&format!(
-            "{MINIMAL}secureClientPort=2281\nserver.1=a:2888:3888\nserver.2=b:2888:3888\n"
+            "{MINIMAL}secureClientPort=2281\nserver.1=a:2888:3888\n"
         ));
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].contains("TLS"), "{w:?}");
-        assert!(w[1].contains("2 server.N"), "{w:?}");
+        // One server line runs standalone, as in ZooKeeper (ensemble_tests has the rest).
+        assert!(w[1].contains("only one server line"), "{w:?}");
     }
 
     #[test]
