@@ -739,6 +739,106 @@ mod tests {
         assert!(relative.data_dir.is_absolute(), "{:?}", relative.data_dir);
     }
 
+    /// Java 3.8's `conf` from a real loopback ensemble
+    /// (`testdata/zk-3.8.0-ensemble/README.md`), next to the `zoo.cfg` it ran with.
+    macro_rules! ensemble_fixture {
+        ($name:literal) => {
+            include_str!(concat!("testdata/zk-3.8.0-ensemble/", $name))
+        };
+    }
+
+    /// `conf` for server `my_id` of `zoo_cfg`, with the directory lines set to what Java
+    /// printed in `java_conf`: ZooKeeper names its `version-2` subdirectory and measures
+    /// its own files, which say nothing about the quorum lines under test here.
+    fn ensemble_conf(zoo_cfg: &str, my_id: u64, java_conf: &str) -> String {
+        let (config, _) = crate::config::Config::parse_as_server(
+            zoo_cfg,
+            &crate::config::SystemProperties::empty(),
+            my_id,
+        )
+        .expect("Java ran this configuration");
+        let java_value = |key: &str| -> String {
+            java_conf
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .expect("Java printed the line")
+                .to_string()
+        };
+        let mut s = captured();
+        s.conf = ConfStats::from_config(&config);
+        s.conf.data_dir = PathBuf::from(java_value("dataDir"));
+        s.conf.data_log_dir = PathBuf::from(java_value("dataLogDir"));
+        s.dir_sizes = DirSizes {
+            data_dir_bytes: java_value("dataDirSize").parse().expect("number"),
+            data_log_dir_bytes: java_value("dataLogSize").parse().expect("number"),
+        };
+        render(FourLetterWord::Conf, &s)
+    }
+
+    #[test]
+    fn conf_of_a_static_ensemble_matches_zookeeper() {
+        for (my_id, zoo_cfg, java) in [
+            (
+                1,
+                ensemble_fixture!("static/zoo1.cfg"),
+                ensemble_fixture!("static/conf1.txt"),
+            ),
+            (
+                2,
+                ensemble_fixture!("static/zoo2.cfg"),
+                ensemble_fixture!("static/conf2.txt"),
+            ),
+            (
+                3,
+                ensemble_fixture!("static/zoo3.cfg"),
+                ensemble_fixture!("static/conf3.txt"),
+            ),
+        ] {
+            assert_eq!(ensemble_conf(zoo_cfg, my_id, java), java, "server {my_id}");
+        }
+    }
+
+    #[test]
+    fn conf_of_a_dynamic_ensemble_matches_zookeeper() {
+        // The zoo.cfg files name the dynamic file where Java had it; point them at the
+        // captured copy.
+        let dynamic = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/admin/testdata/zk-3.8.0-ensemble/dynamic/zoo.cfg.dynamic.100000000"
+        );
+        for (my_id, zoo_cfg, java) in [
+            (
+                1,
+                ensemble_fixture!("dynamic/zoo1.cfg"),
+                ensemble_fixture!("dynamic/conf1.txt"),
+            ),
+            (
+                2,
+                ensemble_fixture!("dynamic/zoo2.cfg"),
+                ensemble_fixture!("dynamic/conf2.txt"),
+            ),
+            (
+                3,
+                ensemble_fixture!("dynamic/zoo3.cfg"),
+                ensemble_fixture!("dynamic/conf3.txt"),
+            ),
+            (
+                4,
+                ensemble_fixture!("dynamic/zoo4.cfg"),
+                ensemble_fixture!("dynamic/conf4.txt"),
+            ),
+        ] {
+            let zoo_cfg: String = zoo_cfg
+                .lines()
+                .map(|line| match line.strip_prefix("dynamicConfigFile=") {
+                    Some(_) => format!("dynamicConfigFile={dynamic}\n"),
+                    None => format!("{line}\n"),
+                })
+                .collect();
+            assert_eq!(ensemble_conf(&zoo_cfg, my_id, java), java, "server {my_id}");
+        }
+    }
+
     #[test]
     fn dirs_matches_zookeeper() {
         assert_eq!(render(FourLetterWord::Dirs, &captured()), fixture!("dirs"));
