@@ -289,9 +289,7 @@ fn config_rejects_duplicate_ids_and_addresses() {
     assert!(e.contains("client address of server.1"), "{e}");
     // Wildcard client addresses are shared by design (one server per machine).
     ok(
-        &format!(
-            "dataDir=/d\ninitLimit=1\nsyncLimit=1\nserver.1=a:1:2;2181\nserver.2=b:1:2;2181\n"
-        ),
+        "dataDir=/d\ninitLimit=1\nsyncLimit=1\nserver.1=a:1:2;2181\nserver.2=b:1:2;2181\n",
         1,
     );
     // A repeated key is a repeated key (the last wins, with a warning), not a duplicate id.
