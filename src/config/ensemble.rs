@@ -34,7 +34,7 @@
 //! * `electionAlg` other than 3 (the only election ZooKeeper 3.8 has), a `peerType` other
 //!   than `participant`/`observer`.
 //!
-//! ferrokeeper refuses three things ZooKeeper lets through to fail later or behave
+//! ferrokeeper refuses four things ZooKeeper lets through to fail later or behave
 //! oddly: two spellings of one id (`server.1` and `server.01`, where Java keeps whichever
 //! its hash map yields last), two servers using the same host and port (Java checks this
 //! only on `reconfig`, and not for loopback addresses; a static ensemble with such a clash

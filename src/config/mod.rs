@@ -52,9 +52,12 @@
 //!   every `zoo.cfg` Apache ZooKeeper starts with also starts ferrokeeper.
 //! * A key ZooKeeper knows but ferrokeeper does not use (quorum, TLS, SASL, AdminServer,
 //!   metrics provider, throttling tunables) is accepted with a `tracing::debug!` note; the
-//!   few whose absence changes what the user gets (`secureClientPort`, `server.N` lines,
-//!   `enforceQuota`, `readonlymode.enabled`) are warnings. A key neither knows is a warning
-//!   (most likely a typo).
+//!   few whose absence changes what the user gets (`secureClientPort`, `enforceQuota`,
+//!   `readonlymode.enabled`) are warnings. A key neither knows is a warning (most likely a
+//!   typo).
+//! * The ensemble keys (`server.N`, `myid`, `initLimit`, `syncLimit`, `peerType`,
+//!   `dynamicConfigFile`, ...) are read and checked together as ZooKeeper checks them:
+//!   see [`ensemble`].
 //!
 //! Every bound is gathered in one validated [`Limits`].
 //!
