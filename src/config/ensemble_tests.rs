@@ -1,5 +1,11 @@
 //! Tests of the ensemble configuration. Each rejection test names the ZooKeeper 3.8 check
 //! it mirrors (`QuorumServer` is `QuorumPeer.QuorumServer`, `QPC` is `QuorumPeerConfig`).
+//!
+//! Debian's ZooKeeper 3.8.0 (`QuorumPeerMain zoo.cfg`) was run on these to confirm the
+//! source reading: it exits on `standaloneEnabled=false` without server lines, on a
+//! `clientPort` that differs from this server's line, on a missing `initLimit`, and on a
+//! `myid` with no server line (when the peer starts); it runs with `server.1` and
+//! `server.01` both given (keeping one of them), which ferrokeeper refuses.
 
 use super::*;
 use crate::config::{Config, SystemProperties};
