@@ -310,7 +310,8 @@ fn write_connection(out: &mut String, c: &ConnectionStats, brief: bool) {
     out.push(')');
 }
 
-/// `conf` (`ZooKeeperServer.dumpConf`).
+/// `conf` (`ZooKeeperServer.dumpConf`, and `QuorumZooKeeperServer.dumpConf` in quorum
+/// mode, which ends with the membership text and no final newline).
 ///
 /// ZooKeeper 3.8 prints the transaction log directory's size as `dataDirSize` and the
 /// snapshot directory's as `dataLogSize` (its `getDataDirSize` measures the log dir); the
@@ -334,6 +335,16 @@ fn write_conf(out: &mut String, s: &ServerStats) {
         c.client_port_listen_backlog
     );
     let _ = writeln!(out, "serverId={}", c.server_id);
+    if let Some(q) = &c.quorum {
+        let _ = writeln!(out, "initLimit={}", q.init_limit);
+        let _ = writeln!(out, "syncLimit={}", q.sync_limit);
+        let _ = writeln!(out, "electionAlg={}", q.election_alg);
+        let _ = writeln!(out, "electionPort={}", q.election_port);
+        let _ = writeln!(out, "quorumPort={}", q.quorum_port);
+        let _ = writeln!(out, "peerType={}", q.peer_type);
+        out.push_str("membership: \n");
+        out.push_str(&q.membership);
+    }
 }
 
 /// An expiry schedule as `ExpiryQueue.dump` prints it: `Sets (<buckets>)/(<elements>):`
@@ -560,6 +571,7 @@ mod tests {
                 max_session_timeout_ms: 40000,
                 client_port_listen_backlog: -1,
                 server_id: 0,
+                quorum: None,
             },
             // ZooKeeper printed its log dir's size (a 64 MiB preallocated log) under the
             // data dir's name; these are the numbers it printed.
@@ -726,6 +738,106 @@ mod tests {
         assert_eq!(conf.secure_client_port, -1);
         let relative = ConfStats::from_config(&crate::config::Config::embedded_default());
         assert!(relative.data_dir.is_absolute(), "{:?}", relative.data_dir);
+    }
+
+    /// Java 3.8's `conf` from a real loopback ensemble
+    /// (`testdata/zk-3.8.0-ensemble/README.md`), next to the `zoo.cfg` it ran with.
+    macro_rules! ensemble_fixture {
+        ($name:literal) => {
+            include_str!(concat!("testdata/zk-3.8.0-ensemble/", $name))
+        };
+    }
+
+    /// `conf` for server `my_id` of `zoo_cfg`, with the directory lines set to what Java
+    /// printed in `java_conf`: ZooKeeper names its `version-2` subdirectory and measures
+    /// its own files, which say nothing about the quorum lines under test here.
+    fn ensemble_conf(zoo_cfg: &str, my_id: u64, java_conf: &str) -> String {
+        let (config, _) = crate::config::Config::parse_as_server(
+            zoo_cfg,
+            &crate::config::SystemProperties::empty(),
+            my_id,
+        )
+        .expect("Java ran this configuration");
+        let java_value = |key: &str| -> String {
+            java_conf
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .expect("Java printed the line")
+                .to_string()
+        };
+        let mut s = captured();
+        s.conf = ConfStats::from_config(&config);
+        s.conf.data_dir = PathBuf::from(java_value("dataDir"));
+        s.conf.data_log_dir = PathBuf::from(java_value("dataLogDir"));
+        s.dir_sizes = DirSizes {
+            data_dir_bytes: java_value("dataDirSize").parse().expect("number"),
+            data_log_dir_bytes: java_value("dataLogSize").parse().expect("number"),
+        };
+        render(FourLetterWord::Conf, &s)
+    }
+
+    #[test]
+    fn conf_of_a_static_ensemble_matches_zookeeper() {
+        for (my_id, zoo_cfg, java) in [
+            (
+                1,
+                ensemble_fixture!("static/zoo1.cfg"),
+                ensemble_fixture!("static/conf1.txt"),
+            ),
+            (
+                2,
+                ensemble_fixture!("static/zoo2.cfg"),
+                ensemble_fixture!("static/conf2.txt"),
+            ),
+            (
+                3,
+                ensemble_fixture!("static/zoo3.cfg"),
+                ensemble_fixture!("static/conf3.txt"),
+            ),
+        ] {
+            assert_eq!(ensemble_conf(zoo_cfg, my_id, java), java, "server {my_id}");
+        }
+    }
+
+    #[test]
+    fn conf_of_a_dynamic_ensemble_matches_zookeeper() {
+        // The zoo.cfg files name the dynamic file where Java had it; point them at the
+        // captured copy.
+        let dynamic = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/admin/testdata/zk-3.8.0-ensemble/dynamic/zoo.cfg.dynamic.100000000"
+        );
+        for (my_id, zoo_cfg, java) in [
+            (
+                1,
+                ensemble_fixture!("dynamic/zoo1.cfg"),
+                ensemble_fixture!("dynamic/conf1.txt"),
+            ),
+            (
+                2,
+                ensemble_fixture!("dynamic/zoo2.cfg"),
+                ensemble_fixture!("dynamic/conf2.txt"),
+            ),
+            (
+                3,
+                ensemble_fixture!("dynamic/zoo3.cfg"),
+                ensemble_fixture!("dynamic/conf3.txt"),
+            ),
+            (
+                4,
+                ensemble_fixture!("dynamic/zoo4.cfg"),
+                ensemble_fixture!("dynamic/conf4.txt"),
+            ),
+        ] {
+            let zoo_cfg: String = zoo_cfg
+                .lines()
+                .map(|line| match line.strip_prefix("dynamicConfigFile=") {
+                    Some(_) => format!("dynamicConfigFile={dynamic}\n"),
+                    None => format!("{line}\n"),
+                })
+                .collect();
+            assert_eq!(ensemble_conf(&zoo_cfg, my_id, java), java, "server {my_id}");
+        }
     }
 
     #[test]

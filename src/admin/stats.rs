@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::java_fmt::java_rounded_avg;
-use crate::config::Config;
+use crate::config::ensemble::ELECTION_ALG;
+use crate::config::{Config, Ensemble};
 
 /// The ZooKeeper release whose semantics ferrokeeper follows (the 3.9 line: its wire
 /// protocol, operations and four-letter words). Clients and scripts read the server's
@@ -259,6 +260,43 @@ pub struct ConfStats {
     pub client_port_listen_backlog: i32,
     /// The server id.
     pub server_id: u64,
+    /// The ensemble's lines, in quorum mode only.
+    pub quorum: Option<QuorumConf>,
+}
+
+/// What `conf` adds in quorum mode (`QuorumZooKeeperServer.dumpConf`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuorumConf {
+    /// `initLimit`, in ticks.
+    pub init_limit: u32,
+    /// `syncLimit`, in ticks.
+    pub sync_limit: u32,
+    /// `electionAlg` (always 3).
+    pub election_alg: u32,
+    /// This server's election port.
+    pub election_port: u16,
+    /// This server's quorum port.
+    pub quorum_port: u16,
+    /// This server's role as Java's enum ordinal: 0 participant, 1 observer.
+    pub peer_type: u8,
+    /// The `/zookeeper/config` text (server lines and `version=`, no final newline).
+    pub membership: String,
+}
+
+impl QuorumConf {
+    /// The `conf` lines of an ensemble, as seen by its member `ensemble.my_id`.
+    pub fn from_ensemble(ensemble: &Ensemble) -> QuorumConf {
+        let me = ensemble.me();
+        QuorumConf {
+            init_limit: ensemble.init_limit,
+            sync_limit: ensemble.sync_limit,
+            election_alg: ELECTION_ALG,
+            election_port: me.election_port,
+            quorum_port: me.quorum_port,
+            peer_type: me.role.ordinal(),
+            membership: ensemble.zookeeper_config_text(),
+        }
+    }
 }
 
 impl ConfStats {
@@ -280,6 +318,7 @@ impl ConfStats {
                 .and_then(|b| i32::try_from(b).ok())
                 .unwrap_or(-1),
             server_id: config.server_id,
+            quorum: config.ensemble.as_ref().map(QuorumConf::from_ensemble),
         }
     }
 }

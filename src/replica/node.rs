@@ -149,7 +149,7 @@ pub struct Node {
     raw: RawNode<MemStorage>,
     machine: StateMachine,
     seq: Option<Sequencer>,
-    entropy: Box<dyn FnMut() -> Box<dyn Entropy + Send>>,
+    entropy: Box<dyn FnMut() -> Box<dyn Entropy + Send> + Send>,
     proposed: VecDeque<Proposed>,
     leader: u64,
     role: Role,
@@ -193,7 +193,7 @@ impl Node {
         entries: Vec<RaftEntry>,
         hard_state: Option<HardState>,
         applied: u64,
-        entropy: Box<dyn FnMut() -> Box<dyn Entropy + Send>>,
+        entropy: Box<dyn FnMut() -> Box<dyn Entropy + Send> + Send>,
         logger: &slog::Logger,
     ) -> Result<Node, NodeError> {
         let store = MemStorage::new_with_conf_state(ConfState::from((cfg.voters.clone(), vec![])));
