@@ -214,11 +214,12 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         .collect();
     let last = entries.last().map(|e| e.index).unwrap_or(0);
     let hard_state = recovered.hard_state.map(|h| {
-        let mut hs = raft::eraftpb::HardState::default();
-        hs.term = h.term;
-        hs.vote = h.vote;
-        hs.commit = h.commit.min(last);
-        hs
+        raft::eraftpb::HardState {
+            term: h.term,
+            vote: h.vote,
+            commit: h.commit.min(last),
+            ..Default::default()
+        }
     });
     let applied = hard_state.as_ref().map(|h| h.commit).unwrap_or(0);
     let mut changes = Vec::new();
@@ -227,7 +228,11 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
             continue;
         }
         let entry = crate::replica::wire::decode_entry(&e.data).map_err(|err| {
-            std::io::Error::other(format!("raft log {}: entry {}: {err}", dir.display(), e.index))
+            std::io::Error::other(format!(
+                "raft log {}: entry {}: {err}",
+                dir.display(),
+                e.index
+            ))
         })?;
         for t in entry.txns {
             if t.zxid == state.last_zxid + 1 {

@@ -26,8 +26,7 @@ pub use fourlw::{
 pub use mntr::{JAVA_METRIC_ORDER, OMITTED_GAUGES};
 pub use stats::{
     dir_size_bytes, environment, file_descriptors, full_version, last_operation_name, BufferStats,
-    ConfStats, ConnectionSession, ConnectionStats, DirSizes, ExpiringConnection, LimitStats,
-    LeaderStats, Metric, PercentileSummary, QuorumConf, QuorumStats, ServerMode, ServerStats,
-    Summary, DEFAULT_TRACE_MASK,
-    ZOOKEEPER_VERSION,
+    ConfStats, ConnectionSession, ConnectionStats, DirSizes, ExpiringConnection, LeaderStats,
+    LimitStats, Metric, PercentileSummary, QuorumConf, QuorumStats, ServerMode, ServerStats,
+    Summary, DEFAULT_TRACE_MASK, ZOOKEEPER_VERSION,
 };

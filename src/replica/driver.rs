@@ -239,9 +239,11 @@ fn kind_of(e: &RaftEntry) -> u8 {
 
 /// The raft-rs entry for a stored one.
 pub fn entry_from_stored(e: ferrokeeper_storage::raftlog::Entry) -> RaftEntry {
-    let mut r = RaftEntry::default();
-    r.index = e.index;
-    r.term = e.term;
+    let mut r = RaftEntry {
+        index: e.index,
+        term: e.term,
+        ..Default::default()
+    };
     r.set_entry_type(match e.kind {
         1 => EntryType::EntryConfChange,
         2 => EntryType::EntryConfChangeV2,

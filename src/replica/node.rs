@@ -320,7 +320,8 @@ impl Node {
         if let Some(seq) = self.seq.as_mut() {
             seq.handle(msg, now_ms);
         } else if self.leader != 0 {
-            self.forward.push(retag(msg, self.cfg.id, self.cfg.incarnation));
+            self.forward
+                .push(retag(msg, self.cfg.id, self.cfg.incarnation));
         }
     }
 

@@ -643,9 +643,7 @@ async fn dispatch(
         // In an ensemble a sync goes to the leader and comes back once this server has
         // applied everything committed before it (ZooKeeper's sync); standalone, the
         // published state already is the committed one, and it is served as a read.
-        w if w.is_write()
-            || (matches!(w, Request::Sync(_)) && shard.shared.ensemble.is_some()) =>
-        {
+        w if w.is_write() || (matches!(w, Request::Sync(_)) && shard.shared.ensemble.is_some()) => {
             let (session_id, auth) = {
                 let mut st = conn.st.borrow_mut();
                 st.pending.push_back(Pending::Write { received });
