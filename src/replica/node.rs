@@ -30,6 +30,9 @@ use crate::core::machine::StateMachine;
 use crate::core::sequencer::{CommitRequest, CoreConfig, Entropy, Origin, ReplyMsg, Sequencer};
 use crate::core::state::DataState;
 
+/// How often at most the commit index alone makes the hard state be stored.
+const COMMIT_SAVE_INTERVAL_MS: i64 = 1000;
+
 /// Peer frame kind: a Raft message (raft-rs's protobuf encoding).
 pub const KIND_RAFT: u8 = 1;
 /// Peer frame kind: requests a follower forwards to the leader ([`wire::encode_forward`]).
@@ -95,8 +98,9 @@ pub struct Persist {
     pub number: u64,
     /// Entries, consecutive.
     pub entries: Vec<RaftEntry>,
-    /// The new hard state when term or vote changed (those must be durable before a vote
-    /// or an append response leaves); `None` when only the commit index moved.
+    /// The hard state to store: when term or vote changed (those must be durable before
+    /// a vote or an append response leaves), or the commit index moved and was last
+    /// stored a while ago; `None` otherwise.
     pub hard_state: Option<HardState>,
 }
 
@@ -162,6 +166,8 @@ pub struct Node {
     held: VecDeque<(u64, Vec<Message>)>,
     /// Term and vote last handed to the log, to tell when the hard state must be synced.
     durable_term_vote: (u64, u64),
+    /// Commit index last handed to the log, and when (ms).
+    durable_commit: (u64, i64),
     out: Output,
 }
 
@@ -231,6 +237,7 @@ impl Node {
             conns: HashSet::new(),
             held: VecDeque::new(),
             durable_term_vote,
+            durable_commit: (applied, 0),
             out: Output::default(),
         })
     }
@@ -466,8 +473,16 @@ impl Node {
         if let Some(hs) = hard_state {
             let tv = (hs.term, hs.vote);
             self.raw.mut_store().wl().set_hardstate(hs.clone());
-            if tv != self.durable_term_vote {
+            // Term and vote must be durable before a vote or an append response leaves.
+            // The commit index need not be (Raft relearns it from the leader), but a
+            // restarted member replays its log only up to the stored one and serves that
+            // state until it hears from the leader: store it about once a second, one
+            // small extra sync, so a restart does not go back far.
+            let commit_due = hs.commit > self.durable_commit.0
+                && now_ms - self.durable_commit.1 >= COMMIT_SAVE_INTERVAL_MS;
+            if tv != self.durable_term_vote || commit_due {
                 self.durable_term_vote = tv;
+                self.durable_commit = (hs.commit, now_ms);
                 durable_hs = Some(hs);
             }
         }

@@ -402,6 +402,21 @@ pub async fn serve(
     writer.await;
 
     shard.conns.borrow_mut().remove(&id);
+    // Writes still waiting for their reply leave the global count with the connection
+    // (`Shard::complete` no longer counts replies for it).
+    let unanswered = conn
+        .st
+        .borrow()
+        .pending
+        .iter()
+        .filter(|p| matches!(p, Pending::Write { .. }))
+        .count() as u32;
+    if unanswered > 0 {
+        shard
+            .shared
+            .outstanding_requests
+            .fetch_sub(unanswered, Ordering::Relaxed);
+    }
     shard.watches.borrow_mut().remove_connection(id);
     shard.stats.connections.fetch_sub(1, Ordering::Relaxed);
     let session_id = conn.st.borrow().session_id;

@@ -100,10 +100,14 @@ impl Shard {
         // Each write sent to the commit stage comes back as exactly one write reply, to
         // the shard that sent it: count them off before waking the connections, so a
         // reader held back by `globalOutstandingLimit` sees the lower count.
+        // A reply for a connection already gone was counted off when it went (in an
+        // ensemble a leader change closes connections whose replies never come).
         let answered = c
             .replies
             .iter()
-            .filter(|(_, r)| matches!(r, ReplyMsg::Write { .. }))
+            .filter(|(id, r)| {
+                matches!(r, ReplyMsg::Write { .. }) && self.conns.borrow().contains_key(id)
+            })
             .count();
         if answered > 0 {
             self.shared
