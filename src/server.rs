@@ -157,6 +157,9 @@ pub const RAFT_TICK_ENV: &str = "FERROKEEPER_RAFT_TICK_MS";
 pub const RAFT_TICK_MS_DEFAULT: u64 = 50;
 const HEARTBEAT_TICKS: usize = 2;
 const ELECTION_TICKS: usize = 8;
+/// Environment variable for the Raft entries kept below the newest snapshot (default
+/// `replica::driver::COMPACT_MARGIN_DEFAULT`); tests set it low to force snapshot installs.
+pub const COMPACT_MARGIN_ENV: &str = "FERROKEEPER_RAFT_COMPACT_MARGIN";
 /// Environment variable with fault settings for the peer transport (`drop=0.01,dup=0.001,
 /// delay=5..20,seed=7`; see `peer::Faults::parse`), for partition and chaos tests.
 pub const PEER_FAULTS_ENV: &str = "FERROKEEPER_PEER_FAULTS";
@@ -196,57 +199,33 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         ensemble: Some(status.clone()),
     });
 
-    // Recover: the Raft log replayed up to its last known commit onto a fresh state.
+    // Recover: the newest snapshot with a Raft position, then the Raft log's committed
+    // entries after it.
     let started = Instant::now();
     let dir = config.data_log_dir.join("ferrokeeper").join("raft");
     std::fs::create_dir_all(&dir)?;
-    let (log, recovered) = ferrokeeper_storage::raftlog::RaftLog::open(&dir, log_options(&config)?)
+    let (log, stored) = ferrokeeper_storage::raftlog::RaftLog::open(&dir, log_options(&config)?)
         .map_err(|e| std::io::Error::other(format!("raft log {}: {e}", dir.display())))?;
-    let mut state = crate::core::state::DataState::new(
-        crate::core::sequencer::open_acl_unsafe(),
+    let recovered = crate::replica::recover::recover(
+        &config.data_dir,
+        stored,
+        ensemble.zookeeper_config_text().as_bytes(),
         config.extended_types_enabled,
-    );
-    state.set_ensemble_config(ensemble.zookeeper_config_text().as_bytes());
-    let entries: Vec<_> = recovered
-        .entries
-        .into_iter()
-        .map(driver::entry_from_stored)
-        .collect();
-    let last = entries.last().map(|e| e.index).unwrap_or(0);
-    let hard_state = recovered.hard_state.map(|h| {
-        raft::eraftpb::HardState {
-            term: h.term,
-            vote: h.vote,
-            commit: h.commit.min(last),
-            ..Default::default()
-        }
-    });
-    let applied = hard_state.as_ref().map(|h| h.commit).unwrap_or(0);
-    let mut changes = Vec::new();
-    for e in entries.iter().take_while(|e| e.index <= applied) {
-        if e.get_entry_type() != raft::eraftpb::EntryType::EntryNormal || e.data.is_empty() {
-            continue;
-        }
-        let entry = crate::replica::wire::decode_entry(&e.data).map_err(|err| {
-            std::io::Error::other(format!(
-                "raft log {}: entry {}: {err}",
-                dir.display(),
-                e.index
-            ))
-        })?;
-        for t in entry.txns {
-            if t.zxid == state.last_zxid + 1 {
-                let extended = state.extended_types;
-                crate::core::apply::apply(&mut state, &t, extended, &mut changes);
-            }
-        }
-        changes.clear();
-    }
+        &dir,
+    )?;
     tracing::info!(
-        dir = %dir.display(), entries = entries.len(), applied, zxid = format_args!("0x{:x}", state.last_zxid),
-        znodes = state.tree.len(), sessions = state.sessions.len(), elapsed = ?started.elapsed(),
-        "recovered the raft log"
+        dir = %dir.display(), snapshot_at = ?recovered.start, entries = recovered.entries.len(),
+        applied = recovered.applied, zxid = format_args!("0x{:x}", recovered.state.last_zxid),
+        znodes = recovered.state.tree.len(), sessions = recovered.state.sessions.len(),
+        elapsed = ?started.elapsed(), "recovered: snapshot plus raft log (restart time)"
     );
+    let snapshots = Arc::new(crate::snapshot::SnapshotPolicy::new(
+        crate::snapshot::snap_dir(&config.data_dir),
+        config.snap_count,
+        config.autopurge_snap_retain_count,
+        config.autopurge_purge_interval_hours > 0,
+    ));
+    let purge_through = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let raft_tick = std::env::var(RAFT_TICK_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -273,12 +252,16 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         core: core_config(&config),
         incarnation,
     };
+    let offer = recovered.offer;
     let node = node::Node::new(
         node_cfg,
-        state,
-        entries,
-        hard_state,
-        applied,
+        node::Restored {
+            state: recovered.state,
+            start: recovered.start,
+            entries: recovered.entries,
+            hard_state: recovered.hard_state,
+            applied: recovered.applied,
+        },
         Box::new(|| Box::new(OsEntropy)),
         &node::raft_logger(),
     )
@@ -291,7 +274,8 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         .name("raftlog")
         .spawn({
             let fail = fail.clone();
-            move || driver::run_log(log, log_jobs, log_acks, log_counters, fail)
+            let purge_through = purge_through.clone();
+            move || driver::run_log(log, log_jobs, log_acks, log_counters, purge_through, fail)
         })
         .map_err(|e| std::io::Error::other(format!("cannot start the log executor: {e}")))?;
     let depth = config.limits.commit_queue_depth_requests;
@@ -326,6 +310,15 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         quorum_size: voters.len() as u64,
         started: shared.started,
         fail: fail.clone(),
+        data_dir: config.data_dir.clone(),
+        snapshots,
+        extended_types: config.extended_types_enabled,
+        offer,
+        purge_through,
+        compact_margin: std::env::var(COMPACT_MARGIN_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(driver::COMPACT_MARGIN_DEFAULT),
     };
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())

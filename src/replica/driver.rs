@@ -14,6 +14,8 @@ use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 use raft::eraftpb::{Entry as RaftEntry, EntryType, HardState};
 
 use super::node::{Node, Role};
+use super::recover;
+use super::store::Offer;
 use crate::commit::report::ReportCollector;
 use crate::commit::role::{roles, EnsembleStatus, EnsembleView};
 use crate::commit::stage::{now_ms, Completion, StageMsg};
@@ -30,6 +32,8 @@ pub struct LogJob {
     pub entries: Vec<RaftEntry>,
     /// Term and vote to make durable.
     pub hard_state: Option<HardState>,
+    /// A snapshot was installed at this index: empty the log before appending.
+    pub snapshot: Option<u64>,
 }
 
 /// Everything the ensemble's commit executor needs.
@@ -60,7 +64,23 @@ pub struct Parts {
     pub started: Instant,
     /// Stops the server when the node cannot go on.
     pub fail: FailStop,
+    /// `dataDir` (snapshots and their Raft positions).
+    pub data_dir: std::path::PathBuf,
+    /// When snapshots are taken and what is kept.
+    pub snapshots: Arc<crate::snapshot::SnapshotPolicy>,
+    /// `extendedTypesEnabled`, for loading a snapshot the leader sends.
+    pub extended_types: bool,
+    /// The newest snapshot recovered (zxid, index, term), offered to followers.
+    pub offer: Option<(i64, u64, u64)>,
+    /// Raft log entries up to this index may go (the log executor purges them).
+    pub purge_through: Arc<AtomicU64>,
+    /// Entries kept below the newest snapshot.
+    pub compact_margin: u64,
 }
+
+/// Entries kept in memory and on disk below the newest snapshot by default, so that a
+/// follower a little behind gets entries rather than the whole snapshot.
+pub const COMPACT_MARGIN_DEFAULT: u64 = 10_000;
 
 /// Runs the ensemble member until the process ends or it fails.
 // Long because its tasks (one per shard, peers, ticks, log acknowledgements and the
@@ -161,14 +181,69 @@ pub async fn run(p: Parts) {
         ..EnsembleView::default()
     };
     let mut was_leader = false;
+    let mut snaps = Snapshots {
+        last_zxid: p.offer.map(|o| o.0).unwrap_or(0),
+        threshold: p.snapshots.next_threshold(),
+        pending: None,
+    };
+    if let Some((zxid, index, term)) = p.offer {
+        node.borrow().offer_snapshot(Offer {
+            index,
+            term,
+            load: recover::snapshot_loader(&p.data_dir, zxid),
+        });
+    }
     while kicked.recv().await.is_some() {
-        let out = match node.borrow_mut().step(now_ms()) {
+        let mut out = match node.borrow_mut().step(now_ms()) {
             Ok(out) => out,
             Err(e) => {
                 fail.stop(format!("replication stopped: {e}"));
                 return;
             }
         };
+        if let Some(inst) = out.install.take() {
+            // Rare and whole: done here, before this ready's log work (which drops the
+            // entries the snapshot replaces) goes to the log executor.
+            let loaded = recover::install(
+                &p.data_dir,
+                &inst.data,
+                inst.index,
+                inst.term,
+                p.extended_types,
+            );
+            let result = loaded.and_then(|(state, zxid)| {
+                let mut n = node.borrow_mut();
+                n.installed(state).map_err(|e| e.to_string())?;
+                n.offer_snapshot(Offer {
+                    index: inst.index,
+                    term: inst.term,
+                    load: recover::snapshot_loader(&p.data_dir, zxid),
+                });
+                Ok(zxid)
+            });
+            match result {
+                Ok(zxid) => {
+                    tracing::info!(
+                        index = inst.index,
+                        zxid = format_args!("0x{zxid:x}"),
+                        "installed the leader's snapshot"
+                    );
+                    snaps.last_zxid = zxid;
+                    let _ = kick.try_send(());
+                }
+                Err(e) => {
+                    fail.stop(format!("installing the leader's snapshot failed: {e}"));
+                    return;
+                }
+            }
+        }
+        snaps.maybe_take(
+            &node,
+            &p.snapshots,
+            &p.data_dir,
+            &p.purge_through,
+            p.compact_margin,
+        );
         {
             let n = node.borrow();
             let leader = n.role() == Role::Leader;
@@ -195,6 +270,7 @@ pub async fn run(p: Parts) {
                 number: job.number,
                 entries: job.entries,
                 hard_state: job.hard_state,
+                snapshot: job.snapshot,
             };
             if to_log.send(job).await.is_err() {
                 tracing::error!("log executor gone; stopping the ensemble driver");
@@ -228,6 +304,62 @@ pub async fn run(p: Parts) {
     }
 }
 
+/// Each member snapshots its committed state every `snapCount` txns or so, as a
+/// standalone server does; a snapshot written becomes the one offered to followers, and
+/// the log before it (less a margin) is compacted.
+struct Snapshots {
+    last_zxid: i64,
+    threshold: u64,
+    /// (zxid, index, term) of the snapshot being written.
+    pending: Option<(i64, u64, u64)>,
+}
+
+impl Snapshots {
+    fn maybe_take(
+        &mut self,
+        node: &Rc<RefCell<Node>>,
+        policy: &Arc<crate::snapshot::SnapshotPolicy>,
+        data_dir: &std::path::Path,
+        purge_through: &AtomicU64,
+        margin: u64,
+    ) {
+        if policy.take_written().is_some() {
+            if let Some((zxid, index, term)) = self.pending.take() {
+                let mut n = node.borrow_mut();
+                n.offer_snapshot(Offer {
+                    index,
+                    term,
+                    load: recover::snapshot_loader(data_dir, zxid),
+                });
+                let through = index.saturating_sub(margin);
+                if let Err(e) = n.compact(through) {
+                    tracing::warn!(error = %e, through, "raft log compaction failed");
+                } else {
+                    purge_through.fetch_max(through, std::sync::atomic::Ordering::AcqRel);
+                }
+            }
+        }
+        let (state, (index, term)) = {
+            let n = node.borrow();
+            (n.state().clone(), n.applied_at())
+        };
+        let due = (state.last_zxid - self.last_zxid) as u64 >= self.threshold;
+        if !due || policy.busy() || self.pending.is_some() {
+            return;
+        }
+        let zxid = state.last_zxid;
+        if let Err(e) = recover::write_meta(&recover::meta_dir(data_dir), zxid, index, term) {
+            tracing::error!(error = %e, "cannot record the snapshot's Raft position; not snapshotting");
+            return;
+        }
+        if policy.start(state) {
+            self.pending = Some((zxid, index, term));
+            self.last_zxid = zxid;
+            self.threshold = policy.next_threshold();
+        }
+    }
+}
+
 /// Raft entry kinds as the log stores them.
 fn kind_of(e: &RaftEntry) -> u8 {
     match e.get_entry_type() {
@@ -235,22 +367,6 @@ fn kind_of(e: &RaftEntry) -> u8 {
         EntryType::EntryConfChange => 1,
         EntryType::EntryConfChangeV2 => 2,
     }
-}
-
-/// The raft-rs entry for a stored one.
-pub fn entry_from_stored(e: ferrokeeper_storage::raftlog::Entry) -> RaftEntry {
-    let mut r = RaftEntry {
-        index: e.index,
-        term: e.term,
-        ..Default::default()
-    };
-    r.set_entry_type(match e.kind {
-        1 => EntryType::EntryConfChange,
-        2 => EntryType::EntryConfChangeV2,
-        _ => EntryType::EntryNormal,
-    });
-    r.data = e.data.into();
-    r
 }
 
 /// The log executor of an ensemble member: appends each job's entries (one write and
@@ -261,12 +377,14 @@ pub async fn run_log(
     jobs: SharedReceiver<LogJob>,
     acks: SharedSender<u64>,
     counters: Arc<crate::commit::log::LogCounters>,
+    purge_through: Arc<AtomicU64>,
     fail: FailStop,
 ) {
     use ferrokeeper_storage::raftlog::{EntryRef, HardState as StoredHs};
     let jobs = jobs.connect().await;
     let acks = acks.connect().await;
     counters.publish(&log.stats());
+    let mut purged = 0u64;
     while let Some(first) = jobs.recv().await {
         let mut queued = vec![first];
         while let Some(Some(j)) = futures_lite::future::poll_once(jobs.recv()).await {
@@ -276,17 +394,26 @@ pub async fn run_log(
             }
         }
         // Runs of jobs whose entries continue each other go in one append; a job whose
-        // first entry overwrites earlier ones starts a new run (the log truncates then).
+        // first entry overwrites earlier ones starts a new run (the log truncates then),
+        // and a snapshot install empties the log first.
         let mut run: Vec<EntryRef<'_>> = Vec::new();
         let mut hard_state = None;
         for job in &queued {
-            if let (Some(first), Some(last)) = (job.entries.first(), run.last()) {
-                if first.index != last.index + 1 {
-                    if let Err(e) = log.append(&run) {
-                        fail.stop(format!("raft log write failed: {e}"));
+            let restart = job.snapshot.is_some()
+                || matches!((job.entries.first(), run.last()), (Some(f), Some(l)) if f.index != l.index + 1);
+            if restart && !run.is_empty() {
+                if let Err(e) = log.append(&run) {
+                    fail.stop(format!("raft log write failed: {e}"));
+                    return;
+                }
+                run.clear();
+            }
+            if job.snapshot.is_some() {
+                if let Some(first) = log.first_index() {
+                    if let Err(e) = log.truncate_from(first) {
+                        fail.stop(format!("raft log reset for a snapshot failed: {e}"));
                         return;
                     }
-                    run.clear();
                 }
             }
             for e in &job.entries {
@@ -323,6 +450,15 @@ pub async fn run_log(
             if acks.send(job.number).await.is_err() {
                 return;
             }
+        }
+        let target = purge_through.load(std::sync::atomic::Ordering::Acquire);
+        if target > purged {
+            if let Err(e) = log.purge_through(target) {
+                fail.stop(format!("raft log purge failed: {e}"));
+                return;
+            }
+            purged = target;
+            counters.publish(&log.stats());
         }
     }
 }

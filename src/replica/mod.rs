@@ -11,4 +11,6 @@
 
 pub mod driver;
 pub mod node;
+pub mod recover;
+pub mod store;
 pub mod wire;

@@ -20,10 +20,10 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfState, Entry as RaftEntry, EntryType, HardState, Message};
-use raft::storage::MemStorage;
+use raft::eraftpb::{ConfState, Entry as RaftEntry, EntryType, HardState, Message, Snapshot};
 use raft::{Config as RaftConfig, RawNode, StateRole};
 
+use super::store::{Offer, Store};
 use super::wire;
 use crate::core::apply::{apply, Change};
 use crate::core::machine::StateMachine;
@@ -102,6 +102,20 @@ pub struct Persist {
     /// a vote or an append response leaves), or the commit index moved and was last
     /// stored a while ago; `None` otherwise.
     pub hard_state: Option<HardState>,
+    /// A snapshot installed at this index: drop every stored entry before appending.
+    pub snapshot: Option<u64>,
+}
+
+/// A snapshot the leader sent: the driver writes it as a snapshot file, loads the state
+/// from it and hands that to [`Node::installed`] before the ready's log work goes out.
+#[derive(Debug)]
+pub struct Install {
+    /// Index of the last entry it reflects.
+    pub index: u64,
+    /// That entry's term.
+    pub term: u64,
+    /// What the leader's loader produced (see `replica::driver`).
+    pub data: Vec<u8>,
 }
 
 /// A committed step for the shards: the state after it, its watch changes and the
@@ -125,6 +139,8 @@ pub struct Output {
     pub persist: Vec<Persist>,
     /// Completions for the shards, in commit order.
     pub publish: Vec<Publish>,
+    /// A snapshot to install, before anything in `persist`.
+    pub install: Option<Install>,
 }
 
 /// This server's part in the ensemble, for the four-letter words.
@@ -147,10 +163,40 @@ struct Proposed {
     local: Vec<(Origin, ReplyMsg)>,
 }
 
+/// What a member starts from (see `replica::recover`).
+#[derive(Debug)]
+pub struct Restored {
+    /// The committed state it knows.
+    pub state: DataState,
+    /// The Raft position (index, term) of the snapshot `state` came from, if any.
+    pub start: Option<(u64, u64)>,
+    /// Stored entries after `start`.
+    pub entries: Vec<RaftEntry>,
+    /// Stored term, vote and commit.
+    pub hard_state: Option<HardState>,
+    /// Index `state` reflects.
+    pub applied: u64,
+}
+
+impl Restored {
+    /// A member that has never run: `state` and an empty log.
+    pub fn fresh(state: DataState) -> Restored {
+        Restored {
+            state,
+            start: None,
+            entries: Vec::new(),
+            hard_state: None,
+            applied: 0,
+        }
+    }
+}
+
 /// One ensemble member.
 pub struct Node {
     cfg: NodeConfig,
-    raw: RawNode<MemStorage>,
+    raw: RawNode<Store>,
+    /// Index and term of the last entry applied (or of the snapshot the state came from).
+    applied_at: (u64, u64),
     machine: StateMachine,
     seq: Option<Sequencer>,
     entropy: Box<dyn FnMut() -> Box<dyn Entropy + Send> + Send>,
@@ -166,6 +212,11 @@ pub struct Node {
     held: VecDeque<(u64, Vec<Message>)>,
     /// Term and vote last handed to the log, to tell when the hard state must be synced.
     durable_term_vote: (u64, u64),
+    /// The ready (number, index) that brought a snapshot, until the log has persisted it:
+    /// raft-rs may not count anything as applied before that.
+    apply_after_persist: Option<(u64, u64)>,
+    /// Entries committed in the ready that brought a snapshot, waiting for its state.
+    after_install: Vec<RaftEntry>,
     /// Commit index last handed to the log, and when (ms).
     durable_commit: (u64, i64),
     out: Output,
@@ -185,32 +236,47 @@ pub enum NodeError {
         /// Why.
         source: wire::WireError,
     },
-    /// The leader sent a snapshot; installing one is not built yet.
-    #[error("the leader sent a snapshot at index {0}; snapshot install is not supported yet")]
-    Snapshot(u64),
 }
 
 impl Node {
-    /// A node over a recovered log: `entries` as stored (after `applied`, which the state
-    /// machine's `state` already reflects), `hard_state` as last made durable.
+    /// A node over a recovered log ([`Restored`]).
     pub fn new(
         cfg: NodeConfig,
-        state: DataState,
-        entries: Vec<RaftEntry>,
-        hard_state: Option<HardState>,
-        applied: u64,
+        restored: Restored,
         entropy: Box<dyn FnMut() -> Box<dyn Entropy + Send> + Send>,
         logger: &slog::Logger,
     ) -> Result<Node, NodeError> {
-        let store = MemStorage::new_with_conf_state(ConfState::from((cfg.voters.clone(), vec![])));
-        let mut durable_term_vote = (0, 0);
+        let Restored {
+            state,
+            start,
+            entries,
+            hard_state,
+            applied,
+        } = restored;
+        let store = Store::new(ConfState::from((cfg.voters.clone(), vec![])));
+        let durable_term_vote;
+        let mut applied_at = (0, 0);
+        let mut applied = applied;
+        if let Some((index, term)) = start {
+            store.compact_to(index, term)?;
+            applied = applied.max(index);
+            applied_at = (index, term);
+        }
         {
-            let mut w = store.wl();
-            w.append(&entries)?;
-            if let Some(hs) = hard_state {
-                durable_term_vote = (hs.term, hs.vote);
-                w.set_hardstate(hs);
+            let after = start.map(|s| s.0).unwrap_or(0);
+            let entries: Vec<RaftEntry> = entries.into_iter().filter(|e| e.index > after).collect();
+            if let Some(e) = entries.iter().take_while(|e| e.index <= applied).last() {
+                applied_at = (e.index, e.term);
             }
+            let mut w = store.mem.wl();
+            w.append(&entries)?;
+            let mut hs = hard_state.unwrap_or_default();
+            durable_term_vote = (hs.term, hs.vote);
+            hs.commit = hs.commit.max(applied);
+            if hs.term < applied_at.1 {
+                hs.term = applied_at.1;
+            }
+            w.set_hardstate(hs);
         }
         let rc = RaftConfig {
             id: cfg.id,
@@ -227,6 +293,7 @@ impl Node {
         Ok(Node {
             cfg,
             raw,
+            applied_at,
             machine: StateMachine::new(state),
             seq: None,
             entropy,
@@ -238,6 +305,8 @@ impl Node {
             held: VecDeque::new(),
             durable_term_vote,
             durable_commit: (applied, 0),
+            after_install: Vec::new(),
+            apply_after_persist: None,
             out: Output::default(),
         })
     }
@@ -400,6 +469,48 @@ impl Node {
             }
         }
         self.raw.on_persist_ready(number);
+        if let Some((n, _)) = self.apply_after_persist {
+            if n <= number {
+                self.apply_after_persist = None;
+                self.raw.advance_apply();
+            }
+        }
+    }
+
+    /// Index and term of the last entry the committed state reflects.
+    pub fn applied_at(&self) -> (u64, u64) {
+        self.applied_at
+    }
+
+    /// The state the driver loaded from the snapshot in [`Output::install`]; the
+    /// entries committed after it in the same ready are applied now.
+    pub fn installed(&mut self, state: DataState) -> Result<(), NodeError> {
+        self.machine = StateMachine::new(state);
+        self.out.publish.push(Publish {
+            state: self.machine.state().clone(),
+            changes: Vec::new(),
+            replies: Vec::new(),
+        });
+        let committed = std::mem::take(&mut self.after_install);
+        self.apply_committed(committed)
+    }
+
+    /// Offers followers that are behind the log's start the snapshot `offer`.
+    pub fn offer_snapshot(&self, offer: Offer) {
+        self.raw.store().set_offer(offer);
+    }
+
+    /// Drops the in-memory entries up to `index` (at most the applied index, and only
+    /// entries already on disk); a follower that needs them gets the offered snapshot.
+    pub fn compact(&mut self, index: u64) -> Result<(), NodeError> {
+        let log = &self.raw.raft.raft_log;
+        let index = index.min(self.applied_at.0).min(log.persisted);
+        if index < log.first_index() {
+            return Ok(());
+        }
+        let term = log.term(index)?;
+        self.raw.store().compact_to(index, term)?;
+        Ok(())
     }
 
     /// Proposes what the sequencer has built, handles raft-rs's readies, and returns
@@ -455,24 +566,53 @@ impl Node {
         for m in rd.take_messages() {
             self.send_raft(m);
         }
+        let mut installed_at = None;
         if !rd.snapshot().is_empty() {
-            return Err(NodeError::Snapshot(rd.snapshot().get_metadata().index));
+            // The leader no longer has the entries this server lacks: take its state
+            // whole. The store starts after the snapshot; the driver writes the file,
+            // loads it and calls `installed` before this ready's log work goes out.
+            let snap = rd.snapshot().clone();
+            let (index, term) = (snap.get_metadata().index, snap.get_metadata().term);
+            tracing::info!(
+                me = self.cfg.id,
+                index,
+                term,
+                bytes = snap.data.len(),
+                "installing a snapshot from the leader"
+            );
+            self.raw.mut_store().mem.wl().apply_snapshot(Snapshot {
+                data: Default::default(),
+                ..snap.clone()
+            })?;
+            self.out.install = Some(Install {
+                index,
+                term,
+                data: snap.data.to_vec(),
+            });
+            self.applied_at = (index, term);
+            self.proposed.clear();
+            installed_at = Some(index);
         }
         if let Some(ss) = rd.ss() {
             let (leader, role) = (ss.leader_id, ss.raft_state);
             self.on_leader(leader, role, now_ms);
         }
         let committed = rd.take_committed_entries();
-        self.apply_committed(committed)?;
+        if installed_at.is_some() {
+            // They follow the snapshot: applied once its state is in (`installed`).
+            self.after_install = committed;
+        } else {
+            self.apply_committed(committed)?;
+        }
         let entries = rd.take_entries();
         let hard_state = rd.hs().cloned();
         if !entries.is_empty() {
-            self.raw.mut_store().wl().append(&entries)?;
+            self.raw.mut_store().mem.wl().append(&entries)?;
         }
         let mut durable_hs = None;
         if let Some(hs) = hard_state {
             let tv = (hs.term, hs.vote);
-            self.raw.mut_store().wl().set_hardstate(hs.clone());
+            self.raw.mut_store().mem.wl().set_hardstate(hs.clone());
             // Term and vote must be durable before a vote or an append response leaves.
             // The commit index need not be (Raft relearns it from the leader), but a
             // restarted member replays its log only up to the stored one and serves that
@@ -488,13 +628,14 @@ impl Node {
         }
         let number = rd.number();
         let persisted = rd.take_persisted_messages();
-        let must_persist = !entries.is_empty() || durable_hs.is_some();
+        let must_persist = !entries.is_empty() || durable_hs.is_some() || installed_at.is_some();
         self.raw.advance_append_async(rd);
         if must_persist {
             self.out.persist.push(Persist {
                 number,
                 entries,
                 hard_state: durable_hs,
+                snapshot: installed_at,
             });
             if !persisted.is_empty() {
                 self.held.push_back((number, persisted));
@@ -513,10 +654,16 @@ impl Node {
                     number,
                     entries: Vec::new(),
                     hard_state: None,
+                    snapshot: None,
                 });
             }
         }
-        self.raw.advance_apply();
+        if let Some(index) = installed_at {
+            // raft-rs takes the snapshot as applied only once it is persisted.
+            self.apply_after_persist = Some((number, index));
+        } else if self.apply_after_persist.is_none() {
+            self.raw.advance_apply();
+        }
         Ok(())
     }
 
@@ -586,6 +733,7 @@ impl Node {
 
     fn apply_committed(&mut self, committed: Vec<RaftEntry>) -> Result<(), NodeError> {
         for e in committed {
+            self.applied_at = (e.index, e.term);
             if e.get_entry_type() != EntryType::EntryNormal {
                 tracing::warn!(
                     index = e.index,

@@ -50,7 +50,7 @@ impl Cluster {
             let state = DataState::new(crate::core::sequencer::open_acl_unsafe(), false);
             let entropy: Box<dyn FnMut() -> Box<dyn Entropy + Send> + Send> =
                 Box::new(move || Box::new(SeededEntropy(id)));
-            let node = Node::new(cfg, state, Vec::new(), None, 0, entropy, &raft_logger())
+            let node = Node::new(cfg, Restored::fresh(state), entropy, &raft_logger())
                 .expect("node starts");
             nodes.insert(id, node);
         }
