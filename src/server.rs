@@ -319,6 +319,7 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
             .ok()
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(driver::COMPACT_MARGIN_DEFAULT),
+        forward_timeout_ms: i64::from(ensemble.sync_limit.max(1)) * i64::from(config.tick_time_ms),
     };
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())

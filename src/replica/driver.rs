@@ -76,6 +76,9 @@ pub struct Parts {
     pub purge_through: Arc<AtomicU64>,
     /// Entries kept below the newest snapshot.
     pub compact_margin: u64,
+    /// A request forwarded to the leader and not answered within this closes its
+    /// client's connection (`syncLimit × tickTime`).
+    pub forward_timeout_ms: i64,
 }
 
 /// Entries kept in memory and on disk below the newest snapshot by default, so that a
@@ -142,6 +145,7 @@ pub async fn run(p: Parts) {
         let node = node.clone();
         let kick = kick.clone();
         let (raft_tick, session_tick) = (p.raft_tick, p.session_tick);
+        let forward_timeout_ms = p.forward_timeout_ms;
         glommio::spawn_local(async move {
             let mut next_sessions = Instant::now();
             loop {
@@ -150,7 +154,12 @@ pub async fn run(p: Parts) {
                 if sessions {
                     next_sessions = Instant::now() + session_tick;
                 }
-                node.borrow_mut().tick(now_ms(), sessions);
+                let mut n = node.borrow_mut();
+                n.tick(now_ms(), sessions);
+                if sessions {
+                    n.expire_forwarded(now_ms(), forward_timeout_ms);
+                }
+                drop(n);
                 let _ = kick.try_send(());
             }
         })

@@ -16,7 +16,7 @@
 //!   does when a server leaves its leader: replies held for the old leader's proposals are
 //!   gone, and the clients reconnect (keeping their sessions) and learn the outcome.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use protobuf::Message as _;
@@ -215,6 +215,11 @@ pub struct Node {
     /// The ready (number, index) that brought a snapshot, until the log has persisted it:
     /// raft-rs may not count anything as applied before that.
     apply_after_persist: Option<(u64, u64)>,
+    /// Requests forwarded to the leader and not yet answered, per connection: how many,
+    /// and since when (the later of the oldest's sending and the last answer).
+    awaiting: HashMap<Origin, (u32, i64)>,
+    /// The clock at the last step.
+    last_now_ms: i64,
     /// Entries committed in the ready that brought a snapshot, waiting for its state.
     after_install: Vec<RaftEntry>,
     /// Commit index last handed to the log, and when (ms).
@@ -306,6 +311,8 @@ impl Node {
             durable_term_vote,
             durable_commit: (applied, 0),
             after_install: Vec::new(),
+            awaiting: HashMap::new(),
+            last_now_ms: 0,
             apply_after_persist: None,
             out: Output::default(),
         })
@@ -379,6 +386,7 @@ impl Node {
             }
             CommitRequest::ConnClosed { conn, .. } => {
                 self.conns.remove(conn);
+                self.awaiting.remove(conn);
             }
             CommitRequest::Write { conn, .. } if self.leader == 0 => {
                 let conn = *conn;
@@ -396,8 +404,44 @@ impl Node {
         if let Some(seq) = self.seq.as_mut() {
             seq.handle(msg, now_ms);
         } else if self.leader != 0 {
+            if let CommitRequest::Connect { conn, .. } | CommitRequest::Write { conn, .. } = &msg {
+                let w = self.awaiting.entry(*conn).or_insert((0, now_ms));
+                if w.0 == 0 {
+                    w.1 = now_ms;
+                }
+                w.0 += 1;
+            }
             self.forward
                 .push(retag(msg, self.cfg.id, self.cfg.incarnation));
+        }
+    }
+
+    /// Closes the connections of requests forwarded to the leader and not answered
+    /// within `timeout_ms`. A forwarded request lost with a broken peer connection would
+    /// otherwise leave its client waiting for ever: the follower answers its pings, so
+    /// the client never notices (ZooKeeper's follower drops its clients when it loses
+    /// the leader for `syncLimit` ticks; this is the same bound per request).
+    pub fn expire_forwarded(&mut self, now_ms: i64, timeout_ms: i64) {
+        let late: Vec<Origin> = self
+            .awaiting
+            .iter()
+            .filter(|(_, (n, since))| *n > 0 && now_ms - since > timeout_ms)
+            .map(|(o, _)| *o)
+            .collect();
+        for o in late {
+            tracing::warn!(
+                me = self.cfg.id,
+                conn = o.0,
+                "no answer from the leader; closing the client's connection"
+            );
+            self.awaiting.remove(&o);
+            self.conns.remove(&o);
+            self.reply_now(
+                o,
+                ReplyMsg::Close {
+                    reason: "closed by the leader",
+                },
+            );
         }
     }
 
@@ -516,6 +560,7 @@ impl Node {
     /// Proposes what the sequencer has built, handles raft-rs's readies, and returns
     /// everything to do.
     pub fn step(&mut self, now_ms: i64) -> Result<Output, NodeError> {
+        self.last_now_ms = now_ms;
         self.propose()?;
         if !self.forward.is_empty() && self.leader != 0 && self.leader != self.cfg.id {
             let mut buf = Vec::new();
@@ -776,6 +821,15 @@ impl Node {
             for (o, r) in entry.replies {
                 if server_of(o) == self.cfg.id && incarnation_of(o) == self.cfg.incarnation {
                     let local = untag(o);
+                    if let Some(w) = self.awaiting.get_mut(&local) {
+                        if matches!(r, ReplyMsg::Write { .. } | ReplyMsg::Connected { .. }) {
+                            w.0 = w.0.saturating_sub(1);
+                            w.1 = self.last_now_ms;
+                        }
+                        if w.0 == 0 || matches!(r, ReplyMsg::Close { .. }) {
+                            self.awaiting.remove(&local);
+                        }
+                    }
                     if let ReplyMsg::Close { .. } = r {
                         self.conns.remove(&local);
                     }
@@ -792,6 +846,7 @@ impl Node {
     }
 
     fn close_all(&mut self) {
+        self.awaiting.clear();
         let replies: Vec<_> = self
             .conns
             .drain()
