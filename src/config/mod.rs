@@ -273,6 +273,11 @@ pub struct Config {
     /// recommends for the available cores, `ferrokeeper_tuning::recommend::shards_for_cpus`).
     /// Invariant: > 0.
     pub shards: usize,
+    /// `ferrokeeper.quorumReads`: in an ensemble, every read first goes through the
+    /// leader as a sync, so reads are linearizable (ClickHouse Keeper's `quorum_reads`;
+    /// ZooKeeper has no such setting). Off by default: reads are served locally, with
+    /// ZooKeeper's sequential consistency.
+    pub quorum_reads: bool,
     /// Every bound the server enforces (connections, outstanding requests, frame size,
     /// session timeouts, commit queues), validated together.
     pub limits: Limits,
@@ -315,6 +320,7 @@ impl Config {
             server_id: 0,
             ensemble: None,
             shards: ferrokeeper_tuning::recommend::shards_for_cpus(available_cores()),
+            quorum_reads: false,
             limits: Limits::defaults(DEFAULT_TICK_TIME_MS),
             raw: Vec::new(),
         }
@@ -1103,6 +1109,7 @@ impl Parser {
             "standaloneEnabled" => c.standalone_enabled = at.strict_bool()?,
             "reconfigEnabled" => c.reconfig_enabled = at.strict_bool()?,
             "ferrokeeper.shards" => c.shards = at.count()?,
+            "ferrokeeper.quorumReads" => c.quorum_reads = at.strict_bool()?,
             "ferrokeeper.commitQueueDepth" => {
                 let depth = at.count()?;
                 if depth < COMMIT_QUEUE_DEPTH_MIN {

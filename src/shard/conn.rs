@@ -40,6 +40,9 @@ enum Pending {
     Write {
         received: Instant,
     },
+    /// A sync sent through the leader ahead of a read (`ferrokeeper.quorumReads`): its
+    /// reply is not the client's; the read queued behind it is served when it comes.
+    Barrier,
     Read {
         xid: i32,
         req: Request,
@@ -250,8 +253,13 @@ impl Conn {
                 outcome,
             } => {
                 let front = self.st.borrow_mut().pending.pop_front();
-                let Some(Pending::Write { received }) = front else {
-                    panic!("write reply without a pending write on conn {}", self.id);
+                let received = match front {
+                    Some(Pending::Write { received }) => received,
+                    Some(Pending::Barrier) => {
+                        self.drain_reads(shard);
+                        return;
+                    }
+                    _ => panic!("write reply without a pending write on conn {}", self.id),
                 };
                 self.push_output(|out| write_reply(out, xid, zxid, opcode, &outcome));
                 self.record(write_op_name(opcode), xid, zxid, received);
@@ -289,7 +297,10 @@ impl Conn {
         }
         // Reads only queue behind a write and are served as soon as the writes ahead of
         // them are answered, so the front of a non-empty queue is a write in flight.
-        let write_in_flight = matches!(st.pending.front(), Some(Pending::Write { .. }));
+        let write_in_flight = matches!(
+            st.pending.front(),
+            Some(Pending::Write { .. } | Pending::Barrier)
+        );
         let at_limit = shared.outstanding_requests.load(Ordering::Relaxed)
             >= shared.limits.global_outstanding_requests_max;
         (write_in_flight && at_limit).then_some(&counters.reads_paused_global_outstanding)
@@ -409,7 +420,7 @@ pub async fn serve(
         .borrow()
         .pending
         .iter()
-        .filter(|p| matches!(p, Pending::Write { .. }))
+        .filter(|p| matches!(p, Pending::Write { .. } | Pending::Barrier))
         .count() as u32;
     if unanswered > 0 {
         shard
@@ -683,6 +694,40 @@ async fn dispatch(
         }
         r => {
             shard.catch_up().await;
+            if shard.shared.ensemble.is_some()
+                && shard.shared.config.quorum_reads
+                && is_data_read(&r)
+            {
+                // Linearizable reads: a sync through the leader first; the read is served
+                // once this server has applied everything committed before the sync.
+                let (session_id, auth) = {
+                    let mut st = conn.st.borrow_mut();
+                    st.pending.push_back(Pending::Barrier);
+                    st.pending.push_back(Pending::Read {
+                        xid,
+                        req: r,
+                        received,
+                    });
+                    (st.session_id, st.auth.clone())
+                };
+                shard
+                    .shared
+                    .outstanding_requests
+                    .fetch_add(1, Ordering::Relaxed);
+                return shard
+                    .to_commit
+                    .send(StageMsg::Core(CommitRequest::Write {
+                        conn: origin(shard.index, conn.id),
+                        session_id,
+                        xid,
+                        request: Request::Sync(ferrokeeper_net::records::SyncRequest {
+                            path: "/".into(),
+                        }),
+                        auth,
+                    }))
+                    .await
+                    .map_err(|_| "commit stage gone".to_string());
+            }
             let queued = !conn.st.borrow().pending.is_empty();
             if queued {
                 conn.st.borrow_mut().pending.push_back(Pending::Read {
@@ -696,6 +741,22 @@ async fn dispatch(
             Ok(())
         }
     }
+}
+
+/// Reads of the tree, which `ferrokeeper.quorumReads` makes linearizable (not pings,
+/// watch bookkeeping or `whoAmI`).
+fn is_data_read(r: &Request) -> bool {
+    matches!(
+        r,
+        Request::Exists(_)
+            | Request::GetData(_)
+            | Request::GetChildren(_)
+            | Request::GetChildren2(_)
+            | Request::GetAcl(_)
+            | Request::GetEphemerals(_)
+            | Request::GetAllChildrenNumber(_)
+            | Request::MultiRead(_)
+    )
 }
 
 /// ZooKeeper's short names for operations (`lastOp` in `cons`).
