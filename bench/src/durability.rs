@@ -414,6 +414,8 @@ impl Durable {
             session_timeout_ms: shape.session_timeout_ms,
             drain_ns: shape.drain_ns,
             server_pid: Some(server.pid()),
+            peers: Vec::new(),
+            peer_pids: Vec::new(),
         };
         let mix = self.templates.mix(Workload::Durability);
         let left = Arc::new(AtomicU64::new(writes));
