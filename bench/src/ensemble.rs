@@ -856,3 +856,59 @@ fn kill_and_wait<'s>(
     shared.kill_ns.store(0, Ordering::Release);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failover_percentiles_are_nearest_rank_over_measured_kills() {
+        let f = Failover {
+            times_ns: vec![Some(300), None, Some(100), Some(200)],
+            ..Failover::default()
+        };
+        assert_eq!(f.sorted_ns(), vec![100, 200, 300]);
+        assert_eq!(f.percentile_ns(0.5), Some(200));
+        assert_eq!(f.percentile_ns(0.99), Some(300));
+        assert_eq!(f.percentile_ns(0.0), Some(100));
+        assert_eq!(Failover::default().percentile_ns(0.5), None);
+    }
+
+    #[test]
+    fn ports_count_up_from_the_base_and_never_repeat() {
+        let held = TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy = held.local_addr().unwrap().port();
+        let mut ports = Ports::new(Some(busy));
+        let a = ports.take().unwrap();
+        let b = ports.take().unwrap();
+        assert!(a > busy, "the busy port {busy} is skipped");
+        assert!(b > a);
+        let mut any = Ports::new(None);
+        let taken: Vec<u16> = (0..9).map(|_| any.take().unwrap()).collect();
+        let mut unique = taken.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), taken.len());
+    }
+
+    #[test]
+    fn sessions_spread_round_robin_over_the_members() {
+        let at = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let spec = PipelineSpec {
+            addr: at(1),
+            sessions: 6,
+            outstanding: 1,
+            threads: 1,
+            pace: Pace::Closed,
+            span: Span::Count,
+            session_timeout_ms: 30_000,
+            drain_ns: S,
+            server_pid: None,
+            peers: vec![at(2), at(3)],
+            peer_pids: Vec::new(),
+        };
+        let spread: Vec<SocketAddr> = (0..6).map(|i| spec.addr_of(i)).collect();
+        assert_eq!(spread, vec![at(1), at(2), at(3), at(1), at(2), at(3)]);
+        assert_eq!(spec.server_cpu_ns(), None);
+    }
+}

@@ -275,6 +275,9 @@ fn run_compare(args: CompareArgs) -> ExitCode {
             }
         }
     }
+    if let Some(d) = &result.durability {
+        eprint!("{}", ferrokeeper_bench::durability::fsync_rows(d));
+    }
     if result.errors.is_empty() {
         eprintln!("compare: no errors ({:.0} s)", result.elapsed_s);
         ExitCode::SUCCESS
