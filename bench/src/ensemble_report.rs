@@ -32,7 +32,7 @@ fn ratio(fk: Option<f64>, java: Option<f64>) -> String {
     }
 }
 
-fn row<'a>(side: Option<&'a EnsembleSide>, workload: Workload) -> Option<&'a RunStats> {
+fn row(side: Option<&EnsembleSide>, workload: Workload) -> Option<&RunStats> {
     side?
         .rows
         .iter()
