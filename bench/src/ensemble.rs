@@ -799,17 +799,23 @@ fn failover(
     result
 }
 
-/// Waits for one leader and two followers, then for the writers to get writes through
-/// for `settle_ns`; returns the leader's index.
+/// Waits for one leader and two followers and for a write to get through, then lets
+/// the writers run for `settle_ns`; returns the leader's index.
 fn ready_for_kill(plan: &EnsemblePlan, ens: &Ensemble, shared: &Shared) -> Option<usize> {
     ens.wait_whole(plan.failover_ns_max)?;
+    // On a loaded machine the writers may take a while to reconnect after a restart:
+    // wait for one acknowledgement rather than demand some within the settling time.
     let before = shared.acknowledged.load(Ordering::Relaxed);
-    std::thread::sleep(Duration::from_nanos(plan.settle_ns));
-    if shared.acknowledged.load(Ordering::Relaxed) == before {
-        return None;
+    let deadline = now_ns() + plan.failover_ns_max;
+    while shared.acknowledged.load(Ordering::Relaxed) == before {
+        if now_ns() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
+    std::thread::sleep(Duration::from_nanos(plan.settle_ns));
     // The leader may have changed while settling; ask again.
-    ens.whole_leader()
+    ens.wait_whole(plan.failover_ns_max)
 }
 
 /// Kills member `leader` with SIGKILL and measures until a write sent after the kill is
