@@ -414,6 +414,8 @@ impl Durable {
             session_timeout_ms: shape.session_timeout_ms,
             drain_ns: shape.drain_ns,
             server_pid: Some(server.pid()),
+            peers: Vec::new(),
+            peer_pids: Vec::new(),
         };
         let mix = self.templates.mix(Workload::Durability);
         let left = Arc::new(AtomicU64::new(writes));
@@ -696,6 +698,47 @@ fn ratio_opt(fk: Option<f64>, java: Option<f64>) -> String {
     }
 }
 
+/// The rows issue #9 asks for: setData with `forceSync=yes` at 1 and at 16 writes in
+/// flight (every point of the plan with that many; `quick` has 1×1 and 4×4), p50, p99 and
+/// server CPU per write side by side. README's fsync table is this table.
+pub fn fsync_rows(d: &DurabilityResult) -> String {
+    use std::fmt::Write as _;
+    let mut md = String::from("| setData, `forceSync=yes` | ZooKeeper writes/s | ferrokeeper writes/s | ratio | p50 ZK / fk | p99 ZK / fk | CPU µs/write ZK / fk | CPU ratio |\n|---|---:|---:|---:|---|---|---|---:|\n");
+    for p in d
+        .points
+        .iter()
+        .filter(|p| matches!(p.sessions * p.outstanding, 1 | 16))
+    {
+        let (j, f) = (&p.stats.java, &p.stats.fk);
+        let q = |s: &RunStats, q: f64| {
+            if s.latency.is_empty() {
+                "–".to_string()
+            } else {
+                fmt_latency(s.latency.value_at_quantile(q))
+            }
+        };
+        let cpu = |s: &RunStats| s.server_cpu_ns.map(|c| per_op_us(c, s.ops));
+        let _ = writeln!(
+            md,
+            "| {} in flight ({}×{}) | {:.0} | {:.0} | {} | {} / {} | {} / {} | {} / {} | {} |",
+            p.sessions * p.outstanding,
+            p.sessions,
+            p.outstanding,
+            j.ops_per_sec(),
+            f.ops_per_sec(),
+            ratio_opt(Some(f.ops_per_sec()), Some(j.ops_per_sec())),
+            q(j, 0.5),
+            q(f, 0.5),
+            q(j, 0.99),
+            q(f, 0.99),
+            fmt_opt(cpu(j), 1),
+            fmt_opt(cpu(f), 1),
+            ratio_opt(cpu(f), cpu(j)),
+        );
+    }
+    md
+}
+
 /// The report's durability section.
 pub fn render(d: &DurabilityResult) -> String {
     use std::fmt::Write as _;
@@ -712,6 +755,8 @@ pub fn render(d: &DurabilityResult) -> String {
         plan.rounds,
         plan.warmup_global_ns as f64 / 1e9
     );
+    md.push_str(&fsync_rows(d));
+    md.push_str("\nEvery point:\n\n");
     md.push_str("| in flight (sessions × outstanding) | ZooKeeper writes/s | ferrokeeper writes/s | ratio | CPU µs/write ZooKeeper | CPU µs/write ferrokeeper | CPU ratio |\n|---|---:|---:|---:|---:|---:|---:|\n");
     for p in &d.points {
         let (j, f) = (&p.stats.java, &p.stats.fk);

@@ -93,6 +93,31 @@ pub struct PipelineSpec {
     pub drain_ns: u64,
     /// Server process to read CPU time from, if any.
     pub server_pid: Option<u32>,
+    /// The other members of an ensemble, empty for one server: session `i` connects to
+    /// `[addr, peers..][i % (1 + peers.len())]`, so clients spread over every member.
+    pub peers: Vec<SocketAddr>,
+    /// The other members' pids: the server CPU time is then summed over `server_pid` and
+    /// these, the cost of a replicated op being paid on every member.
+    pub peer_pids: Vec<u32>,
+}
+
+impl PipelineSpec {
+    /// The address session `index` connects to.
+    pub fn addr_of(&self, index: usize) -> SocketAddr {
+        match index % (1 + self.peers.len()) {
+            0 => self.addr,
+            k => self.peers[k - 1],
+        }
+    }
+
+    /// The server CPU time so far, summed over every process of the run; `None` when
+    /// there is no pid or one could not be read.
+    pub fn server_cpu_ns(&self) -> Option<u64> {
+        let first = process_cpu_ns(self.server_pid?).ok()?;
+        self.peer_pids
+            .iter()
+            .try_fold(first, |sum, &pid| process_cpu_ns(pid).ok().map(|c| sum + c))
+    }
 }
 
 /// Why a run could not be carried out at all.
@@ -185,7 +210,7 @@ pub fn run_pipeline(
         clock.ready.wait();
         let t0 = now_ns();
         clock.t0_ns.store(t0, Ordering::Release);
-        let server_cpu = || spec.server_pid.and_then(|p| process_cpu_ns(p).ok());
+        let server_cpu = || spec.server_cpu_ns();
         let (window_ns, client_cpu_ns, server_cpu_ns);
         match spec.span {
             Span::Timed {
@@ -247,7 +272,8 @@ impl Worker {
         let mut poll = Poll::new().map_err(|e| RunError::Worker(format!("epoll: {e}")))?;
         let share = range.len() as f64 / spec.sessions.max(1) as f64;
         let first = range.start;
-        let conns = connect_all(&mut poll, spec.addr, range.len(), spec.session_timeout_ms)
+        let addrs: Vec<SocketAddr> = range.clone().map(|i| spec.addr_of(i)).collect();
+        let conns = connect_all_to(&mut poll, &addrs, spec.session_timeout_ms)
             .map_err(|e| e.offset_session(first))?;
         let sessions = conns
             .into_iter()
@@ -546,8 +572,18 @@ pub fn connect_all(
     count: usize,
     session_timeout_ms: i32,
 ) -> Result<Vec<Conn>, RunError> {
+    connect_all_to(poll, &vec![addr; count], session_timeout_ms)
+}
+
+/// [`connect_all`] with session `i` opened to `addrs[i]` (an ensemble's members).
+pub fn connect_all_to(
+    poll: &mut Poll,
+    addrs: &[SocketAddr],
+    session_timeout_ms: i32,
+) -> Result<Vec<Conn>, RunError> {
+    let count = addrs.len();
     let mut conns = Vec::with_capacity(count);
-    for i in 0..count {
+    for (i, &addr) in addrs.iter().enumerate() {
         let mut conn = open_registered(poll, addr, session_timeout_ms, i)?;
         conn.flush().map_err(|e| RunError::Conn {
             session: i,

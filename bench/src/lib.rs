@@ -27,10 +27,13 @@
 //!   syncs and log bytes per write; its report section.
 //! * [`zk_snapshot`], [`restart`]: `restart`, spawn to first read with millions of
 //!   znodes on disk, from a ZooKeeper snapshot written from scratch.
+//! * [`ensemble`]: `compare --ensemble`, three servers of each kind as replicated
+//!   ensembles, one after the other: reads, writes, mixed, and failover time after
+//!   killing the leader.
 //! * [`results`]: everything a comparison found, as records.
-//! * [`svg`], [`restart_report`], [`report`]: the charts (drawn with `plotters`), the
-//!   restart section, and the markdown report, which read the results and never the
-//!   reverse.
+//! * [`svg`], [`restart_report`], [`report`], [`ensemble_report`]: the charts (drawn
+//!   with `plotters`), the restart section, the markdown report and the ensemble's, which
+//!   read the results and never the reverse.
 //! * [`compare`]: the `compare` command: runs it all, alternating, into the results.
 //!
 //! It must never depend on the server crate: it sees ferrokeeper only over a socket and
@@ -45,6 +48,8 @@ pub mod compare;
 pub mod conn;
 pub mod durability;
 pub mod engine;
+pub mod ensemble;
+pub mod ensemble_report;
 pub mod fanout;
 pub mod ops;
 pub mod plan;

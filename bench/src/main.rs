@@ -2,7 +2,7 @@
 //! Apache ZooKeeper. See the crate docs (`lib.rs`) for the design.
 //!
 //! ```text
-//! ferrokeeper-bench compare [--smoke|--quick] [--workloads read,write,...]
+//! ferrokeeper-bench compare [--smoke|--quick] [--ensemble] [--workloads read,write,...]
 //!                           [--ferrokeeper-bin target/release/ferrokeeper] [--out DIR]
 //! ferrokeeper-bench run --server 127.0.0.1:2181 --workload read [--preload] ...
 //! ferrokeeper-bench zk-snapshot --znodes 1000000 --out DIR     # ZooKeeper 3.8 dataDir
@@ -67,6 +67,14 @@ struct CompareArgs {
     /// A few minutes.
     #[arg(long)]
     quick: bool,
+    /// Three servers of each kind as replicated ensembles, one after the other: reads,
+    /// writes, mixed and failover time (instead of the standalone workloads).
+    #[arg(long)]
+    ensemble: bool,
+    /// With --ensemble: take the servers' ports counting up from this one (default: any
+    /// free ports).
+    #[arg(long)]
+    port_base: Option<u16>,
     #[arg(long, help = WORKLOAD_HELP, value_delimiter = ',')]
     workloads: Vec<String>,
     /// The ferrokeeper server binary (default: target/release/ferrokeeper, built by
@@ -210,6 +218,9 @@ fn run_compare(args: CompareArgs) -> ExitCode {
     } else {
         Profile::Full
     };
+    if args.ensemble {
+        return run_ensemble(args, profile);
+    }
     let workloads = match parse_workloads(&args.workloads) {
         Ok(w) => w,
         Err(e) => {
@@ -264,11 +275,96 @@ fn run_compare(args: CompareArgs) -> ExitCode {
             }
         }
     }
+    if let Some(d) = &result.durability {
+        eprint!("{}", ferrokeeper_bench::durability::fsync_rows(d));
+    }
     if result.errors.is_empty() {
         eprintln!("compare: no errors ({:.0} s)", result.elapsed_s);
         ExitCode::SUCCESS
     } else {
         eprintln!("compare: {} error(s):", result.errors.len());
+        for e in &result.errors {
+            eprintln!("  - {e}");
+        }
+        ExitCode::from(1)
+    }
+}
+
+fn run_ensemble(args: CompareArgs, profile: Profile) -> ExitCode {
+    use ferrokeeper_bench::ensemble::{self, EnsemblePlan};
+    let mut plan = EnsemblePlan::of(profile);
+    if let Some(t) = args.threads {
+        plan.threads = t.max(1);
+    }
+    if let Some(s) = args.sessions {
+        plan.sessions = s.max(1);
+    }
+    if let Some(k) = args.outstanding {
+        plan.outstanding = k.max(1);
+    }
+    if let Some(r) = args.rounds {
+        plan.rounds = r.max(1);
+    }
+    let bin = args.ferrokeeper_bin.unwrap_or_else(default_ferrokeeper_bin);
+    if !bin.exists() {
+        eprintln!(
+            "ferrokeeper-bench: no ferrokeeper binary at {} (build it with `cargo build --release`)",
+            bin.display()
+        );
+        return ExitCode::from(2);
+    }
+    let classpath = ferrokeeper_bench::server::JAVA_ZK_CLASSPATH.to_string();
+    if !ferrokeeper_bench::server::java_zookeeper_installed(&classpath) {
+        eprintln!(
+            "ferrokeeper-bench: Apache ZooKeeper is not installed (apt-get install zookeeper)"
+        );
+        return ExitCode::from(2);
+    }
+    let settings = ferrokeeper_bench::server::ServerSettings {
+        ferrokeeper_bin: bin,
+        ferrokeeper_shards: args.shards,
+        java_heap: args.java_heap,
+        java_classpath: classpath,
+        tick_time_ms: 2000,
+        base_dir: args.base_dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("ferrokeeper-bench-ens-{}", std::process::id()))
+        }),
+    };
+    let _ = std::fs::remove_dir_all(&settings.base_dir);
+    let command_line = std::iter::once("ferrokeeper-bench".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let machine = Machine::detect();
+    let result = ensemble::run(&plan, &settings, args.port_base, &command_line);
+    if !args.keep_dirs {
+        let _ = std::fs::remove_dir_all(&settings.base_dir);
+    }
+    if !args.no_report {
+        let dir = args.out.unwrap_or_else(|| match profile {
+            Profile::Smoke => std::env::temp_dir().join("ferrokeeper-bench-smoke"),
+            _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results")),
+        });
+        match ferrokeeper_bench::ensemble_report::write(&result, &machine, &dir) {
+            Ok(path) => eprintln!("report: {}", path.display()),
+            Err(e) => {
+                eprintln!(
+                    "ferrokeeper-bench: writing the report in {}: {e}",
+                    dir.display()
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    eprint!(
+        "{}",
+        ferrokeeper_bench::ensemble_report::summary_table(&result)
+    );
+    if result.errors.is_empty() {
+        eprintln!("compare --ensemble: no errors ({:.0} s)", result.elapsed_s);
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("compare --ensemble: {} error(s):", result.errors.len());
         for e in &result.errors {
             eprintln!("  - {e}");
         }

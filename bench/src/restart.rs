@@ -456,6 +456,8 @@ fn full_pass(
         session_timeout_ms: 30_000,
         drain_ns: 60_000_000_000,
         server_pid: Some(server.pid()),
+        peers: Vec::new(),
+        peer_pids: Vec::new(),
     };
     let next = Arc::new(AtomicU64::new(0));
     let stats = match run_pipeline(&pipeline, &|_| {

@@ -220,10 +220,8 @@ impl Server {
         force_sync: bool,
     ) -> Result<Server, ServerError> {
         let force_sync = if force_sync { "yes" } else { "no" };
-        let dir = dir.to_path_buf();
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data).map_err(io_err(format!("create {}", data.display())))?;
         let port = free_port().map_err(io_err("find a free port"))?;
+        let data = dir.join("data");
         let mut lines = settings.common_config();
         for (key, value) in lines.iter_mut() {
             if key == "forceSync" {
@@ -237,6 +235,26 @@ impl Server {
                 lines.push(("ferrokeeper.shards".into(), shards.to_string()));
             }
         }
+        Server::spawn_config(kind, settings, dir, port, &lines)
+    }
+
+    /// Starts `kind` in `dir` with exactly these `zoo.cfg` lines (`port` must be their
+    /// `clientPort`, `dir/data` their `dataDir`), without waiting for it to serve: an
+    /// ensemble's members are all spawned before any of them can serve.
+    pub fn spawn_config(
+        kind: ServerKind,
+        settings: &ServerSettings,
+        dir: &Path,
+        port: u16,
+        lines: &[(String, String)],
+    ) -> Result<Server, ServerError> {
+        let force_sync = lines
+            .iter()
+            .find(|(k, _)| k == "forceSync")
+            .map_or("yes", |(_, v)| v.as_str());
+        let dir = dir.to_path_buf();
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).map_err(io_err(format!("create {}", data.display())))?;
         let config: String = lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         let cfg_path = dir.join("zoo.cfg");
         std::fs::write(&cfg_path, &config).map_err(io_err("write zoo.cfg"))?;
@@ -305,7 +323,8 @@ impl Server {
         })
     }
 
-    fn wait_serving(&mut self) -> Result<(), ServerError> {
+    /// Waits until the server serves sessions (or exits, or [`START_NS_MAX`] passes).
+    pub fn wait_serving(&mut self) -> Result<(), ServerError> {
         let deadline = now_ns() + START_NS_MAX;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -335,6 +354,12 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Kills the process with SIGKILL (`kill -9`) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The client address.

@@ -46,6 +46,8 @@ pub fn create_children(
         session_timeout_ms,
         drain_ns: 30_000_000_000,
         server_pid: None,
+        peers: Vec::new(),
+        peer_pids: Vec::new(),
     };
     run_pipeline(&spec, &|_| {
         Box::new(CountedCreate::new(
@@ -115,8 +117,18 @@ pub struct SetupClient {
 impl SetupClient {
     /// Connects and completes the handshake.
     pub fn connect(addr: SocketAddr, timeout_ms: i32) -> io::Result<SetupClient> {
+        SetupClient::connect_waiting(addr, timeout_ms, Duration::from_secs(30))
+    }
+
+    /// [`SetupClient::connect`], waiting at most `wait` for each reply (the handshake's
+    /// included): an ensemble member without a leader may hold a handshake unanswered.
+    pub fn connect_waiting(
+        addr: SocketAddr,
+        timeout_ms: i32,
+        wait: Duration,
+    ) -> io::Result<SetupClient> {
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_read_timeout(Some(wait))?;
         stream.set_nodelay(true)?;
         let mut out = Vec::new();
         let connect = ferrokeeper_net::request::Connect {
@@ -181,6 +193,12 @@ impl SetupClient {
                 return Ok((reply.header, reply.body.to_vec()));
             }
         }
+    }
+
+    /// How long [`SetupClient::call`] waits for a reply before failing with a timeout
+    /// (30 s from [`SetupClient::connect`]).
+    pub fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(timeout))
     }
 
     /// Closes the session (best effort).

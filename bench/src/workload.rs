@@ -289,6 +289,8 @@ pub fn run_workload(
         session_timeout_ms: shape.session_timeout_ms,
         drain_ns: shape.drain_ns,
         server_pid: target.pid,
+        peers: Vec::new(),
+        peer_pids: Vec::new(),
     };
     let timed = Span::Timed {
         warmup_ns: shape.warmup_ns,

@@ -109,6 +109,8 @@ fn spec(addr: SocketAddr, pace: Pace, span: Span) -> PipelineSpec {
         session_timeout_ms: 30_000,
         drain_ns: 500_000_000,
         server_pid: None,
+        peers: Vec::new(),
+        peer_pids: Vec::new(),
     }
 }
 
@@ -216,4 +218,40 @@ fn a_server_that_stops_answering_is_a_reported_stall() {
     assert_eq!(stats.unanswered, 16);
     assert!(stats.errors > 0);
     assert!(stats.first_error.unwrap_or_default().contains("unanswered"));
+}
+
+#[test]
+fn sessions_spread_over_an_ensembles_members_and_cpu_sums_their_pids() {
+    let (a, b, c) = (
+        Fake::start(u64::MAX),
+        Fake::start(u64::MAX),
+        Fake::start(u64::MAX),
+    );
+    let mut spec = spec(
+        a.addr,
+        Pace::Closed,
+        Span::Timed {
+            warmup_ns: 50_000_000,
+            measure_ns: 200_000_000,
+        },
+    );
+    spec.sessions = 6;
+    spec.peers = vec![b.addr, c.addr];
+    // This test process stands in for every member: the sum is then three readings of it.
+    let me = std::process::id();
+    spec.server_pid = Some(me);
+    spec.peer_pids = vec![me, me];
+    let mix = reads();
+    let stats = run_pipeline(&spec, &|w| {
+        Box::new(Mix::new(Arc::clone(&mix), 1 + w as u64)) as Box<dyn OpSource>
+    })
+    .expect("run");
+    assert_eq!(stats.errors, 0, "{:?}", stats.first_error);
+    for (name, fake) in [("a", &a), ("b", &b), ("c", &c)] {
+        assert!(
+            fake.requests.load(Ordering::Relaxed) > 0,
+            "member {name} got no requests"
+        );
+    }
+    assert!(stats.server_cpu_ns.is_some());
 }
