@@ -20,7 +20,7 @@ use crate::commit::report::ReportCollector;
 use crate::commit::role::{roles, EnsembleStatus, EnsembleView};
 use crate::commit::stage::{now_ms, Completion, StageMsg};
 use crate::commit::FailStop;
-use crate::peer::{PeerConfig, PeerNet};
+use crate::peer::{Incoming, PeerConfig, PeerNet};
 
 /// Log work for the log executor: append `entries` (replacing any stored suffix from the
 /// first one's index), store `hard_state`, then acknowledge `number`.
@@ -130,13 +130,25 @@ pub async fn run(p: Parts) {
             return;
         }
     };
+    let (chunk_tx, chunk_rx) = local_channel::new_bounded::<Incoming>(4);
     {
         let node = node.clone();
         let kick = kick.clone();
+        let net = net.clone();
+        let data_dir = p.data_dir.clone();
         glommio::spawn_local(async move {
             while let Some(f) = incoming.recv().await {
-                node.borrow_mut().peer(f.from, f.kind, &f.payload, now_ms());
-                let _ = kick.try_send(());
+                match f.kind {
+                    KIND_SNAP_REQ => serve_chunk(&net, &data_dir, f.from, &f.payload),
+                    KIND_SNAP_CHUNK => {
+                        // Only the fetch under way wants it; a late chunk is dropped.
+                        let _ = chunk_tx.try_send(f);
+                    }
+                    _ => {
+                        node.borrow_mut().peer(f.from, f.kind, &f.payload, now_ms());
+                        let _ = kick.try_send(());
+                    }
+                }
             }
         })
         .detach();
@@ -212,23 +224,26 @@ pub async fn run(p: Parts) {
         };
         if let Some(inst) = out.install.take() {
             // Rare and whole: done here, before this ready's log work (which drops the
-            // entries the snapshot replaces) goes to the log executor.
-            let loaded = recover::install(
-                &p.data_dir,
-                &inst.data,
-                inst.index,
-                inst.term,
-                p.extended_types,
-            );
-            let result = loaded.and_then(|(state, zxid)| {
+            // entries the snapshot replaces) goes to the log executor. The step loop
+            // waits; peer frames are still taken (chunks among them).
+            let leader = node.borrow().leader();
+            let fetched = fetch_snapshot(&net, &chunk_rx, leader, &p.data_dir, &inst.data).await;
+            let result = fetched.and_then(|desc| {
+                let state = recover::install_fetched(
+                    &p.data_dir,
+                    desc,
+                    inst.index,
+                    inst.term,
+                    p.extended_types,
+                )?;
                 let mut n = node.borrow_mut();
                 n.installed(state).map_err(|e| e.to_string())?;
                 n.offer_snapshot(Offer {
                     index: inst.index,
                     term: inst.term,
-                    load: recover::snapshot_loader(&p.data_dir, zxid),
+                    load: recover::snapshot_loader(&p.data_dir, desc.zxid),
                 });
-                Ok(zxid)
+                Ok(desc.zxid)
             });
             match result {
                 Ok(zxid) => {
@@ -367,6 +382,120 @@ impl Snapshots {
             self.threshold = policy.next_threshold();
         }
     }
+}
+
+/// Peer frame kind: a follower asks the leader for a piece of a snapshot file
+/// (zxid i64, offset u64, length u32; little-endian).
+pub const KIND_SNAP_REQ: u8 = 3;
+/// Peer frame kind: the piece (zxid i64, offset u64, status u8 — 0 ok, 1 no such
+/// snapshot —, then the bytes).
+pub const KIND_SNAP_CHUNK: u8 = 4;
+/// Bytes asked for at once.
+const CHUNK_BYTES: u32 = 1 << 20;
+/// How long a chunk may take before it is asked for again, and how many times.
+const CHUNK_WAIT: Duration = Duration::from_secs(2);
+const CHUNK_TRIES: u32 = 15;
+
+fn le_i64(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    i64::from_le_bytes(a)
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    le_i64(b) as u64
+}
+
+/// Answers a follower's chunk request from this server's snapshot files.
+fn serve_chunk(net: &PeerNet, data_dir: &std::path::Path, from: u64, req: &[u8]) {
+    if req.len() != 20 {
+        tracing::warn!(from, "malformed snapshot chunk request; dropped");
+        return;
+    }
+    let zxid = le_i64(&req[0..8]);
+    let offset = le_u64(&req[8..16]);
+    let mut l = [0u8; 4];
+    l.copy_from_slice(&req[16..20]);
+    let len = u32::from_le_bytes(l).min(CHUNK_BYTES) as usize;
+    let mut out = Vec::with_capacity(17 + len);
+    out.extend_from_slice(&zxid.to_le_bytes());
+    out.extend_from_slice(&offset.to_le_bytes());
+    match recover::read_chunk(data_dir, zxid, offset, len) {
+        Ok(bytes) => {
+            out.push(0);
+            out.extend_from_slice(&bytes);
+        }
+        Err(e) => {
+            tracing::warn!(from, zxid = format_args!("0x{zxid:x}"), error = %e, "cannot serve the snapshot a follower asks for");
+            out.push(1);
+        }
+    }
+    net.send(from, KIND_SNAP_CHUNK, out);
+}
+
+/// Fetches the snapshot a Raft snapshot message describes from `leader`, chunk by chunk,
+/// into its temp file; returns what it fetched.
+async fn fetch_snapshot(
+    net: &PeerNet,
+    chunks: &local_channel::LocalReceiver<Incoming>,
+    leader: u64,
+    data_dir: &std::path::Path,
+    desc_bytes: &[u8],
+) -> Result<recover::SnapDesc, String> {
+    use std::os::unix::fs::FileExt;
+    let desc = recover::SnapDesc::decode(desc_bytes)
+        .ok_or_else(|| "the leader's snapshot message has no valid descriptor".to_string())?;
+    let tmp = recover::fetch_path(data_dir, desc.zxid);
+    let file = std::fs::create_dir_all(crate::snapshot::snap_dir(data_dir))
+        .and_then(|_| std::fs::File::create(&tmp))
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let started = Instant::now();
+    let mut offset = 0u64;
+    let mut tries = 0;
+    while offset < desc.len {
+        let want = (desc.len - offset).min(u64::from(CHUNK_BYTES)) as u32;
+        let mut req = Vec::with_capacity(20);
+        req.extend_from_slice(&desc.zxid.to_le_bytes());
+        req.extend_from_slice(&offset.to_le_bytes());
+        req.extend_from_slice(&want.to_le_bytes());
+        net.send(leader, KIND_SNAP_REQ, req);
+        let got = futures_lite::future::or(chunks.recv(), async {
+            glommio::timer::sleep(CHUNK_WAIT).await;
+            None
+        })
+        .await;
+        let Some(chunk) = got.filter(|c| {
+            c.from == leader
+                && c.payload.len() >= 17
+                && le_i64(&c.payload[0..8]) == desc.zxid
+                && le_u64(&c.payload[8..16]) == offset
+        }) else {
+            tries += 1;
+            if tries >= CHUNK_TRIES {
+                return Err(format!(
+                    "no answer from server {leader} for snapshot 0x{:x} at byte {offset}",
+                    desc.zxid
+                ));
+            }
+            continue;
+        };
+        if chunk.payload[16] != 0 || chunk.payload.len() == 17 {
+            return Err(format!(
+                "server {leader} no longer has snapshot 0x{:x}",
+                desc.zxid
+            ));
+        }
+        let bytes = &chunk.payload[17..];
+        file.write_all_at(bytes, offset)
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        offset += bytes.len() as u64;
+        tries = 0;
+    }
+    tracing::info!(
+        zxid = format_args!("0x{:x}", desc.zxid), bytes = desc.len, elapsed = ?started.elapsed(),
+        "fetched the leader's snapshot"
+    );
+    Ok(desc)
 }
 
 /// Raft entry kinds as the log stores them.

@@ -195,72 +195,115 @@ pub fn recover(
     })
 }
 
-/// Loads the snapshot at `zxid` for a follower: its zxid, then the whole file.
+/// Magic of the descriptor a Raft snapshot message carries: the snapshot file itself
+/// travels beside Raft, in chunks the follower asks for ([`read_chunk`]), so a snapshot
+/// of any size fits the peer transport's frames and never sits whole in memory.
+const DESC_MAGIC: [u8; 8] = *b"FKSNAPD1";
+
+/// Which snapshot file a Raft snapshot message stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapDesc {
+    /// The snapshot's zxid (its file name).
+    pub zxid: i64,
+    /// The file's length in bytes.
+    pub len: u64,
+}
+
+impl SnapDesc {
+    /// The bytes Raft carries.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(24);
+        b.extend_from_slice(&DESC_MAGIC);
+        b.extend_from_slice(&self.zxid.to_le_bytes());
+        b.extend_from_slice(&self.len.to_le_bytes());
+        b
+    }
+
+    /// Reads what [`SnapDesc::encode`] wrote.
+    pub fn decode(b: &[u8]) -> Option<SnapDesc> {
+        if b.len() != 24 || b[..8] != DESC_MAGIC {
+            return None;
+        }
+        let mut z = [0u8; 8];
+        z.copy_from_slice(&b[8..16]);
+        let mut l = [0u8; 8];
+        l.copy_from_slice(&b[16..24]);
+        Some(SnapDesc {
+            zxid: i64::from_le_bytes(z),
+            len: u64::from_le_bytes(l),
+        })
+    }
+}
+
+fn snap_path(data_dir: &Path, zxid: i64) -> PathBuf {
+    crate::snapshot::snap_dir(data_dir).join(ferrokeeper_storage::snapshot::snapshot_name(zxid))
+}
+
+/// The descriptor of the snapshot at `zxid`, for raft-rs to send a follower.
 pub fn snapshot_loader(data_dir: &Path, zxid: i64) -> SnapshotLoader {
-    let path = crate::snapshot::snap_dir(data_dir)
-        .join(ferrokeeper_storage::snapshot::snapshot_name(zxid));
-    Arc::new(move || {
-        let file = match std::fs::read(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "cannot read the snapshot to send");
-                return None;
-            }
-        };
-        let mut data = Vec::with_capacity(8 + file.len());
-        data.extend_from_slice(&zxid.to_le_bytes());
-        data.extend_from_slice(&file);
-        Some(data)
+    let path = snap_path(data_dir, zxid);
+    Arc::new(move || match std::fs::metadata(&path) {
+        Ok(m) => Some(SnapDesc { zxid, len: m.len() }.encode()),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "the snapshot to offer is gone");
+            None
+        }
     })
 }
 
-/// Writes a snapshot the leader sent (`data` from a [`snapshot_loader`]) into this
-/// member's snapshot directory with its Raft position, verifies it like any snapshot
-/// file, and returns its state.
-pub fn install(
+/// Up to `len` bytes of the snapshot file at `zxid` from `offset` (a follower's chunk).
+pub fn read_chunk(data_dir: &Path, zxid: i64, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(snap_path(data_dir, zxid))?;
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match f.read_at(&mut buf[got..], offset + got as u64)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// The temp file a fetched snapshot is written to (removed at startup if left over).
+pub fn fetch_path(data_dir: &Path, zxid: i64) -> PathBuf {
+    let mut p = snap_path(data_dir, zxid).into_os_string();
+    p.push(ferrokeeper_storage::snapshot::TEMP_SUFFIX);
+    PathBuf::from(p)
+}
+
+/// Completes a snapshot fetched into [`fetch_path`]: records its Raft position, syncs
+/// and renames it into place, verifies it like any snapshot file, and returns its state.
+pub fn install_fetched(
     data_dir: &Path,
-    data: &[u8],
+    desc: SnapDesc,
     index: u64,
     term: u64,
     extended_types: bool,
-) -> Result<(DataState, i64), String> {
-    if data.len() < 8 + ferrokeeper_storage::snapshot::HEADER_BYTES {
-        return Err(format!(
-            "snapshot from the leader is {} bytes, too short",
-            data.len()
-        ));
-    }
-    let mut z = [0u8; 8];
-    z.copy_from_slice(&data[..8]);
-    let zxid = i64::from_le_bytes(z);
-    let file_bytes = &data[8..];
+) -> Result<DataState, String> {
+    let tmp = fetch_path(data_dir, desc.zxid);
+    let path = snap_path(data_dir, desc.zxid);
     let snap_dir = crate::snapshot::snap_dir(data_dir);
-    let name = ferrokeeper_storage::snapshot::snapshot_name(zxid);
-    let path = snap_dir.join(&name);
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(&snap_dir)?;
-        write_meta(&meta_dir(data_dir), zxid, index, term)?;
-        let tmp = snap_dir.join(format!("{name}.tmp"));
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(file_bytes)?;
-            f.sync_all()?;
-        }
+    let finish = || -> std::io::Result<()> {
+        write_meta(&meta_dir(data_dir), desc.zxid, index, term)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         std::fs::File::open(&snap_dir)?.sync_all()
     };
-    write().map_err(|e| format!("writing {}: {e}", path.display()))?;
+    finish().map_err(|e| format!("installing {}: {e}", path.display()))?;
     let file = ferrokeeper_storage::snapshot::SnapshotFile {
-        zxid,
-        name,
+        zxid: desc.zxid,
+        name: ferrokeeper_storage::snapshot::snapshot_name(desc.zxid),
         path: path.clone(),
-        bytes: file_bytes.len() as u64,
+        bytes: desc.len,
     };
     let base = ferrokeeper_storage::snapshot::read(&file)
         .map_err(|e| e.to_string())
         .and_then(crate::core::tree::Base::open)?;
-    Ok((
-        crate::snapshot::state_from_base(Arc::new(base), extended_types),
-        zxid,
+    Ok(crate::snapshot::state_from_base(
+        Arc::new(base),
+        extended_types,
     ))
 }
