@@ -270,6 +270,19 @@ fn write_server_stats(out: &mut String, s: &ServerStats, with_clients: bool) {
     let _ = writeln!(out, "Zxid: 0x{}", java_hex(s.last_processed_zxid));
     let _ = writeln!(out, "Mode: {}", s.mode.as_str());
     let _ = writeln!(out, "Node count: {}", s.node_count);
+    // A leader adds its proposal sizes (-1 before the first proposal), as ZooKeeper's
+    // LeaderZooKeeperServer does.
+    if let Some(l) = s.quorum.as_ref().and_then(|q| q.leader.as_ref()) {
+        let (last, max, min) = l.proposal_sizes;
+        let shown = |v: u64| if l.proposals == 0 { -1 } else { v as i64 };
+        let _ = writeln!(
+            out,
+            "Proposal sizes last/min/max: {}/{}/{}",
+            shown(last),
+            shown(min),
+            shown(max)
+        );
+    }
 }
 
 /// One connection, without the trailing newline (`ServerCnxn.dumpConnectionInfo`).
@@ -677,6 +690,52 @@ mod tests {
         (s.packets_received, s.packets_sent, s.alive_connections) = (3, 2, 1);
         (s.last_processed_zxid, s.node_count) = (0, 5);
         assert_eq!(render(FourLetterWord::Srvr, &s), fixture!("nwl_srvr"));
+    }
+
+    #[test]
+    fn a_leader_shows_its_proposal_sizes_and_quorum_keys() {
+        // ZooKeeper 3.8's leader: `srvr` ends with the proposal sizes (-1 before the
+        // first proposal); `mntr` adds the quorum and leader gauges after the response
+        // sizes.
+        let mut s = captured();
+        s.mode = ServerMode::Leader;
+        s.quorum = Some(super::super::QuorumStats {
+            quorum_size: 3,
+            leader: Some(super::super::LeaderStats::default()),
+        });
+        let srvr = render(FourLetterWord::Srvr, &s);
+        assert!(srvr.contains("Mode: leader\n"), "{srvr}");
+        assert!(
+            srvr.ends_with("Proposal sizes last/min/max: -1/-1/-1\n"),
+            "{srvr}"
+        );
+        let mntr = render(FourLetterWord::Mntr, &s);
+        for key in [
+            "zk_server_state\tleader",
+            "zk_quorum_size\t3",
+            "zk_learners\t0",
+            "zk_synced_followers\t0",
+            "zk_pending_syncs\t0",
+            "zk_min_proposal_size\t-1",
+        ] {
+            assert!(mntr.contains(key), "{key} missing:\n{mntr}");
+        }
+        if let Some(l) = s.quorum.as_mut().and_then(|q| q.leader.as_mut()) {
+            l.proposal_sizes = (48, 1013, 36);
+            l.proposals = 9;
+        }
+        let srvr = render(FourLetterWord::Srvr, &s);
+        assert!(
+            srvr.ends_with("Proposal sizes last/min/max: 48/36/1013\n"),
+            "{srvr}"
+        );
+        // A follower adds no such line.
+        s.mode = ServerMode::Follower;
+        s.quorum = Some(super::super::QuorumStats {
+            quorum_size: 3,
+            leader: None,
+        });
+        assert!(!render(FourLetterWord::Srvr, &s).contains("Proposal sizes"));
     }
 
     #[test]

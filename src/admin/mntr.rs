@@ -273,9 +273,10 @@ pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
             line(out, "synced_observers", 0);
             line(out, "pending_syncs", l.pending_syncs);
             line(out, "leader_uptime", l.leader_uptime_ms);
-            line(out, "last_proposal_size", l.proposal_sizes.0);
-            line(out, "max_proposal_size", l.proposal_sizes.1);
-            line(out, "min_proposal_size", l.proposal_sizes.2);
+            let shown = |v: u64| if l.proposals == 0 { -1 } else { v as i64 };
+            line(out, "last_proposal_size", shown(l.proposal_sizes.0));
+            line(out, "max_proposal_size", shown(l.proposal_sizes.1));
+            line(out, "min_proposal_size", shown(l.proposal_sizes.2));
         } else {
             line(out, "synced_observers", 0);
         }

@@ -357,6 +357,8 @@ pub struct LeaderStats {
     pub leader_uptime_ms: u64,
     /// Proposal sizes in bytes: last, max, min (`zk_*_proposal_size`).
     pub proposal_sizes: (u64, u64, u64),
+    /// Proposals made since this server became leader.
+    pub proposals: u64,
 }
 
 /// Counts follow ZooKeeper's definitions, so that numbers mean the same thing on both

@@ -28,6 +28,7 @@ pub struct EnsembleStatus {
     last_proposal_size: AtomicU64,
     max_proposal_size: AtomicU64,
     min_proposal_size: AtomicU64,
+    proposals: AtomicU64,
 }
 
 /// A copy of [`EnsembleStatus`] at one moment.
@@ -53,6 +54,8 @@ pub struct EnsembleView {
     pub max_proposal_size: u64,
     /// Smallest entry proposed, on the leader (0 before the first).
     pub min_proposal_size: u64,
+    /// Entries proposed since this server became leader.
+    pub proposals: u64,
 }
 
 impl EnsembleStatus {
@@ -68,6 +71,7 @@ impl EnsembleStatus {
         self.last_proposal_size.store(v.last_proposal_size, Relaxed);
         self.max_proposal_size.store(v.max_proposal_size, Relaxed);
         self.min_proposal_size.store(v.min_proposal_size, Relaxed);
+        self.proposals.store(v.proposals, Relaxed);
     }
 
     /// The values now.
@@ -83,6 +87,7 @@ impl EnsembleStatus {
             last_proposal_size: self.last_proposal_size.load(Relaxed),
             max_proposal_size: self.max_proposal_size.load(Relaxed),
             min_proposal_size: self.min_proposal_size.load(Relaxed),
+            proposals: self.proposals.load(Relaxed),
         }
     }
 }

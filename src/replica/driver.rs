@@ -280,6 +280,11 @@ pub async fn run(p: Parts) {
             let (learners, synced) = n.followers();
             view.learners = learners as u64;
             view.synced_followers = synced as u64;
+            let (last, max, min, count) = n.proposal_sizes();
+            view.last_proposal_size = last;
+            view.max_proposal_size = max;
+            view.min_proposal_size = min;
+            view.proposals = count;
             if leader && !was_leader {
                 view.leader_since_ms = p.started.elapsed().as_millis() as u64;
             }

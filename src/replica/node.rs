@@ -220,6 +220,8 @@ pub struct Node {
     awaiting: HashMap<Origin, (u32, i64)>,
     /// The clock at the last step.
     last_now_ms: i64,
+    /// Sizes of the entries proposed since leading: last, max, min, and how many.
+    proposal_sizes: (u64, u64, u64, u64),
     /// Entries committed in the ready that brought a snapshot, waiting for its state.
     after_install: Vec<RaftEntry>,
     /// Commit index last handed to the log, and when (ms).
@@ -313,6 +315,7 @@ impl Node {
             after_install: Vec::new(),
             awaiting: HashMap::new(),
             last_now_ms: 0,
+            proposal_sizes: (0, 0, 0, 0),
             apply_after_persist: None,
             out: Output::default(),
         })
@@ -331,6 +334,11 @@ impl Node {
     /// The leader's id (0 when none is known).
     pub fn leader(&self) -> u64 {
         self.leader
+    }
+
+    /// Entry sizes proposed since this server became leader: last, max, min, count.
+    pub fn proposal_sizes(&self) -> (u64, u64, u64, u64) {
+        self.proposal_sizes
     }
 
     /// The sequencer, while leading.
@@ -593,7 +601,14 @@ impl Node {
         let mut data = Vec::new();
         wire::encode_entry(&batch.txns, &remote, &mut data);
         let before = self.raw.raft.raft_log.last_index();
+        let size = data.len() as u64;
         self.raw.propose(Vec::new(), data)?;
+        let p = &mut self.proposal_sizes;
+        *p = if p.3 == 0 {
+            (size, size, size, 1)
+        } else {
+            (size, p.1.max(size), p.2.min(size), p.3 + 1)
+        };
         let index = self.raw.raft.raft_log.last_index();
         debug_assert_eq!(index, before + 1);
         self.proposed.push_back(Proposed {
@@ -737,6 +752,7 @@ impl Node {
         if role == StateRole::Leader && !was_leading {
             let head = self.head_of_log();
             let entropy = (self.entropy)();
+            self.proposal_sizes = (0, 0, 0, 0);
             self.seq = Some(Sequencer::with_state(
                 self.cfg.core.clone(),
                 head,

@@ -72,6 +72,7 @@ impl Shard {
                         v.max_proposal_size,
                         v.min_proposal_size,
                     ),
+                    proposals: v.proposals,
                 }),
             });
         }
