@@ -5,18 +5,20 @@
 //! executor costs an eventfd write, a wakeup and a park (measured at 1 write in flight
 //! with `forceSync=yes`: p50 440 µs against ZooKeeper's 290–320 µs, 500 µs of server CPU
 //! per write against 200–230). The storage's [`LogWriter`] frames a batch
-//! ([`LogWriter::stage`]); this module writes and fdatasyncs it through glommio's own
-//! io_uring, so that the commit executor sleeps in its ring until the sync completes and
-//! is woken by the completion itself, not by another thread. While the sync is in
+//! ([`LogWriter::stage`]); this module writes it (`pwrite`, into the page cache) and
+//! fdatasyncs it through glommio's own io_uring, so that the commit executor sleeps in
+//! its ring until the sync completes and is woken by the completion itself, not by
+//! another thread. While the sync is in
 //! flight the executor keeps running its other tasks: requests from the shards go on
 //! into the sequencer and form the next batch (group commit with pipelining).
 //!
 //! Log format, recovery, torn-tail rules, preallocation and fail-stop are the writer's,
-//! unchanged: this module only moves the `write` + `fdatasync` of a framed batch onto a
-//! ring the executor polls. A segment roll (create, fallocate, fsync) and a purge still
+//! unchanged: this module only moves the `write` of a framed batch onto the commit
+//! executor and its `fdatasync` onto a ring the executor polls. A segment roll (create, fallocate, fsync) and a purge still
 //! block the executor while they run, as they blocked the log executor before.
 
 use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -32,14 +34,24 @@ use super::FailStop;
 /// the segment being appended to, and retention.
 pub struct Appender<S: Storage = DiskStorage> {
     writer: LogWriter<S>,
-    /// The current segment, opened on this executor's ring (a duplicate of the writer's
-    /// descriptor); replaced when a batch starts a new segment.
-    segment: Option<(FileId, BufferedFile)>,
+    /// The current segment (duplicates of the writer's descriptor); replaced when a batch
+    /// starts a new segment.
+    segment: Option<Segment>,
     /// Zxid through which segments may go (set by the snapshot thread).
     purge_through: Arc<AtomicI64>,
     purged_through: i64,
     counters: Arc<LogCounters>,
     fail: FailStop,
+}
+
+/// The segment being appended to, as this executor writes and syncs it.
+struct Segment {
+    /// The writer's id of it, to see when a batch has started a new one.
+    id: FileId,
+    /// For the write.
+    file: std::fs::File,
+    /// The same file on this executor's ring, for the fdatasync.
+    ring: BufferedFile,
 }
 
 impl<S: Storage> Appender<S> {
@@ -125,55 +137,43 @@ impl<S: Storage> Appender<S> {
         }
     }
 
-    /// Writes the staged batch at its offset and, with `forceSync`, fdatasyncs it, on this
+    /// Writes the staged batch at its offset and, with `forceSync`, fdatasyncs it on this
     /// executor's ring; through the writer's own storage (blocking) when the storage has
     /// no real file to share.
+    ///
+    /// The write itself is a plain `pwrite` into the page cache, made here, blocking for
+    /// the few microseconds of the copy; only the fdatasync goes through the ring. Measured
+    /// against writing through the ring too (write, then fdatasync, two ring round trips,
+    /// each of which io_uring hands to a kernel worker): on tmpfs, where the sync costs
+    /// nothing and the path's own overhead shows, p50 at 1 write in flight 126–204 µs
+    /// against 178–274 µs, and at 16 in flight 21.0k–26.2k writes/s against 19.4k–20.8k.
     async fn write(&mut self, staged: &Staged) -> std::io::Result<()> {
-        if self.segment.as_ref().map(|(id, _)| *id) != Some(staged.file()) {
-            if let Some((_, old)) = self.segment.take() {
-                // The writer has synced and closed its own descriptor of it; this one
-                // has nothing left to flush.
-                let _ = old.close().await;
+        if self.segment.as_ref().map(|s| s.id) != Some(staged.file()) {
+            if let Some(old) = self.segment.take() {
+                // The writer has synced and closed its own descriptor of it; these have
+                // nothing left to flush.
+                let _ = old.ring.close().await;
             }
             let Some(file) = self.writer.staged_file(staged)? else {
                 return self.writer.write_staged(staged);
             };
+            let for_ring = file.try_clone()?;
             // SAFETY: `into_raw_fd` hands over a descriptor nobody else owns or closes.
-            let file = unsafe { BufferedFile::from_raw_fd(file.into_raw_fd()) };
-            self.segment = Some((staged.file(), file));
+            let ring = unsafe { BufferedFile::from_raw_fd(for_ring.into_raw_fd()) };
+            self.segment = Some(Segment {
+                id: staged.file(),
+                file,
+                ring,
+            });
         }
-        let Some((_, file)) = self.segment.as_ref() else {
+        let Some(segment) = self.segment.as_ref() else {
             unreachable!("the segment was opened above");
         };
-        // glommio takes the buffer for as long as the kernel may read it: a copy of the
-        // framed bytes, one allocation per batch, not per request.
-        let mut data = self.writer.staged_bytes().to_vec();
-        let mut offset = staged.offset();
-        loop {
-            let n = file.write_at(data, offset).await?;
-            let Some(rest) = self
-                .writer
-                .staged_bytes()
-                .get((offset - staged.offset()) as usize + n..)
-            else {
-                unreachable!("a write reports at most the bytes it was given");
-            };
-            if rest.is_empty() {
-                break;
-            }
-            if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::WriteZero,
-                    "transaction log write wrote 0 bytes",
-                ));
-            }
-            // A short write (the disk filling up): the rest, then the sync. Not an
-            // fsync retry: no sync has failed.
-            offset += n as u64;
-            data = rest.to_vec();
-        }
+        segment
+            .file
+            .write_all_at(self.writer.staged_bytes(), staged.offset())?;
         if self.writer.options().force_sync {
-            file.fdatasync().await?;
+            segment.ring.fdatasync().await?;
         }
         Ok(())
     }
