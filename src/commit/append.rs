@@ -145,7 +145,7 @@ impl<S: Storage> Appender<S> {
     /// the few microseconds of the copy; only the fdatasync goes through the ring. Measured
     /// against writing through the ring too (write, then fdatasync, two ring round trips,
     /// each of which io_uring hands to a kernel worker): on tmpfs, where the sync costs
-    /// nothing and the path's own overhead shows, p50 at 1 write in flight 126–204 µs
+    /// nothing and the path's own overhead shows, p50 at 1 write in flight 153–204 µs
     /// against 178–274 µs, and at 16 in flight 21.0k–26.2k writes/s against 19.4k–20.8k.
     async fn write(&mut self, staged: &Staged) -> std::io::Result<()> {
         if self.segment.as_ref().map(|s| s.id) != Some(staged.file()) {
