@@ -417,7 +417,7 @@ fn recover(
         znodes = state.tree.len(), sessions = state.sessions.len(), elapsed = ?started.elapsed(),
         "recovered: snapshot plus transaction log (restart time)"
     );
-    // Retention state as of now: lets the log executor purge what existing snapshots
+    // Retention state as of now: lets the commit executor purge what existing snapshots
     // already cover, from the first write on.
     if let Err(e) = snapshots.retain_and_mark() {
         tracing::warn!(error = %e, "snapshot retention at startup failed");

@@ -312,7 +312,7 @@ impl SnapshotPolicy {
     }
 
     /// Applies retention when purging is on: keeps the newest `retain` snapshots and publishes the oldest
-    /// kept zxid for the log executor to purge through.
+    /// kept zxid for the log's owner to purge through.
     pub fn retain_and_mark(&self) -> Result<(), snapfile::SnapshotError> {
         if !self.purge {
             return Ok(());
