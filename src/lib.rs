@@ -7,7 +7,7 @@
 //!                 │
 //!                 ├──▶ shard (connections, reads, watches, replies)
 //!                 │      ├──▶ admin (four-letter-word text) ──▶ config (zoo.cfg)
-//!                 │      └──▶ commit (stage executor, log executor, report rounds)
+//!                 │      └──▶ commit (stage executor and its log appends, report rounds)
 //!                 │             └──▶ snapshot (snapshot files: load, write, policy)
 //!                 ▼                        │
 //!   core: path, acl, tree (+ payload), state, txn, codec, prep, apply, watch,
@@ -29,7 +29,9 @@
 //!   the [`core::machine`] (every server: committed batches in, state and watch changes
 //!   out, zxid order asserted).
 //! - The shell: [`commit`] runs the sequencer and the state machine on one executor and
-//!   has each batch made durable by the log executor before replies leave; [`shard`]
+//!   makes each batch durable on that executor's own io_uring before replies leave
+//!   (two thread crossings per standalone write; an ensemble's Raft log keeps its log
+//!   executor); [`shard`]
 //!   owns connections (thread-per-core glommio executors), serves reads from its
 //!   published state, fires watches and writes replies; [`snapshot`] writes, loads and
 //!   trims snapshot files; [`server`] wires it all from a [`config::Config`] and

@@ -59,24 +59,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
     );
     let machine = StateMachine::new(state);
     let root = machine.state().clone();
-    let (to_log, log_batches) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
-    let (log_acks, from_log) = shared_channel::new_bounded(LOG_QUEUE_DEPTH);
-    let log = executor(Placement::Unbound)
-        .name("txlog")
-        .spawn({
-            let purge_through = snapshots.purge_through.clone();
-            move || {
-                crate::commit::log::run(
-                    writer,
-                    log_batches,
-                    log_acks,
-                    purge_through,
-                    log_counters,
-                    fail,
-                )
-            }
-        })
-        .map_err(|e| std::io::Error::other(format!("cannot start the log executor: {e}")))?;
+    let purge_through = snapshots.purge_through.clone();
     let depth = config.limits.commit_queue_depth_requests;
     let batch_max = config.limits.commit_batch_requests_max;
 
@@ -111,8 +94,8 @@ pub fn run(config: Config) -> std::io::Result<()> {
                 machine,
                 to_commit_rx,
                 to_shard_tx,
-                to_log,
-                from_log,
+                // Made on the commit executor: it holds a file on that executor's ring.
+                crate::commit::append::Appender::new(writer, purge_through, log_counters, fail),
                 tick,
                 batch_max,
                 published,
@@ -143,7 +126,6 @@ pub fn run(config: Config) -> std::io::Result<()> {
         let _ = h.join();
     }
     let _ = commit.join();
-    let _ = log.join();
     Ok(())
 }
 
@@ -431,7 +413,7 @@ fn recover(
         znodes = state.tree.len(), sessions = state.sessions.len(), elapsed = ?started.elapsed(),
         "recovered: snapshot plus transaction log (restart time)"
     );
-    // Retention state as of now: lets the log executor purge what existing snapshots
+    // Retention state as of now: lets the commit executor purge what existing snapshots
     // already cover, from the first write on.
     if let Err(e) = snapshots.retain_and_mark() {
         tracing::warn!(error = %e, "snapshot retention at startup failed");

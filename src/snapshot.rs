@@ -264,7 +264,7 @@ pub enum WriteError {
 }
 
 /// When and where snapshots are taken, and what is kept. Shared by the commit stage
-/// (which counts txns and starts snapshots) and the log executor (which purges).
+/// (which counts txns and starts snapshots) and the log's owner (which purges).
 #[derive(Debug)]
 pub struct SnapshotPolicy {
     /// Where snapshots go.
@@ -283,7 +283,7 @@ pub struct SnapshotPolicy {
     /// Whether a snapshot is being written (at most one at a time).
     pub in_flight: AtomicBool,
     /// Log records with zxid at or below this are covered by the oldest retained
-    /// snapshot; the log executor purges segments through it. −1: nothing yet.
+    /// snapshot; the log's owner purges segments through it. −1: nothing yet.
     pub purge_through: Arc<AtomicI64>,
     /// The newest snapshot written and mapped, waiting for the commit stage to rebase
     /// its head tree on it ([`SnapshotPolicy::take_written`]).
@@ -312,7 +312,7 @@ impl SnapshotPolicy {
     }
 
     /// Applies retention when purging is on: keeps the newest `retain` snapshots and publishes the oldest
-    /// kept zxid for the log executor to purge through.
+    /// kept zxid for the log's owner to purge through.
     pub fn retain_and_mark(&self) -> Result<(), snapfile::SnapshotError> {
         if !self.purge {
             return Ok(());

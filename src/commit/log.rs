@@ -1,9 +1,7 @@
-//! The commit stage's transaction log: replay at startup, and the log executor that
-//! makes each batch durable before the stage releases its replies.
-//!
-//! The log writer (`ferrokeeper_storage::log::LogWriter`) is blocking; it runs on an
-//! executor of its own, so a batch's write + fdatasync never stalls the commit stage,
-//! which keeps prepping the next batch meanwhile (group commit with pipelining).
+//! The commit stage's transaction log: the batch encoding, replay at startup, and the
+//! counters `mntr` reads. The appends themselves are made by the commit executor
+//! (`commit::append`), which writes and syncs each batch on its own io_uring and keeps
+//! prepping the next batch meanwhile (group commit with pipelining).
 //! Failure is fail-stop: if a write or a sync fails, nothing more is acknowledged and
 //! the server stops, as a replica that cannot persist must not serve.
 
@@ -11,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use ferrokeeper_storage::backend::Storage;
-use ferrokeeper_storage::log::{self as txlog, LogError, LogOptions, LogStats, LogWriter, Record};
-use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
+use ferrokeeper_storage::log::{self as txlog, LogError, LogOptions, LogStats, LogWriter};
 
 use crate::core::apply::apply;
 use crate::core::codec;
@@ -85,11 +82,12 @@ pub enum ReplayError {
     },
 }
 
-/// What the log executor has done since the log was opened, for `mntr`
+/// What the log has done since it was opened, for `mntr`
 /// (`zk_fk_log_*`) and for the benchmark's fdatasyncs per acknowledged write and log
 /// bytes per write.
 ///
-/// Shared by the log executor (which stores) and the shards (which read, for `mntr`)
+/// Shared by the log's owner (which stores: the commit executor of a standalone server,
+/// the log executor of an ensemble member) and the shards (which read, for `mntr`)
 /// through an `Arc`, so `mntr` reads the counters on any shard without a report round
 /// through the commit stage, which would delay the reply behind the next fdatasync.
 /// Each value is a copy of the writer's own [`LogStats`], stored with relaxed
@@ -114,7 +112,7 @@ impl Default for LogCounters {
 }
 
 impl LogCounters {
-    /// Counters at zero, before the log executor has started.
+    /// Counters at zero, before the log's owner has started.
     pub const fn new() -> LogCounters {
         LogCounters {
             running: AtomicBool::new(false),
@@ -140,7 +138,7 @@ impl LogCounters {
         self.running.store(true, Relaxed);
     }
 
-    /// The counters, or `None` while no log executor has started in this process.
+    /// The counters, or `None` while no log has started in this process.
     /// Fields as in [`LogStats`]: `appends` are writes to the log (a stage batch larger
     /// than `batch_bytes_max` takes several), `bytes` are framed record bytes (payload
     /// plus frame header, no segment headers and no preallocation), `fdatasyncs`
@@ -261,112 +259,4 @@ fn replay(
         replayed += 1;
     }
     Ok(replayed)
-}
-
-/// The log executor: appends the batches queued for it (one write + one fdatasync for
-/// all of them), then acknowledges each. A failure stops the server (fail-stop, through [`super::FailStop`]).
-///
-/// Retention runs here too, because the writer is this executor's alone: after a batch
-/// is acknowledged, segments wholly covered by the oldest retained snapshot
-/// (`purge_through`, set by the snapshot thread) are removed. The purge therefore waits
-/// for the next write after a snapshot; an idle server keeps its old segments until then.
-pub async fn run(
-    mut writer: LogWriter,
-    batches: SharedReceiver<LogBatch>,
-    acks: SharedSender<u64>,
-    purge_through: std::sync::Arc<std::sync::atomic::AtomicI64>,
-    counters: std::sync::Arc<LogCounters>,
-    fail: super::FailStop,
-) {
-    let batches = batches.connect().await;
-    let acks = acks.connect().await;
-    let mut purged_through = -1i64;
-    counters.publish(&writer.stats());
-    while let Some(first) = batches.recv().await {
-        // Group commit across batches: every batch already queued goes into the same
-        // write and fdatasync. (Measured: one sync per queued batch left ferrokeeper at
-        // ~4 writes per fdatasync with 16 in flight, ZooKeeper at 7.4.)
-        let mut queued = vec![first];
-        let mut queued_bytes = queued[0].bytes.len();
-        let limit = writer.options().batch_bytes_max;
-        while queued_bytes < limit {
-            match futures_lite::future::poll_once(batches.recv()).await {
-                Some(Some(b)) => {
-                    queued_bytes += b.bytes.len();
-                    queued.push(b);
-                }
-                Some(None) | None => break,
-            }
-        }
-        let mut records: Vec<Record<'_>> = Vec::new();
-        for batch in &queued {
-            let mut start = 0;
-            for &(zxid, end) in &batch.records {
-                records.push(Record {
-                    zxid,
-                    bytes: &batch.bytes[start..end],
-                });
-                start = end;
-            }
-        }
-        if !records.is_empty() {
-            // More than the log takes at once goes in parts; the replies wait for the
-            // last part, so acknowledgement is still per batch.
-            let mut part_start = 0;
-            let mut part_bytes = 0;
-            for i in 0..records.len() {
-                let framed =
-                    records[i].bytes.len() + ferrokeeper_storage::log::format::FRAME_HEADER_BYTES;
-                if part_bytes + framed > limit && i > part_start {
-                    if !append_or_stop(&mut writer, &records[part_start..i], &fail) {
-                        return;
-                    }
-                    part_start = i;
-                    part_bytes = 0;
-                }
-                part_bytes += framed;
-            }
-            if !append_or_stop(&mut writer, &records[part_start..], &fail) {
-                return;
-            }
-            // Before the ack: a client holding its reply finds its batch counted.
-            counters.publish(&writer.stats());
-        }
-        drop(records);
-        for batch in queued {
-            if acks.send(batch.seq).await.is_err() {
-                return;
-            }
-        }
-        let target = purge_through.load(std::sync::atomic::Ordering::Acquire);
-        if target > purged_through {
-            let before = writer.segment_names().count();
-            if let Err(e) = writer.purge_through(target) {
-                fail.stop(format!("transaction log purge failed: {e}"));
-                return;
-            }
-            let removed = before - writer.segment_names().count();
-            if removed > 0 {
-                tracing::info!(
-                    through = format_args!("0x{target:x}"),
-                    removed,
-                    "purged log segments covered by the oldest retained snapshot"
-                );
-            }
-            purged_through = target;
-            counters.publish(&writer.stats());
-        }
-    }
-}
-
-/// Appends, or stops the server without acknowledging anything more: a replica that
-/// cannot persist must not serve. Returns whether the append succeeded.
-fn append_or_stop(writer: &mut LogWriter, records: &[Record<'_>], fail: &super::FailStop) -> bool {
-    match writer.append(records) {
-        Ok(()) => true,
-        Err(e) => {
-            fail.stop(format!("transaction log write failed: {e}"));
-            false
-        }
-    }
 }

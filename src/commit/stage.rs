@@ -1,11 +1,10 @@
 //! The commit stage's executor: one glommio executor (its own thread) that receives
-//! requests from every shard, runs them through the [`Sequencer`] in arrival order, has
-//! each batch made durable by the log executor (`commit::log`), and then publishes the
-//! new state and sends each shard its completion. No reply leaves before its txn is
-//! on disk (unless `forceSync=no`).
+//! requests from every shard, runs them through the [`Sequencer`] in arrival order, makes
+//! each batch durable itself (`commit::append`, on the executor's own io_uring), and then
+//! publishes the new state and sends each shard its completion. No reply leaves before
+//! its txn is on disk (unless `forceSync=no`).
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,33 +85,27 @@ pub fn now_ms() -> i64 {
 /// Ticks after a rebase before the commit thread returns freed memory to the OS.
 const COLLECT_AFTER_REBASE: u32 = 5;
 
-/// A batch waiting for the log: what to release once it is durable.
-struct Pending {
-    seq: u64,
-    state: Arc<DataState>,
-    batch: crate::core::sequencer::Batch,
-    reports: Vec<Arc<ReportCollector>>,
-    /// Snapshot `state` once it is durable.
-    snapshot: bool,
-}
-
 /// Runs the commit stage until every shard has gone.
 ///
 /// Three kinds of task share the stage's thread: one receiver per shard runs requests
-/// through the core; the flusher takes the batch built so far, queues it for the log
-/// and remembers it; the publisher releases remembered batches, in order, as the log
-/// acknowledges them. While batch n is being written and synced, requests keep arriving
-/// and form batch n+1: group commit with pipelining, bounded by the log queue's depth.
-// Long because the three tasks share the core and the pending queue through `Rc`s
-// created here; each task is a short loop.
+/// through the core; a ticker drives session expiry and snapshots; the flusher takes the
+/// batch built so far, has `log` write and sync it on this executor's own ring, then
+/// publishes it. While batch n is being written and synced the flusher waits on the
+/// ring and the receivers go on: requests keep arriving and form batch n+1, which the
+/// flusher takes whole as soon as n is published (group commit with pipelining).
+///
+/// A write thus crosses threads twice: the shard's request to this executor, and the
+/// completion back to the shard. The disk's completion wakes this executor through its
+/// own ring.
+// Long because the tasks share the core through `Rc`s created here; each task is a
+// short loop.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     core: Sequencer,
     machine: StateMachine,
     from_shards: Vec<SharedReceiver<StageMsg>>,
     to_shards: Vec<SharedSender<Completion>>,
-    to_log: SharedSender<super::log::LogBatch>,
-    from_log: SharedReceiver<u64>,
+    mut log: super::append::Appender,
     tick: Duration,
     batch_max: usize,
     published_seq: Arc<std::sync::atomic::AtomicU64>,
@@ -181,49 +174,11 @@ pub async fn run(
         .detach();
     }
 
-    // Connected after the receivers are spawned: each shard connects both of its
-    // channels at once, so neither side waits for the other.
-    let (to_log, from_log) = futures_lite::future::zip(to_log.connect(), from_log.connect()).await;
     let mut senders = Vec::with_capacity(to_shards.len());
     for s in to_shards {
         senders.push(s.connect().await);
     }
-
-    let pending: Rc<RefCell<VecDeque<Pending>>> = Rc::new(RefCell::new(VecDeque::new()));
-    {
-        let pending = pending.clone();
-        let snapshots = snapshots.clone();
-        let mut machine = machine;
-        glommio::spawn_local(async move {
-            while let Some(seq) = from_log.recv().await {
-                let Some(p) = pending.borrow_mut().pop_front() else {
-                    panic!("log acknowledged batch {seq} that was never sent");
-                };
-                assert_eq!(p.seq, seq, "log acknowledged batches out of order");
-                // The published state is immutable and exactly the state after this
-                // batch: snapshotting it (an O(1) clone) never blocks commits.
-                let batch = p.batch;
-                let applied = machine.adopt(&batch.txns, p.state, batch.changes);
-                let snapshot_of = p.snapshot.then(|| applied.state.clone());
-                let completion = Completion {
-                    seq: p.seq,
-                    state: applied.state,
-                    changes: applied.changes,
-                    replies: Vec::new(),
-                    reports: p.reports,
-                };
-                if !publish(&senders, completion, batch.replies, &published_seq).await {
-                    return;
-                }
-                if let Some(state) = snapshot_of {
-                    if !snapshots.start(state) {
-                        tracing::warn!("previous snapshot still being written; skipping this one");
-                    }
-                }
-            }
-        })
-        .detach();
-    }
+    let mut machine = machine;
 
     let mut seq = 0u64;
     // Txns since the last snapshot, and the count that triggers the next one (random in
@@ -257,15 +212,31 @@ pub async fn run(
         }
         seq += 1;
         let log_batch = super::log::LogBatch::encode(seq, &batch.txns);
-        pending.borrow_mut().push_back(Pending {
+        // Durable before anything of it is released; the receivers run meanwhile.
+        if !log.append(std::slice::from_ref(&log_batch)).await {
+            return;
+        }
+        drop(log_batch);
+        // The published state is immutable and exactly the state after this batch:
+        // snapshotting it (an O(1) clone) never blocks commits.
+        let applied = machine.adopt(&batch.txns, state, batch.changes);
+        let snapshot_of = snapshot.then(|| applied.state.clone());
+        let completion = Completion {
             seq,
-            state,
-            batch,
+            state: applied.state,
+            changes: applied.changes,
+            replies: Vec::new(),
             reports,
-            snapshot,
-        });
-        if to_log.send(log_batch).await.is_err() {
-            tracing::error!("log executor gone; stopping the commit stage");
+        };
+        if !publish(&senders, completion, batch.replies, &published_seq).await {
+            return;
+        }
+        if let Some(state) = snapshot_of {
+            if !snapshots.start(state) {
+                tracing::warn!("previous snapshot still being written; skipping this one");
+            }
+        }
+        if !log.purge() {
             return;
         }
     }

@@ -96,7 +96,8 @@ pub struct ServerShared {
     pub outstanding_requests: AtomicU32,
     /// How often each limit held a client back.
     pub limit_counters: LimitCounters,
-    /// The transaction log's counters, stored by the log executor.
+    /// The transaction log's counters, stored by the log's owner (the commit executor;
+    /// an ensemble member's log executor).
     pub log_counters: Arc<crate::commit::log::LogCounters>,
     /// Stops the server when a shard cannot go on (it cannot listen).
     pub fail: crate::commit::FailStop,

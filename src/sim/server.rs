@@ -4,10 +4,11 @@
 //! It is a value the simulator steps: [`SimServer::handle`] takes a request,
 //! [`SimServer::tick`] moves the clock, [`SimServer::seal`] takes the batch built so far
 //! and queues it for the log (as the stage's flusher), and [`SimServer::sync`] does what
-//! `commit::log::run` and the stage's publisher do for the queued batches (one group
-//! append, adopt, snapshot, rebase, purge) and returns the replies that may now be
-//! released. Sealing without syncing leaves batches in flight while the sequencer runs
-//! ahead, as the real stage pipelines them. Nothing here touches a
+//! the stage's flusher does once the batch is taken (`commit::append`'s group append,
+//! adopt, snapshot, rebase, purge) and returns the replies that may now be released.
+//! Sealing without syncing leaves batches in flight while the sequencer runs ahead, as
+//! the real stage pipelines them (the real stage seals the next batch only after the
+//! last is durable, one of the orders the simulator explores). Nothing here touches a
 //! socket or a thread, so several servers can later share one scheduler and a simulated
 //! network; the server knows nothing about clients beyond the [`Origin`] it hands back.
 //!
@@ -310,7 +311,7 @@ impl SimServer {
         true
     }
 
-    /// What the log executor and the stage's publisher do for the queued batches: one
+    /// What the stage's flusher does for the queued batches: one
     /// group append (in parts no larger than `batch_bytes_max`), then, per batch in
     /// order, adopt its state as committed; then purge what retained snapshots cover,
     /// and take the snapshots due.
@@ -354,7 +355,7 @@ impl SimServer {
                 then_stopped: None,
             });
         }
-        // The log executor purges after acknowledging; a failed purge stops the server
+        // The flusher purges after publishing; a failed purge stops the server
         // with the batches already acknowledged.
         let mut then_stopped = None;
         if live.purge_target > live.purged_through {
@@ -544,9 +545,10 @@ fn threshold(rng: &mut ferrokeeper_storage::backend::sim::Prng, n: u64) -> u64 {
     rng.range(low, n.max(low))
 }
 
-/// Appends the queued batches as `commit::log::run` does: their records in one group,
-/// in parts of at most `batch_bytes_max` framed bytes; acknowledged only if every part
-/// is.
+/// Appends the queued batches as `commit::append::Appender::append` does: their records
+/// in one group, in parts of at most `batch_bytes_max` framed bytes, each staged, written
+/// and finished as the commit executor does it (here through the simulated storage);
+/// acknowledged only if every part is.
 fn append(writer: &mut LogWriter<SimStorage>, queued: &[Sealed]) -> Result<(), String> {
     let mut records = Vec::new();
     for b in queued {
@@ -568,17 +570,26 @@ fn append(writer: &mut LogWriter<SimStorage>, queued: &[Sealed]) -> Result<(), S
     for i in 0..records.len() {
         let framed = records[i].bytes.len() + ferrokeeper_storage::log::format::FRAME_HEADER_BYTES;
         if part_bytes + framed > limit && i > part_start {
-            writer
-                .append(&records[part_start..i])
-                .map_err(|e| format!("transaction log write failed: {e}"))?;
+            append_part(writer, &records[part_start..i])?;
             part_start = i;
             part_bytes = 0;
         }
         part_bytes += framed;
     }
+    append_part(writer, &records[part_start..])
+}
+
+/// One part, in the halves the commit executor uses: stage, write, finish.
+fn append_part(writer: &mut LogWriter<SimStorage>, records: &[Record<'_>]) -> Result<(), String> {
+    let failed = |e| format!("transaction log write failed: {e}");
+    let Some(staged) = writer.stage(records).map_err(failed)? else {
+        return Ok(());
+    };
+    let written = writer.write_staged(&staged);
     writer
-        .append(&records[part_start..])
-        .map_err(|e| format!("transaction log write failed: {e}"))
+        .finish_staged(staged, written)
+        .map(|_| ())
+        .map_err(failed)
 }
 
 /// Writes `state` as a snapshot and reads it back as a base, as the snapshot thread of

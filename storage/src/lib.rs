@@ -28,6 +28,9 @@
 //! LogWriter::open(dir, LogOptions) -> (LogWriter, Recovered)       // recover, then append
 //! LogWriter::open_with(storage, LogOptions)                        // any Storage (the simulator)
 //! LogWriter::append(&[Record { zxid, bytes }]) -> Result<()>       // durable on Ok
+//! LogWriter::stage(&[Record]) -> Option<Staged>                    // append in halves: frame,
+//! LogWriter::{staged_bytes, staged_file}  ... caller writes + syncs  //   the caller's own IO,
+//! LogWriter::finish_staged(Staged, io::Result<()>) -> Result<u64>   //   then the outcome
 //! LogWriter::purge_through(zxid) -> Result<()>                     // retention
 //! LogWriter::{last_zxid, tail, segment_names, stats, stopped, io_mode}
 //! log::read(dir, after_zxid) -> impl Iterator<Item = Result<OwnedRecord>>   // replay
@@ -52,7 +55,9 @@
 //!
 //! ## Threads
 //! None of its own. [`log::LogWriter`] is blocking and single-threaded; the server runs it
-//! on its commit thread (or a thread of its own) and hands it one batch at a time.
+//! on its commit thread (or a thread of its own) and hands it one batch at a time. A caller
+//! with an io_uring of its own (the server's commit executor) stages a batch, writes and
+//! syncs it asynchronously, and finishes it: only a segment roll then blocks.
 #![warn(missing_docs)]
 // What a client, a file or the network can make fail is never unwrapped (STYLE.md);
 // unit tests may (clippy.toml).

@@ -423,6 +423,10 @@ impl Storage for DiskStorage {
         self.file(file).sync_all()
     }
 
+    fn try_clone_file(&self, file: FileId) -> io::Result<Option<File>> {
+        self.file(file).try_clone().map(Some)
+    }
+
     fn helper(&self) -> io::Result<Option<Box<dyn Storage + Send>>> {
         // pwrite, no ring: the helper writes large runs of zeros, not latency-bound batches.
         Ok(Some(Box::new(DiskStorage::open_read_only(&self.dir)?)))

@@ -79,6 +79,12 @@ pub trait Storage {
     fn map(&mut self, _file: FileId) -> io::Result<Option<memmap2::Mmap>> {
         Ok(None)
     }
+    /// A handle of its own on the open `file` (a duplicated descriptor), for a caller that
+    /// writes through its own io_uring instead of [`Storage::write_at`]. `None` (the
+    /// default) when the storage has no real file behind `file` (the simulator).
+    fn try_clone_file(&self, _file: FileId) -> io::Result<Option<std::fs::File>> {
+        Ok(None)
+    }
     /// A second, independent handle on the same directory that a helper thread may own,
     /// for work kept off the commit path. `None` (the default) when this storage cannot be
     /// shared across threads: the caller then runs that work inline, see

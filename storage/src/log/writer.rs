@@ -87,7 +87,33 @@ pub struct LogWriter<S: Storage = DiskStorage> {
     buffer_capacity: usize,
     /// Set by the first failed write, sync or directory operation (fail-stop).
     stopped: Option<String>,
+    /// Whether a batch is staged in `buffer` and not yet finished ([`LogWriter::stage`]).
+    staged: bool,
     stats: LogStats,
+}
+
+/// A batch framed by [`LogWriter::stage`] and not yet written: where it goes.
+#[derive(Debug)]
+#[must_use = "a staged batch must be handed to LogWriter::finish_staged"]
+pub struct Staged {
+    file: FileId,
+    offset: u64,
+    framed: usize,
+    /// The batch's last zxid.
+    last: Option<i64>,
+    records: u64,
+}
+
+impl Staged {
+    /// The segment file the batch goes to (changes when a batch starts a new segment).
+    pub fn file(&self) -> FileId {
+        self.file
+    }
+
+    /// Byte offset in that segment of the batch's first frame.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
 }
 
 impl LogWriter<DiskStorage> {
@@ -305,6 +331,7 @@ impl<S: Storage> LogWriter<S> {
             buffer_capacity: buffer.capacity(),
             buffer,
             stopped: None,
+            staged: false,
             stats,
         };
         Ok((writer, recovered))
@@ -322,12 +349,43 @@ impl<S: Storage> LogWriter<S> {
 
     /// [`LogWriter::append`] of any payloads. On `Ok`, returns the offset of the batch's first
     /// frame in the (possibly new) current segment, `None` for an empty batch.
-    // Long because validation, roll, framing and the write are one step whose asserts
-    // pin the offsets between them.
     pub(crate) fn append_payloads<P: Payload>(
         &mut self,
         batch: &[P],
     ) -> Result<Option<u64>, LogError> {
+        let Some(staged) = self.stage_payloads(batch)? else {
+            return Ok(None);
+        };
+        let written = self.write_staged(&staged);
+        self.finish_staged(staged, written).map(Some)
+    }
+
+    /// The first half of [`LogWriter::append`], for a caller that does the write itself
+    /// (the server's commit executor, through its own io_uring, without blocking): validates
+    /// the batch, starts a new segment if it does not fit (blocking), and frames it into the
+    /// writer's buffer, [`LogWriter::staged_bytes`]. The caller then writes those bytes at
+    /// [`Staged::offset`] of the segment ([`LogWriter::staged_file`]), fdatasyncs them when
+    /// [`LogOptions::force_sync`](super::LogOptions::force_sync) is on, and hands the outcome
+    /// to [`LogWriter::finish_staged`] — or lets the writer do both with
+    /// [`LogWriter::write_staged`]. Until then the writer takes no other call (asserted).
+    ///
+    /// Errors and fail-stop are those of [`LogWriter::append`]: a batch that fails validation
+    /// stages nothing and leaves the writer usable; `Ok(None)` for an empty batch.
+    pub fn stage(&mut self, batch: &[Record<'_>]) -> Result<Option<Staged>, LogError> {
+        self.stage_payloads(batch)
+    }
+
+    /// [`LogWriter::stage`] of any payloads.
+    // Long because validation, roll and framing are one step whose asserts pin the
+    // offsets between them.
+    pub(crate) fn stage_payloads<P: Payload>(
+        &mut self,
+        batch: &[P],
+    ) -> Result<Option<Staged>, LogError> {
+        assert!(
+            !self.staged,
+            "a staged batch must be finished before the next is staged"
+        );
         self.check_running()?;
         if batch.is_empty() {
             return Ok(None);
@@ -389,33 +447,84 @@ impl<S: Storage> LogWriter<S> {
             self.buffer_capacity,
             "no growth past the up-front buffer"
         );
+        self.staged = true;
+        Ok(Some(Staged {
+            file: cur.file,
+            offset: cur.end,
+            framed,
+            last,
+            records: batch.len() as u64,
+        }))
+    }
 
+    /// The framed bytes of the staged batch, to be written at [`Staged::offset`].
+    pub fn staged_bytes(&self) -> &[u8] {
+        assert!(self.staged, "staged_bytes without a staged batch");
+        &self.buffer
+    }
+
+    /// A handle of its own on the segment `staged` goes to (for a caller that writes it
+    /// through its own ring), or `None` when the storage has no real file to hand out (the
+    /// simulator): then [`LogWriter::write_staged`] writes it.
+    pub fn staged_file(&self, staged: &Staged) -> std::io::Result<Option<std::fs::File>> {
+        self.storage.try_clone_file(staged.file)
+    }
+
+    /// Writes the staged batch through the storage (and fdatasyncs it with `force_sync`),
+    /// blocking; the outcome goes to [`LogWriter::finish_staged`].
+    pub fn write_staged(&mut self, staged: &Staged) -> std::io::Result<()> {
+        assert!(self.staged, "write_staged without a staged batch");
+        self.storage.write_at(
+            staged.file,
+            staged.offset,
+            &self.buffer,
+            self.opts.force_sync,
+        )
+    }
+
+    /// The second half of [`LogWriter::append`]: `written` is the outcome of writing the
+    /// staged bytes (and, with `force_sync`, of their fdatasync). On `Ok` the batch is part of
+    /// the log (durable with `force_sync`), and the offset of its first frame is returned; an
+    /// error stops the writer for good ([`LogError::Stopped`] from then on), as in `append`.
+    pub fn finish_staged(
+        &mut self,
+        staged: Staged,
+        written: std::io::Result<()>,
+    ) -> Result<u64, LogError> {
+        assert!(self.staged, "finish_staged without a staged batch");
+        self.staged = false;
         let sync = self.opts.force_sync;
-        if let Err(e) = self.storage.write_at(cur.file, cur.end, &self.buffer, sync) {
+        if let Err(e) = written {
             return Err(self.stop(if sync { "write + fdatasync" } else { "write" }, e));
         }
         let cur = self.current.as_mut().expect("current segment");
+        assert_eq!(
+            (cur.file, cur.end),
+            (staged.file, staged.offset),
+            "the staged batch is the one at the tail"
+        );
         let start = cur.end;
-        cur.end += framed as u64;
+        cur.end += staged.framed as u64;
         if sync {
             cur.synced_through = cur.end;
             self.stats.fdatasyncs += 1;
         }
         let end = cur.end;
-        self.last_zxid = last;
+        self.last_zxid = staged.last;
         let segment = self.segments.last_mut().expect("current segment is listed");
-        segment.last_zxid = last;
+        segment.last_zxid = staged.last;
         segment.end = end;
         self.stats.appends += 1;
-        self.stats.records += batch.len() as u64;
-        self.stats.bytes += framed as u64;
-        Ok(Some(start))
+        self.stats.records += staged.records;
+        self.stats.bytes += staged.framed as u64;
+        Ok(start)
     }
 
     /// Removes whole segments whose records all have zxid `<= zxid`, oldest first (retention:
     /// the caller decides when a snapshot makes them unneeded). The segment being appended
     /// to is never removed.
     pub fn purge_through(&mut self, zxid: i64) -> Result<(), LogError> {
+        assert!(!self.staged, "no purge while a staged batch is unfinished");
         self.check_running()?;
         while self.segments.len() > 1 && self.segments[0].last_zxid.is_some_and(|last| last <= zxid)
         {
