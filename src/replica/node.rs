@@ -626,33 +626,11 @@ impl Node {
         for m in rd.take_messages() {
             self.send_raft(m);
         }
-        let mut installed_at = None;
-        if !rd.snapshot().is_empty() {
-            // The leader no longer has the entries this server lacks: take its state
-            // whole. The store starts after the snapshot; the driver writes the file,
-            // loads it and calls `installed` before this ready's log work goes out.
-            let snap = rd.snapshot().clone();
-            let (index, term) = (snap.get_metadata().index, snap.get_metadata().term);
-            tracing::info!(
-                me = self.cfg.id,
-                index,
-                term,
-                bytes = snap.data.len(),
-                "installing a snapshot from the leader"
-            );
-            self.raw.mut_store().mem.wl().apply_snapshot(Snapshot {
-                data: Default::default(),
-                ..snap.clone()
-            })?;
-            self.out.install = Some(Install {
-                index,
-                term,
-                data: snap.data.to_vec(),
-            });
-            self.applied_at = (index, term);
-            self.proposed.clear();
-            installed_at = Some(index);
-        }
+        let installed_at = if rd.snapshot().is_empty() {
+            None
+        } else {
+            Some(self.take_snapshot(rd.snapshot())?)
+        };
         if let Some(ss) = rd.ss() {
             let (leader, role) = (ss.leader_id, ss.raft_state);
             self.on_leader(leader, role, now_ms);
@@ -725,6 +703,31 @@ impl Node {
             self.raw.advance_apply();
         }
         Ok(())
+    }
+
+    /// The leader no longer has the entries this server lacks: take its state whole. The
+    /// store starts after the snapshot; the driver fetches the file, loads it and calls
+    /// `installed` before this ready's log work goes out. Returns the snapshot's index.
+    fn take_snapshot(&mut self, snap: &Snapshot) -> Result<u64, NodeError> {
+        let (index, term) = (snap.get_metadata().index, snap.get_metadata().term);
+        tracing::info!(
+            me = self.cfg.id,
+            index,
+            term,
+            "installing a snapshot from the leader"
+        );
+        self.raw.mut_store().mem.wl().apply_snapshot(Snapshot {
+            data: Default::default(),
+            ..snap.clone()
+        })?;
+        self.out.install = Some(Install {
+            index,
+            term,
+            data: snap.data.to_vec(),
+        });
+        self.applied_at = (index, term);
+        self.proposed.clear();
+        Ok(index)
     }
 
     fn on_leader(&mut self, leader: u64, role: StateRole, now_ms: i64) {

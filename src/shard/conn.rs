@@ -612,6 +612,8 @@ async fn read_loop(
     }
 }
 
+// Long because it is one match over the kinds of request (auth, SASL, unknown, writes,
+// reads), each arm short; the longer paths live in their own functions.
 async fn dispatch(
     shard: &Rc<Shard>,
     conn: &Rc<Conn>,
@@ -698,35 +700,7 @@ async fn dispatch(
                 && shard.shared.config.quorum_reads
                 && is_data_read(&r)
             {
-                // Linearizable reads: a sync through the leader first; the read is served
-                // once this server has applied everything committed before the sync.
-                let (session_id, auth) = {
-                    let mut st = conn.st.borrow_mut();
-                    st.pending.push_back(Pending::Barrier);
-                    st.pending.push_back(Pending::Read {
-                        xid,
-                        req: r,
-                        received,
-                    });
-                    (st.session_id, st.auth.clone())
-                };
-                shard
-                    .shared
-                    .outstanding_requests
-                    .fetch_add(1, Ordering::Relaxed);
-                return shard
-                    .to_commit
-                    .send(StageMsg::Core(CommitRequest::Write {
-                        conn: origin(shard.index, conn.id),
-                        session_id,
-                        xid,
-                        request: Request::Sync(ferrokeeper_net::records::SyncRequest {
-                            path: "/".into(),
-                        }),
-                        auth,
-                    }))
-                    .await
-                    .map_err(|_| "commit stage gone".to_string());
+                return quorum_read(shard, conn, xid, r, received).await;
             }
             let queued = !conn.st.borrow().pending.is_empty();
             if queued {
@@ -741,6 +715,42 @@ async fn dispatch(
             Ok(())
         }
     }
+}
+
+/// Linearizable reads (`ferrokeeper.quorumReads`): a sync through the leader first; the
+/// read is served once this server has applied everything committed before the sync.
+async fn quorum_read(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    xid: i32,
+    r: Request,
+    received: Instant,
+) -> ReadResult {
+    let (session_id, auth) = {
+        let mut st = conn.st.borrow_mut();
+        st.pending.push_back(Pending::Barrier);
+        st.pending.push_back(Pending::Read {
+            xid,
+            req: r,
+            received,
+        });
+        (st.session_id, st.auth.clone())
+    };
+    shard
+        .shared
+        .outstanding_requests
+        .fetch_add(1, Ordering::Relaxed);
+    shard
+        .to_commit
+        .send(StageMsg::Core(CommitRequest::Write {
+            conn: origin(shard.index, conn.id),
+            session_id,
+            xid,
+            request: Request::Sync(ferrokeeper_net::records::SyncRequest { path: "/".into() }),
+            auth,
+        }))
+        .await
+        .map_err(|_| "commit stage gone".to_string())
 }
 
 /// Reads of the tree, which `ferrokeeper.quorumReads` makes linearizable (not pings,
