@@ -12,6 +12,8 @@
 //! whole run, so a suite of many short scenarios pays the JVM start once.
 #![allow(dead_code)]
 
+pub mod ensemble;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
