@@ -605,10 +605,23 @@ fn sigstop_leader_past_the_election_timeout() {
     ens.sigstop(old);
     // A new leader among the two others serves while the old one is frozen.
     let new = ens.leader();
+    let elected = stopped_at.elapsed();
     assert_ne!(new, old);
+    // A new session on the new leader: its write shows when the ensemble serves again,
+    // apart from the load's clients, which may first try the frozen member and wait out
+    // their connection timeout there.
+    let probe_addr = ens.address(new);
+    rt.block_on(async {
+        let mut c = Conn::connect(&probe_addr).await;
+        let r = c.create("/stop-probe", b"", raw::open_acl(), 0).await;
+        assert_eq!(r.map(|_| ()), Ok(()), "a write on the new leader");
+    });
+    let probe = stopped_at.elapsed();
     let served = load.first_ack_after(stopped_at);
     eprintln!(
-        "member {} frozen; member {} leads; next acknowledged write after {served:?}",
+        "member {} frozen; member {} leads (seen {elected:?} after the freeze; a new \
+         session's write on it done {probe:?} after); the load's next acknowledged write \
+         after {served:?}",
         old + 1,
         new + 1
     );
