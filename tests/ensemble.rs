@@ -668,7 +668,18 @@ fn differential_ensemble_ferrokeeper_vs_java() {
     let options = EnsembleOptions::config(DIFF_CONFIG);
     let java = Ensemble::start_with(Kind::JavaZk, 3, &options);
     let ferro = Ensemble::start_with(Kind::Ferrokeeper, 3, &options);
-    let (ra, ca) = (java.addresses(), ferro.addresses());
+    // The candidate's sessions go to every member, the leader included. The reference's
+    // go to Java's two followers only: on the Java leader a client's sync can be answered
+    // before a notification for a write committed just before it reaches the same
+    // connection (seen here: a recursive watch's NodeCreated missing from the step and
+    // arriving after the settling sync), which would make the comparison flaky, while a
+    // follower's sync comes back through the leader behind the commits it must follow.
+    let java_leader = java.leader();
+    let java_followers: Vec<String> = (0..3)
+        .filter(|&i| i != java_leader)
+        .map(|i| java.address(i))
+        .collect();
+    let (ra, ca) = (java_followers, ferro.addresses());
     let ops: usize = std::env::var("FK_DIFF_OPS")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -677,18 +688,41 @@ fn differential_ensemble_ferrokeeper_vs_java() {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(11);
-    eprintln!("differential (ensembles): seed {seed}, {ops} ops; replay with FK_DIFF_SEED={seed} FK_DIFF_OPS={ops}");
-    let worker = std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            rt.block_on(diff::run_seed(seed, ops, &ra, &ca));
-        })
-        .expect("spawn differential thread");
-    if let Err(panic) = worker.join() {
+    // A Java follower now and then never answers a request of a session it has just
+    // created (seen about once in eight runs: the new session's first request, no reply
+    // and no error, the log quiet). That is the reference failing, not the candidate: the
+    // run goes again once, on the next seed, and says so. A hang on the candidate's side
+    // or any divergence fails at once.
+    let mut attempt_seed = seed;
+    for attempt in 0..2 {
+        eprintln!("differential (ensembles): seed {attempt_seed}, {ops} ops; replay with FK_DIFF_SEED={attempt_seed} FK_DIFF_OPS={ops}");
+        let (ra, ca) = (ra.clone(), ca.clone());
+        let worker = std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime");
+                rt.block_on(diff::run_seed(attempt_seed, ops, &ra, &ca));
+            })
+            .expect("spawn differential thread");
+        let Err(panic) = worker.join() else {
+            break;
+        };
+        let msg = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        let reference_hang = java
+            .addresses()
+            .iter()
+            .any(|a| msg.contains(&format!("no frame from the server {a} ")));
+        if attempt == 0 && reference_hang {
+            eprintln!("differential (ensembles): the Java reference stopped answering ({msg}); once more on the next seed");
+            attempt_seed += 1;
+            continue;
+        }
         eprintln!("{}", ferro.logs_tail(30));
         std::panic::resume_unwind(panic);
     }
