@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{four_letter_word, Kind, JAVA_BARE_PROPERTY_PREFIXES, JAVA_ZK_JARS};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use super::{Kind, JAVA_BARE_PROPERTY_PREFIXES, JAVA_ZK_JARS};
 
 /// Client, quorum and election ports of ensemble tests come from this range
 /// (`[PORT_RANGE_START, PORT_RANGE_END)`).
@@ -72,7 +75,9 @@ pub enum MemberState {
 pub struct Member {
     /// Its `myid`.
     pub id: u64,
-    /// Its client port on 127.0.0.1.
+    /// The address it listens on (127.0.0.1 unless it runs in a network namespace).
+    pub host: String,
+    /// Its client port.
     pub client_port: u16,
     /// Its directory (zoo.cfg, data, server.log).
     pub dir: PathBuf,
@@ -85,9 +90,9 @@ pub struct Member {
 }
 
 impl Member {
-    /// "127.0.0.1:port".
+    /// "host:port".
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.client_port)
+        format!("{}:{}", self.host, self.client_port)
     }
 
     /// The process id while it has one.
@@ -144,6 +149,10 @@ pub struct EnsembleOptions {
     pub config: Vec<(String, String)>,
     /// Environment for ferrokeeper processes (`FERROKEEPER_RAFT_TICK_MS`, `RUST_LOG`).
     pub env: Vec<(String, String)>,
+    /// Each member's address (all 127.0.0.1 when empty).
+    pub hosts: Vec<String>,
+    /// Each member's command prefix for `ip` (`netns exec <name>`), none when empty.
+    pub ip_prefixes: Vec<Vec<String>>,
 }
 
 impl EnsembleOptions {
@@ -155,7 +164,13 @@ impl EnsembleOptions {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             env: Vec::new(),
+            hosts: Vec::new(),
+            ip_prefixes: Vec::new(),
         }
+    }
+
+    fn host(&self, i: usize) -> String {
+        self.hosts.get(i).cloned().unwrap_or_else(|| "127.0.0.1".into())
     }
 }
 
@@ -187,7 +202,6 @@ const ENSEMBLE_CONFIG: &[(&str, &str)] = &[
     ("tickTime", "2000"),
     ("initLimit", "10"),
     ("syncLimit", "5"),
-    ("clientPortAddress", "127.0.0.1"),
     ("4lw.commands.whitelist", "*"),
     ("maxClientCnxns", "0"),
     ("extendedTypesEnabled", "true"),
@@ -208,8 +222,9 @@ impl Ensemble {
         let mut servers = String::new();
         for i in 0..n {
             servers.push_str(&format!(
-                "server.{}=127.0.0.1:{}:{}\n",
+                "server.{}={}:{}:{}\n",
                 i + 1,
+                options.host(i),
                 ports[3 * i + 1],
                 ports[3 * i + 2]
             ));
@@ -234,13 +249,24 @@ impl Ensemble {
                 cfg.push_str(&format!("{k}={v}\n"));
             }
             cfg.push_str(&format!(
-                "clientPort={}\ndataDir={}\n{servers}",
+                "clientPort={}\nclientPortAddress={}\ndataDir={}\n{servers}",
                 ports[3 * i],
+                options.host(i),
                 data.display()
             ));
             let cfg_path = mdir.join("zoo.cfg");
             std::fs::write(&cfg_path, cfg).expect("write zoo.cfg");
-            members.push(member_command(kind, id, ports[3 * i], &mdir, &cfg_path, &lines, options));
+            let mut member =
+                member_command(kind, id, ports[3 * i], &mdir, &cfg_path, &lines, options);
+            member.host = options.host(i);
+            if let Some(prefix) = options.ip_prefixes.get(i) {
+                let mut args = prefix.clone();
+                args.push(member.program.display().to_string());
+                args.append(&mut member.args);
+                member.args = args;
+                member.program = PathBuf::from("ip");
+            }
+            members.push(member);
         }
         Ensemble::launch(kind, dir, members)
     }
@@ -282,7 +308,7 @@ impl Ensemble {
         if self.members[i].state != MemberState::Running {
             return None;
         }
-        four_letter_word(self.members[i].client_port, "srvr").ok()
+        four_letter_word_at(&self.members[i].host, self.members[i].client_port, "srvr").ok()
     }
 
     /// Member `i`'s `Mode:` ("leader", "follower", ...), if it answers and serves.
@@ -339,10 +365,18 @@ impl Ensemble {
     /// The index of the running member that says it leads, waiting until one does and
     /// every other running member serves as a follower (an election has settled).
     pub fn leader(&self) -> usize {
+        let running: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].state == MemberState::Running)
+            .collect();
+        self.leader_of(&running)
+    }
+
+    /// Like [`Ensemble::leader`] among `members` only (one side of a partition).
+    pub fn leader_of(&self, members: &[usize]) -> usize {
         let deadline = Instant::now() + FORM_LIMIT;
         loop {
             let modes: Vec<Option<String>> = (0..self.members.len())
-                .map(|i| self.mode(i))
+                .map(|i| if members.contains(&i) { self.mode(i) } else { None })
                 .collect();
             let leaders: Vec<usize> = modes
                 .iter()
@@ -350,9 +384,11 @@ impl Ensemble {
                 .filter(|(_, m)| m.as_deref() == Some("leader"))
                 .map(|(i, _)| i)
                 .collect();
-            let settled = self.members.iter().zip(&modes).all(|(m, mode)| {
-                m.state != MemberState::Running
-                    || matches!(mode.as_deref(), Some("leader" | "follower" | "observer"))
+            let settled = members.iter().all(|&i| {
+                matches!(
+                    modes[i].as_deref(),
+                    Some("leader" | "follower" | "observer")
+                )
             });
             if leaders.len() == 1 && settled {
                 return leaders[0];
@@ -491,6 +527,7 @@ pub fn member_command(
     }
     Member {
         id,
+        host: "127.0.0.1".into(),
         client_port,
         dir: dir.to_path_buf(),
         state: MemberState::Dead,
@@ -499,4 +536,17 @@ pub fn member_command(
         env,
         child: None,
     }
+}
+
+/// Sends a four-letter word to `host:port` and reads until the server closes.
+pub fn four_letter_word_at(host: &str, port: u16, cmd: &str) -> std::io::Result<String> {
+    let addr: std::net::SocketAddr = format!("{host}:{port}")
+        .parse()
+        .map_err(std::io::Error::other)?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(cmd.as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
 }

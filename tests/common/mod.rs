@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod ensemble;
+pub mod netns;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
