@@ -213,13 +213,11 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         .map(driver::entry_from_stored)
         .collect();
     let last = entries.last().map(|e| e.index).unwrap_or(0);
-    let hard_state = recovered.hard_state.map(|h| {
-        raft::eraftpb::HardState {
-            term: h.term,
-            vote: h.vote,
-            commit: h.commit.min(last),
-            ..Default::default()
-        }
+    let hard_state = recovered.hard_state.map(|h| raft::eraftpb::HardState {
+        term: h.term,
+        vote: h.vote,
+        commit: h.commit.min(last),
+        ..Default::default()
     });
     let applied = hard_state.as_ref().map(|h| h.commit).unwrap_or(0);
     let mut changes = Vec::new();
