@@ -62,7 +62,6 @@ const FIXED_SEEDS: &[u64] = &[1, 2, 3];
 const OPS_PER_FIXED_SEED: usize = 1250;
 const OPS_TOTAL: usize = 5000;
 
-
 #[test]
 fn differential_java_vs_java() {
     let a = Server::start(Kind::JavaZk, CONFIG);
@@ -173,7 +172,13 @@ async fn run_plan(reference: &str, candidate: &str, reference_kind: Kind, candid
     for (seed, ops) in plan {
         eprintln!("differential: seed {seed}, {ops} ops ({reference_kind:?} vs {candidate_kind:?}); replay with FK_DIFF_SEED={seed} FK_DIFF_OPS={ops}");
         let start = Instant::now();
-        run_seed(seed, ops, &[reference.to_string()], &[candidate.to_string()]).await;
+        run_seed(
+            seed,
+            ops,
+            &[reference.to_string()],
+            &[candidate.to_string()],
+        )
+        .await;
         eprintln!("differential: seed {seed} passed in {:?}", start.elapsed());
     }
 }

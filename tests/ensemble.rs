@@ -110,9 +110,7 @@ fn kazoo_across_a_ferrokeeper_ensemble() {
         .status()
         .is_ok_and(|s| s.success());
     if !has_kazoo {
-        return skip(&format!(
-            "{python} has no kazoo (tests/run.sh installs it)"
-        ));
+        return skip(&format!("{python} has no kazoo (tests/run.sh installs it)"));
     }
     let ens = Ensemble::start(Kind::Ferrokeeper, 3);
     let leader = ens.leader();
@@ -222,7 +220,10 @@ fn rust_client_across_a_ferrokeeper_ensemble() {
     ens.sigcont(lagging);
     written.expect("the two running members commit without the frozen one");
     rt.block_on(async {
-        reader.sync("/rc/lag").await.expect("sync on the lagging follower");
+        reader
+            .sync("/rc/lag")
+            .await
+            .expect("sync on the lagging follower");
         assert_eq!(
             reader.get_data("/rc/lag").await.expect("get").0,
             b"written while frozen"
@@ -276,7 +277,10 @@ fn zkcli_and_cli_mt_with_a_three_host_connect_string() {
     let (ok, out) = cli_mt("create /cli/c", "cli_mt-create.out");
     assert!(ok && out.contains("[/cli/c]: rc = 0"), "{out}");
     let (ok, out) = cli_mt("ls /cli", "cli_mt-ls.out");
-    assert!(ok && out.contains("s-0000000001") && out.contains("c"), "{out}");
+    assert!(
+        ok && out.contains("s-0000000001") && out.contains("c"),
+        "{out}"
+    );
 }
 
 // ------------------------------------------------------------------ session moves
@@ -284,7 +288,9 @@ fn zkcli_and_cli_mt_with_a_three_host_connect_string() {
 #[test]
 fn session_move_java() {
     if !java_available() {
-        return skip("java or /usr/share/java/zookeeper.jar is missing (apt-get install zookeeper)");
+        return skip(
+            "java or /usr/share/java/zookeeper.jar is missing (apt-get install zookeeper)",
+        );
     }
     session_move(Kind::JavaZk);
 }
@@ -341,8 +347,14 @@ fn session_move(kind: Kind) {
             },
         )
         .await;
-        assert_eq!(b.session_id, a.session_id, "{kind:?}: the session reattaches on B");
-        assert_eq!(b.exists("/moved", false).await.map(|s| s.ephemeral_owner), Ok(a.session_id));
+        assert_eq!(
+            b.session_id, a.session_id,
+            "{kind:?}: the session reattaches on B"
+        );
+        assert_eq!(
+            b.exists("/moved", false).await.map(|s| s.ephemeral_owner),
+            Ok(a.session_id)
+        );
 
         // Java 3.8 leaves A's connection open when the session moves, and A even serves
         // reads from its copy (a read is not checked against the session's owner); the
@@ -352,7 +364,10 @@ fn session_move(kind: Kind) {
         match kind {
             Kind::JavaZk => {
                 let read = a.exists("/moved", false).await;
-                assert!(read.is_ok(), "Java serves a read on the old connection: {read:?}");
+                assert!(
+                    read.is_ok(),
+                    "Java serves a read on the old connection: {read:?}"
+                );
             }
             Kind::Ferrokeeper => {
                 // Waits (up to raw::IO_LIMIT) for the close without sending anything.
@@ -372,8 +387,14 @@ fn session_move(kind: Kind) {
         assert!(a.is_closed());
         // Whether or not it was sent, the write did not happen and the ephemeral stays.
         assert_eq!(b.sync("/").await, Ok("/".into()));
-        let (data, stat) = b.get_data("/moved", false).await.expect("ephemeral survives");
-        assert!(data.is_empty(), "{kind:?}: a write on the moved-from connection applied");
+        let (data, stat) = b
+            .get_data("/moved", false)
+            .await
+            .expect("ephemeral survives");
+        assert!(
+            data.is_empty(),
+            "{kind:?}: a write on the moved-from connection applied"
+        );
         assert_eq!(stat.ephemeral_owner, b.session_id);
 
         // lastZxidSeen beyond the server's zxid: refused, no session.
@@ -386,7 +407,10 @@ fn session_move(kind: Kind) {
             },
         )
         .await;
-        assert_eq!(refused.session_id, 0, "{kind:?}: a client from the future is refused");
+        assert_eq!(
+            refused.session_id, 0,
+            "{kind:?}: a client from the future is refused"
+        );
         b.close().await;
     });
 }
@@ -417,7 +441,9 @@ impl Load {
         let addrs = ens.addresses();
         rt.block_on(async {
             let c = zk_connect(&ens.connect_string()).await;
-            c.create(root, b"", &open()).await.expect("create load root");
+            c.create(root, b"", &open())
+                .await
+                .expect("create load root");
             for k in 0..writers {
                 c.create(&format!("{root}/w{k}"), b"", &open())
                     .await
@@ -467,13 +493,22 @@ impl Load {
             if let Some(d) = best {
                 return d;
             }
-            assert!(Instant::now() < deadline, "no write acknowledged since the fault");
+            assert!(
+                Instant::now() < deadline,
+                "no write acknowledged since the fault"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
 
-async fn writer(k: usize, hosts: String, root: String, acked: Arc<Mutex<Acked>>, stop: Arc<AtomicBool>) {
+async fn writer(
+    k: usize,
+    hosts: String,
+    root: String,
+    acked: Arc<Mutex<Acked>>,
+    stop: Arc<AtomicBool>,
+) {
     let node = format!("{root}/w{k}");
     let mut client = zk_connect(&hosts).await;
     let mut i = 0u64;
@@ -515,7 +550,12 @@ async fn writer(k: usize, hosts: String, root: String, acked: Arc<Mutex<Acked>>,
 
 /// After every member converged: every acknowledged create exists and every writer's
 /// node has reached the highest acknowledged version, on every member.
-fn check_nothing_acked_lost(rt: &tokio::runtime::Runtime, ens: &Ensemble, root: &str, acked: &Acked) {
+fn check_nothing_acked_lost(
+    rt: &tokio::runtime::Runtime,
+    ens: &Ensemble,
+    root: &str,
+    acked: &Acked,
+) {
     for addr in ens.addresses() {
         rt.block_on(async {
             let c = zk_connect(&addr).await;
@@ -527,7 +567,11 @@ fn check_nothing_acked_lost(rt: &tokio::runtime::Runtime, ens: &Ensemble, root: 
                 .into_iter()
                 .map(|n| format!("{root}/{n}"))
                 .collect();
-            let lost: Vec<&String> = acked.creates.iter().filter(|p| !children.contains(*p)).collect();
+            let lost: Vec<&String> = acked
+                .creates
+                .iter()
+                .filter(|p| !children.contains(*p))
+                .collect();
             assert!(
                 lost.is_empty(),
                 "{addr}: {} of {} acknowledged creates are lost, first {:?}",
@@ -726,7 +770,9 @@ const DIFF_CONFIG: &[(&str, &str)] = &[
 #[test]
 fn differential_ensemble_ferrokeeper_vs_java() {
     if !java_available() {
-        return skip("java or /usr/share/java/zookeeper.jar is missing (apt-get install zookeeper)");
+        return skip(
+            "java or /usr/share/java/zookeeper.jar is missing (apt-get install zookeeper)",
+        );
     }
     let options = EnsembleOptions::config(DIFF_CONFIG);
     let java = Ensemble::start_with(Kind::JavaZk, 3, &options);
@@ -773,10 +819,7 @@ fn differential_ensemble_ferrokeeper_vs_java() {
         let Err(panic) = worker.join() else {
             break;
         };
-        let msg = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default();
+        let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
         let reference_hang = java
             .addresses()
             .iter()

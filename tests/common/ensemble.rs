@@ -170,7 +170,10 @@ impl EnsembleOptions {
     }
 
     fn host(&self, i: usize) -> String {
-        self.hosts.get(i).cloned().unwrap_or_else(|| "127.0.0.1".into())
+        self.hosts
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1".into())
     }
 }
 
@@ -350,7 +353,12 @@ impl Ensemble {
                 let pid = child.id() as libc::pid_t;
                 // SAFETY: kill(pid, 0) only probes our own child's existence.
                 let alive = unsafe { libc::kill(pid, 0) } == 0;
-                assert!(alive, "member {} is gone:\n{}", i + 1, self.members[i].log());
+                assert!(
+                    alive,
+                    "member {} is gone:\n{}",
+                    i + 1,
+                    self.members[i].log()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -376,7 +384,13 @@ impl Ensemble {
         let deadline = Instant::now() + FORM_LIMIT;
         loop {
             let modes: Vec<Option<String>> = (0..self.members.len())
-                .map(|i| if members.contains(&i) { self.mode(i) } else { None })
+                .map(|i| {
+                    if members.contains(&i) {
+                        self.mode(i)
+                    } else {
+                        None
+                    }
+                })
                 .collect();
             let leaders: Vec<usize> = modes
                 .iter()

@@ -55,12 +55,16 @@ impl Netns {
             let (outer, inner) = (format!("fk{tag}v{}", i + 1), format!("fk{tag}p{}", i + 1));
             ip(&["netns", "add", name])?;
             ip(&["netns", "exec", name, "ip", "link", "set", "lo", "up"])?;
-            ip(&["link", "add", &outer, "type", "veth", "peer", "name", &inner])?;
+            ip(&[
+                "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+            ])?;
             ip(&["link", "set", &inner, "netns", name])?;
             ip(&["link", "set", &outer, "master", &self.bridge])?;
             ip(&["link", "set", &outer, "up"])?;
             let addr = format!("{}/24", self.host(i));
-            ip(&["netns", "exec", name, "ip", "addr", "add", &addr, "dev", &inner])?;
+            ip(&[
+                "netns", "exec", name, "ip", "addr", "add", &addr, "dev", &inner,
+            ])?;
             ip(&["netns", "exec", name, "ip", "link", "set", &inner, "up"])?;
         }
         Ok(())
@@ -80,8 +84,17 @@ impl Netns {
     pub fn cut(&self, i: usize, j: usize) {
         for (from, to) in [(i, j), (j, i)] {
             let dst = format!("{}/32", self.host(to));
-            ip(&["netns", "exec", &self.names[from], "ip", "route", "add", "blackhole", &dst])
-                .unwrap_or_else(|e| panic!("cut {from} from {to}: {e}"));
+            ip(&[
+                "netns",
+                "exec",
+                &self.names[from],
+                "ip",
+                "route",
+                "add",
+                "blackhole",
+                &dst,
+            ])
+            .unwrap_or_else(|e| panic!("cut {from} from {to}: {e}"));
         }
     }
 
@@ -89,8 +102,17 @@ impl Netns {
     pub fn heal(&self, i: usize, j: usize) {
         for (from, to) in [(i, j), (j, i)] {
             let dst = format!("{}/32", self.host(to));
-            ip(&["netns", "exec", &self.names[from], "ip", "route", "del", "blackhole", &dst])
-                .unwrap_or_else(|e| panic!("heal {from} and {to}: {e}"));
+            ip(&[
+                "netns",
+                "exec",
+                &self.names[from],
+                "ip",
+                "route",
+                "del",
+                "blackhole",
+                &dst,
+            ])
+            .unwrap_or_else(|e| panic!("heal {from} and {to}: {e}"));
         }
     }
 }

@@ -268,7 +268,11 @@ fn a_leader_that_lost_its_quorum_does_not_propose() {
         now += 50;
         node.tick(now, true);
     }
-    assert_ne!(node.raw.raft.state, StateRole::Leader, "check_quorum stepped it down");
+    assert_ne!(
+        node.raw.raft.state,
+        StateRole::Leader,
+        "check_quorum stepped it down"
+    );
     node.client(connect(7), now);
     let stepped = node.step(now);
     assert!(
