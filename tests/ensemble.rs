@@ -9,7 +9,9 @@
 //! - Faults: kill -9 of the leader under a write load (3 kills in CI,
 //!   `FK_ENSEMBLE_KILLS=30` for the long run, which prints p50/p99 failover times), and a
 //!   leader frozen with SIGSTOP past the election timeout. Nothing acknowledged may be
-//!   lost, and every member converges on one zxid and node count.
+//!   lost, and every member converges on one zxid and node count. A partition (one
+//!   network namespace per member, blackhole routes) cuts the leader off from both
+//!   followers and heals; skipped where `ip netns` is unavailable.
 //! - A differential run (`tests/diff`) in ensemble mode: one operation sequence against
 //!   three ferrokeeper members and three Java members, sessions spread over the servers.
 //!
