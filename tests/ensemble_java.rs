@@ -8,60 +8,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
+use common::ensemble::{java_available, member_command, Ensemble, EnsembleOptions};
+use common::Kind;
 use ferrokeeper::admin::{render, ConfStats, DirSizes, FourLetterWord, ServerStats};
 use ferrokeeper::config::Config;
-
-const JAVA_ZK_JARS: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-simple.jar";
-
-/// Java servers, killed (SIGKILL, by their own pid) when the test ends either way.
-struct Ensemble {
-    children: Vec<Child>,
-    dir: PathBuf,
-}
-
-impl Drop for Ensemble {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn java_available() -> bool {
-    Path::new("/usr/share/java/zookeeper.jar").exists()
-        && Command::new("java")
-            .arg("-version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-}
-
-/// Waits until the server says it is a leader, follower or observer. Waiting is not an
-/// assertion about time: the limit only keeps a broken setup from hanging the suite.
-fn wait_for_quorum(port: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(srvr) = common::four_letter_word(port, "srvr") {
-            if let Some(mode) = srvr.lines().find_map(|l| l.strip_prefix("Mode: ")) {
-                if mode != "standalone" {
-                    return mode.to_string();
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server on port {port} never joined a quorum"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn java_value(conf: &str, key: &str) -> String {
     conf.lines()
@@ -99,7 +51,7 @@ fn config_ensemble_matches_a_live_java_ensemble() {
         std::env::temp_dir().join(format!("ferrokeeper-ensemble-java-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let ports: Vec<u16> = (0..9).map(|_| common::free_port()).collect();
+    let ports = common::ensemble::range_ports(9);
     let client_port = |n: usize| ports[3 * (n - 1)];
     let quorum_port = |n: usize| ports[3 * (n - 1) + 1];
     let election_port = |n: usize| ports[3 * (n - 1) + 2];
@@ -118,13 +70,11 @@ fn config_ensemble_matches_a_live_java_ensemble() {
         election_port(3),
         client_port(3),
     );
-    let mut ensemble = Ensemble {
-        children: Vec::new(),
-        dir: dir.clone(),
-    };
+    let mut members = Vec::new();
     let mut configs = Vec::new();
     for n in 1..=3 {
-        let data = dir.join(format!("d{n}"));
+        let member_dir = dir.join(format!("m{n}"));
+        let data = member_dir.join("data");
         std::fs::create_dir_all(&data).expect("data dir");
         std::fs::write(data.join("myid"), format!("{n}\n")).expect("myid");
         let mut cfg = format!(
@@ -140,27 +90,22 @@ fn config_ensemble_matches_a_live_java_ensemble() {
             )),
             _ => {}
         }
-        let path = dir.join(format!("zoo{n}.cfg"));
+        let path = member_dir.join("zoo.cfg");
         std::fs::write(&path, &cfg).expect("zoo.cfg");
-        let log = std::fs::File::create(dir.join(format!("log{n}.txt"))).expect("log");
-        let log2 = log.try_clone().expect("log");
-        let child = Command::new("java")
-            .args(["-Xmx256m", "-cp", JAVA_ZK_JARS])
-            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
-            .arg(&path)
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2))
-            .spawn()
-            .expect("spawn java");
-        ensemble.children.push(child);
+        members.push(member_command(
+            Kind::JavaZk,
+            n as u64,
+            client_port(n),
+            &member_dir,
+            &path,
+            &[],
+            &EnsembleOptions::default(),
+        ));
         configs.push(path);
     }
-    for n in 1..=3 {
-        let mode = wait_for_quorum(client_port(n));
-        if n == 3 {
-            assert_eq!(mode, "observer");
-        }
-    }
+    // Waits until every member serves as a leader, follower or observer.
+    let ensemble = Ensemble::launch(Kind::JavaZk, dir.clone(), members);
+    assert_eq!(ensemble.wait_joined(2), "observer");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -530,7 +530,7 @@ pub async fn run_log(
     let mut purged = 0u64;
     while let Some(first) = jobs.recv().await {
         let mut queued = vec![first];
-        while let Some(Some(j)) = futures_lite::future::poll_once(jobs.recv()).await {
+        while let Some(j) = take_queued(&jobs) {
             queued.push(j);
             if queued.len() >= 64 {
                 break;
@@ -603,5 +603,24 @@ pub async fn run_log(
             purged = target;
             counters.publish(&log.stats());
         }
+    }
+}
+
+/// A message already in `rx`, if there is one, without waiting. Polling `recv()` with
+/// the task's own waker (`poll_once`) would leave a clone of that waker with glommio's
+/// reactor each time the channel is empty, and those pile up until the sender next
+/// wakes the channel: during a long catch-up a member's log task passed 32767 clones and
+/// panicked ("Waker invariant broken", glommio's 16-bit task refcount), which stopped the
+/// ensemble driver. A no-op waker leaves nothing the task's refcount counts; the outer
+/// `recv().await` registers the real waker once before the task sleeps.
+fn take_queued<T: Send + Sized>(
+    rx: &glommio::channels::shared_channel::ConnectedReceiver<T>,
+) -> Option<T> {
+    use std::future::Future as _;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut recv = std::pin::pin!(rx.recv());
+    match recv.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(item) => item,
+        std::task::Poll::Pending => None,
     }
 }

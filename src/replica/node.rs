@@ -586,6 +586,15 @@ impl Node {
     }
 
     fn propose(&mut self) -> Result<(), NodeError> {
+        // raft-rs can step down inside a tick (check_quorum: the quorum went quiet) or a
+        // peer message, before the ready that reports it has reached `on_leader`: the
+        // sequencer is still here then, and raft-rs would drop the proposal
+        // (ProposalDropped), which the driver treats as fatal. Leave the batch in the
+        // sequencer; the coming ready drops both and closes the connections whose
+        // replies it held.
+        if self.raw.raft.state != StateRole::Leader {
+            return Ok(());
+        }
         let Some(seq) = self.seq.as_mut() else {
             return Ok(());
         };

@@ -12,7 +12,9 @@
 //! whole run, so a suite of many short scenarios pays the JVM start once.
 #![allow(dead_code)]
 
+pub mod ensemble;
 pub mod linearize;
+pub mod netns;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

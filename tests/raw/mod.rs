@@ -386,6 +386,8 @@ impl Default for ConnectOptions {
 
 /// One connection with its session.
 pub struct Conn {
+    /// The server's address, for failure messages.
+    pub addr: String,
     w: OwnedWriteHalf,
     rx: mpsc::UnboundedReceiver<Incoming>,
     next_xid: i32,
@@ -487,6 +489,7 @@ impl Conn {
             }
         });
         Conn {
+            addr: addr.to_string(),
             w,
             rx,
             next_xid: 1,
@@ -526,8 +529,8 @@ impl Conn {
             Ok(Some(item)) => item,
             Ok(None) => Incoming::Closed,
             Err(_) => panic!(
-                "no frame from the server within {IO_LIMIT:?} (session 0x{:x})",
-                self.session_id
+                "no frame from the server {} within {IO_LIMIT:?} (session 0x{:x})",
+                self.addr, self.session_id
             ),
         };
         match &item {

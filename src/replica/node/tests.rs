@@ -248,3 +248,37 @@ fn three_nodes_elect_replicate_and_fail_over() {
         "zxids keep growing across leaders"
     );
 }
+
+/// A leader that loses its quorum steps down inside raft-rs's tick (check_quorum); a
+/// client request that reaches it before the ready reporting the step-down has been
+/// handled still lands in its sequencer, and the next `step` must not propose that batch
+/// (raft-rs drops a proposal when no leader is known, and a dropped proposal stops the
+/// server). Found by tests/ensemble.rs (30 kill -9 of leaders under load: a member
+/// logged "stepped down to follower since quorum is not active", then fail-stopped with
+/// "raft: proposal dropped").
+#[test]
+fn a_leader_that_lost_its_quorum_does_not_propose() {
+    let mut c = Cluster::new(3);
+    c.tick(60);
+    let old = c.leader().expect("a leader is elected");
+    let node = c.nodes.get_mut(&old).expect("node");
+    let mut now = c.now;
+    // The followers are silent: after an election timeout the leader steps down.
+    for _ in 0..25 {
+        now += 50;
+        node.tick(now, true);
+    }
+    assert_ne!(
+        node.raw.raft.state,
+        StateRole::Leader,
+        "check_quorum stepped it down"
+    );
+    node.client(connect(7), now);
+    let stepped = node.step(now);
+    assert!(
+        stepped.is_ok(),
+        "the deposed leader failed: {:?}",
+        stepped.err()
+    );
+    assert_ne!(node.role(), Role::Leader);
+}
