@@ -92,3 +92,169 @@ fn checker_handles_hundreds_of_operations() {
     }
     assert!(check(&h).is_ok());
 }
+
+// ---- The ensemble under test ----
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::ensemble::{Ensemble, EnsembleOptions};
+use common::Kind;
+use zookeeper_client::{Acls, Client, CreateMode};
+
+const KEYS: usize = 3;
+const CLIENTS: u64 = 6;
+
+async fn connect(hosts: &str) -> Client {
+    Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .with_connection_timeout(Duration::from_secs(2))
+        .connect(hosts)
+        .await
+        .unwrap_or_else(|e| panic!("connect {hosts}: {e}"))
+}
+
+/// Whether an error leaves the operation's outcome unknown (it may have taken effect).
+fn unknown(e: &zookeeper_client::Error) -> bool {
+    !matches!(
+        e,
+        zookeeper_client::Error::NoNode | zookeeper_client::Error::BadVersion
+    )
+}
+
+// Long because it is one client's whole loop: pick an operation, time it, record what
+// came back, reconnect when the session ends.
+async fn client_loop(
+    c: u64,
+    hosts: String,
+    start: Instant,
+    until: Instant,
+    history: Arc<Mutex<Vec<Vec<Event>>>>,
+) {
+    let mut client = connect(&hosts).await;
+    let mut seq = 0u64;
+    // A small deterministic generator per client: which key, read or write.
+    let mut x = c.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let ns = |t: Instant| t.duration_since(start).as_nanos() as u64;
+    while Instant::now() < until {
+        let key = (next() % KEYS as u64) as usize;
+        let path = format!("/lin/k{key}");
+        let invoked = Instant::now();
+        if next() % 2 == 0 {
+            seq += 1;
+            let v = (c << 32) | seq;
+            let r = client.set_data(&path, v.to_string().as_bytes(), None).await;
+            let completed = match &r {
+                Ok(_) => Some(ns(Instant::now())),
+                Err(e) if unknown(e) => None,
+                Err(_) => continue,
+            };
+            history.lock().expect("history")[key].push(Event {
+                invoked: ns(invoked),
+                completed,
+                op: Op::Write(v),
+            });
+            if r.is_err() {
+                if client.state().is_terminated() {
+                    client = connect(&hosts).await;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        } else {
+            match client.get_data(&path).await {
+                Ok((data, _)) => {
+                    let seen = std::str::from_utf8(&data)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok());
+                    history.lock().expect("history")[key].push(Event {
+                        invoked: ns(invoked),
+                        completed: Some(ns(Instant::now())),
+                        op: Op::Read(seen),
+                    });
+                }
+                Err(_) => {
+                    if client.state().is_terminated() {
+                        client = connect(&hosts).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Registers on three znodes, six clients spread over a three-member ensemble with
+/// `ferrokeeper.quorumReads=true`, the leader killed with -9 and restarted midway: every
+/// key's history of writes and reads must be linearizable. (The same run with
+/// `quorumReads=false` fails the check, as it should: followers then serve reads
+/// locally, ZooKeeper's sequential consistency, and a reader can see a value another
+/// client has already overwritten. Tried by hand on 2026-12-05: "no order takes more
+/// than 346 of 11070 operations".)
+#[test]
+fn quorum_reads_are_linearizable_across_a_leader_kill() {
+    let options = EnsembleOptions::config(&[("ferrokeeper.quorumReads", "true")]);
+    let mut ens = Ensemble::start_with(Kind::Ferrokeeper, 3, &options);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let addrs = ens.addresses();
+    rt.block_on(async {
+        let c = connect(&ens.connect_string()).await;
+        let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+        c.create("/lin", b"", &open).await.expect("create /lin");
+        for k in 0..KEYS {
+            c.create(&format!("/lin/k{k}"), b"", &open)
+                .await
+                .expect("create key");
+        }
+    });
+    let history: Arc<Mutex<Vec<Vec<Event>>>> = Arc::new(Mutex::new(vec![Vec::new(); KEYS]));
+    let start = Instant::now();
+    let until = start + Duration::from_secs(8);
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        // Each client starts on a different member: the connect string begins there.
+        let n = addrs.len();
+        let hosts: Vec<String> = (0..n)
+            .map(|i| addrs[(c as usize + i) % n].clone())
+            .collect();
+        tasks.push(rt.spawn(client_loop(
+            c,
+            hosts.join(","),
+            start,
+            until,
+            history.clone(),
+        )));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let leader = ens.leader();
+    ens.kill9(leader);
+    std::thread::sleep(Duration::from_secs(2));
+    ens.restart(leader);
+    rt.block_on(async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let history = history.lock().expect("history");
+    let mut ops = 0;
+    for (k, h) in history.iter().enumerate() {
+        ops += h.len();
+        if let Err(e) = check(h) {
+            panic!("key /lin/k{k}: {e}\n{h:#?}");
+        }
+    }
+    eprintln!("linearizable: {ops} operations on {KEYS} keys from {CLIENTS} clients");
+    assert!(
+        ops > 100,
+        "too few operations recorded ({ops}) to mean anything"
+    );
+}
