@@ -836,3 +836,87 @@ fn differential_ensemble_ferrokeeper_vs_java() {
     }
     drop(java);
 }
+
+/// The Debian jars the Curator program needs (`libcurator-recipes-java` and the
+/// ZooKeeper client), or why they are missing.
+fn curator_classpath() -> Result<String, String> {
+    let jars = [
+        "curator-client",
+        "curator-framework",
+        "curator-recipes",
+        "guava",
+        "slf4j-api",
+        "slf4j-simple",
+        "zookeeper",
+        "zookeeper-jute",
+    ];
+    let mut cp = Vec::new();
+    for j in jars {
+        let path = format!("/usr/share/java/{j}.jar");
+        if !Path::new(&path).exists() {
+            return Err(format!(
+                "{path} missing (apt-get install libcurator-recipes-java)"
+            ));
+        }
+        cp.push(path);
+    }
+    Ok(cp.join(":"))
+}
+
+/// Curator's InterProcessMutex, a counter incremented under it and a LeaderLatch, run by
+/// four workers for 12 s while the leader is killed with -9 and restarted
+/// (`tests/cross/CuratorEnsemble.java`): no increment lost or doubled, no two holders of
+/// the lock, exactly one latch leader at the end.
+fn curator_recipes_survive_a_leader_kill(kind: Kind) {
+    let cp = match curator_classpath() {
+        Ok(cp) => cp,
+        Err(why) => return skip(&why),
+    };
+    if kind == Kind::JavaZk && !java_available() {
+        return skip("java or Debian's zookeeper package is missing");
+    }
+    let mut ens = Ensemble::start(kind, 3);
+    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cross/CuratorEnsemble.java");
+    let mut child = Command::new("java")
+        .args(["-Dorg.slf4j.simpleLogger.defaultLogLevel=error", "-cp", &cp])
+        .arg(&program)
+        .args([ens.connect_string().as_str(), "4", "12", "/curator"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start java");
+    std::thread::sleep(Duration::from_secs(5));
+    let leader = ens.leader();
+    ens.kill9(leader);
+    std::thread::sleep(Duration::from_secs(3));
+    ens.restart(leader);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait java") {
+            break s;
+        }
+        if started.elapsed() > CLIENT_LIMIT {
+            let _ = child.kill();
+            panic!("the Curator program did not finish\n{}", ens.logs_tail(40));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = child.wait_with_output().expect("java output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{kind:?}: {}", stdout.trim());
+    assert!(
+        status.success(),
+        "{kind:?}: Curator recipes failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn curator_recipes_survive_a_leader_kill_ferrokeeper() {
+    curator_recipes_survive_a_leader_kill(Kind::Ferrokeeper);
+}
+
+#[test]
+fn curator_recipes_survive_a_leader_kill_java() {
+    curator_recipes_survive_a_leader_kill(Kind::JavaZk);
+}

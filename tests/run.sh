@@ -41,7 +41,7 @@ sudo_if_needed() {
 }
 
 step "system packages"
-debs=(zookeeper zookeeper-bin netcat-openbsd)
+debs=(zookeeper zookeeper-bin netcat-openbsd libcurator-recipes-java)
 missing=()
 for deb in "${debs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed"; then
