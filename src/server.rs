@@ -207,41 +207,13 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         config.extended_types_enabled,
     );
     state.set_ensemble_config(ensemble.zookeeper_config_text().as_bytes());
-    let entries: Vec<_> = recovered
-        .entries
-        .into_iter()
-        .map(driver::entry_from_stored)
-        .collect();
-    let last = entries.last().map(|e| e.index).unwrap_or(0);
-    let hard_state = recovered.hard_state.map(|h| {
-        raft::eraftpb::HardState {
-            term: h.term,
-            vote: h.vote,
-            commit: h.commit.min(last),
-            ..Default::default()
-        }
-    });
-    let applied = hard_state.as_ref().map(|h| h.commit).unwrap_or(0);
-    let mut changes = Vec::new();
-    for e in entries.iter().take_while(|e| e.index <= applied) {
-        if e.get_entry_type() != raft::eraftpb::EntryType::EntryNormal || e.data.is_empty() {
-            continue;
-        }
-        let entry = crate::replica::wire::decode_entry(&e.data).map_err(|err| {
-            std::io::Error::other(format!(
-                "raft log {}: entry {}: {err}",
-                dir.display(),
-                e.index
-            ))
-        })?;
-        for t in entry.txns {
-            if t.zxid == state.last_zxid + 1 {
-                let extended = state.extended_types;
-                crate::core::apply::apply(&mut state, &t, extended, &mut changes);
-            }
-        }
-        changes.clear();
-    }
+    let crate::replica::recover::Recovery {
+        state,
+        entries,
+        hard_state,
+        applied,
+    } = crate::replica::recover::recover(recovered, state)
+        .map_err(|e| std::io::Error::other(format!("raft log {}: {e}", dir.display())))?;
     tracing::info!(
         dir = %dir.display(), entries = entries.len(), applied, zxid = format_args!("0x{:x}", state.last_zxid),
         znodes = state.tree.len(), sessions = state.sessions.len(), elapsed = ?started.elapsed(),
@@ -269,6 +241,7 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         id: ensemble.my_id,
         voters: voters.clone(),
         election_tick: ELECTION_TICKS,
+        max_election_tick: 0,
         heartbeat_tick: HEARTBEAT_TICKS,
         core: core_config(&config),
         incarnation,

@@ -5,10 +5,12 @@
 //!   requests).
 //! - [`node`]: one member's logic without IO: raft-rs's `RawNode`, the sequencer while
 //!   leading, the state machine always.
+//! - [`recover`]: a member's starting point from its Raft log (server and simulator).
 //!
 //! Depends on [`crate::core`] only; the glommio driver that runs a node on the commit
 //! executor lives in [`crate::server`]'s ensemble wiring.
 
 pub mod driver;
 pub mod node;
+pub mod recover;
 pub mod wire;

@@ -79,6 +79,10 @@ pub struct NodeConfig {
     /// Raft ticks without a leader's word before a follower campaigns (the election
     /// timeout is randomized in [this, 2 × this)).
     pub election_tick: usize,
+    /// The election timeout's upper bound, exclusive (0: raft-rs's 2 × `election_tick`).
+    /// raft-rs draws the timeout from the thread's RNG; a simulator sets
+    /// `election_tick + 1` so a seed replays.
+    pub max_election_tick: usize,
     /// Raft ticks between the leader's heartbeats.
     pub heartbeat_tick: usize,
     /// The sequencer's settings (a leader creates one).
@@ -209,6 +213,7 @@ impl Node {
         let rc = RaftConfig {
             id: cfg.id,
             election_tick: cfg.election_tick,
+            max_election_tick: cfg.max_election_tick,
             heartbeat_tick: cfg.heartbeat_tick,
             applied,
             max_size_per_msg: 1 << 20,

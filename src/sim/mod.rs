@@ -35,6 +35,7 @@
 //! checks live in [`workload`], apart from it.
 
 pub mod check;
+pub mod ensemble;
 pub mod model;
 pub mod server;
 pub mod workload;
