@@ -210,7 +210,7 @@ impl Member {
                 })
                 .collect();
             if !run.is_empty() {
-                log.append(&run)
+                crate::replica::driver::append_bounded(log, &run)
                     .map_err(|e| format!("raft log write failed: {e}"))?;
             }
             if let Some(hs) = &job.hard_state {
