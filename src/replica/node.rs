@@ -423,6 +423,13 @@ impl Node {
         let Some(seq) = self.seq.as_mut() else {
             return Ok(());
         };
+        if self.raw.raft.state != StateRole::Leader {
+            // raft-rs stepped down (a tick without quorum, a higher term) and the ready
+            // that says so is not handled yet: a proposal now would be refused
+            // (ProposalDropped, no leader known) or forwarded to the new leader with this
+            // sequencer's zxids. That ready drops the sequencer and closes its clients.
+            return Ok(());
+        }
         let batch = seq.take_batch();
         if batch.txns.is_empty() && batch.replies.is_empty() {
             return Ok(());
