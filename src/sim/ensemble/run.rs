@@ -58,6 +58,8 @@ struct Run {
     /// The liveness probe's xid and acknowledgment, once sent / answered.
     probe: (Option<i32>, bool),
     roles: BTreeMap<u64, Role>,
+    /// When each member ticks next.
+    next_tick: BTreeMap<u64, i64>,
     summary: Summary,
 }
 
@@ -152,6 +154,7 @@ impl Run {
             heal_at: None,
             probe: (None, false),
             roles: BTreeMap::new(),
+            next_tick: BTreeMap::new(),
             summary: Summary::default(),
         }
     }
@@ -349,11 +352,18 @@ impl Run {
                 self.crash(*id, &e);
             }
         }
-        if (self.now - START_MS) % TICK_MS == 0 {
-            for m in self.members.values_mut() {
-                if let Some(node) = m.node.as_mut() {
-                    node.tick(self.now, true);
-                }
+        // Each member ticks on its own clock, a tick TICK_MS after the last give or take
+        // a step: real timers drift apart. With fixed election timeouts (so that a seed
+        // replays), ticks in lockstep could split every vote for ever between two
+        // members whose timeouts are equal.
+        for (id, m) in self.members.iter_mut() {
+            let Some(node) = m.node.as_mut() else {
+                continue;
+            };
+            let next = self.next_tick.entry(*id).or_insert(self.now);
+            if *next <= self.now {
+                node.tick(self.now, true);
+                *next = self.now + TICK_MS + STEP_MS * (self.rng.below(3) as i64 - 1);
             }
         }
         self.clients_act();
