@@ -1,10 +1,19 @@
-//! The simulated network between ensemble members: every frame gets a seeded delay
-//! (so frames overtake each other), may be lost or duplicated, and is dropped when a
-//! partition separates its ends, at sending or at delivery.
+//! The simulated network between ensemble members: every frame is dropped when a
+//! partition separates its ends, at sending or at delivery, and gets a seeded delay.
+//!
+//! - Raft frames (`KIND_RAFT`) overtake each other, are lost and are duplicated: Raft
+//!   must tolerate all of it.
+//! - Forwarded client requests (`KIND_FORWARD`) keep their order per sender and
+//!   receiver and are never duplicated, as over the real transport's TCP connection:
+//!   the node relies on that (a duplicated handshake would open two sessions, and
+//!   reordered writes of one session would commit out of xid order). They are lost only
+//!   to partitions, as when a peer connection breaks.
 
 use std::collections::BTreeMap;
 
 use ferrokeeper_storage::backend::sim::Prng;
+
+use crate::replica::node::KIND_RAFT;
 
 /// One frame on the wire.
 #[derive(Debug, Clone)]
@@ -36,6 +45,8 @@ pub struct Net {
     /// and makes the order a function of the seed alone.
     flight: BTreeMap<(i64, u64), Frame>,
     seq: u64,
+    /// The delivery time of the last forwarded-request frame per (from, to).
+    fifo: BTreeMap<(u64, u64), i64>,
     /// Each member's side of the current partition (equal: they can talk).
     side: BTreeMap<u64, u8>,
     /// The faults in force.
@@ -50,6 +61,7 @@ impl Net {
         Net {
             flight: BTreeMap::new(),
             seq: 0,
+            fifo: BTreeMap::new(),
             side: ids.iter().map(|id| (*id, 0)).collect(),
             faults,
             counters: (0, 0, 0),
@@ -83,7 +95,19 @@ impl Net {
     /// Sends `frame` at `now`.
     pub fn send(&mut self, rng: &mut Prng, now: i64, frame: Frame) {
         self.counters.0 += 1;
-        if !self.connected(frame.from, frame.to) || rng.chance(self.faults.loss_per_million) {
+        if !self.connected(frame.from, frame.to) {
+            self.counters.1 += 1;
+            return;
+        }
+        if frame.kind != KIND_RAFT {
+            let delay = self.delay(rng);
+            let last = self.fifo.entry((frame.from, frame.to)).or_insert(now);
+            let at = (now + delay).max(*last);
+            *last = at;
+            self.put(at, frame);
+            return;
+        }
+        if rng.chance(self.faults.loss_per_million) {
             self.counters.1 += 1;
             return;
         }

@@ -494,6 +494,11 @@ impl Run {
                 valid,
                 ..
             } => {
+                if !c.handshaking {
+                    return Err(format!(
+                        "client {ci}: a second handshake answer (session 0x{session_id:x}) on {origin:?} of member {id}"
+                    ));
+                }
                 if valid {
                     if c.session.map(|s| s.id) != Some(session_id) {
                         c.last_acked_zxid = 0;
@@ -515,6 +520,13 @@ impl Run {
                 xid, zxid, outcome, ..
             } => {
                 let request = c.pending.remove(&xid);
+                if self.settings.trace {
+                    eprintln!(
+                        "[seed {} step {}] client {ci}: member {id} {origin:?} reply xid {xid} zxid 0x{zxid:x} {outcome:?} for {request:?}",
+                        self.seed, self.step
+                    );
+                }
+                let c = &mut self.clients[ci];
                 self.waiting_since.remove(&ci);
                 if !c.pending.is_empty() {
                     self.waiting_since.insert(ci, now);
@@ -665,6 +677,13 @@ impl Run {
             if ci == 0 && self.probing {
                 self.probe.0 = Some(xid);
             }
+            if self.settings.trace {
+                eprintln!(
+                    "[seed {} step {}] client {ci}: session 0x{:x} xid {xid} on member {id} {origin:?}: {request:?}",
+                    self.seed, self.step, session.id
+                );
+            }
+            let c = &mut self.clients[ci];
             c.pending.insert(xid, request.clone());
             self.waiting_since.entry(ci).or_insert(now);
             self.summary.writes += 1;
