@@ -459,7 +459,12 @@ impl Run {
                 self.history.applied(id, t)?;
             }
             self.history.reached(id, zxid, pb.state.digest)?;
-            for (origin, reply) in pb.replies {
+            // A member closes its connections in hash-set order; sorting by connection
+            // (stable: each connection's replies stay in order) keeps the ConnClosed
+            // messages the clients answer with, and so the run, a function of the seed.
+            let mut replies = pb.replies;
+            replies.sort_by_key(|(o, _)| o.0);
+            for (origin, reply) in replies {
                 self.reply(id, origin, reply)?;
             }
         }
