@@ -84,3 +84,88 @@ pub fn recover(
         applied,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ferrokeeper_storage::backend::sim::SimStorage;
+    use ferrokeeper_storage::log::format::{FRAME_HEADER_BYTES, HEADER_BYTES};
+    use ferrokeeper_storage::log::LogOptions;
+    use ferrokeeper_storage::raftlog::{EntryRef, HardState as StoredHs, RaftLog};
+
+    use super::*;
+    use crate::core::txn::{Txn, TxnOp};
+
+    fn fresh() -> DataState {
+        let mut s = DataState::new(crate::core::sequencer::open_acl_unsafe(), false);
+        s.set_ensemble_config(b"server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n");
+        s
+    }
+
+    /// More entries than one append may carry go in through `append_bounded`, and a
+    /// restart replays exactly those up to the stored commit (Raft §5.3: what is
+    /// committed is applied; the rest is raft-rs's to replay or replace).
+    #[test]
+    fn a_catch_up_larger_than_a_batch_is_logged_and_replayed_to_the_commit() {
+        let batch_bytes_max = 4096;
+        let opts = LogOptions {
+            segment_bytes: (HEADER_BYTES + batch_bytes_max) as u64 * 4,
+            batch_bytes_max,
+            record_bytes_max: batch_bytes_max - FRAME_HEADER_BYTES,
+            ..LogOptions::default()
+        };
+        let disk = SimStorage::new(7);
+        let (mut log, _) = RaftLog::open_with(disk.clone(), opts).expect("log opens");
+        let datas: Vec<Vec<u8>> = (1..=40i64)
+            .map(|i| {
+                let txn = Txn {
+                    zxid: i,
+                    time_ms: 1000 + i,
+                    session_id: 0,
+                    cxid: 0,
+                    op: TxnOp::Create {
+                        path: Arc::from(format!("/n{i}").as_str()),
+                        data: Some(Arc::from(vec![b'x'; 300].as_slice())),
+                        acl: crate::core::sequencer::open_acl_unsafe(),
+                        ephemeral_owner: 0,
+                        parent_cversion: i as i32 + 1,
+                    },
+                };
+                let mut out = Vec::new();
+                wire::encode_entry(&[txn], &[], &mut out);
+                out
+            })
+            .collect();
+        let entries: Vec<EntryRef<'_>> = datas
+            .iter()
+            .enumerate()
+            .map(|(i, d)| EntryRef {
+                index: i as u64 + 1,
+                term: 1,
+                kind: 0,
+                data: d,
+            })
+            .collect();
+        assert!(
+            log.append(&entries).is_err(),
+            "one append is over the limit"
+        );
+        super::super::driver::append_bounded(&mut log, &entries).expect("bounded appends");
+        log.save_hard_state(&StoredHs {
+            term: 1,
+            vote: 1,
+            commit: 30,
+        })
+        .expect("hard state");
+        drop(log);
+        disk.crash();
+        let (_, recovered) = RaftLog::open_with(disk, opts).expect("log reopens");
+        let r = recover(recovered, fresh()).expect("recovers");
+        assert_eq!(r.entries.len(), 40);
+        assert_eq!(r.applied, 30);
+        assert_eq!(r.state.last_zxid, 30);
+        assert!(r.state.tree.get("/n30").is_some());
+        assert!(r.state.tree.get("/n31").is_none());
+    }
+}
