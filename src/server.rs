@@ -231,6 +231,8 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         voters: voters.clone(),
         election_tick: ELECTION_TICKS,
         heartbeat_tick: HEARTBEAT_TICKS,
+        // raft-rs's default: randomized in [election, 2 × election).
+        max_election_tick: 0,
         core: core_config(&config),
         incarnation,
     };

@@ -545,7 +545,7 @@ pub async fn run_log(
             let restart = job.snapshot.is_some()
                 || matches!((job.entries.first(), run.last()), (Some(f), Some(l)) if f.index != l.index + 1);
             if restart && !run.is_empty() {
-                if let Err(e) = log.append(&run) {
+                if let Err(e) = append_bounded(&mut log, &run) {
                     fail.stop(format!("raft log write failed: {e}"));
                     return;
                 }
@@ -576,7 +576,7 @@ pub async fn run_log(
             }
         }
         if !run.is_empty() {
-            if let Err(e) = log.append(&run) {
+            if let Err(e) = append_bounded(&mut log, &run) {
                 fail.stop(format!("raft log write failed: {e}"));
                 return;
             }
@@ -623,4 +623,35 @@ fn take_queued<T: Send + Sized>(
         std::task::Poll::Ready(item) => item,
         std::task::Poll::Pending => None,
     }
+}
+
+/// Appends `entries` (consecutive) in as many appends as the log's `batch_bytes_max`
+/// needs. A follower catching up takes up to `max_size_per_msg` of entries per message
+/// and several messages per ready, and the log executor joins queued readies: one append
+/// of all of them could exceed the batch limit, and the log would refuse it for good
+/// (a restart would refuse the same catch-up again). Splitting is safe: the entries are
+/// acknowledged only after every part is durable, and a crash between parts leaves a
+/// prefix of them, which Raft treats as entries never received.
+pub fn append_bounded<S: ferrokeeper_storage::backend::Storage>(
+    log: &mut ferrokeeper_storage::raftlog::RaftLog<S>,
+    entries: &[ferrokeeper_storage::raftlog::EntryRef<'_>],
+) -> Result<(), ferrokeeper_storage::log::LogError> {
+    use ferrokeeper_storage::log::format::frame_bytes;
+    use ferrokeeper_storage::raftlog::ENTRY_HEAD_BYTES;
+    let batch_bytes_max = log.options().batch_bytes_max;
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, e) in entries.iter().enumerate() {
+        let framed = frame_bytes(ENTRY_HEAD_BYTES + e.data.len());
+        if i > start && bytes + framed > batch_bytes_max {
+            log.append(&entries[start..i])?;
+            start = i;
+            bytes = 0;
+        }
+        bytes += framed;
+    }
+    if start < entries.len() {
+        log.append(&entries[start..])?;
+    }
+    Ok(())
 }

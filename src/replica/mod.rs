@@ -5,6 +5,7 @@
 //!   requests).
 //! - [`node`]: one member's logic without IO: raft-rs's `RawNode`, the sequencer while
 //!   leading, the state machine always.
+//! - [`recover`]: a member's starting point from its Raft log (server and simulator).
 //!
 //! Depends on [`crate::core`] only; the glommio driver that runs a node on the commit
 //! executor lives in [`crate::server`]'s ensemble wiring.

@@ -82,6 +82,10 @@ pub struct NodeConfig {
     /// Raft ticks without a leader's word before a follower campaigns (the election
     /// timeout is randomized in [this, 2 × this)).
     pub election_tick: usize,
+    /// The election timeout's upper bound, exclusive (0: raft-rs's 2 × `election_tick`).
+    /// raft-rs draws the timeout from the thread's RNG; a simulator sets
+    /// `election_tick + 1` so a seed replays.
+    pub max_election_tick: usize,
     /// Raft ticks between the leader's heartbeats.
     pub heartbeat_tick: usize,
     /// The sequencer's settings (a leader creates one).
@@ -288,6 +292,7 @@ impl Node {
         let rc = RaftConfig {
             id: cfg.id,
             election_tick: cfg.election_tick,
+            max_election_tick: cfg.max_election_tick,
             heartbeat_tick: cfg.heartbeat_tick,
             applied,
             max_size_per_msg: 1 << 20,
@@ -589,7 +594,8 @@ impl Node {
         // raft-rs can step down inside a tick (check_quorum: the quorum went quiet) or a
         // peer message, before the ready that reports it has reached `on_leader`: the
         // sequencer is still here then, and raft-rs would drop the proposal
-        // (ProposalDropped), which the driver treats as fatal. Leave the batch in the
+        // (ProposalDropped), which the driver treats as fatal, or, with a new leader
+        // known, forward it there with this sequencer's zxids. Leave the batch in the
         // sequencer; the coming ready drops both and closes the connections whose
         // replies it held.
         if self.raw.raft.state != StateRole::Leader {

@@ -1,5 +1,5 @@
 //! An ensemble member's files: recovery at start (the newest snapshot, then the Raft
-//! log's committed entries after it), the Raft position of each snapshot, and writing a
+//! log's committed entries after it, [`replay`], which the ensemble simulator shares), the Raft position of each snapshot, and writing a
 //! snapshot the leader sent.
 //!
 //! A snapshot file holds a state at a zxid; Raft needs to know which log position that
@@ -95,7 +95,8 @@ pub fn entry_from_stored(e: ferrokeeper_storage::raftlog::Entry) -> RaftEntry {
 }
 
 /// Rebuilds the committed state: the newest snapshot that has a Raft position (or a
-/// fresh state with the ensemble's config), then the committed entries after it.
+/// fresh state with the ensemble's config), then the committed entries after it
+/// ([`replay`]).
 pub fn recover(
     data_dir: &Path,
     stored: ferrokeeper_storage::raftlog::Recovered,
@@ -132,11 +133,45 @@ pub fn recover(
             }
         }
     }
-    let offer = start.and_then(|(i, t)| state.as_ref().map(|s: &DataState| (s.last_zxid, i, t)));
     let mut state = state.unwrap_or_else(|| {
         DataState::new(crate::core::sequencer::open_acl_unsafe(), extended_types)
     });
     state.set_ensemble_config(config_text);
+    replay(stored, state, start)
+        .map_err(|e| std::io::Error::other(format!("raft log {}: {e}", log_dir.display())))
+}
+
+/// Why the stored log cannot continue the state.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// A stored entry up to the commit index does not decode: the log is corrupt.
+    #[error("entry {index}: {source}")]
+    Entry {
+        /// The entry's index.
+        index: u64,
+        /// Why it does not decode.
+        source: super::wire::WireError,
+    },
+    /// The log does not start right after the state's position.
+    #[error("the log starts at index {first} but the state to continue (snapshot or empty) is at index {after}; the entries between are missing")]
+    Gap {
+        /// The log's first stored index.
+        first: u64,
+        /// The state's index.
+        after: u64,
+    },
+}
+
+/// Replays the committed entries of `stored` (what `RaftLog::open` returned) after
+/// `start` (the Raft position `state` reflects; `None`: a fresh state at index 0) onto
+/// `state`. What `run_ensemble` does at start and the ensemble simulator at every
+/// restart, in one place so the two cannot drift apart.
+pub fn replay(
+    stored: ferrokeeper_storage::raftlog::Recovered,
+    mut state: DataState,
+    start: Option<(u64, u64)>,
+) -> Result<Recovered, ReplayError> {
+    let offer = start.map(|(i, t)| (state.last_zxid, i, t));
     let after = start.map(|s| s.0).unwrap_or(0);
     let entries: Vec<RaftEntry> = stored
         .entries
@@ -146,14 +181,16 @@ pub fn recover(
         .collect();
     if let Some(first) = entries.first() {
         if first.index != after + 1 {
-            return Err(std::io::Error::other(format!(
-                "raft log {}: the log starts at index {} but the state to continue (snapshot or empty) is at index {after}; the entries between are missing",
-                log_dir.display(),
-                first.index
-            )));
+            return Err(ReplayError::Gap {
+                first: first.index,
+                after,
+            });
         }
     }
     let last = entries.last().map(|e| e.index).unwrap_or(after);
+    // The commit index is stored beside term and vote; entries past the last stored one
+    // cannot be applied (a torn tail may have taken them), and raft-rs refuses a commit
+    // beyond its log.
     let hard_state = stored.hard_state.map(|h| HardState {
         term: h.term,
         vote: h.vote,
@@ -170,14 +207,13 @@ pub fn recover(
         if e.get_entry_type() != EntryType::EntryNormal || e.data.is_empty() {
             continue;
         }
-        let entry = super::wire::decode_entry(&e.data).map_err(|err| {
-            std::io::Error::other(format!(
-                "raft log {}: entry {}: {err}",
-                log_dir.display(),
-                e.index
-            ))
+        let entry = super::wire::decode_entry(&e.data).map_err(|source| ReplayError::Entry {
+            index: e.index,
+            source,
         })?;
         for t in entry.txns {
+            // A new leader's entries may repeat txns an earlier entry already holds
+            // (see `Node::head_of_log`): only the next zxid applies.
             if t.zxid == state.last_zxid + 1 {
                 let extended = state.extended_types;
                 crate::core::apply::apply(&mut state, &t, extended, &mut changes);

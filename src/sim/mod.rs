@@ -33,8 +33,12 @@
 //! [`crate::core::sequencer::Origin`] it hands back, so several of them can run under
 //! one scheduler with a simulated network between them; the clients, the model and the
 //! checks live in [`workload`], apart from it.
+//!
+//! [`ensemble`] is that scheduler for replication: 3 or 5 `replica::node::Node`s over
+//! their Raft logs on simulated disks and a faulty simulated network (`tests/sim_ensemble.rs`).
 
 pub mod check;
+pub mod ensemble;
 pub mod model;
 pub mod server;
 pub mod workload;

@@ -43,6 +43,7 @@ impl Cluster {
                 id,
                 voters: voters.clone(),
                 election_tick: 10,
+                max_election_tick: 0,
                 heartbeat_tick: 2,
                 core: core_cfg(id),
                 incarnation: id as u8 + 10,

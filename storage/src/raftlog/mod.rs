@@ -335,6 +335,11 @@ impl<S: Storage> RaftLog<S> {
             .map(|s| s.first + s.offsets.len() as u64 - 1)
     }
 
+    /// The options the log was opened with (callers split appends by `batch_bytes_max`).
+    pub fn options(&self) -> &LogOptions {
+        self.writer.options()
+    }
+
     /// Counters since open (the segment writer's).
     pub fn stats(&self) -> LogStats {
         self.writer.stats()
