@@ -286,6 +286,7 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
             peers,
             faults,
             max_frame: PEER_FRAME_MAX,
+            ordered_kinds: vec![crate::replica::node::KIND_FORWARD],
         },
         raft_tick: Duration::from_millis(raft_tick),
         session_tick,

@@ -86,6 +86,10 @@ pub struct PeerConfig {
     pub faults: Faults,
     /// The largest payload of one frame, in bytes, sent or accepted (at most `u32::MAX`).
     pub max_frame: usize,
+    /// Frame kinds that keep TCP's promise under fault injection: never duplicated or
+    /// delayed out of order (they may still be dropped, as a broken connection loses
+    /// them). Requests a follower forwards rely on it, as ZooKeeper's do on TCP.
+    pub ordered_kinds: Vec<u8>,
 }
 
 impl PeerConfig {
@@ -164,6 +168,7 @@ struct Inner {
     /// One entry per peer, fixed at start.
     out: BTreeMap<u64, Outgoing>,
     faults: RefCell<faults::FaultGen>,
+    ordered_kinds: Vec<u8>,
     stats: RefCell<PeerStats>,
     /// Where incoming frames go; taken at shutdown, so the caller's receiver ends once
     /// the connection tasks holding clones are gone too.
@@ -285,6 +290,7 @@ impl PeerNet {
             max_frame,
             queue_bytes_max,
             faults: RefCell::new(faults::FaultGen::new(cfg.faults.clone(), cfg.my_id)),
+            ordered_kinds: cfg.ordered_kinds.clone(),
             stats: RefCell::new(PeerStats::default()),
             to_caller: RefCell::new(Some(Rc::new(tx))),
             tasks: RefCell::new(Vec::new()),
@@ -344,7 +350,11 @@ impl PeerNet {
             inner.count(|s| s.dropped_by_faults += 1);
             return;
         }
-        let fate = inner.faults.borrow_mut().fate();
+        let mut fate = inner.faults.borrow_mut().fate();
+        if inner.ordered_kinds.contains(&kind) && fate.copies > 0 {
+            fate.copies = 1;
+            fate.delays[0] = Duration::ZERO;
+        }
         if fate.copies == 0 {
             inner.count(|s| s.dropped_by_faults += 1);
             return;

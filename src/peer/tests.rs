@@ -38,6 +38,7 @@ fn config(me: u64, addrs: &BTreeMap<u64, SocketAddr>, faults: Faults) -> PeerCon
         peers: addrs.clone(),
         faults,
         max_frame: MAX_FRAME,
+        ordered_kinds: Vec::new(),
     }
 }
 
@@ -315,6 +316,7 @@ fn peer_frames_queued_for_a_down_peer_are_kept_up_to_the_bound() {
     on_executor("peer-queue", move || async move {
         let cfg = PeerConfig {
             max_frame: 64 << 10,
+            ordered_kinds: Vec::new(),
             ..config(1, &addrs, Faults::none())
         };
         let frame_wire = frame_bytes(64 << 10);
@@ -384,6 +386,36 @@ fn peer_faults_drop_duplicate_and_delay_within_loose_bounds() {
     });
 }
 
+/// Frames of an ordered kind are never duplicated or reordered by injected faults (they
+/// may be dropped): what arrives is an increasing subsequence, each frame once.
+#[test]
+fn peer_ordered_kinds_are_dropped_at_most_never_duplicated_or_reordered() {
+    const FRAMES: u64 = 2000;
+    let addrs = addrs(1..3);
+    on_executor("peer-ordered", move || async move {
+        let faults = Faults::parse("drop=0.1,dup=0.5,delay=0..3,seed=9").expect("faults");
+        let mut cfg = config(1, &addrs, faults);
+        cfg.ordered_kinds = vec![KIND];
+        let (a, _rx_a) = start(cfg).await;
+        let (b, rx_b) = start(config(2, &addrs, Faults::none())).await;
+        for seq in 0..FRAMES {
+            a.send(2, KIND, payload(1, seq));
+        }
+        let s = a.stats();
+        assert_eq!(s.duplicated_by_faults, 0, "{s:?}");
+        let arriving = FRAMES - s.dropped_by_faults;
+        let mut last = None;
+        for _ in 0..arriving {
+            let m = rx_b.recv().await.expect("the transport is running");
+            let seq = parse(&m.payload).1;
+            assert!(last.is_none_or(|l| seq > l), "{seq} after {last:?}");
+            last = Some(seq);
+        }
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
 /// A cut link drops frames (queued ones too) with its connection up; restoring it lets
 /// frames flow again.
 #[test]
@@ -417,6 +449,7 @@ fn peer_send_drops_unknown_peers_and_oversized_frames() {
     on_executor("peer-send", move || async move {
         let small = |me| PeerConfig {
             max_frame: 100,
+            ordered_kinds: Vec::new(),
             ..config(me, &addrs, Faults::none())
         };
         let (a, _rx_a) = start(small(1)).await;
