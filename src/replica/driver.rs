@@ -353,6 +353,7 @@ impl Snapshots {
         margin: u64,
     ) {
         if policy.take_written().is_some() {
+            recover::prune_meta(data_dir);
             if let Some((zxid, index, term)) = self.pending.take() {
                 let mut n = node.borrow_mut();
                 n.offer_snapshot(Offer {

@@ -45,6 +45,27 @@ pub fn write_meta(dir: &Path, zxid: i64, index: u64, term: u64) -> std::io::Resu
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Removes the position files of snapshots that are gone (retention removed them).
+pub fn prune_meta(data_dir: &Path) {
+    let snap_dir = crate::snapshot::snap_dir(data_dir);
+    let Ok(entries) = std::fs::read_dir(meta_dir(data_dir)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(hex) = name.to_str().and_then(|n| n.strip_prefix("fk-raftpos.")) else {
+            continue;
+        };
+        let Ok(zxid) = i64::from_str_radix(hex, 16) else {
+            continue;
+        };
+        let snapshot = snap_dir.join(ferrokeeper_storage::snapshot::snapshot_name(zxid));
+        if !snapshot.exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// The Raft position of the snapshot at `zxid`, if recorded and intact.
 pub fn read_meta(dir: &Path, zxid: i64) -> Option<(u64, u64)> {
     let b = std::fs::read(meta_path(dir, zxid)).ok()?;
