@@ -229,6 +229,7 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
     let node_cfg = node::NodeConfig {
         id: ensemble.my_id,
         voters: voters.clone(),
+        learners: ensemble.observers().map(|s| s.id).collect(),
         election_tick: ELECTION_TICKS,
         heartbeat_tick: HEARTBEAT_TICKS,
         // raft-rs's default: randomized in [election, 2 × election).

@@ -270,7 +270,7 @@ pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
             line(out, "learners", l.learners);
             line(out, "synced_followers", l.synced_followers);
             line(out, "synced_non_voting_followers", 0);
-            line(out, "synced_observers", 0);
+            line(out, "synced_observers", l.synced_observers);
             line(out, "pending_syncs", l.pending_syncs);
             line(out, "leader_uptime", l.leader_uptime_ms);
             let shown = |v: u64| if l.proposals == 0 { -1 } else { v as i64 };

@@ -351,6 +351,8 @@ pub struct LeaderStats {
     pub learners: u64,
     /// Followers up to date (`zk_synced_followers`).
     pub synced_followers: u64,
+    /// Observers up to date (`zk_synced_observers`).
+    pub synced_observers: u64,
     /// Syncs not yet answered (`zk_pending_syncs`).
     pub pending_syncs: u64,
     /// Milliseconds since it became leader (`zk_leader_uptime`).

@@ -13,6 +13,8 @@ pub mod roles {
     pub const LEADER: u8 = 1;
     /// Following.
     pub const FOLLOWER: u8 = 2;
+    /// Observing (replicating without a vote).
+    pub const OBSERVER: u8 = 3;
 }
 
 /// Ensemble-wide facts for the admin commands.
@@ -22,6 +24,7 @@ pub struct EnsembleStatus {
     leader: AtomicU64,
     learners: AtomicU64,
     synced_followers: AtomicU64,
+    synced_observers: AtomicU64,
     pending_syncs: AtomicU64,
     quorum_size: AtomicU64,
     leader_since_ms: AtomicU64,
@@ -42,6 +45,8 @@ pub struct EnsembleView {
     pub learners: u64,
     /// On the leader: followers whose log has everything committed.
     pub synced_followers: u64,
+    /// On the leader: observers whose log has everything committed.
+    pub synced_observers: u64,
     /// On the leader: syncs waiting for their batch to commit.
     pub pending_syncs: u64,
     /// Voting members.
@@ -65,6 +70,7 @@ impl EnsembleStatus {
         self.leader.store(v.leader, Relaxed);
         self.learners.store(v.learners, Relaxed);
         self.synced_followers.store(v.synced_followers, Relaxed);
+        self.synced_observers.store(v.synced_observers, Relaxed);
         self.pending_syncs.store(v.pending_syncs, Relaxed);
         self.quorum_size.store(v.quorum_size, Relaxed);
         self.leader_since_ms.store(v.leader_since_ms, Relaxed);
@@ -81,6 +87,7 @@ impl EnsembleStatus {
             leader: self.leader.load(Relaxed),
             learners: self.learners.load(Relaxed),
             synced_followers: self.synced_followers.load(Relaxed),
+            synced_observers: self.synced_observers.load(Relaxed),
             pending_syncs: self.pending_syncs.load(Relaxed),
             quorum_size: self.quorum_size.load(Relaxed),
             leader_since_ms: self.leader_since_ms.load(Relaxed),

@@ -274,12 +274,14 @@ pub async fn run(p: Parts) {
             view.role = match n.role() {
                 Role::Leader => roles::LEADER,
                 Role::Follower => roles::FOLLOWER,
+                Role::Observer => roles::OBSERVER,
                 Role::Looking => roles::LOOKING,
             };
             view.leader = n.leader();
-            let (learners, synced) = n.followers();
+            let (learners, synced, observers) = n.followers();
             view.learners = learners as u64;
             view.synced_followers = synced as u64;
+            view.synced_observers = observers as u64;
             let (last, max, min, count) = n.proposal_sizes();
             view.last_proposal_size = last;
             view.max_proposal_size = max;

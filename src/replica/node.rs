@@ -77,8 +77,10 @@ pub fn incarnation_of(origin: Origin) -> u8 {
 pub struct NodeConfig {
     /// This server's id (`myid`), 1..=255.
     pub id: u64,
-    /// Every voting member's id, this one included.
+    /// Every voting member's id (ZooKeeper's participants).
     pub voters: Vec<u64>,
+    /// Members that replicate without voting (ZooKeeper's observers: Raft learners).
+    pub learners: Vec<u64>,
     /// Raft ticks without a leader's word before a follower campaigns (the election
     /// timeout is randomized in [this, 2 × this)).
     pub election_tick: usize,
@@ -154,6 +156,8 @@ pub enum Role {
     Leader,
     /// Following a known leader.
     Follower,
+    /// Replicating from a known leader without a vote (a ZooKeeper observer).
+    Observer,
     /// No leader known (an election is under way).
     Looking,
 }
@@ -264,7 +268,7 @@ impl Node {
             hard_state,
             applied,
         } = restored;
-        let store = Store::new(ConfState::from((cfg.voters.clone(), vec![])));
+        let store = Store::new(ConfState::from((cfg.voters.clone(), cfg.learners.clone())));
         let durable_term_vote;
         let mut applied_at = (0, 0);
         let mut applied = applied;
@@ -351,24 +355,29 @@ impl Node {
         self.seq.as_ref()
     }
 
-    /// On the leader: (followers, followers whose log matches the leader's commit).
-    pub fn followers(&self) -> (usize, usize) {
+    /// On the leader: (learners, synced followers, synced observers). Learners are every
+    /// other member the leader replicates to; a member is synced when its log holds
+    /// everything committed and it has been heard from recently.
+    pub fn followers(&self) -> (usize, usize, usize) {
         if self.role != Role::Leader {
-            return (0, 0);
+            return (0, 0, 0);
         }
         let commit = self.raw.raft.raft_log.committed;
-        let mut all = 0;
-        let mut synced = 0;
+        let (mut all, mut synced, mut observers) = (0, 0, 0);
         for (id, p) in self.raw.raft.prs().iter() {
             if *id == self.cfg.id {
                 continue;
             }
             all += 1;
             if p.matched >= commit && p.recent_active {
-                synced += 1;
+                if self.cfg.learners.contains(id) {
+                    observers += 1;
+                } else {
+                    synced += 1;
+                }
             }
         }
-        (all, synced)
+        (all, synced, observers)
     }
 
     /// A request from one of this server's shards at `now_ms`.
@@ -762,8 +771,10 @@ impl Node {
             self.forward.clear();
         }
         self.leader = leader;
+        let observer = self.cfg.learners.contains(&self.cfg.id);
         self.role = match role {
             StateRole::Leader => Role::Leader,
+            _ if leader != 0 && observer => Role::Observer,
             _ if leader != 0 => Role::Follower,
             _ => Role::Looking,
         };

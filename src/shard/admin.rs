@@ -52,6 +52,7 @@ impl Shard {
             s.mode = match v.role {
                 roles::LEADER => crate::admin::ServerMode::Leader,
                 roles::FOLLOWER => crate::admin::ServerMode::Follower,
+                roles::OBSERVER => crate::admin::ServerMode::Observer,
                 // A server without a leader does not serve: ZooKeeper's 4lws then say
                 // "not currently serving requests".
                 _ => {
@@ -64,6 +65,7 @@ impl Shard {
                 leader: (v.role == roles::LEADER).then(|| crate::admin::LeaderStats {
                     learners: v.learners,
                     synced_followers: v.synced_followers,
+                    synced_observers: v.synced_observers,
                     pending_syncs: v.pending_syncs,
                     leader_uptime_ms: (shared.started.elapsed().as_millis() as u64)
                         .saturating_sub(v.leader_since_ms),

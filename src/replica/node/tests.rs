@@ -36,12 +36,19 @@ struct Cluster {
 
 impl Cluster {
     fn new(n: u64) -> Cluster {
+        Cluster::with_learners(n, 0)
+    }
+
+    /// `n` voters (ids 1..=n) and `l` learners (ZooKeeper observers, the ids after).
+    fn with_learners(n: u64, l: u64) -> Cluster {
         let voters: Vec<u64> = (1..=n).collect();
+        let learners: Vec<u64> = (n + 1..=n + l).collect();
         let mut nodes = BTreeMap::new();
-        for id in 1..=n {
+        for id in 1..=n + l {
             let cfg = NodeConfig {
                 id,
                 voters: voters.clone(),
+                learners: learners.clone(),
                 election_tick: 10,
                 max_election_tick: 0,
                 heartbeat_tick: 2,
@@ -282,4 +289,32 @@ fn a_leader_that_lost_its_quorum_does_not_propose() {
         stepped.err()
     );
     assert_ne!(node.role(), Role::Leader);
+}
+
+#[test]
+fn an_observer_replicates_forwards_and_never_leads() {
+    let mut c = Cluster::with_learners(3, 1);
+    c.tick(60);
+    assert_eq!(c.nodes[&4].role(), Role::Observer);
+    // A client of the observer writes through the leader and reads its own write.
+    let now = c.now;
+    c.nodes.get_mut(&4).expect("node").client(connect(7), now);
+    c.settle();
+    let sid = session_of(&c.replies[&4], 7);
+    let now = c.now;
+    c.nodes
+        .get_mut(&4)
+        .expect("node")
+        .client(create(7, sid, 1, "/o"), now);
+    c.settle();
+    assert!(c.nodes[&4].state().tree.get("/o").is_some());
+    // Without two voters there is no quorum, whatever the observer does; with the
+    // leader gone, a voter takes over and the observer follows it.
+    let leader = c.leader().expect("a leader");
+    c.down.push(leader);
+    c.tick(80);
+    let second = c.leader().expect("a new leader");
+    assert!(second != 4 && second != leader, "{second}");
+    assert_eq!(c.nodes[&4].role(), Role::Observer);
+    assert_eq!(c.nodes[&4].leader(), second);
 }

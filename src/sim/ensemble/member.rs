@@ -120,6 +120,7 @@ impl Member {
         let node_cfg = NodeConfig {
             id: self.id,
             voters: cfg.voters.clone(),
+            learners: Vec::new(),
             election_tick,
             max_election_tick: election_tick + 1,
             heartbeat_tick: 2,
