@@ -313,7 +313,7 @@ pub async fn run(p: Parts) {
         if publish.is_empty() && !pending_reports.is_empty() {
             publish.push(super::node::Publish {
                 state: node.borrow().state().clone(),
-                changes: Vec::new(),
+                changes: Arc::default(),
                 replies: Vec::new(),
             });
         }
@@ -322,7 +322,7 @@ pub async fn run(p: Parts) {
             let completion = Completion {
                 seq,
                 state: pb.state,
-                changes: Arc::from(pb.changes),
+                changes: pb.changes,
                 replies: Vec::new(),
                 reports: std::mem::take(&mut pending_reports),
             };

@@ -130,8 +130,8 @@ pub struct Install {
 pub struct Publish {
     /// The state after the entry.
     pub state: Arc<DataState>,
-    /// Watch-relevant changes, in order.
-    pub changes: Vec<Change>,
+    /// Watch-relevant changes, in order (shared with every shard as they are).
+    pub changes: Arc<[Change]>,
     /// Replies for this server's connections, in order.
     pub replies: Vec<(Origin, ReplyMsg)>,
 }
@@ -552,11 +552,7 @@ impl Node {
     /// entries committed after it in the same ready are applied now.
     pub fn installed(&mut self, state: DataState) -> Result<(), NodeError> {
         self.machine = StateMachine::new(state);
-        self.out.publish.push(Publish {
-            state: self.machine.state().clone(),
-            changes: Vec::new(),
-            replies: Vec::new(),
-        });
+        self.publish_replies(Vec::new());
         let committed = std::mem::take(&mut self.after_install);
         self.apply_committed(committed)
     }
@@ -853,7 +849,7 @@ impl Node {
                 };
                 let applied = self.machine.adopt(&entry.txns, p.state, p.changes);
                 replies = p.local;
-                (applied.state, applied.changes.to_vec())
+                (applied.state, applied.changes)
             } else {
                 let fresh: Vec<_> = entry
                     .txns
@@ -861,7 +857,7 @@ impl Node {
                     .filter(|t| t.zxid > self.machine.last_zxid())
                     .collect();
                 let applied = self.machine.apply(&fresh);
-                (applied.state, applied.changes.to_vec())
+                (applied.state, applied.changes)
             };
             for (o, r) in entry.replies {
                 if server_of(o) == self.cfg.id && incarnation_of(o) == self.cfg.incarnation {
@@ -910,19 +906,20 @@ impl Node {
                 connections = replies.len(),
                 "leader changed: closing client connections"
             );
-            self.out.publish.push(Publish {
-                state: self.machine.state().clone(),
-                changes: Vec::new(),
-                replies,
-            });
+            self.publish_replies(replies);
         }
     }
 
     fn reply_now(&mut self, conn: Origin, reply: ReplyMsg) {
+        self.publish_replies(vec![(conn, reply)]);
+    }
+
+    /// Publishes `replies` with the committed state as it is (no txn, no watch change).
+    fn publish_replies(&mut self, replies: Vec<(Origin, ReplyMsg)>) {
         self.out.publish.push(Publish {
             state: self.machine.state().clone(),
-            changes: Vec::new(),
-            replies: vec![(conn, reply)],
+            changes: Arc::default(),
+            replies,
         });
     }
 
