@@ -23,32 +23,10 @@ pub fn run(config: Config) -> std::io::Result<()> {
         return run_ensemble(config, ensemble);
     }
     let shards = config.shards.max(1);
-    let listen_addr = SocketAddr::new(
-        config
-            .client_port_address
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        config.client_port,
-    );
     let (fail, failed) = crate::commit::FailStop::new();
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
-    let shared = Arc::new(ServerShared {
-        log_counters: log_counters.clone(),
-        fail: fail.clone(),
-        listen_addr,
-        tick_time_ms: u64::from(config.tick_time_ms),
-        limits: config.limits.clone(),
-        skip_acl: config.skip_acl,
-        super_digest: config.super_digest.clone(),
-        shard_stats: (0..shards).map(|_| Arc::new(ShardStats::new())).collect(),
-        started: Instant::now(),
-        published_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-        trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),
-        cnxns: Default::default(),
-        outstanding_requests: std::sync::atomic::AtomicU32::new(0),
-        limit_counters: Default::default(),
-        config: config.clone(),
-        ensemble: None,
-    });
+    let shared = server_shared(&config, &fail, &log_counters, None);
+    let listen_addr = shared.listen_addr;
     let core_cfg = core_config(&config);
     let (state, writer, snapshots) = recover(&config)?;
     let core = Sequencer::with_state(
@@ -63,29 +41,11 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let depth = config.limits.commit_queue_depth_requests;
     let batch_max = config.limits.commit_batch_requests_max;
 
-    let mut to_commit_rx = Vec::new();
-    let mut to_shard_tx = Vec::new();
-    let mut shard_ends = Vec::new();
-    for _ in 0..shards {
-        let (tx, rx) = shared_channel::new_bounded(depth);
-        let (ctx, crx) = shared_channel::new_bounded(depth);
-        to_commit_rx.push(rx);
-        to_shard_tx.push(ctx);
-        shard_ends.push((tx, crx));
-    }
+    let (to_commit_rx, to_shard_tx, shard_ends) = shard_channels(shards, depth);
 
     let tick = Duration::from_millis((u64::from(config.tick_time_ms) / 20).clamp(5, 100));
     let published = shared.published_seq.clone();
-    // With a core left over by the shards (the tuner's default from 4 cores up), the
-    // commit stage, which every write passes through, gets it to itself.
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let commit_placement = if shards < cpus {
-        Placement::Fixed(shards)
-    } else {
-        Placement::Unbound
-    };
+    let commit_placement = commit_placement(shards);
     let commit = executor(commit_placement)
         .name("commit")
         .spawn(move || {
@@ -104,29 +64,10 @@ pub fn run(config: Config) -> std::io::Result<()> {
         })
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
 
-    let mut handles = Vec::new();
-    for (i, (tx, crx)) in shard_ends.into_iter().enumerate() {
-        let shared = shared.clone();
-        let root = root.clone();
-        let h = executor(Placement::Fixed(i % cpus))
-            .name(&format!("shard{i}"))
-            .spawn(move || crate::shard::run(i, shared, tx, crx, root))
-            .map_err(|e| std::io::Error::other(format!("cannot start shard {i}: {e}")))?;
-        handles.push(h);
-    }
+    let handles = spawn_shards(&shared, shard_ends, &root)?;
     tracing::info!(%listen_addr, shards, force_sync = config.force_sync, limits = ?config.limits, "ferrokeeper serving");
     drop(shared);
-    // The server runs until a part of it fails: then the reason is returned, and the
-    // caller ends the process (the executors' threads end with it). If every part ends
-    // without failing (they do not, today), the threads are joined.
-    if let Ok(reason) = failed.recv() {
-        return Err(std::io::Error::other(reason));
-    }
-    for h in handles {
-        let _ = h.join();
-    }
-    let _ = commit.join();
-    Ok(())
+    wait(failed, handles.into_iter().chain([commit]))
 }
 
 /// Environment variable for the Raft tick in milliseconds (default
@@ -153,33 +94,11 @@ pub const PEER_FAULTS_ENV: &str = "FERROKEEPER_PEER_FAULTS";
 fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::Result<()> {
     use crate::replica::{driver, node};
     let shards = config.shards.max(1);
-    let listen_addr = SocketAddr::new(
-        config
-            .client_port_address
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        config.client_port,
-    );
     let (fail, failed) = crate::commit::FailStop::new();
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
     let status = Arc::new(crate::commit::role::EnsembleStatus::default());
-    let shared = Arc::new(ServerShared {
-        log_counters: log_counters.clone(),
-        fail: fail.clone(),
-        listen_addr,
-        tick_time_ms: u64::from(config.tick_time_ms),
-        limits: config.limits.clone(),
-        skip_acl: config.skip_acl,
-        super_digest: config.super_digest.clone(),
-        shard_stats: (0..shards).map(|_| Arc::new(ShardStats::new())).collect(),
-        started: Instant::now(),
-        published_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-        trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),
-        cnxns: Default::default(),
-        outstanding_requests: std::sync::atomic::AtomicU32::new(0),
-        limit_counters: Default::default(),
-        config: config.clone(),
-        ensemble: Some(status.clone()),
-    });
+    let shared = server_shared(&config, &fail, &log_counters, Some(status.clone()));
+    let listen_addr = shared.listen_addr;
 
     // Recover: the newest snapshot with a Raft position, then the Raft log's committed
     // entries after it.
@@ -264,16 +183,7 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         })
         .map_err(|e| std::io::Error::other(format!("cannot start the log executor: {e}")))?;
     let depth = config.limits.commit_queue_depth_requests;
-    let mut to_commit_rx = Vec::new();
-    let mut to_shard_tx = Vec::new();
-    let mut shard_ends = Vec::new();
-    for _ in 0..shards {
-        let (tx, rx) = shared_channel::new_bounded(depth);
-        let (ctx, crx) = shared_channel::new_bounded(depth);
-        to_commit_rx.push(rx);
-        to_shard_tx.push(ctx);
-        shard_ends.push((tx, crx));
-    }
+    let (to_commit_rx, to_shard_tx, shard_ends) = shard_channels(shards, depth);
     let session_tick = Duration::from_millis((u64::from(config.tick_time_ms) / 20).clamp(5, 100));
     let parts = driver::Parts {
         node,
@@ -307,18 +217,105 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
             .unwrap_or(driver::COMPACT_MARGIN_DEFAULT),
         forward_timeout_ms: i64::from(ensemble.sync_limit.max(1)) * i64::from(config.tick_time_ms),
     };
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let commit_placement = if shards < cpus {
-        Placement::Fixed(shards)
-    } else {
-        Placement::Unbound
-    };
+    let commit_placement = commit_placement(shards);
     let commit = executor(commit_placement)
         .name("commit")
         .spawn(move || driver::run(parts))
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
+    let handles = spawn_shards(&shared, shard_ends, &root)?;
+    tracing::info!(
+        %listen_addr, shards, my_id = ensemble.my_id, voters = ?voters, raft_tick_ms = raft_tick,
+        "ferrokeeper ensemble member serving"
+    );
+    drop(shared);
+    wait(failed, handles.into_iter().chain([commit, log]))
+}
+
+/// What every shard and the commit executor share, from the config.
+fn server_shared(
+    config: &Config,
+    fail: &crate::commit::FailStop,
+    log_counters: &Arc<crate::commit::log::LogCounters>,
+    ensemble: Option<Arc<crate::commit::role::EnsembleStatus>>,
+) -> Arc<ServerShared> {
+    let shards = config.shards.max(1);
+    let listen_addr = SocketAddr::new(
+        config
+            .client_port_address
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        config.client_port,
+    );
+    Arc::new(ServerShared {
+        log_counters: log_counters.clone(),
+        fail: fail.clone(),
+        listen_addr,
+        tick_time_ms: u64::from(config.tick_time_ms),
+        limits: config.limits.clone(),
+        skip_acl: config.skip_acl,
+        super_digest: config.super_digest.clone(),
+        shard_stats: (0..shards).map(|_| Arc::new(ShardStats::new())).collect(),
+        started: Instant::now(),
+        published_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),
+        cnxns: Default::default(),
+        outstanding_requests: std::sync::atomic::AtomicU32::new(0),
+        limit_counters: Default::default(),
+        config: config.clone(),
+        ensemble,
+    })
+}
+
+/// One bounded channel pair per shard: (the commit side's receivers, its senders, each
+/// shard's ends).
+type ShardChannels = (
+    Vec<shared_channel::SharedReceiver<crate::commit::stage::StageMsg>>,
+    Vec<shared_channel::SharedSender<crate::commit::stage::Completion>>,
+    Vec<(
+        shared_channel::SharedSender<crate::commit::stage::StageMsg>,
+        shared_channel::SharedReceiver<crate::commit::stage::Completion>,
+    )>,
+);
+
+fn shard_channels(shards: usize, depth: usize) -> ShardChannels {
+    let mut to_commit_rx = Vec::new();
+    let mut to_shard_tx = Vec::new();
+    let mut shard_ends = Vec::new();
+    for _ in 0..shards {
+        let (tx, rx) = shared_channel::new_bounded(depth);
+        let (ctx, crx) = shared_channel::new_bounded(depth);
+        to_commit_rx.push(rx);
+        to_shard_tx.push(ctx);
+        shard_ends.push((tx, crx));
+    }
+    (to_commit_rx, to_shard_tx, shard_ends)
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// With a core left over by the shards (the tuner's default from 4 cores up), the commit
+/// executor, which every write passes through, gets it to itself.
+fn commit_placement(shards: usize) -> Placement {
+    if shards < cpus() {
+        Placement::Fixed(shards)
+    } else {
+        Placement::Unbound
+    }
+}
+
+/// Starts one executor per shard, pinned round-robin over the cores.
+fn spawn_shards(
+    shared: &Arc<ServerShared>,
+    shard_ends: Vec<(
+        shared_channel::SharedSender<crate::commit::stage::StageMsg>,
+        shared_channel::SharedReceiver<crate::commit::stage::Completion>,
+    )>,
+    root: &Arc<crate::core::state::DataState>,
+) -> std::io::Result<Vec<glommio::ExecutorJoinHandle<()>>> {
+    let cpus = cpus();
     let mut handles = Vec::new();
     for (i, (tx, crx)) in shard_ends.into_iter().enumerate() {
         let shared = shared.clone();
@@ -329,19 +326,22 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
             .map_err(|e| std::io::Error::other(format!("cannot start shard {i}: {e}")))?;
         handles.push(h);
     }
-    tracing::info!(
-        %listen_addr, shards, my_id = ensemble.my_id, voters = ?voters, raft_tick_ms = raft_tick,
-        "ferrokeeper ensemble member serving"
-    );
-    drop(shared);
+    Ok(handles)
+}
+
+/// The server runs until a part of it fails: then the reason is returned, and the caller
+/// ends the process (the executors' threads end with it). If every part ends without
+/// failing (they do not, today), the threads are joined.
+fn wait(
+    failed: std::sync::mpsc::Receiver<String>,
+    executors: impl Iterator<Item = glommio::ExecutorJoinHandle<()>>,
+) -> std::io::Result<()> {
     if let Ok(reason) = failed.recv() {
         return Err(std::io::Error::other(reason));
     }
-    for h in handles {
+    for h in executors {
         let _ = h.join();
     }
-    let _ = commit.join();
-    let _ = log.join();
     Ok(())
 }
 
