@@ -672,27 +672,7 @@ async fn dispatch(
         // applied everything committed before it (ZooKeeper's sync); standalone, the
         // published state already is the committed one, and it is served as a read.
         w if w.is_write() || (matches!(w, Request::Sync(_)) && shard.shared.ensemble.is_some()) => {
-            let (session_id, auth) = {
-                let mut st = conn.st.borrow_mut();
-                st.pending.push_back(Pending::Write { received });
-                (st.session_id, st.auth.clone())
-            };
-            // Counted off when its reply comes back (`Shard::complete`).
-            shard
-                .shared
-                .outstanding_requests
-                .fetch_add(1, Ordering::Relaxed);
-            shard
-                .to_commit
-                .send(StageMsg::Core(CommitRequest::Write {
-                    conn: origin(shard.index, conn.id),
-                    session_id,
-                    xid,
-                    request: w,
-                    auth,
-                }))
-                .await
-                .map_err(|_| "commit stage gone".to_string())
+            to_commit(shard, conn, xid, w, [Pending::Write { received }]).await
         }
         r => {
             shard.catch_up().await;
@@ -726,16 +706,33 @@ async fn quorum_read(
     r: Request,
     received: Instant,
 ) -> ReadResult {
-    let (session_id, auth) = {
-        let mut st = conn.st.borrow_mut();
-        st.pending.push_back(Pending::Barrier);
-        st.pending.push_back(Pending::Read {
+    let sync = Request::Sync(ferrokeeper_net::records::SyncRequest { path: "/".into() });
+    let queued = [
+        Pending::Barrier,
+        Pending::Read {
             xid,
             req: r,
             received,
-        });
+        },
+    ];
+    to_commit(shard, conn, xid, sync, queued).await
+}
+
+/// Sends `request` (a write, or a sync in an ensemble) to the commit stage after queueing
+/// `queued` on the connection, its first entry the one the reply answers.
+async fn to_commit(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    xid: i32,
+    request: Request,
+    queued: impl IntoIterator<Item = Pending>,
+) -> ReadResult {
+    let (session_id, auth) = {
+        let mut st = conn.st.borrow_mut();
+        st.pending.extend(queued);
         (st.session_id, st.auth.clone())
     };
+    // Counted off when its reply comes back (`Shard::complete`).
     shard
         .shared
         .outstanding_requests
@@ -746,7 +743,7 @@ async fn quorum_read(
             conn: origin(shard.index, conn.id),
             session_id,
             xid,
-            request: Request::Sync(ferrokeeper_net::records::SyncRequest { path: "/".into() }),
+            request,
             auth,
         }))
         .await
