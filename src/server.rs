@@ -155,6 +155,13 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         max_election_tick: 0,
         core: core_config(&config),
         incarnation,
+        local_sessions: config.local_sessions_enabled,
+        local_upgrading: config.local_sessions_upgrading_enabled,
+        // QuorumPeer: a LOOKING peer starts its read-only server after
+        // max(2000, tickTime) ms.
+        read_only_after_ms: config
+            .read_only_mode_enabled
+            .then(|| (config.tick_time_ms as i64).max(2000)),
     };
     let offer = recovered.offer;
     let node = node::Node::new(

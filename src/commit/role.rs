@@ -15,6 +15,8 @@ pub mod roles {
     pub const FOLLOWER: u8 = 2;
     /// Observing (replicating without a vote).
     pub const OBSERVER: u8 = 3;
+    /// No leader for a while, serving read-only clients (`readonlymode.enabled`).
+    pub const READ_ONLY: u8 = 4;
 }
 
 /// Ensemble-wide facts for the admin commands.

@@ -235,8 +235,8 @@ pub struct Config {
     /// `enforceQuota`: refuse writes beyond a hard quota. Stored so `conf`-style output and
     /// a later quota implementation see it; ferrokeeper does not track quotas yet.
     pub enforce_quota: bool,
-    /// `readonlymode.enabled`: serve reads while cut off from a quorum. Stored for when
-    /// ensembles exist; a standalone server (all ferrokeeper runs today) never enters
+    /// `readonlymode.enabled`: an ensemble member cut off from a quorum for
+    /// max(2000 ms, tickTime) serves read-only clients. A standalone server never enters
     /// read-only mode, in ZooKeeper either.
     pub read_only_mode_enabled: bool,
     /// `znode.container.checkIntervalMs`: how often empty containers and expired TTL nodes
@@ -278,6 +278,14 @@ pub struct Config {
     /// ZooKeeper has no such setting). Off by default: reads are served locally, with
     /// ZooKeeper's sequential consistency.
     pub quorum_reads: bool,
+    /// `localSessionsEnabled`: in an ensemble, new sessions stay on the server the
+    /// client reached, with no txn in the log (`replica::local`). A standalone server
+    /// ignores it, as ZooKeeper's does.
+    pub local_sessions_enabled: bool,
+    /// `localSessionsUpgradingEnabled`: a local session that creates an ephemeral
+    /// becomes a global one; when off, the create fails with EphemeralOnLocalSession.
+    /// QuorumPeerConfig's default is off.
+    pub local_sessions_upgrading_enabled: bool,
     /// Every bound the server enforces (connections, outstanding requests, frame size,
     /// session timeouts, commit queues), validated together.
     pub limits: Limits,
@@ -321,6 +329,8 @@ impl Config {
             ensemble: None,
             shards: ferrokeeper_tuning::recommend::shards_for_cpus(available_cores()),
             quorum_reads: false,
+            local_sessions_enabled: false,
+            local_sessions_upgrading_enabled: false,
             limits: Limits::defaults(DEFAULT_TICK_TIME_MS),
             raw: Vec::new(),
         }
@@ -654,8 +664,6 @@ const KNOWN_IGNORED_KEYS: &[&str] = &[
     "portUnification",
     "sslQuorumReloadCertFiles",
     "observerMasterPort",
-    "localSessionsEnabled",
-    "localSessionsUpgradingEnabled",
     "oraclePath",
     "leaderServes",
     "tcpKeepAlive",
@@ -1110,6 +1118,10 @@ impl Parser {
             "reconfigEnabled" => c.reconfig_enabled = at.strict_bool()?,
             "ferrokeeper.shards" => c.shards = at.count()?,
             "ferrokeeper.quorumReads" => c.quorum_reads = at.strict_bool()?,
+            "localSessionsEnabled" => c.local_sessions_enabled = at.strict_bool()?,
+            "localSessionsUpgradingEnabled" => {
+                c.local_sessions_upgrading_enabled = at.strict_bool()?
+            }
             "ferrokeeper.commitQueueDepth" => {
                 let depth = at.count()?;
                 if depth < COMMIT_QUEUE_DEPTH_MIN {
@@ -1134,16 +1146,7 @@ impl Parser {
                     );
                 }
             }
-            "readonlymode.enabled" => {
-                c.read_only_mode_enabled = at.strict_bool()?;
-                if c.read_only_mode_enabled {
-                    self.warn(
-                        at.origin,
-                        "readonlymode.enabled is stored, but ferrokeeper has no read-only mode \
-                         yet (a standalone server, as ferrokeeper runs today, never enters it)",
-                    );
-                }
-            }
+            "readonlymode.enabled" => c.read_only_mode_enabled = at.strict_bool()?,
             "secureClientPort" | "secureClientPortAddress" => {
                 self.warn(
                     at.origin,
@@ -2126,9 +2129,12 @@ server.1=127.0.0.1:2888:3888;127.0.0.1:2999
         ]);
         let (c, w) = Config::parse_with(MINIMAL, &p).expect("parse");
         assert!(c.read_only_mode_enabled && c.enforce_quota, "{c:?}");
-        // The two accepted-but-unsupported features say so.
-        assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].starts_with("system property readonlymode.enabled (the command line)"));
+        // The accepted-but-unsupported feature (quotas) says so.
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("system property zookeeper.enforceQuota"),
+            "{w:?}"
+        );
         assert_eq!(c.super_digest.as_deref(), Some("super:x"));
         assert!(c.extended_types_enabled && c.skip_acl && !c.force_sync);
         assert_eq!(c.limits.jute_max_buffer_bytes, 0x200000);

@@ -30,6 +30,10 @@ pub struct PrepCtx<'a> {
     pub zxid: i64,
     /// The txn's time.
     pub time_ms: i64,
+    /// The session is a local session of the server the client is connected to
+    /// (`localSessionsEnabled`): it is in no session table here, and may own no
+    /// ephemeral (that server upgrades it first).
+    pub local_session: bool,
 }
 
 type Prepped = Result<TxnOp, ErrorCode>;
@@ -60,7 +64,9 @@ pub fn prep(state: &DataState, request: &Request, ctx: &PrepCtx<'_>) -> TxnOp {
 }
 
 fn check_session(state: &DataState, ctx: &PrepCtx<'_>) -> Result<(), ErrorCode> {
-    if state.sessions.contains_key(&ctx.session_id) {
+    // LeaderSessionTracker.checkSession lets a session it does not know through when
+    // local sessions are on: it lives on the server that forwarded the request.
+    if ctx.local_session || state.sessions.contains_key(&ctx.session_id) {
         Ok(())
     } else {
         Err(ErrorCode::SessionExpired)
@@ -146,6 +152,12 @@ fn prep_create(
                 return Err(ErrorCode::BadArguments);
             }
             EXTENDED_MASK | ttl
+        }
+        // The forwarding server upgrades a local session before an ephemeral create;
+        // one that still arrives local is refused, as a learner refuses it when
+        // upgrading is off.
+        _ if mode.is_ephemeral() && ctx.local_session => {
+            return Err(ErrorCode::EphemeralOnLocalSession)
         }
         _ if mode.is_ephemeral() => ctx.session_id,
         // ZooKeeper's CreateTxn has only an `ephemeral` flag, so a plain create with the

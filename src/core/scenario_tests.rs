@@ -341,6 +341,7 @@ impl Runner {
                         xid: 1,
                         request,
                         auth,
+                        local: false,
                     },
                     self.now,
                 );

@@ -106,6 +106,22 @@ pub enum CommitRequest {
         request: Request,
         /// The session's identities.
         auth: Arc<AuthIds>,
+        /// The session is local to the server the client is connected to (see
+        /// `replica::local`): no session check, no ephemerals.
+        local: bool,
+    },
+    /// A local session becomes global (`localSessionsUpgradingEnabled`): a
+    /// CreateSession txn with its id, timeout and password, ahead of the request that
+    /// needs it (an ephemeral create).
+    UpgradeSession {
+        /// The connection it is attached to.
+        conn: Origin,
+        /// Its id.
+        session_id: i64,
+        /// Its negotiated timeout.
+        timeout_ms: i32,
+        /// Its password.
+        passwd: [u8; 16],
     },
     /// A connection went away (its session lives on until it expires).
     ConnClosed {
@@ -132,6 +148,8 @@ pub enum ReplyMsg {
         passwd: [u8; 16],
         /// Whether the session is usable.
         valid: bool,
+        /// The server is in read-only mode (the connect response says so).
+        read_only: bool,
     },
     /// A write's result.
     Write {
@@ -334,7 +352,19 @@ impl Sequencer {
                 xid,
                 request,
                 auth,
-            } => self.write(conn, session_id, xid, request, &auth, now_ms),
+                local,
+            } => {
+                // A session in the table is global whatever the server said (an upgrade
+                // may have overtaken the flag).
+                let local = local && !self.head.sessions.contains_key(&session_id);
+                self.write(conn, (session_id, local), xid, request, &auth, now_ms)
+            }
+            CommitRequest::UpgradeSession {
+                conn,
+                session_id,
+                timeout_ms,
+                passwd,
+            } => self.upgrade(conn, session_id, timeout_ms, passwd, now_ms),
             CommitRequest::ConnClosed { conn, session_id } => {
                 if let Some(life) = self.lives.get_mut(&session_id) {
                     if life.owner == Some(conn) {
@@ -399,6 +429,7 @@ impl Sequencer {
                     timeout_ms,
                     passwd,
                     valid: true,
+                    read_only: false,
                 },
             ));
             return;
@@ -430,6 +461,7 @@ impl Sequencer {
                     timeout_ms: 0,
                     passwd: [0; 16],
                     valid: false,
+                    read_only: false,
                 },
             ));
             return;
@@ -458,6 +490,7 @@ impl Sequencer {
                 timeout_ms,
                 passwd,
                 valid: true,
+                read_only: false,
             },
         ));
     }
@@ -465,7 +498,7 @@ impl Sequencer {
     fn write(
         &mut self,
         conn: Origin,
-        session_id: i64,
+        (session_id, local): (i64, bool),
         xid: i32,
         request: Request,
         auth: &AuthIds,
@@ -513,6 +546,7 @@ impl Sequencer {
             skip_acl: self.cfg.skip_acl,
             zxid: self.head.last_zxid + 1,
             time_ms: now_ms,
+            local_session: local,
         };
         let op = prep(&self.head, &request, &ctx);
         let closing = matches!(op, TxnOp::CloseSession { .. });
@@ -551,6 +585,42 @@ impl Sequencer {
                 },
             ));
         }
+    }
+
+    /// QuorumZooKeeperServer.makeUpgradeRequest: the local session `session_id` becomes
+    /// a global one, attached to `conn`, with its own timeout and password.
+    fn upgrade(
+        &mut self,
+        conn: Origin,
+        session_id: i64,
+        timeout_ms: i32,
+        passwd: [u8; 16],
+        now_ms: i64,
+    ) {
+        if self.head.sessions.contains_key(&session_id) {
+            return;
+        }
+        tracing::info!(
+            session = format_args!("0x{session_id:x}"),
+            "upgrading a local session"
+        );
+        self.commit(
+            session_id,
+            0,
+            TxnOp::CreateSession {
+                session_id,
+                timeout_ms,
+                passwd,
+            },
+            now_ms,
+        );
+        self.lives.insert(
+            session_id,
+            SessionLife {
+                expires_at_ms: now_ms + i64::from(timeout_ms),
+                owner: Some(conn),
+            },
+        );
     }
 
     /// Expires sessions not heard from within their timeout, and reaps containers and

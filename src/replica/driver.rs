@@ -276,6 +276,7 @@ pub async fn run(p: Parts) {
                 Role::Follower => roles::FOLLOWER,
                 Role::Observer => roles::OBSERVER,
                 Role::Looking => roles::LOOKING,
+                Role::ReadOnly => roles::READ_ONLY,
             };
             view.leader = n.leader();
             let (learners, synced, observers) = n.followers();

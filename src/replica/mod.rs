@@ -11,6 +11,7 @@
 //! executor lives in [`crate::server`]'s ensemble wiring.
 
 pub mod driver;
+pub mod local;
 pub mod node;
 pub mod recover;
 pub mod store;

@@ -23,12 +23,18 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry as RaftEntry, EntryType, HardState, Message, Snapshot};
 use raft::{Config as RaftConfig, RawNode, StateRole};
 
+use super::local::{LocalSessions, Reattach};
 use super::store::{Offer, Store};
 use super::wire;
+use crate::core::apply::Outcome;
 use crate::core::apply::{apply, Change};
 use crate::core::machine::StateMachine;
-use crate::core::sequencer::{CommitRequest, CoreConfig, Entropy, Origin, ReplyMsg, Sequencer};
+use crate::core::sequencer::{
+    opcode_of, CommitRequest, CoreConfig, Entropy, Origin, ReplyMsg, Sequencer,
+};
 use crate::core::state::DataState;
+use ferrokeeper_net::codes::{CreateMode, ErrorCode, OpCode};
+use ferrokeeper_net::request::{MultiOp, Request};
 
 /// How often at most the commit index alone makes the hard state be stored.
 const COMMIT_SAVE_INTERVAL_MS: i64 = 1000;
@@ -94,6 +100,14 @@ pub struct NodeConfig {
     pub core: CoreConfig,
     /// This process's incarnation (random per start, 1..=255; see [`tag`]).
     pub incarnation: u8,
+    /// `localSessionsEnabled`: new sessions stay on this server (see `replica::local`).
+    pub local_sessions: bool,
+    /// `localSessionsUpgradingEnabled`: an ephemeral create upgrades a local session
+    /// instead of failing with EphemeralOnLocalSession.
+    pub local_upgrading: bool,
+    /// With `readonlymode.enabled`: how long without a leader before this server serves
+    /// read-only clients (ZooKeeper: max(2000 ms, tickTime)); `None`: never.
+    pub read_only_after_ms: Option<i64>,
 }
 
 /// A ready's log work: entries to append (replacing any stored suffix from the first
@@ -160,6 +174,9 @@ pub enum Role {
     Observer,
     /// No leader known (an election is under way).
     Looking,
+    /// No leader known for a while, and `readonlymode.enabled`: serving read-only
+    /// clients (ZooKeeper's ReadOnlyZooKeeperServer).
+    ReadOnly,
 }
 
 /// A batch the leader proposed and has not seen committed yet.
@@ -234,6 +251,10 @@ pub struct Node {
     after_install: Vec<RaftEntry>,
     /// Commit index last handed to the log, and when (ms).
     durable_commit: (u64, i64),
+    /// Sessions kept on this server alone (`localSessionsEnabled`).
+    local: LocalSessions,
+    /// Since when no leader has been known (the read-only mode's clock).
+    looking_since_ms: Option<i64>,
     out: Output,
 }
 
@@ -258,7 +279,7 @@ impl Node {
     pub fn new(
         cfg: NodeConfig,
         restored: Restored,
-        entropy: Box<dyn FnMut() -> Box<dyn Entropy + Send> + Send>,
+        mut entropy: Box<dyn FnMut() -> Box<dyn Entropy + Send> + Send>,
         logger: &slog::Logger,
     ) -> Result<Node, NodeError> {
         let Restored {
@@ -306,6 +327,7 @@ impl Node {
             ..Default::default()
         };
         let raw = RawNode::new(&rc, store, logger)?;
+        let local = LocalSessions::new(cfg.id as i64, &state, entropy());
         Ok(Node {
             cfg,
             raw,
@@ -326,6 +348,8 @@ impl Node {
             last_now_ms: 0,
             proposal_sizes: (0, 0, 0, 0),
             apply_after_persist: None,
+            local,
+            looking_since_ms: None,
             out: Output::default(),
         })
     }
@@ -382,13 +406,17 @@ impl Node {
 
     /// A request from one of this server's shards at `now_ms`.
     pub fn client(&mut self, msg: CommitRequest, now_ms: i64) {
-        match &msg {
+        if self.role == Role::ReadOnly {
+            self.client_read_only(msg, now_ms);
+            return;
+        }
+        let msgs = match msg {
             CommitRequest::Connect { conn, connect } => {
                 // ZooKeeperServer.processConnectRequest on the server the client reached:
                 // a client that has seen a newer zxid than this server must look elsewhere.
                 if connect.request.last_zxid_seen > self.machine.last_zxid() {
                     self.reply_now(
-                        *conn,
+                        conn,
                         ReplyMsg::Close {
                             reason: "client has seen a zxid newer than this server's",
                         },
@@ -397,21 +425,29 @@ impl Node {
                 }
                 if self.leader == 0 {
                     self.reply_now(
-                        *conn,
+                        conn,
                         ReplyMsg::Close {
                             reason: "closed by the leader",
                         },
                     );
                     return;
                 }
-                self.conns.insert(*conn);
+                self.conns.insert(conn);
+                if self.local_connect(conn, &connect, now_ms) {
+                    return;
+                }
+                vec![CommitRequest::Connect { conn, connect }]
             }
-            CommitRequest::ConnClosed { conn, .. } => {
-                self.conns.remove(conn);
-                self.awaiting.remove(conn);
+            CommitRequest::ConnClosed { conn, session_id } => {
+                self.conns.remove(&conn);
+                self.awaiting.remove(&conn);
+                if self.local.contains(session_id) {
+                    self.local.conn_closed(session_id, conn);
+                    return;
+                }
+                vec![CommitRequest::ConnClosed { conn, session_id }]
             }
             CommitRequest::Write { conn, .. } if self.leader == 0 => {
-                let conn = *conn;
                 self.conns.remove(&conn);
                 self.reply_now(
                     conn,
@@ -421,20 +457,278 @@ impl Node {
                 );
                 return;
             }
-            _ => {}
-        }
-        if let Some(seq) = self.seq.as_mut() {
-            seq.handle(msg, now_ms);
-        } else if self.leader != 0 {
-            if let CommitRequest::Connect { conn, .. } | CommitRequest::Write { conn, .. } = &msg {
-                let w = self.awaiting.entry(*conn).or_insert((0, now_ms));
-                if w.0 == 0 {
-                    w.1 = now_ms;
+            CommitRequest::Write {
+                conn,
+                session_id,
+                xid,
+                request,
+                auth,
+                local: _,
+            } if self.local.contains(session_id) => {
+                match self.local_write(conn, session_id, xid, request, auth) {
+                    Some(msgs) => msgs,
+                    None => return,
                 }
-                w.0 += 1;
             }
-            self.forward
-                .push(retag(msg, self.cfg.id, self.cfg.incarnation));
+            CommitRequest::Touch(ids) => {
+                // A local session's touch stays here (LearnerSessionTracker.touchSession).
+                let global: Vec<i64> = ids
+                    .into_iter()
+                    .filter(|id| !self.local.touch(*id, now_ms))
+                    .collect();
+                if global.is_empty() {
+                    return;
+                }
+                vec![CommitRequest::Touch(global)]
+            }
+            other => vec![other],
+        };
+        for msg in msgs {
+            if let Some(seq) = self.seq.as_mut() {
+                seq.handle(msg, now_ms);
+            } else if self.leader != 0 {
+                if let CommitRequest::Connect { conn, .. } | CommitRequest::Write { conn, .. } =
+                    &msg
+                {
+                    let w = self.awaiting.entry(*conn).or_insert((0, now_ms));
+                    if w.0 == 0 {
+                        w.1 = now_ms;
+                    }
+                    w.0 += 1;
+                }
+                self.forward
+                    .push(retag(msg, self.cfg.id, self.cfg.incarnation));
+            }
+        }
+    }
+
+    /// A handshake a local session answers here: a new session when local sessions
+    /// are on, or a reattach of one of this server's local sessions. Returns whether it
+    /// was answered.
+    fn local_connect(
+        &mut self,
+        conn: Origin,
+        connect: &ferrokeeper_net::request::Connect,
+        now_ms: i64,
+    ) -> bool {
+        let req = &connect.request;
+        let read_only = self.role == Role::ReadOnly;
+        if req.session_id == 0 {
+            if !self.cfg.local_sessions {
+                return false;
+            }
+            let timeout_ms = req.time_out.clamp(
+                self.cfg.core.min_session_timeout_ms,
+                self.cfg.core.max_session_timeout_ms,
+            );
+            let (session_id, passwd) = self.local.create(timeout_ms, conn, now_ms);
+            self.reply_now(
+                conn,
+                ReplyMsg::Connected {
+                    session_id,
+                    timeout_ms,
+                    passwd,
+                    valid: true,
+                    read_only,
+                },
+            );
+            return true;
+        }
+        let (reply, old) = match self
+            .local
+            .reattach(req.session_id, &req.passwd.0, conn, now_ms)
+        {
+            Reattach::Unknown => return false,
+            Reattach::Refused(old) => (
+                ReplyMsg::Connected {
+                    session_id: 0,
+                    timeout_ms: 0,
+                    passwd: [0; 16],
+                    valid: false,
+                    read_only,
+                },
+                old,
+            ),
+            Reattach::Done(timeout_ms, old) => {
+                let passwd = req.passwd.0.as_slice().try_into().unwrap_or([0; 16]);
+                (
+                    ReplyMsg::Connected {
+                        session_id: req.session_id,
+                        timeout_ms,
+                        passwd,
+                        valid: true,
+                        read_only,
+                    },
+                    old,
+                )
+            }
+        };
+        if let Some(old) = old {
+            self.conns.remove(&old);
+            self.reply_now(
+                old,
+                ReplyMsg::Close {
+                    reason: "session reattached on another connection",
+                },
+            );
+        }
+        self.reply_now(conn, reply);
+        true
+    }
+
+    /// A write of a local session: a close ends it here; an ephemeral create upgrades
+    /// it first (or fails); anything else goes on marked local. Returns what goes on to
+    /// the sequencer, or `None` when it was answered here.
+    fn local_write(
+        &mut self,
+        conn: Origin,
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        auth: Arc<crate::core::acl::AuthIds>,
+    ) -> Option<Vec<CommitRequest>> {
+        if let Request::CloseSession = request {
+            self.close_local(conn, session_id, xid);
+            return None;
+        }
+        let ephemeral = creates_ephemeral(&request);
+        let write = CommitRequest::Write {
+            conn,
+            session_id,
+            xid,
+            request,
+            auth,
+            local: !ephemeral,
+        };
+        if !ephemeral {
+            return Some(vec![write]);
+        }
+        // QuorumZooKeeperServer.checkUpgradeSession.
+        if !self.cfg.local_upgrading {
+            let reply = ReplyMsg::Write {
+                xid,
+                zxid: self.machine.last_zxid(),
+                opcode: OpCode::Error,
+                outcome: Outcome::Error(ErrorCode::EphemeralOnLocalSession),
+            };
+            self.reply_now(conn, reply);
+            return None;
+        }
+        let s = self.local.remove(session_id)?;
+        tracing::info!(
+            session = format_args!("0x{session_id:x}"),
+            "local session makes an ephemeral: upgrading it"
+        );
+        Some(vec![
+            CommitRequest::UpgradeSession {
+                conn,
+                session_id,
+                timeout_ms: s.timeout_ms,
+                passwd: s.passwd,
+            },
+            write,
+        ])
+    }
+
+    /// Ends local session `session_id` at its client's request.
+    fn close_local(&mut self, conn: Origin, session_id: i64, xid: i32) {
+        self.local.remove(session_id);
+        self.conns.remove(&conn);
+        let zxid = self.machine.last_zxid();
+        self.publish_replies(vec![
+            (
+                conn,
+                ReplyMsg::Write {
+                    xid,
+                    zxid,
+                    opcode: OpCode::CloseSession,
+                    outcome: Outcome::SessionClosed,
+                },
+            ),
+            (
+                conn,
+                ReplyMsg::Close {
+                    reason: "client closed the session",
+                },
+            ),
+        ]);
+    }
+
+    /// A request while in read-only mode (ReadOnlyZooKeeperServer and its
+    /// ReadOnlyRequestProcessor): only clients that asked for read-only are served,
+    /// only local sessions can be opened or closed, and every write and sync gets
+    /// NotReadOnly. Reads never come here: the shards serve them.
+    fn client_read_only(&mut self, msg: CommitRequest, now_ms: i64) {
+        match msg {
+            CommitRequest::Connect { conn, connect } => {
+                let refuse = if !connect.read_only {
+                    Some("a read-only server closes clients that did not ask for read-only")
+                } else if connect.request.last_zxid_seen > self.machine.last_zxid() {
+                    Some("client has seen a zxid newer than this server's")
+                } else {
+                    None
+                };
+                if let Some(reason) = refuse {
+                    self.reply_now(conn, ReplyMsg::Close { reason });
+                    return;
+                }
+                self.conns.insert(conn);
+                if self.local_connect(conn, &connect, now_ms) {
+                    return;
+                }
+                let id = connect.request.session_id;
+                if id == 0 || self.machine.state().sessions.contains_key(&id) {
+                    // No global session can be created or renewed without a quorum
+                    // (ZOOKEEPER-3863, 3.7+): the client keeps looking.
+                    self.conns.remove(&conn);
+                    self.reply_now(
+                        conn,
+                        ReplyMsg::Close {
+                            reason: "no global session can be created or renewed in read-only mode",
+                        },
+                    );
+                } else {
+                    self.reply_now(
+                        conn,
+                        ReplyMsg::Connected {
+                            session_id: 0,
+                            timeout_ms: 0,
+                            passwd: [0; 16],
+                            valid: false,
+                            read_only: true,
+                        },
+                    );
+                }
+            }
+            CommitRequest::Write {
+                conn,
+                session_id,
+                xid,
+                request,
+                ..
+            } => {
+                if matches!(request, Request::CloseSession) && self.local.contains(session_id) {
+                    self.close_local(conn, session_id, xid);
+                    return;
+                }
+                let reply = ReplyMsg::Write {
+                    xid,
+                    zxid: self.machine.last_zxid(),
+                    opcode: opcode_of(&request),
+                    outcome: Outcome::Error(ErrorCode::NotReadOnly),
+                };
+                self.reply_now(conn, reply);
+            }
+            CommitRequest::ConnClosed { conn, session_id } => {
+                self.conns.remove(&conn);
+                self.local.conn_closed(session_id, conn);
+            }
+            CommitRequest::Touch(ids) => {
+                for id in ids {
+                    self.local.touch(id, now_ms);
+                }
+            }
+            CommitRequest::UpgradeSession { .. } => {}
         }
     }
 
@@ -522,6 +816,47 @@ impl Node {
             if let Some(seq) = self.seq.as_mut() {
                 seq.tick(now_ms);
             }
+            let expired = self.local.expire(now_ms);
+            let replies: Vec<_> = expired
+                .into_iter()
+                .filter_map(|(id, owner)| {
+                    tracing::info!(session = format_args!("0x{id:x}"), "local session expired");
+                    owner
+                })
+                .map(|o| {
+                    self.conns.remove(&o);
+                    (
+                        o,
+                        ReplyMsg::Close {
+                            reason: "session expired",
+                        },
+                    )
+                })
+                .collect();
+            if !replies.is_empty() {
+                self.publish_replies(replies);
+            }
+        }
+        self.maybe_read_only(now_ms);
+    }
+
+    /// QuorumPeer's LOOKING loop: with `readonlymode.enabled`, a server that has found
+    /// no leader for the configured time starts serving read-only clients.
+    fn maybe_read_only(&mut self, now_ms: i64) {
+        let Some(after) = self.cfg.read_only_after_ms else {
+            return;
+        };
+        if self.leader != 0 || self.role == Role::ReadOnly {
+            return;
+        }
+        let since = *self.looking_since_ms.get_or_insert(now_ms);
+        if now_ms - since >= after {
+            tracing::info!(
+                me = self.cfg.id,
+                waited_ms = now_ms - since,
+                "no leader: serving read-only clients"
+            );
+            self.role = Role::ReadOnly;
         }
     }
 
@@ -761,10 +1096,14 @@ impl Node {
                 term = self.raw.raft.term,
                 "leader changed"
             );
-            if self.leader != 0 {
+            // Connections go with the leader they were served under, and so do the
+            // local sessions (ZooKeeper builds a new server object after each election);
+            // a read-only server's clients move back to read-write servers the same way.
+            if self.leader != 0 || self.role == Role::ReadOnly {
                 self.close_all();
             }
             self.forward.clear();
+            self.looking_since_ms = (leader == 0).then_some(now_ms);
         }
         self.leader = leader;
         let observer = self.cfg.learners.contains(&self.cfg.id);
@@ -772,6 +1111,7 @@ impl Node {
             StateRole::Leader => Role::Leader,
             _ if leader != 0 && observer => Role::Observer,
             _ if leader != 0 => Role::Follower,
+            _ if self.role == Role::ReadOnly => Role::ReadOnly,
             _ => Role::Looking,
         };
         if role == StateRole::Leader && !was_leading {
@@ -888,6 +1228,7 @@ impl Node {
 
     fn close_all(&mut self) {
         self.awaiting.clear();
+        self.local.clear();
         let replies: Vec<_> = self
             .conns
             .drain()
@@ -936,6 +1277,7 @@ fn origin_of(m: &CommitRequest) -> Option<Origin> {
     match m {
         CommitRequest::Connect { conn, .. }
         | CommitRequest::Write { conn, .. }
+        | CommitRequest::UpgradeSession { conn, .. }
         | CommitRequest::ConnClosed { conn, .. } => Some(*conn),
         CommitRequest::Touch(_) => None,
     }
@@ -945,10 +1287,25 @@ fn retag(mut m: CommitRequest, id: u64, incarnation: u8) -> CommitRequest {
     match &mut m {
         CommitRequest::Connect { conn, .. }
         | CommitRequest::Write { conn, .. }
+        | CommitRequest::UpgradeSession { conn, .. }
         | CommitRequest::ConnClosed { conn, .. } => *conn = tag(*conn, id, incarnation),
         CommitRequest::Touch(_) => {}
     }
     m
+}
+
+/// Whether `request` creates an ephemeral node (a create, or a multi with one), the
+/// requests QuorumZooKeeperServer.checkUpgradeSession upgrades a local session for.
+fn creates_ephemeral(request: &Request) -> bool {
+    let ephemeral = |flags: i32| CreateMode::from_i32(flags).is_some_and(|m| m.is_ephemeral());
+    match request {
+        Request::Create(c) => ephemeral(c.flags),
+        Request::Multi(ops) => ops.iter().any(|op| match op {
+            MultiOp::Create(c) => ephemeral(c.flags),
+            _ => false,
+        }),
+        _ => false,
+    }
 }
 
 /// A slog drain that hands raft-rs's log lines to `tracing` (raft-rs logs through slog).

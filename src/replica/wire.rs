@@ -227,6 +227,9 @@ fn encode_reply(w: &mut W<'_>, r: &ReplyMsg) {
             timeout_ms,
             passwd,
             valid,
+            // Only a read-only server says so, and it answers its own clients directly:
+            // no entry carries it.
+            read_only: _,
         } => {
             w.u8(0);
             w.i64(*session_id);
@@ -264,6 +267,7 @@ fn decode_reply(r: &mut R<'_>) -> Result<ReplyMsg, WireError> {
             timeout_ms: r.i32()?,
             passwd: r.arr()?,
             valid: r.u8()? != 0,
+            read_only: false,
         },
         1 => {
             let xid = r.i32()?;
@@ -413,8 +417,10 @@ pub fn encode_forward(msgs: &[CommitRequest], out: &mut Vec<u8>) {
                 xid,
                 request,
                 auth,
+                local,
             } => {
-                w.u8(1);
+                // Tag 4: the same record from a local session (see `replica::local`).
+                w.u8(if *local { 4 } else { 1 });
                 w.u64(conn.0);
                 w.i64(*session_id);
                 w.u32(auth.ids().len() as u32);
@@ -423,6 +429,18 @@ pub fn encode_forward(msgs: &[CommitRequest], out: &mut Vec<u8>) {
                     w.bytes(id.id.as_bytes());
                 }
                 w.section(|o| request.encode_frame(*xid, o));
+            }
+            CommitRequest::UpgradeSession {
+                conn,
+                session_id,
+                timeout_ms,
+                passwd,
+            } => {
+                w.u8(5);
+                w.u64(conn.0);
+                w.i64(*session_id);
+                w.i32(*timeout_ms);
+                w.0.extend_from_slice(passwd);
             }
             CommitRequest::ConnClosed { conn, session_id } => {
                 w.u8(2);
@@ -459,7 +477,7 @@ pub fn decode_forward(bytes: &[u8]) -> Result<Vec<CommitRequest>, WireError> {
                     .map_err(|e| WireError::Request(e.to_string()))?;
                 CommitRequest::Connect { conn, connect }
             }
-            1 => {
+            tag @ (1 | 4) => {
                 let conn = Origin(r.u64()?);
                 let session_id = r.i64()?;
                 let n = r.count(8)?;
@@ -486,8 +504,15 @@ pub fn decode_forward(bytes: &[u8]) -> Result<Vec<CommitRequest>, WireError> {
                     xid: header.xid,
                     request,
                     auth: Arc::new(auth),
+                    local: tag == 4,
                 }
             }
+            5 => CommitRequest::UpgradeSession {
+                conn: Origin(r.u64()?),
+                session_id: r.i64()?,
+                timeout_ms: r.i32()?,
+                passwd: r.arr()?,
+            },
             2 => CommitRequest::ConnClosed {
                 conn: Origin(r.u64()?),
                 session_id: r.i64()?,

@@ -53,6 +53,7 @@ impl Shard {
                 roles::LEADER => crate::admin::ServerMode::Leader,
                 roles::FOLLOWER => crate::admin::ServerMode::Follower,
                 roles::OBSERVER => crate::admin::ServerMode::Observer,
+                roles::READ_ONLY => crate::admin::ServerMode::ReadOnly,
                 // A server without a leader does not serve: ZooKeeper's 4lws then say
                 // "not currently serving requests".
                 _ => {

@@ -214,6 +214,7 @@ impl Conn {
                 timeout_ms,
                 passwd,
                 valid,
+                read_only,
             } => {
                 let has_read_only = self.st.borrow().has_read_only;
                 let response = ConnectResponse {
@@ -224,7 +225,7 @@ impl Conn {
                 };
                 // Answer in the form the client asked in: with the readOnly byte only
                 // if its request had one.
-                let read_only = has_read_only.then_some(false);
+                let read_only = has_read_only.then_some(read_only);
                 self.push_output(|out| {
                     ferrokeeper_net::response::encode_connect_response(&response, read_only, out)
                 });
@@ -745,6 +746,8 @@ async fn to_commit(
             xid,
             request,
             auth,
+            // Whether the session is local is for the commit side to know.
+            local: false,
         }))
         .await
         .map_err(|_| "commit stage gone".to_string())

@@ -367,6 +367,7 @@ impl Sim {
                     xid,
                     request,
                     auth: self.auth.clone(),
+                    local: false,
                 });
                 self.summary.writes_sent += 1;
             }
@@ -392,6 +393,7 @@ impl Sim {
                     xid,
                     request: Request::CloseSession,
                     auth: self.auth.clone(),
+                    local: false,
                 });
                 self.summary.writes_sent += 1;
             }
@@ -923,6 +925,7 @@ impl Sim {
                     timeout_ms,
                     passwd,
                     valid,
+                    ..
                 } => {
                     if self.trace {
                         eprintln!("step {} {origin:?} connected 0x{session_id:x} valid {valid} timeout {timeout_ms}", self.step);

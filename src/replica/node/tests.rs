@@ -41,6 +41,11 @@ impl Cluster {
 
     /// `n` voters (ids 1..=n) and `l` learners (ZooKeeper observers, the ids after).
     fn with_learners(n: u64, l: u64) -> Cluster {
+        Cluster::configured(n, l, |_| {})
+    }
+
+    /// As [`Cluster::with_learners`], each node's config passed through `tweak`.
+    fn configured(n: u64, l: u64, tweak: impl Fn(&mut NodeConfig)) -> Cluster {
         let voters: Vec<u64> = (1..=n).collect();
         let learners: Vec<u64> = (n + 1..=n + l).collect();
         let mut nodes = BTreeMap::new();
@@ -54,7 +59,12 @@ impl Cluster {
                 heartbeat_tick: 2,
                 core: core_cfg(id),
                 incarnation: id as u8 + 10,
+                local_sessions: false,
+                local_upgrading: false,
+                read_only_after_ms: None,
             };
+            let mut cfg = cfg;
+            tweak(&mut cfg);
             let state = DataState::new(crate::core::sequencer::open_acl_unsafe(), false);
             let entropy: Box<dyn FnMut() -> Box<dyn Entropy + Send> + Send> =
                 Box::new(move || Box::new(SeededEntropy(id)));
@@ -159,6 +169,7 @@ fn create(conn: u64, session_id: i64, xid: i32, path: &str) -> CommitRequest {
             ttl: -1,
         }),
         auth: Arc::new(AuthIds::from_ip_id("127.0.0.1".into())),
+        local: false,
     }
 }
 
@@ -318,3 +329,5 @@ fn an_observer_replicates_forwards_and_never_leads() {
     assert_eq!(c.nodes[&4].role(), Role::Observer);
     assert_eq!(c.nodes[&4].leader(), second);
 }
+
+mod local_and_read_only;

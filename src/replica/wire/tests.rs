@@ -49,6 +49,7 @@ fn an_entry_round_trips() {
                 timeout_ms: 4000,
                 passwd: [7; 16],
                 valid: true,
+                read_only: false,
             },
         ),
         (
@@ -130,12 +131,19 @@ fn forwarded_requests_round_trip() {
                 version: -1,
             }),
             auth: Arc::new(auth),
+            local: true,
         },
         CommitRequest::ConnClosed {
             conn: Origin(2 << 56 | 5),
             session_id: 0x77,
         },
         CommitRequest::Touch(vec![1, 2, 3]),
+        CommitRequest::UpgradeSession {
+            conn: Origin(2 << 56 | 6),
+            session_id: 0x78,
+            timeout_ms: 6000,
+            passwd: [9; 16],
+        },
     ];
     let mut buf = Vec::new();
     encode_forward(&msgs, &mut buf);

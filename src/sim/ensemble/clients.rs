@@ -181,5 +181,6 @@ pub fn write(
         xid,
         request,
         auth: auth.clone(),
+        local: false,
     }
 }

@@ -129,6 +129,9 @@ impl Member {
                 ..cfg.core.clone()
             },
             incarnation: self.incarnation,
+            local_sessions: false,
+            local_upgrading: false,
+            read_only_after_ms: None,
         };
         self.entropy_seed = self.entropy_seed.wrapping_add(0x1000);
         let mut n = self.entropy_seed;
