@@ -341,10 +341,16 @@ impl Ensemble {
 
     /// Waits until member `i` serves as a leader, follower or observer.
     pub fn wait_joined(&self, i: usize) -> String {
+        self.wait_mode(i, &["leader", "follower", "observer"])
+    }
+
+    /// Waits until member `i` serves in one of `modes` (as `srvr` names them: "leader",
+    /// "follower", "observer", "read-only") and returns the mode.
+    pub fn wait_mode(&self, i: usize, modes: &[&str]) -> String {
         let deadline = Instant::now() + FORM_LIMIT;
         loop {
             if let Some(mode) = self.mode(i) {
-                if matches!(mode.as_str(), "leader" | "follower" | "observer") {
+                if modes.contains(&mode.as_str()) {
                     return mode;
                 }
             }
@@ -362,7 +368,7 @@ impl Ensemble {
             }
             assert!(
                 Instant::now() < deadline,
-                "member {} never joined a quorum; log:\n{}",
+                "member {} never served as {modes:?}; log:\n{}",
                 i + 1,
                 self.members[i].log()
             );

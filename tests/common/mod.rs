@@ -48,7 +48,7 @@ pub const BASE_CONFIG: &[(&str, &str)] = &[
 /// `znode.container.maxPerMinute` and `znode.container.maxNeverUsedIntervalMs` bare. So
 /// the harness passes them to the JVM as `-D<key>=<value>` as well as writing them to
 /// zoo.cfg, where ferrokeeper reads them.
-pub const JAVA_BARE_PROPERTY_PREFIXES: &[&str] = &["znode."];
+pub const JAVA_BARE_PROPERTY_PREFIXES: &[&str] = &["znode.", "readonlymode."];
 
 const JAVA_ZK_JARS: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-simple.jar:/usr/share/java/netty-handler.jar:/usr/share/java/netty-transport.jar:/usr/share/java/netty-common.jar:/usr/share/java/netty-buffer.jar:/usr/share/java/netty-codec.jar:/usr/share/java/netty-resolver.jar:/usr/share/java/netty-transport-native-epoll.jar:/usr/share/java/netty-transport-native-unix-common.jar";
 
