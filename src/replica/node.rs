@@ -255,6 +255,8 @@ pub struct Node {
     local: LocalSessions,
     /// Since when no leader has been known (the read-only mode's clock).
     looking_since_ms: Option<i64>,
+    /// An observer's Raft ticks since the leader's last message (see [`Node::tick`]).
+    quiet_ticks: usize,
     out: Output,
 }
 
@@ -350,6 +352,7 @@ impl Node {
             apply_after_persist: None,
             local,
             looking_since_ms: None,
+            quiet_ticks: 0,
             out: Output::default(),
         })
     }
@@ -774,8 +777,18 @@ impl Node {
                         );
                         return;
                     }
+                    if from == self.raw.raft.leader_id || m.term > self.raw.raft.term {
+                        self.quiet_ticks = 0;
+                    }
                     if let Err(e) = self.raw.step(m) {
                         tracing::debug!(from, error = %e, "raft message not taken");
+                    }
+                    // An observer that forgot a quiet leader (`observer_lost_leader`)
+                    // hears from it again: raft-rs's soft state did not change, so no
+                    // ready reports it.
+                    let heard = self.raw.raft.leader_id;
+                    if self.leader == 0 && heard != raft::INVALID_ID && self.is_learner() {
+                        self.on_leader(heard, self.raw.raft.state, now_ms);
                     }
                 }
                 Err(e) => tracing::warn!(from, error = %e, "undecodable raft message; dropped"),
@@ -812,6 +825,7 @@ impl Node {
     /// `sessions` says so.
     pub fn tick(&mut self, now_ms: i64, sessions: bool) {
         self.raw.tick();
+        self.observer_lost_leader(now_ms);
         if sessions {
             if let Some(seq) = self.seq.as_mut() {
                 seq.tick(now_ms);
@@ -838,6 +852,34 @@ impl Node {
             }
         }
         self.maybe_read_only(now_ms);
+    }
+
+    /// A Raft learner never campaigns, so raft-rs keeps its leader for ever once the
+    /// leader goes quiet; a ZooKeeper observer whose leader stops answering for
+    /// `syncLimit` ticks drops its clients and looks for a leader. After two election
+    /// timeouts without a word from the leader the observer forgets it (the leader's
+    /// next heartbeat or a new leader's message brings it back through raft-rs's soft
+    /// state).
+    fn is_learner(&self) -> bool {
+        self.cfg.learners.contains(&self.cfg.id)
+    }
+
+    fn observer_lost_leader(&mut self, now_ms: i64) {
+        if self.role != Role::Observer {
+            self.quiet_ticks = 0;
+            return;
+        }
+        self.quiet_ticks += 1;
+        if self.quiet_ticks > 2 * self.cfg.election_tick {
+            tracing::info!(
+                me = self.cfg.id,
+                leader = self.leader,
+                "observer: no word from the leader for two election timeouts; looking"
+            );
+            self.quiet_ticks = 0;
+            self.raw.raft.leader_id = raft::INVALID_ID;
+            self.on_leader(0, self.raw.raft.state, now_ms);
+        }
     }
 
     /// QuorumPeer's LOOKING loop: with `readonlymode.enabled`, a server that has found

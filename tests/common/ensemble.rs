@@ -153,6 +153,9 @@ pub struct EnsembleOptions {
     pub hosts: Vec<String>,
     /// Each member's command prefix for `ip` (`netns exec <name>`), none when empty.
     pub ip_prefixes: Vec<Vec<String>>,
+    /// How many of the members (the last ones) are observers: `:observer` on their
+    /// server lines and `peerType=observer` in their own zoo.cfg.
+    pub observers: usize,
 }
 
 impl EnsembleOptions {
@@ -166,6 +169,7 @@ impl EnsembleOptions {
             env: Vec::new(),
             hosts: Vec::new(),
             ip_prefixes: Vec::new(),
+            observers: 0,
         }
     }
 
@@ -223,13 +227,15 @@ impl Ensemble {
         let dir = ensemble_dir(kind);
         let ports = range_ports(3 * n);
         let mut servers = String::new();
+        let observer = |i: usize| i + options.observers >= n;
         for i in 0..n {
             servers.push_str(&format!(
-                "server.{}={}:{}:{}\n",
+                "server.{}={}:{}:{}{}\n",
                 i + 1,
                 options.host(i),
                 ports[3 * i + 1],
-                ports[3 * i + 2]
+                ports[3 * i + 2],
+                if observer(i) { ":observer" } else { "" }
             ));
         }
         let mut lines: Vec<(String, String)> = ENSEMBLE_CONFIG
@@ -250,6 +256,9 @@ impl Ensemble {
             let mut cfg = String::new();
             for (k, v) in &lines {
                 cfg.push_str(&format!("{k}={v}\n"));
+            }
+            if observer(i) {
+                cfg.push_str("peerType=observer\n");
             }
             cfg.push_str(&format!(
                 "clientPort={}\nclientPortAddress={}\ndataDir={}\n{servers}",
