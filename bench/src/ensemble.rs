@@ -50,7 +50,7 @@ use crate::workload::{
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
 
-/// Members of each ensemble.
+/// Voting members of each ensemble.
 pub const MEMBERS: usize = 3;
 
 /// The rows measured with the pipelined generator, in report order.
@@ -91,9 +91,19 @@ pub struct EnsemblePlan {
     pub settle_ns: u64,
     /// Session timeout asked for, ms.
     pub session_timeout_ms: i32,
+    /// Observers added to the [`MEMBERS`] voters (`server.N=...:observer`); the rows'
+    /// sessions are spread over them too, and the failover series is not run.
+    pub observers: usize,
+    /// The rows to measure (a subset of [`ROWS`], in its order).
+    pub rows: Vec<Workload>,
 }
 
 impl EnsemblePlan {
+    /// Voters and observers.
+    pub fn members(&self) -> usize {
+        MEMBERS + self.observers
+    }
+
     /// The plan of a profile.
     pub fn of(profile: Profile) -> EnsemblePlan {
         let base = Plan::of(profile);
@@ -114,6 +124,8 @@ impl EnsemblePlan {
             failover_ns_max: 60 * S,
             settle_ns: 2 * S,
             session_timeout_ms: 30_000,
+            observers: 0,
+            rows: ROWS.to_vec(),
         };
         match profile {
             Profile::Smoke => EnsemblePlan {
@@ -267,21 +279,24 @@ impl Ensemble {
         kind: ServerKind,
         settings: &ServerSettings,
         ports: &mut Ports,
+        observers: usize,
     ) -> Result<Ensemble, ServerError> {
+        let members = MEMBERS + observers;
         let io_err = |what: &str| {
             let what = what.to_string();
             move |source| ServerError::Io { what, source }
         };
         let mut quorum = Vec::new();
         let mut client = Vec::new();
-        for id in 1..=MEMBERS {
+        for id in 1..=members {
             let (c, q, e) = (
                 ports.take().map_err(io_err("find a free port"))?,
                 ports.take().map_err(io_err("find a free port"))?,
                 ports.take().map_err(io_err("find a free port"))?,
             );
             client.push(c);
-            quorum.push(format!("server.{id}=127.0.0.1:{q}:{e}"));
+            let role = if id > MEMBERS { ":observer" } else { "" };
+            quorum.push(format!("server.{id}=127.0.0.1:{q}:{e}{role}"));
         }
         let mut ens = Ensemble {
             kind,
@@ -290,7 +305,7 @@ impl Ensemble {
             dirs: Vec::new(),
             ports: client.clone(),
         };
-        for id in 1..=MEMBERS {
+        for id in 1..=members {
             let dir = settings.base_dir.join(format!("{}-ens{id}", kind.tag()));
             let data = dir.join("data");
             std::fs::create_dir_all(&data).map_err(io_err("create the data directory"))?;
@@ -310,6 +325,9 @@ impl Ensemble {
                     lines.push(("ferrokeeper.shards".into(), shards.to_string()));
                 }
             }
+            if id > MEMBERS {
+                lines.push(("peerType".into(), "observer".into()));
+            }
             for line in &quorum {
                 if let Some((k, v)) = line.split_once('=') {
                     lines.push((k.to_string(), v.to_string()));
@@ -318,7 +336,7 @@ impl Ensemble {
             ens.lines.push(lines);
             ens.dirs.push(dir);
         }
-        for i in 0..MEMBERS {
+        for i in 0..members {
             let server =
                 Server::spawn_config(kind, settings, &ens.dirs[i], ens.ports[i], &ens.lines[i])?;
             ens.members.push(Some(server));
@@ -359,7 +377,7 @@ impl Ensemble {
         }
     }
 
-    /// The leader's index, when exactly one member says it leads and every other one
+    /// The leader's index, when exactly one voter says it leads and every other one
     /// follows.
     fn whole_leader(&self) -> Option<usize> {
         let roles: Vec<Role> = (0..MEMBERS).map(|i| self.role(i)).collect();
@@ -431,11 +449,13 @@ pub fn run(
     let templates = Templates::new(&plan.dataset);
     for kind in [ServerKind::Java, ServerKind::Ferrokeeper] {
         eprintln!(
-            "ensemble: 3 × {} under {}",
+            "ensemble: {} × {} ({} observers) under {}",
+            plan.members(),
             kind.name(),
+            plan.observers,
             settings.base_dir.display()
         );
-        match Ensemble::start(kind, settings, &mut ports) {
+        match Ensemble::start(kind, settings, &mut ports, plan.observers) {
             Ok(mut ens) => {
                 eprintln!("  pids {:?}, client ports {:?}", ens.pids(), ens.ports);
                 let side = run_side(plan, settings, &mut ens, &templates, &mut errors);
@@ -503,7 +523,7 @@ fn run_side(
         );
     }
     let mut rows = Vec::new();
-    for workload in ROWS {
+    for &workload in &plan.rows {
         let mut merged = RunStats::empty();
         for _ in 0..plan.rounds {
             let stats = timed(
@@ -533,7 +553,9 @@ fn run_side(
         .iter()
         .map(|m| m.as_ref().and_then(|s| s.rss_bytes().ok()))
         .collect();
-    let failover = if ens.members.iter().all(Option::is_some) {
+    let failover = if plan.observers > 0 || plan.kills == 0 {
+        None
+    } else if ens.members.iter().all(Option::is_some) {
         Some(failover(plan, settings, ens, errors))
     } else {
         errors.push(format!(
@@ -590,7 +612,7 @@ fn timed(
         session_timeout_ms: plan.session_timeout_ms,
         drain_ns: 10 * S,
         // A CPU figure over fewer than all members would flatter the ensemble.
-        server_pid: (pids.len() == MEMBERS).then(|| pids[0]),
+        server_pid: (pids.len() == plan.members()).then(|| pids[0]),
         peers: addrs[1..].to_vec(),
         peer_pids: pids.get(1..).map(<[u32]>::to_vec).unwrap_or_default(),
     };
@@ -607,7 +629,7 @@ fn timed(
 
 fn print_row(kind: ServerKind, workload: Workload, stats: &RunStats) {
     eprintln!(
-        "  {:<8} {:<11} {:>9.0} ops/s  p50 {:>8}  p99 {:>8}  server CPU (3) {:>7} µs/op{}",
+        "  {:<8} {:<11} {:>9.0} ops/s  p50 {:>8}  p99 {:>8}  server CPU (all) {:>7} µs/op{}",
         workload.name(),
         kind.name(),
         stats.ops_per_sec(),

@@ -64,7 +64,11 @@ fn lat(v: Option<u64>) -> String {
 pub fn write(result: &EnsembleResult, machine: &Machine, dir: &Path) -> io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let (date, _) = date_utc();
-    let stem = format!("{date}-{}-ensemble", result.plan.profile.name());
+    let observers = match result.plan.observers {
+        0 => String::new(),
+        n => format!("-{n}-observers"),
+    };
+    let stem = format!("{date}-{}-ensemble{observers}", result.plan.profile.name());
     let throughput = format!("{stem}-throughput.svg");
     let failover = format!("{stem}-failover.svg");
     std::fs::write(dir.join(&throughput), throughput_chart(result)?)?;
@@ -72,7 +76,7 @@ pub fn write(result: &EnsembleResult, machine: &Machine, dir: &Path) -> io::Resu
     let md = render(result, machine, &throughput, &failover);
     let path = dir.join(format!("{stem}.md"));
     std::fs::write(&path, &md)?;
-    std::fs::write(dir.join("latest-ensemble.md"), &md)?;
+    std::fs::write(dir.join(format!("latest-ensemble{observers}.md")), &md)?;
     Ok(path)
 }
 
@@ -80,19 +84,26 @@ fn throughput_chart(result: &EnsembleResult) -> io::Result<String> {
     let series = KINDS
         .iter()
         .map(|&kind| Series {
-            name: format!("{} (3 servers)", kind.name()),
+            name: format!("{} ({} servers)", kind.name(), result.plan.members()),
             color: color(kind),
-            values: crate::ensemble::ROWS
+            values: result
+                .plan
+                .rows
                 .iter()
                 .map(|&w| ops(row(result.sides.get(kind).as_ref(), w)))
                 .collect(),
         })
         .collect();
     bar_chart(&Chart {
-        title: "Ensemble of 3: throughput (closed loop)".into(),
+        title: format!(
+            "Ensemble of {MEMBERS} voters and {} observers: throughput (closed loop)",
+            result.plan.observers
+        ),
         y_label: "ops/s (log)".into(),
         x_label: "row".into(),
-        categories: crate::ensemble::ROWS
+        categories: result
+            .plan
+            .rows
             .iter()
             .map(|w| w.name().to_string())
             .collect(),
@@ -134,9 +145,13 @@ fn failover_chart(result: &EnsembleResult) -> io::Result<String> {
 /// is this table.
 pub fn summary_table(result: &EnsembleResult) -> String {
     let mut md = String::new();
-    md.push_str("| row | ZooKeeper ops/s | ferrokeeper ops/s | ratio | p50 ZK / fk | p99 ZK / fk | server CPU µs/op, 3 processes, ZK / fk | CPU ratio |\n|---|---:|---:|---:|---|---|---|---:|\n");
+    let _ = writeln!(
+        md,
+        "| row | ZooKeeper ops/s | ferrokeeper ops/s | ratio | p50 ZK / fk | p99 ZK / fk | server CPU µs/op, {} processes, ZK / fk | CPU ratio |\n|---|---:|---:|---:|---|---|---|---:|",
+        result.plan.members()
+    );
     let (java, fk) = (result.sides.java.as_ref(), result.sides.fk.as_ref());
-    for w in crate::ensemble::ROWS {
+    for &w in &result.plan.rows {
         let (j, f) = (row(java, w), row(fk, w));
         let name = match w {
             Workload::Read => "reads (getData)",
@@ -221,7 +236,10 @@ fn render(result: &EnsembleResult, machine: &Machine, throughput: &str, failover
     );
     let _ = writeln!(
         md,
-        "{MEMBERS} servers of each kind, each trio an ensemble on loopback, run one after the other (ZooKeeper's first), with the same `zoo.cfg` lines, `forceSync=yes` (ZooKeeper's default) and data on the same disk. All six processes and the client share this machine's {} cores, so these are ratios from one run, not timings to rely on. The tree ({} data nodes of {} B) is preloaded through member 1 and checked on every member. Rows are closed loop, {} sessions spread round-robin over the members × {} outstanding, warm-up {:.1} s, {:.1} s measured, {} round(s), after {:.0} s of unmeasured `mixed`. Server CPU per op is `utime + stime` from `/proc/<pid>/stat` summed over the three processes. Ratios are ferrokeeper / ZooKeeper (for latency and CPU lower is better).\n",
+        "{} servers of each kind ({MEMBERS} voters and {} observers), each set an ensemble on loopback, run one after the other (ZooKeeper's first), with the same `zoo.cfg` lines, `forceSync=yes` (ZooKeeper's default) and data on the same disk. All {} processes and the client share this machine's {} cores, so these are ratios from one run, not timings to rely on. The tree ({} data nodes of {} B) is preloaded through member 1 and checked on every member. Rows are closed loop, {} sessions spread round-robin over the members × {} outstanding, warm-up {:.1} s, {:.1} s measured, {} round(s), after {:.0} s of unmeasured `mixed`. Server CPU per op is `utime + stime` from `/proc/<pid>/stat` summed over every member. Ratios are ferrokeeper / ZooKeeper (for latency and CPU lower is better).\n",
+        plan.members(),
+        plan.observers,
+        2 * plan.members(),
         machine.nproc,
         plan.dataset.nodes,
         plan.dataset.data_bytes,
@@ -233,16 +251,18 @@ fn render(result: &EnsembleResult, machine: &Machine, throughput: &str, failover
         plan.global_warmup_ns as f64 / 1e9,
     );
     md.push_str(&summary_table(result));
-    let _ = writeln!(
-        md,
-        "\nFailover: {} blocking writers ({} per member, one setData in flight each; a write unanswered for {:.1} s is given up and the writer moves to the next member) keep writing; the leader (by `srvr`'s `Mode:` line) is killed with SIGKILL and the time runs from the kill to the first acknowledgement of a write *sent after* the kill, by a writer or by one of the probe sessions started on the survivors every {} ms. The killed member is restarted on its data and the next kill waits for one leader, two followers and {:.1} s of writes. Percentiles are nearest-rank over {} kills, so p99 is the slowest.\n",
-        plan.writers_per_member * MEMBERS,
-        plan.writers_per_member,
-        plan.write_timeout_ns as f64 / 1e9,
-        plan.probe_interval_ns / 1_000_000,
-        plan.settle_ns as f64 / 1e9,
-        plan.kills
-    );
+    if plan.observers == 0 {
+        let _ = writeln!(
+            md,
+            "\nFailover: {} blocking writers ({} per member, one setData in flight each; a write unanswered for {:.1} s is given up and the writer moves to the next member) keep writing; the leader (by `srvr`'s `Mode:` line) is killed with SIGKILL and the time runs from the kill to the first acknowledgement of a write *sent after* the kill, by a writer or by one of the probe sessions started on the survivors every {} ms. The killed member is restarted on its data and the next kill waits for one leader, two followers and {:.1} s of writes. Percentiles are nearest-rank over {} kills, so p99 is the slowest.\n",
+            plan.writers_per_member * MEMBERS,
+            plan.writers_per_member,
+            plan.write_timeout_ns as f64 / 1e9,
+            plan.probe_interval_ns / 1_000_000,
+            plan.settle_ns as f64 / 1e9,
+            plan.kills
+        );
+    }
     let _ = writeln!(
         md,
         "![throughput]({throughput})\n\n![failover]({failover})\n"

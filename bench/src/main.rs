@@ -75,6 +75,10 @@ struct CompareArgs {
     /// free ports).
     #[arg(long)]
     port_base: Option<u16>,
+    /// With --ensemble: add this many observers to the three voters (the rows' sessions
+    /// are spread over them too; no failover series).
+    #[arg(long, default_value_t = 0)]
+    observers: usize,
     #[arg(long, help = WORKLOAD_HELP, value_delimiter = ',')]
     workloads: Vec<String>,
     /// The ferrokeeper server binary (default: target/release/ferrokeeper, built by
@@ -304,6 +308,18 @@ fn run_ensemble(args: CompareArgs, profile: Profile) -> ExitCode {
     }
     if let Some(r) = args.rounds {
         plan.rounds = r.max(1);
+    }
+    plan.observers = args.observers;
+    if !args.workloads.is_empty() {
+        let rows: Vec<_> = ensemble::ROWS
+            .into_iter()
+            .filter(|w| args.workloads.iter().any(|a| a == w.name()))
+            .collect();
+        if rows.is_empty() {
+            eprintln!("ferrokeeper-bench: --ensemble measures only read, write and mixed");
+            return ExitCode::from(2);
+        }
+        plan.rows = rows;
     }
     let bin = args.ferrokeeper_bin.unwrap_or_else(default_ferrokeeper_bin);
     if !bin.exists() {
