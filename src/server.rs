@@ -141,7 +141,7 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
     let mut peers = std::collections::BTreeMap::new();
     for s in ensemble.servers.values() {
         if s.id != ensemble.my_id {
-            peers.insert(s.id, ensemble.quorum_addr(s.id)?);
+            peers.insert(s.id, ensemble.quorum_addrs(s.id)?);
         }
     }
     let incarnation = 1 + (rand::random::<u8>() % 255);
@@ -200,7 +200,7 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         from_log,
         peers: crate::peer::PeerConfig {
             my_id: ensemble.my_id,
-            listen: ensemble.quorum_listen_addr()?,
+            listen: ensemble.quorum_listen_addrs()?,
             peers,
             faults,
             max_frame: PEER_FRAME_MAX,

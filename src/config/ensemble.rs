@@ -15,14 +15,14 @@
 //! `server.<id>=<host>:<quorumPort>:<electionPort>[:participant|:observer][;[<clientHost>:]<clientPort>]`,
 //! with an IPv6 host in brackets (`[::1]:2888:3888`). `;<clientPort>` alone means the
 //! wildcard address, as ZooKeeper writes it (`0.0.0.0`). Host names are kept as written
-//! and resolved when used ([`Ensemble::quorum_addr`]): ZooKeeper does not refuse an
+//! and resolved when used ([`Ensemble::quorum_addrs`]): ZooKeeper does not refuse an
 //! unresolvable name at startup either (it keeps an unresolved address and retries).
 //!
 //! # What is refused (each one refused by ZooKeeper as well, unless said otherwise)
 //!
 //! * a malformed server line, a bad port, an unknown role, the same quorum and election
-//!   port on one line, several `|`-separated addresses (ZooKeeper refuses them unless
-//!   `zookeeper.multiAddress.enabled` is set; ferrokeeper has no multi-address support);
+//!   port on one line, several `|`-separated addresses unless `multiAddress.enabled`
+//!   (`zookeeper.multiAddress.enabled`) is true, and with it addresses of different roles;
 //! * `server.N` lines in `zoo.cfg` next to a `dynamicConfigFile`, and in the dynamic file a
 //!   `version` key or any key other than `server.N`;
 //! * observers without participants, observers next to a single (standalone) participant,
@@ -114,6 +114,18 @@ impl ClientAddr {
     }
 }
 
+/// One more quorum address of a server (ZooKeeper 3.6's multi-address lines,
+/// `host1:2888:3888|host2:2889:3889`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddress {
+    /// The host, as ZooKeeper prints it (see [`ServerSpec::host`]).
+    pub host: String,
+    /// The quorum port. Invariant: != 0, != `election_port`.
+    pub quorum_port: u16,
+    /// The election port (unused by ferrokeeper). Invariant: != 0.
+    pub election_port: u16,
+}
+
 /// One `server.N` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSpec {
@@ -131,12 +143,15 @@ pub struct ServerSpec {
     pub role: PeerRole,
     /// The client address given on the line, if any.
     pub client: Option<ClientAddr>,
+    /// The addresses after the first (`host`, `quorum_port`, `election_port`) on a
+    /// multi-address line, in the line's order; empty for a line with one.
+    pub other_addresses: Vec<PeerAddress>,
 }
 
 impl ServerSpec {
     /// Parses the value of a `server.<id>` line (`QuorumServer`'s grammar). The error is
     /// the reason, for the caller to attach the line and key to.
-    pub fn parse(id: u64, value: &str) -> Result<ServerSpec, String> {
+    pub fn parse(id: u64, value: &str, multi_address: bool) -> Result<ServerSpec, String> {
         let wrong_form = || {
             format!(
                 "expected host:quorumPort:electionPort[:participant|:observer] optionally \
@@ -162,31 +177,51 @@ impl ServerSpec {
             }
             None => None,
         };
-        if parts[0].contains('|') {
+        let groups: Vec<&str> = parts[0].split('|').collect();
+        if groups.len() > 1 && !multi_address {
             return Err(format!(
-                "several addresses for server {id} (separated by '|'): ferrokeeper supports \
-                 one address per server (ZooKeeper too, unless zookeeper.multiAddress.enabled \
-                 is set)"
+                "several addresses for server {id} (separated by '|'), but the multiple \
+                 address feature is disabled (set multiAddress.enabled=true, as ZooKeeper \
+                 3.6+ needs zookeeper.multiAddress.enabled)"
             ));
         }
-        let pieces = host_and_port(&parts[0])?;
-        if !(3..=4).contains(&pieces.len()) {
-            return Err(wrong_form());
+        let mut addresses = Vec::with_capacity(groups.len());
+        let mut role = None;
+        for group in groups {
+            let pieces = host_and_port(group)?;
+            if !(3..=4).contains(&pieces.len()) {
+                return Err(wrong_form());
+            }
+            let quorum_port = port_number(&pieces[1], "quorum")?;
+            let election_port = port_number(&pieces[2], "election")?;
+            if quorum_port == election_port {
+                return Err(format!(
+                    "the quorum port and the election port of server.{id} are both \
+                     {quorum_port}; they must differ"
+                ));
+            }
+            let this_role = match pieces.get(3) {
+                Some(r) => PeerRole::parse(r)
+                    .ok_or_else(|| format!("unknown peer type {r:?} (participant or observer)"))?,
+                None => PeerRole::Participant,
+            };
+            if role.is_some_and(|r| r != this_role) {
+                return Err(format!(
+                    "the addresses of server.{id} have different roles; they must all be \
+                     participant or all observer"
+                ));
+            }
+            role = Some(this_role);
+            addresses.push(PeerAddress {
+                host: host_string(&pieces[0])?,
+                quorum_port,
+                election_port,
+            });
         }
-        let host = host_string(&pieces[0])?;
-        let quorum_port = port_number(&pieces[1], "quorum")?;
-        let election_port = port_number(&pieces[2], "election")?;
-        if quorum_port == election_port {
-            return Err(format!(
-                "the quorum port and the election port of server.{id} are both {quorum_port}; \
-                 they must differ"
-            ));
-        }
-        let role = match pieces.get(3) {
-            Some(role) => PeerRole::parse(role)
-                .ok_or_else(|| format!("unknown peer type {role:?} (participant or observer)"))?,
-            None => PeerRole::Participant,
-        };
+        let role = role.unwrap_or(PeerRole::Participant);
+        let first = addresses.remove(0);
+        let (host, quorum_port, election_port) =
+            (first.host, first.quorum_port, first.election_port);
         Ok(ServerSpec {
             id,
             host,
@@ -194,20 +229,29 @@ impl ServerSpec {
             election_port,
             role,
             client,
+            other_addresses: addresses,
         })
     }
 
     /// The value of this server's line as ZooKeeper writes it into `/zookeeper/config`
-    /// (`QuorumServer.toString`): the role always, the client address only when the line
-    /// gave one.
+    /// (`QuorumServer.toString`): every address (`|`-separated), the role once, the
+    /// client address only when the line gave one.
     pub fn zookeeper_value(&self) -> String {
         let mut value = format!(
-            "{}:{}:{}:{}",
+            "{}:{}:{}",
             bracketed(&self.host),
             self.quorum_port,
-            self.election_port,
-            self.role
+            self.election_port
         );
+        for a in &self.other_addresses {
+            value.push_str(&format!(
+                "|{}:{}:{}",
+                bracketed(&a.host),
+                a.quorum_port,
+                a.election_port
+            ));
+        }
+        value.push_str(&format!(":{}", self.role));
         if let Some(client) = &self.client {
             value.push_str(&format!(";{}:{}", bracketed(&client.host), client.port));
         }
@@ -215,6 +259,12 @@ impl ServerSpec {
     }
 
     fn addresses(&self) -> impl Iterator<Item = (&'static str, &str, u16)> {
+        let others = self.other_addresses.iter().flat_map(|a| {
+            [
+                ("quorum", a.host.as_str(), a.quorum_port),
+                ("election", a.host.as_str(), a.election_port),
+            ]
+        });
         [
             Some(("quorum", self.host.as_str(), self.quorum_port)),
             Some(("election", self.host.as_str(), self.election_port)),
@@ -224,6 +274,16 @@ impl ServerSpec {
         ]
         .into_iter()
         .flatten()
+        .chain(others)
+    }
+
+    /// Every (host, quorum port) of the line, first address first.
+    pub fn quorum_addresses(&self) -> impl Iterator<Item = (&str, u16)> {
+        std::iter::once((self.host.as_str(), self.quorum_port)).chain(
+            self.other_addresses
+                .iter()
+                .map(|a| (a.host.as_str(), a.quorum_port)),
+        )
     }
 }
 
@@ -309,19 +369,42 @@ impl Ensemble {
         resolve(&server.host, server.quorum_port)
     }
 
-    /// Where this server listens for quorum traffic: its own quorum address, or the
-    /// wildcard address on its quorum port with `quorumListenOnAllIPs=true`.
-    pub fn quorum_listen_addr(&self) -> std::io::Result<SocketAddr> {
+    /// Every resolved quorum address of a server, in its line's order: a peer is dialled
+    /// at each in turn until one answers, as ZooKeeper's multi-address learners do.
+    pub fn quorum_addrs(&self, id: u64) -> std::io::Result<Vec<SocketAddr>> {
+        let server = self.servers.get(&id).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no server.{id} in the ensemble"),
+            )
+        })?;
+        server
+            .quorum_addresses()
+            .map(|(host, port)| resolve(host, port))
+            .collect()
+    }
+
+    /// Where this server listens for quorum traffic: each of its own quorum addresses, or
+    /// the wildcard address on each of its quorum ports with `quorumListenOnAllIPs=true`.
+    pub fn quorum_listen_addrs(&self) -> std::io::Result<Vec<SocketAddr>> {
         let me = self.me();
-        if !self.quorum_listen_on_all_ips {
-            return resolve(&me.host, me.quorum_port);
+        let mut out: Vec<SocketAddr> = Vec::new();
+        for (host, port) in me.quorum_addresses() {
+            let addr = if self.quorum_listen_on_all_ips {
+                let any = if host.contains(':') {
+                    IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                };
+                SocketAddr::new(any, port)
+            } else {
+                resolve(host, port)?
+            };
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
         }
-        let any = if me.host.contains(':') {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        };
-        Ok(SocketAddr::new(any, me.quorum_port))
+        Ok(out)
     }
 }
 
@@ -488,6 +571,9 @@ pub(super) struct QuorumKeys {
     pub version: Option<u64>,
     /// `(line, key)` of the first `group.`/`weight.` key.
     pub hierarchical: Option<(usize, String)>,
+    /// `multiAddress.enabled` (`zookeeper.multiAddress.enabled`): server lines may give
+    /// several `|`-separated addresses.
+    pub multi_address: bool,
 }
 
 impl QuorumKeys {
@@ -519,6 +605,10 @@ impl QuorumKeys {
                 self.peer_type = Some(role);
             }
             "quorumListenOnAllIPs" => self.quorum_listen_on_all_ips = at.strict_bool()?,
+            // Boolean.parseBoolean of the system property: "true" in any case, else false.
+            "multiAddress.enabled" => {
+                self.multi_address = at.value.eq_ignore_ascii_case("true");
+            }
             "dynamicConfigFile" => {
                 if at.value.is_empty() {
                     return Err(at.invalid("must not be empty"));
@@ -602,7 +692,7 @@ pub(super) fn build(
         }
         (None, _) => (keys.server_lines.clone(), keys.version),
     };
-    let servers = parse_servers(&lines).map_err(|e| match cx.dynamic {
+    let servers = parse_servers(&lines, keys.multi_address).map_err(|e| match cx.dynamic {
         Some(dynamic) => ConfigError::InFile {
             path: dynamic.path.clone(),
             source: Box::new(e),
@@ -743,7 +833,10 @@ fn version_from_file_name(path: &Path) -> Option<u64> {
     u64::from_str_radix(suffix, 16).ok()
 }
 
-fn parse_servers(lines: &[ServerLine]) -> Result<BTreeMap<u64, ServerSpec>, ConfigError> {
+fn parse_servers(
+    lines: &[ServerLine],
+    multi_address: bool,
+) -> Result<BTreeMap<u64, ServerSpec>, ConfigError> {
     let mut servers: BTreeMap<u64, ServerSpec> = BTreeMap::new();
     let mut keys: BTreeMap<u64, &str> = BTreeMap::new();
     for line in lines {
@@ -759,7 +852,7 @@ fn parse_servers(lines: &[ServerLine]) -> Result<BTreeMap<u64, ServerSpec>, Conf
                 "the server id {id_text:?} is not a non-negative integer"
             ))
         })?;
-        let spec = ServerSpec::parse(id, &line.value).map_err(invalid)?;
+        let spec = ServerSpec::parse(id, &line.value, multi_address).map_err(invalid)?;
         if let Some(first) = keys.insert(id, &line.key) {
             return Err(EnsembleError::DuplicateId {
                 id,

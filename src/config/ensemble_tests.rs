@@ -18,11 +18,11 @@ macro_rules! java {
 }
 
 fn spec(value: &str) -> ServerSpec {
-    ServerSpec::parse(7, value).expect("valid server line")
+    ServerSpec::parse(7, value, false).expect("valid server line")
 }
 
 fn spec_err(value: &str) -> String {
-    ServerSpec::parse(7, value).expect_err("invalid server line")
+    ServerSpec::parse(7, value, false).expect_err("invalid server line")
 }
 
 fn as_server(text: &str, my_id: u64) -> Result<(Config, Vec<String>), ConfigError> {
@@ -116,6 +116,7 @@ fn config_server_line_rejections() {
         ),
         ("h:1:2:leader", "unknown peer type \"leader\""),
         ("a:1:2|b:1:2", "several addresses for server 7"),
+        ("a:1:2|b:1:2", "multiple address feature is disabled"),
         ("[::1:1:2", "starts with '[' but has no matching ']'"),
         ("[::1]", "has no port after the bracketed address"),
         ("[::1]:", "has no port after the bracketed address"),
@@ -124,6 +125,43 @@ fn config_server_line_rejections() {
         let reason_got = spec_err(value);
         assert!(reason_got.contains(reason), "{value}: {reason_got}");
     }
+}
+
+#[test]
+fn config_multi_address_lines() {
+    // Refused unless the feature is on, as in ZooKeeper 3.6+.
+    let two = "server.1=127.0.0.1:2889:3889|127.0.0.2:2989:3989\n\
+               server.2=127.0.0.1:2890:3890\nserver.3=127.0.0.1:2891:3891\n";
+    let e = err(&format!("{BASE}{two}"), 1);
+    assert!(e.contains("multiple address feature is disabled"), "{e}");
+    for key in ["multiAddress.enabled", "zookeeper.multiAddress.enabled"] {
+        let (c, _) = ok(&format!("{BASE}{key}=TRUE\n{two}"), 1);
+        let e = c.ensemble.expect("quorum");
+        let me = e.me();
+        assert_eq!(me.other_addresses.len(), 1);
+        assert_eq!(
+            me.zookeeper_value(),
+            "127.0.0.1:2889:3889|127.0.0.2:2989:3989:participant"
+        );
+        assert_eq!(
+            e.quorum_addrs(1).expect("literals"),
+            ["127.0.0.1:2889", "127.0.0.2:2989"]
+                .map(|a| a.parse::<SocketAddr>().expect("addr"))
+                .to_vec()
+        );
+        assert_eq!(e.quorum_listen_addrs().expect("literals").len(), 2);
+    }
+    let spec = ServerSpec::parse(7, "a:1:2:observer|b:3:4:observer;2181", true).expect("valid");
+    assert_eq!(spec.role, PeerRole::Observer);
+    assert_eq!(spec.zookeeper_value(), "a:1:2|b:3:4:observer;0.0.0.0:2181");
+    let mixed =
+        ServerSpec::parse(7, "a:1:2:participant|b:3:4:observer", true).expect_err("mixed roles");
+    assert!(mixed.contains("different roles"), "{mixed}");
+    // The addresses of one server must not clash with another's.
+    let clash = "multiAddress.enabled=true\nserver.1=127.0.0.1:2889:3889|127.0.0.1:2890:3999\n\
+                 server.2=127.0.0.1:2890:3890\nserver.3=127.0.0.1:2891:3891\n";
+    let e = err(&format!("{BASE}{clash}"), 1);
+    assert!(e.contains("2890"), "{e}");
 }
 
 #[test]
@@ -163,8 +201,8 @@ fn config_three_servers_make_an_ensemble() {
     );
     assert!(e.quorum_addr(9).is_err());
     assert_eq!(
-        e.quorum_listen_addr().expect("literal"),
-        "127.0.0.1:2890".parse::<SocketAddr>().expect("addr")
+        e.quorum_listen_addrs().expect("literal"),
+        vec!["127.0.0.1:2890".parse::<SocketAddr>().expect("addr")]
     );
     // The client port stays zoo.cfg's: no server line has one.
     assert_eq!(c.client_port, 2181);
@@ -352,8 +390,8 @@ fn config_quorum_listen_on_all_ips() {
     let e = c.ensemble.expect("quorum");
     assert!(e.quorum_listen_on_all_ips);
     assert_eq!(
-        e.quorum_listen_addr().expect("wildcard"),
-        "0.0.0.0:2891".parse::<SocketAddr>().expect("addr")
+        e.quorum_listen_addrs().expect("wildcard"),
+        vec!["0.0.0.0:2891".parse::<SocketAddr>().expect("addr")]
     );
     let e = err(&format!("{BASE}{THREE}quorumListenOnAllIPs=yes\n"), 3);
     assert!(e.contains("quorumListenOnAllIPs"), "{e}");

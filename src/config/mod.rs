@@ -750,6 +750,7 @@ fn is_known_ignored(key: &str) -> bool {
 /// `zookeeper.<key>`). The names are the setting names of [`Parser::apply_one`].
 const ZOOKEEPER_PROPERTIES: &[&str] = &[
     "maxCnxns",
+    "multiAddress.enabled",
     "4lw.commands.whitelist",
     "extendedTypesEnabled",
     "globalOutstandingLimit",

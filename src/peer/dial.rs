@@ -24,8 +24,11 @@ pub(super) async fn dial(inner: Rc<Inner>, to: u64) {
     let mut established_before = false;
     // The write buffer, kept across connections so steady writing does not allocate.
     let mut buf = Vec::new();
+    // Which of the peer's addresses to dial next.
+    let mut at = 0;
     loop {
-        match TcpStream::connect_timeout(out.addr, CONNECT_TIMEOUT).await {
+        let addr = out.addrs[at % out.addrs.len()];
+        match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await {
             Ok(stream) => {
                 // Frames are coalesced by the queue; Nagle would only add latency.
                 if let Err(e) = stream.set_nodelay(true) {
@@ -36,7 +39,7 @@ pub(super) async fn dial(inner: Rc<Inner>, to: u64) {
                 }
                 established_before = true;
                 out.connected.set(true);
-                tracing::info!(me = inner.my_id, to, addr = %out.addr, "peer connection established");
+                tracing::info!(me = inner.my_id, to, %addr, "peer connection established");
                 let began = Instant::now();
                 let reason = run(&inner, out, to, stream, &wake, &mut buf).await;
                 out.connected.set(false);
@@ -47,7 +50,8 @@ pub(super) async fn dial(inner: Rc<Inner>, to: u64) {
             }
             Err(e) => {
                 // A peer that is down fails every dial; once a second at most, quietly.
-                tracing::debug!(me = inner.my_id, to, addr = %out.addr, error = %e, "peer dial failed");
+                tracing::debug!(me = inner.my_id, to, %addr, error = %e, "peer dial failed");
+                at += 1;
             }
         }
         glommio::timer::sleep(backoff).await;

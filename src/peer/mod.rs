@@ -77,11 +77,12 @@ const READ_CHUNK_BYTES: usize = 64 << 10;
 pub struct PeerConfig {
     /// This server's id (the N of `server.N`).
     pub my_id: u64,
-    /// The quorum address to listen on.
-    pub listen: SocketAddr,
-    /// Every peer's quorum address by server id. An entry for `my_id` is ignored, so the
-    /// ensemble's whole server list may be passed.
-    pub peers: BTreeMap<u64, SocketAddr>,
+    /// The quorum addresses to listen on (one accept loop each; at least one).
+    pub listen: Vec<SocketAddr>,
+    /// Every peer's quorum addresses by server id (several on a multi-address server
+    /// line: a dialer moves to the next after a failed dial). An entry for `my_id` is
+    /// ignored, so the ensemble's whole server list may be passed.
+    pub peers: BTreeMap<u64, Vec<SocketAddr>>,
     /// Faults to inject on the sending side ([`Faults::none`] in production).
     pub faults: Faults,
     /// The largest payload of one frame, in bytes, sent or accepted (at most `u32::MAX`).
@@ -185,7 +186,8 @@ struct Inner {
 
 /// One peer's outgoing side.
 struct Outgoing {
-    addr: SocketAddr,
+    /// Its quorum addresses, dialled in turn. Invariant: not empty.
+    addrs: Vec<SocketAddr>,
     queue: RefCell<Queue>,
     /// Whether the dialer holds an established connection.
     connected: Cell<bool>,
@@ -261,19 +263,26 @@ impl PeerNet {
     /// the current glommio executor, and returns the handle and the stream of incoming
     /// frames. The tasks run until [`PeerNet::shutdown`].
     pub async fn start(cfg: PeerConfig) -> std::io::Result<(PeerNet, LocalReceiver<Incoming>)> {
-        let listener = accept::bind(cfg.listen)?;
-        let local_addr = listener.local_addr()?;
+        let listeners = cfg
+            .listen
+            .iter()
+            .map(|&a| accept::bind(a))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let local_addr = listeners
+            .first()
+            .ok_or_else(|| std::io::Error::other("no quorum address to listen on"))?
+            .local_addr()?;
         let queue_bytes_max = cfg.queue_bytes_max();
         // The wire's length field is a u32.
         let max_frame = cfg.max_frame.min(u32::MAX as usize);
         let out = cfg
             .peers
             .iter()
-            .filter(|(id, _)| **id != cfg.my_id)
-            .map(|(id, addr)| {
+            .filter(|(id, addrs)| **id != cfg.my_id && !addrs.is_empty())
+            .map(|(id, addrs)| {
                 let (wake, wake_rx) = local_channel::new_bounded(1);
                 let o = Outgoing {
-                    addr: *addr,
+                    addrs: addrs.clone(),
                     queue: RefCell::new(Queue::default()),
                     connected: Cell::new(false),
                     cut: Cell::new(false),
@@ -307,8 +316,10 @@ impl PeerNet {
             faults = %cfg.faults,
             "peer transport started"
         );
-        let mut tasks = Vec::with_capacity(inner.out.len() + 1);
-        tasks.push(glommio::spawn_local(accept::accept_loop(inner.clone(), listener)).detach());
+        let mut tasks = Vec::with_capacity(inner.out.len() + listeners.len());
+        for listener in listeners {
+            tasks.push(glommio::spawn_local(accept::accept_loop(inner.clone(), listener)).detach());
+        }
         for id in inner.out.keys() {
             tasks.push(glommio::spawn_local(dial::dial(inner.clone(), *id)).detach());
         }
@@ -408,7 +419,8 @@ impl PeerNet {
         *self.inner.stats.borrow()
     }
 
-    /// The address the listener is bound to (the port, when `listen` asked for port 0).
+    /// The address the first listener is bound to (the port, when `listen` asked for
+    /// port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
     }

@@ -34,8 +34,8 @@ fn addrs(ids: Range<u64>) -> BTreeMap<u64, SocketAddr> {
 fn config(me: u64, addrs: &BTreeMap<u64, SocketAddr>, faults: Faults) -> PeerConfig {
     PeerConfig {
         my_id: me,
-        listen: addrs[&me],
-        peers: addrs.clone(),
+        listen: vec![addrs[&me]],
+        peers: addrs.iter().map(|(id, a)| (*id, vec![*a])).collect(),
         faults,
         max_frame: MAX_FRAME,
         ordered_kinds: Vec::new(),
@@ -68,7 +68,7 @@ async fn start(cfg: PeerConfig) -> (PeerNet, LocalReceiver<Incoming>) {
             Err(e) => panic!("start {}: {e}", cfg.my_id),
         }
     }
-    panic!("port {} stayed in use", cfg.listen);
+    panic!("port {:?} stayed in use", cfg.listen);
 }
 
 /// Polls `cond` until it holds.

@@ -100,6 +100,16 @@ impl Member {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Adds a JVM system property (`-Dname=value`) to a Java member's command line.
+    pub fn java_property(&mut self, name: &str, value: &str) {
+        let at = self
+            .args
+            .iter()
+            .position(|a| a == "-cp")
+            .unwrap_or(self.args.len());
+        self.args.insert(at, format!("-D{name}={value}"));
+    }
+
     /// Its log so far (ferrokeeper's tracing output, or Java's console log).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
