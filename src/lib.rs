@@ -13,6 +13,7 @@
 //!   core: path, acl, tree (+ payload), state, txn, codec, prep, apply, watch,
 //!         sequencer (leader: requests → txn batches), machine (all: batches → state)
 //!   import (ZooKeeper data directories → a snapshot) ──▶ core
+//!   tools (offline: dump, verify, export to ZooKeeper) ──▶ commit, snapshot, import, core
 //!   sim (the whole-server simulator) ──▶ everything above; nothing depends on it
 //!   peer (frames between ensemble servers, on the caller's executor) ──▶ nothing
 //!   replica (ensemble: raft-rs node beside sequencer and machine; its driver on the
@@ -64,3 +65,4 @@ pub mod server;
 pub mod shard;
 pub mod sim;
 pub mod snapshot;
+pub mod tools;
