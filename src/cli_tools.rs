@@ -119,7 +119,9 @@ fn try_export(args: &ExportArgs) -> Result<(), String> {
     });
     progress.finish_and_clear();
     let summary = written.map_err(io(&temp))?;
-    let file = w.into_inner().map_err(|e| format!("{}: {}", temp.display(), e.error()))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| format!("{}: {}", temp.display(), e.error()))?;
     file.sync_all().map_err(io(&temp))?;
     std::fs::rename(&temp, &target).map_err(io(&target))?;
     std::fs::File::open(&out_dir)

@@ -7,6 +7,9 @@
 //! imports an Apache ZooKeeper 3.5–3.9 data directory and writes it as a ferrokeeper
 //! snapshot under OUT (default `./data`, the embedded default's data directory).
 //!
+//! SIGTERM and SIGINT stop the server cleanly (exit code 0, the log synced); under systemd
+//! it reports readiness (`Type=notify`, see `tuning/systemd/ferrokeeper.service`).
+//!
 //! Offline tools on a ferrokeeper data directory (read only; `cli_tools`): `export`
 //! (an Apache ZooKeeper 3.8/3.9 snapshot, the way back), `dump-log`, `dump-snapshot`,
 //! `verify`, `digest`.
@@ -130,9 +133,62 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = ferrokeeper::server::run(config) {
+    if let Err(e) = serve(config) {
         eprintln!("ferrokeeper: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT stops it cleanly (then returns `Ok`: exit
+/// code 0, every acknowledged write synced) or a part of it fails. Under systemd
+/// (`Type=notify`, tuning/systemd/ferrokeeper.service) it reports READY=1 once the
+/// client port accepts connections, and STOPPING=1 on the signal.
+fn serve(config: Config) -> std::io::Result<()> {
+    let running = ferrokeeper::server::start(config)?;
+    let stop = running.stop_handle();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                if seen > 1 {
+                    // A second signal while the clean stop is still going: the operator
+                    // wants out now. Acknowledged writes are durable already (forceSync).
+                    eprintln!("ferrokeeper: signal {signal} again; exiting without waiting");
+                    std::process::exit(1);
+                }
+                tracing::info!(signal, "signal received: stopping cleanly");
+                notify("STOPPING=1");
+                stop.stop();
+            }
+        })?;
+    if std::env::var_os(ferrokeeper::service::NOTIFY_SOCKET_ENV).is_some() {
+        let addr = running.listen_addr();
+        std::thread::Builder::new()
+            .name("readiness".into())
+            .spawn(move || {
+                // Bounded by systemd's TimeoutStartSec, which fails the unit if READY
+                // never comes; a shard that cannot bind fails the server sooner.
+                if ferrokeeper::server::wait_until_serving(addr, Duration::from_secs(3600)) {
+                    notify(&format!(
+                        "READY=1\nSTATUS=serving on {addr}\nMAINPID={}",
+                        std::process::id()
+                    ));
+                }
+            })?;
+    }
+    running.wait()
+}
+
+/// Tells systemd `state`; a failure is logged, never fatal.
+fn notify(state: &str) {
+    if let Err(e) = ferrokeeper::service::notify(state) {
+        tracing::warn!(error = %e, "sd_notify to $NOTIFY_SOCKET failed");
     }
 }
 

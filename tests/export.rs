@@ -85,9 +85,14 @@ async fn workload(addr: &str, root: &str) -> Conn {
         }
     }
     for _ in 0..3 {
-        c.create(&format!("{root}/seq-"), b"s", open_acl(), mode::PERSISTENT_SEQUENTIAL)
-            .await
-            .expect("sequential");
+        c.create(
+            &format!("{root}/seq-"),
+            b"s",
+            open_acl(),
+            mode::PERSISTENT_SEQUENTIAL,
+        )
+        .await
+        .expect("sequential");
     }
     c.create(&format!("{root}/secret"), b"hidden", bob, mode::PERSISTENT)
         .await
@@ -106,12 +111,22 @@ async fn workload(addr: &str, root: &str) -> Conn {
     c.create_container(&format!("{root}-cont"), b"")
         .await
         .expect("container");
-    c.create(&format!("{root}-cont/kid"), b"k", open_acl(), mode::PERSISTENT)
-        .await
-        .expect("container child");
-    c.create_ttl(&format!("{root}-ttl"), b"t", mode::PERSISTENT_WITH_TTL, 3_600_000)
-        .await
-        .expect("ttl");
+    c.create(
+        &format!("{root}-cont/kid"),
+        b"k",
+        open_acl(),
+        mode::PERSISTENT,
+    )
+    .await
+    .expect("container child");
+    c.create_ttl(
+        &format!("{root}-ttl"),
+        b"t",
+        mode::PERSISTENT_WITH_TTL,
+        3_600_000,
+    )
+    .await
+    .expect("ttl");
     c
 }
 
@@ -223,7 +238,10 @@ async fn zookeeper_to_ferrokeeper_and_back() {
         &["export", "--data-dir"],
         &[&data, Path::new("--zookeeper-data-dir"), &zk_out],
     );
-    assert!(!again.status.success(), "a second export into the same place refuses");
+    assert!(
+        !again.status.success(),
+        "a second export into the same place refuses"
+    );
     let digest_line = stdout(&ferrokeeper(&["digest", "--data-dir"], &[&data]));
     let digest = digest_line
         .split_whitespace()
@@ -327,7 +345,9 @@ async fn tools_on_good_and_damaged_files() {
     assert!(o.status.success(), "{}", stderr(&o));
     let whole = stdout(&o);
     assert!(whole.contains("\n/t/eph4\n") && whole.contains("Session Details"));
-    assert!(ferrokeeper(&["verify", "--data-dir"], &[&data]).status.success());
+    assert!(ferrokeeper(&["verify", "--data-dir"], &[&data])
+        .status
+        .success());
 
     // A flipped byte inside the newest snapshot's payload.
     let bad = fk.dir.join("bad-snap");
@@ -337,7 +357,11 @@ async fn tools_on_good_and_damaged_files() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0x40;
     std::fs::write(&snap, &bytes).expect("write");
-    let name = snap.file_name().expect("name").to_string_lossy().to_string();
+    let name = snap
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
     failed_cleanly(
         "verify, damaged snapshot",
         &ferrokeeper(&["verify", "--data-dir"], &[&bad]),

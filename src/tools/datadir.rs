@@ -94,9 +94,7 @@ fn newest_snapshot(
 ) -> Result<(Option<DataState>, Option<PathBuf>, Vec<Rejected>), ToolError> {
     let mut storage = match DiskStorage::open_read_only(dir) {
         Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((None, None, Vec::new()))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, None, Vec::new())),
         Err(source) => {
             return Err(ToolError::Io {
                 path: dir.to_path_buf(),

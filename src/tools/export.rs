@@ -150,7 +150,10 @@ pub fn write_zookeeper_snapshot_with(
             Some(d) => write_buffer(&mut w.buf, d),
             None => (-1i32).encode(&mut w.buf),
         }
-        ids.get(node.acl().as_ref()).copied().unwrap_or(-1).encode(&mut w.buf);
+        ids.get(node.acl().as_ref())
+            .copied()
+            .unwrap_or(-1)
+            .encode(&mut w.buf);
         persisted(&node.stat()).encode(&mut w.buf);
         w.flush_if_full()?;
         if (done as u64 + 1) % PROGRESS_STEP_NODES == 0 {
@@ -296,22 +299,27 @@ mod tests {
                 passwd: [7; 16],
             },
         );
-        let create = |path: &str, data: Option<&[u8]>, acl: &Arc<[Acl]>, owner: i64, cv| {
-            TxnOp::Create {
+        let create =
+            |path: &str, data: Option<&[u8]>, acl: &Arc<[Acl]>, owner: i64, cv| TxnOp::Create {
                 path: Arc::from(path),
                 data: data.map(Arc::from),
                 acl: acl.clone(),
                 ephemeral_owner: owner,
                 parent_cversion: cv,
-            }
-        };
+            };
         run(&mut state, create("/a", Some(b"hello"), &open, 0, 1));
         run(&mut state, create("/a/null", None, &open, 0, 1));
-        run(&mut state, create("/a/secret", Some(b"s"), &digest_acl(), 0, 2));
+        run(
+            &mut state,
+            create("/a/secret", Some(b"s"), &digest_acl(), 0, 2),
+        );
         run(&mut state, create("/a-b", Some(b""), &open, 0, 2));
         run(&mut state, create("/eph", Some(b"e"), &open, SESSION, 3));
         run(&mut state, create("/cont", None, &open, CONTAINER_OWNER, 4));
-        run(&mut state, create("/ttl", None, &open, EXTENDED_MASK | 5000, 5));
+        run(
+            &mut state,
+            create("/ttl", None, &open, EXTENDED_MASK | 5000, 5),
+        );
         run(
             &mut state,
             TxnOp::SetData {
@@ -362,7 +370,10 @@ mod tests {
         let imported = import_zookeeper(&dir, None, &mut |_| {}).expect("import the export");
         assert_eq!(imported.digest, DigestCheck::Matched { zxid: 9 });
         assert_eq!(imported.last_zxid, 9);
-        let (a, b) = (state.tree.sorted_nodes(), imported.state.tree.sorted_nodes());
+        let (a, b) = (
+            state.tree.sorted_nodes(),
+            imported.state.tree.sorted_nodes(),
+        );
         assert_eq!(a.len(), b.len());
         for ((pa, na), (pb, nb)) in a.iter().zip(b.iter()) {
             assert_eq!(pa, pb);
@@ -372,7 +383,10 @@ mod tests {
         }
         let session = &imported.state.sessions[&SESSION];
         assert_eq!(session.timeout_ms, 30_000);
-        assert_eq!(session.ephemerals.iter().map(|p| &**p).collect::<Vec<_>>(), ["/eph"]);
+        assert_eq!(
+            session.ephemerals.iter().map(|p| &**p).collect::<Vec<_>>(),
+            ["/eph"]
+        );
         assert_eq!(imported.state.containers.len(), 1);
         assert_eq!(imported.state.ttls.len(), 1);
         let _ = std::fs::remove_dir_all(&dir);

@@ -166,7 +166,8 @@ impl Server {
                 .spawn(move || {
                     // A panic here (the server failed to start) reaches the test through
                     // the closed channel below.
-                    let server = Server::start_inner(kind, extra, &Launch::default(), true, None, None);
+                    let server =
+                        Server::start_inner(kind, extra, &Launch::default(), true, None, None);
                     let _ = tx.send(server);
                     // The server's parent-death signal is tied to this thread: keep it.
                     loop {
@@ -198,7 +199,11 @@ impl Server {
                 .arg(dir.join("data"))
                 .status()
                 .expect("run cp");
-            assert!(copied.success(), "copy {} into the data dir", seed.display());
+            assert!(
+                copied.success(),
+                "copy {} into the data dir",
+                seed.display()
+            );
         }
         let port = port.unwrap_or_else(free_port);
         let mut cfg = String::new();
