@@ -143,6 +143,8 @@ fn main() {
 /// code 0, every acknowledged write synced) or a part of it fails. Under systemd
 /// (`Type=notify`, tuning/systemd/ferrokeeper.service) it reports READY=1 once the
 /// client port accepts connections, and STOPPING=1 on the signal.
+// The signal thread ends the process on a second signal; only the binary may exit.
+#[allow(clippy::exit)]
 fn serve(config: Config) -> std::io::Result<()> {
     let running = ferrokeeper::server::start(config)?;
     let stop = running.stop_handle();

@@ -62,7 +62,7 @@ pub fn load(
         let mut seen = 0u64;
         let counted = records.inspect(|_| {
             seen += 1;
-            if seen % PROGRESS_STEP_TXNS == 0 {
+            if seen.is_multiple_of(PROGRESS_STEP_TXNS) {
                 progress(seen);
             }
         });

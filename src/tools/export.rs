@@ -156,7 +156,7 @@ pub fn write_zookeeper_snapshot_with(
             .encode(&mut w.buf);
         persisted(&node.stat()).encode(&mut w.buf);
         w.flush_if_full()?;
-        if (done as u64 + 1) % PROGRESS_STEP_NODES == 0 {
+        if (done as u64 + 1).is_multiple_of(PROGRESS_STEP_NODES) {
             progress(done as u64 + 1, total);
         }
     }

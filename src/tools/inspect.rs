@@ -65,7 +65,7 @@ pub fn dump_log(
         })?;
         writeln!(out, "{}", txn_line(&logged.header, &logged.record)).map_err(io_err)?;
         n += 1;
-        if n % PROGRESS_STEP == 0 {
+        if n.is_multiple_of(PROGRESS_STEP) {
             progress(n);
         }
     }
@@ -410,7 +410,7 @@ pub fn verify(
                     first.get_or_insert(rec.zxid);
                     prev = Some(rec.zxid);
                     n += 1;
-                    if n % PROGRESS_STEP == 0 {
+                    if n.is_multiple_of(PROGRESS_STEP) {
                         progress(n);
                     }
                 }
@@ -466,7 +466,7 @@ mod tests {
     fn utc_time_of_known_instants() {
         assert_eq!(utc_time(0), "1970-01-01 00:00:00.000 UTC");
         assert_eq!(utc_time(951_782_400_123), "2000-02-29 00:00:00.123 UTC");
-        assert_eq!(utc_time(1796437616_000), "2026-12-05 02:26:56.000 UTC");
+        assert_eq!(utc_time(1_796_437_616_000), "2026-12-05 02:26:56.000 UTC");
         assert_eq!(utc_time(-1), "1969-12-31 23:59:59.999 UTC");
     }
 
