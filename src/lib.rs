@@ -13,6 +13,9 @@
 //!   core: path, acl, tree (+ payload), state, txn, codec, prep, apply, watch,
 //!         sequencer (leader: requests → txn batches), machine (all: batches → state)
 //!   import (ZooKeeper data directories → a snapshot) ──▶ core
+//!   tools (offline: dump, verify, export to ZooKeeper) ──▶ commit, snapshot, import, core
+//!   embedded (a server inside a test process) ──▶ server, config
+//!   service (systemd readiness notifications) ──▶ nothing
 //!   sim (the whole-server simulator) ──▶ everything above; nothing depends on it
 //!   peer (frames between ensemble servers, on the caller's executor) ──▶ nothing
 //!   replica (ensemble: raft-rs node beside sequencer and machine; its driver on the
@@ -57,10 +60,13 @@ pub mod admin;
 pub mod commit;
 pub mod config;
 pub mod core;
+pub mod embedded;
 pub mod import;
 pub mod peer;
 pub mod replica;
 pub mod server;
+pub mod service;
 pub mod shard;
 pub mod sim;
 pub mod snapshot;
+pub mod tools;

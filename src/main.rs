@@ -6,10 +6,19 @@
 //! `ferrokeeper import --zookeeper-data-dir DIR [--zookeeper-log-dir DIR] [--data-dir OUT]`:
 //! imports an Apache ZooKeeper 3.5–3.9 data directory and writes it as a ferrokeeper
 //! snapshot under OUT (default `./data`, the embedded default's data directory).
+//!
+//! SIGTERM and SIGINT stop the server cleanly (exit code 0, the log synced); under systemd
+//! it reports readiness (`Type=notify`, see `tuning/systemd/ferrokeeper.service`).
+//!
+//! Offline tools on a ferrokeeper data directory (read only; `cli_tools`): `export`
+//! (an Apache ZooKeeper 3.8/3.9 snapshot, the way back), `dump-log`, `dump-snapshot`,
+//! `verify`, `digest`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+mod cli_tools;
 
 use clap::{Parser, Subcommand};
 use ferrokeeper::config::{Config, SystemProperties};
@@ -44,6 +53,31 @@ struct Cli {
 enum Command {
     /// Imports an Apache ZooKeeper 3.5–3.9 data directory as a ferrokeeper snapshot.
     Import(ImportArgs),
+    /// Writes a ferrokeeper data directory as an Apache ZooKeeper 3.8/3.9 snapshot
+    /// (`version-2/snapshot.<zxid>`) that Java ZooKeeper starts from.
+    Export(cli_tools::ExportArgs),
+    /// Prints a ferrokeeper transaction log one txn per line, as ZooKeeper's
+    /// TxnLogToolkit prints its logs.
+    DumpLog {
+        /// The log directory, or the dataDir/dataLogDir holding ferrokeeper/log.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Prints a snapshot (an fk-snap.* file, or a data directory's recovered state): every
+    /// znode with its stat, ACL and data, then the sessions.
+    DumpSnapshot {
+        /// The snapshot file or data directory.
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// Read TTL owners as session ids (extendedTypesEnabled=false).
+        #[arg(long)]
+        no_extended_types: bool,
+    },
+    /// Verifies every snapshot and log record of a data directory (checksums, zxid
+    /// continuity, digests); exits with 1 if anything is wrong.
+    Verify(cli_tools::DataDirArgs),
+    /// Prints the tree digest of a data directory's state at its last zxid.
+    Digest(cli_tools::DataDirArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,8 +102,18 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    if let Some(Command::Import(args)) = cli.command {
-        std::process::exit(import(&args));
+    if let Some(command) = cli.command {
+        std::process::exit(match command {
+            Command::Import(args) => import(&args),
+            Command::Export(args) => cli_tools::export(&args),
+            Command::DumpLog { dir } => cli_tools::dump_log(&dir),
+            Command::DumpSnapshot {
+                path,
+                no_extended_types,
+            } => cli_tools::dump_snapshot(&path, no_extended_types),
+            Command::Verify(args) => cli_tools::verify(&args),
+            Command::Digest(args) => cli_tools::digest(&args),
+        });
     }
     let flags: Vec<String> = cli.properties.iter().map(|p| format!("-D{p}")).collect();
     let props = SystemProperties::from_env_and_args(flags.iter().map(String::as_str));
@@ -89,9 +133,64 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = ferrokeeper::server::run(config) {
+    if let Err(e) = serve(config) {
         eprintln!("ferrokeeper: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT stops it cleanly (then returns `Ok`: exit
+/// code 0, every acknowledged write synced) or a part of it fails. Under systemd
+/// (`Type=notify`, tuning/systemd/ferrokeeper.service) it reports READY=1 once the
+/// client port accepts connections, and STOPPING=1 on the signal.
+// The signal thread ends the process on a second signal; only the binary may exit.
+#[allow(clippy::exit)]
+fn serve(config: Config) -> std::io::Result<()> {
+    let running = ferrokeeper::server::start(config)?;
+    let stop = running.stop_handle();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                if seen > 1 {
+                    // A second signal while the clean stop is still going: the operator
+                    // wants out now. Acknowledged writes are durable already (forceSync).
+                    eprintln!("ferrokeeper: signal {signal} again; exiting without waiting");
+                    std::process::exit(1);
+                }
+                tracing::info!(signal, "signal received: stopping cleanly");
+                notify("STOPPING=1");
+                stop.stop();
+            }
+        })?;
+    if std::env::var_os(ferrokeeper::service::NOTIFY_SOCKET_ENV).is_some() {
+        let addr = running.listen_addr();
+        std::thread::Builder::new()
+            .name("readiness".into())
+            .spawn(move || {
+                // Bounded by systemd's TimeoutStartSec, which fails the unit if READY
+                // never comes; a shard that cannot bind fails the server sooner.
+                if ferrokeeper::server::wait_until_serving(addr, Duration::from_secs(3600)) {
+                    notify(&format!(
+                        "READY=1\nSTATUS=serving on {addr}\nMAINPID={}",
+                        std::process::id()
+                    ));
+                }
+            })?;
+    }
+    running.wait()
+}
+
+/// Tells systemd `state`; a failure is logged, never fatal.
+fn notify(state: &str) {
+    if let Err(e) = ferrokeeper::service::notify(state) {
+        tracing::warn!(error = %e, "sd_notify to $NOTIFY_SOCKET failed");
     }
 }
 
@@ -284,7 +383,7 @@ mod tests {
                 assert_eq!(a.data_dir, PathBuf::from("./data"));
                 assert!(a.zookeeper_log_dir.is_none());
             }
-            None => panic!("no subcommand"),
+            _ => panic!("not the import subcommand"),
         }
         assert!(Cli::try_parse_from(["ferrokeeper", "import"]).is_err());
         assert!(Cli::try_parse_from(["ferrokeeper", "a.cfg", "b.cfg"]).is_err());

@@ -1,7 +1,13 @@
 //! Wiring: builds the commit stage and the shards from a [`Config`], connects them with
 //! bounded SPSC queues (one pair per shard), and runs each on its own glommio executor.
+//!
+//! [`start`] returns a [`Running`] server; [`Running::wait`] blocks until a part fails or
+//! a [`StopHandle`] asks for a clean stop (the binary's SIGTERM/SIGINT handler, or an
+//! embedded server's `stop`): the shards stop first (no new requests, connections
+//! closed), then the commit stage, then every log file is synced to disk.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,16 +20,228 @@ use crate::core::machine::StateMachine;
 use crate::core::sequencer::{CoreConfig, Sequencer};
 use crate::shard::shared::{ServerShared, ShardStats};
 
-/// Runs the server until the process is killed, or until a part of it fails (then the
-/// reason is returned and the caller ends the process).
+/// Runs the server until the process is killed, until a part of it fails (then the
+/// reason is returned and the caller ends the process), or until a [`StopHandle`] taken
+/// from [`start`]'s [`Running`] stops it.
+pub fn run(config: Config) -> std::io::Result<()> {
+    start(config)?.wait()
+}
+
+/// Starts the server's executors and returns at once; the port is bound moments later
+/// (see [`Running::wait_until_serving`]).
+pub fn start(config: Config) -> std::io::Result<Running> {
+    if let Some(ensemble) = config.ensemble.clone() {
+        return start_ensemble(config, ensemble);
+    }
+    start_standalone(config)
+}
+
+/// Why [`Running::wait`] returned.
+enum Ended {
+    /// A part of the server failed, for this reason.
+    Failed(String),
+    /// A [`StopHandle`] asked for a clean stop.
+    Stopped,
+}
+
+/// Asks a running server to stop cleanly. Cheap to clone and to send to another thread
+/// (a signal handler's, an embedding test's).
+#[derive(Debug, Clone)]
+pub struct StopHandle(std::sync::mpsc::Sender<Ended>);
+
+impl std::fmt::Debug for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Failed(reason) => write!(f, "Failed({reason})"),
+            Ended::Stopped => f.write_str("Stopped"),
+        }
+    }
+}
+
+impl StopHandle {
+    /// Asks the server to stop; [`Running::wait`] then stops it and returns `Ok`. Does
+    /// nothing once the server has ended.
+    pub fn stop(&self) {
+        let _ = self.0.send(Ended::Stopped);
+    }
+}
+
+/// How often a stopping executor looks at its stop flag. A poll rather than a wakeup
+/// from another thread: glommio's cross-thread channels must be connected on both ends
+/// before they carry a close, and 20 wakeups a second per executor cost nothing.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Runs `work` until it ends or `stop` is set; then the executor's main future ends, and
+/// glommio drops its remaining tasks (connections, timers) with the executor.
+async fn until_stopped(stop: Arc<AtomicBool>, work: impl std::future::Future<Output = ()>) {
+    let watch = async {
+        while !stop.load(Ordering::Acquire) {
+            glommio::timer::sleep(STOP_POLL).await;
+        }
+    };
+    futures_lite::future::or(work, watch).await
+}
+
+/// A started server: its executors, and what [`Running::wait`] needs to stop them.
+pub struct Running {
+    ended: std::sync::mpsc::Receiver<Ended>,
+    stop: StopHandle,
+    /// Set first on a clean stop: the shards stop taking and answering requests.
+    stop_shards: Arc<AtomicBool>,
+    /// Set once the shards have ended: the commit stage (and, in an ensemble, the
+    /// replication driver and its log) stop.
+    stop_core: Arc<AtomicBool>,
+    shards: Vec<glommio::ExecutorJoinHandle<()>>,
+    core: Vec<glommio::ExecutorJoinHandle<()>>,
+    listen_addr: SocketAddr,
+    /// The directories whose files hold acknowledged writes (synced on a clean stop).
+    log_dirs: Vec<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("listen_addr", &self.listen_addr)
+            .field("log_dirs", &self.log_dirs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    fn new(
+        failed: std::sync::mpsc::Receiver<String>,
+        flags: (Arc<AtomicBool>, Arc<AtomicBool>),
+        shards: Vec<glommio::ExecutorJoinHandle<()>>,
+        core: Vec<glommio::ExecutorJoinHandle<()>>,
+        listen_addr: SocketAddr,
+        log_dirs: Vec<std::path::PathBuf>,
+    ) -> Running {
+        let (tx, ended) = std::sync::mpsc::channel();
+        let forward = tx.clone();
+        // `FailStop` has its own channel; this thread carries its reason into ours, so
+        // that `wait` blocks on one receiver. It ends when every `FailStop` is dropped
+        // (the executors have ended).
+        let _ = std::thread::Builder::new()
+            .name("fail-watch".into())
+            .spawn(move || {
+                if let Ok(reason) = failed.recv() {
+                    let _ = forward.send(Ended::Failed(reason));
+                }
+            });
+        Running {
+            ended,
+            stop: StopHandle(tx),
+            stop_shards: flags.0,
+            stop_core: flags.1,
+            shards,
+            core,
+            listen_addr,
+            log_dirs,
+        }
+    }
+
+    /// A handle that stops this server from any thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// The client port's address, as configured (`0.0.0.0` when no
+    /// `clientPortAddress` was given).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    /// Blocks until the client port accepts connections (every shard binds it on its own
+    /// executor, after `start` has returned), or until `timeout` passes. Probes with a
+    /// TCP connect that it closes at once; the shard sees a client that leaves.
+    pub fn wait_until_serving(&self, timeout: Duration) -> bool {
+        wait_until_serving(self.listen_addr, timeout)
+    }
+
+    /// Blocks until a part of the server fails (its reason is the error) or a
+    /// [`StopHandle`] asks for a stop. A stop ends the shards first, so that nothing new
+    /// is acknowledged, then the commit stage, then syncs every file of the log: every
+    /// write a client saw acknowledged is on disk when this returns `Ok`.
+    pub fn wait(self) -> std::io::Result<()> {
+        let ended = self.ended.recv().unwrap_or(Ended::Stopped);
+        match ended {
+            Ended::Failed(reason) => {
+                // The caller ends the process; the flags let an embedding process's
+                // executors end too.
+                self.stop_shards.store(true, Ordering::Release);
+                self.stop_core.store(true, Ordering::Release);
+                Err(std::io::Error::other(reason))
+            }
+            Ended::Stopped => {
+                tracing::info!("stopping: shards first, then the commit stage");
+                self.stop_shards.store(true, Ordering::Release);
+                for h in self.shards {
+                    let _ = h.join();
+                }
+                self.stop_core.store(true, Ordering::Release);
+                for h in self.core {
+                    let _ = h.join();
+                }
+                for dir in &self.log_dirs {
+                    sync_dir_files(dir)?;
+                }
+                tracing::info!(log_dirs = ?self.log_dirs, "stopped; the log is synced");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Blocks until `listen_addr` (a server's client port; an unspecified address is probed
+/// on loopback) accepts a TCP connection, or `timeout` passes; says which. The probe
+/// connection is closed at once: the shard sees a client that leaves.
+pub fn wait_until_serving(listen_addr: SocketAddr, timeout: Duration) -> bool {
+    let mut addr = listen_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            SocketAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        });
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// fsyncs every file directly in `dir`, then `dir` itself. With forceSync=yes each
+/// acknowledged batch was synced already; with forceSync=no this is what makes a clean
+/// stop lose nothing. A missing directory has nothing to sync.
+fn sync_dir_files(dir: &std::path::Path) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        }
+    }
+    std::fs::File::open(dir).and_then(|d| d.sync_all())
+}
+
 // Long because it wires the executors in the order they must start, and the channels
 // between them are created and handed out in one place.
-pub fn run(config: Config) -> std::io::Result<()> {
-    if let Some(ensemble) = config.ensemble.clone() {
-        return run_ensemble(config, ensemble);
-    }
+fn start_standalone(config: Config) -> std::io::Result<Running> {
     let shards = config.shards.max(1);
     let (fail, failed) = crate::commit::FailStop::new();
+    let stop_shards = Arc::new(AtomicBool::new(false));
+    let stop_core = Arc::new(AtomicBool::new(false));
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
     let shared = server_shared(&config, &fail, &log_counters, None);
     let listen_addr = shared.listen_addr;
@@ -46,28 +264,39 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let tick = Duration::from_millis((u64::from(config.tick_time_ms) / 20).clamp(5, 100));
     let published = shared.published_seq.clone();
     let commit_placement = commit_placement(shards);
+    let stop = stop_core.clone();
     let commit = executor(commit_placement)
         .name("commit")
         .spawn(move || {
-            crate::commit::stage::run(
-                core,
-                machine,
-                to_commit_rx,
-                to_shard_tx,
-                // Made on the commit executor: it holds a file on that executor's ring.
-                crate::commit::append::Appender::new(writer, purge_through, log_counters, fail),
-                tick,
-                batch_max,
-                published,
-                snapshots,
+            until_stopped(
+                stop,
+                crate::commit::stage::run(
+                    core,
+                    machine,
+                    to_commit_rx,
+                    to_shard_tx,
+                    // Made on the commit executor: it holds a file on that executor's ring.
+                    crate::commit::append::Appender::new(writer, purge_through, log_counters, fail),
+                    tick,
+                    batch_max,
+                    published,
+                    snapshots,
+                ),
             )
         })
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
 
-    let handles = spawn_shards(&shared, shard_ends, &root)?;
+    let handles = spawn_shards(&shared, shard_ends, &root, &stop_shards)?;
     tracing::info!(%listen_addr, shards, force_sync = config.force_sync, limits = ?config.limits, "ferrokeeper serving");
     drop(shared);
-    wait(failed, handles.into_iter().chain([commit]))
+    Ok(Running::new(
+        failed,
+        (stop_shards, stop_core),
+        handles,
+        vec![commit],
+        listen_addr,
+        vec![crate::commit::log::log_dir(&config.data_log_dir)],
+    ))
 }
 
 /// Environment variable for the Raft tick in milliseconds (default
@@ -91,10 +320,12 @@ pub const PEER_FAULTS_ENV: &str = "FERROKEEPER_PEER_FAULTS";
 /// executor running the replication driver and the log executor the Raft log.
 // Long because, as `run`, it wires the executors in the order they must start and hands
 // out the channels between them in one place.
-fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::Result<()> {
+fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::Result<Running> {
     use crate::replica::{driver, node};
     let shards = config.shards.max(1);
     let (fail, failed) = crate::commit::FailStop::new();
+    let stop_shards = Arc::new(AtomicBool::new(false));
+    let stop_core = Arc::new(AtomicBool::new(false));
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
     let status = Arc::new(crate::commit::role::EnsembleStatus::default());
     let shared = server_shared(&config, &fail, &log_counters, Some(status.clone()));
@@ -186,7 +417,13 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         .spawn({
             let fail = fail.clone();
             let purge_through = purge_through.clone();
-            move || driver::run_log(log, log_jobs, log_acks, log_counters, purge_through, fail)
+            let stop = stop_core.clone();
+            move || {
+                until_stopped(
+                    stop,
+                    driver::run_log(log, log_jobs, log_acks, log_counters, purge_through, fail),
+                )
+            }
         })
         .map_err(|e| std::io::Error::other(format!("cannot start the log executor: {e}")))?;
     let depth = config.limits.commit_queue_depth_requests;
@@ -225,17 +462,25 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         forward_timeout_ms: i64::from(ensemble.sync_limit.max(1)) * i64::from(config.tick_time_ms),
     };
     let commit_placement = commit_placement(shards);
+    let stop = stop_core.clone();
     let commit = executor(commit_placement)
         .name("commit")
-        .spawn(move || driver::run(parts))
+        .spawn(move || until_stopped(stop, driver::run(parts)))
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
-    let handles = spawn_shards(&shared, shard_ends, &root)?;
+    let handles = spawn_shards(&shared, shard_ends, &root, &stop_shards)?;
     tracing::info!(
         %listen_addr, shards, my_id = ensemble.my_id, voters = ?voters, raft_tick_ms = raft_tick,
         "ferrokeeper ensemble member serving"
     );
     drop(shared);
-    wait(failed, handles.into_iter().chain([commit, log]))
+    Ok(Running::new(
+        failed,
+        (stop_shards, stop_core),
+        handles,
+        vec![commit, log],
+        listen_addr,
+        vec![dir],
+    ))
 }
 
 /// What every shard and the commit executor share, from the config.
@@ -321,35 +566,21 @@ fn spawn_shards(
         shared_channel::SharedReceiver<crate::commit::stage::Completion>,
     )>,
     root: &Arc<crate::core::state::DataState>,
+    stop: &Arc<AtomicBool>,
 ) -> std::io::Result<Vec<glommio::ExecutorJoinHandle<()>>> {
     let cpus = cpus();
     let mut handles = Vec::new();
     for (i, (tx, crx)) in shard_ends.into_iter().enumerate() {
         let shared = shared.clone();
         let root = root.clone();
+        let stop = stop.clone();
         let h = executor(Placement::Fixed(i % cpus))
             .name(&format!("shard{i}"))
-            .spawn(move || crate::shard::run(i, shared, tx, crx, root))
+            .spawn(move || until_stopped(stop, crate::shard::run(i, shared, tx, crx, root)))
             .map_err(|e| std::io::Error::other(format!("cannot start shard {i}: {e}")))?;
         handles.push(h);
     }
     Ok(handles)
-}
-
-/// The server runs until a part of it fails: then the reason is returned, and the caller
-/// ends the process (the executors' threads end with it). If every part ends without
-/// failing (they do not, today), the threads are joined.
-fn wait(
-    failed: std::sync::mpsc::Receiver<String>,
-    executors: impl Iterator<Item = glommio::ExecutorJoinHandle<()>>,
-) -> std::io::Result<()> {
-    if let Ok(reason) = failed.recv() {
-        return Err(std::io::Error::other(reason));
-    }
-    for h in executors {
-        let _ = h.join();
-    }
-    Ok(())
 }
 
 /// The largest peer frame: an entry is one commit batch, bounded by the log's batch size,

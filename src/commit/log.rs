@@ -226,8 +226,9 @@ fn report_recovery(recovered: &txlog::Recovered) {
     }
 }
 
-/// Applies every record after `state.last_zxid` to `state`; returns how many.
-fn replay(
+/// Applies every record after `state.last_zxid` to `state`; returns how many. Public
+/// for the offline tools (`crate::tools`), which replay a log read without a writer.
+pub fn replay(
     records: impl Iterator<Item = Result<txlog::OwnedRecord, LogError>>,
     state: &mut DataState,
     dir: &Path,

@@ -124,19 +124,25 @@ impl Server {
 
     /// Starts `kind` with the base config plus `extra` lines (later keys win).
     pub fn start(kind: Kind, extra: &[(&str, &str)]) -> Server {
-        Server::start_inner(kind, extra, &Launch::default(), false, None)
+        Server::start_inner(kind, extra, &Launch::default(), false, None, None)
+    }
+
+    /// Starts `kind` like [`Server::start`] on a copy of `data` as its dataDir (a
+    /// ZooKeeper `version-2` tree for Java, a `ferrokeeper` tree for ferrokeeper).
+    pub fn start_from_data(kind: Kind, extra: &[(&str, &str)], data: &Path) -> Server {
+        Server::start_inner(kind, extra, &Launch::default(), false, None, Some(data))
     }
 
     /// Starts `kind` with the base config plus `extra`, and `launch`'s system properties
     /// and environment.
     pub fn start_with(kind: Kind, extra: &[(&str, &str)], launch: &Launch) -> Server {
-        Server::start_inner(kind, extra, launch, false, None)
+        Server::start_inner(kind, extra, launch, false, None, None)
     }
 
     /// Starts `kind` like [`Server::start`] but on a given client port (taking over a
     /// port another server has just left).
     pub fn start_on_port(kind: Kind, port: u16, extra: &[(&str, &str)]) -> Server {
-        Server::start_inner(kind, extra, &Launch::default(), false, Some(port))
+        Server::start_inner(kind, extra, &Launch::default(), false, Some(port), None)
     }
 
     /// The one server of `kind` this test binary shares between its tests, started with
@@ -160,7 +166,8 @@ impl Server {
                 .spawn(move || {
                     // A panic here (the server failed to start) reaches the test through
                     // the closed channel below.
-                    let server = Server::start_inner(kind, extra, &Launch::default(), true, None);
+                    let server =
+                        Server::start_inner(kind, extra, &Launch::default(), true, None, None);
                     let _ = tx.send(server);
                     // The server's parent-death signal is tied to this thread: keep it.
                     loop {
@@ -182,8 +189,22 @@ impl Server {
         launch: &Launch,
         die_with_parent_thread: bool,
         port: Option<u16>,
+        seed: Option<&Path>,
     ) -> Server {
         let dir = temp_dir(kind);
+        if let Some(seed) = seed {
+            let copied = Command::new("cp")
+                .arg("-a")
+                .arg(seed.join("."))
+                .arg(dir.join("data"))
+                .status()
+                .expect("run cp");
+            assert!(
+                copied.success(),
+                "copy {} into the data dir",
+                seed.display()
+            );
+        }
         let port = port.unwrap_or_else(free_port);
         let mut cfg = String::new();
         let mut lines: Vec<(String, String)> = BASE_CONFIG

@@ -1,0 +1,422 @@
+//! The way back, and the offline tools.
+//!
+//! Round trip (issue #12 item 3): Java ZooKeeper 3.8 writes a tree → `ferrokeeper
+//! import` → ferrokeeper serves it and takes more writes → `ferrokeeper export` → Java
+//! ZooKeeper starts from the exported `version-2/snapshot.<zxid>` and serves the same
+//! tree, compared znode by znode (data, every Stat field, ACL), ephemerals of the live
+//! sessions included, and takes writes after it.
+//!
+//! Tools on damaged files: `verify`, `dump-log` and `dump-snapshot` report the file and
+//! the byte offset and exit with 1, never a panic (exit code 101).
+
+mod common;
+mod raw;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::{Kind, Server};
+use ferrokeeper_net::records::{Acl, Stat};
+use raw::{digest_id, mode, open_acl, perms, world, Conn, ConnectOptions};
+
+/// What a client sees of one znode.
+type Seen = (Vec<u8>, Stat, Vec<Acl>);
+
+/// Every znode, read through a client authenticated as bob (who may read `/secret`).
+async fn read_tree(addr: &str) -> BTreeMap<String, Seen> {
+    let mut c = connect(addr).await;
+    assert_eq!(c.add_auth("digest", b"bob:secret").await, 0);
+    let mut out = BTreeMap::new();
+    let mut stack = vec!["/".to_string()];
+    while let Some(p) = stack.pop() {
+        let (data, stat) = c.get_data(&p, false).await.expect("get_data");
+        let (acl, _) = c.get_acl(&p).await.expect("get_acl");
+        for child in c.get_children(&p, false).await.expect("get_children") {
+            stack.push(if p == "/" {
+                format!("/{child}")
+            } else {
+                format!("{p}/{child}")
+            });
+        }
+        out.insert(p, (data, stat, acl));
+    }
+    out
+}
+
+/// A session; Java answers `ruok` before it serves sessions, so this retries.
+async fn connect(addr: &str) -> Conn {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = Conn::connect(addr).await;
+        if c.session_id != 0 {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no session from {addr}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Persistent, sequential, ephemeral, container, TTL, null-free data of several sizes,
+/// a digest ACL and a read-only one, and churn (setData, setACL, delete) so that the
+/// stats differ from a fresh create. Returns the session that owns the ephemerals, open.
+async fn workload(addr: &str, root: &str) -> Conn {
+    let mut c = connect(addr).await;
+    let bob = vec![Acl {
+        perms: perms::ALL,
+        id: digest_id("bob", "secret"),
+    }];
+    c.create(root, b"root", open_acl(), mode::PERSISTENT)
+        .await
+        .expect("root");
+    for i in 0..40 {
+        let p = format!("{root}/n{i:02}");
+        c.create(&p, &vec![i as u8; i * 37], open_acl(), mode::PERSISTENT)
+            .await
+            .expect("create");
+        if i % 3 == 0 {
+            c.set_data(&p, format!("v{i}").as_bytes(), -1)
+                .await
+                .expect("set");
+        }
+        if i % 7 == 0 {
+            c.delete(&p, -1).await.expect("delete");
+        }
+    }
+    for _ in 0..3 {
+        c.create(
+            &format!("{root}/seq-"),
+            b"s",
+            open_acl(),
+            mode::PERSISTENT_SEQUENTIAL,
+        )
+        .await
+        .expect("sequential");
+    }
+    c.create(&format!("{root}/secret"), b"hidden", bob, mode::PERSISTENT)
+        .await
+        .expect("digest acl");
+    c.create(&format!("{root}/ro"), b"r", open_acl(), mode::PERSISTENT)
+        .await
+        .expect("ro");
+    c.set_acl(&format!("{root}/ro"), vec![world(perms::READ)], -1)
+        .await
+        .expect("set acl");
+    for i in 0..5 {
+        c.create(&format!("{root}/eph{i}"), b"e", open_acl(), mode::EPHEMERAL)
+            .await
+            .expect("ephemeral");
+    }
+    c.create_container(&format!("{root}-cont"), b"")
+        .await
+        .expect("container");
+    c.create(
+        &format!("{root}-cont/kid"),
+        b"k",
+        open_acl(),
+        mode::PERSISTENT,
+    )
+    .await
+    .expect("container child");
+    c.create_ttl(
+        &format!("{root}-ttl"),
+        b"t",
+        mode::PERSISTENT_WITH_TTL,
+        3_600_000,
+    )
+    .await
+    .expect("ttl");
+    c
+}
+
+fn kill(server: &Server) {
+    // SAFETY: signalling our own child process by its pid.
+    unsafe { libc::kill(server.pid() as i32, libc::SIGKILL) };
+    // The harness reaps it on drop; wait until the port is free of it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while common::four_letter_word(server.port, "ruok").is_ok() {
+        assert!(Instant::now() < deadline, "server did not die");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn ferrokeeper(args: &[&str], paths: &[&Path]) -> Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ferrokeeper"));
+    c.args(args);
+    for p in paths {
+        c.arg(p);
+    }
+    c.output().expect("run ferrokeeper")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `/zookeeper/config` holds each server's own ensemble text; everything else must agree.
+fn comparable(m: &BTreeMap<String, Seen>) -> BTreeMap<String, Seen> {
+    m.iter()
+        .filter(|(p, _)| p.as_str() != "/zookeeper/config")
+        .map(|(p, s)| (p.clone(), s.clone()))
+        .collect()
+}
+
+fn assert_same_tree(what: &str, want: &BTreeMap<String, Seen>, got: &BTreeMap<String, Seen>) {
+    let (want, got) = (comparable(want), comparable(got));
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "{what}: paths"
+    );
+    for (p, seen) in &want {
+        assert_eq!(Some(seen), got.get(p), "{what}: {p}");
+    }
+}
+
+// Long because it is the round trip in order: Java, import, ferrokeeper, export, Java.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_to_ferrokeeper_and_back() {
+    // 1. Java ZooKeeper writes a tree, with snapshots and logs (snapCount=100).
+    let java = Server::start(Kind::JavaZk, &[("snapCount", "100")]);
+    let a = workload(&java.address(), "/zk").await;
+    let (a_id, a_passwd) = (a.session_id, a.passwd.clone());
+    drop(a); // The socket closes; the session lives on until its timeout.
+    kill(&java);
+
+    // 2. Import into a fresh ferrokeeper data directory.
+    let fk_data = java.dir.join("fk-data");
+    let o = ferrokeeper(
+        &["import", "--zookeeper-data-dir"],
+        &[&java.dir.join("data"), Path::new("--data-dir"), &fk_data],
+    );
+    assert!(o.status.success(), "import: {}", stderr(&o));
+
+    // 3. ferrokeeper serves it and takes more writes: the Java session reattaches with
+    //    the password ZooKeeper gave it, a new session makes ephemerals, nodes change.
+    let fk = Server::start_from_data(Kind::Ferrokeeper, &[("snapCount", "50")], &fk_data);
+    let addr = fk.address();
+    let a = Conn::connect_with(
+        &addr,
+        ConnectOptions {
+            session_id: a_id,
+            passwd: a_passwd,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(a.session_id, a_id, "the imported session reattaches");
+    let b = workload(&addr, "/fk").await;
+    let mut c = connect(&addr).await;
+    c.set_data("/zk/n01", b"changed on ferrokeeper", -1)
+        .await
+        .expect("set imported node");
+    c.delete("/zk/n02", -1).await.expect("delete imported node");
+    c.delete("/zk/eph0", -1)
+        .await
+        .expect("delete an imported ephemeral");
+    let served = read_tree(&addr).await;
+    assert!(served.contains_key("/zk/eph1") && served.contains_key("/fk/eph1"));
+    kill(&fk);
+    drop((a, b, c));
+
+    // 4. Export (read-only on the data directory) and the other tools on it.
+    let data = fk.dir.join("data");
+    let zk_out = fk.dir.join("zk-out");
+    let started = Instant::now();
+    let o = ferrokeeper(
+        &["export", "--data-dir"],
+        &[&data, Path::new("--zookeeper-data-dir"), &zk_out],
+    );
+    assert!(o.status.success(), "export: {}", stderr(&o));
+    eprintln!("export took {:?}: {}", started.elapsed(), stderr(&o));
+    let again = ferrokeeper(
+        &["export", "--data-dir"],
+        &[&data, Path::new("--zookeeper-data-dir"), &zk_out],
+    );
+    assert!(
+        !again.status.success(),
+        "a second export into the same place refuses"
+    );
+    let digest_line = stdout(&ferrokeeper(&["digest", "--data-dir"], &[&data]));
+    let digest = digest_line
+        .split_whitespace()
+        .nth(3)
+        .expect("digest value")
+        .to_string();
+    assert!(
+        stderr(&o).contains(&format!("digest {digest};")),
+        "export and digest agree: {digest_line}"
+    );
+    let v = ferrokeeper(&["verify", "--data-dir"], &[&data]);
+    assert!(v.status.success(), "verify: {}", stdout(&v));
+
+    // 5. Java ZooKeeper starts from the export and serves the same tree.
+    let java2 = Server::start_from_data(Kind::JavaZk, &[], &zk_out);
+    let back = read_tree(&java2.address()).await;
+    assert_same_tree("Java from the export", &served, &back);
+    let log = java2.log();
+    assert!(
+        log.contains(&format!("digest value as {digest}")),
+        "Java read the digest trailer"
+    );
+    assert!(!log.contains("not matching"), "no digest mismatch:\n{log}");
+    // It goes on from the exported zxid.
+    let mut c = connect(&java2.address()).await;
+    let (_, stat) = c
+        .create2("/after-java", b"x", open_acl(), mode::PERSISTENT)
+        .await
+        .expect("write on Java after the export");
+    let last = served.values().map(|(_, s, _)| s.mzxid.max(s.pzxid)).max();
+    assert!(Some(stat.czxid) > last, "zxids continue after the export");
+}
+
+/// A ferrokeeper data directory with a few snapshots and a log behind them.
+async fn fk_data_dir() -> (Server, PathBuf) {
+    let fk = Server::start(Kind::Ferrokeeper, &[("snapCount", "40")]);
+    let keep = workload(&fk.address(), "/t").await;
+    // Snapshots are written in the background: wait until one covers the workload.
+    let snap_dir = fk.dir.join("data/ferrokeeper/snap");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&snap_dir).map(|d| d.count()).unwrap_or(0) < 2 {
+        assert!(Instant::now() < deadline, "no snapshots written");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kill(&fk);
+    drop(keep);
+    let data = fk.dir.join("data");
+    (fk, data)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let ok = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(ok.success());
+}
+
+fn newest(dir: &Path, prefix: &str) -> PathBuf {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .collect();
+    names.sort();
+    names.pop().expect("a file")
+}
+
+/// Asserts a tool failed cleanly: exit code 1 (not a panic's 101) and `needles` in its
+/// output.
+fn failed_cleanly(what: &str, o: &Output, needles: &[&str]) {
+    let text = format!("{}{}", stdout(o), stderr(o));
+    assert_eq!(o.status.code(), Some(1), "{what}: {text}");
+    for n in needles {
+        assert!(text.contains(n), "{what}: {n:?} missing from:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_on_good_and_damaged_files() {
+    let (fk, data) = fk_data_dir().await;
+
+    // Good files: every tool succeeds.
+    let o = ferrokeeper(&["dump-log"], &[&data]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains(" createSession 30000"), "{out}");
+    assert!(out.contains(" create /t/n01,"), "{out}");
+    assert!(out.trim_end().ends_with(" txns."), "{out}");
+    let snap_dir = data.join("ferrokeeper/snap");
+    let snap = newest(&snap_dir, "fk-snap.");
+    let o = ferrokeeper(&["dump-snapshot"], &[&snap]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("ZNode Details"));
+    let o = ferrokeeper(&["dump-snapshot"], &[&data]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let whole = stdout(&o);
+    assert!(whole.contains("\n/t/eph4\n") && whole.contains("Session Details"));
+    assert!(ferrokeeper(&["verify", "--data-dir"], &[&data])
+        .status
+        .success());
+
+    // A flipped byte inside the newest snapshot's payload.
+    let bad = fk.dir.join("bad-snap");
+    copy_dir(&data, &bad);
+    let snap = newest(&bad.join("ferrokeeper/snap"), "fk-snap.");
+    let mut bytes = std::fs::read(&snap).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&snap, &bytes).expect("write");
+    let name = snap
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    failed_cleanly(
+        "verify, damaged snapshot",
+        &ferrokeeper(&["verify", "--data-dir"], &[&bad]),
+        &["BAD", &name, "byte offset"],
+    );
+    failed_cleanly(
+        "dump-snapshot, damaged snapshot",
+        &ferrokeeper(&["dump-snapshot"], &[&snap]),
+        &[&name, "byte offset"],
+    );
+    // A snapshot cut short.
+    std::fs::write(&snap, &bytes[..at]).expect("truncate");
+    failed_cleanly(
+        "dump-snapshot, truncated snapshot",
+        &ferrokeeper(&["dump-snapshot"], &[&snap]),
+        &[&name],
+    );
+
+    // A flipped byte in the first log record (the log's oldest segment): a complete
+    // record with a bad checksum followed by good ones is corruption, not a torn tail.
+    let bad = fk.dir.join("bad-log");
+    copy_dir(&data, &bad);
+    let log_dir = bad.join("ferrokeeper/log");
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(&log_dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    segs.sort();
+    let seg = &segs[0];
+    let mut bytes = std::fs::read(seg).expect("read");
+    bytes[48 + 30] ^= 0x01;
+    std::fs::write(seg, &bytes).expect("write");
+    let seg_name = seg.file_name().expect("name").to_string_lossy().to_string();
+    failed_cleanly(
+        "dump-log, damaged record",
+        &ferrokeeper(&["dump-log"], &[&bad]),
+        &[&seg_name, "byte offset 48"],
+    );
+    failed_cleanly(
+        "verify, damaged record",
+        &ferrokeeper(&["verify", "--data-dir"], &[&bad]),
+        &["BAD", &seg_name, "byte offset 48"],
+    );
+    // Export refuses a directory it cannot recover, and writes nothing.
+    let out = fk.dir.join("zk-from-bad");
+    failed_cleanly(
+        "export, damaged log",
+        &ferrokeeper(
+            &["export", "--data-dir"],
+            &[&bad, Path::new("--zookeeper-data-dir"), &out],
+        ),
+        &[&seg_name],
+    );
+    let left: Vec<_> = std::fs::read_dir(out.join("version-2"))
+        .map(|d| d.collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing written: {left:?}");
+}
