@@ -14,6 +14,7 @@
 //!         sequencer (leader: requests → txn batches), machine (all: batches → state)
 //!   import (ZooKeeper data directories → a snapshot) ──▶ core
 //!   sim (the whole-server simulator) ──▶ everything above; nothing depends on it
+//!   auth (SASL DIGEST-MD5, JAAS, sasl ids, enforced auth) ──▶ core, config; shard ──▶ auth
 //!   peer (frames between ensemble servers, on the caller's executor) ──▶ nothing
 //!   replica (ensemble: raft-rs node beside sequencer and machine; its driver on the
 //!            commit executor) ──▶ commit, peer, core; server ──▶ replica
@@ -54,6 +55,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod admin;
+pub mod auth;
 pub mod commit;
 pub mod config;
 pub mod core;

@@ -25,7 +25,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let shards = config.shards.max(1);
     let (fail, failed) = crate::commit::FailStop::new();
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
-    let shared = server_shared(&config, &fail, &log_counters, None);
+    let shared = server_shared(&config, &fail, &log_counters, None)?;
     let listen_addr = shared.listen_addr;
     let core_cfg = core_config(&config);
     let (state, writer, snapshots) = recover(&config)?;
@@ -97,7 +97,7 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
     let (fail, failed) = crate::commit::FailStop::new();
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
     let status = Arc::new(crate::commit::role::EnsembleStatus::default());
-    let shared = server_shared(&config, &fail, &log_counters, Some(status.clone()));
+    let shared = server_shared(&config, &fail, &log_counters, Some(status.clone()))?;
     let listen_addr = shared.listen_addr;
 
     // Recover: the newest snapshot with a Raft position, then the Raft log's committed
@@ -237,7 +237,8 @@ fn server_shared(
     fail: &crate::commit::FailStop,
     log_counters: &Arc<crate::commit::log::LogCounters>,
     ensemble: Option<Arc<crate::commit::role::EnsembleStatus>>,
-) -> Arc<ServerShared> {
+) -> std::io::Result<Arc<ServerShared>> {
+    let security = crate::auth::Security::from_config(config).map_err(std::io::Error::other)?;
     let shards = config.shards.max(1);
     let listen_addr = SocketAddr::new(
         config
@@ -245,7 +246,7 @@ fn server_shared(
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         config.client_port,
     );
-    Arc::new(ServerShared {
+    Ok(Arc::new(ServerShared {
         log_counters: log_counters.clone(),
         fail: fail.clone(),
         listen_addr,
@@ -253,6 +254,7 @@ fn server_shared(
         limits: config.limits.clone(),
         skip_acl: config.skip_acl,
         super_digest: config.super_digest.clone(),
+        security: Arc::new(security),
         shard_stats: (0..shards).map(|_| Arc::new(ShardStats::new())).collect(),
         started: Instant::now(),
         published_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
@@ -262,7 +264,7 @@ fn server_shared(
         limit_counters: Default::default(),
         config: config.clone(),
         ensemble,
-    })
+    }))
 }
 
 /// One bounded channel pair per shard: (the commit side's receivers, its senders, each
