@@ -229,7 +229,10 @@ impl Inputs<'_> {
     /// digest-uri`: `AUTHENTICATE:` for the client's response, `:` for `rspauth`.
     fn response(&self, a2_prefix: &[u8]) -> String {
         let mut inner = Md5::new();
-        for (i, s) in [self.username, self.realm, self.password].iter().enumerate() {
+        for (i, s) in [self.username, self.realm, self.password]
+            .iter()
+            .enumerate()
+        {
             if i > 0 {
                 inner.update(b":");
             }
@@ -417,10 +420,8 @@ mod tests {
         assert_eq!(
             step,
             Step::Challenge(
-                format!(
-                    "realm=\"zk-sasl-md5\",nonce=\"{NONCE}\",charset=utf-8,algorithm=md5-sess"
-                )
-                .into_bytes()
+                format!("realm=\"zk-sasl-md5\",nonce=\"{NONCE}\",charset=utf-8,algorithm=md5-sess")
+                    .into_bytes()
             )
         );
         s

@@ -90,7 +90,12 @@ impl JaasFile {
                                 Some((line, Token::Word(key))) => {
                                     match it.next() {
                                         Some((_, Token::Punct('='))) => {}
-                                        _ => return Err(err(line, "expected = after an option name")),
+                                        _ => {
+                                            return Err(err(
+                                                line,
+                                                "expected = after an option name",
+                                            ))
+                                        }
                                     }
                                     let value = match it.next() {
                                         Some((_, Token::Word(v) | Token::Quoted(v))) => v,
@@ -98,7 +103,9 @@ impl JaasFile {
                                     };
                                     options.push((key, value));
                                 }
-                                Some((line, _)) => return Err(err(line, "expected an option or ;")),
+                                Some((line, _)) => {
+                                    return Err(err(line, "expected an option or ;"))
+                                }
                                 None => return Err(err(line, "unterminated module entry")),
                             }
                         }
@@ -264,7 +271,10 @@ mod tests {
         assert_eq!(users.get("bob").map(String::as_str), Some("bob secret"));
         assert_eq!(users.get("carol").map(String::as_str), Some("c"));
         let client = f.section("Client").unwrap();
-        assert_eq!(client[0].options[1], ("password".into(), "bobsecret".into()));
+        assert_eq!(
+            client[0].options[1],
+            ("password".into(), "bobsecret".into())
+        );
         assert!(f.section("server").is_none());
     }
 

@@ -102,12 +102,16 @@ pub fn parse_rules(text: &str) -> Result<Vec<Rule>, RuleError> {
         let Some(r) = rest.strip_prefix("RULE:[") else {
             return Err(err(rest, "expected DEFAULT or RULE:["));
         };
-        let (n, r) = r.split_once(':').ok_or_else(|| err(rest, "expected [n:format]"))?;
+        let (n, r) = r
+            .split_once(':')
+            .ok_or_else(|| err(rest, "expected [n:format]"))?;
         let components: usize = n.parse().map_err(|_| err(rest, "bad component count"))?;
         let (format, mut r) = r.split_once(']').ok_or_else(|| err(rest, "expected ]"))?;
         let mut matches = None;
         if let Some(after) = r.strip_prefix('(') {
-            let (m, after) = after.split_once(')').ok_or_else(|| err(rest, "expected )"))?;
+            let (m, after) = after
+                .split_once(')')
+                .ok_or_else(|| err(rest, "expected )"))?;
             matches = Some(full_match(m).map_err(|e| err(rest, &e.to_string()))?);
             r = after;
         }
@@ -299,7 +303,8 @@ mod tests {
         );
         // Another realm: DEFAULT does not match and the requested id stays.
         assert_eq!(
-            r.derive("client@OTHER.ORG", Some("client@OTHER.ORG")).as_deref(),
+            r.derive("client@OTHER.ORG", Some("client@OTHER.ORG"))
+                .as_deref(),
             Some("client@OTHER.ORG")
         );
         let strip = IdRules {
@@ -307,8 +312,16 @@ mod tests {
             remove_realm: true,
             ..r
         };
-        assert_eq!(strip.derive("zk/h.example.com@EXAMPLE.COM", None).as_deref(), Some("zk"));
-        assert_eq!(strip.derive("bob@EXAMPLE.COM", None).as_deref(), Some("bob"));
+        assert_eq!(
+            strip
+                .derive("zk/h.example.com@EXAMPLE.COM", None)
+                .as_deref(),
+            Some("zk")
+        );
+        assert_eq!(
+            strip.derive("bob@EXAMPLE.COM", None).as_deref(),
+            Some("bob")
+        );
         assert_eq!(strip.derive("a@b@c", None), None);
     }
 
@@ -325,7 +338,10 @@ mod tests {
             remove_host: true,
             remove_realm: true,
         };
-        assert_eq!(r.derive("hb-1/h@EXAMPLE.COM", None).as_deref(), Some("hbase"));
+        assert_eq!(
+            r.derive("hb-1/h@EXAMPLE.COM", None).as_deref(),
+            Some("hbase")
+        );
         assert_eq!(r.derive("joe@OTHER.ORG", None).as_deref(), Some("joe"));
         assert_eq!(r.derive("ann@EXAMPLE.COM", None).as_deref(), Some("ann"));
         assert!(parse_rules("RULE:[1:$1](x").is_err());

@@ -38,7 +38,9 @@ pub const DEFAULT_JAAS_SECTION: &str = "Server";
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
     /// The JAAS file cannot be read.
-    #[error("cannot read the JAAS configuration {path} (java.security.auth.login.config): {source}")]
+    #[error(
+        "cannot read the JAAS configuration {path} (java.security.auth.login.config): {source}"
+    )]
     ReadJaas {
         /// The file.
         path: PathBuf,
@@ -159,7 +161,10 @@ impl Security {
                     None => vec![kerberos_name::Rule::Default],
                 },
                 default_realm: default_realm(config),
-                remove_host: java_bool(property(config, "zookeeper.kerberos.removeHostFromPrincipal")),
+                remove_host: java_bool(property(
+                    config,
+                    "zookeeper.kerberos.removeHostFromPrincipal",
+                )),
                 remove_realm: java_bool(property(
                     config,
                     "zookeeper.kerberos.removeRealmFromPrincipal",
@@ -332,7 +337,9 @@ impl SaslConn {
             match security.failure_error() {
                 Some(err) => SaslOutcome::Fail(err),
                 None => {
-                    tracing::warn!("keeping the connection despite the failure (allowSaslFailedClients)");
+                    tracing::warn!(
+                        "keeping the connection despite the failure (allowSaslFailedClients)"
+                    );
                     SaslOutcome::Reply(None)
                 }
             }
@@ -409,17 +416,35 @@ mod tests {
         assert_eq!(s.super_users, vec!["bob".to_string(), "carol".to_string()]);
         assert!(s.sasl_acl.is_some() && s.require_sasl);
         assert_eq!(s.enforced_schemes, vec!["sasl".to_string()]);
-        assert_eq!(s.failure_error(), Some(ErrorCode::SessionClosedRequireSaslAuth));
+        assert_eq!(
+            s.failure_error(),
+            Some(ErrorCode::SessionClosedRequireSaslAuth)
+        );
 
         // Requiring SASL without the provider fails, as in Java.
         let c = config("", &["-Dzookeeper.sessionRequireClientSASLAuth=true"]);
-        assert!(matches!(Security::from_config(&c), Err(SecurityError::Enforcement(_))));
+        assert!(matches!(
+            Security::from_config(&c),
+            Err(SecurityError::Enforcement(_))
+        ));
         let c = config("enforce.auth.enabled=true\n", &[]);
-        assert!(matches!(Security::from_config(&c), Err(SecurityError::Enforcement(_))));
-        let c = config("enforce.auth.enabled=true\nenforce.auth.schemes=digest, ip\n", &[]);
-        assert_eq!(Security::from_config(&c).unwrap().enforced_schemes, ["digest", "ip"]);
+        assert!(matches!(
+            Security::from_config(&c),
+            Err(SecurityError::Enforcement(_))
+        ));
+        let c = config(
+            "enforce.auth.enabled=true\nenforce.auth.schemes=digest, ip\n",
+            &[],
+        );
+        assert_eq!(
+            Security::from_config(&c).unwrap().enforced_schemes,
+            ["digest", "ip"]
+        );
         let c = config("", &["-Djava.security.auth.login.config=/nonexistent/jaas"]);
-        assert!(matches!(Security::from_config(&c), Err(SecurityError::ReadJaas { .. })));
+        assert!(matches!(
+            Security::from_config(&c),
+            Err(SecurityError::ReadJaas { .. })
+        ));
         let s = Security::from_config(&config("allowSaslFailedClients=true\n", &[])).unwrap();
         assert!(!s.sasl_enabled() && s.failure_error().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -434,7 +459,10 @@ mod tests {
         };
         let nonce = "WGClc7T1JR+LbKdCknLY9uc0VFDGT1/T89GCqKUH";
         let mut c = SaslConn::new(nonce.into());
-        assert!(matches!(c.evaluate(&s, b"", "t"), SaslOutcome::Reply(Some(_))));
+        assert!(matches!(
+            c.evaluate(&s, b"", "t"),
+            SaslOutcome::Reply(Some(_))
+        ));
         let response = format!(
             "qop=auth,realm=\"zk-sasl-md5\",username=\"jaasuser\",nonce=\"{nonce}\",\
              cnonce=\"3511867546966293\",nc=00000001,digest-uri=\"zookeeper/zk-sasl-md5\",\
@@ -449,7 +477,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let mut c = SaslConn::new(nonce.into());
-        assert!(matches!(c.evaluate(&s, b"", "t"), SaslOutcome::Reply(Some(_))));
+        assert!(matches!(
+            c.evaluate(&s, b"", "t"),
+            SaslOutcome::Reply(Some(_))
+        ));
         assert_eq!(
             c.evaluate(&s, b"garbage\xff", "t"),
             SaslOutcome::Fail(ErrorCode::AuthFailed)

@@ -362,9 +362,7 @@ fn digest_id_valid(id: &str) -> bool {
 fn kerberos_name_valid(id: &str) -> bool {
     match id.split_once('@') {
         None => true,
-        Some((left, realm)) => {
-            !realm.contains(['@', '/']) && left.matches('/').count() <= 1
-        }
+        Some((left, realm)) => !realm.contains(['@', '/']) && left.matches('/').count() <= 1,
     }
 }
 
@@ -649,16 +647,31 @@ mod tests {
         bob.add(id("sasl", "bob"));
         let bob_acl = [acl(perms::READ, "sasl", "bob")];
         assert!(check(&bob_acl, perms::READ, &bob, false));
-        assert!(!check(&[acl(perms::READ, "sasl", "carol")], perms::READ, &bob, false));
+        assert!(!check(
+            &[acl(perms::READ, "sasl", "carol")],
+            perms::READ,
+            &bob,
+            false
+        ));
         let mut sup = session("10.0.0.5").with_sasl_acl(provider.clone());
         sup.add(id("sasl", "super"));
-        assert!(check(&[acl(perms::READ, "sasl", "carol")], perms::READ, &sup, false));
+        assert!(check(
+            &[acl(perms::READ, "sasl", "carol")],
+            perms::READ,
+            &sup,
+            false
+        ));
         assert!(!sup.is_super());
         let mut any = session("10.0.0.5").with_sasl_acl(Some(Arc::new(SaslAcl {
             let_any_user_do_x: Some("anyone-sasl".into()),
         })));
         any.add(id("sasl", "dave"));
-        assert!(check(&[acl(perms::READ, "sasl", "anyone-sasl")], perms::READ, &any, false));
+        assert!(check(
+            &[acl(perms::READ, "sasl", "anyone-sasl")],
+            perms::READ,
+            &any,
+            false
+        ));
         // Without a registered provider, a sasl id matches nothing.
         let mut unregistered = session("10.0.0.5");
         unregistered.add(id("sasl", "bob"));
@@ -674,10 +687,16 @@ mod tests {
         );
         let anon = session("10.0.0.5").with_sasl_acl(provider);
         for ok in ["bob", "zk/host@EXAMPLE.COM", "client@EXAMPLE.COM", "@"] {
-            assert!(fixup_acl(&[acl(perms::ALL, "sasl", ok)], &anon).is_ok(), "{ok}");
+            assert!(
+                fixup_acl(&[acl(perms::ALL, "sasl", ok)], &anon).is_ok(),
+                "{ok}"
+            );
         }
         for bad in ["a@b@c", "a/b/c@R", "a@R/x"] {
-            assert_eq!(fixup_acl(&[acl(perms::ALL, "sasl", bad)], &anon), Err(ErrorCode::InvalidAcl));
+            assert_eq!(
+                fixup_acl(&[acl(perms::ALL, "sasl", bad)], &anon),
+                Err(ErrorCode::InvalidAcl)
+            );
         }
         assert_eq!(
             fixup_acl(&[acl(perms::ALL, "sasl", "bob")], &session("1.2.3.4")),
@@ -692,7 +711,10 @@ mod tests {
         );
         assert_eq!(unregistered.client_infos()[1].user, "");
         // An auth packet cannot claim a sasl id.
-        assert_eq!(bob.add_auth("sasl", b"bob", None), Err(ErrorCode::AuthFailed));
+        assert_eq!(
+            bob.add_auth("sasl", b"bob", None),
+            Err(ErrorCode::AuthFailed)
+        );
     }
 
     // zookeeperProgrammers.md "Built in ACL Schemes": digest is

@@ -628,8 +628,7 @@ async fn dispatch(
     req: Request,
     received: Instant,
 ) -> ReadResult {
-    if !matches!(req, Request::Auth(_) | Request::Sasl(_)) && !sasl::may_proceed(shard, conn, xid)
-    {
+    if !matches!(req, Request::Auth(_) | Request::Sasl(_)) && !sasl::may_proceed(shard, conn, xid) {
         return Ok(());
     }
     match req {
