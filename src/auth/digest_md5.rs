@@ -31,9 +31,6 @@ pub const RESPONSE_BYTES_MAX: usize = 4096;
 /// Why an exchange failed. Each is final: the mechanism accepts no further token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DigestError {
-    /// The first client token was not empty (DIGEST-MD5 has no initial response).
-    #[error("DIGEST-MD5 has no initial response, but the client sent {0} bytes")]
-    InitialResponse(usize),
     /// The client's response exceeds [`RESPONSE_BYTES_MAX`].
     #[error("client response of {0} bytes is too long")]
     TooLong(usize),
@@ -113,9 +110,9 @@ impl DigestMd5Server {
         }
         match std::mem::replace(&mut self.state, State::Over) {
             State::Start => {
-                if !token.is_empty() {
-                    return Err(DigestError::InitialResponse(token.len()));
-                }
+                // DIGEST-MD5 has no initial response, yet a Java 3.8 server on JDK 17
+                // answers a non-empty first token with the challenge all the same
+                // (checked with a raw client): so the first token is not looked at.
                 self.state = State::Challenged;
                 Ok(Step::Challenge(
                     format!(
@@ -515,7 +512,8 @@ mod tests {
             assert!(s.is_over());
         }
         let mut s = DigestMd5Server::new(NONCE.into());
-        assert_eq!(s.step(b"x", users), Err(DigestError::InitialResponse(1)));
+        // A non-empty first token is ignored, as by the Java server.
+        assert!(matches!(s.step(b"x", users), Ok(Step::Challenge(_))));
         let long = vec![b'a'; RESPONSE_BYTES_MAX + 1];
         assert_eq!(
             challenged().step(&long, users),
