@@ -157,7 +157,7 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         incarnation,
     };
     let offer = recovered.offer;
-    let node = node::Node::new(
+    let mut node = node::Node::new(
         node_cfg,
         node::Restored {
             state: recovered.state,
@@ -170,6 +170,9 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         &node::raft_logger(),
     )
     .map_err(|e| std::io::Error::other(format!("cannot start replication: {e}")))?;
+    // Writes forwarded by followers carry the session's ids; the sasl scheme's provider
+    // is this server's configuration.
+    node.set_sasl_acl(shared.security.sasl_acl.clone());
     let root = node.state().clone();
 
     let (to_log, log_jobs) = shared_channel::new_bounded(LOG_QUEUE_DEPTH * 4);

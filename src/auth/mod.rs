@@ -201,8 +201,7 @@ impl Security {
     /// Whether a connection holding `ids` may send ordinary requests
     /// (`AuthenticationHelper.enforceAuthentication`).
     pub fn allows<'a>(&self, mut ids: impl Iterator<Item = &'a Id>) -> bool {
-        self.enforced_schemes.is_empty()
-            || ids.any(|id| self.enforced_schemes.iter().any(|s| *s == id.scheme))
+        self.enforced_schemes.is_empty() || ids.any(|id| self.enforced_schemes.contains(&id.scheme))
     }
 
     /// The error a connection gets when its exchange fails and it is closed: -124 when
