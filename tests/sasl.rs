@@ -586,6 +586,84 @@ fn garbage_during_a_sasl_exchange() {
     });
 }
 
+/// `letAnySaslUserDoX=anyone-sasl`: an ACL entry `sasl:anyone-sasl` admits every
+/// connection holding a sasl id, and nobody else.
+#[test]
+fn let_any_sasl_user_do_x() {
+    both(&[("letAnySaslUserDoX", "anyone-sasl")], |server| {
+        let mut t = Vec::new();
+        let mut bob = connect(server);
+        t.extend(sasl_login(&mut bob, 1, "bob", "bobsecret"));
+        t.push(create(&mut bob, 3, "/any-sasl", sasl_acl("anyone-sasl")));
+        let mut carol = connect(server);
+        t.extend(sasl_login(&mut carol, 1, "carol", "carolsecret"));
+        t.push(get_data(&mut carol, 3, "/any-sasl"));
+        let mut anon = connect(server);
+        t.push(get_data(&mut anon, 1, "/any-sasl"));
+        assert_eq!(t[2], "create /any-sasl err=0");
+        assert_eq!(t[5..], ["get /any-sasl err=0", "get /any-sasl err=-102"]);
+        t
+    });
+}
+
+/// A write pipelined right behind a failing SASL response is never executed: the
+/// server stops reading the connection once the exchange failed.
+#[test]
+fn write_pipelined_behind_a_failed_exchange_is_not_executed() {
+    both(&[], |server| {
+        let mut t = Vec::new();
+        let mut c = connect(server);
+        t.push(sasl(&mut c, 1, b"").0);
+        let mut bytes = RequestHeader {
+            xid: 2,
+            r#type: OP_SASL,
+        }
+        .to_bytes();
+        GetSaslRequest {
+            token: b"username=\"bob\",response=00".to_vec().into(),
+        }
+        .encode(&mut bytes);
+        let mut batch = frame(&bytes);
+        let mut create_bytes = RequestHeader {
+            xid: 3,
+            r#type: OP_CREATE,
+        }
+        .to_bytes();
+        CreateRequest {
+            path: "/smuggled".into(),
+            data: b"x".to_vec().into(),
+            acl: vec![Acl {
+                perms: PERMS_ALL,
+                id: Id {
+                    scheme: "world".into(),
+                    id: "anyone".into(),
+                },
+            }],
+            flags: 0,
+        }
+        .encode(&mut create_bytes);
+        batch.extend_from_slice(&frame(&create_bytes));
+        c.write_all(&batch).expect("send the batch");
+        let first = read_frame(&mut c).map(|f| {
+            let h = ReplyHeader::decode(&mut ferrokeeper_net::Reader::new(&f)).expect("header");
+            format!("xid={} err={}", h.xid, h.err)
+        });
+        t.push(format!("{first:?}"));
+        t.push(format!("then: {:?}", read_frame(&mut c).map(|f| f.len())));
+        let mut other = connect(server);
+        t.push(get_data(&mut other, 1, "/smuggled"));
+        assert_eq!(
+            t[1..],
+            [
+                "Some(\"xid=2 err=-115\")",
+                "then: None",
+                "get /smuggled err=-101"
+            ]
+        );
+        t
+    });
+}
+
 /// The `sasl` scheme validates ids as Kerberos names (InvalidACL −114 otherwise) and
 /// cannot be claimed with an auth packet (AuthFailed).
 #[test]
