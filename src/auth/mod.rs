@@ -58,6 +58,20 @@ pub enum SecurityError {
     /// `zookeeper.security.auth_to_local` does not parse.
     #[error(transparent)]
     Rules(#[from] kerberos_name::RuleError),
+    /// The server's JAAS section logs in with Kerberos: a Java server would then offer
+    /// GSSAPI only, which ferrokeeper does not implement.
+    #[error(
+        "{path}: section {section} uses {class}: SASL GSSAPI (Kerberos) is not supported \
+         by ferrokeeper, only DIGEST-MD5 (user_<name>=\"<password>\" options)"
+    )]
+    Gssapi {
+        /// The file.
+        path: PathBuf,
+        /// The section.
+        section: String,
+        /// The Kerberos login module.
+        class: String,
+    },
     /// Enforcement names no scheme, or one without a provider
     /// (`AuthenticationHelper.validateConfiguredProperties`).
     #[error("{0}")]
@@ -241,6 +255,19 @@ fn load_digest_users(config: &Config) -> Result<Option<BTreeMap<String, String>>
         );
         return Ok(None);
     };
+    // SecurityUtils.createSaslServer: a Kerberos principal in the login subject means
+    // GSSAPI only. Starting with DIGEST-MD5 instead would accept other clients than
+    // the Java server would, so refuse to start.
+    if let Some(m) = modules
+        .iter()
+        .find(|m| m.class.ends_with("Krb5LoginModule"))
+    {
+        return Err(SecurityError::Gssapi {
+            path,
+            section,
+            class: m.class.clone(),
+        });
+    }
     let mut users = jaas::digest_credentials(modules);
     // SaslServerCallbackHandler: superPassword replaces the password of a `super` user
     // the file declares (a file without `user_super` still has no `super`).
@@ -443,6 +470,17 @@ mod tests {
         assert!(matches!(
             Security::from_config(&c),
             Err(SecurityError::ReadJaas { .. })
+        ));
+        std::fs::write(
+            &jaas,
+            "Server { com.sun.security.auth.module.Krb5LoginModule required \
+             useKeyTab=true keyTab=\"/k\" principal=\"zookeeper/h@R\"; };",
+        )
+        .unwrap();
+        let c = config("", &[&login]);
+        assert!(matches!(
+            Security::from_config(&c),
+            Err(SecurityError::Gssapi { .. })
         ));
         let s = Security::from_config(&config("allowSaslFailedClients=true\n", &[])).unwrap();
         assert!(!s.sasl_enabled() && s.failure_error().is_none());
