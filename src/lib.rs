@@ -17,6 +17,7 @@
 //!   embedded (a server inside a test process) ──▶ server, config
 //!   service (systemd readiness notifications) ──▶ nothing
 //!   sim (the whole-server simulator) ──▶ everything above; nothing depends on it
+//!   auth (SASL DIGEST-MD5, JAAS, sasl ids, enforced auth) ──▶ core, config; shard ──▶ auth
 //!   peer (frames between ensemble servers, on the caller's executor) ──▶ nothing
 //!   replica (ensemble: raft-rs node beside sequencer and machine; its driver on the
 //!            commit executor) ──▶ commit, peer, core; server ──▶ replica
@@ -57,6 +58,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod admin;
+pub mod auth;
 pub mod commit;
 pub mod config;
 pub mod core;

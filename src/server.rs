@@ -243,7 +243,7 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
     let stop_shards = Arc::new(AtomicBool::new(false));
     let stop_core = Arc::new(AtomicBool::new(false));
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
-    let shared = server_shared(&config, &fail, &log_counters, None);
+    let shared = server_shared(&config, &fail, &log_counters, None)?;
     let listen_addr = shared.listen_addr;
     let core_cfg = core_config(&config);
     let (state, writer, snapshots) = recover(&config)?;
@@ -328,7 +328,7 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
     let stop_core = Arc::new(AtomicBool::new(false));
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
     let status = Arc::new(crate::commit::role::EnsembleStatus::default());
-    let shared = server_shared(&config, &fail, &log_counters, Some(status.clone()));
+    let shared = server_shared(&config, &fail, &log_counters, Some(status.clone()))?;
     let listen_addr = shared.listen_addr;
 
     // Recover: the newest snapshot with a Raft position, then the Raft log's committed
@@ -395,7 +395,7 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
             .then(|| (config.tick_time_ms as i64).max(2000)),
     };
     let offer = recovered.offer;
-    let node = node::Node::new(
+    let mut node = node::Node::new(
         node_cfg,
         node::Restored {
             state: recovered.state,
@@ -408,6 +408,9 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
         &node::raft_logger(),
     )
     .map_err(|e| std::io::Error::other(format!("cannot start replication: {e}")))?;
+    // Writes forwarded by followers carry the session's ids; the sasl scheme's provider
+    // is this server's configuration.
+    node.set_sasl_acl(shared.security.sasl_acl.clone());
     let root = node.state().clone();
 
     let (to_log, log_jobs) = shared_channel::new_bounded(LOG_QUEUE_DEPTH * 4);
@@ -489,7 +492,8 @@ fn server_shared(
     fail: &crate::commit::FailStop,
     log_counters: &Arc<crate::commit::log::LogCounters>,
     ensemble: Option<Arc<crate::commit::role::EnsembleStatus>>,
-) -> Arc<ServerShared> {
+) -> std::io::Result<Arc<ServerShared>> {
+    let security = crate::auth::Security::from_config(config).map_err(std::io::Error::other)?;
     let shards = config.shards.max(1);
     let listen_addr = SocketAddr::new(
         config
@@ -497,7 +501,7 @@ fn server_shared(
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         config.client_port,
     );
-    Arc::new(ServerShared {
+    Ok(Arc::new(ServerShared {
         log_counters: log_counters.clone(),
         fail: fail.clone(),
         listen_addr,
@@ -505,6 +509,7 @@ fn server_shared(
         limits: config.limits.clone(),
         skip_acl: config.skip_acl,
         super_digest: config.super_digest.clone(),
+        security: Arc::new(security),
         shard_stats: (0..shards).map(|_| Arc::new(ShardStats::new())).collect(),
         started: Instant::now(),
         published_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
@@ -514,7 +519,7 @@ fn server_shared(
         limit_counters: Default::default(),
         config: config.clone(),
         ensemble,
-    })
+    }))
 }
 
 /// One bounded channel pair per shard: (the commit side's receivers, its senders, each

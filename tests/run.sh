@@ -3,7 +3,7 @@
 #
 # On a fresh Debian 12 machine (as root) it first installs what the tests talk to,
 # each only if missing: Apache ZooKeeper and its C shell (the reference server and
-# clients), netcat, and Python's kazoo. Then it runs, stopping at the first failure:
+# clients), netcat, and Python's kazoo with pure-sasl. Then it runs, stopping at the first failure:
 #   1. cargo fmt --check        formatting
 #   2. cargo clippy -D warnings  lints, every crate and target
 #      cargo deny                licenses, duplicate versions, sources (and advisories
@@ -62,6 +62,12 @@ if python3 -c 'import kazoo' 2>/dev/null; then
 elif ! python3 -m pip install --quiet --disable-pip-version-check kazoo; then
     # Debian's own python3 refuses pip installs (PEP 668): use Debian's package.
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-kazoo
+fi
+# kazoo's SASL (tests/sasl.rs) needs pure-sasl, an optional dependency of kazoo.
+if python3 -c 'import puresasl' 2>/dev/null; then
+    echo "pure-sasl already installed for $(command -v python3)"
+elif ! python3 -m pip install --quiet --disable-pip-version-check pure-sasl; then
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-pure-sasl
 fi
 
 step "cargo fmt"

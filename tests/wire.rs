@@ -346,9 +346,9 @@ fn null_data_round_trips_as_null() {
     });
 }
 
-/// SASL without a SASL provider configured: a standalone ZooKeeper answers Ok with a
-/// null token (length −1) and keeps the connection; so does ferrokeeper (SASL itself is
-/// not built).
+/// SASL without a JAAS login configured: a standalone ZooKeeper answers Ok with a
+/// null token (length −1) and keeps the connection; so does ferrokeeper (SASL with a
+/// login is `tests/sasl.rs`).
 #[test]
 fn sasl_without_a_provider_answers_a_null_token() {
     both(|s| {

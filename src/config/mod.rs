@@ -291,6 +291,9 @@ pub struct Config {
     pub limits: Limits,
     /// Every `(key, value)` entry of the file in file order, trimmed, duplicates included.
     pub raw: Vec<(String, String)>,
+    /// The system properties the configuration was read with, for settings read
+    /// straight from properties elsewhere (SASL and enforced auth, `crate::auth`).
+    pub system_properties: SystemProperties,
 }
 
 impl Config {
@@ -333,6 +336,7 @@ impl Config {
             local_sessions_upgrading_enabled: false,
             limits: Limits::defaults(DEFAULT_TICK_TIME_MS),
             raw: Vec::new(),
+            system_properties: SystemProperties::empty(),
         }
     }
 
@@ -387,6 +391,7 @@ impl Config {
             parser.add_entry(entry);
         }
         let mut parsed = parser.finish()?;
+        parsed.config.system_properties = props.clone();
         let my_id = match myid {
             Myid::Unknown => None,
             Myid::Given(id) => {
@@ -2186,6 +2191,10 @@ server.1=127.0.0.1:2888:3888;127.0.0.1:2999
         let (c, w) = Config::parse_with(MINIMAL, &p).expect("parse");
         assert!(w.is_empty(), "{w:?}");
         let (d, _) = parse_ok(MINIMAL);
+        let c = Config {
+            system_properties: SystemProperties::empty(),
+            ..c
+        };
         assert_eq!(c, d);
     }
 
@@ -2223,6 +2232,7 @@ server.1=127.0.0.1:2888:3888;127.0.0.1:2999
         assert_eq!(
             Config {
                 limits: Config::embedded_default().limits,
+                system_properties: SystemProperties::empty(),
                 ..c
             },
             Config::embedded_default()

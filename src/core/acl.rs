@@ -12,10 +12,13 @@
 //!
 //! A stock ZooKeeper registers exactly two providers: `ip` and `digest`
 //! (`ProviderRegistry.initialize`); `sasl`, `x509`, `key`, `ensemble` exist only when a
-//! `zookeeper.authProvider.*` property loads them. This module implements those two;
-//! every other scheme behaves as in a stock server: addAuth fails (AuthFailed), an ACL
-//! naming it is refused by create/setACL (InvalidACL), and an ACL entry naming it (say,
-//! imported from a Java server that had SASL) never matches.
+//! `zookeeper.authProvider.*` property loads them. This module implements those two,
+//! and `sasl` when its provider is registered ([`SaslAcl`], carried by the session's
+//! [`AuthIds`]); every other scheme behaves as in a stock server: addAuth fails
+//! (AuthFailed), an ACL naming it is refused by create/setACL (InvalidACL), and an ACL
+//! entry naming it (say, imported from a Java server that had x509) never matches.
+//! The `sasl` ids themselves come from a SASL exchange (`crate::auth`), never from an
+//! auth packet.
 //!
 //! `world` and `auth` are not providers: `world:anyone` is special-cased by `checkACL`
 //! and `fixupACL`, `auth` is expanded by `fixupACL`. addAuth with either answers
@@ -27,6 +30,7 @@
 
 // Address values only (`core::net`), never sockets: the core does no IO.
 use ::core::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use ferrokeeper_net::codes::{perms, ErrorCode, OpCode};
@@ -43,6 +47,8 @@ pub const AUTH: &str = "auth";
 pub const DIGEST: &str = "digest";
 /// The ip provider's scheme.
 pub const IP: &str = "ip";
+/// Scheme of ids from a SASL exchange.
+pub const SASL: &str = "sasl";
 /// Scheme of the super-user id (`Id("super", "")`).
 pub const SUPER: &str = "super";
 
@@ -100,6 +106,18 @@ pub struct AuthIds {
     // Invariant: ids[0] is the ip id; no duplicates; is_super == ids contain super:"".
     ids: Vec<Id>,
     is_super: bool,
+    /// The `sasl` scheme's provider, when the server registers it. It travels with the
+    /// session's ids so that every ACL check and fixup sees it without a server-wide
+    /// setting; a session decoded from an ensemble peer's forwarded write has `None`.
+    sasl: Option<Arc<SaslAcl>>,
+}
+
+/// The `sasl` scheme's provider settings (`SASLAuthenticationProvider`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SaslAcl {
+    /// `zookeeper.letAnySaslUserDoX`: an ACL entry `sasl:<this>` matches every session
+    /// holding a `sasl` id.
+    pub let_any_user_do_x: Option<String>,
 }
 
 impl AuthIds {
@@ -116,7 +134,14 @@ impl AuthIds {
                 id: ip,
             }],
             is_super: false,
+            sasl: None,
         }
+    }
+
+    /// Registers the `sasl` scheme's provider for this session (see [`SaslAcl`]).
+    pub fn with_sasl_acl(mut self, sasl: Option<Arc<SaslAcl>>) -> Self {
+        self.sasl = sasl;
+        self
     }
 
     /// All ids, the ip id first.
@@ -167,6 +192,7 @@ impl AuthIds {
                 user: match id.scheme.as_str() {
                     IP => id.id.clone(),
                     DIGEST => id.id.split(':').next().unwrap_or("").to_owned(),
+                    SASL if self.sasl.is_some() => id.id.clone(),
                     _ => String::new(),
                 },
             })
@@ -234,9 +260,18 @@ pub fn check(acl: &[Acl], perm: i32, ids: &AuthIds, skip_acl: bool) -> bool {
         if want.scheme == WORLD && want.id == ANYONE {
             return true;
         }
-        let matches: fn(&str, &str) -> bool = match want.scheme.as_str() {
-            DIGEST => |have, want| have == want,
-            IP => ip_matches,
+        let matches: &dyn Fn(&str, &str) -> bool = match want.scheme.as_str() {
+            DIGEST => &|have, want| have == want,
+            IP => &ip_matches,
+            // SASLAuthenticationProvider.matches.
+            SASL => match &ids.sasl {
+                Some(sasl) => &|have: &str, want: &str| {
+                    have == "super"
+                        || have == want
+                        || sasl.let_any_user_do_x.as_deref() == Some(want)
+                },
+                None => return false,
+            },
             _ => return false,
         };
         ids.ids
@@ -253,12 +288,15 @@ pub fn check(acl: &[Acl], perm: i32, ids: &AuthIds, skip_acl: bool) -> bool {
 /// 2. Each entry, in order:
 ///    - `world:anyone` is kept; `world` with any other id → InvalidACL.
 ///    - `auth:<anything>` is replaced, with its perms, by every id of the session whose
-///      provider says `isAuthenticated()`: digest ids (ip is not; `super:` has no
-///      provider and is skipped). None → InvalidACL. The entry's own id is ignored, and
+///      provider says `isAuthenticated()`: digest ids, and sasl ids when the `sasl`
+///      provider is registered (ip is not; `super:` has no provider and is skipped).
+///      None → InvalidACL. The entry's own id is ignored, and
 ///      the expansion is not deduplicated again (`auth:` and `auth:x` both expand).
 ///    - `digest:<id>` is kept when `<id>` splits on `:` into exactly two parts after
 ///      Java drops trailing empty parts (`user:hash`; `:hash` passes, `user:` does not).
 ///    - `ip:<addr>[/bits]` is kept when the address parses and bits is within range.
+///    - `sasl:<id>` is kept when the provider is registered and `<id>` is a valid
+///      Kerberos name.
 ///    - any other scheme → InvalidACL.
 ///
 /// Perms are not validated (ZooKeeper does not; a perms of 0 is stored as is).
@@ -280,8 +318,9 @@ pub fn fixup_acl(acl: &[Acl], ids: &AuthIds) -> Result<Vec<Acl>, ErrorCode> {
         } else if id.scheme == AUTH {
             let mut any = false;
             for have in &ids.ids {
-                // Providers: digest is authenticated, ip is not; others have none here.
-                if have.scheme == DIGEST {
+                // Providers: digest and sasl are authenticated, ip is not; others have
+                // none here.
+                if have.scheme == DIGEST || (have.scheme == SASL && ids.sasl.is_some()) {
                     any = true;
                     out.push(Acl {
                         perms: a.perms,
@@ -296,6 +335,7 @@ pub fn fixup_acl(acl: &[Acl], ids: &AuthIds) -> Result<Vec<Acl>, ErrorCode> {
             let valid = match id.scheme.as_str() {
                 DIGEST => digest_id_valid(&id.id),
                 IP => ip_id_valid(&id.id),
+                SASL => ids.sasl.is_some() && kerberos_name_valid(&id.id),
                 _ => false,
             };
             if !valid {
@@ -315,6 +355,15 @@ fn digest_id_valid(id: &str) -> bool {
         parts.pop();
     }
     parts.len() == 2
+}
+
+/// `SASLAuthenticationProvider.isValid`: the id parses as a `KerberosName`, i.e. it has
+/// no `@`, or it is `service[/host]@realm` with one `@` and at most one `/`, before it.
+fn kerberos_name_valid(id: &str) -> bool {
+    match id.split_once('@') {
+        None => true,
+        Some((left, realm)) => !realm.contains(['@', '/']) && left.matches('/').count() <= 1,
+    }
 }
 
 /// `IPAuthenticationProvider.isValid`.
@@ -587,6 +636,85 @@ mod tests {
     }
     fn session(ip: &str) -> AuthIds {
         AuthIds::from_ip_id(ip.into())
+    }
+
+    /// `SASLAuthenticationProvider`: matches, isValid, isAuthenticated (auth expansion)
+    /// and getUserName (whoAmI); without the provider the scheme does nothing.
+    #[test]
+    fn sasl_scheme() {
+        let provider = Some(Arc::new(SaslAcl::default()));
+        let mut bob = session("10.0.0.5").with_sasl_acl(provider.clone());
+        bob.add(id("sasl", "bob"));
+        let bob_acl = [acl(perms::READ, "sasl", "bob")];
+        assert!(check(&bob_acl, perms::READ, &bob, false));
+        assert!(!check(
+            &[acl(perms::READ, "sasl", "carol")],
+            perms::READ,
+            &bob,
+            false
+        ));
+        let mut sup = session("10.0.0.5").with_sasl_acl(provider.clone());
+        sup.add(id("sasl", "super"));
+        assert!(check(
+            &[acl(perms::READ, "sasl", "carol")],
+            perms::READ,
+            &sup,
+            false
+        ));
+        assert!(!sup.is_super());
+        let mut any = session("10.0.0.5").with_sasl_acl(Some(Arc::new(SaslAcl {
+            let_any_user_do_x: Some("anyone-sasl".into()),
+        })));
+        any.add(id("sasl", "dave"));
+        assert!(check(
+            &[acl(perms::READ, "sasl", "anyone-sasl")],
+            perms::READ,
+            &any,
+            false
+        ));
+        // Without a registered provider, a sasl id matches nothing.
+        let mut unregistered = session("10.0.0.5");
+        unregistered.add(id("sasl", "bob"));
+        assert!(!check(&bob_acl, perms::READ, &unregistered, false));
+
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "auth", "")], &bob),
+            Ok(vec![acl(perms::ALL, "sasl", "bob")])
+        );
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "auth", "")], &unregistered),
+            Err(ErrorCode::InvalidAcl)
+        );
+        let anon = session("10.0.0.5").with_sasl_acl(provider);
+        for ok in ["bob", "zk/host@EXAMPLE.COM", "client@EXAMPLE.COM", "@"] {
+            assert!(
+                fixup_acl(&[acl(perms::ALL, "sasl", ok)], &anon).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["a@b@c", "a/b/c@R", "a@R/x"] {
+            assert_eq!(
+                fixup_acl(&[acl(perms::ALL, "sasl", bad)], &anon),
+                Err(ErrorCode::InvalidAcl)
+            );
+        }
+        assert_eq!(
+            fixup_acl(&[acl(perms::ALL, "sasl", "bob")], &session("1.2.3.4")),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            bob.client_infos()[1],
+            ClientInfo {
+                auth_scheme: "sasl".into(),
+                user: "bob".into()
+            }
+        );
+        assert_eq!(unregistered.client_infos()[1].user, "");
+        // An auth packet cannot claim a sasl id.
+        assert_eq!(
+            bob.add_auth("sasl", b"bob", None),
+            Err(ErrorCode::AuthFailed)
+        );
     }
 
     // zookeeperProgrammers.md "Built in ACL Schemes": digest is

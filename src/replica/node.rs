@@ -230,6 +230,9 @@ pub struct Node {
     role: Role,
     /// Requests waiting to be forwarded to the leader (origins already tagged).
     forward: Vec<CommitRequest>,
+    /// The `sasl` ACL scheme's provider, when registered: the ids of a forwarded write
+    /// arrive without it (it is configuration, not session state) and get it back here.
+    sasl_acl: Option<Arc<crate::core::acl::SaslAcl>>,
     /// This server's connections with a session handshake under way or done, to close
     /// when the leader changes.
     conns: HashSet<Origin>,
@@ -277,6 +280,12 @@ pub enum NodeError {
 }
 
 impl Node {
+    /// Registers the `sasl` ACL scheme's provider for writes forwarded by followers
+    /// (see the field).
+    pub fn set_sasl_acl(&mut self, sasl_acl: Option<Arc<crate::core::acl::SaslAcl>>) {
+        self.sasl_acl = sasl_acl;
+    }
+
     /// A node over a recovered log ([`Restored`]).
     pub fn new(
         cfg: NodeConfig,
@@ -341,6 +350,7 @@ impl Node {
             leader: 0,
             role: Role::Looking,
             forward: Vec::new(),
+            sasl_acl: None,
             conns: HashSet::new(),
             held: VecDeque::new(),
             durable_term_vote,
@@ -809,6 +819,24 @@ impl Node {
                                 );
                                 continue;
                             }
+                            let m = match m {
+                                CommitRequest::Write {
+                                    conn,
+                                    session_id,
+                                    xid,
+                                    request,
+                                    auth,
+                                } if self.sasl_acl.is_some() => CommitRequest::Write {
+                                    conn,
+                                    session_id,
+                                    xid,
+                                    request,
+                                    auth: Arc::new(
+                                        (*auth).clone().with_sasl_acl(self.sasl_acl.clone()),
+                                    ),
+                                },
+                                m => m,
+                            };
                             seq.handle(m, now_ms);
                         }
                     }

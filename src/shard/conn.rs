@@ -28,6 +28,8 @@ use crate::commit::stage::{origin, StageMsg};
 use crate::core::acl::{self, AuthIds};
 use crate::core::sequencer::{CommitRequest, ReplyMsg};
 
+mod sasl;
+
 /// Bytes of replies and notifications a connection may have waiting for the client
 /// before the server gives up on it (a client that never reads its replies).
 const OUTPUT_BYTES_MAX: usize = 64 << 20;
@@ -77,6 +79,8 @@ struct ConnState {
     out: Vec<u8>,
     closing: Option<&'static str>,
     has_read_only: bool,
+    /// The SASL exchange, once the client started one.
+    sasl: Option<crate::auth::SaslConn>,
 }
 
 /// A connection as the shard sees it.
@@ -392,11 +396,14 @@ pub async fn serve(
             last_latency_ms: 0,
             latency: (0, 0, 0, 0),
             session_id: 0,
-            auth: Arc::new(AuthIds::new(&peer_addr)),
+            auth: Arc::new(
+                AuthIds::new(&peer_addr).with_sasl_acl(shard.shared.security.sasl_acl.clone()),
+            ),
             pending: VecDeque::new(),
             out: Vec::new(),
             closing: None,
             has_read_only: false,
+            sasl: None,
         }),
         wake_writer,
         connect_result,
@@ -622,6 +629,9 @@ async fn dispatch(
     req: Request,
     received: Instant,
 ) -> ReadResult {
+    if !matches!(req, Request::Auth(_) | Request::Sasl(_)) && !sasl::may_proceed(shard, conn, xid) {
+        return Ok(());
+    }
     match req {
         Request::Auth(a) => {
             // ZooKeeper handles auth packets as they arrive, ahead of queued requests,
@@ -647,16 +657,8 @@ async fn dispatch(
             }
             Ok(())
         }
-        Request::Sasl(_) => {
-            // No SASL provider is configured: like such a standalone ZooKeeper 3.8, answer
-            // Ok with a null token (SetSASLResponse with length -1); the client then
-            // carries on unauthenticated.
-            let zxid = shard.root.borrow().last_zxid;
-            conn.push_output(|out| {
-                super::reply::ok_with(out, xid, zxid, |o| {
-                    ferrokeeper_net::jute::Encode::encode(&ferrokeeper_net::NullableBuffer(None), o)
-                })
-            });
+        Request::Sasl(s) => {
+            sasl::on_token(shard, conn, xid, &s.token);
             Ok(())
         }
         Request::Unknown(op) => {

@@ -77,6 +77,8 @@ pub struct ServerShared {
     pub skip_acl: bool,
     /// `DigestAuthenticationProvider.superDigest`.
     pub super_digest: Option<String>,
+    /// SASL and enforced-auth settings.
+    pub security: Arc<crate::auth::Security>,
     /// Per-shard counters.
     pub shard_stats: Vec<Arc<ShardStats>>,
     /// Sequence number of the newest batch the commit stage has handed to the shards.

@@ -145,6 +145,17 @@ impl Server {
         Server::start_inner(kind, extra, &Launch::default(), false, Some(port), None)
     }
 
+    /// Starts `kind` like [`Server::start_with`] but on a given client port (for tests
+    /// that keep to a port range of their own).
+    pub fn start_on_port_with(
+        kind: Kind,
+        port: u16,
+        extra: &[(&str, &str)],
+        launch: &Launch,
+    ) -> Server {
+        Server::start_inner(kind, extra, launch, false, Some(port))
+    }
+
     /// The one server of `kind` this test binary shares between its tests, started with
     /// the base config plus `extra` on first use (later calls' `extra` is ignored). It
     /// lives until the test process exits: it is spawned from a thread that never ends
