@@ -262,6 +262,7 @@ fn server_shared(
         limit_counters: Default::default(),
         config: config.clone(),
         ensemble,
+        admin_calls: async_channel::bounded(crate::shard::admin::ADMIN_CALLS_MAX),
     })
 }
 

@@ -169,8 +169,9 @@ impl Command {
             self,
             Command::Environment
                 | Command::GetTraceMask
+                | Command::Monitor
+                | Command::SetTraceMask
                 | Command::SystemProperties
-                | Command::VotingView
                 | Command::ZabState
         )
     }
@@ -253,6 +254,8 @@ pub struct AdminContext {
 /// An ensemble member's view of its ensemble.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QuorumView {
+    /// This server's id.
+    pub my_id: u64,
     /// This server leads.
     pub is_leader: bool,
     /// The leader's id (-1 when none is known, as Java's `getLeaderId`).
@@ -261,8 +264,23 @@ pub struct QuorumView {
     pub leader_ip: String,
     /// This server votes (a participant, not an observer).
     pub voting: bool,
-    /// The voting members: id → ZooKeeper's `QuorumServer.toString` text.
-    pub voting_view: BTreeMap<u64, String>,
+    /// This server's quorum, election and client addresses, `host:port`.
+    pub addresses: (String, String, String),
+    /// The voting members by id (`voting_view`).
+    pub voting_view: BTreeMap<u64, VoterView>,
+}
+
+/// A voting member as `voting_view` shows it (`QuorumServerView`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VoterView {
+    /// Quorum addresses, `host:port`.
+    pub server_addresses: Vec<String>,
+    /// Election addresses, `host:port`.
+    pub election_addresses: Vec<String>,
+    /// The client address, `host:port`, or "".
+    pub client_address: String,
+    /// `participant` or `observer`.
+    pub learner_type: String,
 }
 
 /// A finished reply: the data fields with `command` and `error` put last.
@@ -400,9 +418,15 @@ pub fn respond(
             }
         }
         Command::Restore | Command::Snapshot => error = Some(SNAPSHOT_FORMAT_MISSING.to_string()),
-        Command::SetTraceMask => match trace_mask_arg(args) {
-            Some(mask) => m.put("tracemask", mask),
+        Command::SetTraceMask => match args.iter().find(|(k, _)| k == "traceMask") {
             None => m.put("error", "setTraceMask requires long traceMask argument"),
+            Some((_, v)) => match v.parse::<i64>() {
+                Ok(mask) => m.put("tracemask", mask),
+                Err(_) => m.put(
+                    "error",
+                    format!("setTraceMask requires long traceMask argument, got {v}"),
+                ),
+            },
         },
         Command::ServerStats | Command::Stats => {
             server_stats(&mut m, s);
@@ -428,8 +452,14 @@ pub fn respond(
         Command::VotingView => {
             let mut view = JsonMap::new();
             if let Some(q) = &ctx.quorum {
-                for (id, text) in &q.voting_view {
-                    view.put(id.to_string(), text.as_str());
+                let strings = |v: &[String]| v.iter().map(|a| Json::from(a.as_str())).collect::<Vec<_>>();
+                for (id, voter) in &q.voting_view {
+                    let mut v = JsonMap::new();
+                    v.put("serverAddresses", strings(&voter.server_addresses));
+                    v.put("electionAddresses", strings(&voter.election_addresses));
+                    v.put("clientAddress", voter.client_address.as_str());
+                    v.put("learnerType", voter.learner_type.as_str());
+                    view.put(id.to_string(), v);
                 }
             }
             m.put("current_config", view);
@@ -468,15 +498,27 @@ pub fn respond(
             m.put("num_paths", s.data_watches.len() as u64);
             m.put("num_total_watches", total as u64);
         }
-        Command::ZabState => {
-            let (voting, state) = match (&ctx.quorum, s.serving) {
-                (None, _) => (false, ""),
-                (Some(q), true) => (q.voting, "broadcast"),
-                (Some(q), false) => (q.voting, "election"),
-            };
-            m.put("voting", voting);
-            m.put("zabstate", state);
-        }
+        Command::ZabState => match &ctx.quorum {
+            None => {
+                m.put("voting", false);
+                m.put("zabstate", "");
+            }
+            Some(q) => {
+                let zxid = s.last_processed_zxid;
+                m.put("myid", q.my_id);
+                m.put("is_leader", q.is_leader);
+                m.put("quorum_address", q.addresses.0.as_str());
+                m.put("election_address", q.addresses.1.as_str());
+                m.put("client_address", q.addresses.2.as_str());
+                m.put("voting", q.voting);
+                m.put("last_zxid", format!("0x{zxid:x}"));
+                m.put("zab_epoch", zxid >> 32);
+                m.put("zab_counter", zxid & 0xffff_ffff);
+                // Raft has no Zab phases: a member with a leader is broadcasting, one
+                // without is electing.
+                m.put("zabstate", if s.serving { "broadcast" } else { "election" });
+            }
+        },
     }
     finish(m, primary, error.as_deref())
 }

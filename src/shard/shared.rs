@@ -103,6 +103,12 @@ pub struct ServerShared {
     pub fail: crate::commit::FailStop,
     /// The ensemble driver's view of this server's role (`None` when standalone).
     pub ensemble: Option<Arc<crate::commit::role::EnsembleStatus>>,
+    /// Questions from the AdminServer and Prometheus executor to shard 0 (see
+    /// `shard::admin::AdminCall`): the HTTP side holds the sender, shard 0 the receiver.
+    pub admin_calls: (
+        async_channel::Sender<super::admin::AdminCall>,
+        async_channel::Receiver<super::admin::AdminCall>,
+    ),
 }
 
 /// How often each limit held a client back, since the process started: `mntr` shows them
