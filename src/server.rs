@@ -65,6 +65,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
 
     let handles = spawn_shards(&shared, shard_ends, &root)?;
+    crate::http::start(&shared)?;
     tracing::info!(%listen_addr, shards, force_sync = config.force_sync, limits = ?config.limits, "ferrokeeper serving");
     drop(shared);
     wait(failed, handles.into_iter().chain([commit]))
@@ -223,6 +224,7 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
         .spawn(move || driver::run(parts))
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
     let handles = spawn_shards(&shared, shard_ends, &root)?;
+    crate::http::start(&shared)?;
     tracing::info!(
         %listen_addr, shards, my_id = ensemble.my_id, voters = ?voters, raft_tick_ms = raft_tick,
         "ferrokeeper ensemble member serving"

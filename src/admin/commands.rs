@@ -128,11 +128,10 @@ pub const COMMANDS: &[(Command, &[&str])] = &[
     (Command::ZabState, &["zabstate"]),
 ];
 
-/// What `snapshot` and `restore` answer until the ZooKeeper-format snapshot writer and
-/// reader exist (issue #12 item 3, the `export` tool): an honest error, not a fake body.
-pub const SNAPSHOT_FORMAT_MISSING: &str = "ferrokeeper cannot stream or take a ZooKeeper-format \
-     snapshot yet: the ZooKeeper snapshot writer and reader (the export/import of issue #12 \
-     item 3) are not wired to the AdminServer";
+/// What `restore` answers (with HTTP 500, ZooKeeper's status for a restore that fails):
+/// ferrokeeper cannot replace its state from a streamed snapshot yet.
+pub const RESTORE_UNSUPPORTED: &str = "restore is not supported by ferrokeeper: it cannot \
+     replace its state from a streamed snapshot (neither ZooKeeper's format nor its own)";
 
 impl Command {
     /// The command a name (primary or alias) stands for.
@@ -299,6 +298,11 @@ pub fn unknown(name: &str) -> Json {
     )
 }
 
+/// The reply with no data and no error: `command` is `primary`.
+pub fn respond_empty(primary: &str) -> Json {
+    finish(JsonMap::new(), primary, None)
+}
+
 /// The reply carrying only an error (auth failures, a server that is not serving):
 /// `command` is `name` as given, as ZooKeeper builds these.
 pub fn error_reply(name: &str, error: &str) -> Json {
@@ -417,7 +421,9 @@ pub fn respond(
                 );
             }
         }
-        Command::Restore | Command::Snapshot => error = Some(SNAPSHOT_FORMAT_MISSING.to_string()),
+        // Answered by the HTTP side (a file stream, status codes); here only their shape.
+        Command::Restore => error = Some(RESTORE_UNSUPPORTED.to_string()),
+        Command::Snapshot => {}
         Command::SetTraceMask => match args.iter().find(|(k, _)| k == "traceMask") {
             None => m.put("error", "setTraceMask requires long traceMask argument"),
             Some((_, v)) => match v.parse::<i64>() {
@@ -452,7 +458,8 @@ pub fn respond(
         Command::VotingView => {
             let mut view = JsonMap::new();
             if let Some(q) = &ctx.quorum {
-                let strings = |v: &[String]| v.iter().map(|a| Json::from(a.as_str())).collect::<Vec<_>>();
+                let strings =
+                    |v: &[String]| v.iter().map(|a| Json::from(a.as_str())).collect::<Vec<_>>();
                 for (id, voter) in &q.voting_view {
                     let mut v = JsonMap::new();
                     v.put("serverAddresses", strings(&voter.server_addresses));
