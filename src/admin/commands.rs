@@ -285,7 +285,10 @@ pub struct VoterView {
 /// A finished reply: the data fields with `command` and `error` put last.
 fn finish(mut data: JsonMap, primary: &str, error: Option<&str>) -> Json {
     data.put("command", primary);
-    data.put("error", error.map_or(Json::Null, Json::from));
+    // A command that put its own `error` among its data keeps it (and its place).
+    if error.is_some() || data.get("error").is_none() {
+        data.put("error", error.map_or(Json::Null, Json::from));
+    }
     Json::Object(data)
 }
 

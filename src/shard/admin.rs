@@ -124,6 +124,20 @@ impl Shard {
             }
         }
         s.latency = latency;
+        let (mut reads, mut updates) = (
+            super::latency::Samples::default(),
+            super::latency::Samples::default(),
+        );
+        for st in &shared.shard_stats {
+            reads.merge(&st.read_latency.read());
+            updates.merge(&st.update_latency.read());
+        }
+        for (name, samples) in [("readlatency", reads), ("updatelatency", updates)] {
+            s.metrics.insert(
+                name.to_string(),
+                crate::admin::Metric::Percentiles(samples.summary()),
+            );
+        }
         if needs.connections || needs.watches || needs.session_dump {
             let collector = Arc::new(ReportCollector::new(shared.shard_stats.len()));
             if self

@@ -11,6 +11,7 @@
 
 pub mod admin;
 mod conn;
+pub mod latency;
 pub mod listener;
 pub mod read;
 pub mod reply;

@@ -30,6 +30,10 @@ pub struct ShardStats {
     pub latency_min_ms: AtomicU64,
     /// Largest request latency, ms.
     pub latency_max_ms: AtomicU64,
+    /// Latencies of reads (`readlatency`) and of writes (`updatelatency`).
+    pub read_latency: super::latency::LatencyHistogram,
+    /// See `read_latency`.
+    pub update_latency: super::latency::LatencyHistogram,
 }
 
 impl ShardStats {
