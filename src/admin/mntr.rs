@@ -16,8 +16,12 @@
 //! * Of the counters and summaries, those the server puts in [`ServerStats::metrics`]:
 //!   names ZooKeeper has are printed in ZooKeeper's position; other names follow, sorted.
 //!
-//! Counters and summaries that mean the same in ferrokeeper, and that the server should
-//! fill: `connection_rejected`, `sessionless_connections_expired`, `bytes_received_count`,
+//! Filled today (`shard::admin::gather_stats`): the percentile summaries `readlatency`
+//! and `updatelatency` (per-shard HDR histograms, `shard::latency`), `connection_rejected`
+//! (refusals by `maxCnxns` and `maxClientCnxns`) and, on a leader, `proposal_count`.
+//!
+//! Counters and summaries that mean the same in ferrokeeper, and that the server does
+//! not count yet: `connection_rejected`, `sessionless_connections_expired`, `bytes_received_count`,
 //! `connection_request_count`, `response_bytes`, `unsuccessful_handshake`, `snap_count`,
 //! `stale_sessions_expired`, `throttled_ops`, `large_requests_rejected`,
 //! `unrecoverable_error_count`, `auth_failed_count` (a gauge); summaries `fsynctime`,

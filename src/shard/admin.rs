@@ -132,6 +132,20 @@ impl Shard {
             reads.merge(&st.read_latency.read());
             updates.merge(&st.update_latency.read());
         }
+        // ZooKeeper counts both refusals at accept (maxCnxns, maxClientCnxns) as
+        // `connection_rejected`.
+        if let Some(l) = &s.limits {
+            s.metrics.insert(
+                "connection_rejected".to_string(),
+                crate::admin::Metric::Int((l.cnxns_refused_total + l.cnxns_refused_per_ip) as i64),
+            );
+        }
+        if let Some(l) = s.quorum.as_ref().and_then(|q| q.leader.as_ref()) {
+            s.metrics.insert(
+                "proposal_count".to_string(),
+                crate::admin::Metric::Int(l.proposals as i64),
+            );
+        }
         for (name, samples) in [("readlatency", reads), ("updatelatency", updates)] {
             s.metrics.insert(
                 name.to_string(),
