@@ -61,7 +61,8 @@ pub struct Options {
     /// directory to a second server to see what the first one left.
     pub data_dir: Option<PathBuf>,
     /// zoo.cfg lines added after the defaults (`tickTime=2000`, `clientPortAddress=
-    /// 127.0.0.1`, `ferrokeeper.shards=1`, the port and the data directory); a later key
+    /// 127.0.0.1`, `ferrokeeper.shards=1`, `admin.enableServer=false` as Curator's
+    /// TestingServer sets it, the port and the data directory); a later key
     /// wins, so these may override any of them but the port.
     pub config: Vec<(String, String)>,
 }
@@ -104,7 +105,7 @@ impl TestServer {
         let port = free_port()?;
         let mut text = format!(
             "tickTime=2000\nclientPortAddress=127.0.0.1\nferrokeeper.shards=1\n\
-             dataDir={}\n",
+             admin.enableServer=false\ndataDir={}\n",
             data_path.display()
         );
         for (key, value) in &options.config {

@@ -5,6 +5,8 @@
 //! ```text
 //!   main.rs ──▶ server (wiring, recovery)
 //!                 │
+//!                 ├──▶ http (AdminServer, /metrics: hyper on an executor of its own)
+//!                 │      └──▶ shard 0 (stats), admin (JSON, Prometheus text), snapshot
 //!                 ├──▶ shard (connections, reads, watches, replies)
 //!                 │      ├──▶ admin (four-letter-word text) ──▶ config (zoo.cfg)
 //!                 │      └──▶ commit (stage executor and its log appends, report rounds)
@@ -63,6 +65,7 @@ pub mod commit;
 pub mod config;
 pub mod core;
 pub mod embedded;
+pub mod http;
 pub mod import;
 pub mod peer;
 pub mod replica;

@@ -73,7 +73,10 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// Runs `work` until it ends or `stop` is set; then the executor's main future ends, and
 /// glommio drops its remaining tasks (connections, timers) with the executor.
-async fn until_stopped(stop: Arc<AtomicBool>, work: impl std::future::Future<Output = ()>) {
+pub(crate) async fn until_stopped(
+    stop: Arc<AtomicBool>,
+    work: impl std::future::Future<Output = ()>,
+) {
     let watch = async {
         while !stop.load(Ordering::Acquire) {
             glommio::timer::sleep(STOP_POLL).await;
@@ -287,6 +290,7 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
 
     let handles = spawn_shards(&shared, shard_ends, &root, &stop_shards)?;
+    crate::http::start(&shared, &stop_shards)?;
     tracing::info!(%listen_addr, shards, force_sync = config.force_sync, limits = ?config.limits, "ferrokeeper serving");
     drop(shared);
     Ok(Running::new(
@@ -471,6 +475,7 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
         .spawn(move || until_stopped(stop, driver::run(parts)))
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
     let handles = spawn_shards(&shared, shard_ends, &root, &stop_shards)?;
+    crate::http::start(&shared, &stop_shards)?;
     tracing::info!(
         %listen_addr, shards, my_id = ensemble.my_id, voters = ?voters, raft_tick_ms = raft_tick,
         "ferrokeeper ensemble member serving"
@@ -519,6 +524,7 @@ fn server_shared(
         limit_counters: Default::default(),
         config: config.clone(),
         ensemble,
+        admin_calls: async_channel::bounded(crate::shard::admin::ADMIN_CALLS_MAX),
     }))
 }
 

@@ -41,7 +41,8 @@ sudo_if_needed() {
 }
 
 step "system packages"
-debs=(zookeeper zookeeper-bin netcat-openbsd libcurator-recipes-java)
+# libjetty9-java, libjackson2-databind-java: ZooKeeper's own AdminServer for tests/admin.rs; prometheus: promtool.
+debs=(zookeeper zookeeper-bin netcat-openbsd libcurator-recipes-java libjetty9-java libjackson2-databind-java prometheus)
 missing=()
 for deb in "${debs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed"; then

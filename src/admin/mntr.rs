@@ -16,8 +16,12 @@
 //! * Of the counters and summaries, those the server puts in [`ServerStats::metrics`]:
 //!   names ZooKeeper has are printed in ZooKeeper's position; other names follow, sorted.
 //!
-//! Counters and summaries that mean the same in ferrokeeper, and that the server should
-//! fill: `connection_rejected`, `sessionless_connections_expired`, `bytes_received_count`,
+//! Filled today (`shard::admin::gather_stats`): the percentile summaries `readlatency`
+//! and `updatelatency` (per-shard HDR histograms, `shard::latency`), `connection_rejected`
+//! (refusals by `maxCnxns` and `maxClientCnxns`) and, on a leader, `proposal_count`.
+//!
+//! Counters and summaries that mean the same in ferrokeeper, and that the server does
+//! not count yet: `connection_rejected`, `sessionless_connections_expired`, `bytes_received_count`,
 //! `connection_request_count`, `response_bytes`, `unsuccessful_handshake`, `snap_count`,
 //! `stale_sessions_expired`, `throttled_ops`, `large_requests_rejected`,
 //! `unrecoverable_error_count`, `auth_failed_count` (a gauge); summaries `fsynctime`,
@@ -193,22 +197,76 @@ pub const OMITTED_GAUGES: &[&str] = &[
     "non_mtls_local_conn_count",
 ];
 
-fn line(out: &mut String, key: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(out, "zk_{key}\t{value}");
+/// One `mntr` value, typed as ZooKeeper's metrics are (the AdminServer's `monitor` prints
+/// the same keys as JSON numbers and strings).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MntrValue {
+    /// A Java `long` or `int`.
+    Int(i64),
+    /// A Java `double`.
+    Float(f64),
+    /// A string (`version`, `server_state`).
+    Text(String),
 }
 
-fn summary_lines(out: &mut String, name: &str, s: &Summary) {
-    line(out, &format!("avg_{name}"), java_double(s.avg()));
+impl std::fmt::Display for MntrValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MntrValue::Int(n) => write!(f, "{n}"),
+            MntrValue::Float(x) => f.write_str(&java_double(*x)),
+            MntrValue::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// The `mntr` keys (without `zk_`) and values of a serving server, in ZooKeeper's order.
+pub type MntrEntries = Vec<(String, MntrValue)>;
+
+fn line(out: &mut MntrEntries, key: &str, value: impl Into<MntrNum>) {
+    out.push((key.to_string(), value.into().0));
+}
+
+/// Conversion of the value types `mntr` prints.
+struct MntrNum(MntrValue);
+
+impl From<u64> for MntrNum {
+    fn from(v: u64) -> Self {
+        MntrNum(MntrValue::Int(i64::try_from(v).unwrap_or(i64::MAX)))
+    }
+}
+impl From<i64> for MntrNum {
+    fn from(v: i64) -> Self {
+        MntrNum(MntrValue::Int(v))
+    }
+}
+impl From<f64> for MntrNum {
+    fn from(v: f64) -> Self {
+        MntrNum(MntrValue::Float(v))
+    }
+}
+impl From<&String> for MntrNum {
+    fn from(v: &String) -> Self {
+        MntrNum(MntrValue::Text(v.clone()))
+    }
+}
+impl From<&str> for MntrNum {
+    fn from(v: &str) -> Self {
+        MntrNum(MntrValue::Text(v.to_string()))
+    }
+}
+
+fn summary_lines(out: &mut MntrEntries, name: &str, s: &Summary) {
+    line(out, &format!("avg_{name}"), s.avg());
     line(out, &format!("min_{name}"), s.min_or_zero());
     line(out, &format!("max_{name}"), s.max_or_zero());
     line(out, &format!("cnt_{name}"), s.count);
     line(out, &format!("sum_{name}"), s.sum);
 }
 
-fn metric_lines(out: &mut String, name: &str, metric: &Metric) {
+fn metric_lines(out: &mut MntrEntries, name: &str, metric: &Metric) {
     match metric {
-        Metric::Int(n) => line(out, name, n),
-        Metric::Float(x) => line(out, name, java_double(*x)),
+        Metric::Int(n) => line(out, name, *n),
+        Metric::Float(x) => line(out, name, *x),
         Metric::Text(t) => line(out, name, t),
         Metric::Summary(s) => summary_lines(out, name, s),
         Metric::Percentiles(p) => {
@@ -223,12 +281,22 @@ fn metric_lines(out: &mut String, name: &str, metric: &Metric) {
 
 /// Writes the `mntr` reply for a serving server.
 pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
+    for (key, value) in mntr_entries(s) {
+        let _ = writeln!(out, "zk_{key}\t{value}");
+    }
+}
+
+// Long because it lists every gauge in ZooKeeper's order, one line each, with the
+// quorum part in MonitorCommand's order.
+/// The `mntr` keys and values of a serving server, in ZooKeeper's order.
+pub fn mntr_entries(s: &ServerStats) -> MntrEntries {
+    let out = &mut MntrEntries::with_capacity(64);
     line(out, "version", &s.version);
     line(out, "server_state", s.mode.as_str());
     // Gauges, in ZooKeeper's order; comments mark the ones left out.
     line(out, "ephemerals_count", s.ephemerals_count);
     line(out, "num_alive_connections", s.alive_connections);
-    line(out, "avg_latency", java_double(s.latency.avg()));
+    line(out, "avg_latency", s.latency.avg());
     line(out, "outstanding_requests", s.outstanding_requests);
     line(out, "znode_count", s.node_count);
     line(out, "global_sessions", s.global_sessions);
@@ -244,7 +312,7 @@ pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
     line(
         out,
         "connection_drop_probability",
-        java_double(s.connection_drop_probability),
+        s.connection_drop_probability,
     );
     line(out, "watch_count", s.watch_count);
     line(out, "auth_failed_count", s.auth_failed_count);
@@ -269,7 +337,7 @@ pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
         if let Some(l) = &q.leader {
             line(out, "learners", l.learners);
             line(out, "synced_followers", l.synced_followers);
-            line(out, "synced_non_voting_followers", 0);
+            line(out, "synced_non_voting_followers", 0u64);
             line(out, "synced_observers", l.synced_observers);
             line(out, "pending_syncs", l.pending_syncs);
             line(out, "leader_uptime", l.leader_uptime_ms);
@@ -278,7 +346,7 @@ pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
             line(out, "max_proposal_size", shown(l.proposal_sizes.1));
             line(out, "min_proposal_size", shown(l.proposal_sizes.2));
         } else {
-            line(out, "synced_observers", 0);
+            line(out, "synced_observers", 0u64);
         }
     }
 
@@ -311,10 +379,11 @@ pub(super) fn write_mntr(out: &mut String, s: &ServerStats) {
         );
         line(out, "fk_reads_paused_output", limits.reads_paused_output);
     }
+    std::mem::take(out)
 }
 
 /// ferrokeeper's transaction-log counters (see the module docs).
-fn log_lines(out: &mut String, log: &ferrokeeper_storage::log::LogStats) {
+fn log_lines(out: &mut MntrEntries, log: &ferrokeeper_storage::log::LogStats) {
     line(out, "fk_log_batches", log.appends);
     line(out, "fk_log_records", log.records);
     line(out, "fk_log_bytes", log.bytes);
@@ -330,7 +399,7 @@ mod tests {
 
     #[test]
     fn log_counters_print_as_zk_keys() {
-        let mut out = String::new();
+        let mut entries = MntrEntries::new();
         let log = ferrokeeper_storage::log::LogStats {
             appends: 3,
             records: 7,
@@ -340,7 +409,11 @@ mod tests {
             segments_created: 1,
             segments_removed: 0,
         };
-        log_lines(&mut out, &log);
+        log_lines(&mut entries, &log);
+        let out: String = entries
+            .iter()
+            .map(|(k, v)| format!("zk_{k}\t{v}\n"))
+            .collect();
         assert_eq!(
             out,
             "zk_fk_log_batches\t3\nzk_fk_log_records\t7\nzk_fk_log_bytes\t900\n\

@@ -6,6 +6,8 @@
 //!   reply text ([`render`], [`reply`]).
 //! * `mntr`: the `mntr` reply and ZooKeeper's key order.
 //! * `java_fmt`: Java's `toString` of the values the replies contain.
+//! * [`commands`]: the AdminServer's commands and their JSON replies ([`json`]).
+//! * [`prometheus`]: the `/metrics` text with ZooKeeper's metric names.
 //!
 //! This module formats; it never reads server state by itself and never touches a
 //! socket. The connection code sniffs the first four bytes with [`classify`], gathers a
@@ -14,16 +16,19 @@
 
 #![warn(missing_docs)]
 
+pub mod commands;
 pub mod fourlw;
 pub mod java_fmt;
+pub mod json;
 mod mntr;
+pub mod prometheus;
 pub mod stats;
 
 pub use fourlw::{
     argument_needed, classify, needs, not_whitelisted, render, reply, respond, FourLetterWhitelist,
     FourLetterWord, SideEffect, StatsNeeds, WireAction, NOT_SERVING, TELNET_CLOSE_CODE,
 };
-pub use mntr::{JAVA_METRIC_ORDER, OMITTED_GAUGES};
+pub use mntr::{mntr_entries, MntrEntries, MntrValue, JAVA_METRIC_ORDER, OMITTED_GAUGES};
 pub use stats::{
     dir_size_bytes, environment, file_descriptors, full_version, last_operation_name, BufferStats,
     ConfStats, ConnectionSession, ConnectionStats, DirSizes, ExpiringConnection, LeaderStats,

@@ -71,6 +71,7 @@ use std::path::{Path, PathBuf};
 
 use ferrokeeper_net::fourlw::FourLetterWhitelist;
 
+pub mod admin;
 pub mod ensemble;
 mod limits;
 pub mod system;
@@ -294,6 +295,10 @@ pub struct Config {
     /// The system properties the configuration was read with, for settings read
     /// straight from properties elsewhere (SASL and enforced auth, `crate::auth`).
     pub system_properties: SystemProperties,
+    /// `admin.*`: the AdminServer's HTTP listener.
+    pub admin: admin::AdminServerConfig,
+    /// `metricsProvider.*`: the Prometheus listener.
+    pub metrics: admin::MetricsConfig,
 }
 
 impl Config {
@@ -337,6 +342,8 @@ impl Config {
             limits: Limits::defaults(DEFAULT_TICK_TIME_MS),
             raw: Vec::new(),
             system_properties: SystemProperties::empty(),
+            admin: admin::AdminServerConfig::default(),
+            metrics: admin::MetricsConfig::default(),
         }
     }
 
@@ -783,13 +790,15 @@ const BARE_PROPERTIES: &[&str] = &[
 /// and `Boolean.getBoolean` make of it: the default. ferrokeeper does the same, and says so
 /// in a warning, where Java is silent.
 fn is_property_setting(name: &str) -> bool {
-    ZOOKEEPER_PROPERTIES.contains(&name) || BARE_PROPERTIES.contains(&name)
+    ZOOKEEPER_PROPERTIES.contains(&name)
+        || BARE_PROPERTIES.contains(&name)
+        || admin::ADMIN_PROPERTIES.contains(&name)
 }
 
 /// The setting a system property sets, if ferrokeeper reads it.
 fn setting_for_property(property: &str) -> Option<&str> {
     if let Some(rest) = property.strip_prefix("zookeeper.") {
-        if ZOOKEEPER_PROPERTIES.contains(&rest) {
+        if ZOOKEEPER_PROPERTIES.contains(&rest) || admin::ADMIN_PROPERTIES.contains(&rest) {
             return Some(rest);
         }
     }
@@ -1161,6 +1170,17 @@ impl Parser {
                          clients connect in plaintext on clientPort"
                     ),
                 );
+            }
+            _ if name.starts_with("admin.") || name.starts_with("metricsProvider.") => {
+                let handled = admin::apply(&mut c.admin, &mut c.metrics, name, value)
+                    .map_err(|reason| at.invalid(reason))?;
+                if !handled {
+                    tracing::debug!(
+                        key,
+                        value,
+                        "AdminServer or metrics key not used by ferrokeeper"
+                    );
+                }
             }
             _ if name.starts_with("ferrokeeper.") => {
                 self.warn(

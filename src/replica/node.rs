@@ -826,11 +826,13 @@ impl Node {
                                     xid,
                                     request,
                                     auth,
+                                    local,
                                 } if self.sasl_acl.is_some() => CommitRequest::Write {
                                     conn,
                                     session_id,
                                     xid,
                                     request,
+                                    local,
                                     auth: Arc::new(
                                         (*auth).clone().with_sasl_acl(self.sasl_acl.clone()),
                                     ),

@@ -19,6 +19,32 @@ use crate::commit::stage::StageMsg;
 /// How long a report round may take before the reply goes out with what arrived.
 const REPORT_WAIT: Duration = Duration::from_secs(2);
 
+/// AdminServer questions that may wait for shard 0 at once; more wait in the HTTP
+/// executor, so a burst of scrapes cannot grow a queue on the shard.
+pub const ADMIN_CALLS_MAX: usize = 16;
+
+/// A question from the HTTP executor (AdminServer, Prometheus) to shard 0: gather the
+/// stats `needs` asks for, apply `effect`, and answer on `reply`. The executors run on
+/// different threads, so the answer travels on a channel of its own.
+#[derive(Debug)]
+pub struct AdminCall {
+    /// The parts of the stats the reply reads.
+    pub needs: StatsNeeds,
+    /// The command's side effect, applied after gathering (as the 4lw path does).
+    pub effect: Option<SideEffect>,
+    /// Where the answer goes (a one-slot channel).
+    pub reply: async_channel::Sender<AdminAnswer>,
+}
+
+/// Shard 0's answer to an [`AdminCall`].
+#[derive(Debug)]
+pub struct AdminAnswer {
+    /// The gathered stats.
+    pub stats: ServerStats,
+    /// The state they were read from (the HTTP side checks the root's ACL with it).
+    pub root: Arc<crate::core::state::DataState>,
+}
+
 impl Shard {
     // Long because it gathers each part of ServerStats a word may need, one block per
     // part, guarded by `needs` so cheap words stay cheap.
@@ -99,6 +125,34 @@ impl Shard {
             }
         }
         s.latency = latency;
+        let (mut reads, mut updates) = (
+            super::latency::Samples::default(),
+            super::latency::Samples::default(),
+        );
+        for st in &shared.shard_stats {
+            reads.merge(&st.read_latency.read());
+            updates.merge(&st.update_latency.read());
+        }
+        // ZooKeeper counts both refusals at accept (maxCnxns, maxClientCnxns) as
+        // `connection_rejected`.
+        if let Some(l) = &s.limits {
+            s.metrics.insert(
+                "connection_rejected".to_string(),
+                crate::admin::Metric::Int((l.cnxns_refused_total + l.cnxns_refused_per_ip) as i64),
+            );
+        }
+        if let Some(l) = s.quorum.as_ref().and_then(|q| q.leader.as_ref()) {
+            s.metrics.insert(
+                "proposal_count".to_string(),
+                crate::admin::Metric::Int(l.proposals as i64),
+            );
+        }
+        for (name, samples) in [("readlatency", reads), ("updatelatency", updates)] {
+            s.metrics.insert(
+                name.to_string(),
+                crate::admin::Metric::Percentiles(samples.summary()),
+            );
+        }
         if needs.connections || needs.watches || needs.session_dump {
             let collector = Arc::new(ReportCollector::new(shared.shard_stats.len()));
             if self
@@ -188,6 +242,25 @@ impl Shard {
             s.max_file_descriptors = max;
         }
         s
+    }
+
+    /// Answers the HTTP executor's questions, one at a time, until the server stops.
+    /// Runs on shard 0 only.
+    pub fn serve_admin_calls(self: &Rc<Self>) {
+        let calls = self.shared.admin_calls.1.clone();
+        let s = self.clone();
+        glommio::spawn_local(async move {
+            while let Ok(call) = calls.recv().await {
+                let stats = s.gather_stats(call.needs).await;
+                if let Some(effect) = call.effect {
+                    s.apply_admin_effect(effect);
+                }
+                let root = s.root.borrow().clone();
+                // The asker may have given up (its connection closed): nothing to do.
+                let _ = call.reply.send(AdminAnswer { stats, root }).await;
+            }
+        })
+        .detach();
     }
 
     /// The shard's root after catching up with everything published.

@@ -175,9 +175,14 @@ impl Conn {
     }
 
     /// Counts one answered request.
-    fn record(&self, op: &'static str, xid: i32, zxid: i64, received: Instant) {
+    fn record(&self, op: &'static str, xid: i32, zxid: i64, received: Instant, write: bool) {
         let ms = received.elapsed().as_millis() as u64;
         self.stats.record_latency(ms);
+        if write {
+            self.stats.update_latency.record(ms);
+        } else {
+            self.stats.read_latency.record(ms);
+        }
         let mut st = self.st.borrow_mut();
         st.last_op = op;
         st.last_cxid = xid;
@@ -267,7 +272,7 @@ impl Conn {
                     _ => panic!("write reply without a pending write on conn {}", self.id),
                 };
                 self.push_output(|out| write_reply(out, xid, zxid, opcode, &outcome));
-                self.record(write_op_name(opcode), xid, zxid, received);
+                self.record(write_op_name(opcode), xid, zxid, received, true);
                 self.drain_reads(shard);
             }
             ReplyMsg::Close { reason } => self.close(reason),
@@ -360,7 +365,7 @@ impl Conn {
             let mut w = shard.watches.borrow_mut();
             self.push_output(|out| read::serve(&root, &mut w, &ctx, xid, req, out));
         }
-        self.record(read_op_name(req), xid, root.last_zxid, received);
+        self.record(read_op_name(req), xid, root.last_zxid, received, false);
     }
 }
 

@@ -9,8 +9,9 @@
 //! takes the new root, fires its watches, then releases replies — so a client always
 //! sees a watch event before a reply that reflects the change.
 
-mod admin;
+pub mod admin;
 mod conn;
+pub mod latency;
 pub mod listener;
 pub mod read;
 pub mod reply;
@@ -170,6 +171,9 @@ pub async fn run(
         }
     };
     tracing::info!(shard = index, %addr, "shard listening");
+    if index == 0 {
+        shard.serve_admin_calls();
+    }
 
     // Completions, in commit order.
     let s = shard.clone();

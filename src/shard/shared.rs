@@ -30,6 +30,10 @@ pub struct ShardStats {
     pub latency_min_ms: AtomicU64,
     /// Largest request latency, ms.
     pub latency_max_ms: AtomicU64,
+    /// Latencies of reads (`readlatency`) and of writes (`updatelatency`).
+    pub read_latency: super::latency::LatencyHistogram,
+    /// See `read_latency`.
+    pub update_latency: super::latency::LatencyHistogram,
 }
 
 impl ShardStats {
@@ -105,6 +109,12 @@ pub struct ServerShared {
     pub fail: crate::commit::FailStop,
     /// The ensemble driver's view of this server's role (`None` when standalone).
     pub ensemble: Option<Arc<crate::commit::role::EnsembleStatus>>,
+    /// Questions from the AdminServer and Prometheus executor to shard 0 (see
+    /// `shard::admin::AdminCall`): the HTTP side holds the sender, shard 0 the receiver.
+    pub admin_calls: (
+        async_channel::Sender<super::admin::AdminCall>,
+        async_channel::Receiver<super::admin::AdminCall>,
+    ),
 }
 
 /// How often each limit held a client back, since the process started: `mntr` shows them

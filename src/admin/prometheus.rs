@@ -1,0 +1,162 @@
+//! Prometheus `/metrics`: the text exposition format 0.0.4, with ZooKeeper's metric names
+//! and types, written by hand.
+//!
+//! ZooKeeper's `PrometheusMetricsProvider` uses the Java client library `simpleclient`
+//! 0.9, whose output this mirrors:
+//!
+//! * every family has `# HELP <name> <name>` (ZooKeeper passes the name as help) and
+//!   `# TYPE <name> <type>`;
+//! * **counters keep their name**: no `_total` suffix and no `_created` sample (both came
+//!   with simpleclient 0.10, which ZooKeeper has not adopted), so existing scrape configs
+//!   and the "ZooKeeper by Prometheus" dashboard find `commit_count`, not
+//!   `commit_count_total`;
+//! * gauges are ZooKeeper's registered gauges (`ZooKeeperServer.registerMetrics` and the
+//!   quorum ones), under the same names `mntr` prints without `zk_`;
+//! * summaries print `name{quantile="0.5"}` and `name{quantile="0.99"}` for percentile
+//!   summaries (ZooKeeper's ADVANCED level adds 0.9, which ferrokeeper's
+//!   [`PercentileSummary`](super::PercentileSummary) does not keep), then `name_count` and
+//!   `name_sum`;
+//! * values print as Java doubles (`5.0`), as simpleclient's `doubleToGoString` does.
+//!
+//! The text/JVM families (`version`, `server_state`, `jvm_*`) are left out: ferrokeeper
+//! has no JVM, and ZooKeeper's Prometheus output has no text metrics either.
+
+use std::fmt::Write as _;
+
+use super::java_fmt::java_double;
+use super::mntr::{mntr_entries, MntrValue};
+use super::stats::{Metric, ServerStats, Summary};
+
+/// The content type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+fn family(out: &mut String, name: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {name}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &str, value: f64) {
+    let _ = writeln!(out, "{name}{labels} {}", go_double(value));
+}
+
+/// simpleclient's `doubleToGoString`: Go's spellings of the infinities and NaN, Java's
+/// `Double.toString` otherwise.
+fn go_double(x: f64) -> String {
+    if x.is_nan() {
+        "NaN".to_string()
+    } else if x == f64::INFINITY {
+        "+Inf".to_string()
+    } else if x == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        java_double(x)
+    }
+}
+
+fn summary(out: &mut String, name: &str, s: &Summary, quantiles: &[(&str, u64)]) {
+    family(out, name, "summary");
+    for (q, v) in quantiles {
+        sample(out, name, &format!("{{quantile=\"{q}\",}}"), *v as f64);
+    }
+    sample(out, &format!("{name}_count"), "", s.count as f64);
+    sample(out, &format!("{name}_sum"), "", s.sum as f64);
+}
+
+/// The `/metrics` body for `s`.
+pub fn render(s: &ServerStats) -> String {
+    let mut out = String::with_capacity(8 << 10);
+    // The gauges are mntr's fixed part: the same stats without the counters and
+    // summaries of `metrics` (written below with their own types) and without
+    // ferrokeeper's own log and limit counters.
+    let gauges_only = ServerStats {
+        metrics: Default::default(),
+        log: None,
+        limits: None,
+        ..s.clone()
+    };
+    for (name, value) in mntr_entries(&gauges_only) {
+        let v = match value {
+            MntrValue::Int(n) => n as f64,
+            MntrValue::Float(x) => x,
+            MntrValue::Text(_) => continue,
+        };
+        family(&mut out, &name, "gauge");
+        sample(&mut out, &name, "", v);
+    }
+    for (name, metric) in &s.metrics {
+        match metric {
+            Metric::Int(n) => {
+                family(&mut out, name, "counter");
+                sample(&mut out, name, "", *n as f64);
+            }
+            Metric::Float(x) => {
+                family(&mut out, name, "gauge");
+                sample(&mut out, name, "", *x);
+            }
+            Metric::Text(_) => {}
+            Metric::Summary(sm) => summary(&mut out, name, sm, &[]),
+            Metric::Percentiles(p) => summary(
+                &mut out,
+                name,
+                &p.summary,
+                &[("0.5", p.p50), ("0.99", p.p99)],
+            ),
+        }
+    }
+    // ferrokeeper's own counters (mntr's `zk_fk_*`), as counters under their mntr names.
+    let own = ServerStats {
+        metrics: Default::default(),
+        ..s.clone()
+    };
+    let fixed = mntr_entries(&gauges_only).len();
+    for (name, value) in mntr_entries(&own).into_iter().skip(fixed) {
+        if let MntrValue::Int(n) = value {
+            family(&mut out, &name, "counter");
+            sample(&mut out, &name, "", n as f64);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::PercentileSummary;
+
+    #[test]
+    fn gauges_counters_and_summaries_keep_zookeepers_names() {
+        let mut s = ServerStats {
+            node_count: 5,
+            ..ServerStats::default()
+        };
+        s.metrics.insert("snap_count".into(), Metric::Int(3));
+        s.metrics.insert(
+            "fsynctime".into(),
+            Metric::Summary(Summary {
+                count: 2,
+                sum: 7,
+                min: 3,
+                max: 4,
+            }),
+        );
+        s.metrics.insert(
+            "readlatency".into(),
+            Metric::Percentiles(PercentileSummary {
+                p50: 1,
+                p99: 9,
+                ..PercentileSummary::default()
+            }),
+        );
+        let text = render(&s);
+        assert!(text.contains(
+            "# HELP znode_count znode_count\n# TYPE znode_count gauge\nznode_count 5.0\n"
+        ));
+        assert!(text.contains("# TYPE snap_count counter\nsnap_count 3.0\n"));
+        assert!(!text.contains("_total"));
+        assert!(text.contains("# TYPE fsynctime summary\nfsynctime_count 2.0\nfsynctime_sum 7.0\n"));
+        assert!(text
+            .contains("readlatency{quantile=\"0.5\",} 1.0\nreadlatency{quantile=\"0.99\",} 9.0\n"));
+        assert!(!text.contains("version"));
+        assert!(!text.contains("server_state"));
+    }
+}
