@@ -64,3 +64,4 @@ pub mod server;
 pub mod shard;
 pub mod sim;
 pub mod snapshot;
+pub mod tls;
