@@ -25,7 +25,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
     let shards = config.shards.max(1);
     let (fail, failed) = crate::commit::FailStop::new();
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
-    let shared = server_shared(&config, &fail, &log_counters, None);
+    let shared = server_shared(&config, &fail, &log_counters, None)?;
     let listen_addr = shared.listen_addr;
     let core_cfg = core_config(&config);
     let (state, writer, snapshots) = recover(&config)?;
@@ -97,7 +97,7 @@ fn run_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io::R
     let (fail, failed) = crate::commit::FailStop::new();
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
     let status = Arc::new(crate::commit::role::EnsembleStatus::default());
-    let shared = server_shared(&config, &fail, &log_counters, Some(status.clone()));
+    let shared = server_shared(&config, &fail, &log_counters, Some(status.clone()))?;
     let listen_addr = shared.listen_addr;
 
     // Recover: the newest snapshot with a Raft position, then the Raft log's committed
@@ -237,7 +237,16 @@ fn server_shared(
     fail: &crate::commit::FailStop,
     log_counters: &Arc<crate::commit::log::LogCounters>,
     ensemble: Option<Arc<crate::commit::role::EnsembleStatus>>,
-) -> Arc<ServerShared> {
+) -> std::io::Result<Arc<ServerShared>> {
+    // The stores are opened before anything listens: a wrong password stops the start
+    // with an error naming the key, as ZooKeeper's does.
+    let tls = if config.tls.enabled() {
+        let server = crate::tls::TlsServer::new(&config.tls)
+            .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?;
+        Some(Arc::new(server))
+    } else {
+        None
+    };
     let shards = config.shards.max(1);
     let listen_addr = SocketAddr::new(
         config
@@ -245,7 +254,8 @@ fn server_shared(
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         config.client_port,
     );
-    Arc::new(ServerShared {
+    Ok(Arc::new(ServerShared {
+        tls,
         log_counters: log_counters.clone(),
         fail: fail.clone(),
         listen_addr,
@@ -262,7 +272,7 @@ fn server_shared(
         limit_counters: Default::default(),
         config: config.clone(),
         ensemble,
-    })
+    }))
 }
 
 /// One bounded channel pair per shard: (the commit side's receivers, its senders, each
@@ -357,6 +367,9 @@ fn core_config(config: &Config) -> CoreConfig {
         max_session_timeout_ms: config.limits.session_timeout_ms_max as i32,
         extended_types: config.extended_types_enabled,
         skip_acl: config.skip_acl,
+        acl_providers: crate::core::acl::Providers {
+            x509: config.tls.enabled(),
+        },
         server_id: config.server_id as i64,
         container_check_interval_ms: config.container_check_interval_ms as i64,
         container_max_per_minute: config.container_max_per_minute as usize,

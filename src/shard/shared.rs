@@ -103,6 +103,8 @@ pub struct ServerShared {
     pub fail: crate::commit::FailStop,
     /// The ensemble driver's view of this server's role (`None` when standalone).
     pub ensemble: Option<Arc<crate::commit::role::EnsembleStatus>>,
+    /// TLS for `secureClientPort` and `client.portUnification` (`None` without either).
+    pub tls: Option<Arc<crate::tls::TlsServer>>,
 }
 
 /// How often each limit held a client back, since the process started: `mntr` shows them
