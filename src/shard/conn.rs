@@ -483,6 +483,9 @@ async fn write_loop<S: ClientStream>(
         let _ = conn.wake_reader.try_send(());
     }
     let _ = wr.flush().await;
+    // On TLS this sends close_notify, so a client reading a four-letter word's reply
+    // sees a clean end rather than a truncation; on plain TCP it shuts the write side.
+    let _ = wr.close().await;
     // Wakes a reader blocked on the socket so the connection's tasks end together.
     // SAFETY: `fd` belongs to the stream, which both halves keep alive until they drop.
     unsafe {
