@@ -2087,7 +2087,11 @@ server.1=127.0.0.1:2888:3888;127.0.0.1:2999
         assert_eq!(t.key_store.password.as_deref(), Some("secret"));
         assert_eq!(t.x509_super_user.as_deref(), Some("CN=admin"));
         assert_eq!(t.cipher_suites.as_ref().map(Vec::len), Some(2));
-        assert_invalid(&format!("{MINIMAL}ssl.clientAuth=maybe\n"), "ssl.clientAuth", "maybe");
+        assert_invalid(
+            &format!("{MINIMAL}ssl.clientAuth=maybe\n"),
+            "ssl.clientAuth",
+            "maybe",
+        );
     }
 
     #[test]

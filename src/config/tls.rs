@@ -123,8 +123,7 @@ impl TlsSettings {
 /// Whether `name` (a setting name, without `zookeeper.`) is one of the TLS system
 /// properties ZooKeeper reads as `zookeeper.<name>`.
 pub(super) fn is_tls_property(name: &str) -> bool {
-    name.starts_with("ssl.")
-        && !name.starts_with("ssl.quorum.")
+    name.starts_with("ssl.") && !name.starts_with("ssl.quorum.")
         || name == "client.portUnification"
         || name == "client.certReload"
         || name == "X509AuthenticationProvider.superUser"

@@ -1067,8 +1067,18 @@ mod tests {
         let mut tls = AuthIds::new(&"10.0.0.5:1".parse().expect("addr"));
         tls.add(id(X509, dn));
         let x509 = Providers { x509: true };
-        assert!(check(&[acl(perms::READ, X509, dn)], perms::READ, &tls, false));
-        assert!(!check(&[acl(perms::READ, X509, "CN=other")], perms::READ, &tls, false));
+        assert!(check(
+            &[acl(perms::READ, X509, dn)],
+            perms::READ,
+            &tls,
+            false
+        ));
+        assert!(!check(
+            &[acl(perms::READ, X509, "CN=other")],
+            perms::READ,
+            &tls,
+            false
+        ));
         assert_eq!(
             fixup_acl(&[acl(31, X509, dn)], &tls),
             Err(ErrorCode::InvalidAcl)

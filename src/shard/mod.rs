@@ -12,10 +12,10 @@
 mod admin;
 mod conn;
 pub mod listener;
-pub mod secure;
 pub mod read;
 pub mod reply;
 pub mod report;
+pub mod secure;
 pub mod shared;
 
 use std::cell::{Cell, RefCell};
@@ -229,7 +229,11 @@ pub async fn run(
 }
 
 /// Accepts connections on one of the shard's listeners until the process ends.
-async fn accept_loop(shard: Rc<Shard>, listener: glommio::net::TcpListener, kind: secure::PortKind) {
+async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: glommio::net::TcpListener,
+    kind: secure::PortKind,
+) {
     let index = shard.index;
     loop {
         match listener.accept().await {

@@ -61,11 +61,10 @@ pub async fn serve(
         (PortKind::Secure, Some(tls)) => Some(tls),
         (PortKind::Unified, Some(tls)) => {
             let mut first = [0u8; 1];
-            let peeked =
-                glommio::timer::timeout(tls.detection_timeout(), async {
-                    Ok(stream.peek(&mut first).await)
-                })
-                .await;
+            let peeked = glommio::timer::timeout(tls.detection_timeout(), async {
+                Ok(stream.peek(&mut first).await)
+            })
+            .await;
             match peeked {
                 Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => Some(tls),
                 Ok(Ok(_)) => None,
@@ -97,7 +96,12 @@ pub async fn serve(
             return;
         }
         Err(_) => {
-            tracing::info!(shard = shard.index, conn = id, ?peer, "TLS handshake timed out");
+            tracing::info!(
+                shard = shard.index,
+                conn = id,
+                ?peer,
+                "TLS handshake timed out"
+            );
             return;
         }
     };

@@ -159,7 +159,9 @@ fn recover_key(encrypted_info: &[u8], pw: &[u8]) -> Result<Vec<u8>, JksError> {
     let (_, algorithm, rest) = tlv(info)?;
     let (_, oid, _) = tlv(algorithm)?;
     if oid != KEY_PROTECTOR_OID {
-        return Err(JksError::Format("key not protected with Sun's JKS algorithm"));
+        return Err(JksError::Format(
+            "key not protected with Sun's JKS algorithm",
+        ));
     }
     let (_, protected, _) = tlv(rest)?;
     if protected.len() < 2 * DIGEST_BYTES {
@@ -196,7 +198,10 @@ mod tests {
             parse(&[0u8; 40], "pw").unwrap_err(),
             JksError::Format("bad magic number")
         );
-        assert_eq!(parse(b"short", "pw").unwrap_err(), JksError::Format("truncated"));
+        assert_eq!(
+            parse(b"short", "pw").unwrap_err(),
+            JksError::Format("truncated")
+        );
     }
 
     /// An empty store (no entries) with its digest: the password is checked.

@@ -135,14 +135,22 @@ impl TlsServer {
     /// The ids a client's certificate gives it (`X509AuthenticationProvider`):
     /// `x509:<subject DN>` and, when the DN is `X509AuthenticationProvider.superUser`,
     /// `super:<DN>`. None without a certificate (clientAuth none, or want and none sent).
-    pub fn client_ids(&self, peer_certificates: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> Vec<Id> {
+    pub fn client_ids(
+        &self,
+        peer_certificates: Option<&[rustls::pki_types::CertificateDer<'_>]>,
+    ) -> Vec<Id> {
         if self.settings.client_auth == ClientAuth::None {
             return Vec::new();
         }
         let Some(leaf) = peer_certificates.and_then(|c| c.first()) else {
             return Vec::new();
         };
-        let Ok((_, cert)) = <x509_parser::certificate::X509Certificate<'_> as x509_parser::prelude::FromDer<'_, _>>::from_der(leaf) else {
+        let Ok((_, cert)) =
+            <x509_parser::certificate::X509Certificate<'_> as x509_parser::prelude::FromDer<
+                '_,
+                _,
+            >>::from_der(leaf)
+        else {
             return Vec::new();
         };
         let subject = dn::rfc2253(cert.subject());
@@ -194,7 +202,11 @@ fn protocol_versions(
         match name.as_str() {
             "TLSv1.3" => versions.push(&rustls::version::TLS13),
             "TLSv1.2" => versions.push(&rustls::version::TLS12),
-            other => tracing::warn!(key, protocol = other, "TLS protocol not supported by ferrokeeper; left out"),
+            other => tracing::warn!(
+                key,
+                protocol = other,
+                "TLS protocol not supported by ferrokeeper; left out"
+            ),
         }
     }
     if versions.is_empty() {
@@ -225,9 +237,15 @@ fn provider(settings: &TlsSettings) -> Result<rustls::crypto::CryptoProvider, Tl
         };
         let mut chosen = Vec::new();
         for name in wanted {
-            match provider.cipher_suites.iter().find(|s| java_name(s) == *name) {
+            match provider
+                .cipher_suites
+                .iter()
+                .find(|s| java_name(s) == *name)
+            {
                 Some(s) => chosen.push(*s),
-                None => tracing::warn!(suite = %name, "ssl.ciphersuites: not supported by ferrokeeper; left out"),
+                None => {
+                    tracing::warn!(suite = %name, "ssl.ciphersuites: not supported by ferrokeeper; left out")
+                }
             }
         }
         if chosen.is_empty() {
@@ -264,10 +282,8 @@ fn build_config(settings: &TlsSettings) -> Result<ServerConfig, TlsError> {
                     reason: "no certificate in the truststore can be a trust anchor".into(),
                 });
             }
-            let mut webpki = WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider.clone(),
-            );
+            let mut webpki =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             if auth == ClientAuth::Want {
                 webpki = webpki.allow_unauthenticated();
             }
@@ -304,7 +320,10 @@ mod tests {
         s.enabled_protocols = Some(vec!["TLSv1.1".into()]);
         assert!(matches!(
             protocol_versions(&s),
-            Err(TlsError::Setting { key: "ssl.enabledProtocols", .. })
+            Err(TlsError::Setting {
+                key: "ssl.enabledProtocols",
+                ..
+            })
         ));
     }
 

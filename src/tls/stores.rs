@@ -233,9 +233,7 @@ fn open_pkcs12(
 /// Decrypts an `ENCRYPTED PRIVATE KEY` (PKCS#8, PBES2) with the store's password.
 fn decrypt_pkcs8(spec: &StoreSpec, der: &[u8], password: &str) -> Result<Vec<u8>, TlsError> {
     let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der).map_err(|e| spec.malformed(e))?;
-    let doc = info
-        .decrypt(password)
-        .map_err(|e| spec.wrong_password(e))?;
+    let doc = info.decrypt(password).map_err(|e| spec.wrong_password(e))?;
     Ok(doc.as_bytes().to_vec())
 }
 

@@ -123,9 +123,11 @@ impl ClientVerifier {
                 &[&sig::ECDSA_P384_SHA384_ASN1, &sig::ECDSA_P256_SHA384_ASN1]
             }
             SignatureScheme::ED25519 => &[&sig::ED25519],
-            _ => return Err(Error::PeerIncompatible(
-                rustls::PeerIncompatible::NoSignatureSchemesInCommon,
-            )),
+            _ => {
+                return Err(Error::PeerIncompatible(
+                    rustls::PeerIncompatible::NoSignatureSchemesInCommon,
+                ))
+            }
         };
         let key = &c.public_key().subject_public_key.data;
         for alg in algs {
