@@ -577,6 +577,13 @@ fn port_unification_serves_tls_and_plaintext_on_the_client_port() {
         let mut config = pki.pem_config(port());
         config.retain(|(k, _)| k != "secureClientPort");
         config.push(("client.portUnification".into(), "true".into()));
+        // Java registers the x509 provider by itself only for a secure port; without it
+        // a unified port closes every TLS client that sends a certificate ("X509 Auth
+        // provider not found"). ferrokeeper registers it for either.
+        config.push((
+            "authProvider.x509".into(),
+            "org.apache.zookeeper.server.auth.X509AuthenticationProvider".into(),
+        ));
         let server = start(kind, plain, &config);
         assert_eq!(
             kazoo(&pki, plain, true, Cert::V3, &["roundtrip", "/tls"]),
