@@ -69,7 +69,7 @@ fn decode_string(value: &Any<'_>) -> Option<String> {
         0x14 | 0x1b => Some(data.iter().map(|&b| char::from(b)).collect()),
         // BMPString: UTF-16BE.
         0x1e => {
-            if data.len() % 2 != 0 {
+            if !data.len().is_multiple_of(2) {
                 return None;
             }
             let units: Vec<u16> = data
@@ -80,7 +80,7 @@ fn decode_string(value: &Any<'_>) -> Option<String> {
         }
         // UniversalString: UTF-32BE.
         0x1c => {
-            if data.len() % 4 != 0 {
+            if !data.len().is_multiple_of(4) {
                 return None;
             }
             data.chunks_exact(4)
