@@ -496,6 +496,13 @@ fn client_auth_need_want_none() {
     }
 }
 
+/// A keystore, a truststore, and extra config lines (the `.type` keys).
+type StoreVariant = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
 /// JKS and PKCS12 stores, by extension and by `.type`, with passwords inline and from a
 /// file; the Java server is started with the same stores to show they are Java's.
 #[test]
@@ -508,7 +515,7 @@ fn jks_and_pkcs12_stores() {
         skip("keytool (Java) is not installed: no JKS stores");
         return;
     }
-    let variants: [(&str, &str, &[(&str, &str)]); 3] = [
+    let variants: [StoreVariant; 3] = [
         ("keystore.jks", "truststore.p12", &[]),
         ("keystore.p12", "truststore.jks", &[]),
         (
