@@ -74,4 +74,5 @@ pub mod service;
 pub mod shard;
 pub mod sim;
 pub mod snapshot;
+pub mod tls;
 pub mod tools;

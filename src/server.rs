@@ -499,6 +499,15 @@ fn server_shared(
     ensemble: Option<Arc<crate::commit::role::EnsembleStatus>>,
 ) -> std::io::Result<Arc<ServerShared>> {
     let security = crate::auth::Security::from_config(config).map_err(std::io::Error::other)?;
+    // The stores are opened before anything listens: a wrong password stops the start
+    // with an error naming the key, as ZooKeeper's does.
+    let tls = if config.tls.enabled() {
+        let server = crate::tls::TlsServer::new(&config.tls)
+            .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?;
+        Some(Arc::new(server))
+    } else {
+        None
+    };
     let shards = config.shards.max(1);
     let listen_addr = SocketAddr::new(
         config
@@ -507,6 +516,7 @@ fn server_shared(
         config.client_port,
     );
     Ok(Arc::new(ServerShared {
+        tls,
         log_counters: log_counters.clone(),
         fail: fail.clone(),
         listen_addr,
@@ -606,6 +616,9 @@ fn core_config(config: &Config) -> CoreConfig {
         max_session_timeout_ms: config.limits.session_timeout_ms_max as i32,
         extended_types: config.extended_types_enabled,
         skip_acl: config.skip_acl,
+        acl_providers: crate::core::acl::Providers {
+            x509: config.tls.enabled(),
+        },
         server_id: config.server_id as i64,
         container_check_interval_ms: config.container_check_interval_ms as i64,
         container_max_per_minute: config.container_max_per_minute as usize,

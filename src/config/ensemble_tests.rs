@@ -682,11 +682,11 @@ peerType=participant
 #[test]
 fn config_kazoo_harness_config_parses() {
     let (c, w) = ok(KAZOO_SERVER_2, 2);
-    // ferrokeeper serves no TLS port; two participants tolerate no failure (Java warns
-    // about that too).
-    assert_eq!(w.len(), 2, "{w:?}");
-    assert!(w[0].contains("secureClientPort is ignored"), "{w:?}");
-    assert!(w[1].contains("tolerates no server failure"), "{w:?}");
+    // The TLS keys are read (src/config/tls.rs); two participants tolerate no failure
+    // (Java warns about that too).
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("tolerates no server failure"), "{w:?}");
+    assert!(c.tls.secure_client_port.is_some());
     assert_eq!(c.client_port, 20010);
     let e = c.ensemble.expect("quorum");
     assert_eq!((e.my_id, e.init_limit, e.sync_limit), (2, 4, 2));
@@ -709,7 +709,7 @@ fn config_kazoo_harness_config_parses() {
     // The observer's own copy says peerType=observer, which agrees with its line.
     let observer = KAZOO_SERVER_2.replace("peerType=participant", "peerType=observer");
     let (c, w) = ok(&observer, 3);
-    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(w.len(), 1, "{w:?}");
     assert_eq!(c.ensemble.expect("quorum").role(), PeerRole::Observer);
 }
 

@@ -52,8 +52,8 @@
 //!   every `zoo.cfg` Apache ZooKeeper starts with also starts ferrokeeper.
 //! * A key ZooKeeper knows but ferrokeeper does not use (quorum, TLS, SASL, AdminServer,
 //!   metrics provider, throttling tunables) is accepted with a `tracing::debug!` note; the
-//!   few whose absence changes what the user gets (`secureClientPort`, `enforceQuota`,
-//!   `readonlymode.enabled`) are warnings. A key neither knows is a warning (most likely a
+//!   few whose absence changes what the user gets (`enforceQuota`, `readonlymode.enabled`)
+//!   are warnings. The TLS keys are read in [`tls`]. A key neither knows is a warning (most likely a
 //!   typo).
 //! * The ensemble keys (`server.N`, `myid`, `initLimit`, `syncLimit`, `peerType`,
 //!   `dynamicConfigFile`, ...) are read and checked together as ZooKeeper checks them:
@@ -75,6 +75,7 @@ pub mod admin;
 pub mod ensemble;
 mod limits;
 pub mod system;
+pub mod tls;
 
 pub use ensemble::{ClientAddr, Ensemble, EnsembleError, PeerRole, ServerSpec};
 
@@ -299,6 +300,8 @@ pub struct Config {
     pub admin: admin::AdminServerConfig,
     /// `metricsProvider.*`: the Prometheus listener.
     pub metrics: admin::MetricsConfig,
+    /// TLS on the client ports (`secureClientPort`, `ssl.*`, ...).
+    pub tls: tls::TlsSettings,
 }
 
 impl Config {
@@ -344,6 +347,7 @@ impl Config {
             system_properties: SystemProperties::empty(),
             admin: admin::AdminServerConfig::default(),
             metrics: admin::MetricsConfig::default(),
+            tls: tls::TlsSettings::default(),
         }
     }
 
@@ -798,7 +802,10 @@ fn is_property_setting(name: &str) -> bool {
 /// The setting a system property sets, if ferrokeeper reads it.
 fn setting_for_property(property: &str) -> Option<&str> {
     if let Some(rest) = property.strip_prefix("zookeeper.") {
-        if ZOOKEEPER_PROPERTIES.contains(&rest) || admin::ADMIN_PROPERTIES.contains(&rest) {
+        if ZOOKEEPER_PROPERTIES.contains(&rest)
+            || admin::ADMIN_PROPERTIES.contains(&rest)
+            || tls::is_tls_property(rest)
+        {
             return Some(rest);
         }
     }
@@ -1007,6 +1014,9 @@ impl Parser {
         if self.quorum.apply(name, at, &mut self.warnings)? {
             return Ok(());
         }
+        if tls::apply(&mut self.config.tls, name, at)? {
+            return Ok(());
+        }
         let key = at.key;
         let value = at.value;
         let c = &mut self.config;
@@ -1162,15 +1172,6 @@ impl Parser {
                 }
             }
             "readonlymode.enabled" => c.read_only_mode_enabled = at.strict_bool()?,
-            "secureClientPort" | "secureClientPortAddress" => {
-                self.warn(
-                    at.origin,
-                    format_args!(
-                        "{key} is ignored: ferrokeeper does not serve TLS; \
-                         clients connect in plaintext on clientPort"
-                    ),
-                );
-            }
             _ if name.starts_with("admin.") || name.starts_with("metricsProvider.") => {
                 let handled = admin::apply(&mut c.admin, &mut c.metrics, name, value)
                     .map_err(|reason| at.invalid(reason))?;
@@ -2081,13 +2082,48 @@ server.1=127.0.0.1:2888:3888;127.0.0.1:2999
 
     #[test]
     fn features_that_change_behaviour_warn() {
-        let (_, w) = parse_ok(&format!(
+        let (c, w) = parse_ok(&format!(
             "{MINIMAL}secureClientPort=2281\nserver.1=a:2888:3888\n"
         ));
-        assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("TLS"), "{w:?}");
+        assert_eq!(c.tls.secure_client_port, Some(2281));
+        assert_eq!(w.len(), 1, "{w:?}");
         // One server line runs standalone, as in ZooKeeper (ensemble_tests has the rest).
-        assert!(w[1].contains("only one server line"), "{w:?}");
+        assert!(w[0].contains("only one server line"), "{w:?}");
+    }
+
+    /// The `ssl.*` keys come from `zoo.cfg` or from `zookeeper.`-prefixed properties
+    /// (`ClientX509Util`); `zoo.cfg` wins, as for every other property.
+    #[test]
+    fn tls_keys_from_the_file_and_properties() {
+        let props = SystemProperties::from_lookup(
+            |_| None,
+            [
+                "-Dzookeeper.ssl.clientAuth=none",
+                "-Dzookeeper.ssl.keyStore.location=/p/k.jks",
+                "-Dzookeeper.client.portUnification=true",
+                "-Dzookeeper.X509AuthenticationProvider.superUser=CN=admin",
+            ],
+        );
+        let text = format!(
+            "{MINIMAL}secureClientPort=2281\nsecureClientPortAddress=127.0.0.1\n\
+             ssl.clientAuth=want\nssl.keyStore.password=secret\n\
+             ssl.ciphersuites=TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384\n"
+        );
+        let (c, w) = Config::parse_with(&text, &props).expect("parses");
+        assert!(w.is_empty(), "{w:?}");
+        let t = &c.tls;
+        assert_eq!(t.secure_client_port, Some(2281));
+        assert_eq!(t.client_auth, tls::ClientAuth::Want);
+        assert!(t.port_unification);
+        assert_eq!(t.key_store.location.as_deref(), Some(Path::new("/p/k.jks")));
+        assert_eq!(t.key_store.password.as_deref(), Some("secret"));
+        assert_eq!(t.x509_super_user.as_deref(), Some("CN=admin"));
+        assert_eq!(t.cipher_suites.as_ref().map(Vec::len), Some(2));
+        assert_invalid(
+            &format!("{MINIMAL}ssl.clientAuth=maybe\n"),
+            "ssl.clientAuth",
+            "maybe",
+        );
     }
 
     #[test]

@@ -51,6 +51,18 @@ pub const IP: &str = "ip";
 pub const SASL: &str = "sasl";
 /// Scheme of the super-user id (`Id("super", "")`).
 pub const SUPER: &str = "super";
+/// The x509 provider's scheme: a TLS client's certificate subject DN (RFC 2253).
+pub const X509: &str = "x509";
+
+/// The authentication providers registered beyond `ip` and `digest`: ZooKeeper loads
+/// them from `zookeeper.authProvider.*`, and registers `x509` by itself when a secure
+/// client port is configured (`QuorumPeerConfig.configureSSLAuth`). An ACL naming a
+/// scheme with no provider is InvalidACL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Providers {
+    /// `X509AuthenticationProvider`.
+    pub x509: bool,
+}
 
 /// `user:base64(sha1("user:password"))`, as `DigestAuthenticationProvider.generateDigest`:
 /// the user is the text before the first `:` (all of it when there is none) and the
@@ -193,6 +205,7 @@ impl AuthIds {
                     IP => id.id.clone(),
                     DIGEST => id.id.split(':').next().unwrap_or("").to_owned(),
                     SASL if self.sasl.is_some() => id.id.clone(),
+                    X509 => id.id.clone(),
                     _ => String::new(),
                 },
             })
@@ -261,7 +274,9 @@ pub fn check(acl: &[Acl], perm: i32, ids: &AuthIds, skip_acl: bool) -> bool {
             return true;
         }
         let matches: &dyn Fn(&str, &str) -> bool = match want.scheme.as_str() {
-            DIGEST => &|have, want| have == want,
+            // x509 ids are only ever added by a TLS handshake, so a session holding one
+            // implies the provider is registered.
+            DIGEST | X509 => &|have, want| have == want,
             IP => &ip_matches,
             // SASLAuthenticationProvider.matches.
             SASL => match &ids.sasl {
@@ -301,6 +316,17 @@ pub fn check(acl: &[Acl], perm: i32, ids: &AuthIds, skip_acl: bool) -> bool {
 ///
 /// Perms are not validated (ZooKeeper does not; a perms of 0 is stored as is).
 pub fn fixup_acl(acl: &[Acl], ids: &AuthIds) -> Result<Vec<Acl>, ErrorCode> {
+    fixup_acl_with(acl, ids, Providers::default())
+}
+
+/// [`fixup_acl`] with more providers registered: with `x509`, an `x509:<DN>` entry is
+/// valid when the DN is empty or has an `=` (a loose form of `new X500Principal(dn)`),
+/// and `auth` expands to the session's x509 ids too (`isAuthenticated()` is true).
+pub fn fixup_acl_with(
+    acl: &[Acl],
+    ids: &AuthIds,
+    providers: Providers,
+) -> Result<Vec<Acl>, ErrorCode> {
     let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
     for a in acl {
         if !unique.contains(&a) {
@@ -318,9 +344,12 @@ pub fn fixup_acl(acl: &[Acl], ids: &AuthIds) -> Result<Vec<Acl>, ErrorCode> {
         } else if id.scheme == AUTH {
             let mut any = false;
             for have in &ids.ids {
-                // Providers: digest and sasl are authenticated, ip is not; others have
-                // none here.
-                if have.scheme == DIGEST || (have.scheme == SASL && ids.sasl.is_some()) {
+                // Providers: digest, sasl and x509 are authenticated, ip is not; others
+                // have none here.
+                if have.scheme == DIGEST
+                    || (have.scheme == SASL && ids.sasl.is_some())
+                    || (providers.x509 && have.scheme == X509)
+                {
                     any = true;
                     out.push(Acl {
                         perms: a.perms,
@@ -336,6 +365,7 @@ pub fn fixup_acl(acl: &[Acl], ids: &AuthIds) -> Result<Vec<Acl>, ErrorCode> {
                 DIGEST => digest_id_valid(&id.id),
                 IP => ip_id_valid(&id.id),
                 SASL => ids.sasl.is_some() && kerberos_name_valid(&id.id),
+                X509 if providers.x509 => id.id.is_empty() || id.id.contains('='),
                 _ => false,
             };
             if !valid {
@@ -1157,5 +1187,44 @@ mod tests {
         ] {
             assert_eq!(required_perm(op), None, "{op:?}");
         }
+    }
+
+    /// `X509AuthenticationProvider`: ACLs by subject DN, valid only once the provider is
+    /// registered (a secure port is set); `auth` expands to the session's DN.
+    #[test]
+    fn x509_acls_match_the_subject_dn() {
+        let dn = "CN=client,O=Example Inc,C=US";
+        let mut tls = AuthIds::new(&"10.0.0.5:1".parse().expect("addr"));
+        tls.add(id(X509, dn));
+        let x509 = Providers { x509: true };
+        assert!(check(
+            &[acl(perms::READ, X509, dn)],
+            perms::READ,
+            &tls,
+            false
+        ));
+        assert!(!check(
+            &[acl(perms::READ, X509, "CN=other")],
+            perms::READ,
+            &tls,
+            false
+        ));
+        assert_eq!(
+            fixup_acl(&[acl(31, X509, dn)], &tls),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl_with(&[acl(31, X509, dn)], &tls, x509),
+            Ok(vec![acl(31, X509, dn)])
+        );
+        assert_eq!(
+            fixup_acl_with(&[acl(31, AUTH, "")], &tls, x509),
+            Ok(vec![acl(31, X509, dn)])
+        );
+        assert_eq!(
+            fixup_acl_with(&[acl(31, X509, "no equals sign")], &tls, x509),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(tls.client_infos()[1].user, dn);
     }
 }

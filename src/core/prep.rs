@@ -26,6 +26,8 @@ pub struct PrepCtx<'a> {
     pub extended_types: bool,
     /// `skipACL`.
     pub skip_acl: bool,
+    /// The authentication providers registered beyond ip and digest.
+    pub acl_providers: acl::Providers,
     /// The zxid the txn will carry (multi sub-ops share it).
     pub zxid: i64,
     /// The txn's time.
@@ -128,7 +130,7 @@ fn prep_create(
     } else {
         &c.path[..last_slash]
     };
-    let acl = acl::fixup_acl(&c.acl, ctx.auth)?;
+    let acl = acl::fixup_acl_with(&c.acl, ctx.auth, ctx.acl_providers)?;
     // ZooKeeper looks the parent up by the raw prefix: "/a/" has parent "/a", and "/"
     // has parent "", which ZooKeeper's node map (like our tree) resolves to the root.
     let parent = state.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
@@ -209,7 +211,7 @@ fn prep_set_acl(
     ctx: &PrepCtx<'_>,
 ) -> Prepped {
     path::validate(&s.path, false).map_err(|_| ErrorCode::BadArguments)?;
-    let acl = acl::fixup_acl(&s.acl, ctx.auth)?;
+    let acl = acl::fixup_acl_with(&s.acl, ctx.auth, ctx.acl_providers)?;
     let node = state.tree.get(s.path.as_str()).ok_or(ErrorCode::NoNode)?;
     check_acl(node.acl(), perms::ADMIN, ctx)?;
     let aversion = check_and_inc_version(node.stat().aversion, s.version)?;

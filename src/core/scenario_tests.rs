@@ -43,6 +43,7 @@ pub(super) fn cfg() -> CoreConfig {
         max_session_timeout_ms: 40000,
         extended_types: true,
         skip_acl: false,
+        acl_providers: Default::default(),
         server_id: 1,
         container_check_interval_ms: 1000,
         container_max_per_minute: 10000,

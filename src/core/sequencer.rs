@@ -74,6 +74,9 @@ pub struct CoreConfig {
     pub extended_types: bool,
     /// `skipACL`.
     pub skip_acl: bool,
+    /// The authentication providers registered beyond ip and digest (`x509` when a
+    /// secure client port is set).
+    pub acl_providers: super::acl::Providers,
     /// The server id (high byte of session ids).
     pub server_id: i64,
     /// `znode.container.checkIntervalMs`.
@@ -544,6 +547,7 @@ impl Sequencer {
             auth,
             extended_types: self.cfg.extended_types,
             skip_acl: self.cfg.skip_acl,
+            acl_providers: self.cfg.acl_providers,
             zxid: self.head.last_zxid + 1,
             time_ms: now_ms,
             local_session: local,

@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 
 use super::read::{self, ReadCtx};
 use super::reply::{header_only, notification, write_reply};
+use super::secure::ClientStream;
 use super::Shard;
 use crate::commit::stage::{origin, StageMsg};
 use crate::core::acl::{self, AuthIds};
@@ -369,15 +370,16 @@ impl Conn {
     }
 }
 
-/// Serves one accepted connection until it closes.
-pub async fn serve(
+/// Serves one accepted connection until it closes: plain TCP or TLS (`shard::secure`),
+/// whose client certificate gave it `tls_ids` (x509) on top of its ip id.
+pub async fn serve<S: ClientStream>(
     shard: Rc<Shard>,
     id: u64,
-    stream: glommio::net::TcpStream,
+    stream: S,
     peer: Option<SocketAddr>,
+    tls_ids: Vec<ferrokeeper_net::records::Id>,
 ) {
-    let fd = stream.as_raw_fd();
-    let _ = stream.set_nodelay(true);
+    let fd = stream.raw_fd();
     let peer_addr = peer.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let (rd, wr) = futures_lite::io::split(stream);
     let (wake_writer, writer_rx) = local_channel::new_bounded(1);
@@ -401,9 +403,12 @@ pub async fn serve(
             last_latency_ms: 0,
             latency: (0, 0, 0, 0),
             session_id: 0,
-            auth: Arc::new(
-                AuthIds::new(&peer_addr).with_sasl_acl(shard.shared.security.sasl_acl.clone()),
-            ),
+            auth: Arc::new({
+                let mut ids =
+                    AuthIds::new(&peer_addr).with_sasl_acl(shard.shared.security.sasl_acl.clone());
+                tls_ids.into_iter().for_each(|i| ids.add(i));
+                ids
+            }),
             pending: VecDeque::new(),
             out: Vec::new(),
             closing: None,
@@ -455,10 +460,10 @@ pub async fn serve(
     }
 }
 
-async fn write_loop(
+async fn write_loop<S: ClientStream>(
     shard: Rc<Shard>,
     conn: Rc<Conn>,
-    mut wr: futures_lite::io::WriteHalf<glommio::net::TcpStream>,
+    mut wr: futures_lite::io::WriteHalf<S>,
     wake: LocalReceiver<()>,
 ) {
     let mut buf = Vec::new();
@@ -490,6 +495,9 @@ async fn write_loop(
         let _ = conn.wake_reader.try_send(());
     }
     let _ = wr.flush().await;
+    // On TLS this sends close_notify, so a client reading a four-letter word's reply
+    // sees a clean end rather than a truncation; on plain TCP it shuts the write side.
+    let _ = wr.close().await;
     // Wakes a reader blocked on the socket so the connection's tasks end together.
     // SAFETY: `fd` belongs to the stream, which both halves keep alive until they drop.
     unsafe {
@@ -499,8 +507,8 @@ async fn write_loop(
 
 type ReadResult = Result<(), String>;
 
-async fn read_more(
-    rd: &mut futures_lite::io::ReadHalf<glommio::net::TcpStream>,
+async fn read_more<S: ClientStream>(
+    rd: &mut futures_lite::io::ReadHalf<S>,
     buf: &mut Vec<u8>,
     chunk: &mut [u8],
 ) -> Result<bool, String> {
@@ -516,10 +524,10 @@ async fn read_more(
 
 // Long because it is the connection's one reading state machine: handshake, 4lw
 // sniffing, framing, and dispatch of reads and writes in arrival order.
-async fn read_loop(
+async fn read_loop<S: ClientStream>(
     shard: &Rc<Shard>,
     conn: &Rc<Conn>,
-    mut rd: futures_lite::io::ReadHalf<glommio::net::TcpStream>,
+    mut rd: futures_lite::io::ReadHalf<S>,
     connect_rx: LocalReceiver<bool>,
     reader_rx: LocalReceiver<()>,
 ) -> ReadResult {

@@ -16,6 +16,7 @@ pub mod listener;
 pub mod read;
 pub mod reply;
 pub mod report;
+pub mod secure;
 pub mod shared;
 
 use std::cell::{Cell, RefCell};
@@ -174,6 +175,25 @@ pub async fn run(
     if index == 0 {
         shard.serve_admin_calls();
     }
+    let unified = shared.config.tls.port_unification && shared.tls.is_some();
+    if let Some(port) = shared.config.tls.secure_client_port {
+        let ip = (shared.config.tls.secure_client_port_address)
+            .unwrap_or_else(|| shared.listen_addr.ip());
+        let secure_addr = SocketAddr::new(ip, port);
+        match listener::bind(secure_addr, backlog) {
+            Ok(l) => {
+                tracing::info!(shard = index, addr = %secure_addr, "shard listening for TLS");
+                glommio::spawn_local(accept_loop(shard.clone(), l, secure::PortKind::Secure))
+                    .detach();
+            }
+            Err(e) => {
+                shared.fail.stop(format!(
+                    "shard {index} cannot listen on {secure_addr} (secureClientPort): {e}"
+                ));
+                return;
+            }
+        }
+    }
 
     // Completions, in commit order.
     let s = shard.clone();
@@ -204,6 +224,21 @@ pub async fn run(
     })
     .detach();
 
+    let kind = if unified {
+        secure::PortKind::Unified
+    } else {
+        secure::PortKind::Plain
+    };
+    accept_loop(shard, listener, kind).await;
+}
+
+/// Accepts connections on one of the shard's listeners until the process ends.
+async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: glommio::net::TcpListener,
+    kind: secure::PortKind,
+) {
+    let index = shard.index;
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -230,7 +265,7 @@ pub async fn run(
                 let s = shard.clone();
                 glommio::spawn_local(async move {
                     let shared = s.shared.clone();
-                    conn::serve(s, id, stream, peer).await;
+                    secure::serve(s, id, stream, peer, kind).await;
                     // The slot `admit` took for this address is free again.
                     if let Some(p) = peer {
                         shared.release(p.ip());

@@ -115,6 +115,8 @@ pub struct ServerShared {
         async_channel::Sender<super::admin::AdminCall>,
         async_channel::Receiver<super::admin::AdminCall>,
     ),
+    /// TLS for `secureClientPort` and `client.portUnification` (`None` without either).
+    pub tls: Option<Arc<crate::tls::TlsServer>>,
 }
 
 /// How often each limit held a client back, since the process started: `mntr` shows them

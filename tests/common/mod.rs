@@ -153,7 +153,7 @@ impl Server {
         extra: &[(&str, &str)],
         launch: &Launch,
     ) -> Server {
-        Server::start_inner(kind, extra, launch, false, Some(port))
+        Server::start_inner(kind, extra, launch, false, Some(port), None)
     }
 
     /// The one server of `kind` this test binary shares between its tests, started with
