@@ -18,6 +18,7 @@ use crate::commit::stage::OsEntropy;
 use crate::config::Config;
 use crate::core::machine::StateMachine;
 use crate::core::sequencer::{CoreConfig, Sequencer};
+use crate::service::until_stopped;
 use crate::shard::shared::{ServerShared, ShardStats};
 
 /// Runs the server until the process is killed, until a part of it fails (then the
@@ -64,25 +65,6 @@ impl StopHandle {
     pub fn stop(&self) {
         let _ = self.0.send(Ended::Stopped);
     }
-}
-
-/// How often a stopping executor looks at its stop flag. A poll rather than a wakeup
-/// from another thread: glommio's cross-thread channels must be connected on both ends
-/// before they carry a close, and 20 wakeups a second per executor cost nothing.
-const STOP_POLL: Duration = Duration::from_millis(50);
-
-/// Runs `work` until it ends or `stop` is set; then the executor's main future ends, and
-/// glommio drops its remaining tasks (connections, timers) with the executor.
-pub(crate) async fn until_stopped(
-    stop: Arc<AtomicBool>,
-    work: impl std::future::Future<Output = ()>,
-) {
-    let watch = async {
-        while !stop.load(Ordering::Acquire) {
-            glommio::timer::sleep(STOP_POLL).await;
-        }
-    };
-    futures_lite::future::or(work, watch).await
 }
 
 /// A started server: its executors, and what [`Running::wait`] needs to stop them.

@@ -9,10 +9,16 @@
 //! `@`), which the standard library sends in a few lines, and the crates that wrap it
 //! (`sd-notify`, `libsystemd`) are not among this build's vendored dependencies.
 //!
+//! [`until_stopped`] is how every executor of the server (shards, commit stage, the HTTP
+//! listeners) ends on a clean stop: its main future gives up when a shared flag is set.
+//!
 //! Must never: fail the server. Without `$NOTIFY_SOCKET` (not under systemd) every call
 //! does nothing; a send that fails is reported to the caller, who logs it.
 
 use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The environment variable systemd sets for a `Type=notify` service.
 pub const NOTIFY_SOCKET_ENV: &str = "NOTIFY_SOCKET";
@@ -40,6 +46,22 @@ pub fn notify_to(path: &str, state: &str) -> std::io::Result<()> {
         socket.send_to(state.as_bytes(), path)?;
     }
     Ok(())
+}
+
+/// How often a stopping executor looks at its stop flag. A poll rather than a wakeup
+/// from another thread: glommio's cross-thread channels must be connected on both ends
+/// before they carry a close, and 20 wakeups a second per executor cost nothing.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Runs `work` until it ends or `stop` is set; then the executor's main future ends, and
+/// glommio drops its remaining tasks (connections, timers) with the executor.
+pub async fn until_stopped(stop: Arc<AtomicBool>, work: impl std::future::Future<Output = ()>) {
+    let watch = async {
+        while !stop.load(Ordering::Acquire) {
+            glommio::timer::sleep(STOP_POLL).await;
+        }
+    };
+    futures_lite::future::or(work, watch).await
 }
 
 #[cfg(test)]

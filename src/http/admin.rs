@@ -17,9 +17,9 @@
 //!
 //! `snapshot` writes a snapshot of the state shard 0 serves and streams it, with
 //! ZooKeeper's `last_zxid` and `snapshot_size` headers, as
-//! `application/octet-stream`. The bytes are **ferrokeeper's own snapshot format**
-//! (`storage/FORMAT.md`), not ZooKeeper's `snapshot.<zxid>` file: this branch has no
-//! ZooKeeper-format snapshot writer. `restore` is refused with HTTP 500, as ZooKeeper
+//! `application/octet-stream`. The bytes are a ZooKeeper 3.8 `snapshot.<zxid>` file
+//! (`crate::tools::export`, the writer `ferrokeeper export` uses), so Java ZooKeeper
+//! can start from a downloaded snapshot. `restore` is refused with HTTP 500, as ZooKeeper
 //! answers a restore that fails, and the error says that ferrokeeper cannot restore
 //! from a stream. ZooKeeper's rate limiter on both (`admin.rateLimiterIntervalInMS`) is
 //! not implemented: the auth check is what keeps them from strangers.
@@ -351,9 +351,9 @@ impl Handler {
             .data_dir
             .join("ferrokeeper")
             .join("admin-snapshot");
-        let written = crate::snapshot::write_state(&dir, root);
-        let file = match written {
-            Ok((file, _)) => file,
+        let written = write_zookeeper_snapshot(&dir, root);
+        let (path, bytes) = match written {
+            Ok(file) => file,
             Err(e) => {
                 tracing::warn!(error = %e, "snapshot admin command: writing the snapshot failed");
                 return json(
@@ -362,14 +362,14 @@ impl Handler {
                 );
             }
         };
-        let opened = std::fs::File::open(&file.path);
+        let opened = std::fs::File::open(&path);
         // The open file keeps its bytes; the name is not kept, so these downloads never
         // pile up in dataDir.
-        if let Err(e) = std::fs::remove_file(&file.path) {
-            tracing::warn!(error = %e, file = %file.path.display(), "cannot remove the admin snapshot");
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(error = %e, file = %path.display(), "cannot remove the admin snapshot");
         }
-        let zxid = format!("0x{:x}", file.zxid);
-        let size = file.bytes.to_string();
+        let zxid = format!("0x{:x}", root.last_zxid);
+        let size = bytes.to_string();
         let mut response = match (streaming, opened) {
             (false, _) => json(StatusCode::OK, &commands::respond_empty(primary)),
             (true, Ok(f)) => {
@@ -394,7 +394,23 @@ impl Handler {
         }
         response
     }
+}
 
+/// Writes `state` as a ZooKeeper `snapshot.<zxid>` file (the format `restore` and Java's
+/// own `snapshot` command use) under `dir`; returns its path and size.
+fn write_zookeeper_snapshot(
+    dir: &std::path::Path,
+    state: &DataState,
+) -> std::io::Result<(std::path::PathBuf, u64)> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(crate::tools::export::snapshot_file_name(state.last_zxid));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    crate::tools::export::write_zookeeper_snapshot(state, &mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    Ok((path, file.metadata()?.len()))
+}
+
+impl Handler {
     /// What the replies read beyond the stats.
     fn context(&self, s: &ServerStats) -> AdminContext {
         let config = &self.shared.config;

@@ -81,7 +81,7 @@ pub fn start(
     // stops taking requests (the same flag as the shards').
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("http")
-        .spawn(move || crate::server::until_stopped(stop, serve(shared, listeners)))
+        .spawn(move || crate::service::until_stopped(stop, serve(shared, listeners)))
         .map_err(|e| std::io::Error::other(format!("cannot start the HTTP executor: {e}")))?;
     Ok(())
 }
