@@ -408,23 +408,7 @@ impl Sequencer {
             self.next_session_id += 1;
             let mut passwd = [0u8; 16];
             self.entropy.fill(&mut passwd);
-            self.commit(
-                session_id,
-                0,
-                TxnOp::CreateSession {
-                    session_id,
-                    timeout_ms,
-                    passwd,
-                },
-                now_ms,
-            );
-            self.lives.insert(
-                session_id,
-                SessionLife {
-                    expires_at_ms: now_ms + i64::from(timeout_ms),
-                    owner: Some(conn),
-                },
-            );
+            self.create_session(conn, session_id, timeout_ms, passwd, now_ms);
             self.batch.replies.push((
                 conn,
                 ReplyMsg::Connected {
@@ -608,6 +592,19 @@ impl Sequencer {
             session = format_args!("0x{session_id:x}"),
             "upgrading a local session"
         );
+        self.create_session(conn, session_id, timeout_ms, passwd, now_ms);
+    }
+
+    /// Commits the creation of session `session_id` and starts its timeout, owned by
+    /// `conn`.
+    fn create_session(
+        &mut self,
+        conn: Origin,
+        session_id: i64,
+        timeout_ms: i32,
+        passwd: [u8; 16],
+        now_ms: i64,
+    ) {
         self.commit(
             session_id,
             0,
