@@ -62,12 +62,16 @@ ClientWrong {
 
 // ------------------------------------------------------------------ harness
 
-/// The next port of this suite's range that is free to bind.
+/// The next port of this suite's range that is free to bind. nextest runs every test in
+/// its own process, so each process starts at its own place in the range (by process
+/// id): two processes checking the same free port at once would both take it.
 fn port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(23000);
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 50) as u16 * 20;
     loop {
-        let p = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(p < 24000, "the sasl suite ran out of its ports 23000-23999");
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(n < 1000, "the sasl suite ran out of its ports 23000-23999");
+        let p = 23000 + (start + n) % 1000;
         if TcpListener::bind(("127.0.0.1", p)).is_ok() {
             return p;
         }
