@@ -819,26 +819,15 @@ impl Node {
                                 );
                                 continue;
                             }
-                            let m = match m {
-                                CommitRequest::Write {
-                                    conn,
-                                    session_id,
-                                    xid,
-                                    request,
-                                    auth,
-                                    local,
-                                } if self.sasl_acl.is_some() => CommitRequest::Write {
-                                    conn,
-                                    session_id,
-                                    xid,
-                                    request,
-                                    local,
-                                    auth: Arc::new(
-                                        (*auth).clone().with_sasl_acl(self.sasl_acl.clone()),
-                                    ),
-                                },
-                                m => m,
-                            };
+                            let mut m = m;
+                            // The peer wire carries no ACL providers: the leader puts its
+                            // own sasl provider back on forwarded writes.
+                            if let (Some(_), CommitRequest::Write { auth, .. }) =
+                                (&self.sasl_acl, &mut m)
+                            {
+                                *auth =
+                                    Arc::new((**auth).clone().with_sasl_acl(self.sasl_acl.clone()));
+                            }
                             seq.handle(m, now_ms);
                         }
                     }
