@@ -41,14 +41,20 @@ async fn start_use_stop_and_restart_on_the_same_data() {
     zk.set_data("/app", b"config v2", None).await.expect("set");
     drop(zk);
     let port = server.port();
+    assert!(
+        listening_here(port),
+        "the probe sees the running server's listener"
+    );
     tokio::task::spawn_blocking(move || server.stop())
         .await
         .expect("join")
         .expect("a clean stop");
-    // Stopped means the port is free again (the listener went with the shard).
+    // Stopped means this process holds no listener on the port any more (the listener
+    // went with the shard). A connect probe cannot tell: the port is an ephemeral one, so
+    // another test process may have taken it since, or the probe may connect to itself.
     assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "port {port} still accepts after stop"
+        !listening_here(port),
+        "port {port} still has a listener in this process after stop"
     );
 
     // A second server on the same directory sees everything the first one acknowledged.
@@ -96,4 +102,26 @@ async fn a_temporary_data_dir_goes_with_the_server_and_two_run_side_by_side() {
     .await
     .expect("join");
     assert!(!dir.exists(), "{} removed with the server", dir.display());
+}
+
+/// Whether a socket this process holds listens on 127.0.0.1:`port` (Linux: the process's
+/// socket inodes from /proc/self/fd against the LISTEN rows of /proc/net/tcp).
+fn listening_here(port: u16) -> bool {
+    let mine: std::collections::HashSet<String> = std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_string_lossy();
+            Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table.lines().skip(1).any(|row| {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        // local_address is "IP:PORT" in hex, st 0A is LISTEN, the inode is column 9.
+        cols.len() > 9
+            && cols[3] == "0A"
+            && cols[1].ends_with(&format!(":{port:04X}"))
+            && mine.contains(cols[9])
+    })
 }
