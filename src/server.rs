@@ -354,18 +354,28 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
             .map_err(|e| std::io::Error::other(format!("{PEER_FAULTS_ENV}: {e}")))?,
         Err(_) => crate::peer::Faults::none(),
     };
-    let voters: Vec<u64> = ensemble.participants().map(|s| s.id).collect();
-    let mut peers = std::collections::BTreeMap::new();
-    for s in ensemble.servers.values() {
-        if s.id != ensemble.my_id {
-            peers.insert(s.id, ensemble.quorum_addrs(s.id)?);
-        }
-    }
+    // The membership is the state's (a reconfig keeps it in /zookeeper/config, which
+    // recovery left newer than the files when they lag behind).
+    let membership = recovered
+        .state
+        .tree
+        .get(crate::core::prep::CONFIG_NODE)
+        .and_then(|n| n.data().map(|d| String::from_utf8_lossy(d).into_owned()))
+        .and_then(|text| {
+            crate::replica::membership::Membership::parse(&text, ensemble.multi_address).ok()
+        })
+        .filter(|m| !m.servers.is_empty())
+        .unwrap_or_else(|| crate::replica::membership::Membership {
+            servers: ensemble.servers.clone(),
+            version: ensemble.version,
+        });
+    let voters: Vec<u64> = membership.voters();
+    let peers = crate::replica::membership::peer_addrs(&membership, ensemble.my_id)?;
     let incarnation = 1 + (rand::random::<u8>() % 255);
     let node_cfg = node::NodeConfig {
         id: ensemble.my_id,
         voters: voters.clone(),
-        learners: ensemble.observers().map(|s| s.id).collect(),
+        learners: membership.learners(),
         election_tick: ELECTION_TICKS,
         heartbeat_tick: HEARTBEAT_TICKS,
         // raft-rs's default: randomized in [election, 2 × election).
@@ -379,6 +389,8 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
         read_only_after_ms: config
             .read_only_mode_enabled
             .then(|| (config.tick_time_ms as i64).max(2000)),
+        multi_address: ensemble.multi_address,
+        standalone_enabled: config.standalone_enabled,
     };
     let offer = recovered.offer;
     let mut node = node::Node::new(
@@ -449,6 +461,8 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(driver::COMPACT_MARGIN_DEFAULT),
         forward_timeout_ms: i64::from(ensemble.sync_limit.max(1)) * i64::from(config.tick_time_ms),
+        my_id: ensemble.my_id,
+        config_file: config.config_file.clone(),
     };
     let commit_placement = commit_placement(shards);
     let stop = stop_core.clone();
@@ -605,6 +619,7 @@ fn core_config(config: &Config) -> CoreConfig {
         container_check_interval_ms: config.container_check_interval_ms as i64,
         container_max_per_minute: config.container_max_per_minute as usize,
         container_max_never_used_ms: config.container_max_never_used_interval_ms as i64,
+        reconfig_enabled: config.reconfig_enabled,
     }
 }
 

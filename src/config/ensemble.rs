@@ -307,6 +307,8 @@ pub struct Ensemble {
     pub quorum_listen_on_all_ips: bool,
     /// `dynamicConfigFile`, when the server lines came from one.
     pub dynamic_config_file: Option<PathBuf>,
+    /// `multiAddress.enabled`: server lines may give several addresses.
+    pub multi_address: bool,
 }
 
 impl Ensemble {
@@ -408,7 +410,8 @@ impl Ensemble {
     }
 }
 
-fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
+/// The first address `host` resolves to, with `port`.
+pub(crate) fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
@@ -782,6 +785,7 @@ pub(super) fn build(
             sync_limit,
             version: version.unwrap_or(0),
             quorum_listen_on_all_ips: keys.quorum_listen_on_all_ips,
+            multi_address: keys.multi_address,
             dynamic_config_file: keys
                 .dynamic_config_file
                 .as_ref()
@@ -870,7 +874,7 @@ fn parse_servers(
 /// Two servers must not share a host and port. Hosts are compared as written (case
 /// aside); the wildcard address is skipped, since servers on different machines may all
 /// listen on it.
-fn check_addresses(servers: &BTreeMap<u64, ServerSpec>) -> Result<(), EnsembleError> {
+pub(crate) fn check_addresses(servers: &BTreeMap<u64, ServerSpec>) -> Result<(), EnsembleError> {
     let mut seen: BTreeMap<(String, u16), (u64, &'static str)> = BTreeMap::new();
     for server in servers.values() {
         for (usage, host, port) in server.addresses() {

@@ -221,6 +221,9 @@ pub struct Config {
     /// server's default, `shard::listener::LISTEN_BACKLOG_DEFAULT` (the kernel caps both
     /// at `net.core.somaxconn`).
     pub client_port_listen_backlog: Option<u32>,
+    /// The `zoo.cfg` this came from (`None` when parsed from text): a reconfig writes
+    /// the dynamic configuration file beside it and points it there, as ZooKeeper does.
+    pub config_file: Option<PathBuf>,
     /// `dataDir`: where snapshots (and `myid`) live. Required.
     pub data_dir: PathBuf,
     /// `dataLogDir`: where the transaction log lives; defaults to `data_dir`.
@@ -318,6 +321,7 @@ impl Config {
             client_port: DEFAULT_CLIENT_PORT,
             client_port_address: None,
             client_port_listen_backlog: None,
+            config_file: None,
             data_log_dir: data_dir.clone(),
             data_dir,
             four_letter_whitelist: FourLetterWhitelist::zookeeper_default(),
@@ -468,7 +472,8 @@ impl Config {
             },
         };
         let parsed = Config::parse_parts(&text, props, Myid::FromDataDir).map_err(in_file)?;
-        let config = parsed.config;
+        let mut config = parsed.config;
+        config.config_file = Some(path.to_path_buf());
         let mut warnings = parsed.property_warnings;
         warnings.extend(
             parsed

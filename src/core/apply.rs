@@ -64,6 +64,14 @@ pub enum Outcome {
     Multi(Vec<Outcome>),
     /// A `sync` went through the leader (no txn): the reply carries the path.
     Synced(Arc<str>),
+    /// A `reconfig` committed: `/zookeeper/config`'s new data and stat (the reply is
+    /// a GetDataResponse).
+    Reconfigured {
+        /// The new configuration text.
+        data: Arc<[u8]>,
+        /// The node's stat after it.
+        stat: Stat,
+    },
 }
 
 /// Applies `txn` to `state`, appending watch-relevant changes to `changes`.

@@ -36,7 +36,20 @@ pub struct PrepCtx<'a> {
     /// (`localSessionsEnabled`): it is in no session table here, and may own no
     /// ephemeral (that server upgrades it first).
     pub local_session: bool,
+    /// `reconfigEnabled`.
+    pub reconfig_enabled: bool,
+    /// For a `reconfig` on an ensemble's leader: what the replication layer decided
+    /// about it before prep (see [`ReconfigPlan`]); `None` on a standalone server.
+    pub reconfig: Option<&'a ReconfigPlan>,
 }
+
+/// What the leader's replication layer made of a `reconfig` request before prep: the
+/// checks that need the ensemble (a reconfig in progress, the version, the new
+/// membership, a synced quorum), in ZooKeeper's order, or the new server lines.
+pub type ReconfigPlan = Result<String, ErrorCode>;
+
+/// `/zookeeper/config`.
+pub const CONFIG_NODE: &str = "/zookeeper/config";
 
 type Prepped = Result<TxnOp, ErrorCode>;
 
@@ -59,10 +72,30 @@ pub fn prep(state: &DataState, request: &Request, ctx: &PrepCtx<'_>) -> TxnOp {
         Request::CloseSession => Ok(TxnOp::CloseSession {
             session_id: ctx.session_id,
         }),
-        Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
+        Request::Reconfig(_) => prep_reconfig(state, ctx),
         _ => Err(ErrorCode::Unimplemented),
     };
     result.unwrap_or_else(|err| TxnOp::Error { err })
+}
+
+/// `PrepRequestProcessor`'s reconfig: enabled, a live session, an ensemble (standalone
+/// is Unimplemented), the replication layer's checks, then WRITE on
+/// `/zookeeper/config` (which only a super user has). The txn sets the node's data to the
+/// new server lines and `version=<this zxid>`, with data version −1 as ZooKeeper writes.
+fn prep_reconfig(state: &DataState, ctx: &PrepCtx<'_>) -> Prepped {
+    if !ctx.reconfig_enabled {
+        return Err(ErrorCode::ReconfigDisabled);
+    }
+    check_session(state, ctx)?;
+    let lines = ctx.reconfig.ok_or(ErrorCode::Unimplemented)?.clone()?;
+    let node = state.tree.get(CONFIG_NODE).ok_or(ErrorCode::NoNode)?;
+    check_acl(node.acl(), perms::WRITE, ctx)?;
+    let data = format!("{lines}\nversion={:x}", ctx.zxid);
+    Ok(TxnOp::SetData {
+        path: Arc::from(CONFIG_NODE),
+        data: Some(Arc::from(data.into_bytes())),
+        version: -1,
+    })
 }
 
 fn check_session(state: &DataState, ctx: &PrepCtx<'_>) -> Result<(), ErrorCode> {

@@ -47,6 +47,7 @@ pub(super) fn cfg() -> CoreConfig {
         server_id: 1,
         container_check_interval_ms: 1000,
         container_max_per_minute: 10000,
+        reconfig_enabled: false,
         container_max_never_used_ms: 0,
     }
 }
@@ -128,6 +129,11 @@ impl Runner {
             Outcome::SessionCreated => "session created".into(),
             Outcome::SessionClosed => "session closed".into(),
             Outcome::Synced(path) => format!("synced {path}"),
+            Outcome::Reconfigured { data, stat } => format!(
+                "reconfigured {} {}",
+                String::from_utf8_lossy(data),
+                self.stat(stat)
+            ),
             Outcome::Error(e) => format!("error {}", e.name()),
             Outcome::Multi(rs) => {
                 let parts: Vec<String> = rs.iter().map(|r| self.outcome(r)).collect();

@@ -85,6 +85,8 @@ pub struct CoreConfig {
     pub container_max_per_minute: usize,
     /// `znode.container.maxNeverUsedIntervalMs` (0 = never).
     pub container_max_never_used_ms: i64,
+    /// `reconfigEnabled`.
+    pub reconfig_enabled: bool,
 }
 
 /// A message from a shard to the commit stage.
@@ -188,6 +190,9 @@ pub struct Batch {
     /// The head moved onto a new base since the last batch: publish it even with
     /// nothing else in the batch, so that shards let go of the old layers.
     pub rebased: bool,
+    /// A `reconfig` in this batch committed (its zxid): the replication layer proposes
+    /// the batch as a Raft configuration change.
+    pub reconfig: Option<i64>,
 }
 
 impl Batch {
@@ -212,6 +217,8 @@ pub struct Sequencer {
     next_reap_ms: i64,
     open_acl: Arc<[Acl]>,
     entropy: Box<dyn Entropy + Send>,
+    /// The replication layer's verdict on the next `reconfig` (see [`Sequencer::plan_reconfig`]).
+    reconfig_plan: Option<super::prep::ReconfigPlan>,
 }
 
 /// ZooKeeper's `OPEN_ACL_UNSAFE`: all permissions for world:anyone.
@@ -241,7 +248,20 @@ impl Sequencer {
             batch: Batch::default(),
             open_acl,
             entropy,
+            reconfig_plan: None,
         }
+    }
+
+    /// Hands the sequencer the replication layer's verdict on the `reconfig` request it
+    /// is about to handle (a standalone server never calls this: its reconfig is
+    /// Unimplemented, as ZooKeeper's).
+    pub fn plan_reconfig(&mut self, plan: super::prep::ReconfigPlan) {
+        self.reconfig_plan = Some(plan);
+    }
+
+    /// The zxid of a `reconfig` that committed in the batch being built, if any.
+    pub fn batch_reconfig(&self) -> Option<i64> {
+        self.batch.reconfig
     }
 
     /// A commit core over a state recovered from the log. Restored sessions get a full
@@ -526,6 +546,10 @@ impl Sequencer {
             ));
             return;
         }
+        let plan = match request {
+            Request::Reconfig(_) => self.reconfig_plan.take(),
+            _ => None,
+        };
         let ctx = PrepCtx {
             session_id,
             auth,
@@ -535,6 +559,8 @@ impl Sequencer {
             zxid: self.head.last_zxid + 1,
             time_ms: now_ms,
             local_session: local,
+            reconfig_enabled: self.cfg.reconfig_enabled,
+            reconfig: plan.as_ref(),
         };
         let op = prep(&self.head, &request, &ctx);
         let closing = matches!(op, TxnOp::CloseSession { .. });
@@ -554,6 +580,16 @@ impl Sequencer {
                     *r = Outcome::CreatedPlain(path.clone());
                 }
             }
+        }
+        if let (Request::Reconfig(_), Outcome::DataSet(stat)) = (&request, &outcome) {
+            let data = self
+                .head
+                .tree
+                .get(super::prep::CONFIG_NODE)
+                .and_then(|n| n.data().map(Arc::from))
+                .unwrap_or_else(|| Arc::from(&b""[..]));
+            outcome = Outcome::Reconfigured { data, stat: *stat };
+            self.batch.reconfig = Some(zxid);
         }
         self.batch.replies.push((
             conn,

@@ -13,10 +13,8 @@ use super::{Inner, Outgoing, BACKOFF_MAX, BACKOFF_MIN, CONNECT_TIMEOUT};
 
 /// Dials `to` until the transport shuts down (which cancels this task): connects,
 /// writes, and after a connection fails waits with a capped exponential backoff.
-pub(super) async fn dial(inner: Rc<Inner>, to: u64) {
-    let Some(out) = inner.out.get(&to) else {
-        return;
-    };
+pub(super) async fn dial(inner: Rc<Inner>, to: u64, out: Rc<Outgoing>) {
+    let out = &*out;
     let Some(wake) = out.wake_rx.borrow_mut().take() else {
         return;
     };

@@ -166,8 +166,10 @@ struct Inner {
     local_addr: SocketAddr,
     max_frame: usize,
     queue_bytes_max: usize,
-    /// One entry per peer, fixed at start.
-    out: BTreeMap<u64, Outgoing>,
+    /// One entry per peer: those at start, then as [`PeerNet::set_peers`] changes them
+    /// (a reconfig). Its dialer holds its own reference, so a removed peer's queue
+    /// lives until the dialer is cancelled.
+    out: RefCell<BTreeMap<u64, Rc<Outgoing>>>,
     faults: RefCell<faults::FaultGen>,
     ordered_kinds: Vec<u8>,
     stats: RefCell<PeerStats>,
@@ -198,6 +200,23 @@ struct Outgoing {
     wake: LocalSender<()>,
     /// The dialer's end of `wake`, taken when it starts.
     wake_rx: RefCell<Option<LocalReceiver<()>>>,
+    /// The dialer task, cancelled when the peer leaves the ensemble.
+    dialer: RefCell<Option<JoinHandle<()>>>,
+}
+
+impl Outgoing {
+    fn new(addrs: Vec<SocketAddr>) -> Outgoing {
+        let (wake, wake_rx) = local_channel::new_bounded(1);
+        Outgoing {
+            addrs,
+            queue: RefCell::new(Queue::default()),
+            connected: Cell::new(false),
+            cut: Cell::new(false),
+            wake,
+            wake_rx: RefCell::new(Some(wake_rx)),
+            dialer: RefCell::new(None),
+        }
+    }
 }
 
 /// Frames waiting for a peer's connection.
@@ -254,7 +273,11 @@ impl Inner {
     }
 
     fn is_peer(&self, id: u64) -> bool {
-        self.out.contains_key(&id)
+        self.out.borrow().contains_key(&id)
+    }
+
+    fn peer(&self, id: u64) -> Option<Rc<Outgoing>> {
+        self.out.borrow().get(&id).cloned()
     }
 }
 
@@ -279,18 +302,7 @@ impl PeerNet {
             .peers
             .iter()
             .filter(|(id, addrs)| **id != cfg.my_id && !addrs.is_empty())
-            .map(|(id, addrs)| {
-                let (wake, wake_rx) = local_channel::new_bounded(1);
-                let o = Outgoing {
-                    addrs: addrs.clone(),
-                    queue: RefCell::new(Queue::default()),
-                    connected: Cell::new(false),
-                    cut: Cell::new(false),
-                    wake,
-                    wake_rx: RefCell::new(Some(wake_rx)),
-                };
-                (*id, o)
-            })
+            .map(|(id, addrs)| (*id, Rc::new(Outgoing::new(addrs.clone()))))
             .collect::<BTreeMap<_, _>>();
         let (tx, rx) = local_channel::new_bounded(INCOMING_FRAMES_MAX);
         let inner = Rc::new(Inner {
@@ -307,7 +319,7 @@ impl PeerNet {
             incoming_from: RefCell::new(BTreeMap::new()),
             next_serial: Cell::new(0),
             closed: Cell::new(false),
-            out,
+            out: RefCell::new(out),
         });
         tracing::info!(
             me = cfg.my_id,
@@ -316,15 +328,69 @@ impl PeerNet {
             faults = %cfg.faults,
             "peer transport started"
         );
-        let mut tasks = Vec::with_capacity(inner.out.len() + listeners.len());
+        let mut tasks = Vec::with_capacity(listeners.len());
         for listener in listeners {
             tasks.push(glommio::spawn_local(accept::accept_loop(inner.clone(), listener)).detach());
         }
-        for id in inner.out.keys() {
-            tasks.push(glommio::spawn_local(dial::dial(inner.clone(), *id)).detach());
-        }
         *inner.tasks.borrow_mut() = tasks;
-        Ok((PeerNet { inner }, rx))
+        let net = PeerNet { inner };
+        let peers: Vec<(u64, Rc<Outgoing>)> = net
+            .inner
+            .out
+            .borrow()
+            .iter()
+            .map(|(id, o)| (*id, o.clone()))
+            .collect();
+        for (id, out) in peers {
+            net.spawn_dialer(id, out);
+        }
+        Ok((net, rx))
+    }
+
+    fn spawn_dialer(&self, id: u64, out: Rc<Outgoing>) {
+        let task = glommio::spawn_local(dial::dial(self.inner.clone(), id, out.clone())).detach();
+        *out.dialer.borrow_mut() = Some(task);
+    }
+
+    /// Makes `peers` (id → quorum addresses; an entry for this server is ignored) the
+    /// peer list after a reconfig: a new peer gets a dialer and may connect here, a
+    /// removed one's dialer stops and its frames are dropped, a peer whose addresses
+    /// changed is dialled afresh.
+    pub fn set_peers(&self, peers: &BTreeMap<u64, Vec<SocketAddr>>) {
+        if self.inner.closed.get() {
+            return;
+        }
+        let wanted: BTreeMap<u64, &Vec<SocketAddr>> = peers
+            .iter()
+            .filter(|(id, addrs)| **id != self.inner.my_id && !addrs.is_empty())
+            .map(|(id, addrs)| (*id, addrs))
+            .collect();
+        let stale: Vec<u64> = self
+            .inner
+            .out
+            .borrow()
+            .iter()
+            .filter(|(id, o)| wanted.get(id).is_none_or(|addrs| **addrs != o.addrs))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            if let Some(out) = self.inner.out.borrow_mut().remove(&id) {
+                if let Some(task) = out.dialer.borrow_mut().take() {
+                    task.cancel();
+                }
+                out.queue.borrow_mut().clear();
+                tracing::info!(me = self.inner.my_id, peer = id, "peer removed");
+            }
+        }
+        for (id, addrs) in wanted {
+            if self.inner.is_peer(id) {
+                continue;
+            }
+            let out = Rc::new(Outgoing::new(addrs.clone()));
+            self.inner.out.borrow_mut().insert(id, out.clone());
+            tracing::info!(me = self.inner.my_id, peer = id, addrs = ?addrs, "peer added");
+            self.spawn_dialer(id, out);
+        }
     }
 
     /// Queues a frame for `to`; never blocks or awaits. Per-peer queue is bounded
@@ -337,7 +403,7 @@ impl PeerNet {
     /// buffers have grown to the traffic's size.
     pub fn send(&self, to: u64, kind: u8, payload: Vec<u8>) {
         let inner = &self.inner;
-        let Some(out) = inner.out.get(&to) else {
+        let Some(out) = inner.peer(to) else {
             inner.count(|s| s.dropped_unknown_peer += 1);
             tracing::debug!(me = inner.my_id, to, "frame to an unknown peer dropped");
             return;
@@ -375,7 +441,7 @@ impl PeerNet {
         }
         let mut queued = false;
         for delay in &fate.delays[..fate.copies] {
-            queued |= self.enqueue(out, kind, &payload, *delay);
+            queued |= self.enqueue(&out, kind, &payload, *delay);
         }
         if queued {
             let _ = out.wake.try_send(());
@@ -411,7 +477,7 @@ impl PeerNet {
 
     /// Whether an outgoing connection to `to` is established now.
     pub fn connected(&self, to: u64) -> bool {
-        self.inner.out.get(&to).is_some_and(|o| o.connected.get())
+        self.inner.peer(to).is_some_and(|o| o.connected.get())
     }
 
     /// Counters since start, over all peers.
@@ -429,7 +495,7 @@ impl PeerNet {
     /// those already queued when the cut begins. The connection itself stays up. Cut
     /// both ends' links for a full partition.
     pub fn set_cut(&self, to: u64, cut: bool) {
-        let Some(out) = self.inner.out.get(&to) else {
+        let Some(out) = self.inner.peer(to) else {
             return;
         };
         out.cut.set(cut);
@@ -451,9 +517,14 @@ impl PeerNet {
         for task in tasks.iter().chain(conns.values()) {
             task.cancel();
         }
+        for out in inner.out.borrow().values() {
+            if let Some(task) = out.dialer.borrow_mut().take() {
+                task.cancel();
+            }
+        }
         inner.incoming_from.borrow_mut().clear();
         inner.to_caller.borrow_mut().take();
-        for out in inner.out.values() {
+        for out in inner.out.borrow().values() {
             out.connected.set(false);
             out.queue.borrow_mut().clear();
         }

@@ -79,6 +79,10 @@ pub struct Parts {
     /// A request forwarded to the leader and not answered within this closes its
     /// client's connection (`syncLimit × tickTime`).
     pub forward_timeout_ms: i64,
+    /// This server's id.
+    pub my_id: u64,
+    /// The `zoo.cfg` to point at a reconfig's dynamic file (`None`: write none).
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// Entries kept in memory and on disk below the newest snapshot by default, so that a
@@ -261,6 +265,9 @@ pub async fn run(p: Parts) {
                 }
             }
         }
+        if let Some(text) = out.membership.take() {
+            adopt_membership(&net, &text, p.my_id, p.config_file.as_deref(), &mut view);
+        }
         snaps.maybe_take(
             &node,
             &p.snapshots,
@@ -331,6 +338,39 @@ pub async fn run(p: Parts) {
                 .await
             {
                 return;
+            }
+        }
+    }
+}
+
+/// A configuration change was applied: the peers, the quorum size and the files follow
+/// `/zookeeper/config`'s new text.
+fn adopt_membership(
+    net: &PeerNet,
+    text: &str,
+    my_id: u64,
+    config_file: Option<&std::path::Path>,
+    view: &mut EnsembleView,
+) {
+    let membership = match super::membership::Membership::parse(text, true) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "the applied configuration does not parse; peers unchanged");
+            return;
+        }
+    };
+    match super::membership::peer_addrs(&membership, my_id) {
+        Ok(peers) => net.set_peers(&peers),
+        Err(e) => tracing::warn!(error = %e, "a server of the new configuration does not resolve"),
+    }
+    view.quorum_size = membership.voters().len() as u64;
+    if let Some(file) = config_file {
+        match super::dynamic::write(file, &membership, my_id) {
+            Ok(path) => {
+                tracing::info!(file = %path.display(), version = format_args!("{:x}", membership.version), "reconfig: dynamic configuration written")
+            }
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "reconfig: the dynamic configuration file was not written")
             }
         }
     }

@@ -11,7 +11,9 @@
 //! executor lives in [`crate::server`]'s ensemble wiring.
 
 pub mod driver;
+pub mod dynamic;
 pub mod local;
+pub mod membership;
 pub mod node;
 pub mod recover;
 pub mod store;

@@ -16,19 +16,25 @@
 //!   does when a server leaves its leader: replies held for the old leader's proposals are
 //!   gone, and the clients reconnect (keeping their sessions) and learn the outcome.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfState, Entry as RaftEntry, EntryType, HardState, Message, Snapshot};
+use raft::eraftpb::{
+    ConfChangeV2, ConfState, Entry as RaftEntry, EntryType, HardState, Message, Snapshot,
+};
 use raft::{Config as RaftConfig, RawNode, StateRole};
 
 use super::local::{LocalSessions, Reattach};
+use super::membership::{conf_change, next_servers, Membership, ReconfigAsk};
 use super::store::{Offer, Store};
 use super::wire;
+use crate::config::ensemble::{PeerRole, ServerSpec};
 use crate::core::apply::Outcome;
 use crate::core::apply::{apply, Change};
 use crate::core::machine::StateMachine;
+use crate::core::prep::{ReconfigPlan, CONFIG_NODE};
 use crate::core::sequencer::{
     opcode_of, CommitRequest, CoreConfig, Entropy, Origin, ReplyMsg, Sequencer,
 };
@@ -108,6 +114,10 @@ pub struct NodeConfig {
     /// With `readonlymode.enabled`: how long without a leader before this server serves
     /// read-only clients (ZooKeeper: max(2000 ms, tickTime)); `None`: never.
     pub read_only_after_ms: Option<i64>,
+    /// `multiAddress.enabled`: server lines a reconfig brings may have several addresses.
+    pub multi_address: bool,
+    /// `standaloneEnabled`: a reconfig must leave at least two voters (else one).
+    pub standalone_enabled: bool,
 }
 
 /// A ready's log work: entries to append (replacing any stored suffix from the first
@@ -161,6 +171,9 @@ pub struct Output {
     pub publish: Vec<Publish>,
     /// A snapshot to install, before anything in `persist`.
     pub install: Option<Install>,
+    /// A configuration change was applied: `/zookeeper/config`'s text after it (the
+    /// driver updates the peers and writes the dynamic configuration file).
+    pub membership: Option<String>,
 }
 
 /// This server's part in the ensemble, for the four-letter words.
@@ -260,6 +273,10 @@ pub struct Node {
     looking_since_ms: Option<i64>,
     /// An observer's Raft ticks since the leader's last message (see [`Node::tick`]).
     quiet_ticks: usize,
+    /// The servers a planned `reconfig` asks for, until its batch is proposed.
+    reconfig_next: Option<BTreeMap<u64, ServerSpec>>,
+    /// An applied configuration left this server out: it serves no client.
+    removed: bool,
     out: Output,
 }
 
@@ -363,6 +380,8 @@ impl Node {
             local,
             looking_since_ms: None,
             quiet_ticks: 0,
+            reconfig_next: None,
+            removed: false,
             out: Output::default(),
         })
     }
@@ -436,7 +455,7 @@ impl Node {
                     );
                     return;
                 }
-                if self.leader == 0 {
+                if self.leader == 0 || self.removed {
                     self.reply_now(
                         conn,
                         ReplyMsg::Close {
@@ -497,8 +516,8 @@ impl Node {
             other => vec![other],
         };
         for msg in msgs {
-            if let Some(seq) = self.seq.as_mut() {
-                seq.handle(msg, now_ms);
+            if self.seq.is_some() {
+                self.lead(msg, now_ms);
             } else if self.leader != 0 {
                 if let CommitRequest::Connect { conn, .. } | CommitRequest::Write { conn, .. } =
                     &msg
@@ -804,11 +823,11 @@ impl Node {
                 Err(e) => tracing::warn!(from, error = %e, "undecodable raft message; dropped"),
             },
             KIND_FORWARD => {
-                let Some(seq) = self.seq.as_mut() else {
+                if self.seq.is_none() {
                     // Not (or no longer) the leader: the follower closes those clients
                     // when it learns of the new leader, and they retry there.
                     return;
-                };
+                }
                 match wire::decode_forward(payload) {
                     Ok(msgs) => {
                         for m in msgs {
@@ -828,7 +847,7 @@ impl Node {
                                 *auth =
                                     Arc::new((**auth).clone().with_sasl_acl(self.sasl_acl.clone()));
                             }
-                            seq.handle(m, now_ms);
+                            self.lead(m, now_ms);
                         }
                     }
                     Err(e) => {
@@ -838,6 +857,97 @@ impl Node {
             }
             _ => tracing::warn!(from, kind, "unknown peer frame kind; dropped"),
         }
+    }
+
+    /// Hands a request to the leader's sequencer; a `reconfig` first gets the checks
+    /// that need the ensemble ([`Node::plan_reconfig`]).
+    fn lead(&mut self, msg: CommitRequest, now_ms: i64) {
+        let plan = match &msg {
+            CommitRequest::Write {
+                request: Request::Reconfig(r),
+                ..
+            } => Some(self.plan_reconfig(r)),
+            _ => None,
+        };
+        let Some(seq) = self.seq.as_mut() else {
+            return;
+        };
+        let planned = plan.is_some();
+        if let Some(plan) = plan {
+            seq.plan_reconfig(plan);
+        }
+        seq.handle(msg, now_ms);
+        if planned && seq.batch_reconfig().is_none() {
+            // Prep refused it after the plan (the session, or the ACL).
+            self.reconfig_next = None;
+        }
+    }
+
+    /// `PrepRequestProcessor`'s reconfig checks that need the ensemble, in its order:
+    /// no reconfig in progress (ReconfigInProgress), `curConfigId` −1 or the last
+    /// configuration's version (BadVersion), a valid next membership (BadArguments), and
+    /// a synced quorum of its voters (NewConfigNoQuorum). The verdict is the next
+    /// membership's server lines.
+    fn plan_reconfig(&mut self, r: &ferrokeeper_net::records::ReconfigRequest) -> ReconfigPlan {
+        let conf = self.raw.raft.prs().conf().to_conf_state();
+        if self.reconfig_next.is_some()
+            || self.raw.raft.has_pending_conf()
+            || !conf.voters_outgoing.is_empty()
+        {
+            return Err(ErrorCode::ReconfigInProgress);
+        }
+        let text = self
+            .seq
+            .as_ref()
+            .and_then(|s| s.head().tree.get(CONFIG_NODE))
+            .and_then(|n| n.data().map(|d| String::from_utf8_lossy(d).into_owned()))
+            .unwrap_or_default();
+        let current =
+            Membership::parse(&text, self.cfg.multi_address).map_err(|_| ErrorCode::SystemError)?;
+        if r.cur_config_id != -1 && r.cur_config_id as u64 != current.version {
+            return Err(ErrorCode::BadVersion);
+        }
+        let ask = ReconfigAsk {
+            joining: &r.joining_servers,
+            leaving: &r.leaving_servers,
+            new_members: &r.new_members,
+        };
+        let next = next_servers(
+            &current,
+            ask,
+            self.cfg.multi_address,
+            self.cfg.standalone_enabled,
+        )?;
+        // Leader.isQuorumSynced: this server if it votes in the next configuration, and
+        // the members the leader replicates to that hold everything committed.
+        let commit = self.raw.raft.raft_log.committed;
+        let voters: Vec<u64> = next
+            .values()
+            .filter(|s| s.role == PeerRole::Participant)
+            .map(|s| s.id)
+            .collect();
+        let synced = voters
+            .iter()
+            .filter(|id| {
+                **id == self.cfg.id
+                    || self
+                        .raw
+                        .raft
+                        .prs()
+                        .get(**id)
+                        .is_some_and(|p| p.matched >= commit && p.recent_active)
+            })
+            .count();
+        if synced * 2 <= voters.len() {
+            return Err(ErrorCode::NewConfigNoQuorum);
+        }
+        let lines = Membership {
+            servers: next.clone(),
+            version: 0,
+        }
+        .server_lines();
+        self.reconfig_next = Some(next);
+        Ok(lines)
     }
 
     /// One Raft tick; while leading, also the sequencer's clock (expiry, reaping) when
@@ -999,7 +1109,9 @@ impl Node {
         // known, forward it there with this sequencer's zxids. Leave the batch in the
         // sequencer; the coming ready drops both and closes the connections whose
         // replies it held.
-        if self.raw.raft.state != StateRole::Leader {
+        // So does a leader handing over the lead (a reconfig took its vote): raft-rs
+        // drops proposals until the transfer ends one way or the other.
+        if self.raw.raft.state != StateRole::Leader || self.raw.raft.lead_transferee.is_some() {
             return Ok(());
         }
         let Some(seq) = self.seq.as_mut() else {
@@ -1018,7 +1130,29 @@ impl Node {
         wire::encode_entry(&batch.txns, &remote, &mut data);
         let before = self.raw.raft.raft_log.last_index();
         let size = data.len() as u64;
-        self.raw.propose(Vec::new(), data)?;
+        let next = self.reconfig_next.take();
+        match (batch.reconfig, next) {
+            (Some(zxid), Some(next)) => {
+                let conf = self.raw.raft.prs().conf().to_conf_state();
+                let mut cc = conf_change(&conf, &next);
+                if cc.changes.is_empty() {
+                    // Only addresses changed: the text is all there is to replicate.
+                    self.raw.propose(Vec::new(), data)?;
+                } else {
+                    tracing::info!(
+                        me = self.cfg.id,
+                        zxid = format_args!("0x{zxid:x}"),
+                        changes = ?cc.changes,
+                        "reconfig: proposing a configuration change"
+                    );
+                    // The batch rides inside the change (its context), so the log keeps
+                    // one entry for both and every member applies them together.
+                    cc.context = data.into();
+                    self.raw.propose_conf_change(Vec::new(), cc)?;
+                }
+            }
+            _ => self.raw.propose(Vec::new(), data)?,
+        }
         let p = &mut self.proposal_sizes;
         *p = if p.3 == 0 {
             (size, size, size, 1)
@@ -1202,10 +1336,10 @@ impl Node {
                 .entries(log.applied + 1, None, raft::GetEntriesContext::empty(false))
                 .unwrap_or_default();
             for e in &entries {
-                if e.get_entry_type() != EntryType::EntryNormal || e.data.is_empty() {
+                let Ok(Some((batch, _))) = entry_parts(e) else {
                     continue;
-                }
-                if let Ok(entry) = wire::decode_entry(&e.data) {
+                };
+                if let Ok(entry) = wire::decode_entry(&batch) {
                     for t in entry.txns {
                         if t.zxid == head.last_zxid + 1 {
                             let extended = head.extended_types;
@@ -1221,21 +1355,34 @@ impl Node {
     fn apply_committed(&mut self, committed: Vec<RaftEntry>) -> Result<(), NodeError> {
         for e in committed {
             self.applied_at = (e.index, e.term);
-            if e.get_entry_type() != EntryType::EntryNormal {
-                tracing::warn!(
-                    index = e.index,
-                    "configuration change entries are not supported yet; skipped"
-                );
-                continue;
-            }
             while self.proposed.front().is_some_and(|p| p.index < e.index) {
                 self.proposed.pop_front();
             }
-            if e.data.is_empty() {
+            let (batch, cc) = match entry_parts(&e) {
+                Ok(Some(parts)) => parts,
                 // The no-op a new leader appends.
-                continue;
+                Ok(None) => continue,
+                Err(source) => {
+                    return Err(NodeError::Entry {
+                        index: e.index,
+                        source,
+                    })
+                }
+            };
+            if !batch.is_empty() {
+                self.apply_batch(&e, &batch)?;
             }
-            let entry = wire::decode_entry(&e.data).map_err(|source| NodeError::Entry {
+            if let Some(cc) = cc {
+                self.apply_conf_change(&cc, e.index);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one committed batch and publishes it with this server's replies.
+    fn apply_batch(&mut self, e: &RaftEntry, batch: &[u8]) -> Result<(), NodeError> {
+        {
+            let entry = wire::decode_entry(batch).map_err(|source| NodeError::Entry {
                 index: e.index,
                 source,
             })?;
@@ -1287,6 +1434,92 @@ impl Node {
         Ok(())
     }
 
+    /// Makes Raft adopt a committed configuration change (the batch that set
+    /// `/zookeeper/config` was applied just before). A member the change leaves out
+    /// closes its clients and serves none; a leader that no longer votes hands the lead
+    /// to the most up-to-date voter.
+    fn apply_conf_change(&mut self, cc: &ConfChangeV2, index: u64) {
+        let joint = !self
+            .raw
+            .raft
+            .prs()
+            .conf()
+            .to_conf_state()
+            .voters_outgoing
+            .is_empty();
+        if cc.changes.is_empty() && !joint {
+            // Leaving a joint configuration this member never entered: it restarted
+            // from a state that already holds the change (see `replica::membership`).
+            return;
+        }
+        let cs = match self.raw.apply_conf_change(cc) {
+            Ok(cs) => cs,
+            Err(e) => {
+                // A member that started from a snapshot taken after the change sees it
+                // again; raft-rs refuses what it already has.
+                tracing::warn!(me = self.cfg.id, index, error = %e, "configuration change not applied");
+                return;
+            }
+        };
+        tracing::info!(me = self.cfg.id, index, voters = ?cs.voters, learners = ?cs.learners,
+            outgoing = ?cs.voters_outgoing, "configuration change applied");
+        self.raw.mut_store().set_conf(cs.clone());
+        self.cfg.voters = cs.voters.clone();
+        self.cfg.learners = cs.learners.clone();
+        let me = self.cfg.id;
+        let member = [
+            &cs.voters,
+            &cs.learners,
+            &cs.voters_outgoing,
+            &cs.learners_next,
+        ]
+        .iter()
+        .any(|ids| ids.contains(&me));
+        if !member && !self.removed {
+            tracing::info!(
+                me,
+                "reconfig: this server left the ensemble; closing its clients"
+            );
+            self.removed = true;
+            self.close_all();
+            self.role = Role::Looking;
+        } else if member {
+            self.removed = false;
+            if matches!(self.role, Role::Follower | Role::Observer) {
+                self.role = if self.is_learner() {
+                    Role::Observer
+                } else {
+                    Role::Follower
+                };
+            }
+        }
+        if self.role == Role::Leader && !cs.voters.contains(&me) && cs.voters_outgoing.is_empty() {
+            let commit = self.raw.raft.raft_log.committed;
+            let best = cs
+                .voters
+                .iter()
+                .filter_map(|id| self.raw.raft.prs().get(*id).map(|p| (p.matched, *id)))
+                .filter(|(matched, _)| *matched >= commit)
+                .max();
+            if let Some((_, to)) = best {
+                tracing::info!(
+                    me,
+                    to,
+                    "reconfig: this leader no longer votes; handing over"
+                );
+                self.raw.transfer_leader(to);
+            }
+        }
+        let text = self
+            .machine
+            .state()
+            .tree
+            .get(CONFIG_NODE)
+            .and_then(|n| n.data().map(|d| String::from_utf8_lossy(d).into_owned()))
+            .unwrap_or_default();
+        self.out.membership = Some(text);
+    }
+
     fn close_all(&mut self) {
         self.awaiting.clear();
         self.local.clear();
@@ -1331,6 +1564,27 @@ impl Node {
             Ok(bytes) => self.out.send.push((to, KIND_RAFT, bytes)),
             Err(e) => tracing::error!(to, error = %e, "raft message does not encode; dropped"),
         }
+    }
+}
+
+/// An entry's batch bytes and its configuration change, if it is one.
+pub type EntryParts<'a> = (Cow<'a, [u8]>, Option<ConfChangeV2>);
+
+/// A committed entry's batch bytes and configuration change: a normal entry's data, or
+/// a change with its batch in the context (see [`Node::propose`]); `None` for the
+/// no-op a new leader appends. Shared with the log replay at start.
+pub fn entry_parts(e: &RaftEntry) -> Result<Option<EntryParts<'_>>, wire::WireError> {
+    match e.get_entry_type() {
+        EntryType::EntryNormal if e.data.is_empty() => Ok(None),
+        EntryType::EntryNormal => Ok(Some((Cow::Borrowed(&e.data[..]), None))),
+        EntryType::EntryConfChangeV2 => {
+            let cc = ConfChangeV2::parse_from_bytes(&e.data)
+                .map_err(|err| wire::WireError::Other(format!("configuration change: {err}")))?;
+            let batch = cc.context.to_vec();
+            Ok(Some((Cow::Owned(batch), Some(cc))))
+        }
+        // ferrokeeper never proposes the first form.
+        EntryType::EntryConfChange => Ok(None),
     }
 }
 

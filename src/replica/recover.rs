@@ -157,7 +157,21 @@ pub fn recover(
     let mut state = state.unwrap_or_else(|| {
         DataState::new(crate::core::sequencer::open_acl_unsafe(), extended_types)
     });
-    state.set_ensemble_config(config_text);
+    // A reconfig leaves a newer configuration in the state than the files may hold (a
+    // restart between the change and the rewrite of the files): the newer one wins.
+    let version = |text: &[u8]| {
+        super::membership::Membership::parse(&String::from_utf8_lossy(text), true)
+            .map(|m| m.version)
+            .unwrap_or(0)
+    };
+    let held = state
+        .tree
+        .get(crate::core::prep::CONFIG_NODE)
+        .and_then(|n| n.data().map(version))
+        .unwrap_or(0);
+    if version(config_text) >= held {
+        state.set_ensemble_config(config_text);
+    }
     replay(stored, state, start)
         .map_err(|e| std::io::Error::other(format!("raft log {}: {e}", log_dir.display())))
 }
@@ -225,10 +239,17 @@ pub fn replay(
         .max(after);
     let mut changes = Vec::new();
     for e in entries.iter().take_while(|e| e.index <= applied) {
-        if e.get_entry_type() != EntryType::EntryNormal || e.data.is_empty() {
-            continue;
-        }
-        let entry = super::wire::decode_entry(&e.data).map_err(|source| ReplayError::Entry {
+        let batch = match super::node::entry_parts(e) {
+            Ok(Some((batch, _))) if !batch.is_empty() => batch,
+            Ok(_) => continue,
+            Err(source) => {
+                return Err(ReplayError::Entry {
+                    index: e.index,
+                    source,
+                })
+            }
+        };
+        let entry = super::wire::decode_entry(&batch).map_err(|source| ReplayError::Entry {
             index: e.index,
             source,
         })?;

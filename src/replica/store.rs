@@ -30,7 +30,11 @@ pub struct Store {
     /// Entries and hard state.
     pub mem: MemStorage,
     offer: Arc<Mutex<Option<Offer>>>,
-    conf: ConfState,
+    /// The configuration snapshots describe: the last one applied (a reconfig changes
+    /// it). A snapshot offered from before a change carries the newer configuration;
+    /// the member that installs it sees the change again and refuses it harmlessly
+    /// (see `Node::apply_conf_change`).
+    conf: Arc<Mutex<ConfState>>,
 }
 
 impl Store {
@@ -39,8 +43,18 @@ impl Store {
         Store {
             mem: MemStorage::new_with_conf_state(conf.clone()),
             offer: Arc::default(),
-            conf,
+            conf: Arc::new(Mutex::new(conf)),
         }
+    }
+
+    /// The configuration after a change was applied.
+    pub fn set_conf(&self, conf: ConfState) {
+        self.mem.wl().set_conf_state(conf.clone());
+        *self.conf.lock().unwrap_or_else(|p| p.into_inner()) = conf;
+    }
+
+    fn conf(&self) -> ConfState {
+        self.conf.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Makes `offer` the snapshot sent to followers that need one.
@@ -69,7 +83,7 @@ impl Store {
         let mut snap = Snapshot::default();
         snap.mut_metadata().index = index;
         snap.mut_metadata().term = term;
-        snap.mut_metadata().set_conf_state(self.conf.clone());
+        snap.mut_metadata().set_conf_state(self.conf());
         w.apply_snapshot(snap)?;
         w.append(&keep)?;
         w.set_hardstate(hs);
@@ -123,7 +137,7 @@ impl Storage for Store {
         let meta = snap.mut_metadata();
         meta.index = offer.index;
         meta.term = offer.term;
-        meta.set_conf_state(self.conf.clone());
+        meta.set_conf_state(self.conf());
         Ok(snap)
     }
 }

@@ -51,6 +51,9 @@ pub enum WireError {
     /// Bytes left over after the structure.
     #[error("{0} trailing bytes")]
     Trailing(usize),
+    /// A configuration change entry did not decode.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// One replicated entry: a commit batch as every server applies it.
@@ -359,6 +362,11 @@ fn encode_outcome(w: &mut W<'_>, o: &Outcome) {
             w.u8(10);
             w.bytes(path.as_bytes());
         }
+        Outcome::Reconfigured { data, stat } => {
+            w.u8(11);
+            w.bytes(data);
+            encode_stat(w, stat);
+        }
     }
 }
 
@@ -395,6 +403,10 @@ fn decode_outcome(r: &mut R<'_>, depth: u32) -> Result<Outcome, WireError> {
             Outcome::Multi(v)
         }
         10 => Outcome::Synced(path(r)?),
+        11 => Outcome::Reconfigured {
+            data: Arc::from(r.bytes()?),
+            stat: decode_stat(r)?,
+        },
         t => return Err(r.unknown("outcome tag", t.into())),
     })
 }

@@ -70,6 +70,9 @@ pub fn write_reply(out: &mut Vec<u8>, xid: i32, zxid: i64, opcode: OpCode, outco
         | Outcome::SessionClosed
         | Outcome::CreatedPlain(_) => header_only(out, xid, zxid, ErrorCode::Ok),
         Outcome::Synced(path) => ok_with(out, xid, zxid, |o| write_buffer(o, path.as_bytes())),
+        Outcome::Reconfigured { data, stat } => {
+            ok_with(out, xid, zxid, |o| get_data_body(o, Some(data), stat))
+        }
     }
 }
 
@@ -93,6 +96,7 @@ fn multi_result(r: &Outcome) -> MultiResult {
         | Outcome::SessionCreated
         | Outcome::SessionClosed
         | Outcome::Synced(_)
+        | Outcome::Reconfigured { .. }
         | Outcome::Multi(_) => MultiResult::Error(ErrorCode::SystemError.code()),
     }
 }

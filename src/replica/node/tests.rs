@@ -23,6 +23,7 @@ fn core_cfg(id: u64) -> CoreConfig {
         server_id: id as i64,
         container_check_interval_ms: 60_000,
         container_max_per_minute: 10_000,
+        reconfig_enabled: false,
         container_max_never_used_ms: 0,
     }
 }
@@ -63,6 +64,8 @@ impl Cluster {
                 local_sessions: false,
                 local_upgrading: false,
                 read_only_after_ms: None,
+                multi_address: false,
+                standalone_enabled: true,
             };
             let mut cfg = cfg;
             tweak(&mut cfg);

@@ -132,6 +132,8 @@ impl Member {
             local_sessions: false,
             local_upgrading: false,
             read_only_after_ms: None,
+            multi_address: false,
+            standalone_enabled: true,
         };
         self.entropy_seed = self.entropy_seed.wrapping_add(0x1000);
         let mut n = self.entropy_seed;

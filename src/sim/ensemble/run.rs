@@ -114,6 +114,7 @@ impl Run {
             server_id: 0,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
+            reconfig_enabled: false,
             container_max_never_used_ms: 0,
         };
         let disk_max = rng.range(0, 30);
