@@ -32,6 +32,8 @@ use crate::core::sequencer::{CommitRequest, ReplyMsg};
 mod buffers;
 mod sasl;
 
+pub use buffers::ReadScratch;
+
 /// Bytes of replies and notifications a connection may have waiting for the client
 /// before the server gives up on it (a client that never reads its replies).
 const OUTPUT_BYTES_MAX: usize = 64 << 20;
@@ -523,7 +525,7 @@ async fn read_loop<S: ClientStream>(
 
     // A four-letter word replaces the first length prefix.
     while buf.len() < LENGTH_BYTES {
-        if !buffers::read_more(&mut rd, &mut buf).await? {
+        if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch).await? {
             return Ok(());
         }
     }
@@ -531,7 +533,7 @@ async fn read_loop<S: ClientStream>(
         let whitelist = &shard.shared.config.four_letter_whitelist;
         let need = LENGTH_BYTES + crate::admin::argument_needed(word, whitelist);
         while buf.len() < need {
-            if !buffers::read_more(&mut rd, &mut buf).await? {
+            if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch).await? {
                 break;
             }
         }
@@ -562,7 +564,7 @@ async fn read_loop<S: ClientStream>(
                 buf.drain(..start);
                 start = 0;
             }
-            if !buffers::read_more(&mut rd, &mut buf).await? {
+            if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch).await? {
                 return Ok(());
             }
             continue;

@@ -5,9 +5,9 @@
 //! server. Each connection used to own a 64 KiB read chunk and a 64 KiB frame buffer for
 //! its whole life (136 KB of RSS per idle connection, against Apache ZooKeeper's ~11 KB);
 //! now:
-//! - the socket is read through one 64 KiB scratch buffer per shard (per thread: a shard
-//!   is one thread). It is borrowed only inside one `poll_read` call, never across an
-//!   `await`, so every connection of the shard can use it in turn;
+//! - the socket is read through one 64 KiB scratch buffer per shard ([`ReadScratch`], in
+//!   `Shard`). It is borrowed only inside one `poll_read` call, never across an `await`,
+//!   so every connection of the shard can use it in turn;
 //! - what was read is appended to the connection's own frame buffer, which therefore
 //!   holds only bytes not yet taken as requests. When the socket has nothing more and that
 //!   buffer is empty, its memory goes back to the allocator (a partial frame keeps the
@@ -35,9 +35,25 @@ pub const OUTPUT_KEPT_BYTES_MAX: usize = 4 << 10;
 /// what an earlier large request grew).
 const FRAME_BUFFER_TRIM_BYTES_MIN: usize = READ_CHUNK_BYTES;
 
-thread_local! {
-    /// The shard's read scratch buffer (allocated on the shard's first read).
-    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_CHUNK_BYTES].into_boxed_slice());
+/// The shard's read scratch buffer: every connection of the shard reads its socket
+/// through it.
+pub struct ReadScratch {
+    buf: RefCell<Box<[u8]>>,
+}
+
+impl ReadScratch {
+    /// A scratch buffer of [`READ_CHUNK_BYTES`].
+    pub fn new() -> ReadScratch {
+        ReadScratch {
+            buf: RefCell::new(vec![0u8; READ_CHUNK_BYTES].into_boxed_slice()),
+        }
+    }
+}
+
+impl Default for ReadScratch {
+    fn default() -> Self {
+        ReadScratch::new()
+    }
 }
 
 /// Reads what the socket has into `frames` (bytes not yet taken as frames). `Ok(false)`
@@ -46,25 +62,24 @@ thread_local! {
 pub async fn read_more<R: AsyncRead + Unpin>(
     rd: &mut R,
     frames: &mut Vec<u8>,
+    scratch: &ReadScratch,
 ) -> Result<bool, String> {
     std::future::poll_fn(|cx| {
-        SCRATCH.with(|scratch| {
-            // Invariant: no borrow outlives this closure (nothing here awaits), so the
-            // borrow never fails.
-            let mut scratch = scratch.borrow_mut();
-            match Pin::new(&mut *rd).poll_read(cx, &mut scratch[..]) {
-                Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
-                Poll::Ready(Ok(n)) => {
-                    frames.extend_from_slice(&scratch[..n]);
-                    Poll::Ready(Ok(true))
-                }
-                Poll::Ready(Err(e)) => Poll::Ready(Err(format!("read failed: {e}"))),
-                Poll::Pending => {
-                    release_idle(frames);
-                    Poll::Pending
-                }
+        // Invariant: no borrow outlives this closure (nothing here awaits, and a shard is
+        // one thread), so the borrow never fails.
+        let mut scratch = scratch.buf.borrow_mut();
+        match Pin::new(&mut *rd).poll_read(cx, &mut scratch[..]) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
+            Poll::Ready(Ok(n)) => {
+                frames.extend_from_slice(&scratch[..n]);
+                Poll::Ready(Ok(true))
             }
-        })
+            Poll::Ready(Err(e)) => Poll::Ready(Err(format!("read failed: {e}"))),
+            Poll::Pending => {
+                release_idle(frames);
+                Poll::Pending
+            }
+        }
     })
     .await
 }
