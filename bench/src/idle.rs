@@ -222,6 +222,8 @@ fn source_address(k: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, (n >> 16) as u8, (n >> 8) as u8, n as u8)
 }
 
+// Long because it is the harness's one event loop: opening, handshakes, pings and the
+// settle wait share the poll and the sessions.
 /// Opens `count` sessions to `addr`, pings each once, and keeps them alive until every
 /// first ping is answered and `spec.settle_ns` has passed; then calls `measure` with the
 /// sessions still open and idle, and closes them. Returns the seconds the opening took.
