@@ -133,10 +133,40 @@ fn main() {
             std::process::exit(2);
         }
     };
+    raise_open_files_limit();
     if let Err(e) = serve(config) {
         eprintln!("ferrokeeper: {e}");
         std::process::exit(1);
     }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as the JVM does for Apache
+/// ZooKeeper (`-XX:+MaxFDLimit`, on by default on Linux): every client connection is a
+/// descriptor, and a soft limit of 1024 (a common default) would refuse connections long
+/// before memory runs out.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        }
+    }
+    tracing::info!(
+        open_files_max = lim.rlim_cur,
+        "open files limit (RLIMIT_NOFILE)"
+    );
 }
 
 /// Runs the server until SIGTERM or SIGINT stops it cleanly (then returns `Ok`: exit

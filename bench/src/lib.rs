@@ -19,6 +19,7 @@
 //! * [`setup`]: the tree's root and the blocking client sessions that build and check it.
 //! * [`server`]: starting Apache ZooKeeper and ferrokeeper with equivalent settings;
 //!   [`server::Pair`], a value per server, and the order rounds alternate in.
+//! * [`idle`]: `idle-conns`, server memory per idle connection (10k–100k sessions).
 //! * [`wide`]: `children-wide`, getChildren of a parent with 100,000 children.
 //! * [`workload`]: the named workloads, the data they need, the preload, and a
 //!   workload's result on both servers.
@@ -51,6 +52,7 @@ pub mod engine;
 pub mod ensemble;
 pub mod ensemble_report;
 pub mod fanout;
+pub mod idle;
 pub mod ops;
 pub mod plan;
 pub mod report;

@@ -42,6 +42,38 @@ enum Command {
     /// Write the `restart` workload's Apache ZooKeeper 3.8 snapshot into DIR/version-2
     /// (to start ZooKeeper from, or to feed `ferrokeeper import`).
     ZkSnapshot(ZkSnapshotArgs),
+    /// Server memory per idle client connection: opens N sessions (from many loopback
+    /// source addresses), pings each, and reports each server's RSS growth per
+    /// connection, Apache ZooKeeper and ferrokeeper in one run.
+    IdleConns(IdleConnsArgs),
+}
+
+#[derive(Args)]
+struct IdleConnsArgs {
+    /// Connection counts, each on fresh servers.
+    #[arg(long, value_delimiter = ',', default_value = "10000")]
+    connections: Vec<usize>,
+    /// Only this server: `zk` or `fk` (default: both).
+    #[arg(long)]
+    only: Option<String>,
+    /// The ferrokeeper server binary (default: target/release/ferrokeeper).
+    #[arg(long)]
+    ferrokeeper_bin: Option<PathBuf>,
+    /// ferrokeeper.shards (default: the server's, one per core).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// The JVM's -Xmx (100k connections need more than the default 1g).
+    #[arg(long, default_value = "3g")]
+    java_heap: String,
+    /// Seconds to wait, sessions open and idle, before reading RSS.
+    #[arg(long, default_value_t = 5)]
+    settle_s: u64,
+    /// Handshakes in flight at once while opening.
+    #[arg(long, default_value_t = 256)]
+    handshakes_in_flight: usize,
+    /// Also write the table to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -211,6 +243,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => run_compare(args),
         Command::Run(args) => run_one(args),
         Command::ZkSnapshot(args) => zk_snapshot(args),
+        Command::IdleConns(args) => idle_conns(args),
     }
 }
 
@@ -495,5 +528,70 @@ fn zk_snapshot(args: ZkSnapshotArgs) -> ExitCode {
             eprintln!("ferrokeeper-bench zk-snapshot: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+fn idle_conns(args: IdleConnsArgs) -> ExitCode {
+    use ferrokeeper_bench::idle::{self, IdleSpec};
+    use ferrokeeper_bench::server::ServerKind;
+    let kinds = match args.only.as_deref() {
+        None => vec![ServerKind::Java, ServerKind::Ferrokeeper],
+        Some("zk") => vec![ServerKind::Java],
+        Some("fk") => vec![ServerKind::Ferrokeeper],
+        Some(other) => {
+            eprintln!("ferrokeeper-bench: --only takes zk or fk, not {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    let most = args.connections.iter().copied().max().unwrap_or(0) as u64;
+    // The harness and the server each hold one descriptor per session, plus their own.
+    match idle::raise_nofile(most + 4096) {
+        Ok(limit) if limit < most + 1024 => {
+            eprintln!(
+                "ferrokeeper-bench: RLIMIT_NOFILE is {limit}, too low for {most} connections (run as root)"
+            );
+            return ExitCode::from(2);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("ferrokeeper-bench: raising RLIMIT_NOFILE: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let settings = ferrokeeper_bench::server::ServerSettings {
+        ferrokeeper_bin: args.ferrokeeper_bin.unwrap_or_else(default_ferrokeeper_bin),
+        ferrokeeper_shards: args.shards,
+        java_heap: args.java_heap,
+        java_classpath: ferrokeeper_bench::server::JAVA_ZK_CLASSPATH.to_string(),
+        tick_time_ms: 2000,
+        base_dir: std::env::temp_dir()
+            .join(format!("ferrokeeper-bench-idle-{}", std::process::id())),
+    };
+    let spec = IdleSpec {
+        connections: args.connections,
+        handshakes_in_flight: args.handshakes_in_flight.max(1),
+        // The most a server grants at tickTime 2000 (20 ticks).
+        session_timeout_ms: 40_000,
+        settle_ns: args.settle_s * 1_000_000_000,
+        open_ns_max: 600_000_000_000,
+        kinds,
+    };
+    let (points, errors) = idle::run(&settings, &spec);
+    let _ = std::fs::remove_dir_all(&settings.base_dir);
+    let table = idle::table(&points);
+    print!("{table}");
+    if let Some(out) = args.out {
+        if let Err(e) = std::fs::write(&out, &table) {
+            eprintln!("ferrokeeper-bench: writing {}: {e}", out.display());
+            return ExitCode::from(2);
+        }
+    }
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        for e in &errors {
+            eprintln!("  - {e}");
+        }
+        ExitCode::from(1)
     }
 }

@@ -18,7 +18,7 @@ use ferrokeeper_net::codes::ErrorCode;
 use ferrokeeper_net::frame::{check_frame, LENGTH_BYTES};
 use ferrokeeper_net::records::{ConnectResponse, WatcherEvent};
 use ferrokeeper_net::request::{Connect, Request};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 
 use super::read::{self, ReadCtx};
@@ -29,15 +29,16 @@ use crate::commit::stage::{origin, StageMsg};
 use crate::core::acl::{self, AuthIds};
 use crate::core::sequencer::{CommitRequest, ReplyMsg};
 
+mod buffers;
 mod sasl;
+
+pub use buffers::ReadScratch;
 
 /// Bytes of replies and notifications a connection may have waiting for the client
 /// before the server gives up on it (a client that never reads its replies).
 const OUTPUT_BYTES_MAX: usize = 64 << 20;
 /// A reader stops reading requests while this many bytes wait for the client.
 const OUTPUT_BYTES_PAUSE: usize = 4 << 20;
-/// Bytes read from the socket at a time.
-const READ_CHUNK_BYTES: usize = 64 << 10;
 
 enum Pending {
     Write {
@@ -491,7 +492,7 @@ async fn write_loop<S: ClientStream>(
             .stats
             .bytes_sent
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
-        buf.clear();
+        buffers::release_written(&mut buf);
         let _ = conn.wake_reader.try_send(());
     }
     let _ = wr.flush().await;
@@ -507,21 +508,6 @@ async fn write_loop<S: ClientStream>(
 
 type ReadResult = Result<(), String>;
 
-async fn read_more<S: ClientStream>(
-    rd: &mut futures_lite::io::ReadHalf<S>,
-    buf: &mut Vec<u8>,
-    chunk: &mut [u8],
-) -> Result<bool, String> {
-    match rd.read(chunk).await {
-        Ok(0) => Ok(false),
-        Ok(n) => {
-            buf.extend_from_slice(&chunk[..n]);
-            Ok(true)
-        }
-        Err(e) => Err(format!("read failed: {e}")),
-    }
-}
-
 // Long because it is the connection's one reading state machine: handshake, 4lw
 // sniffing, framing, and dispatch of reads and writes in arrival order.
 async fn read_loop<S: ClientStream>(
@@ -532,14 +518,14 @@ async fn read_loop<S: ClientStream>(
     reader_rx: LocalReceiver<()>,
 ) -> ReadResult {
     let max_frame = shard.shared.limits.jute_max_buffer_bytes as usize;
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
-    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    // Bytes read and not yet taken as frames (`buffers`: empty while the connection idles).
+    let mut buf: Vec<u8> = Vec::new();
     let mut start = 0usize;
     let mut connected = false;
 
     // A four-letter word replaces the first length prefix.
     while buf.len() < LENGTH_BYTES {
-        if !read_more(&mut rd, &mut buf, &mut chunk).await? {
+        if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch).await? {
             return Ok(());
         }
     }
@@ -547,12 +533,14 @@ async fn read_loop<S: ClientStream>(
         let whitelist = &shard.shared.config.four_letter_whitelist;
         let need = LENGTH_BYTES + crate::admin::argument_needed(word, whitelist);
         while buf.len() < need {
-            if !read_more(&mut rd, &mut buf, &mut chunk).await? {
+            if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch).await? {
                 break;
             }
         }
         let argument = &buf[LENGTH_BYTES..buf.len().min(need)];
-        let stats = shard.gather_stats(crate::admin::needs(word)).await;
+        // Boxed, as the handshake below: a state only a few connections pass through
+        // stays out of every connection's task.
+        let stats = Box::pin(shard.gather_stats(crate::admin::needs(word))).await;
         match crate::admin::respond(word, whitelist, &stats, argument) {
             crate::admin::WireAction::WriteAndClose { reply, effect } => {
                 conn.push_output(|out| out.extend_from_slice(&reply));
@@ -576,7 +564,7 @@ async fn read_loop<S: ClientStream>(
                 buf.drain(..start);
                 start = 0;
             }
-            if !read_more(&mut rd, &mut buf, &mut chunk).await? {
+            if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch).await? {
                 return Ok(());
             }
             continue;
@@ -590,14 +578,12 @@ async fn read_loop<S: ClientStream>(
                 Connect::decode(payload).map_err(|e| format!("malformed connect request: {e}"))?;
             conn.st.borrow_mut().has_read_only = connect.has_read_only;
             start += LENGTH_BYTES + len;
-            shard
-                .to_commit
-                .send(StageMsg::Core(CommitRequest::Connect {
-                    conn: origin(shard.index, conn.id),
-                    connect,
-                }))
-                .await
-                .map_err(|_| "commit stage gone".to_string())?;
+            Box::pin(shard.to_commit.send(StageMsg::Core(CommitRequest::Connect {
+                conn: origin(shard.index, conn.id),
+                connect,
+            })))
+            .await
+            .map_err(|_| "commit stage gone".to_string())?;
             if connect_rx.recv().await != Some(true) {
                 return Ok(());
             }
@@ -818,5 +804,47 @@ fn write_op_name(op: ferrokeeper_net::OpCode) -> &'static str {
         OpCode::Reconfig => "RECO",
         OpCode::Sync => "SYNC",
         _ => "NA",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future an `async fn` of five arguments returns.
+    fn future_size5<A, B, C, D, E, F: std::future::Future>(
+        _: impl FnOnce(A, B, C, D, E) -> F,
+    ) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// The size of the future an `async fn` of four arguments returns.
+    fn future_size4<A, B, C, D, F: std::future::Future>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// An idle connection's memory is mostly its two tasks' futures (an async fn's
+    /// future is as large as its largest state, for the connection's whole life): the
+    /// rare large states (TLS handshake, four-letter words, the handshake's send) are
+    /// boxed. Issue 13's target is 8 KB of RSS per idle connection in all; this keeps the
+    /// futures' share in check.
+    #[test]
+    fn connection_tasks_stay_small() {
+        type Tcp = glommio::net::TcpStream;
+        let accepted = future_size5(super::super::secure::serve);
+        let writer = future_size4(write_loop::<Tcp>);
+        eprintln!(
+            "secure::serve {accepted} B, conn::serve {} B, write_loop {writer} B, Conn {} B",
+            future_size5(serve::<Tcp>),
+            std::mem::size_of::<Conn>()
+        );
+        assert!(
+            accepted <= 3 << 10,
+            "a connection's task is {accepted} bytes"
+        );
+        assert!(
+            writer <= 512,
+            "a connection's writer task is {writer} bytes"
+        );
     }
 }

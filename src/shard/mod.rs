@@ -57,6 +57,8 @@ pub struct Shard {
     applied_seq: Cell<u64>,
     /// This shard's counters.
     pub stats: Arc<ShardStats>,
+    /// The buffer every connection of the shard reads its socket through.
+    read_scratch: conn::ReadScratch,
 }
 
 impl Shard {
@@ -158,6 +160,7 @@ pub async fn run(
         next_conn: Cell::new(1),
         applied_seq: Cell::new(0),
         stats,
+        read_scratch: conn::ReadScratch::new(),
     });
 
     let addr = shared.listen_addr;

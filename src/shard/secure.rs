@@ -80,10 +80,23 @@ pub async fn serve(
             }
         }
     };
-    let Some(tls) = tls else {
-        conn::serve(shard, id, stream, peer, Vec::new()).await;
-        return;
-    };
+    match tls {
+        None => conn::serve(shard, id, stream, peer, Vec::new()).await,
+        // Boxed: the handshake's state (a rustls connection mid-handshake, ~5 KB) and a
+        // TLS connection's task would otherwise be part of every connection's task, idle
+        // plain ones included (an async fn's future is as large as its largest state).
+        Some(tls) => Box::pin(serve_tls(shard, id, stream, peer, tls)).await,
+    }
+}
+
+/// Serves one connection over TLS: handshake, then the connection.
+async fn serve_tls(
+    shard: Rc<Shard>,
+    id: u64,
+    stream: TcpStream,
+    peer: Option<SocketAddr>,
+    tls: std::sync::Arc<crate::tls::TlsServer>,
+) {
     let acceptor = futures_rustls::TlsAcceptor::from(tls.config());
     let handshake = glommio::timer::timeout(crate::tls::HANDSHAKE_TIMEOUT, async {
         Ok(acceptor.accept(stream).await)
