@@ -212,6 +212,7 @@ mod kerberos {
         // is written.
         kadmin(&format!("ktadd -k {d}/zk-stale.keytab zookeeper/localhost"))?;
         kadmin(&format!("ktadd -k {d}/zk.keytab zookeeper/localhost"))?;
+        kadmin(&format!("ktadd -k {d}/client-stale.keytab client"))?;
         kadmin(&format!("ktadd -k {d}/client.keytab client"))?;
 
         // krb5kdc in the foreground from a thread that never ends, so that it dies with
@@ -266,18 +267,24 @@ mod kerberos {
     impl Kdc {
         fn jaas(&self) -> String {
             let d = self.dir.display();
-            let login = |keytab: &str, principal: &str| {
+            let login = |keytab: &str, principal: &str, extra: &str| {
                 format!(
-                "    com.sun.security.auth.module.Krb5LoginModule required\n    useKeyTab=true\n    \
-                 keyTab=\"{d}/{keytab}\"\n    storeKey=true\n    useTicketCache=false\n    \
-                 principal=\"{principal}\";\n"
-            )
+                    "    com.sun.security.auth.module.Krb5LoginModule required\n    useKeyTab=true\n    \
+                     keyTab=\"{d}/{keytab}\"\n    storeKey=true\n    useTicketCache=false\n    \
+                     {extra}principal=\"{principal}\";\n"
+                )
             };
+            let zk = format!("zookeeper/localhost@{REALM}");
+            let client = format!("client@{REALM}");
+            // ServerStale: isInitiator=false, so that Java's login only loads the keytab
+            // (with the default, true, it asks the KDC for a ticket and the stale key
+            // stops the Java server at startup).
             format!(
-                "Server {{\n{}}};\nServerStale {{\n{}}};\nClient {{\n{}}};\n",
-                login("zk.keytab", &format!("zookeeper/localhost@{REALM}")),
-                login("zk-stale.keytab", &format!("zookeeper/localhost@{REALM}")),
-                login("client.keytab", &format!("client@{REALM}")),
+                "Server {{\n{}}};\nServerStale {{\n{}}};\nClient {{\n{}}};\nClientStale {{\n{}}};\n",
+                login("zk.keytab", &zk, ""),
+                login("zk-stale.keytab", &zk, "isInitiator=false\n    "),
+                login("client.keytab", &client, ""),
+                login("client-stale.keytab", &client, ""),
             )
         }
 
@@ -440,9 +447,29 @@ mod kerberos {
             "Server",
             &[(
                 "zookeeper.security.auth_to_local",
-                "RULE:[1:$1@$0](client@FERRO\\.TEST)s/client/ops/ DEFAULT",
+                "RULE:[1:$1@$0](client@FERRO\\.TEST)s/client@.*/ops/ DEFAULT",
             )],
             &format!("ops@{REALM}"),
+        );
+    }
+
+    /// A RULE that applies but leaves `@` in the name makes Java's `getShortName` throw
+    /// (NoMatchingRule "Non-simple name"); DEFAULT is not tried, and the id stays the
+    /// authorization id the client asked for, the whole principal, even though the
+    /// realm was to be removed.
+    #[test]
+    fn kazoo_gssapi_non_simple_rule_keeps_the_principal() {
+        kazoo_both(
+            "kazoo-gss-nonsimple",
+            "Server",
+            &[
+                (
+                    "zookeeper.security.auth_to_local",
+                    "RULE:[1:$1@$0](client@FERRO\\.TEST)s/client/ops/ DEFAULT",
+                ),
+                ("zookeeper.kerberos.removeRealmFromPrincipal", "true"),
+            ],
+            &format!("client@{REALM}"),
         );
     }
 
@@ -510,5 +537,34 @@ mod kerberos {
             transcripts.push(seen);
         }
         assert_eq!(transcripts[1], transcripts[0]);
+    }
+
+    /// A Java client whose keytab holds an old key cannot log in at the KDC: it reports
+    /// AuthFailed whichever server it talks to.
+    #[test]
+    fn zkcli_gssapi_stale_client_key_is_auth_failed() {
+        let Some(kdc) = kdc_or_skip() else { return };
+        for kind in [Kind::JavaZk, Kind::Ferrokeeper] {
+            let server = kdc.server(kind, "Server", &[]);
+            let mut command = Command::new(ZKCLI);
+            command
+                .arg("-server")
+                .arg(format!("localhost:{}", server.port))
+                .env(
+                    "CLIENT_JVMFLAGS",
+                    format!(
+                        "-Djava.security.auth.login.config={} -Djava.security.krb5.conf={} \
+                         -Dzookeeper.sasl.clientconfig=ClientStale",
+                        kdc.jaas_path().display(),
+                        kdc.krb5_conf.display()
+                    ),
+                );
+            let (_, output) =
+                run_client(command, "ls /\nquit\n", &server.dir.join("zkcli-stale.out"));
+            assert!(
+                output.contains("state:AuthFailed"),
+                "{kind:?}: zkCli.sh with a stale key did not report AuthFailed:\n{output}"
+            );
+        }
     }
 }
