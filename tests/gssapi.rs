@@ -480,6 +480,121 @@ mod kerberos {
         kazoo_both("kazoo-gss-stale", "ServerStale", &[], "refused");
     }
 
+    // ------------------------------------------------------------------ raw bytes
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut out = (payload.len() as i32).to_be_bytes().to_vec();
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// One request and its reply header's error, or `closed` when the server closed
+    /// the connection instead; a SASL reply also shows whether its token is null.
+    fn request(s: &mut TcpStream, xid: i32, op: i32, body: &[u8]) -> String {
+        use ferrokeeper_net::jute::{Decode, Encode};
+        use ferrokeeper_net::records::{ReplyHeader, RequestHeader};
+        use std::io::Read;
+        let mut p = RequestHeader { xid, r#type: op }.to_bytes();
+        p.extend_from_slice(body);
+        if s.write_all(&frame(&p)).is_err() {
+            return "closed".into();
+        }
+        let mut len = [0u8; 4];
+        if s.read_exact(&mut len).is_err() {
+            return "closed".into();
+        }
+        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+        if s.read_exact(&mut buf).is_err() {
+            return "closed".into();
+        }
+        let mut r = ferrokeeper_net::Reader::new(&buf);
+        let h = ReplyHeader::decode(&mut r).expect("reply header");
+        if op == 102 {
+            let token = ferrokeeper_net::NullableBuffer::decode(&mut r).expect("SetSASLResponse");
+            let shown = if token.0.is_none() { "null" } else { "bytes" };
+            return format!("err={} token={shown}", h.err);
+        }
+        format!("err={}", h.err)
+    }
+
+    fn connect_raw(port: u16) -> TcpStream {
+        use ferrokeeper_net::jute::Encode;
+        use ferrokeeper_net::records::ConnectRequest;
+        use std::io::Read;
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        // Only a hang guard: no case waits for time to pass.
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let mut p = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            time_out: 10_000,
+            session_id: 0,
+            passwd: vec![0; 16].into(),
+        }
+        .to_bytes();
+        false.encode(&mut p);
+        s.write_all(&frame(&p)).expect("send connect");
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).expect("connect reply");
+        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).expect("connect reply");
+        s
+    }
+
+    fn sasl_token(token: &[u8]) -> Vec<u8> {
+        use ferrokeeper_net::jute::Encode;
+        ferrokeeper_net::records::GetSaslRequest {
+            token: token.to_vec().into(),
+        }
+        .to_bytes()
+    }
+
+    /// Bad input during a GSSAPI exchange (a token that is no GSS token, an empty first
+    /// token): AuthFailed with a null token, then the connection is closed, as by Java;
+    /// the server keeps serving.
+    #[test]
+    fn garbage_gssapi_tokens_are_auth_failed_and_close() {
+        let Some(kdc) = kdc_or_skip() else { return };
+        let exists_root = {
+            use ferrokeeper_net::jute::Encode;
+            ferrokeeper_net::records::ExistsRequest {
+                path: "/".into(),
+                watch: false,
+            }
+            .to_bytes()
+        };
+        let mut transcripts = Vec::new();
+        for kind in [Kind::JavaZk, Kind::Ferrokeeper] {
+            let server = kdc.server(kind, "Server", &[]);
+            let mut t = Vec::new();
+            for token in [&b"\x60\x05garbage-not-a-gss-token"[..], b"\xff", b""] {
+                let mut c = connect_raw(server.port);
+                t.push(request(&mut c, 1, 102, &sasl_token(token)));
+                t.push(request(&mut c, 2, 3, &exists_root));
+            }
+            let mut c = connect_raw(server.port);
+            t.push(request(&mut c, 1, 3, &exists_root));
+            println!("{kind:?}: {t:?}");
+            assert_eq!(
+                t[..2],
+                ["err=-115 token=null", "closed"],
+                "{kind:?}: {t:?}\n{}",
+                server.log()
+            );
+            assert_eq!(
+                server.four_letter("ruok"),
+                "imok",
+                "{kind:?} stopped answering"
+            );
+            transcripts.push(t);
+        }
+        assert_eq!(
+            transcripts[1], transcripts[0],
+            "ferrokeeper (left) differs from Java ZooKeeper (right)"
+        );
+    }
+
     // ------------------------------------------------------------------ zkCli.sh
 
     const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
