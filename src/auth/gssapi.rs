@@ -276,6 +276,13 @@ mod acceptor {
             let stage = std::mem::replace(&mut self.stage, Stage::Over);
             match stage {
                 Stage::Accepting => {
+                    // Java's acceptSecContext refuses an empty token (a defective
+                    // token); MIT's mechanism glue would answer it with a token of its
+                    // own, so refuse it here (checked against ZooKeeper 3.8 in
+                    // tests/gssapi.rs).
+                    if token.is_empty() {
+                        return Err("an empty context token".to_string());
+                    }
                     let out = self
                         .ctx
                         .step(token, None)
