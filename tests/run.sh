@@ -9,6 +9,7 @@
 #      cargo deny                licenses, duplicate versions, sources (and advisories
 #                                when a local copy of the RustSec database exists)
 #   3. cargo nextest (release)  all tests; `cargo test` when nextest is absent
+#      then the `gssapi` feature's lints and its Kerberos suite (tests/gssapi.rs)
 #   4. cargo test --doc         doc examples, which nextest does not run
 #   5. a short fuzz run         30 s of libFuzzer on the request decoder
 # It exits non-zero if anything fails.
@@ -42,7 +43,9 @@ sudo_if_needed() {
 
 step "system packages"
 # libjetty9-java, libjackson2-databind-java: ZooKeeper's own AdminServer for tests/admin.rs; prometheus: promtool.
-debs=(zookeeper zookeeper-bin netcat-openbsd libcurator-recipes-java libjetty9-java libjackson2-databind-java prometheus)
+# krb5-*, libkrb5-dev, libclang-dev: the `gssapi` feature (libgssapi's bindgen) and the throwaway KDC of tests/gssapi.rs.
+debs=(zookeeper zookeeper-bin netcat-openbsd libcurator-recipes-java libjetty9-java libjackson2-databind-java prometheus
+      krb5-kdc krb5-admin-server krb5-user libkrb5-dev libclang-dev clang)
 missing=()
 for deb in "${debs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed"; then
@@ -69,6 +72,13 @@ if python3 -c 'import puresasl' 2>/dev/null; then
     echo "pure-sasl already installed for $(command -v python3)"
 elif ! python3 -m pip install --quiet --disable-pip-version-check pure-sasl; then
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-pure-sasl
+fi
+
+# kazoo's GSSAPI (tests/gssapi.rs): pure-sasl uses pykerberos, built against libkrb5-dev.
+if python3 -c 'import kerberos' 2>/dev/null; then
+    echo "pykerberos already installed for $(command -v python3)"
+elif ! python3 -m pip install --quiet --disable-pip-version-check kerberos; then
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-kerberos
 fi
 
 step "cargo fmt"
@@ -104,11 +114,15 @@ fi
 step "tests"
 if command -v cargo-nextest >/dev/null; then
     cargo nextest run --workspace --release --no-fail-fast
+    step "gssapi feature: clippy and the Kerberos suite"
+    cargo clippy --release -p ferrokeeper --features gssapi --all-targets --quiet -- -D warnings
+    cargo nextest run --release -p ferrokeeper --features gssapi --lib --test gssapi --no-fail-fast
     step "doc tests"
     cargo test --workspace --release --doc --quiet
 else
     echo "cargo-nextest not found: running cargo test (doc tests included) instead"
     cargo test --workspace --release
+    cargo test --release -p ferrokeeper --features gssapi --lib --test gssapi
 fi
 
 step "fuzz (short run of the request decoder)"

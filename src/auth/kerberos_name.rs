@@ -173,8 +173,23 @@ fn java_replacement(to: &str) -> String {
     out
 }
 
+/// A rule that matched but left `@` or `/` in the name: Java's `Rule.apply` throws
+/// `NoMatchingRule` there, so the later rules are not tried.
+struct NonSimple;
+
 impl Rule {
-    fn apply(&self, params: &[&str], default_realm: &str) -> Option<String> {
+    /// The short name this rule gives, `Ok(None)` when it does not apply.
+    fn apply(&self, params: &[&str], default_realm: &str) -> Result<Option<String>, NonSimple> {
+        let Some(result) = self.apply_unchecked(params, default_realm) else {
+            return Ok(None);
+        };
+        if result.contains(['@', '/']) {
+            return Err(NonSimple);
+        }
+        Ok(Some(result))
+    }
+
+    fn apply_unchecked(&self, params: &[&str], default_realm: &str) -> Option<String> {
         let result = match self {
             Rule::Default => (params[0] == default_realm).then(|| params[1].to_string())?,
             Rule::Rule {
@@ -207,8 +222,7 @@ impl Rule {
                 }
             }
         };
-        // Java refuses a short name that still holds `@` or `/`.
-        (!result.contains(['@', '/'])).then_some(result)
+        Some(result)
     }
 }
 
@@ -260,10 +274,17 @@ impl IdRules {
         Some(id)
     }
 
+    /// `KerberosName.getShortName`: the first rule that applies gives the name; `None`
+    /// when none applies or the first that applies leaves a non-simple name.
     fn short_name(&self, params: &[&str]) -> Option<String> {
-        self.rules
-            .iter()
-            .find_map(|r| r.apply(params, &self.default_realm))
+        for rule in &self.rules {
+            match rule.apply(params, &self.default_realm) {
+                Ok(Some(name)) => return Some(name),
+                Ok(None) => continue,
+                Err(NonSimple) => return None,
+            }
+        }
+        None
     }
 }
 
@@ -344,6 +365,21 @@ mod tests {
         );
         assert_eq!(r.derive("joe@OTHER.ORG", None).as_deref(), Some("joe"));
         assert_eq!(r.derive("ann@EXAMPLE.COM", None).as_deref(), Some("ann"));
+        // A rule that applies but leaves `@` stops the search (Java throws
+        // NoMatchingRule "Non-simple name"): the requested id stays, DEFAULT is not
+        // tried. Checked against ZooKeeper 3.8 in tests/gssapi.rs.
+        let r = IdRules {
+            rules: parse_rules("RULE:[1:$1@$0](client@EXAMPLE\\.COM)s/client/ops/ DEFAULT")
+                .unwrap(),
+            default_realm: "EXAMPLE.COM".into(),
+            remove_host: false,
+            remove_realm: true,
+        };
+        assert_eq!(
+            r.derive("client@EXAMPLE.COM", Some("client@EXAMPLE.COM"))
+                .as_deref(),
+            Some("client@EXAMPLE.COM")
+        );
         assert!(parse_rules("RULE:[1:$1](x").is_err());
         assert!(parse_rules("NOPE").is_err());
         assert_eq!(java_replacement("$1a\\$"), "${1}a$$");

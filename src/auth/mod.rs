@@ -2,6 +2,9 @@
 //! (ZOOKEEPER-SECURITY-OPS.md §1).
 //!
 //! - [`digest_md5`]: the DIGEST-MD5 server mechanism, a sans-IO state machine.
+//! - [`gssapi`]: the GSSAPI (Kerberos) server mechanism, behind the `gssapi` feature;
+//!   its JAAS options are read in every build so that one without the feature can say
+//!   what it lacks.
 //! - [`jaas`]: the JAAS file the users and passwords come from.
 //! - [`kerberos_name`]: how an authenticated name becomes the id of the `sasl` scheme.
 //! - This module: [`Security`], every SASL and enforcement setting read once at
@@ -14,6 +17,7 @@
 //! client whose exchange failed unless `zookeeper.allowSaslFailedClients` says so.
 
 pub mod digest_md5;
+pub mod gssapi;
 pub mod jaas;
 pub mod kerberos_name;
 
@@ -59,10 +63,12 @@ pub enum SecurityError {
     #[error(transparent)]
     Rules(#[from] kerberos_name::RuleError),
     /// The server's JAAS section logs in with Kerberos: a Java server would then offer
-    /// GSSAPI only, which ferrokeeper does not implement.
+    /// GSSAPI only, which this build cannot (it lacks the `gssapi` feature).
     #[error(
-        "{path}: section {section} uses {class}: SASL GSSAPI (Kerberos) is not supported \
-         by ferrokeeper, only DIGEST-MD5 (user_<name>=\"<password>\" options)"
+        "{path}: section {section} uses {class}: SASL GSSAPI (Kerberos) needs a ferrokeeper \
+         built with the `gssapi` feature (cargo build --release --features gssapi), which \
+         this one is not; without it only DIGEST-MD5 (user_<name>=\"<password>\" options) \
+         is supported"
     )]
     Gssapi {
         /// The file.
@@ -71,6 +77,26 @@ pub enum SecurityError {
         section: String,
         /// The Kerberos login module.
         class: String,
+    },
+    /// The section's `Krb5LoginModule` options cannot give the server its keys.
+    #[error("{path}: section {section}: {source}")]
+    KerberosLogin {
+        /// The file.
+        path: PathBuf,
+        /// The section.
+        section: String,
+        /// What is wrong.
+        source: gssapi::LoginError,
+    },
+    /// The Kerberos library could not give the acceptor credentials of the login.
+    #[error("{path}: section {section}: {reason}")]
+    KerberosCredentials {
+        /// The file.
+        path: PathBuf,
+        /// The section.
+        section: String,
+        /// The library's reason.
+        reason: String,
     },
     /// Enforcement names no scheme, or one without a provider
     /// (`AuthenticationHelper.validateConfiguredProperties`).
@@ -85,6 +111,10 @@ pub struct Security {
     /// without it a SASL request is answered with an empty success, as by a Java server
     /// without a login.
     pub digest_users: Option<BTreeMap<String, String>>,
+    /// The GSSAPI acceptor, when the server's section logs in with Kerberos (then a
+    /// client can only use GSSAPI, as with Java's `SecurityUtils.createSaslServer`).
+    #[cfg(feature = "gssapi")]
+    pub gssapi: Option<Arc<gssapi::Acceptor>>,
     /// How an authenticated name becomes the `sasl` id.
     pub id_rules: IdRules,
     /// `zookeeper.superUser` and every `zookeeper.superUser.<suffix>`: these `sasl` ids
@@ -202,13 +232,22 @@ impl Security {
                 let_any_user_do_x: property(config, "zookeeper.letAnySaslUserDoX"),
             }));
         }
-        s.digest_users = load_digest_users(config)?;
+        match load_login(config)? {
+            Login::None => {}
+            Login::Digest(users) => s.digest_users = Some(users),
+            #[cfg(feature = "gssapi")]
+            Login::Kerberos(acceptor) => s.gssapi = Some(Arc::new(acceptor)),
+        }
         s.enforced_schemes = enforced_schemes(config, s.require_sasl, registered)?;
         Ok(s)
     }
 
     /// Whether a SASL exchange can authenticate anyone here.
     pub fn sasl_enabled(&self) -> bool {
+        #[cfg(feature = "gssapi")]
+        if self.gssapi.is_some() {
+            return true;
+        }
         self.digest_users.is_some()
     }
 
@@ -232,9 +271,20 @@ impl Security {
     }
 }
 
-fn load_digest_users(config: &Config) -> Result<Option<BTreeMap<String, String>>, SecurityError> {
+/// How the server's JAAS section logs in.
+enum Login {
+    /// No JAAS file, or no section for the server.
+    None,
+    /// DIGEST-MD5 with these users and passwords.
+    Digest(BTreeMap<String, String>),
+    /// Kerberos: GSSAPI only.
+    #[cfg(feature = "gssapi")]
+    Kerberos(gssapi::Acceptor),
+}
+
+fn load_login(config: &Config) -> Result<Login, SecurityError> {
     let Some(path) = property(config, "java.security.auth.login.config") else {
-        return Ok(None);
+        return Ok(Login::None);
     };
     let path = PathBuf::from(path);
     let text = std::fs::read_to_string(&path).map_err(|source| SecurityError::ReadJaas {
@@ -253,20 +303,43 @@ fn load_digest_users(config: &Config) -> Result<Option<BTreeMap<String, String>>
             path = %path.display(), %section,
             "the JAAS file has no section for the server: SASL clients are not authenticated"
         );
-        return Ok(None);
+        return Ok(Login::None);
     };
     // SecurityUtils.createSaslServer: a Kerberos principal in the login subject means
-    // GSSAPI only. Starting with DIGEST-MD5 instead would accept other clients than
-    // the Java server would, so refuse to start.
+    // GSSAPI only. Without the feature, starting with DIGEST-MD5 instead would accept
+    // other clients than the Java server would, so refuse to start.
     if let Some(m) = modules
         .iter()
         .find(|m| m.class.ends_with("Krb5LoginModule"))
     {
-        return Err(SecurityError::Gssapi {
-            path,
-            section,
-            class: m.class.clone(),
-        });
+        let login = gssapi::KerberosLogin::from_module(m).map_err(|source| {
+            SecurityError::KerberosLogin {
+                path: path.clone(),
+                section: section.clone(),
+                source,
+            }
+        })?;
+        #[cfg(feature = "gssapi")]
+        {
+            let acceptor = gssapi::Acceptor::acquire(login).map_err(|reason| {
+                SecurityError::KerberosCredentials {
+                    path,
+                    section,
+                    reason,
+                }
+            })?;
+            tracing::info!(principal = %acceptor.login.principal, "SASL GSSAPI acceptor ready");
+            return Ok(Login::Kerberos(acceptor));
+        }
+        #[cfg(not(feature = "gssapi"))]
+        {
+            let _ = login;
+            return Err(SecurityError::Gssapi {
+                path,
+                section,
+                class: m.class.clone(),
+            });
+        }
     }
     let mut users = jaas::digest_credentials(modules);
     // SaslServerCallbackHandler: superPassword replaces the password of a `super` user
@@ -276,7 +349,7 @@ fn load_digest_users(config: &Config) -> Result<Option<BTreeMap<String, String>>
             *p = pw;
         }
     }
-    Ok(Some(users))
+    Ok(Login::Digest(users))
 }
 
 fn enforced_schemes(
@@ -322,8 +395,8 @@ pub enum SaslOutcome {
     Reply(Option<Vec<u8>>),
     /// Answer Ok with this token and add these ids to the connection.
     Authenticated {
-        /// The final token.
-        token: Vec<u8>,
+        /// The final token (`None`: a null token, GSSAPI's last answer).
+        token: Option<Vec<u8>>,
         /// `sasl:<id>`, then `super:` for a `zookeeper.superUser`.
         ids: Vec<Id>,
     },
@@ -331,17 +404,51 @@ pub enum SaslOutcome {
     Fail(ErrorCode),
 }
 
+/// What a mechanism answers to one client token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MechStep {
+    /// Send this token (`None`: a null token); the exchange goes on.
+    Challenge(Option<Vec<u8>>),
+    /// Send this token; the client is authenticated.
+    Complete {
+        /// The last token (`None`: a null token).
+        token: Option<Vec<u8>>,
+        /// Who the client proved to be: a DIGEST-MD5 user or a Kerberos principal.
+        authentication_id: String,
+        /// The authorization id the client asked for, if any.
+        authzid: Option<String>,
+    },
+}
+
+enum Mech {
+    Digest(DigestMd5Server),
+    #[cfg(feature = "gssapi")]
+    Gssapi(gssapi::GssapiServer),
+}
+
 /// One connection's SASL exchange.
 pub struct SaslConn {
-    mech: DigestMd5Server,
+    mech: Mech,
 }
 
 impl SaslConn {
-    /// A fresh exchange challenging with `nonce`.
+    /// A fresh DIGEST-MD5 exchange challenging with `nonce`.
     pub fn new(nonce: String) -> Self {
         SaslConn {
-            mech: DigestMd5Server::new(nonce),
+            mech: Mech::Digest(DigestMd5Server::new(nonce)),
         }
+    }
+
+    /// A fresh exchange with the mechanism the server's login offers.
+    pub fn start(security: &Security) -> Self {
+        #[cfg(feature = "gssapi")]
+        if let Some(acceptor) = &security.gssapi {
+            return SaslConn {
+                mech: Mech::Gssapi(gssapi::GssapiServer::new(acceptor)),
+            };
+        }
+        let _ = security;
+        SaslConn::new(SaslConn::random_nonce())
     }
 
     /// A fresh nonce: 30 random bytes in base64, 40 characters like Java's.
@@ -355,9 +462,9 @@ impl SaslConn {
 
     /// `ZooKeeperServer.processSasl` for one client token.
     pub fn evaluate(&mut self, security: &Security, token: &[u8], peer: &str) -> SaslOutcome {
-        let Some(users) = &security.digest_users else {
+        if !security.sasl_enabled() {
             return SaslOutcome::Reply(None);
-        };
+        }
         let failed = |why: &dyn std::fmt::Display| {
             tracing::warn!(client = peer, "client failed to SASL authenticate: {why}");
             match security.failure_error() {
@@ -370,9 +477,33 @@ impl SaslConn {
                 }
             }
         };
-        match self.mech.step(token, |user| users.get(user).cloned()) {
-            Ok(Step::Challenge(c)) => SaslOutcome::Reply(Some(c)),
-            Ok(Step::Complete {
+        let step = match &mut self.mech {
+            Mech::Digest(mech) => {
+                let users = security.digest_users.as_ref();
+                mech.step(token, |user| users.and_then(|u| u.get(user)).cloned())
+                    .map(|step| match step {
+                        Step::Challenge(c) => MechStep::Challenge(Some(c)),
+                        Step::Complete {
+                            token,
+                            authentication_id,
+                            authzid,
+                        } => MechStep::Complete {
+                            token: Some(token),
+                            authentication_id,
+                            authzid,
+                        },
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            #[cfg(feature = "gssapi")]
+            Mech::Gssapi(mech) => match &security.gssapi {
+                Some(acceptor) => mech.step(acceptor, token),
+                None => Err("no GSSAPI login".to_string()),
+            },
+        };
+        match step {
+            Ok(MechStep::Challenge(c)) => SaslOutcome::Reply(c),
+            Ok(MechStep::Complete {
                 token,
                 authentication_id,
                 authzid,
@@ -474,13 +605,31 @@ mod tests {
         std::fs::write(
             &jaas,
             "Server { com.sun.security.auth.module.Krb5LoginModule required \
-             useKeyTab=true keyTab=\"/k\" principal=\"zookeeper/h@R\"; };",
+             useKeyTab=true storeKey=true keyTab=\"/k\" principal=\"zookeeper/h@R\"; };",
         )
         .unwrap();
         let c = config("", &[&login]);
+        // Without the feature the server refuses to start, naming it; with it, the
+        // missing keytab stops it.
+        #[cfg(not(feature = "gssapi"))]
         assert!(matches!(
             Security::from_config(&c),
             Err(SecurityError::Gssapi { .. })
+        ));
+        #[cfg(feature = "gssapi")]
+        assert!(matches!(
+            Security::from_config(&c),
+            Err(SecurityError::KerberosCredentials { .. })
+        ));
+        std::fs::write(
+            &jaas,
+            "Server { com.sun.security.auth.module.Krb5LoginModule required \
+             useKeyTab=true keyTab=\"/k\" principal=\"zookeeper/h@R\"; };",
+        )
+        .unwrap();
+        assert!(matches!(
+            Security::from_config(&config("", &[&login])),
+            Err(SecurityError::KerberosLogin { .. })
         ));
         let s = Security::from_config(&config("allowSaslFailedClients=true\n", &[])).unwrap();
         assert!(!s.sasl_enabled() && s.failure_error().is_none());

@@ -36,9 +36,7 @@ pub(super) fn on_token(shard: &Rc<Shard>, conn: &Rc<Conn>, xid: i32, token: &[u8
         .unwrap_or_default();
     let outcome = {
         let mut st = conn.st.borrow_mut();
-        let exchange = st
-            .sasl
-            .get_or_insert_with(|| SaslConn::new(SaslConn::random_nonce()));
+        let exchange = st.sasl.get_or_insert_with(|| SaslConn::start(security));
         exchange.evaluate(security, token, &peer)
     };
     // processSasl answers with zxid 0 whatever happened.
@@ -56,7 +54,7 @@ pub(super) fn on_token(shard: &Rc<Shard>, conn: &Rc<Conn>, xid: i32, token: &[u8
                 st.auth = Arc::new(all);
             }
             conn.push_output(|out| {
-                super::super::reply::ok_with(out, xid, 0, |o| NullableBuffer(Some(token)).encode(o))
+                super::super::reply::ok_with(out, xid, 0, |o| NullableBuffer(token).encode(o))
             });
         }
         SaslOutcome::Fail(err) => {
