@@ -250,6 +250,7 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
     let published = shared.published_seq.clone();
     let commit_placement = commit_placement(shards);
     let stop = stop_core.clone();
+    let restores = shared.restores.1.clone();
     let commit = executor(commit_placement)
         .name("commit")
         .spawn(move || {
@@ -266,6 +267,7 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
                     batch_max,
                     published,
                     snapshots,
+                    restores,
                 ),
             )
         })
@@ -517,6 +519,8 @@ fn server_shared(
         config: config.clone(),
         ensemble,
         admin_calls: async_channel::bounded(crate::shard::admin::ADMIN_CALLS_MAX),
+        // One restore at a time: the AdminServer's rate limit allows one per interval.
+        restores: async_channel::bounded(1),
     }))
 }
 

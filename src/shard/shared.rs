@@ -115,6 +115,13 @@ pub struct ServerShared {
         async_channel::Sender<super::admin::AdminCall>,
         async_channel::Receiver<super::admin::AdminCall>,
     ),
+    /// The AdminServer's `restore` calls to the commit stage (`commit::restore`): the
+    /// HTTP side holds the sender, a standalone commit stage the receiver (an ensemble
+    /// member has none and refuses restores).
+    pub restores: (
+        async_channel::Sender<crate::commit::restore::RestoreCall>,
+        async_channel::Receiver<crate::commit::restore::RestoreCall>,
+    ),
     /// TLS for `secureClientPort` and `client.portUnification` (`None` without either).
     pub tls: Option<Arc<crate::tls::TlsServer>>,
 }
