@@ -422,9 +422,19 @@ impl Handler {
             Ok(s) => s,
             Err(e) => return failed(format!("the snapshot does not decode: {e}")),
         };
-        if let crate::import::DigestCheck::Mismatch { zxid, expected, actual } = snapshot.digest {
+        if let crate::import::DigestCheck::Mismatch {
+            zxid,
+            expected,
+            actual,
+        } = snapshot.digest
+        {
             // ZooKeeper only logs a digest mismatch of a snapshot it loads.
-            tracing::warn!(zxid = format_args!("{zxid:#x}"), expected, actual, "restored tree differs from the snapshot's digest");
+            tracing::warn!(
+                zxid = format_args!("{zxid:#x}"),
+                expected,
+                actual,
+                "restored tree differs from the snapshot's digest"
+            );
         }
         tracing::info!(
             zxid = format_args!("{:#x}", snapshot.state.last_zxid),
