@@ -508,6 +508,7 @@ async fn write_loop<S: ClientStream>(
 type ReadResult = Result<(), String>;
 
 async fn read_more<S: ClientStream>(
+    stats: &super::shared::ShardStats,
     rd: &mut futures_lite::io::ReadHalf<S>,
     buf: &mut Vec<u8>,
     chunk: &mut [u8],
@@ -515,6 +516,7 @@ async fn read_more<S: ClientStream>(
     match rd.read(chunk).await {
         Ok(0) => Ok(false),
         Ok(n) => {
+            stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
             buf.extend_from_slice(&chunk[..n]);
             Ok(true)
         }
@@ -539,7 +541,7 @@ async fn read_loop<S: ClientStream>(
 
     // A four-letter word replaces the first length prefix.
     while buf.len() < LENGTH_BYTES {
-        if !read_more(&mut rd, &mut buf, &mut chunk).await? {
+        if !read_more(&shard.stats, &mut rd, &mut buf, &mut chunk).await? {
             return Ok(());
         }
     }
@@ -547,7 +549,7 @@ async fn read_loop<S: ClientStream>(
         let whitelist = &shard.shared.config.four_letter_whitelist;
         let need = LENGTH_BYTES + crate::admin::argument_needed(word, whitelist);
         while buf.len() < need {
-            if !read_more(&mut rd, &mut buf, &mut chunk).await? {
+            if !read_more(&shard.stats, &mut rd, &mut buf, &mut chunk).await? {
                 break;
             }
         }
@@ -576,7 +578,7 @@ async fn read_loop<S: ClientStream>(
                 buf.drain(..start);
                 start = 0;
             }
-            if !read_more(&mut rd, &mut buf, &mut chunk).await? {
+            if !read_more(&shard.stats, &mut rd, &mut buf, &mut chunk).await? {
                 return Ok(());
             }
             continue;
@@ -590,6 +592,10 @@ async fn read_loop<S: ClientStream>(
                 Connect::decode(payload).map_err(|e| format!("malformed connect request: {e}"))?;
             conn.st.borrow_mut().has_read_only = connect.has_read_only;
             start += LENGTH_BYTES + len;
+            shard
+                .stats
+                .connection_requests
+                .fetch_add(1, Ordering::Relaxed);
             shard
                 .to_commit
                 .send(StageMsg::Core(CommitRequest::Connect {
