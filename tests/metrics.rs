@@ -50,11 +50,115 @@ fn mntr(server: &Server) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Java's standalone `mntr` keys that ferrokeeper does not print: the request-processor
-/// pipeline, caches, throttling, JVM, Netty and quorum machinery it does not have, and
-/// the TLS connection gauges it does not count yet (`src/admin/mntr.rs` says why for
-/// each group). Summaries are listed by their base name.
-const NOT_PRINTED: &[&str] = &[];
+/// Java 3.8's standalone `mntr` keys that ferrokeeper does not print (captured from a
+/// run of this test): the request-processor pipeline, caches, throttling, JVM, Netty and
+/// ZAB machinery it does not have, the TLS connection gauges it does not count yet, and
+/// the counters it could fill but does not yet (`src/admin/mntr.rs` groups them and says
+/// why). `proposal_count` is printed by a leader only. Summaries by their base name.
+const NOT_PRINTED: &[&str] = &[
+    "add_dead_watcher_stall_time",
+    "close_session_prep_time",
+    "cnxn_closed_without_zk_server_running",
+    "commit_commit_proc_req_queued",
+    "commit_count",
+    "commit_process_time",
+    "commit_propagation_latency",
+    "concurrent_request_processing_in_commit_processor",
+    "connection_drop_count",
+    "connection_revalidate_count",
+    "connection_token_deficit",
+    "dead_watchers_cleaner_latency",
+    "dead_watchers_cleared",
+    "dead_watchers_queued",
+    "diff_count",
+    "digest_mismatches_count",
+    "election_time",
+    "ensemble_auth_fail",
+    "ensemble_auth_skip",
+    "ensemble_auth_success",
+    "follower_sync_time",
+    "fsynctime",
+    "inflight_diff_count",
+    "inflight_snap_count",
+    "insecure_admin_count",
+    "jvm_pause_time_ms",
+    "large_requests_rejected",
+    "leader_unavailable_time",
+    "learner_commit_received_count",
+    "learner_proposal_received_count",
+    "learner_request_processor_queue_size",
+    "local_write_committed_time_ms",
+    "looking_count",
+    "netty_queued_buffer_capacity",
+    "node_changed_watch_count",
+    "node_children_watch_count",
+    "node_created_watch_count",
+    "node_deleted_watch_count",
+    "non_mtls_local_conn_count",
+    "non_mtls_remote_conn_count",
+    "observer_sync_time",
+    "om_commit_process_time_ms",
+    "om_proposal_process_time_ms",
+    "outstanding_changes_queued",
+    "outstanding_changes_removed",
+    "outstanding_tls_handshake",
+    "pending_session_queue_size",
+    "prep_process_time",
+    "prep_processor_queue_size",
+    "prep_processor_queue_time_ms",
+    "prep_processor_request_queued",
+    "propagation_latency",
+    "proposal_ack_creation_latency",
+    "proposal_count",
+    "proposal_latency",
+    "proposal_process_time",
+    "quit_leading_due_to_disloyal_voter",
+    "quorum_ack_latency",
+    "read_commit_proc_issued",
+    "read_commit_proc_req_queued",
+    "read_commitproc_time_ms",
+    "read_final_proc_time_ms",
+    "reads_after_write_in_session_queue",
+    "reads_issued_from_session_queue",
+    "request_commit_queued",
+    "request_throttle_queue_time_ms",
+    "request_throttle_wait_count",
+    "requests_in_session_queue",
+    "requests_not_forwarded_to_commit_processor",
+    "response_packet_cache_hits",
+    "response_packet_cache_misses",
+    "response_packet_get_children_cache_hits",
+    "response_packet_get_children_cache_misses",
+    "revalidate_count",
+    "server_write_committed_time_ms",
+    "session_queues_drained",
+    "sessionless_connections_expired",
+    "skip_learner_request_to_next_processor_count",
+    "snap_count",
+    "snapshottime",
+    "socket_closing_time",
+    "stale_replies",
+    "stale_requests",
+    "stale_requests_dropped",
+    "stale_sessions_expired",
+    "sync_process_time",
+    "sync_processor_queue_and_flush_time_ms",
+    "sync_processor_queue_flush_time_ms",
+    "sync_processor_queue_size",
+    "sync_processor_queue_time_ms",
+    "sync_processor_request_queued",
+    "throttled_ops",
+    "time_waiting_empty_pool_in_commit_processor_read_ms",
+    "tls_handshake_exceeded",
+    "unavailable_time",
+    "unrecoverable_error_count",
+    "watch_bytes",
+    "write_batch_time_in_commit_processor",
+    "write_commit_proc_issued",
+    "write_commit_proc_req_queued",
+    "write_commitproc_time_ms",
+    "write_final_proc_time_ms",
+];
 
 /// Reduces `avg_x`, `min_x`, ..., `p999_x` to `x`.
 fn base_names(keys: impl Iterator<Item = String>) -> BTreeSet<String> {
@@ -104,7 +208,12 @@ async fn mntr_keys_match_zookeepers_standalone() {
     workload(&fk.address()).await;
     let (j, f) = (mntr(&java), mntr(&fk));
     let (jb, fb) = (base_names(j.keys().cloned()), base_names(f.keys().cloned()));
-    let java_only: Vec<&String> = jb.difference(&fb).collect();
+    // `<namespace>_read_per_namespace` and `_write_per_namespace` are named after the
+    // paths used (`m_...` here): ferrokeeper keeps no per-namespace counts.
+    let java_only: Vec<&String> = jb
+        .difference(&fb)
+        .filter(|k| !k.ends_with("_per_namespace"))
+        .collect();
     let fk_only: Vec<&String> = fb
         .difference(&jb)
         .filter(|k| !k.starts_with("fk_"))
