@@ -137,8 +137,8 @@ impl LogCounters {
         // Only the log's owner stores, so the previous values are its own: the txns of
         // the writes since the last call (one write, usually) give the batch size.
         let writes = s.appends.saturating_sub(self.batches.load(Relaxed));
-        if writes > 0 {
-            let per_write = s.records.saturating_sub(self.records.load(Relaxed)) / writes;
+        let records = s.records.saturating_sub(self.records.load(Relaxed));
+        if let Some(per_write) = records.checked_div(writes) {
             self.batch_records_min.fetch_min(per_write, Relaxed);
             self.batch_records_max.fetch_max(per_write, Relaxed);
         }

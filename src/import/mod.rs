@@ -19,7 +19,8 @@
 //!    are deleted, as `ZooKeeperServer.loadData` does.
 //!
 //! The byte layouts are documented, with named constants, in [`mod@format`], [`snapshot`]
-//! and [`txnlog`].
+//! and [`txnlog`]. [`stream`] reads one snapshot held in memory (the AdminServer's
+//! `restore` body) the same way.
 //!
 //! ## Decisions
 //!
