@@ -231,7 +231,8 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
     let shared = server_shared(&config, &fail, &log_counters, None)?;
     let listen_addr = shared.listen_addr;
     let core_cfg = core_config(&config);
-    let (state, writer, snapshots) = recover(&config)?;
+    let (state, writer, snapshots, startup) = recover(&config)?;
+    let _ = shared.startup.set(startup);
     let core = Sequencer::with_state(
         core_cfg,
         state.clone(),
@@ -250,6 +251,7 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
     let published = shared.published_seq.clone();
     let commit_placement = commit_placement(shards);
     let stop = stop_core.clone();
+    let restores = shared.restores.1.clone();
     let commit = executor(commit_placement)
         .name("commit")
         .spawn(move || {
@@ -266,6 +268,7 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
                     batch_max,
                     published,
                     snapshots,
+                    restores,
                 ),
             )
         })
@@ -531,6 +534,9 @@ fn server_shared(
         config: config.clone(),
         ensemble,
         admin_calls: async_channel::bounded(crate::shard::admin::ADMIN_CALLS_MAX),
+        // One restore at a time: the AdminServer's rate limit allows one per interval.
+        restores: async_channel::bounded(1),
+        startup: std::sync::OnceLock::new(),
     }))
 }
 
@@ -631,6 +637,7 @@ fn recover(
     crate::core::state::DataState,
     ferrokeeper_storage::log::LogWriter,
     Arc<crate::snapshot::SnapshotPolicy>,
+    crate::admin::StartupStats,
 )> {
     // Recover: the newest valid snapshot, then the log records after it.
     let started = Instant::now();
@@ -666,9 +673,16 @@ fn recover(
         .collect();
     let log_dir = crate::commit::log::log_dir(&config.data_log_dir);
     let log_opts = log_options(config)?;
+    let replay_started = Instant::now();
     let (writer, replayed) =
         crate::commit::log::open_and_replay(&log_dir, log_opts, &mut state, &gap_context)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let startup = crate::admin::StartupStats {
+        snap_load_ms: snapshot_elapsed.as_millis() as u64,
+        txns_loaded: replayed,
+        txns_load_ms: replay_started.elapsed().as_millis() as u64,
+        db_init_ms: started.elapsed().as_millis() as u64,
+    };
     tracing::info!(
         snapshot = ?loaded.from, snapshot_zxid = format_args!("0x{:x}", snapshot_zxid.unwrap_or(0)),
         snapshot_elapsed = ?snapshot_elapsed, rejected_snapshots = loaded.rejected.len(),
@@ -681,7 +695,7 @@ fn recover(
     if let Err(e) = snapshots.retain_and_mark() {
         tracing::warn!(error = %e, "snapshot retention at startup failed");
     }
-    Ok((state, writer, snapshots))
+    Ok((state, writer, snapshots, startup))
 }
 
 /// Environment variable that sets glommio's preemption timer, in microseconds, for every

@@ -128,10 +128,19 @@ pub const COMMANDS: &[(Command, &[&str])] = &[
     (Command::ZabState, &["zabstate"]),
 ];
 
-/// What `restore` answers (with HTTP 500, ZooKeeper's status for a restore that fails):
-/// ferrokeeper cannot replace its state from a streamed snapshot yet.
-pub const RESTORE_UNSUPPORTED: &str = "restore is not supported by ferrokeeper: it cannot \
-     replace its state from a streamed snapshot (neither ZooKeeper's format nor its own)";
+/// What `restore` answers on an ensemble member (with HTTP 500, ZooKeeper's status for
+/// a restore that fails). ZooKeeper swaps the database of the one member asked, which
+/// leaves it disagreeing with the others; ferrokeeper refuses instead.
+pub const RESTORE_ON_ENSEMBLE: &str = "restore is not supported on an ensemble member: \
+     replacing one member's state would split it from the quorum; stop the ensemble and \
+     import the snapshot into every member (`ferrokeeper import`)";
+
+/// `restore`'s answer once the state is replaced: the zxid it is at.
+pub fn restored(zxid: i64) -> Json {
+    let mut m = JsonMap::new();
+    m.put("last_zxid", zxid);
+    finish(m, Command::Restore.primary_name(), None)
+}
 
 impl Command {
     /// The command a name (primary or alias) stands for.
@@ -327,7 +336,6 @@ pub fn respond(
     }
     let primary = cmd.primary_name();
     let mut m = JsonMap::new();
-    let mut error: Option<String> = None;
     match cmd {
         Command::ConnectionStatReset
         | Command::Ruok
@@ -425,8 +433,7 @@ pub fn respond(
             }
         }
         // Answered by the HTTP side (a file stream, status codes); here only their shape.
-        Command::Restore => error = Some(RESTORE_UNSUPPORTED.to_string()),
-        Command::Snapshot => {}
+        Command::Restore | Command::Snapshot => {}
         Command::SetTraceMask => match args.iter().find(|(k, _)| k == "traceMask") {
             None => m.put("error", "setTraceMask requires long traceMask argument"),
             Some((_, v)) => match v.parse::<i64>() {
@@ -530,7 +537,7 @@ pub fn respond(
             }
         },
     }
-    finish(m, primary, error.as_deref())
+    finish(m, primary, None)
 }
 
 fn buffer_stats(b: &BufferStats) -> JsonMap {

@@ -9,26 +9,45 @@
 //! # What ferrokeeper prints
 //!
 //! * All gauges from [`ServerStats`] fields, in ZooKeeper's order, except the three that
-//!   describe TLS (`zk_non_mtls_remote_conn_count`, `zk_non_mtls_local_conn_count`,
-//!   `zk_outstanding_tls_handshake`): ferrokeeper serves no TLS, and a constant 0 would
-//!   claim a capability. `zk_open_file_descriptor_count` and `zk_max_file_descriptor_count`
-//!   are printed when known, as ZooKeeper prints them on Unix only.
+//!   describe TLS connections (`zk_non_mtls_remote_conn_count`,
+//!   `zk_non_mtls_local_conn_count`, `zk_outstanding_tls_handshake`): TLS exists now
+//!   (`secureClientPort`, `client.portUnification`), but the shards do not yet count
+//!   connections by mTLS or handshakes in flight, and a constant 0 would be a false
+//!   reading. `zk_open_file_descriptor_count` and `zk_max_file_descriptor_count` are
+//!   printed when known, as ZooKeeper prints them on Unix only.
 //! * Of the counters and summaries, those the server puts in [`ServerStats::metrics`]:
 //!   names ZooKeeper has are printed in ZooKeeper's position; other names follow, sorted.
+//! * On an ensemble, MonitorCommand's quorum gauges: `zk_quorum_size`, and on the leader
+//!   `zk_learners`, `zk_synced_followers`, `zk_synced_non_voting_followers` (always 0:
+//!   Raft has no non-voting followers but observers), `zk_synced_observers`,
+//!   `zk_pending_syncs` (learners catching up by snapshot), `zk_leader_uptime` and the
+//!   `zk_*_proposal_size` gauges, from the Raft driver's view of its peers.
 //!
-//! Filled today (`shard::admin::gather_stats`): the percentile summaries `readlatency`
-//! and `updatelatency` (per-shard HDR histograms, `shard::latency`), `connection_rejected`
-//! (refusals by `maxCnxns` and `maxClientCnxns`) and, on a leader, `proposal_count`.
+//! Filled (`shard::admin::gather_stats`), with what each means here:
 //!
-//! Counters and summaries that mean the same in ferrokeeper, and that the server does
-//! not count yet: `connection_rejected`, `sessionless_connections_expired`, `bytes_received_count`,
-//! `connection_request_count`, `response_bytes`, `unsuccessful_handshake`, `snap_count`,
+//! | name | kind | ferrokeeper's source |
+//! |---|---|---|
+//! | `readlatency`, `updatelatency` | percentile summaries | per-shard HDR histograms (`shard::latency`) |
+//! | `connection_rejected` | counter | refusals by `maxCnxns` and `maxClientCnxns` |
+//! | `proposal_count` | counter | a leader's Raft proposals |
+//! | `connection_request_count` | counter | ConnectRequests received (where ZooKeeper's `processConnectRequest` counts) |
+//! | `bytes_received_count` | counter | bytes read from client sockets (4lw included) |
+//! | `response_bytes` | counter | bytes written to clients; ZooKeeper counts replies only, ferrokeeper watch events and 4lw answers too |
+//! | `unsuccessful_handshake` | counter | TLS handshakes that failed or timed out |
+//! | `sync_processor_batch_size` | summary | txns per transaction-log write (the group-commit batch) |
+//! | `startup_snap_load_time`, `startup_txns_loaded`, `startup_txns_load_time`, `dbinittime` | summaries, one sample | the standalone server's recovery: mapping the newest snapshot, the log txns replayed after it and the time it took, the whole recovery (ms) |
+//!
+//! Still not counted, though they would mean the same here: `sessionless_connections_expired`,
 //! `stale_sessions_expired`, `throttled_ops`, `large_requests_rejected`,
-//! `unrecoverable_error_count`, `auth_failed_count` (a gauge); summaries `fsynctime`,
-//! `snapshottime`, `dbinittime`, `startup_snap_load_time`, `startup_txns_load_time`,
-//! `startup_txns_loaded`, `sync_processor_batch_size` (the group-commit batch size),
+//! `unrecoverable_error_count`, `auth_failed_count` (printed, always 0), `fsynctime` (the
+//! log's fdatasyncs are counted, `zk_fk_log_fdatasyncs`, not timed), `snapshottime`,
+//! `snap_count` (a leader's snapshot sends to learners), and the watch-trigger summaries
 //! `node_created_watch_count`, `node_deleted_watch_count`, `node_changed_watch_count`,
-//! `node_children_watch_count`; percentile summaries `readlatency`, `updatelatency`.
+//! `node_children_watch_count`. An ensemble member leaves the `startup_*` summaries out.
+//!
+//! `tests/metrics.rs` compares the key set with a live ZooKeeper 3.8 standalone `mntr`
+//! and pins the difference: the keys Java prints that ferrokeeper does not are exactly
+//! the groups listed here and below.
 //!
 //! Left out as specific to Java ZooKeeper's machinery, with no ferrokeeper counterpart:
 //! the request-processor queues and timings (`prep_processor_*`, `sync_processor_queue_*`,
@@ -40,13 +59,13 @@
 //! (`netty_queued_buffer_capacity`), the AdminServer (`insecure_admin_count`), TLS
 //! (`tls_handshake_exceeded`, `non_mtls_*`), connection throttling tokens
 //! (`connection_token_deficit`, `connection_drop_count`, `connection_revalidate_count`,
-//! `revalidate_count`), digests (`digest_mismatches_count`) and everything of an ensemble
-//! (`proposal_*`, `learner_*`, `leader_*`, `follower_*`, `observer_*`, `om_*`,
+//! `revalidate_count`), digests (`digest_mismatches_count`) and the parts of an ensemble
+//! that belong to ZAB rather than Raft (`proposal_*`, `learner_*`, `leader_*`, `follower_*`, `observer_*`, `om_*`,
 //! `election_time`, `looking_count`, `quorum_ack_latency`, `commit_count`, `diff_count`,
 //! `snap`-sync `inflight_*`, `ensemble_auth_*`, `quit_leading_due_to_disloyal_voter`,
 //! `*propagation_latency`, `*_write_committed_time_ms`, `stale_*`, `unavailable_time`).
-//! The names stay in [`JAVA_METRIC_ORDER`] so that a server which does fill one (when
-//! replication lands, say) prints it where ZooKeeper does.
+//! The names stay in [`JAVA_METRIC_ORDER`] so that a metric filled later prints where
+//! ZooKeeper prints it.
 //!
 //! # ferrokeeper's own keys
 //!

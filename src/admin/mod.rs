@@ -33,5 +33,5 @@ pub use stats::{
     dir_size_bytes, environment, file_descriptors, full_version, last_operation_name, BufferStats,
     ConfStats, ConnectionSession, ConnectionStats, DirSizes, ExpiringConnection, LeaderStats,
     LimitStats, Metric, PercentileSummary, QuorumConf, QuorumStats, ServerMode, ServerStats,
-    Summary, DEFAULT_TRACE_MASK, ZOOKEEPER_VERSION,
+    StartupStats, Summary, DEFAULT_TRACE_MASK, ZOOKEEPER_VERSION,
 };

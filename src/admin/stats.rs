@@ -457,6 +457,39 @@ pub struct ServerStats {
     pub limits: Option<LimitStats>,
 }
 
+/// What the server's start took: ZooKeeper's `startup_snap_load_time`,
+/// `startup_txns_loaded`, `startup_txns_load_time` and `dbinittime` summaries (one
+/// sample each, as in ZooKeeper, which records them once per load).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartupStats {
+    /// Finding, checking and mapping the newest snapshot, ms.
+    pub snap_load_ms: u64,
+    /// Log txns replayed after it.
+    pub txns_loaded: u64,
+    /// Replaying them (log opening and tail recovery included), ms.
+    pub txns_load_ms: u64,
+    /// The whole recovery, ms.
+    pub db_init_ms: u64,
+}
+
+impl StartupStats {
+    /// The four summaries by ZooKeeper's names.
+    pub fn metrics(&self) -> [(&'static str, Summary); 4] {
+        let one = |v: u64| Summary {
+            count: 1,
+            sum: v,
+            min: v,
+            max: v,
+        };
+        [
+            ("startup_snap_load_time", one(self.snap_load_ms)),
+            ("startup_txns_loaded", one(self.txns_loaded)),
+            ("startup_txns_load_time", one(self.txns_load_ms)),
+            ("dbinittime", one(self.db_init_ms)),
+        ]
+    }
+}
+
 /// How often each limit held a client back since the server started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LimitStats {

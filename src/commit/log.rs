@@ -103,6 +103,10 @@ pub struct LogCounters {
     fsyncs: AtomicU64,
     segments_created: AtomicU64,
     segments_removed: AtomicU64,
+    /// Smallest and largest txns per log write (ZooKeeper's `sync_processor_batch_size`
+    /// summary; `u64::MAX` before the first).
+    batch_records_min: AtomicU64,
+    batch_records_max: AtomicU64,
 }
 
 impl Default for LogCounters {
@@ -123,11 +127,21 @@ impl LogCounters {
             fsyncs: AtomicU64::new(0),
             segments_created: AtomicU64::new(0),
             segments_removed: AtomicU64::new(0),
+            batch_records_min: AtomicU64::new(u64::MAX),
+            batch_records_max: AtomicU64::new(0),
         }
     }
 
     /// Stores the writer's counters (cumulative since the log was opened).
     pub(crate) fn publish(&self, s: &LogStats) {
+        // Only the log's owner stores, so the previous values are its own: the txns of
+        // the writes since the last call (one write, usually) give the batch size.
+        let writes = s.appends.saturating_sub(self.batches.load(Relaxed));
+        let records = s.records.saturating_sub(self.records.load(Relaxed));
+        if let Some(per_write) = records.checked_div(writes) {
+            self.batch_records_min.fetch_min(per_write, Relaxed);
+            self.batch_records_max.fetch_max(per_write, Relaxed);
+        }
         self.batches.store(s.appends, Relaxed);
         self.records.store(s.records, Relaxed);
         self.bytes.store(s.bytes, Relaxed);
@@ -136,6 +150,19 @@ impl LogCounters {
         self.segments_created.store(s.segments_created, Relaxed);
         self.segments_removed.store(s.segments_removed, Relaxed);
         self.running.store(true, Relaxed);
+    }
+
+    /// Txns per log write: ZooKeeper's `sync_processor_batch_size` summary (count:
+    /// writes, sum: txns), or `None` before the first write.
+    pub fn batch_sizes(&self) -> Option<crate::admin::Summary> {
+        let count = self.batches.load(Relaxed);
+        let min = self.batch_records_min.load(Relaxed);
+        (self.running.load(Relaxed) && min != u64::MAX).then(|| crate::admin::Summary {
+            count,
+            sum: self.records.load(Relaxed),
+            min,
+            max: self.batch_records_max.load(Relaxed),
+        })
     }
 
     /// The counters, or `None` while no log has started in this process.

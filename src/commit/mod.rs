@@ -22,6 +22,7 @@
 pub mod append;
 pub mod log;
 pub mod report;
+pub mod restore;
 pub mod role;
 pub mod stage;
 

@@ -13,6 +13,7 @@ use glommio::channels::local_channel;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
 
 use super::report::ReportCollector;
+use super::restore::RestoreCall;
 use crate::core::apply::Change;
 use crate::core::machine::StateMachine;
 use crate::core::sequencer::{CommitRequest, Entropy, Origin, ReplyMsg, Sequencer};
@@ -110,11 +111,25 @@ pub async fn run(
     batch_max: usize,
     published_seq: Arc<std::sync::atomic::AtomicU64>,
     snapshots: Arc<crate::snapshot::SnapshotPolicy>,
+    restores: async_channel::Receiver<RestoreCall>,
 ) {
     let core = Rc::new(RefCell::new(core));
     let reports: Rc<RefCell<Vec<Arc<ReportCollector>>>> = Rc::default();
     let (kick, kicked) = local_channel::new_bounded::<()>(1);
     let kick = Rc::new(kick);
+    // Restores wait here for the flusher (`commit::restore`).
+    let pending_restores: Rc<RefCell<Vec<RestoreCall>>> = Rc::default();
+    {
+        let pending = pending_restores.clone();
+        let kick = kick.clone();
+        glommio::spawn_local(async move {
+            while let Ok(call) = restores.recv().await {
+                pending.borrow_mut().push(call);
+                let _ = kick.try_send(());
+            }
+        })
+        .detach();
+    }
 
     for rx in from_shards {
         let core = core.clone();
@@ -187,7 +202,7 @@ pub async fn run(
     let mut since_snapshot = 0u64;
     let mut threshold = snapshots.next_threshold();
     while kicked.recv().await.is_some() {
-        let (batch, state, snapshot) = {
+        let (batch, state, snapshot, restored) = {
             let mut c = core.borrow_mut();
             if let Some(base) = snapshots.take_written() {
                 rebase(&mut c, base);
@@ -204,10 +219,19 @@ pub async fn run(
             }
             // No await between taking the batch and cloning the head: the state
             // published is exactly the one the batch produced.
-            (batch, Arc::new(c.head().clone()), snapshot)
+            let state = Arc::new(c.head().clone());
+            // A restore swaps the head right after the batch is taken, and never while
+            // a snapshot of the old state is in flight (`commit::restore`).
+            let restored = if snapshot || snapshots.busy() {
+                None
+            } else {
+                let call = pending_restores.borrow_mut().pop();
+                call.and_then(|call| super::restore::swap(&mut c, &snapshots, call, now_ms()))
+            };
+            (batch, state, snapshot, restored)
         };
         let reports = std::mem::take(&mut *reports.borrow_mut());
-        if batch.is_empty() && reports.is_empty() {
+        if batch.is_empty() && reports.is_empty() && restored.is_none() {
             continue;
         }
         seq += 1;
@@ -238,6 +262,35 @@ pub async fn run(
         }
         if !log.purge() {
             return;
+        }
+        if let Some(r) = restored {
+            // After the old state's last batch: shards take the restored state and
+            // close the connections that belonged to the old one.
+            machine = StateMachine::new(r.state);
+            since_snapshot = 0;
+            threshold = snapshots.next_threshold();
+            seq += 1;
+            let completion = Completion {
+                seq,
+                state: machine.state().clone(),
+                changes: Arc::from(Vec::new()),
+                replies: Vec::new(),
+                reports: Vec::new(),
+            };
+            let closes = r
+                .owners
+                .into_iter()
+                .map(|o| {
+                    let close = ReplyMsg::Close {
+                        reason: super::restore::CLOSE_REASON,
+                    };
+                    (o, close)
+                })
+                .collect();
+            if !publish(&senders, completion, closes, &published_seq).await {
+                return;
+            }
+            let _ = r.reply.try_send(Ok(r.zxid));
         }
     }
 }

@@ -35,6 +35,10 @@ pub struct AdminServerConfig {
     pub snapshot_enabled: bool,
     /// `admin.restore.enabled` (default true): whether `restore` may run at all.
     pub restore_enabled: bool,
+    /// `admin.rateLimiterIntervalInMS` (default 300000): `restore` runs at most once per
+    /// interval, `snapshot` once per interval read as *microseconds* (ZooKeeper 3.9
+    /// builds that limiter with `TimeUnit.MICROSECONDS`; followed as written).
+    pub rate_limiter_interval_ms: u64,
 }
 
 impl Default for AdminServerConfig {
@@ -47,6 +51,7 @@ impl Default for AdminServerConfig {
             idle_timeout_ms: 30_000,
             snapshot_enabled: true,
             restore_enabled: true,
+            rate_limiter_interval_ms: 300_000,
         }
     }
 }
@@ -85,6 +90,7 @@ pub const ADMIN_PROPERTIES: &[&str] = &[
     "admin.idleTimeout",
     "admin.snapshot.enabled",
     "admin.restore.enabled",
+    "admin.rateLimiterIntervalInMS",
 ];
 
 /// Applies one `admin.*` or `metricsProvider.*` setting. Returns `Ok(false)` for a name
@@ -125,6 +131,13 @@ pub fn apply(
         }
         "admin.snapshot.enabled" => admin.snapshot_enabled = value == "true",
         "admin.restore.enabled" => admin.restore_enabled = value == "true",
+        "admin.rateLimiterIntervalInMS" => {
+            // Integer.parseInt in Java: a negative interval never resets the limiter.
+            admin.rate_limiter_interval_ms = value
+                .parse::<i32>()
+                .map_err(|_| format!("{value:?} is not a number of milliseconds"))?
+                .max(0) as u64;
+        }
         "metricsProvider.className" => {
             // Another provider class cannot be loaded here (there is no JVM): such a
             // setting exports nothing, as the default provider does.

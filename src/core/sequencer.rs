@@ -273,22 +273,44 @@ impl Sequencer {
         entropy: Box<dyn Entropy + Send>,
     ) -> Sequencer {
         let mut core = Sequencer::new(cfg, now_ms, entropy);
+        core.adopt_state(state, now_ms);
+        core
+    }
+
+    /// Replaces the whole state with `state` (the AdminServer's `restore`), as
+    /// ZooKeeper's `restoreFromSnapshot` swaps in a new database and session tracker.
+    /// The batch must have been taken. Returns the connections that owned sessions:
+    /// the caller closes them, so that every client reconnects to the new state (its
+    /// session survives if `state` has it).
+    pub fn restore(&mut self, state: DataState, now_ms: i64) -> Vec<Origin> {
+        assert!(
+            self.batch.txns.is_empty() && self.batch.replies.is_empty(),
+            "restore with an untaken batch"
+        );
+        let owners = self.lives.values().filter_map(|l| l.owner).collect();
+        self.lives.clear();
+        self.adopt_state(state, now_ms);
+        owners
+    }
+
+    /// Takes `state` as the head, its sessions with a full timeout from now.
+    fn adopt_state(&mut self, state: DataState, now_ms: i64) {
         // Session ids come from the clock at start, so a start whose clock reads no later
         // than an earlier start's (stepped back, or the same millisecond) would hand out
         // the ids of restored sessions again, and the new session's CreateSession would
         // replace a live one (its ephemerals orphaned). Start past every restored id of
         // this server (found by the simulator, seed 489).
-        let own = core.cfg.server_id & 0xff;
+        let own = self.cfg.server_id & 0xff;
         let newest_own = state
             .sessions
             .keys()
             .filter(|id| (**id >> 56) & 0xff == own)
             .max();
         if let Some(&newest) = newest_own {
-            core.next_session_id = core.next_session_id.max(newest + 1);
+            self.next_session_id = self.next_session_id.max(newest + 1);
         }
         for (id, s) in state.sessions.iter() {
-            core.lives.insert(
+            self.lives.insert(
                 *id,
                 SessionLife {
                     expires_at_ms: now_ms + i64::from(s.timeout_ms),
@@ -296,8 +318,7 @@ impl Sequencer {
                 },
             );
         }
-        core.head = state;
-        core
+        self.head = state;
     }
 
     /// The head state (all accepted txns).

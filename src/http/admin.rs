@@ -19,10 +19,22 @@
 //! ZooKeeper's `last_zxid` and `snapshot_size` headers, as
 //! `application/octet-stream`. The bytes are a ZooKeeper 3.8 `snapshot.<zxid>` file
 //! (`crate::tools::export`, the writer `ferrokeeper export` uses), so Java ZooKeeper
-//! can start from a downloaded snapshot. `restore` is refused with HTTP 500, as ZooKeeper
-//! answers a restore that fails, and the error says that ferrokeeper cannot restore
-//! from a stream. ZooKeeper's rate limiter on both (`admin.rateLimiterIntervalInMS`) is
-//! not implemented: the auth check is what keeps them from strangers.
+//! can start from a downloaded snapshot.
+//!
+//! `restore` (POST) takes such a file as the request body (ZooKeeper's, 3.5–3.9, plain;
+//! or one `snapshot` streamed), decodes it with the importer
+//! (`crate::import::stream`) on this executor and hands the state to the commit stage,
+//! which makes it durable and swaps it in (`crate::commit::restore` says how, and how
+//! that differs from ZooKeeper). It answers `{"last_zxid": <zxid>}` once clients are
+//! served the restored tree. Refusals, in ZooKeeper's order after the auth check:
+//! `admin.restore.enabled=false` → 503; the rate limit → 429; then ferrokeeper's own:
+//! an ensemble member → 500 ([`commands::RESTORE_ON_ENSEMBLE`]), a body that does not
+//! decode → 500 with the importer's message (file offset included). ZooKeeper leaves
+//! `error` null on its 500s and logs the cause; ferrokeeper puts the cause in `error`.
+//!
+//! Both are rate limited as in ZooKeeper 3.9 (`RateLimiter`, one call per
+//! `admin.rateLimiterIntervalInMS`, the first at once): `restore` per interval in
+//! milliseconds, `snapshot` per interval read as microseconds, as Java's code builds it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,9 +68,49 @@ const SNAPSHOT_CHUNK_BYTES: usize = 64 << 10;
 /// `ZooKeeperServer`'s words when it does not serve.
 const NOT_SERVING: &str = crate::admin::NOT_SERVING;
 
+/// The largest `restore` body taken: a bound, so that an upload cannot grow memory
+/// without end. A larger tree is restored offline (`ferrokeeper import`).
+pub const RESTORE_BODY_BYTES_MAX: usize = 4 << 30;
+
 /// Answers the AdminServer's and the metrics provider's requests.
 pub struct Handler {
     shared: Arc<ServerShared>,
+    restore_limiter: RateLimiter,
+    snapshot_limiter: RateLimiter,
+}
+
+/// ZooKeeper's `RateLimiter` at a rate of one: a call is allowed if none was since the
+/// window opened; a call after the window's end opens a new window. The first call is
+/// allowed. Cells, not atomics: the handler lives on the HTTP executor alone.
+struct RateLimiter {
+    interval: std::time::Duration,
+    window_start: std::cell::Cell<std::time::Instant>,
+    remaining: std::cell::Cell<u32>,
+}
+
+impl RateLimiter {
+    fn new(interval: std::time::Duration) -> RateLimiter {
+        RateLimiter {
+            interval,
+            window_start: std::cell::Cell::new(std::time::Instant::now()),
+            remaining: std::cell::Cell::new(1),
+        }
+    }
+
+    fn allow(&self) -> bool {
+        let now = std::time::Instant::now();
+        if now > self.window_start.get() + self.interval {
+            self.remaining.set(1);
+            self.window_start.set(now);
+        }
+        match self.remaining.get() {
+            0 => false,
+            n => {
+                self.remaining.set(n - 1);
+                true
+            }
+        }
+    }
 }
 
 fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
@@ -201,7 +253,14 @@ fn authorize(
 impl Handler {
     /// A handler asking `shared`'s shard 0 for stats.
     pub fn new(shared: Arc<ServerShared>) -> Handler {
-        Handler { shared }
+        let interval = shared.config.admin.rate_limiter_interval_ms;
+        Handler {
+            restore_limiter: RateLimiter::new(std::time::Duration::from_millis(interval)),
+            // `new RateLimiter(1, rateLimiterInterval, TimeUnit.MICROSECONDS)` in
+            // ZooKeeper 3.9's SnapshotCommand: the same number, as microseconds.
+            snapshot_limiter: RateLimiter::new(std::time::Duration::from_micros(interval)),
+            shared,
+        }
     }
 
     /// Asks shard 0 for the stats `needs` names, applying `effect` after gathering.
@@ -295,7 +354,7 @@ impl Handler {
         }
         match cmd {
             Command::Snapshot => return self.snapshot(&answer.root, &args),
-            Command::Restore => return self.restore(req.method()),
+            Command::Restore => return self.restore(req).await,
             _ => {}
         }
         if let Some(effect) = cmd.effect(&args) {
@@ -310,25 +369,93 @@ impl Handler {
         )
     }
 
-    /// `restore`: POST only; ferrokeeper cannot restore from a stream (module docs).
-    fn restore(&self, method: &Method) -> Response<Body> {
+    /// `restore`: POST with a ZooKeeper snapshot as the body (module docs).
+    async fn restore(&self, req: Request<Incoming>) -> Response<Body> {
         let primary = Command::Restore.primary_name();
-        if method != Method::POST {
+        if req.method() != Method::POST {
             return json(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &commands::error_reply(primary, "restore is run by POST"),
             );
         }
         if !self.shared.config.admin.restore_enabled {
+            tracing::warn!("restore command is disabled");
             return json(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &commands::respond_empty(primary),
             );
         }
-        json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &commands::error_reply(primary, commands::RESTORE_UNSUPPORTED),
-        )
+        if !self.restore_limiter.allow() {
+            tracing::warn!("restore request was rate limited");
+            return json(
+                StatusCode::TOO_MANY_REQUESTS,
+                &commands::respond_empty(primary),
+            );
+        }
+        let failed = |error: String| {
+            tracing::warn!(%error, "restore failed; the state is unchanged");
+            json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &commands::error_reply(primary, &error),
+            )
+        };
+        if self.shared.ensemble.is_some() {
+            return failed(commands::RESTORE_ON_ENSEMBLE.to_string());
+        }
+        let body = match http_body_util::Limited::new(req.into_body(), RESTORE_BODY_BYTES_MAX)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return failed(format!("reading the snapshot from the request failed: {e}")),
+        };
+        let opts = crate::import::ImportOptions {
+            extended_types: self.shared.config.extended_types_enabled,
+        };
+        let decoded = crate::import::stream::state_from_snapshot_bytes(
+            std::path::Path::new("restore request body"),
+            &body,
+            &opts,
+        );
+        drop(body);
+        let snapshot = match decoded {
+            Ok(s) => s,
+            Err(e) => return failed(format!("the snapshot does not decode: {e}")),
+        };
+        if let crate::import::DigestCheck::Mismatch {
+            zxid,
+            expected,
+            actual,
+        } = snapshot.digest
+        {
+            // ZooKeeper only logs a digest mismatch of a snapshot it loads.
+            tracing::warn!(
+                zxid = format_args!("{zxid:#x}"),
+                expected,
+                actual,
+                "restored tree differs from the snapshot's digest"
+            );
+        }
+        tracing::info!(
+            zxid = format_args!("{:#x}", snapshot.state.last_zxid),
+            nodes = snapshot.nodes,
+            sessions = snapshot.sessions,
+            dead_session_ephemerals = snapshot.dead_session_ephemerals,
+            "restore: snapshot decoded; handing it to the commit stage"
+        );
+        let (reply, answer) = async_channel::bounded(1);
+        let call = crate::commit::restore::RestoreCall {
+            state: snapshot.state,
+            reply,
+        };
+        if self.shared.restores.0.send(call).await.is_err() {
+            return failed(NOT_SERVING.to_string());
+        }
+        match answer.recv().await {
+            Ok(Ok(zxid)) => json(StatusCode::OK, &commands::restored(zxid)),
+            Ok(Err(e)) => failed(e),
+            Err(_) => failed(NOT_SERVING.to_string()),
+        }
     }
 
     /// `snapshot`: writes the served state as a snapshot and streams the file.
@@ -337,6 +464,13 @@ impl Handler {
         if !self.shared.config.admin.snapshot_enabled {
             return json(
                 StatusCode::SERVICE_UNAVAILABLE,
+                &commands::respond_empty(primary),
+            );
+        }
+        if !self.snapshot_limiter.allow() {
+            tracing::warn!("snapshot request was rate limited");
+            return json(
+                StatusCode::TOO_MANY_REQUESTS,
                 &commands::respond_empty(primary),
             );
         }

@@ -19,7 +19,8 @@
 //!    are deleted, as `ZooKeeperServer.loadData` does.
 //!
 //! The byte layouts are documented, with named constants, in [`mod@format`], [`snapshot`]
-//! and [`txnlog`].
+//! and [`txnlog`]. [`stream`] reads one snapshot held in memory (the AdminServer's
+//! `restore` body) the same way.
 //!
 //! ## Decisions
 //!
@@ -59,6 +60,7 @@ pub mod format;
 pub mod password;
 pub mod replay;
 pub mod snapshot;
+pub mod stream;
 pub mod txnlog;
 
 use std::io::BufReader;
@@ -471,7 +473,7 @@ fn follows(previous: i64, zxid: i64) -> bool {
     zxid > previous && (epoch(zxid) > epoch(previous) || zxid == previous + 1)
 }
 
-fn compare_digest(state: &DataState, zxid: i64, expected: i64) -> DigestCheck {
+pub(crate) fn compare_digest(state: &DataState, zxid: i64, expected: i64) -> DigestCheck {
     // The digest replay kept incrementally, as the server will serve it.
     let actual = state.digest;
     if actual == expected {

@@ -147,6 +147,43 @@ impl Shard {
                 crate::admin::Metric::Int(l.proposals as i64),
             );
         }
+        // Counters ZooKeeper's ServerMetrics keeps, summed over the shards.
+        // `response_bytes` counts every frame written (ZooKeeper's counts replies only,
+        // not watch events).
+        let sum = |f: fn(&super::shared::ShardStats) -> &std::sync::atomic::AtomicU64| {
+            let n: u64 = shared
+                .shard_stats
+                .iter()
+                .map(|st| f(st).load(Relaxed))
+                .sum();
+            crate::admin::Metric::Int(n as i64)
+        };
+        for (name, metric) in [
+            (
+                "connection_request_count",
+                sum(|st| &st.connection_requests),
+            ),
+            ("bytes_received_count", sum(|st| &st.bytes_received)),
+            ("response_bytes", sum(|st| &st.bytes_sent)),
+            (
+                "unsuccessful_handshake",
+                sum(|st| &st.unsuccessful_handshakes),
+            ),
+        ] {
+            s.metrics.insert(name.to_string(), metric);
+        }
+        if let Some(batches) = shared.log_counters.batch_sizes() {
+            s.metrics.insert(
+                "sync_processor_batch_size".to_string(),
+                crate::admin::Metric::Summary(batches),
+            );
+        }
+        if let Some(startup) = shared.startup.get() {
+            for (name, summary) in startup.metrics() {
+                s.metrics
+                    .insert(name.to_string(), crate::admin::Metric::Summary(summary));
+            }
+        }
         for (name, samples) in [("readlatency", reads), ("updatelatency", updates)] {
             s.metrics.insert(
                 name.to_string(),

@@ -525,7 +525,7 @@ async fn read_loop<S: ClientStream>(
 
     // A four-letter word replaces the first length prefix.
     while buf.len() < LENGTH_BYTES {
-        if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch).await? {
+        if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch, &shard.stats).await? {
             return Ok(());
         }
     }
@@ -533,7 +533,7 @@ async fn read_loop<S: ClientStream>(
         let whitelist = &shard.shared.config.four_letter_whitelist;
         let need = LENGTH_BYTES + crate::admin::argument_needed(word, whitelist);
         while buf.len() < need {
-            if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch).await? {
+            if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch, &shard.stats).await? {
                 break;
             }
         }
@@ -564,7 +564,7 @@ async fn read_loop<S: ClientStream>(
                 buf.drain(..start);
                 start = 0;
             }
-            if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch).await? {
+            if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch, &shard.stats).await? {
                 return Ok(());
             }
             continue;
@@ -578,6 +578,10 @@ async fn read_loop<S: ClientStream>(
                 Connect::decode(payload).map_err(|e| format!("malformed connect request: {e}"))?;
             conn.st.borrow_mut().has_read_only = connect.has_read_only;
             start += LENGTH_BYTES + len;
+            shard
+                .stats
+                .connection_requests
+                .fetch_add(1, Ordering::Relaxed);
             Box::pin(shard.to_commit.send(StageMsg::Core(CommitRequest::Connect {
                 conn: origin(shard.index, conn.id),
                 connect,

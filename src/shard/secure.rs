@@ -106,9 +106,17 @@ async fn serve_tls(
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             tracing::info!(shard = shard.index, conn = id, ?peer, error = %e, "TLS handshake failed");
+            shard
+                .stats
+                .unsuccessful_handshakes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
         }
         Err(_) => {
+            shard
+                .stats
+                .unsuccessful_handshakes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(
                 shard = shard.index,
                 conn = id,

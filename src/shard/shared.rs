@@ -30,6 +30,13 @@ pub struct ShardStats {
     pub latency_min_ms: AtomicU64,
     /// Largest request latency, ms.
     pub latency_max_ms: AtomicU64,
+    /// ConnectRequests received (`connection_request_count`, counted where ZooKeeper's
+    /// `processConnectRequest` counts it).
+    pub connection_requests: AtomicU64,
+    /// Bytes read from clients (`bytes_received_count`).
+    pub bytes_received: AtomicU64,
+    /// TLS handshakes that failed or timed out (`unsuccessful_handshake`).
+    pub unsuccessful_handshakes: AtomicU64,
     /// Latencies of reads (`readlatency`) and of writes (`updatelatency`).
     pub read_latency: super::latency::LatencyHistogram,
     /// See `read_latency`.
@@ -115,6 +122,16 @@ pub struct ServerShared {
         async_channel::Sender<super::admin::AdminCall>,
         async_channel::Receiver<super::admin::AdminCall>,
     ),
+    /// The AdminServer's `restore` calls to the commit stage (`commit::restore`): the
+    /// HTTP side holds the sender, a standalone commit stage the receiver (an ensemble
+    /// member has none and refuses restores).
+    pub restores: (
+        async_channel::Sender<crate::commit::restore::RestoreCall>,
+        async_channel::Receiver<crate::commit::restore::RestoreCall>,
+    ),
+    /// Startup figures (`mntr`'s `startup_*` and `dbinittime`), set once recovery is
+    /// done (a standalone server's; an ensemble member leaves it unset).
+    pub startup: std::sync::OnceLock<crate::admin::StartupStats>,
     /// TLS for `secureClientPort` and `client.portUnification` (`None` without either).
     pub tls: Option<Arc<crate::tls::TlsServer>>,
 }

@@ -133,6 +133,24 @@ impl Server {
         Server::start_inner(kind, extra, &Launch::default(), false, None, Some(data))
     }
 
+    /// [`Server::start_from_data`] on a given client port (for tests that keep to a port
+    /// range of their own).
+    pub fn start_from_data_on_port(
+        kind: Kind,
+        port: u16,
+        extra: &[(&str, &str)],
+        data: &Path,
+    ) -> Server {
+        Server::start_inner(
+            kind,
+            extra,
+            &Launch::default(),
+            false,
+            Some(port),
+            Some(data),
+        )
+    }
+
     /// Starts `kind` with the base config plus `extra`, and `launch`'s system properties
     /// and environment.
     pub fn start_with(kind: Kind, extra: &[(&str, &str)], launch: &Launch) -> Server {

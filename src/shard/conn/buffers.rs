@@ -67,6 +67,7 @@ pub async fn read_more<R: AsyncRead + Unpin>(
     rd: &mut R,
     frames: &mut Vec<u8>,
     scratch: &ReadScratch,
+    stats: &crate::shard::shared::ShardStats,
 ) -> Result<bool, String> {
     std::future::poll_fn(|cx| {
         // Invariant: no borrow outlives this closure (nothing here awaits, and a shard is
@@ -75,6 +76,9 @@ pub async fn read_more<R: AsyncRead + Unpin>(
         match Pin::new(&mut *rd).poll_read(cx, &mut scratch[..]) {
             Poll::Ready(Ok(0)) => Poll::Ready(Ok(false)),
             Poll::Ready(Ok(n)) => {
+                stats
+                    .bytes_received
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 frames.extend_from_slice(&scratch[..n]);
                 Poll::Ready(Ok(true))
             }
