@@ -74,6 +74,8 @@ pub struct CoreConfig {
     pub extended_types: bool,
     /// `skipACL`.
     pub skip_acl: bool,
+    /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
+    pub enforce_quota: bool,
     /// The authentication providers registered beyond ip and digest (`x509` when a
     /// secure client port is set).
     pub acl_providers: super::acl::Providers,
@@ -535,6 +537,7 @@ impl Sequencer {
             zxid: self.head.last_zxid + 1,
             time_ms: now_ms,
             local_session: local,
+            enforce_quota: self.cfg.enforce_quota,
         };
         let op = prep(&self.head, &request, &ctx);
         let closing = matches!(op, TxnOp::CloseSession { .. });
