@@ -46,9 +46,8 @@ type Prepped = Result<TxnOp, ErrorCode>;
 /// Decides the txn for a write request. Failures become `TxnOp::Error`.
 pub fn prep(state: &DataState, request: &Request, ctx: &PrepCtx<'_>) -> TxnOp {
     let result = match request {
-        Request::Create(c) => {
-            check_session(state, ctx).and_then(|_| prep_create(state, state, c, (c.op(), c.ttl), ctx))
-        }
+        Request::Create(c) => check_session(state, ctx)
+            .and_then(|_| prep_create(state, state, c, (c.op(), c.ttl), ctx)),
         Request::Delete(d) => {
             check_session(state, ctx).and_then(|_| prep_delete(state, &d.path, d.version, ctx))
         }
@@ -282,9 +281,14 @@ fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
                 prep_create(&scratch, state, c, kind, ctx)
             }
             MultiOp::Delete(d) => prep_delete(&scratch, &d.path, d.version, ctx),
-            MultiOp::SetData(s) => {
-                prep_set_data(&scratch, state, &s.path, s.data.0.as_deref(), s.version, ctx)
-            }
+            MultiOp::SetData(s) => prep_set_data(
+                &scratch,
+                state,
+                &s.path,
+                s.data.0.as_deref(),
+                s.version,
+                ctx,
+            ),
             MultiOp::Check(c) => prep_check(&scratch, &c.path, c.version, ctx),
             // Reads belong in multiRead; ZooKeeper's prep has no txn for them.
             MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::Unimplemented),
@@ -304,9 +308,11 @@ fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
             }
             // Only a quota node whose text does not parse fails an op this way; in
             // ZooKeeper that is an exception that fails the whole request.
-            Err(ErrorCode::MarshallingError) => return TxnOp::Error {
-                err: ErrorCode::MarshallingError,
-            },
+            Err(ErrorCode::MarshallingError) => {
+                return TxnOp::Error {
+                    err: ErrorCode::MarshallingError,
+                }
+            }
             Err(err) => {
                 failed = Some(i);
                 txns.push(TxnOp::Error { err });

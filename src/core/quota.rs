@@ -466,9 +466,7 @@ fn exceeded(
         return Ok(());
     }
     let level = if hard { "hard" } else { "soft" };
-    tracing::warn!(
-        "Quota exceeded: {quota} [current {what}={new}, {level}{kind}Limit={limit}]"
-    );
+    tracing::warn!("Quota exceeded: {quota} [current {what}={new}, {level}{kind}Limit={limit}]");
     if hard {
         Err(ErrorCode::QuotaExceeded)
     } else {

@@ -23,7 +23,10 @@ fn stats_track_round_trips_zookeeper_text() {
     assert_eq!(track("count=1,bytes=0").to_text(), "count=1,bytes=0");
     // Missing keys read -1 and are written as -1.
     assert_eq!(track("").to_text(), "count=-1,bytes=-1");
-    assert_eq!(track("countHardLimit=4").to_text(), "count=-1,bytes=-1=;countHardLimit=4");
+    assert_eq!(
+        track("countHardLimit=4").to_text(),
+        "count=-1,bytes=-1=;countHardLimit=4"
+    );
 }
 
 /// The parser's corners, as `String.split` and `Long.parseLong` make them.
@@ -192,8 +195,14 @@ fn setup_rebuilds_index_and_usage() {
     let paths: Vec<&str> = loaded.quota_paths.iter().map(|p| &**p).collect();
     assert_eq!(paths, ["/q", "/r"]);
     let data = |p: &str| {
-        String::from_utf8_lossy(loaded.tree.get(p).and_then(|n| n.data()).unwrap_or_default())
-            .into_owned()
+        String::from_utf8_lossy(
+            loaded
+                .tree
+                .get(p)
+                .and_then(|n| n.data())
+                .unwrap_or_default(),
+        )
+        .into_owned()
     };
     assert_eq!(data(&stat_path("/q")), "count=2,bytes=5");
     assert_eq!(data(&stat_path("/r")), "count=1,bytes=1");
