@@ -618,6 +618,7 @@ fn core_config(config: &Config) -> CoreConfig {
         max_session_timeout_ms: config.limits.session_timeout_ms_max as i32,
         extended_types: config.extended_types_enabled,
         skip_acl: config.skip_acl,
+        enforce_quota: config.enforce_quota,
         acl_providers: crate::core::acl::Providers {
             x509: config.tls.enabled(),
         },

@@ -14,7 +14,8 @@
 //! tree's base layer ([`crate::core::tree::Base`]): no node is decoded, so restart time does
 //! not grow with the number of znodes. What is built is what the server keeps beside
 //! the tree, each at the size of what it holds: the session table with each session's
-//! ephemerals, the container and TTL indexes.
+//! ephemerals, the container and TTL indexes, the quota index (with each quota's usage
+//! recomputed, as ZooKeeper does on load: a walk of each quota's subtree).
 //!
 //! ## Rebasing
 //!
@@ -106,6 +107,9 @@ pub fn state_from_base(base: Arc<Base>, extended_types: bool) -> DataState {
         }
     };
     state.tree = Tree::from_base(base);
+    // As ZooKeeper's snapshot load (`DataTree.deserialize` → `setupQuota`): the quota
+    // index is rebuilt and each quota's usage recomputed from the tree.
+    crate::core::quota::setup(&mut state);
     state
 }
 

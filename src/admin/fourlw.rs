@@ -598,6 +598,7 @@ mod tests {
             quorum: None,
             log: None,
             limits: None,
+            quota_namespaces: Vec::new(),
         }
     }
 

@@ -67,6 +67,11 @@
 //! The names stay in [`JAVA_METRIC_ORDER`] so that a metric filled later prints where
 //! ZooKeeper prints it.
 //!
+//! Quota gauges (`zk_<namespace>_quota_count_limit_per_namespace` and its three
+//! siblings) follow the gauges, as ZooKeeper prints its gauge sets: see
+//! [`QUOTA_GAUGE_SETS`] and [`quota_order`]. ZooKeeper's counter set
+//! `quota_exceeded_error_per_namespace` is not kept.
+//!
 //! # ferrokeeper's own keys
 //!
 //! Last, once the transaction log is running, the log's counters since it was opened
@@ -85,7 +90,10 @@
 //! `zk_fk_reads_paused_session_queue` (`ferrokeeper.sessionQueuedRequestsMax`) and
 //! `zk_fk_reads_paused_output` (a client not reading its replies).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+use crate::core::quota::NamespaceQuota;
 
 use super::java_fmt::java_double;
 use super::stats::{Metric, ServerStats, Summary};
@@ -369,6 +377,7 @@ pub fn mntr_entries(s: &ServerStats) -> MntrEntries {
         }
     }
 
+    quota_lines(out, &s.quota_namespaces);
     for name in JAVA_METRIC_ORDER {
         if let Some(metric) = s.metrics.get(*name) {
             metric_lines(out, name, metric);
@@ -399,6 +408,52 @@ pub fn mntr_entries(s: &ServerStats) -> MntrEntries {
         line(out, "fk_reads_paused_output", limits.reads_paused_output);
     }
     std::mem::take(out)
+}
+
+/// ZooKeeper's quota gauge sets (`QuotaMetricsUtils`), in the order ZooKeeper 3.8's
+/// metrics registry holds them (captured from a live 3.8.0 `mntr`), each with a
+/// `(limit gauge?, pick)` rule: limit gauges list namespaces that have a limits node,
+/// usage gauges those that have a stats node.
+#[allow(clippy::type_complexity)]
+pub const QUOTA_GAUGE_SETS: &[(&str, bool, fn(&NamespaceQuota) -> i64)] = &[
+    ("quota_bytes_limit_per_namespace", true, |q| q.bytes_limit),
+    ("quota_count_usage_per_namespace", false, |q| q.count_usage),
+    ("quota_count_limit_per_namespace", true, |q| q.count_limit),
+    ("quota_bytes_usage_per_namespace", false, |q| q.bytes_usage),
+];
+
+/// The gauge-set lines: `<namespace>_<set>` (DefaultMetricsProvider joins key and
+/// name), right after the gauges, as ZooKeeper prints gauge sets before its counters.
+fn quota_lines(out: &mut MntrEntries, namespaces: &[(String, NamespaceQuota)]) {
+    for (set, limit, pick) in QUOTA_GAUGE_SETS {
+        for (ns, q) in namespaces {
+            if (*limit && q.has_limits) || (!*limit && q.has_stats) {
+                line(out, &format!("{ns}_{set}"), pick(q));
+            }
+        }
+    }
+}
+
+/// Orders namespaces as a Java `ConcurrentHashMap` iterates them, which is how
+/// ZooKeeper's gauge sets hold them: by bucket (`(h ^ h >>> 16) & (n - 1)` of
+/// `String.hashCode`, over a table of `n` ≥ 16 slots kept under 3/4 full). Keys that
+/// share a bucket are in Java's insertion order, which follows its `HashSet` of child
+/// names; here they are in name order.
+pub fn quota_order(map: BTreeMap<String, NamespaceQuota>) -> Vec<(String, NamespaceQuota)> {
+    let mut slots = 16usize;
+    while map.len() >= slots - slots / 4 {
+        slots *= 2;
+    }
+    let bucket = |key: &str| {
+        let h = key.encode_utf16().fold(0i32, |h, unit| {
+            h.wrapping_mul(31).wrapping_add(i32::from(unit))
+        });
+        let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
+        spread as usize & (slots - 1)
+    };
+    let mut v: Vec<(String, NamespaceQuota)> = map.into_iter().collect();
+    v.sort_by_key(|(k, _)| bucket(k));
+    v
 }
 
 /// ferrokeeper's transaction-log counters (see the module docs).

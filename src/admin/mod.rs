@@ -28,7 +28,10 @@ pub use fourlw::{
     argument_needed, classify, needs, not_whitelisted, render, reply, respond, FourLetterWhitelist,
     FourLetterWord, SideEffect, StatsNeeds, WireAction, NOT_SERVING, TELNET_CLOSE_CODE,
 };
-pub use mntr::{mntr_entries, MntrEntries, MntrValue, JAVA_METRIC_ORDER, OMITTED_GAUGES};
+pub use mntr::{
+    mntr_entries, quota_order, MntrEntries, MntrValue, JAVA_METRIC_ORDER, OMITTED_GAUGES,
+    QUOTA_GAUGE_SETS,
+};
 pub use stats::{
     dir_size_bytes, environment, file_descriptors, full_version, last_operation_name, BufferStats,
     ConfStats, ConnectionSession, ConnectionStats, DirSizes, ExpiringConnection, LeaderStats,

@@ -16,6 +16,8 @@
 //!   summaries (ZooKeeper's ADVANCED level adds 0.9, which ferrokeeper's
 //!   [`PercentileSummary`](super::PercentileSummary) does not keep), then `name_count` and
 //!   `name_sum`;
+//! * the quota gauge sets print as one gauge family each with a `key` label per
+//!   namespace (`quota_count_limit_per_namespace{key="app",} 5.0`);
 //! * values print as Java doubles (`5.0`), as simpleclient's `doubleToGoString` does.
 //!
 //! The text/JVM families (`version`, `server_state`, `jvm_*`) are left out: ferrokeeper
@@ -24,7 +26,7 @@
 use std::fmt::Write as _;
 
 use super::java_fmt::java_double;
-use super::mntr::{mntr_entries, MntrValue};
+use super::mntr::{mntr_entries, MntrValue, QUOTA_GAUGE_SETS};
 use super::stats::{Metric, ServerStats, Summary};
 
 /// The content type of the text format.
@@ -72,6 +74,7 @@ pub fn render(s: &ServerStats) -> String {
         metrics: Default::default(),
         log: None,
         limits: None,
+        quota_namespaces: Vec::new(),
         ..s.clone()
     };
     for (name, value) in mntr_entries(&gauges_only) {
@@ -82,6 +85,22 @@ pub fn render(s: &ServerStats) -> String {
         };
         family(&mut out, &name, "gauge");
         sample(&mut out, &name, "", v);
+    }
+    // Gauge sets are labelled gauges: `name{key="<namespace>",}` (ZooKeeper's
+    // PrometheusMetricsProvider labels a gauge set's keys `key`).
+    for (set, limit, pick) in QUOTA_GAUGE_SETS {
+        let listed: Vec<_> = s
+            .quota_namespaces
+            .iter()
+            .filter(|(_, q)| if *limit { q.has_limits } else { q.has_stats })
+            .collect();
+        if listed.is_empty() {
+            continue;
+        }
+        family(&mut out, set, "gauge");
+        for (ns, q) in listed {
+            sample(&mut out, set, &format!("{{key=\"{ns}\",}}"), pick(q) as f64);
+        }
     }
     for (name, metric) in &s.metrics {
         match metric {
@@ -106,6 +125,7 @@ pub fn render(s: &ServerStats) -> String {
     // ferrokeeper's own counters (mntr's `zk_fk_*`), as counters under their mntr names.
     let own = ServerStats {
         metrics: Default::default(),
+        quota_namespaces: Vec::new(),
         ..s.clone()
     };
     let fixed = mntr_entries(&gauges_only).len();

@@ -455,6 +455,9 @@ pub struct ServerStats {
     /// How often each connection limit held a client back, on a running server
     /// (`mntr`'s `zk_fk_cnxns_refused_*` and `zk_fk_reads_paused_*` keys).
     pub limits: Option<LimitStats>,
+    /// Quota limits and usage by top-level namespace (ZooKeeper's `quota_*_per_namespace`
+    /// gauge sets), in the order ZooKeeper prints them: [`super::mntr::quota_order`].
+    pub quota_namespaces: Vec<(String, crate::core::quota::NamespaceQuota)>,
 }
 
 /// What the server's start took: ZooKeeper's `startup_snap_load_time`,
@@ -544,6 +547,7 @@ impl Default for ServerStats {
             quorum: None,
             log: None,
             limits: None,
+            quota_namespaces: Vec::new(),
         }
     }
 }

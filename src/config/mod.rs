@@ -52,8 +52,7 @@
 //!   every `zoo.cfg` Apache ZooKeeper starts with also starts ferrokeeper.
 //! * A key ZooKeeper knows but ferrokeeper does not use (quorum, TLS, SASL, AdminServer,
 //!   metrics provider, throttling tunables) is accepted with a `tracing::debug!` note; the
-//!   few whose absence changes what the user gets (`enforceQuota`, `readonlymode.enabled`)
-//!   are warnings. The TLS keys are read in [`tls`]. A key neither knows is a warning (most likely a
+//!   few whose absence changes what the user gets (`readonlymode.enabled`) are warnings. The TLS keys are read in [`tls`]. A key neither knows is a warning (most likely a
 //!   typo).
 //! * The ensemble keys (`server.N`, `myid`, `initLimit`, `syncLimit`, `peerType`,
 //!   `dynamicConfigFile`, ...) are read and checked together as ZooKeeper checks them:
@@ -237,8 +236,8 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// `skipACL`: do not check ACLs at all.
     pub skip_acl: bool,
-    /// `enforceQuota`: refuse writes beyond a hard quota. Stored so `conf`-style output and
-    /// a later quota implementation see it; ferrokeeper does not track quotas yet.
+    /// `enforceQuota`: creates and setData beyond a hard quota limit fail with
+    /// QuotaExceeded (`crate::core::quota`).
     pub enforce_quota: bool,
     /// `readonlymode.enabled`: an ensemble member cut off from a quorum for
     /// max(2000 ms, tickTime) serves read-only clients. A standalone server never enters
@@ -1166,16 +1165,7 @@ impl Parser {
                 c.limits.session_queued_requests_max = u32::try_from(at.count()?)
                     .map_err(|_| at.invalid("out of range for a 32-bit integer"))?;
             }
-            "enforceQuota" => {
-                c.enforce_quota = at.strict_bool()?;
-                if c.enforce_quota {
-                    self.warn(
-                        at.origin,
-                        "enforceQuota is stored, but ferrokeeper does not track quotas yet: \
-                         no write is refused for a quota",
-                    );
-                }
-            }
+            "enforceQuota" => c.enforce_quota = at.strict_bool()?,
             "readonlymode.enabled" => c.read_only_mode_enabled = at.strict_bool()?,
             _ if name.starts_with("admin.") || name.starts_with("metricsProvider.") => {
                 let handled = admin::apply(&mut c.admin, &mut c.metrics, name, value)
@@ -2196,12 +2186,7 @@ server.1=127.0.0.1:2888:3888;127.0.0.1:2999
         ]);
         let (c, w) = Config::parse_with(MINIMAL, &p).expect("parse");
         assert!(c.read_only_mode_enabled && c.enforce_quota, "{c:?}");
-        // The accepted-but-unsupported feature (quotas) says so.
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(
-            w[0].starts_with("system property zookeeper.enforceQuota"),
-            "{w:?}"
-        );
+        assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.super_digest.as_deref(), Some("super:x"));
         assert!(c.extended_types_enabled && c.skip_acl && !c.force_sync);
         assert_eq!(c.limits.jute_max_buffer_bytes, 0x200000);

@@ -8,6 +8,7 @@ use ferrokeeper_net::records::Stat;
 
 use super::txn::{Txn, TxnOp};
 use crate::core::path::{name as name_of, parent as parent_of};
+use crate::core::quota;
 use crate::core::state::{owner_kind, DataState, OwnerKind, Session};
 use crate::core::tree::{Node, NodeStat};
 
@@ -159,7 +160,9 @@ fn apply_op(
                 children: Default::default(),
             };
             let stat = node.client_stat(extended_types);
+            let data_len = node.data_len();
             state.add_node(path.clone(), node, txn.zxid);
+            quota::on_create(state, path, data_len, txn.zxid);
             match owner_kind(*ephemeral_owner, extended_types) {
                 OwnerKind::Container => {
                     state.containers.insert(path.clone());
@@ -198,12 +201,16 @@ fn apply_op(
             data,
             version,
         } => {
+            let mut old_len = 0;
             state.update_node(path, txn.zxid, |n| {
+                old_len = n.data.as_ref().map_or(0, |d| d.len());
                 n.data = data.clone();
                 n.stat.mtime = txn.time_ms;
                 n.stat.mzxid = txn.zxid;
                 n.stat.version = *version;
             });
+            let new_len = data.as_ref().map_or(0, |d| d.len());
+            quota::on_set_data(state, path, old_len, new_len, txn.zxid);
             changes.push(Change {
                 kind: ChangeKind::DataChanged,
                 path: path.clone(),
@@ -249,9 +256,16 @@ fn delete_node(state: &mut DataState, path: &Arc<str>, zxid: i64, extended_types
             p.stat.pzxid = zxid;
         }
     });
+    // Only a node under a quota needs its length (one lookup more per delete).
+    let data_len = if state.quota_paths.is_empty() {
+        0
+    } else {
+        state.tree.get(path).map_or(0, |n| n.data_len())
+    };
     let node = state
         .remove_node(path, zxid)
         .unwrap_or_else(|| panic!("delete of missing node {path}"));
+    quota::on_delete(state, path, data_len, zxid);
     let owner = node.ephemeral_owner;
     match owner_kind(owner, extended_types) {
         OwnerKind::Container => {

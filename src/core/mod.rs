@@ -10,6 +10,8 @@
 //! - Changes: [`txn`] (what a write decided), [`codec`] (txn ↔ jute bytes, the one codec
 //!   the log, replay and import share), [`prep`] (request → txn, every check ZooKeeper
 //!   makes), [`apply`] (txn → new state + watch-relevant changes).
+//! - [`quota`]: quota registration, usage kept in place, enforcement checks (`apply`
+//!   and `prep` call it).
 //! - [`watch`]: the watch table a shard keeps for its connections.
 //! - Two machines on top:
 //!   - [`sequencer`] (leader side): requests, a clock value and entropy in; txn batches
@@ -27,6 +29,7 @@ pub mod machine;
 pub mod path;
 pub mod payload;
 pub mod prep;
+pub mod quota;
 pub mod sequencer;
 pub mod state;
 pub mod tree;

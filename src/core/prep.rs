@@ -11,6 +11,7 @@ use super::apply::apply;
 use super::txn::{Txn, TxnOp};
 use crate::core::acl::{self, AuthIds};
 use crate::core::path;
+use crate::core::quota::{self, CheckOp};
 use crate::core::state::{
     owner_kind, DataState, OwnerKind, CONTAINER_OWNER, EXTENDED_MASK, TTL_MAX_MS,
 };
@@ -41,6 +42,8 @@ pub struct PrepCtx<'a> {
     /// For a `reconfig` on an ensemble's leader: what the replication layer decided
     /// about it before prep (see [`ReconfigPlan`]); `None` on a standalone server.
     pub reconfig: Option<&'a ReconfigPlan>,
+    /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
+    pub enforce_quota: bool,
 }
 
 /// What the leader's replication layer made of a `reconfig` request before prep: the
@@ -56,14 +59,14 @@ type Prepped = Result<TxnOp, ErrorCode>;
 /// Decides the txn for a write request. Failures become `TxnOp::Error`.
 pub fn prep(state: &DataState, request: &Request, ctx: &PrepCtx<'_>) -> TxnOp {
     let result = match request {
-        Request::Create(c) => {
-            check_session(state, ctx).and_then(|_| prep_create(state, c, c.op(), c.ttl, ctx))
-        }
+        Request::Create(c) => check_session(state, ctx)
+            .and_then(|_| prep_create(state, state, c, (c.op(), c.ttl), ctx)),
         Request::Delete(d) => {
             check_session(state, ctx).and_then(|_| prep_delete(state, &d.path, d.version, ctx))
         }
-        Request::SetData(s) => check_session(state, ctx)
-            .and_then(|_| prep_set_data(state, &s.path, s.data.0.as_deref(), s.version, ctx)),
+        Request::SetData(s) => check_session(state, ctx).and_then(|_| {
+            prep_set_data(state, state, &s.path, s.data.0.as_deref(), s.version, ctx)
+        }),
         Request::SetAcl(s) => check_session(state, ctx).and_then(|_| prep_set_acl(state, s, ctx)),
         Request::Check(c) => {
             check_session(state, ctx).and_then(|_| prep_check(state, &c.path, c.version, ctx))
@@ -131,12 +134,13 @@ fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, ErrorCode> 
 }
 
 /// `op` and `ttl` are the request's own, or inside a multi what `multi_create_kind`
-/// rebuilt them to.
+/// rebuilt them to. `state` has a multi's earlier ops applied; `before` is the state
+/// before the request, which quota checks read (see [`quota`]).
 fn prep_create(
     state: &DataState,
+    before: &DataState,
     c: &CreateOp,
-    op: OpCode,
-    ttl: i64,
+    (op, ttl): (OpCode, i64),
     ctx: &PrepCtx<'_>,
 ) -> Prepped {
     let mode = CreateMode::from_i32(c.flags).ok_or(ErrorCode::BadArguments)?;
@@ -178,6 +182,10 @@ fn prep_create(
     }
     if owner_kind(parent.stat().ephemeral_owner, ctx.extended_types) == OwnerKind::Normal {
         return Err(ErrorCode::NoChildrenForEphemerals);
+    }
+    if ctx.enforce_quota {
+        let new_len = c.data.0.as_ref().map_or(0, Vec::len);
+        quota::check(before, &final_path, new_len, CheckOp::Create)?;
     }
     let ephemeral_owner = match op {
         OpCode::CreateContainer => CONTAINER_OWNER,
@@ -222,6 +230,7 @@ fn prep_delete(state: &DataState, p: &str, version: i32, ctx: &PrepCtx<'_>) -> P
 
 fn prep_set_data(
     state: &DataState,
+    before: &DataState,
     p: &str,
     data: Option<&[u8]>,
     version: i32,
@@ -230,6 +239,11 @@ fn prep_set_data(
     path::validate(p, false).map_err(|_| ErrorCode::BadArguments)?;
     let node = state.tree.get(p).ok_or(ErrorCode::NoNode)?;
     check_acl(node.acl(), perms::WRITE, ctx)?;
+    if ctx.enforce_quota {
+        let new_len = data.map_or(0, <[u8]>::len);
+        let old_len = node.data_len();
+        quota::check(before, p, new_len, CheckOp::SetData { old_len })?;
+    }
     let version = check_and_inc_version(node.stat().version, version)?;
     Ok(TxnOp::SetData {
         path: Arc::from(p),
@@ -296,13 +310,18 @@ fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
         }
         let r = check_session(&scratch, ctx).and_then(|_| match op {
             MultiOp::Create(c) => {
-                let (op, ttl) = kinds[i].unwrap_or((c.op(), c.ttl));
-                prep_create(&scratch, c, op, ttl, ctx)
+                let kind = kinds[i].unwrap_or((c.op(), c.ttl));
+                prep_create(&scratch, state, c, kind, ctx)
             }
             MultiOp::Delete(d) => prep_delete(&scratch, &d.path, d.version, ctx),
-            MultiOp::SetData(s) => {
-                prep_set_data(&scratch, &s.path, s.data.0.as_deref(), s.version, ctx)
-            }
+            MultiOp::SetData(s) => prep_set_data(
+                &scratch,
+                state,
+                &s.path,
+                s.data.0.as_deref(),
+                s.version,
+                ctx,
+            ),
             MultiOp::Check(c) => prep_check(&scratch, &c.path, c.version, ctx),
             // Reads belong in multiRead; ZooKeeper's prep has no txn for them.
             MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::Unimplemented),
@@ -319,6 +338,13 @@ fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
                 apply(&mut scratch, &sub, ctx.extended_types, &mut sink);
                 sink.clear();
                 txns.push(t);
+            }
+            // Only a quota node whose text does not parse fails an op this way; in
+            // ZooKeeper that is an exception that fails the whole request.
+            Err(ErrorCode::MarshallingError) => {
+                return TxnOp::Error {
+                    err: ErrorCode::MarshallingError,
+                }
             }
             Err(err) => {
                 failed = Some(i);

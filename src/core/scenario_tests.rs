@@ -6,8 +6,8 @@
 //! pins). Run with `REWRITE=1` to regenerate expected output, then review the diff.
 //!
 //! Commands: `connect NAME [timeout=MS]`, `reattach NAME [badpass]`, `close NAME`,
-//! `create NAME PATH [DATA] [mode=N] [op=create|create2|container|ttl] [ttl=MS]
-//! [acl=SCHEME:ID:PERMS,...]`, `delete NAME PATH [v=N]`, `set NAME PATH DATA [v=N]`,
+//! `create NAME PATH [DATA] [data=TEXT] [mode=N] [op=create|create2|container|ttl] [ttl=MS]
+//! [acl=SCHEME:ID:PERMS,...]`, `delete NAME PATH [v=N]`, `set NAME PATH DATA|data=TEXT [v=N]`,
 //! `setacl NAME PATH ACL [v=N]`, `check NAME PATH v=N`, `multi NAME | OP | OP ...`
 //! (ops as the commands without NAME), `advance MS`, `tick`, `get PATH`, `ls PATH`.
 
@@ -43,6 +43,7 @@ pub(super) fn cfg() -> CoreConfig {
         max_session_timeout_ms: 40000,
         extended_types: true,
         skip_acl: false,
+        enforce_quota: false,
         acl_providers: Default::default(),
         server_id: 1,
         container_check_interval_ms: 1000,
@@ -73,14 +74,24 @@ fn kv<'a>(args: &'a [&'a str], key: &str) -> Option<&'a str> {
         .find_map(|a| a.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
 
+/// The data of a create or set: `data=TEXT` (for text holding `=`) or the second
+/// positional word.
+fn data_arg(args: &[&str], pos: &[&str]) -> ferrokeeper_net::jute::NullableBuffer {
+    kv(args, "data")
+        .or(pos.get(1).copied())
+        .map(|d| d.as_bytes().to_vec())
+        .unwrap_or_default()
+        .into()
+}
+
 fn positional<'a>(args: &'a [&'a str]) -> Vec<&'a str> {
     args.iter().copied().filter(|a| !a.contains('=')).collect()
 }
 
 impl Runner {
-    fn new() -> Runner {
+    fn new(cfg: CoreConfig) -> Runner {
         Runner {
-            core: Sequencer::new(cfg(), START_MS, Box::new(SeededEntropy(7))),
+            core: Sequencer::new(cfg, START_MS, Box::new(SeededEntropy(7))),
             now: START_MS,
             sessions: BTreeMap::new(),
             next_conn: 1,
@@ -161,11 +172,7 @@ impl Runner {
                 Request::Create(CreateOp {
                     opcode: Some(op),
                     path: pos[0].into(),
-                    data: pos
-                        .get(1)
-                        .map(|d| d.as_bytes().to_vec())
-                        .unwrap_or_default()
-                        .into(),
+                    data: data_arg(args, &pos),
                     acl: kv(args, "acl")
                         .map(parse_acl)
                         .unwrap_or_else(|| parse_acl("world:anyone:31")),
@@ -181,11 +188,7 @@ impl Runner {
             }),
             "set" => Request::SetData(SetDataRequest {
                 path: pos[0].into(),
-                data: pos
-                    .get(1)
-                    .map(|d| d.as_bytes().to_vec())
-                    .unwrap_or_default()
-                    .into(),
+                data: data_arg(args, &pos),
                 version,
             }),
             "setacl" => Request::SetAcl(SetAclRequest {
@@ -390,11 +393,15 @@ impl Runner {
 }
 
 fn run_file(name: &str) {
+    run_file_with(name, cfg());
+}
+
+fn run_file_with(name: &str, cfg: CoreConfig) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("src/core/testdata")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut runner = Runner::new();
+    let mut runner = Runner::new(cfg);
     let mut rewritten = String::new();
     let mut failures = Vec::new();
     let mut lines = text.lines().peekable();
@@ -464,6 +471,15 @@ fn reaping() {
     run_file("reaping.txt");
 }
 
+#[test]
+fn quota() {
+    let enforcing = CoreConfig {
+        enforce_quota: true,
+        ..cfg()
+    };
+    run_file_with("quota.txt", enforcing);
+}
+
 /// A random command of every kind a txn can come from: creates of every mode, setData,
 /// setACL, deletes, multis (some failing), session closes and reconnects, and time
 /// passing (session expiry, container and TTL reaping).
@@ -521,7 +537,7 @@ fn random_txns_keep_the_digest() {
     let dir = std::env::temp_dir().join(format!("fk-digest-random-{}", std::process::id()));
     for seed in 0..6u64 {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut r = Runner::new();
+        let mut r = Runner::new(cfg());
         for who in ["s0", "s1", "s2"] {
             r.run(&format!("connect {who}"));
         }

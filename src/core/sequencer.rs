@@ -74,6 +74,8 @@ pub struct CoreConfig {
     pub extended_types: bool,
     /// `skipACL`.
     pub skip_acl: bool,
+    /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
+    pub enforce_quota: bool,
     /// The authentication providers registered beyond ip and digest (`x509` when a
     /// secure client port is set).
     pub acl_providers: super::acl::Providers,
@@ -582,6 +584,7 @@ impl Sequencer {
             local_session: local,
             reconfig_enabled: self.cfg.reconfig_enabled,
             reconfig: plan.as_ref(),
+            enforce_quota: self.cfg.enforce_quota,
         };
         let op = prep(&self.head, &request, &ctx);
         let closing = matches!(op, TxnOp::CloseSession { .. });

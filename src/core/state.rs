@@ -73,6 +73,10 @@ pub struct DataState {
     pub containers: OrdSet<Arc<str>>,
     /// TTL nodes, for the reaper.
     pub ttls: OrdSet<Arc<str>>,
+    /// Paths that have a quota (ZooKeeper's `PathTrie` of quota prefixes), normalised
+    /// as the trie keeps them; see [`crate::core::quota`]. Not in snapshots: rebuilt by
+    /// [`crate::core::quota::setup`] when a state is loaded.
+    pub quota_paths: OrdSet<Arc<str>>,
     /// zxid of the last applied txn.
     pub last_zxid: i64,
     /// `extendedTypesEnabled`: whether TTL owners are recognised.
@@ -96,6 +100,7 @@ impl DataState {
             sessions: HashMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
+            quota_paths: OrdSet::new(),
             last_zxid: 0,
             extended_types,
         }

@@ -222,6 +222,9 @@ impl Loader {
         // The loop above builds the tree without keeping the digest (a child's link
         // would digest its parent twice); one pass gives it, and replay keeps it.
         loader.state.digest = crate::core::digest::of_tree(&loader.state.tree);
+        // As ZooKeeper's snapshot load: quota index rebuilt, usage recomputed (outside
+        // the digest: the quota nodes are under /zookeeper/).
+        crate::core::quota::setup(&mut loader.state);
         progress(bytes.len(), bytes.len());
         Ok((
             loader,

@@ -70,6 +70,9 @@ impl Shard {
                 .entries()
                 .map(|e| (e.zxid, e.digest))
                 .collect(),
+            quota_namespaces: crate::admin::quota_order(crate::core::quota::namespace_metrics(
+                &root,
+            )),
             ..ServerStats::default()
         };
         if let Some(e) = &shared.ensemble {

@@ -166,6 +166,7 @@ impl Sim {
                 max_session_timeout_ms: TIMEOUT_MAX_MS,
                 extended_types: true,
                 skip_acl: false,
+                enforce_quota: false,
                 acl_providers: Default::default(),
                 server_id: 1,
                 container_check_interval_ms: rng.range(200, 3000) as i64,

@@ -19,6 +19,7 @@ fn core_cfg(id: u64) -> CoreConfig {
         max_session_timeout_ms: 40000,
         extended_types: false,
         skip_acl: false,
+        enforce_quota: false,
         acl_providers: Default::default(),
         server_id: id as i64,
         container_check_interval_ms: 60_000,

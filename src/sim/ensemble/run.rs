@@ -110,6 +110,7 @@ impl Run {
             max_session_timeout_ms: 40_000,
             extended_types: false,
             skip_acl: false,
+            enforce_quota: false,
             acl_providers: Default::default(),
             server_id: 0,
             container_check_interval_ms: 60_000,
