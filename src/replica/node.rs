@@ -955,6 +955,7 @@ impl Node {
     pub fn tick(&mut self, now_ms: i64, sessions: bool) {
         self.raw.tick();
         self.observer_lost_leader(now_ms);
+        self.hand_over_if_demoted();
         if sessions {
             if let Some(seq) = self.seq.as_mut() {
                 seq.tick(now_ms);
@@ -1493,23 +1494,7 @@ impl Node {
                 };
             }
         }
-        if self.role == Role::Leader && !cs.voters.contains(&me) && cs.voters_outgoing.is_empty() {
-            let commit = self.raw.raft.raft_log.committed;
-            let best = cs
-                .voters
-                .iter()
-                .filter_map(|id| self.raw.raft.prs().get(*id).map(|p| (p.matched, *id)))
-                .filter(|(matched, _)| *matched >= commit)
-                .max();
-            if let Some((_, to)) = best {
-                tracing::info!(
-                    me,
-                    to,
-                    "reconfig: this leader no longer votes; handing over"
-                );
-                self.raw.transfer_leader(to);
-            }
-        }
+        self.hand_over_if_demoted();
         let text = self
             .machine
             .state()
@@ -1518,6 +1503,35 @@ impl Node {
             .and_then(|n| n.data().map(|d| String::from_utf8_lossy(d).into_owned()))
             .unwrap_or_default();
         self.out.membership = Some(text);
+    }
+
+    /// A leader the configuration no longer counts as a voter hands the lead to the
+    /// most up-to-date voter; again on later ticks while the handover has not happened
+    /// (the voter may not have applied the change yet, and then refuses to campaign).
+    fn hand_over_if_demoted(&mut self) {
+        if self.role != Role::Leader || self.raw.raft.lead_transferee.is_some() {
+            return;
+        }
+        let cs = self.raw.raft.prs().conf().to_conf_state();
+        let me = self.cfg.id;
+        if cs.voters.contains(&me) || !cs.voters_outgoing.is_empty() {
+            return;
+        }
+        let commit = self.raw.raft.raft_log.committed;
+        let best = cs
+            .voters
+            .iter()
+            .filter_map(|id| self.raw.raft.prs().get(*id).map(|p| (p.matched, *id)))
+            .filter(|(matched, _)| *matched >= commit)
+            .max();
+        if let Some((_, to)) = best {
+            tracing::info!(
+                me,
+                to,
+                "reconfig: this leader no longer votes; handing over"
+            );
+            self.raw.transfer_leader(to);
+        }
     }
 
     fn close_all(&mut self) {

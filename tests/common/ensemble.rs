@@ -115,7 +115,7 @@ impl Member {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
-    fn spawn(&mut self) {
+    pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
