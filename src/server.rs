@@ -359,19 +359,16 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
     };
     // The membership is the state's (a reconfig keeps it in /zookeeper/config, which
     // recovery left newer than the files when they lag behind).
-    let membership = recovered
-        .state
-        .tree
-        .get(crate::core::prep::CONFIG_NODE)
-        .and_then(|n| n.data().map(|d| String::from_utf8_lossy(d).into_owned()))
-        .and_then(|text| {
-            crate::replica::membership::Membership::parse(&text, ensemble.multi_address).ok()
-        })
-        .filter(|m| !m.servers.is_empty())
-        .unwrap_or_else(|| crate::replica::membership::Membership {
-            servers: ensemble.servers.clone(),
-            version: ensemble.version,
-        });
+    let membership = crate::replica::membership::Membership::parse(
+        &recovered.state.config_text(),
+        ensemble.multi_address,
+    )
+    .ok()
+    .filter(|m| !m.servers.is_empty())
+    .unwrap_or_else(|| crate::replica::membership::Membership {
+        servers: ensemble.servers.clone(),
+        version: ensemble.version,
+    });
     let voters: Vec<u64> = membership.voters();
     let peers = crate::replica::membership::peer_addrs(&membership, ensemble.my_id)?;
     let incarnation = 1 + (rand::random::<u8>() % 255);

@@ -51,9 +51,6 @@ pub struct PrepCtx<'a> {
 /// membership, a synced quorum), in ZooKeeper's order, or the new server lines.
 pub type ReconfigPlan = Result<String, ErrorCode>;
 
-/// `/zookeeper/config`.
-pub const CONFIG_NODE: &str = "/zookeeper/config";
-
 type Prepped = Result<TxnOp, ErrorCode>;
 
 /// Decides the txn for a write request. Failures become `TxnOp::Error`.
@@ -91,11 +88,11 @@ fn prep_reconfig(state: &DataState, ctx: &PrepCtx<'_>) -> Prepped {
     }
     check_session(state, ctx)?;
     let lines = ctx.reconfig.ok_or(ErrorCode::Unimplemented)?.clone()?;
-    let node = state.tree.get(CONFIG_NODE).ok_or(ErrorCode::NoNode)?;
+    let node = state.tree.get(path::CONFIG).ok_or(ErrorCode::NoNode)?;
     check_acl(node.acl(), perms::WRITE, ctx)?;
     let data = format!("{lines}\nversion={:x}", ctx.zxid);
     Ok(TxnOp::SetData {
-        path: Arc::from(CONFIG_NODE),
+        path: Arc::from(path::CONFIG),
         data: Some(Arc::from(data.into_bytes())),
         version: -1,
     })

@@ -422,25 +422,31 @@ pub fn check(before: &DataState, p: &str, new_len: usize, op: CheckOp) -> Result
         return Ok(());
     };
     let usage = parse_or_marshalling(&sp, stat_node.data())?;
+    // A hard limit, when set, is the one checked; else the soft one (which only warns).
+    let check = |kind, name, hard_limit: i64, soft_limit, used: i64, diff| {
+        let hard = hard_limit > -1;
+        let limit = if hard { hard_limit } else { soft_limit };
+        exceeded(&quota, kind, name, used.wrapping_add(diff), limit, hard)
+    };
     if check_count {
-        let hard = limits.count_hard_limit() > -1;
-        let limit = if hard {
-            limits.count_hard_limit()
-        } else {
-            limits.count()
-        };
-        let new = usage.count().wrapping_add(count_diff);
-        exceeded(&quota, "count", "Count", new, limit, hard)?;
+        check(
+            "count",
+            "Count",
+            limits.count_hard_limit(),
+            limits.count(),
+            usage.count(),
+            count_diff,
+        )?;
     }
     if check_bytes {
-        let hard = limits.byte_hard_limit() > -1;
-        let limit = if hard {
-            limits.byte_hard_limit()
-        } else {
-            limits.bytes()
-        };
-        let new = usage.bytes().wrapping_add(bytes_diff);
-        exceeded(&quota, "bytes", "Byte", new, limit, hard)?;
+        check(
+            "bytes",
+            "Byte",
+            limits.byte_hard_limit(),
+            limits.bytes(),
+            usage.bytes(),
+            bytes_diff,
+        )?;
     }
     Ok(())
 }

@@ -609,7 +609,7 @@ impl Sequencer {
             let data = self
                 .head
                 .tree
-                .get(super::prep::CONFIG_NODE)
+                .get(super::path::CONFIG)
                 .and_then(|n| n.data().map(Arc::from))
                 .unwrap_or_else(|| Arc::from(&b""[..]));
             outcome = Outcome::Reconfigured { data, stat: *stat };

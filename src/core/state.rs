@@ -117,6 +117,14 @@ impl DataState {
         self.digest = crate::core::digest::of_tree(&self.tree);
     }
 
+    /// `/zookeeper/config`'s text (empty when the node has no data).
+    pub fn config_text(&self) -> String {
+        self.tree
+            .get(crate::core::path::CONFIG)
+            .and_then(|n| n.data().map(|d| String::from_utf8_lossy(d).into_owned()))
+            .unwrap_or_default()
+    }
+
     /// The `Stat` clients see for `node`.
     pub fn stat(&self, node: &crate::core::tree::NodeRef<'_>) -> ferrokeeper_net::records::Stat {
         node.client_stat(self.extended_types)

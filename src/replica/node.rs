@@ -34,7 +34,7 @@ use crate::config::ensemble::{PeerRole, ServerSpec};
 use crate::core::apply::Outcome;
 use crate::core::apply::{apply, Change};
 use crate::core::machine::StateMachine;
-use crate::core::prep::{ReconfigPlan, CONFIG_NODE};
+use crate::core::prep::ReconfigPlan;
 use crate::core::sequencer::{
     opcode_of, CommitRequest, CoreConfig, Entropy, Origin, ReplyMsg, Sequencer,
 };
@@ -899,8 +899,7 @@ impl Node {
         let text = self
             .seq
             .as_ref()
-            .and_then(|s| s.head().tree.get(CONFIG_NODE))
-            .and_then(|n| n.data().map(|d| String::from_utf8_lossy(d).into_owned()))
+            .map(|s| s.head().config_text())
             .unwrap_or_default();
         let current =
             Membership::parse(&text, self.cfg.multi_address).map_err(|_| ErrorCode::SystemError)?;
@@ -1495,14 +1494,7 @@ impl Node {
             }
         }
         self.hand_over_if_demoted();
-        let text = self
-            .machine
-            .state()
-            .tree
-            .get(CONFIG_NODE)
-            .and_then(|n| n.data().map(|d| String::from_utf8_lossy(d).into_owned()))
-            .unwrap_or_default();
-        self.out.membership = Some(text);
+        self.out.membership = Some(self.machine.state().config_text());
     }
 
     /// A leader the configuration no longer counts as a voter hands the lead to the

@@ -159,17 +159,12 @@ pub fn recover(
     });
     // A reconfig leaves a newer configuration in the state than the files may hold (a
     // restart between the change and the rewrite of the files): the newer one wins.
-    let version = |text: &[u8]| {
-        super::membership::Membership::parse(&String::from_utf8_lossy(text), true)
+    let version = |text: &str| {
+        super::membership::Membership::parse(text, true)
             .map(|m| m.version)
             .unwrap_or(0)
     };
-    let held = state
-        .tree
-        .get(crate::core::prep::CONFIG_NODE)
-        .and_then(|n| n.data().map(version))
-        .unwrap_or(0);
-    if version(config_text) >= held {
+    if version(&String::from_utf8_lossy(config_text)) >= version(&state.config_text()) {
         state.set_ensemble_config(config_text);
     }
     replay(stored, state, start)
