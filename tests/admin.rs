@@ -18,27 +18,9 @@ mod raw;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{four_letter_word, Kind, Server};
-
-/// The next port of this test's range.
-/// nextest runs every test in its own process, so each process starts at its own place
-/// in the range (by process id): two processes checking the same free port at once would
-/// both take it.
-fn port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = (std::process::id() % 45) as u16 * 20;
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        assert!(n < 900, "admin test ports exhausted");
-        let p = 21000 + (start + n) % 900;
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
+use common::{four_letter_word, free_port, Kind, Server};
 
 /// Every command with its names, primary first (ZooKeeper 3.9 `Commands.java`).
 const COMMANDS: &[&[&str]] = &[
@@ -146,7 +128,7 @@ fn top_value(json: &str, key: &str) -> Option<String> {
 
 /// ferrokeeper with its AdminServer on a port of this test's range.
 fn ferrokeeper_with_admin(extra: &[(&str, &str)]) -> (Server, String) {
-    let admin = port().to_string();
+    let admin = free_port().to_string();
     let mut lines = vec![
         ("admin.enableServer", "true"),
         ("admin.serverAddress", "127.0.0.1"),
@@ -383,7 +365,7 @@ impl JavaAdmin {
             );
             return None;
         }
-        let (client, admin) = (port(), port());
+        let (client, admin) = (free_port(), free_port());
         let dir = std::env::temp_dir().join(format!(
             "ferrokeeper-tests/java-admin-{}-{client}",
             std::process::id()
@@ -496,7 +478,7 @@ fn replies_have_zookeepers_keys() {
 
 #[test]
 fn admin_server_can_be_disabled_and_moved() {
-    let url = port().to_string();
+    let url = free_port().to_string();
     let fk = Server::start(
         Kind::Ferrokeeper,
         &[
@@ -522,7 +504,7 @@ fn admin_server_can_be_disabled_and_moved() {
 
 #[test]
 fn metrics_are_prometheus_text_with_zookeepers_names() {
-    let metrics = port().to_string();
+    let metrics = free_port().to_string();
     let fk = Server::start(
         Kind::Ferrokeeper,
         &[

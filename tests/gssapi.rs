@@ -67,37 +67,16 @@ fn without_the_feature_kerberos_login_names_the_feature() {
 mod kerberos {
 
     use std::io::Write;
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpStream;
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
-    use std::sync::atomic::{AtomicU16, Ordering};
     use std::sync::OnceLock;
     use std::time::{Duration, Instant};
 
-    use super::common::{Kind, Launch, Server};
+    use super::common::{free_port, Kind, Launch, Server};
 
     const SASL_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
     const REALM: &str = "FERRO.TEST";
-
-    /// The next free port of this suite's range. nextest runs every test in its own
-    /// process, so each process starts at its own place (by process id).
-    fn port() -> u16 {
-        static NEXT: AtomicU16 = AtomicU16::new(0);
-        let start = 500 + (std::process::id() % 25) as u16 * 20;
-        loop {
-            let n = NEXT.fetch_add(1, Ordering::SeqCst);
-            assert!(
-                n < 1000,
-                "the gssapi suite ran out of its ports 23000-23999"
-            );
-            let p = 23000 + (start + n) % 1000;
-            if TcpListener::bind(("127.0.0.1", p)).is_ok()
-                && TcpListener::bind(("0.0.0.0", p)).is_ok()
-            {
-                return p;
-            }
-        }
-    }
 
     /// How long setting up or running one client may take before the test gives up (a hang
     /// guard, never a timed assertion).
@@ -158,7 +137,7 @@ mod kerberos {
             .join(format!("gssapi-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let kdc_port = port();
+        let kdc_port = free_port();
         let d = dir.display();
         let krb5_conf = dir.join("krb5.conf");
         // TCP only (udp_preference_limit = 1): Java and MIT both honour it.
@@ -312,7 +291,12 @@ mod kerberos {
                 ("KRB5_CONFIG".into(), krb5.clone()),
                 ("KRB5RCACHEDIR".into(), self.dir.display().to_string()),
             ];
-            Server::start_on_port_with(kind, port(), &[("authProvider.1", SASL_PROVIDER)], &launch)
+            Server::start_on_port_with(
+                kind,
+                free_port(),
+                &[("authProvider.1", SASL_PROVIDER)],
+                &launch,
+            )
         }
     }
 

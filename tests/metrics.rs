@@ -19,26 +19,10 @@ mod raw;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Kind, Launch, Server};
+use common::{free_port, Kind, Launch, Server};
 use raw::{mode, open_acl, Conn};
-
-/// The next free port of this test's range (its own slice, apart from tests/restore.rs:
-/// nextest runs each test in its own process, so each starts by process id).
-fn port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = (std::process::id() % 45) as u16 * 20;
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        assert!(n < 90, "metrics test ports exhausted");
-        let p = 24900 + (start + n) % 90;
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
 
 /// `mntr` as a map of key (without `zk_`) to value.
 fn mntr(server: &Server) -> BTreeMap<String, String> {
@@ -202,8 +186,8 @@ async fn workload(addr: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mntr_keys_match_zookeepers_standalone() {
-    let java = Server::start_on_port_with(Kind::JavaZk, port(), &[], &Launch::default());
-    let fk = Server::start_on_port_with(Kind::Ferrokeeper, port(), &[], &Launch::default());
+    let java = Server::start_on_port_with(Kind::JavaZk, free_port(), &[], &Launch::default());
+    let fk = Server::start_on_port_with(Kind::Ferrokeeper, free_port(), &[], &Launch::default());
     workload(&java.address()).await;
     workload(&fk.address()).await;
     let (j, f) = (mntr(&java), mntr(&fk));
@@ -259,7 +243,7 @@ impl Prometheus {
             eprintln!("SKIPPED: Prometheus is not installed (tests/run.sh installs Debian's `prometheus`)");
             return None;
         }
-        let web = port();
+        let web = free_port();
         let dir = std::env::temp_dir().join(format!(
             "ferrokeeper-tests/prometheus-{}-{web}",
             std::process::id()
@@ -357,11 +341,11 @@ const DASHBOARD_EXPORTED: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_dashboard_names() {
-    let metrics = port();
+    let metrics = free_port();
     let metrics_port = metrics.to_string();
     let fk = Server::start_on_port_with(
         Kind::Ferrokeeper,
-        port(),
+        free_port(),
         &[
             (
                 "metricsProvider.className",

@@ -12,13 +12,11 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use common::ensemble::java_available;
-use common::{Kind, Launch, Server};
+use common::{free_port, Kind, Launch, Server};
 use zookeeper_client::{Acls, Client, CreateMode};
 
 const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
@@ -26,23 +24,8 @@ const ENFORCE: &[(&str, &str)] = &[("enforceQuota", "true")];
 /// How long one zkCli.sh session may take (a JVM start and a few dozen requests).
 const ZKCLI_LIMIT: Duration = Duration::from_secs(120);
 
-/// The next free port of this suite's range. nextest runs each test in its own
-/// process, so each process starts at its own place in the range (by process id).
-fn port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = (std::process::id() % 50) as u16 * 20;
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(n < 1000, "the quota suite ran out of its ports 22000-22999");
-        let p = 22000 + (start + n) % 1000;
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
-
 fn start(kind: Kind, extra: &[(&str, &str)]) -> Server {
-    Server::start_on_port_with(kind, port(), extra, &Launch::default())
+    Server::start_on_port_with(kind, free_port(), extra, &Launch::default())
 }
 
 /// Why the differential tests cannot run here, if they cannot.

@@ -22,38 +22,22 @@ mod common;
 mod raw;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Kind, Launch, Server};
+use common::{free_port, Kind, Launch, Server};
 use ferrokeeper_net::records::{Acl, Stat};
 use raw::{digest_id, mode, open_acl, perms, world, Conn, ConnectOptions, Incoming};
 
-/// The next free port of this test's range. nextest runs every test in its own process,
-/// so each process starts at its own place in the range (by process id).
-fn port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = (std::process::id() % 45) as u16 * 20;
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        assert!(n < 900, "restore test ports exhausted");
-        let p = 24000 + (start + n) % 900;
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
-
 /// A server of `kind` with its AdminServer on, both ports from this test's range.
 fn with_admin(kind: Kind, extra: &[(&str, &str)]) -> (Server, String) {
-    let admin = port().to_string();
+    let admin = free_port().to_string();
     let mut lines = vec![
         ("admin.enableServer", "true"),
         ("admin.serverAddress", "127.0.0.1"),
         ("admin.serverPort", admin.as_str()),
     ];
     lines.extend_from_slice(extra);
-    let server = Server::start_on_port_with(kind, port(), &lines, &Launch::default());
+    let server = Server::start_on_port_with(kind, free_port(), &lines, &Launch::default());
     (server, format!("http://127.0.0.1:{admin}/commands"))
 }
 
@@ -374,7 +358,7 @@ async fn a_snapshot_from_one_server_restores_into_another() {
 async fn a_zookeeper_3_8_snapshot_restores_as_java_serves_it() {
     // Java writes a tree; restarted, it writes a clean (not fuzzy) snapshot of it at
     // startup (`ZooKeeperServer.loadData` → takeSnapshot).
-    let java = Server::start_on_port_with(Kind::JavaZk, port(), &[], &Launch::default());
+    let java = Server::start_on_port_with(Kind::JavaZk, free_port(), &[], &Launch::default());
     let owner = workload(&java.address(), "/zk").await;
     let (owner_id, owner_passwd) = (owner.session_id, owner.passwd.clone());
     drop(owner);
@@ -386,7 +370,8 @@ async fn a_zookeeper_3_8_snapshot_restores_as_java_serves_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let first = java;
-    let java = Server::start_from_data_on_port(Kind::JavaZk, port(), &[], &first.dir.join("data"));
+    let java =
+        Server::start_from_data_on_port(Kind::JavaZk, free_port(), &[], &first.dir.join("data"));
     // Reattach the owner so its ephemerals stay while the tree is read.
     let keep = Conn::connect_with(
         &java.address(),

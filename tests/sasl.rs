@@ -15,14 +15,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{Kind, Launch, Server};
+use common::{free_port, Kind, Launch, Server};
 use ferrokeeper_net::jute::{Decode, Encode};
 use ferrokeeper_net::records::{
     Acl, AuthPacket, ConnectRequest, ConnectResponse, CreateRequest, ExistsRequest, GetDataRequest,
@@ -62,22 +61,6 @@ ClientWrong {
 
 // ------------------------------------------------------------------ harness
 
-/// The next port of this suite's range that is free to bind. nextest runs every test in
-/// its own process, so each process starts at its own place in the range (by process
-/// id): two processes checking the same free port at once would both take it.
-fn port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = (std::process::id() % 50) as u16 * 20;
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(n < 1000, "the sasl suite ran out of its ports 23000-23999");
-        let p = 23000 + (start + n) % 1000;
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
-
 /// The JAAS file every server and client of this run reads.
 fn jaas_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
@@ -98,7 +81,7 @@ fn start(kind: Kind, extra: &[(&str, &str)]) -> Server {
     lines.extend_from_slice(extra);
     let jaas = jaas_path().display().to_string();
     let launch = Launch::properties(&[("java.security.auth.login.config", &jaas)]);
-    Server::start_on_port_with(kind, port(), &lines, &launch)
+    Server::start_on_port_with(kind, free_port(), &lines, &launch)
 }
 
 /// Runs `case` against Java then ferrokeeper, each with `extra`; the transcripts must
@@ -696,7 +679,7 @@ fn sasl_acl_ids_are_validated_and_not_claimable() {
 fn sasl_acl_without_the_provider_is_invalid() {
     let mut transcripts = Vec::new();
     for kind in [Kind::JavaZk, Kind::Ferrokeeper] {
-        let server = Server::start_on_port_with(kind, port(), &[], &Launch::default());
+        let server = Server::start_on_port_with(kind, free_port(), &[], &Launch::default());
         let mut c = connect(&server);
         transcripts.push(create(&mut c, 1, "/no-provider", sasl_acl("bob")));
     }

@@ -14,12 +14,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Kind, Server};
+use common::{free_port, Kind, Server};
 
 /// The DN the v3 client certificate's subject has, as Java's `X500Principal.getName()`
 /// prints it (RFC 2253: most specific first, email address by OID, DER hex value).
@@ -61,22 +61,6 @@ fn missing_java() -> bool {
         && Path::new("/usr/share/java/netty-handler.jar").exists()
         && have("java", &["-version"]))
         && skip("Java ZooKeeper with Netty jars is not installed (tests/run.sh installs it)")
-}
-
-/// A port in this suite's range (24000–24999) that binds now: spread by process id, as
-/// nextest runs each test in its own process.
-fn port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 24000 + (std::process::id() % 100) as u16 * 10;
-    for _ in 0..1000 {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let p = 24000 + (base - 24000 + n) % 1000;
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no free port in 24000-24999");
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -395,7 +379,7 @@ fn four_letter_tls(pki: &Pki, port: u16, word: &str) -> String {
 /// the v3 client protects a node with its DN, reads it, the v1 client (the superuser
 /// here) reads it too, a plaintext client may not.
 fn x509_scenario(kind: Kind, pki: &Pki) -> Vec<String> {
-    let (plain, secure) = (port(), port());
+    let (plain, secure) = (free_port(), free_port());
     let mut config = pki.pem_config(secure);
     config.push((
         "X509AuthenticationProvider.superUser".into(),
@@ -463,7 +447,7 @@ fn client_auth_need_want_none() {
         ("want", "ok", "ok"),
         ("none", "ok", "ok"),
     ] {
-        let (plain, secure) = (port(), port());
+        let (plain, secure) = (free_port(), free_port());
         let mut config = pki.pem_config(secure);
         config.retain(|(k, _)| k != "ssl.keyStore.location");
         config.push(("ssl.keyStore.location".into(), pki.path("keystore-enc.pem")));
@@ -530,7 +514,7 @@ fn jks_and_pkcs12_stores() {
     }
     for kind in kinds {
         for (i, (keystore, truststore, types)) in variants.iter().enumerate() {
-            let (plain, secure) = (port(), port());
+            let (plain, secure) = (free_port(), free_port());
             let mut config = pki.pem_config(secure);
             config.retain(|(k, _)| {
                 !k.starts_with("ssl.keyStore") && !k.starts_with("ssl.trustStore")
@@ -580,8 +564,8 @@ fn port_unification_serves_tls_and_plaintext_on_the_client_port() {
         kinds.push(Kind::JavaZk);
     }
     for kind in kinds {
-        let plain = port();
-        let mut config = pki.pem_config(port());
+        let plain = free_port();
+        let mut config = pki.pem_config(free_port());
         config.retain(|(k, _)| k != "secureClientPort");
         config.push(("client.portUnification".into(), "true".into()));
         // Java registers the x509 provider by itself only for a secure port; without it
@@ -616,8 +600,8 @@ fn four_letter_words_over_tls_match_java() {
     let pki = Pki::new();
     let (mut replies, mut logs) = (Vec::new(), Vec::new());
     for kind in [Kind::Ferrokeeper, Kind::JavaZk] {
-        let secure = port();
-        let server = start(kind, port(), &pki.pem_config(secure));
+        let secure = free_port();
+        let server = start(kind, free_port(), &pki.pem_config(secure));
         let keys = |text: &str| -> Vec<String> {
             text.lines()
                 .map(|l| l.split([':', '=']).next().unwrap_or("").trim().to_string())
@@ -664,8 +648,8 @@ fn java_client_over_tls_whoami_matches_java() {
         .current_dir(&pki.dir));
     let mut outputs = Vec::new();
     for kind in [Kind::Ferrokeeper, Kind::JavaZk] {
-        let secure = port();
-        let server = start(kind, port(), &pki.pem_config(secure));
+        let secure = free_port();
+        let server = start(kind, free_port(), &pki.pem_config(secure));
         let jars = [
             "zookeeper.jar",
             "zookeeper-jute.jar",
@@ -735,7 +719,7 @@ fn a_stalled_handshake_blocks_no_one() {
         return;
     }
     let pki = Pki::new();
-    let (plain, secure) = (port(), port());
+    let (plain, secure) = (free_port(), free_port());
     let mut config = pki.pem_config(secure);
     config.push(("client.portUnification".into(), "true".into()));
     let server = start(Kind::Ferrokeeper, plain, &config);
@@ -802,9 +786,9 @@ fn a_wrong_keystore_password_stops_the_start_naming_the_key() {
             "tickTime=2000\nclientPort={}\nclientPortAddress=127.0.0.1\ndataDir={}\n\
              secureClientPort={}\nssl.keyStore.location={}\nssl.keyStore.password=wrong\n\
              ssl.trustStore.location={}\n",
-            port(),
+            free_port(),
             dir.join("data").display(),
-            port(),
+            free_port(),
             pki.path(store),
             pki.path("ca.pem"),
         );

@@ -588,33 +588,8 @@ impl Sequencer {
         };
         let op = prep(&self.head, &request, &ctx);
         let closing = matches!(op, TxnOp::CloseSession { .. });
-        let (zxid, mut outcome) = self.commit(session_id, xid, op, now_ms);
-        if let (Request::Multi(ops), Outcome::Multi(results)) = (&request, &mut outcome) {
-            // A plain create's result carries only the path; which ops are plain is
-            // decided after MultiOperationRecord rebuilt them (see multi_create_kind).
-            for (op, r) in ops.iter().zip(results.iter_mut()) {
-                let plain = match op {
-                    ferrokeeper_net::request::MultiOp::Create(c) => {
-                        super::prep::multi_create_kind(c)
-                            .is_some_and(|(op, _)| op == OpCode::Create)
-                    }
-                    _ => false,
-                };
-                if let (true, Outcome::Created { path, .. }) = (plain, &*r) {
-                    *r = Outcome::CreatedPlain(path.clone());
-                }
-            }
-        }
-        if let (Request::Reconfig(_), Outcome::DataSet(stat)) = (&request, &outcome) {
-            let data = self
-                .head
-                .tree
-                .get(super::path::CONFIG)
-                .and_then(|n| n.data().map(Arc::from))
-                .unwrap_or_else(|| Arc::from(&b""[..]));
-            outcome = Outcome::Reconfigured { data, stat: *stat };
-            self.batch.reconfig = Some(zxid);
-        }
+        let (zxid, outcome) = self.commit(session_id, xid, op, now_ms);
+        let outcome = self.reply_outcome(&request, zxid, outcome);
         self.batch.replies.push((
             conn,
             ReplyMsg::Write {
@@ -633,6 +608,38 @@ impl Sequencer {
                 },
             ));
         }
+    }
+
+    /// The reply a committed write gets: a multi's plain creates answer with the path
+    /// alone, and a reconfig answers with the new /zookeeper/config and marks the batch.
+    fn reply_outcome(&mut self, request: &Request, zxid: i64, mut outcome: Outcome) -> Outcome {
+        if let (Request::Multi(ops), Outcome::Multi(results)) = (request, &mut outcome) {
+            // A plain create's result carries only the path; which ops are plain is
+            // decided after MultiOperationRecord rebuilt them (see multi_create_kind).
+            for (op, r) in ops.iter().zip(results.iter_mut()) {
+                let plain = match op {
+                    ferrokeeper_net::request::MultiOp::Create(c) => {
+                        super::prep::multi_create_kind(c)
+                            .is_some_and(|(op, _)| op == OpCode::Create)
+                    }
+                    _ => false,
+                };
+                if let (true, Outcome::Created { path, .. }) = (plain, &*r) {
+                    *r = Outcome::CreatedPlain(path.clone());
+                }
+            }
+        }
+        if let (Request::Reconfig(_), Outcome::DataSet(stat)) = (request, &outcome) {
+            let data = self
+                .head
+                .tree
+                .get(super::path::CONFIG)
+                .and_then(|n| n.data().map(Arc::from))
+                .unwrap_or_else(|| Arc::from(&b""[..]));
+            outcome = Outcome::Reconfigured { data, stat: *stat };
+            self.batch.reconfig = Some(zxid);
+        }
+        outcome
     }
 
     /// QuorumZooKeeperServer.makeUpgradeRequest: the local session `session_id` becomes

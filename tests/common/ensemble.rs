@@ -20,10 +20,12 @@ use std::net::TcpStream;
 use super::{Kind, JAVA_BARE_PROPERTY_PREFIXES, JAVA_ZK_JARS};
 
 /// Client, quorum and election ports of ensemble tests come from this range
-/// (`[PORT_RANGE_START, PORT_RANGE_END)`).
-pub const PORT_RANGE_START: u16 = 41000;
+/// (`[PORT_RANGE_START, PORT_RANGE_END)`), below the kernel's ephemeral ports (a client
+/// socket of another test could otherwise hold a port between its check and its bind)
+/// and below the ports [`super::free_port`] hands out.
+pub const PORT_RANGE_START: u16 = 12000;
 /// See [`PORT_RANGE_START`].
-pub const PORT_RANGE_END: u16 = 43000;
+pub const PORT_RANGE_END: u16 = 15000;
 
 /// How long a wait for an ensemble to form may take before the test fails. This is not an
 /// assertion about speed: it only keeps a broken setup from hanging the suite.

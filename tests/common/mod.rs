@@ -88,10 +88,39 @@ pub struct Server {
     child: Child,
 }
 
-/// A free loopback port (bound then released; a race is possible but rare).
+/// A loopback port that was free a moment ago, for a server a test is about to start.
+///
+/// Ports come from below the kernel's ephemeral range (`ip_local_port_range`), so that no
+/// client socket of a parallel test can be handed the port between this check and the
+/// server's bind; and they are drawn at random, so that the many processes nextest runs
+/// at once rarely draw the same one (a port is checked by binding it on 127.0.0.1 and on
+/// the wildcard address, then released). One process never gets a port twice. The
+/// ensemble range ([`ensemble::PORT_RANGE_START`]..) lies below this one.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let low = ensemble::PORT_RANGE_END;
+    let high = ephemeral_low().max(low + 1000);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..10_000 {
+        let port = rand::random_range(low..high);
+        if !given.contains(&port)
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("0.0.0.0", port)).is_ok()
+        {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high}");
+}
+
+/// The first port of the kernel's ephemeral range (32768 if it cannot be read).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
 }
 
 fn temp_dir(kind: Kind) -> PathBuf {
