@@ -837,38 +837,12 @@ fn differential_ensemble_ferrokeeper_vs_java() {
     drop(java);
 }
 
-/// The Debian jars the Curator program needs (`libcurator-recipes-java` and the
-/// ZooKeeper client), or why they are missing.
-fn curator_classpath() -> Result<String, String> {
-    let jars = [
-        "curator-client",
-        "curator-framework",
-        "curator-recipes",
-        "guava",
-        "slf4j-api",
-        "slf4j-simple",
-        "zookeeper",
-        "zookeeper-jute",
-    ];
-    let mut cp = Vec::new();
-    for j in jars {
-        let path = format!("/usr/share/java/{j}.jar");
-        if !Path::new(&path).exists() {
-            return Err(format!(
-                "{path} missing (apt-get install libcurator-recipes-java)"
-            ));
-        }
-        cp.push(path);
-    }
-    Ok(cp.join(":"))
-}
-
 /// Curator's InterProcessMutex, a counter incremented under it and a LeaderLatch, run by
 /// four workers for 12 s while the leader is killed with -9 and restarted
 /// (`tests/cross/CuratorEnsemble.java`): no increment lost or doubled, no two holders of
 /// the lock, exactly one latch leader at the end.
 fn curator_recipes_survive_a_leader_kill(kind: Kind) {
-    let cp = match curator_classpath() {
+    let cp = match common::curator_classpath() {
         Ok(cp) => cp,
         Err(why) => return skip(&why),
     };

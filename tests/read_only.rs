@@ -8,6 +8,8 @@
 //!   (`tests/cross/kazoo_read_only.py`) and the Java shell (`zkCli.sh -r`) read, writes and
 //!   `sync` get NotReadOnly, a client that did not ask for read-only is refused. When the
 //!   two return, the member rejoins and the kazoo client, still running, writes again.
+//!   Curator with `canBeReadOnly(true)` (`tests/cross/CuratorReadOnly.java`) sees
+//!   READ_ONLY, reads, gets NotReadOnlyException on writes, then RECONNECTED and writes.
 //! - Local sessions (`localSessionsEnabled=true`, with and without
 //!   `localSessionsUpgradingEnabled`): `tests/cross/kazoo_local_sessions.py` checks that a
 //!   local session writes, is unknown to other members, and is upgraded by an ephemeral
@@ -239,6 +241,15 @@ fn read_only_mode(kind: Kind) {
     let mut kazoo = Phased::start(kazoo);
     let report = kazoo.phase("ro");
     assert_all_ok("kazoo in read-only mode", &report, &ensemble.logs_tail(30));
+    let mut curator = curator(&address);
+    if let Some(curator) = curator.as_mut() {
+        let report = curator.phase("ro");
+        assert_all_ok(
+            "Curator in read-only mode",
+            &report,
+            &ensemble.logs_tail(30),
+        );
+    }
 
     // The Java client through its shell: `-r` asks for read-only. A read answers as
     // usual; each write or sync prints the NotReadOnly error and the shell goes on.
@@ -272,7 +283,33 @@ fn read_only_mode(kind: Kind) {
         &ensemble.logs_tail(30),
     );
     assert!(kazoo.finish(), "kazoo_read_only.py failed");
+    if let Some(mut curator) = curator {
+        let report = curator.phase("rejoined");
+        assert_all_ok(
+            "Curator after the quorum returned",
+            &report,
+            &ensemble.logs_tail(30),
+        );
+        assert!(curator.finish(), "CuratorReadOnly.java failed");
+    }
     ensemble.wait_converged();
+}
+
+/// Curator with `canBeReadOnly(true)` on `address` (`tests/cross/CuratorReadOnly.java`),
+/// or `None` with the reason printed when its jars are missing.
+fn curator(address: &str) -> Option<Phased> {
+    let cp = match common::curator_classpath() {
+        Ok(cp) => cp,
+        Err(why) => {
+            eprintln!("SKIPPED (the Curator part only): {why}");
+            return None;
+        }
+    };
+    let mut java = Command::new("java");
+    java.args(["-Dorg.slf4j.simpleLogger.defaultLogLevel=error", "-cp", &cp])
+        .arg(script("CuratorReadOnly.java"))
+        .arg(address);
+    Some(Phased::start(java))
 }
 
 #[test]

@@ -18,7 +18,7 @@ use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState};
 use crate::config::ensemble::{check_addresses, resolve, PeerRole, ServerSpec};
 
 /// The servers of one configuration and its version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Membership {
     /// Every server, by id.
     pub servers: BTreeMap<u64, ServerSpec>,

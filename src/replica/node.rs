@@ -396,6 +396,16 @@ impl Node {
         self.role
     }
 
+    /// The voters and learners of the Raft configuration this member runs with (the
+    /// incoming side while a joint change is under way), each sorted.
+    pub fn raft_members(&self) -> (Vec<u64>, Vec<u64>) {
+        let cs = self.raw.raft.prs().conf().to_conf_state();
+        let (mut voters, mut learners) = (cs.voters, cs.learners);
+        voters.sort_unstable();
+        learners.sort_unstable();
+        (voters, learners)
+    }
+
     /// The leader's id (0 when none is known).
     pub fn leader(&self) -> u64 {
         self.leader
@@ -1501,7 +1511,11 @@ impl Node {
     /// most up-to-date voter; again on later ticks while the handover has not happened
     /// (the voter may not have applied the change yet, and then refuses to campaign).
     fn hand_over_if_demoted(&mut self) {
-        if self.role != Role::Leader || self.raw.raft.lead_transferee.is_some() {
+        if self.raw.raft.state != StateRole::Leader {
+            return;
+        }
+        if self.raw.raft.lead_transferee.is_some() {
+            self.step_down_if_removed();
             return;
         }
         let cs = self.raw.raft.prs().conf().to_conf_state();
@@ -1523,6 +1537,25 @@ impl Node {
                 "reconfig: this leader no longer votes; handing over"
             );
             self.raw.transfer_leader(to);
+        }
+        self.step_down_if_removed();
+    }
+
+    /// A leader removed outright steps down in its term. raft-rs would go on leading
+    /// without a progress entry of its own and panic on the next append response
+    /// (`maybe_commit` unwraps it; raft-rs marks that branch untested). A TimeoutNow the
+    /// handover queued still goes out; otherwise the voters elect a leader when their
+    /// election timeout passes.
+    fn step_down_if_removed(&mut self) {
+        let me = self.cfg.id;
+        if self.raw.raft.state == StateRole::Leader && self.raw.raft.prs().get(me).is_none() {
+            let term = self.raw.raft.term;
+            self.raw.raft.become_follower(term, raft::INVALID_ID);
+            tracing::info!(
+                me,
+                term,
+                "reconfig: this leader left the ensemble; stepped down"
+            );
         }
     }
 

@@ -481,3 +481,29 @@ pub fn four_letter_word(port: u16, cmd: &str) -> std::io::Result<String> {
     s.read_to_string(&mut out)?;
     Ok(out)
 }
+
+/// The Debian jars the Curator program needs (`libcurator-recipes-java` and the
+/// ZooKeeper client), or why they are missing.
+pub fn curator_classpath() -> Result<String, String> {
+    let jars = [
+        "curator-client",
+        "curator-framework",
+        "curator-recipes",
+        "guava",
+        "slf4j-api",
+        "slf4j-simple",
+        "zookeeper",
+        "zookeeper-jute",
+    ];
+    let mut cp = Vec::new();
+    for j in jars {
+        let path = format!("/usr/share/java/{j}.jar");
+        if !Path::new(&path).exists() {
+            return Err(format!(
+                "{path} missing (apt-get install libcurator-recipes-java)"
+            ));
+        }
+        cp.push(path);
+    }
+    Ok(cp.join(":"))
+}

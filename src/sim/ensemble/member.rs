@@ -16,15 +16,14 @@ use raft::eraftpb::EntryType;
 
 use crate::core::sequencer::{CoreConfig, Entropy, SeededEntropy};
 use crate::core::state::DataState;
-use crate::replica::node::{Node, NodeConfig, Persist};
+use crate::replica::membership::Membership;
+use crate::replica::node::{entry_parts, Node, NodeConfig, Persist};
 use crate::replica::recover::replay;
 use crate::replica::wire;
 
 /// The settings every member shares.
 #[derive(Clone)]
 pub struct MemberConfig {
-    /// Voting members.
-    pub voters: Vec<u64>,
     /// The sequencer's settings, but for `server_id`.
     pub core: CoreConfig,
     /// The Raft log's settings.
@@ -105,10 +104,13 @@ impl Member {
             .map_err(|e| format!("member {}: recovery: {e}", self.id))?;
         self.mirror.clear();
         for e in &r.entries {
-            if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
-                self.mirror.insert(e.index, e.data.to_vec());
-            }
+            self.mirror_entry(e)?;
         }
+        // The membership is the recovered state's, as the server takes it.
+        let membership = Membership::parse(&r.state.config_text(), false)
+            .ok()
+            .filter(|m| !m.servers.is_empty())
+            .ok_or_else(|| format!("member {}: no membership in /zookeeper/config", self.id))?;
         self.cursor = 0;
         self.applied_zxid = 0;
         let recovered_zxid = r.state.last_zxid;
@@ -119,8 +121,8 @@ impl Member {
         let election_tick = rng.range(8, 20) as usize;
         let node_cfg = NodeConfig {
             id: self.id,
-            voters: cfg.voters.clone(),
-            learners: Vec::new(),
+            voters: membership.voters(),
+            learners: membership.learners(),
             election_tick,
             max_election_tick: election_tick + 1,
             heartbeat_tick: 2,
@@ -177,14 +179,18 @@ impl Member {
     }
 
     /// Takes the node's log work: into the mirror now, onto the disk when due.
-    pub fn queue(&mut self, jobs: Vec<Persist>, now: i64, rng: &mut Prng, delay_ms: (u64, u64)) {
+    pub fn queue(
+        &mut self,
+        jobs: Vec<Persist>,
+        now: i64,
+        rng: &mut Prng,
+        delay_ms: (u64, u64),
+    ) -> Result<(), String> {
         for p in jobs {
             if let Some(first) = p.entries.first() {
                 let _ = self.mirror.split_off(&first.index);
                 for e in &p.entries {
-                    if e.get_entry_type() == EntryType::EntryNormal && !e.data.is_empty() {
-                        self.mirror.insert(e.index, e.data.to_vec());
-                    }
+                    self.mirror_entry(e)?;
                 }
             }
             // Jobs complete in order: none is due before the one queued ahead of it.
@@ -192,6 +198,22 @@ impl Member {
                 .max(self.jobs.back().map_or(i64::MIN, |(d, _)| *d));
             self.jobs.push_back((due, p));
         }
+        Ok(())
+    }
+
+    /// Keeps entry `e`'s batch, if it carries one (a normal entry's data, or a
+    /// configuration change's context).
+    fn mirror_entry(&mut self, e: &raft::eraftpb::Entry) -> Result<(), String> {
+        let parts = entry_parts(e).map_err(|err| {
+            format!(
+                "member {}: entry {} does not decode: {err}",
+                self.id, e.index
+            )
+        })?;
+        if let Some((batch, _)) = parts.filter(|(b, _)| !b.is_empty()) {
+            self.mirror.insert(e.index, batch.into_owned());
+        }
+        Ok(())
     }
 
     /// Does the log work due by `now`. `Err` is the log's fail-stop (the member must

@@ -12,10 +12,16 @@
 //! 4. a session's acknowledged writes have increasing zxids;
 //! 5. an ephemeral disappears only through its session's close or a delete.
 //!
+//! Clients also change the membership now and then (`reconfig` as the super user: a
+//! voter leaves, or one that left joins again, one server at a time), so elections,
+//! crashes and partitions meet configuration changes in flight.
+//!
 //! And at the end, after healing everything:
 //! 6. a leader is elected and a write commits within [`LIVENESS_MS`] of simulated time;
 //! 3. every acknowledged write is in the history at its zxid (same session and xid), and
-//!    every member converges on the twin's state (so its effect is visible).
+//!    every member converges on the twin's state (so its effect is visible);
+//! 7. after a client has brought every server back into the membership, each member's
+//!    Raft configuration is the one `/zookeeper/config` names.
 //!
 //! `tests/sim_ensemble.rs` runs it (`FK_ENS_SEED`, `FK_ENS_SEEDS`, `FK_ENS_LONG`).
 
@@ -74,6 +80,8 @@ pub struct Summary {
     pub txns: u64,
     /// Client reconnections.
     pub connects: u64,
+    /// Membership changes (`reconfig`) sent, and acknowledged.
+    pub reconfigs: (u64, u64),
 }
 
 impl Summary {
@@ -93,6 +101,8 @@ impl Summary {
         self.acks += o.acks;
         self.txns += o.txns;
         self.connects += o.connects;
+        self.reconfigs.0 += o.reconfigs.0;
+        self.reconfigs.1 += o.reconfigs.1;
     }
 }
 
@@ -100,7 +110,7 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seeds {} steps {} elections {} crashes {} (fail-stops {}) partitions {} disk fault plans {} frames sent {} lost {} duplicated {} connects {} writes {} acknowledged {} txns {}",
+            "seeds {} steps {} elections {} crashes {} (fail-stops {}) partitions {} disk fault plans {} frames sent {} lost {} duplicated {} connects {} writes {} acknowledged {} txns {} reconfigs sent {} acknowledged {}",
             self.seeds,
             self.steps,
             self.elections,
@@ -114,7 +124,9 @@ impl fmt::Display for Summary {
             self.connects,
             self.writes,
             self.acks,
-            self.txns
+            self.txns,
+            self.reconfigs.0,
+            self.reconfigs.1
         )
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ferrokeeper_net::records::{Id, ReconfigRequest};
 use ferrokeeper_net::request::{CreateOp, Request};
 use ferrokeeper_storage::backend::sim::{Prng, SimFaults};
 use ferrokeeper_storage::log::LogOptions;
@@ -17,6 +18,7 @@ use crate::core::acl::AuthIds;
 use crate::core::apply::Outcome;
 use crate::core::sequencer::{CommitRequest, CoreConfig, Origin, ReplyMsg};
 use crate::core::state::DataState;
+use crate::replica::membership::Membership;
 use crate::replica::node::{Output, Role};
 
 const START_MS: i64 = 1_700_000_000_000;
@@ -48,12 +50,16 @@ struct Run {
     history: History,
     acks: Vec<Ack>,
     auth: Arc<AuthIds>,
+    /// A super user's ids, for `reconfig`.
+    super_auth: Arc<AuthIds>,
     /// Faults are injected (false once healing starts).
     chaos: bool,
     /// Clients send writes (false while settling).
     writing: bool,
     /// Client 0 sends the liveness probe instead of its writes.
     probing: bool,
+    /// Client 0 brings every server back into the membership instead of writing.
+    rejoining: bool,
     heal_at: Option<i64>,
     /// The liveness probe's xid and acknowledgment, once sent / answered.
     probe: (Option<i32>, bool),
@@ -115,12 +121,11 @@ impl Run {
             server_id: 0,
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
-            reconfig_enabled: false,
+            reconfig_enabled: true,
             container_max_never_used_ms: 0,
         };
         let disk_max = rng.range(0, 30);
         let cfg = MemberConfig {
-            voters: ids.clone(),
             core,
             log,
             config_text: config_text.clone(),
@@ -151,9 +156,18 @@ impl Run {
             history: History::new(fresh),
             acks: Vec::new(),
             auth: Arc::new(AuthIds::from_ip_id("127.0.0.1".into())),
+            super_auth: Arc::new({
+                let mut a = AuthIds::from_ip_id("127.0.0.1".into());
+                a.add(Id {
+                    scheme: crate::core::acl::SUPER.into(),
+                    id: String::new(),
+                });
+                a
+            }),
             chaos: true,
             writing: true,
             probing: false,
+            rejoining: false,
             heal_at: None,
             probe: (None, false),
             roles: BTreeMap::new(),
@@ -199,8 +213,24 @@ impl Run {
             "liveness: probe committed after {} ms",
             self.now - started
         ));
-        // Convergence: every member applies the whole history.
+        // Every server is a voter again (it may have been left out), so that all of
+        // them converge below.
         self.probing = false;
+        self.rejoining = true;
+        let started = self.now;
+        while !self.missing_voters().is_empty() {
+            if self.now - started > LIVENESS_MS {
+                return Err(format!(
+                    "membership: {} ms after healing, servers {:?} are still not voters (roles {:?})",
+                    self.now - started,
+                    self.missing_voters(),
+                    self.roles
+                ));
+            }
+            self.one_step()?;
+        }
+        self.rejoining = false;
+        // Convergence: every member applies the whole history.
         self.writing = false;
         let started = self.now;
         loop {
@@ -237,6 +267,55 @@ impl Run {
                 .all(|m| m.is_up() && m.jobs_pending() == 0 && m.applied_zxid == top)
     }
 
+    /// The committed membership (the twin's `/zookeeper/config`).
+    fn membership(&self) -> Membership {
+        Membership::parse(&self.history.twin.config_text(), false).unwrap_or_default()
+    }
+
+    /// Servers the committed membership does not count as voters.
+    fn missing_voters(&self) -> Vec<u64> {
+        let voters = self.membership().voters();
+        self.members
+            .keys()
+            .copied()
+            .filter(|id| !voters.contains(id))
+            .collect()
+    }
+
+    /// A membership change for a client to ask: while faults run, a voter leaves (never
+    /// below a majority of all servers) or one that left joins again; while rejoining,
+    /// every server not a voter joins.
+    fn reconfig_request(&mut self) -> Request {
+        let n = self.settings.nodes;
+        let voters = self.membership().voters();
+        let line = |id: u64| format!("server.{id}=127.0.0.{id}:2888:3888:participant;0.0.0.0:2181");
+        let missing = self.missing_voters();
+        let (joining, leaving) = if self.rejoining {
+            (
+                missing
+                    .iter()
+                    .map(|id| line(*id))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                String::new(),
+            )
+        } else if !missing.is_empty()
+            && (voters.len() as u64 <= n / 2 + 1 || self.rng.chance(500_000))
+        {
+            let id = missing[self.rng.below(missing.len() as u64) as usize];
+            (line(id), String::new())
+        } else {
+            let id = voters[self.rng.below(voters.len() as u64) as usize];
+            (String::new(), id.to_string())
+        };
+        Request::Reconfig(ReconfigRequest {
+            joining_servers: joining,
+            leaving_servers: leaving,
+            new_members: String::new(),
+            cur_config_id: -1,
+        })
+    }
+
     fn heal(&mut self) {
         self.chaos = false;
         self.net.heal();
@@ -269,6 +348,19 @@ impl Run {
             }
         }
         self.summary.acks += self.acks.len() as u64;
+        let membership = self.membership();
+        for m in self.members.values() {
+            if let Some(node) = &m.node {
+                let want = (membership.voters(), membership.learners());
+                if node.raft_members() != want {
+                    return Err(format!(
+                        "member {}: its Raft configuration (voters, learners) {:?} is not /zookeeper/config's {want:?}",
+                        m.id,
+                        node.raft_members()
+                    ));
+                }
+            }
+        }
         if let Some(e) = crate::sim::check::check_indexes(&self.history.twin) {
             return Err(format!("the twin's indexes: {e}"));
         }
@@ -442,7 +534,7 @@ impl Run {
         let Some(m) = self.members.get_mut(&id) else {
             return Ok(());
         };
-        m.queue(out.persist, self.now, &mut self.rng, delay);
+        m.queue(out.persist, self.now, &mut self.rng, delay)?;
         for (to, kind, payload) in out.send {
             let frame = Frame {
                 from: id,
@@ -562,6 +654,9 @@ impl Run {
                         if self.probe.0 == Some(xid) && ci == 0 {
                             self.probe.1 = true;
                         }
+                        if matches!(request, Request::Reconfig(_)) {
+                            self.summary.reconfigs.1 += 1;
+                        }
                     }
                     if matches!(request, Request::CloseSession) {
                         c.session = None;
@@ -653,7 +748,12 @@ impl Run {
                 self.clients[ci].touched_at = now;
             }
             let r = self.rng.below(1000);
-            let request = if ci == 0 && self.probing {
+            let request = if ci == 0 && self.rejoining {
+                if !self.clients[ci].pending.is_empty() {
+                    continue;
+                }
+                self.reconfig_request()
+            } else if ci == 0 && self.probing {
                 // The liveness probe: one create at a time until one is acknowledged.
                 if !self.clients[ci].pending.is_empty() {
                     continue;
@@ -674,6 +774,8 @@ impl Run {
                 continue;
             } else if r < 10 {
                 Request::CloseSession
+            } else if r < 13 {
+                self.reconfig_request()
             } else if self.clients[ci].pending.len() < PIPELINE_MAX {
                 clients::write_request(&mut self.rng)
             } else {
@@ -695,7 +797,14 @@ impl Run {
             c.pending.insert(xid, request.clone());
             self.waiting_since.entry(ci).or_insert(now);
             self.summary.writes += 1;
-            let msg = clients::write(origin, session.id, xid, request, &self.auth);
+            let auth = if matches!(request, Request::Reconfig(_)) {
+                self.summary.reconfigs.0 += 1;
+                self.trace(format_args!("client {ci}: asks {request:?}"));
+                &self.super_auth
+            } else {
+                &self.auth
+            };
+            let msg = clients::write(origin, session.id, xid, request, auth);
             if let Some(node) = self.members.get_mut(&id).and_then(|m| m.node.as_mut()) {
                 node.client(msg, now);
             }
