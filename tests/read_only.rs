@@ -9,7 +9,8 @@
 //!   `sync` get NotReadOnly, a client that did not ask for read-only is refused. When the
 //!   two return, the member rejoins and the kazoo client, still running, writes again.
 //!   Curator with `canBeReadOnly(true)` (`tests/cross/CuratorReadOnly.java`) sees
-//!   READ_ONLY, reads, gets NotReadOnlyException on writes, then RECONNECTED and writes.
+//!   READ_ONLY, reads, gets NotReadOnlyException on writes, then SUSPENDED, CONNECTED
+//!   and writes.
 //! - Local sessions (`localSessionsEnabled=true`, with and without
 //!   `localSessionsUpgradingEnabled`): `tests/cross/kazoo_local_sessions.py` checks that a
 //!   local session writes, is unknown to other members, and is upgraded by an ephemeral
