@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
-use raft::eraftpb::{Entry as RaftEntry, EntryType, HardState};
 
 use super::node::{Node, Role};
 use super::recover;
@@ -22,19 +21,10 @@ use crate::commit::stage::{now_ms, Completion, StageMsg};
 use crate::commit::FailStop;
 use crate::peer::{Incoming, PeerConfig, PeerNet};
 
-/// Log work for the log executor: append `entries` (replacing any stored suffix from the
-/// first one's index), store `hard_state`, then acknowledge `number`.
-#[derive(Debug)]
-pub struct LogJob {
-    /// raft-rs's ready number.
-    pub number: u64,
-    /// Consecutive entries.
-    pub entries: Vec<RaftEntry>,
-    /// Term and vote to make durable.
-    pub hard_state: Option<HardState>,
-    /// A snapshot was installed at this index: empty the log before appending.
-    pub snapshot: Option<u64>,
-}
+/// Log work for the log executor: append the entries (replacing any stored suffix from
+/// the first one's index, the last one stamped with the commit index), store the hard
+/// state, then acknowledge the number.
+pub type LogJob = super::node::Persist;
 
 /// Everything the ensemble's commit executor needs.
 pub struct Parts {
@@ -305,12 +295,6 @@ pub async fn run(p: Parts) {
             net.send(to, kind, payload);
         }
         for job in out.persist {
-            let job = LogJob {
-                number: job.number,
-                entries: job.entries,
-                hard_state: job.hard_state,
-                snapshot: job.snapshot,
-            };
             if to_log.send(job).await.is_err() {
                 tracing::error!("log executor gone; stopping the ensemble driver");
                 return;
@@ -548,14 +532,6 @@ async fn fetch_snapshot(
 }
 
 /// Raft entry kinds as the log stores them.
-fn kind_of(e: &RaftEntry) -> u8 {
-    match e.get_entry_type() {
-        EntryType::EntryNormal => 0,
-        EntryType::EntryConfChange => 1,
-        EntryType::EntryConfChangeV2 => 2,
-    }
-}
-
 /// The log executor of an ensemble member: appends each job's entries (one write and
 /// one fdatasync for every job already queued), stores term and vote, then acknowledges.
 /// Failure is fail-stop, as for the standalone log.
@@ -583,9 +559,13 @@ pub async fn run_log(
         // Runs of jobs whose entries continue each other go in one append; a job whose
         // first entry overwrites earlier ones starts a new run (the log truncates then),
         // and a snapshot install empties the log first.
+        let stamps: Vec<Option<Vec<u8>>> = queued
+            .iter()
+            .map(|j| super::recover::commit_stamp(&j.entries, j.commit))
+            .collect();
         let mut run: Vec<EntryRef<'_>> = Vec::new();
         let mut hard_state = None;
-        for job in &queued {
+        for (job, stamp) in queued.iter().zip(&stamps) {
             let restart = job.snapshot.is_some()
                 || matches!((job.entries.first(), run.last()), (Some(f), Some(l)) if f.index != l.index + 1);
             if restart && !run.is_empty() {
@@ -603,14 +583,10 @@ pub async fn run_log(
                     }
                 }
             }
-            for e in &job.entries {
-                run.push(EntryRef {
-                    index: e.index,
-                    term: e.term,
-                    kind: kind_of(e),
-                    data: &e.data,
-                });
-            }
+            run.extend(super::recover::stored_entries(
+                &job.entries,
+                stamp.as_deref(),
+            ));
             if let Some(hs) = &job.hard_state {
                 hard_state = Some(StoredHs {
                     term: hs.term,
@@ -626,6 +602,7 @@ pub async fn run_log(
             }
         }
         drop(run);
+        drop(stamps);
         if let Some(hs) = hard_state {
             if let Err(e) = log.save_hard_state(&hs) {
                 fail.stop(format!("raft hard state write failed: {e}"));

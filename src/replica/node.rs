@@ -134,6 +134,9 @@ pub struct Persist {
     pub hard_state: Option<HardState>,
     /// A snapshot installed at this index: drop every stored entry before appending.
     pub snapshot: Option<u64>,
+    /// The commit index when the entries were handed out, stored with the last of them
+    /// (see [`crate::replica::recover::stored_entries`]).
+    pub commit: u64,
 }
 
 /// A snapshot the leader sent: the driver writes it as a snapshot file, loads the state
@@ -1212,10 +1215,9 @@ impl Node {
             let tv = (hs.term, hs.vote);
             self.raw.mut_store().mem.wl().set_hardstate(hs.clone());
             // Term and vote must be durable before a vote or an append response leaves.
-            // The commit index need not be (Raft relearns it from the leader), but a
-            // restarted member replays its log only up to the stored one and serves that
-            // state until it hears from the leader: store it about once a second, one
-            // small extra sync, so a restart does not go back far.
+            // The commit index rides with the entries (`Persist::commit`), which a
+            // configuration change needs; the hard state's copy is also stored about once
+            // a second, for a restart after a quiet spell.
             let commit_due = hs.commit > self.durable_commit.0
                 && now_ms - self.durable_commit.1 >= COMMIT_SAVE_INTERVAL_MS;
             if tv != self.durable_term_vote || commit_due {
@@ -1234,6 +1236,7 @@ impl Node {
                 entries,
                 hard_state: durable_hs,
                 snapshot: installed_at,
+                commit: self.raw.raft.raft_log.committed,
             });
             if !persisted.is_empty() {
                 self.held.push_back((number, persisted));
@@ -1253,6 +1256,7 @@ impl Node {
                     entries: Vec::new(),
                     hard_state: None,
                     snapshot: None,
+                    commit: 0,
                 });
             }
         }

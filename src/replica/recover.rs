@@ -99,20 +99,98 @@ pub struct Recovered {
     pub offer: Option<(i64, u64, u64)>,
 }
 
-/// The raft-rs entry for a stored one.
-pub fn entry_from_stored(e: ferrokeeper_storage::raftlog::Entry) -> RaftEntry {
+/// Bit of a stored entry's kind: its stored data starts with a commit index (u64 LE),
+/// then the entry's own data.
+///
+/// The last entry of each append carries the commit index its member knew, so that the
+/// index is durable exactly when the entries are (one checksummed frame). A restart
+/// applies the log up to it and takes the membership from that state; a configuration
+/// change needs this. raft-rs lets a change take effect when applied, which is safe
+/// while any two configurations members use are at most one change apart, and the
+/// leader proposes change k+1 only once it applied change k, so an append carrying
+/// change k+1 carries a commit index at or past change k. With the commit index stored
+/// apart (once a second, as before), a member that crashed could restart two changes
+/// behind and be elected by servers already removed: the ensemble simulator found a
+/// txn committed by the current majority lost that way.
+pub const COMMIT_STAMP: u8 = 0x80;
+
+/// The stored data of a job's last entry: `commit`, then the entry's data. `None` when
+/// the job has no entries.
+pub fn commit_stamp(entries: &[RaftEntry], commit: u64) -> Option<Vec<u8>> {
+    let last = entries.last()?;
+    let mut data = Vec::with_capacity(8 + last.data.len());
+    data.extend_from_slice(&commit.to_le_bytes());
+    data.extend_from_slice(&last.data);
+    Some(data)
+}
+
+/// A job's entries as the Raft log stores them: the entry type as the kind (0 normal,
+/// 1 conf change, 2 conf change v2) and the last one with `stamp`
+/// ([`commit_stamp`]).
+pub fn stored_entries<'a>(
+    entries: &'a [RaftEntry],
+    stamp: Option<&'a [u8]>,
+) -> impl Iterator<Item = ferrokeeper_storage::raftlog::EntryRef<'a>> + 'a {
+    let last = entries.len().saturating_sub(1);
+    entries.iter().enumerate().map(move |(i, e)| {
+        let kind = match e.get_entry_type() {
+            EntryType::EntryNormal => 0,
+            EntryType::EntryConfChange => 1,
+            EntryType::EntryConfChangeV2 => 2,
+        };
+        match stamp.filter(|_| i == last) {
+            Some(data) => ferrokeeper_storage::raftlog::EntryRef {
+                index: e.index,
+                term: e.term,
+                kind: kind | COMMIT_STAMP,
+                data,
+            },
+            None => ferrokeeper_storage::raftlog::EntryRef {
+                index: e.index,
+                term: e.term,
+                kind,
+                data: &e.data,
+            },
+        }
+    })
+}
+
+/// The raft-rs entry for a stored one, and the commit index stamped on it, if any.
+///
+/// # Errors
+/// A stamped entry too short to hold its stamp.
+pub fn entry_from_stored(
+    e: ferrokeeper_storage::raftlog::Entry,
+) -> Result<(RaftEntry, Option<u64>), ReplayError> {
     let mut r = RaftEntry {
         index: e.index,
         term: e.term,
         ..Default::default()
     };
-    r.set_entry_type(match e.kind {
+    r.set_entry_type(match e.kind & !COMMIT_STAMP {
         1 => EntryType::EntryConfChange,
         2 => EntryType::EntryConfChangeV2,
         _ => EntryType::EntryNormal,
     });
-    r.data = e.data.into();
-    r
+    let mut data = e.data;
+    let mut stamp = None;
+    if e.kind & COMMIT_STAMP != 0 {
+        let Some(head) = data.get(..8) else {
+            return Err(ReplayError::Entry {
+                index: e.index,
+                source: super::wire::WireError::Other(format!(
+                    "a stamped entry of {} bytes has no commit index",
+                    data.len()
+                )),
+            });
+        };
+        let mut b = [0u8; 8];
+        b.copy_from_slice(head);
+        stamp = Some(u64::from_le_bytes(b));
+        data.drain(..8);
+    }
+    r.data = data.into();
+    Ok((r, stamp))
 }
 
 /// Rebuilds the committed state: the newest snapshot that has a Raft position (or a
@@ -203,12 +281,13 @@ pub fn replay(
 ) -> Result<Recovered, ReplayError> {
     let offer = start.map(|(i, t)| (state.last_zxid, i, t));
     let after = start.map(|s| s.0).unwrap_or(0);
-    let entries: Vec<RaftEntry> = stored
-        .entries
-        .into_iter()
-        .filter(|e| e.index > after)
-        .map(entry_from_stored)
-        .collect();
+    let mut stamped = 0;
+    let mut entries: Vec<RaftEntry> = Vec::with_capacity(stored.entries.len());
+    for e in stored.entries.into_iter().filter(|e| e.index > after) {
+        let (e, stamp) = entry_from_stored(e)?;
+        stamped = stamped.max(stamp.unwrap_or(0));
+        entries.push(e);
+    }
     if let Some(first) = entries.first() {
         if first.index != after + 1 {
             return Err(ReplayError::Gap {
@@ -218,13 +297,14 @@ pub fn replay(
         }
     }
     let last = entries.last().map(|e| e.index).unwrap_or(after);
-    // The commit index is stored beside term and vote; entries past the last stored one
-    // cannot be applied (a torn tail may have taken them), and raft-rs refuses a commit
-    // beyond its log.
+    // The commit index is stored beside term and vote and stamped on entries (see
+    // `COMMIT_STAMP`): the larger counts. Entries past the last stored one cannot be
+    // applied (a torn tail may have taken them), and raft-rs refuses a commit beyond its
+    // log.
     let hard_state = stored.hard_state.map(|h| HardState {
         term: h.term,
         vote: h.vote,
-        commit: h.commit.min(last).max(after),
+        commit: h.commit.max(stamped).min(last).max(after),
         ..Default::default()
     });
     let applied = hard_state

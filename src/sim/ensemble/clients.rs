@@ -146,7 +146,12 @@ pub fn write_request(rng: &mut Prng) -> Request {
 }
 
 /// The handshake of `c` on connection `conn`: a reattach when it has a session.
-pub fn connect_request(c: &Client, conn: Origin, timeout_ms: i32) -> CommitRequest {
+pub fn connect_request(
+    c: &Client,
+    conn: Origin,
+    timeout_ms: i32,
+    read_only: bool,
+) -> CommitRequest {
     let (session_id, passwd) = match c.session {
         Some(s) => (s.id, s.passwd.to_vec()),
         None => (0, vec![0; 16]),
@@ -161,8 +166,8 @@ pub fn connect_request(c: &Client, conn: Origin, timeout_ms: i32) -> CommitReque
                 session_id,
                 passwd: Buffer(passwd),
             },
-            read_only: false,
-            has_read_only: false,
+            read_only,
+            has_read_only: true,
         },
     }
 }

@@ -12,13 +12,12 @@ use std::collections::{BTreeMap, VecDeque};
 use ferrokeeper_storage::backend::sim::{Prng, SimFaults, SimStorage};
 use ferrokeeper_storage::log::LogOptions;
 use ferrokeeper_storage::raftlog::{EntryRef, HardState as StoredHs, RaftLog};
-use raft::eraftpb::EntryType;
 
 use crate::core::sequencer::{CoreConfig, Entropy, SeededEntropy};
 use crate::core::state::DataState;
 use crate::replica::membership::Membership;
 use crate::replica::node::{entry_parts, Node, NodeConfig, Persist};
-use crate::replica::recover::replay;
+use crate::replica::recover::{commit_stamp, replay, stored_entries};
 use crate::replica::wire;
 
 /// The settings every member shares.
@@ -34,6 +33,9 @@ pub struct MemberConfig {
     pub disk_delay_ms: (u64, u64),
     /// Print raft-rs's log (`FK_ENS_SEED` with a trace).
     pub trace: bool,
+    /// `readonlymode.enabled` (serve read-only after this long without a leader), with
+    /// local sessions that an ephemeral upgrades, as read-only mode needs since 3.7.
+    pub read_only_after_ms: Option<i64>,
 }
 
 /// One member: its disk always, its node and log while up.
@@ -131,9 +133,9 @@ impl Member {
                 ..cfg.core.clone()
             },
             incarnation: self.incarnation,
-            local_sessions: false,
-            local_upgrading: false,
-            read_only_after_ms: None,
+            local_sessions: cfg.read_only_after_ms.is_some(),
+            local_upgrading: cfg.read_only_after_ms.is_some(),
+            read_only_after_ms: cfg.read_only_after_ms,
             multi_address: false,
             standalone_enabled: true,
         };
@@ -226,20 +228,8 @@ impl Member {
             let (Some(log), Some(node)) = (self.log.as_mut(), self.node.as_mut()) else {
                 return Ok(());
             };
-            let run: Vec<EntryRef<'_>> = job
-                .entries
-                .iter()
-                .map(|e| EntryRef {
-                    index: e.index,
-                    term: e.term,
-                    kind: match e.get_entry_type() {
-                        EntryType::EntryNormal => 0,
-                        EntryType::EntryConfChange => 1,
-                        EntryType::EntryConfChangeV2 => 2,
-                    },
-                    data: &e.data,
-                })
-                .collect();
+            let stamp = commit_stamp(&job.entries, job.commit);
+            let run: Vec<EntryRef<'_>> = stored_entries(&job.entries, stamp.as_deref()).collect();
             if !run.is_empty() {
                 crate::replica::driver::append_bounded(log, &run)
                     .map_err(|e| format!("raft log write failed: {e}"))?;

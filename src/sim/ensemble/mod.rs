@@ -14,7 +14,10 @@
 //!
 //! Clients also change the membership now and then (`reconfig` as the super user: a
 //! voter leaves, or one that left joins again, one server at a time), so elections,
-//! crashes and partitions meet configuration changes in flight.
+//! crashes and partitions meet configuration changes in flight. In half the seeds
+//! members have `readonlymode.enabled` with local sessions (upgraded by an ephemeral):
+//! a member cut off from a leader serves read-only clients, and half the connects ask
+//! for read-only; after healing no member may still be read-only.
 //!
 //! And at the end, after healing everything:
 //! 6. a leader is elected and a write commits within [`LIVENESS_MS`] of simulated time;
@@ -82,6 +85,8 @@ pub struct Summary {
     pub connects: u64,
     /// Membership changes (`reconfig`) sent, and acknowledged.
     pub reconfigs: (u64, u64),
+    /// Times a member started serving read-only.
+    pub read_only: u64,
 }
 
 impl Summary {
@@ -103,6 +108,7 @@ impl Summary {
         self.connects += o.connects;
         self.reconfigs.0 += o.reconfigs.0;
         self.reconfigs.1 += o.reconfigs.1;
+        self.read_only += o.read_only;
     }
 }
 
@@ -110,7 +116,7 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seeds {} steps {} elections {} crashes {} (fail-stops {}) partitions {} disk fault plans {} frames sent {} lost {} duplicated {} connects {} writes {} acknowledged {} txns {} reconfigs sent {} acknowledged {}",
+            "seeds {} steps {} elections {} crashes {} (fail-stops {}) partitions {} disk fault plans {} frames sent {} lost {} duplicated {} connects {} writes {} acknowledged {} txns {} reconfigs sent {} acknowledged {} read-only entries {}",
             self.seeds,
             self.steps,
             self.elections,
@@ -126,7 +132,8 @@ impl fmt::Display for Summary {
             self.acks,
             self.txns,
             self.reconfigs.0,
-            self.reconfigs.1
+            self.reconfigs.1,
+            self.read_only
         )
     }
 }

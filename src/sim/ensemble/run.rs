@@ -131,6 +131,7 @@ impl Run {
             config_text: config_text.clone(),
             disk_delay_ms: (0, disk_max),
             trace: settings.trace,
+            read_only_after_ms: rng.chance(500_000).then(|| rng.range(500, 3000) as i64),
         };
         let faults = NetFaults {
             loss_per_million: [0, 1_000, 10_000, 50_000][rng.below(4) as usize],
@@ -218,7 +219,8 @@ impl Run {
         self.probing = false;
         self.rejoining = true;
         let started = self.now;
-        while !self.missing_voters().is_empty() {
+        // A change asked before healing may still commit (and leave a server out).
+        while !self.missing_voters().is_empty() || self.reconfig_in_flight() {
             if self.now - started > LIVENESS_MS {
                 return Err(format!(
                     "membership: {} ms after healing, servers {:?} are still not voters (roles {:?})",
@@ -270,6 +272,15 @@ impl Run {
     /// The committed membership (the twin's `/zookeeper/config`).
     fn membership(&self) -> Membership {
         Membership::parse(&self.history.twin.config_text(), false).unwrap_or_default()
+    }
+
+    /// Whether a client waits for the answer to a `reconfig`.
+    fn reconfig_in_flight(&self) -> bool {
+        self.clients.iter().any(|c| {
+            c.pending
+                .values()
+                .any(|r| matches!(r, Request::Reconfig(_)))
+        })
     }
 
     /// Servers the committed membership does not count as voters.
@@ -351,6 +362,12 @@ impl Run {
         let membership = self.membership();
         for m in self.members.values() {
             if let Some(node) = &m.node {
+                if node.role() == Role::ReadOnly {
+                    return Err(format!(
+                        "member {} still serves read-only after the ensemble healed",
+                        m.id
+                    ));
+                }
                 let want = (membership.voters(), membership.learners());
                 if node.raft_members() != want {
                     return Err(format!(
@@ -573,6 +590,10 @@ impl Run {
                 self.summary.elections += 1;
                 self.trace(format_args!("member {id} leads"));
             }
+            if role == Role::ReadOnly && self.roles.get(&id) != Some(&Role::ReadOnly) {
+                self.summary.read_only += 1;
+                self.trace(format_args!("member {id} serves read-only"));
+            }
             self.roles.insert(id, role);
         }
         Ok(())
@@ -636,8 +657,15 @@ impl Run {
                     c.last_zxid_seen = c.last_zxid_seen.max(zxid);
                 }
                 let ok = succeeded(&outcome);
+                // A local session's close is no txn: its reply carries the member's last
+                // zxid (as ZooKeeper's does), which is some other txn's.
+                let local_close = matches!(request, Some(Request::CloseSession))
+                    && self.cfg.read_only_after_ms.is_some()
+                    && self.history.txns.get(&zxid).is_none_or(|t| {
+                        Some(t.session_id) != c.session.map(|s| s.id) || t.cxid != xid
+                    });
                 if let (Some(request), Some(session)) = (request, c.session) {
-                    if ok && !synced {
+                    if ok && !synced && !local_close {
                         if zxid <= c.last_acked_zxid {
                             return Err(format!(
                                 "per-session order: client {ci} session 0x{:x}: xid {xid} acknowledged at zxid 0x{zxid:x}, after a write at 0x{:x}",
@@ -724,10 +752,11 @@ impl Run {
                 let origin = Origin(self.next_conn);
                 self.next_conn += 1;
                 let timeout = self.rng.range(6_000, 20_000) as i32;
+                let read_only = self.cfg.read_only_after_ms.is_some() && self.rng.chance(500_000);
                 let c = &mut self.clients[ci];
                 c.conn = Some((id, origin));
                 c.handshaking = true;
-                node.client(clients::connect_request(c, origin, timeout), now);
+                node.client(clients::connect_request(c, origin, timeout, read_only), now);
                 let session = c.session.map(|s| s.id);
                 self.conns.insert((id, origin.0), ci);
                 self.waiting_since.insert(ci, now);
@@ -774,7 +803,7 @@ impl Run {
                 continue;
             } else if r < 10 {
                 Request::CloseSession
-            } else if r < 13 {
+            } else if r < 13 && self.chaos {
                 self.reconfig_request()
             } else if self.clients[ci].pending.len() < PIPELINE_MAX {
                 clients::write_request(&mut self.rng)
