@@ -70,7 +70,10 @@
 //! Quota gauges (`zk_<namespace>_quota_count_limit_per_namespace` and its three
 //! siblings) follow the gauges, as ZooKeeper prints its gauge sets: see
 //! [`QUOTA_GAUGE_SETS`] and [`quota_order`]. ZooKeeper's counter set
-//! `quota_exceeded_error_per_namespace` is not kept.
+//! `quota_exceeded_error_per_namespace` (`zk_<namespace>_quota_exceeded_error_per_namespace`,
+//! writes refused by a hard limit; see [`crate::core::quota::ExceededCounts`]) prints
+//! after the counters and before the summaries, where ZooKeeper dumps counter sets, and
+//! only for namespaces that had a refusal.
 //!
 //! # ferrokeeper's own keys
 //!
@@ -216,6 +219,13 @@ pub const JAVA_METRIC_ORDER: &[&str] = &[
     "sync_processor_queue_flush_time_ms",
     "write_commitproc_time_ms",
 ];
+
+/// The first summary of [`JAVA_METRIC_ORDER`]: counter sets print just before it.
+const FIRST_SUMMARY: &str = "socket_closing_time";
+
+/// ZooKeeper's counter set of writes refused by a hard quota limit
+/// (`QuotaMetricsUtils.QUOTA_EXCEEDED_ERROR_PER_NAMESPACE`).
+pub const QUOTA_EXCEEDED_SET: &str = "quota_exceeded_error_per_namespace";
 
 /// The gauges ZooKeeper 3.8 prints that ferrokeeper leaves out (see the module docs).
 pub const OMITTED_GAUGES: &[&str] = &[
@@ -379,6 +389,13 @@ pub fn mntr_entries(s: &ServerStats) -> MntrEntries {
 
     quota_lines(out, &s.quota_namespaces);
     for name in JAVA_METRIC_ORDER {
+        // DefaultMetricsProvider dumps its counter sets after its counters, before
+        // its summaries; a SimpleCounterSet prints `<key>_<name>` for each key it has.
+        if *name == FIRST_SUMMARY {
+            for (ns, n) in &s.quota_exceeded {
+                line(out, &format!("{ns}_{QUOTA_EXCEEDED_SET}"), *n);
+            }
+        }
         if let Some(metric) = s.metrics.get(*name) {
             metric_lines(out, name, metric);
         }
@@ -439,7 +456,7 @@ fn quota_lines(out: &mut MntrEntries, namespaces: &[(String, NamespaceQuota)]) {
 /// `String.hashCode`, over a table of `n` ≥ 16 slots kept under 3/4 full). Keys that
 /// share a bucket are in Java's insertion order, which follows its `HashSet` of child
 /// names; here they are in name order.
-pub fn quota_order(map: BTreeMap<String, NamespaceQuota>) -> Vec<(String, NamespaceQuota)> {
+pub fn quota_order<V>(map: BTreeMap<String, V>) -> Vec<(String, V)> {
     let mut slots = 16usize;
     while map.len() >= slots - slots / 4 {
         slots *= 2;
@@ -451,7 +468,7 @@ pub fn quota_order(map: BTreeMap<String, NamespaceQuota>) -> Vec<(String, Namesp
         let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
         spread as usize & (slots - 1)
     };
-    let mut v: Vec<(String, NamespaceQuota)> = map.into_iter().collect();
+    let mut v: Vec<(String, V)> = map.into_iter().collect();
     v.sort_by_key(|(k, _)| bucket(k));
     v
 }
@@ -470,6 +487,22 @@ fn log_lines(out: &mut MntrEntries, log: &ferrokeeper_storage::log::LogStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quota_counter_set_prints_between_counters_and_summaries() {
+        let mut s = ServerStats {
+            quota_exceeded: vec![("q".into(), 3)],
+            ..ServerStats::default()
+        };
+        s.metrics
+            .insert("unsuccessful_handshake".into(), Metric::Int(0));
+        s.metrics
+            .insert("fsynctime".into(), Metric::Summary(Summary::default()));
+        let keys: Vec<String> = mntr_entries(&s).into_iter().map(|(k, _)| k).collect();
+        let at = |k: &str| keys.iter().position(|x| x == k).expect(k);
+        assert!(at("unsuccessful_handshake") < at("q_quota_exceeded_error_per_namespace"));
+        assert!(at("q_quota_exceeded_error_per_namespace") < at("avg_fsynctime"));
+    }
 
     #[test]
     fn log_counters_print_as_zk_keys() {

@@ -89,6 +89,8 @@ pub struct CoreConfig {
     pub container_max_never_used_ms: i64,
     /// `reconfigEnabled`.
     pub reconfig_enabled: bool,
+    /// ZooKeeper's `quota_exceeded_error_per_namespace`, bumped by prep, read by `mntr`.
+    pub quota_exceeded: Arc<super::quota::ExceededCounts>,
 }
 
 /// A message from a shard to the commit stage.
@@ -585,6 +587,7 @@ impl Sequencer {
             reconfig_enabled: self.cfg.reconfig_enabled,
             reconfig: plan.as_ref(),
             enforce_quota: self.cfg.enforce_quota,
+            quota_exceeded: &self.cfg.quota_exceeded,
         };
         let op = prep(&self.head, &request, &ctx);
         let closing = matches!(op, TxnOp::CloseSession { .. });

@@ -73,6 +73,7 @@ impl Shard {
             quota_namespaces: crate::admin::quota_order(crate::core::quota::namespace_metrics(
                 &root,
             )),
+            quota_exceeded: crate::admin::quota_order(shared.quota_exceeded.read()),
             ..ServerStats::default()
         };
         if let Some(e) = &shared.ensemble {

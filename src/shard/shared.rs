@@ -132,6 +132,9 @@ pub struct ServerShared {
     /// Startup figures (`mntr`'s `startup_*` and `dbinittime`), set once recovery is
     /// done (a standalone server's; an ensemble member leaves it unset).
     pub startup: std::sync::OnceLock<crate::admin::StartupStats>,
+    /// Writes refused by a hard quota limit, by namespace (bumped by the commit stage's
+    /// prep, which holds the same `Arc` in its `CoreConfig`).
+    pub quota_exceeded: Arc<crate::core::quota::ExceededCounts>,
     /// TLS for `secureClientPort` and `client.portUnification` (`None` without either).
     pub tls: Option<Arc<crate::tls::TlsServer>>,
 }
