@@ -534,7 +534,7 @@ fn server_shared(
         // One restore at a time: the AdminServer's rate limit allows one per interval.
         restores: async_channel::bounded(1),
         startup: std::sync::OnceLock::new(),
-        quota_exceeded: Default::default(),
+        core_stats: Default::default(),
     }))
 }
 
@@ -625,7 +625,7 @@ fn core_config(config: &Config, shared: &ServerShared) -> CoreConfig {
         container_max_per_minute: config.container_max_per_minute as usize,
         container_max_never_used_ms: config.container_max_never_used_interval_ms as i64,
         reconfig_enabled: config.reconfig_enabled,
-        quota_exceeded: shared.quota_exceeded.clone(),
+        stats: shared.core_stats.clone(),
     }
 }
 

@@ -36,14 +36,26 @@
 //! | `unsuccessful_handshake` | counter | TLS handshakes that failed or timed out |
 //! | `sync_processor_batch_size` | summary | txns per transaction-log write (the group-commit batch) |
 //! | `startup_snap_load_time`, `startup_txns_loaded`, `startup_txns_load_time`, `dbinittime` | summaries, one sample | the standalone server's recovery: mapping the newest snapshot, the log txns replayed after it and the time it took, the whole recovery (ms) |
+//! | `node_created_watch_count`, `node_deleted_watch_count`, `node_changed_watch_count`, `node_children_watch_count` | summaries | watchers found per trigger of each shard's watch table (`core::watch::TriggerSizes`); with several shards, one change's watchers on two shards are two samples where ZooKeeper's single table records one |
+//! | `stale_sessions_expired` | counter | sessions the sequencer expires (on an ensemble, the leader; ZooKeeper's learners also count their local sessions, ferrokeeper's do not) |
+//! | `<namespace>_quota_exceeded_error_per_namespace` | counter set | writes refused by a hard quota limit (see below) |
 //!
-//! Still not counted, though they would mean the same here: `sessionless_connections_expired`,
-//! `stale_sessions_expired`, `throttled_ops`, `large_requests_rejected`,
-//! `unrecoverable_error_count`, `auth_failed_count` (printed, always 0), `fsynctime` (the
-//! log's fdatasyncs are counted, `zk_fk_log_fdatasyncs`, not timed), `snapshottime`,
-//! `snap_count` (a leader's snapshot sends to learners), and the watch-trigger summaries
-//! `node_created_watch_count`, `node_deleted_watch_count`, `node_changed_watch_count`,
-//! `node_children_watch_count`. An ensemble member leaves the `startup_*` summaries out.
+//! Still not counted, though they would mean the same here: `fsynctime` (the log's
+//! fdatasyncs are counted, `zk_fk_log_fdatasyncs`, not timed), `snapshottime`,
+//! `snap_count` (a leader's snapshot sends to learners) and
+//! `sessionless_connections_expired` (connections that never sent a ConnectRequest).
+//! `auth_failed_count` is printed and stays 0: ZooKeeper bumps it only in its Netty
+//! factory, when the x509 provider refuses a client after the TLS handshake, and
+//! ferrokeeper has no such refusal (a certificate the trust store rejects fails the
+//! handshake: `unsuccessful_handshake`). An ensemble member leaves the `startup_*`
+//! summaries out.
+//!
+//! Without a counterpart, so left out: `throttled_ops` and `large_requests_rejected`
+//! (ferrokeeper accepts `throttledOpWaitTime`, `largeRequestMaxBytes` and
+//! `largeRequestThreshold` but throttles by its own bounds, counted in the `fk_*` keys
+//! below) and `unrecoverable_error_count` (ZooKeeper's server keeps running in an error
+//! state; ferrokeeper stops the process on an unrecoverable error, so no reading could
+//! show it).
 //!
 //! `tests/metrics.rs` compares the key set with a live ZooKeeper 3.8 standalone `mntr`
 //! and pins the difference: the keys Java prints that ferrokeeper does not are exactly

@@ -73,7 +73,7 @@ impl Shard {
             quota_namespaces: crate::admin::quota_order(crate::core::quota::namespace_metrics(
                 &root,
             )),
-            quota_exceeded: crate::admin::quota_order(shared.quota_exceeded.read()),
+            quota_exceeded: crate::admin::quota_order(shared.core_stats.quota_exceeded.read()),
             ..ServerStats::default()
         };
         if let Some(e) = &shared.ensemble {
@@ -168,6 +168,10 @@ impl Shard {
                 sum(|st| &st.connection_requests),
             ),
             ("bytes_received_count", sum(|st| &st.bytes_received)),
+            (
+                "stale_sessions_expired",
+                crate::admin::Metric::Int(shared.core_stats.sessions_expired.load(Relaxed) as i64),
+            ),
             ("response_bytes", sum(|st| &st.bytes_sent)),
             (
                 "unsuccessful_handshake",
@@ -175,6 +179,43 @@ impl Shard {
             ),
         ] {
             s.metrics.insert(name.to_string(), metric);
+        }
+        // Watchers per trigger, merged over the shards: each shard samples its own
+        // connections' watchers, so one change with watchers on two shards is two
+        // samples here where ZooKeeper, with one watch table, records one.
+        let mut triggers = [Summary::default(); 4];
+        for st in &shared.shard_stats {
+            let t = *st
+                .watch_triggers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (merged, part) in triggers
+                .iter_mut()
+                .zip([t.created, t.deleted, t.changed, t.children])
+            {
+                if part.count > 0 {
+                    merged.min = if merged.count == 0 {
+                        part.min
+                    } else {
+                        merged.min.min(part.min)
+                    };
+                    merged.max = merged.max.max(part.max);
+                    merged.count += part.count;
+                    merged.sum += part.sum;
+                }
+            }
+        }
+        for (name, summary) in [
+            "node_created_watch_count",
+            "node_deleted_watch_count",
+            "node_changed_watch_count",
+            "node_children_watch_count",
+        ]
+        .into_iter()
+        .zip(triggers)
+        {
+            s.metrics
+                .insert(name.to_string(), crate::admin::Metric::Summary(summary));
         }
         if let Some(batches) = shared.log_counters.batch_sizes() {
             s.metrics.insert(

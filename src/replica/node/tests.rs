@@ -25,7 +25,7 @@ fn core_cfg(id: u64) -> CoreConfig {
         container_check_interval_ms: 60_000,
         container_max_per_minute: 10_000,
         reconfig_enabled: false,
-        quota_exceeded: Default::default(),
+        stats: Default::default(),
         container_max_never_used_ms: 0,
     }
 }
