@@ -38,7 +38,7 @@ fn mntr(server: &Server) -> BTreeMap<String, String> {
 /// run of this test): the request-processor pipeline, caches, throttling, JVM, Netty and
 /// ZAB machinery it does not have, the TLS connection gauges it does not count yet, and
 /// the counters it could fill but does not yet (`src/admin/mntr.rs` groups them and says
-/// why). `proposal_count` is printed by a leader only. Summaries by their base name.
+/// why). Summaries by their base name.
 const NOT_PRINTED: &[&str] = &[
     "add_dead_watcher_stall_time",
     "close_session_prep_time",
@@ -89,7 +89,6 @@ const NOT_PRINTED: &[&str] = &[
     "prep_processor_request_queued",
     "propagation_latency",
     "proposal_ack_creation_latency",
-    "proposal_count",
     "proposal_latency",
     "proposal_process_time",
     "quit_leading_due_to_disloyal_voter",

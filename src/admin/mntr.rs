@@ -17,7 +17,8 @@
 //!   printed when known, as ZooKeeper prints them on Unix only.
 //! * Of the counters and summaries, those the server puts in [`ServerStats::metrics`]:
 //!   names ZooKeeper has are printed in ZooKeeper's position; other names follow, sorted.
-//! * On an ensemble, MonitorCommand's quorum gauges: `zk_quorum_size`, and on the leader
+//! * On an ensemble, `zk_peer_state` after `zk_server_state` (`leading - broadcast`,
+//!   `following - broadcast`, `observing - broadcast`), and MonitorCommand's quorum gauges: `zk_quorum_size`, and on the leader
 //!   `zk_learners`, `zk_synced_followers`, `zk_synced_non_voting_followers` (always 0:
 //!   Raft has no non-voting followers but observers), `zk_synced_observers`,
 //!   `zk_pending_syncs` (learners catching up by snapshot), `zk_leader_uptime` and the
@@ -29,7 +30,7 @@
 //! |---|---|---|
 //! | `readlatency`, `updatelatency` | percentile summaries | per-shard HDR histograms (`shard::latency`) |
 //! | `connection_rejected` | counter | refusals by `maxCnxns` and `maxClientCnxns` |
-//! | `proposal_count` | counter | a leader's Raft proposals |
+//! | `proposal_count` | counter | a leader's Raft proposals (0 on other servers, as ZooKeeper prints it) |
 //! | `connection_request_count` | counter | ConnectRequests received (where ZooKeeper's `processConnectRequest` counts) |
 //! | `bytes_received_count` | counter | bytes read from client sockets (4lw included) |
 //! | `response_bytes` | counter | bytes written to clients; ZooKeeper counts replies only, ferrokeeper watch events and 4lw answers too |
@@ -111,7 +112,7 @@ use std::fmt::Write as _;
 use crate::core::quota::NamespaceQuota;
 
 use super::java_fmt::java_double;
-use super::stats::{Metric, ServerStats, Summary};
+use super::stats::{Metric, ServerMode, ServerStats, Summary};
 
 /// ZooKeeper 3.8's counters, then its summaries, in the order standalone `mntr` prints
 /// them (captured from 3.8.0). Summary names are the part after `avg_`.
@@ -342,6 +343,18 @@ pub fn mntr_entries(s: &ServerStats) -> MntrEntries {
     let out = &mut MntrEntries::with_capacity(64);
     line(out, "version", &s.version);
     line(out, "server_state", s.mode.as_str());
+    // A serving ensemble member's `QuorumPeer.getDetailedPeerState`: its peer state and
+    // ZAB phase, lower case. ferrokeeper serves only once its Raft role is settled,
+    // which is ZAB's broadcast phase.
+    let peer_state = match s.mode {
+        ServerMode::Leader => Some("leading - broadcast"),
+        ServerMode::Follower => Some("following - broadcast"),
+        ServerMode::Observer => Some("observing - broadcast"),
+        ServerMode::Standalone | ServerMode::ReadOnly => None,
+    };
+    if let Some(state) = peer_state {
+        line(out, "peer_state", state);
+    }
     // Gauges, in ZooKeeper's order; comments mark the ones left out.
     line(out, "ephemerals_count", s.ephemerals_count);
     line(out, "num_alive_connections", s.alive_connections);
@@ -394,9 +407,9 @@ pub fn mntr_entries(s: &ServerStats) -> MntrEntries {
             line(out, "last_proposal_size", shown(l.proposal_sizes.0));
             line(out, "max_proposal_size", shown(l.proposal_sizes.1));
             line(out, "min_proposal_size", shown(l.proposal_sizes.2));
-        } else {
-            line(out, "synced_observers", 0u64);
         }
+        // A follower prints `synced_observers` only as an observer master
+        // (`observerMasterPort`), which ferrokeeper's followers never are.
     }
 
     quota_lines(out, &s.quota_namespaces);

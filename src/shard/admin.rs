@@ -145,12 +145,16 @@ impl Shard {
                 crate::admin::Metric::Int((l.cnxns_refused_total + l.cnxns_refused_per_ip) as i64),
             );
         }
-        if let Some(l) = s.quorum.as_ref().and_then(|q| q.leader.as_ref()) {
-            s.metrics.insert(
-                "proposal_count".to_string(),
-                crate::admin::Metric::Int(l.proposals as i64),
-            );
-        }
+        // A counter ZooKeeper prints on every server: 0 but on a leader.
+        let proposals = s
+            .quorum
+            .as_ref()
+            .and_then(|q| q.leader.as_ref())
+            .map_or(0, |l| l.proposals);
+        s.metrics.insert(
+            "proposal_count".to_string(),
+            crate::admin::Metric::Int(proposals as i64),
+        );
         // Counters ZooKeeper's ServerMetrics keeps, summed over the shards.
         // `response_bytes` counts every frame written (ZooKeeper's counts replies only,
         // not watch events).
