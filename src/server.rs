@@ -230,7 +230,7 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
     let shared = server_shared(&config, &fail, &log_counters, None)?;
     let listen_addr = shared.listen_addr;
-    let core_cfg = core_config(&config);
+    let core_cfg = core_config(&config, &shared);
     let (state, writer, snapshots, startup) = recover(&config)?;
     let _ = shared.startup.set(startup);
     let core = Sequencer::with_state(
@@ -380,7 +380,7 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
         heartbeat_tick: HEARTBEAT_TICKS,
         // raft-rs's default: randomized in [election, 2 × election).
         max_election_tick: 0,
-        core: core_config(&config),
+        core: core_config(&config, &shared),
         incarnation,
         local_sessions: config.local_sessions_enabled,
         local_upgrading: config.local_sessions_upgrading_enabled,
@@ -534,6 +534,7 @@ fn server_shared(
         // One restore at a time: the AdminServer's rate limit allows one per interval.
         restores: async_channel::bounded(1),
         startup: std::sync::OnceLock::new(),
+        core_stats: Default::default(),
     }))
 }
 
@@ -608,7 +609,7 @@ fn spawn_shards(
 const PEER_FRAME_MAX: usize = 64 << 20;
 
 /// The sequencer's settings from the config.
-fn core_config(config: &Config) -> CoreConfig {
+fn core_config(config: &Config, shared: &ServerShared) -> CoreConfig {
     CoreConfig {
         tick_time_ms: i64::from(config.tick_time_ms),
         min_session_timeout_ms: config.limits.session_timeout_ms_min as i32,
@@ -624,6 +625,7 @@ fn core_config(config: &Config) -> CoreConfig {
         container_max_per_minute: config.container_max_per_minute as usize,
         container_max_never_used_ms: config.container_max_never_used_interval_ms as i64,
         reconfig_enabled: config.reconfig_enabled,
+        stats: shared.core_stats.clone(),
     }
 }
 

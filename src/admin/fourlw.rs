@@ -599,6 +599,7 @@ mod tests {
             log: None,
             limits: None,
             quota_namespaces: Vec::new(),
+            quota_exceeded: Vec::new(),
         }
     }
 

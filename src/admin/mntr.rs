@@ -17,7 +17,8 @@
 //!   printed when known, as ZooKeeper prints them on Unix only.
 //! * Of the counters and summaries, those the server puts in [`ServerStats::metrics`]:
 //!   names ZooKeeper has are printed in ZooKeeper's position; other names follow, sorted.
-//! * On an ensemble, MonitorCommand's quorum gauges: `zk_quorum_size`, and on the leader
+//! * On an ensemble, `zk_peer_state` after `zk_server_state` (`leading - broadcast`,
+//!   `following - broadcast`, `observing - broadcast`), and MonitorCommand's quorum gauges: `zk_quorum_size`, and on the leader
 //!   `zk_learners`, `zk_synced_followers`, `zk_synced_non_voting_followers` (always 0:
 //!   Raft has no non-voting followers but observers), `zk_synced_observers`,
 //!   `zk_pending_syncs` (learners catching up by snapshot), `zk_leader_uptime` and the
@@ -29,21 +30,33 @@
 //! |---|---|---|
 //! | `readlatency`, `updatelatency` | percentile summaries | per-shard HDR histograms (`shard::latency`) |
 //! | `connection_rejected` | counter | refusals by `maxCnxns` and `maxClientCnxns` |
-//! | `proposal_count` | counter | a leader's Raft proposals |
+//! | `proposal_count` | counter | a leader's Raft proposals (0 on other servers, as ZooKeeper prints it) |
 //! | `connection_request_count` | counter | ConnectRequests received (where ZooKeeper's `processConnectRequest` counts) |
 //! | `bytes_received_count` | counter | bytes read from client sockets (4lw included) |
 //! | `response_bytes` | counter | bytes written to clients; ZooKeeper counts replies only, ferrokeeper watch events and 4lw answers too |
 //! | `unsuccessful_handshake` | counter | TLS handshakes that failed or timed out |
 //! | `sync_processor_batch_size` | summary | txns per transaction-log write (the group-commit batch) |
 //! | `startup_snap_load_time`, `startup_txns_loaded`, `startup_txns_load_time`, `dbinittime` | summaries, one sample | the standalone server's recovery: mapping the newest snapshot, the log txns replayed after it and the time it took, the whole recovery (ms) |
+//! | `node_created_watch_count`, `node_deleted_watch_count`, `node_changed_watch_count`, `node_children_watch_count` | summaries | watchers found per trigger of each shard's watch table (`core::watch::TriggerSizes`); with several shards, one change's watchers on two shards are two samples where ZooKeeper's single table records one |
+//! | `stale_sessions_expired` | counter | sessions the sequencer expires (on an ensemble, the leader; ZooKeeper's learners also count their local sessions, ferrokeeper's do not) |
+//! | `<namespace>_quota_exceeded_error_per_namespace` | counter set | writes refused by a hard quota limit (see below) |
 //!
-//! Still not counted, though they would mean the same here: `sessionless_connections_expired`,
-//! `stale_sessions_expired`, `throttled_ops`, `large_requests_rejected`,
-//! `unrecoverable_error_count`, `auth_failed_count` (printed, always 0), `fsynctime` (the
-//! log's fdatasyncs are counted, `zk_fk_log_fdatasyncs`, not timed), `snapshottime`,
-//! `snap_count` (a leader's snapshot sends to learners), and the watch-trigger summaries
-//! `node_created_watch_count`, `node_deleted_watch_count`, `node_changed_watch_count`,
-//! `node_children_watch_count`. An ensemble member leaves the `startup_*` summaries out.
+//! Still not counted, though they would mean the same here: `fsynctime` (the log's
+//! fdatasyncs are counted, `zk_fk_log_fdatasyncs`, not timed), `snapshottime`,
+//! `snap_count` (a leader's snapshot sends to learners) and
+//! `sessionless_connections_expired` (connections that never sent a ConnectRequest).
+//! `auth_failed_count` is printed and stays 0: ZooKeeper bumps it only in its Netty
+//! factory, when the x509 provider refuses a client after the TLS handshake, and
+//! ferrokeeper has no such refusal (a certificate the trust store rejects fails the
+//! handshake: `unsuccessful_handshake`). An ensemble member leaves the `startup_*`
+//! summaries out.
+//!
+//! Without a counterpart, so left out: `throttled_ops` and `large_requests_rejected`
+//! (ferrokeeper accepts `throttledOpWaitTime`, `largeRequestMaxBytes` and
+//! `largeRequestThreshold` but throttles by its own bounds, counted in the `fk_*` keys
+//! below) and `unrecoverable_error_count` (ZooKeeper's server keeps running in an error
+//! state; ferrokeeper stops the process on an unrecoverable error, so no reading could
+//! show it).
 //!
 //! `tests/metrics.rs` compares the key set with a live ZooKeeper 3.8 standalone `mntr`
 //! and pins the difference: the keys Java prints that ferrokeeper does not are exactly
@@ -70,7 +83,10 @@
 //! Quota gauges (`zk_<namespace>_quota_count_limit_per_namespace` and its three
 //! siblings) follow the gauges, as ZooKeeper prints its gauge sets: see
 //! [`QUOTA_GAUGE_SETS`] and [`quota_order`]. ZooKeeper's counter set
-//! `quota_exceeded_error_per_namespace` is not kept.
+//! `quota_exceeded_error_per_namespace` (`zk_<namespace>_quota_exceeded_error_per_namespace`,
+//! writes refused by a hard limit; see [`crate::core::quota::ExceededCounts`]) prints
+//! after the counters and before the summaries, where ZooKeeper dumps counter sets, and
+//! only for namespaces that had a refusal.
 //!
 //! # ferrokeeper's own keys
 //!
@@ -96,7 +112,7 @@ use std::fmt::Write as _;
 use crate::core::quota::NamespaceQuota;
 
 use super::java_fmt::java_double;
-use super::stats::{Metric, ServerStats, Summary};
+use super::stats::{Metric, ServerMode, ServerStats, Summary};
 
 /// ZooKeeper 3.8's counters, then its summaries, in the order standalone `mntr` prints
 /// them (captured from 3.8.0). Summary names are the part after `avg_`.
@@ -217,6 +233,13 @@ pub const JAVA_METRIC_ORDER: &[&str] = &[
     "write_commitproc_time_ms",
 ];
 
+/// The first summary of [`JAVA_METRIC_ORDER`]: counter sets print just before it.
+const FIRST_SUMMARY: &str = "socket_closing_time";
+
+/// ZooKeeper's counter set of writes refused by a hard quota limit
+/// (`QuotaMetricsUtils.QUOTA_EXCEEDED_ERROR_PER_NAMESPACE`).
+pub const QUOTA_EXCEEDED_SET: &str = "quota_exceeded_error_per_namespace";
+
 /// The gauges ZooKeeper 3.8 prints that ferrokeeper leaves out (see the module docs).
 pub const OMITTED_GAUGES: &[&str] = &[
     "non_mtls_remote_conn_count",
@@ -320,6 +343,18 @@ pub fn mntr_entries(s: &ServerStats) -> MntrEntries {
     let out = &mut MntrEntries::with_capacity(64);
     line(out, "version", &s.version);
     line(out, "server_state", s.mode.as_str());
+    // A serving ensemble member's `QuorumPeer.getDetailedPeerState`: its peer state and
+    // ZAB phase, lower case. ferrokeeper serves only once its Raft role is settled,
+    // which is ZAB's broadcast phase.
+    let peer_state = match s.mode {
+        ServerMode::Leader => Some("leading - broadcast"),
+        ServerMode::Follower => Some("following - broadcast"),
+        ServerMode::Observer => Some("observing - broadcast"),
+        ServerMode::Standalone | ServerMode::ReadOnly => None,
+    };
+    if let Some(state) = peer_state {
+        line(out, "peer_state", state);
+    }
     // Gauges, in ZooKeeper's order; comments mark the ones left out.
     line(out, "ephemerals_count", s.ephemerals_count);
     line(out, "num_alive_connections", s.alive_connections);
@@ -372,13 +407,20 @@ pub fn mntr_entries(s: &ServerStats) -> MntrEntries {
             line(out, "last_proposal_size", shown(l.proposal_sizes.0));
             line(out, "max_proposal_size", shown(l.proposal_sizes.1));
             line(out, "min_proposal_size", shown(l.proposal_sizes.2));
-        } else {
-            line(out, "synced_observers", 0u64);
         }
+        // A follower prints `synced_observers` only as an observer master
+        // (`observerMasterPort`), which ferrokeeper's followers never are.
     }
 
     quota_lines(out, &s.quota_namespaces);
     for name in JAVA_METRIC_ORDER {
+        // DefaultMetricsProvider dumps its counter sets after its counters, before
+        // its summaries; a SimpleCounterSet prints `<key>_<name>` for each key it has.
+        if *name == FIRST_SUMMARY {
+            for (ns, n) in &s.quota_exceeded {
+                line(out, &format!("{ns}_{QUOTA_EXCEEDED_SET}"), *n);
+            }
+        }
         if let Some(metric) = s.metrics.get(*name) {
             metric_lines(out, name, metric);
         }
@@ -439,7 +481,7 @@ fn quota_lines(out: &mut MntrEntries, namespaces: &[(String, NamespaceQuota)]) {
 /// `String.hashCode`, over a table of `n` ≥ 16 slots kept under 3/4 full). Keys that
 /// share a bucket are in Java's insertion order, which follows its `HashSet` of child
 /// names; here they are in name order.
-pub fn quota_order(map: BTreeMap<String, NamespaceQuota>) -> Vec<(String, NamespaceQuota)> {
+pub fn quota_order<V>(map: BTreeMap<String, V>) -> Vec<(String, V)> {
     let mut slots = 16usize;
     while map.len() >= slots - slots / 4 {
         slots *= 2;
@@ -451,7 +493,7 @@ pub fn quota_order(map: BTreeMap<String, NamespaceQuota>) -> Vec<(String, Namesp
         let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
         spread as usize & (slots - 1)
     };
-    let mut v: Vec<(String, NamespaceQuota)> = map.into_iter().collect();
+    let mut v: Vec<(String, V)> = map.into_iter().collect();
     v.sort_by_key(|(k, _)| bucket(k));
     v
 }
@@ -470,6 +512,22 @@ fn log_lines(out: &mut MntrEntries, log: &ferrokeeper_storage::log::LogStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quota_counter_set_prints_between_counters_and_summaries() {
+        let mut s = ServerStats {
+            quota_exceeded: vec![("q".into(), 3)],
+            ..ServerStats::default()
+        };
+        s.metrics
+            .insert("unsuccessful_handshake".into(), Metric::Int(0));
+        s.metrics
+            .insert("fsynctime".into(), Metric::Summary(Summary::default()));
+        let keys: Vec<String> = mntr_entries(&s).into_iter().map(|(k, _)| k).collect();
+        let at = |k: &str| keys.iter().position(|x| x == k).expect(k);
+        assert!(at("unsuccessful_handshake") < at("q_quota_exceeded_error_per_namespace"));
+        assert!(at("q_quota_exceeded_error_per_namespace") < at("avg_fsynctime"));
+    }
 
     #[test]
     fn log_counters_print_as_zk_keys() {

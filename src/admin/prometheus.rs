@@ -17,7 +17,10 @@
 //!   [`PercentileSummary`](super::PercentileSummary) does not keep), then `name_count` and
 //!   `name_sum`;
 //! * the quota gauge sets print as one gauge family each with a `key` label per
-//!   namespace (`quota_count_limit_per_namespace{key="app",} 5.0`);
+//!   namespace (`quota_count_limit_per_namespace{key="app",} 5.0`), and the counter set
+//!   `quota_exceeded_error_per_namespace` as one counter family labelled the same way
+//!   (its `# HELP`/`# TYPE` lines print before any namespace has a sample, as
+//!   simpleclient prints a registered labelled counter without children);
 //! * values print as Java doubles (`5.0`), as simpleclient's `doubleToGoString` does.
 //!
 //! The text/JVM families (`version`, `server_state`, `jvm_*`) are left out: ferrokeeper
@@ -26,7 +29,7 @@
 use std::fmt::Write as _;
 
 use super::java_fmt::java_double;
-use super::mntr::{mntr_entries, MntrValue, QUOTA_GAUGE_SETS};
+use super::mntr::{mntr_entries, MntrValue, QUOTA_EXCEEDED_SET, QUOTA_GAUGE_SETS};
 use super::stats::{Metric, ServerStats, Summary};
 
 /// The content type of the text format.
@@ -55,6 +58,21 @@ fn go_double(x: f64) -> String {
     }
 }
 
+/// `{key="<namespace>",}`, the label ZooKeeper gives a set's keys, with the value
+/// escaped as the text format wants (`\\`, `\"`, `\n`).
+fn key_label(key: &str) -> String {
+    let mut escaped = String::with_capacity(key.len());
+    for c in key.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            c => escaped.push(c),
+        }
+    }
+    format!("{{key=\"{escaped}\",}}")
+}
+
 fn summary(out: &mut String, name: &str, s: &Summary, quantiles: &[(&str, u64)]) {
     family(out, name, "summary");
     for (q, v) in quantiles {
@@ -75,6 +93,7 @@ pub fn render(s: &ServerStats) -> String {
         log: None,
         limits: None,
         quota_namespaces: Vec::new(),
+        quota_exceeded: Vec::new(),
         ..s.clone()
     };
     for (name, value) in mntr_entries(&gauges_only) {
@@ -99,8 +118,15 @@ pub fn render(s: &ServerStats) -> String {
         }
         family(&mut out, set, "gauge");
         for (ns, q) in listed {
-            sample(&mut out, set, &format!("{{key=\"{ns}\",}}"), pick(q) as f64);
+            sample(&mut out, set, &key_label(ns), pick(q) as f64);
         }
+    }
+    // A counter set is a labelled counter (`PrometheusLabelledCounter`), registered
+    // when ZooKeeper makes its ServerMetrics: its family prints before any namespace
+    // has a sample.
+    family(&mut out, QUOTA_EXCEEDED_SET, "counter");
+    for (ns, n) in &s.quota_exceeded {
+        sample(&mut out, QUOTA_EXCEEDED_SET, &key_label(ns), *n as f64);
     }
     for (name, metric) in &s.metrics {
         match metric {
@@ -126,6 +152,7 @@ pub fn render(s: &ServerStats) -> String {
     let own = ServerStats {
         metrics: Default::default(),
         quota_namespaces: Vec::new(),
+        quota_exceeded: Vec::new(),
         ..s.clone()
     };
     let fixed = mntr_entries(&gauges_only).len();
@@ -178,5 +205,22 @@ mod tests {
             .contains("readlatency{quantile=\"0.5\",} 1.0\nreadlatency{quantile=\"0.99\",} 9.0\n"));
         assert!(!text.contains("version"));
         assert!(!text.contains("server_state"));
+        // The quota counter set prints its family before any namespace counts.
+        assert!(text.contains("# TYPE quota_exceeded_error_per_namespace counter\n# HELP"));
+    }
+
+    #[test]
+    fn quota_counter_set_is_a_labelled_counter() {
+        let s = ServerStats {
+            quota_exceeded: vec![("app".into(), 2), ("a\"b".into(), 1)],
+            ..ServerStats::default()
+        };
+        let text = render(&s);
+        assert!(text.contains(
+            "# TYPE quota_exceeded_error_per_namespace counter\n\
+             quota_exceeded_error_per_namespace{key=\"app\",} 2.0\n\
+             quota_exceeded_error_per_namespace{key=\"a\\\"b\",} 1.0\n"
+        ));
+        assert!(!text.contains("app_quota_exceeded"));
     }
 }

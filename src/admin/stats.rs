@@ -458,6 +458,9 @@ pub struct ServerStats {
     /// Quota limits and usage by top-level namespace (ZooKeeper's `quota_*_per_namespace`
     /// gauge sets), in the order ZooKeeper prints them: [`super::mntr::quota_order`].
     pub quota_namespaces: Vec<(String, crate::core::quota::NamespaceQuota)>,
+    /// Writes refused by a hard quota limit, by namespace (ZooKeeper's counter set
+    /// `quota_exceeded_error_per_namespace`), in ZooKeeper's order as above.
+    pub quota_exceeded: Vec<(String, u64)>,
 }
 
 /// What the server's start took: ZooKeeper's `startup_snap_load_time`,
@@ -548,6 +551,7 @@ impl Default for ServerStats {
             log: None,
             limits: None,
             quota_namespaces: Vec::new(),
+            quota_exceeded: Vec::new(),
         }
     }
 }

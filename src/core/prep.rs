@@ -44,6 +44,8 @@ pub struct PrepCtx<'a> {
     pub reconfig: Option<&'a ReconfigPlan>,
     /// `zookeeper.enforceQuota`: hard quota limits refuse creates and setData.
     pub enforce_quota: bool,
+    /// Where refusals by a hard quota limit are counted.
+    pub quota_exceeded: &'a quota::ExceededCounts,
 }
 
 /// What the leader's replication layer made of a `reconfig` request before prep: the
@@ -182,7 +184,13 @@ fn prep_create(
     }
     if ctx.enforce_quota {
         let new_len = c.data.0.as_ref().map_or(0, Vec::len);
-        quota::check(before, &final_path, new_len, CheckOp::Create)?;
+        quota::check(
+            before,
+            &final_path,
+            new_len,
+            CheckOp::Create,
+            ctx.quota_exceeded,
+        )?;
     }
     let ephemeral_owner = match op {
         OpCode::CreateContainer => CONTAINER_OWNER,
@@ -239,7 +247,13 @@ fn prep_set_data(
     if ctx.enforce_quota {
         let new_len = data.map_or(0, <[u8]>::len);
         let old_len = node.data_len();
-        quota::check(before, p, new_len, CheckOp::SetData { old_len })?;
+        quota::check(
+            before,
+            p,
+            new_len,
+            CheckOp::SetData { old_len },
+            ctx.quota_exceeded,
+        )?;
     }
     let version = check_and_inc_version(node.stat().version, version)?;
     Ok(TxnOp::SetData {

@@ -394,10 +394,57 @@ pub enum CheckOp {
     },
 }
 
+/// ZooKeeper's counter set `quota_exceeded_error_per_namespace`: how many writes each
+/// top-level namespace had refused by a hard quota limit since the server started.
+///
+/// ZooKeeper 3.8 and 3.9 (`ZooKeeperServer.checkQuota` → `updateQuotaExceededMetrics`)
+/// bump it only where they throw QuotaExceeded: a soft limit passed logs a warning and
+/// counts nothing. The key is `PathUtils.getTopNamespace` of the written path (`q` for
+/// `/q/a/b`), not the quota's path. Only the server that runs prep counts (an
+/// ensemble's leader, as ZooKeeper's PrepRequestProcessor runs on its leader), and
+/// nothing of it is replicated or persisted: it is a statistic, shared between the
+/// commit stage (which bumps) and the shards (which print it), behind a mutex that is
+/// taken only on a refused write and on `mntr`/`/metrics`.
+#[derive(Debug, Default)]
+pub struct ExceededCounts {
+    by_namespace: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
+impl ExceededCounts {
+    /// Counts one write to `p` refused by a hard limit.
+    pub fn bump(&self, p: &str) {
+        // `getTopNamespace`: `path.split("/")[1]`, none for `/` (no such part).
+        let Some(namespace) = p.split('/').nth(1).filter(|n| !n.is_empty()) else {
+            return;
+        };
+        let mut map = self
+            .by_namespace
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *map.entry(namespace.to_string()).or_insert(0) += 1;
+    }
+
+    /// The counts by namespace (only namespaces that had a refusal, as ZooKeeper's
+    /// `SimpleCounterSet` holds only keys it was given).
+    pub fn read(&self) -> BTreeMap<String, u64> {
+        self.by_namespace
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// `ZooKeeperServer.checkQuota`, when `zookeeper.enforceQuota` is on: whether a write to
 /// `p` of `new_len` bytes fits the quota above it in `before` (the state before the
-/// request). A hard limit exceeded fails with QuotaExceeded; a soft one logs a warning.
-pub fn check(before: &DataState, p: &str, new_len: usize, op: CheckOp) -> Result<(), ErrorCode> {
+/// request). A hard limit exceeded fails with QuotaExceeded and counts in `exceeded`;
+/// a soft one logs a warning.
+pub fn check(
+    before: &DataState,
+    p: &str,
+    new_len: usize,
+    op: CheckOp,
+    exceeded: &ExceededCounts,
+) -> Result<(), ErrorCode> {
     let Some(quota) = max_prefix(before, p) else {
         return Ok(());
     };
@@ -426,7 +473,11 @@ pub fn check(before: &DataState, p: &str, new_len: usize, op: CheckOp) -> Result
     let check = |kind, name, hard_limit: i64, soft_limit, used: i64, diff| {
         let hard = hard_limit > -1;
         let limit = if hard { hard_limit } else { soft_limit };
-        exceeded(&quota, kind, name, used.wrapping_add(diff), limit, hard)
+        let verdict = over_limit(&quota, kind, name, used.wrapping_add(diff), limit, hard);
+        if verdict.is_err() {
+            exceeded.bump(p);
+        }
+        verdict
     };
     if check_count {
         check(
@@ -460,7 +511,7 @@ fn parse_or_marshalling(p: &str, data: Option<&[u8]>) -> Result<StatsTrack, Erro
 
 /// ZooKeeper's message for a limit passed: a warning for a soft limit (ZooKeeper's is
 /// rate-limited by message; ferrokeeper logs each), QuotaExceeded for a hard one.
-fn exceeded(
+fn over_limit(
     quota: &str,
     what: &str,
     kind: &str,

@@ -49,6 +49,7 @@ pub(super) fn cfg() -> CoreConfig {
         container_check_interval_ms: 1000,
         container_max_per_minute: 10000,
         reconfig_enabled: false,
+        stats: Default::default(),
         container_max_never_used_ms: 0,
     }
 }

@@ -89,6 +89,21 @@ pub struct CoreConfig {
     pub container_max_never_used_ms: i64,
     /// `reconfigEnabled`.
     pub reconfig_enabled: bool,
+    /// Statistics for `mntr`, shared with whoever prints them.
+    pub stats: Arc<CoreStats>,
+}
+
+/// Statistics the commit logic keeps for `mntr` and `/metrics`. They are not state:
+/// never replicated, persisted or digested, and on an ensemble only the leader (which
+/// runs the sequencer) moves them, as only ZooKeeper's leader runs its prep and
+/// session tracker.
+#[derive(Debug, Default)]
+pub struct CoreStats {
+    /// ZooKeeper's `quota_exceeded_error_per_namespace`, bumped by prep.
+    pub quota_exceeded: super::quota::ExceededCounts,
+    /// Sessions expired for want of a heartbeat: ZooKeeper's `stale_sessions_expired`,
+    /// which `SessionTrackerImpl.run` bumps for each session it expires.
+    pub sessions_expired: std::sync::atomic::AtomicU64,
 }
 
 /// A message from a shard to the commit stage.
@@ -585,6 +600,7 @@ impl Sequencer {
             reconfig_enabled: self.cfg.reconfig_enabled,
             reconfig: plan.as_ref(),
             enforce_quota: self.cfg.enforce_quota,
+            quota_exceeded: &self.cfg.stats.quota_exceeded,
         };
         let op = prep(&self.head, &request, &ctx);
         let closing = matches!(op, TxnOp::CloseSession { .. });
@@ -705,6 +721,10 @@ impl Sequencer {
             let life = self.lives.remove(&id);
             if self.head.sessions.contains_key(&id) {
                 tracing::info!(session = format_args!("0x{id:x}"), "session expired");
+                self.cfg
+                    .stats
+                    .sessions_expired
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.commit(id, 0, TxnOp::CloseSession { session_id: id }, now_ms);
             }
             if let Some(owner) = life.and_then(|l| l.owner) {

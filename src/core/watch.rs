@@ -264,12 +264,78 @@ pub struct WatchTable {
     recursive: usize,
     // Scratch for one change's triggers; empty between calls.
     notified: HashSet<ConnId>,
+    // Watchers per trigger, by event type (statistics only).
+    triggered: TriggerSizes,
+}
+
+/// Count, sum, minimum and maximum of the watchers one trigger found: one sample per
+/// `WatchManager.triggerWatch` call that found at least one (ZooKeeper records none
+/// for a trigger without watchers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TriggerSize {
+    /// Triggers that found watchers.
+    pub count: u64,
+    /// Watchers they found.
+    pub sum: u64,
+    /// Fewest in one trigger (meaningful when `count > 0`).
+    pub min: u64,
+    /// Most in one trigger.
+    pub max: u64,
+}
+
+impl TriggerSize {
+    fn record(&mut self, watchers: usize) {
+        let n = watchers as u64;
+        self.min = if self.count == 0 { n } else { self.min.min(n) };
+        self.max = self.max.max(n);
+        self.count += 1;
+        self.sum = self.sum.saturating_add(n);
+    }
+}
+
+/// ZooKeeper's watch-trigger summaries, by the event a trigger sends:
+/// `node_created_watch_count`, `node_deleted_watch_count`, `node_changed_watch_count`
+/// and `node_children_watch_count` (`WatchManager.triggerWatch`). As in ZooKeeper, the
+/// data table and the child table are separate triggers: a delete samples
+/// `node_deleted` once for the node's data watchers (with recursive ancestors) and once
+/// for its child watchers, and a watcher the child trigger does not notify (it had the
+/// data event) still counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TriggerSizes {
+    /// NodeCreated.
+    pub created: TriggerSize,
+    /// NodeDeleted.
+    pub deleted: TriggerSize,
+    /// NodeDataChanged.
+    pub changed: TriggerSize,
+    /// NodeChildrenChanged.
+    pub children: TriggerSize,
+}
+
+impl TriggerSizes {
+    fn record(&mut self, ty: EventType, watchers: usize) {
+        if watchers == 0 {
+            return;
+        }
+        match ty {
+            EventType::NodeCreated => self.created.record(watchers),
+            EventType::NodeDeleted => self.deleted.record(watchers),
+            EventType::NodeDataChanged => self.changed.record(watchers),
+            EventType::NodeChildrenChanged => self.children.record(watchers),
+            _ => {}
+        }
+    }
 }
 
 impl WatchTable {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Watchers per trigger so far, by event type.
+    pub fn triggered(&self) -> TriggerSizes {
+        self.triggered
     }
 
     /// Registers a watch (`DataTree.getData/statNode/getChildren/addWatch`). Adding a mode
@@ -374,6 +440,7 @@ impl WatchTable {
             self.by_path.remove(path);
         }
         if self.recursive == 0 {
+            self.triggered.record(ty, self.notified.len());
             return;
         }
         for ancestor in path::ancestors(path) {
@@ -386,6 +453,7 @@ impl WatchTable {
                 }
             }
         }
+        self.triggered.record(ty, self.notified.len());
     }
 
     /// Child-table trigger on `path` only (the child table never holds recursive
@@ -407,14 +475,17 @@ impl WatchTable {
         let Some(ws) = self.by_path.get_mut(path) else {
             return;
         };
+        let mut watchers = 0;
         for w in ws.as_mut_slice() {
             if w.modes & CHILD_ANY != 0 {
+                watchers += 1;
                 if !(suppress && self.notified.contains(&w.conn)) {
                     out.push(notification(w.conn, ty, path, zxid, acl));
                 }
                 w.modes &= !CHILD_STANDARD;
             }
         }
+        self.triggered.record(ty, watchers);
         let by_conn = &mut self.by_conn;
         if !ws.retain_nonzero(|conn| forget(by_conn, conn, path)) {
             self.by_path.remove(path);

@@ -73,6 +73,7 @@ impl Shard {
             quota_namespaces: crate::admin::quota_order(crate::core::quota::namespace_metrics(
                 &root,
             )),
+            quota_exceeded: crate::admin::quota_order(shared.core_stats.quota_exceeded.read()),
             ..ServerStats::default()
         };
         if let Some(e) = &shared.ensemble {
@@ -144,12 +145,16 @@ impl Shard {
                 crate::admin::Metric::Int((l.cnxns_refused_total + l.cnxns_refused_per_ip) as i64),
             );
         }
-        if let Some(l) = s.quorum.as_ref().and_then(|q| q.leader.as_ref()) {
-            s.metrics.insert(
-                "proposal_count".to_string(),
-                crate::admin::Metric::Int(l.proposals as i64),
-            );
-        }
+        // A counter ZooKeeper prints on every server: 0 but on a leader.
+        let proposals = s
+            .quorum
+            .as_ref()
+            .and_then(|q| q.leader.as_ref())
+            .map_or(0, |l| l.proposals);
+        s.metrics.insert(
+            "proposal_count".to_string(),
+            crate::admin::Metric::Int(proposals as i64),
+        );
         // Counters ZooKeeper's ServerMetrics keeps, summed over the shards.
         // `response_bytes` counts every frame written (ZooKeeper's counts replies only,
         // not watch events).
@@ -167,6 +172,10 @@ impl Shard {
                 sum(|st| &st.connection_requests),
             ),
             ("bytes_received_count", sum(|st| &st.bytes_received)),
+            (
+                "stale_sessions_expired",
+                crate::admin::Metric::Int(shared.core_stats.sessions_expired.load(Relaxed) as i64),
+            ),
             ("response_bytes", sum(|st| &st.bytes_sent)),
             (
                 "unsuccessful_handshake",
@@ -174,6 +183,43 @@ impl Shard {
             ),
         ] {
             s.metrics.insert(name.to_string(), metric);
+        }
+        // Watchers per trigger, merged over the shards: each shard samples its own
+        // connections' watchers, so one change with watchers on two shards is two
+        // samples here where ZooKeeper, with one watch table, records one.
+        let mut triggers = [Summary::default(); 4];
+        for st in &shared.shard_stats {
+            let t = *st
+                .watch_triggers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (merged, part) in triggers
+                .iter_mut()
+                .zip([t.created, t.deleted, t.changed, t.children])
+            {
+                if part.count > 0 {
+                    merged.min = if merged.count == 0 {
+                        part.min
+                    } else {
+                        merged.min.min(part.min)
+                    };
+                    merged.max = merged.max.max(part.max);
+                    merged.count += part.count;
+                    merged.sum += part.sum;
+                }
+            }
+        }
+        for (name, summary) in [
+            "node_created_watch_count",
+            "node_deleted_watch_count",
+            "node_changed_watch_count",
+            "node_children_watch_count",
+        ]
+        .into_iter()
+        .zip(triggers)
+        {
+            s.metrics
+                .insert(name.to_string(), crate::admin::Metric::Summary(summary));
         }
         if let Some(batches) = shared.log_counters.batch_sizes() {
             s.metrics.insert(

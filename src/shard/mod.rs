@@ -82,6 +82,11 @@ impl Shard {
                         ChangeKind::DataChanged => w.data_changed(&ch.path, ch.zxid, &mut fired),
                     }
                 }
+                *self
+                    .stats
+                    .watch_triggers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = w.triggered();
             }
             for n in fired {
                 if let Some(conn) = self.conn(n.conn) {

@@ -41,6 +41,9 @@ pub struct ShardStats {
     pub read_latency: super::latency::LatencyHistogram,
     /// See `read_latency`.
     pub update_latency: super::latency::LatencyHistogram,
+    /// Watchers per trigger (`node_*_watch_count`): the shard's watch table's figures,
+    /// copied after each batch of changes (the lock is uncontended but for `mntr`).
+    pub watch_triggers: std::sync::Mutex<crate::core::watch::TriggerSizes>,
 }
 
 impl ShardStats {
@@ -132,6 +135,9 @@ pub struct ServerShared {
     /// Startup figures (`mntr`'s `startup_*` and `dbinittime`), set once recovery is
     /// done (a standalone server's; an ensemble member leaves it unset).
     pub startup: std::sync::OnceLock<crate::admin::StartupStats>,
+    /// The commit logic's statistics (quota refusals, session expiries), moved by the
+    /// sequencer, which holds the same `Arc` in its `CoreConfig`.
+    pub core_stats: Arc<crate::core::sequencer::CoreStats>,
     /// TLS for `secureClientPort` and `client.portUnification` (`None` without either).
     pub tls: Option<Arc<crate::tls::TlsServer>>,
 }

@@ -172,6 +172,7 @@ impl Sim {
                 container_check_interval_ms: rng.range(200, 3000) as i64,
                 container_max_per_minute: rng.range(1, 10_000) as usize,
                 reconfig_enabled: false,
+                stats: Default::default(),
                 container_max_never_used_ms: if rng.below(2) == 0 {
                     0
                 } else {

@@ -232,21 +232,31 @@ fn check_refuses_only_hard_limits() {
     f.create("/q", "abc");
     f.set_quota("/q", "count=1,bytes=3=;byteHardLimit=5;countHardLimit=-1");
     let s = &f.state;
+    let counts = ExceededCounts::default();
     // Count: soft limit 1, usage 1: a create passes (warning only).
-    assert_eq!(check(s, "/q/a", 0, CheckOp::Create), Ok(()));
+    assert_eq!(check(s, "/q/a", 0, CheckOp::Create, &counts), Ok(()));
     // Bytes: hard limit 5, usage 3.
-    assert_eq!(check(s, "/q/a", 2, CheckOp::Create), Ok(()));
+    assert_eq!(check(s, "/q/a", 2, CheckOp::Create, &counts), Ok(()));
     assert_eq!(
-        check(s, "/q/a", 3, CheckOp::Create),
+        check(s, "/q/a", 3, CheckOp::Create, &counts),
         Err(ErrorCode::QuotaExceeded)
     );
     assert_eq!(
-        check(s, "/q", 6, CheckOp::SetData { old_len: 3 }),
+        check(s, "/q", 6, CheckOp::SetData { old_len: 3 }, &counts),
         Err(ErrorCode::QuotaExceeded)
     );
-    assert_eq!(check(s, "/q", 5, CheckOp::SetData { old_len: 3 }), Ok(()));
+    assert_eq!(
+        check(s, "/q", 5, CheckOp::SetData { old_len: 3 }, &counts),
+        Ok(())
+    );
     // Outside the quota: nothing to check.
-    assert_eq!(check(s, "/x", 100, CheckOp::Create), Ok(()));
+    assert_eq!(check(s, "/x", 100, CheckOp::Create, &counts), Ok(()));
+    // The two refusals counted under the written path's top namespace; the soft
+    // warning counted nothing.
+    assert_eq!(
+        counts.read().into_iter().collect::<Vec<_>>(),
+        [("q".to_string(), 2)]
+    );
 }
 
 /// A limits node whose text does not parse fails a checked write with
@@ -257,8 +267,9 @@ fn unparseable_limits_refuse_with_marshalling_error() {
     f.create("/q", "");
     f.set_quota("/q", "count=1,bytes=-1");
     f.set(&limit_path("/q"), "count");
+    let counts = ExceededCounts::default();
     assert_eq!(
-        check(&f.state, "/q/a", 0, CheckOp::Create),
+        check(&f.state, "/q/a", 0, CheckOp::Create, &counts),
         Err(ErrorCode::MarshallingError)
     );
 }

@@ -25,6 +25,7 @@ fn core_cfg(id: u64) -> CoreConfig {
         container_check_interval_ms: 60_000,
         container_max_per_minute: 10_000,
         reconfig_enabled: false,
+        stats: Default::default(),
         container_max_never_used_ms: 0,
     }
 }

@@ -122,6 +122,7 @@ impl Run {
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
             reconfig_enabled: true,
+            stats: Default::default(),
             container_max_never_used_ms: 0,
         };
         let disk_max = rng.range(0, 30);

@@ -1,0 +1,299 @@
+//! The operator's view of an ensemble (issue #12): `mntr`, `srvr` and `stat` on the
+//! leader and on a follower of a three-member ferrokeeper ensemble, compared key by key
+//! with a three-member Apache ZooKeeper 3.8 ensemble after the same small workload.
+//!
+//! What is compared, and what differs on purpose, is pinned in the constants below:
+//! a key that appears or disappears on either side fails the test until the lists and
+//! `src/admin/mntr.rs` say why.
+//!
+//! Ports come from `common::ensemble::range_ports`.
+
+mod common;
+mod raw;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::ensemble::{four_letter_word_at, java_available, Ensemble, EnsembleOptions};
+use common::Kind;
+use raw::{mode, open_acl, Conn};
+
+/// MonitorCommand's quorum keys of a leader (ZooKeeper 3.8 names), all of which
+/// ferrokeeper's leader prints, from its Raft driver's view of the peers, and neither
+/// follower prints.
+const LEADER_ONLY: &[&str] = &[
+    "learners",
+    "synced_followers",
+    "synced_non_voting_followers",
+    "pending_syncs",
+    "leader_uptime",
+    "last_proposal_size",
+    "max_proposal_size",
+    "min_proposal_size",
+];
+
+/// Keys Java's leader prints that ferrokeeper's does not: the summary sets
+/// `<sid>_learner_handler_qp_size` and `<sid>_learner_handler_qp_time_ms`, one per
+/// follower, the queue of ZAB's LearnerHandler, which Raft's replication replaces.
+fn is_java_leader_only(key: &str) -> bool {
+    key.split_once('_').is_some_and(|(sid, rest)| {
+        sid.parse::<u64>().is_ok() && rest.starts_with("learner_handler_qp_")
+    })
+}
+
+/// Keys Java prints on both roles that ferrokeeper's ensemble members leave out: the
+/// startup summaries (a member recovers through its Raft driver, which does not time
+/// its load; `src/admin/mntr.rs` says so).
+const JAVA_MEMBER_ONLY: &[&str] = &[
+    "dbinittime",
+    "startup_snap_load_time",
+    "startup_txns_load_time",
+    "startup_txns_loaded",
+];
+
+/// Keys Java prints on both roles that ferrokeeper does not: everything a standalone
+/// comparison (`tests/metrics.rs`, NOT_PRINTED) already pins, plus the ensemble's ZAB
+/// machinery. Filtered here by the same rule as `tests/metrics.rs`: the lists there
+/// and in `src/admin/mntr.rs` are the reference; this test checks only that the
+/// ensemble adds no *other* difference.
+fn is_known_java_only(key: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "prep_",
+        "sync_processor_",
+        "commit_",
+        "read_commit",
+        "write_commit",
+        "om_",
+        "learner_",
+        "leader_unavailable",
+        "follower_",
+        "observer_",
+        "proposal_",
+        "quorum_ack",
+        "election_",
+        "looking_",
+        "diff_",
+        "inflight_",
+        "ensemble_auth",
+        "response_packet",
+        "dead_watcher",
+        "add_dead",
+        "jvm_",
+        "netty_",
+        "tls_",
+        "non_mtls",
+        "outstanding_",
+        "stale_",
+        "request_",
+        "requests_",
+        "reads_",
+        "session_queues",
+        "pending_session",
+        "connection_token",
+        "connection_drop",
+        "connection_revalidate",
+        "revalidate",
+        "digest_",
+        "unavailable_",
+        "snap",
+        "fsynctime",
+        "socket_closing",
+        "close_session",
+        "local_write",
+        "server_write",
+        "time_waiting",
+        "concurrent_request",
+        "write_batch",
+        "read_final",
+        "write_final",
+        "propagation",
+        "commit",
+        "quit_leading",
+        "skip_learner",
+        "watch_bytes",
+        "throttled",
+        "large_requests",
+        "insecure_admin",
+        "unrecoverable",
+        "cnxn_closed",
+        "sessionless",
+        "sync_process",
+        "write_per_namespace",
+        "read_per_namespace",
+    ];
+    PREFIXES.iter().any(|p| key.starts_with(p)) || key.ends_with("_per_namespace")
+}
+
+/// Keys ferrokeeper prints that Java does not: its own `fk_*` counters, and on an
+/// ensemble member no `startup_*`/`dbinittime` (it leaves them out, as listed in
+/// `src/admin/mntr.rs`; Java prints them).
+fn is_known_fk_only(key: &str) -> bool {
+    key.starts_with("fk_")
+}
+
+/// `mntr` as a map of key (without `zk_`) to value.
+fn mntr(ens: &Ensemble, i: usize) -> BTreeMap<String, String> {
+    let m = &ens.members[i];
+    four_letter_word_at(&m.host, m.client_port, "mntr")
+        .expect("mntr")
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.trim_start_matches("zk_").to_string(), v.to_string()))
+        .collect()
+}
+
+/// Reduces `avg_x`, `min_x`, ..., `p999_x` to `x`.
+fn base_names<'a>(keys: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
+    keys.map(|k| {
+        for p in [
+            "avg_", "min_", "max_", "cnt_", "sum_", "p50_", "p95_", "p99_", "p999_",
+        ] {
+            if let Some(rest) = k.strip_prefix(p) {
+                // avg_latency and friends are gauges of their own.
+                if rest != "latency" && !rest.ends_with("client_response_size") {
+                    return rest.to_string();
+                }
+            }
+        }
+        k.clone()
+    })
+    .collect()
+}
+
+/// The labels of a `srvr`/`stat` reply (the text before `:` of each line), in order,
+/// with the client lines of `stat` (indented) reduced to one marker.
+fn labels(reply: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in reply.lines() {
+        let label = if line.starts_with(' ') {
+            "<client>".to_string()
+        } else {
+            line.split_once(':')
+                .map_or(line, |(label, _)| label)
+                .to_string()
+        };
+        if out.last() != Some(&label) || label != "<client>" {
+            out.push(label);
+        }
+    }
+    out
+}
+
+fn four(ens: &Ensemble, i: usize, word: &str) -> String {
+    let m = &ens.members[i];
+    four_letter_word_at(&m.host, m.client_port, word).expect(word)
+}
+
+/// One session on the leader: a few creates and setData, so proposals have sizes.
+fn workload(ens: &Ensemble, leader: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let addr = ens.address(leader);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut c = loop {
+            let c = Conn::connect(&addr).await;
+            if c.session_id != 0 {
+                break c;
+            }
+            assert!(Instant::now() < deadline, "no session from {addr}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        c.create("/ops", b"x", open_acl(), mode::PERSISTENT)
+            .await
+            .expect("create");
+        for i in 0..10 {
+            c.set_data("/ops", format!("value {i}").as_bytes(), -1)
+                .await
+                .expect("set");
+        }
+        c.close().await;
+    });
+}
+
+/// The three views of one member.
+struct View {
+    mntr: BTreeMap<String, String>,
+    srvr: Vec<String>,
+    stat: Vec<String>,
+}
+
+fn view(ens: &Ensemble, i: usize) -> View {
+    View {
+        mntr: mntr(ens, i),
+        srvr: labels(&four(ens, i, "srvr")),
+        stat: labels(&four(ens, i, "stat")),
+    }
+}
+
+#[test]
+fn ensemble_mntr_srvr_stat_match_java() {
+    if !java_available() {
+        eprintln!(
+            "SKIPPED: java or /usr/share/java/zookeeper.jar is missing (apt-get install zookeeper)"
+        );
+        return;
+    }
+    let options = EnsembleOptions::config(&[("forceSync", "no")]);
+    let java = Ensemble::start_with(Kind::JavaZk, 3, &options);
+    let fk = Ensemble::start_with(Kind::Ferrokeeper, 3, &options);
+    let mut views = Vec::new();
+    for ens in [&java, &fk] {
+        let leader = ens.leader();
+        workload(ens, leader);
+        ens.wait_converged();
+        let follower = (leader + 1) % 3;
+        views.push((view(ens, leader), view(ens, follower)));
+    }
+    let (fk_view, java_view) = (views.pop().expect("fk"), views.pop().expect("java"));
+    for (role, j, f) in [
+        ("leader", &java_view.0, &fk_view.0),
+        ("follower", &java_view.1, &fk_view.1),
+    ] {
+        let (jb, fb) = (base_names(j.mntr.keys()), base_names(f.mntr.keys()));
+        let java_only: Vec<&String> = jb
+            .difference(&fb)
+            .filter(|k| !is_known_java_only(k))
+            .filter(|k| !(role == "leader" && is_java_leader_only(k)))
+            .filter(|k| !JAVA_MEMBER_ONLY.contains(&k.as_str()))
+            .collect();
+        let fk_only: Vec<&String> = fb
+            .difference(&jb)
+            .filter(|k| !is_known_fk_only(k))
+            .collect();
+        eprintln!("{role}: Java only {java_only:?}; ferrokeeper only {fk_only:?}");
+        assert!(
+            java_only.is_empty(),
+            "{role}: Java's keys ferrokeeper lacks: {java_only:?}"
+        );
+        assert!(fk_only.is_empty(), "{role}: keys Java lacks: {fk_only:?}");
+        for key in ["server_state", "peer_state"] {
+            assert_eq!(j.mntr.get(key), f.mntr.get(key), "{role}: {key}");
+        }
+        for key in ["quorum_size", "synced_observers", "znode_count"] {
+            assert_eq!(j.mntr.get(key), f.mntr.get(key), "{role}: {key}");
+        }
+        for key in LEADER_ONLY {
+            let (jk, fk) = (j.mntr.contains_key(*key), f.mntr.contains_key(*key));
+            assert_eq!(jk, role == "leader", "{role}: Java and {key}");
+            assert_eq!(fk, jk, "{role}: ferrokeeper and {key}");
+        }
+        assert_eq!(f.srvr, j.srvr, "{role}: srvr labels");
+        assert_eq!(f.stat, j.stat, "{role}: stat labels");
+    }
+    // The leader's view of its followers agrees in value.
+    for key in [
+        "learners",
+        "synced_followers",
+        "synced_non_voting_followers",
+        "pending_syncs",
+    ] {
+        assert_eq!(
+            java_view.0.mntr.get(key),
+            fk_view.0.mntr.get(key),
+            "leader: {key}"
+        );
+    }
+}
