@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use ferrokeeper_net::records::{Acl, Stat};
-use imbl::{HashMap, OrdSet};
+use imbl::{OrdMap, OrdSet};
 
 mod base;
 pub use base::{Base, BaseChildren, BaseNode};
@@ -431,15 +431,21 @@ struct Entry {
 #[derive(Debug, Clone)]
 struct Frozen {
     at: i64,
-    entries: HashMap<Arc<str>, Entry>,
+    entries: OrdMap<Arc<str>, Entry>,
 }
 
 /// The layered map from path to node: `overlay` over `frozen` over `base`.
+///
+/// The overlay is a B-tree (`OrdMap`) rather than a hash trie (`imbl::HashMap`): its
+/// nodes are at least half full, where the trie's fixed-width chunks were mostly empty.
+/// Measured with `tests/memory.rs` (100k creates of 100 B, published every 64):
+/// 586 B of heap per fresh znode with the trie, of which an estimated ~200 B were the
+/// trie's own (issue #13). A lookup compares a few paths instead of hashing one.
 #[derive(Debug, Clone)]
 pub struct Tree {
     base: Option<Arc<Base>>,
     frozen: Option<Frozen>,
-    overlay: HashMap<Arc<str>, Entry>,
+    overlay: OrdMap<Arc<str>, Entry>,
     len: usize,
     data_bytes: u64,
 }
@@ -481,7 +487,7 @@ impl Tree {
         Tree {
             base: None,
             frozen: None,
-            overlay: HashMap::new(),
+            overlay: OrdMap::new(),
             len: 0,
             data_bytes: 0,
         }
@@ -494,7 +500,7 @@ impl Tree {
             data_bytes: base.data_bytes(),
             base: Some(base),
             frozen: None,
-            overlay: HashMap::new(),
+            overlay: OrdMap::new(),
         }
     }
 
@@ -664,8 +670,12 @@ impl Tree {
             return;
         }
         self.unfreeze();
-        let mut overlay = self.overlay.clone();
-        overlay.retain(|path, e| e.zxid > at && (e.node.is_some() || base.find(path).is_some()));
+        let mut overlay: OrdMap<Arc<str>, Entry> = self
+            .overlay
+            .iter()
+            .filter(|(path, e)| e.zxid > at && (e.node.is_some() || base.find(path).is_some()))
+            .map(|(p, e)| (p.clone(), e.clone()))
+            .collect();
         let kept: Vec<Arc<str>> = overlay
             .iter()
             .filter(|(_, e)| e.node.as_ref().is_some_and(|n| !n.children.is_on(&base)))
