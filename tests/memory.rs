@@ -162,4 +162,4 @@ fn bytes_per_fresh_znode() {
 }
 
 /// Live heap per fresh znode of 100 B that `bytes_per_fresh_znode` accepts.
-const PER_FRESH_ZNODE_BYTES_MAX: usize = 2_000;
+const PER_FRESH_ZNODE_BYTES_MAX: usize = 440;
