@@ -164,10 +164,17 @@ pub async fn run(
         let snapshots = snapshots.clone();
         glommio::spawn_local(async move {
             let mut collect_in: Option<u32> = None;
+            // The head's base as last seen here (compared, never dereferenced): a rebase
+            // in the commit loop below schedules the collect too, not only one here.
+            let mut seen_base: Option<usize> = None;
             loop {
                 glommio::timer::sleep(tick).await;
                 if let Some(base) = snapshots.take_written() {
                     rebase(&mut core.borrow_mut(), base);
+                }
+                let base = core.borrow().head().tree.base().map(|b| Arc::as_ptr(b) as usize);
+                if base != seen_base {
+                    seen_base = base;
                     collect_in = Some(COLLECT_AFTER_REBASE);
                 }
                 // The nodes a rebase let go of are freed by whichever thread drops the
@@ -231,7 +238,15 @@ pub async fn run(
             (batch, state, snapshot, restored)
         };
         let reports = std::mem::take(&mut *reports.borrow_mut());
-        if batch.is_empty() && reports.is_empty() && restored.is_none() {
+        // A rebase with no write after it would leave the shards on the state before it,
+        // and with it the frozen overlay and the old base, until the next write: after a
+        // load, that kept every znode of it on the heap beside the new mapped snapshot
+        // (issue #13). The head equals the published state but for its layers then, so
+        // it is published as an empty batch.
+        let unpublished_rebase = batch.is_empty()
+            && state.last_zxid == machine.state().last_zxid
+            && !same_layers(&state.tree, &machine.state().tree);
+        if batch.is_empty() && reports.is_empty() && restored.is_none() && !unpublished_rebase {
             continue;
         }
         seq += 1;
@@ -293,6 +308,17 @@ pub async fn run(
             let _ = r.reply.try_send(Ok(r.zxid));
         }
     }
+}
+
+/// Whether two trees are layered on the same base (and have the same frozen layer or
+/// none): what a rebase changes.
+fn same_layers(a: &crate::core::tree::Tree, b: &crate::core::tree::Tree) -> bool {
+    let same_base = match (a.base(), b.base()) {
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+        (None, None) => true,
+        _ => false,
+    };
+    same_base && a.is_frozen() == b.is_frozen()
 }
 
 /// Moves the sequencer's head onto a snapshot just written, and says how long it took.
