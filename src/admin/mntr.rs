@@ -482,6 +482,7 @@ mod tests {
             fsyncs: 2,
             segments_created: 1,
             segments_removed: 0,
+            ..Default::default()
         };
         log_lines(&mut entries, &log);
         let out: String = entries

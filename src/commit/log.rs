@@ -183,6 +183,7 @@ impl LogCounters {
             fsyncs: self.fsyncs.load(Relaxed),
             segments_created: self.segments_created.load(Relaxed),
             segments_removed: self.segments_removed.load(Relaxed),
+            ..LogStats::default()
         })
     }
 }

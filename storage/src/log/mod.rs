@@ -164,4 +164,9 @@ pub struct LogStats {
     pub segments_created: u64,
     /// Segments removed (purged, or empty at recovery).
     pub segments_removed: u64,
+    /// Spare segments prepared ahead of need, off the commit path.
+    pub spares_prepared: u64,
+    /// Rolls that found no spare ready and created the new segment inline, on the commit
+    /// path (the first roll of a fresh log always does).
+    pub rolls_inline: u64,
 }
