@@ -770,19 +770,11 @@ impl<S: Storage> LogWriter<S> {
             self.storage
                 .allocate(file, segment_bytes)
                 .map_err(|e| ("fallocate", e))?;
+            // No zero fill here even with `segment_zero_fill`: this is already the slow
+            // path (no spare was ready), and zeros would make that stall 100-300 ms longer.
             self.storage
                 .write_at(file, 0, header, false)
                 .map_err(|e| ("write", e))?;
-            if self.opts.segment_zero_fill {
-                write_zeros(
-                    &mut self.storage,
-                    file,
-                    HEADER_BYTES as u64,
-                    segment_bytes,
-                    &mut self.buffer,
-                )
-                .map_err(|e| ("write", e))?;
-            }
             // fsync, not fdatasync: the file's size and extents must be durable too.
             self.storage.sync_all(file).map_err(|e| ("fsync", e))?;
             self.storage.sync_dir().map_err(|e| ("fsync directory", e))
