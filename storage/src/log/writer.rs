@@ -666,6 +666,7 @@ impl<S: Storage> LogWriter<S> {
     /// Starts a new segment whose first record will have `first_zxid`: the spare renamed
     /// into place when one is ready (a header write and a rename), else created inline.
     fn roll(&mut self, first_zxid: i64) -> Result<(), LogError> {
+        let started = std::time::Instant::now();
         if let Some(cur) = self.current.take() {
             if cur.synced_through < cur.end {
                 // force_sync off: make the old segment whole before a newer one exists, so that
@@ -692,6 +693,7 @@ impl<S: Storage> LogWriter<S> {
             .background
             .wait_for_removal(&mut self.storage, &name, &mut self.stats);
         waited.map_err(|f| self.stop_background(f))?;
+        let sealed = started.elapsed();
         let file = if self.background.take_spare() {
             let file = self.use_spare(&name, &header)?;
             self.background.submit(Task::Spare);
@@ -700,6 +702,14 @@ impl<S: Storage> LogWriter<S> {
             self.stats.rolls_inline += 1;
             self.create_segment(&name, &header)?
         };
+        let total = started.elapsed();
+        if total >= ROLL_SLOW {
+            // Which part of a slow roll waited: sealing the old segment (its fdatasync with
+            // force_sync off), or starting the new one (header and rename, or an inline
+            // creation).
+            tracing::info!(?total, ?sealed, new_segment = ?(total - sealed), segment = %name,
+                "slow log roll");
+        }
         let segment_bytes = self.opts.segment_bytes;
         self.stats.segments_created += 1;
         self.segments.push(Segment {
@@ -842,6 +852,9 @@ fn recover_spare<S: Storage>(
     stats.fsyncs += 1;
     Ok(renamed)
 }
+
+/// A roll that takes longer is logged with its parts.
+const ROLL_SLOW: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Writes zeros over `[from, to)` in chunks through `scratch` (whose capacity is reused).
 fn write_zeros<S: Storage>(
