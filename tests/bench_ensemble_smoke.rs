@@ -24,6 +24,7 @@ fn ensemble_smoke_runs_the_rows_and_a_failover_on_both_kinds_without_errors() {
         java_classpath: JAVA_ZK_CLASSPATH.into(),
         tick_time_ms: 2000,
         base_dir: base.join("servers"),
+        extra_config: Vec::new(),
     };
     let plan = EnsemblePlan::of(Profile::Smoke);
     let result = ensemble::run(

@@ -27,6 +27,7 @@ fn compare_smoke_runs_every_workload_on_both_servers_without_errors() {
         java_heap: "512m".into(),
         base_dir: Some(base.join("servers")),
         keep_dirs: false,
+        zoo_cfg: Vec::new(),
         command_line: "cargo test --test bench_smoke".into(),
     };
     let result = compare(&options).expect("both servers start");

@@ -154,6 +154,7 @@ pub fn compare(options: &CompareOptions) -> Result<CompareResult, CompareError> 
         java_heap: options.java_heap.clone(),
         java_classpath: crate::server::JAVA_ZK_CLASSPATH.to_string(),
         tick_time_ms: 2000,
+        extra_config: options.zoo_cfg.clone(),
         base_dir: options.base_dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("ferrokeeper-bench-{}", std::process::id()))
         }),

@@ -151,6 +151,17 @@ struct CompareArgs {
     /// Keep the servers' directories (zoo.cfg, data, server.log) afterwards.
     #[arg(long)]
     keep_dirs: bool,
+    /// One more `zoo.cfg` line for both servers, `key=value` (repeatable), e.g.
+    /// `--zoo-cfg preAllocSize=4096` for small log segments that roll during a run.
+    #[arg(long, value_parser = parse_cfg_line)]
+    zoo_cfg: Vec<(String, String)>,
+}
+
+fn parse_cfg_line(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not key=value"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
 #[derive(Args)]
@@ -287,6 +298,7 @@ fn run_compare(args: CompareArgs) -> ExitCode {
         java_heap: args.java_heap,
         base_dir: args.base_dir,
         keep_dirs: args.keep_dirs,
+        zoo_cfg: args.zoo_cfg,
         command_line: std::iter::once("ferrokeeper-bench".to_string())
             .chain(std::env::args().skip(1))
             .collect::<Vec<_>>()
@@ -375,6 +387,7 @@ fn run_ensemble(args: CompareArgs, profile: Profile) -> ExitCode {
         java_heap: args.java_heap,
         java_classpath: classpath,
         tick_time_ms: 2000,
+        extra_config: Vec::new(),
         base_dir: args.base_dir.unwrap_or_else(|| {
             std::env::temp_dir().join(format!("ferrokeeper-bench-ens-{}", std::process::id()))
         }),
@@ -564,6 +577,7 @@ fn idle_conns(args: IdleConnsArgs) -> ExitCode {
         java_heap: args.java_heap,
         java_classpath: ferrokeeper_bench::server::JAVA_ZK_CLASSPATH.to_string(),
         tick_time_ms: 2000,
+        extra_config: Vec::new(),
         base_dir: std::env::temp_dir()
             .join(format!("ferrokeeper-bench-idle-{}", std::process::id())),
     };

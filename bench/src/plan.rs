@@ -195,6 +195,8 @@ pub struct CompareOptions {
     pub base_dir: Option<PathBuf>,
     /// Keep the servers' directories (logs) afterwards.
     pub keep_dirs: bool,
+    /// More `zoo.cfg` lines for both servers (`--zoo-cfg`).
+    pub zoo_cfg: Vec<(String, String)>,
     /// The command line as typed, for the report.
     pub command_line: String,
 }

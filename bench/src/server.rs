@@ -104,6 +104,9 @@ pub struct ServerSettings {
     pub tick_time_ms: u32,
     /// Directory under which each server gets its own (same disk for both).
     pub base_dir: PathBuf,
+    /// More lines for both servers' `zoo.cfg` (`compare --zoo-cfg`); one with the key of a
+    /// default line replaces it.
+    pub extra_config: Vec<(String, String)>,
 }
 
 impl ServerSettings {
@@ -120,6 +123,8 @@ impl ServerSettings {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .filter(|(k, _)| !self.extra_config.iter().any(|(e, _)| e == k))
+        .chain(self.extra_config.iter().cloned())
         .collect()
     }
 }

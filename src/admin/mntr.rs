@@ -96,8 +96,10 @@
 //! `zk_fk_log_batches` (writes to the log), `zk_fk_log_records` (txns appended),
 //! `zk_fk_log_bytes` (framed record bytes written: payload plus frame headers, not the
 //! preallocated file size), `zk_fk_log_fdatasyncs`, `zk_fk_log_fsyncs` (whole-file and
-//! directory syncs of segment creation and purges), `zk_fk_log_segments_created` and
-//! `zk_fk_log_segments_removed`. Differences of two readings give fdatasyncs per write
+//! directory syncs of segment creation and purges), `zk_fk_log_segments_created`,
+//! `zk_fk_log_segments_removed`, `zk_fk_log_spares_prepared` (segments prepared ahead on
+//! the log's helper thread) and `zk_fk_log_rolls_inline` (rolls that found no spare ready
+//! and created the segment on the commit path). Differences of two readings give fdatasyncs per write
 //! and log bytes per write (`ferrokeeper-bench compare`'s durability section).
 //!
 //! Then how often each connection limit held a client back (`ServerStats::limits`):
@@ -507,6 +509,8 @@ fn log_lines(out: &mut MntrEntries, log: &ferrokeeper_storage::log::LogStats) {
     line(out, "fk_log_fsyncs", log.fsyncs);
     line(out, "fk_log_segments_created", log.segments_created);
     line(out, "fk_log_segments_removed", log.segments_removed);
+    line(out, "fk_log_spares_prepared", log.spares_prepared);
+    line(out, "fk_log_rolls_inline", log.rolls_inline);
 }
 
 #[cfg(test)]
@@ -540,6 +544,7 @@ mod tests {
             fsyncs: 2,
             segments_created: 1,
             segments_removed: 0,
+            ..Default::default()
         };
         log_lines(&mut entries, &log);
         let out: String = entries
@@ -550,7 +555,7 @@ mod tests {
             out,
             "zk_fk_log_batches\t3\nzk_fk_log_records\t7\nzk_fk_log_bytes\t900\n\
              zk_fk_log_fdatasyncs\t4\nzk_fk_log_fsyncs\t2\nzk_fk_log_segments_created\t1\n\
-             zk_fk_log_segments_removed\t0\n"
+             zk_fk_log_segments_removed\t0\nzk_fk_log_spares_prepared\t0\nzk_fk_log_rolls_inline\t0\n"
         );
     }
 }

@@ -14,8 +14,10 @@
 //!
 //! Log format, recovery, torn-tail rules, preallocation and fail-stop are the writer's,
 //! unchanged: this module only moves the `write` of a framed batch onto the commit
-//! executor and its `fdatasync` onto a ring the executor polls. A segment roll (create, fallocate, fsync) and a purge still
-//! block the executor while they run, as they blocked the log executor before. With
+//! executor and its `fdatasync` onto a ring the executor polls. A segment roll takes the spare segment the
+//! writer prepared on its helper thread (a header write and a rename) and a purge only
+//! hands its removals to that thread; a roll creates the segment inline (create,
+//! fallocate, fsync, directory fsync) only when the spare is not ready yet. With
 //! `forceSync=no` the roll's fdatasync of the old segment used to be the longest of them
 //! (the whole 64 MiB segment, 100–350 ms): a writeback thread now starts each MiB's
 //! writeback as it is appended ([`WRITEBACK_BYTES`]), so the roll waits for about one MiB.
@@ -144,7 +146,21 @@ impl<S: Storage> Appender<S> {
 
     /// Stages, writes and finishes one part; `false` after a fail-stop.
     async fn append_part(&mut self, records: &[Record<'_>]) -> bool {
-        let staged = match self.writer.stage(records) {
+        let before = self.writer.stats();
+        let started = std::time::Instant::now();
+        let staged = self.writer.stage(records);
+        let after = self.writer.stats();
+        if after.segments_created > before.segments_created {
+            // The roll ran on this executor: every write waited for it. Logged with its
+            // duration so that a stall is attributed (a spare renamed into place, or a
+            // segment created inline because the spare was not ready).
+            tracing::info!(
+                elapsed = ?started.elapsed(),
+                inline = after.rolls_inline > before.rolls_inline,
+                "log segment rolled on the commit executor"
+            );
+        }
+        let staged = match staged {
             Ok(Some(staged)) => staged,
             Ok(None) => return true,
             Err(e) => {
@@ -225,6 +241,7 @@ impl<S: Storage> Appender<S> {
             return true;
         }
         let before = self.writer.segment_names().count();
+        let started = std::time::Instant::now();
         if let Err(e) = self.writer.purge_through(target) {
             self.fail.stop(format!("transaction log purge failed: {e}"));
             return false;
@@ -234,7 +251,8 @@ impl<S: Storage> Appender<S> {
             tracing::info!(
                 through = format_args!("0x{target:x}"),
                 removed,
-                "purged log segments covered by the oldest retained snapshot"
+                elapsed = ?started.elapsed(),
+                "purged log segments covered by the oldest retained snapshot (removed in the background)"
             );
         }
         self.purged_through = target;

@@ -103,6 +103,8 @@ pub struct LogCounters {
     fsyncs: AtomicU64,
     segments_created: AtomicU64,
     segments_removed: AtomicU64,
+    spares_prepared: AtomicU64,
+    rolls_inline: AtomicU64,
     /// Smallest and largest txns per log write (ZooKeeper's `sync_processor_batch_size`
     /// summary; `u64::MAX` before the first).
     batch_records_min: AtomicU64,
@@ -127,6 +129,8 @@ impl LogCounters {
             fsyncs: AtomicU64::new(0),
             segments_created: AtomicU64::new(0),
             segments_removed: AtomicU64::new(0),
+            spares_prepared: AtomicU64::new(0),
+            rolls_inline: AtomicU64::new(0),
             batch_records_min: AtomicU64::new(u64::MAX),
             batch_records_max: AtomicU64::new(0),
         }
@@ -149,6 +153,8 @@ impl LogCounters {
         self.fsyncs.store(s.fsyncs, Relaxed);
         self.segments_created.store(s.segments_created, Relaxed);
         self.segments_removed.store(s.segments_removed, Relaxed);
+        self.spares_prepared.store(s.spares_prepared, Relaxed);
+        self.rolls_inline.store(s.rolls_inline, Relaxed);
         self.running.store(true, Relaxed);
     }
 
@@ -183,6 +189,8 @@ impl LogCounters {
             fsyncs: self.fsyncs.load(Relaxed),
             segments_created: self.segments_created.load(Relaxed),
             segments_removed: self.segments_removed.load(Relaxed),
+            spares_prepared: self.spares_prepared.load(Relaxed),
+            rolls_inline: self.rolls_inline.load(Relaxed),
         })
     }
 }

@@ -134,6 +134,7 @@ fn purge_removes_whole_old_segments_only() {
         append_range(&mut w, 1, 300, 10);
         let before = segments(tmp.path()).len();
         w.purge_through(150).expect("purge");
+        w.wait_background().expect("removals done");
         let after = segments(tmp.path()).len();
         assert!(after < before, "something purged");
         let first = read_all(tmp.path(), -1)[0].zxid;
@@ -142,6 +143,7 @@ fn purge_removes_whole_old_segments_only() {
             "records above the purge point stay: first is {first}"
         );
         w.purge_through(i64::MAX).expect("purge all");
+        w.wait_background().expect("removals done");
         assert_eq!(
             segments(tmp.path()).len(),
             1,

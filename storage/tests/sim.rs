@@ -124,6 +124,9 @@ struct Coverage {
     stops: u64,
     purges: u64,
     failed_recoveries: u64,
+    /// Recoveries that renamed a spare holding a header back into place (a crash kept a
+    /// roll's records but not its rename).
+    renamed_spares: u64,
 }
 
 /// Rules 1–4 with force_sync on; with it off, only "a contiguous run of what was appended,
@@ -160,6 +163,7 @@ fn crash_cycles(seed: u64, force_sync: bool, cov: &mut Coverage) {
         check_recovery(cycle, force_sync, &acked, &pending, horizon, &found);
         cov.torn_tails += u64::from(recovered.torn_tail.is_some());
         cov.removed_segments += recovered.removed_segments.len() as u64;
+        cov.renamed_spares += u64::from(recovered.renamed_spare.is_some());
         if !pending.is_empty() {
             let present = found.iter().filter(|r| pending.contains(r)).count();
             match present {
@@ -317,6 +321,7 @@ fn assert_covered(cov: &Coverage, force_sync: bool) {
         stops,
         purges,
         failed_recoveries,
+        renamed_spares,
     } = *cov;
     for (what, n) in [
         ("torn tails", torn_tails),
@@ -334,6 +339,7 @@ fn assert_covered(cov: &Coverage, force_sync: bool) {
         ("fail-stops", stops),
         ("purges", purges),
         ("crashes during recovery", failed_recoveries),
+        ("spares renamed back at recovery", renamed_spares),
     ] {
         assert!(n > 0, "the simulation never produced {what}: {cov:?}");
     }
@@ -403,6 +409,11 @@ fn bit_flips_in_durable_bytes_are_refused_with_file_and_offset() {
                     end,
                 });
             }
+            // A roll's rename of the spare is made durable by the next spare's directory
+            // fsync, in the background: let it finish, so that everything is synced.
+            writer
+                .wait_background()
+                .expect("background work without faults");
             let segments: Vec<String> = writer.segment_names().map(str::to_string).collect();
             drop(writer);
             sim.crash(); // Everything was synced: nothing changes.

@@ -4,8 +4,8 @@
 
 use std::os::unix::fs::FileExt;
 
-use ferrokeeper_storage::log::format::HEADER_BYTES;
-use ferrokeeper_storage::log::{read, IoMode, LogError, LogOptions, LogWriter, Record};
+use ferrokeeper_storage::log::format::{HEADER_BYTES, TXN_SEGMENTS};
+use ferrokeeper_storage::log::{read, IoMode, LogError, LogOptions, LogStats, LogWriter, Record};
 
 fn small() -> LogOptions {
     LogOptions {
@@ -61,7 +61,9 @@ fn staged_appends_leave_the_log_that_append_leaves() {
         at = end;
         size = size % 7 + 1;
     }
-    assert_eq!(wa.stats(), wb.stats());
+    // Whether a roll found the spare ready (and so the syncs counted) is timing.
+    let work = |s: LogStats| (s.appends, s.records, s.bytes, s.segments_created);
+    assert_eq!(work(wa.stats()), work(wb.stats()));
     assert_eq!(
         wa.segment_names().collect::<Vec<_>>(),
         wb.segment_names().collect::<Vec<_>>()
@@ -70,6 +72,7 @@ fn staged_appends_leave_the_log_that_append_leaves() {
     for name in std::fs::read_dir(a.path())
         .expect("dir")
         .map(|e| e.expect("entry").file_name())
+        .filter(|name| *name != TXN_SEGMENTS.spare_name().as_str())
     {
         let bytes_a = std::fs::read(a.path().join(&name)).expect("read a");
         let bytes_b = std::fs::read(b.path().join(&name)).expect("read b");

@@ -133,6 +133,12 @@ impl SegmentKind {
         format!("{}{:016x}", self.name_prefix, first_key as u64)
     }
 
+    /// Name of the spare segment, prepared ahead of need (`storage/FORMAT.md`, "Roll"): the
+    /// prefix without its dot and `-spare`, so that it is never listed as a segment.
+    pub fn spare_name(&self) -> String {
+        format!("{}-spare", self.name_prefix.trim_end_matches('.'))
+    }
+
     /// Parses a segment file name. `None` if the name is not exactly the prefix and 16
     /// lowercase hex digits of a non-negative i64.
     pub fn parse_segment_name(&self, name: &str) -> Option<i64> {

@@ -59,8 +59,30 @@ fn corrupt(offset: usize, reason: impl Into<String>) -> ScanError {
     }
 }
 
+/// Offset of the last non-zero byte. Most of a segment is preallocated zeros, checked at
+/// every open: whole 64-byte blocks are compared as eight u64 words first (the byte-wise
+/// `rposition` ran at ~1 GB/s and was 4% of a replay's profile), bytes only in the block
+/// that holds the answer.
 fn last_non_zero(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().rposition(|&b| b != 0)
+    const BLOCK_BYTES: usize = 64;
+    let blocks = bytes.len() / BLOCK_BYTES;
+    let tail = &bytes[blocks * BLOCK_BYTES..];
+    if let Some(i) = tail.iter().rposition(|&b| b != 0) {
+        return Some(blocks * BLOCK_BYTES + i);
+    }
+    let is_zero = |block: &[u8]| {
+        block.chunks_exact(8).fold(0u64, |acc, w| {
+            acc | u64::from_ne_bytes(w.try_into().expect("8 bytes"))
+        }) == 0
+    };
+    let block = bytes[..blocks * BLOCK_BYTES]
+        .chunks_exact(BLOCK_BYTES)
+        .rposition(|block| !is_zero(block))?;
+    let start = block * BLOCK_BYTES;
+    bytes[start..start + BLOCK_BYTES]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map(|i| start + i)
 }
 
 /// Verifies `segment` (the whole file) and calls `on_record(offset, frame)` for every valid
@@ -178,6 +200,23 @@ fn find_witness(segment: &[u8], bad: usize, garbage_end: usize) -> Option<usize>
 mod tests {
     use super::super::format::{encode_frame, encode_header, FORMAT_VERSION};
     use super::*;
+
+    #[test]
+    fn last_non_zero_agrees_with_a_byte_scan() {
+        for len in [0usize, 1, 7, 63, 64, 65, 200, 1000] {
+            let zeros = vec![0u8; len];
+            assert_eq!(last_non_zero(&zeros), None);
+            for at in 0..len {
+                let mut bytes = zeros.clone();
+                bytes[at] = 1;
+                if at > 2 {
+                    bytes[at / 2] = 9;
+                }
+                let want = bytes.iter().rposition(|&b| b != 0);
+                assert_eq!(last_non_zero(&bytes), want, "len {len}, at {at}");
+            }
+        }
+    }
 
     /// A segment of `len` bytes with one frame per (zxid, synced_through, payload).
     fn segment(len: usize, frames: &[(i64, u32, &[u8])]) -> (Vec<u8>, Vec<usize>) {

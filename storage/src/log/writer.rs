@@ -11,8 +11,10 @@ use super::scan::{scan_segment_of, Position, Scan, ScanError};
 use super::segments::{self, Loaded, SegmentFile};
 use super::{IoMode, LogOptions, LogStats, Payload, Record};
 use crate::backend::disk::DiskStorage;
-use crate::backend::{FileId, Storage};
+use crate::backend::{FileId, Overwrite, Storage};
+use background::{Background, Failure, Task};
 
+mod background;
 mod truncate;
 
 /// Called by [`LogWriter::open_kind`] for every record that recovery keeps: the segment's
@@ -37,6 +39,9 @@ pub struct Recovered {
     pub torn_tail: Option<TornTail>,
     /// Newest segments removed because they held no whole record (a crash during a roll).
     pub removed_segments: Vec<String>,
+    /// The segment a spare holding a header was renamed back to (a crash kept a roll's
+    /// records but not its rename; `storage/FORMAT.md`, "Roll").
+    pub renamed_spare: Option<String>,
 }
 
 /// Where recovery cut a torn tail.
@@ -90,6 +95,8 @@ pub struct LogWriter<S: Storage = DiskStorage> {
     /// Whether a batch is staged in `buffer` and not yet finished ([`LogWriter::stage`]).
     staged: bool,
     stats: LogStats,
+    /// The spare segment and purges, prepared and done off the commit path.
+    background: Background,
 }
 
 /// A batch framed by [`LogWriter::stage`] and not yet written: where it goes.
@@ -163,10 +170,13 @@ impl<S: Storage> LogWriter<S> {
         visit: RecordVisitor<'_>,
     ) -> Result<(LogWriter<S>, Recovered), LogError> {
         opts.validate()?;
+        let mut stats = LogStats::default();
+        let mut recovered = Recovered {
+            renamed_spare: recover_spare(&mut storage, &kind, &mut stats)?,
+            ..Recovered::default()
+        };
         let mut files = segments::list(&mut storage, &kind)?;
         let mut buf = Vec::new();
-        let mut recovered = Recovered::default();
-        let mut stats = LogStats::default();
 
         // The newest segment first: it alone may have a torn tail, or hold no record at all
         // (a crash during a roll), in which case it goes and the one before is the newest.
@@ -321,6 +331,13 @@ impl<S: Storage> LogWriter<S> {
         recovered.last_zxid = last_zxid;
         recovered.segments = log.len();
         let buffer = Vec::with_capacity(opts.batch_bytes_max);
+        let mut background = Background::new(
+            &storage,
+            kind.spare_name(),
+            opts.segment_bytes,
+            opts.segment_zero_fill,
+        );
+        background.submit(Task::Spare);
         let writer = LogWriter {
             storage,
             opts,
@@ -333,6 +350,7 @@ impl<S: Storage> LogWriter<S> {
             stopped: None,
             staged: false,
             stats,
+            background,
         };
         Ok((writer, recovered))
     }
@@ -417,6 +435,7 @@ impl<S: Storage> LogWriter<S> {
                 batch_bytes_max: self.opts.batch_bytes_max,
             });
         }
+        self.poll_background()?;
         let fits = self
             .current
             .is_some_and(|c| c.end + framed as u64 <= c.file_bytes);
@@ -526,22 +545,37 @@ impl<S: Storage> LogWriter<S> {
     pub fn purge_through(&mut self, zxid: i64) -> Result<(), LogError> {
         assert!(!self.staged, "no purge while a staged batch is unfinished");
         self.check_running()?;
+        self.poll_background()?;
+        // The removals (each followed by a directory fsync, oldest first) run in the
+        // background; the segments leave the log now. A crash before they are done leaves
+        // them in place, whole: the next open finds them and a later purge removes them.
         while self.segments.len() > 1 && self.segments[0].last_zxid.is_some_and(|last| last <= zxid)
         {
-            let name = self.segments[0].name.clone();
-            if let Err(e) = self.storage.remove(&name) {
-                return Err(self.stop_on(&name, "remove", e));
-            }
-            // One directory fsync per removal: a crash then leaves an oldest-first prefix
-            // removed, never a gap that recovery would report as a missing segment.
-            if let Err(e) = self.storage.sync_dir() {
-                return Err(self.stop_on("", "fsync directory", e));
-            }
-            self.stats.fsyncs += 1;
-            self.stats.segments_removed += 1;
-            self.segments.remove(0);
+            let segment = self.segments.remove(0);
+            self.background.submit(Task::Remove(segment.name));
         }
         Ok(())
+    }
+
+    /// Blocks until the background work handed over so far is done: purged segments
+    /// removed, the spare prepared. For tests and tools; the server never waits on it.
+    pub fn wait_background(&mut self) -> Result<(), LogError> {
+        assert!(!self.staged, "no wait while a staged batch is unfinished");
+        self.check_running()?;
+        let waited = self
+            .background
+            .wait_all(&mut self.storage, &mut self.stats, false);
+        waited.map_err(|f| self.stop_background(f))
+    }
+
+    /// [`LogWriter::purge_through`], returning only once the segments are removed (the Raft
+    /// log, whose callers expect a purge to be durable when it returns).
+    pub(crate) fn purge_through_now(&mut self, zxid: i64) -> Result<(), LogError> {
+        self.purge_through(zxid)?;
+        let waited = self
+            .background
+            .wait_all(&mut self.storage, &mut self.stats, true);
+        waited.map_err(|f| self.stop_background(f))
     }
 
     /// Zxid of the last record appended (or recovered).
@@ -619,8 +653,20 @@ impl<S: Storage> LogWriter<S> {
         err
     }
 
-    /// Starts a new segment whose first record will have `first_zxid`.
+    /// Collects finished background work (or runs some, inline); a failure stops the writer.
+    fn poll_background(&mut self) -> Result<(), LogError> {
+        let polled = self.background.poll(&mut self.storage, &mut self.stats);
+        polled.map_err(|f| self.stop_background(f))
+    }
+
+    fn stop_background(&mut self, f: Failure) -> LogError {
+        self.stop_on(&f.name, f.op, f.source)
+    }
+
+    /// Starts a new segment whose first record will have `first_zxid`: the spare renamed
+    /// into place when one is ready (a header write and a rename), else created inline.
     fn roll(&mut self, first_zxid: i64) -> Result<(), LogError> {
+        let started = std::time::Instant::now();
         if let Some(cur) = self.current.take() {
             if cur.synced_through < cur.end {
                 // force_sync off: make the old segment whole before a newer one exists, so that
@@ -641,37 +687,30 @@ impl<S: Storage> LogWriter<S> {
             segment_index: index,
             prev_last_zxid: self.last_zxid.unwrap_or(-1),
         });
-        let file = match self.storage.create(&name) {
-            Ok(f) => f,
-            Err(e) => return Err(self.stop_on(&name, "create", e)),
+        // A purged segment of the same name may still be waiting for its removal (a Raft log
+        // truncated back before a purge).
+        let waited = self
+            .background
+            .wait_for_removal(&mut self.storage, &name, &mut self.stats);
+        waited.map_err(|f| self.stop_background(f))?;
+        let sealed = started.elapsed();
+        let file = if self.background.take_spare() {
+            let file = self.use_spare(&name, &header)?;
+            self.background.submit(Task::Spare);
+            file
+        } else {
+            self.stats.rolls_inline += 1;
+            self.create_segment(&name, &header)?
         };
-        let segment_bytes = self.opts.segment_bytes;
-        let steps = (|| -> Result<(), (&'static str, std::io::Error)> {
-            self.storage
-                .allocate(file, segment_bytes)
-                .map_err(|e| ("fallocate", e))?;
-            self.storage
-                .write_at(file, 0, &header, false)
-                .map_err(|e| ("write", e))?;
-            if self.opts.segment_zero_fill {
-                write_zeros(
-                    &mut self.storage,
-                    file,
-                    HEADER_BYTES as u64,
-                    segment_bytes,
-                    &mut self.buffer,
-                )
-                .map_err(|e| ("write", e))?;
-            }
-            // fsync, not fdatasync: the file's size and extents must be durable too.
-            self.storage.sync_all(file).map_err(|e| ("fsync", e))?;
-            self.storage.sync_dir().map_err(|e| ("fsync directory", e))
-        })();
-        if let Err((op, e)) = steps {
-            self.storage.close(file);
-            return Err(self.stop_on(&name, op, e));
+        let total = started.elapsed();
+        if total >= ROLL_SLOW {
+            // Which part of a slow roll waited: sealing the old segment (its fdatasync with
+            // force_sync off), or starting the new one (header and rename, or an inline
+            // creation).
+            tracing::info!(?total, ?sealed, new_segment = ?(total - sealed), segment = %name,
+                "slow log roll");
         }
-        self.stats.fsyncs += 2;
+        let segment_bytes = self.opts.segment_bytes;
         self.stats.segments_created += 1;
         self.segments.push(Segment {
             name,
@@ -687,7 +726,135 @@ impl<S: Storage> LogWriter<S> {
         });
         Ok(())
     }
+
+    /// Turns the ready spare into the segment `name`: writes `header` into it and renames it.
+    ///
+    /// The rename is not followed by a directory fsync: the records appended next are
+    /// durable in the file under either name, and recovery renames a spare that holds a
+    /// valid header into place ([`recover_spare`]). The directory fsync of the next spare's
+    /// creation, in the background, makes the rename durable. With `force_sync` the header
+    /// is made durable by the first batch's fdatasync (same file); without it, it is synced
+    /// here, so that no crash leaves frames behind a missing header.
+    fn use_spare(&mut self, name: &str, header: &[u8]) -> Result<FileId, LogError> {
+        let spare = self.kind.spare_name();
+        let file = match self.storage.open(&spare) {
+            Ok(f) => f,
+            Err(e) => return Err(self.stop_on(&spare, "open", e)),
+        };
+        let sync = !self.opts.force_sync;
+        let steps = (|| -> Result<(), (&'static str, std::io::Error)> {
+            let len = self.storage.len(file).map_err(|e| ("stat", e))?;
+            if len != self.opts.segment_bytes {
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("the spare is {len} bytes, not {}", self.opts.segment_bytes),
+                );
+                return Err(("stat", e));
+            }
+            self.storage
+                .write_at(file, 0, header, sync)
+                .map_err(|e| ("write", e))?;
+            self.storage
+                .rename(&spare, name, Overwrite::Never)
+                .map_err(|e| ("rename", e))
+        })();
+        if let Err((op, e)) = steps {
+            self.storage.close(file);
+            return Err(self.stop_on(&spare, op, e));
+        }
+        if sync {
+            self.stats.fdatasyncs += 1;
+        }
+        Ok(file)
+    }
+
+    /// Creates the segment `name` on the commit path (no spare was ready): create,
+    /// `fallocate`, header, fsync, directory fsync.
+    fn create_segment(&mut self, name: &str, header: &[u8]) -> Result<FileId, LogError> {
+        let file = match self.storage.create(name) {
+            Ok(f) => f,
+            Err(e) => return Err(self.stop_on(name, "create", e)),
+        };
+        let segment_bytes = self.opts.segment_bytes;
+        let steps = (|| -> Result<(), (&'static str, std::io::Error)> {
+            self.storage
+                .allocate(file, segment_bytes)
+                .map_err(|e| ("fallocate", e))?;
+            // No zero fill here even with `segment_zero_fill`: this is already the slow
+            // path (no spare was ready), and zeros would make that stall 100-300 ms longer.
+            self.storage
+                .write_at(file, 0, header, false)
+                .map_err(|e| ("write", e))?;
+            // fsync, not fdatasync: the file's size and extents must be durable too.
+            self.storage.sync_all(file).map_err(|e| ("fsync", e))?;
+            self.storage.sync_dir().map_err(|e| ("fsync directory", e))
+        })();
+        if let Err((op, e)) = steps {
+            self.storage.close(file);
+            return Err(self.stop_on(name, op, e));
+        }
+        self.stats.fsyncs += 2;
+        Ok(file)
+    }
 }
+
+/// Recovery's first step: a spare left by the last run. One holding a valid header was
+/// renamed from by a roll whose rename a crash did not keep: it is the newest segment, and
+/// goes back under its name (then checked like any segment). Any other spare (zero header,
+/// or a preparation cut short) holds nothing and is removed. Either durably.
+fn recover_spare<S: Storage>(
+    storage: &mut S,
+    kind: &SegmentKind,
+    stats: &mut LogStats,
+) -> Result<Option<String>, LogError> {
+    let spare = kind.spare_name();
+    let io = |op, storage: &S, source| LogError::Io {
+        op,
+        file: storage.path(&spare),
+        source,
+    };
+    let names = storage.list().map_err(|e| io("list", storage, e))?;
+    if !names.contains(&spare) {
+        return Ok(None);
+    }
+    let file = storage.open(&spare).map_err(|e| io("open", storage, e))?;
+    let mut header = [0u8; HEADER_BYTES];
+    let read = (|| {
+        let len = storage.len(file)?;
+        if len < HEADER_BYTES as u64 {
+            return Ok(None);
+        }
+        storage.read_at(file, 0, &mut header)?;
+        Ok(kind.decode_header(&header).ok())
+    })();
+    storage.close(file);
+    let renamed = match read.map_err(|e| io("read", storage, e))? {
+        Some(h) if h.first_zxid >= 0 => {
+            let name = kind.segment_name(h.first_zxid);
+            tracing::warn!(file = %storage.path(&spare).display(), segment = %name,
+                "log spare holds a segment header (a crash after a roll): renaming it into place");
+            storage
+                .rename(&spare, &name, Overwrite::Never)
+                .map_err(|e| io("rename", storage, e))?;
+            Some(name)
+        }
+        _ => {
+            tracing::info!(file = %storage.path(&spare).display(), "removing an unused log spare");
+            storage
+                .remove(&spare)
+                .map_err(|e| io("remove", storage, e))?;
+            None
+        }
+    };
+    storage
+        .sync_dir()
+        .map_err(|e| io("fsync directory", storage, e))?;
+    stats.fsyncs += 1;
+    Ok(renamed)
+}
+
+/// A roll that takes longer is logged with its parts.
+const ROLL_SLOW: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Writes zeros over `[from, to)` in chunks through `scratch` (whose capacity is reused).
 fn write_zeros<S: Storage>(

@@ -297,7 +297,7 @@ impl<S: Storage> RaftLog<S> {
     /// remain: [`RaftLog::first_index`] says where the log now starts.
     pub fn purge_through(&mut self, index: u64) -> Result<(), LogError> {
         let key = i64::try_from(index).unwrap_or(i64::MAX);
-        let result = self.writer.purge_through(key);
+        let result = self.writer.purge_through_now(key);
         // Whatever the writer removed before a failure is gone: mirror it either way.
         let left = self.writer.segment_names().count();
         let drop = self.segments.len().saturating_sub(left);

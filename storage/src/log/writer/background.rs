@@ -1,0 +1,426 @@
+//! Work the log keeps off the commit path: preparing the next segment ahead of need (the
+//! *spare*) and removing purged segments.
+//!
+//! Why: creating a segment (create, `fallocate`, fsync, directory fsync) took up to ~16 ms
+//! and a purge's unlink plus directory fsync a few more, and both ran on the commit
+//! executor, stalling every write behind them. Here they run on a helper thread that owns a
+//! second handle on the directory ([`Storage::helper`]); a roll then only writes the header
+//! into the ready spare and renames it (`storage/FORMAT.md`, "Roll").
+//!
+//! A storage without a helper handle (the simulator) gets the same work run inline, one
+//! storage operation per step, as many steps as [`Storage::background_steps`] says after
+//! each append, so that a seed replays exactly and crashes land between any two steps.
+//!
+//! Order matters for crashes: the tasks run one at a time in the order they were handed
+//! over, and the directory changes they make (a spare's creation, a removal) follow the
+//! writer's own (a roll's rename) in the order the writer made them, which is the order a
+//! crash keeps a prefix of (the [`Storage`] contract).
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use crate::backend::{FileId, Storage};
+use crate::log::LogStats;
+
+/// A piece of background work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Task {
+    /// Create the spare, `fallocate` it to `segment_bytes` (zero-filling it with
+    /// `segment_zero_fill`), fsync it and the directory.
+    Spare,
+    /// Remove a purged segment and fsync the directory.
+    Remove(String),
+}
+
+/// A background operation that failed; the writer stops on it (fail-stop).
+#[derive(Debug)]
+pub(super) struct Failure {
+    pub op: &'static str,
+    pub name: String,
+    pub source: io::Error,
+}
+
+/// What a task needs to know about the log.
+#[derive(Clone, Debug)]
+struct Plan {
+    spare: String,
+    segment_bytes: u64,
+    zero_fill: bool,
+}
+
+/// A task in progress on the inline runner: the next step, and the spare's handle once
+/// created.
+#[derive(Debug)]
+struct Running {
+    task: Task,
+    step: u32,
+    file: Option<FileId>,
+}
+
+enum Runner {
+    /// A helper thread with its own storage handle: tasks in, outcomes out, in order.
+    Thread {
+        tasks: Option<mpsc::Sender<Task>>,
+        outcomes: mpsc::Receiver<Result<Task, Failure>>,
+        /// Asks the thread to stop between two steps (the writer is being dropped).
+        quit: Arc<AtomicBool>,
+        handle: Option<JoinHandle<()>>,
+    },
+    /// Steps run on the writer's own storage, when it asks.
+    Inline {
+        running: Option<Running>,
+        scratch: Vec<u8>,
+    },
+}
+
+/// The writer's background work: what is queued, and whether a spare is ready.
+pub(super) struct Background {
+    plan: Plan,
+    runner: Runner,
+    /// Tasks handed over and not yet done, oldest first (the one running is the first).
+    pending: VecDeque<Task>,
+    /// Invariant: a ready spare is never also pending.
+    spare_ready: bool,
+}
+
+/// Bytes of zeros written per step when zero-filling a spare.
+const ZERO_CHUNK_BYTES: usize = 1 << 20;
+
+impl Background {
+    /// A runner for `storage`'s directory: a helper thread if the storage hands out a
+    /// second handle, inline steps otherwise (or when no thread can be started).
+    pub(super) fn new<S: Storage>(
+        storage: &S,
+        spare: String,
+        segment_bytes: u64,
+        zero_fill: bool,
+    ) -> Background {
+        let plan = Plan {
+            spare,
+            segment_bytes,
+            zero_fill,
+        };
+        let runner = match storage.helper() {
+            Ok(Some(helper)) => spawn(helper, plan.clone()).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "no log helper thread; segment preparation and purges run inline");
+                inline()
+            }),
+            Ok(None) => inline(),
+            Err(e) => {
+                tracing::warn!(error = %e, "no second handle on the log directory; segment preparation and purges run inline");
+                inline()
+            }
+        };
+        Background {
+            plan,
+            runner,
+            pending: VecDeque::new(),
+            spare_ready: false,
+        }
+    }
+
+    /// Hands `task` over. A spare is asked for only when none is ready or pending.
+    pub(super) fn submit(&mut self, task: Task) {
+        if task == Task::Spare && (self.spare_ready || self.pending.contains(&Task::Spare)) {
+            return;
+        }
+        self.pending.push_back(task.clone());
+        match &mut self.runner {
+            Runner::Thread { tasks, .. } => {
+                if let Some(tx) = tasks {
+                    // The thread only ends after the sender is dropped (or on a panic, which
+                    // then shows up as a missing outcome in `wait_for`).
+                    let _ = tx.send(task);
+                }
+            }
+            Runner::Inline { .. } => {}
+        }
+    }
+
+    /// Collects finished work without blocking (the thread), or runs as many steps as the
+    /// storage asks for now (inline). Counts what finished in `stats`.
+    pub(super) fn poll<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        stats: &mut LogStats,
+    ) -> Result<(), Failure> {
+        match &self.runner {
+            Runner::Thread { .. } => {
+                while let Some(outcome) = self.outcome(false) {
+                    self.finish(outcome?, stats);
+                }
+                Ok(())
+            }
+            Runner::Inline { .. } => {
+                for _ in 0..storage.background_steps() {
+                    if self.pending.is_empty() {
+                        break;
+                    }
+                    self.step_inline(storage, stats)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Blocks until no pending task removes `name` (a roll about to create that name).
+    pub(super) fn wait_for_removal<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        name: &str,
+        stats: &mut LogStats,
+    ) -> Result<(), Failure> {
+        let removes =
+            |p: &VecDeque<Task>| p.iter().any(|t| matches!(t, Task::Remove(n) if n == name));
+        while removes(&self.pending) {
+            match &self.runner {
+                Runner::Thread { .. } => match self.outcome(true) {
+                    Some(outcome) => self.finish(outcome?, stats),
+                    None => {
+                        return Err(Failure {
+                            op: "remove (helper thread gone)",
+                            name: name.to_string(),
+                            source: io::Error::other("the log helper thread ended"),
+                        })
+                    }
+                },
+                Runner::Inline { .. } => self.step_inline(storage, stats)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Blocks until every task handed over is done (`removals_only`: every removal).
+    pub(super) fn wait_all<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        stats: &mut LogStats,
+        removals_only: bool,
+    ) -> Result<(), Failure> {
+        let busy = |p: &VecDeque<Task>| {
+            p.iter()
+                .any(|t| !removals_only || matches!(t, Task::Remove(_)))
+        };
+        while busy(&self.pending) {
+            match &self.runner {
+                Runner::Thread { .. } => match self.outcome(true) {
+                    Some(outcome) => self.finish(outcome?, stats),
+                    None => {
+                        return Err(Failure {
+                            op: "background work (helper thread gone)",
+                            name: String::new(),
+                            source: io::Error::other("the log helper thread ended"),
+                        })
+                    }
+                },
+                Runner::Inline { .. } => self.step_inline(storage, stats)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the ready spare, if there is one (the caller then renames it into place).
+    pub(super) fn take_spare(&mut self) -> bool {
+        std::mem::take(&mut self.spare_ready)
+    }
+
+    /// The helper thread's next outcome: waiting for it with `block`, else only if there.
+    fn outcome(&self, block: bool) -> Option<Result<Task, Failure>> {
+        let Runner::Thread { outcomes, .. } = &self.runner else {
+            return None;
+        };
+        if block {
+            outcomes.recv().ok()
+        } else {
+            outcomes.try_recv().ok()
+        }
+    }
+
+    fn finish(&mut self, done: Task, stats: &mut LogStats) {
+        let first = self.pending.pop_front();
+        assert_eq!(
+            first.as_ref(),
+            Some(&done),
+            "background tasks finish in order"
+        );
+        match done {
+            Task::Spare => {
+                self.spare_ready = true;
+                stats.fsyncs += 2;
+                stats.spares_prepared += 1;
+            }
+            Task::Remove(_) => {
+                stats.fsyncs += 1;
+                stats.segments_removed += 1;
+            }
+        }
+    }
+
+    fn step_inline<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        stats: &mut LogStats,
+    ) -> Result<(), Failure> {
+        let Runner::Inline { running, scratch } = &mut self.runner else {
+            unreachable!("inline steps only on the inline runner");
+        };
+        let run = running.get_or_insert_with(|| Running {
+            task: self.pending.front().cloned().expect("a pending task"),
+            step: 0,
+            file: None,
+        });
+        match step(storage, &self.plan, run, scratch) {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                let task = running.take().expect("running").task;
+                self.finish(task, stats);
+                Ok(())
+            }
+            Err(failure) => {
+                if let Some(file) = running.take().and_then(|r| r.file) {
+                    storage.close(file);
+                }
+                Err(failure)
+            }
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Runner::Thread {
+            tasks,
+            quit,
+            handle,
+            ..
+        } = &mut self.runner
+        {
+            // Stop between two steps and wait: a writer opened next on this directory must
+            // not find a helper still creating a spare its recovery just removed.
+            quit.store(true, Ordering::Release);
+            tasks.take();
+            if let Some(h) = handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+fn inline() -> Runner {
+    Runner::Inline {
+        running: None,
+        scratch: Vec::new(),
+    }
+}
+
+fn spawn(mut storage: Box<dyn Storage + Send>, plan: Plan) -> io::Result<Runner> {
+    let (task_tx, task_rx) = mpsc::channel::<Task>();
+    let (out_tx, out_rx) = mpsc::channel();
+    let quit = Arc::new(AtomicBool::new(false));
+    let quit_thread = quit.clone();
+    let handle = std::thread::Builder::new()
+        .name("log-helper".into())
+        .spawn(move || {
+            let mut scratch = Vec::new();
+            for task in task_rx {
+                let mut run = Running {
+                    task,
+                    step: 0,
+                    file: None,
+                };
+                let outcome = loop {
+                    if quit_thread.load(Ordering::Acquire) {
+                        // An unfinished spare is removed by the next open's recovery.
+                        if let Some(f) = run.file.take() {
+                            storage.close(f);
+                        }
+                        return;
+                    }
+                    match step(storage.as_mut(), &plan, &mut run, &mut scratch) {
+                        Ok(false) => continue,
+                        Ok(true) => break Ok(run.task),
+                        Err(failure) => {
+                            if let Some(f) = run.file.take() {
+                                storage.close(f);
+                            }
+                            break Err(failure);
+                        }
+                    }
+                };
+                let failed = outcome.is_err();
+                if out_tx.send(outcome).is_err() || failed {
+                    // After a failure the writer stops; nothing more may touch the directory.
+                    return;
+                }
+            }
+        })?;
+    Ok(Runner::Thread {
+        tasks: Some(task_tx),
+        outcomes: out_rx,
+        quit,
+        handle: Some(handle),
+    })
+}
+
+/// Runs the next storage operation of `run`; `Ok(true)` when the task is done.
+fn step<S: Storage + ?Sized>(
+    storage: &mut S,
+    plan: &Plan,
+    run: &mut Running,
+    scratch: &mut Vec<u8>,
+) -> Result<bool, Failure> {
+    let fail = |op, name: &str| {
+        let name = name.to_string();
+        move |source| Failure { op, name, source }
+    };
+    match run.task.clone() {
+        Task::Spare => {
+            let name = plan.spare.as_str();
+            match run.step {
+                0 => run.file = Some(storage.create(name).map_err(fail("create", name))?),
+                1 => storage
+                    .allocate(run.file.expect("created"), plan.segment_bytes)
+                    .map_err(fail("fallocate", name))?,
+                // Zero-filled in chunks, one step each, so that inline runs stay short.
+                2.. if plan.zero_fill && zero_filled_bytes(run.step) < plan.segment_bytes => {
+                    let from = zero_filled_bytes(run.step);
+                    let n = (plan.segment_bytes - from).min(ZERO_CHUNK_BYTES as u64) as usize;
+                    scratch.clear();
+                    scratch.resize(n, 0);
+                    storage
+                        .write_at(run.file.expect("created"), from, scratch, false)
+                        .map_err(fail("write", name))?;
+                }
+                _ => {
+                    // fsync, not fdatasync: the size and extents must be durable too; then
+                    // the directory, so that the spare's name is.
+                    let file = run.file.take().expect("created");
+                    let synced = storage.sync_all(file).map_err(fail("fsync", name));
+                    storage.close(file);
+                    synced?;
+                    storage.sync_dir().map_err(fail("fsync directory", name))?;
+                    return Ok(true);
+                }
+            }
+        }
+        Task::Remove(name) => match run.step {
+            0 => storage.remove(&name).map_err(fail("remove", &name))?,
+            _ => {
+                // One directory fsync per removal: a crash leaves an oldest-first prefix
+                // removed, never a gap that recovery would report as a missing segment.
+                storage.sync_dir().map_err(fail("fsync directory", &name))?;
+                return Ok(true);
+            }
+        },
+    }
+    run.step = run.step.saturating_add(1);
+    Ok(false)
+}
+
+/// Bytes of a spare already zero-filled when its task is at `step` (steps 2.. write).
+fn zero_filled_bytes(step: u32) -> u64 {
+    u64::from(step.saturating_sub(2)) * ZERO_CHUNK_BYTES as u64
+}

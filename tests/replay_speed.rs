@@ -1,0 +1,169 @@
+//! Log replay speed at startup, by phase (issue #13: "log replay ≥ 2M txns/s"). Prints
+//! figures; asserts only that replay rebuilds the state (never a time).
+//!
+//! ```sh
+//! cargo test --release --test replay_speed -- --nocapture
+//! FK_REPLAY_TXNS=2000000 cargo test --release --test replay_speed -- --nocapture
+//! ```
+//!
+//! The log is written directly through the storage's writer with txns encoded by the
+//! server's codec (no server, no client): 10,000 creates of 100-byte nodes, then setData
+//! of 100 bytes to them round-robin, the shape of the benchmark's write workload. The
+//! phases are what a restart does, one after the other: the writer's recovery scan
+//! (`LogWriter::open`: every segment read and every frame verified), the reader's pass
+//! (read, verified again, each payload handed out), decoding each txn, and applying it to
+//! the tree (`commit::log::open_and_replay`, the server's own path, which does all four).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferrokeeper::core::codec;
+use ferrokeeper::core::sequencer::open_acl_unsafe;
+use ferrokeeper::core::state::DataState;
+use ferrokeeper::core::txn::{Txn, TxnOp};
+use ferrokeeper_storage::log::{self as txlog, LogOptions, LogWriter, Record};
+
+const ZNODES: i64 = 10_000;
+const DATA_BYTES: usize = 100;
+const TXNS_DEFAULT: i64 = 500_000;
+const BATCH_TXNS: usize = 64;
+
+fn txn(zxid: i64) -> Txn {
+    let node = (zxid - 1) % ZNODES;
+    let path: Arc<str> = Arc::from(format!("/bench-{node:06}"));
+    let data: Option<Arc<[u8]>> = Some(Arc::from(vec![zxid as u8; DATA_BYTES]));
+    let op = if zxid <= ZNODES {
+        TxnOp::Create {
+            path,
+            data,
+            acl: open_acl_unsafe(),
+            ephemeral_owner: 0,
+            parent_cversion: zxid as i32,
+        }
+    } else {
+        TxnOp::SetData {
+            path,
+            data,
+            version: ((zxid - 1) / ZNODES) as i32,
+        }
+    };
+    Txn {
+        zxid,
+        time_ms: 1_700_000_000_000 + zxid,
+        session_id: 0x100,
+        cxid: zxid as i32,
+        op,
+    }
+}
+
+fn rate(n: u64, secs: f64) -> String {
+    format!(
+        "{:>8.0} ms  {:>6.3} µs/txn  {:>6.2} M txns/s",
+        secs * 1e3,
+        secs * 1e6 / n as f64,
+        n as f64 / secs / 1e6
+    )
+}
+
+#[test]
+fn replay_speed_by_phase() {
+    let txns: i64 = std::env::var("FK_REPLAY_TXNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(TXNS_DEFAULT);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("log");
+    let opts = LogOptions {
+        force_sync: false,
+        ..LogOptions::default()
+    };
+    // Write the log.
+    {
+        let (mut w, _) = LogWriter::open(&dir, opts).expect("open");
+        let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); BATCH_TXNS];
+        let mut zxid = 1;
+        while zxid <= txns {
+            let n = (txns - zxid + 1).min(BATCH_TXNS as i64) as usize;
+            for (i, buf) in bufs.iter_mut().take(n).enumerate() {
+                buf.clear();
+                codec::encode(&txn(zxid + i as i64), buf);
+            }
+            let batch: Vec<Record<'_>> = (0..n)
+                .map(|i| Record {
+                    zxid: zxid + i as i64,
+                    bytes: &bufs[i],
+                })
+                .collect();
+            w.append(&batch).expect("append");
+            zxid += n as i64;
+        }
+        w.wait_background().expect("background");
+    }
+    let n = txns as u64;
+    let bytes: u64 = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").metadata().expect("meta").len())
+        .sum();
+    eprintln!(
+        "replay speed: {n} txns ({} creates, then setData of {DATA_BYTES} B), {} MiB of segment files",
+        ZNODES.min(txns),
+        bytes >> 20
+    );
+
+    // Phase 1: the writer's recovery scan.
+    let started = Instant::now();
+    let (w, recovered) = LogWriter::open(&dir, opts).expect("reopen");
+    let open_secs = started.elapsed().as_secs_f64();
+    assert_eq!(recovered.records, n);
+    drop(w);
+    eprintln!(
+        "  recovery scan (LogWriter::open)      {}",
+        rate(n, open_secs)
+    );
+
+    // Phase 2: the reader's pass, payloads handed out.
+    let started = Instant::now();
+    let mut payload_bytes = 0usize;
+    for rec in txlog::read(&dir, 0).expect("read") {
+        payload_bytes += rec.expect("record").bytes.len();
+    }
+    let read_secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "  read (verify, payloads)              {}  ({} MiB of payload)",
+        rate(n, read_secs),
+        payload_bytes >> 20
+    );
+
+    // Phase 3: read and decode.
+    let started = Instant::now();
+    for rec in txlog::read(&dir, 0).expect("read") {
+        let rec = rec.expect("record");
+        let txn = codec::decode(&rec.bytes).expect("decode");
+        assert_eq!(txn.zxid, rec.zxid);
+    }
+    let decode_secs = started.elapsed().as_secs_f64() - read_secs;
+    eprintln!(
+        "  decode (read subtracted)             {}",
+        rate(n, decode_secs)
+    );
+
+    // Everything, as the server does at startup.
+    let mut state = DataState::new(open_acl_unsafe(), false);
+    let system_znodes = state.tree.len() as i64; // /, /zookeeper and its children.
+    let started = Instant::now();
+    let (w, replayed) =
+        ferrokeeper::commit::log::open_and_replay(&dir, opts, &mut state, "").expect("replay");
+    let total_secs = started.elapsed().as_secs_f64();
+    drop(w);
+    assert_eq!(replayed, n);
+    assert_eq!(state.last_zxid, txns);
+    assert_eq!(state.tree.len() as i64, ZNODES.min(txns) + system_znodes);
+    eprintln!(
+        "  apply (the rest of the total)        {}",
+        rate(n, total_secs - open_secs - read_secs - decode_secs)
+    );
+    eprintln!(
+        "  total (commit::log::open_and_replay) {}",
+        rate(n, total_secs)
+    );
+}
