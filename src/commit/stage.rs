@@ -172,7 +172,12 @@ pub async fn run(
                 if let Some(base) = snapshots.take_written() {
                     rebase(&mut core.borrow_mut(), base);
                 }
-                let base = core.borrow().head().tree.base().map(|b| Arc::as_ptr(b) as usize);
+                let base = core
+                    .borrow()
+                    .head()
+                    .tree
+                    .base()
+                    .map(|b| Arc::as_ptr(b) as usize);
                 if base != seen_base {
                     seen_base = base;
                     collect_in = Some(COLLECT_AFTER_REBASE);

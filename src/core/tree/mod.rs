@@ -316,7 +316,6 @@ impl ChildSet {
 }
 
 impl Layers {
-
     /// Whether it is relative to `base` (or holds nothing that needs one).
     fn is_on(&self, base: &Arc<Base>) -> bool {
         match &self.under {
