@@ -460,3 +460,87 @@ pub fn install_fetched(
         extended_types,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrokeeper_storage::raftlog::{Entry as StoredEntry, HardState as StoredHs};
+
+    fn raft_entry(index: u64, kind: EntryType, data: &[u8]) -> RaftEntry {
+        let mut e = RaftEntry {
+            index,
+            term: 1,
+            data: data.to_vec().into(),
+            ..Default::default()
+        };
+        e.set_entry_type(kind);
+        e
+    }
+
+    fn stored(entries: &[RaftEntry], commit: u64) -> Vec<StoredEntry> {
+        let stamp = commit_stamp(entries, commit);
+        stored_entries(entries, stamp.as_deref())
+            .map(|r| StoredEntry {
+                index: r.index,
+                term: r.term,
+                kind: r.kind,
+                data: r.data.to_vec(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_last_entry_of_an_append_carries_the_commit_index() {
+        let entries = [
+            raft_entry(5, EntryType::EntryNormal, b"a"),
+            raft_entry(6, EntryType::EntryConfChangeV2, b"cc"),
+        ];
+        let out = stored(&entries, 4);
+        assert_eq!((out[0].kind, out[0].data.as_slice()), (0, &b"a"[..]));
+        assert_eq!(out[1].kind, 2 | COMMIT_STAMP);
+        let (back, stamp) = entry_from_stored(out[1].clone()).expect("decodes");
+        assert_eq!(stamp, Some(4));
+        assert_eq!(back.get_entry_type(), EntryType::EntryConfChangeV2);
+        assert_eq!(&back.data[..], b"cc");
+        let (first, none) = entry_from_stored(out[0].clone()).expect("decodes");
+        assert_eq!((none, &first.data[..]), (None, &b"a"[..]));
+        assert!(commit_stamp(&[], 9).is_none());
+    }
+
+    #[test]
+    fn a_stamp_too_short_for_its_commit_index_is_an_error() {
+        let e = StoredEntry {
+            index: 3,
+            term: 1,
+            kind: COMMIT_STAMP,
+            data: vec![1, 2, 3],
+        };
+        assert!(matches!(
+            entry_from_stored(e),
+            Err(ReplayError::Entry { index: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn replay_commits_up_to_the_newest_stamp_when_the_hard_state_lags() {
+        // Empty (no-op) entries: the stamp alone moves the commit index.
+        let entries: Vec<RaftEntry> = (1..=4)
+            .map(|i| raft_entry(i, EntryType::EntryNormal, b""))
+            .collect();
+        let mut log = stored(&entries[..3], 2);
+        log.extend(stored(&entries[3..], 3));
+        let recovered = ferrokeeper_storage::raftlog::Recovered {
+            entries: log,
+            hard_state: Some(StoredHs {
+                term: 1,
+                vote: 1,
+                commit: 1,
+            }),
+            torn_tail: None,
+        };
+        let state = DataState::new(crate::core::sequencer::open_acl_unsafe(), false);
+        let r = replay(recovered, state, None).expect("replays");
+        assert_eq!(r.hard_state.map(|h| h.commit), Some(3));
+        assert_eq!(r.applied, 3);
+    }
+}
