@@ -385,9 +385,11 @@ async fn tools_on_good_and_damaged_files() {
     let bad = fk.dir.join("bad-log");
     copy_dir(&data, &bad);
     let log_dir = bad.join("ferrokeeper/log");
+    // Segments only: the spare prepared ahead of need (`fk-log-spare`) sorts first.
     let mut segs: Vec<PathBuf> = std::fs::read_dir(&log_dir)
         .expect("ls")
         .map(|e| e.expect("entry").path())
+        .filter(|p| !p.to_string_lossy().ends_with("-spare"))
         .collect();
     segs.sort();
     let seg = &segs[0];
