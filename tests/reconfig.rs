@@ -442,3 +442,62 @@ fn reconfig_matches_java() {
     }
     assert_eq!(shape(&fk.demoted), shape(&java.demoted), "demote");
 }
+
+/// kazoo's `reconfig` (`tests/cross/kazoo_reconfig.py`): refused without the super user,
+/// incremental remove and add, a stale `from_config`, the whole membership given as new
+/// members; its normalised transcript from a ferrokeeper ensemble equals a Java one's.
+#[test]
+fn kazoo_reconfig_matches_java() {
+    let has_kazoo = Command::new("python3")
+        .args(["-c", "import kazoo"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_kazoo {
+        eprintln!("SKIPPED: python3 has no kazoo (tests/run.sh installs it)");
+        return;
+    }
+    let run = |kind: Kind| -> String {
+        let ensemble = Ensemble::start_with(kind, 3, &options());
+        // A follower leaves (a leader leaving drops its clients on Java mid-answer).
+        let leader = ensemble.leader();
+        let gone = (0..3).rev().find(|&i| i != leader).expect("a follower");
+        let stay: Vec<usize> = (0..3).filter(|&i| i != gone).collect();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cross/kazoo_reconfig.py");
+        let out = Command::new("python3")
+            .arg(script)
+            .arg(format!(
+                "{},{}",
+                ensemble.address(stay[0]),
+                ensemble.address(stay[1])
+            ))
+            .arg("secret")
+            .arg((gone + 1).to_string())
+            .output()
+            .expect("run kazoo_reconfig.py");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{kind:?}: kazoo_reconfig.py failed:\n{text}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            ensemble.logs_tail(30)
+        );
+        text
+    };
+    let fk = run(Kind::Ferrokeeper);
+    if java_available() {
+        let java = run(Kind::JavaZk);
+        assert_eq!(fk, java, "ferrokeeper's kazoo transcript against Java's");
+    } else {
+        eprintln!("SKIPPED the Java half: java or Debian's ZooKeeper is missing");
+    }
+    let expected = [
+        "anonymous remove: NoAuthError",
+        "remove: server:participant server:participant version",
+        "stale from_config: BadVersionError",
+        "add back: BadArgumentsError",
+        "new members: server:participant server:participant version",
+        "config agrees: True",
+        "removed answer had 2 servers: True",
+    ];
+    assert_eq!(fk.lines().collect::<Vec<_>>(), expected, "ferrokeeper");
+}
