@@ -15,6 +15,8 @@
 //!    between the two servers' zxid schemes, so versions are compared by presence);
 //!    each member's zoo.cfg points at a `zoo.cfg.dynamic.<version>` holding the lines.
 //! 6. ferrokeeper only: a restarted member comes back with the new membership.
+//! 7. kazoo's and Curator's reconfig calls give the same transcripts on both servers
+//!    (`tests/cross/kazoo_reconfig.py`, `tests/cross/CuratorReconfig.java`).
 //!
 //! Skipped, with a message, where java or Debian's ZooKeeper is missing (Java half).
 
@@ -443,61 +445,98 @@ fn reconfig_matches_java() {
     assert_eq!(shape(&fk.demoted), shape(&java.demoted), "demote");
 }
 
-/// kazoo's `reconfig` (`tests/cross/kazoo_reconfig.py`): refused without the super user,
-/// incremental remove and add, a stale `from_config`, the whole membership given as new
-/// members; its normalised transcript from a ferrokeeper ensemble equals a Java one's.
+/// A reconfig client program's transcript against a fresh 3-member `kind` ensemble:
+/// kazoo (`tests/cross/kazoo_reconfig.py`) or Curator (`tests/cross/CuratorReconfig.java`,
+/// `curator_cp` its classpath). A follower leaves (a leader leaving drops its clients on
+/// Java mid-answer); the program talks to the two others.
+fn reconfig_transcript(kind: Kind, curator_cp: Option<&str>) -> String {
+    let ensemble = Ensemble::start_with(kind, 3, &options());
+    let leader = ensemble.leader();
+    let gone = (0..3).rev().find(|&i| i != leader).expect("a follower");
+    let stay: Vec<usize> = (0..3).filter(|&i| i != gone).collect();
+    let cross = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cross");
+    let mut command = match curator_cp {
+        Some(cp) => {
+            let mut c = Command::new("java");
+            c.args(["-Dorg.slf4j.simpleLogger.defaultLogLevel=error", "-cp", cp])
+                .arg(cross.join("CuratorReconfig.java"));
+            c
+        }
+        None => {
+            let mut c = Command::new("python3");
+            c.arg(cross.join("kazoo_reconfig.py"));
+            c
+        }
+    };
+    let out = command
+        .arg(format!(
+            "{},{}",
+            ensemble.address(stay[0]),
+            ensemble.address(stay[1])
+        ))
+        .arg("secret")
+        .arg((gone + 1).to_string())
+        .output()
+        .expect("run the reconfig client");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{kind:?}: the reconfig client failed:\n{text}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        ensemble.logs_tail(30)
+    );
+    text
+}
+
+/// kazoo's and Curator's `reconfig`: refused without the super user, incremental remove
+/// of a follower, a stale `from_config`, its line added back (BadArguments from Java
+/// 3.8 too), the whole membership as new members, `/zookeeper/config` agreeing; each
+/// client's transcript from a ferrokeeper ensemble equals its transcript from a Java one.
 #[test]
-fn kazoo_reconfig_matches_java() {
+fn kazoo_and_curator_reconfig_match_java() {
     let has_kazoo = Command::new("python3")
         .args(["-c", "import kazoo"])
         .status()
         .is_ok_and(|s| s.success());
-    if !has_kazoo {
-        eprintln!("SKIPPED: python3 has no kazoo (tests/run.sh installs it)");
-        return;
-    }
-    let run = |kind: Kind| -> String {
-        let ensemble = Ensemble::start_with(kind, 3, &options());
-        // A follower leaves (a leader leaving drops its clients on Java mid-answer).
-        let leader = ensemble.leader();
-        let gone = (0..3).rev().find(|&i| i != leader).expect("a follower");
-        let stay: Vec<usize> = (0..3).filter(|&i| i != gone).collect();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cross/kazoo_reconfig.py");
-        let out = Command::new("python3")
-            .arg(script)
-            .arg(format!(
-                "{},{}",
-                ensemble.address(stay[0]),
-                ensemble.address(stay[1])
-            ))
-            .arg("secret")
-            .arg((gone + 1).to_string())
-            .output()
-            .expect("run kazoo_reconfig.py");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{kind:?}: kazoo_reconfig.py failed:\n{text}\n{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            ensemble.logs_tail(30)
-        );
-        text
+    let curator = common::curator_classpath();
+    let shape = |errors: [&str; 3]| -> Vec<String> {
+        vec![
+            format!("anonymous remove: {}", errors[0]),
+            "remove: server:participant server:participant version".into(),
+            format!("stale from_config: {}", errors[1]),
+            format!("add back: {}", errors[2]),
+            "new members: server:participant server:participant version".into(),
+            "config agrees: True".into(),
+            "removed answer had 2 servers: True".into(),
+        ]
     };
-    let fk = run(Kind::Ferrokeeper);
-    if java_available() {
-        let java = run(Kind::JavaZk);
-        assert_eq!(fk, java, "ferrokeeper's kazoo transcript against Java's");
+    let mut clients: Vec<(&str, Option<&str>, Vec<String>)> = Vec::new();
+    if has_kazoo {
+        let want = shape(["NoAuthError", "BadVersionError", "BadArgumentsError"]);
+        clients.push(("kazoo", None, want));
     } else {
-        eprintln!("SKIPPED the Java half: java or Debian's ZooKeeper is missing");
+        eprintln!("SKIPPED the kazoo part: python3 has no kazoo (tests/run.sh installs it)");
     }
-    let expected = [
-        "anonymous remove: NoAuthError",
-        "remove: server:participant server:participant version",
-        "stale from_config: BadVersionError",
-        "add back: BadArgumentsError",
-        "new members: server:participant server:participant version",
-        "config agrees: True",
-        "removed answer had 2 servers: True",
-    ];
-    assert_eq!(fk.lines().collect::<Vec<_>>(), expected, "ferrokeeper");
+    match &curator {
+        Ok(cp) => clients.push((
+            "Curator",
+            Some(cp.as_str()),
+            shape(["NOAUTH", "BADVERSION", "BADARGUMENTS"]),
+        )),
+        Err(why) => eprintln!("SKIPPED the Curator part: {why}"),
+    }
+    for (name, cp, want) in clients {
+        let fk = reconfig_transcript(Kind::Ferrokeeper, cp);
+        if java_available() {
+            let java = reconfig_transcript(Kind::JavaZk, cp);
+            assert_eq!(fk, java, "{name}: ferrokeeper's transcript against Java's");
+        } else {
+            eprintln!("SKIPPED the Java half: java or Debian's ZooKeeper is missing");
+        }
+        assert_eq!(
+            fk.lines().collect::<Vec<_>>(),
+            want,
+            "{name} against ferrokeeper"
+        );
+    }
 }
