@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ferrokeeper_net::codes::ErrorCode;
 use ferrokeeper_net::records::{Id, ReconfigRequest};
 use ferrokeeper_net::request::{CreateOp, Request};
 use ferrokeeper_storage::backend::sim::{Prng, SimFaults};
@@ -689,6 +690,12 @@ impl Run {
                     }
                     if matches!(request, Request::CloseSession) {
                         c.session = None;
+                        self.drop_conn(ci, true);
+                    } else if matches!(outcome, Outcome::Error(ErrorCode::NotReadOnly)) {
+                        // A client on a read-only server looks for a read-write one (the
+                        // Java client probes with `isro`): without this a writer, the
+                        // liveness probe included, could stay on a server left out of
+                        // the membership, read-only for good.
                         self.drop_conn(ci, true);
                     }
                 }
