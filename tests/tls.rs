@@ -343,22 +343,21 @@ fn kazoo(pki: &Pki, port: u16, tls: bool, cert: Cert, verb: &[&str]) -> String {
     text.lines().last().unwrap_or_default().to_string()
 }
 
+/// `openssl s_client` to the server on `port`, trusting the test CA and presenting the
+/// v3 client certificate.
+fn s_client(pki: &Pki, port: u16) -> Command {
+    let mut c = Command::new("openssl");
+    c.args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-CAfile", &pki.path("ca.pem")])
+        .args(["-cert", &pki.path("client.pem")])
+        .args(["-key", &pki.path("client.key")]);
+    c
+}
+
 /// A four-letter word over TLS with `openssl s_client`: its whole reply.
 fn four_letter_tls(pki: &Pki, port: u16, word: &str) -> String {
-    let mut child = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            "-quiet",
-        ])
-        .args(["-CAfile", &pki.path("ca.pem")])
-        .args([
-            "-cert",
-            &pki.path("client.pem"),
-            "-key",
-            &pki.path("client.key"),
-        ])
+    let mut child = s_client(pki, port)
+        .arg("-quiet")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -829,15 +828,7 @@ fn a_wrong_keystore_password_stops_the_start_naming_the_key() {
 /// The subject of the certificate the server on `port` presents (`openssl s_client`),
 /// as openssl prints it (`CN = localhost`), or why there is none.
 fn served_subject(pki: &Pki, port: u16) -> String {
-    let out = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
-        .args(["-CAfile", &pki.path("ca.pem")])
-        .args([
-            "-cert",
-            &pki.path("client.pem"),
-            "-key",
-            &pki.path("client.key"),
-        ])
+    let out = s_client(pki, port)
         .stdin(Stdio::null())
         .output()
         .expect("run openssl s_client");
