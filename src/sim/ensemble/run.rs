@@ -641,69 +641,86 @@ impl Run {
             }
             ReplyMsg::Write {
                 xid, zxid, outcome, ..
-            } => {
-                let request = c.pending.remove(&xid);
-                if self.settings.trace {
-                    eprintln!(
-                        "[seed {} step {}] client {ci}: member {id} {origin:?} reply xid {xid} zxid 0x{zxid:x} {outcome:?} for {request:?}",
-                        self.seed, self.step
-                    );
-                }
-                let c = &mut self.clients[ci];
-                self.waiting_since.remove(&ci);
-                if !c.pending.is_empty() {
-                    self.waiting_since.insert(ci, now);
-                }
-                let synced = matches!(outcome, Outcome::Synced(_));
-                if !synced {
-                    c.last_zxid_seen = c.last_zxid_seen.max(zxid);
-                }
-                let ok = succeeded(&outcome);
-                // A local session's close is no txn: its reply carries the member's last
-                // zxid (as ZooKeeper's does), which is some other txn's.
-                let local_close = matches!(request, Some(Request::CloseSession))
-                    && self.cfg.read_only_after_ms.is_some()
-                    && self.history.txns.get(&zxid).is_none_or(|t| {
-                        Some(t.session_id) != c.session.map(|s| s.id) || t.cxid != xid
-                    });
-                if let (Some(request), Some(session)) = (request, c.session) {
-                    if ok && !synced && !local_close {
-                        if zxid <= c.last_acked_zxid {
-                            return Err(format!(
-                                "per-session order: client {ci} session 0x{:x}: xid {xid} acknowledged at zxid 0x{zxid:x}, after a write at 0x{:x}",
-                                session.id, c.last_acked_zxid
-                            ));
-                        }
-                        c.last_acked_zxid = zxid;
-                        self.acks.push(Ack {
-                            session_id: session.id,
-                            xid,
-                            zxid,
-                            client: ci,
-                        });
-                        if self.probe.0 == Some(xid) && ci == 0 {
-                            self.probe.1 = true;
-                        }
-                        if matches!(request, Request::Reconfig(_)) {
-                            self.summary.reconfigs.1 += 1;
-                        }
-                    }
-                    if matches!(request, Request::CloseSession) {
-                        c.session = None;
-                        self.drop_conn(ci, true);
-                    } else if matches!(outcome, Outcome::Error(ErrorCode::NotReadOnly)) {
-                        // A client on a read-only server looks for a read-write one (the
-                        // Java client probes with `isro`): without this a writer, the
-                        // liveness probe included, could stay on a server left out of
-                        // the membership, read-only for good.
-                        self.drop_conn(ci, true);
-                    }
-                }
-            }
+            } => self.write_reply(ci, id, origin, xid, zxid, outcome)?,
             ReplyMsg::Close { reason } => {
                 self.trace(format_args!(
                     "client {ci}: member {id} closed {origin:?}: {reason}"
                 ));
+                self.drop_conn(ci, true);
+            }
+        }
+        Ok(())
+    }
+
+    /// The answer to client `ci`'s request `xid`: checks per-session order and records
+    /// the acknowledgement the final history check holds the ensemble to.
+    fn write_reply(
+        &mut self,
+        ci: usize,
+        id: u64,
+        origin: Origin,
+        xid: i32,
+        zxid: i64,
+        outcome: Outcome,
+    ) -> Result<(), Fail> {
+        let now = self.now;
+        let c = &mut self.clients[ci];
+        let request = c.pending.remove(&xid);
+        if self.settings.trace {
+            eprintln!(
+                "[seed {} step {}] client {ci}: member {id} {origin:?} reply xid {xid} zxid 0x{zxid:x} {outcome:?} for {request:?}",
+                self.seed, self.step
+            );
+        }
+        let c = &mut self.clients[ci];
+        self.waiting_since.remove(&ci);
+        if !c.pending.is_empty() {
+            self.waiting_since.insert(ci, now);
+        }
+        let synced = matches!(outcome, Outcome::Synced(_));
+        if !synced {
+            c.last_zxid_seen = c.last_zxid_seen.max(zxid);
+        }
+        let ok = succeeded(&outcome);
+        // A local session's close is no txn: its reply carries the member's last
+        // zxid (as ZooKeeper's does), which is some other txn's.
+        let local_close = matches!(request, Some(Request::CloseSession))
+            && self.cfg.read_only_after_ms.is_some()
+            && self
+                .history
+                .txns
+                .get(&zxid)
+                .is_none_or(|t| Some(t.session_id) != c.session.map(|s| s.id) || t.cxid != xid);
+        if let (Some(request), Some(session)) = (request, c.session) {
+            if ok && !synced && !local_close {
+                if zxid <= c.last_acked_zxid {
+                    return Err(format!(
+                        "per-session order: client {ci} session 0x{:x}: xid {xid} acknowledged at zxid 0x{zxid:x}, after a write at 0x{:x}",
+                        session.id, c.last_acked_zxid
+                    ));
+                }
+                c.last_acked_zxid = zxid;
+                self.acks.push(Ack {
+                    session_id: session.id,
+                    xid,
+                    zxid,
+                    client: ci,
+                });
+                if self.probe.0 == Some(xid) && ci == 0 {
+                    self.probe.1 = true;
+                }
+                if matches!(request, Request::Reconfig(_)) {
+                    self.summary.reconfigs.1 += 1;
+                }
+            }
+            if matches!(request, Request::CloseSession) {
+                c.session = None;
+                self.drop_conn(ci, true);
+            } else if matches!(outcome, Outcome::Error(ErrorCode::NotReadOnly)) {
+                // A client on a read-only server looks for a read-write one (the
+                // Java client probes with `isro`): without this a writer, the
+                // liveness probe included, could stay on a server left out of
+                // the membership, read-only for good.
                 self.drop_conn(ci, true);
             }
         }
