@@ -308,7 +308,10 @@ fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
             _ => None,
         });
     }
-    let mut scratch = state.clone();
+    // The scratch copy costs a path copy of the shared tree per op and its drop (most
+    // of a 5-setData multi's CPU, profiled in bench/results/profile-churn.md); ops that
+    // cannot see each other's effects are prepped against `state` itself.
+    let mut scratch = (!independent_ops(ops)).then(|| state.clone());
     let mut txns = Vec::with_capacity(ops.len());
     let mut failed: Option<usize> = None;
     let mut sink = Vec::new();
@@ -319,35 +322,33 @@ fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
             });
             continue;
         }
-        let r = check_session(&scratch, ctx).and_then(|_| match op {
+        let view = scratch.as_ref().unwrap_or(state);
+        let r = check_session(view, ctx).and_then(|_| match op {
             MultiOp::Create(c) => {
                 let kind = kinds[i].unwrap_or((c.op(), c.ttl));
-                prep_create(&scratch, state, c, kind, ctx)
+                prep_create(view, state, c, kind, ctx)
             }
-            MultiOp::Delete(d) => prep_delete(&scratch, &d.path, d.version, ctx),
-            MultiOp::SetData(s) => prep_set_data(
-                &scratch,
-                state,
-                &s.path,
-                s.data.0.as_deref(),
-                s.version,
-                ctx,
-            ),
-            MultiOp::Check(c) => prep_check(&scratch, &c.path, c.version, ctx),
+            MultiOp::Delete(d) => prep_delete(view, &d.path, d.version, ctx),
+            MultiOp::SetData(s) => {
+                prep_set_data(view, state, &s.path, s.data.0.as_deref(), s.version, ctx)
+            }
+            MultiOp::Check(c) => prep_check(view, &c.path, c.version, ctx),
             // Reads belong in multiRead; ZooKeeper's prep has no txn for them.
             MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::Unimplemented),
         });
         match r {
             Ok(t) => {
-                let sub = Txn {
-                    zxid: ctx.zxid,
-                    time_ms: ctx.time_ms,
-                    session_id: ctx.session_id,
-                    cxid: 0,
-                    op: t.clone(),
-                };
-                apply(&mut scratch, &sub, ctx.extended_types, &mut sink);
-                sink.clear();
+                if let Some(scratch) = scratch.as_mut() {
+                    let sub = Txn {
+                        zxid: ctx.zxid,
+                        time_ms: ctx.time_ms,
+                        session_id: ctx.session_id,
+                        cxid: 0,
+                        op: t.clone(),
+                    };
+                    apply(scratch, &sub, ctx.extended_types, &mut sink);
+                    sink.clear();
+                }
                 txns.push(t);
             }
             // Only a quota node whose text does not parse fails an op this way; in
@@ -369,6 +370,37 @@ fn prep_multi(state: &DataState, ops: &[MultiOp], ctx: &PrepCtx<'_>) -> TxnOp {
         }
     }
     TxnOp::Multi(txns)
+}
+
+/// Ops of a multi longer than this always take the scratch copy (the check below is
+/// quadratic in the ops).
+const INDEPENDENT_OPS_MAX: usize = 64;
+
+/// Whether prepping each op of a multi against the state before the multi gives what
+/// prepping it against a scratch copy with the earlier ops applied gives: every op is a
+/// setData or a check, no two name the same path, and none is under `/zookeeper`.
+/// A setData's prep reads only its own node (existence, ACL, version, and with
+/// `enforceQuota` its data length; the quota usage it checks is read from the state
+/// before the multi either way), and a check's reads existence, ACL and version. The
+/// only node a setData's apply changes besides its own is a quota stats node under
+/// `/zookeeper/quota` (its data, in place), which no op here may name.
+fn independent_ops(ops: &[MultiOp]) -> bool {
+    if ops.len() > INDEPENDENT_OPS_MAX {
+        return false;
+    }
+    let mut seen: Vec<&str> = Vec::with_capacity(ops.len());
+    for op in ops {
+        let p = match op {
+            MultiOp::SetData(s) => s.path.as_str(),
+            MultiOp::Check(c) => c.path.as_str(),
+            _ => return false,
+        };
+        if p == "/zookeeper" || p.starts_with("/zookeeper/") || seen.contains(&p) {
+            return false;
+        }
+        seen.push(p);
+    }
+    true
 }
 
 /// How ZooKeeper 3.9's `MultiOperationRecord` and `Op.create` rebuild a create op, as

@@ -156,6 +156,11 @@ pub enum CommitRequest {
     Touch(Vec<i64>),
 }
 
+/// The reason of the [`ReplyMsg::Close`] that follows a committed closeSession: the
+/// session has left the sequencer's table then, so the connection's `ConnClosed` would
+/// change nothing.
+pub const CLOSED_BY_CLIENT: &str = "client closed the session";
+
 /// A reply the commit stage sends back to one connection.
 #[derive(Debug, Clone)]
 pub enum ReplyMsg {
@@ -620,7 +625,7 @@ impl Sequencer {
             self.batch.replies.push((
                 conn,
                 ReplyMsg::Close {
-                    reason: "client closed the session",
+                    reason: CLOSED_BY_CLIENT,
                 },
             ));
         }

@@ -80,6 +80,8 @@ struct ConnState {
     pending: VecDeque<Pending>,
     out: Vec<u8>,
     closing: Option<&'static str>,
+    /// The session's closeSession committed: the sequencer has forgotten it.
+    session_closed: bool,
     has_read_only: bool,
     /// The SASL exchange, once the client started one.
     sasl: Option<crate::auth::SaslConn>,
@@ -277,7 +279,12 @@ impl Conn {
                 self.record(write_op_name(opcode), xid, zxid, received, true);
                 self.drain_reads(shard);
             }
-            ReplyMsg::Close { reason } => self.close(reason),
+            ReplyMsg::Close { reason } => {
+                if reason == crate::core::sequencer::CLOSED_BY_CLIENT {
+                    self.st.borrow_mut().session_closed = true;
+                }
+                self.close(reason)
+            }
         }
     }
 
@@ -413,6 +420,7 @@ pub async fn serve<S: ClientStream>(
             pending: VecDeque::new(),
             out: Vec::new(),
             closing: None,
+            session_closed: false,
             has_read_only: false,
             sasl: None,
         }),
@@ -449,8 +457,16 @@ pub async fn serve<S: ClientStream>(
     }
     shard.watches.borrow_mut().remove_connection(id);
     shard.stats.connections.fetch_sub(1, Ordering::Relaxed);
-    let session_id = conn.st.borrow().session_id;
-    if session_id != 0 {
+    let (session_id, session_closed) = {
+        let st = conn.st.borrow();
+        (st.session_id, st.session_closed)
+    };
+    // Standalone, a session its client closed is gone from the sequencer, and telling it
+    // the connection went would only wake the commit stage (one crossing of a session's
+    // life in the `sessions` benchmark). An ensemble member's replication layer keeps
+    // per-connection state of its own (`replica::node`), so it always hears.
+    let sequencer_knows = !(session_closed && shard.shared.ensemble.is_none());
+    if session_id != 0 && sequencer_knows {
         let _ = shard
             .to_commit
             .send(StageMsg::Core(CommitRequest::ConnClosed {
