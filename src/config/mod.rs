@@ -304,6 +304,8 @@ pub struct Config {
     pub metrics: admin::MetricsConfig,
     /// TLS on the client ports (`secureClientPort`, `ssl.*`, ...).
     pub tls: tls::TlsSettings,
+    /// The `ssl.quorum.*` stores, which the AdminServer's HTTPS uses.
+    pub quorum_tls: tls::TlsSettings,
 }
 
 impl Config {
@@ -351,6 +353,7 @@ impl Config {
             admin: admin::AdminServerConfig::default(),
             metrics: admin::MetricsConfig::default(),
             tls: tls::TlsSettings::default(),
+            quorum_tls: tls::TlsSettings::quorum(),
         }
     }
 
@@ -1018,7 +1021,9 @@ impl Parser {
         if self.quorum.apply(name, at, &mut self.warnings)? {
             return Ok(());
         }
-        if tls::apply(&mut self.config.tls, name, at)? {
+        if tls::apply(&mut self.config.tls, name, at)?
+            || tls::apply_quorum(&mut self.config.quorum_tls, name, at)?
+        {
             return Ok(());
         }
         let key = at.key;
