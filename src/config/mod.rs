@@ -773,6 +773,7 @@ fn is_known_ignored(key: &str) -> bool {
 /// `zookeeper.<key>`). The names are the setting names of [`Parser::apply_one`].
 const ZOOKEEPER_PROPERTIES: &[&str] = &[
     "maxCnxns",
+    "nio.sessionlessCnxnTimeout",
     "multiAddress.enabled",
     "4lw.commands.whitelist",
     "extendedTypesEnabled",
@@ -1079,6 +1080,9 @@ impl Parser {
             }
             "jute.maxbuffer" => c.limits.jute_max_buffer_bytes = at.decoded_int_at_least(1)?,
             "extendedTypesEnabled" => c.extended_types_enabled = at.strict_bool()?,
+            "nio.sessionlessCnxnTimeout" => {
+                c.limits.sessionless_cnxn_timeout_ms = at.decoded_int_at_least(1)?;
+            }
             "globalOutstandingLimit" => {
                 c.limits.global_outstanding_requests_max = at.decoded_int_at_least(1)?;
             }
