@@ -232,6 +232,10 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
     let listen_addr = shared.listen_addr;
     let core_cfg = core_config(&config, &shared);
     let (state, writer, snapshots, startup) = recover(&config)?;
+    let timed = log_counters.clone();
+    snapshots.time_into(crate::snapshot::SnapshotTimer(Box::new(move |elapsed| {
+        timed.record_snapshot(elapsed)
+    })));
     let _ = shared.startup.set(startup);
     let core = Sequencer::with_state(
         core_cfg,
@@ -346,6 +350,10 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
         config.autopurge_snap_retain_count,
         config.autopurge_purge_interval_hours > 0,
     ));
+    let timed = log_counters.clone();
+    snapshots.time_into(crate::snapshot::SnapshotTimer(Box::new(move |elapsed| {
+        timed.record_snapshot(elapsed)
+    })));
     let purge_through = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let raft_tick = std::env::var(RAFT_TICK_ENV)
         .ok()

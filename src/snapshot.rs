@@ -292,6 +292,18 @@ pub struct SnapshotPolicy {
     /// The newest snapshot written and mapped, waiting for the commit stage to rebase
     /// its head tree on it ([`SnapshotPolicy::take_written`]).
     written: Mutex<Option<Arc<Base>>>,
+    /// Where each snapshot's write time goes (`snapshottime`), once the server has
+    /// wired it ([`SnapshotPolicy::time_into`]).
+    times: std::sync::OnceLock<SnapshotTimer>,
+}
+
+/// Receives each snapshot's write time (see [`SnapshotPolicy::time_into`]).
+pub struct SnapshotTimer(pub Box<dyn Fn(std::time::Duration) + Send + Sync>);
+
+impl std::fmt::Debug for SnapshotTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnapshotTimer")
+    }
 }
 
 impl SnapshotPolicy {
@@ -305,7 +317,14 @@ impl SnapshotPolicy {
             in_flight: AtomicBool::new(false),
             purge_through: Arc::new(AtomicI64::new(-1)),
             written: Mutex::new(None),
+            times: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Hands every snapshot's write time to `record` from now on (ZooKeeper's
+    /// `snapshottime`). The first call wins.
+    pub fn time_into(&self, record: SnapshotTimer) {
+        let _ = self.times.set(record);
     }
 
     /// The next threshold, uniformly in `[snap_count / 2 + 1, snap_count]`.
@@ -365,6 +384,10 @@ impl SnapshotPolicy {
                 let started = Instant::now();
                 match write_state(&policy.dir, &state) {
                     Ok((file, bytes)) => {
+                        // ZooKeeper times `takeSnapshot`'s save: serializing and writing.
+                        if let Some(record) = policy.times.get() {
+                            (record.0)(started.elapsed());
+                        }
                         tracing::info!(
                             file = %file.path.display(), zxid = format_args!("0x{:x}", state.last_zxid),
                             znodes = state.tree.len(), bytes, elapsed = ?started.elapsed(),

@@ -6,6 +6,10 @@
 //! a key that appears or disappears on either side fails the test until the lists and
 //! `src/admin/mntr.rs` say why.
 //!
+//! `leader_counts_a_snapshot_sync`: a ferrokeeper follower that fell behind a compacted
+//! log is synced by snapshot, which its leader counts as `snap_count` (and each member
+//! times its own snapshots as `snapshottime`).
+//!
 //! Ports come from `common::ensemble::range_ports`.
 
 mod common;
@@ -95,8 +99,6 @@ fn is_known_java_only(key: &str) -> bool {
         "revalidate",
         "digest_",
         "unavailable_",
-        "snap",
-        "fsynctime",
         "socket_closing",
         "close_session",
         "local_write",
@@ -116,7 +118,6 @@ fn is_known_java_only(key: &str) -> bool {
         "insecure_admin",
         "unrecoverable",
         "cnxn_closed",
-        "sessionless",
         "sync_process",
         "write_per_namespace",
         "read_per_namespace",
@@ -186,6 +187,11 @@ fn four(ens: &Ensemble, i: usize, word: &str) -> String {
 
 /// One session on the leader: a few creates and setData, so proposals have sizes.
 fn workload(ens: &Ensemble, leader: usize) {
+    writes(ens, leader, "/ops", 10);
+}
+
+/// One session on member `leader`: creates `path`, then sets its data `sets` times.
+fn writes(ens: &Ensemble, leader: usize, path: &str, sets: usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -201,11 +207,11 @@ fn workload(ens: &Ensemble, leader: usize) {
             assert!(Instant::now() < deadline, "no session from {addr}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        c.create("/ops", b"x", open_acl(), mode::PERSISTENT)
+        c.create(path, b"x", open_acl(), mode::PERSISTENT)
             .await
             .expect("create");
-        for i in 0..10 {
-            c.set_data("/ops", format!("value {i}").as_bytes(), -1)
+        for i in 0..sets {
+            c.set_data(path, format!("value {i}").as_bytes(), -1)
                 .await
                 .expect("set");
         }
@@ -296,4 +302,62 @@ fn ensemble_mntr_srvr_stat_match_java() {
             "leader: {key}"
         );
     }
+}
+
+/// The number `mntr` shows for `key` on member `i` (0 when absent).
+fn mntr_num(ens: &Ensemble, i: usize, key: &str) -> f64 {
+    mntr(ens, i)
+        .get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until `key` on member `i` is at least `at_least`: a deadline for a broken
+/// setup, not a timing assertion.
+fn wait_mntr(ens: &Ensemble, i: usize, key: &str, at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while mntr_num(ens, i, key) < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "member {}: {key} never reached {at_least}\n{}",
+            i + 1,
+            ens.logs_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// ZooKeeper's leader counts `snap_count` once per learner it syncs by snapshot
+/// (LearnerHandler). A ferrokeeper follower killed while the leader snapshots (snapCount
+/// 10) and compacts its Raft log past the follower's position (margin 0) can only come
+/// back by the snapshot, and the leader counts it; before that, no member counted one.
+#[test]
+fn leader_counts_a_snapshot_sync() {
+    let mut options = EnsembleOptions::config(&[("forceSync", "no"), ("snapCount", "10")]);
+    options.env.push((
+        "FERROKEEPER_RAFT_COMPACT_MARGIN".to_string(),
+        "0".to_string(),
+    ));
+    let mut fk = Ensemble::start_with(Kind::Ferrokeeper, 3, &options);
+    let leader = fk.leader();
+    let behind = (leader + 1) % 3;
+    fk.kill9(behind);
+    writes(&fk, leader, "/a", 30);
+    wait_mntr(&fk, leader, "cnt_snapshottime", 1.0);
+    // More writes after the snapshot: the leader compacts once it sees it written.
+    writes(&fk, leader, "/b", 30);
+    wait_mntr(&fk, leader, "cnt_snapshottime", 2.0);
+    assert_eq!(
+        mntr_num(&fk, leader, "snap_count"),
+        0.0,
+        "no snapshot sent yet"
+    );
+    fk.restart(behind);
+    fk.wait_converged();
+    wait_mntr(&fk, leader, "snap_count", 1.0);
+    assert_eq!(
+        mntr_num(&fk, behind, "snap_count"),
+        0.0,
+        "a follower sends none"
+    );
 }

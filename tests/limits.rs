@@ -205,6 +205,7 @@ fn system_properties_from_jvmflags_environment_variables() {
             ),
             ("JVMFLAGS".into(), "-Dzookeeper.maxCnxns='2'".into()),
         ],
+        ..Launch::default()
     };
     let server = Server::start_with(Kind::Ferrokeeper, &[], &launch);
     assert_total_limit(&server, 2);

@@ -11,6 +11,11 @@
 //!   `/metrics` with a temporary config; every name the "ZooKeeper by Prometheus"
 //!   Grafana dashboard (10465) queries that ferrokeeper exports is then found through
 //!   Prometheus' HTTP query API.
+//! * `log_sync_snapshot_and_sessionless_counters_move_as_javas`: `fsynctime` (forceSync
+//!   on), `snapshottime` (snapCount crossed) and `sessionless_connections_expired`
+//!   (`nio.sessionlessCnxnTimeout` of 1 s) move on ferrokeeper as on Java 3.8 after the
+//!   same writes and raw connections; ferrokeeper's AdminServer `monitor` and
+//!   Prometheus `/metrics` carry them with ZooKeeper's names and types.
 //!
 //! Ports come from this test's range, 24000–24999.
 
@@ -61,7 +66,6 @@ const NOT_PRINTED: &[&str] = &[
     "ensemble_auth_skip",
     "ensemble_auth_success",
     "follower_sync_time",
-    "fsynctime",
     "inflight_diff_count",
     "inflight_snap_count",
     "insecure_admin_count",
@@ -111,10 +115,7 @@ const NOT_PRINTED: &[&str] = &[
     "revalidate_count",
     "server_write_committed_time_ms",
     "session_queues_drained",
-    "sessionless_connections_expired",
     "skip_learner_request_to_next_processor_count",
-    "snap_count",
-    "snapshottime",
     "socket_closing_time",
     "stale_replies",
     "stale_requests",
@@ -452,6 +453,11 @@ const DASHBOARD_EXPORTED: &[&str] = &[
     "dbinittime_sum",
     "sync_processor_batch_size_count",
     "sync_processor_batch_size_sum",
+    "sessionless_connections_expired",
+    "fsynctime_count",
+    "fsynctime_sum",
+    "snapshottime_count",
+    "snapshottime_sum",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,4 +508,158 @@ async fn prometheus_scrapes_the_dashboard_names() {
     // Counters keep ZooKeeper's names: no `_total` twin.
     assert_eq!(prom.series("bytes_received_count_total"), Some(0));
     drop(fk);
+}
+
+/// The number `mntr` shows for `key` (0 when absent).
+fn mntr_num(server: &Server, key: &str) -> f64 {
+    mntr(server)
+        .get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until `key` in `server`'s `mntr` is at least `at_least`. The deadline is for a
+/// broken setup, not a timing assertion.
+async fn wait_mntr(server: &Server, key: &str, at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while mntr_num(server, key) < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "{key} never reached {at_least}: {:?}",
+            mntr(server).get(key)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reads `stream` until the server closes it, with a deadline for a broken setup;
+/// returns the bytes received.
+fn read_until_closed(mut stream: std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("read timeout");
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 256];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            // A reset is a close too.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("the server never closed a sessionless connection: {e}"),
+        }
+    }
+}
+
+/// The counters ZooKeeper 3.8 keeps for its transaction log syncs (`fsynctime`,
+/// `FileTxnLog.commit`), its snapshots (`snapshottime`, `ZooKeeperServer.takeSnapshot`)
+/// and connections that never made a session (`sessionless_connections_expired`,
+/// `NIOServerCnxnFactory`'s expirer), on both servers: after 30 writes with forceSync
+/// on, each synced append is a sample; crossing snapCount (10) writes a snapshot; of
+/// three raw connections, the one that sent nothing and the one that stopped inside its
+/// ConnectRequest are closed and counted, the one that sent `ruok` is answered and not
+/// counted. Java also snapshots at startup, so the snapshot count is compared as growth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_sync_snapshot_and_sessionless_counters_move_as_javas() {
+    let cfg = [
+        ("forceSync", "yes"),
+        ("snapCount", "10"),
+        ("nio.sessionlessCnxnTimeout", "1000"),
+    ];
+    let java = Server::start_on_port_with(Kind::JavaZk, free_port(), &cfg, &Launch::default());
+    let admin = free_port().to_string();
+    let metrics = free_port().to_string();
+    let mut fk_cfg = cfg.to_vec();
+    fk_cfg.extend_from_slice(&[
+        ("admin.enableServer", "true"),
+        ("admin.serverAddress", "127.0.0.1"),
+        ("admin.serverPort", admin.as_str()),
+        (
+            "metricsProvider.className",
+            "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
+        ),
+        ("metricsProvider.httpHost", "127.0.0.1"),
+        ("metricsProvider.httpPort", metrics.as_str()),
+    ]);
+    let fk =
+        Server::start_on_port_with(Kind::Ferrokeeper, free_port(), &fk_cfg, &Launch::default());
+    let mut seen = Vec::new();
+    for server in [&java, &fk] {
+        let addr = server.address();
+        workload(&addr).await;
+        let (syncs, snaps) = (
+            mntr_num(server, "cnt_fsynctime"),
+            mntr_num(server, "cnt_snapshottime"),
+        );
+        assert!(syncs >= 1.0, "{addr}: no fsynctime sample after 21 writes");
+        workload_more(&addr).await;
+        wait_mntr(server, "cnt_snapshottime", snaps + 1.0).await;
+        let grown = mntr_num(server, "cnt_fsynctime") - syncs;
+        assert!(
+            grown >= 1.0,
+            "{addr}: fsynctime did not grow with 30 more writes"
+        );
+
+        let silent = std::net::TcpStream::connect(&addr).expect("connect");
+        let mut partial = std::net::TcpStream::connect(&addr).expect("connect");
+        // The length prefix of a ConnectRequest, and nothing after it.
+        std::io::Write::write_all(&mut partial, &44u32.to_be_bytes()).expect("write");
+        let mut ruok = std::net::TcpStream::connect(&addr).expect("connect");
+        std::io::Write::write_all(&mut ruok, b"ruok").expect("write");
+        assert_eq!(read_until_closed(ruok), b"imok");
+        assert!(read_until_closed(silent).is_empty());
+        assert!(read_until_closed(partial).is_empty());
+        wait_mntr(server, "sessionless_connections_expired", 2.0).await;
+        seen.push(mntr_num(server, "sessionless_connections_expired"));
+        let m = mntr(server);
+        for key in ["fsynctime", "snapshottime"] {
+            for p in ["avg_", "min_", "max_", "cnt_", "sum_"] {
+                assert!(m.contains_key(&format!("{p}{key}")), "{addr}: no {p}{key}");
+            }
+        }
+        assert!(m.contains_key("snap_count"), "{addr}: no snap_count");
+    }
+    assert_eq!(seen, vec![2.0, 2.0], "sessionless_connections_expired");
+
+    // The AdminServer's `monitor` and the Prometheus exposition carry the same names.
+    let monitor = ureq::get(&format!("http://127.0.0.1:{admin}/commands/monitor"))
+        .call()
+        .expect("monitor")
+        .into_string()
+        .expect("monitor body");
+    for key in [
+        "\"avg_fsynctime\"",
+        "\"cnt_snapshottime\"",
+        "\"snap_count\"",
+        "\"sessionless_connections_expired\" : 2",
+    ] {
+        assert!(monitor.contains(key), "monitor lacks {key}: {monitor}");
+    }
+    let text = ureq::get(&format!("http://127.0.0.1:{metrics}/metrics"))
+        .call()
+        .expect("/metrics")
+        .into_string()
+        .expect("/metrics body");
+    for line in [
+        "# TYPE fsynctime summary",
+        "# TYPE snapshottime summary",
+        "# TYPE snap_count counter",
+        "# TYPE sessionless_connections_expired counter",
+        "sessionless_connections_expired 2.0",
+    ] {
+        assert!(text.contains(line), "/metrics lacks {line:?}");
+    }
+}
+
+/// Thirty more writes on `/m` (made by [`workload`]), to cross snapCount again.
+async fn workload_more(addr: &str) {
+    let mut c = Conn::connect(addr).await;
+    assert_ne!(c.session_id, 0, "no session from {addr}");
+    for i in 0..30 {
+        c.set_data("/m", format!("more {i}").as_bytes(), -1)
+            .await
+            .expect("set");
+    }
+    c.close().await;
 }

@@ -64,6 +64,7 @@ async fn command_line_property_wins_over_jvmflags() {
             "JVMFLAGS".into(),
             "-Xmx1g '-Dzookeeper.skipACL=no' -Dunknown.property=1".into(),
         )],
+        ..Launch::default()
     };
     let server =
         tokio::task::block_in_place(|| Server::start_with(Kind::Ferrokeeper, &[], &launch));

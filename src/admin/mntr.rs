@@ -40,11 +40,11 @@
 //! | `node_created_watch_count`, `node_deleted_watch_count`, `node_changed_watch_count`, `node_children_watch_count` | summaries | watchers found per trigger of each shard's watch table (`core::watch::TriggerSizes`); with several shards, one change's watchers on two shards are two samples where ZooKeeper's single table records one |
 //! | `stale_sessions_expired` | counter | sessions the sequencer expires (on an ensemble, the leader; ZooKeeper's learners also count their local sessions, ferrokeeper's do not) |
 //! | `<namespace>_quota_exceeded_error_per_namespace` | counter set | writes refused by a hard quota limit (see below) |
+//! | `fsynctime` | summary, ms | with `forceSync=yes`, each transaction-log append's sync (the io_uring fdatasync; on the blocking path, the write and its sync together), on an ensemble the Raft log's; ZooKeeper times `FileChannel.force` in `FileTxnLog.commit`. No samples with `forceSync=no`, as in ZooKeeper |
+//! | `snapshottime` | summary, ms | each snapshot written by the snapshot thread (serializing and writing), as ZooKeeper times `takeSnapshot`; ZooKeeper also snapshots once at startup, ferrokeeper does not, so a fresh ferrokeeper shows no sample where ZooKeeper shows one |
+//! | `snap_count` | counter | snapshots a member began serving to a follower (the first chunk of each transfer; a retried first chunk counts again), where ZooKeeper's LearnerHandler counts a SNAP sync |
+//! | `sessionless_connections_expired` | counter | connections closed for sending nothing for `nio.sessionlessCnxnTimeout` (`zookeeper.nio.sessionlessCnxnTimeout`, default 10 s) before their ConnectRequest or four-letter word was whole. ZooKeeper's NIO factory also expires a session's connection idle for its session timeout under this name; ferrokeeper's session expiry closes those as `stale_sessions_expired` only |
 //!
-//! Still not counted, though they would mean the same here: `fsynctime` (the log's
-//! fdatasyncs are counted, `zk_fk_log_fdatasyncs`, not timed), `snapshottime`,
-//! `snap_count` (a leader's snapshot sends to learners) and
-//! `sessionless_connections_expired` (connections that never sent a ConnectRequest).
 //! `auth_failed_count` is printed and stays 0: ZooKeeper bumps it only in its Netty
 //! factory, when the x509 provider refuses a client after the TLS handshake, and
 //! ferrokeeper has no such refusal (a certificate the trust store rejects fails the

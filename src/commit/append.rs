@@ -214,7 +214,9 @@ impl<S: Storage> Appender<S> {
         let bytes = self.writer.staged_bytes();
         segment.file.write_all_at(bytes, staged.offset())?;
         if self.writer.options().force_sync {
+            let started = std::time::Instant::now();
             segment.ring.fdatasync().await?;
+            self.writer.record_append_sync(started.elapsed());
         } else {
             let end = staged.offset() + bytes.len() as u64;
             if end >= segment.writeback_from + WRITEBACK_BYTES {

@@ -109,6 +109,13 @@ pub struct LogCounters {
     /// summary; `u64::MAX` before the first).
     batch_records_min: AtomicU64,
     batch_records_max: AtomicU64,
+    /// The appends' sync times (ZooKeeper's `fsynctime`): the writer's
+    /// [`LogStats::append_syncs`] as last published.
+    append_syncs: std::sync::Mutex<ferrokeeper_storage::log::SyncTimes>,
+    /// The snapshots' write times in ms (ZooKeeper's `snapshottime`), recorded by the
+    /// snapshot thread ([`crate::snapshot::SnapshotPolicy`]); kept here because these
+    /// counters are already shared with the shards.
+    snapshots: std::sync::Mutex<crate::admin::Summary>,
 }
 
 impl Default for LogCounters {
@@ -133,6 +140,18 @@ impl LogCounters {
             rolls_inline: AtomicU64::new(0),
             batch_records_min: AtomicU64::new(u64::MAX),
             batch_records_max: AtomicU64::new(0),
+            append_syncs: std::sync::Mutex::new(ferrokeeper_storage::log::SyncTimes {
+                count: 0,
+                sum_ms: 0,
+                min_ms: 0,
+                max_ms: 0,
+            }),
+            snapshots: std::sync::Mutex::new(crate::admin::Summary {
+                count: 0,
+                sum: 0,
+                min: 0,
+                max: 0,
+            }),
         }
     }
 
@@ -155,7 +174,43 @@ impl LogCounters {
         self.segments_removed.store(s.segments_removed, Relaxed);
         self.spares_prepared.store(s.spares_prepared, Relaxed);
         self.rolls_inline.store(s.rolls_inline, Relaxed);
+        if let Ok(mut t) = self.append_syncs.lock() {
+            *t = s.append_syncs;
+        }
         self.running.store(true, Relaxed);
+    }
+
+    /// The appends' sync times in ms: ZooKeeper's `fsynctime` summary. Zero samples
+    /// before the first synced append (and always with `forceSync=no`, as in Java).
+    pub fn fsync_times(&self) -> crate::admin::Summary {
+        let t = self
+            .append_syncs
+            .lock()
+            .map(|t| *t)
+            .unwrap_or_else(|p| *p.into_inner());
+        crate::admin::Summary {
+            count: t.count,
+            sum: t.sum_ms,
+            min: t.min_ms,
+            max: t.max_ms,
+        }
+    }
+
+    /// Records one snapshot written in `elapsed` (whole ms, as ZooKeeper's
+    /// `takeSnapshot` records `snapshottime`).
+    pub fn record_snapshot(&self, elapsed: std::time::Duration) {
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        if let Ok(mut s) = self.snapshots.lock() {
+            s.record(ms);
+        }
+    }
+
+    /// The snapshots' write times in ms: ZooKeeper's `snapshottime` summary.
+    pub fn snapshot_times(&self) -> crate::admin::Summary {
+        self.snapshots
+            .lock()
+            .map(|s| *s)
+            .unwrap_or_else(|p| *p.into_inner())
     }
 
     /// Txns per log write: ZooKeeper's `sync_processor_batch_size` summary (count:
@@ -191,6 +246,11 @@ impl LogCounters {
             segments_removed: self.segments_removed.load(Relaxed),
             spares_prepared: self.spares_prepared.load(Relaxed),
             rolls_inline: self.rolls_inline.load(Relaxed),
+            append_syncs: self
+                .append_syncs
+                .lock()
+                .map(|t| *t)
+                .unwrap_or_else(|p| *p.into_inner()),
         })
     }
 }

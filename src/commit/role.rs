@@ -34,6 +34,9 @@ pub struct EnsembleStatus {
     max_proposal_size: AtomicU64,
     min_proposal_size: AtomicU64,
     proposals: AtomicU64,
+    /// Snapshots this server began sending to a follower (ZooKeeper's `snap_count`):
+    /// counted by the snapshot transfer itself, not stored with the view.
+    snapshots_sent: AtomicU64,
 }
 
 /// A copy of [`EnsembleStatus`] at one moment.
@@ -66,6 +69,17 @@ pub struct EnsembleView {
 }
 
 impl EnsembleStatus {
+    /// Counts a snapshot sent to a follower: ZooKeeper's `LearnerHandler` counts
+    /// `snap_count` once per learner it syncs by snapshot.
+    pub fn count_snapshot_sent(&self) {
+        self.snapshots_sent.fetch_add(1, Relaxed);
+    }
+
+    /// Snapshots sent to followers since this server started (`snap_count`).
+    pub fn snapshots_sent(&self) -> u64 {
+        self.snapshots_sent.load(Relaxed)
+    }
+
     /// Stores `v`.
     pub fn store(&self, v: &EnsembleView) {
         self.role.store(v.role, Relaxed);

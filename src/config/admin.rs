@@ -39,6 +39,23 @@ pub struct AdminServerConfig {
     /// interval, `snapshot` once per interval read as *microseconds* (ZooKeeper 3.9
     /// builds that limiter with `TimeUnit.MICROSECONDS`; followed as written).
     pub rate_limiter_interval_ms: u64,
+    /// `admin.portUnification` (default false): the port takes HTTPS and plain HTTP
+    /// alike, by the first byte (0x16, a TLS handshake record, means HTTPS), as
+    /// ZooKeeper's `UnifiedConnectionFactory`.
+    pub port_unification: bool,
+    /// `admin.forceHttps` (default false): the port speaks HTTPS only. Either this or
+    /// `port_unification` makes the AdminServer load the `ssl.quorum.*` stores.
+    pub force_https: bool,
+    /// `admin.needClientAuth` (ZooKeeper 3.9, default false): HTTPS clients must show a
+    /// certificate the `ssl.quorum.trustStore` trusts. 3.8 never asks for one.
+    pub need_client_auth: bool,
+}
+
+impl AdminServerConfig {
+    /// Whether the AdminServer speaks HTTPS (only, or beside HTTP).
+    pub fn https(&self) -> bool {
+        self.force_https || self.port_unification
+    }
 }
 
 impl Default for AdminServerConfig {
@@ -52,6 +69,9 @@ impl Default for AdminServerConfig {
             snapshot_enabled: true,
             restore_enabled: true,
             rate_limiter_interval_ms: 300_000,
+            port_unification: false,
+            force_https: false,
+            need_client_auth: false,
         }
     }
 }
@@ -91,6 +111,9 @@ pub const ADMIN_PROPERTIES: &[&str] = &[
     "admin.snapshot.enabled",
     "admin.restore.enabled",
     "admin.rateLimiterIntervalInMS",
+    "admin.portUnification",
+    "admin.forceHttps",
+    "admin.needClientAuth",
 ];
 
 /// Applies one `admin.*` or `metricsProvider.*` setting. Returns `Ok(false)` for a name
@@ -138,6 +161,10 @@ pub fn apply(
                 .map_err(|_| format!("{value:?} is not a number of milliseconds"))?
                 .max(0) as u64;
         }
+        // `Boolean.getBoolean`: true only for "true", any case.
+        "admin.portUnification" => admin.port_unification = value.eq_ignore_ascii_case("true"),
+        "admin.forceHttps" => admin.force_https = value.eq_ignore_ascii_case("true"),
+        "admin.needClientAuth" => admin.need_client_auth = value.eq_ignore_ascii_case("true"),
         "metricsProvider.className" => {
             // Another provider class cannot be loaded here (there is no JVM): such a
             // setting exports nothing, as the default provider does.
@@ -196,8 +223,9 @@ mod tests {
         );
         assert!(!m.prometheus);
         assert_eq!(
-            apply(&mut a, &mut m, "admin.portUnification", "true"),
-            Ok(false)
+            apply(&mut a, &mut m, "admin.portUnification", "TRUE"),
+            Ok(true)
         );
+        assert!(a.port_unification && a.https() && !a.force_https);
     }
 }

@@ -53,7 +53,15 @@ pub struct Limits {
     /// `ferrokeeper.commitBatchMax`: requests per group-commit batch at most.
     /// Invariant: > 0.
     pub commit_batch_requests_max: usize,
+    /// `nio.sessionlessCnxnTimeout` (`zookeeper.nio.sessionlessCnxnTimeout`, default
+    /// 10000): a connection that has not completed a ConnectRequest and has sent nothing
+    /// for this long is closed and counted as `sessionless_connections_expired`, as
+    /// ZooKeeper's `NIOServerCnxnFactory` expires it. Invariant: > 0.
+    pub sessionless_cnxn_timeout_ms: u32,
 }
+
+/// `NIOServerCnxnFactory`'s default sessionless connection timeout.
+pub const DEFAULT_SESSIONLESS_CNXN_TIMEOUT_MS: u32 = 10_000;
 
 impl Limits {
     /// ZooKeeper's defaults for a `tickTime` of `tick_time_ms`.
@@ -68,6 +76,7 @@ impl Limits {
             session_timeout_ms_max: tick_time_ms.saturating_mul(20),
             commit_queue_depth_requests: DEFAULT_COMMIT_QUEUE_DEPTH,
             commit_batch_requests_max: DEFAULT_COMMIT_BATCH_MAX,
+            sessionless_cnxn_timeout_ms: DEFAULT_SESSIONLESS_CNXN_TIMEOUT_MS,
         }
     }
 

@@ -304,6 +304,8 @@ pub struct Config {
     pub metrics: admin::MetricsConfig,
     /// TLS on the client ports (`secureClientPort`, `ssl.*`, ...).
     pub tls: tls::TlsSettings,
+    /// The `ssl.quorum.*` stores, which the AdminServer's HTTPS uses.
+    pub quorum_tls: tls::TlsSettings,
 }
 
 impl Config {
@@ -351,6 +353,7 @@ impl Config {
             admin: admin::AdminServerConfig::default(),
             metrics: admin::MetricsConfig::default(),
             tls: tls::TlsSettings::default(),
+            quorum_tls: tls::TlsSettings::quorum(),
         }
     }
 
@@ -770,6 +773,7 @@ fn is_known_ignored(key: &str) -> bool {
 /// `zookeeper.<key>`). The names are the setting names of [`Parser::apply_one`].
 const ZOOKEEPER_PROPERTIES: &[&str] = &[
     "maxCnxns",
+    "nio.sessionlessCnxnTimeout",
     "multiAddress.enabled",
     "4lw.commands.whitelist",
     "extendedTypesEnabled",
@@ -1018,7 +1022,9 @@ impl Parser {
         if self.quorum.apply(name, at, &mut self.warnings)? {
             return Ok(());
         }
-        if tls::apply(&mut self.config.tls, name, at)? {
+        if tls::apply(&mut self.config.tls, name, at)?
+            || tls::apply_quorum(&mut self.config.quorum_tls, name, at)?
+        {
             return Ok(());
         }
         let key = at.key;
@@ -1074,6 +1080,9 @@ impl Parser {
             }
             "jute.maxbuffer" => c.limits.jute_max_buffer_bytes = at.decoded_int_at_least(1)?,
             "extendedTypesEnabled" => c.extended_types_enabled = at.strict_bool()?,
+            "nio.sessionlessCnxnTimeout" => {
+                c.limits.sessionless_cnxn_timeout_ms = at.decoded_int_at_least(1)?;
+            }
             "globalOutstandingLimit" => {
                 c.limits.global_outstanding_requests_max = at.decoded_int_at_least(1)?;
             }

@@ -120,10 +120,28 @@ impl TlsSettings {
     }
 }
 
+impl TlsSettings {
+    /// The `ssl.quorum.*` settings before any key is read: ZooKeeper's quorum stores,
+    /// which its AdminServer's HTTPS uses (`JettyAdminServer` with `QuorumX509Util`).
+    pub fn quorum() -> TlsSettings {
+        TlsSettings {
+            key_store: StoreSpec {
+                key: "ssl.quorum.keyStore",
+                ..Default::default()
+            },
+            trust_store: StoreSpec {
+                key: "ssl.quorum.trustStore",
+                ..Default::default()
+            },
+            ..TlsSettings::default()
+        }
+    }
+}
+
 /// Whether `name` (a setting name, without `zookeeper.`) is one of the TLS system
-/// properties ZooKeeper reads as `zookeeper.<name>`.
+/// properties ZooKeeper reads as `zookeeper.<name>` (`ssl.quorum.*` included).
 pub(super) fn is_tls_property(name: &str) -> bool {
-    name.starts_with("ssl.") && !name.starts_with("ssl.quorum.")
+    name.starts_with("ssl.")
         || name == "client.portUnification"
         || name == "client.certReload"
         || name == "X509AuthenticationProvider.superUser"
@@ -145,7 +163,52 @@ fn list(value: &str) -> Option<Vec<String>> {
     (!items.is_empty()).then_some(items)
 }
 
-/// Applies `name` if it is a TLS setting; `Ok(false)` when it is not one.
+/// Applies `name` if it is one of the `ssl.quorum.*` keys the AdminServer's HTTPS reads
+/// (ZooKeeper 3.9's `JettyAdminServer`: the two stores, `enabledProtocols` and
+/// `ciphersuites`; 3.8 reads the stores only). `Ok(false)` for any other name: the
+/// other `ssl.quorum.*` keys are for TLS between members, which ferrokeeper lacks.
+pub(super) fn apply_quorum(
+    quorum: &mut TlsSettings,
+    name: &str,
+    at: &At<'_>,
+) -> Result<bool, ConfigError> {
+    let Some(rest) = name.strip_prefix("ssl.quorum.") else {
+        return Ok(false);
+    };
+    let value = at.value;
+    match rest {
+        "enabledProtocols" => quorum.enabled_protocols = list(value),
+        "ciphersuites" => quorum.cipher_suites = list(value),
+        _ => return Ok(apply_store(quorum, rest, value)),
+    }
+    Ok(true)
+}
+
+/// Applies `keyStore.<field>` or `trustStore.<field>` (the part after `ssl.` or
+/// `ssl.quorum.`); false when `name` is neither.
+fn apply_store(tls: &mut TlsSettings, name: &str, value: &str) -> bool {
+    let Some((store, field)) = name
+        .strip_prefix("keyStore.")
+        .map(|f| (&mut tls.key_store, f))
+        .or_else(|| {
+            name.strip_prefix("trustStore.")
+                .map(|f| (&mut tls.trust_store, f))
+        })
+    else {
+        return false;
+    };
+    match field {
+        "location" => store.location = opt(value).map(PathBuf::from),
+        "password" => store.password = Some(value.to_string()),
+        "passwordPath" => store.password_path = opt(value).map(PathBuf::from),
+        "type" => store.store_type = opt(value),
+        _ => return false,
+    }
+    true
+}
+
+/// Applies `name` if it is a TLS setting of the client ports; `Ok(false)` when it is
+/// not one.
 pub(super) fn apply(tls: &mut TlsSettings, name: &str, at: &At<'_>) -> Result<bool, ConfigError> {
     let value = at.value;
     match name {
@@ -184,23 +247,9 @@ pub(super) fn apply(tls: &mut TlsSettings, name: &str, at: &At<'_>) -> Result<bo
         }
         "X509AuthenticationProvider.superUser" => tls.x509_super_user = opt(value),
         _ => {
-            let Some((store, field)) = name
-                .strip_prefix("ssl.keyStore.")
-                .map(|f| (&mut tls.key_store, f))
-                .or_else(|| {
-                    name.strip_prefix("ssl.trustStore.")
-                        .map(|f| (&mut tls.trust_store, f))
-                })
-            else {
-                return Ok(false);
-            };
-            match field {
-                "location" => store.location = opt(value).map(PathBuf::from),
-                "password" => store.password = Some(value.to_string()),
-                "passwordPath" => store.password_path = opt(value).map(PathBuf::from),
-                "type" => store.store_type = opt(value),
-                _ => return Ok(false),
-            }
+            return Ok(name
+                .strip_prefix("ssl.")
+                .is_some_and(|rest| apply_store(tls, rest, value)));
         }
     }
     Ok(true)

@@ -9,6 +9,8 @@
 //! ([`crate::shard::admin::AdminCall`]), the same gathering the four-letter words use.
 //!
 //! * [`admin`]: routing, auth (`Authorization: <scheme> <cred>`), `snapshot`, `restore`.
+//! * [`https`]: `admin.forceHttps` and `admin.portUnification` with the `ssl.quorum.*`
+//!   stores.
 //! * [`io`]: the hyper IO adapter with the idle timeout.
 //!
 //! As ZooKeeper's `JettyAdminServer`, an AdminServer that cannot bind is logged and the
@@ -16,6 +18,7 @@
 //! metrics provider that fails to start stops ZooKeeper.
 
 pub mod admin;
+pub mod https;
 pub mod io;
 
 use std::net::{SocketAddr, TcpListener};
@@ -30,6 +33,8 @@ use crate::shard::shared::ServerShared;
 #[derive(Debug)]
 struct Listeners {
     admin: Option<TcpListener>,
+    /// The AdminServer's TLS, when its port speaks HTTPS.
+    admin_tls: Option<Arc<crate::tls::TlsServer>>,
     metrics: Option<TcpListener>,
 }
 
@@ -41,7 +46,18 @@ pub fn start(
     stop: &Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<()> {
     let config = &shared.config;
-    let admin = if config.admin.enabled {
+    let admin_tls = match config.admin.https() && config.admin.enabled {
+        false => Ok(None),
+        true => https::admin_tls(&config.quorum_tls, config.admin.need_client_auth)
+            .map(|t| Some(Arc::new(t))),
+    };
+    let admin = if let Err(e) = &admin_tls {
+        // JettyAdminServer's constructor throws when a store does not load;
+        // AdminServerFactory logs "Unable to start JettyAdminServer" and ZooKeeper runs
+        // without one.
+        tracing::warn!(error = %e, "cannot load the AdminServer's HTTPS stores: not serving it");
+        None
+    } else if config.admin.enabled {
         let addr = SocketAddr::new(config.admin.address, config.admin.port);
         match TcpListener::bind(addr) {
             Ok(l) => {
@@ -74,7 +90,11 @@ pub fn start(
     if admin.is_none() && metrics.is_none() {
         return Ok(());
     }
-    let listeners = Listeners { admin, metrics };
+    let listeners = Listeners {
+        admin,
+        admin_tls: admin_tls.ok().flatten(),
+        metrics,
+    };
     let shared = shared.clone();
     let stop = stop.clone();
     // The handle is dropped: the executor ends, closing its listeners, when the server
@@ -108,8 +128,19 @@ async fn serve(shared: Arc<ServerShared>, listeners: Listeners) {
         // function owns; nothing else holds or closes it.
         let listener = unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
         let handler = handler.clone();
+        let (port, tls) = match endpoint {
+            Endpoint::Admin => (
+                https::AdminPort::of(&shared.config.admin),
+                listeners.admin_tls.clone(),
+            ),
+            Endpoint::Metrics => (https::AdminPort::Plain, None),
+        };
         tasks.push(glommio::spawn_local(accept_loop(
-            listener, endpoint, handler, idle,
+            listener,
+            endpoint,
+            handler,
+            idle,
+            (port, tls),
         )));
     }
     for t in tasks {
@@ -122,6 +153,7 @@ async fn accept_loop(
     endpoint: Endpoint,
     handler: Rc<admin::Handler>,
     idle: Duration,
+    (port, tls): (https::AdminPort, Option<Arc<crate::tls::TlsServer>>),
 ) {
     loop {
         let stream = match listener.accept().await {
@@ -134,41 +166,72 @@ async fn accept_loop(
             }
         };
         let handler = handler.clone();
+        let tls = tls.clone();
         glommio::spawn_local(async move {
             let peer = stream.peer_addr().ok();
-            let (io, last_active) = io::HyperIo::new(stream);
-            let service = hyper::service::service_fn(move |req| {
-                let handler = handler.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(handler.handle(endpoint, peer, req).await)
+            match https::accept(stream, port, tls.as_ref(), idle).await {
+                https::Accepted::Plain(s) => {
+                    serve_connection(s, peer, endpoint, handler, idle, false).await
                 }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(io, service);
-            // A connection silent for `admin.idleTimeout` is dropped (Jetty's idle
-            // timeout): the watchdog wins the race and the connection future is dropped,
-            // which closes the socket.
-            let watchdog = async {
-                loop {
-                    let since = last_active.get().elapsed();
-                    if since >= idle {
-                        break;
-                    }
-                    glommio::timer::sleep(idle - since).await;
+                https::Accepted::Tls(s) => {
+                    serve_connection(s, peer, endpoint, handler, idle, true).await
                 }
-            };
-            let done = futures_lite::future::or(async { conn.await.map_err(Some) }, async {
-                watchdog.await;
-                Err(None)
-            })
-            .await;
-            match done {
-                Ok(()) => {}
-                Err(Some(e)) => tracing::debug!(?peer, error = %e, "HTTP connection closed"),
-                Err(None) => tracing::debug!(?peer, "HTTP connection idle: closed"),
+                https::Accepted::Closed => {}
             }
         })
         .detach();
+    }
+}
+
+/// Serves HTTP/1 on one connection (plain or TLS) until it closes or idles out.
+async fn serve_connection<S>(
+    stream: S,
+    peer: Option<SocketAddr>,
+    endpoint: Endpoint,
+    handler: Rc<admin::Handler>,
+    idle: Duration,
+    secure: bool,
+) where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
+{
+    let (io, last_active) = io::HyperIo::new(stream);
+    let service = hyper::service::service_fn(move |req| {
+        let handler = handler.clone();
+        async move {
+            let mut response = handler.handle(endpoint, peer, req).await;
+            if secure {
+                let (name, value) = https::HSTS;
+                response.headers_mut().insert(
+                    hyper::header::HeaderName::from_static(name),
+                    hyper::header::HeaderValue::from_static(value),
+                );
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, service);
+    // A connection silent for `admin.idleTimeout` is dropped (Jetty's idle
+    // timeout): the watchdog wins the race and the connection future is dropped,
+    // which closes the socket.
+    let watchdog = async {
+        loop {
+            let since = last_active.get().elapsed();
+            if since >= idle {
+                break;
+            }
+            glommio::timer::sleep(idle - since).await;
+        }
+    };
+    let done = futures_lite::future::or(async { conn.await.map_err(Some) }, async {
+        watchdog.await;
+        Err(None)
+    })
+    .await;
+    match done {
+        Ok(()) => {}
+        Err(Some(e)) => tracing::debug!(?peer, error = %e, "HTTP connection closed"),
+        Err(None) => tracing::debug!(?peer, "HTTP connection idle: closed"),
     }
 }

@@ -130,10 +130,11 @@ pub async fn run(p: Parts) {
         let kick = kick.clone();
         let net = net.clone();
         let data_dir = p.data_dir.clone();
+        let status = p.status.clone();
         glommio::spawn_local(async move {
             while let Some(f) = incoming.recv().await {
                 match f.kind {
-                    KIND_SNAP_REQ => serve_chunk(&net, &data_dir, f.from, &f.payload),
+                    KIND_SNAP_REQ => serve_chunk(&net, &data_dir, &status, f.from, &f.payload),
                     KIND_SNAP_CHUNK => {
                         // Only the fetch under way wants it; a late chunk is dropped.
                         let _ = chunk_tx.try_send(f);
@@ -439,8 +440,16 @@ fn le_u64(b: &[u8]) -> u64 {
     le_i64(b) as u64
 }
 
-/// Answers a follower's chunk request from this server's snapshot files.
-fn serve_chunk(net: &PeerNet, data_dir: &std::path::Path, from: u64, req: &[u8]) {
+/// Answers a follower's chunk request from this server's snapshot files. The first
+/// chunk of a snapshot served counts one snapshot sent (`snap_count`): a follower fetches
+/// a snapshot from offset 0 once per install (a retried first chunk counts again).
+fn serve_chunk(
+    net: &PeerNet,
+    data_dir: &std::path::Path,
+    status: &EnsembleStatus,
+    from: u64,
+    req: &[u8],
+) {
     if req.len() != 20 {
         tracing::warn!(from, "malformed snapshot chunk request; dropped");
         return;
@@ -455,6 +464,9 @@ fn serve_chunk(net: &PeerNet, data_dir: &std::path::Path, from: u64, req: &[u8])
     out.extend_from_slice(&offset.to_le_bytes());
     match recover::read_chunk(data_dir, zxid, offset, len) {
         Ok(bytes) => {
+            if offset == 0 {
+                status.count_snapshot_sent();
+            }
             out.push(0);
             out.extend_from_slice(&bytes);
         }

@@ -181,6 +181,27 @@ impl Shard {
                 "unsuccessful_handshake",
                 sum(|st| &st.unsuccessful_handshakes),
             ),
+            (
+                "sessionless_connections_expired",
+                sum(|st| &st.sessionless_expired),
+            ),
+            (
+                "snap_count",
+                crate::admin::Metric::Int(
+                    shared
+                        .ensemble
+                        .as_ref()
+                        .map_or(0, |e| e.snapshots_sent() as i64),
+                ),
+            ),
+            (
+                "fsynctime",
+                crate::admin::Metric::Summary(shared.log_counters.fsync_times()),
+            ),
+            (
+                "snapshottime",
+                crate::admin::Metric::Summary(shared.log_counters.snapshot_times()),
+            ),
         ] {
             s.metrics.insert(name.to_string(), metric);
         }

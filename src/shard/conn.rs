@@ -541,7 +541,7 @@ async fn read_loop<S: ClientStream>(
 
     // A four-letter word replaces the first length prefix.
     while buf.len() < LENGTH_BYTES {
-        if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch, &shard.stats).await? {
+        if !read_sessionless(shard, &mut rd, &mut buf).await? {
             return Ok(());
         }
     }
@@ -549,7 +549,7 @@ async fn read_loop<S: ClientStream>(
         let whitelist = &shard.shared.config.four_letter_whitelist;
         let need = LENGTH_BYTES + crate::admin::argument_needed(word, whitelist);
         while buf.len() < need {
-            if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch, &shard.stats).await? {
+            if !read_sessionless(shard, &mut rd, &mut buf).await? {
                 break;
             }
         }
@@ -580,7 +580,12 @@ async fn read_loop<S: ClientStream>(
                 buf.drain(..start);
                 start = 0;
             }
-            if !buffers::read_more(&mut rd, &mut buf, &shard.read_scratch, &shard.stats).await? {
+            let more = if connected {
+                buffers::read_more(&mut rd, &mut buf, &shard.read_scratch, &shard.stats).await?
+            } else {
+                read_sessionless(shard, &mut rd, &mut buf).await?
+            };
+            if !more {
                 return Ok(());
             }
             continue;
@@ -635,6 +640,42 @@ async fn read_loop<S: ClientStream>(
             while conn.must_pause_reading(&shard.shared).is_some() {
                 let _ = reader_rx.recv().await;
             }
+        }
+    }
+}
+
+/// [`buffers::read_more`] on a connection without a session yet: a connection silent
+/// for `nio.sessionlessCnxnTimeout` before its ConnectRequest (or a four-letter word's
+/// argument) is complete is expired, as ZooKeeper's `NIOServerCnxnFactory` expires it
+/// (counted as `sessionless_connections_expired`). The wait restarts with every read, as
+/// Java touches the connection on every I/O. Java's expiry queue rounds the deadline up
+/// to its next tick of the timeout, so Java closes such a connection one to two timeouts
+/// after it went silent; ferrokeeper closes it at the timeout. A four-letter word whose
+/// reply is being written and a connection waiting for its session are not reading, so
+/// they are not hit. A TLS handshake has its own limit (`shard::secure`) and this one
+/// starts after it; Java's Netty factory (the one that serves TLS) expires no sessionless
+/// connection at all, ferrokeeper applies the same limit on every port.
+async fn read_sessionless<R: futures_lite::AsyncRead + Unpin>(
+    shard: &Rc<Shard>,
+    rd: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<bool, String> {
+    let timeout_ms = shard.shared.limits.sessionless_cnxn_timeout_ms;
+    let wait = std::time::Duration::from_millis(u64::from(timeout_ms));
+    let read = glommio::timer::timeout(wait, async {
+        Ok(buffers::read_more(rd, buf, &shard.read_scratch, &shard.stats).await)
+    })
+    .await;
+    match read {
+        Ok(more) => more,
+        Err(_) => {
+            shard
+                .stats
+                .sessionless_expired
+                .fetch_add(1, Ordering::Relaxed);
+            Err(format!(
+                "no ConnectRequest within nio.sessionlessCnxnTimeout ({timeout_ms} ms): expired"
+            ))
         }
     }
 }

@@ -37,6 +37,9 @@ pub struct ShardStats {
     pub bytes_received: AtomicU64,
     /// TLS handshakes that failed or timed out (`unsuccessful_handshake`).
     pub unsuccessful_handshakes: AtomicU64,
+    /// Connections closed for sending no ConnectRequest in time
+    /// (`sessionless_connections_expired`).
+    pub sessionless_expired: AtomicU64,
     /// Latencies of reads (`readlatency`) and of writes (`updatelatency`).
     pub read_latency: super::latency::LatencyHistogram,
     /// See `read_latency`.

@@ -62,6 +62,33 @@ pub struct Launch {
     /// these through `zkServer.sh`, which the harness does not use, so a test that sets
     /// them runs ferrokeeper only.
     pub env: Vec<(String, String)>,
+    /// Java only: put Jetty, the servlet API and Jackson ([`JAVA_ADMIN_JARS`]) on the
+    /// classpath, so Java ZooKeeper runs its AdminServer.
+    pub java_admin_server: bool,
+}
+
+/// The jars Java ZooKeeper's AdminServer needs beyond the harness's classpath (Debian
+/// packages Jetty 9, the servlet API and Jackson apart from ZooKeeper).
+pub const JAVA_ADMIN_JARS: &[&str] = &[
+    "jetty9-server",
+    "jetty9-servlet",
+    "jetty9-http",
+    "jetty9-io",
+    "jetty9-util",
+    "jetty9-security",
+    "jetty9-util-ajax",
+    "servlet-api",
+    "jackson-core",
+    "jackson-databind",
+    "jackson-annotations",
+];
+
+/// The first of [`JAVA_ADMIN_JARS`] that is not installed, as a path.
+pub fn missing_java_admin_jar() -> Option<String> {
+    JAVA_ADMIN_JARS
+        .iter()
+        .map(|j| format!("/usr/share/java/{j}.jar"))
+        .find(|j| !Path::new(j).exists())
 }
 
 impl Launch {
@@ -72,7 +99,7 @@ impl Launch {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            env: Vec::new(),
+            ..Launch::default()
         }
     }
 }
@@ -307,10 +334,16 @@ impl Server {
                     Path::new("/usr/share/java/zookeeper.jar").exists(),
                     "Apache ZooKeeper is not installed: run the README's test command (tests/run.sh), which installs it"
                 );
+                let mut classpath = JAVA_ZK_JARS.to_string();
+                if launch.java_admin_server {
+                    for j in JAVA_ADMIN_JARS {
+                        classpath.push_str(&format!(":/usr/share/java/{j}.jar"));
+                    }
+                }
                 let mut c = Command::new("java");
                 c.args(["-Xmx512m", "-Dzookeeper.extendedTypesEnabled=true"])
                     .args(&java_properties)
-                    .args(["-cp", JAVA_ZK_JARS])
+                    .args(["-cp", &classpath])
                     .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
                     .arg(&cfg_path);
                 c

@@ -171,4 +171,38 @@ pub struct LogStats {
     /// Rolls that found no spare ready and created the new segment inline, on the commit
     /// path (the first roll of a fresh log always does).
     pub rolls_inline: u64,
+    /// The appends' syncs timed, in whole milliseconds as ZooKeeper's `fsynctime`
+    /// summary records them (`FileTxnLog.commit` times `FileChannel.force`): how many,
+    /// their sum, smallest and largest. Only the sync that makes an append durable
+    /// counts, not recovery's or a roll's.
+    pub append_syncs: SyncTimes,
+}
+
+/// Durations of syncs in whole milliseconds (count, sum, min, max).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncTimes {
+    /// Syncs timed.
+    pub count: u64,
+    /// Their durations' sum, ms.
+    pub sum_ms: u64,
+    /// The shortest, ms (0 before the first).
+    pub min_ms: u64,
+    /// The longest, ms.
+    pub max_ms: u64,
+}
+
+impl SyncTimes {
+    /// Adds one sync that took `elapsed` (truncated to whole ms, as Java's
+    /// `TimeUnit.NANOSECONDS.toMillis`).
+    pub fn record(&mut self, elapsed: std::time::Duration) {
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.min_ms = if self.count == 0 {
+            ms
+        } else {
+            self.min_ms.min(ms)
+        };
+        self.max_ms = self.max_ms.max(ms);
+        self.sum_ms = self.sum_ms.saturating_add(ms);
+        self.count += 1;
+    }
 }

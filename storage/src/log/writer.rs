@@ -491,14 +491,27 @@ impl<S: Storage> LogWriter<S> {
 
     /// Writes the staged batch through the storage (and fdatasyncs it with `force_sync`),
     /// blocking; the outcome goes to [`LogWriter::finish_staged`].
+    /// With `force_sync` the time of the write and its sync together is recorded as the
+    /// append's sync time (the write is a copy into the page cache; the sync is the cost).
     pub fn write_staged(&mut self, staged: &Staged) -> std::io::Result<()> {
         assert!(self.staged, "write_staged without a staged batch");
-        self.storage.write_at(
+        let started = std::time::Instant::now();
+        let written = self.storage.write_at(
             staged.file,
             staged.offset,
             &self.buffer,
             self.opts.force_sync,
-        )
+        );
+        if self.opts.force_sync && written.is_ok() {
+            self.stats.append_syncs.record(started.elapsed());
+        }
+        written
+    }
+
+    /// Records the time of an append's sync made by the caller (one that writes the
+    /// staged bytes through its own ring: [`LogWriter::staged_file`]).
+    pub fn record_append_sync(&mut self, elapsed: std::time::Duration) {
+        self.stats.append_syncs.record(elapsed);
     }
 
     /// The second half of [`LogWriter::append`]: `written` is the outcome of writing the
