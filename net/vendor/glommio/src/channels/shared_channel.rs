@@ -420,7 +420,18 @@ impl<T: Send + Sized> ConnectedReceiver<T> {
                 }
             }
             res => {
-                self.notifier.notify(false);
+                // ferrokeeper patch (FERROKEEPER-PATCH.md): a sender waits for this pop
+                // only if it found the buffer full (`wait_for_room`), so only a pop from a
+                // full buffer (one free slot now, or none if it has pushed again since)
+                // wakes its executor. Unpatched, every pop woke a parked sender's executor
+                // whether or not anything there waited for room. The fence pairs with the
+                // one the sender's executor issues after `prepare_to_sleep`, before its
+                // last look at its channels: either that look sees this pop's room, or
+                // this load of `tail` sees the buffer it found full.
+                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                if self.state.buffer.size() + 1 >= self.state.buffer.capacity() {
+                    self.notifier.notify(false);
+                }
                 Poll::Ready(res)
             }
         }

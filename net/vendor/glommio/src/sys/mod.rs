@@ -172,6 +172,8 @@ pub(crate) fn sendmsg_syscall(
 }
 
 mod dma_buffer;
+// Unused since the ferrokeeper patch (FERROKEEPER-PATCH.md); kept to keep the diff small.
+#[allow(dead_code)]
 mod membarrier;
 pub(crate) mod source;
 pub(crate) mod sysfs;
@@ -306,6 +308,11 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // ferrokeeper patch: the sleeper no longer issues membarrier() before its last
+        // look at its channels (see FERROKEEPER-PATCH.md), so the producer's side of the
+        // handshake needs a real fence between publishing its message and reading
+        // `should_notify`.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
