@@ -80,7 +80,7 @@ fn messages() -> u64 {
     std::env::var("FK_WAKEUP_MESSAGES")
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(1_000_000)
+        .unwrap_or(250_000)
 }
 
 fn builder(name: &str, preempt: Option<Duration>) -> LocalExecutorBuilder {

@@ -107,12 +107,22 @@ pub fn scan_segment_of(
         Ok(h) => h,
         Err(HeaderError::Version(v)) => return Err(ScanError::Version(v)),
         Err(e) => {
-            // A header is written and synced before any record. No records after a bad
-            // header in the newest segment means a creation that a crash interrupted.
-            let rest_is_zero = segment
-                .get(HEADER_BYTES..)
-                .is_none_or(|rest| rest.iter().all(|&b| b == 0));
-            if position == Position::Newest && rest_is_zero {
+            // No record of a segment is acknowledged before an fdatasync that covers its
+            // header: with forceSync=no the roll syncs the header before any record, with
+            // forceSync=yes the header is written with the first batch and that batch's
+            // fdatasync makes both durable. So in the newest segment, a bad header with
+            // nothing after it, or a header never written at all (zeros: the disk kept
+            // later sectors of an unsynced first batch but not the first one), is a
+            // creation a crash interrupted, and whatever follows was never acknowledged.
+            // The ensemble simulator found the second case (seed 1883750032998483, 5
+            // members): the restarted member refused to open its log. A frame whose
+            // `synced_through` is past the header proves a sync covered the header: then
+            // zeros there are corruption, not a lost first sector.
+            let rest = segment.get(HEADER_BYTES..).unwrap_or(&[]);
+            let rest_end = last_non_zero(rest).map(|last| HEADER_BYTES + last + 1);
+            let never_written = e == HeaderError::Zero
+                && rest_end.is_none_or(|end| find_witness(segment, HEADER_BYTES, end).is_none());
+            if position == Position::Newest && (rest_end.is_none() || never_written) {
                 return Err(ScanError::InterruptedCreation);
             }
             return Err(corrupt(0, format!("bad segment header ({e:?})")));
@@ -339,6 +349,34 @@ mod tests {
         );
         assert!(matches!(
             scan(&torn, Position::Sealed),
+            Err(ScanError::Corrupt { offset: 0, .. })
+        ));
+        // The first sector of an unsynced first batch lost, later ones kept: the header is
+        // zeros with frame bytes after it. Newest: never acknowledged; sealed: corrupt.
+        let (mut lost, _) = segment(1024, &[(1, 48, b"x"), (2, 48, b"y")]);
+        lost[..HEADER_BYTES].fill(0);
+        assert_eq!(
+            scan(&lost, Position::Newest),
+            Err(ScanError::InterruptedCreation)
+        );
+        assert!(matches!(
+            scan(&lost, Position::Sealed),
+            Err(ScanError::Corrupt { offset: 0, .. })
+        ));
+        // A zero header behind a frame written after a sync past the header: corruption.
+        // (The second frame starts at 48 + 24 + 1 = 73 and was written with 73 durable.)
+        let (mut zeroed, starts) = segment(1024, &[(1, 48, b"x"), (2, 73, b"y")]);
+        assert_eq!(starts[1], 73);
+        zeroed[..HEADER_BYTES].fill(0);
+        assert!(matches!(
+            scan(&zeroed, Position::Newest),
+            Err(ScanError::Corrupt { offset: 0, .. })
+        ));
+        // A garbled (not zero) header with records after it stays corrupt even when newest.
+        let (mut garbled, _) = segment(1024, &[(1, 48, b"x")]);
+        garbled[0] ^= 0xff;
+        assert!(matches!(
+            scan(&garbled, Position::Newest),
             Err(ScanError::Corrupt { offset: 0, .. })
         ));
     }
