@@ -284,32 +284,104 @@ pub fn open_and_replay(
             source: e,
         })
     })?;
-    let (writer, recovered) = LogWriter::open(dir, opts).map_err(log_err)?;
+    let mut replay = Replayer::new(state, dir, gap_context);
+    let (writer, recovered) =
+        LogWriter::open_replaying(dir, opts, &mut |zxid, bytes| replay.record(zxid, bytes))
+            .map_err(log_err)?;
     report_recovery(&recovered);
-    let records = txlog::read(dir, state.last_zxid).map_err(log_err)?;
-    let replayed = replay(records, state, dir, gap_context)?;
+    let replayed = replay.finish()?;
     Ok((writer, replayed))
 }
 
-/// [`open_and_replay`] on any [`Storage`]: `storage` becomes the writer's, `reader` (the
-/// same directory) is read for replay after the writer has recovered the tail.
-pub fn open_and_replay_with<S: Storage, R: Storage>(
+/// [`open_and_replay`] on any [`Storage`]: `storage` becomes the writer's.
+pub fn open_and_replay_with<S: Storage>(
     storage: S,
-    reader: R,
     opts: LogOptions,
     state: &mut DataState,
     gap_context: &str,
 ) -> Result<(LogWriter<S>, u64), ReplayError> {
     let dir = storage.path("");
-    let log_err = |source| ReplayError::Log {
+    let mut replay = Replayer::new(state, &dir, gap_context);
+    let (writer, recovered) = LogWriter::open_replaying_with(storage, opts, &mut |zxid, bytes| {
+        replay.record(zxid, bytes)
+    })
+    .map_err(|source| ReplayError::Log {
         dir: dir.clone(),
         source,
-    };
-    let (writer, recovered) = LogWriter::open_with(storage, opts).map_err(log_err)?;
+    })?;
     report_recovery(&recovered);
-    let records = txlog::read_with(reader, state.last_zxid).map_err(log_err)?;
-    let replayed = replay(records, state, &dir, gap_context)?;
+    let replayed = replay.finish()?;
     Ok((writer, replayed))
+}
+
+/// Applies the records the writer's recovery scan hands out (in log order, borrowed from
+/// the segment's bytes: no copy of the payload) to a state, the same way [`replay`] does.
+/// The first record that cannot be applied (a gap, an undecodable txn) stops it; the
+/// error waits for [`Replayer::finish`], since the scan's visitor cannot fail.
+struct Replayer<'a> {
+    state: &'a mut DataState,
+    dir: &'a Path,
+    gap_context: &'a str,
+    /// zxid of the state before replay.
+    base: i64,
+    replayed: u64,
+    /// Changes for watches: none are set at startup, so cleared after every txn (one
+    /// buffer, reused).
+    sink: Vec<crate::core::apply::Change>,
+    failed: Option<ReplayError>,
+}
+
+impl<'a> Replayer<'a> {
+    fn new(state: &'a mut DataState, dir: &'a Path, gap_context: &'a str) -> Self {
+        let base = state.last_zxid;
+        Replayer {
+            state,
+            dir,
+            gap_context,
+            base,
+            replayed: 0,
+            sink: Vec::new(),
+            failed: None,
+        }
+    }
+
+    fn record(&mut self, zxid: i64, bytes: &[u8]) {
+        // Records up to the state's zxid are already in it (a snapshot covers them).
+        if self.failed.is_some() || zxid <= self.base {
+            return;
+        }
+        if zxid != self.state.last_zxid + 1 {
+            self.failed = Some(ReplayError::Gap {
+                dir: self.dir.to_path_buf(),
+                base: self.base,
+                next: zxid,
+                context: self.gap_context.to_string(),
+            });
+            return;
+        }
+        match codec::decode(bytes) {
+            Ok(txn) => {
+                let extended_types = self.state.extended_types;
+                apply(self.state, &txn, extended_types, &mut self.sink);
+                self.sink.clear();
+                self.replayed += 1;
+            }
+            Err(source) => {
+                self.failed = Some(ReplayError::Txn {
+                    dir: self.dir.to_path_buf(),
+                    zxid,
+                    source,
+                });
+            }
+        }
+    }
+
+    fn finish(self) -> Result<u64, ReplayError> {
+        match self.failed {
+            Some(e) => Err(e),
+            None => Ok(self.replayed),
+        }
+    }
 }
 
 fn report_recovery(recovered: &txlog::Recovered) {

@@ -202,12 +202,18 @@ fn apply_op(
             version,
         } => {
             let mut old_len = 0;
+            let mut stat = Stat::default();
+            // The reply's stat is taken from the node the update already holds (as
+            // DataTree.setData copies it before the quota update): a second lookup by path
+            // was ~8% of a log replay's profile.
+            let ext = state.extended_types;
             state.update_node(path, txn.zxid, |n| {
                 old_len = n.data.as_ref().map_or(0, |d| d.len());
                 n.data = data.clone();
                 n.stat.mtime = txn.time_ms;
                 n.stat.mzxid = txn.zxid;
                 n.stat.version = *version;
+                stat = n.client_stat(ext);
             });
             let new_len = data.as_ref().map_or(0, |d| d.len());
             quota::on_set_data(state, path, old_len, new_len, txn.zxid);
@@ -216,7 +222,7 @@ fn apply_op(
                 path: path.clone(),
                 zxid: txn.zxid,
             });
-            Outcome::DataSet(node_stat(state, path))
+            Outcome::DataSet(stat)
         }
         TxnOp::SetAcl {
             path,

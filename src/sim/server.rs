@@ -495,7 +495,6 @@ impl SimServer {
             .collect();
         let (writer, replayed) = crate::commit::log::open_and_replay_with(
             self.log_disk.clone(),
-            self.log_disk.clone(),
             self.cfg.log,
             &mut state,
             &gap_context,

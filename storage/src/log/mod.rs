@@ -20,7 +20,7 @@ mod writer;
 pub use crate::backend::disk::IoMode;
 pub use error::LogError;
 pub use reader::{read, read_with, LogReader};
-pub use writer::{LogWriter, Recovered, Staged, TornTail};
+pub use writer::{LogWriter, Recovered, ReplayVisitor, Staged, TornTail};
 
 /// Default `segment_bytes`: 64 MiB, ZooKeeper's default `preAllocSize`.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::error::LogError;
 use super::format::{
     encode_frame_with, frame_bytes, Frame, SegmentHeader, SegmentKind, FORMAT_VERSION,
-    HEADER_BYTES, TXN_SEGMENTS,
+    FRAME_HEADER_BYTES, HEADER_BYTES, TXN_SEGMENTS,
 };
 use super::scan::{scan_segment_of, Position, Scan, ScanError};
 use super::segments::{self, Loaded, SegmentFile};
@@ -18,9 +18,15 @@ mod background;
 mod truncate;
 
 /// Called by [`LogWriter::open_kind`] for every record that recovery keeps: the segment's
-/// name, its bytes, the frame's offset in them, and the frame. Segments are visited newest
-/// first, then the older ones oldest first.
+/// name, its bytes, the frame's offset in them, and the frame. Records are visited in log
+/// order (oldest segment first), each segment's as soon as it is read and verified, so
+/// that recovery's one read of the log is also the replay's (issue #13: every segment was
+/// read and checksummed twice at startup).
 pub(crate) type RecordVisitor<'a> = &'a mut dyn FnMut(&str, &[u8], usize, &Frame);
+
+/// Called by [`LogWriter::open_replaying`] for every record that recovery keeps, in log
+/// order: the record's zxid and its payload, borrowed from the segment's bytes.
+pub type ReplayVisitor<'a> = &'a mut dyn FnMut(i64, &[u8]);
 
 /// What [`LogWriter::open`] found and repaired.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -147,6 +153,32 @@ impl LogWriter<DiskStorage> {
         LogWriter::open_with(storage, opts)
     }
 
+    /// [`LogWriter::open`] that also hands every record recovery keeps to `visit`, in log
+    /// order: the recovery scan is the replay, and each segment is read and verified once.
+    ///
+    /// `visit` sees the records of a segment before the checks that span segments (name,
+    /// link to the previous one) have passed for it; when they fail, `open` fails, so a
+    /// caller acts on what it was handed only once `open` returned `Ok`.
+    pub fn open_replaying(
+        dir: &Path,
+        opts: LogOptions,
+        visit: ReplayVisitor<'_>,
+    ) -> Result<(LogWriter<DiskStorage>, Recovered), LogError> {
+        opts.validate()?;
+        let mut storage = DiskStorage::open(dir, opts.io).map_err(|source| LogError::Io {
+            op: "open directory",
+            file: dir.to_path_buf(),
+            source,
+        })?;
+        storage
+            .lock_exclusive()
+            .map_err(|source| LogError::Locked {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        LogWriter::open_replaying_with(storage, opts, visit)
+    }
+
     /// The write path in use (io_uring, or the `pwrite` fallback).
     pub fn io_mode(&self) -> IoMode {
         self.storage.io_mode()
@@ -157,6 +189,23 @@ impl<S: Storage> LogWriter<S> {
     /// [`LogWriter::open`] over any [`Storage`] (the simulator in tests).
     pub fn open_with(storage: S, opts: LogOptions) -> Result<(LogWriter<S>, Recovered), LogError> {
         LogWriter::open_kind(storage, opts, TXN_SEGMENTS, &mut |_, _, _, _| {})
+    }
+
+    /// [`LogWriter::open_replaying`] over any [`Storage`] (the simulator).
+    pub fn open_replaying_with(
+        storage: S,
+        opts: LogOptions,
+        visit: ReplayVisitor<'_>,
+    ) -> Result<(LogWriter<S>, Recovered), LogError> {
+        LogWriter::open_kind(
+            storage,
+            opts,
+            TXN_SEGMENTS,
+            &mut |_, bytes, offset, frame| {
+                let start = offset + FRAME_HEADER_BYTES;
+                visit(frame.zxid, &bytes[start..start + frame.payload_bytes]);
+            },
+        )
     }
 
     /// [`LogWriter::open_with`] for the segments of `kind`, calling `visit` for every record
@@ -180,14 +229,18 @@ impl<S: Storage> LogWriter<S> {
 
         // The newest segment first: it alone may have a torn tail, or hold no record at all
         // (a crash during a roll), in which case it goes and the one before is the newest.
+        // Its bytes and frames are kept (one segment, at most `segment_bytes`) and visited
+        // after the older segments', so that records are visited in log order without
+        // reading or verifying the newest segment twice.
         let mut newest: Option<(SegmentFile, Scan)> = None;
+        let mut newest_buf = Vec::new();
+        let mut newest_frames: Vec<(usize, Frame)> = Vec::new();
         while let Some(file) = files.pop() {
-            let id = segments::load(&mut storage, &file.name, &mut buf)?;
+            let id = segments::load(&mut storage, &file.name, &mut newest_buf)?;
             storage.close(id);
-            // A segment without records (removed below) visits nothing, and one that turns
-            // out corrupt fails the open, so every record visited is one that recovery keeps.
-            let verdict = scan_segment_of(&kind, &buf, Position::Newest, |offset, frame| {
-                visit(&file.name, &buf, offset, frame)
+            newest_frames.clear();
+            let verdict = scan_segment_of(&kind, &newest_buf, Position::Newest, |offset, frame| {
+                newest_frames.push((offset, *frame))
             });
             match verdict.clone() {
                 Ok(scan) if scan.records > 0 => {
@@ -267,6 +320,11 @@ impl<S: Storage> LogWriter<S> {
             if let Some(p) = &prev {
                 segments::check_link(&storage, p, &loaded)?;
             }
+            // A segment without records (removed above) visits nothing, and one that turned
+            // out corrupt failed the open, so every record visited is one that recovery keeps.
+            for (offset, frame) in &newest_frames {
+                visit(&file.name, &newest_buf, *offset, frame);
+            }
             let io = |op, storage: &S, source| LogError::Io {
                 op,
                 file: storage.path(&file.name),
@@ -287,7 +345,7 @@ impl<S: Storage> LogWriter<S> {
                         id,
                         scan.valid_end as u64,
                         torn_end as u64,
-                        &mut buf,
+                        &mut newest_buf,
                     )
                     .map_err(|e| io("write", &storage, e))?;
                     recovered.truncated_bytes = bytes;

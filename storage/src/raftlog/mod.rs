@@ -405,7 +405,7 @@ fn index_entries<S: Storage>(
     writer: &mut LogWriter<S>,
     visited: Vec<Visited>,
 ) -> Result<(Vec<SegmentIndex>, Vec<Entry>), LogError> {
-    // Recovery visits the newest segment first: the writer's list gives the order.
+    // Recovery visits segments in log order, but the writer's list is what names them all.
     let names: Vec<String> = writer.segment_names().map(str::to_string).collect();
     let storage = writer.storage_mut();
     let corrupt = |name: &str, offset: usize, reason: String| LogError::Corrupt {
