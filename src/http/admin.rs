@@ -195,6 +195,18 @@ impl AuthRefusal {
     }
 }
 
+/// Reads and drops what is left of a request body, up to the `restore` bound.
+async fn discard(mut body: Incoming) {
+    let mut left = RESTORE_BODY_BYTES_MAX;
+    while let Some(Ok(frame)) = body.frame().await {
+        let n = frame.data_ref().map_or(0, Bytes::len);
+        if n >= left {
+            return;
+        }
+        left -= n;
+    }
+}
+
 /// ZooKeeper's `handleAuthentication` then `handleAuthorization` for `ALL` on `/`.
 ///
 /// The header is `<scheme> <credential>` (or `<scheme>` alone, for `ip`, whose id is the
@@ -312,7 +324,29 @@ impl Handler {
         }
     }
 
+    /// A command's answer, after the rest of the request body: a refused `restore` (or
+    /// any command sent a body) must not close the connection under a client still
+    /// sending, which then sees a broken pipe instead of the answer (CI caught the
+    /// anonymous 401 of tests/restore.rs so). As Jetty does, the body is read and
+    /// dropped, up to the `restore` bound.
     async fn admin(&self, peer: Option<SocketAddr>, req: Request<Incoming>) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let mut body = Some(body);
+        let reply = self
+            .admin_command(peer, Request::from_parts(parts, ()), &mut body)
+            .await;
+        if let Some(rest) = body {
+            discard(rest).await;
+        }
+        reply
+    }
+
+    async fn admin_command(
+        &self,
+        peer: Option<SocketAddr>,
+        req: Request<()>,
+        body: &mut Option<Incoming>,
+    ) -> Response<Body> {
         let base = self.shared.config.admin.command_url.trim_end_matches('/');
         let path = req.uri().path();
         if path == base || path == format!("{base}/") || (base.is_empty() && path == "/") {
@@ -354,7 +388,7 @@ impl Handler {
         }
         match cmd {
             Command::Snapshot => return self.snapshot(&answer.root, &args),
-            Command::Restore => return self.restore(req).await,
+            Command::Restore => return self.restore(req.method(), body).await,
             _ => {}
         }
         if let Some(effect) = cmd.effect(&args) {
@@ -370,9 +404,11 @@ impl Handler {
     }
 
     /// `restore`: POST with a ZooKeeper snapshot as the body (module docs).
-    async fn restore(&self, req: Request<Incoming>) -> Response<Body> {
+    /// `body` is taken only when the snapshot is read; refusals leave it to
+    /// [`Handler::admin`] to drain.
+    async fn restore(&self, method: &Method, body: &mut Option<Incoming>) -> Response<Body> {
         let primary = Command::Restore.primary_name();
-        if req.method() != Method::POST {
+        if method != Method::POST {
             return json(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &commands::error_reply(primary, "restore is run by POST"),
@@ -402,7 +438,10 @@ impl Handler {
         if self.shared.ensemble.is_some() {
             return failed(commands::RESTORE_ON_ENSEMBLE.to_string());
         }
-        let body = match http_body_util::Limited::new(req.into_body(), RESTORE_BODY_BYTES_MAX)
+        let Some(incoming) = body.take() else {
+            return failed("the request body was already read".to_string());
+        };
+        let body = match http_body_util::Limited::new(incoming, RESTORE_BODY_BYTES_MAX)
             .collect()
             .await
         {
