@@ -20,6 +20,7 @@ mod writer;
 pub use crate::backend::disk::IoMode;
 pub use error::LogError;
 pub use reader::{read, read_with, LogReader};
+pub(crate) use writer::open_locked;
 pub use writer::{LogWriter, Recovered, ReplayVisitor, Staged, TornTail};
 
 /// Default `segment_bytes`: 64 MiB, ZooKeeper's default `preAllocSize`.

@@ -129,6 +129,24 @@ impl Staged {
     }
 }
 
+/// The directory of a log, opened for `opts` (checked first) and locked exclusively: the
+/// first step of opening either log on disk.
+pub(crate) fn open_locked(dir: &Path, opts: &LogOptions) -> Result<DiskStorage, LogError> {
+    opts.validate()?;
+    let mut storage = DiskStorage::open(dir, opts.io).map_err(|source| LogError::Io {
+        op: "open directory",
+        file: dir.to_path_buf(),
+        source,
+    })?;
+    storage
+        .lock_exclusive()
+        .map_err(|source| LogError::Locked {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    Ok(storage)
+}
+
 impl LogWriter<DiskStorage> {
     /// Opens (creating) the log in `dir`: scans the segments, verifies every record,
     /// truncates a torn tail at the last whole record (logged), and refuses — with an error
@@ -138,19 +156,7 @@ impl LogWriter<DiskStorage> {
         dir: &Path,
         opts: LogOptions,
     ) -> Result<(LogWriter<DiskStorage>, Recovered), LogError> {
-        opts.validate()?;
-        let mut storage = DiskStorage::open(dir, opts.io).map_err(|source| LogError::Io {
-            op: "open directory",
-            file: dir.to_path_buf(),
-            source,
-        })?;
-        storage
-            .lock_exclusive()
-            .map_err(|source| LogError::Locked {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
-        LogWriter::open_with(storage, opts)
+        LogWriter::open_with(open_locked(dir, &opts)?, opts)
     }
 
     /// [`LogWriter::open`] that also hands every record recovery keeps to `visit`, in log
@@ -164,19 +170,7 @@ impl LogWriter<DiskStorage> {
         opts: LogOptions,
         visit: ReplayVisitor<'_>,
     ) -> Result<(LogWriter<DiskStorage>, Recovered), LogError> {
-        opts.validate()?;
-        let mut storage = DiskStorage::open(dir, opts.io).map_err(|source| LogError::Io {
-            op: "open directory",
-            file: dir.to_path_buf(),
-            source,
-        })?;
-        storage
-            .lock_exclusive()
-            .map_err(|source| LogError::Locked {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
-        LogWriter::open_replaying_with(storage, opts, visit)
+        LogWriter::open_replaying_with(open_locked(dir, &opts)?, opts, visit)
     }
 
     /// The write path in use (io_uring, or the `pwrite` fallback).

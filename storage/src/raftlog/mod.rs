@@ -141,19 +141,7 @@ impl RaftLog<DiskStorage> {
     /// the entries' indexes are consecutive, and reads the hard state. Takes an exclusive
     /// lock on `dir`.
     pub fn open(dir: &Path, opts: LogOptions) -> Result<(Self, Recovered), LogError> {
-        opts.validate()?;
-        let mut storage = DiskStorage::open(dir, opts.io).map_err(|source| LogError::Io {
-            op: "open directory",
-            file: dir.to_path_buf(),
-            source,
-        })?;
-        storage
-            .lock_exclusive()
-            .map_err(|source| LogError::Locked {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
-        RaftLog::open_with(storage, opts)
+        RaftLog::open_with(crate::log::open_locked(dir, &opts)?, opts)
     }
 }
 
