@@ -311,7 +311,7 @@ impl Run {
         let (joining, leaving) = if self.rejoining {
             let v = voters.len();
             let at_once = (1..=missing.len())
-                .take_while(|k| (v + k) / 2 + 1 <= v)
+                .take_while(|k| (v + k) / 2 < v)
                 .last()
                 .unwrap_or(1);
             (
