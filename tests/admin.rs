@@ -325,7 +325,8 @@ struct JavaAdmin {
     base: String,
 }
 
-const JAVA_ADMIN_JARS: &[&str] = &[
+/// The harness's own jars; [`common::JAVA_ADMIN_JARS`] adds the AdminServer's.
+const JAVA_HARNESS_JARS: &[&str] = &[
     "zookeeper",
     "zookeeper-jute",
     "slf4j-api",
@@ -338,24 +339,14 @@ const JAVA_ADMIN_JARS: &[&str] = &[
     "netty-resolver",
     "netty-transport-native-epoll",
     "netty-transport-native-unix-common",
-    "jetty9-server",
-    "jetty9-servlet",
-    "jetty9-http",
-    "jetty9-io",
-    "jetty9-util",
-    "jetty9-security",
-    "jetty9-util-ajax",
-    "servlet-api",
-    "jackson-core",
-    "jackson-databind",
-    "jackson-annotations",
 ];
 
 impl JavaAdmin {
     /// `None`, with the reason printed, when a jar is missing.
     fn start() -> Option<JavaAdmin> {
-        let jars: Vec<String> = JAVA_ADMIN_JARS
+        let jars: Vec<String> = JAVA_HARNESS_JARS
             .iter()
+            .chain(common::JAVA_ADMIN_JARS)
             .map(|j| format!("/usr/share/java/{j}.jar"))
             .collect();
         if let Some(missing) = jars.iter().find(|j| !Path::new(j).exists()) {

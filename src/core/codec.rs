@@ -323,9 +323,14 @@ fn encode_body(op: &TxnOp, session_id: i64, out: &mut Vec<u8>) {
 
 /// Decodes a txn from its bytes (ferrokeeper's log or ZooKeeper's): both layers.
 pub fn decode(bytes: &[u8]) -> Result<Txn, TxnDecodeError> {
-    if let Some(txn) = decode_set_data(bytes) {
-        return Ok(txn);
+    match decode_set_data(bytes) {
+        Some(txn) => Ok(txn),
+        None => decode_two_layers(bytes),
     }
+}
+
+/// [`decode`] without the setData fast path: the record, then its interpretation.
+fn decode_two_layers(bytes: &[u8]) -> Result<Txn, TxnDecodeError> {
     let LoggedTxn { header, record, .. } = decode_record(bytes)?;
     Ok(Txn {
         zxid: header.zxid,
@@ -653,16 +658,7 @@ mod tests {
     /// over that are no digest.
     #[test]
     fn set_data_fast_path_agrees_with_both_layers() {
-        let two_layers = |bytes: &[u8]| -> Result<Txn, TxnDecodeError> {
-            let LoggedTxn { header, record, .. } = decode_record(bytes)?;
-            Ok(Txn {
-                zxid: header.zxid,
-                time_ms: header.time,
-                session_id: header.client_id,
-                cxid: header.cxid,
-                op: interpret(header.client_id, record)?,
-            })
-        };
+        let two_layers = decode_two_layers;
         let record = |path: &[u8], data: Option<&[u8]>, trailer: &[u8]| {
             let mut b = Vec::new();
             TxnHeader {
