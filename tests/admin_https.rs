@@ -21,27 +21,16 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
+use common::pki::{have, Pki, STORE_PASSWORD};
 use common::{free_port, Kind, Launch, Server};
-
-const STORE_PASSWORD: &str = "admin-tls-pw";
 
 /// The bytes the JDK's TLS engine (under Jetty, in ZooKeeper 3.8) sends a client whose
 /// first bytes are not TLS: an alert record, TLS 1.2, fatal `internal_error`.
 const NOT_TLS_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50];
-
-fn have(tool: &str, probe: &[&str]) -> bool {
-    Command::new(tool)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 /// Why this test cannot run here, if it cannot.
 fn missing_tools(java: bool) -> Option<String> {
@@ -67,162 +56,30 @@ fn missing_tools(java: bool) -> Option<String> {
     None
 }
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// The `ssl.quorum.*` lines for both JKS stores of `pki`.
+fn quorum_stores(pki: &Pki) -> Vec<(String, String)> {
+    vec![
+        (
+            "ssl.quorum.keyStore.location".into(),
+            pki.path("keystore.jks"),
+        ),
+        ("ssl.quorum.keyStore.password".into(), STORE_PASSWORD.into()),
+        (
+            "ssl.quorum.trustStore.location".into(),
+            pki.path("truststore.jks"),
+        ),
+        (
+            "ssl.quorum.trustStore.password".into(),
+            STORE_PASSWORD.into(),
+        ),
+    ]
 }
 
-/// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate, all
-/// signed by the CA; the server's JKS keystore and a JKS truststore holding the CA.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = std::env::temp_dir().join(format!(
-            "ferrokeeper-tests/admin-https-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).expect("pki dir");
-        let o = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(&dir));
-        o(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=admin test CA",
-        ]);
-        std::fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .expect("ext");
-        for (name, subj, ext) in [
-            ("server", "/CN=localhost", Some("server.ext")),
-            ("client", "/O=Ops/CN=operator", None),
-        ] {
-            let (key, csr, pem) = (
-                format!("{name}.key"),
-                format!("{name}.csr"),
-                format!("{name}.pem"),
-            );
-            o(&[
-                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
-                subj,
-            ]);
-            let mut args = vec![
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                &pem,
-            ];
-            if let Some(ext) = ext {
-                args.extend(["-extfile", ext]);
-            }
-            o(&args);
-        }
-        let pass = format!("pass:{STORE_PASSWORD}");
-        o(&[
-            "pkcs12",
-            "-export",
-            "-in",
-            "server.pem",
-            "-inkey",
-            "server.key",
-            "-certfile",
-            "ca.pem",
-            "-name",
-            "server",
-            "-out",
-            "keystore.p12",
-            "-passout",
-            &pass,
-        ]);
-        let k = |args: &[&str]| run(Command::new("keytool").args(args).current_dir(&dir));
-        k(&[
-            "-importkeystore",
-            "-srckeystore",
-            "keystore.p12",
-            "-srcstoretype",
-            "PKCS12",
-            "-srcstorepass",
-            STORE_PASSWORD,
-            "-destkeystore",
-            "keystore.jks",
-            "-deststoretype",
-            "JKS",
-            "-deststorepass",
-            STORE_PASSWORD,
-            "-noprompt",
-        ]);
-        k(&[
-            "-importcert",
-            "-noprompt",
-            "-alias",
-            "ca",
-            "-file",
-            "ca.pem",
-            "-keystore",
-            "truststore.jks",
-            "-storetype",
-            "JKS",
-            "-storepass",
-            STORE_PASSWORD,
-        ]);
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    /// The `ssl.quorum.*` lines for both stores.
-    fn quorum_stores(&self) -> Vec<(String, String)> {
-        vec![
-            (
-                "ssl.quorum.keyStore.location".into(),
-                self.path("keystore.jks"),
-            ),
-            ("ssl.quorum.keyStore.password".into(), STORE_PASSWORD.into()),
-            (
-                "ssl.quorum.trustStore.location".into(),
-                self.path("truststore.jks"),
-            ),
-            (
-                "ssl.quorum.trustStore.password".into(),
-                STORE_PASSWORD.into(),
-            ),
-        ]
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The PKI with its JKS stores (`missing_tools` has made sure keytool is there).
+fn pki() -> Pki {
+    let pki = Pki::new();
+    assert!(pki.make_jks(), "keytool");
+    pki
 }
 
 /// A server of `kind` with its AdminServer on a free port and these extra lines.
@@ -291,8 +148,8 @@ fn force_https_serves_tls_only_as_zookeeper() {
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let pki = Pki::new();
-    let mut lines = pki.quorum_stores();
+    let pki = pki();
+    let mut lines = quorum_stores(&pki);
     lines.push(("admin.forceHttps".into(), "true".into()));
     let mut alerts = Vec::new();
     for kind in [Kind::JavaZk, Kind::Ferrokeeper] {
@@ -344,8 +201,8 @@ fn port_unification_takes_http_and_https_as_zookeeper() {
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let pki = Pki::new();
-    let mut lines = pki.quorum_stores();
+    let pki = pki();
+    let mut lines = quorum_stores(&pki);
     lines.push(("admin.portUnification".into(), "true".into()));
     for kind in [Kind::JavaZk, Kind::Ferrokeeper] {
         let (_server, port) = start(kind, &lines);
@@ -371,10 +228,9 @@ fn a_store_that_does_not_load_leaves_the_server_without_its_admin_server() {
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let pki = Pki::new();
+    let pki = pki();
     // The keystore only: Java loads the trust store too and fails without one.
-    let lines: Vec<(String, String)> = pki
-        .quorum_stores()
+    let lines: Vec<(String, String)> = quorum_stores(&pki)
         .into_iter()
         .filter(|(k, _)| k.starts_with("ssl.quorum.keyStore"))
         .chain([("admin.forceHttps".to_string(), "true".to_string())])
@@ -398,8 +254,8 @@ fn need_client_auth_asks_for_a_certificate_the_trust_store_signed() {
         return;
     }
     // ZooKeeper 3.9's `admin.needClientAuth`; 3.8 has no such key, so no Java here.
-    let pki = Pki::new();
-    let mut lines = pki.quorum_stores();
+    let pki = pki();
+    let mut lines = quorum_stores(&pki);
     lines.push(("admin.forceHttps".into(), "true".into()));
     lines.push(("admin.needClientAuth".into(), "true".into()));
     let (_server, port) = start(Kind::Ferrokeeper, &lines);

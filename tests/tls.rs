@@ -15,31 +15,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::pki::{have, run, Pki, CLIENT_V1_DN, CLIENT_V3_DN, STORE_PASSWORD};
 use common::{free_port, Kind, Server};
-
-/// The DN the v3 client certificate's subject has, as Java's `X500Principal.getName()`
-/// prints it (RFC 2253: most specific first, email address by OID, DER hex value).
-const CLIENT_V3_DN: &str =
-    "1.2.840.113549.1.9.1=#16056140622e63,CN=client,OU=eng,O=Example Inc,C=US";
-const CLIENT_V3_SUBJ: &str = "/C=US/O=Example Inc/OU=eng/CN=client/emailAddress=a@b.c";
-/// The v1 client certificate (no extensions: pyOpenSSL's and `openssl x509 -req`'s default).
-const CLIENT_V1_DN: &str = "CN=legacy v1,O=Old PKI";
-const CLIENT_V1_SUBJ: &str = "/O=Old PKI/CN=legacy v1";
-const STORE_PASSWORD: &str = "s3cret-pass";
-
-fn have(tool: &str, probe: &[&str]) -> bool {
-    Command::new(tool)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 /// Says why a test skips, once, on stderr (visible with `--nocapture` and in nextest's
 /// output of the test).
@@ -63,233 +44,22 @@ fn missing_java() -> bool {
         && skip("Java ZooKeeper with Netty jars is not installed (tests/run.sh installs it)")
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A small PKI in a temp directory: a CA, a server certificate for 127.0.0.1/localhost,
-/// and two client certificates (v3 and v1), with the server's stores in every format.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = std::env::temp_dir().join(format!(
-            "ferrokeeper-tls-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("clock")
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).expect("create pki dir");
-        let pki = Pki { dir };
-        let o = |args: &[&str]| {
-            run(Command::new("openssl").args(args).current_dir(&pki.dir));
-        };
-        o(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=ferrokeeper test CA",
-        ]);
-        std::fs::write(
-            pki.dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
-        )
-        .expect("write ext");
-        std::fs::write(
-            pki.dir.join("client.ext"),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-        )
-        .expect("write ext");
-        for (name, subj, ext) in [
-            ("server", "/CN=localhost", Some("server.ext")),
-            ("client", CLIENT_V3_SUBJ, Some("client.ext")),
-            ("client-v1", CLIENT_V1_SUBJ, None),
-        ] {
-            let (key, csr, pem) = (
-                format!("{name}.key"),
-                format!("{name}.csr"),
-                format!("{name}.pem"),
-            );
-            o(&[
-                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
-                subj,
-            ]);
-            let mut args = vec![
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                &pem,
-            ];
-            if let Some(ext) = ext {
-                args.extend(["-extfile", ext]);
-            }
-            o(&args);
-        }
-        let text = run(Command::new("openssl")
-            .args(["x509", "-noout", "-text", "-in", "client-v1.pem"])
-            .current_dir(&pki.dir));
-        assert!(
-            text.contains("Version: 1 (0x0)"),
-            "not a v1 certificate:\n{text}"
-        );
-        // PEM keystores: the chain and the PKCS#8 key in one file (`PemReader`), the key
-        // plain (`keystore.pem`) or encrypted with the store password
-        // (`keystore-enc.pem`: Java 17 cannot read the PBES2 encryption openssl uses,
-        // "PBES2 SecretKeyFactory not available", so only ferrokeeper gets that one).
-        o(&[
-            "pkcs8",
-            "-topk8",
-            "-in",
-            "server.key",
-            "-out",
-            "server-enc.key",
-            "-passout",
-            &format!("pass:{STORE_PASSWORD}"),
-            "-v2",
-            "aes-256-cbc",
-        ]);
-        let chain = std::fs::read_to_string(pki.dir.join("server.pem")).expect("read");
-        for (store, key) in [
-            ("keystore.pem", "server.key"),
-            ("keystore-enc.pem", "server-enc.key"),
-        ] {
-            let key = std::fs::read_to_string(pki.dir.join(key)).expect("read");
-            std::fs::write(pki.dir.join(store), format!("{chain}{key}")).expect("write store");
-        }
-        o(&[
-            "pkcs12",
-            "-export",
-            "-in",
-            "server.pem",
-            "-inkey",
-            "server.key",
-            "-certfile",
-            "ca.pem",
-            "-name",
-            "server",
-            "-out",
-            "keystore.p12",
-            "-passout",
-            &format!("pass:{STORE_PASSWORD}"),
-        ]);
-        std::fs::write(pki.dir.join("password.txt"), format!("{STORE_PASSWORD}\n"))
-            .expect("write password file");
-        pki
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    /// The JKS keystore and truststore (Java's `keytool`); false when it is missing.
-    fn make_jks(&self) -> bool {
-        if !have("keytool", &["-help"]) {
-            return false;
-        }
-        let k = |args: &[&str]| {
-            run(Command::new("keytool").args(args).current_dir(&self.dir));
-        };
-        k(&[
-            "-importkeystore",
-            "-srckeystore",
-            "keystore.p12",
-            "-srcstoretype",
-            "PKCS12",
-            "-srcstorepass",
-            STORE_PASSWORD,
-            "-destkeystore",
-            "keystore.jks",
-            "-deststoretype",
-            "JKS",
-            "-deststorepass",
-            STORE_PASSWORD,
-            "-noprompt",
-        ]);
-        k(&[
-            "-importcert",
-            "-noprompt",
-            "-alias",
-            "ca",
-            "-file",
-            "ca.pem",
-            "-keystore",
-            "truststore.jks",
-            "-storetype",
-            "JKS",
-            "-storepass",
-            STORE_PASSWORD,
-        ]);
-        k(&[
-            "-importcert",
-            "-noprompt",
-            "-alias",
-            "ca",
-            "-file",
-            "ca.pem",
-            "-keystore",
-            "truststore.p12",
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            STORE_PASSWORD,
-        ]);
-        true
-    }
-
-    /// zoo.cfg lines for a secure port with PEM stores.
-    fn pem_config(&self, secure_port: u16) -> Vec<(String, String)> {
-        vec![
-            ("secureClientPort".into(), secure_port.to_string()),
-            (
-                "serverCnxnFactory".into(),
-                "org.apache.zookeeper.server.NettyServerCnxnFactory".into(),
-            ),
-            // No password: Java's `PemReader` takes a keystore password to mean the key
-            // is encrypted ("overrun" on a plain key).
-            ("ssl.keyStore.location".into(), self.path("keystore.pem")),
-            ("ssl.trustStore.location".into(), self.path("ca.pem")),
-            // Java checks a client certificate's names against the client's address by
-            // default; the v1 certificate has no SAN to match.
-            ("ssl.hostnameVerification".into(), "false".into()),
-        ]
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
+/// zoo.cfg lines for a secure port with PEM stores.
+fn pem_config(pki: &Pki, secure_port: u16) -> Vec<(String, String)> {
+    vec![
+        ("secureClientPort".into(), secure_port.to_string()),
+        (
+            "serverCnxnFactory".into(),
+            "org.apache.zookeeper.server.NettyServerCnxnFactory".into(),
+        ),
+        // No password: Java's `PemReader` takes a keystore password to mean the key
+        // is encrypted ("overrun" on a plain key).
+        ("ssl.keyStore.location".into(), pki.path("keystore.pem")),
+        ("ssl.trustStore.location".into(), pki.path("ca.pem")),
+        // Java checks a client certificate's names against the client's address by
+        // default; the v1 certificate has no SAN to match.
+        ("ssl.hostnameVerification".into(), "false".into()),
+    ]
 }
 
 fn start(kind: Kind, client_port: u16, config: &[(String, String)]) -> Server {
@@ -379,7 +149,7 @@ fn four_letter_tls(pki: &Pki, port: u16, word: &str) -> String {
 /// here) reads it too, a plaintext client may not.
 fn x509_scenario(kind: Kind, pki: &Pki) -> Vec<String> {
     let (plain, secure) = (free_port(), free_port());
-    let mut config = pki.pem_config(secure);
+    let mut config = pem_config(pki, secure);
     config.push((
         "X509AuthenticationProvider.superUser".into(),
         CLIENT_V1_DN.into(),
@@ -447,7 +217,7 @@ fn client_auth_need_want_none() {
         ("none", "ok", "ok"),
     ] {
         let (plain, secure) = (free_port(), free_port());
-        let mut config = pki.pem_config(secure);
+        let mut config = pem_config(&pki, secure);
         config.retain(|(k, _)| k != "ssl.keyStore.location");
         config.push(("ssl.keyStore.location".into(), pki.path("keystore-enc.pem")));
         config.push(("ssl.keyStore.password".into(), STORE_PASSWORD.into()));
@@ -514,7 +284,7 @@ fn jks_and_pkcs12_stores() {
     for kind in kinds {
         for (i, (keystore, truststore, types)) in variants.iter().enumerate() {
             let (plain, secure) = (free_port(), free_port());
-            let mut config = pki.pem_config(secure);
+            let mut config = pem_config(&pki, secure);
             config.retain(|(k, _)| {
                 !k.starts_with("ssl.keyStore") && !k.starts_with("ssl.trustStore")
             });
@@ -564,7 +334,7 @@ fn port_unification_serves_tls_and_plaintext_on_the_client_port() {
     }
     for kind in kinds {
         let plain = free_port();
-        let mut config = pki.pem_config(free_port());
+        let mut config = pem_config(&pki, free_port());
         config.retain(|(k, _)| k != "secureClientPort");
         config.push(("client.portUnification".into(), "true".into()));
         // Java registers the x509 provider by itself only for a secure port; without it
@@ -600,7 +370,7 @@ fn four_letter_words_over_tls_match_java() {
     let (mut replies, mut logs) = (Vec::new(), Vec::new());
     for kind in [Kind::Ferrokeeper, Kind::JavaZk] {
         let secure = free_port();
-        let server = start(kind, free_port(), &pki.pem_config(secure));
+        let server = start(kind, free_port(), &pem_config(&pki, secure));
         let keys = |text: &str| -> Vec<String> {
             text.lines()
                 .map(|l| l.split([':', '=']).next().unwrap_or("").trim().to_string())
@@ -648,7 +418,7 @@ fn java_client_over_tls_whoami_matches_java() {
     let mut outputs = Vec::new();
     for kind in [Kind::Ferrokeeper, Kind::JavaZk] {
         let secure = free_port();
-        let server = start(kind, free_port(), &pki.pem_config(secure));
+        let server = start(kind, free_port(), &pem_config(&pki, secure));
         let jars = [
             "zookeeper.jar",
             "zookeeper-jute.jar",
@@ -719,7 +489,7 @@ fn a_stalled_handshake_blocks_no_one() {
     }
     let pki = Pki::new();
     let (plain, secure) = (free_port(), free_port());
-    let mut config = pki.pem_config(secure);
+    let mut config = pem_config(&pki, secure);
     config.push(("client.portUnification".into(), "true".into()));
     let server = start(Kind::Ferrokeeper, plain, &config);
     // A TLS record header announcing a 255-byte handshake message that never comes, on
@@ -851,46 +621,14 @@ fn cert_reload_serves_a_replaced_keystore_to_new_connections() {
         return;
     }
     let pki = Pki::new();
-    let o = |args: &[&str]| {
-        run(Command::new("openssl").args(args).current_dir(&pki.dir));
-    };
-    o(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "renewed.key",
-        "-out",
-        "renewed.csr",
-        "-subj",
-        "/CN=renewed",
-    ]);
-    o(&[
-        "x509",
-        "-req",
-        "-in",
-        "renewed.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        "renewed.pem",
-        "-extfile",
-        "server.ext",
-    ]);
-    let read = |name: &str| std::fs::read_to_string(pki.dir.join(name)).expect("read");
-    let renewed = format!("{}{}", read("renewed.pem"), read("renewed.key"));
+    pki.sign("renewed", "/CN=renewed", Some("server.ext"));
+    let renewed = format!("{}{}", pki.read("renewed.pem"), pki.read("renewed.key"));
     {
         let kind = Kind::Ferrokeeper;
         let live = format!("live-{kind:?}.pem");
         std::fs::copy(pki.dir.join("keystore.pem"), pki.dir.join(&live)).expect("copy store");
         let (plain, secure) = (free_port(), free_port());
-        let mut config = pki.pem_config(secure);
+        let mut config = pem_config(&pki, secure);
         config.retain(|(k, _)| k != "ssl.keyStore.location");
         config.push(("ssl.keyStore.location".into(), pki.path(&live)));
         config.push(("client.certReload".into(), "true".into()));

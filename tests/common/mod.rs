@@ -15,6 +15,7 @@
 pub mod ensemble;
 pub mod linearize;
 pub mod netns;
+pub mod pki;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
