@@ -52,8 +52,6 @@ pub struct Pki {
 }
 
 impl Pki {
-    // Long because it is one openssl script, step after step, each a few lines of
-    // arguments.
     pub fn new() -> Pki {
         let dir = std::env::temp_dir().join(format!(
             "ferrokeeper-tests/pki-{}-{}",
