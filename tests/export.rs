@@ -12,123 +12,13 @@
 mod common;
 mod raw;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::{Kind, Server};
-use ferrokeeper_net::records::{Acl, Stat};
-use raw::{digest_id, mode, open_acl, perms, world, Conn, ConnectOptions};
-
-/// What a client sees of one znode.
-type Seen = (Vec<u8>, Stat, Vec<Acl>);
-
-/// Every znode, read through a client authenticated as bob (who may read `/secret`).
-async fn read_tree(addr: &str) -> BTreeMap<String, Seen> {
-    let mut c = connect(addr).await;
-    assert_eq!(c.add_auth("digest", b"bob:secret").await, 0);
-    let mut out = BTreeMap::new();
-    let mut stack = vec!["/".to_string()];
-    while let Some(p) = stack.pop() {
-        let (data, stat) = c.get_data(&p, false).await.expect("get_data");
-        let (acl, _) = c.get_acl(&p).await.expect("get_acl");
-        for child in c.get_children(&p, false).await.expect("get_children") {
-            stack.push(if p == "/" {
-                format!("/{child}")
-            } else {
-                format!("{p}/{child}")
-            });
-        }
-        out.insert(p, (data, stat, acl));
-    }
-    out
-}
-
-/// A session; Java answers `ruok` before it serves sessions, so this retries.
-async fn connect(addr: &str) -> Conn {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let c = Conn::connect(addr).await;
-        if c.session_id != 0 {
-            return c;
-        }
-        assert!(Instant::now() < deadline, "no session from {addr}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Persistent, sequential, ephemeral, container, TTL, null-free data of several sizes,
-/// a digest ACL and a read-only one, and churn (setData, setACL, delete) so that the
-/// stats differ from a fresh create. Returns the session that owns the ephemerals, open.
-async fn workload(addr: &str, root: &str) -> Conn {
-    let mut c = connect(addr).await;
-    let bob = vec![Acl {
-        perms: perms::ALL,
-        id: digest_id("bob", "secret"),
-    }];
-    c.create(root, b"root", open_acl(), mode::PERSISTENT)
-        .await
-        .expect("root");
-    for i in 0..40 {
-        let p = format!("{root}/n{i:02}");
-        c.create(&p, &vec![i as u8; i * 37], open_acl(), mode::PERSISTENT)
-            .await
-            .expect("create");
-        if i % 3 == 0 {
-            c.set_data(&p, format!("v{i}").as_bytes(), -1)
-                .await
-                .expect("set");
-        }
-        if i % 7 == 0 {
-            c.delete(&p, -1).await.expect("delete");
-        }
-    }
-    for _ in 0..3 {
-        c.create(
-            &format!("{root}/seq-"),
-            b"s",
-            open_acl(),
-            mode::PERSISTENT_SEQUENTIAL,
-        )
-        .await
-        .expect("sequential");
-    }
-    c.create(&format!("{root}/secret"), b"hidden", bob, mode::PERSISTENT)
-        .await
-        .expect("digest acl");
-    c.create(&format!("{root}/ro"), b"r", open_acl(), mode::PERSISTENT)
-        .await
-        .expect("ro");
-    c.set_acl(&format!("{root}/ro"), vec![world(perms::READ)], -1)
-        .await
-        .expect("set acl");
-    for i in 0..5 {
-        c.create(&format!("{root}/eph{i}"), b"e", open_acl(), mode::EPHEMERAL)
-            .await
-            .expect("ephemeral");
-    }
-    c.create_container(&format!("{root}-cont"), b"")
-        .await
-        .expect("container");
-    c.create(
-        &format!("{root}-cont/kid"),
-        b"k",
-        open_acl(),
-        mode::PERSISTENT,
-    )
-    .await
-    .expect("container child");
-    c.create_ttl(
-        &format!("{root}-ttl"),
-        b"t",
-        mode::PERSISTENT_WITH_TTL,
-        3_600_000,
-    )
-    .await
-    .expect("ttl");
-    c
-}
+use raw::tree::{assert_same_tree, connect, read_tree, write_varied};
+use raw::{mode, open_acl, Conn, ConnectOptions};
 
 fn kill(server: &Server) {
     // SAFETY: signalling our own child process by its pid.
@@ -158,32 +48,12 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// `/zookeeper/config` holds each server's own ensemble text; everything else must agree.
-fn comparable(m: &BTreeMap<String, Seen>) -> BTreeMap<String, Seen> {
-    m.iter()
-        .filter(|(p, _)| p.as_str() != "/zookeeper/config")
-        .map(|(p, s)| (p.clone(), s.clone()))
-        .collect()
-}
-
-fn assert_same_tree(what: &str, want: &BTreeMap<String, Seen>, got: &BTreeMap<String, Seen>) {
-    let (want, got) = (comparable(want), comparable(got));
-    assert_eq!(
-        want.keys().collect::<Vec<_>>(),
-        got.keys().collect::<Vec<_>>(),
-        "{what}: paths"
-    );
-    for (p, seen) in &want {
-        assert_eq!(Some(seen), got.get(p), "{what}: {p}");
-    }
-}
-
 // Long because it is the round trip in order: Java, import, ferrokeeper, export, Java.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zookeeper_to_ferrokeeper_and_back() {
     // 1. Java ZooKeeper writes a tree, with snapshots and logs (snapCount=100).
     let java = Server::start(Kind::JavaZk, &[("snapCount", "100")]);
-    let a = workload(&java.address(), "/zk").await;
+    let a = write_varied(&java.address(), "/zk").await;
     let (a_id, a_passwd) = (a.session_id, a.passwd.clone());
     drop(a); // The socket closes; the session lives on until its timeout.
     kill(&java);
@@ -210,7 +80,7 @@ async fn zookeeper_to_ferrokeeper_and_back() {
     )
     .await;
     assert_eq!(a.session_id, a_id, "the imported session reattaches");
-    let b = workload(&addr, "/fk").await;
+    let b = write_varied(&addr, "/fk").await;
     let mut c = connect(&addr).await;
     c.set_data("/zk/n01", b"changed on ferrokeeper", -1)
         .await
@@ -278,7 +148,7 @@ async fn zookeeper_to_ferrokeeper_and_back() {
 /// A ferrokeeper data directory with a few snapshots and a log behind them.
 async fn fk_data_dir() -> (Server, PathBuf) {
     let fk = Server::start(Kind::Ferrokeeper, &[("snapCount", "40")]);
-    let keep = workload(&fk.address(), "/t").await;
+    let keep = write_varied(&fk.address(), "/t").await;
     // Snapshots are written in the background: wait until one covers the workload.
     let snap_dir = fk.dir.join("data/ferrokeeper/snap");
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -21,12 +21,11 @@
 mod common;
 mod raw;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{free_port, Kind, Launch, Server};
-use ferrokeeper_net::records::{Acl, Stat};
-use raw::{digest_id, mode, open_acl, perms, world, Conn, ConnectOptions, Incoming};
+use raw::tree::{assert_same_tree, connect, read_tree, write_varied};
+use raw::{mode, open_acl, Conn, ConnectOptions, Incoming};
 
 /// A server of `kind` with its AdminServer on, both ports from this test's range.
 fn with_admin(kind: Kind, extra: &[(&str, &str)]) -> (Server, String) {
@@ -97,135 +96,6 @@ fn top_value(json: &str, key: &str) -> Option<String> {
         .map(|v| v.trim_end_matches(',').to_string())
 }
 
-/// What a client sees of one znode.
-type Seen = (Vec<u8>, Stat, Vec<Acl>);
-
-/// A session; Java answers `ruok` before it serves sessions, so this retries.
-async fn connect(addr: &str) -> Conn {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let c = Conn::connect(addr).await;
-        if c.session_id != 0 {
-            return c;
-        }
-        assert!(Instant::now() < deadline, "no session from {addr}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Every znode, read through a client authenticated as bob (who may read `secret`).
-async fn read_tree(addr: &str) -> BTreeMap<String, Seen> {
-    let mut c = connect(addr).await;
-    assert_eq!(c.add_auth("digest", b"bob:secret").await, 0);
-    let mut out = BTreeMap::new();
-    let mut stack = vec!["/".to_string()];
-    while let Some(p) = stack.pop() {
-        let (data, stat) = c.get_data(&p, false).await.expect("get_data");
-        let (acl, _) = c.get_acl(&p).await.expect("get_acl");
-        for child in c.get_children(&p, false).await.expect("get_children") {
-            stack.push(if p == "/" {
-                format!("/{child}")
-            } else {
-                format!("{p}/{child}")
-            });
-        }
-        out.insert(p, (data, stat, acl));
-    }
-    c.close().await;
-    out
-}
-
-/// `/zookeeper/config` holds each server's own ensemble text; everything else must agree.
-fn assert_same_tree(what: &str, want: &BTreeMap<String, Seen>, got: &BTreeMap<String, Seen>) {
-    let keep = |m: &BTreeMap<String, Seen>| -> BTreeMap<String, Seen> {
-        m.iter()
-            .filter(|(p, _)| p.as_str() != "/zookeeper/config")
-            .map(|(p, s)| (p.clone(), s.clone()))
-            .collect()
-    };
-    let (want, got) = (keep(want), keep(got));
-    assert_eq!(
-        want.keys().collect::<Vec<_>>(),
-        got.keys().collect::<Vec<_>>(),
-        "{what}: paths"
-    );
-    for (p, seen) in &want {
-        assert_eq!(Some(seen), got.get(p), "{what}: {p}");
-    }
-}
-
-/// Persistent, sequential, ephemeral, container and TTL znodes, data of several sizes,
-/// a digest ACL and a read-only one, and churn so that stats differ from a fresh create.
-/// Returns the session that owns the ephemerals, open.
-async fn workload(addr: &str, root: &str) -> Conn {
-    let mut c = connect(addr).await;
-    let bob = vec![Acl {
-        perms: perms::ALL,
-        id: digest_id("bob", "secret"),
-    }];
-    c.create(root, b"root", open_acl(), mode::PERSISTENT)
-        .await
-        .expect("root");
-    for i in 0..30 {
-        let p = format!("{root}/n{i:02}");
-        c.create(&p, &vec![i as u8; i * 41], open_acl(), mode::PERSISTENT)
-            .await
-            .expect("create");
-        if i % 3 == 0 {
-            c.set_data(&p, format!("v{i}").as_bytes(), -1)
-                .await
-                .expect("set");
-        }
-        if i % 7 == 0 {
-            c.delete(&p, -1).await.expect("delete");
-        }
-    }
-    for _ in 0..3 {
-        c.create(
-            &format!("{root}/seq-"),
-            b"s",
-            open_acl(),
-            mode::PERSISTENT_SEQUENTIAL,
-        )
-        .await
-        .expect("sequential");
-    }
-    c.create(&format!("{root}/secret"), b"hidden", bob, mode::PERSISTENT)
-        .await
-        .expect("digest acl");
-    c.create(&format!("{root}/ro"), b"r", open_acl(), mode::PERSISTENT)
-        .await
-        .expect("ro");
-    c.set_acl(&format!("{root}/ro"), vec![world(perms::READ)], -1)
-        .await
-        .expect("set acl");
-    for i in 0..3 {
-        c.create(&format!("{root}/eph{i}"), b"e", open_acl(), mode::EPHEMERAL)
-            .await
-            .expect("ephemeral");
-    }
-    c.create_container(&format!("{root}-cont"), b"")
-        .await
-        .expect("container");
-    c.create(
-        &format!("{root}-cont/kid"),
-        b"k",
-        open_acl(),
-        mode::PERSISTENT,
-    )
-    .await
-    .expect("container child");
-    c.create_ttl(
-        &format!("{root}-ttl"),
-        b"t",
-        mode::PERSISTENT_WITH_TTL,
-        3_600_000,
-    )
-    .await
-    .expect("ttl");
-    c
-}
-
 /// Waits until the server closes `c` (pings and events on the way are skipped).
 async fn closed_by_server(c: &mut Conn) {
     loop {
@@ -244,7 +114,7 @@ const AUTH: &str = "digest operator:pw";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_from_one_server_restores_into_another() {
     let (a, a_admin) = with_admin(Kind::Ferrokeeper, &[]);
-    let owner = workload(&a.address(), "/app").await;
+    let owner = write_varied(&a.address(), "/app").await;
     let want = read_tree(&a.address()).await;
     let snap = http("GET", &format!("{a_admin}/snapshot"), Some(AUTH), None).await;
     assert_eq!(snap.status, 200, "{}", snap.text());
@@ -254,7 +124,7 @@ async fn a_snapshot_from_one_server_restores_into_another() {
 
     // The other server has a tree of its own, more txns than the snapshot, and a client.
     let (mut b, b_admin) = with_admin(Kind::Ferrokeeper, &[]);
-    let mut other = workload(&b.address(), "/other").await;
+    let mut other = write_varied(&b.address(), "/other").await;
     for i in 0..100 {
         other
             .set_data("/other", format!("{i}").as_bytes(), -1)
@@ -359,7 +229,7 @@ async fn a_zookeeper_3_8_snapshot_restores_as_java_serves_it() {
     // Java writes a tree; restarted, it writes a clean (not fuzzy) snapshot of it at
     // startup (`ZooKeeperServer.loadData` → takeSnapshot).
     let java = Server::start_on_port_with(Kind::JavaZk, free_port(), &[], &Launch::default());
-    let owner = workload(&java.address(), "/zk").await;
+    let owner = write_varied(&java.address(), "/zk").await;
     let (owner_id, owner_passwd) = (owner.session_id, owner.passwd.clone());
     drop(owner);
     // SAFETY: signalling our own child process by its pid.

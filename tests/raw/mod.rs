@@ -11,6 +11,8 @@
 //! [`Conn::ping`] itself, and a test that wants its session to expire just stops.
 #![allow(dead_code)]
 
+pub mod tree;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 
