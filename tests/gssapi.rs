@@ -73,7 +73,7 @@ mod kerberos {
     use std::sync::OnceLock;
     use std::time::{Duration, Instant};
 
-    use super::common::{free_port, Kind, Launch, Server};
+    use super::common::{free_port, run_client, Kind, Launch, Server};
 
     const SASL_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
     const REALM: &str = "FERRO.TEST";
@@ -309,43 +309,6 @@ mod kerberos {
                 None
             }
         }
-    }
-
-    /// Runs a client to its end with `input` on stdin; (success, output).
-    fn run_client(mut command: Command, input: &str, out_path: &Path) -> (bool, String) {
-        let out = std::fs::File::create(out_path).expect("create output");
-        let err = out.try_clone().expect("clone output");
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e} (tests/run.sh installs it)"));
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if start.elapsed() > HANG_LIMIT {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{command:?} hung; output:\n{}",
-                    std::fs::read_to_string(out_path).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        (
-            status.success(),
-            std::fs::read_to_string(out_path).expect("read output"),
-        )
     }
 
     // ------------------------------------------------------------------ kazoo

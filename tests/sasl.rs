@@ -17,11 +17,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{free_port, Kind, Launch, Server};
+use common::{free_port, run_client, Kind, Launch, Server};
 use ferrokeeper_net::jute::{Decode, Encode};
 use ferrokeeper_net::records::{
     Acl, AuthPacket, ConnectRequest, ConnectResponse, CreateRequest, ExistsRequest, GetDataRequest,
@@ -687,46 +687,6 @@ fn sasl_acl_without_the_provider_is_invalid() {
 }
 
 // ------------------------------------------------------------------ real clients
-
-/// How long one client process may run before the test gives up on it (a hang guard).
-const CLIENT_LIMIT: Duration = Duration::from_secs(180);
-
-/// Runs a client to its end with `input` on stdin; (success, output).
-fn run_client(mut command: Command, input: &str, out_path: &Path) -> (bool, String) {
-    let out = std::fs::File::create(out_path).expect("create output");
-    let err = out.try_clone().expect("clone output");
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e} (tests/run.sh installs it)"));
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if start.elapsed() > CLIENT_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{command:?} hung; output:\n{}",
-                std::fs::read_to_string(out_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (
-        status.success(),
-        std::fs::read_to_string(out_path).expect("read output"),
-    )
-}
 
 /// Whether Python has kazoo and pure-sasl; the reason to skip when not.
 fn kazoo_missing(python: &str) -> Option<String> {

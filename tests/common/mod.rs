@@ -541,3 +541,46 @@ pub fn curator_classpath() -> Result<String, String> {
     }
     Ok(cp.join(":"))
 }
+
+/// How long one client process (kazoo, zkCli.sh, the Java client) may run before
+/// [`run_client`] gives up on it: a hang guard, never a timed assertion.
+pub const CLIENT_HANG_LIMIT: Duration = Duration::from_secs(180);
+
+/// Runs a client to its end with `input` on stdin, its stdout and stderr both into
+/// `out_path`; (success, output). Panics with the output so far if it outlives
+/// [`CLIENT_HANG_LIMIT`].
+pub fn run_client(mut command: Command, input: &str, out_path: &Path) -> (bool, String) {
+    let out = std::fs::File::create(out_path).expect("create output");
+    let err = out.try_clone().expect("clone output");
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e} (tests/run.sh installs it)"));
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > CLIENT_HANG_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{command:?} hung; output:\n{}",
+                std::fs::read_to_string(out_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status.success(),
+        std::fs::read_to_string(out_path).expect("read output"),
+    )
+}
