@@ -65,6 +65,8 @@ enum Closed {
     Refused(#[from] HandshakeRefusal),
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("a frame of the transport's reserved kind {0}")]
+    ReservedKind(u8),
     #[error("the transport shut down or its receiver was dropped")]
     CallerGone,
 }
@@ -74,8 +76,17 @@ impl Closed {
     fn is_refusal(&self) -> bool {
         matches!(
             self,
-            Closed::HandshakeTimeout(_) | Closed::Wire(_) | Closed::Refused(_)
+            Closed::HandshakeTimeout(_)
+                | Closed::Wire(_)
+                | Closed::Refused(_)
+                | Closed::ReservedKind(_)
         )
+    }
+
+    /// Whether the peer ended the connection (its process is gone, or the connection
+    /// was reset): what [`super::KIND_LOST`] reports.
+    fn is_peer_gone(&self) -> bool {
+        matches!(self, Closed::ByPeer | Closed::Io(_))
     }
 }
 
@@ -112,6 +123,17 @@ async fn serve(inner: Rc<Inner>, serial: u64, stream: TcpStream) {
         tracing::warn!(me = inner.my_id, ?remote, ?from, reason = %closed, "peer connection closed");
     } else {
         tracing::info!(me = inner.my_id, ?remote, ?from, reason = %closed, "peer connection closed");
+    }
+    if let Some(from) = from.filter(|_| closed.is_peer_gone()) {
+        let to_caller = inner.to_caller.borrow().clone();
+        if let Some(to_caller) = to_caller {
+            let lost = Incoming {
+                from,
+                kind: super::KIND_LOST,
+                payload: Vec::new(),
+            };
+            let _ = to_caller.send(lost).await;
+        }
     }
 }
 
@@ -166,6 +188,9 @@ async fn read_frames(
                 Ok(Some(Event::Handshake(_))) | Ok(None) => break,
                 Err(e) => return e.into(),
             };
+            if frame.kind == super::KIND_LOST {
+                return Closed::ReservedKind(frame.kind);
+            }
             let bytes = frame_bytes(frame.payload.len()) as u64;
             let incoming = Incoming {
                 from,

@@ -24,6 +24,15 @@
 //! [`Faults`] or a cut ([`PeerNet::set_cut`]) say so. Frames queued while a peer is
 //! unreachable are kept up to [`PeerConfig::queue_bytes_max`] and sent after reconnecting.
 //!
+//! ## A peer gone
+//!
+//! When a peer ends the connection it sends on (its process exited or was killed: the
+//! kernel closes its sockets; or a reset), the caller gets an [`Incoming`] of kind
+//! [`KIND_LOST`] from it after that connection's last frame. A follower takes it as
+//! ZooKeeper's followers take the leader's socket closing: the leader is gone, so it
+//! need not wait out the whole election timeout. A connection replaced by the peer's
+//! newer one, or ended by this side, sends none.
+//!
 //! ## Must never
 //!
 //! Block or await in [`PeerNet::send`], panic on anything a peer sends, or deliver a
@@ -101,6 +110,11 @@ impl PeerConfig {
         QUEUE_BYTES_MIN.max(frame_bytes(self.max_frame).saturating_mul(4))
     }
 }
+
+/// Not a frame: the kind of the [`Incoming`] that says the connection `from` sent on was
+/// ended by the peer (see "A peer gone"). Reserved: a frame of this kind on the wire is a
+/// malformed stream.
+pub const KIND_LOST: u8 = 0;
 
 /// One frame received from a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -178,10 +178,16 @@ fn peer_a_restarted_server_is_reconnected_and_frames_flow_again() {
             a.send(2, KIND, payload(1, seq));
         }
         expect_seqs(&rx_b, 1, 0..100).await;
+        b.send(1, KIND, payload(2, 0));
+        expect_seqs(&rx_a, 2, 0..1).await;
 
         b.shutdown();
         drop(rx_b);
         until(|| !a.connected(2)).await;
+        // The connection b sent on ended by b's doing: a is told, once, after its frames.
+        let lost = rx_a.recv().await.expect("the transport is running");
+        assert_eq!((lost.from, lost.kind), (2, KIND_LOST));
+        assert!(lost.payload.is_empty());
         // Queued while the peer is down, delivered after it is back.
         for seq in 100..200 {
             a.send(2, KIND, payload(1, seq));
@@ -191,10 +197,10 @@ fn peer_a_restarted_server_is_reconnected_and_frames_flow_again() {
         assert!(a.connected(2));
         assert!(a.stats().reconnects >= 1, "{:?}", a.stats());
 
-        for seq in 0..50 {
+        for seq in 1..50 {
             b.send(1, KIND, payload(2, seq));
         }
-        expect_seqs(&rx_a, 2, 0..50).await;
+        expect_seqs(&rx_a, 2, 1..50).await;
         a.shutdown();
         b.shutdown();
     });
@@ -295,7 +301,12 @@ fn peer_bad_handshakes_and_oversized_frames_close_only_their_connection() {
         let mut s = raw(addrs[&1], &oversized).await;
         expect_seqs(&rx_a, 3, 0..1).await;
         assert_closed_by_server(&mut s).await;
-        assert_eq!(a.stats().connections_refused, 5, "{:?}", a.stats());
+        // A frame of the transport's reserved kind: the peer cannot fake a lost connection.
+        let mut reserved = handshake(3, 1);
+        encode_frame(&mut reserved, KIND_LOST, &[]);
+        let mut s = raw(addrs[&1], &reserved).await;
+        assert_closed_by_server(&mut s).await;
+        assert_eq!(a.stats().connections_refused, 6, "{:?}", a.stats());
 
         assert!(b.connected(1));
         for seq in 10..20 {

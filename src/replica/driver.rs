@@ -19,7 +19,7 @@ use crate::commit::report::ReportCollector;
 use crate::commit::role::{roles, EnsembleStatus, EnsembleView};
 use crate::commit::stage::{now_ms, Completion, StageMsg};
 use crate::commit::FailStop;
-use crate::peer::{Incoming, PeerConfig, PeerNet};
+use crate::peer::{Incoming, PeerConfig, PeerNet, KIND_LOST};
 
 /// Log work for the log executor: append the entries (replacing any stored suffix from
 /// the first one's index, the last one stamped with the commit index), store the hard
@@ -139,6 +139,7 @@ pub async fn run(p: Parts) {
                         // Only the fetch under way wants it; a late chunk is dropped.
                         let _ = chunk_tx.try_send(f);
                     }
+                    KIND_LOST => node.borrow_mut().peer_lost(f.from),
                     _ => {
                         node.borrow_mut().peer(f.from, f.kind, &f.payload, now_ms());
                         let _ = kick.try_send(());

@@ -806,6 +806,31 @@ impl Node {
         }
     }
 
+    /// Peer `from` ended the connection it sends on (its process is gone, or the
+    /// connection was reset). When that peer is this follower's leader, the follower
+    /// stops waiting out the whole election timeout, as ZooKeeper's followers go looking
+    /// as soon as the leader's socket closes: it campaigns after a random part of it
+    /// (raft-rs's randomized timeout less its minimum, 0 to 8 ticks by default), which
+    /// keeps the two followers of a dead leader from campaigning at once. The other
+    /// followers grant the pre-vote only once their own lease on the leader ran out, or
+    /// they lost it the same way: a leader still heard by a quorum keeps leading.
+    pub fn peer_lost(&mut self, from: u64) {
+        let raft = &mut self.raw.raft;
+        if from != raft.leader_id || raft.state != StateRole::Follower || !raft.promotable() {
+            return;
+        }
+        let minimum = raft.election_timeout();
+        if raft.election_elapsed < minimum {
+            tracing::info!(
+                me = self.cfg.id,
+                leader = from,
+                wait_ticks = raft.randomized_election_timeout().saturating_sub(minimum),
+                "the leader's connection closed; campaigning without waiting out the lease"
+            );
+            raft.election_elapsed = minimum;
+        }
+    }
+
     /// A frame from peer `from`.
     pub fn peer(&mut self, from: u64, kind: u8, payload: &[u8], now_ms: i64) {
         match kind {

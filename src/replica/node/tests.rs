@@ -337,3 +337,50 @@ fn an_observer_replicates_forwards_and_never_leads() {
 }
 
 mod local_and_read_only;
+
+/// The followers of a leader whose connections closed campaign within the randomized
+/// part of the election timeout, before its minimum (10 ticks here) would let them.
+#[test]
+fn a_leader_whose_connections_closed_is_replaced_before_the_timeout() {
+    let mut c = Cluster::new(3);
+    c.tick(60);
+    let old = c.leader().expect("a leader is elected");
+    let term = c.nodes[&old].raw.raft.term;
+    c.down.push(old);
+    for (id, node) in c.nodes.iter_mut() {
+        if *id != old {
+            node.peer_lost(old);
+        }
+    }
+    let mut ticks = 0;
+    while c.leader().is_none() {
+        assert!(ticks < 10, "no new leader within the election timeout's minimum");
+        c.tick(1);
+        ticks += 1;
+    }
+    let new = c.leader().expect("elected");
+    assert_ne!(new, old);
+    assert!(c.nodes[&new].raw.raft.term > term);
+}
+
+/// One follower told its live leader's connection closed (a reset, say) cannot depose
+/// it: the other follower still hears the leader and refuses the pre-vote.
+#[test]
+fn a_lost_connection_to_a_live_leader_deposes_no_one() {
+    let mut c = Cluster::new(3);
+    c.tick(60);
+    let leader = c.leader().expect("a leader is elected");
+    let term = c.nodes[&leader].raw.raft.term;
+    let follower = *c.nodes.keys().find(|id| **id != leader).expect("a follower");
+    c.nodes.get_mut(&follower).expect("node").peer_lost(leader);
+    // A peer that is not the leader: nothing changes at all.
+    let other = *c
+        .nodes
+        .keys()
+        .find(|id| **id != leader && **id != follower)
+        .expect("another follower");
+    c.nodes.get_mut(&other).expect("node").peer_lost(follower);
+    c.tick(40);
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.nodes[&leader].raw.raft.term, term);
+}

@@ -422,7 +422,9 @@ impl Run {
         Ok(())
     }
 
-    fn crash(&mut self, id: u64, why: &str) {
+    /// `sockets_closed`: the process exited on a machine that runs on (a fail-stop), so
+    /// its peers see its connections end; after a power cut they see nothing.
+    fn crash(&mut self, id: u64, why: &str, sockets_closed: bool) {
         let restart_at = self.now + self.rng.range(100, 4000) as i64;
         if let Some(m) = self.members.get_mut(&id) {
             m.crash(restart_at);
@@ -437,6 +439,17 @@ impl Run {
             .collect();
         for ci in gone {
             self.drop_conn(ci, false);
+        }
+        // The kernel closes a dead process's sockets: its peers' transports report the
+        // connection lost (`peer::KIND_LOST`), at once on this network.
+        let closed_to = self
+            .members
+            .values_mut()
+            .filter(|m| sockets_closed && m.id != id);
+        for m in closed_to {
+            if let Some(node) = m.node.as_mut() {
+                node.peer_lost(id);
+            }
         }
         self.trace(format_args!(
             "member {id} crashed ({why}), restarts at t+{}ms",
@@ -474,7 +487,7 @@ impl Run {
                 .map_or(Ok(()), |m| m.run_jobs(self.now));
             if let Err(e) = r {
                 self.summary.fail_stops += 1;
-                self.crash(*id, &e);
+                self.crash(*id, &e, true);
             }
         }
         // Each member ticks on its own clock, a tick TICK_MS after the last give or take
@@ -530,7 +543,7 @@ impl Run {
         if self.rng.chance(1_000) {
             let id = self.rng.range(1, n);
             if self.members.get(&id).is_some_and(|m| m.is_up()) {
-                self.crash(id, "power cut");
+                self.crash(id, "power cut", false);
             }
         }
         if self.rng.chance(1_000) {
