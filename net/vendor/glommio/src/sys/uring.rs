@@ -1266,6 +1266,14 @@ macro_rules! flush_cancellations {
     }}
 }
 
+/// ferrokeeper patch: whether the timer in `slot` was armed and has not fired yet.
+fn pending(slot: &Cell<Option<Source>>) -> bool {
+    let source = slot.take();
+    let live = source.as_ref().is_some_and(|s| s.result().is_none());
+    slot.set(source);
+    live
+}
+
 macro_rules! flush_rings {
     ($( $ring:expr ),+ ) => {{
         let mut ret = 0;
@@ -1814,22 +1822,30 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // ferrokeeper patch: 0.9.0 cancelled the preemption timer here and armed a new
+        // one below on every turn of the run loop, and replaced the throughput timer
+        // too: three to five submissions and two or three `io_uring_enter` calls per
+        // turn, even when no task had done any I/O. A turn that will not sleep (the run
+        // loop passes a preemption timer) now keeps a timer still pending: the running
+        // queue is preempted at most one timer period after the timer was armed, not
+        // after this turn. A turn that may sleep cancels it as before, so an idle
+        // executor is not woken by it. See FERROKEEPER-PATCH.md.
+        let keep_latency_timer =
+            preempt_timer().is_some() && pending(&self.latency_preemption_timeout_src);
+        if !keep_latency_timer {
+            drop(self.latency_preemption_timeout_src.take());
+        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // up sleeping. (ferrokeeper patch: only when the last one has fired.)
+        if !pending(&self.throughput_preemption_timeout_src) {
+            self.throughput_preemption_timeout_src.replace(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1881,9 +1897,11 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            if !keep_latency_timer {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                flush_rings!(lat_ring, main_ring)?;
+            }
         }
 
         // A Note about `need_preempt`:
