@@ -729,6 +729,56 @@ mod tests {
         );
     }
 
+    /// A Java 3.8 ensemble leader's `/commands/zabstate` and `/commands/voting_view`
+    /// (member 3 of three on loopback, after 13 txns; `testdata/zk-3.8.0-ensemble/admin`),
+    /// byte for byte, from the same view of the ensemble.
+    #[test]
+    fn ensemble_replies_match_captured_java() {
+        let voter = |id: u16, client: &str| VoterView {
+            server_addresses: vec![format!("127.0.0.1:{}", 12888 + 3 * id)],
+            election_addresses: vec![format!("127.0.0.1:{}", 12889 + 3 * id)],
+            client_address: client.to_string(),
+            learner_type: "participant".to_string(),
+        };
+        let ctx = AdminContext {
+            quorum: Some(QuorumView {
+                my_id: 3,
+                is_leader: true,
+                leader_id: 3,
+                leader_ip: "127.0.0.1".to_string(),
+                voting: true,
+                addresses: (
+                    "127.0.0.1:12897".to_string(),
+                    "127.0.0.1:12898".to_string(),
+                    "127.0.0.1:12896".to_string(),
+                ),
+                voting_view: [
+                    (1, voter(1, "")),
+                    (2, voter(2, "")),
+                    (3, voter(3, "127.0.0.1:12896")),
+                ]
+                .into_iter()
+                .collect(),
+            }),
+            ..AdminContext::default()
+        };
+        let s = ServerStats {
+            serving: true,
+            last_processed_zxid: 0x1_0000_000d,
+            ..ServerStats::default()
+        };
+        let reply = |c: Command| respond(c, c.primary_name(), &s, &ctx, &[]).pretty();
+        // The captures end with a newline the reply does not have.
+        assert_eq!(reply(Command::ZabState), ZABSTATE_JAVA.trim_end());
+        assert_eq!(reply(Command::VotingView), VOTING_VIEW_JAVA.trim_end());
+    }
+
+    const ZABSTATE_JAVA: &str =
+        include_str!("testdata/zk-3.8.0-ensemble/admin/leader-zabstate.json");
+
+    const VOTING_VIEW_JAVA: &str =
+        include_str!("testdata/zk-3.8.0-ensemble/admin/leader-voting_view.json");
+
     #[test]
     fn every_name_resolves_to_its_primary() {
         for (cmd, names) in COMMANDS {
