@@ -17,7 +17,18 @@
 //!   same writes and raw connections; ferrokeeper's AdminServer `monitor` and
 //!   Prometheus `/metrics` carry them with ZooKeeper's names and types.
 //!
-//! Ports come from this test's range, 24000–24999.
+//! * `prometheus_scrapes_an_ensemble`: Prometheus scrapes the three members of a
+//!   ferrokeeper ensemble. The leader exposes the quorum gauges ZooKeeper's leader
+//!   registers (`LeaderZooKeeperServer.registerMetrics`: `learners`, `synced_followers`,
+//!   ... `min_proposal_size`) with a three-voter quorum's values, every member
+//!   `quorum_size` (QuorumZooKeeperServer), a follower `synced_observers`
+//!   (FollowerZooKeeperServer) and none of the leader's; `promtool check metrics`
+//!   accepts each member's text. Debian ships no ZooKeeper Prometheus provider jar, so
+//!   the names and which role registers them come from ZooKeeper's source
+//!   (release-3.8.6), not from a live Java scrape.
+//!
+//! Ports come from this test's range, 24000–24999 (an ensemble's from
+//! `common::ensemble::range_ports`).
 
 mod common;
 mod raw;
@@ -353,7 +364,7 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    fn start(target: &str) -> Option<Prometheus> {
+    fn start(targets: &[String]) -> Option<Prometheus> {
         let bin = "/usr/bin/prometheus";
         if !std::path::Path::new(bin).exists() {
             eprintln!("SKIPPED: Prometheus is not installed (tests/run.sh installs Debian's `prometheus`)");
@@ -366,8 +377,10 @@ impl Prometheus {
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
         // The dashboard filters on `job` and `instance`; any job name does.
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         let cfg = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: zookeeper\n    static_configs:\n      - targets: ['{target}']\n"
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: zookeeper\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
         );
         std::fs::write(dir.join("prometheus.yml"), cfg).expect("config");
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
@@ -407,6 +420,25 @@ impl Prometheus {
         }
         let result = body.split("\"result\":").nth(1)?;
         Some(result.matches("\"metric\":").count())
+    }
+
+    /// The value of the one series `query` returns now; `None` if there is not exactly
+    /// one or Prometheus does not answer.
+    fn value(&self, query: &str) -> Option<f64> {
+        let body = ureq::get(&self.api)
+            .query("query", query)
+            .timeout(Duration::from_secs(5))
+            .call()
+            .ok()?
+            .into_string()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let result = v["data"]["result"].as_array()?;
+        if result.len() != 1 {
+            return None;
+        }
+        // "value": [<time>, "<number>"]
+        result[0]["value"][1].as_str()?.parse().ok()
     }
 }
 
@@ -478,7 +510,7 @@ async fn prometheus_scrapes_the_dashboard_names() {
         &Launch::default(),
     );
     workload(&fk.address()).await;
-    let Some(prom) = Prometheus::start(&format!("127.0.0.1:{metrics}")) else {
+    let Some(prom) = Prometheus::start(&[format!("127.0.0.1:{metrics}")]) else {
         return;
     };
     // A deadline for a broken setup, not a timing assertion: wait for the first scrape
@@ -662,4 +694,158 @@ async fn workload_more(addr: &str) {
             .expect("set");
     }
     c.close().await;
+}
+
+/// The gauges ZooKeeper's leader registers (`LeaderZooKeeperServer.registerMetrics`) and
+/// unregisters when it stops leading, with their values on a three-voter ensemble whose
+/// followers are synced: `None` where the value is a reading (uptime, sizes), checked to
+/// be positive.
+const LEADER_GAUGES: &[(&str, Option<f64>)] = &[
+    ("learners", Some(2.0)),
+    ("synced_followers", Some(2.0)),
+    ("synced_non_voting_followers", Some(0.0)),
+    ("synced_observers", Some(0.0)),
+    ("pending_syncs", Some(0.0)),
+    ("leader_uptime", None),
+    ("last_proposal_size", None),
+    ("max_proposal_size", None),
+    ("min_proposal_size", None),
+];
+
+/// Runs `promtool check metrics` on `text`; `None` when promtool is not installed, else
+/// its report when it finds a format error (its lint of names, such as counters without
+/// `_total`, is ZooKeeper's naming and passes).
+fn promtool_errors(text: &str) -> Option<Option<String>> {
+    let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad =
+        report.contains("error while linting") || report.contains("text format parsing error");
+    Some(bad.then_some(report))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_an_ensemble() {
+    use common::ensemble::{range_ports, Ensemble, EnsembleOptions};
+    let metrics = range_ports(3);
+    let mut options = EnsembleOptions::config(&[
+        ("forceSync", "no"),
+        (
+            "metricsProvider.className",
+            "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
+        ),
+        ("metricsProvider.httpHost", "127.0.0.1"),
+    ]);
+    options.member_config = metrics
+        .iter()
+        .map(|p| vec![("metricsProvider.httpPort".to_string(), p.to_string())])
+        .collect();
+    let ens = Ensemble::start_with(Kind::Ferrokeeper, 3, &options);
+    let leader = ens.leader();
+    // A member just elected may refuse sessions for a moment: retried until a deadline
+    // for a broken setup.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = Conn::connect(&ens.address(leader)).await;
+        if c.session_id != 0
+            && c.create("/prom", b"x", open_acl(), mode::PERSISTENT)
+                .await
+                .is_ok()
+        {
+            for i in 0..5 {
+                c.set_data("/prom", format!("v{i}").as_bytes(), -1)
+                    .await
+                    .expect("set");
+            }
+            c.close().await;
+            break;
+        }
+        assert!(Instant::now() < deadline, "no session on the leader");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ens.wait_converged();
+    let instance = |i: usize| format!("127.0.0.1:{}", metrics[i]);
+    let Some(prom) = Prometheus::start(&(0..3).map(instance).collect::<Vec<_>>()) else {
+        return;
+    };
+    let on =
+        |name: &str, i: usize| format!("{name}{{job=\"zookeeper\",instance=\"{}\"}}", instance(i));
+    // Wait for a scrape of all three that saw both followers synced (a deadline for a
+    // broken setup, not a timing assertion).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let up = prom.series("up{job=\"zookeeper\"} == 1") == Some(3);
+        if up && prom.value(&on("synced_followers", leader)) == Some(2.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never saw the ensemble synced: {}",
+            std::fs::read_to_string(prom.dir.join("prometheus.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for i in 0..3 {
+        let role = if i == leader { "leader" } else { "follower" };
+        assert_eq!(prom.value(&on("quorum_size", i)), Some(3.0), "{role} {i}");
+        // Registered by leader and follower alike (0: no observers).
+        assert_eq!(
+            prom.value(&on("synced_observers", i)),
+            Some(0.0),
+            "{role} {i}"
+        );
+        assert_eq!(
+            prom.value(&on("znode_count", i)),
+            prom.value(&on("znode_count", leader))
+        );
+        for (name, want) in LEADER_GAUGES {
+            let got = prom.value(&on(name, i));
+            if i != leader {
+                if *name != "synced_observers" {
+                    assert_eq!(
+                        prom.series(&on(name, i)),
+                        Some(0),
+                        "a follower exposes {name}"
+                    );
+                }
+                continue;
+            }
+            match want {
+                Some(v) => assert_eq!(got, Some(*v), "leader {name}"),
+                None => assert!(got.is_some_and(|g| g > 0.0), "leader {name}: {got:?}"),
+            }
+        }
+        // The proposal count is a counter every member prints (0 on a follower).
+        let proposals = prom.value(&on("proposal_count", i));
+        assert_eq!(
+            proposals.is_some_and(|p| p > 0.0),
+            i == leader,
+            "{role} proposal_count {proposals:?}"
+        );
+        let text = ureq::get(&format!("http://{}/metrics", instance(i)))
+            .call()
+            .expect("/metrics")
+            .into_string()
+            .expect("/metrics body");
+        match promtool_errors(&text) {
+            None => eprintln!("SKIPPED promtool check: promtool is not installed"),
+            Some(None) => {}
+            Some(Some(report)) => panic!("promtool rejects the {role}'s text:\n{report}"),
+        }
+    }
 }

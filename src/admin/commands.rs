@@ -472,10 +472,12 @@ pub fn respond(
                     |v: &[String]| v.iter().map(|a| Json::from(a.as_str())).collect::<Vec<_>>();
                 for (id, voter) in &q.voting_view {
                     let mut v = JsonMap::new();
-                    v.put("serverAddresses", strings(&voter.server_addresses));
-                    v.put("electionAddresses", strings(&voter.election_addresses));
-                    v.put("clientAddress", voter.client_address.as_str());
-                    v.put("learnerType", voter.learner_type.as_str());
+                    // Jackson's names under the AdminServer's SNAKE_CASE strategy
+                    // (`QuorumServerView`'s fields are camelCase in Java).
+                    v.put("server_addresses", strings(&voter.server_addresses));
+                    v.put("election_addresses", strings(&voter.election_addresses));
+                    v.put("client_address", voter.client_address.as_str());
+                    v.put("learner_type", voter.learner_type.as_str());
                     view.put(id.to_string(), v);
                 }
             }
@@ -524,8 +526,8 @@ pub fn respond(
                 let zxid = s.last_processed_zxid;
                 m.put("myid", q.my_id);
                 m.put("is_leader", q.is_leader);
-                m.put("quorum_address", q.addresses.0.as_str());
-                m.put("election_address", q.addresses.1.as_str());
+                m.put("quorum_address", multiple_addresses(&q.addresses.0));
+                m.put("election_address", multiple_addresses(&q.addresses.1));
                 m.put("client_address", q.addresses.2.as_str());
                 m.put("voting", q.voting);
                 m.put("last_zxid", format!("0x{zxid:x}"));
@@ -538,6 +540,44 @@ pub fn respond(
         },
     }
     finish(m, primary, None)
+}
+
+/// A quorum or election address as `zabstate` prints it: ZooKeeper puts its
+/// `MultipleAddresses` object in the reply and Jackson writes every getter of the bean
+/// (snake_case), so a one-address member answers this object, not a string.
+/// `reachable_address` and `reachable_or_one` are the address itself: ZooKeeper probes
+/// reachability (an ICMP echo or TCP 7), which a one-address list answers the same.
+fn multiple_addresses(host_port: &str) -> JsonMap {
+    let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "0"));
+    let port: u16 = port.parse().unwrap_or(0);
+    // Jackson's InetSocketAddress serializer brackets an IPv6 literal.
+    let address = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let one = || vec![Json::from(address.as_str())];
+    let mut m = JsonMap::new();
+    m.put("empty", false);
+    m.put("all_addresses", one());
+    m.put("all_reachable_addresses", one());
+    m.put("one", address.as_str());
+    m.put("reachable_address", address.as_str());
+    // `getWildcardAddresses`: `new InetSocketAddress(port)`, IPv4's any address.
+    m.put(
+        "wildcard_addresses",
+        vec![Json::from(format!("0.0.0.0:{port}").as_str())],
+    );
+    m.put("all_ports", vec![Json::from(u64::from(port))]);
+    m.put(
+        "all_host_strings",
+        vec![Json::from(
+            host.trim_start_matches('[').trim_end_matches(']'),
+        )],
+    );
+    m.put("all_reachable_addresses_or_all", one());
+    m.put("reachable_or_one", address.as_str());
+    m
 }
 
 fn buffer_stats(b: &BufferStats) -> JsonMap {
@@ -688,6 +728,56 @@ mod tests {
              \"command\" : \"last_snapshot\",\n  \"error\" : null\n}"
         );
     }
+
+    /// A Java 3.8 ensemble leader's `/commands/zabstate` and `/commands/voting_view`
+    /// (member 3 of three on loopback, after 13 txns; `testdata/zk-3.8.0-ensemble/admin`),
+    /// byte for byte, from the same view of the ensemble.
+    #[test]
+    fn ensemble_replies_match_captured_java() {
+        let voter = |id: u16, client: &str| VoterView {
+            server_addresses: vec![format!("127.0.0.1:{}", 12888 + 3 * id)],
+            election_addresses: vec![format!("127.0.0.1:{}", 12889 + 3 * id)],
+            client_address: client.to_string(),
+            learner_type: "participant".to_string(),
+        };
+        let ctx = AdminContext {
+            quorum: Some(QuorumView {
+                my_id: 3,
+                is_leader: true,
+                leader_id: 3,
+                leader_ip: "127.0.0.1".to_string(),
+                voting: true,
+                addresses: (
+                    "127.0.0.1:12897".to_string(),
+                    "127.0.0.1:12898".to_string(),
+                    "127.0.0.1:12896".to_string(),
+                ),
+                voting_view: [
+                    (1, voter(1, "")),
+                    (2, voter(2, "")),
+                    (3, voter(3, "127.0.0.1:12896")),
+                ]
+                .into_iter()
+                .collect(),
+            }),
+            ..AdminContext::default()
+        };
+        let s = ServerStats {
+            serving: true,
+            last_processed_zxid: 0x1_0000_000d,
+            ..ServerStats::default()
+        };
+        let reply = |c: Command| respond(c, c.primary_name(), &s, &ctx, &[]).pretty();
+        // The captures end with a newline the reply does not have.
+        assert_eq!(reply(Command::ZabState), ZABSTATE_JAVA.trim_end());
+        assert_eq!(reply(Command::VotingView), VOTING_VIEW_JAVA.trim_end());
+    }
+
+    const ZABSTATE_JAVA: &str =
+        include_str!("testdata/zk-3.8.0-ensemble/admin/leader-zabstate.json");
+
+    const VOTING_VIEW_JAVA: &str =
+        include_str!("testdata/zk-3.8.0-ensemble/admin/leader-voting_view.json");
 
     #[test]
     fn every_name_resolves_to_its_primary() {

@@ -23,6 +23,13 @@
 //!   simpleclient prints a registered labelled counter without children);
 //! * values print as Java doubles (`5.0`), as simpleclient's `doubleToGoString` does.
 //!
+//! * on an ensemble, the quorum gauges ZooKeeper's servers register: `quorum_size` on
+//!   every member (QuorumZooKeeperServer), the leader's `learners`, `synced_followers`,
+//!   `synced_non_voting_followers`, `synced_observers`, `pending_syncs`, `leader_uptime`
+//!   and `last_`/`max_`/`min_proposal_size` (LeaderZooKeeperServer, unregistered when it
+//!   stops leading), and a follower's `synced_observers` (FollowerZooKeeperServer);
+//!   `tests/metrics.rs` scrapes a three-member ensemble with a real Prometheus.
+//!
 //! The text/JVM families (`version`, `server_state`, `jvm_*`) are left out: ferrokeeper
 //! has no JVM, and ZooKeeper's Prometheus output has no text metrics either.
 
@@ -30,7 +37,7 @@ use std::fmt::Write as _;
 
 use super::java_fmt::java_double;
 use super::mntr::{mntr_entries, MntrValue, QUOTA_EXCEEDED_SET, QUOTA_GAUGE_SETS};
-use super::stats::{Metric, ServerStats, Summary};
+use super::stats::{Metric, ServerMode, ServerStats, Summary};
 
 /// The content type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -104,6 +111,14 @@ pub fn render(s: &ServerStats) -> String {
         };
         family(&mut out, &name, "gauge");
         sample(&mut out, &name, "", v);
+    }
+    // A follower registers `synced_observers` too (FollowerZooKeeperServer: the observers
+    // it serves as an observer master, null otherwise, which the provider writes as 0),
+    // though `mntr` prints it on a follower only as an observer master. ferrokeeper's
+    // followers are never observer masters: 0.
+    if s.mode == ServerMode::Follower && s.quorum.as_ref().is_some_and(|q| q.leader.is_none()) {
+        family(&mut out, "synced_observers", "gauge");
+        sample(&mut out, "synced_observers", "", 0.0);
     }
     // Gauge sets are labelled gauges: `name{key="<namespace>",}` (ZooKeeper's
     // PrometheusMetricsProvider labels a gauge set's keys `key`).
@@ -207,6 +222,41 @@ mod tests {
         assert!(!text.contains("server_state"));
         // The quota counter set prints its family before any namespace counts.
         assert!(text.contains("# TYPE quota_exceeded_error_per_namespace counter\n# HELP"));
+    }
+
+    /// The gauges each role registers (LeaderZooKeeperServer, FollowerZooKeeperServer,
+    /// QuorumZooKeeperServer.registerMetrics).
+    #[test]
+    fn quorum_gauges_follow_the_role() {
+        use crate::admin::stats::{LeaderStats, QuorumStats};
+        let follower = ServerStats {
+            mode: ServerMode::Follower,
+            quorum: Some(QuorumStats {
+                quorum_size: 3,
+                leader: None,
+            }),
+            ..ServerStats::default()
+        };
+        let text = render(&follower);
+        assert!(text.contains("\nquorum_size 3.0\n"));
+        assert!(text.contains("\nsynced_observers 0.0\n"));
+        assert!(!text.contains("learners"));
+        assert!(!text.contains("leader_uptime"));
+        let leader = ServerStats {
+            mode: ServerMode::Leader,
+            quorum: Some(QuorumStats {
+                quorum_size: 3,
+                leader: Some(LeaderStats {
+                    learners: 2,
+                    synced_followers: 2,
+                    ..LeaderStats::default()
+                }),
+            }),
+            ..ServerStats::default()
+        };
+        let text = render(&leader);
+        assert!(text.contains("\nsynced_followers 2.0\n"));
+        assert_eq!(text.matches("# TYPE synced_observers gauge").count(), 1);
     }
 
     #[test]

@@ -628,13 +628,35 @@ impl Handler {
         let status = self.shared.ensemble.as_ref()?.read();
         use crate::commit::role::roles;
         use crate::config::ensemble::PeerRole;
-        let hp = |host: &str, port: u16| format!("{host}:{port}");
+        // `QuorumServer.delimitedHostString`: an IPv6 literal in brackets.
+        let hp = |host: &str, port: u16| {
+            if host.contains(':') && !host.starts_with('[') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            }
+        };
         let client = |spec: &crate::config::ensemble::ServerSpec| {
             spec.client
                 .as_ref()
                 .map_or(String::new(), |c| hp(&c.host, c.port))
         };
         let me = ensemble.me();
+        // ZooKeeper gives its own server line the `clientPortAddress`/`clientPort` it
+        // listens on when the line names no client port (QuorumPeerConfig), so the
+        // member's own entry has a client address and the others' do not.
+        let own_client = || {
+            let c = client(me);
+            if !c.is_empty() {
+                return c;
+            }
+            let host = self
+                .shared
+                .config
+                .client_port_address
+                .map_or_else(|| "0.0.0.0".to_string(), |a| a.to_string());
+            hp(&host, self.shared.config.client_port)
+        };
         let leader = (status.leader != 0)
             .then(|| ensemble.servers.get(&status.leader))
             .flatten();
@@ -648,7 +670,11 @@ impl Handler {
                     VoterView {
                         server_addresses: vec![hp(&s.host, s.quorum_port)],
                         election_addresses: vec![hp(&s.host, s.election_port)],
-                        client_address: client(s),
+                        client_address: if s.id == me.id {
+                            own_client()
+                        } else {
+                            client(s)
+                        },
                         learner_type: "participant".to_string(),
                     },
                 )
@@ -663,7 +689,7 @@ impl Handler {
             addresses: (
                 hp(&me.host, me.quorum_port),
                 hp(&me.host, me.election_port),
-                client(me),
+                own_client(),
             ),
             voting_view,
         })

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use super::{Kind, JAVA_BARE_PROPERTY_PREFIXES, JAVA_ZK_JARS};
+use super::{Kind, JAVA_ADMIN_JARS, JAVA_BARE_PROPERTY_PREFIXES, JAVA_ZK_JARS};
 
 /// Client, quorum and election ports of ensemble tests come from this range
 /// (`[PORT_RANGE_START, PORT_RANGE_END)`), below the kernel's ephemeral ports (a client
@@ -168,6 +168,9 @@ pub struct EnsembleOptions {
     /// How many of the members (the last ones) are observers: `:observer` on their
     /// server lines and `peerType=observer` in their own zoo.cfg.
     pub observers: usize,
+    /// Extra zoo.cfg lines for one member each (`member_config[i]` for member `i`),
+    /// after the shared ones: per-member ports such as `admin.serverPort`.
+    pub member_config: Vec<Vec<(String, String)>>,
 }
 
 impl EnsembleOptions {
@@ -182,6 +185,7 @@ impl EnsembleOptions {
             hosts: Vec::new(),
             ip_prefixes: Vec::new(),
             observers: 0,
+            member_config: Vec::new(),
         }
     }
 
@@ -265,8 +269,13 @@ impl Ensemble {
             let data = mdir.join("data");
             std::fs::create_dir_all(&data).expect("member data dir");
             std::fs::write(data.join("myid"), format!("{id}\n")).expect("write myid");
+            let mut member_lines = lines.clone();
+            for (k, v) in options.member_config.get(i).into_iter().flatten() {
+                member_lines.retain(|(lk, _)| lk != k);
+                member_lines.push((k.clone(), v.clone()));
+            }
             let mut cfg = String::new();
-            for (k, v) in &lines {
+            for (k, v) in &member_lines {
                 cfg.push_str(&format!("{k}={v}\n"));
             }
             if observer(i) {
@@ -280,8 +289,15 @@ impl Ensemble {
             ));
             let cfg_path = mdir.join("zoo.cfg");
             std::fs::write(&cfg_path, cfg).expect("write zoo.cfg");
-            let mut member =
-                member_command(kind, id, ports[3 * i], &mdir, &cfg_path, &lines, options);
+            let mut member = member_command(
+                kind,
+                id,
+                ports[3 * i],
+                &mdir,
+                &cfg_path,
+                &member_lines,
+                options,
+            );
             member.host = options.host(i);
             if let Some(prefix) = options.ip_prefixes.get(i) {
                 let mut args = prefix.clone();
@@ -554,9 +570,19 @@ pub fn member_command(
                     .filter(|(k, _)| JAVA_BARE_PROPERTY_PREFIXES.iter().any(|p| k.starts_with(p)))
                     .map(|(k, v)| format!("-D{k}={v}")),
             );
+            // The AdminServer needs Jetty, the servlet API and Jackson on the classpath.
+            let mut classpath = JAVA_ZK_JARS.to_string();
+            if lines
+                .iter()
+                .any(|(k, v)| k == "admin.enableServer" && v == "true")
+            {
+                for j in JAVA_ADMIN_JARS {
+                    classpath.push_str(&format!(":/usr/share/java/{j}.jar"));
+                }
+            }
             args.extend([
                 "-cp".to_string(),
-                JAVA_ZK_JARS.to_string(),
+                classpath,
                 "org.apache.zookeeper.server.quorum.QuorumPeerMain".to_string(),
             ]);
             (PathBuf::from("java"), args, Vec::new())
