@@ -331,10 +331,11 @@ fn rebase(core: &mut Sequencer, base: Arc<crate::core::tree::Base>) {
     let started = std::time::Instant::now();
     let before = core.head().tree.overlay_len();
     let at = base.zxid();
-    core.rebase(base);
+    let moved = core.rebase(base);
     tracing::info!(
         zxid = format_args!("0x{at:x}"),
         overlay_before = before,
+        lists_moved = moved,
         overlay_after = core.head().tree.overlay_len(),
         elapsed = ?started.elapsed(),
         "tree rebased on the new snapshot"
