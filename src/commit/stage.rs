@@ -83,6 +83,9 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A commit cycle (batch taken, logged, published) this long is logged with its phases.
+const SLOW_CYCLE: Duration = Duration::from_millis(20);
+
 /// Ticks after a rebase before the commit thread returns freed memory to the OS.
 const COLLECT_AFTER_REBASE: u32 = 5;
 
@@ -190,8 +193,12 @@ pub async fn run(
                     *n = n.saturating_sub(1);
                     if *n == 0 {
                         collect_in = None;
+                        let started = std::time::Instant::now();
                         // SAFETY: mi_collect only frees this thread's unused pages.
                         unsafe { libmimalloc_sys::mi_collect(true) };
+                        if started.elapsed() >= SLOW_CYCLE / 4 {
+                            tracing::info!(elapsed = ?started.elapsed(), "slow mi_collect on the commit executor");
+                        }
                     }
                 }
                 core.borrow_mut().tick(now_ms());
@@ -214,6 +221,7 @@ pub async fn run(
     let mut since_snapshot = 0u64;
     let mut threshold = snapshots.next_threshold();
     while kicked.recv().await.is_some() {
+        let cycle = std::time::Instant::now();
         let (batch, state, snapshot, restored) = {
             let mut c = core.borrow_mut();
             if let Some(base) = snapshots.take_written() {
@@ -255,12 +263,15 @@ pub async fn run(
             continue;
         }
         seq += 1;
+        let prepared = cycle.elapsed();
+        let txns = batch.txns.len();
         let log_batch = super::log::LogBatch::encode(seq, &batch.txns);
         // Durable before anything of it is released; the receivers run meanwhile.
         if !log.append(std::slice::from_ref(&log_batch)).await {
             return;
         }
         drop(log_batch);
+        let durable = cycle.elapsed();
         // The published state is immutable and exactly the state after this batch:
         // snapshotting it (an O(1) clone) never blocks commits.
         let applied = machine.adopt(&batch.txns, state, batch.changes);
@@ -282,6 +293,13 @@ pub async fn run(
         }
         if !log.purge() {
             return;
+        }
+        if cycle.elapsed() >= SLOW_CYCLE {
+            // Where a write stall on the commit path comes from (issue #13).
+            tracing::info!(
+                elapsed = ?cycle.elapsed(), prepared = ?prepared, durable = ?durable, txns,
+                "slow commit cycle"
+            );
         }
         if let Some(r) = restored {
             // After the old state's last batch: shards take the restored state and
@@ -331,10 +349,11 @@ fn rebase(core: &mut Sequencer, base: Arc<crate::core::tree::Base>) {
     let started = std::time::Instant::now();
     let before = core.head().tree.overlay_len();
     let at = base.zxid();
-    core.rebase(base);
+    let moved = core.rebase(base);
     tracing::info!(
         zxid = format_args!("0x{at:x}"),
         overlay_before = before,
+        lists_moved = moved,
         overlay_after = core.head().tree.overlay_len(),
         elapsed = ?started.elapsed(),
         "tree rebased on the new snapshot"

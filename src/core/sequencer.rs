@@ -357,9 +357,11 @@ impl Sequencer {
 
     /// Moves the head tree onto `base`, a snapshot of an earlier published head (see
     /// [`crate::core::tree::Tree::rebase`]). What readers see does not change.
-    pub fn rebase(&mut self, base: Arc<super::tree::Base>) {
-        self.head.tree.rebase(base);
+    /// Returns the number of nodes whose children lists moved onto `base`.
+    pub fn rebase(&mut self, base: Arc<super::tree::Base>) -> usize {
+        let moved = self.head.tree.rebase(base);
         self.batch.rebased = true;
+        moved
     }
 
     /// The ACL new trees start with.

@@ -243,16 +243,25 @@ impl ChildSet {
         self.0.as_deref()
     }
 
-    /// The children of base node `i`, unchanged.
+    /// The children of base node `i`, unchanged. None (a leaf) holds no layers and so
+    /// no reference to `base`: a leaf copied from the base is not among the nodes a
+    /// rebase must move onto the new base ([`Tree::rebase`]).
     pub fn of_base(base: Arc<Base>, i: u32) -> ChildSet {
+        if base.node(i).num_children() == 0 {
+            return ChildSet::default();
+        }
         ChildSet::with(Layers {
             under: Under::Base(base, i),
             ..Layers::default()
         })
     }
 
-    /// The same names, as changes over `frozen`.
+    /// The same names, as changes over `frozen`. No names (a leaf) need no layer under
+    /// them: such a set is not among those a rebase must move onto the new base.
     fn over(frozen: &ChildSet) -> ChildSet {
+        if frozen.is_empty() {
+            return ChildSet::default();
+        }
         ChildSet::with(Layers {
             under: Under::Frozen(Arc::new(frozen.clone())),
             ..Layers::default()
@@ -736,8 +745,13 @@ impl Tree {
     /// the old base, both of which hold the state at the freeze) put the new base's list
     /// for their path under their changes, in place of the one they were copied over: a
     /// pass over the overlay, which holds only what was written since the freeze; no
-    /// children list is walked.
-    pub fn rebase(&mut self, base: Arc<Base>) {
+    /// children list is walked. Leaves hold no list (see [`ChildSet`]), so only nodes
+    /// with children are touched: a `base.find` and a copy of the node each, which the
+    /// shards' published states share (measured: ~5 µs each on the commit executor,
+    /// 75 ms for 10k setData on leaves before leaves were left out, issue #13).
+    ///
+    /// Returns the number of nodes moved onto the new base's lists that way.
+    pub fn rebase(&mut self, base: Arc<Base>) -> usize {
         let at = base.zxid();
         if self.frozen.as_ref().is_some_and(|f| f.at == at) {
             self.frozen = None;
@@ -747,6 +761,7 @@ impl Tree {
                 .filter(|(_, e)| e.node.as_ref().is_some_and(|n| n.children.is_stale(&base)))
                 .map(|(p, _)| p.clone())
                 .collect();
+            let thawed = thawing.len();
             for path in thawing {
                 let at = base.find(&path);
                 if let Some(node) = self.overlay.get_mut(&path).and_then(|e| e.node.as_mut()) {
@@ -754,7 +769,7 @@ impl Tree {
                 }
             }
             self.base = Some(base);
-            return;
+            return thawed;
         }
         self.unfreeze();
         let mut overlay: OrdMap<Arc<str>, Entry> = self
@@ -768,6 +783,7 @@ impl Tree {
             .filter(|(_, e)| e.node.as_ref().is_some_and(|n| !n.children.is_on(&base)))
             .map(|(p, _)| p.clone())
             .collect();
+        let moved = kept.len();
         for path in kept {
             if let Some(node) = overlay.get_mut(&path).and_then(|e| e.node.as_mut()) {
                 let node = Arc::make_mut(node);
@@ -776,6 +792,7 @@ impl Tree {
         }
         self.overlay = overlay;
         self.base = Some(base);
+        moved
     }
 
     /// Every node, sorted by path.
