@@ -354,7 +354,10 @@ fn a_leader_whose_connections_closed_is_replaced_before_the_timeout() {
     }
     let mut ticks = 0;
     while c.leader().is_none() {
-        assert!(ticks < 10, "no new leader within the election timeout's minimum");
+        assert!(
+            ticks < 10,
+            "no new leader within the election timeout's minimum"
+        );
         c.tick(1);
         ticks += 1;
     }
@@ -371,7 +374,11 @@ fn a_lost_connection_to_a_live_leader_deposes_no_one() {
     c.tick(60);
     let leader = c.leader().expect("a leader is elected");
     let term = c.nodes[&leader].raw.raft.term;
-    let follower = *c.nodes.keys().find(|id| **id != leader).expect("a follower");
+    let follower = *c
+        .nodes
+        .keys()
+        .find(|id| **id != leader)
+        .expect("a follower");
     c.nodes.get_mut(&follower).expect("node").peer_lost(leader);
     // A peer that is not the leader: nothing changes at all.
     let other = *c
