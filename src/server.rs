@@ -529,7 +529,12 @@ fn server_shared(
         skip_acl: config.skip_acl,
         super_digest: config.super_digest.clone(),
         security: Arc::new(security),
-        shard_stats: (0..shards).map(|_| Arc::new(ShardStats::new())).collect(),
+        shard_stats: {
+            let responses = Arc::new(crate::shard::shared::ResponseSizes::default());
+            (0..shards)
+                .map(|_| Arc::new(ShardStats::new(responses.clone())))
+                .collect()
+        },
         started: Instant::now(),
         published_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),

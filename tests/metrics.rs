@@ -6,7 +6,7 @@
 //!   ferrokeeper's extra keys are its own `fk_*` ones. The counters added here
 //!   (`connection_request_count`, `bytes_received_count`, `response_bytes`,
 //!   `sync_processor_batch_size`, `startup_*`, `dbinittime`) must move as the workload
-//!   says.
+//!   says, and the `client_response_size` summary must equal Java's.
 //! * `prometheus_scrapes_the_dashboard_names`: Debian's Prometheus scrapes ferrokeeper's
 //!   `/metrics` with a temporary config; every name the "ZooKeeper by Prometheus"
 //!   Grafana dashboard (10465) queries that ferrokeeper exports is then found through
@@ -216,6 +216,17 @@ async fn mntr_keys_match_zookeepers_standalone() {
         "Java's mntr keys ferrokeeper lacks differ from the documented list"
     );
     assert!(fk_only.is_empty(), "keys Java does not print: {fk_only:?}");
+    // Response sizes (header and body, no length prefix) of the same replies, pings and
+    // watch events, the ConnectResponse left out, as Java counts them: the last is the
+    // closeSession's bare header.
+    for k in [
+        "last_client_response_size",
+        "min_client_response_size",
+        "max_client_response_size",
+    ] {
+        assert_eq!(f.get(k), j.get(k), "{k}");
+    }
+    assert_eq!(f["last_client_response_size"], "16");
 
     // The counters filled here moved with the workload: one session handshake (plus
     // the four-letter words, which are not ConnectRequests), its bytes both ways, 41

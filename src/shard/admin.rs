@@ -109,6 +109,10 @@ impl Shard {
                 }),
             });
         }
+        if let Some(st) = shared.shard_stats.first() {
+            let (last, min, max) = st.responses.read();
+            s.client_response_size = crate::admin::stats::BufferStats { last, min, max };
+        }
         let mut latency = Summary::default();
         for st in &shared.shard_stats {
             s.packets_received += st.packets_received.load(Relaxed);
@@ -382,6 +386,9 @@ impl Shard {
             SideEffect::ResetServerStats => {
                 for st in &self.shared.shard_stats {
                     st.reset();
+                }
+                if let Some(st) = self.shared.shard_stats.first() {
+                    st.responses.reset();
                 }
             }
             SideEffect::ResetConnectionStats => {

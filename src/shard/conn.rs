@@ -123,6 +123,20 @@ impl Conn {
         let _ = self.connect_result.try_send(false);
     }
 
+    /// Queues one frame with a reply header (a reply, a ping's, a watch event) and
+    /// records its size as ZooKeeper's `client_response_size`.
+    fn push_reply(&self, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut size = 0;
+        self.push_output(|out| {
+            let before = out.len();
+            f(out);
+            size = out.len().saturating_sub(before + LENGTH_BYTES);
+        });
+        if size > 0 {
+            self.stats.responses.record(size as i64);
+        }
+    }
+
     fn push_output(&self, f: impl FnOnce(&mut Vec<u8>)) {
         let mut st = self.st.borrow_mut();
         // Once closing, nothing more is queued: what was queued before still goes out.
@@ -216,7 +230,7 @@ impl Conn {
 
     /// Queues a watch notification.
     pub fn notify(&self, event: &WatcherEvent, zxid: i64) {
-        self.push_output(|out| notification(out, zxid, event));
+        self.push_reply(|out| notification(out, zxid, event));
     }
 
     /// Handles a reply from the commit stage.
@@ -275,7 +289,7 @@ impl Conn {
                     }
                     _ => panic!("write reply without a pending write on conn {}", self.id),
                 };
-                self.push_output(|out| write_reply(out, xid, zxid, opcode, &outcome));
+                self.push_reply(|out| write_reply(out, xid, zxid, opcode, &outcome));
                 self.record(write_op_name(opcode), xid, zxid, received, true);
                 self.drain_reads(shard);
             }
@@ -343,12 +357,12 @@ impl Conn {
                 }
                 Some(Pending::Error { xid, err }) => {
                     let zxid = shard.root.borrow().last_zxid;
-                    self.push_output(|out| header_only(out, xid, zxid, err));
+                    self.push_reply(|out| header_only(out, xid, zxid, err));
                 }
                 Some(Pending::Fatal { xid, err }) => {
                     // UnimplementedRequestProcessor replies with the request's zxid,
                     // which is never set for an unknown opcode: −1.
-                    self.push_output(|out| header_only(out, xid, -1, err));
+                    self.push_reply(|out| header_only(out, xid, -1, err));
                     self.close("unknown opcode");
                     break;
                 }
@@ -372,7 +386,7 @@ impl Conn {
         };
         {
             let mut w = shard.watches.borrow_mut();
-            self.push_output(|out| read::serve(&root, &mut w, &ctx, xid, req, out));
+            self.push_reply(|out| read::serve(&root, &mut w, &ctx, xid, req, out));
         }
         self.record(read_op_name(req), xid, root.last_zxid, received, false);
     }
@@ -706,12 +720,12 @@ async fn dispatch(
             };
             match result {
                 Ok(()) => {
-                    conn.push_output(|out| header_only(out, xid, 0, ErrorCode::Ok));
+                    conn.push_reply(|out| header_only(out, xid, 0, ErrorCode::Ok));
                 }
                 Err(_) => {
                     // ZooKeeper answers AuthFailed and closes; the client raises the
                     // AuthFailed state itself.
-                    conn.push_output(|out| header_only(out, xid, 0, ErrorCode::AuthFailed));
+                    conn.push_reply(|out| header_only(out, xid, 0, ErrorCode::AuthFailed));
                     conn.close("authentication failed");
                 }
             }

@@ -2,7 +2,7 @@
 //! admin commands read, and the connection admission rules.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,6 +47,69 @@ pub struct ShardStats {
     /// Watchers per trigger (`node_*_watch_count`): the shard's watch table's figures,
     /// copied after each batch of changes (the lock is uncontended but for `mntr`).
     pub watch_triggers: std::sync::Mutex<crate::core::watch::TriggerSizes>,
+    /// Sizes of the responses sent (`client_response_size`), one set for all shards.
+    pub responses: Arc<ResponseSizes>,
+}
+
+/// The last, smallest and largest response sent to a client, in bytes without the
+/// length prefix, as ZooKeeper's `ServerStats.updateClientResponseSize` keeps them for
+/// every frame with a reply header (replies, pings, watch events; not a
+/// ConnectResponse, not a four-letter word's text). Shared by every shard: each store is
+/// skipped when it would not change the value, so a workload of same-size replies reads
+/// the shared line and leaves it unshared-clean rather than bouncing it between cores.
+#[derive(Debug)]
+pub struct ResponseSizes {
+    last: AtomicI64,
+    min: AtomicI64,
+    max: AtomicI64,
+}
+
+impl Default for ResponseSizes {
+    fn default() -> Self {
+        ResponseSizes {
+            last: AtomicI64::new(-1),
+            min: AtomicI64::new(-1),
+            max: AtomicI64::new(-1),
+        }
+    }
+}
+
+impl ResponseSizes {
+    /// Records one response of `size` bytes.
+    pub fn record(&self, size: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.last.load(Relaxed) != size {
+            self.last.store(size, Relaxed);
+        }
+        let min = self.min.load(Relaxed);
+        if min == -1 || size < min {
+            // -1 (none yet) is below every size: replace it, then keep the smaller.
+            let _ = self
+                .min
+                .fetch_update(Relaxed, Relaxed, |m| (m == -1 || size < m).then_some(size));
+        }
+        if size > self.max.load(Relaxed) {
+            self.max.fetch_max(size, Relaxed);
+        }
+    }
+
+    /// (last, min, max), -1 for each before the first response.
+    pub fn read(&self) -> (i64, i64, i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.last.load(Relaxed),
+            self.min.load(Relaxed),
+            self.max.load(Relaxed),
+        )
+    }
+
+    /// `srst`: forgets them.
+    pub fn reset(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.last.store(-1, Relaxed);
+        self.min.store(-1, Relaxed);
+        self.max.store(-1, Relaxed);
+    }
 }
 
 impl ShardStats {
@@ -70,9 +133,13 @@ impl ShardStats {
         self.latency_max_ms.store(0, Relaxed);
     }
 
-    /// Counters at zero, with the latency minimum unset.
-    pub fn new() -> ShardStats {
-        let s = ShardStats::default();
+    /// Counters at zero, with the latency minimum unset; `responses` is the set all
+    /// shards share.
+    pub fn new(responses: Arc<ResponseSizes>) -> ShardStats {
+        let s = ShardStats {
+            responses,
+            ..ShardStats::default()
+        };
         s.latency_min_ms
             .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
         s
