@@ -570,32 +570,10 @@ fn metrics_are_prometheus_text_with_zookeepers_names() {
     );
 
     // promtool, Prometheus' own checker of the format.
-    let Some(promtool) = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-    else {
-        eprintln!("SKIPPED promtool check: promtool is not installed (apt-get install prometheus)");
-        return;
-    };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), text.as_bytes())
-        .expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool output");
-    // promtool's lint also reports style (counters without _total, names lacking a
-    // unit): ZooKeeper's names are what they are. Format errors are what fail.
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !report.contains("error while linting") && !report.contains("text format parsing error"),
-        "promtool rejects the text:\n{report}"
-    );
+    match common::promtool_errors(&text) {
+        None => eprintln!(
+            "SKIPPED promtool check: promtool is not installed (apt-get install prometheus)"
+        ),
+        Some(errors) => assert!(errors.is_none(), "promtool rejects the text:\n{errors:?}"),
+    }
 }

@@ -723,33 +723,6 @@ const LEADER_GAUGES: &[(&str, Option<f64>)] = &[
     ("min_proposal_size", None),
 ];
 
-/// Runs `promtool check metrics` on `text`; `None` when promtool is not installed, else
-/// its report when it finds a format error (its lint of names, such as counters without
-/// `_total`, is ZooKeeper's naming and passes).
-fn promtool_errors(text: &str) -> Option<Option<String>> {
-    let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())?;
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), text.as_bytes())
-        .expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool output");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bad =
-        report.contains("error while linting") || report.contains("text format parsing error");
-    Some(bad.then_some(report))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_an_ensemble() {
     use common::ensemble::{range_ports, Ensemble, EnsembleOptions};
@@ -853,7 +826,7 @@ async fn prometheus_scrapes_an_ensemble() {
             .expect("/metrics")
             .into_string()
             .expect("/metrics body");
-        match promtool_errors(&text) {
+        match common::promtool_errors(&text) {
             None => eprintln!("SKIPPED promtool check: promtool is not installed"),
             Some(None) => {}
             Some(Some(report)) => panic!("promtool rejects the {role}'s text:\n{report}"),

@@ -584,3 +584,30 @@ pub fn run_client(mut command: Command, input: &str, out_path: &Path) -> (bool, 
         std::fs::read_to_string(out_path).expect("read output"),
     )
 }
+
+/// Runs `promtool check metrics` on `text`; `None` when promtool is not installed, else
+/// its report when it finds a format error (its lint of names, such as counters without
+/// `_total`, is ZooKeeper's naming and passes).
+pub fn promtool_errors(text: &str) -> Option<Option<String>> {
+    let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad =
+        report.contains("error while linting") || report.contains("text format parsing error");
+    Some(bad.then_some(report))
+}
