@@ -157,7 +157,13 @@ pub async fn run(p: Parts) {
         glommio::spawn_local(async move {
             let mut next_sessions = Instant::now();
             loop {
+                let slept = Instant::now();
                 glommio::timer::sleep(raft_tick).await;
+                let late = slept.elapsed().saturating_sub(raft_tick);
+                if late >= SLOW_DRIVER_CYCLE {
+                    // The executor was starved or blocked: heartbeats were late too.
+                    tracing::info!(?late, "raft tick late");
+                }
                 let sessions = Instant::now() >= next_sessions;
                 if sessions {
                     next_sessions = Instant::now() + session_tick;
@@ -176,6 +182,20 @@ pub async fn run(p: Parts) {
 
     let (to_log, from_log) =
         futures_lite::future::zip(p.to_log.connect(), p.from_log.connect()).await;
+    // The log executor's queue is short (it takes what is queued into one fdatasync);
+    // jobs wait here instead, so a slow sync never holds up the step loop, which sends
+    // heartbeats, their responses and every other message to peers. With the loop
+    // waiting on a full queue, a disk busy for half a second cost the leader its lease.
+    let (log_backlog, log_backlog_rx) = local_channel::new_bounded::<LogJob>(LOG_BACKLOG_JOBS);
+    glommio::spawn_local(async move {
+        while let Some(job) = log_backlog_rx.recv().await {
+            if to_log.send(job).await.is_err() {
+                tracing::error!("log executor gone; stopping the ensemble driver");
+                return;
+            }
+        }
+    })
+    .detach();
     let mut senders = Vec::with_capacity(p.to_shards.len());
     for s in p.to_shards {
         senders.push(s.connect().await);
@@ -211,6 +231,7 @@ pub async fn run(p: Parts) {
         });
     }
     while kicked.recv().await.is_some() {
+        let cycle = Instant::now();
         let mut out = match node.borrow_mut().step(now_ms()) {
             Ok(out) => out,
             Err(e) => {
@@ -293,15 +314,17 @@ pub async fn run(p: Parts) {
             was_leader = leader;
             p.status.store(&view);
         }
+        let stepped = cycle.elapsed();
         for (to, kind, payload) in out.send {
             net.send(to, kind, payload);
         }
+        let persist_jobs = out.persist.len();
         for job in out.persist {
-            if to_log.send(job).await.is_err() {
-                tracing::error!("log executor gone; stopping the ensemble driver");
+            if log_backlog.send(job).await.is_err() {
                 return;
             }
         }
+        let handed_to_log = cycle.elapsed();
         let mut pending_reports = std::mem::take(&mut *reports.borrow_mut());
         let mut publish = out.publish;
         if publish.is_empty() && !pending_reports.is_empty() {
@@ -326,8 +349,22 @@ pub async fn run(p: Parts) {
                 return;
             }
         }
+        if cycle.elapsed() >= SLOW_DRIVER_CYCLE {
+            // Nothing goes to a peer while a cycle runs: a long one delays heartbeats.
+            tracing::info!(
+                elapsed = ?cycle.elapsed(), ?stepped, ?handed_to_log, persist_jobs,
+                "slow replication cycle"
+            );
+        }
     }
 }
+
+/// Log jobs the step loop may leave waiting for the log executor before it waits too
+/// (each is one ready's entries; raft-rs's in-flight limits bound them long before).
+const LOG_BACKLOG_JOBS: usize = 4096;
+
+/// A driver cycle or a tick this late is logged: peers hear nothing meanwhile.
+const SLOW_DRIVER_CYCLE: Duration = Duration::from_millis(100);
 
 /// A configuration change was applied: the peers, the quorum size and the files follow
 /// `/zookeeper/config`'s new text.

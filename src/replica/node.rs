@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 use protobuf::Message as _;
 use raft::eraftpb::{
-    ConfChangeV2, ConfState, Entry as RaftEntry, EntryType, HardState, Message, Snapshot,
+    ConfChangeV2, ConfState, Entry as RaftEntry, EntryType, HardState, Message, MessageType,
+    Snapshot,
 };
 use raft::{Config as RaftConfig, RawNode, StateRole};
 
@@ -1252,7 +1253,18 @@ impl Node {
             }
         }
         let number = rd.number();
-        let persisted = rd.take_persisted_messages();
+        // raft-rs hands a follower every message as one to send after the ready is
+        // durable, heartbeat responses included; they claim nothing about the log, so
+        // they leave now. Held behind a slow fdatasync they would let the leader's
+        // check_quorum depose it for a busy disk (ZooKeeper's pings do not wait for the
+        // sync queue either).
+        let (liveness, persisted): (Vec<Message>, Vec<Message>) = rd
+            .take_persisted_messages()
+            .into_iter()
+            .partition(|m| m.get_msg_type() == MessageType::MsgHeartbeatResponse);
+        for m in liveness {
+            self.send_raft(m);
+        }
         let must_persist = !entries.is_empty() || durable_hs.is_some() || installed_at.is_some();
         self.raw.advance_append_async(rd);
         if must_persist {

@@ -33,6 +33,8 @@ fn core_cfg(id: u64) -> CoreConfig {
 struct Cluster {
     nodes: BTreeMap<u64, Node>,
     down: Vec<u64>,
+    /// Nodes whose log writes do not finish (a stalled disk): their persist jobs wait.
+    stalled_disk: Vec<u64>,
     now: i64,
     /// Replies each node published, by node.
     replies: BTreeMap<u64, Vec<(Origin, ReplyMsg)>>,
@@ -81,6 +83,7 @@ impl Cluster {
         Cluster {
             nodes,
             down: Vec::new(),
+            stalled_disk: Vec::new(),
             now: 1_000_000,
             replies: BTreeMap::new(),
         }
@@ -97,8 +100,10 @@ impl Cluster {
                 }
                 let out = node.step(self.now).expect("step");
                 busy |= !out.persist.is_empty() || !out.publish.is_empty() || !out.send.is_empty();
-                for p in out.persist {
-                    node.persisted(p.number);
+                if !self.stalled_disk.contains(id) {
+                    for p in out.persist {
+                        node.persisted(p.number);
+                    }
                 }
                 for p in out.publish {
                     self.replies.entry(*id).or_default().extend(p.replies);
@@ -390,4 +395,29 @@ fn a_lost_connection_to_a_live_leader_deposes_no_one() {
     c.tick(40);
     assert_eq!(c.leader(), Some(leader));
     assert_eq!(c.nodes[&leader].raw.raft.term, term);
+}
+
+/// Followers whose disks stall (no log write finishes) still answer the leader's
+/// heartbeats, so the leader keeps its quorum's lease and is not deposed for a slow
+/// fdatasync, as a ZooKeeper follower's pings do not wait for its sync queue.
+#[test]
+fn followers_with_a_stalled_disk_keep_their_leader() {
+    let mut c = Cluster::new(3);
+    c.tick(60);
+    let leader = c.leader().expect("a leader is elected");
+    let term = c.nodes[&leader].raw.raft.term;
+    c.stalled_disk = c.nodes.keys().copied().filter(|id| *id != leader).collect();
+    let now = c.now;
+    c.nodes
+        .get_mut(&leader)
+        .expect("node")
+        .client(connect(7), now);
+    c.settle();
+    // Four election timeouts (10 ticks each here) with the followers' writes pending.
+    c.tick(40);
+    assert_eq!(c.leader(), Some(leader));
+    assert_eq!(c.nodes[&leader].raw.raft.term, term);
+    for id in c.stalled_disk.clone() {
+        assert_eq!(c.nodes[&id].leader(), leader, "follower {id}");
+    }
 }
