@@ -790,12 +790,15 @@ fn differential_ensemble_ferrokeeper_vs_java() {
     // and no error, the log quiet). That is the reference failing, not the candidate. And
     // on a loaded machine a member can miss the leader's heartbeats long enough for an
     // election, after which ZooKeeper's rule closes every client connection: right
-    // behaviour, but no comparison can go on. Either way the run goes again once, on the
-    // next seed and on fresh ensembles (sessions left open by the broken run would expire
-    // during the next one, at different times on the two sides), and says so. Any other
-    // hang or divergence fails at once.
+    // behaviour, but no comparison can go on. Either way the run goes again, on the next
+    // seed and on fresh ensembles (sessions left open by the broken run would expire
+    // during the next one, at different times on the two sides), and says so: up to three
+    // more times, since under CI's parallel tests the Java hang came twice in a row
+    // (2026-12-05, seeds 11 and 12: each a new session's first request on a Java follower,
+    // its log quiet after "auth success"). Any other hang or divergence fails at once.
+    const ATTEMPTS: usize = 4;
     let mut attempt_seed = seed;
-    for attempt in 0..2 {
+    for attempt in 0..ATTEMPTS {
         let java = Ensemble::start_with(Kind::JavaZk, 3, &options);
         let ferro = Ensemble::start_with(Kind::Ferrokeeper, 3, &options);
         // The candidate's sessions go to every member, the leader included. The
@@ -842,7 +845,7 @@ fn differential_ensemble_ferrokeeper_vs_java() {
             .iter()
             .any(|a| msg.contains(&format!("no frame from the server {a} ")));
         let candidate_election = elections(&ferro) > elections_before;
-        if attempt == 0 && (reference_hang || candidate_election) {
+        if attempt + 1 < ATTEMPTS && (reference_hang || candidate_election) {
             let why = if reference_hang {
                 "the Java reference stopped answering"
             } else {
