@@ -1575,6 +1575,14 @@ impl Node {
                 let applied = self.machine.apply(&fresh);
                 (applied.state, applied.changes)
             };
+            if self
+                .frozen_proposal
+                .is_some_and(|z| self.machine.last_zxid() >= z)
+            {
+                // Its zxid committed in an entry not proposed here (the lead changed
+                // within one ready): the next `snapshot_state` starts over.
+                self.frozen_proposal = None;
+            }
             for (o, r) in entry.replies {
                 if server_of(o) == self.cfg.id && incarnation_of(o) == self.cfg.incarnation {
                     let local = untag(o);
