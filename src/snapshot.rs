@@ -366,6 +366,18 @@ impl SnapshotPolicy {
     /// Starts a snapshot of `state` on a thread of its own, unless one is in flight
     /// (then returns false: ZooKeeper likewise skips, "too busy to snap").
     pub fn start(self: &Arc<Self>, state: Arc<DataState>) -> bool {
+        self.start_after(state, || Ok(()))
+    }
+
+    /// As [`SnapshotPolicy::start`], running `before` first on the snapshot's thread: an
+    /// ensemble member records the snapshot's Raft position there, so that its two
+    /// fsyncs never hold up the replication loop. When `before` fails, nothing is
+    /// written (the log still holds every txn) and `busy` turns false.
+    pub fn start_after(
+        self: &Arc<Self>,
+        state: Arc<DataState>,
+        before: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+    ) -> bool {
         if self.in_flight.swap(true, Ordering::AcqRel) {
             return false;
         }
@@ -381,6 +393,10 @@ impl SnapshotPolicy {
                     }
                 }
                 let _done = Done(&policy.in_flight);
+                if let Err(e) = before() {
+                    tracing::error!(error = %e, "not snapshotting: the step before it failed");
+                    return;
+                }
                 let started = Instant::now();
                 match write_state(&policy.dir, &state) {
                     Ok((file, bytes)) => {

@@ -848,7 +848,16 @@ impl Node {
     /// keeps the two followers of a dead leader from campaigning at once. The other
     /// followers grant the pre-vote only once their own lease on the leader ran out, or
     /// they lost it the same way: a leader still heard by a quorum keeps leading.
+    ///
+    /// On a leader, the lost peer's progress drops back to probing (raft-rs's
+    /// `report_unreachable`), so the leader stops streaming entries into the transport's
+    /// queue for a dead member; once back, the member is probed and, if the log was
+    /// compacted past it meanwhile, sent the snapshot.
     pub fn peer_lost(&mut self, from: u64) {
+        if self.raw.raft.state == StateRole::Leader {
+            self.raw.report_unreachable(from);
+            return;
+        }
         let raft = &mut self.raw.raft;
         if from != raft.leader_id || raft.state != StateRole::Follower || !raft.promotable() {
             return;
