@@ -53,6 +53,32 @@ impl StateMachine {
         self.state.last_zxid
     }
 
+    /// Sets the committed state's tree overlay aside at its zxid, ahead of a snapshot of
+    /// exactly this state, and returns that state for the snapshot
+    /// ([`super::tree::Tree::freeze`]): the rebase on the written snapshot then drops the
+    /// frozen layer whole instead of passing over the overlay. Nothing visible changes.
+    pub fn freeze(&mut self) -> Arc<DataState> {
+        let mut state = (*self.state).clone();
+        let at = state.last_zxid;
+        state.tree.freeze(at);
+        self.state = Arc::new(state);
+        self.state.clone()
+    }
+
+    /// Moves the committed state's tree onto `base`, a snapshot of this state or of an
+    /// earlier state it grew from ([`super::tree::Tree::rebase`]). Nothing visible
+    /// changes; the zxid stays. Returns the number of nodes whose children lists moved.
+    pub fn rebase(&mut self, base: Arc<super::tree::Base>) -> usize {
+        assert!(
+            base.zxid() <= self.state.last_zxid,
+            "rebase on a snapshot ahead of the committed state"
+        );
+        let mut state = (*self.state).clone();
+        let moved = state.tree.rebase(base);
+        self.state = Arc::new(state);
+        moved
+    }
+
     /// Applies committed `txns` to the committed state.
     ///
     /// # Panics

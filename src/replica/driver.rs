@@ -149,9 +149,12 @@ pub async fn run(p: Parts) {
         })
         .detach();
     }
+    // When to return the memory a rebase freed to the OS (see `COLLECT_AFTER_REBASE`).
+    let collect_at: Rc<std::cell::Cell<Option<Instant>>> = Rc::default();
     {
         let node = node.clone();
         let kick = kick.clone();
+        let collect_at = collect_at.clone();
         let (raft_tick, session_tick) = (p.raft_tick, p.session_tick);
         let forward_timeout_ms = p.forward_timeout_ms;
         glommio::spawn_local(async move {
@@ -174,6 +177,15 @@ pub async fn run(p: Parts) {
                     n.expire_forwarded(now_ms(), forward_timeout_ms);
                 }
                 drop(n);
+                if collect_at.get().is_some_and(|at| Instant::now() >= at) {
+                    collect_at.set(None);
+                    // The old overlay's nodes were mostly allocated, and are freed, on
+                    // this thread; hand the emptied pages back (as `commit::stage`).
+                    let started = Instant::now();
+                    // SAFETY: mi_collect only frees this thread's unused pages.
+                    unsafe { libmimalloc_sys::mi_collect(true) };
+                    tracing::debug!(elapsed = ?started.elapsed(), "mi_collect after a rebase");
+                }
                 let _ = kick.try_send(());
             }
         })
@@ -281,13 +293,16 @@ pub async fn run(p: Parts) {
         if let Some(text) = out.membership.take() {
             adopt_membership(&net, &text, p.my_id, p.config_file.as_deref(), &mut view);
         }
-        snaps.maybe_take(
+        let rebased = snaps.maybe_take(
             &node,
             &p.snapshots,
             &p.data_dir,
             &p.purge_through,
             p.compact_margin,
         );
+        if rebased {
+            collect_at.set(Some(Instant::now() + COLLECT_AFTER_REBASE));
+        }
         {
             let n = node.borrow();
             let leader = n.role() == Role::Leader;
@@ -327,7 +342,10 @@ pub async fn run(p: Parts) {
         let handed_to_log = cycle.elapsed();
         let mut pending_reports = std::mem::take(&mut *reports.borrow_mut());
         let mut publish = out.publish;
-        if publish.is_empty() && !pending_reports.is_empty() {
+        // A rebase publishes the rebased state after this cycle's (it is the newest, at
+        // the same zxid as the last of them): the shards let go of the old overlay and
+        // base now, not at the next write.
+        if rebased || (publish.is_empty() && !pending_reports.is_empty()) {
             publish.push(super::node::Publish {
                 state: node.borrow().state().clone(),
                 changes: Arc::default(),
@@ -410,6 +428,9 @@ struct Snapshots {
 }
 
 impl Snapshots {
+    /// Takes a snapshot written since the last call (offered to followers, the log
+    /// compacted before it, the member rebased on it: returns whether it was) and starts
+    /// the next one when due.
     fn maybe_take(
         &mut self,
         node: &Rc<RefCell<Node>>,
@@ -417,8 +438,9 @@ impl Snapshots {
         data_dir: &std::path::Path,
         purge_through: &AtomicU64,
         margin: u64,
-    ) {
-        if policy.take_written().is_some() {
+    ) -> bool {
+        let mut rebased = false;
+        if let Some(base) = policy.take_written() {
             if let Some((zxid, index, term)) = self.pending.take() {
                 let mut n = node.borrow_mut();
                 n.offer_snapshot(Offer {
@@ -433,20 +455,22 @@ impl Snapshots {
                     purge_through.fetch_max(through, std::sync::atomic::Ordering::AcqRel);
                 }
             }
+            rebased = rebase(&mut node.borrow_mut(), base);
         }
-        let (state, (index, term)) = {
-            let n = node.borrow();
-            (n.state().clone(), n.applied_at())
-        };
         if self.pending.is_some() && !policy.busy() {
             // Its thread ended without a snapshot (the position or the file failed, and
             // said so): the next trigger tries again.
             self.pending = None;
         }
-        let due = (state.last_zxid - self.last_zxid) as u64 >= self.threshold;
+        let due = (node.borrow().state().last_zxid - self.last_zxid) as u64 >= self.threshold;
         if !due || policy.busy() || self.pending.is_some() {
-            return;
+            return rebased;
         }
+        // Frozen at its zxid (on a leader, perhaps a later state: see
+        // `Node::snapshot_state`), with the Raft position it is at.
+        let Some((state, (index, term))) = node.borrow_mut().snapshot_state() else {
+            return rebased;
+        };
         let zxid = state.last_zxid;
         // The position is recorded (and the files of snapshots retention removed are
         // pruned) on the snapshot's thread: their fsyncs took up to 0.7 s on a busy disk
@@ -466,8 +490,45 @@ impl Snapshots {
             self.last_zxid = zxid;
             self.threshold = policy.next_threshold();
         }
+        rebased
     }
 }
+
+/// Moves the member's committed state (and head, while leading) onto a snapshot just
+/// written (`Node::rebase`) and logs it as the standalone commit stage does; says
+/// whether anything moved.
+fn rebase(node: &mut Node, base: Arc<crate::core::tree::Base>) -> bool {
+    let started = Instant::now();
+    let at = base.zxid();
+    let Some(r) = node.rebase(base) else {
+        tracing::info!(
+            zxid = format_args!("0x{at:x}"),
+            "snapshot written of a state since replaced by the leader's; not rebased on it"
+        );
+        return false;
+    };
+    let (head_before, head_after, head_moved) = match r.head {
+        Some((b, a, m)) => (Some(b), Some(a), Some(m)),
+        None => (None, None, None),
+    };
+    tracing::info!(
+        zxid = format_args!("0x{at:x}"),
+        overlay_before = r.state_overlay.0,
+        lists_moved = r.state_moved,
+        overlay_after = r.state_overlay.1,
+        head_overlay_before = ?head_before,
+        head_lists_moved = ?head_moved,
+        head_overlay_after = ?head_after,
+        elapsed = ?started.elapsed(),
+        "tree rebased on the new snapshot"
+    );
+    true
+}
+
+/// How long after a rebase the commit executor returns freed memory to the OS: by then
+/// the shards have taken the rebased state and dropped the one before it, which held
+/// the old overlay and base (as `commit::stage`'s collect, a few ticks after).
+const COLLECT_AFTER_REBASE: Duration = Duration::from_millis(500);
 
 /// Peer frame kind: a follower asks the leader for a piece of a snapshot file
 /// (zxid i64, offset u64, length u32; little-endian).

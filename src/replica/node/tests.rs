@@ -435,6 +435,226 @@ fn followers_with_a_stalled_disk_keep_their_leader() {
     }
 }
 
+/// Everything a reader sees of a tree, in a comparable form.
+fn tree_view(s: &DataState) -> Vec<String> {
+    let mut out: Vec<String> = s
+        .tree
+        .sorted_nodes()
+        .into_iter()
+        .map(|(p, n)| {
+            format!(
+                "{p} {:?} {:?} {:?} {:?}",
+                n.data(),
+                n.acl(),
+                n.stat(),
+                n.children().collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    out.push(format!(
+        "len {} bytes {} zxid {}",
+        s.tree.len(),
+        s.tree.data_bytes(),
+        s.last_zxid
+    ));
+    out
+}
+
+/// Issue #13: a member rebases its committed state (and the leader its sequencer's head)
+/// onto a snapshot it wrote, as a standalone server does: the overlays keep only what
+/// was written after the snapshot, and every member still shows the same tree, before
+/// and after, and after more writes.
+#[test]
+fn members_rebase_on_their_snapshots_and_show_the_same_tree() {
+    let mut c = Cluster::new(3);
+    c.tick(60);
+    let leader = c.leader().expect("a leader is elected");
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let now = c.now;
+    c.nodes
+        .get_mut(&follower)
+        .expect("node")
+        .client(connect(5), now);
+    c.settle();
+    let sid = session_of(&c.replies[&follower], 5);
+    let mut xid = 0;
+    let mut write = |c: &mut Cluster, path: String| {
+        xid += 1;
+        let now = c.now;
+        c.nodes
+            .get_mut(&follower)
+            .expect("node")
+            .client(create(5, sid, xid, &path), now);
+        c.settle();
+    };
+    write(&mut c, "/p".into());
+    for i in 0..60 {
+        write(&mut c, format!("/p/c{i:03}"));
+        write(&mut c, format!("/n{i:03}"));
+    }
+    c.tick(2);
+
+    // Each member snapshots its committed state, as the driver does.
+    let dir = std::env::temp_dir().join(format!("fk-node-rebase-{}", std::process::id()));
+    let mut bases = BTreeMap::new();
+    for (id, node) in c.nodes.iter_mut() {
+        // Nothing in flight: the leader's head freezes with its committed state.
+        let (state, _) = node.snapshot_state().expect("idle: a state at once");
+        assert!(state.tree.is_frozen());
+        let d = dir.join(id.to_string());
+        let (file, _) = crate::snapshot::write_state(&d, &state).expect("snapshot written");
+        let base = crate::core::tree::Base::open(
+            ferrokeeper_storage::snapshot::read(&file).expect("snapshot maps"),
+        )
+        .expect("snapshot opens");
+        bases.insert(*id, Arc::new(base));
+    }
+    // Writes go on while the snapshots are written.
+    for i in 60..65 {
+        write(&mut c, format!("/p/c{i:03}"));
+    }
+    c.tick(2);
+
+    let reference = tree_view(c.nodes[&leader].state());
+    for (id, node) in c.nodes.iter_mut() {
+        let before = tree_view(node.state());
+        assert_eq!(before, reference, "server {id} differs before the rebase");
+        let head_before = node.sequencer().map(|s| tree_view(s.head()));
+        let r = node
+            .rebase(bases[id].clone())
+            .expect("the member's own snapshot is its base");
+        assert!(
+            r.state_overlay.0 >= 120 && r.state_overlay.1 <= 10,
+            "server {id}: overlay {:?}",
+            r.state_overlay
+        );
+        assert_eq!(node.state().tree.overlay_len(), r.state_overlay.1);
+        assert!(Arc::ptr_eq(
+            node.state().tree.base().expect("a base"),
+            &bases[id]
+        ));
+        assert_eq!(
+            tree_view(node.state()),
+            before,
+            "server {id}: rebase changed the tree"
+        );
+        match (node.sequencer(), head_before) {
+            (Some(seq), Some(head_before)) => {
+                let (b, a, _) = r.head.expect("the leader's head is rebased");
+                assert!(b >= 120 && a <= 10, "leader's head: overlay {b} -> {a}");
+                assert_eq!(seq.head().tree.overlay_len(), a);
+                assert_eq!(
+                    tree_view(seq.head()),
+                    head_before,
+                    "rebase changed the head"
+                );
+            }
+            (None, None) => assert!(r.head.is_none()),
+            _ => unreachable!("a role changed"),
+        }
+        // Taken once: the same base again is not this member's pending snapshot.
+        assert!(node.rebase(bases[id].clone()).is_none());
+    }
+
+    // Writes after the rebase land on every member alike.
+    for i in 0..10 {
+        write(&mut c, format!("/p/c{i:03}x"));
+        write(&mut c, format!("/m{i:03}"));
+    }
+    c.tick(2);
+    let reference = tree_view(c.nodes[&leader].state());
+    assert!(c.nodes[&leader].state().tree.get("/m009").is_some());
+    for (id, node) in &c.nodes {
+        assert_eq!(tree_view(node.state()), reference, "server {id} diverged");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A snapshot started before a snapshot from the leader replaced the committed state is
+/// of another tree: rebasing on it would lose or resurrect nodes, so it is refused.
+#[test]
+fn a_member_refuses_a_snapshot_of_a_state_since_replaced() {
+    let mut c = Cluster::new(3);
+    c.tick(60);
+    let leader = c.leader().expect("a leader is elected");
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let dir = std::env::temp_dir().join(format!("fk-node-refuse-{}", std::process::id()));
+    let node = c.nodes.get_mut(&follower).expect("node");
+    let (state, _) = node.snapshot_state().expect("a follower's state at once");
+    let (file, _) = crate::snapshot::write_state(&dir, &state).expect("snapshot written");
+    let base = Arc::new(
+        crate::core::tree::Base::open(
+            ferrokeeper_storage::snapshot::read(&file).expect("snapshot maps"),
+        )
+        .expect("snapshot opens"),
+    );
+    node.installed((*state).clone()).expect("installed");
+    assert!(node.rebase(base).is_none());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// With a proposal in flight the leader's head is ahead of its committed state: it
+/// freezes its head when it proposes the next batch and snapshots that batch's state
+/// once committed, so that its head and its committed states, which are the head's,
+/// drop the frozen layer whole on the rebase.
+#[test]
+fn a_busy_leader_snapshots_the_state_of_its_next_proposal() {
+    let mut c = Cluster::new(3);
+    c.tick(60);
+    let leader = c.leader().expect("a leader is elected");
+    let now = c.now;
+    c.nodes
+        .get_mut(&leader)
+        .expect("node")
+        .client(connect(6), now);
+    c.settle();
+    let sid = session_of(&c.replies[&leader], 6);
+    for i in 0..30 {
+        let now = c.now;
+        c.nodes
+            .get_mut(&leader)
+            .expect("node")
+            .client(create(6, sid, i + 1, &format!("/a{i:02}")), now);
+        c.settle();
+    }
+    // A write the sequencer took and did not propose yet.
+    let now = c.now;
+    let node = c.nodes.get_mut(&leader).expect("node");
+    node.client(create(6, sid, 100, "/in-flight"), now);
+    assert!(node.snapshot_state().is_none(), "the head is ahead");
+    assert!(node.snapshot_state().is_none(), "still waiting");
+    c.settle();
+    let node = c.nodes.get_mut(&leader).expect("node");
+    let (state, at) = node.snapshot_state().expect("the proposal committed");
+    assert!(state.tree.get("/in-flight").is_some());
+    assert_eq!(at, node.applied_at());
+    assert!(state.tree.is_frozen());
+    let seq = node.sequencer().expect("leading");
+    assert!(seq.head().tree.is_frozen());
+    let dir = std::env::temp_dir().join(format!("fk-node-busy-{}", std::process::id()));
+    let (file, _) = crate::snapshot::write_state(&dir, &state).expect("snapshot written");
+    let base = Arc::new(
+        crate::core::tree::Base::open(
+            ferrokeeper_storage::snapshot::read(&file).expect("snapshot maps"),
+        )
+        .expect("snapshot opens"),
+    );
+    let now = c.now;
+    let node = c.nodes.get_mut(&leader).expect("node");
+    node.client(create(6, sid, 101, "/after"), now);
+    c.settle();
+    let node = c.nodes.get_mut(&leader).expect("node");
+    let before = tree_view(node.state());
+    let r = node.rebase(base).expect("its own snapshot");
+    // The frozen layers went whole: only the write after the snapshot (the node and its
+    // parent) stays, and no children list was merged.
+    assert_eq!(r.state_overlay.1, 2, "{r:?}");
+    assert_eq!(r.head.map(|h| h.1), Some(2), "{r:?}");
+    assert_eq!(tree_view(node.state()), before);
+    assert!(node.state().tree.get("/after").is_some());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A leader told a follower's connection closed stops streaming entries to it: the
 /// follower's progress drops back to probing, so a member that comes back is probed
 /// (and sent the snapshot if the log was compacted past it) instead of being fed what
