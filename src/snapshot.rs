@@ -444,4 +444,4 @@ impl SnapshotPolicy {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -114,10 +114,10 @@ fn sample() -> DataState {
     s
 }
 
-/// Everything observable, in a comparable form.
-fn view(s: &DataState) -> Vec<String> {
-    let mut out: Vec<String> = s
-        .tree
+/// Every node (path, data, ACL, stat, children) and the tree's size, in a comparable
+/// form; also what the replica tests compare members by.
+pub(crate) fn tree_lines(tree: &crate::core::tree::Tree) -> Vec<String> {
+    let mut out: Vec<String> = tree
         .sorted_nodes()
         .into_iter()
         .map(|(p, n)| {
@@ -130,11 +130,13 @@ fn view(s: &DataState) -> Vec<String> {
             )
         })
         .collect();
-    out.push(format!(
-        "len {} bytes {}",
-        s.tree.len(),
-        s.tree.data_bytes()
-    ));
+    out.push(format!("len {} bytes {}", tree.len(), tree.data_bytes()));
+    out
+}
+
+/// Everything observable, in a comparable form.
+fn view(s: &DataState) -> Vec<String> {
+    let mut out = tree_lines(&s.tree);
     let mut sessions: Vec<_> = s
         .sessions
         .iter()

@@ -141,6 +141,17 @@ impl Cluster {
         }
     }
 
+    /// Connects client connection `conn` to node `id` and returns its session id.
+    fn session_on(&mut self, id: u64, conn: u64) -> i64 {
+        let now = self.now;
+        self.nodes
+            .get_mut(&id)
+            .expect("node")
+            .client(connect(conn), now);
+        self.settle();
+        session_of(&self.replies[&id], conn)
+    }
+
     fn leader(&self) -> Option<u64> {
         self.nodes
             .iter()
@@ -207,13 +218,7 @@ fn three_nodes_elect_replicate_and_fail_over() {
 
     // A client of the follower: its handshake and write travel to the leader and the
     // replies come back through the entry, once the follower has applied it.
-    let now = c.now;
-    c.nodes
-        .get_mut(&follower)
-        .expect("node")
-        .client(connect(5), now);
-    c.settle();
-    let sid = session_of(&c.replies[&follower], 5);
+    let sid = c.session_on(follower, 5);
     let now = c.now;
     c.nodes
         .get_mut(&follower)
@@ -435,28 +440,10 @@ fn followers_with_a_stalled_disk_keep_their_leader() {
     }
 }
 
-/// Everything a reader sees of a tree, in a comparable form.
+/// Everything a reader sees of a tree, and the zxid, in a comparable form.
 fn tree_view(s: &DataState) -> Vec<String> {
-    let mut out: Vec<String> = s
-        .tree
-        .sorted_nodes()
-        .into_iter()
-        .map(|(p, n)| {
-            format!(
-                "{p} {:?} {:?} {:?} {:?}",
-                n.data(),
-                n.acl(),
-                n.stat(),
-                n.children().collect::<Vec<_>>()
-            )
-        })
-        .collect();
-    out.push(format!(
-        "len {} bytes {} zxid {}",
-        s.tree.len(),
-        s.tree.data_bytes(),
-        s.last_zxid
-    ));
+    let mut out = crate::snapshot::tests::tree_lines(&s.tree);
+    out.push(format!("zxid {}", s.last_zxid));
     out
 }
 
@@ -470,13 +457,7 @@ fn members_rebase_on_their_snapshots_and_show_the_same_tree() {
     c.tick(60);
     let leader = c.leader().expect("a leader is elected");
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
-    let now = c.now;
-    c.nodes
-        .get_mut(&follower)
-        .expect("node")
-        .client(connect(5), now);
-    c.settle();
-    let sid = session_of(&c.replies[&follower], 5);
+    let sid = c.session_on(follower, 5);
     let mut xid = 0;
     let mut write = |c: &mut Cluster, path: String| {
         xid += 1;
@@ -602,13 +583,7 @@ fn a_busy_leader_snapshots_the_state_of_its_next_proposal() {
     let mut c = Cluster::new(3);
     c.tick(60);
     let leader = c.leader().expect("a leader is elected");
-    let now = c.now;
-    c.nodes
-        .get_mut(&leader)
-        .expect("node")
-        .client(connect(6), now);
-    c.settle();
-    let sid = session_of(&c.replies[&leader], 6);
+    let sid = c.session_on(leader, 6);
     for i in 0..30 {
         let now = c.now;
         c.nodes
