@@ -305,6 +305,8 @@ const ELECTION_TICKS: usize = 8;
 /// Environment variable for the Raft entries kept below the newest snapshot (default
 /// `replica::driver::COMPACT_MARGIN_DEFAULT`); tests set it low to force snapshot installs.
 pub const COMPACT_MARGIN_ENV: &str = "FERROKEEPER_RAFT_COMPACT_MARGIN";
+/// The bytes those entries may take (default `replica::driver::COMPACT_MARGIN_BYTES_DEFAULT`).
+pub const COMPACT_MARGIN_BYTES_ENV: &str = "FERROKEEPER_RAFT_COMPACT_MARGIN_BYTES";
 /// Environment variable with fault settings for the peer transport (`drop=0.01,dup=0.001,
 /// delay=5..20,seed=7`; see `peer::Faults::parse`), for partition and chaos tests.
 pub const PEER_FAULTS_ENV: &str = "FERROKEEPER_PEER_FAULTS";
@@ -468,6 +470,10 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
             .ok()
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(driver::COMPACT_MARGIN_DEFAULT),
+        compact_margin_bytes: std::env::var(COMPACT_MARGIN_BYTES_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(driver::COMPACT_MARGIN_BYTES_DEFAULT),
         forward_timeout_ms: i64::from(ensemble.sync_limit.max(1)) * i64::from(config.tick_time_ms),
         my_id: ensemble.my_id,
         config_file: config.config_file.clone(),

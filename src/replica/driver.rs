@@ -64,8 +64,10 @@ pub struct Parts {
     pub offer: Option<(i64, u64, u64)>,
     /// Raft log entries up to this index may go (the log executor purges them).
     pub purge_through: Arc<AtomicU64>,
-    /// Entries kept below the newest snapshot.
+    /// Entries kept below the newest snapshot: at most this many, ...
     pub compact_margin: u64,
+    /// ... taking at most this many bytes.
+    pub compact_margin_bytes: u64,
     /// A request forwarded to the leader and not answered within this closes its
     /// client's connection (`syncLimit × tickTime`).
     pub forward_timeout_ms: i64,
@@ -78,6 +80,10 @@ pub struct Parts {
 /// Entries kept in memory and on disk below the newest snapshot by default, so that a
 /// follower a little behind gets entries rather than the whole snapshot.
 pub const COMPACT_MARGIN_DEFAULT: u64 = 10_000;
+
+/// Bytes of entries kept below the newest snapshot by default (~40,000 writes of 200 B;
+/// ZooKeeper keeps 500 proposals in memory for the same purpose).
+pub const COMPACT_MARGIN_BYTES_DEFAULT: u64 = 8 << 20;
 
 /// Runs the ensemble member until the process ends or it fails.
 // Long because its tasks (one per shard, peers, ticks, log acknowledgements and the
@@ -298,7 +304,7 @@ pub async fn run(p: Parts) {
             &p.snapshots,
             &p.data_dir,
             &p.purge_through,
-            p.compact_margin,
+            (p.compact_margin, p.compact_margin_bytes),
         );
         if rebased {
             collect_at.set(Some(Instant::now() + COLLECT_AFTER_REBASE));
@@ -437,7 +443,7 @@ impl Snapshots {
         policy: &Arc<crate::snapshot::SnapshotPolicy>,
         data_dir: &std::path::Path,
         purge_through: &AtomicU64,
-        margin: u64,
+        (margin, margin_bytes): (u64, u64),
     ) -> bool {
         let mut rebased = false;
         if let Some(base) = policy.take_written() {
@@ -448,7 +454,7 @@ impl Snapshots {
                     term,
                     load: recover::snapshot_loader(data_dir, zxid),
                 });
-                let through = index.saturating_sub(margin);
+                let through = n.compact_point(index, margin, margin_bytes);
                 if let Err(e) = n.compact(through) {
                     tracing::warn!(error = %e, through, "raft log compaction failed");
                 } else {

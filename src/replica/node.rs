@@ -364,8 +364,8 @@ impl Node {
             if let Some(e) = entries.iter().take_while(|e| e.index <= applied).last() {
                 applied_at = (e.index, e.term);
             }
+            store.append(&entries)?;
             let mut w = store.mem.wl();
-            w.append(&entries)?;
             let mut hs = hard_state.unwrap_or_default();
             durable_term_vote = (hs.term, hs.vote);
             hs.commit = hs.commit.max(applied);
@@ -1222,6 +1222,13 @@ impl Node {
         self.raw.store().set_offer(offer);
     }
 
+    /// Where to compact for a snapshot at `index` ([`Store::compact_point`]).
+    pub fn compact_point(&self, index: u64, max_entries: u64, max_bytes: u64) -> u64 {
+        self.raw
+            .store()
+            .compact_point(index, max_entries, max_bytes)
+    }
+
     /// Drops the in-memory entries up to `index` (at most the applied index, and only
     /// entries already on disk); a follower that needs them gets the offered snapshot.
     pub fn compact(&mut self, index: u64) -> Result<(), NodeError> {
@@ -1355,7 +1362,7 @@ impl Node {
         let entries = rd.take_entries();
         let hard_state = rd.hs().cloned();
         if !entries.is_empty() {
-            self.raw.mut_store().mem.wl().append(&entries)?;
+            self.raw.mut_store().append(&entries)?;
         }
         let mut durable_hs = None;
         if let Some(hs) = hard_state {
@@ -1438,7 +1445,7 @@ impl Node {
             term,
             "installing a snapshot from the leader"
         );
-        self.raw.mut_store().mem.wl().apply_snapshot(Snapshot {
+        self.raw.mut_store().apply_snapshot(Snapshot {
             data: Default::default(),
             ..snap.clone()
         })?;
