@@ -7,11 +7,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use ferrokeeper_storage::backend::Storage;
 use ferrokeeper_storage::log::{self as txlog, LogError, LogOptions, LogStats, LogWriter};
 
-use crate::core::apply::apply;
+use crate::core::apply::{apply, set_data, TxnTime};
 use crate::core::codec;
 use crate::core::state::DataState;
 use crate::core::txn::Txn;
@@ -357,6 +358,26 @@ impl<'a> Replayer<'a> {
                 next: zxid,
                 context: self.gap_context.to_string(),
             });
+            return;
+        }
+        // setData, most of a busy log, is applied from the record's bytes: no txn built,
+        // no reply, no change for watches (none are set at startup), the path borrowed
+        // (issue #13). The same change as `apply`'s, through the same function.
+        if let Some(set) = codec::read_set_data(bytes) {
+            let time = TxnTime {
+                zxid: set.header.zxid,
+                time_ms: set.header.time,
+            };
+            set_data(
+                self.state,
+                set.path,
+                set.data.map(Arc::from),
+                set.version,
+                time,
+                |_| {},
+            );
+            self.state.end_txn(time.zxid);
+            self.replayed += 1;
             return;
         }
         match codec::decode(bytes) {

@@ -201,22 +201,11 @@ fn apply_op(
             data,
             version,
         } => {
-            let mut old_len = 0;
             let mut stat = Stat::default();
-            // The reply's stat is taken from the node the update already holds (as
-            // DataTree.setData copies it before the quota update): a second lookup by path
-            // was ~8% of a log replay's profile.
             let ext = state.extended_types;
-            state.update_node(path, txn.zxid, |n| {
-                old_len = n.data.as_ref().map_or(0, |d| d.len());
-                n.data = data.clone();
-                n.stat.mtime = txn.time_ms;
-                n.stat.mzxid = txn.zxid;
-                n.stat.version = *version;
-                stat = n.client_stat(ext);
+            set_data(state, path, data.clone(), *version, txn.into(), |n| {
+                stat = n.client_stat(ext)
             });
-            let new_len = data.as_ref().map_or(0, |d| d.len());
-            quota::on_set_data(state, path, old_len, new_len, txn.zxid);
             changes.push(Change {
                 kind: ChangeKind::DataChanged,
                 path: path.clone(),
@@ -242,6 +231,50 @@ fn apply_op(
                 .map(|o| apply_op(state, txn, o, extended_types, changes))
                 .collect(),
         ),
+    }
+}
+
+/// setData's change to the state, the one both [`apply`] and log replay make (replay
+/// reads the record in place and has no reply to build and no watch to fire: issue #13).
+/// `txn` gives the zxid and time; `on_node` sees the changed node, for the reply's stat,
+/// taken from the node the update already holds (as DataTree.setData copies it before the
+/// quota update): a second lookup by path was ~8% of a log replay's profile.
+pub fn set_data(
+    state: &mut DataState,
+    path: &str,
+    data: Option<Arc<[u8]>>,
+    version: i32,
+    txn: TxnTime,
+    on_node: impl FnOnce(&Node),
+) {
+    let mut old_len = 0;
+    let new_len = data.as_ref().map_or(0, |d| d.len());
+    state.update_node(path, txn.zxid, |n| {
+        old_len = n.data.as_ref().map_or(0, |d| d.len());
+        n.data = data;
+        n.stat.mtime = txn.time_ms;
+        n.stat.mzxid = txn.zxid;
+        n.stat.version = version;
+        on_node(n);
+    });
+    quota::on_set_data(state, path, old_len, new_len, txn.zxid);
+}
+
+/// The zxid and time of the txn a change belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnTime {
+    /// The txn's zxid.
+    pub zxid: i64,
+    /// The txn's time, ms since the epoch.
+    pub time_ms: i64,
+}
+
+impl From<&Txn> for TxnTime {
+    fn from(txn: &Txn) -> TxnTime {
+        TxnTime {
+            zxid: txn.zxid,
+            time_ms: txn.time_ms,
+        }
     }
 }
 

@@ -341,13 +341,25 @@ fn decode_two_layers(bytes: &[u8]) -> Result<Txn, TxnDecodeError> {
     })
 }
 
-/// setData, most of a busy log, decoded straight from the record's bytes into the txn's
-/// `Arc`s: one allocation and one copy each for the path and the data, where the two
-/// layers build an owned `SetDataTxn` first and copy both again (issue #13: decode was a
-/// sixth of a log replay). `None` for any other record and for anything unusual (a path
-/// that is not UTF-8, a bad length, trailing bytes that are no digest): [`decode`] then
-/// takes the general path, which reads it the same way or names the error.
-fn decode_set_data(bytes: &[u8]) -> Option<Txn> {
+/// A logged setData read in place: the path and data borrowed from the record's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetDataRecord<'a> {
+    /// The txn header (zxid, time, session, cxid).
+    pub header: TxnHeader,
+    /// The node's path.
+    pub path: &'a str,
+    /// The new data; `None` is null data.
+    pub data: Option<&'a [u8]>,
+    /// The node's data version after the change.
+    pub version: i32,
+}
+
+/// setData, most of a busy log, read straight from the record's bytes: the header and
+/// fields borrowed, no allocation. `None` for any other record and for anything unusual (a
+/// path that is not UTF-8, a bad length, trailing bytes that are no digest): [`decode`]
+/// then takes the general path, which reads it the same way or names the error. Log
+/// replay applies what this returns without building a [`Txn`] (issue #13).
+pub fn read_set_data(bytes: &[u8]) -> Option<SetDataRecord<'_>> {
     let mut r = Reader::new(bytes);
     let header = TxnHeader::decode(&mut r).ok()?;
     // reconfig also logs a SetDataTxn; it is left to the general path.
@@ -360,13 +372,31 @@ fn decode_set_data(bytes: &[u8]) -> Option<Txn> {
         r.take(4).ok()?;
         None
     } else {
-        Some(Arc::from(r.read_buffer().ok()?))
+        Some(r.read_buffer().ok()?)
     };
     let version = r.read_i32().ok()?;
     // Nothing, or a `TxnDigest` (two numbers, any value reads), may follow.
     if !matches!(r.remaining(), 0 | TXN_DIGEST_LEN) {
         return None;
     }
+    Some(SetDataRecord {
+        header,
+        path,
+        data,
+        version,
+    })
+}
+
+/// setData decoded from [`read_set_data`] into the txn's `Arc`s: one allocation and one
+/// copy each for the path and the data, where the two layers build an owned `SetDataTxn`
+/// first and copy both again (issue #13: decode was a sixth of a log replay).
+fn decode_set_data(bytes: &[u8]) -> Option<Txn> {
+    let SetDataRecord {
+        header,
+        path,
+        data,
+        version,
+    } = read_set_data(bytes)?;
     Some(Txn {
         zxid: header.zxid,
         time_ms: header.time,
@@ -374,7 +404,7 @@ fn decode_set_data(bytes: &[u8]) -> Option<Txn> {
         cxid: header.cxid,
         op: TxnOp::SetData {
             path: Arc::from(path),
-            data,
+            data: data.map(Arc::from),
             version,
         },
     })

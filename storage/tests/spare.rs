@@ -87,21 +87,45 @@ fn a_spare_holding_a_header_is_renamed_back_at_recovery() {
 }
 
 #[test]
-fn an_unused_or_half_made_spare_is_removed_at_recovery() {
+fn an_unused_or_half_made_spare_is_replaced_after_recovery() {
     for io in MODES {
         for spare_bytes in [0usize, 100, 4096] {
             let tmp = tempfile::tempdir().expect("tempdir");
             let (mut w, _) = LogWriter::open(tmp.path(), small(io)).expect("open");
             append_settled(&mut w, 1, 30);
             drop(w);
-            // A preparation cut short (empty, short) or finished: zeros, no header.
+            // A preparation cut short (empty, short) or finished: zeros, no header. A byte
+            // that is not zero past the header marks this file apart from a new spare.
             let spare = tmp.path().join(TXN_SEGMENTS.spare_name());
-            fs::write(&spare, vec![0u8; spare_bytes]).expect("write spare");
-            let (w, rec) = LogWriter::open(tmp.path(), small(io)).expect("reopen");
+            let mut stale = vec![0u8; spare_bytes];
+            if let Some(b) = stale.get_mut(100) {
+                *b = 1;
+            }
+            fs::write(&spare, &stale).expect("write spare");
+            let (mut w, rec) = LogWriter::open(tmp.path(), small(io)).expect("reopen");
             assert_eq!(rec.renamed_spare, None);
             assert_eq!(rec.last_zxid, Some(30));
+            let removed = w.stats().segments_removed;
+            // The helper removes it (no segment: not counted) and prepares a new one.
+            w.wait_background().expect("background");
+            assert_eq!(w.stats().segments_removed, removed);
+            let fresh = fs::read(&spare).expect("a new spare");
+            assert_eq!(fresh.len(), 4096);
+            assert!(
+                fresh.iter().all(|&b| b == 0),
+                "the new spare holds only zeros"
+            );
+            // Appends and rolls go on, the new spare taken by the next roll.
+            append_settled(&mut w, 31, 30);
             drop(w);
-            assert_eq!(zxids(tmp.path()), (1..=30).collect::<Vec<_>>());
+            assert_eq!(zxids(tmp.path()), (1..=60).collect::<Vec<_>>());
+            // Dropped before the helper's turn, the stale spare waits for the next open.
+            fs::write(&spare, &stale).expect("write spare");
+            let (w, _) = LogWriter::open(tmp.path(), small(io)).expect("reopen");
+            drop(w);
+            let (w, rec) = LogWriter::open(tmp.path(), small(io)).expect("reopen again");
+            assert_eq!(rec.last_zxid, Some(60));
+            drop(w);
         }
     }
 }

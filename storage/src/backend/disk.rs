@@ -315,9 +315,11 @@ impl Storage for DiskStorage {
     fn map(&mut self, file: FileId) -> io::Result<Option<memmap2::Mmap>> {
         let f = self.file(file);
         // SAFETY: the files mapped are snapshots, written once (temp file, fsync,
-        // rename) and never modified afterwards; nothing in this process or in a
-        // well-behaved operator's hands writes to one, which is what a read-only
-        // mapping's soundness rests on.
+        // rename) and never modified afterwards, and log segments during the writer's
+        // recovery, which holds the directory's exclusive lock and drops each mapping
+        // before it writes to that file; nothing in this process or in a well-behaved
+        // operator's hands writes to a mapped file, which is what a read-only mapping's
+        // soundness rests on.
         Ok(Some(unsafe { memmap2::Mmap::map(f) }?))
     }
 

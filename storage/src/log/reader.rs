@@ -40,7 +40,7 @@ pub fn read_with<S: Storage>(mut storage: S, after_zxid: i64) -> Result<LogReade
         files,
         next_file: 0,
         after_zxid,
-        buf: Vec::new(),
+        buf: Default::default(),
         frames: Vec::new(),
         next_frame: 0,
         prev: None,
@@ -55,7 +55,7 @@ pub struct LogReader<S: Storage> {
     next_file: usize,
     after_zxid: i64,
     /// The loaded segment's bytes.
-    buf: Vec<u8>,
+    buf: segments::SegmentBytes,
     /// Offsets and frames of the loaded segment's records with zxid > after_zxid.
     frames: Vec<(usize, Frame)>,
     next_frame: usize,
@@ -75,13 +75,13 @@ impl<S: Storage> LogReader<S> {
         } else {
             Position::Sealed
         };
-        let id = segments::load(&mut self.storage, &file.name, &mut self.buf)?;
+        let id = segments::load(&mut self.storage, &file.name, &mut self.buf, false)?;
         self.storage.close(id);
         self.frames.clear();
         self.next_frame = 0;
         let after = self.after_zxid;
         let frames = &mut self.frames;
-        let scan = match scan_segment(&self.buf, position, |offset, frame| {
+        let scan = match scan_segment(self.buf.bytes(), position, |offset, frame| {
             if frame.zxid > after {
                 frames.push((offset, *frame));
             }
@@ -128,7 +128,7 @@ impl<S: Storage> Iterator for LogReader<S> {
             if let Some(&(offset, frame)) = self.frames.get(self.next_frame) {
                 self.next_frame += 1;
                 let start = offset + FRAME_HEADER_BYTES;
-                let bytes = self.buf[start..start + frame.payload_bytes].to_vec();
+                let bytes = self.buf.bytes()[start..start + frame.payload_bytes].to_vec();
                 return Some(Ok(OwnedRecord {
                     zxid: frame.zxid,
                     bytes,

@@ -214,12 +214,13 @@ impl<S: Storage> LogWriter<S> {
     ) -> Result<(LogWriter<S>, Recovered), LogError> {
         opts.validate()?;
         let mut stats = LogStats::default();
+        let spare = recover_spare(&mut storage, &kind, &mut stats)?;
         let mut recovered = Recovered {
-            renamed_spare: recover_spare(&mut storage, &kind, &mut stats)?,
+            renamed_spare: spare.renamed,
             ..Recovered::default()
         };
         let mut files = segments::list(&mut storage, &kind)?;
-        let mut buf = Vec::new();
+        let mut buf = segments::SegmentBytes::default();
 
         // The newest segment first: it alone may have a torn tail, or hold no record at all
         // (a crash during a roll), in which case it goes and the one before is the newest.
@@ -227,15 +228,18 @@ impl<S: Storage> LogWriter<S> {
         // after the older segments', so that records are visited in log order without
         // reading or verifying the newest segment twice.
         let mut newest: Option<(SegmentFile, Scan)> = None;
-        let mut newest_buf = Vec::new();
+        let mut newest_buf = segments::SegmentBytes::default();
         let mut newest_frames: Vec<(usize, Frame)> = Vec::new();
         while let Some(file) = files.pop() {
-            let id = segments::load(&mut storage, &file.name, &mut newest_buf)?;
+            let id = segments::load(&mut storage, &file.name, &mut newest_buf, true)?;
             storage.close(id);
             newest_frames.clear();
-            let verdict = scan_segment_of(&kind, &newest_buf, Position::Newest, |offset, frame| {
-                newest_frames.push((offset, *frame))
-            });
+            let verdict = scan_segment_of(
+                &kind,
+                newest_buf.bytes(),
+                Position::Newest,
+                |offset, frame| newest_frames.push((offset, *frame)),
+            );
             match verdict.clone() {
                 Ok(scan) if scan.records > 0 => {
                     segments::check_name(&storage, &file, &scan.header)?;
@@ -278,10 +282,11 @@ impl<S: Storage> LogWriter<S> {
         let mut log: Vec<Segment> = Vec::new();
         let mut prev: Option<Loaded> = None;
         for file in &files {
-            let id = segments::load(&mut storage, &file.name, &mut buf)?;
+            let id = segments::load(&mut storage, &file.name, &mut buf, true)?;
             storage.close(id);
-            let scan = scan_segment_of(&kind, &buf, Position::Sealed, |offset, frame| {
-                visit(&file.name, &buf, offset, frame)
+            let bytes = buf.bytes();
+            let scan = scan_segment_of(&kind, bytes, Position::Sealed, |offset, frame| {
+                visit(&file.name, bytes, offset, frame)
             })
             .map_err(|e| segments::scan_error(&storage, &file.name, e))?;
             segments::check_name(&storage, file, &scan.header)?;
@@ -317,8 +322,10 @@ impl<S: Storage> LogWriter<S> {
             // A segment without records (removed above) visits nothing, and one that turned
             // out corrupt failed the open, so every record visited is one that recovery keeps.
             for (offset, frame) in &newest_frames {
-                visit(&file.name, &newest_buf, *offset, frame);
+                visit(&file.name, newest_buf.bytes(), *offset, frame);
             }
+            // Unmapped before the file is opened for writing (the torn tail's repair).
+            newest_buf.unmap();
             let io = |op, storage: &S, source| LogError::Io {
                 op,
                 file: storage.path(&file.name),
@@ -334,12 +341,13 @@ impl<S: Storage> LogWriter<S> {
                         "transaction log: truncating a torn tail after the last whole record");
                     // Zero the torn bytes (the file keeps its preallocated length), so that no
                     // stale frame can ever be taken for data once later appends pass it.
+                    let mut zeros = Vec::with_capacity((bytes as usize).min(ZEROS_BYTES_MAX));
                     write_zeros(
                         &mut storage,
                         id,
                         scan.valid_end as u64,
                         torn_end as u64,
-                        &mut newest_buf,
+                        &mut zeros,
                     )
                     .map_err(|e| io("write", &storage, e))?;
                     recovered.truncated_bytes = bytes;
@@ -389,6 +397,9 @@ impl<S: Storage> LogWriter<S> {
             opts.segment_bytes,
             opts.segment_zero_fill,
         );
+        if spare.stale {
+            background.submit(Task::Remove(kind.spare_name()));
+        }
         background.submit(Task::Spare);
         let writer = LogWriter {
             storage,
@@ -863,15 +874,28 @@ impl<S: Storage> LogWriter<S> {
     }
 }
 
+/// What recovery found under the spare's name.
+#[derive(Debug, Default)]
+struct SpareFound {
+    /// A spare holding a valid header, renamed (durably) back to this segment name.
+    renamed: Option<String>,
+    /// A spare that holds nothing (zero header, or a preparation cut short): left for the
+    /// helper to remove before it prepares the next one.
+    stale: bool,
+}
+
 /// Recovery's first step: a spare left by the last run. One holding a valid header was
 /// renamed from by a roll whose rename a crash did not keep: it is the newest segment, and
-/// goes back under its name (then checked like any segment). Any other spare (zero header,
-/// or a preparation cut short) holds nothing and is removed. Either durably.
+/// goes back under its name (then checked like any segment), durably. Any other spare (zero
+/// header, or a preparation cut short) holds nothing: it is reported stale, and the helper
+/// removes it first thing (issue #13: unlinking a zero-filled 64 MiB spare and the
+/// directory fsync after it took ~70 ms of every open). Until then it is never used: a
+/// roll takes only a spare the helper has prepared since.
 fn recover_spare<S: Storage>(
     storage: &mut S,
     kind: &SegmentKind,
     stats: &mut LogStats,
-) -> Result<Option<String>, LogError> {
+) -> Result<SpareFound, LogError> {
     let spare = kind.spare_name();
     let io = |op, storage: &S, source| LogError::Io {
         op,
@@ -880,7 +904,7 @@ fn recover_spare<S: Storage>(
     };
     let names = storage.list().map_err(|e| io("list", storage, e))?;
     if !names.contains(&spare) {
-        return Ok(None);
+        return Ok(SpareFound::default());
     }
     let file = storage.open(&spare).map_err(|e| io("open", storage, e))?;
     let mut header = [0u8; HEADER_BYTES];
@@ -893,7 +917,7 @@ fn recover_spare<S: Storage>(
         Ok(kind.decode_header(&header).ok())
     })();
     storage.close(file);
-    let renamed = match read.map_err(|e| io("read", storage, e))? {
+    match read.map_err(|e| io("read", storage, e))? {
         Some(h) if h.first_zxid >= 0 => {
             let name = kind.segment_name(h.first_zxid);
             tracing::warn!(file = %storage.path(&spare).display(), segment = %name,
@@ -901,25 +925,31 @@ fn recover_spare<S: Storage>(
             storage
                 .rename(&spare, &name, Overwrite::Never)
                 .map_err(|e| io("rename", storage, e))?;
-            Some(name)
+            storage
+                .sync_dir()
+                .map_err(|e| io("fsync directory", storage, e))?;
+            stats.fsyncs += 1;
+            Ok(SpareFound {
+                renamed: Some(name),
+                stale: false,
+            })
         }
         _ => {
-            tracing::info!(file = %storage.path(&spare).display(), "removing an unused log spare");
-            storage
-                .remove(&spare)
-                .map_err(|e| io("remove", storage, e))?;
-            None
+            tracing::info!(file = %storage.path(&spare).display(), "an unused log spare is left for the helper to remove");
+            Ok(SpareFound {
+                renamed: None,
+                stale: true,
+            })
         }
-    };
-    storage
-        .sync_dir()
-        .map_err(|e| io("fsync directory", storage, e))?;
-    stats.fsyncs += 1;
-    Ok(renamed)
+    }
 }
 
 /// A roll that takes longer is logged with its parts.
 const ROLL_SLOW: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Largest buffer of zeros recovery writes a torn tail over with (in as many writes as the
+/// tail needs).
+const ZEROS_BYTES_MAX: usize = 1 << 20;
 
 /// Writes zeros over `[from, to)` in chunks through `scratch` (whose capacity is reused).
 fn write_zeros<S: Storage>(
@@ -930,7 +960,7 @@ fn write_zeros<S: Storage>(
     scratch: &mut Vec<u8>,
 ) -> std::io::Result<()> {
     // Chunks of the scratch buffer's capacity: no allocation (the writer's buffer is
-    // `batch_bytes_max`, recovery's is the whole segment).
+    // `batch_bytes_max`, recovery's at most `ZEROS_BYTES_MAX`).
     let chunk = (scratch.capacity() as u64)
         .min(to.saturating_sub(from))
         .max(1) as usize;

@@ -31,7 +31,7 @@ pub(super) enum Task {
     /// Create the spare, `fallocate` it to `segment_bytes` (zero-filling it with
     /// `segment_zero_fill`), fsync it and the directory.
     Spare,
-    /// Remove a purged segment and fsync the directory.
+    /// Remove a purged segment (or a stale spare recovery found) and fsync the directory.
     Remove(String),
 }
 
@@ -252,9 +252,12 @@ impl Background {
                 stats.fsyncs += 2;
                 stats.spares_prepared += 1;
             }
-            Task::Remove(_) => {
+            Task::Remove(name) => {
                 stats.fsyncs += 1;
-                stats.segments_removed += 1;
+                // A stale spare left by recovery is no segment.
+                if name != self.plan.spare {
+                    stats.segments_removed += 1;
+                }
             }
         }
     }
