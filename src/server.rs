@@ -676,7 +676,12 @@ fn recover(
     let loaded = crate::snapshot::load_newest(&snap_dir, config.extended_types_enabled)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let snapshot_zxid = loaded.state.as_ref().map(|s| s.last_zxid);
-    let mut state = loaded.state.unwrap_or_else(|| {
+    let mut loaded_state = loaded.state;
+    if let Some(s) = loaded_state.as_mut() {
+        // A snapshot of an older format is written back in this build's.
+        crate::snapshot::write_back_upgraded(&snap_dir, s);
+    }
+    let mut state = loaded_state.unwrap_or_else(|| {
         crate::core::state::DataState::new(
             crate::core::sequencer::open_acl_unsafe(),
             config.extended_types_enabled,

@@ -46,9 +46,9 @@ pub const RETAIN_COUNT_MIN: usize = 3;
 
 /// The state served from `base`: the tree is the base itself; sessions, their
 /// ephemerals and the container and TTL indexes are built from the archive's lists, and
-/// the tree digest is the one the snapshot stores (computed over the nodes, once, for a
-/// version 2 snapshot, which stores none). `extended_types` is the serving config's (it
-/// decides what a TTL owner is).
+/// the tree digest is the one the snapshot stores (for a version 2 snapshot, which
+/// stores none, computed over the nodes once, when [`Base::open`] converted it).
+/// `extended_types` is the serving config's (it decides what a TTL owner is).
 pub fn state_from_base(base: Arc<Base>, extended_types: bool) -> DataState {
     let mut state = DataState::new(crate::core::sequencer::open_acl_unsafe(), extended_types);
     let a = base.archive();
@@ -92,20 +92,7 @@ pub fn state_from_base(base: Arc<Base>, extended_types: bool) -> DataState {
             OwnerKind::Container | OwnerKind::Void => {}
         }
     }
-    let stored = base.digest();
-    state.digest = match stored {
-        Some(d) => d,
-        None => {
-            let started = Instant::now();
-            let d = payload::archived_digest(a);
-            tracing::warn!(
-                file = %base.file().display(), format_version = base.format_version(),
-                znodes = base.len(), elapsed = ?started.elapsed(),
-                "snapshot stores no tree digest; computed it over every node once (the next snapshot will store it)"
-            );
-            d
-        }
-    };
+    state.digest = base.digest();
     state.tree = Tree::from_base(base);
     // As ZooKeeper's snapshot load (`DataTree.deserialize` → `setupQuota`): the quota
     // index is rebuilt and each quota's usage recomputed from the tree.
@@ -221,6 +208,36 @@ pub fn load_newest_with<S: Storage>(
         from: None,
         rejected,
     })
+}
+
+/// When `state` is served from a snapshot of an older format version (converted to
+/// version 4 in memory on load, see [`Base::upgraded_from`]), writes it back to `dir` as
+/// a version 4 snapshot at the same zxid (replacing the old file) and serves that file
+/// instead, so that the tree is mapped again rather than held on the heap. Call it before
+/// anything is applied to `state`. A failure is logged and leaves `state` as it was.
+pub fn write_back_upgraded(dir: &Path, state: &mut DataState) {
+    let Some(from) = state.tree.base().and_then(|b| b.upgraded_from()) else {
+        return;
+    };
+    let started = Instant::now();
+    let rewritten = write_state(dir, state)
+        .map_err(|e| e.to_string())
+        .and_then(|(file, _)| snapfile::read(&file).map_err(|e| e.to_string()))
+        .and_then(Base::open);
+    match rewritten {
+        Ok(base) => {
+            tracing::warn!(
+                file = %base.file().display(), from_format_version = from,
+                elapsed = ?started.elapsed(),
+                "snapshot rewritten in format version 4 (this build's); older builds cannot read it"
+            );
+            state.tree.rebase(Arc::new(base));
+        }
+        Err(e) => tracing::error!(
+            error = %e,
+            "writing the converted snapshot back as version 4 failed; serving it from memory"
+        ),
+    }
 }
 
 /// Serializes `state`, validates the archive completely (the loader trusts the

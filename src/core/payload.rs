@@ -1,11 +1,16 @@
-//! The payload of a snapshot (format version 3): an rkyv 0.8 archive of [`SnapshotRoot`]
+//! The payload of a snapshot (format version 4): an rkyv 0.8 archive of [`SnapshotRoot`]
 //! (the state as [`SnapshotData`], and the tree digest), laid out so that a server can
 //! serve the tree straight from the mapped file ([`crate::core::tree::Base`]) without decoding
 //! it.
 //!
-//! Version 2 payloads are the archive of a bare [`SnapshotData`]. They still load: the
-//! [`SnapshotData`] inside a version 3 root has the same layout, so both are served in
-//! place; only the digest, which version 2 lacks, is computed once on load.
+//! Nodes are fixed-size plain records ([`NodeData`]: no pointer inside) that point into
+//! two shared arrays: `heap`, every node's full path followed by its data, back to back,
+//! and `children`, every node's children lists, back to back. A record stores where its
+//! stretch of each *ends*; it starts where the previous record's ends.
+//!
+//! Versions 2 and 3 (nodes as rkyv structs with a `String` path, an `Option<Vec<u8>>`
+//! data and a `Vec<u32>` children list each) still load: [`legacy::upgrade`] converts
+//! one once into this layout, and the server writes it back as version 4 at startup.
 //!
 //! What makes it servable in place, beyond the state itself:
 //! - nodes are sorted by path, and each node lists its children as node indices in name
@@ -28,11 +33,17 @@ use ferrokeeper_net::records::Acl;
 use rkyv::rancor;
 
 use crate::core::state::{DataState, CONTAINER_OWNER, EXTENDED_MASK};
+use crate::core::tree::NodeStat;
 
-/// The root of a version 3 payload.
-#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub mod legacy;
+
+/// The bit of [`NodeData::path_len`] that marks null data (kept apart from empty).
+pub const NULL_DATA: u32 = 1 << 31;
+
+/// The root of a version 4 payload.
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize)]
 pub struct SnapshotRoot {
-    /// The state: the whole root of a version 2 payload.
+    /// The state.
     pub data: SnapshotData,
     /// ZooKeeper's tree digest of the state's tree ([`crate::core::digest`]), so that loading
     /// need not read every node to compute it.
@@ -40,7 +51,7 @@ pub struct SnapshotRoot {
 }
 
 /// The state in the form a snapshot stores it.
-#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize)]
 pub struct SnapshotData {
     /// zxid of the last txn the state includes.
     pub last_zxid: i64,
@@ -53,6 +64,10 @@ pub struct SnapshotData {
     pub acls: Vec<Vec<AclData>>,
     /// Every node, sorted by path (bytewise).
     pub nodes: Vec<NodeData>,
+    /// Every node's full path then its data, in node order, unaligned.
+    pub heap: Vec<u8>,
+    /// Every node's children (node indices in name order), in node order.
+    pub children: Vec<u32>,
     /// Hash index over `nodes`: a power-of-two number of slots, each 0 (empty) or a node
     /// index plus one; a path's probe starts at `xxh3_64(path) & (len - 1)`.
     pub index: Vec<u32>,
@@ -66,7 +81,7 @@ pub struct SnapshotData {
 }
 
 /// One ACL entry.
-#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize)]
 pub struct AclData {
     /// `ZooDefs.Perms` bits.
     pub perms: i32,
@@ -76,24 +91,12 @@ pub struct AclData {
     pub id: String,
 }
 
-/// One znode.
-#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+/// One znode: 80 bytes archived, no padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize)]
 pub struct NodeData {
-    /// Full path.
-    pub path: String,
-    /// Data; `None` is null data (kept apart from empty).
-    pub data: Option<Vec<u8>>,
-    /// Index into [`SnapshotData::acls`].
-    pub acl: u32,
-    /// The persisted stat, as stored (cversion counts creates).
-    pub stat: StatData,
-    /// The children, as node indices in name order (which is also path order).
-    pub children: Vec<u32>,
-}
-
-/// A node's persisted stat (`StatPersisted`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-pub struct StatData {
+    /// End of the node's path and data in [`SnapshotData::heap`]; they start at the
+    /// previous node's `heap_end` (0 for the first node).
+    pub heap_end: u64,
     /// zxid of the create.
     pub czxid: i64,
     /// zxid of the last setData.
@@ -108,14 +111,22 @@ pub struct StatData {
     pub ephemeral_owner: i64,
     /// Data version.
     pub version: i32,
-    /// Child creates.
+    /// Child creates (the stored cversion).
     pub cversion: i32,
     /// ACL version.
     pub aversion: i32,
+    /// Length of the full path at the start of the node's heap stretch; the rest is the
+    /// data. [`NULL_DATA`] set: the data is null (and the rest is empty).
+    pub path_len: u32,
+    /// Index into [`SnapshotData::acls`].
+    pub acl: u32,
+    /// End of the node's children in [`SnapshotData::children`]; they start at the
+    /// previous node's `children_end`.
+    pub children_end: u32,
 }
 
 /// One session.
-#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize)]
 pub struct SessionData {
     /// Session id.
     pub id: i64,
@@ -160,7 +171,21 @@ impl SnapshotData {
         let mut by_ptr: HashMap<*const Acl, u32> = HashMap::new();
         let mut by_content: HashMap<&[Acl], u32> = HashMap::new();
         let mut nodes = Vec::with_capacity(sorted.len());
+        let heap_len: usize = sorted.iter().map(|(p, n)| p.len() + n.data_len()).sum();
+        let mut heap = Vec::with_capacity(heap_len);
         let mut extended_owners = Vec::new();
+        // Children in path order, which for siblings is name order: grouped by parent
+        // first, then laid out in node order.
+        let mut child_lists: Vec<Vec<u32>> = vec![Vec::new(); sorted.len()];
+        for (i, (path, _)) in sorted.iter().enumerate() {
+            if *path == "/" {
+                continue;
+            }
+            if let Some(&p) = index_of.get(crate::core::path::parent(path)) {
+                child_lists[p as usize].push(i as u32);
+            }
+        }
+        let mut children = Vec::with_capacity(sorted.len());
         for (i, (path, node)) in sorted.iter().enumerate() {
             let node_acl = node.acl();
             let acl = *by_ptr.entry(node_acl.as_ptr()).or_insert_with(|| {
@@ -184,32 +209,25 @@ impl SnapshotData {
             {
                 extended_owners.push(i as u32);
             }
+            let data = node.data();
+            heap.extend_from_slice(path.as_bytes());
+            heap.extend_from_slice(data.unwrap_or_default());
+            children.append(&mut child_lists[i]);
             nodes.push(NodeData {
-                path: path.to_string(),
-                data: node.data().map(<[u8]>::to_vec),
+                heap_end: heap.len() as u64,
+                czxid: s.czxid,
+                mzxid: s.mzxid,
+                ctime: s.ctime,
+                mtime: s.mtime,
+                pzxid: s.pzxid,
+                ephemeral_owner: s.ephemeral_owner,
+                version: s.version,
+                cversion: s.cversion,
+                aversion: s.aversion,
+                path_len: path.len() as u32 | if data.is_none() { NULL_DATA } else { 0 },
                 acl,
-                stat: StatData {
-                    czxid: s.czxid,
-                    mzxid: s.mzxid,
-                    ctime: s.ctime,
-                    mtime: s.mtime,
-                    pzxid: s.pzxid,
-                    ephemeral_owner: s.ephemeral_owner,
-                    version: s.version,
-                    cversion: s.cversion,
-                    aversion: s.aversion,
-                },
-                children: Vec::new(),
+                children_end: children.len() as u32,
             });
-        }
-        // Children in path order, which for siblings is name order.
-        for (i, (path, _)) in sorted.iter().enumerate() {
-            if *path == "/" {
-                continue;
-            }
-            if let Some(&p) = index_of.get(crate::core::path::parent(path)) {
-                nodes[p as usize].children.push(i as u32);
-            }
         }
         let slots = (sorted.len() * 2).next_power_of_two().max(2);
         let mut index = vec![0u32; slots];
@@ -242,6 +260,8 @@ impl SnapshotData {
             data_bytes: state.tree.data_bytes(),
             acls,
             nodes,
+            heap,
+            children,
             index,
             sessions,
             containers: indices(&mut state.containers.iter()),
@@ -269,10 +289,86 @@ impl SnapshotRoot {
     }
 }
 
-/// Validates a version 3 `payload` completely: rkyv's structural check (every offset and
-/// length in bounds) and the invariants serving relies on (paths sorted and unique, a
-/// root, parents present, indices in range, an index that finds every node). `payload`
-/// must be 16-byte aligned. Returns the state inside the root.
+impl ArchivedSnapshotData {
+    /// Node `i`'s stretch of the heap: (start, end of the path, end).
+    fn heap_span(&self, i: usize) -> (usize, usize, usize) {
+        let start = match i.checked_sub(1) {
+            Some(p) => self
+                .nodes
+                .get(p)
+                .map_or(0, |n| n.heap_end.to_native() as usize),
+            None => 0,
+        };
+        let Some(n) = self.nodes.get(i) else {
+            return (start, start, start);
+        };
+        let end = n.heap_end.to_native() as usize;
+        let path_end = start.saturating_add((n.path_len.to_native() & !NULL_DATA) as usize);
+        (start, path_end, end)
+    }
+
+    /// The bytes of node `i`'s full path (empty for a node out of range or a stretch out
+    /// of the heap, which a validated archive has not).
+    pub fn path_bytes(&self, i: usize) -> &[u8] {
+        let (start, path_end, _) = self.heap_span(i);
+        self.heap.get(start..path_end).unwrap_or_default()
+    }
+
+    /// Node `i`'s full path (empty if it is not UTF-8, which a validated archive's is).
+    pub fn path(&self, i: usize) -> &str {
+        std::str::from_utf8(self.path_bytes(i)).unwrap_or_default()
+    }
+
+    /// Node `i`'s data; `None` is null.
+    pub fn data(&self, i: usize) -> Option<&[u8]> {
+        if self.nodes.get(i)?.path_len.to_native() & NULL_DATA != 0 {
+            return None;
+        }
+        let (_, path_end, end) = self.heap_span(i);
+        Some(self.heap.get(path_end..end).unwrap_or_default())
+    }
+
+    /// Node `i`'s children, as node indices in name order.
+    pub fn children(&self, i: usize) -> &[rkyv::rend::u32_le] {
+        let start = match i.checked_sub(1) {
+            Some(p) => self
+                .nodes
+                .get(p)
+                .map_or(0, |n| n.children_end.to_native() as usize),
+            None => 0,
+        };
+        let end = self
+            .nodes
+            .get(i)
+            .map_or(start, |n| n.children_end.to_native() as usize);
+        self.children.get(start..end).unwrap_or_default()
+    }
+}
+
+impl ArchivedNodeData {
+    /// The stat as the tree holds it.
+    pub fn to_stat(&self) -> NodeStat {
+        NodeStat {
+            czxid: self.czxid.to_native(),
+            mzxid: self.mzxid.to_native(),
+            ctime: self.ctime.to_native(),
+            mtime: self.mtime.to_native(),
+            version: self.version.to_native(),
+            cversion: self.cversion.to_native(),
+            aversion: self.aversion.to_native(),
+            ephemeral_owner: self.ephemeral_owner.to_native(),
+            pzxid: self.pzxid.to_native(),
+        }
+    }
+}
+
+// Long because it checks every invariant serving relies on, in one place, each with
+// its own message.
+/// Validates a version 4 `payload` completely: rkyv's structural check (every offset and
+/// length in bounds) and the invariants serving relies on (every node's heap and
+/// children stretches in bounds and in order, paths UTF-8, sorted and unique, a root,
+/// parents present, indices in range, an index that finds every node, the stored
+/// digest). `payload` must be 16-byte aligned. Returns the state inside the root.
 ///
 /// The server runs this on every snapshot it writes, before writing it; loading trusts
 /// the payload checksum instead (see [`crate::core::tree::Base::open`]), which is what keeps
@@ -303,9 +399,35 @@ pub fn validate<'a>(
             Err(bad(format!("{what}: node index {i} out of range")))
         }
     };
+    // Stretches first: everything below reads paths and children through them.
+    let (mut heap_at, mut children_at) = (0u64, 0u32);
+    for (i, node) in a.nodes.iter().enumerate() {
+        let (heap_end, children_end) = (node.heap_end.to_native(), node.children_end.to_native());
+        let path_len = u64::from(node.path_len.to_native() & !NULL_DATA);
+        let null = node.path_len.to_native() & NULL_DATA != 0;
+        if heap_end < heap_at
+            || heap_end > a.heap.len() as u64
+            || heap_at + path_len > heap_end
+            || (null && heap_at + path_len != heap_end)
+        {
+            return Err(bad(format!("node {i}: heap stretch out of bounds")));
+        }
+        if children_end < children_at || children_end as usize > a.children.len() {
+            return Err(bad(format!("node {i}: children stretch out of bounds")));
+        }
+        if std::str::from_utf8(a.path_bytes(i)).is_err() {
+            return Err(bad(format!("node {i}: path is not UTF-8")));
+        }
+        (heap_at, children_at) = (heap_end, children_end);
+    }
+    if heap_at != a.heap.len() as u64 || children_at as usize != a.children.len() {
+        return Err(bad(
+            "heap or children array longer than its nodes' stretches".into(),
+        ));
+    }
     let mut prev: Option<&str> = None;
     for (i, node) in a.nodes.iter().enumerate() {
-        let path = node.path.as_str();
+        let path = a.path(i);
         if prev.is_some_and(|p| p >= path) {
             return Err(bad(format!("node paths out of order at {path}")));
         }
@@ -314,9 +436,9 @@ pub fn validate<'a>(
             return Err(bad(format!("{path}: ACL index {} out of range", node.acl)));
         }
         let mut last_child: Option<usize> = None;
-        for &c in node.children.iter() {
+        for &c in a.children(i) {
             let c = in_range(path, c.to_native())?;
-            let child = a.nodes[c].path.as_str();
+            let child = a.path(c);
             if last_child.is_some_and(|l| l >= c)
                 || crate::core::path::parent(child) != path
                 || c == i
@@ -335,22 +457,19 @@ pub fn validate<'a>(
         }
     }
     let mut counted = vec![0usize; n];
-    for node in a.nodes.iter() {
-        for &c in node.children.iter() {
-            counted[c.to_native() as usize] += 1;
-        }
+    for &c in a.children.iter() {
+        counted[c.to_native() as usize] += 1;
     }
-    for (i, node) in a.nodes.iter().enumerate() {
-        let want = usize::from(node.path.as_str() != "/");
-        if counted[i] != want {
+    for (i, count) in counted.iter().enumerate() {
+        let want = usize::from(a.path(i) != "/");
+        if *count != want {
             return Err(bad(format!(
-                "{} is listed as a child {} times",
-                node.path.as_str(),
-                counted[i]
+                "{} is listed as a child {count} times",
+                a.path(i)
             )));
         }
     }
-    if a.nodes.first().map(|n| n.path.as_str()) != Some("/") {
+    if n == 0 || a.path(0) != "/" {
         return Err(bad("no root node".into()));
     }
     for s in a.sessions.iter() {
@@ -373,34 +492,35 @@ pub fn validate<'a>(
     Ok(a)
 }
 
-/// The tree digest of an archived state, from its nodes: a pass over all of them. A
-/// version 3 payload stores it; this is for checking one, and for a version 2 payload,
-/// which does not.
+/// The tree digest of an archived state, from its nodes: a pass over all of them, for
+/// checking the one a payload stores.
 pub fn archived_digest(a: &ArchivedSnapshotData) -> i64 {
-    a.nodes.iter().fold(0i64, |sum, n| {
-        let stat = n.stat.to_stat();
-        let data = n.data.as_ref().map(|d| d.as_slice());
+    a.nodes.iter().enumerate().fold(0i64, |sum, (i, n)| {
         sum.wrapping_add(crate::core::digest::node_digest(
-            n.path.as_str(),
-            data,
-            &stat,
+            a.path(i),
+            a.data(i),
+            &n.to_stat(),
         ))
     })
 }
 
-impl ArchivedStatData {
-    /// The stat as the tree holds it.
-    pub fn to_stat(&self) -> crate::core::tree::NodeStat {
-        crate::core::tree::NodeStat {
-            czxid: self.czxid.to_native(),
-            mzxid: self.mzxid.to_native(),
-            ctime: self.ctime.to_native(),
-            mtime: self.mtime.to_native(),
-            version: self.version.to_native(),
-            cversion: self.cversion.to_native(),
-            aversion: self.aversion.to_native(),
-            ephemeral_owner: self.ephemeral_owner.to_native(),
-            pzxid: self.pzxid.to_native(),
-        }
+/// A payload of format `version` (2, 3 or 4; 16-byte aligned) as a fully validated
+/// version 4 archive: a version 4 payload as it is, an older one converted
+/// ([`legacy::upgrade`]): `Some` of the converted archive's bytes, `None` when the
+/// payload was version 4 already.
+pub fn validated_v4(
+    file: &Path,
+    version: u32,
+    payload: &[u8],
+) -> Result<Option<rkyv::util::AlignedVec>, InvalidPayload> {
+    if version >= 4 {
+        return validate(file, payload).map(|_| None);
     }
+    let root = legacy::upgrade(version, payload).ok_or_else(|| InvalidPayload {
+        file: file.display().to_string(),
+        reason: format!("format version {version} payload shorter than its root"),
+    })?;
+    let bytes = root.to_bytes();
+    validate(file, &bytes)?;
+    Ok(Some(bytes))
 }

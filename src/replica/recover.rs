@@ -219,10 +219,11 @@ pub fn recover(
             .and_then(crate::core::tree::Base::open)
         {
             Ok(base) => {
-                state = Some(crate::snapshot::state_from_base(
-                    Arc::new(base),
-                    extended_types,
-                ));
+                let mut loaded = crate::snapshot::state_from_base(Arc::new(base), extended_types);
+                // A snapshot of an older format is written back in this build's, at the
+                // same zxid, so its Raft position still applies.
+                crate::snapshot::write_back_upgraded(&snap_dir, &mut loaded);
+                state = Some(loaded);
                 start = Some(pos);
                 tracing::info!(file = %f.path.display(), index = pos.0, term = pos.1, "loaded snapshot");
                 break;

@@ -6,7 +6,7 @@ use super::*;
 
 use crate::core::payload::{
     ArchivedAclData, ArchivedNodeData, ArchivedSessionData, ArchivedSnapshotData,
-    ArchivedSnapshotRoot, ArchivedStatData, SnapshotData, SnapshotRoot,
+    ArchivedSnapshotRoot, SnapshotData, SnapshotRoot, NULL_DATA,
 };
 use crate::core::state::{CONTAINER_OWNER, EXTENDED_MASK};
 use crate::core::tree::{Node, NodeStat};
@@ -182,24 +182,27 @@ fn validate_data(d: &SnapshotData) -> Result<(), payload::InvalidPayload> {
 
 /// The tree digest of `d`'s nodes.
 fn owned_digest(d: &SnapshotData) -> i64 {
+    let mut start = 0usize;
     d.nodes.iter().fold(0i64, |sum, n| {
-        let s = n.stat;
+        // Tolerant of the damage the tests below make: it only has to give the digest.
+        let end = n.heap_end as usize;
+        let path_end = start + (n.path_len & !NULL_DATA) as usize;
+        let path = String::from_utf8_lossy(d.heap.get(start..path_end).unwrap_or_default());
+        let data =
+            (n.path_len & NULL_DATA == 0).then(|| d.heap.get(path_end..end).unwrap_or_default());
+        start = end;
         let stat = NodeStat {
-            czxid: s.czxid,
-            mzxid: s.mzxid,
-            ctime: s.ctime,
-            mtime: s.mtime,
-            version: s.version,
-            cversion: s.cversion,
-            aversion: s.aversion,
-            ephemeral_owner: s.ephemeral_owner,
-            pzxid: s.pzxid,
+            czxid: n.czxid,
+            mzxid: n.mzxid,
+            ctime: n.ctime,
+            mtime: n.mtime,
+            version: n.version,
+            cversion: n.cversion,
+            aversion: n.aversion,
+            ephemeral_owner: n.ephemeral_owner,
+            pzxid: n.pzxid,
         };
-        sum.wrapping_add(crate::core::digest::node_digest(
-            &n.path,
-            n.data.as_deref(),
-            &stat,
-        ))
+        sum.wrapping_add(crate::core::digest::node_digest(&path, data, &stat))
     })
 }
 
@@ -278,9 +281,23 @@ fn inconsistent_payload_is_refused() {
     let mut d = good.clone();
     d.nodes[1].acl = 99;
     assert!(validate_data(&d).is_err(), "acl");
+    // The root's last child taken out of its list: an orphan.
     let mut d = good.clone();
-    d.nodes[0].children.pop();
+    d.children.remove(d.nodes[0].children_end as usize - 1);
+    d.nodes.iter_mut().for_each(|n| n.children_end -= 1);
     assert!(validate_data(&d).is_err(), "orphan");
+    let mut d = good.clone();
+    d.nodes[2].heap_end = d.heap.len() as u64 + 1;
+    assert!(validate_data(&d).is_err(), "heap stretch");
+    let mut d = good.clone();
+    d.nodes[2].path_len |= NULL_DATA;
+    assert!(validate_data(&d).is_err(), "null data with bytes");
+    let mut d = good.clone();
+    d.nodes[1].children_end = d.children.len() as u32 + 1;
+    assert!(validate_data(&d).is_err(), "children stretch");
+    let mut d = good.clone();
+    d.heap[1] = 0xff;
+    assert!(validate_data(&d).is_err(), "path not UTF-8");
     let mut d = good.clone();
     d.index.iter_mut().for_each(|i| *i = 0);
     assert!(validate_data(&d).is_err(), "index");
@@ -304,40 +321,73 @@ fn inconsistent_payload_is_refused() {
     );
 }
 
-/// The snapshot stores the digest (format version 3), and loading takes it from there.
+/// The snapshot stores the digest, and loading takes it from there.
 #[test]
 fn digest_is_stored_and_loaded_not_recomputed() {
     let s = sample();
     let back = round_trip(&s);
     assert_eq!(back.digest, s.digest);
     let base = back.tree.base().expect("base");
-    assert_eq!(base.format_version(), 3);
-    assert_eq!(base.digest(), Some(s.digest));
+    assert_eq!(base.format_version(), 4);
+    assert_eq!(base.upgraded_from(), None);
+    assert_eq!(base.digest(), s.digest);
 }
 
 const FIXTURE_V2: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/storage/tests/fixtures/v2/fk-snap.0000000100000042"
 );
+const FIXTURE_V3: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/storage/tests/fixtures/v3/fk-snap.0000000100000042"
+);
 
-/// A version 2 snapshot (written before digests were stored: the sample state's file
-/// from that version) still loads, served in place, with the digest computed once.
-#[test]
-fn version_2_snapshot_loads_with_a_computed_digest() {
+/// An older snapshot (the sample state's file in format `version`) loads, converted to
+/// version 4 in memory, and is written back as version 4 by `write_back_upgraded`.
+fn older_snapshot_loads_and_is_written_back(fixture: &str, version: u32) {
     let dir = tempfile_dir();
-    std::fs::copy(FIXTURE_V2, dir.join("fk-snap.0000000100000042")).expect("copy");
+    let name = dir.join("fk-snap.0000000100000042");
+    std::fs::copy(fixture, &name).expect("copy");
     let loaded = load_newest(&dir, true).expect("load");
     assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
-    let state = loaded.state.expect("state");
-    let base = state.tree.base().expect("served from the file");
-    assert_eq!(base.format_version(), 2);
-    assert_eq!(base.digest(), None);
+    let mut state = loaded.state.expect("state");
+    let base = state
+        .tree
+        .base()
+        .expect("served from the converted archive");
+    assert_eq!(base.format_version(), 4);
+    assert_eq!(base.upgraded_from(), Some(version));
+    assert_eq!(base.digest(), sample().digest);
     assert_eq!(view(&sample()), view(&state));
-    // And a snapshot written from it is version 3, with the digest.
-    let again = round_trip(&state);
-    assert_eq!(again.tree.base().map(|b| b.format_version()), Some(3));
-    assert_eq!(again.digest, state.digest);
+    write_back_upgraded(&dir, &mut state);
+    let base = state.tree.base().expect("served from the rewritten file");
+    assert_eq!(base.upgraded_from(), None);
+    assert_eq!(view(&sample()), view(&state));
+    // The file is now this build's, byte for byte what a fresh write gives.
+    let fresh = tempfile_dir();
+    write_state(&fresh, &sample()).expect("write");
+    assert_eq!(
+        std::fs::read(&name).expect("rewritten"),
+        std::fs::read(fresh.join("fk-snap.0000000100000042")).expect("fresh")
+    );
+    let again = load_newest(&dir, true).expect("load").state.expect("state");
+    assert_eq!(again.tree.base().map(|b| b.upgraded_from()), Some(None));
     let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(fresh);
+}
+
+/// A version 2 snapshot (written before digests were stored) still loads; its digest is
+/// computed during the conversion.
+#[test]
+fn version_2_snapshot_loads_with_a_computed_digest() {
+    older_snapshot_loads_and_is_written_back(FIXTURE_V2, 2);
+}
+
+/// A version 3 snapshot (nodes as rkyv structs, before the node records and the heap)
+/// still loads.
+#[test]
+fn version_3_snapshot_loads_and_is_written_back_as_version_4() {
+    older_snapshot_loads_and_is_written_back(FIXTURE_V3, 3);
 }
 
 /// A toy writer over a tree that keeps ZooKeeper's invariants (children lists, cversion,
@@ -622,43 +672,35 @@ fn tempfile_dir() -> PathBuf {
 #[test]
 fn archived_layout_matches_format_md() {
     use std::mem::{align_of, size_of};
-    assert_eq!(
+    let sizes = [
         (
             size_of::<ArchivedSnapshotRoot>(),
-            align_of::<ArchivedSnapshotRoot>()
+            align_of::<ArchivedSnapshotRoot>(),
         ),
-        (128, 8)
-    );
-    assert_eq!(
         (
             size_of::<ArchivedSnapshotData>(),
-            align_of::<ArchivedSnapshotData>()
+            align_of::<ArchivedSnapshotData>(),
         ),
-        (120, 8)
-    );
-    assert_eq!(
         (
             size_of::<ArchivedNodeData>(),
-            align_of::<ArchivedNodeData>()
+            align_of::<ArchivedNodeData>(),
         ),
-        (128, 8)
-    );
-    assert_eq!(
-        (
-            size_of::<ArchivedStatData>(),
-            align_of::<ArchivedStatData>()
-        ),
-        (64, 8)
-    );
-    assert_eq!(
         (
             size_of::<ArchivedSessionData>(),
-            align_of::<ArchivedSessionData>()
+            align_of::<ArchivedSessionData>(),
         ),
-        (48, 8)
-    );
-    assert_eq!(
         (size_of::<ArchivedAclData>(), align_of::<ArchivedAclData>()),
-        (40, 8)
-    );
+    ];
+    assert_eq!(sizes, [(160, 8), (152, 8), (80, 8), (48, 8), (40, 8)]);
+    // Versions 2 and 3, read for conversion.
+    use crate::core::payload::legacy::{
+        ArchivedNodeDataV3, ArchivedSnapshotDataV3, ArchivedSnapshotRootV3, ArchivedStatData,
+    };
+    let legacy = [
+        size_of::<ArchivedSnapshotRootV3>(),
+        size_of::<ArchivedSnapshotDataV3>(),
+        size_of::<ArchivedNodeDataV3>(),
+        size_of::<ArchivedStatData>(),
+    ];
+    assert_eq!(legacy, [128, 120, 128, 64]);
 }

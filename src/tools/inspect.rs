@@ -327,8 +327,8 @@ impl Verification {
 // Long because it runs the checks in order (every snapshot, every log record, the
 // recovered state), each reporting into the same list.
 /// Verifies a data directory without changing it: every snapshot (header and payload
-/// checksums; for format 3, the whole archive and its stored tree digest against the
-/// nodes), every log record (checksums, zxids consecutive within an epoch, each txn
+/// checksums, the whole archive and its stored tree digest against the nodes; formats
+/// 2 and 3 as converted to 4, the digest of format 2 computed), every log record (checksums, zxids consecutive within an epoch, each txn
 /// decodes), and the recovered state (the digest replay kept equals one computed over
 /// the tree). `progress(records)` is called every few thousand log records.
 pub fn verify(
@@ -350,21 +350,23 @@ pub fn verify(
                 for f in &files {
                     match snapfile::read_with(&mut storage, f) {
                         Err(e) => v.fail(e.to_string()),
-                        Ok(snap) if snap.version >= 3 => {
-                            match crate::core::payload::validate(&f.path, snap.payload()) {
-                                Ok(_) => v.pass(format!(
-                                    "{}: checksums, archive and tree digest (zxid 0x{:x})",
-                                    f.path.display(),
-                                    f.zxid
-                                )),
-                                Err(e) => v.fail(e.to_string()),
-                            }
-                        }
-                        Ok(snap) => v.pass(format!(
-                            "{}: checksums (format {} stores no digest to check)",
-                            f.path.display(),
-                            snap.version
-                        )),
+                        Ok(snap) => match crate::core::payload::validated_v4(
+                            &f.path,
+                            snap.version,
+                            snap.payload(),
+                        ) {
+                            Ok(converted) => v.pass(format!(
+                                "{}: checksums, archive and tree digest (zxid 0x{:x}{})",
+                                f.path.display(),
+                                f.zxid,
+                                if converted.is_some() {
+                                    format!("; format {}, checked as converted to 4", snap.version)
+                                } else {
+                                    String::new()
+                                }
+                            )),
+                            Err(e) => v.fail(e.to_string()),
+                        },
                     }
                 }
             }

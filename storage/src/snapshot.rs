@@ -24,8 +24,8 @@ use crate::backend::{Overwrite, Storage};
 /// The file's first 8 bytes.
 pub const MAGIC: [u8; 8] = *b"FKSNAPSH";
 /// The format version this build writes, and the newest it reads.
-pub const VERSION: u32 = 3;
-/// The oldest format version this build reads. The header is the same in both; the
+pub const VERSION: u32 = 4;
+/// The oldest format version this build reads. The header is the same in all; the
 /// payload's layout is the server's business, so [`Snapshot::version`] tells it which
 /// one it has.
 pub const VERSION_OLDEST: u32 = 2;
@@ -144,6 +144,26 @@ impl Snapshot {
     /// Size of the whole file in bytes.
     pub fn file_bytes(&self) -> usize {
         self.bytes().len()
+    }
+
+    /// A snapshot of the current [`VERSION`] held in memory, not read from a file: the
+    /// header for `payload` followed by it (copied into 16-byte units, so the payload
+    /// stays 16-byte aligned). For a payload converted from an older version on load;
+    /// `path` names the file it came from.
+    pub fn in_memory(path: PathBuf, zxid: i64, payload: &[u8]) -> Snapshot {
+        let header = encode_header(zxid, payload);
+        let total = HEADER_BYTES + payload.len();
+        let mut buf = vec![0u128; total.div_ceil(16)];
+        // SAFETY: as in `Snapshot::bytes`, and `buf` is borrowed exclusively.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), total) };
+        bytes[..HEADER_BYTES].copy_from_slice(&header);
+        bytes[HEADER_BYTES..].copy_from_slice(payload);
+        Snapshot {
+            path,
+            zxid,
+            version: VERSION,
+            bytes: Backing::Heap { buf, len: total },
+        }
     }
 
     fn bytes(&self) -> &[u8] {

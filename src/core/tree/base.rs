@@ -2,7 +2,9 @@
 //!
 //! Opening a base costs the payload checksum (one sequential pass at memory speed over
 //! the mapped file) plus what is proportional to the ACL table; nothing is decoded per
-//! node. Nodes are read through [`BaseNode`] straight from the archive.
+//! node. Nodes are read through [`BaseNode`] straight from the archive (format version
+//! 4). A version 2 or 3 file is converted once into a version 4 archive held in memory
+//! (see [`Base::upgraded_from`]).
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use crate::core::payload::{
 pub struct Base {
     snap: Snapshot,
     acls: Vec<Arc<[Acl]>>,
+    upgraded_from: Option<u32>,
 }
 
 impl std::fmt::Debug for Base {
@@ -42,17 +45,28 @@ impl Base {
     /// larger than the node count (so a probe always ends), the root node is first, and
     /// the zxids agree.
     pub fn open(snap: Snapshot) -> Result<Base, String> {
-        let payload = snap.payload();
-        let root_bytes = match snap.version {
-            2 => std::mem::size_of::<ArchivedSnapshotData>(),
-            3 => std::mem::size_of::<ArchivedSnapshotRoot>(),
+        let (snap, upgraded_from) = match snap.version {
+            4 => (snap, None),
+            v @ (2 | 3) => {
+                let bytes = crate::core::payload::validated_v4(&snap.path, v, snap.payload())
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or_default();
+                tracing::warn!(
+                    file = %snap.path.display(), format_version = v, bytes = bytes.len(),
+                    "snapshot of an older format converted to version 4 in memory, a pass over every node (the server writes it back as version 4)"
+                );
+                let path = snap.path.clone();
+                (Snapshot::in_memory(path, snap.zxid, &bytes), Some(v))
+            }
             v => {
                 return Err(format!(
-                    "{}: snapshot format version {v} is not one this build serves (2 or 3)",
+                    "{}: snapshot format version {v} is not one this build serves (2 to 4)",
                     snap.path.display()
                 ))
             }
         };
+        let payload = snap.payload();
+        let root_bytes = std::mem::size_of::<ArchivedSnapshotRoot>();
         if payload.len() < root_bytes {
             return Err(format!(
                 "{}: payload of {} bytes is smaller than the archive's root ({root_bytes})",
@@ -63,6 +77,7 @@ impl Base {
         let base = Base {
             snap,
             acls: Vec::new(),
+            upgraded_from,
         };
         let a = base.archive();
         let snap = &base.snap;
@@ -79,7 +94,7 @@ impl Base {
         if !slots.is_power_of_two() || slots < 2 * n {
             return Err(format!("{file}: index of {slots} slots for {n} nodes"));
         }
-        if a.nodes.first().map(|r| r.path.as_str()) != Some("/") {
+        if a.nodes.is_empty() || a.path(0) != "/" {
             return Err(format!("{file}: no root node"));
         }
         let acls = a
@@ -104,34 +119,31 @@ impl Base {
 
     /// The archived state.
     pub fn archive(&self) -> &ArchivedSnapshotData {
-        let payload = self.snap.payload();
+        &self.root().data
+    }
+
+    fn root(&self) -> &ArchivedSnapshotRoot {
         // SAFETY: the payload's checksum matched, so the bytes are those the writer
         // produced, and the writer validated them (structure and every relative pointer)
-        // before writing, as the root of the layout the file's format version names:
-        // an `ArchivedSnapshotData` in version 2, an `ArchivedSnapshotRoot` holding one
-        // in version 3. `open` refused any other version and a payload too short for
-        // the root.
-        unsafe {
-            if self.snap.version >= 3 {
-                &rkyv::access_unchecked::<ArchivedSnapshotRoot>(payload).data
-            } else {
-                rkyv::access_unchecked::<ArchivedSnapshotData>(payload)
-            }
-        }
+        // before writing, as an `ArchivedSnapshotRoot` of version 4 (`open` refused any
+        // other version, converting versions 2 and 3 into a fully validated version 4
+        // archive first, and a payload too short for the root).
+        unsafe { rkyv::access_unchecked::<ArchivedSnapshotRoot>(self.snap.payload()) }
     }
 
-    /// The tree digest the snapshot stores; `None` for a version 2 snapshot, which
-    /// stores none.
-    pub fn digest(&self) -> Option<i64> {
-        // SAFETY: as in `archive`.
-        (self.snap.version >= 3).then(|| unsafe {
-            rkyv::access_unchecked::<ArchivedSnapshotRoot>(self.snap.payload())
-                .digest
-                .to_native()
-        })
+    /// The tree digest the snapshot stores.
+    pub fn digest(&self) -> i64 {
+        self.root().digest.to_native()
     }
 
-    /// The snapshot's format version.
+    /// The format version of the file it was read from when that was older than 4 (its
+    /// archive was then converted to version 4 in memory, and the server writes it back
+    /// as a version 4 file).
+    pub fn upgraded_from(&self) -> Option<u32> {
+        self.upgraded_from
+    }
+
+    /// The format version it serves (4; see [`Base::upgraded_from`] for the file's).
     pub fn format_version(&self) -> u32 {
         self.snap.version
     }
@@ -187,7 +199,7 @@ impl Base {
                 0 => return None,
                 s => {
                     let i = s - 1;
-                    if a.nodes.get(i as usize)?.path.as_str() == path {
+                    if a.path_bytes(i as usize) == path.as_bytes() {
                         return Some(i);
                     }
                 }
@@ -237,12 +249,16 @@ impl<'a> BaseNode<'a> {
 
     /// Full path.
     pub fn path(&self) -> &'a str {
-        self.node.path.as_str()
+        self.base.archive().path(self.index as usize)
     }
 
     /// Data; `None` is null.
     pub fn data(&self) -> Option<&'a [u8]> {
-        self.node.data.as_ref().map(|d| d.as_slice())
+        self.base.archive().data(self.index as usize)
+    }
+
+    fn child_ids(&self) -> &'a [rkyv::rend::u32_le] {
+        self.base.archive().children(self.index as usize)
     }
 
     /// The ACL.
@@ -252,20 +268,19 @@ impl<'a> BaseNode<'a> {
 
     /// The persisted stat.
     pub fn stat(&self) -> NodeStat {
-        self.node.stat.to_stat()
+        self.node.to_stat()
     }
 
     /// Number of children.
     pub fn num_children(&self) -> usize {
-        self.node.children.len()
+        self.child_ids().len()
     }
 
     /// Whether it has a child called `name` (a binary search: children are in name
     /// order).
     pub fn has_child(&self, name: &str) -> bool {
         let names = self.children();
-        self.node
-            .children
+        self.child_ids()
             .binary_search_by(|i| names.name_of(i.to_native()).cmp(name))
             .is_ok()
     }
@@ -274,8 +289,8 @@ impl<'a> BaseNode<'a> {
     pub fn children(&self) -> BaseChildren<'a> {
         let path = self.path();
         BaseChildren {
-            nodes: &self.base.archive().nodes,
-            ids: self.node.children.iter(),
+            archive: self.base.archive(),
+            ids: self.child_ids().iter(),
             skip: if path == "/" { 1 } else { path.len() + 1 },
         }
     }
@@ -287,7 +302,7 @@ impl<'a> BaseNode<'a> {
 /// it), so the name is the path past a known length: a wide `getChildren` from the base
 /// spent a third of its time searching each path for its last slash.
 pub struct BaseChildren<'a> {
-    nodes: &'a rkyv::vec::ArchivedVec<ArchivedNodeData>,
+    archive: &'a ArchivedSnapshotData,
     ids: std::slice::Iter<'a, rkyv::rend::u32_le>,
     /// The length of the parent's path and the slash after it.
     skip: usize,
@@ -295,13 +310,12 @@ pub struct BaseChildren<'a> {
 
 impl<'a> BaseChildren<'a> {
     fn name_of(&self, i: u32) -> &'a str {
-        let nodes: &'a rkyv::vec::ArchivedVec<ArchivedNodeData> = self.nodes;
-        let Some(node) = nodes.get(i as usize) else {
-            return "";
-        };
-        let path = node.path.as_str();
-        path.get(self.skip..)
-            .unwrap_or_else(|| crate::core::path::name(path))
+        let archive: &'a ArchivedSnapshotData = self.archive;
+        let path = archive.path_bytes(i as usize);
+        match path.get(self.skip..).map(std::str::from_utf8) {
+            Some(Ok(name)) => name,
+            _ => crate::core::path::name(archive.path(i as usize)),
+        }
     }
 }
 
