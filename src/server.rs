@@ -598,7 +598,27 @@ fn commit_placement(shards: usize) -> Placement {
     }
 }
 
-/// Starts one executor per shard, pinned round-robin over the cores.
+/// Where shard `i` runs: pinned to a core (round-robin) unless `ferrokeeper.pinShards`
+/// is off, then wherever the scheduler puts it.
+///
+/// The trade, measured on 2 cores shared with other busy processes
+/// (bench/results/tail-2026-12-06.md): a pinned shard that is runnable waits for its own
+/// core even when the other one frees first (`perf sched`: 138–182 ms off its core while
+/// other processes' threads ran), and its connections stall while the other shard's go on:
+/// those stalls were the write workloads' 0.4–0.8 s maximum latencies. Unpinned, the
+/// maxima fell to 48–179 ms in 6 of 7 runs, but the scheduler kept the server's threads
+/// together on one core, and under the same contention the server got less CPU: about a
+/// fifth fewer writes/s (8–38% per alternating pair). Pinning stays the default; a machine
+/// whose cores are shared with other busy processes can turn it off.
+fn shard_placement(i: usize, pin: bool, cpus: usize) -> Placement {
+    if pin {
+        Placement::Fixed(i % cpus)
+    } else {
+        Placement::Unbound
+    }
+}
+
+/// Starts one executor per shard, placed by [`shard_placement`].
 fn spawn_shards(
     shared: &Arc<ServerShared>,
     shard_ends: Vec<(
@@ -609,12 +629,13 @@ fn spawn_shards(
     stop: &Arc<AtomicBool>,
 ) -> std::io::Result<Vec<glommio::ExecutorJoinHandle<()>>> {
     let cpus = cpus();
+    let pin = shared.config.pin_shards;
     let mut handles = Vec::new();
     for (i, (tx, crx)) in shard_ends.into_iter().enumerate() {
         let shared = shared.clone();
         let root = root.clone();
         let stop = stop.clone();
-        let h = executor(Placement::Fixed(i % cpus))
+        let h = executor(shard_placement(i, pin, cpus))
             .name(&format!("shard{i}"))
             .spawn(move || until_stopped(stop, crate::shard::run(i, shared, tx, crx, root)))
             .map_err(|e| std::io::Error::other(format!("cannot start shard {i}: {e}")))?;

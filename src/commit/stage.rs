@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel;
 use glommio::channels::shared_channel::{SharedReceiver, SharedSender};
@@ -42,6 +42,32 @@ pub struct Completion {
     pub replies: Vec<(u64, ReplyMsg)>,
     /// Report rounds this shard must answer (admin commands).
     pub reports: Vec<Arc<ReportCollector>>,
+    /// When the batch was taken, made durable and handed to the shards: the commit
+    /// stage's part of a slow write's trail (`shard`, "slow requests answered").
+    pub stamps: BatchStamps,
+}
+
+/// When a batch passed the commit stage's steps.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchStamps {
+    /// The flusher took the batch from the sequencer.
+    pub taken: Instant,
+    /// The log reported it durable.
+    pub durable: Instant,
+    /// The completion went to the shards.
+    pub published: Instant,
+}
+
+impl BatchStamps {
+    /// Every step now (a batch with no log write).
+    pub fn now() -> BatchStamps {
+        let now = Instant::now();
+        BatchStamps {
+            taken: now,
+            durable: now,
+            published: now,
+        }
+    }
 }
 
 /// Bits of an [`Origin`] that carry the connection id; the shard index sits above them.
@@ -271,7 +297,8 @@ pub async fn run(
             return;
         }
         drop(log_batch);
-        let durable = cycle.elapsed();
+        let durable_at = Instant::now();
+        let durable = durable_at - cycle;
         // The published state is immutable and exactly the state after this batch:
         // snapshotting it (an O(1) clone) never blocks commits.
         let applied = machine.adopt(&batch.txns, state, batch.changes);
@@ -282,6 +309,11 @@ pub async fn run(
             changes: applied.changes,
             replies: Vec::new(),
             reports,
+            stamps: BatchStamps {
+                taken: cycle,
+                durable: durable_at,
+                published: durable_at,
+            },
         };
         if !publish(&senders, completion, batch.replies, &published_seq).await {
             return;
@@ -314,6 +346,7 @@ pub async fn run(
                 changes: Arc::from(Vec::new()),
                 replies: Vec::new(),
                 reports: Vec::new(),
+                stamps: BatchStamps::now(),
             };
             let closes = r
                 .owners
@@ -372,6 +405,10 @@ pub(crate) async fn publish(
     // counts, not only those with txns: a reattach closes the old connection in a
     // batch that commits nothing.
     published_seq.store(completion.seq, std::sync::atomic::Ordering::Release);
+    let stamps = BatchStamps {
+        published: Instant::now(),
+        ..completion.stamps
+    };
     let mut per_shard: Vec<Vec<(u64, ReplyMsg)>> = (0..senders.len()).map(|_| Vec::new()).collect();
     for (to, reply) in replies {
         let (shard, conn) = route(to);
@@ -384,6 +421,7 @@ pub(crate) async fn publish(
             changes: completion.changes.clone(),
             replies,
             reports: completion.reports.clone(),
+            stamps,
         };
         if senders[i].send(c).await.is_err() {
             tracing::error!(shard = i, "shard gone; stopping the commit stage");

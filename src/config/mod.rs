@@ -277,6 +277,11 @@ pub struct Config {
     /// recommends for the available cores, `ferrokeeper_tuning::recommend::shards_for_cpus`).
     /// Invariant: > 0.
     pub shards: usize,
+    /// `ferrokeeper.pinShards`: each shard's executor is pinned to a core (on by
+    /// default). Off, the scheduler places them: on cores shared with other busy
+    /// processes a pinned shard that is runnable waits for its own core, and its
+    /// connections stall meanwhile (`server::shard_placement`).
+    pub pin_shards: bool,
     /// `ferrokeeper.quorumReads`: in an ensemble, every read first goes through the
     /// leader as a sync, so reads are linearizable (ClickHouse Keeper's `quorum_reads`;
     /// ZooKeeper has no such setting). Off by default: reads are served locally, with
@@ -344,6 +349,7 @@ impl Config {
             server_id: 0,
             ensemble: None,
             shards: ferrokeeper_tuning::recommend::shards_for_cpus(available_cores()),
+            pin_shards: true,
             quorum_reads: false,
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
@@ -1156,6 +1162,7 @@ impl Parser {
             "reconfigEnabled" => c.reconfig_enabled = at.strict_bool()?,
             "ferrokeeper.shards" => c.shards = at.count()?,
             "ferrokeeper.quorumReads" => c.quorum_reads = at.strict_bool()?,
+            "ferrokeeper.pinShards" => c.pin_shards = at.strict_bool()?,
             "localSessionsEnabled" => c.local_sessions_enabled = at.strict_bool()?,
             "localSessionsUpgradingEnabled" => {
                 c.local_sessions_upgrading_enabled = at.strict_bool()?
@@ -1784,6 +1791,7 @@ mod tests {
             c.shards,
             ferrokeeper_tuning::recommend::shards_for_cpus(available_cores())
         );
+        assert!(c.pin_shards);
         assert_eq!(c.limits.commit_queue_depth_requests, 4096);
         assert_eq!(c.limits.commit_batch_requests_max, 1024);
         assert_eq!(
@@ -1863,6 +1871,7 @@ autopurge.purgeInterval=24
 standaloneEnabled=false
 reconfigEnabled=true
 ferrokeeper.shards=2
+ferrokeeper.pinShards=false
 ferrokeeper.commitQueueDepth=512
 ferrokeeper.commitBatchMax=64
 initLimit=10
@@ -1877,6 +1886,7 @@ server.1=127.0.0.1:2888:3888;127.0.0.1:2999
             warnings[0].contains("tolerates no server failure"),
             "{warnings:?}"
         );
+        assert!(!c.pin_shards);
         assert_eq!(c.tick_time_ms, 1000);
         assert_eq!(c.client_port, 2999);
         assert_eq!(
@@ -1917,7 +1927,7 @@ server.1=127.0.0.1:2888:3888;127.0.0.1:2999
         assert_eq!(c.shards, 2);
         assert_eq!(c.limits.commit_queue_depth_requests, 512);
         assert_eq!(c.limits.commit_batch_requests_max, 64);
-        assert_eq!(c.raw.len(), 32);
+        assert_eq!(c.raw.len(), 33);
         assert_eq!(
             c.raw[10],
             (

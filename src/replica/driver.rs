@@ -366,6 +366,7 @@ pub async fn run(p: Parts) {
                 changes: pb.changes,
                 replies: Vec::new(),
                 reports: std::mem::take(&mut pending_reports),
+                stamps: crate::commit::stage::BatchStamps::now(),
             };
             if !crate::commit::stage::publish(&senders, completion, pb.replies, &p.published_seq)
                 .await

@@ -39,6 +39,10 @@ pub use buffers::ReadScratch;
 const OUTPUT_BYTES_MAX: usize = 64 << 20;
 /// A reader stops reading requests while this many bytes wait for the client.
 const OUTPUT_BYTES_PAUSE: usize = 4 << 20;
+/// A reply that waited this long for the connection's writer is logged ("slow reply
+/// write"); writes answered this long after they were read are logged by the shard
+/// (`Shard::complete`, "slow requests answered").
+pub(super) const SLOW_REQUEST: std::time::Duration = std::time::Duration::from_millis(50);
 
 enum Pending {
     Write {
@@ -79,6 +83,8 @@ struct ConnState {
     auth: Arc<AuthIds>,
     pending: VecDeque<Pending>,
     out: Vec<u8>,
+    /// When `out` last went from empty to holding a reply.
+    out_since: Option<Instant>,
     closing: Option<&'static str>,
     /// The session's closeSession committed: the sequencer has forgotten it.
     session_closed: bool,
@@ -142,6 +148,9 @@ impl Conn {
         // Once closing, nothing more is queued: what was queued before still goes out.
         if st.closing.is_some() {
             return;
+        }
+        if st.out.is_empty() {
+            st.out_since = Some(Instant::now());
         }
         f(&mut st.out);
         st.packets_sent += 1;
@@ -233,8 +242,9 @@ impl Conn {
         self.push_reply(|out| notification(out, zxid, event));
     }
 
-    /// Handles a reply from the commit stage.
-    pub fn on_reply(&self, shard: &Rc<Shard>, reply: ReplyMsg) {
+    /// Handles a reply from the commit stage; for a write's reply, returns when the
+    /// write was read.
+    pub fn on_reply(&self, shard: &Rc<Shard>, reply: ReplyMsg) -> Option<Instant> {
         match reply {
             ReplyMsg::Connected {
                 session_id,
@@ -285,13 +295,14 @@ impl Conn {
                     Some(Pending::Write { received }) => received,
                     Some(Pending::Barrier) => {
                         self.drain_reads(shard);
-                        return;
+                        return None;
                     }
                     _ => panic!("write reply without a pending write on conn {}", self.id),
                 };
                 self.push_reply(|out| write_reply(out, xid, zxid, opcode, &outcome));
                 self.record(write_op_name(opcode), xid, zxid, received, true);
                 self.drain_reads(shard);
+                return Some(received);
             }
             ReplyMsg::Close { reason } => {
                 if reason == crate::core::sequencer::CLOSED_BY_CLIENT {
@@ -300,6 +311,7 @@ impl Conn {
                 self.close(reason)
             }
         }
+        None
     }
 
     /// Whether the reader must stop reading requests for now:
@@ -433,6 +445,7 @@ pub async fn serve<S: ClientStream>(
             }),
             pending: VecDeque::new(),
             out: Vec::new(),
+            out_since: None,
             closing: None,
             session_closed: false,
             has_read_only: false,
@@ -499,10 +512,10 @@ async fn write_loop<S: ClientStream>(
 ) {
     let mut buf = Vec::new();
     loop {
-        let closing = {
+        let (closing, since) = {
             let mut st = conn.st.borrow_mut();
             std::mem::swap(&mut buf, &mut st.out);
-            st.closing.is_some()
+            (st.closing.is_some(), st.out_since.take())
         };
         if buf.is_empty() {
             if closing {
@@ -513,10 +526,22 @@ async fn write_loop<S: ClientStream>(
             }
             continue;
         }
+        let taken = Instant::now();
         if let Err(e) = wr.write_all(&buf).await {
             tracing::debug!(conn = conn.id, error = %e, "write failed");
             conn.close("write failed");
             break;
+        }
+        if let Some(since) = since {
+            if since.elapsed() >= SLOW_REQUEST {
+                tracing::info!(
+                    conn = conn.id,
+                    to_writer = ?taken.saturating_duration_since(since),
+                    to_socket = ?taken.elapsed(),
+                    bytes = buf.len(),
+                    "slow reply write"
+                );
+            }
         }
         shard
             .stats

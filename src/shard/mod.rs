@@ -123,10 +123,23 @@ impl Shard {
                 .outstanding_requests
                 .fetch_sub(answered as u32, std::sync::atomic::Ordering::Relaxed);
         }
+        // The oldest write answered here, and how many waited long: where a slow
+        // request waited is logged once per completion, not once per request.
+        let now = std::time::Instant::now();
+        let mut oldest: Option<std::time::Instant> = None;
+        let mut slow = 0u32;
         for (conn_id, reply) in c.replies {
             if let Some(conn) = self.conn(conn_id) {
-                conn.on_reply(self, reply);
+                if let Some(received) = conn.on_reply(self, reply) {
+                    if now.saturating_duration_since(received) >= conn::SLOW_REQUEST {
+                        slow += 1;
+                        oldest = Some(oldest.map_or(received, |o| o.min(received)));
+                    }
+                }
             }
+        }
+        if let Some(oldest) = oldest {
+            log_slow_requests(self.index, slow, oldest, now, &c.stamps);
         }
         for r in c.reports {
             if r.reset_connections {
@@ -137,6 +150,31 @@ impl Shard {
             r.submit(self.index, self.report());
         }
     }
+}
+
+/// Logs where the slowest of the `slow` writes a completion answered waited, read at
+/// `oldest`; the wait is split into the stages of a write's way (ARCHITECTURE.md): read →
+/// taken into a batch (the queue to the commit stage and the sequencer) → durable →
+/// handed to the shards → taken by this shard at `now`. Once per completion, not once per
+/// request: a stall delays hundreds of requests at once (issue #13's tail).
+fn log_slow_requests(
+    shard: usize,
+    slow: u32,
+    oldest: std::time::Instant,
+    now: std::time::Instant,
+    s: &crate::commit::stage::BatchStamps,
+) {
+    let since = |a: std::time::Instant, b: std::time::Instant| b.saturating_duration_since(a);
+    tracing::info!(
+        shard,
+        slow,
+        longest = ?since(oldest, now),
+        to_batch = ?since(oldest, s.taken),
+        to_durable = ?since(s.taken, s.durable),
+        to_published = ?since(s.durable, s.published),
+        to_shard = ?since(s.published, now),
+        "slow requests answered"
+    );
 }
 
 // Long because it starts the shard's three tasks (completions, touch reports,
