@@ -32,7 +32,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// server held 59 MiB of heap in huge pages where 4 KiB pages hold 34 MiB (measured with
 /// `MIMALLOC_ALLOW_THP=0`, /proc/PID/smaps_rollup `AnonHugePages`, issue #13). The flag is
 /// the kernel's, checked at each fault, so calling it first thing in `main` covers the
-/// heap. A failure (an old kernel) changes nothing but the footprint.
+/// heap from then on; the pages mimalloc touched before `main` were still two huge pages
+/// (4 MiB of an idle server's 12 MiB of anonymous memory), so mimalloc is also built
+/// without its huge-page advice (`no_thp` in Cargo.toml). A failure (an old kernel)
+/// changes nothing but the footprint.
 fn disable_transparent_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes integer arguments and touches no memory of ours.
     let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
