@@ -290,19 +290,23 @@ impl SnapshotRoot {
 }
 
 impl ArchivedSnapshotData {
+    /// Node `i`'s stretch of an array its records end by `end_of`: it starts where the
+    /// record before it ends (0 for the first) and is empty for a node out of range.
+    fn stretch(&self, i: usize, end_of: fn(&ArchivedNodeData) -> usize) -> (usize, usize) {
+        let start = i
+            .checked_sub(1)
+            .and_then(|p| self.nodes.get(p))
+            .map_or(0, end_of);
+        let end = self.nodes.get(i).map_or(start, end_of);
+        (start, end)
+    }
+
     /// Node `i`'s stretch of the heap: (start, end of the path, end).
     fn heap_span(&self, i: usize) -> (usize, usize, usize) {
-        let start = match i.checked_sub(1) {
-            Some(p) => self
-                .nodes
-                .get(p)
-                .map_or(0, |n| n.heap_end.to_native() as usize),
-            None => 0,
-        };
+        let (start, end) = self.stretch(i, |n| n.heap_end.to_native() as usize);
         let Some(n) = self.nodes.get(i) else {
             return (start, start, start);
         };
-        let end = n.heap_end.to_native() as usize;
         let path_end = start.saturating_add((n.path_len.to_native() & !NULL_DATA) as usize);
         (start, path_end, end)
     }
@@ -330,17 +334,7 @@ impl ArchivedSnapshotData {
 
     /// Node `i`'s children, as node indices in name order.
     pub fn children(&self, i: usize) -> &[rkyv::rend::u32_le] {
-        let start = match i.checked_sub(1) {
-            Some(p) => self
-                .nodes
-                .get(p)
-                .map_or(0, |n| n.children_end.to_native() as usize),
-            None => 0,
-        };
-        let end = self
-            .nodes
-            .get(i)
-            .map_or(start, |n| n.children_end.to_native() as usize);
+        let (start, end) = self.stretch(i, |n| n.children_end.to_native() as usize);
         self.children.get(start..end).unwrap_or_default()
     }
 }
