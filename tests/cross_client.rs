@@ -125,7 +125,8 @@ fn zkcli(kind: Kind) {
     let run = run_client(&server, "zkcli", command, &input, CLIENT_TIMEOUT);
 
     let mut blocks = vec![Vec::new()];
-    for line in run.output.lines().filter(|l| !is_zkcli_noise(l)) {
+    let output = without_connection_events(&run.output);
+    for line in output.lines().filter(|l| !is_zkcli_noise(l)) {
         if line.starts_with("ZooKeeper CLI version:") {
             blocks.push(Vec::new());
         } else {
@@ -149,6 +150,35 @@ fn zkcli(kind: Kind) {
         run.output,
         server_log_tail(&server)
     );
+}
+
+/// zkCli.sh's output without what its default watcher printed for connection-state
+/// events. The watcher runs on the client's event thread and prints "\nWATCHER::" and
+/// "\nWatchedEvent ..." each as one line; after `connect` that can land between the
+/// "[" and the names of an `ls` answer, which zkCli.sh writes in pieces (CI, session 13).
+fn without_connection_events(output: &str) -> String {
+    let mut rest = output;
+    let mut kept = String::with_capacity(output.len());
+    loop {
+        let watcher = rest
+            .find("\nWATCHER::\n")
+            .map(|at| (at, "\nWATCHER::\n".len()));
+        let event = rest.find("\nWatchedEvent state:").and_then(|at| {
+            let line = &rest[at + 1..];
+            let end = line.find('\n')?;
+            line[..end].contains("type:None").then_some((at, end + 2))
+        });
+        let next = match (watcher, event) {
+            (Some(w), Some(e)) => Some(w.min(e)),
+            (w, e) => w.or(e),
+        };
+        let Some((at, len)) = next else {
+            kept.push_str(rest);
+            return kept;
+        };
+        kept.push_str(&rest[..at]);
+        rest = &rest[at + len..];
+    }
 }
 
 /// Lines zkCli.sh prints whatever the server does: logging, banners, and the
@@ -436,4 +466,22 @@ fn glob_and_block_matching() {
     assert!(!block_matches(&lines(&["~ a", "~ a"]), &lines(&["a", "b"])));
     assert!(!block_matches(&lines(&["x"]), &lines(&["x", "extra"])));
     assert!(!block_matches(&lines(&["x", "y"]), &lines(&["x"])));
+}
+
+#[test]
+fn connection_events_are_cut_out_even_mid_line() {
+    let event = "\nWATCHER::\n\nWatchedEvent state:SyncConnected type:None path:null\n";
+    assert_eq!(
+        without_connection_events(&format!("[{event}a, b]\nnext\n")),
+        "[a, b]\nnext\n"
+    );
+    assert_eq!(
+        without_connection_events(&format!("Created /x\n{event}one\n")),
+        "Created /x\none\n"
+    );
+    let data = "\nWATCHER::\n\nWatchedEvent state:SyncConnected type:NodeDataChanged path:/x\n";
+    assert_eq!(
+        without_connection_events(&format!("a{data}b")),
+        "a\nWatchedEvent state:SyncConnected type:NodeDataChanged path:/x\nb"
+    );
 }

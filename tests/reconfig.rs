@@ -239,7 +239,20 @@ fn scenario(kind: Kind) -> Transcript {
     let load = write_load(ensemble.connect_string(), stop.clone(), acked.clone());
     std::thread::sleep(Duration::from_secs(1));
     let add = format!("reconfig -add server.4={spec4}");
-    let added = zkcli(&a0, &["addauth digest super:secret", &add]);
+    // Java answers NewConfigNoQuorum until the joiner has connected and synced; ask
+    // again a few times, as for the removal below.
+    let mut added = Vec::new();
+    for _ in 0..10 {
+        added = zkcli(&a0, &["addauth digest super:secret", &add]);
+        if !added
+            .iter()
+            .any(|l| l.starts_with("No quorum of new config"))
+        {
+            break;
+        }
+        eprintln!("{kind:?}: add answered {added:?}; again");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let deadline = Instant::now() + FORM_LIMIT;
     while ensemble.mode(3).as_deref() != Some("follower") {
         // CI saw this time out once (session 8, under load, not reproduced): say what

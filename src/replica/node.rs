@@ -999,8 +999,10 @@ impl Node {
             self.cfg.standalone_enabled,
         )?;
         // Leader.isQuorumSynced: this server if it votes in the next configuration, and
-        // the members the leader replicates to that hold everything committed.
-        let commit = self.raw.raft.raft_log.committed;
+        // the members it streams entries to that answered lately. Java counts a learner
+        // synced once its sync finished and its acks arrive in time, not one holding every
+        // committed entry: under steady writes a follower is always a batch behind, and
+        // asking that refused adds for as long as the load lasted (CI, session 13).
         let voters: Vec<u64> = next
             .values()
             .filter(|s| s.role == PeerRole::Participant)
@@ -1010,12 +1012,9 @@ impl Node {
             .iter()
             .filter(|id| {
                 **id == self.cfg.id
-                    || self
-                        .raw
-                        .raft
-                        .prs()
-                        .get(**id)
-                        .is_some_and(|p| p.matched >= commit && p.recent_active)
+                    || self.raw.raft.prs().get(**id).is_some_and(|p| {
+                        p.state == raft::ProgressState::Replicate && p.recent_active
+                    })
             })
             .count();
         if synced * 2 <= voters.len() {
