@@ -808,7 +808,23 @@ fn differential_ensemble_ferrokeeper_vs_java() {
         // missing from the step and arriving after the settling sync), which would make
         // the comparison flaky, while a follower's sync comes back through the leader
         // behind the commits it must follow.
-        let java_leader = java.leader();
+        // Under CI's parallel tests a Java member once never left its election within
+        // the two minutes (2026-12-06, modes [follower, leader, None]): the reference
+        // failing again, so a fresh pair of ensembles, as for a hang.
+        let java_leader = match java.try_leader(FORM_LIMIT) {
+            Ok(leader) => leader,
+            Err(why) if attempt + 1 < ATTEMPTS => {
+                eprintln!(
+                    "differential (ensembles): the Java reference did not settle ({why}); once more with fresh ensembles\n{}",
+                    java.logs_tail(20)
+                );
+                continue;
+            }
+            Err(why) => panic!(
+                "the Java reference did not settle: {why}\n{}",
+                java.logs_tail(40)
+            ),
+        };
         let ra: Vec<String> = (0..3)
             .filter(|&i| i != java_leader)
             .map(|i| java.address(i))

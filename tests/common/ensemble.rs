@@ -424,7 +424,22 @@ impl Ensemble {
 
     /// Like [`Ensemble::leader`] among `members` only (one side of a partition).
     pub fn leader_of(&self, members: &[usize]) -> usize {
-        let deadline = Instant::now() + FORM_LIMIT;
+        self.settled_leader(members, FORM_LIMIT)
+            .unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Like [`Ensemble::leader`], but an ensemble that has not settled within `limit`
+    /// is an error naming each member's mode, not a panic.
+    #[allow(dead_code)] // not every test binary that includes this module uses it
+    pub fn try_leader(&self, limit: Duration) -> Result<usize, String> {
+        let running: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].state == MemberState::Running)
+            .collect();
+        self.settled_leader(&running, limit)
+    }
+
+    fn settled_leader(&self, members: &[usize], limit: Duration) -> Result<usize, String> {
+        let deadline = Instant::now() + limit;
         loop {
             let modes: Vec<Option<String>> = (0..self.members.len())
                 .map(|i| {
@@ -448,12 +463,11 @@ impl Ensemble {
                 )
             });
             if leaders.len() == 1 && settled {
-                return leaders[0];
+                return Ok(leaders[0]);
             }
-            assert!(
-                Instant::now() < deadline,
-                "no settled leader; modes {modes:?}"
-            );
+            if Instant::now() >= deadline {
+                return Err(format!("no settled leader; modes {modes:?}"));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
