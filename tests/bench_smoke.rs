@@ -22,6 +22,7 @@ fn compare_smoke_runs_every_workload_on_both_servers_without_errors() {
         sessions: None,
         outstanding: None,
         rounds: None,
+        data_bytes: None,
         rate: None,
         shards: None,
         java_heap: "512m".into(),

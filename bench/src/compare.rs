@@ -148,6 +148,9 @@ pub fn compare(options: &CompareOptions) -> Result<CompareResult, CompareError> 
     if let Some(r) = options.rounds {
         plan.rounds = r.max(1);
     }
+    if let Some(b) = options.data_bytes {
+        plan.dataset.data_bytes = b;
+    }
     let settings = ServerSettings {
         ferrokeeper_bin: options.ferrokeeper_bin.clone(),
         ferrokeeper_shards: options.shards,

@@ -136,6 +136,9 @@ struct CompareArgs {
     /// Runs per workload per server.
     #[arg(long)]
     rounds: Option<usize>,
+    /// Bytes of data per znode (and per setData) instead of the profile's.
+    #[arg(long)]
+    data_bytes: Option<usize>,
     /// Rate of the fixed-rate run, ops/s (default: half the slower server's throughput).
     #[arg(long)]
     rate: Option<f64>,
@@ -293,6 +296,7 @@ fn run_compare(args: CompareArgs) -> ExitCode {
         sessions: args.sessions,
         outstanding: args.outstanding,
         rounds: args.rounds,
+        data_bytes: args.data_bytes,
         rate: args.rate,
         shards: args.shards,
         java_heap: args.java_heap,

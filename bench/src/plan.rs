@@ -185,6 +185,8 @@ pub struct CompareOptions {
     pub outstanding: Option<usize>,
     /// Rounds override.
     pub rounds: Option<usize>,
+    /// Bytes of data per znode (and per setData) instead of the profile's.
+    pub data_bytes: Option<usize>,
     /// Fixed rate override (ops/s), instead of a fraction of the measured throughput.
     pub rate: Option<f64>,
     /// `ferrokeeper.shards`.
