@@ -127,16 +127,45 @@ fn top_value(json: &str, key: &str) -> Option<String> {
 }
 
 /// ferrokeeper with its AdminServer on a port of this test's range.
+///
+/// Ports are drawn at random by each test process, so another test's server can hold
+/// the one drawn here; ferrokeeper then serves without an AdminServer (as ZooKeeper
+/// does) and the other server answers instead, until it stops (CI, session 14: a
+/// connection refused halfway through a run). The answer to `conf` must name this
+/// server's client port; if not, another port is drawn.
 fn ferrokeeper_with_admin(extra: &[(&str, &str)]) -> (Server, String) {
-    let admin = free_port().to_string();
-    let mut lines = vec![
-        ("admin.enableServer", "true"),
-        ("admin.serverAddress", "127.0.0.1"),
-        ("admin.serverPort", admin.as_str()),
-    ];
-    lines.extend_from_slice(extra);
-    let server = Server::start(Kind::Ferrokeeper, &lines);
-    (server, format!("http://127.0.0.1:{admin}/commands"))
+    for _ in 0..3 {
+        let admin = free_port().to_string();
+        let mut lines = vec![
+            ("admin.enableServer", "true"),
+            ("admin.serverAddress", "127.0.0.1"),
+            ("admin.serverPort", admin.as_str()),
+        ];
+        lines.extend_from_slice(extra);
+        let server = Server::start(Kind::Ferrokeeper, &lines);
+        let base = format!("http://127.0.0.1:{admin}/commands");
+        let served = extra
+            .iter()
+            .find(|(k, _)| *k == "admin.commandURL")
+            .map_or("/commands", |(_, v)| *v);
+        if serves_client_port(&format!("http://127.0.0.1:{admin}{served}"), server.port) {
+            return (server, base);
+        }
+        eprintln!("the AdminServer at {base} is not this server's; another port");
+    }
+    panic!("no AdminServer of our own after three ports");
+}
+
+/// Whether the AdminServer at `base` belongs to the server listening for clients on
+/// `client` (its `conf` says so).
+fn serves_client_port(base: &str, client: u16) -> bool {
+    ureq::get(&format!("{base}/conf"))
+        .timeout(Duration::from_secs(10))
+        .call()
+        .ok()
+        .and_then(|r| r.into_string().ok())
+        .and_then(|text| top_value(&text, "client_port"))
+        .is_some_and(|port| port == client.to_string())
 }
 
 #[test]
@@ -322,6 +351,8 @@ async fn snapshot_and_restore_check_authorization_like_zookeeper() {
 struct JavaAdmin {
     child: Child,
     dir: std::path::PathBuf,
+    /// Its client port.
+    client: u16,
     base: String,
 }
 
@@ -356,6 +387,24 @@ impl JavaAdmin {
             );
             return None;
         }
+        // Another test's server may hold a port drawn here (see `ferrokeeper_with_admin`):
+        // then the admin port's answers are not Java's, and the start is tried again.
+        for _ in 0..3 {
+            let java = JavaAdmin::spawn(&jars);
+            if serves_client_port(&java.base, java.client) {
+                return Some(java);
+            }
+            eprintln!(
+                "the AdminServer at {} is not this Java server's; other ports",
+                java.base
+            );
+        }
+        panic!("no Java AdminServer of our own after three tries");
+    }
+
+    /// Starts Java ZooKeeper on fresh ports and waits until its client port and its
+    /// admin port answer `ruok`.
+    fn spawn(jars: &[String]) -> JavaAdmin {
         let (client, admin) = (free_port(), free_port());
         let dir = std::env::temp_dir().join(format!(
             "ferrokeeper-tests/java-admin-{}-{client}",
@@ -381,6 +430,7 @@ impl JavaAdmin {
         let java = JavaAdmin {
             child,
             dir,
+            client,
             base: format!("http://127.0.0.1:{admin}/commands"),
         };
         // Ready when the admin port answers ruok (a deadline for a broken start, not a
@@ -392,7 +442,7 @@ impl JavaAdmin {
                 .call()
                 .is_ok();
             if up && four_letter_word(client, "ruok").is_ok() {
-                return Some(java);
+                return java;
             }
             assert!(
                 Instant::now() < deadline,
