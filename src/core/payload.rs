@@ -36,6 +36,7 @@ use crate::core::state::{DataState, CONTAINER_OWNER, EXTENDED_MASK};
 use crate::core::tree::NodeStat;
 
 pub mod legacy;
+pub mod stream;
 
 /// The bit of [`NodeData::path_len`] that marks null data (kept apart from empty).
 pub const NULL_DATA: u32 = 1 << 31;
