@@ -10,7 +10,8 @@
 //! rkyv's own types.
 //!
 //! What is held in memory while writing, per znode: the sorted node references
-//! ([`crate::core::tree::Tree::sorted_nodes`]), the hash index (4 B a slot, 2–4 slots a
+//! ([`crate::core::tree::Tree::sorted_refs`]: 4 B a base node, 24 B an overlay node),
+//! the hash index (4 B a slot, 2–4 slots a
 //! node), each node's children end and the children array (4 B each). Paths and data are
 //! read from the tree as they are written, twice (node records, then the heap).
 //!
@@ -27,7 +28,7 @@ use ferrokeeper_net::records::Acl;
 
 use super::{index_start, InvalidPayload, NULL_DATA};
 use crate::core::state::{DataState, CONTAINER_OWNER, EXTENDED_MASK};
-use crate::core::tree::NodeRef;
+use crate::core::tree::SortedRefs;
 
 /// `ArchivedVec<T>` (and the element slot of `Vec<Vec<_>>`): i64 relative offset, u64 length.
 pub const VEC_BYTES: usize = 16;
@@ -188,11 +189,11 @@ fn invalid<E>(reason: String) -> StreamError<E> {
 /// The hash index over `sorted` (as [`super::SnapshotData::index`]) and a lookup in it.
 struct Index<'s, 'a> {
     slots: Vec<u32>,
-    sorted: &'s [(&'a str, NodeRef<'a>)],
+    sorted: &'s SortedRefs<'a>,
 }
 
 impl<'s, 'a> Index<'s, 'a> {
-    fn build(sorted: &'s [(&'a str, NodeRef<'a>)]) -> Self {
+    fn build(sorted: &'s SortedRefs<'a>) -> Self {
         let len = (sorted.len() * 2).next_power_of_two().max(2);
         let mut slots = vec![0u32; len];
         for (i, (path, _)) in sorted.iter().enumerate() {
@@ -211,7 +212,7 @@ impl<'s, 'a> Index<'s, 'a> {
         loop {
             match self.slots[slot] {
                 0 => return None,
-                s if self.sorted[s as usize - 1].0 == path => return Some(s - 1),
+                s if self.sorted.path(s as usize - 1) == path => return Some(s - 1),
                 _ => slot = (slot + 1) & (len - 1),
             }
         }
@@ -228,18 +229,18 @@ impl<'s, 'a> Index<'s, 'a> {
 /// Checks the node order and finds each node's children: returns each node's children
 /// end and the children array (as [`super::SnapshotData::children`]).
 fn children<E>(
-    sorted: &[(&str, NodeRef<'_>)],
+    sorted: &SortedRefs<'_>,
     index: &Index<'_, '_>,
 ) -> Result<(Vec<u32>, Vec<u32>), StreamError<E>> {
     let n = sorted.len();
-    if n == 0 || sorted[0].0 != "/" {
+    if n == 0 || sorted.path(0) != "/" {
         return Err(invalid("no root node".into()));
     }
     if n > u32::MAX as usize - 1 {
         return Err(invalid(format!("{n} nodes is more than the format holds")));
     }
     let parent_of = |j: usize| -> Result<usize, StreamError<E>> {
-        let path = sorted[j].0;
+        let path = sorted.path(j);
         index
             .find(crate::core::path::parent(path))
             .map(|p| p as usize)
@@ -249,10 +250,10 @@ fn children<E>(
     // in node order, which leaves the cursors at the ends and each list increasing.
     let mut ends = vec![0u32; n];
     for j in 1..n {
-        if sorted[j - 1].0 >= sorted[j].0 {
+        if sorted.path(j - 1) >= sorted.path(j) {
             return Err(invalid(format!(
                 "node paths out of order at {}",
-                sorted[j].0
+                sorted.path(j)
             )));
         }
         ends[parent_of(j)?] += 1;
@@ -276,14 +277,14 @@ fn children<E>(
 // positions of the ones before it; the parts are small helpers above.
 /// Writes `state` as a version 4 payload into `out`; returns the payload's length.
 pub fn write<O: Out>(state: &DataState, out: &mut O) -> Result<u64, StreamError<O::Error>> {
-    let sorted = state.tree.sorted_nodes();
+    let sorted = state.tree.sorted_refs();
     let mut enc = Enc { out, pos: 0 };
     let mut acls = Acls {
         lists: Vec::new(),
         by_ptr: HashMap::new(),
         by_content: HashMap::new(),
     };
-    for (_, node) in &sorted {
+    for (_, node) in sorted.iter() {
         acls.number(node.acl());
     }
 
@@ -380,7 +381,7 @@ pub fn write<O: Out>(state: &DataState, out: &mut O) -> Result<u64, StreamError<
 
     // heap: read from the tree again, so it must come out at the length counted above.
     let heap_at = enc.pos;
-    for (path, node) in &sorted {
+    for (path, node) in sorted.iter() {
         enc.put(path.as_bytes())?;
         enc.put(node.data().unwrap_or_default())?;
     }
