@@ -32,7 +32,7 @@ use ferrokeeper_storage::backend::disk::{DiskStorage, IoMode};
 use ferrokeeper_storage::backend::Storage;
 use ferrokeeper_storage::snapshot as snapfile;
 
-use crate::core::payload::{self, SnapshotRoot};
+use crate::core::payload::{self, stream};
 use crate::core::state::{owner_kind, DataState, OwnerKind, Session};
 use crate::core::tree::{Base, Tree};
 
@@ -240,9 +240,10 @@ pub fn write_back_upgraded(dir: &Path, state: &mut DataState) {
     }
 }
 
-/// Serializes `state`, validates the archive completely (the loader trusts the
-/// checksum instead, see [`Base::open`]) and writes it as a snapshot in `dir`. Returns
-/// the file and the payload size.
+/// Writes `state` as a snapshot in `dir`, streaming the payload from the state
+/// ([`payload::stream`]: no copy of the state, no archive in memory), checking the
+/// format's invariants as it goes (the loader trusts the checksum, see [`Base::open`]).
+/// Returns the file and the payload size.
 pub fn write_state(
     dir: &Path,
     state: &DataState,
@@ -256,21 +257,34 @@ pub fn write_state(
     write_state_with(&mut storage, state)
 }
 
-/// [`write_state`] on any [`Storage`].
+impl<S: Storage> stream::Out for snapfile::PayloadSink<'_, S> {
+    type Error = snapfile::SnapshotError;
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.write(bytes)
+    }
+}
+
+/// [`write_state`] on any [`Storage`]. A state that breaks an invariant of the format is
+/// refused ([`WriteError::Invalid`]) and its temp file removed: no final name is given.
 pub fn write_state_with<S: Storage>(
     storage: &mut S,
     state: &DataState,
 ) -> Result<(snapfile::SnapshotFile, usize), WriteError> {
-    let bytes = SnapshotRoot::from_state(state).to_bytes();
-    payload::validate(Path::new("snapshot being written"), &bytes)?;
-    let path = snapfile::write_with(storage, state.last_zxid, &bytes)?;
+    let (path, len) = snapfile::write_streamed_with(storage, state.last_zxid, |sink| {
+        stream::write(state, sink).map(|_| ()).map_err(|e| match e {
+            stream::StreamError::Out(e) => WriteError::File(e),
+            stream::StreamError::Invalid(e) => WriteError::Invalid(e),
+        })
+    })?;
+    #[cfg(test)]
+    tests::assert_streams_as_rkyv(state, &path.display().to_string());
     let file = snapfile::SnapshotFile {
         zxid: state.last_zxid,
         name: snapfile::snapshot_name(state.last_zxid),
         path,
-        bytes: (snapfile::HEADER_BYTES + bytes.len()) as u64,
+        bytes: snapfile::HEADER_BYTES as u64 + len,
     };
-    Ok((file, bytes.len()))
+    Ok((file, len as usize))
 }
 
 /// Why a snapshot was not written.
@@ -445,9 +459,11 @@ impl SnapshotPolicy {
                     Err(e) => tracing::error!(error = %e, "snapshot failed"),
                 }
                 drop(state);
-                // The payload was built in memory on this thread; hand its pages back to
-                // the OS now rather than keeping them for a heap that is about to die
-                // (measured: without this, RSS per znode doubled after one snapshot).
+                // The writer's side tables (sorted node references, index, children)
+                // were built on this thread; hand their pages back to the OS now rather
+                // than keeping them for a heap that is about to die (measured, when the
+                // whole payload was built in memory: without this, RSS per znode doubled
+                // after one snapshot).
                 // SAFETY: mi_collect only frees this thread's unused pages.
                 unsafe { libmimalloc_sys::mi_collect(true) };
             });

@@ -25,17 +25,22 @@
 //!
 //! The byte layout is in `storage/FORMAT.md`.
 
+#[cfg(test)]
 use std::collections::HashMap;
 use std::path::Path;
+#[cfg(test)]
 use std::sync::Arc;
 
+#[cfg(test)]
 use ferrokeeper_net::records::Acl;
 use rkyv::rancor;
 
+#[cfg(test)]
 use crate::core::state::{DataState, CONTAINER_OWNER, EXTENDED_MASK};
 use crate::core::tree::NodeStat;
 
 pub mod legacy;
+pub mod stream;
 
 /// The bit of [`NodeData::path_len`] that marks null data (kept apart from empty).
 pub const NULL_DATA: u32 = 1 << 31;
@@ -153,6 +158,10 @@ pub struct InvalidPayload {
     pub reason: String,
 }
 
+// The test oracle of the streaming writer ([`stream`]): the state as owned structs, which
+// `rkyv::to_bytes` turns into the bytes the writer must produce. Not in the product path
+// (it copies the whole state, then the archive copies it again).
+#[cfg(test)]
 impl SnapshotData {
     // Long because it builds every table of the archive in one pass over the tree, so
     // that node indices stay consistent across them.
@@ -271,7 +280,8 @@ impl SnapshotData {
 }
 
 impl SnapshotRoot {
-    /// The stored form of `state`.
+    /// The stored form of `state` (the streaming writer's test oracle).
+    #[cfg(test)]
     pub fn from_state(state: &DataState) -> SnapshotRoot {
         SnapshotRoot {
             data: SnapshotData::from_state(state),

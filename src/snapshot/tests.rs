@@ -704,3 +704,276 @@ fn archived_layout_matches_format_md() {
     ];
     assert_eq!(legacy, [128, 120, 128, 64]);
 }
+
+/// The streaming writer's constants against rkyv's own types (sizes and field offsets).
+#[test]
+fn streaming_writer_constants_match_rkyv() {
+    use crate::core::payload::stream as st;
+    use std::mem::{offset_of, size_of};
+    assert_eq!(size_of::<ArchivedSnapshotRoot>(), st::ROOT_BYTES);
+    assert_eq!(size_of::<ArchivedSnapshotData>(), st::DATA_BYTES);
+    assert_eq!(size_of::<ArchivedNodeData>(), st::NODE_BYTES);
+    assert_eq!(size_of::<ArchivedSessionData>(), st::SESSION_BYTES);
+    assert_eq!(size_of::<ArchivedAclData>(), st::ACL_BYTES);
+    assert_eq!(offset_of!(ArchivedSnapshotRoot, digest), st::ROOT_DIGEST_AT);
+    assert_eq!(offset_of!(ArchivedAclData, scheme), st::ACL_SCHEME_AT);
+    assert_eq!(offset_of!(ArchivedAclData, id), st::ACL_ID_AT);
+    assert_eq!(
+        offset_of!(ArchivedSessionData, passwd),
+        st::SESSION_PASSWD_AT
+    );
+    assert_eq!(
+        offset_of!(ArchivedSessionData, ephemerals),
+        st::SESSION_EPHEMERALS_AT
+    );
+    assert_eq!(
+        offset_of!(ArchivedSnapshotData, extended_types),
+        st::DATA_EXTENDED_TYPES_AT
+    );
+    assert_eq!(
+        offset_of!(ArchivedSnapshotData, data_bytes),
+        st::DATA_DATA_BYTES_AT
+    );
+    let vecs = [
+        offset_of!(ArchivedSnapshotData, acls),
+        offset_of!(ArchivedSnapshotData, nodes),
+        offset_of!(ArchivedSnapshotData, heap),
+        offset_of!(ArchivedSnapshotData, children),
+        offset_of!(ArchivedSnapshotData, index),
+        offset_of!(ArchivedSnapshotData, sessions),
+        offset_of!(ArchivedSnapshotData, containers),
+        offset_of!(ArchivedSnapshotData, extended_owners),
+    ];
+    assert_eq!(vecs, st::DATA_VECS_AT);
+}
+
+/// The oracle: the streamed payload of `s` is byte for byte rkyv's archive of
+/// `SnapshotRoot::from_state(s)`, and passes the full validation.
+pub(crate) fn assert_streams_as_rkyv(s: &DataState, what: &str) {
+    let want = SnapshotRoot::from_state(s).to_bytes();
+    let mut got = Vec::new();
+    let len = match crate::core::payload::stream::write(s, &mut got) {
+        Ok(len) => len,
+        Err(e) => panic!("{what}: streaming writer refused: {e:?}"),
+    };
+    assert_eq!(len as usize, got.len(), "{what}: length");
+    assert_eq!(got.len(), want.len(), "{what}: length against rkyv");
+    if let Some(i) = got.iter().zip(want.iter()).position(|(a, b)| a != b) {
+        panic!(
+            "{what}: first difference at byte {i} of {}: {:?} against rkyv's {:?}",
+            got.len(),
+            &got[i..(i + 16).min(got.len())],
+            &want[i..(i + 16).min(want.len())]
+        );
+    }
+    let mut aligned = rkyv::util::AlignedVec::<16>::new();
+    aligned.extend_from_slice(&got);
+    payload::validate(Path::new(what), &aligned).expect("streamed payload validates");
+}
+
+/// An ACL whose scheme and id are longer than rkyv's inline strings.
+fn long_acl() -> Arc<[Acl]> {
+    Arc::from(vec![
+        Acl {
+            perms: 5,
+            id: Id {
+                scheme: "a-scheme-longer-than-16".into(),
+                id: "user:with-a-rather-long-digest-hash=".into(),
+            },
+        },
+        Acl {
+            perms: 1,
+            id: Id {
+                scheme: "ip".into(),
+                id: "exactly-16-bytes".into(),
+            },
+        },
+        Acl {
+            perms: 2,
+            id: Id {
+                scheme: "".into(),
+                id: "seventeen-bytes!!".into(),
+            },
+        },
+    ])
+}
+
+/// A random state: nodes with null, empty or some data, shared, content-equal and
+/// long-stringed ACLs, sessions with ephemerals, orphan ephemerals, containers and TTL
+/// nodes, paths long and short (and with bytes sorting before `/`).
+fn random_state(rng: &mut impl rand::Rng, extended: bool) -> DataState {
+    let open = crate::core::sequencer::open_acl_unsafe();
+    let mut s = DataState::new(open.clone(), extended);
+    let shared_long = long_acl();
+    let sids: Vec<i64> = (0..rng.random_range(0..4)).map(|k| 1000 + k).collect();
+    for &sid in &sids {
+        s.sessions.insert(
+            sid,
+            Session {
+                timeout_ms: 4000 + sid as i32,
+                passwd: [sid as u8; 16],
+                ephemerals: Default::default(),
+            },
+        );
+    }
+    let names = [
+        "a",
+        "a!",
+        "b",
+        "a-very-long-component-name-over-16",
+        "z",
+        "0",
+    ];
+    for k in 0..rng.random_range(0..60) {
+        let depth = rng.random_range(1..4);
+        let path: String = (0..depth)
+            .map(|_| format!("/{}", names[rng.random_range(0..names.len())]))
+            .collect();
+        let parent = crate::core::path::parent(&path).to_string();
+        if s.tree.contains(&path) || !s.tree.contains(&parent) {
+            continue;
+        }
+        let acl = match rng.random_range(0..4) {
+            0 => open.clone(),
+            1 => shared_long.clone(),
+            2 => long_acl(),
+            _ => digest_acl(),
+        };
+        let data: Option<Vec<u8>> = match rng.random_range(0..3) {
+            0 => None,
+            1 => Some(Vec::new()),
+            _ => Some(vec![k as u8; rng.random_range(1..40)]),
+        };
+        let owner = match rng.random_range(0..6) {
+            0 if !sids.is_empty() => sids[rng.random_range(0..sids.len())],
+            1 => CONTAINER_OWNER,
+            2 => EXTENDED_MASK | 1000,
+            3 => 77,
+            _ => 0,
+        };
+        let z = k as i64 + 1;
+        let path: Arc<str> = Arc::from(path);
+        s.add_node(
+            path.clone(),
+            Node {
+                data: data.map(Arc::from),
+                acl,
+                stat: NodeStat {
+                    czxid: z,
+                    mzxid: z,
+                    pzxid: z,
+                    ctime: 10 * z,
+                    mtime: 10 * z,
+                    ephemeral_owner: owner,
+                    ..NodeStat::default()
+                },
+                children: Default::default(),
+            },
+            z,
+        );
+        let name: Arc<str> = Arc::from(crate::core::path::name(&path));
+        s.update_node(&parent, z, |p| {
+            p.children.insert(name);
+            p.stat.cversion += 1;
+        });
+        s.last_zxid = z;
+        match owner_kind(owner, extended) {
+            OwnerKind::Container => {
+                s.containers.insert(path.clone());
+            }
+            OwnerKind::Ttl => {
+                s.ttls.insert(path.clone());
+            }
+            OwnerKind::Normal => {
+                if let Some(sess) = s.sessions.get_mut(&owner) {
+                    sess.ephemerals.insert(path.clone());
+                }
+            }
+            OwnerKind::Void => {}
+        }
+    }
+    s
+}
+
+#[test]
+fn streamed_payload_is_rkyvs_for_the_sample_and_the_empty_tree() {
+    assert_streams_as_rkyv(&sample(), "sample");
+    let fresh = DataState::new(crate::core::sequencer::open_acl_unsafe(), true);
+    assert_streams_as_rkyv(&fresh, "fresh");
+    let mut no_ext = sample();
+    no_ext.extended_types = false;
+    assert_streams_as_rkyv(&no_ext, "sample without extended types");
+    // Served from its own snapshot (all base), and with writes on top (base + overlay).
+    let mut loaded = round_trip(&sample());
+    assert_streams_as_rkyv(&loaded, "sample from its snapshot");
+    let mut ops = Ops {
+        s: loaded.clone(),
+        zxid: loaded.last_zxid,
+    };
+    ops.create("/a/new", b"n");
+    ops.set("/a/data", b"changed");
+    ops.delete("/a/empty");
+    loaded = ops.s;
+    assert_streams_as_rkyv(&loaded, "sample with an overlay");
+}
+
+#[test]
+fn streamed_payload_is_rkyvs_for_random_states_with_and_without_a_base() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..60u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let s = random_state(&mut rng, seed % 4 != 3);
+        assert_streams_as_rkyv(&s, &format!("seed {seed}"));
+        // On a base, with an overlay of random writes, frozen or not, then rebased.
+        let dir = tempfile_dir();
+        write_state(&dir, &s).expect("write");
+        let loaded = load_newest(&dir, s.extended_types)
+            .expect("load")
+            .state
+            .expect("state");
+        let mut ops = Ops {
+            zxid: loaded.last_zxid,
+            s: loaded,
+        };
+        for _ in 0..rng.random_range(0..80) {
+            ops.random(&mut rng);
+        }
+        assert_streams_as_rkyv(&ops.s, &format!("seed {seed} with an overlay"));
+        if seed % 2 == 0 {
+            let z = ops.s.last_zxid;
+            ops.s.tree.freeze(z);
+        }
+        let (file, _) = write_state(&dir, &ops.s).expect("write");
+        let base = Arc::new(
+            Base::open(ferrokeeper_storage::snapshot::read(&file).expect("map")).expect("open"),
+        );
+        for _ in 0..rng.random_range(0..40) {
+            ops.random(&mut rng);
+        }
+        ops.s.tree.rebase(base);
+        assert_streams_as_rkyv(&ops.s, &format!("seed {seed} rebased"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn streaming_writer_refuses_a_drifted_digest_and_leaves_no_snapshot() {
+    let mut s = sample();
+    s.digest = s.digest.wrapping_add(1);
+    let mut sink = Vec::new();
+    match crate::core::payload::stream::write(&s, &mut sink) {
+        Err(crate::core::payload::stream::StreamError::Invalid(e)) => {
+            assert!(e.reason.contains("digest"), "{e}")
+        }
+        other => panic!("drifted digest written: {other:?}"),
+    }
+    let dir = tempfile_dir();
+    let refused = write_state(&dir, &s);
+    assert!(
+        matches!(refused, Err(WriteError::Invalid(_))),
+        "{refused:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
+    assert!(left.is_empty(), "a refused snapshot left {left:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -194,15 +194,23 @@ pub fn parse_snapshot_name(name: &str) -> Option<i64> {
 
 /// The 48-byte header for a payload.
 pub fn encode_header(zxid: i64, payload: &[u8]) -> [u8; HEADER_BYTES] {
+    encode_header_parts(zxid, payload.len() as u64, xxh3_64(payload))
+}
+
+/// The header of a payload of `payload_len` bytes whose XXH3-64 is `payload_checksum`.
+pub fn encode_header_parts(
+    zxid: i64,
+    payload_len: u64,
+    payload_checksum: u64,
+) -> [u8; HEADER_BYTES] {
     let mut h = [0u8; HEADER_BYTES];
     h[MAGIC_OFFSET..MAGIC_OFFSET + 8].copy_from_slice(&MAGIC);
     h[VERSION_OFFSET..VERSION_OFFSET + 4].copy_from_slice(&VERSION.to_le_bytes());
     h[FLAGS_OFFSET..FLAGS_OFFSET + 4].copy_from_slice(&0u32.to_le_bytes());
     h[ZXID_OFFSET..ZXID_OFFSET + 8].copy_from_slice(&zxid.to_le_bytes());
-    h[PAYLOAD_LEN_OFFSET..PAYLOAD_LEN_OFFSET + 8]
-        .copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    h[PAYLOAD_LEN_OFFSET..PAYLOAD_LEN_OFFSET + 8].copy_from_slice(&payload_len.to_le_bytes());
     h[PAYLOAD_CHECKSUM_OFFSET..PAYLOAD_CHECKSUM_OFFSET + 8]
-        .copy_from_slice(&xxh3_64(payload).to_le_bytes());
+        .copy_from_slice(&payload_checksum.to_le_bytes());
     let sum = xxh3_64(&h[..HEADER_CHECKSUM_OFFSET]);
     h[HEADER_CHECKSUM_OFFSET..].copy_from_slice(&sum.to_le_bytes());
     h
@@ -301,18 +309,93 @@ pub fn write(dir: &Path, zxid: i64, payload: &[u8]) -> Result<PathBuf, SnapshotE
     write_with(&mut storage, zxid, payload)
 }
 
-/// [`write`] on any [`Storage`]. The steps, each an operation a crash can stop before:
-/// create the temp file (replacing a leftover of an earlier failed attempt at this zxid),
-/// write the header, write the payload, fsync, rename over the final name, fsync the
-/// directory.
+/// [`write`] on any [`Storage`]: [`write_streamed_with`] with the payload written whole.
 pub fn write_with<S: Storage>(
     storage: &mut S,
     zxid: i64,
     payload: &[u8],
 ) -> Result<PathBuf, SnapshotError> {
+    write_streamed_with(storage, zxid, |sink| sink.write(payload)).map(|(path, _)| path)
+}
+
+/// Bytes the payload sink gathers before writing them to the file.
+pub const SINK_BUFFER_BYTES: usize = 1 << 20;
+
+/// Where [`write_streamed_with`]'s producer writes the payload, in order: buffered
+/// writes to the temp file after the header's slot, hashed as they pass.
+pub struct PayloadSink<'s, S: Storage> {
+    storage: &'s mut S,
+    file: crate::backend::FileId,
+    tmp_path: PathBuf,
+    /// Payload bytes handed over so far (written or buffered).
+    len: u64,
+    buf: Vec<u8>,
+    hasher: xxhash_rust::xxh3::Xxh3,
+}
+
+impl<S: Storage> PayloadSink<'_, S> {
+    /// Appends `bytes` to the payload.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.hasher.update(bytes);
+        if self.buf.len() + bytes.len() > SINK_BUFFER_BYTES {
+            self.flush()?;
+        }
+        if bytes.len() >= SINK_BUFFER_BYTES {
+            // Large enough to go straight to the file.
+            let at = HEADER_BYTES as u64 + self.len;
+            self.storage
+                .write_at(self.file, at, bytes, false)
+                .map_err(io_err("write", self.tmp_path.clone()))?;
+        } else {
+            self.buf.extend_from_slice(bytes);
+        }
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Payload bytes written so far: the position of the next byte in the payload.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn flush(&mut self) -> Result<(), SnapshotError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let at = HEADER_BYTES as u64 + self.len - self.buf.len() as u64;
+        self.storage
+            .write_at(self.file, at, &self.buf, false)
+            .map_err(io_err("write", self.tmp_path.clone()))?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// Writes the snapshot at `zxid` whose payload `produce` writes into the sink, in order,
+/// without the payload ever being whole in memory. The steps, each an operation a crash
+/// can stop before: create the temp file (replacing a leftover of an earlier failed
+/// attempt at this zxid), write the payload after the header's slot (buffered), write
+/// the header (length and checksum known only now), fsync, rename over the final name,
+/// fsync the directory. When `produce` fails (its error, or the sink's), the temp file
+/// is removed and nothing gets the final name. Returns the final path and the payload
+/// length.
+pub fn write_streamed_with<S, E, F>(
+    storage: &mut S,
+    zxid: i64,
+    produce: F,
+) -> Result<(PathBuf, u64), E>
+where
+    S: Storage,
+    E: From<SnapshotError>,
+    F: FnOnce(&mut PayloadSink<'_, S>) -> Result<(), E>,
+{
     let name = snapshot_name(zxid);
     let tmp = format!("{name}{TEMP_SUFFIX}");
-    let header = encode_header(zxid, payload);
     let tmp_path = storage.path(&tmp);
     let file = match storage.create(&tmp) {
         Ok(f) => f,
@@ -325,30 +408,44 @@ pub fn write_with<S: Storage>(
                 .create(&tmp)
                 .map_err(io_err("create", tmp_path.clone()))?
         }
-        Err(e) => return Err(io_err("create", tmp_path)(e)),
+        Err(e) => return Err(io_err("create", tmp_path)(e).into()),
     };
-    let written = (|| {
+    let mut sink = PayloadSink {
+        storage: &mut *storage,
+        file,
+        tmp_path: tmp_path.clone(),
+        len: 0,
+        buf: Vec::with_capacity(SINK_BUFFER_BYTES),
+        hasher: xxhash_rust::xxh3::Xxh3::new(),
+    };
+    let produced = produce(&mut sink).and_then(|()| sink.flush().map_err(E::from));
+    let (len, checksum) = (sink.len, sink.hasher.digest());
+    drop(sink);
+    let written = produced.and_then(|()| {
+        let header = encode_header_parts(zxid, len, checksum);
         storage
             .write_at(file, 0, &header, false)
-            .map_err(io_err("write", tmp_path.clone()))?;
-        storage
-            .write_at(file, HEADER_BYTES as u64, payload, false)
             .map_err(io_err("write", tmp_path.clone()))?;
         // Whole and durable before it gets its final name: a final name never shows a
         // partial file, whatever a crash keeps of the directory.
         storage
             .sync_all(file)
-            .map_err(io_err("fsync", tmp_path.clone()))
-    })();
+            .map_err(io_err("fsync", tmp_path.clone()))?;
+        Ok(())
+    });
     storage.close(file);
-    written?;
+    if let Err(e) = written {
+        // Best effort: a leftover temp file is removed at startup anyway.
+        let _ = storage.remove(&tmp);
+        return Err(e);
+    }
     storage
         .rename(&tmp, &name, Overwrite::Allow)
         .map_err(io_err("rename", tmp_path))?;
     storage
         .sync_dir()
         .map_err(io_err("fsync directory", storage.path("")))?;
-    Ok(storage.path(&name))
+    Ok((storage.path(&name), len))
 }
 
 /// The snapshot files in `dir`, oldest (smallest zxid) first. A missing directory has
