@@ -42,7 +42,7 @@ use ferrokeeper_net::codes::ErrorCode;
 use ferrokeeper_net::records::{Acl, StatPersisted, TxnHeader};
 
 use super::error::ImportError;
-use super::format::OPEN_ACL_REF;
+use super::format::{InMemory, SnapshotSource, OPEN_ACL_REF};
 use super::password::zookeeper_session_passwd;
 use super::snapshot::{SnapshotParser, SnapshotTail};
 use super::txnlog::LogTxn;
@@ -60,7 +60,7 @@ use crate::core::txn::{Txn, TxnOp};
 const SYSTEM_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
 
 /// How often (in snapshot bytes) the snapshot loader reports progress.
-const PROGRESS_STEP_BYTES: usize = 1 << 20;
+const PROGRESS_STEP_BYTES: u64 = 1 << 20;
 /// The zxid the loader gives its tree writes. An entry's zxid matters only when a tree
 /// is rebased on a newer snapshot, which an import never does.
 const NO_REBASE: i64 = 0;
@@ -94,15 +94,26 @@ pub struct Loader {
 }
 
 impl Loader {
-    // Long because it reads ZooKeeper's snapshot sections in file order (sessions,
-    // ACL cache, nodes, digest), each a short loop.
-    /// Parses a decompressed snapshot into a state. `progress(done, total)` is called
-    /// every MiB or so with snapshot byte counts.
+    /// Parses a decompressed snapshot held in memory into a state. `progress(done,
+    /// total)` is called every MiB or so with snapshot byte counts.
     pub fn from_snapshot(
         file: &Path,
         bytes: &[u8],
         extended_types: bool,
-        progress: &mut dyn FnMut(usize, usize),
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(Loader, SnapshotSummary), ImportError> {
+        Loader::from_source(file, &mut InMemory::new(bytes), extended_types, progress)
+    }
+
+    // Long because it reads ZooKeeper's snapshot sections in file order (sessions,
+    // ACL cache, nodes, digest), each a short loop.
+    /// Parses a snapshot read from `src` into a state, one node record at a time.
+    /// `progress(done, total)` is called every MiB or so with the source's progress.
+    pub fn from_source(
+        file: &Path,
+        src: &mut dyn SnapshotSource,
+        extended_types: bool,
+        progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(Loader, SnapshotSummary), ImportError> {
         let open_acl = open_acl_unsafe();
         let mut state = DataState::new(open_acl.clone(), extended_types);
@@ -131,7 +142,7 @@ impl Loader {
             changes: Vec::new(),
         };
 
-        let mut p = SnapshotParser::new(file, bytes)?;
+        let mut p = SnapshotParser::new(file, src)?;
         let sessions = p.sessions()?;
         for (id, timeout_ms) in &sessions {
             loader.state.sessions.insert(
@@ -204,7 +215,8 @@ impl Loader {
             loader.index(&path, rec.stat.ephemeral_owner);
             nodes += 1;
             if p.position() >= next_report {
-                progress(p.position(), p.len());
+                let (done, total) = p.source_progress();
+                progress(done, total);
                 next_report = p.position() + PROGRESS_STEP_BYTES;
             }
         }
@@ -225,7 +237,8 @@ impl Loader {
         // As ZooKeeper's snapshot load: quota index rebuilt, usage recomputed (outside
         // the digest: the quota nodes are under /zookeeper/).
         crate::core::quota::setup(&mut loader.state);
-        progress(bytes.len(), bytes.len());
+        let (_, total) = src.progress();
+        progress(total, total);
         Ok((
             loader,
             SnapshotSummary {
