@@ -394,6 +394,7 @@ fn import(args: &ImportArgs) -> i32 {
             return 1;
         }
     };
+    ferrokeeper::import::log_memory("snapshot written");
     eprintln!(
         "imported zxid 0x{:x}: {} znodes, {} sessions, {} txns replayed after ZooKeeper snapshot 0x{:x}, digest {:?}; wrote {} ({bytes} bytes) in {:?}",
         imported.last_zxid,

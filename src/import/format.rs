@@ -217,6 +217,164 @@ pub fn snapshot_bytes(path: &Path, compression: Compression) -> Result<Vec<u8>, 
     }
 }
 
+/// Read buffer for an uncompressed snapshot or the compressed bytes of a gzip one.
+const SNAPSHOT_READ_BUFFER_BYTES: usize = 1 << 20;
+
+/// Where a snapshot's decompressed bytes come from, read front to back once: a file
+/// (plain or gzip, decompressed as it is read), or bytes already in memory (a snappy
+/// file, decompressed whole; an AdminServer `restore` body).
+pub trait SnapshotSource {
+    /// Reads decompressed bytes into `buf`; 0 at the end.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ImportError>;
+    /// How far the reading is: (bytes done, bytes in all), in the file's own units (a
+    /// compressed file counts its compressed bytes), for progress reports.
+    fn progress(&self) -> (u64, u64);
+}
+
+/// Snapshot bytes held in memory.
+pub struct InMemory<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> InMemory<'a> {
+    /// A source over `bytes`, from their start.
+    pub fn new(bytes: &'a [u8]) -> InMemory<'a> {
+        InMemory { bytes, at: 0 }
+    }
+}
+
+impl SnapshotSource for InMemory<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ImportError> {
+        let n = buf.len().min(self.bytes.len() - self.at);
+        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+
+    fn progress(&self) -> (u64, u64) {
+        (self.at as u64, self.bytes.len() as u64)
+    }
+}
+
+/// A snapshot file, read (and, for gzip, decompressed) as the parser asks for bytes, so
+/// the decompressed snapshot is never held whole (issue #13). A snappy file is
+/// decompressed whole first, as before: `snap` has no snappy-java stream reader.
+pub struct SnapshotFile {
+    path: PathBuf,
+    compression: Compression,
+    reader: FileReader,
+    /// Shared with the counter under the reader: file bytes read so far.
+    file_read: std::rc::Rc<std::cell::Cell<u64>>,
+    file_bytes: u64,
+}
+
+enum FileReader {
+    Plain(std::io::BufReader<Counted>),
+    Gzip(Box<flate2::read::MultiGzDecoder<std::io::BufReader<Counted>>>),
+    Unsnappied(Vec<u8>, usize),
+}
+
+/// A file that counts the bytes read from it.
+struct Counted {
+    file: std::fs::File,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+impl SnapshotFile {
+    /// Opens `path` for reading as `compression` says.
+    pub fn open(path: &Path, compression: Compression) -> Result<SnapshotFile, ImportError> {
+        let io = |source| ImportError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let file_bytes = file.metadata().map_err(io)?.len();
+        let file_read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let counted = Counted {
+            file,
+            read: file_read.clone(),
+        };
+        let buffered = std::io::BufReader::with_capacity(SNAPSHOT_READ_BUFFER_BYTES, counted);
+        let reader = match compression {
+            Compression::None => FileReader::Plain(buffered),
+            // GZIPInputStream reads concatenated members as one stream; so does this.
+            Compression::Gzip => {
+                FileReader::Gzip(Box::new(flate2::read::MultiGzDecoder::new(buffered)))
+            }
+            Compression::Snappy => {
+                let bytes = snapshot_bytes(path, compression)?;
+                file_read.set(file_bytes);
+                FileReader::Unsnappied(bytes, 0)
+            }
+        };
+        Ok(SnapshotFile {
+            path: path.to_path_buf(),
+            compression,
+            reader,
+            file_read,
+            file_bytes,
+        })
+    }
+}
+
+impl SnapshotSource for SnapshotFile {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ImportError> {
+        loop {
+            let got = match &mut self.reader {
+                FileReader::Plain(r) => r.read(buf),
+                FileReader::Gzip(r) => r.read(buf),
+                FileReader::Unsnappied(bytes, at) => {
+                    let n = buf.len().min(bytes.len() - *at);
+                    buf[..n].copy_from_slice(&bytes[*at..*at + n]);
+                    *at += n;
+                    Ok(n)
+                }
+            };
+            return match got {
+                Ok(n) => Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // What the decompressor refuses (bad data, a cut stream) is a decompression
+                // error, as when the file was decompressed whole; the rest is the disk's.
+                Err(e)
+                    if self.compression == Compression::Gzip
+                        && matches!(
+                            e.kind(),
+                            std::io::ErrorKind::InvalidData
+                                | std::io::ErrorKind::InvalidInput
+                                | std::io::ErrorKind::UnexpectedEof
+                        ) =>
+                {
+                    Err(ImportError::Decompress {
+                        file: self.path.clone(),
+                        format: "gzip",
+                        detail: e.to_string(),
+                    })
+                }
+                Err(source) => Err(ImportError::Io {
+                    path: self.path.clone(),
+                    source,
+                }),
+            };
+        }
+    }
+
+    fn progress(&self) -> (u64, u64) {
+        match &self.reader {
+            FileReader::Unsnappied(bytes, at) => (*at as u64, bytes.len() as u64),
+            _ => (self.file_read.get(), self.file_bytes),
+        }
+    }
+}
+
 /// Decodes snappy-java's stream format (`SnappyOutputStream`, which ZooKeeper uses, not
 /// the snappy "framing format"): a 16-byte header (magic, version, compatible version),
 /// then blocks of a big-endian int length followed by that many bytes of raw snappy.

@@ -49,7 +49,9 @@
 //!   only where a snapshot lacks one.
 //! - **TTL nodes** are recognised as ZooKeeper does with `extendedTypesEnabled`
 //!   ([`ImportOptions::extended_types`], on by default); `emulate353TTLNodes` is not.
-//! - **Memory.** A snapshot is decompressed into memory whole and then parsed; logs are
+//! - **Memory.** A snapshot is parsed as it is read (and, for gzip, decompressed), one
+//!   node record at a time, so only the [`DataState`] grows with it; a snappy snapshot
+//!   is decompressed whole first (no stream reader for snappy-java's framing). Logs are
 //!   streamed record by record.
 //!
 //! Must never: write into the ZooKeeper directory (ZooKeeper deletes an empty trailing
@@ -270,17 +272,23 @@ pub fn import_zookeeper_with(
                 bytes_total,
                 phase: ImportPhase::Snapshot,
             });
-            let bytes = format::snapshot_bytes(&snap.path, compression)?;
-            Loader::from_snapshot(&snap.path, &bytes, opts.extended_types, &mut |done, len| {
-                progress(ImportProgress {
-                    bytes_done: scale(snap.bytes, done, len),
-                    bytes_total,
-                    phase: ImportPhase::Snapshot,
-                })
-            })
+            let mut src = format::SnapshotFile::open(&snap.path, compression)?;
+            Loader::from_source(
+                &snap.path,
+                &mut src,
+                opts.extended_types,
+                &mut |done, len| {
+                    progress(ImportProgress {
+                        bytes_done: scale(snap.bytes, done, len),
+                        bytes_total,
+                        phase: ImportPhase::Snapshot,
+                    })
+                },
+            )
         });
         match attempt {
             Ok((loader, summary)) => {
+                log_memory("snapshot loaded");
                 chosen = Some((snap, compression, loader, summary, replay_logs, bytes_total));
                 break;
             }
@@ -435,8 +443,10 @@ pub fn import_zookeeper_with(
             "imported tree differs from ZooKeeper's digest"
         );
     }
+    log_memory("logs replayed");
     let dead_session_ephemerals = loader.remove_dead_session_ephemerals()?;
     let state = loader.into_state()?;
+    log_memory("state ready");
     progress(ImportProgress {
         bytes_done: bytes_total,
         bytes_total,
@@ -487,12 +497,40 @@ pub(crate) fn compare_digest(state: &DataState, zxid: i64, expected: i64) -> Dig
     }
 }
 
+/// Logs, at debug level, the process's resident memory now and its peak since the
+/// previous call (`VmRSS`, `VmHWM` of Linux's `/proc/self/status`), then resets the peak
+/// (`clear_refs` 5), so a run with `RUST_LOG=ferrokeeper=debug` breaks the import's
+/// memory down by phase (issue #13). Does nothing when debug is off or off Linux.
+pub fn log_memory(phase: &str) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map_or("?", str::trim)
+            .to_string()
+    };
+    tracing::debug!(
+        phase,
+        rss = %field("VmRSS:"),
+        peak = %field("VmHWM:"),
+        "import memory"
+    );
+    // A failure only leaves the peak running on into the next phase.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// `whole * part / of` without overflow.
-fn scale(whole: u64, part: usize, of: usize) -> u64 {
+fn scale(whole: u64, part: u64, of: u64) -> u64 {
     if of == 0 {
         return whole;
     }
-    (u128::from(whole) * part as u128 / of as u128) as u64
+    (u128::from(whole) * u128::from(part) / u128::from(of)) as u64
 }
 
 #[cfg(test)]

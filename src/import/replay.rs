@@ -42,12 +42,13 @@ use ferrokeeper_net::codes::ErrorCode;
 use ferrokeeper_net::records::{Acl, StatPersisted, TxnHeader};
 
 use super::error::ImportError;
-use super::format::OPEN_ACL_REF;
+use super::format::{InMemory, SnapshotSource, OPEN_ACL_REF};
 use super::password::zookeeper_session_passwd;
 use super::snapshot::{SnapshotParser, SnapshotTail};
 use super::txnlog::LogTxn;
 use crate::core::apply::{apply, Change};
 use crate::core::codec::{CreateKind, TxnRecord};
+use crate::core::digest::{node_digest, of_node};
 use crate::core::path::{name as name_of, parent as parent_of};
 use crate::core::sequencer::open_acl_unsafe;
 use crate::core::state::{
@@ -60,7 +61,7 @@ use crate::core::txn::{Txn, TxnOp};
 const SYSTEM_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
 
 /// How often (in snapshot bytes) the snapshot loader reports progress.
-const PROGRESS_STEP_BYTES: usize = 1 << 20;
+const PROGRESS_STEP_BYTES: u64 = 1 << 20;
 /// The zxid the loader gives its tree writes. An entry's zxid matters only when a tree
 /// is rebased on a newer snapshot, which an import never does.
 const NO_REBASE: i64 = 0;
@@ -94,15 +95,26 @@ pub struct Loader {
 }
 
 impl Loader {
-    // Long because it reads ZooKeeper's snapshot sections in file order (sessions,
-    // ACL cache, nodes, digest), each a short loop.
-    /// Parses a decompressed snapshot into a state. `progress(done, total)` is called
-    /// every MiB or so with snapshot byte counts.
+    /// Parses a decompressed snapshot held in memory into a state. `progress(done,
+    /// total)` is called every MiB or so with snapshot byte counts.
     pub fn from_snapshot(
         file: &Path,
         bytes: &[u8],
         extended_types: bool,
-        progress: &mut dyn FnMut(usize, usize),
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(Loader, SnapshotSummary), ImportError> {
+        Loader::from_source(file, &mut InMemory::new(bytes), extended_types, progress)
+    }
+
+    // Long because it reads ZooKeeper's snapshot sections in file order (sessions,
+    // ACL cache, nodes, digest), each a short loop.
+    /// Parses a snapshot read from `src` into a state, one node record at a time.
+    /// `progress(done, total)` is called every MiB or so with the source's progress.
+    pub fn from_source(
+        file: &Path,
+        src: &mut dyn SnapshotSource,
+        extended_types: bool,
+        progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(Loader, SnapshotSummary), ImportError> {
         let open_acl = open_acl_unsafe();
         let mut state = DataState::new(open_acl.clone(), extended_types);
@@ -131,7 +143,7 @@ impl Loader {
             changes: Vec::new(),
         };
 
-        let mut p = SnapshotParser::new(file, bytes)?;
+        let mut p = SnapshotParser::new(file, src)?;
         let sessions = p.sessions()?;
         for (id, timeout_ms) in &sessions {
             loader.state.sessions.insert(
@@ -150,6 +162,7 @@ impl Loader {
             .collect();
 
         let mut nodes = 0usize;
+        let mut digest = 0i64;
         let mut next_report = PROGRESS_STEP_BYTES;
         while let Some(rec) = p.next_node()? {
             // DataTree.deserialize: the root is stored as "", and each node's parent must
@@ -181,19 +194,22 @@ impl Loader {
                     .insert(path.clone(), (rec.acl_ref, rec.offset));
                 Arc::from(Vec::new())
             };
-            // A path seen twice (never written by ZooKeeper) keeps the children found so far.
-            let children = loader
-                .state
-                .tree
-                .get(&path)
-                .map(|n| n.to_node().children)
-                .unwrap_or_default();
+            // A path seen twice (never written by ZooKeeper) keeps the children found so
+            // far, and its first version leaves the digest.
+            let (children, replaced) = match loader.state.tree.get(&path) {
+                Some(n) => (n.to_node().children, of_node(&path, &n)),
+                None => (Default::default(), 0),
+            };
+            let stat = node_stat(&rec.stat);
+            digest = digest
+                .wrapping_add(node_digest(&path, rec.data, &stat))
+                .wrapping_sub(replaced);
             loader.state.tree.put(
                 path.clone(),
                 Node {
                     data: rec.data.map(Arc::from),
                     acl,
-                    stat: node_stat(&rec.stat),
+                    stat,
                     children,
                 },
                 NO_REBASE,
@@ -204,7 +220,8 @@ impl Loader {
             loader.index(&path, rec.stat.ephemeral_owner);
             nodes += 1;
             if p.position() >= next_report {
-                progress(p.position(), p.len());
+                let (done, total) = p.source_progress();
+                progress(done, total);
                 next_report = p.position() + PROGRESS_STEP_BYTES;
             }
         }
@@ -213,19 +230,24 @@ impl Loader {
         for (path, mut node) in system {
             if loader.state.tree.get(&path).is_none() {
                 node.children = Default::default();
+                digest = digest.wrapping_add(node_digest(&path, node.data.as_deref(), &node.stat));
                 loader.state.tree.put(path.clone(), node, NO_REBASE);
                 if &*path != "/" {
                     loader.link(&path);
                 }
             }
         }
-        // The loop above builds the tree without keeping the digest (a child's link
-        // would digest its parent twice); one pass gives it, and replay keeps it.
-        loader.state.digest = crate::core::digest::of_tree(&loader.state.tree);
+        // A node's digest does not involve its children, so the sum kept node by node
+        // above is the tree's (`digest::of_tree`), without the sorted list of every node
+        // that a pass over the tree builds (40-50 B per znode: 0.5 GB at 10M, issue #13).
+        // Replay keeps it from here.
+        debug_assert_eq!(digest, crate::core::digest::of_tree(&loader.state.tree));
+        loader.state.digest = digest;
         // As ZooKeeper's snapshot load: quota index rebuilt, usage recomputed (outside
         // the digest: the quota nodes are under /zookeeper/).
         crate::core::quota::setup(&mut loader.state);
-        progress(bytes.len(), bytes.len());
+        let (_, total) = src.progress();
+        progress(total, total);
         Ok((
             loader,
             SnapshotSummary {

@@ -25,8 +25,13 @@ use ferrokeeper_net::records::{Acl, FileHeader, StatPersisted};
 
 use super::error::ImportError;
 use super::format::{
-    adler32, END_OF_NODES, FILE_HEADER_VERSION_AT, FORMAT_VERSION, SEAL_LEN, SEAL_PATH, SNAP_MAGIC,
+    SnapshotSource, END_OF_NODES, FILE_HEADER_VERSION_AT, FORMAT_VERSION, SEAL_LEN, SEAL_PATH,
+    SNAP_MAGIC,
 };
+
+/// The parser reads its source this many bytes at a time at least; the window it keeps
+/// grows past that only for one record (or section count) that is larger.
+const WINDOW_READ_BYTES: usize = 1 << 20;
 
 /// The tree digest a snapshot carries (`DataTree.ZxidDigest`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +44,8 @@ pub struct SnapshotDigest {
     pub digest: i64,
 }
 
-/// One node record, borrowed from the snapshot bytes.
+/// One node record, its data borrowed from the parser's window (valid until the next
+/// call).
 #[derive(Debug)]
 pub struct NodeRecord<'a> {
     /// Offset of the record's path in the (decompressed) snapshot.
@@ -68,21 +74,61 @@ pub struct SnapshotTail {
 /// Walks a snapshot in file order: [`SnapshotParser::new`] (header), then
 /// [`sessions`](SnapshotParser::sessions), [`acl_cache`](SnapshotParser::acl_cache),
 /// [`next_node`](SnapshotParser::next_node) until `None`, and [`finish`](SnapshotParser::finish).
-pub struct SnapshotParser<'a> {
+///
+/// It reads its source through a window: only the record being decoded (and up to
+/// [`WINDOW_READ_BYTES`] read ahead) is held, not the whole decompressed snapshot, so
+/// the import's memory does not grow with the snapshot's bytes (issue #13). Each field
+/// is decoded from the window exactly as from the whole snapshot; a field that runs past
+/// the window's end reads more and is decoded again, so a field that runs past the end
+/// of the *snapshot* fails exactly as before, and every error names the same offset.
+pub struct SnapshotParser<'s> {
     file: PathBuf,
-    bytes: &'a [u8],
-    r: Reader<'a>,
+    src: &'s mut dyn SnapshotSource,
+    /// Bytes read from `src` and not yet released.
+    // Invariant: keep <= pos <= window.len().
+    window: Vec<u8>,
+    /// Next byte to decode, in `window`.
+    pos: usize,
+    /// Bytes before `keep` belong to records already handed out and may be released.
+    keep: usize,
+    /// Offset in the snapshot of `window[0]`.
+    base: u64,
+    /// Adler32 of the snapshot's bytes before `window[0]`.
+    released_sum: adler2::Adler32,
+    /// `src` has no more bytes: `window[pos..]` is the whole rest of the snapshot.
+    at_end: bool,
+    /// Bytes to read at least each time the window runs short ([`WINDOW_READ_BYTES`];
+    /// tests make it tiny so that every field meets a window edge).
+    read_bytes: usize,
     /// The file header's dbid.
     pub dbid: i64,
 }
 
-impl<'a> SnapshotParser<'a> {
+impl<'s> SnapshotParser<'s> {
     /// Reads and checks the file header.
-    pub fn new(file: &Path, bytes: &'a [u8]) -> Result<SnapshotParser<'a>, ImportError> {
+    pub fn new(
+        file: &Path,
+        src: &'s mut dyn SnapshotSource,
+    ) -> Result<SnapshotParser<'s>, ImportError> {
+        SnapshotParser::with_window(file, src, WINDOW_READ_BYTES)
+    }
+
+    /// [`SnapshotParser::new`] reading `read_bytes` at a time.
+    fn with_window(
+        file: &Path,
+        src: &'s mut dyn SnapshotSource,
+        read_bytes: usize,
+    ) -> Result<SnapshotParser<'s>, ImportError> {
         let mut p = SnapshotParser {
             file: file.to_path_buf(),
-            bytes,
-            r: Reader::new(bytes),
+            src,
+            window: Vec::new(),
+            pos: 0,
+            keep: 0,
+            base: 0,
+            released_sum: adler2::Adler32::new(),
+            at_end: false,
+            read_bytes: read_bytes.max(1),
             dbid: 0,
         };
         let header: FileHeader = p.decode("file header")?;
@@ -105,18 +151,13 @@ impl<'a> SnapshotParser<'a> {
     }
 
     /// Bytes consumed so far.
-    pub fn position(&self) -> usize {
-        self.r.position()
+    pub fn position(&self) -> u64 {
+        self.base + self.pos as u64
     }
 
-    /// Total bytes of the (decompressed) snapshot.
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    /// Whether the snapshot has no bytes (never true after `new`).
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+    /// How far the source is read: (done, in all), in its own units.
+    pub fn source_progress(&self) -> (u64, u64) {
+        self.src.progress()
     }
 
     /// The sessions: (id, timeout ms) pairs.
@@ -125,6 +166,7 @@ impl<'a> SnapshotParser<'a> {
         let n = self.len_prefix(12, "session count")?;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
+            self.release();
             let id = self.decode::<i64>("session id")?;
             let timeout = self.decode::<i32>("session timeout")?;
             out.push((id, timeout));
@@ -137,6 +179,7 @@ impl<'a> SnapshotParser<'a> {
         let n = self.len_prefix(12, "ACL cache count")?;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
+            self.release();
             let id = self.decode::<i64>("ACL cache id")?;
             let acl = self.decode::<Vec<Acl>>("ACL list")?;
             out.push((id, acl));
@@ -145,26 +188,30 @@ impl<'a> SnapshotParser<'a> {
     }
 
     /// The next node, or `None` at the end-of-nodes marker.
-    pub fn next_node(&mut self) -> Result<Option<NodeRecord<'a>>, ImportError> {
-        let offset = self.r.position() as u64;
+    pub fn next_node(&mut self) -> Result<Option<NodeRecord<'_>>, ImportError> {
+        self.release();
+        let offset = self.position();
         let path = self.decode::<String>("node path")?;
         if path == END_OF_NODES {
             return Ok(None);
         }
-        let data = if self.r.rest().starts_with(&[0xff; 4]) {
-            self.r
-                .take(4)
-                .map_err(|e| self.malformed(offset, "node data", e))?;
-            None
-        } else {
-            Some(
-                self.r
-                    .read_buffer()
-                    .map_err(|e| self.malformed(offset, "node data", e))?,
-            )
-        };
+        // The data stays where it is in the snapshot while the fields after it are read:
+        // the window may move, but never releases bytes of the current record.
+        let data_at = self.position() + 4;
+        let data_len = self.decode_with(offset, "node data", |r| {
+            if r.rest().starts_with(&[0xff; 4]) {
+                r.take(4)?;
+                Ok(None)
+            } else {
+                Ok(Some(r.read_buffer()?.len()))
+            }
+        })?;
         let acl_ref = self.decode::<i64>("node ACL id")?;
         let stat = self.decode::<StatPersisted>("node stat")?;
+        let data = data_len.map(|len| {
+            let start = (data_at - self.base) as usize;
+            &self.window[start..start + len]
+        });
         Ok(Some(NodeRecord {
             offset,
             path,
@@ -174,71 +221,58 @@ impl<'a> SnapshotParser<'a> {
         }))
     }
 
+    // Long because the optional blocks after the seal are recognised by the bytes left,
+    // which it reads to the end first, and each block's absence is its own branch.
     /// Checks the seal after the nodes and reads the optional blocks after it.
     pub fn finish(mut self) -> Result<SnapshotTail, ImportError> {
+        // What follows the nodes is small: read it all, so `remaining` is the real rest.
+        while !self.at_end {
+            self.read_more()?;
+        }
         self.seal()?;
         let mut tail = SnapshotTail::default();
         // Which optional blocks follow depends on the writer's settings (digests and
         // lastProcessedZxid can each be switched off), and ZooKeeper's reader simply
         // tries them in order, treating end of input as "absent". A lastProcessedZxid
         // block alone is exactly 8 + 13 bytes; a digest block is never that short.
-        let lone_last_zxid = self.r.remaining() == 8 + SEAL_LEN;
-        if self.r.remaining() > 0 && !lone_last_zxid {
-            let at = self.r.position();
-            match self.digest_block() {
+        let lone_last_zxid = self.remaining() == 8 + SEAL_LEN;
+        if self.remaining() > 0 && !lone_last_zxid {
+            let at = self.pos;
+            let mut r = Reader::new(&self.window[at..]);
+            match digest_block(&mut r) {
                 Ok(d) => {
+                    self.pos += r.position();
                     self.seal()?;
                     tail.digest = (d.zxid > 0).then_some(d);
                 }
                 // Too short for a digest block: an old or cut-off tail, ignored like EOF.
-                Err(e) if runs_out(&e) => {
-                    self.r = Reader::new(self.bytes);
-                    self.r
-                        .take(at)
-                        .map_err(|e| self.malformed(at as u64, "tail", e))?;
+                Err(e) if runs_out(&e) => {}
+                Err(e) => {
+                    let e = self.rebase(e, at);
+                    return Err(self.malformed(self.base + at as u64, "digest block", e));
                 }
-                Err(e) => return Err(self.malformed(at as u64, "digest block", e)),
             }
         }
-        if self.r.remaining() >= 8 + SEAL_LEN {
+        if self.remaining() >= 8 + SEAL_LEN {
             tail.last_processed_zxid = Some(self.decode::<i64>("lastProcessedZxid")?);
             self.seal()?;
         }
-        tail.trailing_bytes = self.r.remaining();
+        tail.trailing_bytes = self.remaining();
         Ok(tail)
-    }
-
-    fn digest_block(&mut self) -> Result<SnapshotDigest, DecodeError> {
-        let zxid = self.r.read_i64()?;
-        let version = self.r.read_i32()?;
-        let digest = if version < 2 {
-            // Digest version 1 stored the value as a hex string.
-            let at = self.r.position();
-            let s = self.r.read_string()?;
-            u64::from_str_radix(&s, 16).map_err(|_| DecodeError::BadLength {
-                at,
-                len: s.len() as i32,
-            })? as i64
-        } else {
-            self.r.read_i64()?
-        };
-        Ok(SnapshotDigest {
-            zxid,
-            version,
-            digest,
-        })
     }
 
     /// `SnapStream.checkSealIntegrity`: the Adler32 of everything read so far, then "/".
     fn seal(&mut self) -> Result<(), ImportError> {
-        let offset = self.r.position();
-        let computed = adler32(&self.bytes[..offset]);
+        let offset = self.position();
+        let mut sum = self.released_sum;
+        sum.write_slice(&self.window[..self.pos]);
+        let computed = i64::from(sum.checksum());
         let stored = self.decode::<i64>("seal")?;
         let path = self.decode::<String>("seal")?;
         if stored != computed {
             return Err(ImportError::SnapshotChecksum {
                 file: self.file.clone(),
-                offset: offset as u64,
+                offset,
                 stored,
                 computed,
             });
@@ -251,16 +285,97 @@ impl<'a> SnapshotParser<'a> {
         Ok(())
     }
 
+    /// Bytes in the window not yet decoded (after `finish` read to the end: the rest of
+    /// the snapshot).
+    fn remaining(&self) -> usize {
+        self.window.len() - self.pos
+    }
+
+    /// Lets the window release everything decoded so far: the caller holds no record
+    /// that borrows it.
+    fn release(&mut self) {
+        self.keep = self.pos;
+    }
+
+    /// Reads more of the source into the window, first dropping the released bytes
+    /// (their Adler32 is kept for the seal). Reads at least `read_bytes`, and at
+    /// least as much as the window holds undecoded, so a large field takes a few reads,
+    /// not one per megabyte.
+    fn read_more(&mut self) -> Result<(), ImportError> {
+        if self.keep > 0 {
+            self.released_sum.write_slice(&self.window[..self.keep]);
+            self.window.drain(..self.keep);
+            self.base += self.keep as u64;
+            self.pos -= self.keep;
+            self.keep = 0;
+        }
+        let want = self.read_bytes.max(self.window.len());
+        let start = self.window.len();
+        self.window.resize(start + want, 0);
+        let mut filled = start;
+        while filled < self.window.len() {
+            match self.src.read(&mut self.window[filled..]) {
+                Ok(0) => {
+                    self.at_end = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) => {
+                    self.window.truncate(filled);
+                    return Err(e);
+                }
+            }
+        }
+        self.window.truncate(filled);
+        Ok(())
+    }
+
+    /// Decodes one field at the current position with `f`, reading more of the source
+    /// while the field runs past the window's end; `at` is the offset errors name.
+    fn decode_with<T>(
+        &mut self,
+        at: u64,
+        what: &'static str,
+        f: impl Fn(&mut Reader<'_>) -> Result<T, DecodeError>,
+    ) -> Result<T, ImportError> {
+        loop {
+            let mut r = Reader::new(&self.window[self.pos..]);
+            match f(&mut r) {
+                Ok(v) => {
+                    self.pos += r.position();
+                    return Ok(v);
+                }
+                Err(e) if runs_out(&e) && !self.at_end => self.read_more()?,
+                Err(e) => {
+                    let e = self.rebase(e, self.pos);
+                    return Err(self.malformed(at, what, e));
+                }
+            }
+        }
+    }
+
     fn len_prefix(&mut self, elem_min: usize, what: &'static str) -> Result<usize, ImportError> {
-        let at = self.r.position() as u64;
-        self.r
-            .read_len(elem_min)
-            .map_err(|e| self.malformed(at, what, e))
+        let at = self.position();
+        self.decode_with(at, what, |r| r.read_len(elem_min))
     }
 
     fn decode<T: Decode>(&mut self, what: &'static str) -> Result<T, ImportError> {
-        let at = self.r.position() as u64;
-        T::decode(&mut self.r).map_err(|e| self.malformed(at, what, e))
+        let at = self.position();
+        self.decode_with(at, what, T::decode)
+    }
+
+    /// `e` from a reader that started at window position `from`, with its offsets made
+    /// offsets in the snapshot.
+    fn rebase(&self, e: DecodeError, from: usize) -> DecodeError {
+        let shift = |at: usize| at + (self.base as usize) + from;
+        match e {
+            DecodeError::Truncated { at, needed } => DecodeError::Truncated {
+                at: shift(at),
+                needed,
+            },
+            DecodeError::BadLength { at, len } => DecodeError::BadLength { at: shift(at), len },
+            other => other,
+        }
     }
 
     fn malformed(&self, offset: u64, what: &'static str, e: DecodeError) -> ImportError {
@@ -280,6 +395,28 @@ impl<'a> SnapshotParser<'a> {
     }
 }
 
+/// The digest block after the first seal (3.6+).
+fn digest_block(r: &mut Reader<'_>) -> Result<SnapshotDigest, DecodeError> {
+    let zxid = r.read_i64()?;
+    let version = r.read_i32()?;
+    let digest = if version < 2 {
+        // Digest version 1 stored the value as a hex string.
+        let at = r.position();
+        let s = r.read_string()?;
+        u64::from_str_radix(&s, 16).map_err(|_| DecodeError::BadLength {
+            at,
+            len: s.len() as i32,
+        })? as i64
+    } else {
+        r.read_i64()?
+    };
+    Ok(SnapshotDigest {
+        zxid,
+        version,
+        digest,
+    })
+}
+
 /// Whether a decode error means the input ended: a field cut short, or a length that
 /// reaches past the end (which is what a cut inside a length-prefixed field looks like).
 fn runs_out(e: &DecodeError) -> bool {
@@ -293,6 +430,7 @@ fn runs_out(e: &DecodeError) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::import::format::{adler32, InMemory};
     use ferrokeeper_net::jute::Encode;
     use ferrokeeper_net::records::Id;
 
@@ -393,14 +531,59 @@ pub(crate) mod tests {
     }
 
     fn parse(bytes: &[u8]) -> Result<(Vec<String>, SnapshotTail), ImportError> {
-        let mut p = SnapshotParser::new(Path::new("snapshot.3"), bytes)?;
+        parse_in_window(bytes, WINDOW_READ_BYTES).map(|(paths, _, tail)| (paths, tail))
+    }
+
+    type Parsed = (Vec<String>, Vec<Option<Vec<u8>>>, SnapshotTail);
+
+    fn parse_in_window(bytes: &[u8], read_bytes: usize) -> Result<Parsed, ImportError> {
+        let mut src = InMemory::new(bytes);
+        let mut p = SnapshotParser::with_window(Path::new("snapshot.3"), &mut src, read_bytes)?;
         p.sessions()?;
         p.acl_cache()?;
-        let mut paths = Vec::new();
+        let (mut paths, mut data) = (Vec::new(), Vec::new());
         while let Some(n) = p.next_node()? {
+            data.push(n.data.map(<[u8]>::to_vec));
             paths.push(n.path);
         }
-        Ok((paths, p.finish()?))
+        Ok((paths, data, p.finish()?))
+    }
+
+    /// The window is an implementation detail: read a few bytes at a time, so that every
+    /// field meets its edge, a snapshot parses to the same nodes and tail, and a cut or a
+    /// flipped byte fails with the same error, as read whole.
+    #[test]
+    fn any_window_parses_as_whole() {
+        let mut w = SnapWriter::new(2);
+        w.sessions(&[(0x42, 30_000), (0x43, 5_000)])
+            .acls(&[(1, open_acl())])
+            .node("", b"", -1, stat(0))
+            .node("/a", b"hello", 1, stat(3))
+            .node("/big", &[7u8; 3000], 1, stat(4))
+            .node("/empty", b"", -1, stat(5))
+            .end_nodes()
+            .seal()
+            .digest(5, 0x77);
+        9i64.encode(&mut w.out);
+        w.seal();
+        let whole = format!("{:?}", parse_in_window(&w.out, WINDOW_READ_BYTES));
+        assert!(whole.starts_with("Ok"), "{whole}");
+        for read_bytes in [1, 2, 3, 7, 13, 64, 1000] {
+            let got = format!("{:?}", parse_in_window(&w.out, read_bytes));
+            assert_eq!(got, whole, "window {read_bytes}");
+        }
+        for cut in (0..w.out.len()).step_by(11) {
+            let whole = format!("{:?}", parse_in_window(&w.out[..cut], WINDOW_READ_BYTES));
+            let small = format!("{:?}", parse_in_window(&w.out[..cut], 5));
+            assert_eq!(small, whole, "cut at {cut}");
+        }
+        for flip in (0..w.out.len()).step_by(7) {
+            let mut bad = w.out.clone();
+            bad[flip] ^= 0x80;
+            let whole = format!("{:?}", parse_in_window(&bad, WINDOW_READ_BYTES));
+            let small = format!("{:?}", parse_in_window(&bad, 3));
+            assert_eq!(small, whole, "flip at {flip}");
+        }
     }
 
     /// FileSnap.deserialize: header, sessions, ACL cache, nodes until "/", seal.
