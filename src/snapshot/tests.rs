@@ -96,20 +96,7 @@ fn sample() -> DataState {
         s.update_node(parent, 0, |p| {
             p.children.insert(name);
         });
-        match owner_kind(owner, true) {
-            OwnerKind::Container => {
-                s.containers.insert(path.clone());
-            }
-            OwnerKind::Ttl => {
-                s.ttls.insert(path.clone());
-            }
-            OwnerKind::Normal => {
-                if let Some(sess) = s.sessions.get_mut(&owner) {
-                    sess.ephemerals.insert(path.clone());
-                }
-            }
-            OwnerKind::Void => {}
-        }
+        index_owner(&mut s, &path, owner, true);
     }
     s
 }
@@ -877,20 +864,7 @@ fn random_state(rng: &mut impl rand::Rng, extended: bool) -> DataState {
             p.stat.cversion += 1;
         });
         s.last_zxid = z;
-        match owner_kind(owner, extended) {
-            OwnerKind::Container => {
-                s.containers.insert(path.clone());
-            }
-            OwnerKind::Ttl => {
-                s.ttls.insert(path.clone());
-            }
-            OwnerKind::Normal => {
-                if let Some(sess) = s.sessions.get_mut(&owner) {
-                    sess.ephemerals.insert(path.clone());
-                }
-            }
-            OwnerKind::Void => {}
-        }
+        index_owner(&mut s, &path, owner, extended);
     }
     s
 }
@@ -976,4 +950,23 @@ fn streaming_writer_refuses_a_drifted_digest_and_leaves_no_snapshot() {
     let left: Vec<_> = std::fs::read_dir(&dir).expect("dir").collect();
     assert!(left.is_empty(), "a refused snapshot left {left:?}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Files a node under its owner, as the apply of its create would: a container or TTL
+/// node in its index, an ephemeral in its session's list (if the session exists).
+fn index_owner(s: &mut DataState, path: &Arc<str>, owner: i64, extended: bool) {
+    match owner_kind(owner, extended) {
+        OwnerKind::Container => {
+            s.containers.insert(path.clone());
+        }
+        OwnerKind::Ttl => {
+            s.ttls.insert(path.clone());
+        }
+        OwnerKind::Normal => {
+            if let Some(sess) = s.sessions.get_mut(&owner) {
+                sess.ephemerals.insert(path.clone());
+            }
+        }
+        OwnerKind::Void => {}
+    }
 }
