@@ -20,7 +20,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{four_letter_word, free_port, Kind, Server};
+use common::{
+    ferrokeeper_with_admin, four_letter_word, free_port, serves_client_port, Kind, Server,
+};
 
 /// Every command with its names, primary first (ZooKeeper 3.9 `Commands.java`).
 const COMMANDS: &[&[&str]] = &[
@@ -124,48 +126,6 @@ fn top_value(json: &str, key: &str) -> Option<String> {
     json.lines()
         .find_map(|l| l.strip_prefix(prefix.as_str()))
         .map(|v| v.trim_end_matches(',').to_string())
-}
-
-/// ferrokeeper with its AdminServer on a port of this test's range.
-///
-/// Ports are drawn at random by each test process, so another test's server can hold
-/// the one drawn here; ferrokeeper then serves without an AdminServer (as ZooKeeper
-/// does) and the other server answers instead, until it stops (CI, session 14: a
-/// connection refused halfway through a run). The answer to `conf` must name this
-/// server's client port; if not, another port is drawn.
-fn ferrokeeper_with_admin(extra: &[(&str, &str)]) -> (Server, String) {
-    for _ in 0..3 {
-        let admin = free_port().to_string();
-        let mut lines = vec![
-            ("admin.enableServer", "true"),
-            ("admin.serverAddress", "127.0.0.1"),
-            ("admin.serverPort", admin.as_str()),
-        ];
-        lines.extend_from_slice(extra);
-        let server = Server::start(Kind::Ferrokeeper, &lines);
-        let base = format!("http://127.0.0.1:{admin}/commands");
-        let served = extra
-            .iter()
-            .find(|(k, _)| *k == "admin.commandURL")
-            .map_or("/commands", |(_, v)| *v);
-        if serves_client_port(&format!("http://127.0.0.1:{admin}{served}"), server.port) {
-            return (server, base);
-        }
-        eprintln!("the AdminServer at {base} is not this server's; another port");
-    }
-    panic!("no AdminServer of our own after three ports");
-}
-
-/// Whether the AdminServer at `base` belongs to the server listening for clients on
-/// `client` (its `conf` says so).
-fn serves_client_port(base: &str, client: u16) -> bool {
-    ureq::get(&format!("{base}/conf"))
-        .timeout(Duration::from_secs(10))
-        .call()
-        .ok()
-        .and_then(|r| r.into_string().ok())
-        .and_then(|text| top_value(&text, "client_port"))
-        .is_some_and(|port| port == client.to_string())
 }
 
 #[test]

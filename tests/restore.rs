@@ -23,22 +23,9 @@ mod raw;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, Kind, Launch, Server};
+use common::{ferrokeeper_with_admin, free_port, Kind, Launch, Server};
 use raw::tree::{assert_same_tree, connect, read_tree, write_varied};
 use raw::{mode, open_acl, Conn, ConnectOptions, Incoming};
-
-/// A server of `kind` with its AdminServer on, both ports from this test's range.
-fn with_admin(kind: Kind, extra: &[(&str, &str)]) -> (Server, String) {
-    let admin = free_port().to_string();
-    let mut lines = vec![
-        ("admin.enableServer", "true"),
-        ("admin.serverAddress", "127.0.0.1"),
-        ("admin.serverPort", admin.as_str()),
-    ];
-    lines.extend_from_slice(extra);
-    let server = Server::start_on_port_with(kind, free_port(), &lines, &Launch::default());
-    (server, format!("http://127.0.0.1:{admin}/commands"))
-}
 
 /// An HTTP answer: status, headers, body.
 struct Reply {
@@ -113,7 +100,7 @@ const AUTH: &str = "digest operator:pw";
 // restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_from_one_server_restores_into_another() {
-    let (a, a_admin) = with_admin(Kind::Ferrokeeper, &[]);
+    let (a, a_admin) = ferrokeeper_with_admin(&[]);
     let owner = write_varied(&a.address(), "/app").await;
     let want = read_tree(&a.address()).await;
     let snap = http("GET", &format!("{a_admin}/snapshot"), Some(AUTH), None).await;
@@ -123,7 +110,7 @@ async fn a_snapshot_from_one_server_restores_into_another() {
     let snap_zxid = i64::from_str_radix(snap_zxid.trim_start_matches("0x"), 16).expect("hex");
 
     // The other server has a tree of its own, more txns than the snapshot, and a client.
-    let (mut b, b_admin) = with_admin(Kind::Ferrokeeper, &[]);
+    let (mut b, b_admin) = ferrokeeper_with_admin(&[]);
     let mut other = write_varied(&b.address(), "/other").await;
     for i in 0..100 {
         other
@@ -271,7 +258,7 @@ async fn a_zookeeper_3_8_snapshot_restores_as_java_serves_it() {
         .expect("Java wrote a snapshot at startup");
     let body = std::fs::read(&newest).expect("read snapshot");
 
-    let (fk, admin) = with_admin(Kind::Ferrokeeper, &[("admin.rateLimiterIntervalInMS", "0")]);
+    let (fk, admin) = ferrokeeper_with_admin(&[("admin.rateLimiterIntervalInMS", "0")]);
     let mut c = connect(&fk.address()).await;
     c.create("/mine", b"m", open_acl(), mode::PERSISTENT)
         .await
@@ -315,7 +302,7 @@ async fn a_zookeeper_3_8_snapshot_restores_as_java_serves_it() {
     );
 
     // admin.restore.enabled=false: 503 after the auth check, as ZooKeeper.
-    let (_off, off_admin) = with_admin(Kind::Ferrokeeper, &[("admin.restore.enabled", "false")]);
+    let (_off, off_admin) = ferrokeeper_with_admin(&[("admin.restore.enabled", "false")]);
     let refused = http(
         "POST",
         &format!("{off_admin}/restore"),

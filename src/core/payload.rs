@@ -148,6 +148,22 @@ pub fn index_start(path: &str, slots: usize) -> usize {
     (xxhash_rust::xxh3::xxh3_64(path.as_bytes()) as usize) & (slots - 1)
 }
 
+/// The path index over `count` nodes whose paths come in node order (storage/FORMAT.md,
+/// `index`): a power of two of at least twice the count, each node at the first empty
+/// slot from its path's start, as node index + 1.
+pub fn index_slots<'p>(count: usize, paths: impl Iterator<Item = &'p str>) -> Vec<u32> {
+    let len = (count * 2).next_power_of_two().max(2);
+    let mut slots = vec![0u32; len];
+    for (i, path) in paths.enumerate() {
+        let mut slot = index_start(path, len);
+        while slots[slot] != 0 {
+            slot = (slot + 1) & (len - 1);
+        }
+        slots[slot] = i as u32 + 1;
+    }
+    slots
+}
+
 /// Why an archive failed full validation.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {reason}")]
@@ -238,15 +254,7 @@ impl SnapshotData {
                 children_end: children.len() as u32,
             });
         }
-        let slots = (sorted.len() * 2).next_power_of_two().max(2);
-        let mut index = vec![0u32; slots];
-        for (i, (path, _)) in sorted.iter().enumerate() {
-            let mut slot = index_start(path, slots);
-            while index[slot] != 0 {
-                slot = (slot + 1) & (slots - 1);
-            }
-            index[slot] = i as u32 + 1;
-        }
+        let index = index_slots(sorted.len(), sorted.iter().map(|(p, _)| *p));
         let indices = |paths: &mut dyn Iterator<Item = &Arc<str>>| -> Vec<u32> {
             let mut v: Vec<u32> = paths.filter_map(|p| index_of.get(&**p).copied()).collect();
             v.sort_unstable();

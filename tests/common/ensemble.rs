@@ -430,7 +430,6 @@ impl Ensemble {
 
     /// Like [`Ensemble::leader`], but an ensemble that has not settled within `limit`
     /// is an error naming each member's mode, not a panic.
-    #[allow(dead_code)] // not every test binary that includes this module uses it
     pub fn try_leader(&self, limit: Duration) -> Result<usize, String> {
         let running: Vec<usize> = (0..self.members.len())
             .filter(|&i| self.members[i].state == MemberState::Running)

@@ -611,3 +611,48 @@ pub fn promtool_errors(text: &str) -> Option<Option<String>> {
         report.contains("error while linting") || report.contains("text format parsing error");
     Some(bad.then_some(report))
 }
+
+/// ferrokeeper with its AdminServer on a port of this test's range.
+///
+/// Ports are drawn at random by each test process, so another test's server can hold
+/// the one drawn here; ferrokeeper then serves without an AdminServer (as ZooKeeper
+/// does) and the other server answers instead, until it stops (CI, session 14: a
+/// connection refused halfway through a run). The answer to `conf` must name this
+/// server's client port; if not, another port is drawn.
+pub fn ferrokeeper_with_admin(extra: &[(&str, &str)]) -> (Server, String) {
+    for _ in 0..3 {
+        let admin = free_port().to_string();
+        let mut lines = vec![
+            ("admin.enableServer", "true"),
+            ("admin.serverAddress", "127.0.0.1"),
+            ("admin.serverPort", admin.as_str()),
+        ];
+        lines.extend_from_slice(extra);
+        let server = Server::start(Kind::Ferrokeeper, &lines);
+        let base = format!("http://127.0.0.1:{admin}/commands");
+        let served = extra
+            .iter()
+            .find(|(k, _)| *k == "admin.commandURL")
+            .map_or("/commands", |(_, v)| *v);
+        if serves_client_port(&format!("http://127.0.0.1:{admin}{served}"), server.port) {
+            return (server, base);
+        }
+        eprintln!("the AdminServer at {base} is not this server's; another port");
+    }
+    panic!("no AdminServer of our own after three ports");
+}
+
+/// Whether the AdminServer at `base` belongs to the server listening for clients on
+/// `client` (its `conf` says so).
+pub fn serves_client_port(base: &str, client: u16) -> bool {
+    ureq::get(&format!("{base}/conf"))
+        .timeout(Duration::from_secs(10))
+        .call()
+        .ok()
+        .and_then(|r| r.into_string().ok())
+        .is_some_and(|text| {
+            // The reply is pretty-printed JSON, one top-level key a line.
+            let want = format!("  \"client_port\" : {client}");
+            text.lines().any(|l| l.trim_end_matches(',') == want)
+        })
+}

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use ferrokeeper_net::records::Acl;
 
-use super::{index_start, InvalidPayload, NULL_DATA};
+use super::{index_slots, index_start, InvalidPayload, NULL_DATA};
 use crate::core::state::{DataState, CONTAINER_OWNER, EXTENDED_MASK};
 use crate::core::tree::SortedRefs;
 
@@ -194,15 +194,7 @@ struct Index<'s, 'a> {
 
 impl<'s, 'a> Index<'s, 'a> {
     fn build(sorted: &'s SortedRefs<'a>) -> Self {
-        let len = (sorted.len() * 2).next_power_of_two().max(2);
-        let mut slots = vec![0u32; len];
-        for (i, (path, _)) in sorted.iter().enumerate() {
-            let mut slot = index_start(path, len);
-            while slots[slot] != 0 {
-                slot = (slot + 1) & (len - 1);
-            }
-            slots[slot] = i as u32 + 1;
-        }
+        let slots = index_slots(sorted.len(), sorted.iter().map(|(path, _)| path));
         Index { slots, sorted }
     }
 
