@@ -640,6 +640,47 @@ fn failover_kill9_leader_under_write_load() {
     );
 }
 
+/// A port claimed by a live test process is not drawn by another, and its claim ends
+/// with that process. CI once saw a killed member's ports drawn by another test's ensemble
+/// while it was down: its restart failed to bind, and the other ensemble's server answered
+/// `srvr` on its client port.
+#[test]
+fn a_port_claimed_by_a_live_test_process_is_not_drawn_again() {
+    let port = common::free_port();
+    let file = std::env::temp_dir()
+        .join("ferrokeeper-tests")
+        .join("ports")
+        .join(port.to_string());
+    // The claim is a flock(2); util-linux `flock` takes the same lock in another process.
+    // This process holds `port` already, so first a port nobody holds: one above it.
+    let other = port + 1;
+    let other_file = file.with_file_name(other.to_string());
+    // `--no-fork`: one process holds the lock, so killing it ends the claim.
+    let mut holder = Command::new("flock")
+        .arg("--no-fork")
+        .arg(&other_file)
+        .args(["-c", "echo locked; exec sleep 60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run flock(1)");
+    // flock(1) runs its command only once it holds the lock.
+    let mut said = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().expect("stdout")),
+        &mut said,
+    )
+    .expect("read flock(1)");
+    assert_eq!(said.trim(), "locked");
+    assert!(
+        !common::claim_port(other),
+        "a port another process claimed was drawn"
+    );
+    holder.kill().expect("kill flock(1)");
+    holder.wait().expect("wait flock(1)");
+    assert!(common::claim_port(other), "the claim outlived its process");
+    assert!(file.exists(), "free_port left no claim for {port}");
+}
+
 #[test]
 fn sigstop_leader_past_the_election_timeout() {
     let mut ens = Ensemble::start(Kind::Ferrokeeper, 3);

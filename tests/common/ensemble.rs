@@ -42,9 +42,12 @@ pub fn java_available() -> bool {
             .is_ok_and(|s| s.success())
 }
 
-/// `n` distinct loopback ports from the ensemble range that were free a moment ago. The
-/// search starts at a random place so that parallel test processes rarely race for the
-/// same port; a port is checked by binding it (and released at once).
+/// `n` distinct loopback ports from the ensemble range that were free a moment ago and
+/// that no other test process has claimed ([`super::claim_port`]). The search starts at a
+/// random place so that parallel test processes rarely race for the same port; a port is
+/// checked by binding it (and released at once). The claim keeps a member's ports its own
+/// while it is killed and restarted: a free-port check alone once handed a dead member's
+/// ports to another test's ensemble, and the member's restart failed to bind.
 pub fn range_ports(n: usize) -> Vec<u16> {
     let span = PORT_RANGE_END - PORT_RANGE_START;
     let mut at = rand::random_range(0..span);
@@ -52,7 +55,7 @@ pub fn range_ports(n: usize) -> Vec<u16> {
     for _ in 0..span {
         let port = PORT_RANGE_START + at;
         at = (at + 1) % span;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && super::claim_port(port) {
             out.push(port);
             if out.len() == n {
                 return out;
@@ -393,11 +396,8 @@ impl Ensemble {
             }
             if let Some(child) = &self.members[i].child {
                 // A member that exits during start shows its log.
-                let pid = child.id() as libc::pid_t;
-                // SAFETY: kill(pid, 0) only probes our own child's existence.
-                let alive = unsafe { libc::kill(pid, 0) } == 0;
                 assert!(
-                    alive,
+                    super::process_runs(child.id()),
                     "member {} is gone:\n{}",
                     i + 1,
                     self.members[i].log()

@@ -135,12 +135,57 @@ pub fn free_port() -> u16 {
         if !given.contains(&port)
             && TcpListener::bind(("127.0.0.1", port)).is_ok()
             && TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && claim_port(port)
         {
             given.push(port);
             return port;
         }
     }
     panic!("no free port in {low}..{high}");
+}
+
+/// Claims `port` for this test process until it exits; false when another live test
+/// process holds it. A free-port check alone cannot see a port whose server a test has
+/// killed and is about to restart; the claim can. It is an exclusive `flock` on
+/// `<tmp>/ferrokeeper-tests/ports/<port>`, which the kernel drops when the process exits,
+/// so a crashed test leaves nothing stale. The lock file stays open for the process's
+/// life (the descriptor is close-on-exec: servers the test starts do not inherit it).
+pub fn claim_port(port: u16) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::sync::Mutex;
+    static CLAIMS: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("ferrokeeper-tests").join("ports");
+    if std::fs::create_dir_all(&dir).is_err() {
+        // No place for claims (an unwritable temp dir): the bind check alone decides.
+        return true;
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(port.to_string()))
+    else {
+        return true;
+    };
+    // SAFETY: flock(2) on a descriptor this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return false;
+    }
+    CLAIMS.lock().unwrap_or_else(|e| e.into_inner()).push(file);
+    true
+}
+
+/// Whether process `pid` runs: it exists and is not a zombie (a child that has exited but
+/// was not waited for still answers `kill(pid, 0)`).
+pub fn process_runs(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "pid (comm) S ...": the state follows the last ')' (the command may hold one).
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
 }
 
 /// The first port of the kernel's ephemeral range (32768 if it cannot be read).
