@@ -17,10 +17,14 @@
 //! the overlay entries written after it: the logical content is unchanged, and memory
 //! goes back to the archive's size.
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use ferrokeeper_net::records::{Acl, Stat};
 use imbl::{OrdMap, OrdSet};
+
+use crate::core::payload::path_hash;
 
 mod base;
 pub use base::{Base, BaseChildren, BaseNode};
@@ -517,12 +521,108 @@ struct Entry {
     node: Option<Arc<Node>>,
 }
 
+/// An overlay key: a path behind its hash ([`path_hash`], the hash the base's index
+/// uses too). Keys order by hash first and by path only between equal hashes, so a
+/// lookup down the B-tree compares integers held in the tree's own nodes, and reads a
+/// path (a pointer to follow, a `memcmp`) only at the key it lands on. Ordering by path
+/// instead made each of a lookup's ~18 compares a cache miss on another key's string:
+/// 28 % of a shard's CPU in closed-loop reads (bench/results/read-profile-2026-12-06.md).
+/// Nothing needs the overlay in path order but the snapshot writer, which sorts anyway
+/// ([`Tree::sorted_refs`]).
+///
+/// Equal hashes are legal (a crafted pair of paths can collide): the path breaks the tie,
+/// so colliding keys are distinct and each is found by its own path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    // Field order is the derived order: hash, then path.
+    hash: u64,
+    path: Arc<str>,
+}
+
+impl Key {
+    fn new(path: Arc<str>) -> Key {
+        Key {
+            hash: path_hash(&path),
+            path,
+        }
+    }
+}
+
+/// A key to look one up by without owning a path: [`Key`]'s borrowed form.
+struct Probe<'a> {
+    hash: u64,
+    path: &'a str,
+}
+
+impl<'a> Probe<'a> {
+    fn new(path: &'a str) -> Probe<'a> {
+        Probe {
+            hash: path_hash(path),
+            path,
+        }
+    }
+
+    /// As the map's lookups take it.
+    fn key(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+/// What [`Key`] and [`Probe`] share, so that the overlay (keyed by `Key`) can be searched
+/// with a `Probe` (`Key: Borrow<dyn KeyView>`). Its order is `Key`'s derived order, as
+/// `Borrow` requires.
+trait KeyView {
+    fn view(&self) -> (u64, &str);
+}
+
+impl KeyView for Key {
+    fn view(&self) -> (u64, &str) {
+        (self.hash, &self.path)
+    }
+}
+
+impl KeyView for Probe<'_> {
+    fn view(&self) -> (u64, &str) {
+        (self.hash, self.path)
+    }
+}
+
+impl<'a> Borrow<dyn KeyView + 'a> for Key {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.view() == other.view()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+impl PartialOrd for dyn KeyView + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn KeyView + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let (a, b) = (self.view(), other.view());
+        a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1))
+    }
+}
+
+/// The overlay's map (see [`Key`]).
+type Overlay = OrdMap<Key, Entry>;
+
 /// The overlay as it was when a snapshot was decided, waiting for that snapshot to
 /// become the base.
 #[derive(Debug, Clone)]
 struct Frozen {
     at: i64,
-    entries: OrdMap<Arc<str>, Entry>,
+    entries: Overlay,
 }
 
 /// The layered map from path to node: `overlay` over `frozen` over `base`.
@@ -531,12 +631,13 @@ struct Frozen {
 /// nodes are at least half full, where the trie's fixed-width chunks were mostly empty.
 /// Measured with `tests/memory.rs` (100k creates of 100 B, published every 64):
 /// 586 B of heap per fresh znode with the trie, of which an estimated ~200 B were the
-/// trie's own (issue #13). A lookup compares a few paths instead of hashing one.
+/// trie's own (issue #13). It is ordered by path hash ([`Key`]), so that a lookup
+/// compares integers, as a hash table's would, and hashes the path once for all layers.
 #[derive(Debug, Clone)]
 pub struct Tree {
     base: Option<Arc<Base>>,
     frozen: Option<Frozen>,
-    overlay: OrdMap<Arc<str>, Entry>,
+    overlay: Overlay,
     len: usize,
     data_bytes: u64,
 }
@@ -611,21 +712,27 @@ impl Tree {
         self.overlay.len() + self.frozen.as_ref().map_or(0, |f| f.entries.len())
     }
 
-    fn entry(&self, path: &str) -> Option<&Entry> {
+    fn entry(&self, probe: &Probe<'_>) -> Option<&Entry> {
         self.overlay
-            .get(path)
-            .or_else(|| self.frozen.as_ref()?.entries.get(path))
+            .get(probe.key())
+            .or_else(|| self.frozen.as_ref()?.entries.get(probe.key()))
     }
 
     /// The node at `path`. The empty path names the root, as in ZooKeeper's node map
     /// (so `getData("")` answers with `/`).
     pub fn get(&self, path: &str) -> Option<NodeRef<'_>> {
         let path = if path.is_empty() { "/" } else { path };
-        match self.entry(path) {
+        self.get_probed(&Probe::new(path))
+    }
+
+    /// [`Tree::get`] by a probe: one hash for every layer.
+    fn get_probed(&self, probe: &Probe<'_>) -> Option<NodeRef<'_>> {
+        match self.entry(probe) {
             Some(e) => e.node.as_deref().map(NodeRef::Owned),
             None => {
                 let base = self.base.as_ref()?;
-                base.find(path).map(|i| NodeRef::Base(base.node(i)))
+                base.find_hashed(probe.path, probe.hash)
+                    .map(|i| NodeRef::Base(base.node(i)))
             }
         }
     }
@@ -652,13 +759,22 @@ impl Tree {
 
     /// Replaces (or inserts) the node at `path`, as written by txn `zxid`.
     pub fn put(&mut self, path: Arc<str>, node: Node, zxid: i64) {
-        match self.get(&path) {
-            Some(old) => self.data_bytes -= (path.len() + old.data_len()) as u64,
+        self.put_keyed(Key::new(path), node, zxid);
+    }
+
+    /// [`Tree::put`] with the path's hash already taken.
+    fn put_keyed(&mut self, key: Key, node: Node, zxid: i64) {
+        let path_len = key.path.len();
+        match self.get_probed(&Probe {
+            hash: key.hash,
+            path: &key.path,
+        }) {
+            Some(old) => self.data_bytes -= (path_len + old.data_len()) as u64,
             None => self.len += 1,
         }
-        self.data_bytes += (path.len() + node.data_len()) as u64;
+        self.data_bytes += (path_len + node.data_len()) as u64;
         self.overlay.insert(
-            path,
+            key,
             Entry {
                 zxid,
                 node: Some(Arc::new(node)),
@@ -668,15 +784,18 @@ impl Tree {
 
     /// Removes the node at `path`, deleted by txn `zxid`; returns its stat.
     pub fn remove(&mut self, path: &Arc<str>, zxid: i64) -> Option<NodeStat> {
-        let old = self.get(path)?;
+        let key = Key::new(path.clone());
+        let old = self.get_probed(&Probe {
+            hash: key.hash,
+            path,
+        })?;
         let stat = old.stat();
         self.data_bytes -= (path.len() + old.data_len()) as u64;
         self.len -= 1;
         // A tombstone even when no base holds the node: a snapshot taken before this
         // delete may hold it and become the base (`rebase`), and must not bring it back.
         // Tombstones last until the next rebase.
-        self.overlay
-            .insert(path.clone(), Entry { zxid, node: None });
+        self.overlay.insert(key, Entry { zxid, node: None });
         Some(stat)
     }
 
@@ -685,7 +804,8 @@ impl Tree {
     /// missing: callers have checked.
     pub fn update(&mut self, path: &str, zxid: i64, f: impl FnOnce(&mut Node)) {
         let path = if path.is_empty() { "/" } else { path };
-        if let Some(e) = self.overlay.get_mut(path) {
+        let probe = Probe::new(path);
+        if let Some(e) = self.overlay.get_mut(probe.key()) {
             if let Some(node) = e.node.as_mut() {
                 let node = Arc::make_mut(node);
                 let before = node.data_len();
@@ -697,20 +817,24 @@ impl Tree {
             }
         }
         let mut node = self
-            .get(path)
+            .get_probed(&probe)
             .unwrap_or_else(|| panic!("update of missing node {path}"))
             .to_node();
         if self
             .frozen
             .as_ref()
-            .is_some_and(|f| f.entries.contains_key(path))
+            .is_some_and(|f| f.entries.contains_key(probe.key()))
         {
             // Changes from here on are kept apart, so that the rebase onto the frozen
             // layer's snapshot can put the new base's list under them.
             node.children = ChildSet::over(&node.children);
         }
         f(&mut node);
-        self.put(Arc::from(path), node, zxid);
+        let key = Key {
+            hash: probe.hash,
+            path: Arc::from(path),
+        };
+        self.put_keyed(key, node, zxid);
     }
 
     /// Sets the overlay aside as the state at `at` (the head's zxid), which a snapshot
@@ -755,16 +879,16 @@ impl Tree {
         let at = base.zxid();
         if self.frozen.as_ref().is_some_and(|f| f.at == at) {
             self.frozen = None;
-            let thawing: Vec<Arc<str>> = self
+            let thawing: Vec<Key> = self
                 .overlay
                 .iter()
                 .filter(|(_, e)| e.node.as_ref().is_some_and(|n| n.children.is_stale(&base)))
-                .map(|(p, _)| p.clone())
+                .map(|(k, _)| k.clone())
                 .collect();
             let thawed = thawing.len();
-            for path in thawing {
-                let at = base.find(&path);
-                if let Some(node) = self.overlay.get_mut(&path).and_then(|e| e.node.as_mut()) {
+            for key in thawing {
+                let at = base.find_hashed(&key.path, key.hash);
+                if let Some(node) = self.overlay.get_mut(&key).and_then(|e| e.node.as_mut()) {
                     Arc::make_mut(node).children.thaw(&base, at);
                 }
             }
@@ -772,22 +896,26 @@ impl Tree {
             return thawed;
         }
         self.unfreeze();
-        let mut overlay: OrdMap<Arc<str>, Entry> = self
+        let mut overlay: Overlay = self
             .overlay
             .iter()
-            .filter(|(path, e)| e.zxid > at && (e.node.is_some() || base.find(path).is_some()))
-            .map(|(p, e)| (p.clone(), e.clone()))
+            .filter(|(k, e)| {
+                e.zxid > at && (e.node.is_some() || base.find_hashed(&k.path, k.hash).is_some())
+            })
+            .map(|(k, e)| (k.clone(), e.clone()))
             .collect();
-        let kept: Vec<Arc<str>> = overlay
+        let kept: Vec<Key> = overlay
             .iter()
             .filter(|(_, e)| e.node.as_ref().is_some_and(|n| !n.children.is_on(&base)))
-            .map(|(p, _)| p.clone())
+            .map(|(k, _)| k.clone())
             .collect();
         let moved = kept.len();
-        for path in kept {
-            if let Some(node) = overlay.get_mut(&path).and_then(|e| e.node.as_mut()) {
+        for key in kept {
+            if let Some(node) = overlay.get_mut(&key).and_then(|e| e.node.as_mut()) {
                 let node = Arc::make_mut(node);
-                node.children = node.children.rebased(&base, base.find(&path));
+                node.children = node
+                    .children
+                    .rebased(&base, base.find_hashed(&key.path, key.hash));
             }
         }
         self.overlay = overlay;
@@ -808,12 +936,13 @@ impl Tree {
             .frozen
             .iter()
             .flat_map(|f| f.entries.iter())
-            .filter(|(p, _)| !self.overlay.contains_key(&***p));
+            .filter(|(k, _)| !self.overlay.contains_key(*k));
+        // The overlay is in hash order ([`Key`]): sorted here, its one ordered use.
         let mut owned: Vec<(&str, &Node)> = self
             .overlay
             .iter()
             .chain(frozen)
-            .filter_map(|(p, e)| e.node.as_deref().map(|n| (&**p, n)))
+            .filter_map(|(k, e)| e.node.as_deref().map(|n| (&*k.path, n)))
             .collect();
         owned.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let Some(base) = self.base.as_ref() else {
@@ -839,13 +968,14 @@ impl Tree {
             refs.push(r);
         };
         let mut next = 0usize;
+        let no_entries = self.overlay_len() == 0;
         for (i, b) in base.iter().enumerate() {
             let path = b.path();
             while next < owned.len() && owned[next].0 < path {
                 push(next as u32, true, &mut refs);
                 next += 1;
             }
-            if self.entry(path).is_none() {
+            if no_entries || self.entry(&Probe::new(path)).is_none() {
                 push(i as u32, false, &mut refs);
             }
         }
@@ -948,5 +1078,109 @@ mod tests {
         assert!(t.get("/x").is_some());
         assert!(before.get("/x").is_none());
         assert_eq!(before.len(), 4);
+    }
+
+    /// Keys with equal hashes (made here by hand: real ones need a crafted pair of
+    /// paths) are distinct, ordered by path, and each found by its own path; the
+    /// borrowed form orders exactly as the key does, as `Borrow` requires.
+    #[test]
+    fn colliding_hashes_are_told_apart_by_path() {
+        let key = |hash: u64, path: &str| Key {
+            hash,
+            path: Arc::from(path),
+        };
+        let keys = [
+            key(7, "/b"),
+            key(7, "/a"),
+            key(3, "/z"),
+            key(7, "/a/b"),
+            key(u64::MAX, "/"),
+            key(0, "/y"),
+        ];
+        let mut map: Overlay = OrdMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            map.insert(
+                k.clone(),
+                Entry {
+                    zxid: i as i64,
+                    node: None,
+                },
+            );
+        }
+        assert_eq!(map.len(), keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            let probe = Probe {
+                hash: k.hash,
+                path: &k.path,
+            };
+            assert_eq!(map.get(probe.key()).map(|e| e.zxid), Some(i as i64));
+            for other in &keys {
+                let view: &dyn KeyView = other;
+                assert_eq!(probe.key().cmp(view), k.cmp(other), "{k:?} vs {other:?}");
+            }
+        }
+        let missing = Probe {
+            hash: 7,
+            path: "/c",
+        };
+        assert!(map.get(missing.key()).is_none());
+        let order: Vec<&str> = map.keys().map(|k| &*k.path).collect();
+        assert_eq!(order, ["/y", "/z", "/a", "/a/b", "/b", "/"]);
+    }
+
+    /// The layered tree against a plain ordered map, through random puts, removes,
+    /// updates, clones, freezes and unfreezes: every lookup agrees, `sorted_nodes` is in
+    /// path order, and a clone keeps what it saw.
+    #[test]
+    fn agrees_with_a_model_map() {
+        use std::collections::BTreeMap;
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut t = Tree::empty();
+        let mut model: BTreeMap<String, i64> = BTreeMap::new();
+        let mut saved: Vec<(Tree, BTreeMap<String, i64>)> = Vec::new();
+        for zxid in 1..4000_i64 {
+            let path = format!("/n{}/c{}", next(5), next(200));
+            match next(10) {
+                0..=3 => {
+                    let mut node = Node::default();
+                    node.stat.mzxid = zxid;
+                    t.put(Arc::from(path.as_str()), node, zxid);
+                    model.insert(path, zxid);
+                }
+                4..=5 => {
+                    let removed = t.remove(&Arc::from(path.as_str()), zxid).map(|s| s.mzxid);
+                    assert_eq!(removed, model.remove(&path));
+                }
+                6..=7 if model.contains_key(&path) => {
+                    t.update(&path, zxid, |n| n.stat.mzxid = zxid);
+                    model.insert(path, zxid);
+                }
+                8 => t.freeze(zxid),
+                _ => saved.push((t.clone(), model.clone())),
+            }
+        }
+        saved.push((t, model));
+        for (tree, model) in &saved {
+            assert_eq!(tree.len(), model.len());
+            let sorted: Vec<(String, i64)> = tree
+                .sorted_nodes()
+                .into_iter()
+                .map(|(p, n)| (p.to_string(), n.stat().mzxid))
+                .collect();
+            let expected: Vec<(String, i64)> = model.iter().map(|(p, z)| (p.clone(), *z)).collect();
+            assert_eq!(sorted, expected);
+            for a in 0..5 {
+                for b in 0..200 {
+                    let p = format!("/n{a}/c{b}");
+                    assert_eq!(tree.get(&p).map(|n| n.stat().mzxid), model.get(&p).copied());
+                }
+            }
+        }
     }
 }
