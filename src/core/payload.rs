@@ -143,21 +143,9 @@ pub struct SessionData {
     pub ephemerals: Vec<u32>,
 }
 
-/// A path's hash: where its probe starts in the snapshot's index ([`index_start`]), and
-/// the order of the tree's overlay (`core::tree`), so that one hash serves a lookup in
-/// both layers.
-pub fn path_hash(path: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(path.as_bytes())
-}
-
 /// The slot where a path's probe starts in an index of `slots` (a power of two) slots.
 pub fn index_start(path: &str, slots: usize) -> usize {
-    index_start_hashed(path_hash(path), slots)
-}
-
-/// [`index_start`] for a path whose [`path_hash`] is `hash`.
-pub fn index_start_hashed(hash: u64, slots: usize) -> usize {
-    (hash as usize) & (slots - 1)
+    (xxhash_rust::xxh3::xxh3_64(path.as_bytes()) as usize) & (slots - 1)
 }
 
 /// The path index over `count` nodes whose paths come in node order (storage/FORMAT.md,

@@ -13,7 +13,7 @@ use ferrokeeper_storage::snapshot::Snapshot;
 
 use super::NodeStat;
 use crate::core::payload::{
-    index_start_hashed, path_hash, ArchivedNodeData, ArchivedSnapshotData, ArchivedSnapshotRoot,
+    index_start, ArchivedNodeData, ArchivedSnapshotData, ArchivedSnapshotRoot,
 };
 
 /// A mapped snapshot serving as the bottom layer of a [`super::Tree`].
@@ -189,14 +189,9 @@ impl Base {
 
     /// The index of the node at `path`.
     pub fn find(&self, path: &str) -> Option<u32> {
-        self.find_hashed(path, path_hash(path))
-    }
-
-    /// [`Base::find`] for a path whose [`path_hash`] the caller has already taken.
-    pub fn find_hashed(&self, path: &str, hash: u64) -> Option<u32> {
         let a = self.archive();
         let slots = a.index.len();
-        let mut slot = index_start_hashed(hash, slots);
+        let mut slot = index_start(path, slots);
         // `open` checked that the index has more slots than nodes, so an empty slot
         // ends every probe; the bound is a second guard.
         for _ in 0..slots {

@@ -24,8 +24,6 @@ use std::sync::Arc;
 use ferrokeeper_net::records::{Acl, Stat};
 use imbl::{OrdMap, OrdSet};
 
-use crate::core::payload::path_hash;
-
 mod base;
 pub use base::{Base, BaseChildren, BaseNode};
 
@@ -521,28 +519,58 @@ struct Entry {
     node: Option<Arc<Node>>,
 }
 
-/// An overlay key: a path behind its hash ([`path_hash`], the hash the base's index
-/// uses too). Keys order by hash first and by path only between equal hashes, so a
-/// lookup down the B-tree compares integers held in the tree's own nodes, and reads a
-/// path (a pointer to follow, a `memcmp`) only at the key it lands on. Ordering by path
-/// instead made each of a lookup's ~18 compares a cache miss on another key's string:
-/// 28 % of a shard's CPU in closed-loop reads (bench/results/read-profile-2026-12-06.md).
-/// Nothing needs the overlay in path order but the snapshot writer, which sorts anyway
+/// An overlay key: a path behind a digest of it ([`Near`]). Keys order by the digest
+/// first and by path only between equal digests, so a lookup down the B-tree compares
+/// integers held in the tree's own nodes, and reads a path (a pointer to follow, a
+/// `memcmp`) only at the key it lands on. Ordering by path alone made each of a lookup's
+/// ~18 compares a cache miss on another key's string: 28 % of a shard's CPU in
+/// closed-loop reads (bench/results/read-profile-2026-12-06.md). Nothing needs the
+/// overlay in path order but the snapshot writer, which sorts anyway
 /// ([`Tree::sorted_refs`]).
 ///
-/// Equal hashes are legal (a crafted pair of paths can collide): the path breaks the tie,
-/// so colliding keys are distinct and each is found by its own path.
+/// Equal digests are legal (any two paths may share one): the path breaks the tie, so
+/// such keys are distinct and each is found by its own path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
-    // Field order is the derived order: hash, then path.
-    hash: u64,
+    // Field order is the derived order: digest, then path.
+    near: Near,
     path: Arc<str>,
+}
+
+/// The part of a [`Key`] compared first: the parent path's hash, then the name's length
+/// and its last seven bytes. Siblings sit together, and names numbered in sequence
+/// (`n1`, `n2` … `n10` …; ZooKeeper's sequential nodes) follow each other, so a run
+/// of creates under one parent lands in the same B-tree leaf, as it did in path order.
+/// A full-path hash scattered them: after each publication a create copied a leaf of its
+/// own (64 entries, two reference counts each), and 1M creates cost 3× the server CPU
+/// and ~20 % more memory (bench/results/hash-index-2026-12-06.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Near {
+    parent: u64,
+    tail: u64,
+}
+
+impl Near {
+    fn of(path: &str) -> Near {
+        let (parent, name) = match path.rfind('/') {
+            Some(i) => (&path.as_bytes()[..i], &path.as_bytes()[i + 1..]),
+            None => (&b""[..], path.as_bytes()),
+        };
+        let mut tail = (name.len().min(255) as u64) << 56;
+        for (i, b) in name.iter().rev().take(7).enumerate() {
+            tail |= u64::from(*b) << (8 * i);
+        }
+        Near {
+            parent: xxhash_rust::xxh3::xxh3_64(parent),
+            tail,
+        }
+    }
 }
 
 impl Key {
     fn new(path: Arc<str>) -> Key {
         Key {
-            hash: path_hash(&path),
+            near: Near::of(&path),
             path,
         }
     }
@@ -550,14 +578,14 @@ impl Key {
 
 /// A key to look one up by without owning a path: [`Key`]'s borrowed form.
 struct Probe<'a> {
-    hash: u64,
+    near: Near,
     path: &'a str,
 }
 
 impl<'a> Probe<'a> {
     fn new(path: &'a str) -> Probe<'a> {
         Probe {
-            hash: path_hash(path),
+            near: Near::of(path),
             path,
         }
     }
@@ -572,18 +600,18 @@ impl<'a> Probe<'a> {
 /// with a `Probe` (`Key: Borrow<dyn KeyView>`). Its order is `Key`'s derived order, as
 /// `Borrow` requires.
 trait KeyView {
-    fn view(&self) -> (u64, &str);
+    fn view(&self) -> (Near, &str);
 }
 
 impl KeyView for Key {
-    fn view(&self) -> (u64, &str) {
-        (self.hash, &self.path)
+    fn view(&self) -> (Near, &str) {
+        (self.near, &self.path)
     }
 }
 
 impl KeyView for Probe<'_> {
-    fn view(&self) -> (u64, &str) {
-        (self.hash, self.path)
+    fn view(&self) -> (Near, &str) {
+        (self.near, self.path)
     }
 }
 
@@ -631,8 +659,8 @@ struct Frozen {
 /// nodes are at least half full, where the trie's fixed-width chunks were mostly empty.
 /// Measured with `tests/memory.rs` (100k creates of 100 B, published every 64):
 /// 586 B of heap per fresh znode with the trie, of which an estimated ~200 B were the
-/// trie's own (issue #13). It is ordered by path hash ([`Key`]), so that a lookup
-/// compares integers, as a hash table's would, and hashes the path once for all layers.
+/// trie's own (issue #13). It is ordered by a digest of the path ([`Key`]), so that a
+/// lookup compares integers, as a hash table's would.
 #[derive(Debug, Clone)]
 pub struct Tree {
     base: Option<Arc<Base>>,
@@ -725,14 +753,13 @@ impl Tree {
         self.get_probed(&Probe::new(path))
     }
 
-    /// [`Tree::get`] by a probe: one hash for every layer.
+    /// [`Tree::get`] by a probe: one digest for both overlay layers.
     fn get_probed(&self, probe: &Probe<'_>) -> Option<NodeRef<'_>> {
         match self.entry(probe) {
             Some(e) => e.node.as_deref().map(NodeRef::Owned),
             None => {
                 let base = self.base.as_ref()?;
-                base.find_hashed(probe.path, probe.hash)
-                    .map(|i| NodeRef::Base(base.node(i)))
+                base.find(probe.path).map(|i| NodeRef::Base(base.node(i)))
             }
         }
     }
@@ -762,11 +789,11 @@ impl Tree {
         self.put_keyed(Key::new(path), node, zxid);
     }
 
-    /// [`Tree::put`] with the path's hash already taken.
+    /// [`Tree::put`] with the path's digest already taken.
     fn put_keyed(&mut self, key: Key, node: Node, zxid: i64) {
         let path_len = key.path.len();
         match self.get_probed(&Probe {
-            hash: key.hash,
+            near: key.near,
             path: &key.path,
         }) {
             Some(old) => self.data_bytes -= (path_len + old.data_len()) as u64,
@@ -786,7 +813,7 @@ impl Tree {
     pub fn remove(&mut self, path: &Arc<str>, zxid: i64) -> Option<NodeStat> {
         let key = Key::new(path.clone());
         let old = self.get_probed(&Probe {
-            hash: key.hash,
+            near: key.near,
             path,
         })?;
         let stat = old.stat();
@@ -831,7 +858,7 @@ impl Tree {
         }
         f(&mut node);
         let key = Key {
-            hash: probe.hash,
+            near: probe.near,
             path: Arc::from(path),
         };
         self.put_keyed(key, node, zxid);
@@ -887,7 +914,7 @@ impl Tree {
                 .collect();
             let thawed = thawing.len();
             for key in thawing {
-                let at = base.find_hashed(&key.path, key.hash);
+                let at = base.find(&key.path);
                 if let Some(node) = self.overlay.get_mut(&key).and_then(|e| e.node.as_mut()) {
                     Arc::make_mut(node).children.thaw(&base, at);
                 }
@@ -899,9 +926,7 @@ impl Tree {
         let mut overlay: Overlay = self
             .overlay
             .iter()
-            .filter(|(k, e)| {
-                e.zxid > at && (e.node.is_some() || base.find_hashed(&k.path, k.hash).is_some())
-            })
+            .filter(|(k, e)| e.zxid > at && (e.node.is_some() || base.find(&k.path).is_some()))
             .map(|(k, e)| (k.clone(), e.clone()))
             .collect();
         let kept: Vec<Key> = overlay
@@ -913,9 +938,7 @@ impl Tree {
         for key in kept {
             if let Some(node) = overlay.get_mut(&key).and_then(|e| e.node.as_mut()) {
                 let node = Arc::make_mut(node);
-                node.children = node
-                    .children
-                    .rebased(&base, base.find_hashed(&key.path, key.hash));
+                node.children = node.children.rebased(&base, base.find(&key.path));
             }
         }
         self.overlay = overlay;
@@ -937,7 +960,7 @@ impl Tree {
             .iter()
             .flat_map(|f| f.entries.iter())
             .filter(|(k, _)| !self.overlay.contains_key(*k));
-        // The overlay is in hash order ([`Key`]): sorted here, its one ordered use.
+        // The overlay is in digest order ([`Key`]): sorted here, its one ordered use.
         let mut owned: Vec<(&str, &Node)> = self
             .overlay
             .iter()
@@ -1080,13 +1103,14 @@ mod tests {
         assert_eq!(before.len(), 4);
     }
 
-    /// Keys with equal hashes (made here by hand: real ones need a crafted pair of
-    /// paths) are distinct, ordered by path, and each found by its own path; the
-    /// borrowed form orders exactly as the key does, as `Borrow` requires.
+    /// Keys with equal digests (made here by hand: real ones need two paths with the
+    /// same name's tail under parents whose hashes collide) are distinct, ordered by
+    /// path, and each found by its own path; the borrowed form orders exactly as the key
+    /// does, as `Borrow` requires.
     #[test]
-    fn colliding_hashes_are_told_apart_by_path() {
-        let key = |hash: u64, path: &str| Key {
-            hash,
+    fn equal_digests_are_told_apart_by_path() {
+        let key = |parent: u64, path: &str| Key {
+            near: Near { parent, tail: 1 },
             path: Arc::from(path),
         };
         let keys = [
@@ -1110,7 +1134,7 @@ mod tests {
         assert_eq!(map.len(), keys.len());
         for (i, k) in keys.iter().enumerate() {
             let probe = Probe {
-                hash: k.hash,
+                near: k.near,
                 path: &k.path,
             };
             assert_eq!(map.get(probe.key()).map(|e| e.zxid), Some(i as i64));
@@ -1120,12 +1144,39 @@ mod tests {
             }
         }
         let missing = Probe {
-            hash: 7,
+            near: Near { parent: 7, tail: 1 },
             path: "/c",
         };
         assert!(map.get(missing.key()).is_none());
         let order: Vec<&str> = map.keys().map(|k| &*k.path).collect();
         assert_eq!(order, ["/y", "/z", "/a", "/a/b", "/b", "/"]);
+    }
+
+    /// Siblings numbered in sequence get increasing digests (so a run of creates
+    /// appends to one B-tree leaf), whatever the number's width; paths without a slash
+    /// (never a valid znode, but a client may ask) and the root have digests too.
+    #[test]
+    fn numbered_siblings_follow_each_other() {
+        let mut prev = Near::of("/p/n0");
+        for i in 1..200_000 {
+            let next = Near::of(&format!("/p/n{i}"));
+            assert!(prev < next, "n{i}");
+            prev = next;
+        }
+        let seq = |i: u32| Near::of(&format!("/q/lock-{i:010}"));
+        assert!(seq(999_999) < seq(1_000_000));
+        // A carry past the seventh byte from the end starts the run over elsewhere
+        // in the parent's stretch (once in ten million for decimal numbers): slower
+        // that once, never wrong.
+        assert!(seq(9_999_999) > seq(10_000_000));
+        assert_eq!(Near::of("/a").parent, Near::of("/b").parent);
+        assert_ne!(Near::of("/a/x").parent, Near::of("/b/x").parent);
+        let _ = (
+            Near::of(""),
+            Near::of("/"),
+            Near::of("abc"),
+            Near::of(&"é".repeat(300)),
+        );
     }
 
     /// The layered tree against a plain ordered map, through random puts, removes,
