@@ -548,6 +548,10 @@ pub fn import_zookeeper_to(
             } = table;
             let (orphans, pending_acl) = (orphans.clone(), pending_acl.clone());
             drop(table);
+            // The table's pages go back to the system before the snapshot is mapped
+            // (its checksum pass makes all of it resident): mimalloc keeps freed ones.
+            // SAFETY: mi_collect only frees this thread's unused pages.
+            unsafe { libmimalloc_sys::mi_collect(true) };
             log_memory("intermediate snapshot written");
             intermediate = Some(file.path.clone());
             let base = ferrokeeper_storage::snapshot::read(&file)

@@ -69,12 +69,80 @@ fn path_hash(path: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(path.as_bytes())
 }
 
+/// Records per chunk of [`Chunked`].
+const CHUNK_RECS: usize = 1 << 16;
+/// Bytes per chunk of [`Arena`] (a longer path gets a chunk of its own size).
+const ARENA_CHUNK_BYTES: usize = 1 << 24;
+
+/// A vector grown in fixed chunks: growing never copies (a doubling `Vec` holds the
+/// old and the new buffer at once, 1.5 times the table at its peak).
+struct Chunked<T>(Vec<Vec<T>>);
+
+impl<T> Chunked<T> {
+    fn push(&mut self, v: T) {
+        match self.0.last_mut() {
+            Some(c) if c.len() < CHUNK_RECS => c.push(v),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK_RECS);
+                c.push(v);
+                self.0.push(c);
+            }
+        }
+    }
+    fn len(&self) -> usize {
+        self.0.len().saturating_sub(1) * CHUNK_RECS + self.0.last().map_or(0, Vec::len)
+    }
+    fn heap_bytes(&self) -> usize {
+        self.0.len() * CHUNK_RECS * std::mem::size_of::<T>()
+    }
+}
+
+impl<T> std::ops::Index<usize> for Chunked<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        &self.0[i / CHUNK_RECS][i % CHUNK_RECS]
+    }
+}
+
+/// Paths back to back in chunks; a path is found by its chunk (high 32 bits of its
+/// handle) and its start in the chunk (low 32 bits).
+#[derive(Default)]
+struct Arena(Vec<String>);
+
+impl Arena {
+    fn push(&mut self, path: &str) -> u64 {
+        let fits = self
+            .0
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= path.len());
+        if !fits {
+            self.0
+                .push(String::with_capacity(ARENA_CHUNK_BYTES.max(path.len())));
+        }
+        let chunk = self.0.len() - 1;
+        let c = &mut self.0[chunk];
+        let at = c.len();
+        c.push_str(path);
+        ((chunk as u64) << 32) | at as u64
+    }
+    fn get(&self, handle: u64, len: u32) -> &str {
+        let at = (handle & u64::from(u32::MAX)) as usize;
+        self.0
+            .get((handle >> 32) as usize)
+            .and_then(|c| c.get(at..at + len as usize))
+            .unwrap_or_default()
+    }
+    fn heap_bytes(&self) -> usize {
+        self.0.iter().map(String::capacity).sum()
+    }
+}
+
 /// One node: 96 B, plus its path in the arena.
 #[derive(Debug, Clone, Copy)]
 struct Rec {
     /// Offset of the record in the decompressed snapshot ([`ADDED`] for a system node).
     offset: u64,
-    /// Start of the path in [`Table::arena`].
+    /// The path's handle in [`Table::arena`].
     path_at: u64,
     stat: NodeStat,
     path_len: u32,
@@ -89,8 +157,8 @@ struct Rec {
 /// The snapshot's nodes as records, sorted by path, and what the writer needs beside
 /// them. See the module docs.
 pub struct Table {
-    arena: String,
-    recs: Vec<Rec>,
+    arena: Arena,
+    recs: Chunked<Rec>,
     /// Record numbers in path order, one per distinct path.
     order: Vec<u32>,
     acls: Vec<Arc<[Acl]>>,
@@ -208,8 +276,8 @@ impl Table {
     ) -> Result<(Table, SnapshotSummary), ImportError> {
         let open_acl = open_acl_unsafe();
         let mut t = Table {
-            arena: String::new(),
-            recs: Vec::new(),
+            arena: Arena::default(),
+            recs: Chunked(Vec::new()),
             order: Vec::new(),
             acls: vec![open_acl.clone()],
             data,
@@ -289,16 +357,16 @@ impl Table {
                     .filter(|l| *l != NULL_LEN)
                     .ok_or_else(|| too_long("data"))?,
             };
+            let path_at = t.arena.push(path);
             t.recs.push(Rec {
                 offset: rec.offset,
-                path_at: t.arena.len() as u64,
+                path_at,
                 stat,
                 path_len: u32::try_from(path.len()).map_err(|_| too_long("path"))?,
                 data_len,
                 acl,
                 data_skip: u32::try_from(rec.data_at - rec.offset).map_err(|_| too_long("path"))?,
             });
-            t.arena.push_str(path);
             let owner = rec.stat.ephemeral_owner;
             match owner_kind(owner, extended_types) {
                 OwnerKind::Container => {
@@ -353,9 +421,8 @@ impl Table {
         ))
     }
 
-    fn rec_path<'a>(arena: &'a str, r: &Rec) -> &'a str {
-        let at = r.path_at as usize;
-        arena.get(at..at + r.path_len as usize).unwrap_or_default()
+    fn rec_path<'a>(arena: &'a Arena, r: &Rec) -> &'a str {
+        arena.get(r.path_at, r.path_len)
     }
 
     /// Sorts the records by path; of a path seen twice the last record stays and the
@@ -420,16 +487,16 @@ impl Table {
             self.digest = self.digest.wrapping_add(node_digest(path, data, &stat));
             let acl = intern(&mut self.acls, node.acl().to_vec());
             self.order.insert(at, self.recs.len() as u32);
+            let path_at = self.arena.push(path);
             self.recs.push(Rec {
                 offset: ADDED,
-                path_at: self.arena.len() as u64,
+                path_at,
                 stat,
                 path_len: path.len() as u32,
                 data_len: if data.is_none() { NULL_LEN } else { 0 },
                 acl,
                 data_skip: 0,
             });
-            self.arena.push_str(path);
         }
     }
 
@@ -447,9 +514,7 @@ impl Table {
 
     /// Bytes the table holds on the heap (records, order, paths), for the memory log.
     pub fn heap_bytes(&self) -> usize {
-        self.recs.capacity() * std::mem::size_of::<Rec>()
-            + self.order.capacity() * 4
-            + self.arena.capacity()
+        self.recs.heap_bytes() + self.order.capacity() * 4 + self.arena.heap_bytes()
     }
 
     fn rec(&self, i: usize) -> &Rec {
