@@ -52,7 +52,10 @@
 //! - **Memory.** A snapshot is parsed as it is read (and, for gzip, decompressed), one
 //!   node record at a time, so only the [`DataState`] grows with it; a snappy snapshot
 //!   is decompressed whole first (no stream reader for snappy-java's framing). Logs are
-//!   streamed record by record.
+//!   streamed record by record. [`import_zookeeper_to`] (what `ferrokeeper import` runs)
+//!   does not build the state on the heap at all: the snapshot's nodes become a compact
+//!   [`table::Table`] written straight to a ferrokeeper snapshot, which is then mapped
+//!   and replayed onto (bench/results/memory/2026-12-06-import-v4.md).
 //!
 //! Must never: write into the ZooKeeper directory (ZooKeeper deletes an empty trailing
 //! log at startup; the import leaves it), or panic on any file content.
