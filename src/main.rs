@@ -362,38 +362,43 @@ fn import(args: &ImportArgs) -> i32 {
     let started = Instant::now();
     let mut shown = Progress::new();
     let mut progress = |p: ImportProgress| shown.update(&p);
-    let imported = match ferrokeeper::import::import_zookeeper(
+    // The snapshot is written from ZooKeeper's records without building the tree on the
+    // heap, the logs replayed onto it mapped (issue #13: peak memory of an import).
+    let result = ferrokeeper::import::import_zookeeper_to(
         &args.zookeeper_data_dir,
         args.zookeeper_log_dir.as_deref(),
+        &ferrokeeper::import::ImportOptions::default(),
+        out,
         &mut progress,
-    ) {
-        Ok(i) => i,
-        Err(e) => {
-            shown.finish();
-            eprintln!("ferrokeeper import: {e}");
-            return 1;
-        }
-    };
+    );
     shown.finish();
-    if let ferrokeeper::import::DigestCheck::Mismatch {
-        zxid,
-        expected,
-        actual,
-    } = imported.digest
-    {
-        eprintln!(
-            "ferrokeeper import: the imported tree differs from ZooKeeper's at zxid 0x{zxid:x} (digest {actual:x}, ZooKeeper recorded {expected:x}); refusing to write it"
-        );
-        return 1;
-    }
-    let dir = ferrokeeper::snapshot::snap_dir(out);
-    let (file, bytes) = match ferrokeeper::snapshot::write_state(&dir, &imported.state) {
-        Ok(w) => w,
+    let (imported, file) = match result {
+        Ok(ferrokeeper::import::ImportedTo {
+            imported,
+            file: Some(file),
+        }) => (imported, file),
+        Ok(ferrokeeper::import::ImportedTo {
+            imported,
+            file: None,
+        }) => {
+            if let ferrokeeper::import::DigestCheck::Mismatch {
+                zxid,
+                expected,
+                actual,
+            } = imported.digest
+            {
+                eprintln!(
+                    "ferrokeeper import: the imported tree differs from ZooKeeper's at zxid 0x{zxid:x} (digest {actual:x}, ZooKeeper recorded {expected:x}); refusing to write it"
+                );
+            }
+            return 1;
+        }
         Err(e) => {
             eprintln!("ferrokeeper import: {e}");
             return 1;
         }
     };
+    let bytes = file.bytes;
     ferrokeeper::import::log_memory("snapshot written");
     eprintln!(
         "imported zxid 0x{:x}: {} znodes, {} sessions, {} txns replayed after ZooKeeper snapshot 0x{:x}, digest {:?}; wrote {} ({bytes} bytes) in {:?}",

@@ -271,10 +271,7 @@ pub fn write_state_with<S: Storage>(
     state: &DataState,
 ) -> Result<(snapfile::SnapshotFile, usize), WriteError> {
     let (path, len) = snapfile::write_streamed_with(storage, state.last_zxid, |sink| {
-        stream::write(state, sink).map(|_| ()).map_err(|e| match e {
-            stream::StreamError::Out(e) => WriteError::File(e),
-            stream::StreamError::Invalid(e) => WriteError::Invalid(e),
-        })
+        stream::write(state, sink).map(|_| ()).map_err(stream_error)
     })?;
     #[cfg(test)]
     tests::assert_streams_as_rkyv(state, &path.display().to_string());
@@ -285,6 +282,47 @@ pub fn write_state_with<S: Storage>(
         bytes: snapfile::HEADER_BYTES as u64 + len,
     };
     Ok((file, len as usize))
+}
+
+/// Writes the nodes of `source` as a snapshot in `dir` at `source.last_zxid()`, as
+/// [`write_state`] writes a state (the import writes ZooKeeper's records this way,
+/// without building a state). Returns the file and the payload size.
+pub fn write_source<T: stream::Source + ?Sized>(
+    dir: &Path,
+    source: &T,
+) -> Result<(snapfile::SnapshotFile, usize), WriteError> {
+    let mut storage =
+        DiskStorage::open(dir, IoMode::Pwrite).map_err(|e| snapfile::SnapshotError::Io {
+            op: "create directory",
+            file: dir.to_path_buf(),
+            source: e,
+        })?;
+    let zxid = source.last_zxid();
+    let (path, len) = snapfile::write_streamed_with(&mut storage, zxid, |sink| {
+        stream::write_from(source, sink)
+            .map(|_| ())
+            .map_err(stream_error)
+    })?;
+    let file = snapfile::SnapshotFile {
+        zxid,
+        name: snapfile::snapshot_name(zxid),
+        path,
+        bytes: snapfile::HEADER_BYTES as u64 + len,
+    };
+    Ok((file, len as usize))
+}
+
+/// A streaming writer's failure as a [`WriteError`].
+pub fn stream_error(e: stream::StreamError<snapfile::SnapshotError>) -> WriteError {
+    match e {
+        stream::StreamError::Out(e) => WriteError::File(e),
+        stream::StreamError::Invalid(e) => WriteError::Invalid(e),
+        stream::StreamError::Read(source) => WriteError::File(snapfile::SnapshotError::Io {
+            op: "read node data",
+            file: PathBuf::from("(snapshot source)"),
+            source,
+        }),
+    }
 }
 
 /// Why a snapshot was not written.

@@ -204,6 +204,13 @@ pub enum ImportError {
         /// What does not fit.
         detail: String,
     },
+
+    /// Writing ferrokeeper's snapshot of the imported state failed.
+    #[error("writing the imported snapshot: {detail}")]
+    Write {
+        /// The writer's error.
+        detail: String,
+    },
 }
 
 fn magic_name(magic: i32) -> &'static str {

@@ -52,7 +52,10 @@
 //! - **Memory.** A snapshot is parsed as it is read (and, for gzip, decompressed), one
 //!   node record at a time, so only the [`DataState`] grows with it; a snappy snapshot
 //!   is decompressed whole first (no stream reader for snappy-java's framing). Logs are
-//!   streamed record by record.
+//!   streamed record by record. [`import_zookeeper_to`] (what `ferrokeeper import` runs)
+//!   does not build the state on the heap at all: the snapshot's nodes become a compact
+//!   [`table::Table`] written straight to a ferrokeeper snapshot, which is then mapped
+//!   and replayed onto (bench/results/memory/2026-12-06-import-v4.md).
 //!
 //! Must never: write into the ZooKeeper directory (ZooKeeper deletes an empty trailing
 //! log at startup; the import leaves it), or panic on any file content.
@@ -63,6 +66,7 @@ pub mod password;
 pub mod replay;
 pub mod snapshot;
 pub mod stream;
+pub mod table;
 pub mod txnlog;
 
 use std::io::BufReader;
@@ -232,14 +236,41 @@ pub fn import_zookeeper(
     import_zookeeper_with(data_dir, log_dir, &ImportOptions::default(), progress)
 }
 
-// Long because it is the import's pipeline in order (find, load, replay, check,
-// write), each step a call with its progress and error context.
 /// [`import_zookeeper`] with explicit options.
 pub fn import_zookeeper_with(
     data_dir: &Path,
     log_dir: Option<&Path>,
     opts: &ImportOptions,
     progress: &mut dyn FnMut(ImportProgress),
+) -> Result<Imported, ImportError> {
+    let extended_types = opts.extended_types;
+    import_from(
+        data_dir,
+        log_dir,
+        progress,
+        &mut |snap, compression, progress| {
+            let mut src = format::SnapshotFile::open(&snap.path, compression)?;
+            Loader::from_source(&snap.path, &mut src, extended_types, progress)
+        },
+    )
+}
+
+/// Loads one snapshot into a [`Loader`], reporting (done, total) source progress.
+type LoadSnapshot<'a> = dyn FnMut(
+        &DataFile,
+        Compression,
+        &mut dyn FnMut(u64, u64),
+    ) -> Result<(Loader, replay::SnapshotSummary), ImportError>
+    + 'a;
+
+// Long because it is the import's pipeline in order (find, load, replay, check),
+// each step a call with its progress and error context.
+/// The import with the snapshot loaded by `load`.
+fn import_from(
+    data_dir: &Path,
+    log_dir: Option<&Path>,
+    progress: &mut dyn FnMut(ImportProgress),
+    load: &mut LoadSnapshot<'_>,
 ) -> Result<Imported, ImportError> {
     let snap_dir = format::version_dir(data_dir)?;
     let log_dir = match log_dir {
@@ -272,19 +303,13 @@ pub fn import_zookeeper_with(
                 bytes_total,
                 phase: ImportPhase::Snapshot,
             });
-            let mut src = format::SnapshotFile::open(&snap.path, compression)?;
-            Loader::from_source(
-                &snap.path,
-                &mut src,
-                opts.extended_types,
-                &mut |done, len| {
-                    progress(ImportProgress {
-                        bytes_done: scale(snap.bytes, done, len),
-                        bytes_total,
-                        phase: ImportPhase::Snapshot,
-                    })
-                },
-            )
+            load(snap, compression, &mut |done, len| {
+                progress(ImportProgress {
+                    bytes_done: scale(snap.bytes, done, len),
+                    bytes_total,
+                    phase: ImportPhase::Snapshot,
+                })
+            })
         });
         match attempt {
             Ok((loader, summary)) => {
@@ -461,6 +486,140 @@ pub fn import_zookeeper_with(
         digest,
         dead_session_ephemerals,
         state,
+    })
+}
+
+/// An import written as ferrokeeper's snapshot ([`import_zookeeper_to`]).
+#[derive(Debug)]
+pub struct ImportedTo {
+    /// The import; its state is served from the written snapshot (mapped) plus what
+    /// replay changed.
+    pub imported: Imported,
+    /// The snapshot written; `None` when the digest check failed (nothing is kept).
+    pub file: Option<ferrokeeper_storage::snapshot::SnapshotFile>,
+}
+
+// Long because it is the import's write path in order (table, write, map, replay,
+// rewrite or keep), with the cleanup of the intermediate file on every exit.
+/// Imports a ZooKeeper data directory into ferrokeeper's data directory `out` (its
+/// `ferrokeeper/snap`), without holding the snapshot's znodes on the heap (issue #13):
+/// ZooKeeper's snapshot is parsed into a compact [`table::Table`] and written as a
+/// version 4 snapshot, which is then mapped as the tree's base; the logs are replayed
+/// onto it as the overlay, the checks run as in [`import_zookeeper_with`], and when
+/// replay changed anything the final state is written again (the intermediate file is
+/// removed). A compressed snapshot is decompressed into a temp file under `out` first.
+/// The resulting state is the one [`import_zookeeper_with`] builds.
+pub fn import_zookeeper_to(
+    data_dir: &Path,
+    log_dir: Option<&Path>,
+    opts: &ImportOptions,
+    out: &Path,
+    progress: &mut dyn FnMut(ImportProgress),
+) -> Result<ImportedTo, ImportError> {
+    let snap_dir = crate::snapshot::snap_dir(out);
+    std::fs::create_dir_all(&snap_dir).map_err(|source| ImportError::Io {
+        path: snap_dir.clone(),
+        source,
+    })?;
+    let temp = out.join("ferrokeeper").join("import-snapshot.decompressed");
+    let write_err = |e: &dyn std::fmt::Display| ImportError::Write {
+        detail: e.to_string(),
+    };
+    let extended_types = opts.extended_types;
+    let mut intermediate: Option<PathBuf> = None;
+    let result = import_from(
+        data_dir,
+        log_dir,
+        progress,
+        &mut |snap, compression, progress| {
+            let (table, summary) = table::Table::load(
+                &snap.path,
+                compression,
+                snap.zxid,
+                &temp,
+                extended_types,
+                progress,
+            )?;
+            tracing::debug!(heap_bytes = table.heap_bytes(), "snapshot table built");
+            log_memory("snapshot table built");
+            let (file, _) =
+                crate::snapshot::write_source(&snap_dir, &table).map_err(|e| write_err(&e))?;
+            let table::Table {
+                ref orphans,
+                ref pending_acl,
+                ..
+            } = table;
+            let (orphans, pending_acl) = (orphans.clone(), pending_acl.clone());
+            drop(table);
+            // The table's pages go back to the system before the snapshot is mapped
+            // (its checksum pass makes all of it resident): mimalloc keeps freed ones.
+            // SAFETY: mi_collect only frees this thread's unused pages.
+            unsafe { libmimalloc_sys::mi_collect(true) };
+            log_memory("intermediate snapshot written");
+            intermediate = Some(file.path.clone());
+            let base = ferrokeeper_storage::snapshot::read(&file)
+                .map_err(|e| e.to_string())
+                .and_then(crate::core::tree::Base::open)
+                .map_err(|e| write_err(&e))?;
+            let state = crate::snapshot::state_from_base(std::sync::Arc::new(base), extended_types);
+            Ok((
+                Loader::on_state(&snap.path, state, orphans, pending_acl),
+                summary,
+            ))
+        },
+    );
+    let remove = |p: &Option<PathBuf>| {
+        if let Some(p) = p {
+            // Only disk space is lost if this fails; the import's outcome stands.
+            let _ = std::fs::remove_file(p);
+        }
+    };
+    let imported = match result {
+        Ok(i) => i,
+        Err(e) => {
+            remove(&intermediate);
+            return Err(e);
+        }
+    };
+    if matches!(imported.digest, DigestCheck::Mismatch { .. }) {
+        remove(&intermediate);
+        return Ok(ImportedTo {
+            imported,
+            file: None,
+        });
+    }
+    let changed = imported.txns_replayed > 0
+        || imported.dead_session_ephemerals > 0
+        || imported.state.tree.overlay_len() > 0;
+    let Some(first) = intermediate.clone() else {
+        return Err(write_err(&"no snapshot was written"));
+    };
+    let file = if changed {
+        let written = crate::snapshot::write_state(&snap_dir, &imported.state);
+        match written {
+            Ok((file, _)) => {
+                if file.path != first {
+                    remove(&intermediate);
+                }
+                file
+            }
+            Err(e) => {
+                remove(&intermediate);
+                return Err(write_err(&e));
+            }
+        }
+    } else {
+        let bytes = std::fs::metadata(&first).map_or(0, |m| m.len());
+        ferrokeeper_storage::snapshot::SnapshotFile {
+            zxid: imported.snapshot_zxid,
+            name: ferrokeeper_storage::snapshot::snapshot_name(imported.snapshot_zxid),
+            path: first,
+            bytes,
+        }
+    };
+    Ok(ImportedTo {
+        imported,
+        file: Some(file),
     })
 }
 

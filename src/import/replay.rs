@@ -58,7 +58,8 @@ use crate::core::tree::{Node, NodeStat};
 use crate::core::txn::{Txn, TxnOp};
 
 /// The nodes `Tree::new` creates, parents first. A snapshot's own versions replace them.
-const SYSTEM_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
+pub(crate) const SYSTEM_PATHS: [&str; 4] =
+    ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
 
 /// How often (in snapshot bytes) the snapshot loader reports progress.
 const PROGRESS_STEP_BYTES: u64 = 1 << 20;
@@ -257,6 +258,27 @@ impl Loader {
                 tail,
             },
         ))
+    }
+
+    /// A loader that replays onto `state` (a snapshot written from ZooKeeper's and
+    /// loaded, see [`super::table`]), with the snapshot's ephemerals that have no
+    /// session (`orphans`) and its nodes whose ACL id was not in the cache
+    /// (`pending_acl`: path → (id, record offset)).
+    pub fn on_state(
+        file: &Path,
+        state: DataState,
+        orphans: BTreeMap<i64, BTreeSet<Arc<str>>>,
+        pending_acl: HashMap<Arc<str>, (i64, u64)>,
+    ) -> Loader {
+        Loader {
+            extended_types: state.extended_types,
+            state,
+            acls: HashSet::from([open_acl_unsafe()]),
+            orphans,
+            pending_acl,
+            snapshot_file: file.to_path_buf(),
+            changes: Vec::new(),
+        }
     }
 
     /// Applies one logged txn with ZooKeeper's replay tolerance (see the module docs).
@@ -662,7 +684,7 @@ impl Loader {
     }
 }
 
-fn node_stat(s: &StatPersisted) -> NodeStat {
+pub(crate) fn node_stat(s: &StatPersisted) -> NodeStat {
     NodeStat {
         czxid: s.czxid,
         mzxid: s.mzxid,

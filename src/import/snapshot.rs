@@ -52,6 +52,9 @@ pub struct NodeRecord<'a> {
     pub offset: u64,
     /// Path as stored: the root is "".
     pub path: String,
+    /// Offset of the node's data bytes in the (decompressed) snapshot (where they would
+    /// start when the data is null).
+    pub data_at: u64,
     /// The node's data; `None` when ZooKeeper stored null (length −1).
     pub data: Option<&'a [u8]>,
     /// Id in the ACL cache, or −1 for `OPEN_ACL_UNSAFE`.
@@ -215,6 +218,7 @@ impl<'s> SnapshotParser<'s> {
         Ok(Some(NodeRecord {
             offset,
             path,
+            data_at,
             data,
             acl_ref,
             stat,

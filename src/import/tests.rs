@@ -33,8 +33,52 @@ impl Dir {
         std::fs::write(&p, bytes).expect("write");
         p
     }
+    /// Imports with both paths (a [`DataState`] built on the heap, and the table
+    /// written as a snapshot then replayed onto it mapped, which `ferrokeeper import`
+    /// uses) and checks that they agree: the same error, or the same report and the same
+    /// state, byte for byte as a snapshot payload.
     fn import(&self) -> Result<Imported, ImportError> {
-        import_zookeeper(&self.0, None, &mut |_| {})
+        let heap = import_zookeeper(&self.0, None, &mut |_| {});
+        let out = self.0.with_extension("out");
+        let _ = std::fs::remove_dir_all(&out);
+        let to = import_zookeeper_to(&self.0, None, &ImportOptions::default(), &out, &mut |_| {});
+        agree(&heap, to.as_ref().map(|t| &t.imported));
+        if let Ok(to) = &to {
+            let snaps = crate::snapshot::snap_dir(&out);
+            let names: Vec<_> = std::fs::read_dir(&snaps).expect("snap dir").collect();
+            assert_eq!(names.len(), usize::from(to.file.is_some()), "{names:?}");
+            let left = std::fs::read_dir(out.join("ferrokeeper"))
+                .expect("out")
+                .count();
+            assert_eq!(left, 1, "only the snap directory is left");
+        }
+        let _ = std::fs::remove_dir_all(&out);
+        heap
+    }
+}
+
+/// The two import paths' results are the same (see [`Dir::import`]).
+fn agree(heap: &Result<Imported, ImportError>, to: Result<&Imported, &ImportError>) {
+    match (heap, to) {
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        (Ok(a), Ok(b)) => {
+            assert_eq!(
+                (a.last_zxid, a.snapshot_zxid, a.dbid, a.txns_replayed),
+                (b.last_zxid, b.snapshot_zxid, b.dbid, b.txns_replayed)
+            );
+            assert_eq!(a.files, b.files);
+            assert_eq!(a.digest, b.digest);
+            assert_eq!(a.dead_session_ephemerals, b.dead_session_ephemerals);
+            assert_eq!(a.state.ttls, b.state.ttls);
+            assert_eq!(a.state.quota_paths, b.state.quota_paths);
+            let bytes = |s: &crate::core::state::DataState| {
+                let mut v = Vec::new();
+                crate::core::payload::stream::write(s, &mut v).expect("payload");
+                v
+            };
+            assert!(bytes(&a.state) == bytes(&b.state), "states differ");
+        }
+        (a, b) => panic!("the paths disagree: {a:?} against {b:?}"),
     }
 }
 
@@ -534,6 +578,7 @@ fn compressed_snapshots() {
     dir.write("snapshot.5.gz", &gz.finish().expect("gzip"));
     let mut last = None;
     let imp = import_zookeeper(&dir.0, None, &mut |p| last = Some(p)).expect("import gz");
+    dir.import().expect("import gz both ways");
     assert_eq!(
         &**imp.state.tree.get("/a").expect("/a").acl(),
         &digest_acl()[..]
@@ -586,6 +631,27 @@ fn corrupt_snapshot_bytes_never_panic() {
             let mut bad = good.clone();
             bad[at] ^= flip;
             let _ = replay::Loader::from_snapshot(Path::new("s"), &bad, true, &mut |_, _| {});
+        }
+    }
+}
+
+/// Every byte of a snapshot flipped: the table path (`ferrokeeper import`) fails with
+/// the same error as the heap path, or loads the same state ([`Dir::import`] compares).
+#[test]
+fn corrupt_snapshot_bytes_import_alike_both_ways() {
+    let mut e = stat(4);
+    e.ephemeral_owner = 0x42;
+    let good = snapshot(
+        &[(0x42, 30_000)],
+        &[("/a", 1, stat(3)), ("/a/e", -1, e), ("/b", -1, stat(5))],
+    );
+    let dir = Dir::new("flips");
+    for at in 0..good.len() {
+        for flip in [0x01u8, 0x80] {
+            let mut bad = good.clone();
+            bad[at] ^= flip;
+            dir.write("snapshot.5", &bad);
+            let _ = dir.import();
         }
     }
 }
@@ -726,4 +792,60 @@ fn replay_keeps_the_state_coherent() {
             Ok(())
         })
         .expect("replay stays coherent");
+}
+
+/// The oracle for the table source: the payload written from ZooKeeper's records
+/// (`table::Table`, what `ferrokeeper import` writes) is byte for byte the one written
+/// from the state the heap loader builds of the same snapshot, over sessions,
+/// ephemerals (one orphaned), a container, a TTL node, two ACLs, null data and a path
+/// the snapshot holds twice.
+#[test]
+fn table_source_writes_the_states_bytes() {
+    use crate::core::payload::stream::{write, write_from};
+    let (mut eph, mut orphan, mut container, mut ttl) = (stat(4), stat(5), stat(6), stat(7));
+    eph.ephemeral_owner = 0x42;
+    orphan.ephemeral_owner = 0x43;
+    container.ephemeral_owner = crate::core::state::CONTAINER_OWNER;
+    ttl.ephemeral_owner = crate::core::state::EXTENDED_MASK | 1000;
+    let mut w = SnapWriter::new(2);
+    w.sessions(&[(0x42, 30_000)])
+        .acls(&[(1, digest_acl()), (2, open_acl())])
+        .node("", b"", -1, stat(0))
+        .node("/zookeeper", b"", -1, stat(0))
+        .node("/a", b"x", 1, stat(3))
+        .node("/a/e", b"", 2, eph)
+        .node("/a/o", &[7u8; 3000], 1, orphan)
+        .node("/c", b"c", -1, container)
+        .node("/c/t", b"t", -1, ttl)
+        .node("/a", b"again", 2, stat(8))
+        .end_nodes()
+        .seal();
+    let bytes = w.out.clone();
+    // A null-data node: the jute buffer of length -1.
+    let mut with_null = bytes[..bytes.len() - super::format::SEAL_LEN - 5].to_vec();
+    "/n".to_string().encode(&mut with_null);
+    (-1i32).encode(&mut with_null);
+    (-1i64).encode(&mut with_null);
+    stat(9).encode(&mut with_null);
+    "/".to_string().encode(&mut with_null);
+    let sum = super::format::adler32(&with_null);
+    sum.encode(&mut with_null);
+    "/".to_string().encode(&mut with_null);
+    for (name, snap) in [("plain", &bytes), ("null data", &with_null)] {
+        let dir = Dir::new(&format!("oracle-{}", name.len()));
+        let file = dir.write("snapshot.9", snap);
+        let (loader, _) =
+            replay::Loader::from_snapshot(&file, snap, true, &mut |_, _| {}).expect("heap");
+        let mut state = loader.state;
+        state.last_zxid = 9;
+        let temp = dir.0.join("decompressed");
+        let (table, _) =
+            table::Table::load(&file, Compression::None, 9, &temp, true, &mut |_, _| {})
+                .expect("table");
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        write(&state, &mut want).expect("from the state");
+        write_from(&table, &mut got).expect("from the table");
+        assert!(want == got, "{name}: payloads differ");
+        assert_eq!(table.orphans.len(), 1, "{name}");
+    }
 }

@@ -25,10 +25,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ferrokeeper_net::records::Acl;
+use imbl::OrdSet;
 
 use super::{index_slots, index_start, InvalidPayload, NULL_DATA};
-use crate::core::state::{DataState, CONTAINER_OWNER, EXTENDED_MASK};
-use crate::core::tree::SortedRefs;
+use crate::core::state::{DataState, Session, CONTAINER_OWNER, EXTENDED_MASK};
+use crate::core::tree::{NodeStat, SortedRefs};
 
 /// `ArchivedVec<T>` (and the element slot of `Vec<Vec<_>>`): i64 relative offset, u64 length.
 pub const VEC_BYTES: usize = 16;
@@ -89,11 +90,99 @@ impl Out for Vec<u8> {
     }
 }
 
+/// What the writer reads: the nodes in path order (node `i` of `0..len()`), the sets
+/// kept beside them, and the state's scalars. [`write`] takes a [`DataState`] through
+/// [`StateSource`]; the import writes from its table of ZooKeeper's records
+/// (`crate::import::table`) without building a state.
+pub trait Source {
+    /// Number of nodes.
+    fn len(&self) -> usize;
+    /// Whether there is no node (never a valid payload).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Node `i`'s full path.
+    fn path(&self, i: usize) -> &str;
+    /// Node `i`'s stat.
+    fn stat(&self, i: usize) -> NodeStat;
+    /// Node `i`'s ACL; equal lists may or may not share an allocation.
+    fn acl(&self, i: usize) -> &Arc<[Acl]>;
+    /// Node `i`'s data, `None` when null; `buf` may hold it (a source that reads it
+    /// from a file), else it is borrowed from the source.
+    fn data<'s>(&'s self, i: usize, buf: &'s mut Vec<u8>) -> std::io::Result<Option<&'s [u8]>>;
+    /// Every session, ephemerals by path.
+    fn sessions(&self) -> &imbl::HashMap<i64, Session>;
+    /// Container nodes by path.
+    fn containers(&self) -> &OrdSet<Arc<str>>;
+    /// zxid of the last txn included.
+    fn last_zxid(&self) -> i64;
+    /// `extendedTypesEnabled`.
+    fn extended_types(&self) -> bool;
+    /// Sum of path and data lengths over the nodes.
+    fn data_bytes(&self) -> u64;
+    /// The tree digest the nodes must add up to.
+    fn digest(&self) -> i64;
+}
+
+/// A [`DataState`] as a [`Source`]: its tree's nodes sorted by path.
+pub struct StateSource<'a> {
+    state: &'a DataState,
+    sorted: SortedRefs<'a>,
+}
+
+impl<'a> StateSource<'a> {
+    /// Sorts `state`'s nodes (see [`crate::core::tree::Tree::sorted_refs`]).
+    pub fn new(state: &'a DataState) -> Self {
+        StateSource {
+            state,
+            sorted: state.tree.sorted_refs(),
+        }
+    }
+}
+
+impl Source for StateSource<'_> {
+    fn len(&self) -> usize {
+        self.sorted.len()
+    }
+    fn path(&self, i: usize) -> &str {
+        self.sorted.path(i)
+    }
+    fn stat(&self, i: usize) -> NodeStat {
+        self.sorted.get(i).1.stat()
+    }
+    fn acl(&self, i: usize) -> &Arc<[Acl]> {
+        self.sorted.get(i).1.acl()
+    }
+    fn data<'s>(&'s self, i: usize, _: &'s mut Vec<u8>) -> std::io::Result<Option<&'s [u8]>> {
+        Ok(self.sorted.get(i).1.data())
+    }
+    fn sessions(&self) -> &imbl::HashMap<i64, Session> {
+        &self.state.sessions
+    }
+    fn containers(&self) -> &OrdSet<Arc<str>> {
+        &self.state.containers
+    }
+    fn last_zxid(&self) -> i64 {
+        self.state.last_zxid
+    }
+    fn extended_types(&self) -> bool {
+        self.state.extended_types
+    }
+    fn data_bytes(&self) -> u64 {
+        self.state.tree.data_bytes()
+    }
+    fn digest(&self) -> i64 {
+        self.state.digest
+    }
+}
+
 /// Why the payload was not written whole.
 #[derive(Debug)]
 pub enum StreamError<E> {
     /// The sink failed.
     Out(E),
+    /// The source failed to read a node's data.
+    Read(std::io::Error),
     /// The state breaks an invariant of the format: a bug, never given a final name.
     Invalid(InvalidPayload),
 }
@@ -166,7 +255,7 @@ struct Acls<'a> {
 impl<'a> Acls<'a> {
     fn number(&mut self, acl: &'a Arc<[Acl]>) -> u32 {
         // Nodes created with the same ACL share one allocation: look the pointer up
-        // first, the content only on a miss. The pointers stay valid: the state is
+        // first, the content only on a miss. The pointers stay valid: the source is
         // borrowed for the whole write.
         let lists = &mut self.lists;
         let by_content = &mut self.by_content;
@@ -187,14 +276,14 @@ fn invalid<E>(reason: String) -> StreamError<E> {
 }
 
 /// The hash index over `sorted` (as [`super::SnapshotData::index`]) and a lookup in it.
-struct Index<'s, 'a> {
+struct Index<'s, S: Source + ?Sized> {
     slots: Vec<u32>,
-    sorted: &'s SortedRefs<'a>,
+    sorted: &'s S,
 }
 
-impl<'s, 'a> Index<'s, 'a> {
-    fn build(sorted: &'s SortedRefs<'a>) -> Self {
-        let slots = index_slots(sorted.len(), sorted.iter().map(|(path, _)| path));
+impl<'s, S: Source + ?Sized> Index<'s, S> {
+    fn build(sorted: &'s S) -> Self {
+        let slots = index_slots(sorted.len(), (0..sorted.len()).map(|i| sorted.path(i)));
         Index { slots, sorted }
     }
 
@@ -220,9 +309,9 @@ impl<'s, 'a> Index<'s, 'a> {
 
 /// Checks the node order and finds each node's children: returns each node's children
 /// end and the children array (as [`super::SnapshotData::children`]).
-fn children<E>(
-    sorted: &SortedRefs<'_>,
-    index: &Index<'_, '_>,
+fn children<E, S: Source + ?Sized>(
+    sorted: &S,
+    index: &Index<'_, S>,
 ) -> Result<(Vec<u32>, Vec<u32>), StreamError<E>> {
     let n = sorted.len();
     if n == 0 || sorted.path(0) != "/" {
@@ -265,19 +354,27 @@ fn children<E>(
     Ok((ends, list))
 }
 
-// Long because it writes the archive's parts in rkyv's order, each needing the
-// positions of the ones before it; the parts are small helpers above.
 /// Writes `state` as a version 4 payload into `out`; returns the payload's length.
 pub fn write<O: Out>(state: &DataState, out: &mut O) -> Result<u64, StreamError<O::Error>> {
-    let sorted = state.tree.sorted_refs();
+    write_from(&StateSource::new(state), out)
+}
+
+// Long because it writes the archive's parts in rkyv's order, each needing the
+// positions of the ones before it; the parts are small helpers above.
+/// Writes the nodes and sets of `sorted` as a version 4 payload into `out`; returns the
+/// payload's length.
+pub fn write_from<O: Out, S: Source + ?Sized>(
+    sorted: &S,
+    out: &mut O,
+) -> Result<u64, StreamError<O::Error>> {
     let mut enc = Enc { out, pos: 0 };
     let mut acls = Acls {
         lists: Vec::new(),
         by_ptr: HashMap::new(),
         by_content: HashMap::new(),
     };
-    for (_, node) in sorted.iter() {
-        acls.number(node.acl());
+    for i in 0..sorted.len() {
+        acls.number(sorted.acl(i));
     }
 
     // acls: each list's long strings, then its entries; then the lists' headers.
@@ -314,16 +411,18 @@ pub fn write<O: Out>(state: &DataState, out: &mut O) -> Result<u64, StreamError<
         enc.put(&h)?;
     }
 
-    let index = Index::build(&sorted);
-    let (children_ends, children_list) = children(&sorted, &index)?;
+    let index = Index::build(sorted);
+    let (children_ends, children_list) = children(sorted, &index)?;
 
     // nodes
     let nodes_at = enc.align(STRUCT_ALIGN)?;
     let (mut heap_end, mut digest) = (0u64, 0i64);
     let mut extended_owners = Vec::new();
-    for (i, (path, node)) in sorted.iter().enumerate() {
-        let s = node.stat();
-        let data = node.data();
+    let mut buf = Vec::new();
+    for (i, &children_end) in children_ends.iter().enumerate() {
+        let path = sorted.path(i);
+        let s = sorted.stat(i);
+        let data = sorted.data(i, &mut buf).map_err(StreamError::Read)?;
         if path.len() >= NULL_DATA as usize {
             return Err(invalid(format!(
                 "node {i}: path longer than the format holds"
@@ -355,8 +454,8 @@ pub fn write<O: Out>(state: &DataState, out: &mut O) -> Result<u64, StreamError<
             s.cversion as u32,
             s.aversion as u32,
             path_len,
-            acls.number(node.acl()),
-            children_ends[i],
+            acls.number(sorted.acl(i)),
+            children_end,
         ];
         for (k, v) in fields4.iter().enumerate() {
             rec[56 + 4 * k..60 + 4 * k].copy_from_slice(&v.to_le_bytes());
@@ -364,19 +463,21 @@ pub fn write<O: Out>(state: &DataState, out: &mut O) -> Result<u64, StreamError<
         enc.put(&rec)?;
     }
     drop(children_ends);
-    if digest != state.digest {
+    if digest != sorted.digest() {
         return Err(invalid(format!(
             "tree digest {} in the state, the nodes give {digest}",
-            state.digest
+            sorted.digest()
         )));
     }
 
     // heap: read from the tree again, so it must come out at the length counted above.
     let heap_at = enc.pos;
-    for (path, node) in sorted.iter() {
-        enc.put(path.as_bytes())?;
-        enc.put(node.data().unwrap_or_default())?;
+    for i in 0..sorted.len() {
+        enc.put(sorted.path(i).as_bytes())?;
+        let data = sorted.data(i, &mut buf).map_err(StreamError::Read)?;
+        enc.put(data.unwrap_or_default())?;
     }
+    drop(buf);
     if enc.pos - heap_at != heap_end {
         return Err(invalid(
             "heap longer or shorter than its nodes' stretches".into(),
@@ -390,7 +491,7 @@ pub fn write<O: Out>(state: &DataState, out: &mut O) -> Result<u64, StreamError<
     let index_len = index.slots.len();
 
     // sessions: each one's ephemerals, then the records.
-    let mut sessions: Vec<_> = state.sessions.iter().collect();
+    let mut sessions: Vec<_> = sorted.sessions().iter().collect();
     sessions.sort_unstable_by_key(|(id, _)| **id);
     let mut ephemerals_at = Vec::with_capacity(sessions.len());
     for (_, s) in &sessions {
@@ -408,17 +509,18 @@ pub fn write<O: Out>(state: &DataState, out: &mut O) -> Result<u64, StreamError<
         vec_header(&mut rec[SESSION_EPHEMERALS_AT..], e_field, e_at, e_len);
         enc.put(&rec)?;
     }
-    let containers = index.numbers(state.containers.iter());
+    let containers = index.numbers(sorted.containers().iter());
     let containers_at = enc.u32s(&containers)?;
     let extended_at = enc.u32s(&extended_owners)?;
 
     // The root, last.
     let root_at = enc.align(STRUCT_ALIGN)?;
     let mut root = [0u8; ROOT_BYTES];
-    root[DATA_LAST_ZXID_AT..DATA_LAST_ZXID_AT + 8].copy_from_slice(&state.last_zxid.to_le_bytes());
-    root[DATA_EXTENDED_TYPES_AT] = u8::from(state.extended_types);
+    root[DATA_LAST_ZXID_AT..DATA_LAST_ZXID_AT + 8]
+        .copy_from_slice(&sorted.last_zxid().to_le_bytes());
+    root[DATA_EXTENDED_TYPES_AT] = u8::from(sorted.extended_types());
     root[DATA_DATA_BYTES_AT..DATA_DATA_BYTES_AT + 8]
-        .copy_from_slice(&state.tree.data_bytes().to_le_bytes());
+        .copy_from_slice(&sorted.data_bytes().to_le_bytes());
     let vecs = [
         (acls_at, acl_lists.len()),
         (nodes_at, sorted.len()),
@@ -432,7 +534,7 @@ pub fn write<O: Out>(state: &DataState, out: &mut O) -> Result<u64, StreamError<
     for (&field, &(target, len)) in DATA_VECS_AT.iter().zip(&vecs) {
         vec_header(&mut root[field..], root_at + field as u64, target, len);
     }
-    root[ROOT_DIGEST_AT..].copy_from_slice(&state.digest.to_le_bytes());
+    root[ROOT_DIGEST_AT..].copy_from_slice(&sorted.digest().to_le_bytes());
     enc.put(&root)?;
     Ok(enc.pos)
 }
