@@ -450,8 +450,20 @@ fn import_from(
         }
         _ => DigestCheck::Unavailable,
     };
+    // The last txn's digest decides when there is one: it describes the tree that is
+    // kept. A fuzzy snapshot's own digest can disagree with the nodes it holds when a txn
+    // was being applied while it was written (seen with a Java 3.8 snapshot whose trailer
+    // names its own zxid); ZooKeeper only logs such a difference, and replay then meets
+    // the logged digests again.
     let digest = match (snapshot_check, final_check) {
-        (m @ DigestCheck::Mismatch { .. }, _) | (_, m @ DigestCheck::Mismatch { .. }) => m,
+        (DigestCheck::Mismatch { zxid, .. }, m @ DigestCheck::Matched { .. }) => {
+            tracing::warn!(
+                zxid = format_args!("{zxid:#x}"),
+                "the snapshot's own digest differs (a fuzzy snapshot); the tree after replay matches ZooKeeper's"
+            );
+            m
+        }
+        (_, m @ DigestCheck::Mismatch { .. }) => m,
         (_, m @ DigestCheck::Matched { .. }) => m,
         (s, DigestCheck::Unavailable) => s,
     };
