@@ -248,13 +248,16 @@ pub fn write_state(
     dir: &Path,
     state: &DataState,
 ) -> Result<(snapfile::SnapshotFile, usize), WriteError> {
-    let mut storage =
-        DiskStorage::open(dir, IoMode::Pwrite).map_err(|e| snapfile::SnapshotError::Io {
-            op: "create directory",
-            file: dir.to_path_buf(),
-            source: e,
-        })?;
-    write_state_with(&mut storage, state)
+    write_state_with(&mut snapshot_storage(dir)?, state)
+}
+
+/// The snapshot directory `dir` opened for writing (created if missing).
+fn snapshot_storage(dir: &Path) -> Result<DiskStorage, snapfile::SnapshotError> {
+    DiskStorage::open(dir, IoMode::Pwrite).map_err(|e| snapfile::SnapshotError::Io {
+        op: "create directory",
+        file: dir.to_path_buf(),
+        source: e,
+    })
 }
 
 impl<S: Storage> stream::Out for snapfile::PayloadSink<'_, S> {
@@ -291,12 +294,7 @@ pub fn write_source<T: stream::Source + ?Sized>(
     dir: &Path,
     source: &T,
 ) -> Result<(snapfile::SnapshotFile, usize), WriteError> {
-    let mut storage =
-        DiskStorage::open(dir, IoMode::Pwrite).map_err(|e| snapfile::SnapshotError::Io {
-            op: "create directory",
-            file: dir.to_path_buf(),
-            source: e,
-        })?;
+    let mut storage = snapshot_storage(dir)?;
     let zxid = source.last_zxid();
     let (path, len) = snapfile::write_streamed_with(&mut storage, zxid, |sink| {
         stream::write_from(source, sink)
