@@ -574,6 +574,14 @@ impl Key {
             path,
         }
     }
+
+    /// This key as a lookup probe (its digest already taken).
+    fn probe(&self) -> Probe<'_> {
+        Probe {
+            near: self.near,
+            path: &self.path,
+        }
+    }
 }
 
 /// A key to look one up by without owning a path: [`Key`]'s borrowed form.
@@ -792,10 +800,7 @@ impl Tree {
     /// [`Tree::put`] with the path's digest already taken.
     fn put_keyed(&mut self, key: Key, node: Node, zxid: i64) {
         let path_len = key.path.len();
-        match self.get_probed(&Probe {
-            near: key.near,
-            path: &key.path,
-        }) {
+        match self.get_probed(&key.probe()) {
             Some(old) => self.data_bytes -= (path_len + old.data_len()) as u64,
             None => self.len += 1,
         }
@@ -812,10 +817,7 @@ impl Tree {
     /// Removes the node at `path`, deleted by txn `zxid`; returns its stat.
     pub fn remove(&mut self, path: &Arc<str>, zxid: i64) -> Option<NodeStat> {
         let key = Key::new(path.clone());
-        let old = self.get_probed(&Probe {
-            near: key.near,
-            path,
-        })?;
+        let old = self.get_probed(&key.probe())?;
         let stat = old.stat();
         self.data_bytes -= (path.len() + old.data_len()) as u64;
         self.len -= 1;
@@ -1133,10 +1135,7 @@ mod tests {
         }
         assert_eq!(map.len(), keys.len());
         for (i, k) in keys.iter().enumerate() {
-            let probe = Probe {
-                near: k.near,
-                path: &k.path,
-            };
+            let probe = k.probe();
             assert_eq!(map.get(probe.key()).map(|e| e.zxid), Some(i as i64));
             for other in &keys {
                 let view: &dyn KeyView = other;
