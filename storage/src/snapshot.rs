@@ -584,6 +584,13 @@ fn read_open<S: Storage>(
     };
     let checksum = xxh3_64(snap.payload());
     if let Backing::Map(m) = &snap.bytes {
+        // The checksum pass made every page resident; drop them from this process so
+        // its RSS holds only what is served (a restart's reads bring back the pages
+        // they touch; the children and ACL tables of a getData-only load stay out).
+        // SAFETY: a read-only mapping of a file nobody writes while it is mapped
+        // (snapshots are immutable once renamed into place): a dropped page reads the
+        // same bytes back from the page cache or the file on its next access.
+        let _ = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
         // Served from afterwards: lookups land anywhere.
         let _ = m.advise(memmap2::Advice::Random);
     }
