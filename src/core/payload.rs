@@ -477,11 +477,7 @@ impl ArchivedSnapshotData {
 
 /// The value a side table holds for node `i` (`nodes` strictly increasing, `values`
 /// parallel to it).
-fn side_value(
-    nodes: &[rkyv::rend::u32_le],
-    values: &[rkyv::rend::i64_le],
-    i: u32,
-) -> Option<i64> {
+fn side_value(nodes: &[rkyv::rend::u32_le], values: &[rkyv::rend::i64_le], i: u32) -> Option<i64> {
     let k = nodes.binary_search_by_key(&i, |n| n.to_native()).ok()?;
     values.get(k).map(|v| v.to_native())
 }
@@ -525,10 +521,14 @@ pub fn validate<'a>(
         }
     };
     if a.records_pad.len() != RECORDS_PAD_BYTES || a.records_pad.iter().any(|&b| b != 0) {
-        return Err(bad("padding before the node records is not 16 zero bytes".into()));
+        return Err(bad(
+            "padding before the node records is not 16 zero bytes".into()
+        ));
     }
     if a.owner_nodes.len() != a.owners.len() || a.pzxid_nodes.len() != a.pzxids.len() {
-        return Err(bad("side table lengths differ from their node lists'".into()));
+        return Err(bad(
+            "side table lengths differ from their node lists'".into()
+        ));
     }
     // Stretches first: everything below reads paths and children through them. The side
     // tables in the same pass: each must list exactly its flagged nodes, in order, once.
@@ -549,7 +549,9 @@ pub fn validate<'a>(
         if flags & PZXID_DIFFERS != 0 {
             let listed = a.pzxid_nodes.get(pzxid_at).map(|n| n.to_native() as usize);
             if listed != Some(i) || a.pzxids[pzxid_at] == node.czxid {
-                return Err(bad(format!("node {i}: flagged pzxid not listed, or its czxid")));
+                return Err(bad(format!(
+                    "node {i}: flagged pzxid not listed, or its czxid"
+                )));
             }
             pzxid_at += 1;
         }
@@ -574,7 +576,9 @@ pub fn validate<'a>(
         ));
     }
     if owner_at != a.owner_nodes.len() || pzxid_at != a.pzxid_nodes.len() {
-        return Err(bad("a side table lists a node its record does not flag".into()));
+        return Err(bad(
+            "a side table lists a node its record does not flag".into()
+        ));
     }
     let mut prev: Option<&str> = None;
     for (i, node) in a.nodes.iter().enumerate() {

@@ -190,7 +190,10 @@ pub fn upgrade(version: u32, payload: &[u8]) -> Option<SnapshotRoot> {
         let path = d.heap.get(heap_at..path_end).unwrap_or_default();
         let data = (n.path_len.to_native() & NULL_DATA == 0)
             .then(|| d.heap.get(path_end..heap_end).unwrap_or_default());
-        let children = d.children.get(children_at..children_end).unwrap_or_default();
+        let children = d
+            .children
+            .get(children_at..children_end)
+            .unwrap_or_default();
         let stat = NodeStat {
             czxid: n.czxid.to_native(),
             mzxid: n.mzxid.to_native(),
@@ -203,7 +206,13 @@ pub fn upgrade(version: u32, payload: &[u8]) -> Option<SnapshotRoot> {
             pzxid: n.pzxid.to_native(),
         };
         let acl = n.acl.to_native();
-        tables.push(path, data, &stat, acl, children.iter().map(|c| c.to_native()));
+        tables.push(
+            path,
+            data,
+            &stat,
+            acl,
+            children.iter().map(|c| c.to_native()),
+        );
         (heap_at, children_at) = (heap_end, children_end);
     }
     let data = SnapshotData {
