@@ -381,12 +381,25 @@ async fn restart_time_at_scale() {
     eprintln!("snapshots: {:?}", files(&snap_dir(&server), "fk-snap."));
 }
 
-/// Lines of the server's log that contain `what`.
+/// Lines of the server's log that contain `what`, without their colours (ANSI escapes).
 fn log_lines(s: &Server, what: &str) -> Vec<String> {
+    let plain = |l: &str| {
+        let mut out = String::new();
+        let mut escaped = false;
+        for ch in l.chars() {
+            match (escaped, ch) {
+                (false, '\x1b') => escaped = true,
+                (false, c) => out.push(c),
+                (true, 'm') => escaped = false,
+                (true, _) => {}
+            }
+        }
+        out
+    };
     s.log()
         .lines()
+        .map(plain)
         .filter(|l| l.contains(what))
-        .map(str::to_string)
         .collect()
 }
 
