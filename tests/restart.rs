@@ -461,7 +461,10 @@ async fn a_quiet_overlay_folds_into_a_snapshot() {
     assert!(c.take_events().is_empty(), "the fold fired no watch");
     c.set_data("/fold/n7", b"changed", -1).await.expect("set");
     let e = c.next_event().await;
-    assert_eq!((e.kind, e.path.as_str()), (raw::ev::DATA_CHANGED, "/fold/n7"));
+    assert_eq!(
+        (e.kind, e.path.as_str()),
+        (raw::ev::DATA_CHANGED, "/fold/n7")
+    );
     c.delete("/fold/n8", -1).await.expect("delete a base node");
     let mut seen = vec![c.next_event().await, c.next_event().await];
     seen.sort_by_key(|e| e.kind);
@@ -474,7 +477,10 @@ async fn a_quiet_overlay_folds_into_a_snapshot() {
             (raw::ev::CHILDREN_CHANGED, "/fold")
         ]
     );
-    assert_eq!(c.exists("/fold/n8", false).await.err(), Some(raw::err::NO_NODE));
+    assert_eq!(
+        c.exists("/fold/n8", false).await.err(),
+        Some(raw::err::NO_NODE)
+    );
     let (data, _) = c.get_data("/fold/n9", false).await.expect("base node");
     assert_eq!(data, b"v9");
 
@@ -485,6 +491,9 @@ async fn a_quiet_overlay_folds_into_a_snapshot() {
     let before = read_tree(&addr).await;
     server.kill9_and_restart();
     let line = restart_line(&server);
-    assert!(line.contains("fk-snap."), "restarted from the fold's snapshot: {line}");
+    assert!(
+        line.contains("fk-snap."),
+        "restarted from the fold's snapshot: {line}"
+    );
     assert_eq!(before, read_tree(&addr).await);
 }

@@ -604,15 +604,24 @@ fn a_quiet_large_overlay_is_due_for_a_fold_and_then_not_again() {
         a.create(&format!("/n{i}"), b"p");
     }
     let z = a.s.last_zxid;
-    assert!(!fold.due(t0, z, &a.s.tree), "the first turn starts the clock");
-    assert!(!fold.due(t0 + quiet, z, &a.s.tree), "overlay below the minimum");
+    assert!(
+        !fold.due(t0, z, &a.s.tree),
+        "the first turn starts the clock"
+    );
+    assert!(
+        !fold.due(t0 + quiet, z, &a.s.tree),
+        "overlay below the minimum"
+    );
     for i in 0..10 {
         a.create(&format!("/m{i}"), b"p");
     }
     let z = a.s.last_zxid;
     let t1 = t0 + quiet;
     assert!(!fold.due(t1, z, &a.s.tree), "a new zxid restarts the clock");
-    assert!(!fold.due(t1 + quiet / 2, z, &a.s.tree), "not quiet long enough");
+    assert!(
+        !fold.due(t1 + quiet / 2, z, &a.s.tree),
+        "not quiet long enough"
+    );
     assert!(fold.due(t1 + quiet, z, &a.s.tree));
 
     // The fold: freeze, snapshot, rebase; the overlay is empty after it.
@@ -626,7 +635,10 @@ fn a_quiet_large_overlay_is_due_for_a_fold_and_then_not_again() {
     a.s.tree.rebase(base);
     assert_eq!(a.s.tree.overlay_len(), 0);
     let later = t1 + FOLD_INTERVAL_MIN * 2;
-    assert!(!fold.due(later, z, &a.s.tree), "nothing changed, nothing to fold");
+    assert!(
+        !fold.due(later, z, &a.s.tree),
+        "nothing changed, nothing to fold"
+    );
 
     // Writes again, quiet again: a fold, but not within FOLD_INTERVAL_MIN of the last.
     for i in 0..FOLD_OVERLAY_MIN {
@@ -636,7 +648,10 @@ fn a_quiet_large_overlay_is_due_for_a_fold_and_then_not_again() {
     let mut fold = Fold::new(t0);
     fold.started(t0);
     assert!(!fold.due(t0, z, &a.s.tree));
-    assert!(!fold.due(t0 + quiet, z, &a.s.tree), "within FOLD_INTERVAL_MIN");
+    assert!(
+        !fold.due(t0 + quiet, z, &a.s.tree),
+        "within FOLD_INTERVAL_MIN"
+    );
     assert!(fold.due(t0 + FOLD_INTERVAL_MIN, z, &a.s.tree));
 
     // Over a large base, the overlay must be 1/FOLD_OVERLAY_SHARE of it.
