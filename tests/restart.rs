@@ -466,7 +466,7 @@ async fn a_quiet_overlay_folds_into_a_snapshot() {
         (raw::ev::DATA_CHANGED, "/fold/n7")
     );
     c.delete("/fold/n8", -1).await.expect("delete a base node");
-    let mut seen = vec![c.next_event().await, c.next_event().await];
+    let mut seen = [c.next_event().await, c.next_event().await];
     seen.sort_by_key(|e| e.kind);
     assert_eq!(
         seen.iter()
