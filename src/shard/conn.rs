@@ -203,8 +203,8 @@ impl Conn {
 
     /// Counts one answered request.
     fn record(&self, op: &'static str, xid: i32, zxid: i64, received: Instant, write: bool) {
-        // One clock read for both figures below: a read is ~2 µs of CPU, and each
-        // `clock_gettime` was ~2 % of it (bench/results/read-fold-2026-12-06.md).
+        // One clock read for both figures below: a read is ~2 µs of CPU, and the two
+        // `clock_gettime`s here were ~2 % of it (bench/results/read-fold-2026-12-06.md).
         let now = Instant::now();
         let ms = now.duration_since(received).as_millis() as u64;
         self.stats.record_latency(ms);
