@@ -10,6 +10,9 @@
 //! log is synced by snapshot, which its leader counts as `snap_count` (and each member
 //! times its own snapshots as `snapshottime`).
 //!
+//! `a_quiet_ensemble_folds_its_overlay`: with writes quiet, every member folds its overlay
+//! into a snapshot long before `snapCount`.
+//!
 //! Ports come from `common::ensemble::range_ports`.
 
 mod common;
@@ -360,4 +363,68 @@ fn leader_counts_a_snapshot_sync() {
         0.0,
         "a follower sends none"
     );
+}
+
+/// A quiet ensemble folds its overlay into a snapshot on every member (`snapshot::Fold`,
+/// driven by `replica::driver`), far below `snapCount`: each member times one snapshot
+/// (`snapshottime`) after 1,500 creates and a quiet second, every member still serves
+/// the nodes, and a follower restarted from its fold's snapshot serves them too.
+#[test]
+fn a_quiet_ensemble_folds_its_overlay() {
+    let options = EnsembleOptions::config(&[("forceSync", "no"), ("snapCount", "100000")]);
+    let mut fk = Ensemble::start_with(Kind::Ferrokeeper, 3, &options);
+    let leader = fk.leader();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let n = 1_500;
+    rt.block_on(async {
+        let addr = fk.address(leader);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut c = loop {
+            let c = Conn::connect(&addr).await;
+            if c.session_id != 0 {
+                break c;
+            }
+            assert!(Instant::now() < deadline, "no session from {addr}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        c.create("/fold", b"", open_acl(), mode::PERSISTENT)
+            .await
+            .expect("root");
+        for i in 0..n {
+            c.create(
+                &format!("/fold/n{i}"),
+                format!("v{i}").as_bytes(),
+                open_acl(),
+                mode::PERSISTENT,
+            )
+            .await
+            .expect("create");
+        }
+        c.close().await;
+    });
+    for i in 0..3 {
+        wait_mntr(&fk, i, "cnt_snapshottime", 1.0);
+        assert!(
+            fk.members[i].log().contains("writes quiet: folding"),
+            "member {} folded",
+            i + 1
+        );
+    }
+    let follower = (leader + 1) % 3;
+    fk.kill9(follower);
+    fk.restart(follower);
+    fk.wait_converged();
+    for i in 0..3 {
+        rt.block_on(async {
+            let mut c = Conn::connect(&fk.address(i)).await;
+            c.sync("/fold").await.expect("sync");
+            let (data, _) = c.get_data("/fold/n1499", false).await.expect("get");
+            assert_eq!(data, b"v1499", "member {}", i + 1);
+            let children = c.get_children("/fold", false).await.expect("children");
+            assert_eq!(children.len(), n, "member {}", i + 1);
+        });
+    }
 }

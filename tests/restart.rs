@@ -380,3 +380,120 @@ async fn restart_time_at_scale() {
     eprintln!("{}", restart_line(&server));
     eprintln!("snapshots: {:?}", files(&snap_dir(&server), "fk-snap."));
 }
+
+/// Lines of the server's log that contain `what`, without their colours (ANSI escapes).
+fn log_lines(s: &Server, what: &str) -> Vec<String> {
+    let plain = |l: &str| {
+        let mut out = String::new();
+        let mut escaped = false;
+        for ch in l.chars() {
+            match (escaped, ch) {
+                (false, '\x1b') => escaped = true,
+                (false, c) => out.push(c),
+                (true, 'm') => escaped = false,
+                (true, _) => {}
+            }
+        }
+        out
+    };
+    s.log()
+        .lines()
+        .map(plain)
+        .filter(|l| l.contains(what))
+        .collect()
+}
+
+/// A quiet server folds its overlay into a snapshot (`snapshot::Fold`) long before
+/// `snapCount`: after 1,500 creates and a quiet second the tree is rebased on a fresh
+/// snapshot with nothing left in the overlay, reads and watches set before the fold
+/// answer as before, writes after it go on, a quiet server does not fold again, and a
+/// restart serves the same tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_overlay_folds_into_a_snapshot() {
+    let mut server = Server::start(Kind::Ferrokeeper, &[("snapCount", "100000")]);
+    let addr = server.address();
+    let mut c = Conn::connect(&addr).await;
+    c.create("/fold", b"", raw::open_acl(), mode::PERSISTENT)
+        .await
+        .expect("root");
+    let n = 1_500;
+    for i in 0..n {
+        c.create(
+            &format!("/fold/n{i}"),
+            format!("v{i}").as_bytes(),
+            raw::open_acl(),
+            mode::PERSISTENT,
+        )
+        .await
+        .expect("create");
+    }
+    // Watches set on nodes still in the overlay, to fire after the fold.
+    c.get_data("/fold/n7", true).await.expect("watch data");
+    c.get_children("/fold", true).await.expect("watch children");
+    c.exists("/fold/n8", true).await.expect("watch exists");
+    let before = read_tree(&addr).await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rebased = loop {
+        assert_eq!(c.ping().await.err, 0, "session alive while quiet");
+        let rebased = log_lines(&server, "tree rebased on the new snapshot");
+        if !rebased.is_empty() {
+            break rebased;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no fold within 30 s; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(log_lines(&server, "writes quiet: folding").len(), 1);
+    assert!(
+        rebased[0].contains("overlay_after=0"),
+        "the overlay emptied into the base: {}",
+        rebased[0]
+    );
+    settle_snapshots(&server);
+    assert_eq!(files(&snap_dir(&server), "fk-snap.").len(), 1);
+
+    // Served from the base now, the same as from the overlay.
+    assert_eq!(before, read_tree(&addr).await);
+    assert!(c.take_events().is_empty(), "the fold fired no watch");
+    c.set_data("/fold/n7", b"changed", -1).await.expect("set");
+    let e = c.next_event().await;
+    assert_eq!(
+        (e.kind, e.path.as_str()),
+        (raw::ev::DATA_CHANGED, "/fold/n7")
+    );
+    c.delete("/fold/n8", -1).await.expect("delete a base node");
+    let mut seen = [c.next_event().await, c.next_event().await];
+    seen.sort_by_key(|e| e.kind);
+    assert_eq!(
+        seen.iter()
+            .map(|e| (e.kind, e.path.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (raw::ev::DELETED, "/fold/n8"),
+            (raw::ev::CHILDREN_CHANGED, "/fold")
+        ]
+    );
+    assert_eq!(
+        c.exists("/fold/n8", false).await.err(),
+        Some(raw::err::NO_NODE)
+    );
+    let (data, _) = c.get_data("/fold/n9", false).await.expect("base node");
+    assert_eq!(data, b"v9");
+
+    // Quiet again with a small overlay: no second fold.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(log_lines(&server, "writes quiet: folding").len(), 1);
+
+    let before = read_tree(&addr).await;
+    server.kill9_and_restart();
+    let line = restart_line(&server);
+    assert!(
+        line.contains("fk-snap."),
+        "restarted from the fold's snapshot: {line}"
+    );
+    assert_eq!(before, read_tree(&addr).await);
+}

@@ -246,6 +246,7 @@ pub async fn run(
     // exactly the state after the batch, so that the head can be frozen at it.
     let mut since_snapshot = 0u64;
     let mut threshold = snapshots.next_threshold();
+    let mut fold = crate::snapshot::Fold::new(Instant::now());
     while kicked.recv().await.is_some() {
         let cycle = std::time::Instant::now();
         let (batch, state, snapshot, restored) = {
@@ -255,9 +256,24 @@ pub async fn run(
             }
             let batch = c.take_batch();
             since_snapshot += batch.txns.len() as u64;
+            // The ticker kicks this loop with empty batches too, so a quiet head is seen
+            // here. With an empty batch the head is the state last published, and that
+            // is durable: the fold freezes and snapshots it as a batch's state would be,
+            // and publishes it (an empty batch) on the way.
+            let fold_due = fold.due(cycle, c.last_zxid(), &c.head().tree);
+            let folding = batch.is_empty() && fold_due && !snapshots.busy();
             // While one is being written, the count goes on and the next batch after
             // it finishes takes the next.
-            let snapshot = !batch.is_empty() && since_snapshot >= threshold && !snapshots.busy();
+            let counted = !batch.is_empty() && since_snapshot >= threshold && !snapshots.busy();
+            let snapshot = counted || folding;
+            if folding {
+                tracing::info!(
+                    overlay = c.head().tree.overlay_len(),
+                    zxid = format_args!("0x{:x}", c.last_zxid()),
+                    "writes quiet: folding the overlay into a snapshot"
+                );
+                fold.started(cycle);
+            }
             if snapshot {
                 c.freeze();
                 since_snapshot = 0;
@@ -285,7 +301,12 @@ pub async fn run(
         let unpublished_rebase = batch.is_empty()
             && state.last_zxid == machine.state().last_zxid
             && !same_layers(&state.tree, &machine.state().tree);
-        if batch.is_empty() && reports.is_empty() && restored.is_none() && !unpublished_rebase {
+        if batch.is_empty()
+            && reports.is_empty()
+            && restored.is_none()
+            && !unpublished_rebase
+            && !snapshot
+        {
             continue;
         }
         seq += 1;

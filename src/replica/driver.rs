@@ -240,6 +240,7 @@ pub async fn run(p: Parts) {
         last_zxid: p.offer.map(|o| o.0).unwrap_or(0),
         threshold: p.snapshots.next_threshold(),
         pending: None,
+        fold: crate::snapshot::Fold::new(Instant::now()),
     };
     if let Some((zxid, index, term)) = p.offer {
         node.borrow().offer_snapshot(Offer {
@@ -432,6 +433,8 @@ struct Snapshots {
     threshold: u64,
     /// (zxid, index, term) of the snapshot being written.
     pending: Option<(i64, u64, u64)>,
+    /// A quiet member's overlay folded into a snapshot, as the standalone server's.
+    fold: crate::snapshot::Fold,
 }
 
 impl Snapshots {
@@ -469,8 +472,14 @@ impl Snapshots {
             // said so): the next trigger tries again.
             self.pending = None;
         }
-        let due = (node.borrow().state().last_zxid - self.last_zxid) as u64 >= self.threshold;
-        if !due || policy.busy() || self.pending.is_some() {
+        let now = Instant::now();
+        let (due, fold) = {
+            let n = node.borrow();
+            let state = n.state();
+            let due = (state.last_zxid - self.last_zxid) as u64 >= self.threshold;
+            (due, self.fold.due(now, state.last_zxid, &state.tree))
+        };
+        if !(due || fold) || policy.busy() || self.pending.is_some() {
             return rebased;
         }
         // Frozen at its zxid (on a leader, perhaps a later state: see
@@ -492,7 +501,18 @@ impl Snapshots {
                 )
             })
         };
+        let overlay = state.tree.overlay_len();
         if policy.start_after(state, record) {
+            if fold && !due {
+                tracing::info!(
+                    overlay,
+                    zxid = format_args!("0x{zxid:x}"),
+                    "writes quiet: folding the overlay into a snapshot"
+                );
+            }
+            if fold {
+                self.fold.started(now);
+            }
             self.pending = Some((zxid, index, term));
             self.last_zxid = zxid;
             self.threshold = policy.next_threshold();

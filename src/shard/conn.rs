@@ -203,7 +203,10 @@ impl Conn {
 
     /// Counts one answered request.
     fn record(&self, op: &'static str, xid: i32, zxid: i64, received: Instant, write: bool) {
-        let ms = received.elapsed().as_millis() as u64;
+        // One clock read for both figures below: a read is ~2 µs of CPU, and the two
+        // `clock_gettime`s here were ~2 % of it (bench/results/read-fold-2026-12-06.md).
+        let now = Instant::now();
+        let ms = now.duration_since(received).as_millis() as u64;
         self.stats.record_latency(ms);
         if write {
             self.stats.update_latency.record(ms);
@@ -216,7 +219,7 @@ impl Conn {
         st.last_zxid = zxid;
         // ZooKeeper prints `System.nanoTime() / 1e6`, a monotonic clock with an
         // arbitrary origin: the server's start is ours.
-        st.last_response_ms = self.clock_origin.elapsed().as_millis() as u64;
+        st.last_response_ms = now.duration_since(self.clock_origin).as_millis() as u64;
         st.last_latency_ms = ms;
         let (min, max, sum, count) = st.latency;
         st.latency = (
@@ -385,7 +388,10 @@ impl Conn {
     }
 
     fn serve_read(&self, shard: &Rc<Shard>, xid: i32, req: &Request, received: Instant) {
-        let root = shard.root.borrow().clone();
+        // Borrowed, not cloned: every shard holds the same `Arc`, and a clone and drop
+        // per read bounced its count between the shards' cores. Nothing here awaits,
+        // so no completion can replace the root meanwhile.
+        let root = shard.root.borrow();
         let (session_id, auth) = {
             let st = self.st.borrow();
             (st.session_id, st.auth.clone())
@@ -609,6 +615,10 @@ async fn read_loop<S: ClientStream>(
         return Ok(());
     }
 
+    // When the bytes of the frames being decoded arrived: taken once per read from the
+    // socket, not per frame (a pipelining client sends several per read, and each
+    // `clock_gettime` was ~1 % of a read's CPU, bench/results/read-fold-2026-12-06.md).
+    let mut received = Instant::now();
     loop {
         if conn.st.borrow().closing.is_some() {
             return Ok(());
@@ -627,12 +637,12 @@ async fn read_loop<S: ClientStream>(
             if !more {
                 return Ok(());
             }
+            received = Instant::now();
             continue;
         };
         let payload = &buf[start + LENGTH_BYTES..start + LENGTH_BYTES + len];
         shard.stats.packets_received.fetch_add(1, Ordering::Relaxed);
         conn.st.borrow_mut().packets_received += 1;
-        let received = Instant::now();
         if !connected {
             let connect =
                 Connect::decode(payload).map_err(|e| format!("malformed connect request: {e}"))?;

@@ -117,9 +117,17 @@ impl ShardStats {
     pub fn record_latency(&self, ms: u64) {
         use std::sync::atomic::Ordering::Relaxed;
         self.latency_count.fetch_add(1, Relaxed);
-        self.latency_sum_ms.fetch_add(ms, Relaxed);
-        self.latency_min_ms.fetch_min(ms, Relaxed);
-        self.latency_max_ms.fetch_max(ms, Relaxed);
+        // Most requests take 0 ms and change neither the sum nor the extremes: a load
+        // instead of a locked read-modify-write for each (only this shard stores).
+        if ms > 0 {
+            self.latency_sum_ms.fetch_add(ms, Relaxed);
+        }
+        if ms < self.latency_min_ms.load(Relaxed) {
+            self.latency_min_ms.fetch_min(ms, Relaxed);
+        }
+        if ms > self.latency_max_ms.load(Relaxed) {
+            self.latency_max_ms.fetch_max(ms, Relaxed);
+        }
     }
 
     /// `srst`: forgets latencies and packet counts.

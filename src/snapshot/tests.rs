@@ -730,6 +730,98 @@ fn rebase_after_leaf_writes_moves_no_list_and_drops_the_old_base() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The fold rule (`Fold::due`): quiet for `FOLD_QUIET`, an overlay of at least
+/// `FOLD_OVERLAY_MIN` and 1/`FOLD_OVERLAY_SHARE` of the base, one fold per
+/// `FOLD_INTERVAL_MIN`; and nothing to fold once the fold's snapshot is the base.
+#[test]
+fn a_quiet_large_overlay_is_due_for_a_fold_and_then_not_again() {
+    let fresh = DataState::new(crate::core::sequencer::open_acl_unsafe(), true);
+    let mut a = Ops { s: fresh, zxid: 0 };
+    let t0 = Instant::now();
+    let mut fold = Fold::new(t0);
+    let quiet = FOLD_QUIET;
+    for i in 0..FOLD_OVERLAY_MIN - 10 {
+        a.create(&format!("/n{i}"), b"p");
+    }
+    let z = a.s.last_zxid;
+    assert!(
+        !fold.due(t0, z, &a.s.tree),
+        "the first turn starts the clock"
+    );
+    assert!(
+        !fold.due(t0 + quiet, z, &a.s.tree),
+        "overlay below the minimum"
+    );
+    for i in 0..10 {
+        a.create(&format!("/m{i}"), b"p");
+    }
+    let z = a.s.last_zxid;
+    let t1 = t0 + quiet;
+    assert!(!fold.due(t1, z, &a.s.tree), "a new zxid restarts the clock");
+    assert!(
+        !fold.due(t1 + quiet / 2, z, &a.s.tree),
+        "not quiet long enough"
+    );
+    assert!(fold.due(t1 + quiet, z, &a.s.tree));
+
+    // The fold: freeze, snapshot, rebase; the overlay is empty after it.
+    fold.started(t1 + quiet);
+    a.s.tree.freeze(z);
+    let dir = tempfile_dir();
+    let (file, _) = write_state(&dir, &a.s).expect("write");
+    let base = Arc::new(
+        Base::open(ferrokeeper_storage::snapshot::read(&file).expect("map")).expect("open"),
+    );
+    a.s.tree.rebase(base);
+    assert_eq!(a.s.tree.overlay_len(), 0);
+    let later = t1 + FOLD_INTERVAL_MIN * 2;
+    assert!(
+        !fold.due(later, z, &a.s.tree),
+        "nothing changed, nothing to fold"
+    );
+
+    // Writes again, quiet again: a fold, but not within FOLD_INTERVAL_MIN of the last.
+    for i in 0..FOLD_OVERLAY_MIN {
+        a.create(&format!("/k{i}"), b"p");
+    }
+    let z = a.s.last_zxid;
+    let mut fold = Fold::new(t0);
+    fold.started(t0);
+    assert!(!fold.due(t0, z, &a.s.tree));
+    assert!(
+        !fold.due(t0 + quiet, z, &a.s.tree),
+        "within FOLD_INTERVAL_MIN"
+    );
+    assert!(fold.due(t0 + FOLD_INTERVAL_MIN, z, &a.s.tree));
+
+    // Over a large base, the overlay must be 1/FOLD_OVERLAY_SHARE of it.
+    for i in 0..FOLD_OVERLAY_MIN * FOLD_OVERLAY_SHARE {
+        a.create(&format!("/b{i}"), b"p");
+    }
+    let z = a.s.last_zxid;
+    a.s.tree.freeze(z);
+    let (file, _) = write_state(&dir, &a.s).expect("write");
+    let base = Arc::new(
+        Base::open(ferrokeeper_storage::snapshot::read(&file).expect("map")).expect("open"),
+    );
+    let share = base.len() / FOLD_OVERLAY_SHARE;
+    a.s.tree.rebase(base);
+    for i in 0..share - 2 {
+        a.create(&format!("/c{i}"), b"p");
+    }
+    // The creates and the root they all changed.
+    assert_eq!(a.s.tree.overlay_len(), share - 1);
+    let mut fold = Fold::new(t0);
+    let z = a.s.last_zxid;
+    assert!(!fold.due(t0, z, &a.s.tree));
+    assert!(!fold.due(t0 + quiet, z, &a.s.tree), "under 1/8 of the base");
+    a.create("/c-last", b"p");
+    let z = a.s.last_zxid;
+    assert!(!fold.due(t0 + quiet, z, &a.s.tree));
+    assert!(fold.due(t0 + quiet * 2, z, &a.s.tree), "1/8 of the base");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/storage/tests/fixtures/fk-snap.0000000100000042"
