@@ -88,6 +88,7 @@ fn sample() -> DataState {
                     pzxid: 0x1_0000_0020 + i,
                 },
                 children: Default::default(),
+                digest: 0,
             },
             0,
         );
@@ -408,6 +409,7 @@ impl Ops {
                 ..NodeStat::default()
             },
             children: Default::default(),
+            digest: 0,
         };
         self.s.add_node(Arc::from(path), node, z);
         self.s.last_zxid = z;
@@ -855,6 +857,7 @@ fn random_state(rng: &mut impl rand::Rng, extended: bool) -> DataState {
                     ..NodeStat::default()
                 },
                 children: Default::default(),
+                digest: 0,
             },
             z,
         );
