@@ -34,7 +34,7 @@ pub use base::{Base, BaseChildren, BaseNode};
 /// `tests/memory.rs`). Its fields are read and written by value; a reference to one
 /// does not compile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(packed(4))]
+#[repr(C, packed(4))]
 pub struct NodeStat {
     /// zxid of the create.
     pub czxid: i64,
