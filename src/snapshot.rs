@@ -211,8 +211,8 @@ pub fn load_newest_with<S: Storage>(
 }
 
 /// When `state` is served from a snapshot of an older format version (converted to
-/// version 4 in memory on load, see [`Base::upgraded_from`]), writes it back to `dir` as
-/// a version 4 snapshot at the same zxid (replacing the old file) and serves that file
+/// version 5 in memory on load, see [`Base::upgraded_from`]), writes it back to `dir` as
+/// a version 5 snapshot at the same zxid (replacing the old file) and serves that file
 /// instead, so that the tree is mapped again rather than held on the heap. Call it before
 /// anything is applied to `state`. A failure is logged and leaves `state` as it was.
 pub fn write_back_upgraded(dir: &Path, state: &mut DataState) {
@@ -229,13 +229,13 @@ pub fn write_back_upgraded(dir: &Path, state: &mut DataState) {
             tracing::warn!(
                 file = %base.file().display(), from_format_version = from,
                 elapsed = ?started.elapsed(),
-                "snapshot rewritten in format version 4 (this build's); older builds cannot read it"
+                "snapshot rewritten in format version 5 (this build's); older builds cannot read it"
             );
             state.tree.rebase(Arc::new(base));
         }
         Err(e) => tracing::error!(
             error = %e,
-            "writing the converted snapshot back as version 4 failed; serving it from memory"
+            "writing the converted snapshot back as version 5 failed; serving it from memory"
         ),
     }
 }

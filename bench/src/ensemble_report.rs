@@ -10,18 +10,11 @@ use crate::ensemble::{EnsembleResult, EnsembleSide, MEMBERS};
 use crate::report::{date_utc, Machine};
 use crate::server::ServerKind;
 use crate::stats::RunStats;
-use crate::svg::{bar_chart, Chart, Series, FK_COLOR, JAVA_COLOR};
+use crate::svg::{bar_chart, server_color, Chart, Series};
 use crate::units::{fmt_latency, per_op_us};
 use crate::workload::Workload;
 
 const KINDS: [ServerKind; 2] = [ServerKind::Java, ServerKind::Ferrokeeper];
-
-fn color(kind: ServerKind) -> plotters::style::RGBColor {
-    match kind {
-        ServerKind::Java => JAVA_COLOR,
-        ServerKind::Ferrokeeper => FK_COLOR,
-    }
-}
 
 fn ratio(fk: Option<f64>, java: Option<f64>) -> String {
     match (fk, java) {
@@ -85,7 +78,7 @@ fn throughput_chart(result: &EnsembleResult) -> io::Result<String> {
         .iter()
         .map(|&kind| Series {
             name: format!("{} ({} servers)", kind.name(), result.plan.members()),
-            color: color(kind),
+            color: server_color(kind),
             values: result
                 .plan
                 .rows
@@ -123,7 +116,7 @@ fn failover_chart(result: &EnsembleResult) -> io::Result<String> {
                 .and_then(|s| s.failover.as_ref());
             Series {
                 name: kind.name().into(),
-                color: color(kind),
+                color: server_color(kind),
                 values: [0.5, 0.99]
                     .iter()
                     .map(|&q| f.and_then(|f| f.percentile_ns(q)).map(|ns| ns as f64 / 1e6))

@@ -10,7 +10,7 @@ use crate::plan::Profile;
 use crate::results::CompareResult;
 use crate::server::{java_version, zookeeper_version, Pair, ServerKind};
 use crate::stats::{RunStats, Side};
-use crate::svg::{bar_chart, line_chart, Chart, Series, FK_COLOR, JAVA_COLOR};
+use crate::svg::{bar_chart, line_chart, server_color, Chart, Series};
 use crate::units::{fmt_latency, per_op_us};
 use crate::workload::Workload;
 
@@ -159,8 +159,24 @@ pub fn write(result: &CompareResult, machine: &Machine, dir: &Path) -> io::Resul
             None => None,
         },
     };
-    std::fs::write(dir.join(&charts.throughput), throughput_chart(result)?)?;
-    std::fs::write(dir.join(&charts.cpu), cpu_chart(result)?)?;
+    std::fs::write(
+        dir.join(&charts.throughput),
+        workload_chart(
+            result,
+            "Throughput per workload (closed loop)",
+            "ops/s (log)",
+            RunStats::ops_per_sec,
+        )?,
+    )?;
+    std::fs::write(
+        dir.join(&charts.cpu),
+        workload_chart(
+            result,
+            "Server CPU time per op",
+            "µs of CPU per op (log)",
+            cpu_us,
+        )?,
+    )?;
     if let Some(f) = &charts.sweep {
         std::fs::write(dir.join(f), sweep_chart(result)?)?;
     }
@@ -174,51 +190,34 @@ pub fn write(result: &CompareResult, machine: &Machine, dir: &Path) -> io::Resul
     Ok(path)
 }
 
-fn throughput_chart(result: &CompareResult) -> io::Result<String> {
-    let side = |kind: ServerKind| Series {
+/// One server's series in a chart, in its colour.
+fn side_series(kind: ServerKind, values: Vec<Option<f64>>) -> Series {
+    Series {
         name: kind.name().into(),
-        color: if kind == ServerKind::Java {
-            JAVA_COLOR
-        } else {
-            FK_COLOR
-        },
-        values: result
-            .workloads
-            .iter()
-            .map(|w| Some(w.sides.get(kind).stats.ops_per_sec()).filter(|v| *v > 0.0))
-            .collect(),
-    };
-    bar_chart(&Chart {
-        title: "Throughput per workload (closed loop)".into(),
-        y_label: "ops/s (log)".into(),
-        x_label: "workload".into(),
-        categories: result
-            .workloads
-            .iter()
-            .map(|w| w.workload.name().into())
-            .collect(),
-        series: vec![side(ServerKind::Java), side(ServerKind::Ferrokeeper)],
-        log_y: true,
-    })
+        color: server_color(kind),
+        values,
+    }
 }
 
-fn cpu_chart(result: &CompareResult) -> io::Result<String> {
-    let side = |kind: ServerKind| Series {
-        name: kind.name().into(),
-        color: if kind == ServerKind::Java {
-            JAVA_COLOR
-        } else {
-            FK_COLOR
-        },
-        values: result
+/// A bar per workload and server of `value` (left out where it is not positive), on a
+/// log scale.
+fn workload_chart(
+    result: &CompareResult,
+    title: &str,
+    y_label: &str,
+    value: impl Fn(&RunStats) -> f64,
+) -> io::Result<String> {
+    let side = |kind: ServerKind| {
+        let values = result
             .workloads
             .iter()
-            .map(|w| Some(cpu_us(&w.sides.get(kind).stats)).filter(|v| v.is_finite() && *v > 0.0))
-            .collect(),
+            .map(|w| Some(value(&w.sides.get(kind).stats)).filter(|v| v.is_finite() && *v > 0.0))
+            .collect();
+        side_series(kind, values)
     };
     bar_chart(&Chart {
-        title: "Server CPU time per op".into(),
-        y_label: "µs of CPU per op (log)".into(),
+        title: title.into(),
+        y_label: y_label.into(),
         x_label: "workload".into(),
         categories: result
             .workloads
@@ -231,18 +230,13 @@ fn cpu_chart(result: &CompareResult) -> io::Result<String> {
 }
 
 fn sweep_chart(result: &CompareResult) -> io::Result<String> {
-    let side = |kind: ServerKind| Series {
-        name: kind.name().into(),
-        color: if kind == ServerKind::Java {
-            JAVA_COLOR
-        } else {
-            FK_COLOR
-        },
-        values: result
+    let side = |kind: ServerKind| {
+        let values = result
             .sweep
             .iter()
             .map(|p| Some(p.stats.get(kind).ops_per_sec()))
-            .collect(),
+            .collect();
+        side_series(kind, values)
     };
     line_chart(&Chart {
         title: "read: throughput against requests in flight".into(),
@@ -269,20 +263,13 @@ const CHART_QUANTILES: [(f64, &str); 6] = [
 ];
 
 fn latency_chart(workload: Workload, rate: f64, stats: &Pair<RunStats>) -> io::Result<String> {
-    let side = |kind: ServerKind| Series {
-        name: kind.name().into(),
-        color: if kind == ServerKind::Java {
-            JAVA_COLOR
-        } else {
-            FK_COLOR
-        },
-        values: CHART_QUANTILES
+    let side = |kind: ServerKind| {
+        let h = &stats.get(kind).latency;
+        let values = CHART_QUANTILES
             .iter()
-            .map(|(q, _)| {
-                let h = &stats.get(kind).latency;
-                (!h.is_empty()).then(|| h.value_at_quantile(*q) as f64 / 1e3)
-            })
-            .collect(),
+            .map(|(q, _)| (!h.is_empty()).then(|| h.value_at_quantile(*q) as f64 / 1e3))
+            .collect();
+        side_series(kind, values)
     };
     line_chart(&Chart {
         title: format!(

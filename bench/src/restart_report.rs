@@ -9,7 +9,7 @@ use crate::restart::{Memory, RestartPoint, RestartResult};
 use crate::server::{Pair, ServerKind};
 use plotters::style::RGBColor;
 
-use crate::svg::{line_chart, short_number, Chart, Series, FK_COLOR, JAVA_COLOR};
+use crate::svg::{line_chart, server_color, short_number, Chart, Series};
 
 /// The colour of ZooKeeper's live-heap series (a lighter shade of its own).
 const JAVA_HEAP_COLOR: RGBColor = RGBColor(0xf0, 0xb2, 0x7a);
@@ -34,13 +34,6 @@ pub fn write_charts(restart: &RestartResult, dir: &Path, stem: &str) -> io::Resu
     Ok(charts)
 }
 
-fn color(kind: ServerKind) -> RGBColor {
-    match kind {
-        ServerKind::Java => JAVA_COLOR,
-        ServerKind::Ferrokeeper => FK_COLOR,
-    }
-}
-
 fn categories(restart: &RestartResult) -> Vec<String> {
     restart
         .points
@@ -52,7 +45,7 @@ fn categories(restart: &RestartResult) -> Vec<String> {
 fn time_chart(restart: &RestartResult) -> io::Result<String> {
     let side = |kind: ServerKind| Series {
         name: kind.name().into(),
-        color: color(kind),
+        color: server_color(kind),
         values: restart
             .points
             .iter()
@@ -72,7 +65,7 @@ fn time_chart(restart: &RestartResult) -> io::Result<String> {
 fn memory_chart(restart: &RestartResult) -> io::Result<String> {
     let side = |kind: ServerKind| Series {
         name: format!("{} RSS", kind.name()),
-        color: color(kind),
+        color: server_color(kind),
         values: restart
             .points
             .iter()

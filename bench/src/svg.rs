@@ -53,6 +53,14 @@ pub const JAVA_COLOR: RGBColor = RGBColor(0xd9, 0x82, 0x2b);
 /// The colour of ferrokeeper's series.
 pub const FK_COLOR: RGBColor = RGBColor(0x2b, 0x6c, 0xb0);
 
+/// The colour of a server's series in every chart.
+pub fn server_color(kind: crate::server::ServerKind) -> RGBColor {
+    match kind {
+        crate::server::ServerKind::Java => JAVA_COLOR,
+        crate::server::ServerKind::Ferrokeeper => FK_COLOR,
+    }
+}
+
 const WIDTH: u32 = 760;
 const HEIGHT: u32 = 400;
 /// Height of the title row and of the legend row under it, px.

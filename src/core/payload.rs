@@ -1,16 +1,18 @@
-//! The payload of a snapshot (format version 4): an rkyv 0.8 archive of [`SnapshotRoot`]
+//! The payload of a snapshot (format version 5): an rkyv 0.8 archive of [`SnapshotRoot`]
 //! (the state as [`SnapshotData`], and the tree digest), laid out so that a server can
 //! serve the tree straight from the mapped file ([`crate::core::tree::Base`]) without decoding
 //! it.
 //!
-//! Nodes are fixed-size plain records ([`NodeData`]: no pointer inside) that point into
-//! two shared arrays: `heap`, every node's full path followed by its data, back to back,
-//! and `children`, every node's children lists, back to back. A record stores where its
-//! stretch of each *ends*; it starts where the previous record's ends.
+//! Nodes are fixed-size 64 B plain records ([`NodeData`]: no pointer inside) that point
+//! into two shared arrays: `heap`, every node's full path followed by its data, back to
+//! back, and `children`, every node's children lists, back to back. A record stores where
+//! its stretch of each *ends*; it starts where the previous record's ends. The two stat
+//! fields that rarely differ from a default (`ephemeral_owner`, 0 for most nodes, and
+//! `pzxid`, equal to `czxid` until a child is created or deleted) live in side tables
+//! that list only the nodes whose record flags them.
 //!
-//! Versions 2 and 3 (nodes as rkyv structs with a `String` path, an `Option<Vec<u8>>`
-//! data and a `Vec<u32>` children list each) still load: [`legacy::upgrade`] converts
-//! one once into this layout, and the server writes it back as version 4 at startup.
+//! Versions 2 to 4 still load: [`legacy::upgrade`] converts one once into this layout,
+//! and the server writes it back as version 5 at startup.
 //!
 //! What makes it servable in place, beyond the state itself:
 //! - nodes are sorted by path, and each node lists its children as node indices in name
@@ -44,8 +46,20 @@ pub mod stream;
 
 /// The bit of [`NodeData::path_len`] that marks null data (kept apart from empty).
 pub const NULL_DATA: u32 = 1 << 31;
+/// The bit of [`NodeData::path_len`] that says the node's `ephemeral_owner` is not 0:
+/// it is listed in [`SnapshotData::owner_nodes`].
+pub const HAS_OWNER: u32 = 1 << 30;
+/// The bit of [`NodeData::path_len`] that says the node's `pzxid` is not its `czxid`: it
+/// is listed in [`SnapshotData::pzxid_nodes`].
+pub const PZXID_DIFFERS: u32 = 1 << 29;
+/// The bits of [`NodeData::path_len`] that hold the length; the writer refuses a longer
+/// path (ZooKeeper's are bounded by `jute.maxbuffer`, 1 MiB by default, far below).
+pub const PATH_LEN_MASK: u32 = PZXID_DIFFERS - 1;
+/// Bytes of zeros before the node records, so that the records start 64-byte aligned in
+/// the file (48 B header + 16 B): each 64 B record is then one cache line of the mapping.
+pub const RECORDS_PAD_BYTES: usize = 16;
 
-/// The root of a version 4 payload.
+/// The root of a version 5 payload.
 #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize)]
 pub struct SnapshotRoot {
     /// The state.
@@ -65,10 +79,13 @@ pub struct SnapshotData {
     /// Sum over the nodes of path length plus data length (ZooKeeper's
     /// `approximateDataSize`).
     pub data_bytes: u64,
-    /// Distinct ACLs; nodes refer to them by index.
-    pub acls: Vec<Vec<AclData>>,
+    /// [`RECORDS_PAD_BYTES`] zero bytes. Declared first so that rkyv writes it first,
+    /// at payload offset 0, and `nodes` right after it, at file offset 64.
+    pub records_pad: Vec<u8>,
     /// Every node, sorted by path (bytewise).
     pub nodes: Vec<NodeData>,
+    /// Distinct ACLs; nodes refer to them by index.
+    pub acls: Vec<Vec<AclData>>,
     /// Every node's full path then its data, in node order, unaligned.
     pub heap: Vec<u8>,
     /// Every node's children (node indices in name order), in node order.
@@ -83,6 +100,17 @@ pub struct SnapshotData {
     /// Nodes whose owner has the extended (TTL) high byte, as node indices in path
     /// order: TTL nodes when extended types are on.
     pub extended_owners: Vec<u32>,
+    /// The nodes flagged [`HAS_OWNER`], as strictly increasing node indices; `owners[k]`
+    /// is the `ephemeral_owner` of node `owner_nodes[k]`. Parallel arrays rather than a
+    /// list of pairs: 12 B an entry instead of a padded 16.
+    pub owner_nodes: Vec<u32>,
+    /// See [`SnapshotData::owner_nodes`].
+    pub owners: Vec<i64>,
+    /// The nodes flagged [`PZXID_DIFFERS`], as strictly increasing node indices;
+    /// `pzxids[k]` is the `pzxid` of node `pzxid_nodes[k]`.
+    pub pzxid_nodes: Vec<u32>,
+    /// See [`SnapshotData::pzxid_nodes`].
+    pub pzxids: Vec<i64>,
 }
 
 /// One ACL entry.
@@ -96,7 +124,8 @@ pub struct AclData {
     pub id: String,
 }
 
-/// One znode: 80 bytes archived, no padding.
+/// One znode: 64 bytes archived, no padding. Its `ephemeral_owner` is 0 and its `pzxid`
+/// its `czxid` unless `path_len` flags them ([`HAS_OWNER`], [`PZXID_DIFFERS`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize)]
 pub struct NodeData {
     /// End of the node's path and data in [`SnapshotData::heap`]; they start at the
@@ -110,18 +139,16 @@ pub struct NodeData {
     pub ctime: i64,
     /// Last setData time, ms.
     pub mtime: i64,
-    /// zxid of the last change to the children.
-    pub pzxid: i64,
-    /// Owner: session, container marker or TTL encoding.
-    pub ephemeral_owner: i64,
     /// Data version.
     pub version: i32,
     /// Child creates (the stored cversion).
     pub cversion: i32,
     /// ACL version.
     pub aversion: i32,
-    /// Length of the full path at the start of the node's heap stretch; the rest is the
-    /// data. [`NULL_DATA`] set: the data is null (and the rest is empty).
+    /// Length of the full path at the start of the node's heap stretch
+    /// ([`PATH_LEN_MASK`]); the rest is the data. [`NULL_DATA`] set: the data is null
+    /// (and the rest is empty). [`HAS_OWNER`], [`PZXID_DIFFERS`]: the node is in the
+    /// side table of that field.
     pub path_len: u32,
     /// Index into [`SnapshotData::acls`].
     pub acl: u32,
@@ -164,6 +191,90 @@ pub fn index_slots<'p>(count: usize, paths: impl Iterator<Item = &'p str>) -> Ve
     slots
 }
 
+/// The flag bits of [`NodeData::path_len`] for a node with stat `s`.
+pub fn stat_flags(s: &NodeStat) -> u32 {
+    let owner = if s.ephemeral_owner != 0 { HAS_OWNER } else { 0 };
+    let pzxid = if s.pzxid != s.czxid { PZXID_DIFFERS } else { 0 };
+    owner | pzxid
+}
+
+/// The node records and the tables that follow them ([`SnapshotData`]'s `nodes`,
+/// `heap`, `children` and the owner and pzxid side tables), built node by node in path
+/// order: by the streaming writer's test oracle and by the conversion of older versions.
+#[derive(Debug, Default)]
+pub struct NodeTables {
+    nodes: Vec<NodeData>,
+    heap: Vec<u8>,
+    children: Vec<u32>,
+    owner_nodes: Vec<u32>,
+    owners: Vec<i64>,
+    pzxid_nodes: Vec<u32>,
+    pzxids: Vec<i64>,
+}
+
+impl NodeTables {
+    /// Appends the next node: its full path, data (`None` is null), stat, ACL number and
+    /// children (node indices in name order).
+    pub fn push(
+        &mut self,
+        path: &[u8],
+        data: Option<&[u8]>,
+        s: &NodeStat,
+        acl: u32,
+        children: impl IntoIterator<Item = u32>,
+    ) {
+        let i = self.nodes.len() as u32;
+        let flags = stat_flags(s);
+        if flags & HAS_OWNER != 0 {
+            self.owner_nodes.push(i);
+            self.owners.push(s.ephemeral_owner);
+        }
+        if flags & PZXID_DIFFERS != 0 {
+            self.pzxid_nodes.push(i);
+            self.pzxids.push(s.pzxid);
+        }
+        self.heap.extend_from_slice(path);
+        self.heap.extend_from_slice(data.unwrap_or_default());
+        self.children.extend(children);
+        let null = if data.is_none() { NULL_DATA } else { 0 };
+        self.nodes.push(NodeData {
+            heap_end: self.heap.len() as u64,
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            path_len: path.len() as u32 | null | flags,
+            acl,
+            children_end: self.children.len() as u32,
+        });
+    }
+
+    /// A [`SnapshotData`] holding these tables, every other field empty.
+    pub fn into_data(self) -> SnapshotData {
+        SnapshotData {
+            last_zxid: 0,
+            extended_types: false,
+            data_bytes: 0,
+            records_pad: vec![0; RECORDS_PAD_BYTES],
+            nodes: self.nodes,
+            acls: Vec::new(),
+            heap: self.heap,
+            children: self.children,
+            index: Vec::new(),
+            sessions: Vec::new(),
+            containers: Vec::new(),
+            extended_owners: Vec::new(),
+            owner_nodes: self.owner_nodes,
+            owners: self.owners,
+            pzxid_nodes: self.pzxid_nodes,
+            pzxids: self.pzxids,
+        }
+    }
+}
+
 /// Why an archive failed full validation.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {reason}")]
@@ -195,9 +306,6 @@ impl SnapshotData {
         // first, the content only on a miss.
         let mut by_ptr: HashMap<*const Acl, u32> = HashMap::new();
         let mut by_content: HashMap<&[Acl], u32> = HashMap::new();
-        let mut nodes = Vec::with_capacity(sorted.len());
-        let heap_len: usize = sorted.iter().map(|(p, n)| p.len() + n.data_len()).sum();
-        let mut heap = Vec::with_capacity(heap_len);
         let mut extended_owners = Vec::new();
         // Children in path order, which for siblings is name order: grouped by parent
         // first, then laid out in node order.
@@ -210,7 +318,7 @@ impl SnapshotData {
                 child_lists[p as usize].push(i as u32);
             }
         }
-        let mut children = Vec::with_capacity(sorted.len());
+        let mut tables = NodeTables::default();
         for (i, (path, node)) in sorted.iter().enumerate() {
             let node_acl = node.acl();
             let acl = *by_ptr.entry(node_acl.as_ptr()).or_insert_with(|| {
@@ -234,25 +342,8 @@ impl SnapshotData {
             {
                 extended_owners.push(i as u32);
             }
-            let data = node.data();
-            heap.extend_from_slice(path.as_bytes());
-            heap.extend_from_slice(data.unwrap_or_default());
-            children.append(&mut child_lists[i]);
-            nodes.push(NodeData {
-                heap_end: heap.len() as u64,
-                czxid: s.czxid,
-                mzxid: s.mzxid,
-                ctime: s.ctime,
-                mtime: s.mtime,
-                pzxid: s.pzxid,
-                ephemeral_owner: s.ephemeral_owner,
-                version: s.version,
-                cversion: s.cversion,
-                aversion: s.aversion,
-                path_len: path.len() as u32 | if data.is_none() { NULL_DATA } else { 0 },
-                acl,
-                children_end: children.len() as u32,
-            });
+            let children = std::mem::take(&mut child_lists[i]);
+            tables.push(path.as_bytes(), node.data(), &s, acl, children);
         }
         let index = index_slots(sorted.len(), sorted.iter().map(|(p, _)| *p));
         let indices = |paths: &mut dyn Iterator<Item = &Arc<str>>| -> Vec<u32> {
@@ -276,13 +367,11 @@ impl SnapshotData {
             extended_types: state.extended_types,
             data_bytes: state.tree.data_bytes(),
             acls,
-            nodes,
-            heap,
-            children,
             index,
             sessions,
             containers: indices(&mut state.containers.iter()),
             extended_owners,
+            ..tables.into_data()
         }
     }
 }
@@ -325,7 +414,7 @@ impl ArchivedSnapshotData {
         let Some(n) = self.nodes.get(i) else {
             return (start, start, start);
         };
-        let path_end = start.saturating_add((n.path_len.to_native() & !NULL_DATA) as usize);
+        let path_end = start.saturating_add((n.path_len.to_native() & PATH_LEN_MASK) as usize);
         (start, path_end, end)
     }
 
@@ -355,30 +444,50 @@ impl ArchivedSnapshotData {
         let (start, end) = self.stretch(i, |n| n.children_end.to_native() as usize);
         self.children.get(start..end).unwrap_or_default()
     }
-}
 
-impl ArchivedNodeData {
-    /// The stat as the tree holds it.
-    pub fn to_stat(&self) -> NodeStat {
+    /// The stat of node `i`, whose record is `n`, as the tree holds it: the record's
+    /// fields, and the owner and pzxid from the side tables when the record flags them
+    /// (a binary search each), else 0 and the czxid.
+    pub fn stat(&self, i: u32, n: &ArchivedNodeData) -> NodeStat {
+        let flags = n.path_len.to_native();
+        let czxid = n.czxid.to_native();
+        let ephemeral_owner = if flags & HAS_OWNER != 0 {
+            side_value(&self.owner_nodes, &self.owners, i).unwrap_or(0)
+        } else {
+            0
+        };
+        let pzxid = if flags & PZXID_DIFFERS != 0 {
+            side_value(&self.pzxid_nodes, &self.pzxids, i).unwrap_or(czxid)
+        } else {
+            czxid
+        };
         NodeStat {
-            czxid: self.czxid.to_native(),
-            mzxid: self.mzxid.to_native(),
-            ctime: self.ctime.to_native(),
-            mtime: self.mtime.to_native(),
-            version: self.version.to_native(),
-            cversion: self.cversion.to_native(),
-            aversion: self.aversion.to_native(),
-            ephemeral_owner: self.ephemeral_owner.to_native(),
-            pzxid: self.pzxid.to_native(),
+            czxid,
+            mzxid: n.mzxid.to_native(),
+            ctime: n.ctime.to_native(),
+            mtime: n.mtime.to_native(),
+            version: n.version.to_native(),
+            cversion: n.cversion.to_native(),
+            aversion: n.aversion.to_native(),
+            ephemeral_owner,
+            pzxid,
         }
     }
 }
 
+/// The value a side table holds for node `i` (`nodes` strictly increasing, `values`
+/// parallel to it).
+fn side_value(nodes: &[rkyv::rend::u32_le], values: &[rkyv::rend::i64_le], i: u32) -> Option<i64> {
+    let k = nodes.binary_search_by_key(&i, |n| n.to_native()).ok()?;
+    values.get(k).map(|v| v.to_native())
+}
+
 // Long because it checks every invariant serving relies on, in one place, each with
 // its own message.
-/// Validates a version 4 `payload` completely: rkyv's structural check (every offset and
+/// Validates a version 5 `payload` completely: rkyv's structural check (every offset and
 /// length in bounds) and the invariants serving relies on (every node's heap and
-/// children stretches in bounds and in order, paths UTF-8, sorted and unique, a root,
+/// children stretches in bounds and in order, side tables listing exactly the flagged
+/// nodes, paths UTF-8, sorted and unique, a root,
 /// parents present, indices in range, an index that finds every node, the stored
 /// digest). `payload` must be 16-byte aligned. Returns the state inside the root.
 ///
@@ -411,12 +520,41 @@ pub fn validate<'a>(
             Err(bad(format!("{what}: node index {i} out of range")))
         }
     };
-    // Stretches first: everything below reads paths and children through them.
+    if a.records_pad.len() != RECORDS_PAD_BYTES || a.records_pad.iter().any(|&b| b != 0) {
+        return Err(bad(
+            "padding before the node records is not 16 zero bytes".into()
+        ));
+    }
+    if a.owner_nodes.len() != a.owners.len() || a.pzxid_nodes.len() != a.pzxids.len() {
+        return Err(bad(
+            "side table lengths differ from their node lists'".into()
+        ));
+    }
+    // Stretches first: everything below reads paths and children through them. The side
+    // tables in the same pass: each must list exactly its flagged nodes, in order, once.
     let (mut heap_at, mut children_at) = (0u64, 0u32);
+    let (mut owner_at, mut pzxid_at) = (0usize, 0usize);
     for (i, node) in a.nodes.iter().enumerate() {
         let (heap_end, children_end) = (node.heap_end.to_native(), node.children_end.to_native());
-        let path_len = u64::from(node.path_len.to_native() & !NULL_DATA);
-        let null = node.path_len.to_native() & NULL_DATA != 0;
+        let flags = node.path_len.to_native();
+        let path_len = u64::from(flags & PATH_LEN_MASK);
+        let null = flags & NULL_DATA != 0;
+        if flags & HAS_OWNER != 0 {
+            let listed = a.owner_nodes.get(owner_at).map(|n| n.to_native() as usize);
+            if listed != Some(i) || a.owners[owner_at].to_native() == 0 {
+                return Err(bad(format!("node {i}: flagged owner not listed, or 0")));
+            }
+            owner_at += 1;
+        }
+        if flags & PZXID_DIFFERS != 0 {
+            let listed = a.pzxid_nodes.get(pzxid_at).map(|n| n.to_native() as usize);
+            if listed != Some(i) || a.pzxids[pzxid_at] == node.czxid {
+                return Err(bad(format!(
+                    "node {i}: flagged pzxid not listed, or its czxid"
+                )));
+            }
+            pzxid_at += 1;
+        }
         if heap_end < heap_at
             || heap_end > a.heap.len() as u64
             || heap_at + path_len > heap_end
@@ -435,6 +573,11 @@ pub fn validate<'a>(
     if heap_at != a.heap.len() as u64 || children_at as usize != a.children.len() {
         return Err(bad(
             "heap or children array longer than its nodes' stretches".into(),
+        ));
+    }
+    if owner_at != a.owner_nodes.len() || pzxid_at != a.pzxid_nodes.len() {
+        return Err(bad(
+            "a side table lists a node its record does not flag".into()
         ));
     }
     let mut prev: Option<&str> = None;
@@ -511,21 +654,21 @@ pub fn archived_digest(a: &ArchivedSnapshotData) -> i64 {
         sum.wrapping_add(crate::core::digest::node_digest(
             a.path(i),
             a.data(i),
-            &n.to_stat(),
+            &a.stat(i as u32, n),
         ))
     })
 }
 
-/// A payload of format `version` (2, 3 or 4; 16-byte aligned) as a fully validated
-/// version 4 archive: a version 4 payload as it is, an older one converted
+/// A payload of format `version` (2 to 5; 16-byte aligned) as a fully validated
+/// version 5 archive: a version 5 payload as it is, an older one converted
 /// ([`legacy::upgrade`]): `Some` of the converted archive's bytes, `None` when the
-/// payload was version 4 already.
-pub fn validated_v4(
+/// payload was version 5 already.
+pub fn validated_v5(
     file: &Path,
     version: u32,
     payload: &[u8],
 ) -> Result<Option<rkyv::util::AlignedVec>, InvalidPayload> {
-    if version >= 4 {
+    if version >= 5 {
         return validate(file, payload).map(|_| None);
     }
     let root = legacy::upgrade(version, payload).ok_or_else(|| InvalidPayload {

@@ -516,7 +516,7 @@ pub struct ImportedTo {
 /// Imports a ZooKeeper data directory into ferrokeeper's data directory `out` (its
 /// `ferrokeeper/snap`), without holding the snapshot's znodes on the heap (issue #13):
 /// ZooKeeper's snapshot is parsed into a compact [`table::Table`] and written as a
-/// version 4 snapshot, which is then mapped as the tree's base; the logs are replayed
+/// version 5 snapshot, which is then mapped as the tree's base; the logs are replayed
 /// onto it as the overlay, the checks run as in [`import_zookeeper_with`], and when
 /// replay changed anything the final state is written again (the intermediate file is
 /// removed). A compressed snapshot is decompressed into a temp file under `out` first.

@@ -1,5 +1,5 @@
 //! ZooKeeper's snapshot as a compact table of node records, written as ferrokeeper's
-//! version 4 snapshot without building a [`crate::core::state::DataState`] (issue #13:
+//! version 5 snapshot without building a [`crate::core::state::DataState`] (issue #13:
 //! an owned tree node costs ~500 B a znode, which put a 10M-znode import at 5.4 GiB).
 //!
 //! Per node the table keeps its path (in one arena), its stat, an ACL number and where

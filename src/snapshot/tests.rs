@@ -6,7 +6,8 @@ use super::*;
 
 use crate::core::payload::{
     ArchivedAclData, ArchivedNodeData, ArchivedSessionData, ArchivedSnapshotData,
-    ArchivedSnapshotRoot, SnapshotData, SnapshotRoot, NULL_DATA,
+    ArchivedSnapshotRoot, SnapshotData, SnapshotRoot, HAS_OWNER, NULL_DATA, PATH_LEN_MASK,
+    PZXID_DIFFERS,
 };
 use crate::core::state::{CONTAINER_OWNER, EXTENDED_MASK};
 use crate::core::tree::{Node, NodeStat};
@@ -171,10 +172,14 @@ fn validate_data(d: &SnapshotData) -> Result<(), payload::InvalidPayload> {
 /// The tree digest of `d`'s nodes.
 fn owned_digest(d: &SnapshotData) -> i64 {
     let mut start = 0usize;
-    d.nodes.iter().fold(0i64, |sum, n| {
+    let side = |nodes: &[u32], values: &[i64], i: usize| {
+        let k = nodes.iter().position(|&x| x as usize == i)?;
+        values.get(k).copied()
+    };
+    d.nodes.iter().enumerate().fold(0i64, |sum, (i, n)| {
         // Tolerant of the damage the tests below make: it only has to give the digest.
         let end = n.heap_end as usize;
-        let path_end = start + (n.path_len & !NULL_DATA) as usize;
+        let path_end = start + (n.path_len & PATH_LEN_MASK) as usize;
         let path = String::from_utf8_lossy(d.heap.get(start..path_end).unwrap_or_default());
         let data =
             (n.path_len & NULL_DATA == 0).then(|| d.heap.get(path_end..end).unwrap_or_default());
@@ -187,8 +192,8 @@ fn owned_digest(d: &SnapshotData) -> i64 {
             version: n.version,
             cversion: n.cversion,
             aversion: n.aversion,
-            ephemeral_owner: n.ephemeral_owner,
-            pzxid: n.pzxid,
+            ephemeral_owner: side(&d.owner_nodes, &d.owners, i).unwrap_or(0),
+            pzxid: side(&d.pzxid_nodes, &d.pzxids, i).unwrap_or(n.czxid),
         };
         sum.wrapping_add(crate::core::digest::node_digest(&path, data, &stat))
     })
@@ -298,6 +303,37 @@ fn inconsistent_payload_is_refused() {
     let mut d = good.clone();
     d.nodes.remove(0);
     assert!(validate_data(&d).is_err(), "root");
+    // The side tables must list exactly the nodes their flags mark.
+    let side_table_refused = |d: &SnapshotData| match validate_data(d) {
+        Err(e) => e.reason.contains("flagged") || e.reason.contains("side table"),
+        Ok(()) => false,
+    };
+    let mut d = good.clone();
+    let owned = d.owner_nodes[0] as usize;
+    d.nodes[owned].path_len &= !HAS_OWNER;
+    assert!(side_table_refused(&d), "owner listed but not flagged");
+    let mut d = good.clone();
+    let unowned = d.nodes.iter().position(|n| n.path_len & HAS_OWNER == 0);
+    d.nodes[unowned.expect("an unowned node")].path_len |= HAS_OWNER;
+    assert!(side_table_refused(&d), "owner flagged but not listed");
+    let mut d = good.clone();
+    d.owners[0] = 0;
+    assert!(side_table_refused(&d), "owner listed as 0");
+    let mut d = good.clone();
+    d.pzxid_nodes.swap(0, 1);
+    assert!(side_table_refused(&d), "pzxid list out of order");
+    let mut d = good.clone();
+    d.pzxids.pop();
+    assert!(side_table_refused(&d), "pzxid table shorter than its list");
+    let mut d = good.clone();
+    d.pzxids[0] = d.nodes[d.pzxid_nodes[0] as usize].czxid;
+    assert!(side_table_refused(&d), "pzxid listed equal to czxid");
+    let mut d = good.clone();
+    d.nodes[0].path_len |= PZXID_DIFFERS;
+    assert!(side_table_refused(&d), "pzxid flagged but not listed");
+    let mut d = good.clone();
+    d.records_pad[3] = 1;
+    assert!(validate_data(&d).is_err(), "padding");
     // A digest that is not the nodes' (a drift in keeping it) is refused too.
     let root = SnapshotRoot {
         digest: owned_digest(&good) + 1,
@@ -316,7 +352,7 @@ fn digest_is_stored_and_loaded_not_recomputed() {
     let back = round_trip(&s);
     assert_eq!(back.digest, s.digest);
     let base = back.tree.base().expect("base");
-    assert_eq!(base.format_version(), 4);
+    assert_eq!(base.format_version(), 5);
     assert_eq!(base.upgraded_from(), None);
     assert_eq!(base.digest(), s.digest);
 }
@@ -329,9 +365,13 @@ const FIXTURE_V3: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/storage/tests/fixtures/v3/fk-snap.0000000100000042"
 );
+const FIXTURE_V4: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/storage/tests/fixtures/v4/fk-snap.0000000100000042"
+);
 
 /// An older snapshot (the sample state's file in format `version`) loads, converted to
-/// version 4 in memory, and is written back as version 4 by `write_back_upgraded`.
+/// version 5 in memory, and is written back as version 5 by `write_back_upgraded`.
 fn older_snapshot_loads_and_is_written_back(fixture: &str, version: u32) {
     let dir = tempfile_dir();
     let name = dir.join("fk-snap.0000000100000042");
@@ -343,7 +383,7 @@ fn older_snapshot_loads_and_is_written_back(fixture: &str, version: u32) {
         .tree
         .base()
         .expect("served from the converted archive");
-    assert_eq!(base.format_version(), 4);
+    assert_eq!(base.format_version(), 5);
     assert_eq!(base.upgraded_from(), Some(version));
     assert_eq!(base.digest(), sample().digest);
     assert_eq!(view(&sample()), view(&state));
@@ -374,8 +414,15 @@ fn version_2_snapshot_loads_with_a_computed_digest() {
 /// A version 3 snapshot (nodes as rkyv structs, before the node records and the heap)
 /// still loads.
 #[test]
-fn version_3_snapshot_loads_and_is_written_back_as_version_4() {
+fn version_3_snapshot_loads_and_is_written_back_as_version_5() {
     older_snapshot_loads_and_is_written_back(FIXTURE_V3, 3);
+}
+
+/// A version 4 snapshot (80 B node records with every stat field inline; what every
+/// data directory of the release before this one holds) still loads.
+#[test]
+fn version_4_snapshot_loads_and_is_written_back_as_version_5() {
+    older_snapshot_loads_and_is_written_back(FIXTURE_V4, 4);
 }
 
 /// A toy writer over a tree that keeps ZooKeeper's invariants (children lists, cversion,
@@ -387,6 +434,12 @@ struct Ops {
 
 impl Ops {
     fn create(&mut self, path: &str, data: &[u8]) {
+        self.create_owned(path, data, 0);
+    }
+
+    /// A create whose node has `owner` as its `ephemeral_owner` (a session, the
+    /// container marker or a TTL encoding), filed under it as the apply files it.
+    fn create_owned(&mut self, path: &str, data: &[u8], owner: i64) {
         self.zxid += 1;
         let z = self.zxid;
         let parent = crate::core::path::parent(path);
@@ -406,12 +459,18 @@ impl Ops {
                 czxid: z,
                 mzxid: z,
                 pzxid: z,
+                ctime: 1_700_000_000_000 + z,
+                mtime: 1_700_000_000_000 + z,
+                ephemeral_owner: owner,
                 ..NodeStat::default()
             },
             children: Default::default(),
             digest: 0,
         };
-        self.s.add_node(Arc::from(path), node, z);
+        let path: Arc<str> = Arc::from(path);
+        self.s.add_node(path.clone(), node, z);
+        let extended = self.s.extended_types;
+        index_owner(&mut self.s, &path, owner, extended);
         self.s.last_zxid = z;
     }
 
@@ -460,6 +519,87 @@ impl Ops {
             _ => self.set(&path, &data),
         }
     }
+}
+
+/// The stat fields version 5 moved out of the node record (`ephemeral_owner`, `pzxid`)
+/// come back exact after a snapshot write and load, for each kind of node that has one
+/// (ZooKeeper Programmer's Guide, "ZooKeeper Stat Structure"): an ephemeral, a
+/// container, a TTL node, a parent whose child was deleted (pzxid past its czxid);
+/// and nodes without one stay out of the side tables.
+#[test]
+fn owners_and_pzxids_keep_their_exact_stat_across_a_snapshot() {
+    let fresh = DataState::new(crate::core::sequencer::open_acl_unsafe(), true);
+    let mut a = Ops { s: fresh, zxid: 0 };
+    let sid = 0x0123_4567_89ab_cdef_i64;
+    a.s.sessions.insert(
+        sid,
+        Session {
+            timeout_ms: 30_000,
+            passwd: [7; 16],
+            ephemerals: Default::default(),
+        },
+    );
+    a.create("/app", b"");
+    a.create_owned("/app/eph", b"e", sid);
+    a.create_owned("/app/box", b"", CONTAINER_OWNER);
+    a.create("/app/box/item", b"i");
+    a.create_owned("/app/ttl", b"t", EXTENDED_MASK | 60_000);
+    a.create("/app/gone", b"g");
+    a.delete("/app/gone");
+    a.create("/leaf", b"l");
+    let back = round_trip(&a.s);
+    let stat = |s: &DataState, p: &str| s.tree.get(p).expect(p).stat();
+    for path in [
+        "/",
+        "/app",
+        "/app/eph",
+        "/app/box",
+        "/app/box/item",
+        "/app/ttl",
+        "/leaf",
+    ] {
+        assert_eq!(stat(&a.s, path), stat(&back, path), "{path}");
+    }
+    assert_eq!(stat(&back, "/app/eph").ephemeral_owner, sid);
+    assert_eq!(stat(&back, "/app/box").ephemeral_owner, CONTAINER_OWNER);
+    assert_eq!(
+        stat(&back, "/app/ttl").ephemeral_owner,
+        EXTENDED_MASK | 60_000
+    );
+    let app = stat(&back, "/app");
+    assert!(app.pzxid > app.czxid, "the delete moved /app's pzxid");
+    assert_eq!(app.pzxid, a.zxid - 1, "the delete's zxid");
+    assert!(back.sessions[&sid].ephemerals.contains("/app/eph"));
+    assert!(back.containers.contains("/app/box"));
+    assert!(back.ttls.contains("/app/ttl"));
+    // Only the nodes that differ from the defaults are in the side tables.
+    let base = back.tree.base().expect("served from the snapshot");
+    let archive = base.archive();
+    let flagged = |table: &[rkyv::rend::u32_le]| -> Vec<&str> {
+        table
+            .iter()
+            .map(|i| archive.path(i.to_native() as usize))
+            .collect()
+    };
+    assert_eq!(
+        flagged(&archive.owner_nodes),
+        ["/app/box", "/app/eph", "/app/ttl"]
+    );
+    assert_eq!(flagged(&archive.pzxid_nodes), ["/", "/app", "/app/box"]);
+    let leaf = base.find("/leaf").expect("/leaf");
+    let flags = archive.nodes[leaf as usize].path_len.to_native();
+    assert_eq!(flags & (HAS_OWNER | PZXID_DIFFERS), 0);
+}
+
+/// The node records start 64-byte aligned in the mapped file (48 B header, 16 B of
+/// padding), so each 64 B record is one cache line.
+#[test]
+fn node_records_are_cache_line_aligned_in_the_mapping() {
+    let dir = tempfile_dir();
+    let (file, _) = write_state(&dir, &sample()).expect("write");
+    let base = Base::open(ferrokeeper_storage::snapshot::read(&file).expect("map")).expect("open");
+    assert_eq!(base.archive().nodes.as_ptr() as usize % 64, 0);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Random writes, a snapshot in the middle, more writes, then a rebase on that
@@ -680,18 +820,22 @@ fn archived_layout_matches_format_md() {
         ),
         (size_of::<ArchivedAclData>(), align_of::<ArchivedAclData>()),
     ];
-    assert_eq!(sizes, [(160, 8), (152, 8), (80, 8), (48, 8), (40, 8)]);
-    // Versions 2 and 3, read for conversion.
+    assert_eq!(sizes, [(240, 8), (232, 8), (64, 8), (48, 8), (40, 8)]);
+    // Versions 2 to 4, read for conversion.
     use crate::core::payload::legacy::{
-        ArchivedNodeDataV3, ArchivedSnapshotDataV3, ArchivedSnapshotRootV3, ArchivedStatData,
+        ArchivedNodeDataV3, ArchivedNodeDataV4, ArchivedSnapshotDataV3, ArchivedSnapshotDataV4,
+        ArchivedSnapshotRootV3, ArchivedSnapshotRootV4, ArchivedStatData,
     };
     let legacy = [
         size_of::<ArchivedSnapshotRootV3>(),
         size_of::<ArchivedSnapshotDataV3>(),
         size_of::<ArchivedNodeDataV3>(),
         size_of::<ArchivedStatData>(),
+        size_of::<ArchivedSnapshotRootV4>(),
+        size_of::<ArchivedSnapshotDataV4>(),
+        size_of::<ArchivedNodeDataV4>(),
     ];
-    assert_eq!(legacy, [128, 120, 128, 64]);
+    assert_eq!(legacy, [128, 120, 128, 64, 160, 152, 80]);
 }
 
 /// The streaming writer's constants against rkyv's own types (sizes and field offsets).
@@ -723,15 +867,25 @@ fn streaming_writer_constants_match_rkyv() {
         offset_of!(ArchivedSnapshotData, data_bytes),
         st::DATA_DATA_BYTES_AT
     );
+    assert_eq!(offset_of!(ArchivedNodeData, version), st::NODE_FIELDS4_AT);
+    assert_eq!(
+        offset_of!(ArchivedNodeData, children_end) + 4,
+        st::NODE_BYTES
+    );
     let vecs = [
-        offset_of!(ArchivedSnapshotData, acls),
+        offset_of!(ArchivedSnapshotData, records_pad),
         offset_of!(ArchivedSnapshotData, nodes),
+        offset_of!(ArchivedSnapshotData, acls),
         offset_of!(ArchivedSnapshotData, heap),
         offset_of!(ArchivedSnapshotData, children),
         offset_of!(ArchivedSnapshotData, index),
         offset_of!(ArchivedSnapshotData, sessions),
         offset_of!(ArchivedSnapshotData, containers),
         offset_of!(ArchivedSnapshotData, extended_owners),
+        offset_of!(ArchivedSnapshotData, owner_nodes),
+        offset_of!(ArchivedSnapshotData, owners),
+        offset_of!(ArchivedSnapshotData, pzxid_nodes),
+        offset_of!(ArchivedSnapshotData, pzxids),
     ];
     assert_eq!(vecs, st::DATA_VECS_AT);
 }

@@ -350,7 +350,7 @@ pub fn verify(
                 for f in &files {
                     match snapfile::read_with(&mut storage, f) {
                         Err(e) => v.fail(e.to_string()),
-                        Ok(snap) => match crate::core::payload::validated_v4(
+                        Ok(snap) => match crate::core::payload::validated_v5(
                             &f.path,
                             snap.version,
                             snap.payload(),
@@ -360,7 +360,7 @@ pub fn verify(
                                 f.path.display(),
                                 f.zxid,
                                 if converted.is_some() {
-                                    format!("; format {}, checked as converted to 4", snap.version)
+                                    format!("; format {}, checked as converted to 5", snap.version)
                                 } else {
                                     String::new()
                                 }

@@ -24,7 +24,7 @@ use crate::backend::{Overwrite, Storage};
 /// The file's first 8 bytes.
 pub const MAGIC: [u8; 8] = *b"FKSNAPSH";
 /// The format version this build writes, and the newest it reads.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// The oldest format version this build reads. The header is the same in all; the
 /// payload's layout is the server's business, so [`Snapshot::version`] tells it which
 /// one it has.

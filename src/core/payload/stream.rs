@@ -1,4 +1,4 @@
-//! The version 4 payload written straight from a [`DataState`], in file order, without
+//! The version 5 payload written straight from a [`DataState`], in file order, without
 //! building [`super::SnapshotData`] or the archive in memory.
 //!
 //! The bytes are exactly those `rkyv::to_bytes` gives for [`super::SnapshotRoot::from_state`]
@@ -12,13 +12,15 @@
 //! What is held in memory while writing, per znode: the sorted node references
 //! ([`crate::core::tree::Tree::sorted_refs`]: 4 B a base node, 24 B an overlay node),
 //! the hash index (4 B a slot, 2–4 slots a
-//! node), each node's children end and the children array (4 B each). Paths and data are
-//! read from the tree as they are written, twice (node records, then the heap).
+//! node), each node's children end and the children array (4 B each), and the owner and
+//! pzxid side tables (12 B a node that has one). Paths and data are read from the tree as
+//! they are written, twice (node records, then the heap).
 //!
 //! Validation is done while generating instead of on a finished archive: nodes strictly
 //! increasing with `/` first, every other node's parent present, counts and lengths
-//! within the format's u32 fields, the heap exactly the nodes' stretches, the stored
-//! digest equal to the nodes'. A state that breaks one is refused with
+//! within the format's u32 fields (a path within [`PATH_LEN_MASK`]), the heap exactly the
+//! nodes' stretches, the stored digest equal to the nodes'. The side tables agree with
+//! the records' flags by construction: both come from one [`stat_flags`] per node. A state that breaks one is refused with
 //! [`super::InvalidPayload`] before anything gets a snapshot's final name.
 
 use std::collections::HashMap;
@@ -27,7 +29,10 @@ use std::sync::Arc;
 use ferrokeeper_net::records::Acl;
 use imbl::OrdSet;
 
-use super::{index_slots, index_start, InvalidPayload, NULL_DATA};
+use super::{
+    index_slots, index_start, stat_flags, InvalidPayload, HAS_OWNER, NULL_DATA, PATH_LEN_MASK,
+    PZXID_DIFFERS, RECORDS_PAD_BYTES,
+};
 use crate::core::state::{DataState, Session, CONTAINER_OWNER, EXTENDED_MASK};
 use crate::core::tree::{NodeStat, SortedRefs};
 
@@ -44,7 +49,11 @@ pub const ACL_SCHEME_AT: usize = 8;
 /// Offset of `id` in `ArchivedAclData`.
 pub const ACL_ID_AT: usize = 24;
 /// `ArchivedNodeData`: no padding.
-pub const NODE_BYTES: usize = 80;
+pub const NODE_BYTES: usize = 64;
+/// Offsets in `ArchivedNodeData` of its 4-byte fields, after the five 8-byte ones
+/// (`heap_end`, `czxid`, `mzxid`, `ctime`, `mtime`): `version`, `cversion`,
+/// `aversion`, `path_len`, `acl`, `children_end`.
+pub const NODE_FIELDS4_AT: usize = 40;
 /// `ArchivedSessionData`: id i64, timeout_ms i32, passwd 16 B, 4 B padding, ephemerals.
 pub const SESSION_BYTES: usize = 48;
 /// Offset of `passwd` in `ArchivedSessionData`.
@@ -52,9 +61,9 @@ pub const SESSION_PASSWD_AT: usize = 12;
 /// Offset of `ephemerals` in `ArchivedSessionData`.
 pub const SESSION_EPHEMERALS_AT: usize = 32;
 /// `ArchivedSnapshotData`.
-pub const DATA_BYTES: usize = 152;
+pub const DATA_BYTES: usize = 232;
 /// `ArchivedSnapshotRoot`: the data, then the digest.
-pub const ROOT_BYTES: usize = 160;
+pub const ROOT_BYTES: usize = 240;
 /// Alignment of every struct and vector header above.
 pub const STRUCT_ALIGN: u64 = 8;
 /// Alignment of a `u32` array.
@@ -65,11 +74,13 @@ pub const DATA_LAST_ZXID_AT: usize = 0;
 pub const DATA_EXTENDED_TYPES_AT: usize = 8;
 /// See [`DATA_LAST_ZXID_AT`].
 pub const DATA_DATA_BYTES_AT: usize = 16;
-/// Offsets in `ArchivedSnapshotData` of its vectors, in declaration order: acls, nodes,
-/// heap, children, index, sessions, containers, extended_owners.
-pub const DATA_VECS_AT: [usize; 8] = [24, 40, 56, 72, 88, 104, 120, 136];
+/// Offsets in `ArchivedSnapshotData` of its vectors, in declaration order (which is the
+/// order their elements are written in): records_pad, nodes, acls, heap, children,
+/// index, sessions, containers, extended_owners, owner_nodes, owners, pzxid_nodes,
+/// pzxids.
+pub const DATA_VECS_AT: [usize; 13] = [24, 40, 56, 72, 88, 104, 120, 136, 152, 168, 184, 200, 216];
 /// Offset of `digest` in `ArchivedSnapshotRoot`.
-pub const ROOT_DIGEST_AT: usize = 152;
+pub const ROOT_DIGEST_AT: usize = 232;
 
 // The root is the data, then the digest, with no padding.
 const _: () = assert!(DATA_BYTES == ROOT_DIGEST_AT && ROOT_DIGEST_AT + 8 == ROOT_BYTES);
@@ -219,6 +230,20 @@ impl<O: Out> Enc<'_, O> {
         }
         Ok(at)
     }
+
+    /// An `i64` array, aligned; returns its position.
+    fn i64s(&mut self, values: &[i64]) -> Result<u64, StreamError<O::Error>> {
+        let at = self.align(STRUCT_ALIGN)?;
+        let mut buf = Vec::with_capacity(8 * values.len().min(1 << 13));
+        for chunk in values.chunks(1 << 13) {
+            buf.clear();
+            for v in chunk {
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
+            self.put(&buf)?;
+        }
+        Ok(at)
+    }
 }
 
 /// Writes an `ArchivedVec` header at `field` (its absolute position) into `out`.
@@ -354,14 +379,14 @@ fn children<E, S: Source + ?Sized>(
     Ok((ends, list))
 }
 
-/// Writes `state` as a version 4 payload into `out`; returns the payload's length.
+/// Writes `state` as a version 5 payload into `out`; returns the payload's length.
 pub fn write<O: Out>(state: &DataState, out: &mut O) -> Result<u64, StreamError<O::Error>> {
     write_from(&StateSource::new(state), out)
 }
 
 // Long because it writes the archive's parts in rkyv's order, each needing the
 // positions of the ones before it; the parts are small helpers above.
-/// Writes the nodes and sets of `sorted` as a version 4 payload into `out`; returns the
+/// Writes the nodes and sets of `sorted` as a version 5 payload into `out`; returns the
 /// payload's length.
 pub fn write_from<O: Out, S: Source + ?Sized>(
     sorted: &S,
@@ -375,6 +400,72 @@ pub fn write_from<O: Out, S: Source + ?Sized>(
     };
     for i in 0..sorted.len() {
         acls.number(sorted.acl(i));
+    }
+
+    let index = Index::build(sorted);
+    let (children_ends, children_list) = children(sorted, &index)?;
+
+    // The padding that puts the records 64-byte aligned in the file, then the records.
+    let pad_at = enc.pos;
+    enc.put(&[0u8; RECORDS_PAD_BYTES])?;
+    let nodes_at = enc.align(STRUCT_ALIGN)?;
+    let (mut heap_end, mut digest) = (0u64, 0i64);
+    let mut extended_owners = Vec::new();
+    let (mut owner_nodes, mut owners) = (Vec::new(), Vec::new());
+    let (mut pzxid_nodes, mut pzxids) = (Vec::new(), Vec::new());
+    let mut buf = Vec::new();
+    for (i, &children_end) in children_ends.iter().enumerate() {
+        let path = sorted.path(i);
+        let s = sorted.stat(i);
+        let data = sorted.data(i, &mut buf).map_err(StreamError::Read)?;
+        if path.len() > PATH_LEN_MASK as usize {
+            return Err(invalid(format!(
+                "node {i}: path longer than the format holds"
+            )));
+        }
+        heap_end += (path.len() + data.map_or(0, <[u8]>::len)) as u64;
+        digest = digest.wrapping_add(crate::core::digest::node_digest(path, data, &s));
+        if s.ephemeral_owner != CONTAINER_OWNER
+            && s.ephemeral_owner & EXTENDED_MASK == EXTENDED_MASK
+        {
+            extended_owners.push(i as u32);
+        }
+        let flags = stat_flags(&s);
+        if flags & HAS_OWNER != 0 {
+            owner_nodes.push(i as u32);
+            owners.push(s.ephemeral_owner);
+        }
+        if flags & PZXID_DIFFERS != 0 {
+            pzxid_nodes.push(i as u32);
+            pzxids.push(s.pzxid);
+        }
+        let null = if data.is_none() { NULL_DATA } else { 0 };
+        let path_len = path.len() as u32 | null | flags;
+        let mut rec = [0u8; NODE_BYTES];
+        let fields8 = [heap_end as i64, s.czxid, s.mzxid, s.ctime, s.mtime];
+        for (k, v) in fields8.iter().enumerate() {
+            rec[8 * k..8 * k + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        let fields4 = [
+            s.version as u32,
+            s.cversion as u32,
+            s.aversion as u32,
+            path_len,
+            acls.number(sorted.acl(i)),
+            children_end,
+        ];
+        for (k, v) in fields4.iter().enumerate() {
+            let at = NODE_FIELDS4_AT + 4 * k;
+            rec[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        enc.put(&rec)?;
+    }
+    drop(children_ends);
+    if digest != sorted.digest() {
+        return Err(invalid(format!(
+            "tree digest {} in the state, the nodes give {digest}",
+            sorted.digest()
+        )));
     }
 
     // acls: each list's long strings, then its entries; then the lists' headers.
@@ -409,65 +500,6 @@ pub fn write_from<O: Out, S: Source + ?Sized>(
         let mut h = [0u8; VEC_BYTES];
         vec_header(&mut h, enc.pos, list_at, len);
         enc.put(&h)?;
-    }
-
-    let index = Index::build(sorted);
-    let (children_ends, children_list) = children(sorted, &index)?;
-
-    // nodes
-    let nodes_at = enc.align(STRUCT_ALIGN)?;
-    let (mut heap_end, mut digest) = (0u64, 0i64);
-    let mut extended_owners = Vec::new();
-    let mut buf = Vec::new();
-    for (i, &children_end) in children_ends.iter().enumerate() {
-        let path = sorted.path(i);
-        let s = sorted.stat(i);
-        let data = sorted.data(i, &mut buf).map_err(StreamError::Read)?;
-        if path.len() >= NULL_DATA as usize {
-            return Err(invalid(format!(
-                "node {i}: path longer than the format holds"
-            )));
-        }
-        heap_end += (path.len() + data.map_or(0, <[u8]>::len)) as u64;
-        digest = digest.wrapping_add(crate::core::digest::node_digest(path, data, &s));
-        if s.ephemeral_owner != CONTAINER_OWNER
-            && s.ephemeral_owner & EXTENDED_MASK == EXTENDED_MASK
-        {
-            extended_owners.push(i as u32);
-        }
-        let path_len = path.len() as u32 | if data.is_none() { NULL_DATA } else { 0 };
-        let mut rec = [0u8; NODE_BYTES];
-        let fields8 = [
-            heap_end as i64,
-            s.czxid,
-            s.mzxid,
-            s.ctime,
-            s.mtime,
-            s.pzxid,
-            s.ephemeral_owner,
-        ];
-        for (k, v) in fields8.iter().enumerate() {
-            rec[8 * k..8 * k + 8].copy_from_slice(&v.to_le_bytes());
-        }
-        let fields4 = [
-            s.version as u32,
-            s.cversion as u32,
-            s.aversion as u32,
-            path_len,
-            acls.number(sorted.acl(i)),
-            children_end,
-        ];
-        for (k, v) in fields4.iter().enumerate() {
-            rec[56 + 4 * k..60 + 4 * k].copy_from_slice(&v.to_le_bytes());
-        }
-        enc.put(&rec)?;
-    }
-    drop(children_ends);
-    if digest != sorted.digest() {
-        return Err(invalid(format!(
-            "tree digest {} in the state, the nodes give {digest}",
-            sorted.digest()
-        )));
     }
 
     // heap: read from the tree again, so it must come out at the length counted above.
@@ -512,6 +544,10 @@ pub fn write_from<O: Out, S: Source + ?Sized>(
     let containers = index.numbers(sorted.containers().iter());
     let containers_at = enc.u32s(&containers)?;
     let extended_at = enc.u32s(&extended_owners)?;
+    let owner_nodes_at = enc.u32s(&owner_nodes)?;
+    let owners_at = enc.i64s(&owners)?;
+    let pzxid_nodes_at = enc.u32s(&pzxid_nodes)?;
+    let pzxids_at = enc.i64s(&pzxids)?;
 
     // The root, last.
     let root_at = enc.align(STRUCT_ALIGN)?;
@@ -522,14 +558,19 @@ pub fn write_from<O: Out, S: Source + ?Sized>(
     root[DATA_DATA_BYTES_AT..DATA_DATA_BYTES_AT + 8]
         .copy_from_slice(&sorted.data_bytes().to_le_bytes());
     let vecs = [
-        (acls_at, acl_lists.len()),
+        (pad_at, RECORDS_PAD_BYTES),
         (nodes_at, sorted.len()),
+        (acls_at, acl_lists.len()),
         (heap_at, heap_end as usize),
         (children_at, children_len),
         (index_at, index_len),
         (sessions_at, sessions.len()),
         (containers_at, containers.len()),
         (extended_at, extended_owners.len()),
+        (owner_nodes_at, owner_nodes.len()),
+        (owners_at, owners.len()),
+        (pzxid_nodes_at, pzxid_nodes.len()),
+        (pzxids_at, pzxids.len()),
     ];
     for (&field, &(target, len)) in DATA_VECS_AT.iter().zip(&vecs) {
         vec_header(&mut root[field..], root_at + field as u64, target, len);

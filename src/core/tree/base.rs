@@ -3,8 +3,8 @@
 //! Opening a base costs the payload checksum (one sequential pass at memory speed over
 //! the mapped file) plus what is proportional to the ACL table; nothing is decoded per
 //! node. Nodes are read through [`BaseNode`] straight from the archive (format version
-//! 4). A version 2 or 3 file is converted once into a version 4 archive held in memory
-//! (see [`Base::upgraded_from`]).
+//! 5). A version 2, 3 or 4 file is converted once into a version 5 archive held in
+//! memory (see [`Base::upgraded_from`]).
 
 use std::sync::Arc;
 
@@ -46,21 +46,21 @@ impl Base {
     /// the zxids agree.
     pub fn open(snap: Snapshot) -> Result<Base, String> {
         let (snap, upgraded_from) = match snap.version {
-            4 => (snap, None),
-            v @ (2 | 3) => {
-                let bytes = crate::core::payload::validated_v4(&snap.path, v, snap.payload())
+            5 => (snap, None),
+            v @ (2..=4) => {
+                let bytes = crate::core::payload::validated_v5(&snap.path, v, snap.payload())
                     .map_err(|e| e.to_string())?
                     .unwrap_or_default();
                 tracing::warn!(
                     file = %snap.path.display(), format_version = v, bytes = bytes.len(),
-                    "snapshot of an older format converted to version 4 in memory, a pass over every node (the server writes it back as version 4)"
+                    "snapshot of an older format converted to version 5 in memory, a pass over every node (the server writes it back as version 5)"
                 );
                 let path = snap.path.clone();
                 (Snapshot::in_memory(path, snap.zxid, &bytes), Some(v))
             }
             v => {
                 return Err(format!(
-                    "{}: snapshot format version {v} is not one this build serves (2 to 4)",
+                    "{}: snapshot format version {v} is not one this build serves (2 to 5)",
                     snap.path.display()
                 ))
             }
@@ -125,8 +125,8 @@ impl Base {
     fn root(&self) -> &ArchivedSnapshotRoot {
         // SAFETY: the payload's checksum matched, so the bytes are those the writer
         // produced, and the writer validated them (structure and every relative pointer)
-        // before writing, as an `ArchivedSnapshotRoot` of version 4 (`open` refused any
-        // other version, converting versions 2 and 3 into a fully validated version 4
+        // before writing, as an `ArchivedSnapshotRoot` of version 5 (`open` refused any
+        // other version, converting versions 2 to 4 into a fully validated version 5
         // archive first, and a payload too short for the root).
         unsafe { rkyv::access_unchecked::<ArchivedSnapshotRoot>(self.snap.payload()) }
     }
@@ -136,14 +136,14 @@ impl Base {
         self.root().digest.to_native()
     }
 
-    /// The format version of the file it was read from when that was older than 4 (its
-    /// archive was then converted to version 4 in memory, and the server writes it back
-    /// as a version 4 file).
+    /// The format version of the file it was read from when that was older than 5 (its
+    /// archive was then converted to version 5 in memory, and the server writes it back
+    /// as a version 5 file).
     pub fn upgraded_from(&self) -> Option<u32> {
         self.upgraded_from
     }
 
-    /// The format version it serves (4; see [`Base::upgraded_from`] for the file's).
+    /// The format version it serves (5; see [`Base::upgraded_from`] for the file's).
     pub fn format_version(&self) -> u32 {
         self.snap.version
     }
@@ -268,7 +268,7 @@ impl<'a> BaseNode<'a> {
 
     /// The persisted stat.
     pub fn stat(&self) -> NodeStat {
-        self.node.to_stat()
+        self.base.archive().stat(self.index, self.node)
     }
 
     /// Number of children.
