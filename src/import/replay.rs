@@ -641,9 +641,11 @@ impl Loader {
     /// Adds `path` (not the root) to its parent's children.
     fn link(&mut self, path: &Arc<str>) {
         let name: Arc<str> = Arc::from(name_of(path));
-        self.state.tree.update(parent_of(path), NO_REBASE, |p| {
-            p.children.insert(name);
-        });
+        self.state
+            .tree
+            .update_children(parent_of(path), NO_REBASE, |c| {
+                c.insert(name);
+            });
     }
 
     /// Files a loaded node under the index its owner calls for (`DataTree.deserialize`).

@@ -161,9 +161,14 @@ impl<'a> NodeRef<'a> {
     /// The node's digest ([`crate::core::digest::node_digest`]) at `path`: the one the
     /// tree keeps for a node it stored, computed for a base node.
     pub fn digest(&self, path: &str) -> i64 {
+        i64::from(self.kept_digest(path))
+    }
+
+    /// [`NodeRef::digest`] as [`Node::digest`] keeps it.
+    fn kept_digest(&self, path: &str) -> u32 {
         match self {
-            NodeRef::Owned(n) => i64::from(n.digest),
-            NodeRef::Base(b) => crate::core::digest::node_digest(path, b.data(), &b.stat()),
+            NodeRef::Owned(n) => n.digest,
+            NodeRef::Base(b) => crate::core::digest::node_crc(path, b.data(), &b.stat()),
         }
     }
 
@@ -176,7 +181,7 @@ impl<'a> NodeRef<'a> {
                 acl: b.acl().clone(),
                 stat: b.stat(),
                 children: ChildSet::of_base(b.base().clone(), b.index()),
-                // Computed when the tree stores the copy.
+                // Set when the tree stores the copy.
                 digest: 0,
             },
         }
@@ -824,14 +829,15 @@ impl Tree {
 
     /// Replaces (or inserts) the node at `path`, as written by txn `zxid`. Returns the
     /// node's digest ([`Node::digest`]).
-    pub fn put(&mut self, path: Arc<str>, node: Node, zxid: i64) -> i64 {
-        self.put_keyed(Key::new(path), node, zxid)
+    pub fn put(&mut self, path: Arc<str>, mut node: Node, zxid: i64) -> i64 {
+        node.digest = digest_of(&path, &node);
+        let digest = i64::from(node.digest);
+        self.put_keyed(Key::new(path), node, zxid);
+        digest
     }
 
-    /// [`Tree::put`] with the path's key already made.
-    fn put_keyed(&mut self, key: Key, mut node: Node, zxid: i64) -> i64 {
-        node.digest = digest_of(&key.path, &node);
-        let digest = i64::from(node.digest);
+    /// [`Tree::put`] with the path's key already made and `node.digest` computed.
+    fn put_keyed(&mut self, key: Key, node: Node, zxid: i64) {
         let path_len = key.path.len();
         match self.get_probed(&key.probe()) {
             Some(old) => self.data_bytes -= (path_len + old.data_len()) as u64,
@@ -845,7 +851,6 @@ impl Tree {
                 node: Some(Arc::new(node)),
             },
         );
-        digest
     }
 
     /// Removes the node at `path`, deleted by txn `zxid`; returns its stat.
@@ -867,6 +872,25 @@ impl Tree {
     /// missing: callers have checked. Returns the node's digest before and after
     /// ([`Node::digest`]).
     pub fn update(&mut self, path: &str, zxid: i64, f: impl FnOnce(&mut Node)) -> (i64, i64) {
+        self.change(path, zxid, f, true)
+    }
+
+    /// [`Tree::update`] of the children list alone, which no digest covers: the kept
+    /// digest stays, without a CRC over the node (the import links every node it loads
+    /// to its parent this way).
+    pub fn update_children(&mut self, path: &str, zxid: i64, f: impl FnOnce(&mut ChildSet)) {
+        self.change(path, zxid, |n| f(&mut n.children), false);
+    }
+
+    /// [`Tree::update`]; `f` changes what the node's digest covers unless `digested` is
+    /// false.
+    fn change(
+        &mut self,
+        path: &str,
+        zxid: i64,
+        f: impl FnOnce(&mut Node),
+        digested: bool,
+    ) -> (i64, i64) {
         let path = if path.is_empty() { "/" } else { path };
         let probe = Probe::new(path);
         if let Some(e) = self.overlay.get_mut(probe.key()) {
@@ -875,7 +899,9 @@ impl Tree {
                 let old = i64::from(node.digest);
                 let before = node.data_len();
                 f(node);
-                node.digest = digest_of(path, node);
+                if digested {
+                    node.digest = digest_of(path, node);
+                }
                 let after = node.data_len();
                 e.zxid = zxid;
                 self.data_bytes = self.data_bytes + after as u64 - before as u64;
@@ -885,8 +911,9 @@ impl Tree {
         let held = self
             .get_probed(&probe)
             .unwrap_or_else(|| panic!("update of missing node {path}"));
-        let old = held.digest(path);
         let mut node = held.to_node();
+        node.digest = held.kept_digest(path);
+        let old = i64::from(node.digest);
         if self
             .frozen
             .as_ref()
@@ -897,11 +924,16 @@ impl Tree {
             node.children = ChildSet::over(&node.children);
         }
         f(&mut node);
+        if digested {
+            node.digest = digest_of(path, &node);
+        }
+        let new = i64::from(node.digest);
         let key = Key {
             near: probe.near,
             path: Arc::from(path),
         };
-        (old, self.put_keyed(key, node, zxid))
+        self.put_keyed(key, node, zxid);
+        (old, new)
     }
 
     /// Sets the overlay aside as the state at `at` (the head's zxid), which a snapshot
@@ -1218,8 +1250,8 @@ mod tests {
 
     /// The layered tree against a plain ordered map, through random puts, removes,
     /// updates, clones, freezes and unfreezes: every lookup agrees, `sorted_nodes` is in
-    /// path order, a clone keeps what it saw, and the digest kept with each node is the
-    /// one its path, data and stat give.
+    /// path order, a clone keeps what it saw, and the digest kept with each node (also
+    /// through children-only updates) is the one its path, data and stat give.
     #[test]
     fn agrees_with_a_model_map() {
         use std::collections::BTreeMap;
@@ -1246,7 +1278,12 @@ mod tests {
                     let removed = t.remove(&Arc::from(path.as_str()), zxid).map(|s| s.mzxid);
                     assert_eq!(removed, model.remove(&path));
                 }
-                6..=7 if model.contains_key(&path) => {
+                6 if model.contains_key(&path) => {
+                    t.update_children(&path, zxid, |c| {
+                        c.insert(Arc::from("child"));
+                    });
+                }
+                7 if model.contains_key(&path) => {
                     let data: Arc<[u8]> = Arc::from(zxid.to_be_bytes().as_slice());
                     t.update(&path, zxid, |n| {
                         n.stat.mzxid = zxid;
