@@ -158,6 +158,8 @@ fn apply_op(
                     pzxid: txn.zxid,
                 },
                 children: Default::default(),
+                // The tree computes it when it stores the node.
+                digest: 0,
             };
             let stat = node.client_stat(extended_types);
             let data_len = node.data_len();

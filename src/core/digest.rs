@@ -71,6 +71,12 @@ pub fn stat_bytes(s: &NodeStat) -> [u8; STAT_BYTES] {
 /// The digest of one node (`DigestCalculator.calculateDigest`): 0 for a node that does
 /// not count, else the CRC32 as a non-negative i64.
 pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &NodeStat) -> i64 {
+    i64::from(node_crc(path, data, stat))
+}
+
+/// [`node_digest`] as the CRC32 it is (0 for a node that does not count): what the tree
+/// keeps with each node ([`Node::digest`]).
+pub fn node_crc(path: &str, data: Option<&[u8]>, stat: &NodeStat) -> u32 {
     if !counts(path) {
         return 0;
     }
@@ -88,13 +94,13 @@ pub fn node_digest(path: &str, data: Option<&[u8]>, stat: &NodeStat) -> i64 {
         buf[..path.len()].copy_from_slice(path);
         buf[path.len()..path.len() + data.len()].copy_from_slice(data);
         buf[len - STAT_BYTES..len].copy_from_slice(&stat);
-        return i64::from(crc32fast::hash(&buf[..len]));
+        return crc32fast::hash(&buf[..len]);
     }
     let mut crc = crc32fast::Hasher::new();
     crc.update(path);
     crc.update(data);
     crc.update(&stat);
-    i64::from(crc.finalize())
+    crc.finalize()
 }
 
 /// Largest node digest input (path, data and stat) hashed from one stack buffer.
@@ -186,27 +192,22 @@ impl DataState {
     /// snapshot writer's validation, which recomputes the digest, catches a drift.
     pub fn add_node(&mut self, path: Arc<str>, node: Node, zxid: i64) {
         debug_assert!(!self.tree.contains(&path), "add_node over {path}");
-        let new = node_digest(&path, node.data.as_deref(), &node.stat);
-        self.tree.put(path, node, zxid);
+        let new = self.tree.put(path, node, zxid);
         self.digest = self.digest.wrapping_add(new);
     }
 
     /// Changes the node at `path` with `f` (see [`Tree::update`]; panics if it is
-    /// missing). The node's digest is taken before and after `f` on the node `f` gets,
-    /// so this costs no lookup beyond the update's own.
+    /// missing). The old digest is the one the tree keeps with the node, the new one is
+    /// computed after `f` on the node `f` gets: no lookup beyond the update's own, and
+    /// the old data is not read.
     pub fn update_node(&mut self, path: &str, zxid: i64, f: impl FnOnce(&mut Node)) {
-        let (mut old, mut new) = (0, 0);
-        self.tree.update(path, zxid, |n| {
-            old = node_digest(path, n.data.as_deref(), &n.stat);
-            f(n);
-            new = node_digest(path, n.data.as_deref(), &n.stat);
-        });
+        let (old, new) = self.tree.update(path, zxid, f);
         self.digest = self.digest.wrapping_sub(old).wrapping_add(new);
     }
 
     /// Removes the node at `path`, deleted by txn `zxid`; returns its stat.
     pub fn remove_node(&mut self, path: &Arc<str>, zxid: i64) -> Option<NodeStat> {
-        let old = self.tree.get(path).map_or(0, |n| of_node(path, &n));
+        let old = self.tree.get(path).map_or(0, |n| n.digest(path));
         let stat = self.tree.remove(path, zxid)?;
         self.digest = self.digest.wrapping_sub(old);
         Some(stat)

@@ -48,7 +48,6 @@ use super::snapshot::{SnapshotParser, SnapshotTail};
 use super::txnlog::LogTxn;
 use crate::core::apply::{apply, Change};
 use crate::core::codec::{CreateKind, TxnRecord};
-use crate::core::digest::{node_digest, of_node};
 use crate::core::path::{name as name_of, parent as parent_of};
 use crate::core::sequencer::open_acl_unsafe;
 use crate::core::state::{
@@ -198,23 +197,18 @@ impl Loader {
             // A path seen twice (never written by ZooKeeper) keeps the children found so
             // far, and its first version leaves the digest.
             let (children, replaced) = match loader.state.tree.get(&path) {
-                Some(n) => (n.to_node().children, of_node(&path, &n)),
+                Some(n) => (n.to_node().children, n.digest(&path)),
                 None => (Default::default(), 0),
             };
-            let stat = node_stat(&rec.stat);
-            digest = digest
-                .wrapping_add(node_digest(&path, rec.data, &stat))
-                .wrapping_sub(replaced);
-            loader.state.tree.put(
-                path.clone(),
-                Node {
-                    data: rec.data.map(Arc::from),
-                    acl,
-                    stat,
-                    children,
-                },
-                NO_REBASE,
-            );
+            let node = Node {
+                data: rec.data.map(Arc::from),
+                acl,
+                stat: node_stat(&rec.stat),
+                children,
+                digest: 0,
+            };
+            let new = loader.state.tree.put(path.clone(), node, NO_REBASE);
+            digest = digest.wrapping_add(new).wrapping_sub(replaced);
             if !is_root {
                 loader.link(&path);
             }
@@ -231,8 +225,7 @@ impl Loader {
         for (path, mut node) in system {
             if loader.state.tree.get(&path).is_none() {
                 node.children = Default::default();
-                digest = digest.wrapping_add(node_digest(&path, node.data.as_deref(), &node.stat));
-                loader.state.tree.put(path.clone(), node, NO_REBASE);
+                digest = digest.wrapping_add(loader.state.tree.put(path.clone(), node, NO_REBASE));
                 if &*path != "/" {
                     loader.link(&path);
                 }
@@ -648,9 +641,11 @@ impl Loader {
     /// Adds `path` (not the root) to its parent's children.
     fn link(&mut self, path: &Arc<str>) {
         let name: Arc<str> = Arc::from(name_of(path));
-        self.state.tree.update(parent_of(path), NO_REBASE, |p| {
-            p.children.insert(name);
-        });
+        self.state
+            .tree
+            .update_children(parent_of(path), NO_REBASE, |c| {
+                c.insert(name);
+            });
     }
 
     /// Files a loaded node under the index its owner calls for (`DataTree.deserialize`).

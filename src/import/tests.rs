@@ -194,7 +194,7 @@ fn fuzzy_snapshot_replay_mirrors_zookeeper() {
     // /b (NodeExists) did nothing; delete of the missing /gone moved pzxid to 8; create
     // /c applied normally.
     assert_eq!(root.stat().cversion, 4);
-    assert_eq!(root.stat().pzxid, 10);
+    assert_eq!({ root.stat().pzxid }, 10);
     let names: Vec<&str> = root.children().collect();
     assert_eq!(names, ["a", "b", "c", "zookeeper"]);
     let a = imp.state.tree.get("/a").expect("/a");
@@ -202,7 +202,7 @@ fn fuzzy_snapshot_replay_mirrors_zookeeper() {
         (a.data(), a.stat().version, a.stat().mzxid),
         (Some(&b"v2"[..]), 1, 9)
     );
-    assert_eq!(a.stat().czxid, 6);
+    assert_eq!({ a.stat().czxid }, 6);
     let b = imp.state.tree.get("/b").expect("/b");
     assert_eq!(&**b.acl(), &digest_acl()[..]);
     assert_eq!(
@@ -310,7 +310,7 @@ fn sessions_orphans_and_dead_sessions() {
     );
     assert_eq!(imp.dead_session_ephemerals, 1);
     // The dead session's delete happened at the last zxid.
-    assert_eq!(imp.state.tree.get("/").expect("root").stat().pzxid, 8);
+    assert_eq!({ imp.state.tree.get("/").expect("root").stat().pzxid }, 8);
     assert_eq!(imp.last_zxid, 8);
 }
 
@@ -359,7 +359,10 @@ fn multi_all_or_nothing() {
     ]);
     dir.write("log.6", &bytes);
     let imp = dir.import().expect("import");
-    assert_eq!(imp.state.tree.get("/m/n").expect("/m/n").stat().czxid, 6);
+    assert_eq!(
+        { imp.state.tree.get("/m/n").expect("/m/n").stat().czxid },
+        6
+    );
     assert!(imp.state.tree.get("/f").is_none());
     assert_eq!(imp.last_zxid, 7);
 }
@@ -558,12 +561,14 @@ fn container_and_ttl_indexes() {
     let ttls: Vec<&str> = imp.state.ttls.iter().map(|p| &**p).collect();
     assert_eq!(ttls, ["/t", "/t2"]);
     assert_eq!(
-        imp.state
-            .tree
-            .get("/t2")
-            .expect("/t2")
-            .stat()
-            .ephemeral_owner,
+        {
+            imp.state
+                .tree
+                .get("/t2")
+                .expect("/t2")
+                .stat()
+                .ephemeral_owner
+        },
         crate::core::state::EXTENDED_MASK | 100
     );
 }

@@ -441,7 +441,7 @@ impl Model {
                     s.version,
                     s.aversion,
                     s.cversion,
-                    s.ephemeral_owner,
+                    { s.ephemeral_owner },
                     n.acl()
                 ));
             }

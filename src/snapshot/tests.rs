@@ -89,6 +89,7 @@ fn sample() -> DataState {
                     pzxid: 0x1_0000_0020 + i,
                 },
                 children: Default::default(),
+                digest: 0,
             },
             0,
         );
@@ -464,6 +465,7 @@ impl Ops {
                 ..NodeStat::default()
             },
             children: Default::default(),
+            digest: 0,
         };
         let path: Arc<str> = Arc::from(path);
         self.s.add_node(path.clone(), node, z);
@@ -558,15 +560,15 @@ fn owners_and_pzxids_keep_their_exact_stat_across_a_snapshot() {
     ] {
         assert_eq!(stat(&a.s, path), stat(&back, path), "{path}");
     }
-    assert_eq!(stat(&back, "/app/eph").ephemeral_owner, sid);
-    assert_eq!(stat(&back, "/app/box").ephemeral_owner, CONTAINER_OWNER);
+    assert_eq!({ stat(&back, "/app/eph").ephemeral_owner }, sid);
+    assert_eq!({ stat(&back, "/app/box").ephemeral_owner }, CONTAINER_OWNER);
     assert_eq!(
-        stat(&back, "/app/ttl").ephemeral_owner,
+        { stat(&back, "/app/ttl").ephemeral_owner },
         EXTENDED_MASK | 60_000
     );
     let app = stat(&back, "/app");
     assert!(app.pzxid > app.czxid, "the delete moved /app's pzxid");
-    assert_eq!(app.pzxid, a.zxid - 1, "the delete's zxid");
+    assert_eq!({ app.pzxid }, a.zxid - 1, "the delete's zxid");
     assert!(back.sessions[&sid].ephemerals.contains("/app/eph"));
     assert!(back.containers.contains("/app/box"));
     assert!(back.ttls.contains("/app/ttl"));
@@ -1101,6 +1103,7 @@ fn random_state(rng: &mut impl rand::Rng, extended: bool) -> DataState {
                     ..NodeStat::default()
                 },
                 children: Default::default(),
+                digest: 0,
             },
             z,
         );

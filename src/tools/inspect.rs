@@ -265,15 +265,15 @@ pub fn dump_state(state: &DataState, out: &mut impl Write) -> io::Result<()> {
         let s = node.stat();
         writeln!(out, "----")?;
         writeln!(out, "{path}")?;
-        writeln!(out, "  cZxid = 0x{:014x}", s.czxid)?;
+        writeln!(out, "  cZxid = 0x{:014x}", { s.czxid })?;
         writeln!(out, "  ctime = {}", utc_time(s.ctime))?;
-        writeln!(out, "  mZxid = 0x{:014x}", s.mzxid)?;
+        writeln!(out, "  mZxid = 0x{:014x}", { s.mzxid })?;
         writeln!(out, "  mtime = {}", utc_time(s.mtime))?;
-        writeln!(out, "  pZxid = 0x{:014x}", s.pzxid)?;
+        writeln!(out, "  pZxid = 0x{:014x}", { s.pzxid })?;
         writeln!(out, "  cversion = {}", s.cversion)?;
         writeln!(out, "  dataVersion = {}", s.version)?;
         writeln!(out, "  aclVersion = {}", s.aversion)?;
-        writeln!(out, "  ephemeralOwner = 0x{:014x}", s.ephemeral_owner)?;
+        writeln!(out, "  ephemeralOwner = 0x{:014x}", { s.ephemeral_owner })?;
         writeln!(out, "  acl = {}", acl_text(node.acl()))?;
         match node.data() {
             Some(d) => {

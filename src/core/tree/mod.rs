@@ -28,7 +28,13 @@ mod base;
 pub use base::{Base, BaseChildren, BaseNode};
 
 /// A znode's persisted metadata (jute `StatPersisted`).
+///
+/// Packed to 4-byte alignment: 60 bytes instead of 64, so that [`Node`] holds its kept
+/// digest in what was this struct's padding and stays 104 bytes (the memory bound of
+/// `tests/memory.rs`). Its fields are read and written by value; a reference to one
+/// does not compile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C, packed(4))]
 pub struct NodeStat {
     /// zxid of the create.
     pub czxid: i64,
@@ -62,6 +68,13 @@ pub struct Node {
     pub stat: NodeStat,
     /// Names (not paths) of the children, ordered.
     pub children: ChildSet,
+    /// The node's digest ([`crate::core::digest::node_digest`], a CRC32 or 0) as the
+    /// tree last computed it, kept so that a change subtracts the old digest without
+    /// reading the old data, seldom in cache when a node is written after thousands of
+    /// others (a seventh of a log replay's CPU, issue #13). Kept by the tree: whatever a
+    /// caller sets is replaced when the tree stores or changes the node, and only nodes
+    /// the tree holds are read for it.
+    pub digest: u32,
 }
 
 impl Node {
@@ -145,6 +158,20 @@ impl<'a> NodeRef<'a> {
         }
     }
 
+    /// The node's digest ([`crate::core::digest::node_digest`]) at `path`: the one the
+    /// tree keeps for a node it stored, computed for a base node.
+    pub fn digest(&self, path: &str) -> i64 {
+        i64::from(self.kept_digest(path))
+    }
+
+    /// [`NodeRef::digest`] as [`Node::digest`] keeps it.
+    fn kept_digest(&self, path: &str) -> u32 {
+        match self {
+            NodeRef::Owned(n) => n.digest,
+            NodeRef::Base(b) => crate::core::digest::node_crc(path, b.data(), &b.stat()),
+        }
+    }
+
     /// An owned copy (children and data copied when the node is in the base).
     pub fn to_node(&self) -> Node {
         match self {
@@ -154,6 +181,8 @@ impl<'a> NodeRef<'a> {
                 acl: b.acl().clone(),
                 stat: b.stat(),
                 children: ChildSet::of_base(b.base().clone(), b.index()),
+                // Set when the tree stores the copy.
+                digest: 0,
             },
         }
     }
@@ -650,6 +679,11 @@ impl Ord for dyn KeyView + '_ {
     }
 }
 
+/// The value [`Node::digest`] keeps for `node` at `path`.
+fn digest_of(path: &str, node: &Node) -> u32 {
+    crate::core::digest::node_crc(path, node.data.as_deref(), &node.stat)
+}
+
 /// The overlay's map (see [`Key`]).
 type Overlay = OrdMap<Key, Entry>;
 
@@ -690,6 +724,7 @@ impl Tree {
             acl: open_acl.clone(),
             stat: NodeStat::default(),
             children: children.iter().map(|c| Arc::<str>::from(*c)).collect(),
+            digest: 0,
         };
         t.put(Arc::from("/"), mk(&["zookeeper"]), 0);
         t.put(Arc::from("/zookeeper"), mk(&["config", "quota"]), 0);
@@ -792,12 +827,16 @@ impl Tree {
         self.data_bytes
     }
 
-    /// Replaces (or inserts) the node at `path`, as written by txn `zxid`.
-    pub fn put(&mut self, path: Arc<str>, node: Node, zxid: i64) {
+    /// Replaces (or inserts) the node at `path`, as written by txn `zxid`. Returns the
+    /// node's digest ([`Node::digest`]).
+    pub fn put(&mut self, path: Arc<str>, mut node: Node, zxid: i64) -> i64 {
+        node.digest = digest_of(&path, &node);
+        let digest = i64::from(node.digest);
         self.put_keyed(Key::new(path), node, zxid);
+        digest
     }
 
-    /// [`Tree::put`] with the path's digest already taken.
+    /// [`Tree::put`] with the path's key already made and `node.digest` computed.
     fn put_keyed(&mut self, key: Key, node: Node, zxid: i64) {
         let path_len = key.path.len();
         match self.get_probed(&key.probe()) {
@@ -830,25 +869,51 @@ impl Tree {
 
     /// Applies `f` to a copy of the node at `path` (written by txn `zxid`) and stores
     /// the copy. A base node is copied into the overlay first. Panics if the node is
-    /// missing: callers have checked.
-    pub fn update(&mut self, path: &str, zxid: i64, f: impl FnOnce(&mut Node)) {
+    /// missing: callers have checked. Returns the node's digest before and after
+    /// ([`Node::digest`]).
+    pub fn update(&mut self, path: &str, zxid: i64, f: impl FnOnce(&mut Node)) -> (i64, i64) {
+        self.change(path, zxid, f, true)
+    }
+
+    /// [`Tree::update`] of the children list alone, which no digest covers: the kept
+    /// digest stays, without a CRC over the node (the import links every node it loads
+    /// to its parent this way).
+    pub fn update_children(&mut self, path: &str, zxid: i64, f: impl FnOnce(&mut ChildSet)) {
+        self.change(path, zxid, |n| f(&mut n.children), false);
+    }
+
+    /// [`Tree::update`]; `f` changes what the node's digest covers unless `digested` is
+    /// false.
+    fn change(
+        &mut self,
+        path: &str,
+        zxid: i64,
+        f: impl FnOnce(&mut Node),
+        digested: bool,
+    ) -> (i64, i64) {
         let path = if path.is_empty() { "/" } else { path };
         let probe = Probe::new(path);
         if let Some(e) = self.overlay.get_mut(probe.key()) {
             if let Some(node) = e.node.as_mut() {
                 let node = Arc::make_mut(node);
+                let old = i64::from(node.digest);
                 let before = node.data_len();
                 f(node);
+                if digested {
+                    node.digest = digest_of(path, node);
+                }
                 let after = node.data_len();
                 e.zxid = zxid;
                 self.data_bytes = self.data_bytes + after as u64 - before as u64;
-                return;
+                return (old, i64::from(node.digest));
             }
         }
-        let mut node = self
+        let held = self
             .get_probed(&probe)
-            .unwrap_or_else(|| panic!("update of missing node {path}"))
-            .to_node();
+            .unwrap_or_else(|| panic!("update of missing node {path}"));
+        let mut node = held.to_node();
+        node.digest = held.kept_digest(path);
+        let old = i64::from(node.digest);
         if self
             .frozen
             .as_ref()
@@ -859,11 +924,16 @@ impl Tree {
             node.children = ChildSet::over(&node.children);
         }
         f(&mut node);
+        if digested {
+            node.digest = digest_of(path, &node);
+        }
+        let new = i64::from(node.digest);
         let key = Key {
             near: probe.near,
             path: Arc::from(path),
         };
         self.put_keyed(key, node, zxid);
+        (old, new)
     }
 
     /// Sets the overlay aside as the state at `at` (the head's zxid), which a snapshot
@@ -1180,7 +1250,8 @@ mod tests {
 
     /// The layered tree against a plain ordered map, through random puts, removes,
     /// updates, clones, freezes and unfreezes: every lookup agrees, `sorted_nodes` is in
-    /// path order, and a clone keeps what it saw.
+    /// path order, a clone keeps what it saw, and the digest kept with each node (also
+    /// through children-only updates) is the one its path, data and stat give.
     #[test]
     fn agrees_with_a_model_map() {
         use std::collections::BTreeMap;
@@ -1207,8 +1278,17 @@ mod tests {
                     let removed = t.remove(&Arc::from(path.as_str()), zxid).map(|s| s.mzxid);
                     assert_eq!(removed, model.remove(&path));
                 }
-                6..=7 if model.contains_key(&path) => {
-                    t.update(&path, zxid, |n| n.stat.mzxid = zxid);
+                6 if model.contains_key(&path) => {
+                    t.update_children(&path, zxid, |c| {
+                        c.insert(Arc::from("child"));
+                    });
+                }
+                7 if model.contains_key(&path) => {
+                    let data: Arc<[u8]> = Arc::from(zxid.to_be_bytes().as_slice());
+                    t.update(&path, zxid, |n| {
+                        n.stat.mzxid = zxid;
+                        n.data = Some(data);
+                    });
                     model.insert(path, zxid);
                 }
                 8 => t.freeze(zxid),
@@ -1225,6 +1305,10 @@ mod tests {
                 .collect();
             let expected: Vec<(String, i64)> = model.iter().map(|(p, z)| (p.clone(), *z)).collect();
             assert_eq!(sorted, expected);
+            for (path, node) in tree.sorted_nodes() {
+                let computed = crate::core::digest::node_digest(path, node.data(), &node.stat());
+                assert_eq!(node.digest(path), computed, "{path}");
+            }
             for a in 0..5 {
                 for b in 0..200 {
                     let p = format!("/n{a}/c{b}");
