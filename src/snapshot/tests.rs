@@ -602,6 +602,156 @@ fn node_records_are_cache_line_aligned_in_the_mapping() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A base whose owner and pzxid tables are large enough to be ranked
+/// ([`crate::core::payload::SIDE_RANK_ENTRIES_MIN`]) serves every node's stat as the state
+/// held it: ephemerals of a live session and of a gone one, every other leaf plain, and
+/// parents whose pzxid moved.
+#[test]
+fn ranked_side_tables_serve_the_stats_the_state_held() {
+    let fresh = DataState::new(crate::core::sequencer::open_acl_unsafe(), true);
+    let mut a = Ops { s: fresh, zxid: 0 };
+    let sid = 0x77;
+    a.s.sessions.insert(
+        sid,
+        Session {
+            timeout_ms: 30_000,
+            passwd: [3; 16],
+            ephemerals: Default::default(),
+        },
+    );
+    let parents = crate::core::payload::SIDE_RANK_ENTRIES_MIN + 100;
+    for p in 0..parents {
+        a.create(&format!("/p{p:05}"), b"p");
+        for l in 0..3 {
+            let owner = match (p + l) % 3 {
+                0 => sid,
+                1 => 0x99,
+                _ => 0,
+            };
+            a.create_owned(&format!("/p{p:05}/l{l}"), b"leaf", owner);
+        }
+    }
+    let dir = tempfile_dir();
+    write_state(&dir, &a.s).expect("write");
+    let back = load_newest(&dir, true).expect("load").state.expect("state");
+    let archive = back
+        .tree
+        .base()
+        .expect("served from the snapshot")
+        .archive();
+    assert!(archive.owner_nodes.len() >= crate::core::payload::SIDE_RANK_ENTRIES_MIN);
+    assert!(archive.pzxid_nodes.len() >= crate::core::payload::SIDE_RANK_ENTRIES_MIN);
+    assert_eq!(view(&a.s), view(&back));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The CPU time of the calling thread, ns: the machine is shared, so wall time would
+/// measure the neighbours too.
+fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime");
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Micro-benchmark of a base node's stat (bench/results/memory/2026-12-06-snapv5.md):
+/// 1M leaves under 1,000 parents, all, 1 in 10, 1 in 100 or none of them ephemerals,
+/// written and mapped; random stats of leaves (the ephemeral ones where there are any),
+/// through a binary search of the side table and through its rank, alternating, CPU
+/// time per stat. Run with
+/// `cargo test --release --lib bench_base_stat -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_base_stat_by_search_and_by_rank() {
+    use rand::{Rng, SeedableRng};
+
+    use crate::core::payload::SideRanks;
+    let (parents, leaves, stats, runs) = (1000, 1000, 2_000_000, 7);
+    for every in [1, 10, 100, 0] {
+        let fresh = DataState::new(crate::core::sequencer::open_acl_unsafe(), true);
+        let mut a = Ops { s: fresh, zxid: 0 };
+        for p in 0..parents {
+            a.create(&format!("/p{p:04}"), b"p");
+            for l in 0..leaves {
+                let owner = if every != 0 && l % every == 0 {
+                    0x42
+                } else {
+                    0
+                };
+                a.create_owned(&format!("/p{p:04}/l{l:04}"), &[7; 100], owner);
+            }
+        }
+        let dir = tempfile_dir();
+        let (file, _) = write_state(&dir, &a.s).expect("write");
+        drop(a);
+        // Dropping the state leaves a million small chunks in malloc's free lists; the
+        // next large allocation consolidates them (~300 ms here), and would charge that
+        // to `Base::open` (its ranks) if it came first.
+        drop(std::hint::black_box(vec![1u8; 1 << 20]));
+        let t = thread_cpu_ns();
+        let snap = ferrokeeper_storage::snapshot::read(&file).expect("map");
+        let read_ns = thread_cpu_ns() - t;
+        let t = thread_cpu_ns();
+        let base = Arc::new(Base::open(snap).expect("open"));
+        let open_ns = thread_cpu_ns() - t;
+        let archive = base.archive();
+        let t = thread_cpu_ns();
+        let ranks = SideRanks::new(archive);
+        let ranks_ns = thread_cpu_ns() - t;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(every as u64);
+        let picks: Vec<u32> = (0..stats)
+            .map(|_| {
+                let p = rng.random_range(0..parents);
+                let l = if every == 0 {
+                    rng.random_range(0..leaves)
+                } else {
+                    rng.random_range(0..leaves / every) * every
+                };
+                base.find(&format!("/p{p:04}/l{l:04}")).expect("leaf")
+            })
+            .collect();
+        let none = SideRanks::default();
+        // Per run: by search, by rank (the same call, only the ranks differ), and as a
+        // base serves it (`BaseNode::stat`, with the base's own ranks).
+        let mut ns: [Vec<f64>; 3] = Default::default();
+        for _ in 0..runs {
+            for (way, times) in ns.iter_mut().enumerate() {
+                let t = thread_cpu_ns();
+                for &i in &picks {
+                    let n = &archive.nodes[i as usize];
+                    std::hint::black_box(match way {
+                        0 => archive.stat(i, n, &none),
+                        1 => archive.stat(i, n, &ranks),
+                        _ => base.node(i).stat(),
+                    });
+                }
+                times.push((thread_cpu_ns() - t) as f64 / stats as f64);
+            }
+        }
+        let [search, rank, served] = ns.map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            format!("{:.0} ({:.0}-{:.0})", v[runs / 2], v[0], v[runs - 1])
+        });
+        println!(
+            "1 in {every} ephemeral: owner table {} entries, pzxid table {}; read {:.1} ms, \
+             Base::open {:.2} ms (ranks {:.2} ms, {} B); ns/stat median (min-max): \
+             search {search}, rank {rank}, BaseNode::stat {served}",
+            archive.owner_nodes.len(),
+            archive.pzxid_nodes.len(),
+            read_ns as f64 / 1e6,
+            open_ns as f64 / 1e6,
+            ranks_ns as f64 / 1e6,
+            ranks.heap_bytes(),
+        );
+        drop(base);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// Random writes, a snapshot in the middle, more writes, then a rebase on that
 /// snapshot: the rebased tree shows exactly what the tree showed, keeps only what was
 /// written after the snapshot, and goes on like a tree that was never rebased.
