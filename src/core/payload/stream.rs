@@ -20,8 +20,9 @@
 //! increasing with `/` first, every other node's parent present, counts and lengths
 //! within the format's u32 fields (a path within [`PATH_LEN_MASK`]), the heap exactly the
 //! nodes' stretches, the stored digest equal to the nodes'. The side tables agree with
-//! the records' flags by construction: both come from one [`stat_flags`] per node. A state that breaks one is refused with
-//! [`super::InvalidPayload`] before anything gets a snapshot's final name.
+//! the records' flags by construction: both come from one [`stat_flags`] per node. A
+//! state that breaks one is refused with [`super::InvalidPayload`] before anything gets
+//! a snapshot's final name.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,9 +2,10 @@
 //!
 //! Opening a base costs the payload checksum (one sequential pass at memory speed over
 //! the mapped file) plus what is proportional to the ACL table and to the large side
-//! tables (their rank structures, [`SideRanks`]); nothing is decoded per node. Nodes are read through [`BaseNode`] straight from the archive (format version
-//! 5). A version 2, 3 or 4 file is converted once into a version 5 archive held in
-//! memory (see [`Base::upgraded_from`]).
+//! tables (their rank structures, [`SideRanks`]); nothing is decoded per node. Nodes are
+//! read through [`BaseNode`] straight from the archive (format version 5). A version 2,
+//! 3 or 4 file is converted once into a version 5 archive held in memory (see
+//! [`Base::upgraded_from`]).
 
 use std::sync::Arc;
 
