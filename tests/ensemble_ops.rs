@@ -194,20 +194,6 @@ fn workload(ens: &Ensemble, leader: usize) {
 }
 
 /// One session on member `leader`: creates `path`, then sets its data `sets` times.
-/// A session on the member at `addr`, retried while the member refuses one (a session
-/// id of 0 in the answer: a member without a leader yet).
-async fn session(addr: &str) -> Conn {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let c = Conn::connect(addr).await;
-        if c.session_id != 0 {
-            return c;
-        }
-        assert!(Instant::now() < deadline, "no session from {addr}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 fn writes(ens: &Ensemble, leader: usize, path: &str, sets: usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -215,7 +201,7 @@ fn writes(ens: &Ensemble, leader: usize, path: &str, sets: usize) {
         .expect("runtime");
     rt.block_on(async {
         let addr = ens.address(leader);
-        let mut c = session(&addr).await;
+        let mut c = raw::tree::connect(&addr).await;
         c.create(path, b"x", open_acl(), mode::PERSISTENT)
             .await
             .expect("create");
@@ -387,7 +373,7 @@ fn a_quiet_ensemble_folds_its_overlay() {
     let n = 1_500;
     rt.block_on(async {
         let addr = fk.address(leader);
-        let mut c = session(&addr).await;
+        let mut c = raw::tree::connect(&addr).await;
         c.create("/fold", b"", open_acl(), mode::PERSISTENT)
             .await
             .expect("root");

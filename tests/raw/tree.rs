@@ -13,9 +13,10 @@ use super::{digest_id, mode, open_acl, perms, world, Conn};
 /// What a client sees of one znode.
 pub type Seen = (Vec<u8>, Stat, Vec<Acl>);
 
-/// A session; Java answers `ruok` before it serves sessions, so this retries.
+/// A session; Java answers `ruok` before it serves sessions, and an ensemble member
+/// without a leader yet refuses one (session id 0), so this retries.
 pub async fn connect(addr: &str) -> Conn {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let c = Conn::connect(addr).await;
         if c.session_id != 0 {
