@@ -797,6 +797,16 @@ pub fn validated_v5(
 mod tests {
     use super::*;
 
+    /// The archive of the nodes in `tables` (digest 0: these tests read stats, not the
+    /// digest).
+    fn archive_of(tables: NodeTables) -> rkyv::util::AlignedVec {
+        SnapshotRoot {
+            data: tables.into_data(),
+            digest: 0,
+        }
+        .to_bytes()
+    }
+
     /// The rank finds every node where the binary search finds it, and nothing where the
     /// search finds nothing: over a table listing node 0, the last node, both sides of
     /// word boundaries (63, 64, 65, 127, 128) and a pseudo-random third of the rest, for
@@ -822,11 +832,7 @@ mod tests {
             };
             tables.push(format!("/n{i:03}").as_bytes(), Some(b"x"), &s, 0, []);
         }
-        let root = SnapshotRoot {
-            data: tables.into_data(),
-            digest: 0,
-        };
-        let bytes = root.to_bytes();
+        let bytes = archive_of(tables);
         let a = &rkyv::access::<ArchivedSnapshotRoot, rancor::Error>(&bytes)
             .expect("archive")
             .data;
@@ -877,11 +883,7 @@ mod tests {
             };
             tables.push(format!("/n{i:05}").as_bytes(), None, &s, 0, []);
         }
-        let root = SnapshotRoot {
-            data: tables.into_data(),
-            digest: 0,
-        };
-        let bytes = root.to_bytes();
+        let bytes = archive_of(tables);
         let a = &rkyv::access::<ArchivedSnapshotRoot, rancor::Error>(&bytes)
             .expect("archive")
             .data;
