@@ -23,6 +23,7 @@ fn compare_smoke_runs_every_workload_on_both_servers_without_errors() {
         outstanding: None,
         rounds: None,
         data_bytes: None,
+        load_nodes: None,
         rate: None,
         shards: None,
         java_heap: "512m".into(),
@@ -50,11 +51,23 @@ fn compare_smoke_runs_every_workload_on_both_servers_without_errors() {
     }
     assert!(!result.sweep.is_empty(), "the outstanding sweep ran");
     assert_eq!(result.fixed_rate.len(), 2, "the fixed-rate runs ran");
+    let memory = result.memory.as_ref().expect("load ran");
+    for (name, m) in [("ZooKeeper", &memory.java), ("ferrokeeper", &memory.fk)] {
+        let dir = m
+            .data_dir
+            .as_ref()
+            .expect("the dataDir was read after load");
+        assert!(
+            dir.usage.logs.files > 0 && dir.usage.logs.allocated > 0,
+            "{name} wrote a transaction log: {dir:?}"
+        );
+    }
 
     // The report renders from these results.
     let out = base.join("report");
     let path = report::write(&result, &Machine::detect(), &out).expect("report written");
     let md = std::fs::read_to_string(&path).expect("report readable");
     assert!(md.contains("| read |") && md.contains("forceSync=no"));
+    assert!(md.contains("dataDir allocated, ferrokeeper / ZooKeeper"));
     let _ = std::fs::remove_dir_all(&base);
 }

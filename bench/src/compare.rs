@@ -31,6 +31,13 @@ pub use crate::plan::{CompareOptions, Plan, Profile};
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
 
+/// The data directory is read once it has not changed for this long: longer than the
+/// gap between two writes of a snapshot in progress, and than ferrokeeper's wait before
+/// it folds a quiet overlay into a snapshot (1 s of no writes, seen at its next tick).
+const DATA_DIR_QUIET: Duration = Duration::from_secs(3);
+/// Beyond this the data directory is read as it is, and the report says so.
+const DATA_DIR_SETTLE_MAX: Duration = Duration::from_secs(120);
+
 /// Why `compare` could not run at all (as opposed to a workload erring).
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
@@ -150,6 +157,9 @@ pub fn compare(options: &CompareOptions) -> Result<CompareResult, CompareError> 
     }
     if let Some(b) = options.data_bytes {
         plan.dataset.data_bytes = b;
+    }
+    if let Some(n) = options.load_nodes {
+        plan.shape.load_nodes = n;
     }
     let settings = ServerSettings {
         ferrokeeper_bin: options.ferrokeeper_bin.clone(),
@@ -436,6 +446,23 @@ fn run_all(
             m.rss_peak = rss_peak;
             m.rss_after = server.rss_bytes().ok();
             m.live_heap = heap_before.zip(heap_after);
+            // After the RSS readings, which the wait below would otherwise move.
+            match crate::datadir::settle(&server.data_dir(), DATA_DIR_QUIET, DATA_DIR_SETTLE_MAX) {
+                Ok(settled) => {
+                    let total = settled.usage.total();
+                    eprintln!(
+                        "  dataDir of {} after load: {} file(s), {:.1} MiB allocated, {:.1} MiB apparent{}",
+                        kind.name(),
+                        total.files,
+                        total.allocated as f64 / (1 << 20) as f64,
+                        total.bytes as f64 / (1 << 20) as f64,
+                        if settled.settled { "" } else { " (still changing)" }
+                    );
+                    m.data_dir = Some(settled);
+                }
+                Err(e) => eprintln!("  dataDir of {} not read: {e}", kind.name()),
+            }
+            m.log_written_bytes = crate::durability::read_log(server).ok().map(|l| l.bytes);
             let side = sides.get_mut(kind);
             side.rss_bytes = m.rss_after;
             side.stats = stats;

@@ -478,7 +478,7 @@ impl OpSource for Counted {
 
 /// The transaction log of `server` now: ferrokeeper's from `mntr`, ZooKeeper's from its
 /// log files (txns and bytes) and `mntr` (`zk_cnt_fsynctime`, one per log fsync).
-fn read_log(server: &Server) -> io::Result<LogReading> {
+pub fn read_log(server: &Server) -> io::Result<LogReading> {
     let mntr = four_letter_word(server.port, "mntr")?;
     let key = |k: &str| mntr_value(&mntr, k);
     match server.kind {
@@ -494,7 +494,7 @@ fn read_log(server: &Server) -> io::Result<LogReading> {
             })
         }
         ServerKind::Java => {
-            let (txns, bytes) = java_log_extent(&server.dir.join("data").join("version-2"))?;
+            let (txns, bytes) = java_log_extent(&server.data_dir().join("version-2"))?;
             Ok(LogReading {
                 txns,
                 bytes,

@@ -11,6 +11,8 @@
 //! * [`units`]: how latencies and CPU per op are written.
 //! * [`stats`]: run results ([`stats::RunStats`], one server's [`stats::Side`]) and
 //!   `/proc` readings (CPU time, RSS).
+//! * [`datadir`]: a data directory's bytes by kind (snapshots, logs, the rest),
+//!   apparent and allocated.
 //! * [`conn`]: one session over a non-blocking socket (handshake, framing, buffers).
 //! * [`ops`]: what is sent: pre-encoded request templates and request sources.
 //! * [`engine`]: the pipelined generator (N sessions × K outstanding, worker threads,
@@ -47,6 +49,7 @@
 pub mod clock;
 pub mod compare;
 pub mod conn;
+pub mod datadir;
 pub mod durability;
 pub mod engine;
 pub mod ensemble;

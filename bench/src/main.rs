@@ -139,6 +139,9 @@ struct CompareArgs {
     /// Bytes of data per znode (and per setData) instead of the profile's.
     #[arg(long)]
     data_bytes: Option<usize>,
+    /// Nodes `load` creates instead of the profile's (quick: 100,000).
+    #[arg(long)]
+    load_nodes: Option<u64>,
     /// Rate of the fixed-rate run, ops/s (default: half the slower server's throughput).
     #[arg(long)]
     rate: Option<f64>,
@@ -297,6 +300,7 @@ fn run_compare(args: CompareArgs) -> ExitCode {
         outstanding: args.outstanding,
         rounds: args.rounds,
         data_bytes: args.data_bytes,
+        load_nodes: args.load_nodes,
         rate: args.rate,
         shards: args.shards,
         java_heap: args.java_heap,

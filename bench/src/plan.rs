@@ -187,6 +187,8 @@ pub struct CompareOptions {
     pub rounds: Option<usize>,
     /// Bytes of data per znode (and per setData) instead of the profile's.
     pub data_bytes: Option<usize>,
+    /// Nodes `load` creates instead of the profile's.
+    pub load_nodes: Option<u64>,
     /// Fixed rate override (ops/s), instead of a fraction of the measured throughput.
     pub rate: Option<f64>,
     /// `ferrokeeper.shards`.

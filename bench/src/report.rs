@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 
+use crate::datadir::{Settled, Usage};
 use crate::plan::Profile;
-use crate::results::CompareResult;
+use crate::results::{CompareResult, Memory};
 use crate::server::{java_version, zookeeper_version, Pair, ServerKind};
 use crate::stats::{RunStats, Side};
 use crate::svg::{bar_chart, line_chart, server_color, Chart, Series};
@@ -293,6 +294,97 @@ fn memory_per_znode(before: Option<u64>, after: Option<u64>, nodes: u64) -> Stri
     }
 }
 
+/// "files: apparent / allocated".
+fn usage_cell(u: &Usage) -> String {
+    format!(
+        "{}: {} / {}",
+        u.files,
+        mib(Some(u.bytes)),
+        mib(Some(u.allocated))
+    )
+}
+
+/// The Memory table's rows about each server's data directory after `load`.
+fn data_dir_rows(md: &mut String, java: &Memory, fk: &Memory) {
+    let (Some(j), Some(f)) = (&java.data_dir, &fk.data_dir) else {
+        return;
+    };
+    let (j, f) = (&j.usage, &f.usage);
+    let _ = writeln!(
+        md,
+        "| dataDir after `load`: snapshots (files: apparent / allocated) | {} | {} |",
+        usage_cell(&j.snapshots),
+        usage_cell(&f.snapshots)
+    );
+    let _ = writeln!(
+        md,
+        "| dataDir after `load`: transaction logs (files: apparent / allocated) | {} | {} |",
+        usage_cell(&j.logs),
+        usage_cell(&f.logs)
+    );
+    let _ = writeln!(
+        md,
+        "| transaction log data written (records, since start) | {} | {} |",
+        mib(java.log_written_bytes),
+        mib(fk.log_written_bytes)
+    );
+    let _ = writeln!(
+        md,
+        "| dataDir after `load`: other (files: apparent / allocated) | {} | {} |",
+        usage_cell(&j.other),
+        usage_cell(&f.other)
+    );
+    let (jt, ft) = (j.total(), f.total());
+    let _ = writeln!(
+        md,
+        "| **dataDir after `load`, allocated** (apparent) | **{}** ({}) | **{}** ({}) |",
+        mib(Some(jt.allocated)),
+        mib(Some(jt.bytes)),
+        mib(Some(ft.allocated)),
+        mib(Some(ft.bytes))
+    );
+    let _ = writeln!(
+        md,
+        "| **dataDir allocated, ferrokeeper / ZooKeeper** (apparent) | | **{}** ({}) |",
+        ratio(ft.allocated as f64, jt.allocated as f64),
+        ratio(ft.bytes as f64, jt.bytes as f64)
+    );
+}
+
+/// Below the Memory table: each snapshot's size and how the data directories were read.
+fn data_dir_notes(md: &mut String, java: &Memory, fk: &Memory) {
+    let (Some(j), Some(f)) = (&java.data_dir, &fk.data_dir) else {
+        return;
+    };
+    let sizes = |s: &Settled| {
+        s.usage
+            .snapshot_bytes
+            .iter()
+            .map(|b| format!("{:.0}", *b as f64 / (1 << 20) as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let waited = |s: &Settled| {
+        format!(
+            "{:.1} s{}",
+            s.waited.as_secs_f64(),
+            if s.settled { "" } else { ", still changing" }
+        )
+    };
+    let _ = writeln!(
+        md,
+        "\nSnapshots in the dataDir after `load`, oldest first, MiB: ZooKeeper {}; ferrokeeper {}.",
+        sizes(j),
+        sizes(f)
+    );
+    let _ = writeln!(
+        md,
+        "\nThe dataDir (everything the server keeps: the preload's data too) is walked after the settled RSS reading, every 100 ms, until nothing in it has changed for 3 s, so a snapshot being written is counted whole (it changed until: ZooKeeper {}, ferrokeeper {}). Apparent is `st_size`, allocated is `st_blocks` × 512 (what `du` shows). Both servers preallocate log files 64 MiB at a time: ZooKeeper by writing a byte at the end (a sparse file), ferrokeeper with `fallocate` and zeros (its next segment, `fk-log-spare`, included). \"Log data written\" is the records themselves: ferrokeeper's `zk_fk_log_bytes`, ZooKeeper's `log.*` files parsed up to their last whole record.",
+        waited(j),
+        waited(f)
+    );
+}
+
 /// The report's markdown.
 fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String {
     let plan = &result.plan;
@@ -507,7 +599,9 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
                 );
             }
         }
+        data_dir_rows(&mut md, &mem.java, &mem.fk);
         md.push_str("\n\"Settled\" is Java after a full GC (`jcmd <pid> GC.run`) and ferrokeeper after a 1 s pause. Java's RSS still depends on its heap sizing (`-Xmx`, G1's growth and shrinking) more than on live data; the live-heap row is the fairer measure of what ZooKeeper keeps per znode.\n");
+        data_dir_notes(&mut md, &mem.java, &mem.fk);
     }
     md.push('\n');
 

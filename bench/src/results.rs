@@ -5,6 +5,7 @@
 //! the runners only for the records they produce (`durability`, `restart`) and never the
 //! report or `compare`.
 
+use crate::datadir::Settled;
 use crate::durability::DurabilityResult;
 use crate::plan::{CompareOptions, Plan};
 use crate::restart::RestartResult;
@@ -47,6 +48,11 @@ pub struct Memory {
     pub rss_after: Option<u64>,
     /// Java: live heap after a full GC, before and after, bytes.
     pub live_heap: Option<(u64, u64)>,
+    /// The data directory after `load`, once it stopped changing.
+    pub data_dir: Option<Settled>,
+    /// Bytes of transaction log data written, as opposed to the log files' size
+    /// ([`crate::durability::read_log`]).
+    pub log_written_bytes: Option<u64>,
 }
 
 /// Everything `compare` found, for the report.

@@ -399,6 +399,11 @@ impl Server {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The server's `dataDir` (snapshots and transaction logs).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
     /// The path of the server's log.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("server.log")
