@@ -31,13 +31,6 @@ pub use crate::plan::{CompareOptions, Plan, Profile};
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
 
-/// The data directory is read once it has not changed for this long: longer than the
-/// gap between two writes of a snapshot in progress, and than ferrokeeper's wait before
-/// it folds a quiet overlay into a snapshot (1 s of no writes, seen at its next tick).
-const DATA_DIR_QUIET: Duration = Duration::from_secs(3);
-/// Beyond this the data directory is read as it is, and the report says so.
-const DATA_DIR_SETTLE_MAX: Duration = Duration::from_secs(120);
-
 /// Why `compare` could not run at all (as opposed to a workload erring).
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
@@ -447,7 +440,7 @@ fn run_all(
             m.rss_after = server.rss_bytes().ok();
             m.live_heap = heap_before.zip(heap_after);
             // After the RSS readings, which the wait below would otherwise move.
-            match crate::datadir::settle(&server.data_dir(), DATA_DIR_QUIET, DATA_DIR_SETTLE_MAX) {
+            match crate::datadir::settle(&server.data_dir()) {
                 Ok(settled) => {
                     let total = settled.usage.total();
                     eprintln!(

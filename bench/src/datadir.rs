@@ -2,11 +2,12 @@
 //! (snapshots, transaction logs, the rest), both apparent (`st_size`) and allocated on
 //! disk (`st_blocks` × 512), read by walking the directory.
 //!
-//! The two differ because both servers preallocate their log files: ZooKeeper by writing
-//! one byte at the end of each 64 MiB step (`FilePadding`: a sparse file, blocks only
-//! where records are), ferrokeeper with `fallocate` and zero-filled spare segments (the
-//! whole 64 MiB allocated). A reading is taken once nothing has changed for a while, so
-//! that a snapshot still being written is counted whole.
+//! The two differ because both servers preallocate their log files `preAllocSize` (64 MiB
+//! by default) at a time: ZooKeeper by writing one byte at the end of each step
+//! (`FilePadding`: a sparse file, blocks only where records are), ferrokeeper with
+//! `fallocate` and zero-filled spare segments (every segment wholly allocated). A reading
+//! is taken once nothing has changed for a while, so that a snapshot still being written
+//! is counted whole.
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -14,7 +15,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How often [`settle`] reads the directory.
-const POLL: Duration = Duration::from_millis(100);
+pub const POLL: Duration = Duration::from_millis(100);
+/// [`settle`] returns once the directory has not changed for this long: longer than
+/// the gap between two writes of a snapshot in progress, and than ferrokeeper's wait
+/// before it folds a quiet overlay into a snapshot (1 s of no writes, seen at the commit
+/// stage's next tick).
+pub const QUIET: Duration = Duration::from_secs(3);
+/// Beyond this [`settle`] returns the directory as it is, marked unsettled.
+pub const SETTLE_MAX: Duration = Duration::from_secs(120);
 
 /// Files of one kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -151,16 +159,21 @@ fn walk(dir: &Path, usage: &mut DataDirUsage, snapshots: &mut Vec<(u64, u64)>) -
 pub struct Settled {
     /// The last reading.
     pub usage: DataDirUsage,
-    /// How long it took to stop changing (or `limit`, when it did not).
+    /// When the last change was seen, after the first reading (zero: none was).
     pub waited: Duration,
-    /// Whether it stopped changing before `limit`.
+    /// Whether it stopped changing before [`SETTLE_MAX`].
     pub settled: bool,
 }
 
-/// Reads `dir` every [`POLL`] until a reading has stayed the same for `quiet`
+/// Reads `dir` every [`POLL`] until a reading has stayed the same for [`QUIET`]
 /// (snapshots still being written, a log spare still being zero-filled, show as
-/// change), or `limit` has passed.
-pub fn settle(dir: &Path, quiet: Duration, limit: Duration) -> io::Result<Settled> {
+/// change), or [`SETTLE_MAX`] has passed.
+pub fn settle(dir: &Path) -> io::Result<Settled> {
+    settle_within(dir, QUIET, SETTLE_MAX)
+}
+
+/// [`settle`] with its two durations given.
+fn settle_within(dir: &Path, quiet: Duration, limit: Duration) -> io::Result<Settled> {
     let started = Instant::now();
     let mut last = read(dir)?;
     let mut same_since = started;
@@ -232,8 +245,8 @@ mod tests {
         assert_eq!(usage.other.files, 1);
         assert_eq!(usage.total().files, 4);
 
-        let settled =
-            settle(&dir, Duration::from_millis(200), Duration::from_secs(5)).expect("settle");
+        let settled = settle_within(&dir, Duration::from_millis(200), Duration::from_secs(5))
+            .expect("settle");
         assert!(settled.settled);
         assert_eq!(settled.usage, usage);
         let _ = std::fs::remove_dir_all(&dir);

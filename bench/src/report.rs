@@ -379,7 +379,9 @@ fn data_dir_notes(md: &mut String, java: &Memory, fk: &Memory) {
     );
     let _ = writeln!(
         md,
-        "\nThe dataDir (everything the server keeps: the preload's data too) is walked after the settled RSS reading, every 100 ms, until nothing in it has changed for 3 s, so a snapshot being written is counted whole (it changed until: ZooKeeper {}, ferrokeeper {}). Apparent is `st_size`, allocated is `st_blocks` × 512 (what `du` shows). Both servers preallocate log files 64 MiB at a time: ZooKeeper by writing a byte at the end (a sparse file), ferrokeeper with `fallocate` and zeros (its next segment, `fk-log-spare`, included). \"Log data written\" is the records themselves: ferrokeeper's `zk_fk_log_bytes`, ZooKeeper's `log.*` files parsed up to their last whole record.",
+        "\nThe dataDir (everything the server keeps: the preload's data too) is walked after the settled RSS reading, every {} ms, until nothing in it has changed for {} s, so a snapshot being written is counted whole (last change seen after: ZooKeeper {}, ferrokeeper {}). Apparent is `st_size`, allocated is `st_blocks` × 512 (what `du` shows). Both servers preallocate log files `preAllocSize` (64 MiB by default) at a time: ZooKeeper by writing a byte at the end (a sparse file), ferrokeeper with `fallocate` and zeros (its next segment, `fk-log-spare`, included). \"Log data written\" is the records themselves: ferrokeeper's `zk_fk_log_bytes`, ZooKeeper's `log.*` files parsed up to their last whole record.",
+        crate::datadir::POLL.as_millis(),
+        crate::datadir::QUIET.as_secs(),
         waited(j),
         waited(f)
     );
