@@ -425,6 +425,26 @@ impl Storage for DiskStorage {
         self.file(file).sync_all()
     }
 
+    fn write_back(&mut self, file: FileId, offset: u64, len: u64) -> io::Result<()> {
+        let f = self.file(file);
+        let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len))
+        else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "range larger than off64_t"));
+        };
+        // Waits for writeback already under way, starts the range's, and waits for it: the
+        // pages are on the disk (not durable: no cache flush) when this returns.
+        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        // SAFETY: sync_file_range on a file descriptor we own; no memory is passed.
+        let rc = unsafe { libc::sync_file_range(f.as_raw_fd(), offset, len, flags) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     fn try_clone_file(&self, file: FileId) -> io::Result<Option<File>> {
         self.file(file).try_clone().map(Some)
     }
