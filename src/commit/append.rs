@@ -224,8 +224,13 @@ impl<S: Storage> Appender<S> {
             if written + synced >= SYNC_SLOW {
                 // Where a write stall of forceSync=yes comes from (issue #13): the page-cache
                 // copy, or the fdatasync (the kernel's, plus the wait for its completion).
-                tracing::info!(?written, ?synced, bytes = bytes.len(), offset = staged.offset(),
-                    "slow log write + fdatasync");
+                tracing::info!(
+                    ?written,
+                    ?synced,
+                    bytes = bytes.len(),
+                    offset = staged.offset(),
+                    "slow log write + fdatasync"
+                );
             }
             self.writer.record_append_sync(synced);
         } else {

@@ -427,9 +427,14 @@ impl Storage for DiskStorage {
 
     fn write_back(&mut self, file: FileId, offset: u64, len: u64) -> io::Result<()> {
         let f = self.file(file);
-        let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len))
-        else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "range larger than off64_t"));
+        let (Ok(offset), Ok(len)) = (
+            libc::off64_t::try_from(offset),
+            libc::off64_t::try_from(len),
+        ) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "range larger than off64_t",
+            ));
         };
         // Waits for writeback already under way, starts the range's, and waits for it: the
         // pages are on the disk (not durable: no cache flush) when this returns.
