@@ -76,6 +76,9 @@ struct Segment {
 /// `sync_file_range` itself blocks while the device queue is congested (up to ~15 ms was
 /// measured here), so it is called on a thread of its own, never on the commit executor.
 const WRITEBACK_BYTES: u64 = 1 << 20;
+/// An append's write and fdatasync that take longer are logged with the batch's size and
+/// offset in the segment.
+const SYNC_SLOW: std::time::Duration = std::time::Duration::from_millis(10);
 /// Ranges waiting for the writeback thread; when it falls behind, more are skipped (the
 /// roll's fdatasync still syncs everything).
 const WRITEBACK_QUEUE_MAX: usize = 64;
@@ -212,11 +215,24 @@ impl<S: Storage> Appender<S> {
             unreachable!("the segment was opened above");
         };
         let bytes = self.writer.staged_bytes();
+        let started = std::time::Instant::now();
         segment.file.write_all_at(bytes, staged.offset())?;
         if self.writer.options().force_sync {
-            let started = std::time::Instant::now();
+            let written = started.elapsed();
             segment.ring.fdatasync().await?;
-            self.writer.record_append_sync(started.elapsed());
+            let synced = started.elapsed() - written;
+            if written + synced >= SYNC_SLOW {
+                // Where a write stall of forceSync=yes comes from (issue #13): the page-cache
+                // copy, or the fdatasync (the kernel's, plus the wait for its completion).
+                tracing::info!(
+                    ?written,
+                    ?synced,
+                    bytes = bytes.len(),
+                    offset = staged.offset(),
+                    "slow log write + fdatasync"
+                );
+            }
+            self.writer.record_append_sync(synced);
         } else {
             let end = staged.offset() + bytes.len() as u64;
             if end >= segment.writeback_from + WRITEBACK_BYTES {

@@ -425,6 +425,36 @@ impl Storage for DiskStorage {
         self.file(file).sync_all()
     }
 
+    fn write_back(&mut self, file: FileId, offset: u64, len: u64) -> io::Result<()> {
+        let f = self.file(file);
+        let (Ok(offset), Ok(len)) = (
+            libc::off64_t::try_from(offset),
+            libc::off64_t::try_from(len),
+        ) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "range larger than off64_t",
+            ));
+        };
+        // Waits for writeback already under way, starts the range's, and waits for it: the
+        // pages are on the disk (not durable: no cache flush) when this returns.
+        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        // SAFETY: sync_file_range on a file descriptor we own; no memory is passed.
+        let rc = unsafe { libc::sync_file_range(f.as_raw_fd(), offset, len, flags) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            // A filesystem or kernel without it: only the pacing is lost, and the
+            // caller's sync writes the data anyway. An IO error is reported.
+            Some(libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP | libc::ESPIPE) => Ok(()),
+            _ => Err(err),
+        }
+    }
+
     fn try_clone_file(&self, file: FileId) -> io::Result<Option<File>> {
         self.file(file).try_clone().map(Some)
     }
@@ -455,6 +485,7 @@ mod tests {
         assert_eq!(s.len(f).expect("len"), 8192);
         s.write_at(f, 100, b"hello", true).expect("write+sync");
         s.write_at(f, 105, b" world", false).expect("write");
+        s.write_back(f, 0, 8192).expect("write back");
         let mut buf = [0u8; 13];
         s.read_at(f, 98, &mut buf).expect("read");
         assert_eq!(&buf, b"\0\0hello world");

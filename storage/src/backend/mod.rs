@@ -74,6 +74,14 @@ pub trait Storage {
     fn sync_data(&mut self, file: FileId) -> io::Result<()>;
     /// Makes the file's data and metadata durable (fsync).
     fn sync_all(&mut self, file: FileId) -> io::Result<()>;
+    /// Writes the written bytes of `[offset, offset + len)` out to the disk and waits for
+    /// them, to pace a large write so that it never fills the device's queue at once. Not
+    /// a sync: no metadata, no cache flush, nothing is promised durable (a later
+    /// [`Storage::sync_all`] or [`Storage::sync_data`] does that). The default does
+    /// nothing (the simulator, which has no queue to fill).
+    fn write_back(&mut self, _file: FileId, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
     /// `file` mapped read-only into memory, where the storage can (the disk can; the
     /// simulator answers `None` and callers read instead).
     fn map(&mut self, _file: FileId) -> io::Result<Option<memmap2::Mmap>> {

@@ -59,7 +59,9 @@ pub struct LogOptions {
     /// quiet moments: no difference for batches of one 100-byte record; for 31 KiB batches,
     /// zero-filled segments cut the append's p50 from ~300 µs to ~180 µs. It also makes a
     /// roll's fdatasyncs (of the old segment with `force_sync` off, and of the new header)
-    /// data-only: no journal commit.
+    /// data-only: no journal commit. The zeros go to the disk a chunk at a time, each
+    /// written back before the next, so that they never queue in front of an append's
+    /// fdatasync (flushed all at once, they made appends' syncs wait 10–24 ms).
     pub segment_zero_fill: bool,
     /// How writes reach the disk.
     pub io: IoMode,
