@@ -82,6 +82,7 @@ impl Shard {
                         ChangeKind::DataChanged => w.data_changed(&ch.path, ch.zxid, &mut fired),
                     }
                 }
+                self.note_watches(&w);
                 *self
                     .stats
                     .watch_triggers
@@ -337,7 +338,8 @@ impl Shard {
     pub async fn catch_up(&self) {
         let target = self
             .shared
-            .published_seq
+            .handoff
+            .seq
             .load(std::sync::atomic::Ordering::Acquire);
         let mut turns = 0u32;
         while self.applied_seq.get() < target {
@@ -347,6 +349,19 @@ impl Shard {
             } else {
                 glommio::timer::sleep(Duration::from_micros(50)).await;
             }
+        }
+    }
+
+    /// Tells the commit stage whether this shard holds any watch (`Handoff::watching`),
+    /// after each change of its watch table: without one, batches that bring it no reply
+    /// need not wake it (`commit::stage::publish`).
+    pub fn note_watches(&self, w: &WatchTable) {
+        let watching = !w.is_empty();
+        let flag = &self.shared.handoff.watching[self.index];
+        if flag.load(std::sync::atomic::Ordering::Relaxed) != watching {
+            // SeqCst, though the fence before the executor sleeps is what orders it
+            // against the commit stage's look (see `publish`).
+            flag.store(watching, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
