@@ -290,13 +290,19 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
                 commit.await;
             })
             .map_err(|e| std::io::Error::other(format!("cannot start shard 0: {e}")))?;
-        (spawn_shards(1, &shared, ends.collect(), &root, &stop_shards)?, h0)
+        (
+            spawn_shards(1, &shared, ends.collect(), &root, &stop_shards)?,
+            h0,
+        )
     } else {
         let commit = executor(commit_placement(shards))
             .name("commit")
             .spawn(commit_stage)
             .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
-        (spawn_shards(0, &shared, shard_ends, &root, &stop_shards)?, commit)
+        (
+            spawn_shards(0, &shared, shard_ends, &root, &stop_shards)?,
+            commit,
+        )
     };
     crate::http::start(&shared, &stop_shards)?;
     tracing::info!(%listen_addr, shards, commit_on_shard = on_shard, force_sync = config.force_sync, limits = ?config.limits, "ferrokeeper serving");

@@ -369,9 +369,7 @@ pub async fn run(p: Parts) {
                 reports: std::mem::take(&mut pending_reports),
                 stamps: crate::commit::stage::BatchStamps::now(),
             };
-            if !crate::commit::stage::publish(&senders, completion, pb.replies, &p.handoff)
-                .await
-            {
+            if !crate::commit::stage::publish(&senders, completion, pb.replies, &p.handoff).await {
                 return;
             }
         }

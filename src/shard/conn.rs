@@ -489,11 +489,7 @@ pub async fn serve<S: ClientStream>(
             .outstanding_requests
             .fetch_sub(unanswered, Ordering::Relaxed);
     }
-    {
-        let mut w = shard.watches.borrow_mut();
-        w.remove_connection(id);
-        shard.note_watches(&w);
-    }
+    shard.forget_watches(id);
     shard.stats.connections.fetch_sub(1, Ordering::Relaxed);
     let (session_id, session_closed) = {
         let st = conn.st.borrow();

@@ -365,6 +365,13 @@ impl Shard {
         }
     }
 
+    /// Drops the watches of connection `id`, which has closed.
+    fn forget_watches(&self, id: u64) {
+        let mut w = self.watches.borrow_mut();
+        w.remove_connection(id);
+        self.note_watches(&w);
+    }
+
     /// Copies watch counts into the shared counters the 4lw commands read.
     fn publish_watch_stats(&self) {
         let w = self.watches.borrow();
