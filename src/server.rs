@@ -252,35 +252,60 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
     let (to_commit_rx, to_shard_tx, shard_ends) = shard_channels(shards, depth);
 
     let tick = Duration::from_millis((u64::from(config.tick_time_ms) / 20).clamp(5, 100));
-    let published = shared.published_seq.clone();
-    let commit_placement = commit_placement(shards);
+    let handoff = shared.handoff.clone();
     let stop = stop_core.clone();
     let restores = shared.restores.1.clone();
-    let commit = executor(commit_placement)
-        .name("commit")
-        .spawn(move || {
-            until_stopped(
-                stop,
-                crate::commit::stage::run(
-                    core,
-                    machine,
-                    to_commit_rx,
-                    to_shard_tx,
-                    // Made on the commit executor: it holds a file on that executor's ring.
-                    crate::commit::append::Appender::new(writer, purge_through, log_counters, fail),
-                    tick,
-                    batch_max,
-                    published,
-                    snapshots,
-                    restores,
-                ),
-            )
-        })
-        .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
-
-    let handles = spawn_shards(&shared, shard_ends, &root, &stop_shards)?;
+    let commit_stage = move || {
+        until_stopped(
+            stop,
+            crate::commit::stage::run(
+                core,
+                machine,
+                to_commit_rx,
+                to_shard_tx,
+                // Made on the commit stage's executor: it holds a file on that ring.
+                crate::commit::append::Appender::new(writer, purge_through, log_counters, fail),
+                tick,
+                batch_max,
+                handoff,
+                snapshots,
+                restores,
+            ),
+        )
+    };
+    let on_shard = commit_on_shard(config.commit_on_shard, shards, cpus());
+    let (handles, commit) = if on_shard {
+        let mut ends = shard_ends.into_iter();
+        let (tx, crx) = ends.next().expect("at least one shard");
+        let (s0, r0, stop0) = (shared.clone(), root.clone(), stop_shards.clone());
+        // Shard 0's accept loop ends with the other shards; the executor (its handle is
+        // the commit stage's) runs on until the commit stage stops, so its connections'
+        // tasks may still answer in that short window, as the commit stage still
+        // commits what reached it.
+        let h0 = executor(shard_placement(0, shared.config.pin_shards, cpus()))
+            .name("shard0")
+            .spawn(move || async move {
+                let commit = glommio::spawn_local(commit_stage());
+                until_stopped(stop0, crate::shard::run(0, s0, tx, crx, r0)).await;
+                commit.await;
+            })
+            .map_err(|e| std::io::Error::other(format!("cannot start shard 0: {e}")))?;
+        (
+            spawn_shards(1, &shared, ends.collect(), &root, &stop_shards)?,
+            h0,
+        )
+    } else {
+        let commit = executor(commit_placement(shards))
+            .name("commit")
+            .spawn(commit_stage)
+            .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
+        (
+            spawn_shards(0, &shared, shard_ends, &root, &stop_shards)?,
+            commit,
+        )
+    };
     crate::http::start(&shared, &stop_shards)?;
-    tracing::info!(%listen_addr, shards, force_sync = config.force_sync, limits = ?config.limits, "ferrokeeper serving");
+    tracing::info!(%listen_addr, shards, commit_on_shard = on_shard, force_sync = config.force_sync, limits = ?config.limits, "ferrokeeper serving");
     drop(shared);
     Ok(Running::new(
         failed,
@@ -456,7 +481,7 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
         },
         raft_tick: Duration::from_millis(raft_tick),
         session_tick,
-        published_seq: shared.published_seq.clone(),
+        handoff: shared.handoff.clone(),
         status,
         quorum_size: voters.len() as u64,
         started: shared.started,
@@ -484,7 +509,7 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
         .name("commit")
         .spawn(move || until_stopped(stop, driver::run(parts)))
         .map_err(|e| std::io::Error::other(format!("cannot start the commit stage: {e}")))?;
-    let handles = spawn_shards(&shared, shard_ends, &root, &stop_shards)?;
+    let handles = spawn_shards(0, &shared, shard_ends, &root, &stop_shards)?;
     crate::http::start(&shared, &stop_shards)?;
     tracing::info!(
         %listen_addr, shards, my_id = ensemble.my_id, voters = ?voters, raft_tick_ms = raft_tick,
@@ -542,7 +567,7 @@ fn server_shared(
                 .collect()
         },
         started: Instant::now(),
-        published_seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        handoff: Arc::new(crate::commit::stage::Handoff::new(shards)),
         trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),
         cnxns: Default::default(),
         outstanding_requests: std::sync::atomic::AtomicU32::new(0),
@@ -598,6 +623,22 @@ fn commit_placement(shards: usize) -> Placement {
     }
 }
 
+/// Whether a standalone server runs its commit stage on shard 0's executor: as
+/// `ferrokeeper.commitOnShard` says, else when the shards take every core.
+///
+/// Every write crosses from its shard to the commit stage and back. With the commit stage
+/// on a thread of its own each crossing wakes a sleeping executor (an eventfd write, an
+/// `io_uring_enter`, a context switch), and at light load those wakes are most of a
+/// write's cost (bench/results/light-writes-2026-12-06.md). On shard 0's executor a write
+/// from one of shard 0's connections crosses no thread at all: at one setData in flight
+/// on 2 cores (one shard) the server's CPU per write fell from 92–111 µs to 21–28 µs
+/// (bench/results/commit-on-shard-2026-12-06.md). The price is that shard 0's requests
+/// wait behind the commit stage's work on that executor; with a core to spare
+/// (`commit_placement`) the commit stage keeps it.
+fn commit_on_shard(setting: Option<bool>, shards: usize, cpus: usize) -> bool {
+    setting.unwrap_or(shards >= cpus)
+}
+
 /// Where shard `i` runs: pinned to a core (round-robin) unless `ferrokeeper.pinShards`
 /// is off, then wherever the scheduler puts it.
 ///
@@ -618,8 +659,10 @@ fn shard_placement(i: usize, pin: bool, cpus: usize) -> Placement {
     }
 }
 
-/// Starts one executor per shard, placed by [`shard_placement`].
+/// Starts one executor for each of `shard_ends`, the shards from `first` on, placed by
+/// [`shard_placement`].
 fn spawn_shards(
+    first: usize,
     shared: &Arc<ServerShared>,
     shard_ends: Vec<(
         shared_channel::SharedSender<crate::commit::stage::StageMsg>,
@@ -632,6 +675,7 @@ fn spawn_shards(
     let pin = shared.config.pin_shards;
     let mut handles = Vec::new();
     for (i, (tx, crx)) in shard_ends.into_iter().enumerate() {
+        let i = first + i;
         let shared = shared.clone();
         let root = root.clone();
         let stop = stop.clone();

@@ -268,3 +268,106 @@ fn ping_pong_between_executors_never_loses_a_wakeup() {
     run(None);
     run(Some(Duration::from_micros(50)));
 }
+
+/// Round trips of the `send_lazy` phase where the receiver declares interest.
+const LAZY_ROUND_TRIPS: u64 = 50_000;
+
+/// Round trips of the `send_lazy` phase where only the receiver's timer wakes it (each
+/// waits up to one tick).
+const LAZY_TICKED: u64 = 5_000;
+
+/// `ConnectedSender::send_lazy` (the commit stage's completions to shards without
+/// watches, `commit::stage::publish`): the receiver declares interest before it waits and
+/// withdraws it after each message, at a varying distance from the sender's next push, so
+/// the sender's look at the flag races the receiver's last look before it sleeps. Nothing
+/// else wakes the receiver in the first phase: a missed handshake hangs it, which the
+/// watchdog reports. In the second phase the receiver never declares interest and a timer
+/// of its own executor is what wakes it: every message still arrives, in order.
+fn run_lazy(preempt: Option<Duration>) {
+    let (a_tx, b_rx) = shared_channel::new_bounded::<u64>(64);
+    let (b_tx, a_rx) = shared_channel::new_bounded::<u64>(CAPACITY);
+    let interested = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicU64::new(0));
+
+    let flag = interested.clone();
+    let a = builder("lazy-a", preempt)
+        .spawn(move || async move {
+            let to_b = a_tx.connect().await;
+            let from_b = a_rx.connect().await;
+            for i in 0..LAZY_ROUND_TRIPS + LAZY_TICKED {
+                let wake = |_queued: usize| flag.load(Ordering::Relaxed);
+                if to_b.send_lazy(i, wake).await.is_err() {
+                    panic!("B hung up at message {i}");
+                }
+                assert_eq!(from_b.recv().await, Some(i), "echo out of order");
+            }
+        })
+        .expect("spawn executor A");
+    let (flag, seen) = (interested.clone(), progress.clone());
+    let b = builder("lazy-b", preempt)
+        .spawn(move || async move {
+            let from_a = b_rx.connect().await;
+            let to_a = b_tx.connect().await;
+            for i in 0..LAZY_ROUND_TRIPS {
+                flag.store(true, Ordering::SeqCst);
+                assert_eq!(from_a.recv().await, Some(i), "lazy message out of order");
+                flag.store(false, Ordering::SeqCst);
+                seen.fetch_add(1, Ordering::Relaxed);
+                if to_a.send(i).await.is_err() {
+                    panic!("A hung up at message {i}");
+                }
+                // A varying pause before the next declaration of interest: sometimes
+                // A's next push comes first, sometimes the declaration does.
+                for _ in 0..(i % 7) * 50 {
+                    std::hint::spin_loop();
+                }
+            }
+            let ticking = Arc::new(AtomicBool::new(true));
+            let ticker = glommio::spawn_local({
+                let ticking = ticking.clone();
+                async move {
+                    while ticking.load(Ordering::Relaxed) {
+                        glommio::timer::sleep(Duration::from_micros(200)).await;
+                    }
+                }
+            });
+            for i in LAZY_ROUND_TRIPS..LAZY_ROUND_TRIPS + LAZY_TICKED {
+                assert_eq!(from_a.recv().await, Some(i), "lazy message out of order");
+                seen.fetch_add(1, Ordering::Relaxed);
+                if to_a.send(i).await.is_err() {
+                    panic!("A hung up at message {i}");
+                }
+            }
+            ticking.store(false, Ordering::Relaxed);
+            ticker.await;
+        })
+        .expect("spawn executor B");
+
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let ra = a.join();
+        let rb = b.join();
+        let _ = done_tx.send((ra.is_ok(), rb.is_ok()));
+    });
+    match done_rx.recv_timeout(WATCHDOG) {
+        Ok((true, true)) => {}
+        Ok(r) => panic!(
+            "a side failed (A, B ok: {r:?}) after {} messages",
+            progress.load(Ordering::Relaxed)
+        ),
+        Err(_) => panic!(
+            "no progress for {WATCHDOG:?} with preemption timer {preempt:?} after {} lazy messages: a lost wakeup",
+            progress.load(Ordering::Relaxed)
+        ),
+    }
+    assert_eq!(
+        progress.load(Ordering::Relaxed),
+        LAZY_ROUND_TRIPS + LAZY_TICKED
+    );
+}
+
+#[test]
+fn lazy_sends_never_strand_a_receiver_that_declared_interest() {
+    run_lazy(None);
+    run_lazy(Some(Duration::from_micros(50)));
+}

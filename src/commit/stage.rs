@@ -70,6 +70,35 @@ impl BatchStamps {
     }
 }
 
+/// What the commit stage (an ensemble member's driver) and the shards share about the
+/// batches handed to the shards.
+#[derive(Debug)]
+pub struct Handoff {
+    /// Sequence number of the newest batch handed to the shards. Stored before the
+    /// completions are sent, so once any client has a reply from a batch, every shard can
+    /// tell that it must first take that batch's completion (`Shard::catch_up`).
+    pub seq: std::sync::atomic::AtomicU64,
+    /// Per shard: whether its watch table holds any watch (kept by the shard,
+    /// `Shard::note_watches`). See [`publish`] for what it decides.
+    pub watching: Box<[std::sync::atomic::AtomicBool]>,
+}
+
+impl Handoff {
+    /// Nothing handed over yet to `shards` shards, none of them watching.
+    pub fn new(shards: usize) -> Handoff {
+        Handoff {
+            seq: std::sync::atomic::AtomicU64::new(0),
+            watching: (0..shards)
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
+        }
+    }
+}
+
+/// Completions queued for a sleeping shard before one wakes it (see [`publish`]): each
+/// holds a state, so this bounds what an idle shard keeps alive between its own wakes.
+const LAZY_QUEUED_MAX: usize = 32;
+
 /// Bits of an [`Origin`] that carry the connection id; the shard index sits above them.
 const CONN_BITS: u32 = 40;
 /// Bits of an [`Origin`] that carry the shard index, above the connection id. The 16
@@ -138,7 +167,7 @@ pub async fn run(
     mut log: super::append::Appender,
     tick: Duration,
     batch_max: usize,
-    published_seq: Arc<std::sync::atomic::AtomicU64>,
+    handoff: Arc<Handoff>,
     snapshots: Arc<crate::snapshot::SnapshotPolicy>,
     restores: async_channel::Receiver<RestoreCall>,
 ) {
@@ -336,7 +365,7 @@ pub async fn run(
                 published: durable_at,
             },
         };
-        if !publish(&senders, completion, batch.replies, &published_seq).await {
+        if !publish(&senders, completion, batch.replies, &handoff).await {
             return;
         }
         if let Some(state) = snapshot_of {
@@ -379,7 +408,7 @@ pub async fn run(
                     (o, close)
                 })
                 .collect();
-            if !publish(&senders, completion, closes, &published_seq).await {
+            if !publish(&senders, completion, closes, &handoff).await {
                 return;
             }
             let _ = r.reply.try_send(Ok(r.zxid));
@@ -416,16 +445,30 @@ fn rebase(core: &mut Sequencer, base: Arc<crate::core::tree::Base>) {
 
 /// Hands a durable batch to every shard: `completion` (without replies) to each, with
 /// the replies for that shard's connections.
+///
+/// A shard is woken for the batch only if it has something to do with it now: replies
+/// or reports for it, or watches the changes may fire. Otherwise the completion waits in
+/// its queue (at most [`LAZY_QUEUED_MAX`]) until the shard wakes for something else — a
+/// request, which first catches up with `seq` (`Shard::catch_up`), or its own timer. At
+/// light load this spares a sleeping shard's wake per write (an eventfd write, a context
+/// switch and a few `io_uring_enter`; bench/results/light-writes-2026-12-06.md).
+///
+/// No watch event is delayed by it: the channel's fence after the push orders it against
+/// the shard's fence before it sleeps (`glommio`'s `send_lazy`). Either this load of
+/// `watching` sees a watch the shard registered before sleeping (and wakes it), or the
+/// shard's last look before sleeping sees this completion (and takes it).
 pub(crate) async fn publish(
     senders: &[glommio::channels::shared_channel::ConnectedSender<Completion>],
     completion: Completion,
     replies: Vec<(Origin, ReplyMsg)>,
-    published_seq: &std::sync::atomic::AtomicU64,
+    handoff: &Handoff,
 ) -> bool {
     // Published before any shard can release a reply from this batch. Every batch
     // counts, not only those with txns: a reattach closes the old connection in a
     // batch that commits nothing.
-    published_seq.store(completion.seq, std::sync::atomic::Ordering::Release);
+    handoff
+        .seq
+        .store(completion.seq, std::sync::atomic::Ordering::Release);
     let stamps = BatchStamps {
         published: Instant::now(),
         ..completion.stamps
@@ -436,6 +479,12 @@ pub(crate) async fn publish(
         per_shard[shard].push((conn, reply));
     }
     for (i, replies) in per_shard.into_iter().enumerate() {
+        let busy = !replies.is_empty() || !completion.reports.is_empty();
+        let watching = &handoff.watching[i];
+        // Relaxed: `send_lazy` calls this after its `SeqCst` fence.
+        let wake = |queued: usize| {
+            busy || queued >= LAZY_QUEUED_MAX || watching.load(std::sync::atomic::Ordering::Relaxed)
+        };
         let c = Completion {
             seq: completion.seq,
             state: completion.state.clone(),
@@ -444,7 +493,7 @@ pub(crate) async fn publish(
             reports: completion.reports.clone(),
             stamps,
         };
-        if senders[i].send(c).await.is_err() {
+        if senders[i].send_lazy(c, wake).await.is_err() {
             tracing::error!(shard = i, "shard gone; stopping the commit stage");
             return false;
         }

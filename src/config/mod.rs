@@ -282,6 +282,10 @@ pub struct Config {
     /// processes a pinned shard that is runnable waits for its own core, and its
     /// connections stall meanwhile (`server::shard_placement`).
     pub pin_shards: bool,
+    /// `ferrokeeper.commitOnShard`: a standalone server runs its commit stage on shard
+    /// 0's executor instead of a thread of its own. Unset, it does when no core is left
+    /// for the commit stage (`shards` ≥ the cores: `server::commit_on_shard`).
+    pub commit_on_shard: Option<bool>,
     /// `ferrokeeper.quorumReads`: in an ensemble, every read first goes through the
     /// leader as a sync, so reads are linearizable (ClickHouse Keeper's `quorum_reads`;
     /// ZooKeeper has no such setting). Off by default: reads are served locally, with
@@ -350,6 +354,7 @@ impl Config {
             ensemble: None,
             shards: ferrokeeper_tuning::recommend::shards_for_cpus(available_cores()),
             pin_shards: true,
+            commit_on_shard: None,
             quorum_reads: false,
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
@@ -1163,6 +1168,7 @@ impl Parser {
             "ferrokeeper.shards" => c.shards = at.count()?,
             "ferrokeeper.quorumReads" => c.quorum_reads = at.strict_bool()?,
             "ferrokeeper.pinShards" => c.pin_shards = at.strict_bool()?,
+            "ferrokeeper.commitOnShard" => c.commit_on_shard = Some(at.strict_bool()?),
             "localSessionsEnabled" => c.local_sessions_enabled = at.strict_bool()?,
             "localSessionsUpgradingEnabled" => {
                 c.local_sessions_upgrading_enabled = at.strict_bool()?
@@ -1792,6 +1798,7 @@ mod tests {
             ferrokeeper_tuning::recommend::shards_for_cpus(available_cores())
         );
         assert!(c.pin_shards);
+        assert_eq!(c.commit_on_shard, None);
         assert_eq!(c.limits.commit_queue_depth_requests, 4096);
         assert_eq!(c.limits.commit_batch_requests_max, 1024);
         assert_eq!(
@@ -1872,6 +1879,7 @@ standaloneEnabled=false
 reconfigEnabled=true
 ferrokeeper.shards=2
 ferrokeeper.pinShards=false
+ferrokeeper.commitOnShard=false
 ferrokeeper.commitQueueDepth=512
 ferrokeeper.commitBatchMax=64
 initLimit=10
@@ -1887,6 +1895,7 @@ server.1=127.0.0.1:2888:3888;127.0.0.1:2999
             "{warnings:?}"
         );
         assert!(!c.pin_shards);
+        assert_eq!(c.commit_on_shard, Some(false));
         assert_eq!(c.tick_time_ms, 1000);
         assert_eq!(c.client_port, 2999);
         assert_eq!(
@@ -1927,7 +1936,7 @@ server.1=127.0.0.1:2888:3888;127.0.0.1:2999
         assert_eq!(c.shards, 2);
         assert_eq!(c.limits.commit_queue_depth_requests, 512);
         assert_eq!(c.limits.commit_batch_requests_max, 64);
-        assert_eq!(c.raw.len(), 33);
+        assert_eq!(c.raw.len(), 34);
         assert_eq!(
             c.raw[10],
             (

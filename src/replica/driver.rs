@@ -44,8 +44,8 @@ pub struct Parts {
     pub raft_tick: Duration,
     /// How often the leader's sequencer checks session expiry and reaping.
     pub session_tick: Duration,
-    /// Completions published so far (read by the shards).
-    pub published_seq: Arc<AtomicU64>,
+    /// What the driver and the shards share about the completions handed over.
+    pub handoff: Arc<crate::commit::stage::Handoff>,
     /// Role and quorum figures for the admin commands.
     pub status: Arc<EnsembleStatus>,
     /// Voting members.
@@ -369,9 +369,7 @@ pub async fn run(p: Parts) {
                 reports: std::mem::take(&mut pending_reports),
                 stamps: crate::commit::stage::BatchStamps::now(),
             };
-            if !crate::commit::stage::publish(&senders, completion, pb.replies, &p.published_seq)
-                .await
-            {
+            if !crate::commit::stage::publish(&senders, completion, pb.replies, &p.handoff).await {
                 return;
             }
         }

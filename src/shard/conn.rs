@@ -405,6 +405,7 @@ impl Conn {
         {
             let mut w = shard.watches.borrow_mut();
             self.push_reply(|out| read::serve(&root, &mut w, &ctx, xid, req, out));
+            shard.note_watches(&w);
         }
         self.record(read_op_name(req), xid, root.last_zxid, received, false);
     }
@@ -488,7 +489,7 @@ pub async fn serve<S: ClientStream>(
             .outstanding_requests
             .fetch_sub(unanswered, Ordering::Relaxed);
     }
-    shard.watches.borrow_mut().remove_connection(id);
+    shard.forget_watches(id);
     shard.stats.connections.fetch_sub(1, Ordering::Relaxed);
     let (session_id, session_closed) = {
         let st = conn.st.borrow();

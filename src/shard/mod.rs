@@ -82,6 +82,7 @@ impl Shard {
                         ChangeKind::DataChanged => w.data_changed(&ch.path, ch.zxid, &mut fired),
                     }
                 }
+                self.note_watches(&w);
                 *self
                     .stats
                     .watch_triggers
@@ -337,7 +338,8 @@ impl Shard {
     pub async fn catch_up(&self) {
         let target = self
             .shared
-            .published_seq
+            .handoff
+            .seq
             .load(std::sync::atomic::Ordering::Acquire);
         let mut turns = 0u32;
         while self.applied_seq.get() < target {
@@ -348,6 +350,26 @@ impl Shard {
                 glommio::timer::sleep(Duration::from_micros(50)).await;
             }
         }
+    }
+
+    /// Tells the commit stage whether this shard holds any watch (`Handoff::watching`),
+    /// after each change of its watch table: without one, batches that bring it no reply
+    /// need not wake it (`commit::stage::publish`).
+    pub fn note_watches(&self, w: &WatchTable) {
+        let watching = !w.is_empty();
+        let flag = &self.shared.handoff.watching[self.index];
+        if flag.load(std::sync::atomic::Ordering::Relaxed) != watching {
+            // SeqCst, though the fence before the executor sleeps is what orders it
+            // against the commit stage's look (see `publish`).
+            flag.store(watching, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Drops the watches of connection `id`, which has closed.
+    fn forget_watches(&self, id: u64) {
+        let mut w = self.watches.borrow_mut();
+        w.remove_connection(id);
+        self.note_watches(&w);
     }
 
     /// Copies watch counts into the shared counters the 4lw commands read.

@@ -173,10 +173,8 @@ pub struct ServerShared {
     pub security: Arc<crate::auth::Security>,
     /// Per-shard counters.
     pub shard_stats: Vec<Arc<ShardStats>>,
-    /// Sequence number of the newest batch the commit stage has handed to the shards.
-    /// Stored before the completions are sent, so once any client has a reply from a
-    /// batch, every shard can tell that it must first take that batch's completion.
-    pub published_seq: Arc<std::sync::atomic::AtomicU64>,
+    /// What the commit stage and the shards share about the batches handed over.
+    pub handoff: Arc<crate::commit::stage::Handoff>,
     /// When the server started.
     pub started: Instant,
     /// The trace mask `gtmk` shows and `stmk` sets (kept for compatibility; ferrokeeper

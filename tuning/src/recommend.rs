@@ -161,7 +161,8 @@ fn shards(cpus: usize) -> Setting<usize> {
         format!(
             "{cpus} usable CPU(s): one shard per core; below {DEDICATED_COMMIT_CORE_CPUS_MIN} \
              cores a core given to the commit stage alone would idle in fdatasync waits \
-             while costing {}% of read capacity, so the commit stage shares a core",
+             while costing {}% of read capacity, so the commit stage runs on shard 0's \
+             executor (`ferrokeeper.commitOnShard`), where shard 0's writes cross no thread",
             100 / cpus.max(1)
         )
     };

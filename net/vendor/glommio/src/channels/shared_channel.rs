@@ -295,6 +295,32 @@ impl<T: Send + Sized> ConnectedSender<T> {
         res
     }
 
+    /// ferrokeeper patch: sends as [`Self::send`] does, but wakes the receiver's
+    /// executor only if `wake`, asked with the number of items queued once this one is
+    /// in (after a `SeqCst` fence), says so. A receiver that is awake takes the item on
+    /// its next poll of the reactor, before it sleeps; one that is asleep takes it when
+    /// something else wakes it. See FERROKEEPER-PATCH.md for the ordering `wake` may
+    /// rely on.
+    pub async fn send_lazy(&self, item: T, wake: impl FnOnce(usize) -> bool) -> Result<(), T> {
+        future::poll_fn(|cx| self.wait_for_room(cx)).await;
+        if self.state.buffer.consumer_disconnected()
+            || self.state.buffer.buffer.producer_disconnected()
+        {
+            return Err(GlommioError::Closed(ResourceType::Channel(item)));
+        }
+        match self.state.buffer.try_push(item) {
+            None => {
+                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                let queued = self.state.buffer.capacity() - self.state.buffer.free_space();
+                if wake(queued) {
+                    self.notifier.notify(false);
+                }
+                Ok(())
+            }
+            Some(_) => panic!("operation would block"),
+        }
+    }
+
     fn wait_for_room(&self, cx: &Context<'_>) -> Poll<()> {
         match self.state.buffer.free_space() > 0 || self.state.buffer.producer_disconnected() {
             true => Poll::Ready(()),
