@@ -568,6 +568,7 @@ fn server_shared(
         },
         started: Instant::now(),
         handoff: Arc::new(crate::commit::stage::Handoff::new(shards)),
+        steering: crate::shard::listener::Steering::new(shards),
         trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),
         cnxns: Default::default(),
         outstanding_requests: std::sync::atomic::AtomicU32::new(0),
