@@ -41,11 +41,11 @@
 use std::sync::Arc;
 
 use ferrokeeper_net::codes::{ErrorCode, OpCode};
-use ferrokeeper_net::jute::{Buffer, Decode, DecodeError, Encode, NullableBuffer, Reader};
+use ferrokeeper_net::jute::{write_buffer, Buffer, Decode, DecodeError, Encode, Reader};
 use ferrokeeper_net::records::{
     Acl, CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
-    CreateTxn, CreateTxnV0, DeleteTxn, ErrorTxn, MultiTxn, SetAclTxn, SetDataTxn, Txn as JuteTxn,
-    TxnDigest, TxnHeader,
+    CreateTxn, CreateTxnV0, DeleteTxn, ErrorTxn, MultiTxn, SetAclTxn, SetDataTxn, TxnDigest,
+    TxnHeader,
 };
 
 use super::txn::{Txn, TxnOp};
@@ -214,6 +214,13 @@ fn op_type(op: &TxnOp) -> i32 {
 }
 
 // Long because it is one match with an arm per jute txn record, mirroring `decode`.
+//
+// The records a client's writes make (create, delete, setData, check, multi) are
+// written field by field in their jute order, straight from the txn: building the
+// record structs first copied each path and data into a fresh `String` and `Vec`, and
+// each multi sub-record into a `Vec` of its own, ~12 % of the commit thread's CPU in the
+// `multi` workload (bench/results/setdata-cpu-2026-12-06.md). `encodes_as_the_records`
+// pins these arms to the record structs' bytes.
 fn encode_body(op: &TxnOp, session_id: i64, out: &mut Vec<u8>) {
     match op {
         TxnOp::CreateSession {
@@ -241,53 +248,41 @@ fn encode_body(op: &TxnOp, session_id: i64, out: &mut Vec<u8>) {
             acl,
             ephemeral_owner,
             parent_cversion,
-        } => match owner_kind(*ephemeral_owner, true) {
-            OwnerKind::Container => CreateContainerTxn {
-                path: path.to_string(),
-                data: NullableBuffer(data.as_deref().map(<[u8]>::to_vec)),
-                acl: acl.to_vec(),
-                parent_c_version: *parent_cversion,
-            }
-            .encode(out),
-            OwnerKind::Ttl => CreateTtlTxn {
-                path: path.to_string(),
-                data: NullableBuffer(data.as_deref().map(<[u8]>::to_vec)),
-                acl: acl.to_vec(),
-                parent_c_version: *parent_cversion,
-                ttl: *ephemeral_owner & TTL_VALUE_MASK,
-            }
-            .encode(out),
-            kind => {
-                // ZooKeeper's CreateTxn names no owner: an ephemeral belongs to the
-                // session in the header, which prep guarantees.
-                assert!(
-                    kind == OwnerKind::Void || *ephemeral_owner == session_id,
-                    "ephemeral {path} owned by 0x{ephemeral_owner:x}, created by 0x{session_id:x}"
-                );
-                CreateTxn {
-                    path: path.to_string(),
-                    data: NullableBuffer(data.as_deref().map(<[u8]>::to_vec)),
-                    acl: acl.to_vec(),
-                    ephemeral: kind == OwnerKind::Normal,
-                    parent_c_version: *parent_cversion,
+        } => {
+            // CreateTxn, CreateContainerTxn and CreateTTLTxn share their first fields.
+            write_buffer(out, path.as_bytes());
+            write_data(out, data.as_deref());
+            write_acl(out, acl);
+            match owner_kind(*ephemeral_owner, true) {
+                OwnerKind::Container => parent_cversion.encode(out),
+                OwnerKind::Ttl => {
+                    parent_cversion.encode(out);
+                    (*ephemeral_owner & TTL_VALUE_MASK).encode(out);
                 }
-                .encode(out)
+                kind => {
+                    // ZooKeeper's CreateTxn names no owner: an ephemeral belongs to the
+                    // session in the header, which prep guarantees.
+                    assert!(
+                        kind == OwnerKind::Void || *ephemeral_owner == session_id,
+                        "ephemeral {path} owned by 0x{ephemeral_owner:x}, created by 0x{session_id:x}"
+                    );
+                    (kind == OwnerKind::Normal).encode(out);
+                    parent_cversion.encode(out);
+                }
             }
-        },
-        TxnOp::Delete { path } => DeleteTxn {
-            path: path.to_string(),
         }
-        .encode(out),
+        // DeleteTxn.
+        TxnOp::Delete { path } => write_buffer(out, path.as_bytes()),
+        // SetDataTxn.
         TxnOp::SetData {
             path,
             data,
             version,
-        } => SetDataTxn {
-            path: path.to_string(),
-            data: NullableBuffer(data.as_deref().map(<[u8]>::to_vec)),
-            version: *version,
+        } => {
+            write_buffer(out, path.as_bytes());
+            write_data(out, data.as_deref());
+            version.encode(out);
         }
-        .encode(out),
         TxnOp::SetAcl {
             path,
             acl,
@@ -298,26 +293,41 @@ fn encode_body(op: &TxnOp, session_id: i64, out: &mut Vec<u8>) {
             version: *aversion,
         }
         .encode(out),
-        TxnOp::Check { path } => CheckVersionTxn {
-            path: path.to_string(),
-            version: -1,
+        // CheckVersionTxn.
+        TxnOp::Check { path } => {
+            write_buffer(out, path.as_bytes());
+            (-1i32).encode(out);
         }
-        .encode(out),
         TxnOp::Error { err } => ErrorTxn { err: err.code() }.encode(out),
-        TxnOp::Multi(ops) => MultiTxn {
-            txns: ops
-                .iter()
-                .map(|o| {
-                    let mut data = Vec::new();
-                    encode_body(o, session_id, &mut data);
-                    JuteTxn {
-                        r#type: op_type(o),
-                        data: Buffer(data),
-                    }
-                })
-                .collect(),
+        // MultiTxn: a vector of Txn{type, data}, each data a buffer holding the op's
+        // record, whose length is filled in once the record is written.
+        TxnOp::Multi(ops) => {
+            (ops.len() as i32).encode(out);
+            for o in ops {
+                op_type(o).encode(out);
+                let at = out.len();
+                out.extend_from_slice(&[0; 4]);
+                encode_body(o, session_id, out);
+                let len = (out.len() - at - 4) as i32;
+                out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+            }
         }
-        .encode(out),
+    }
+}
+
+/// A jute `buffer` that may be null (length −1), as [`NullableBuffer`] writes it.
+fn write_data(out: &mut Vec<u8>, data: Option<&[u8]>) {
+    match data {
+        Some(d) => write_buffer(out, d),
+        None => (-1i32).encode(out),
+    }
+}
+
+/// A jute `vector<ACL>`, as `Vec<Acl>` writes it.
+fn write_acl(out: &mut Vec<u8>, acl: &[Acl]) {
+    (acl.len() as i32).encode(out);
+    for a in acl {
+        a.encode(out);
     }
 }
 
@@ -657,7 +667,8 @@ fn decode_op(txn_type: i32, r: &mut Reader<'_>) -> Result<TxnRecord, RecordError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferrokeeper_net::records::{Acl, Id};
+    use ferrokeeper_net::jute::NullableBuffer;
+    use ferrokeeper_net::records::{Acl, Id, Txn as JuteTxn};
 
     fn acl() -> Arc<[Acl]> {
         Arc::from(vec![Acl {
@@ -794,6 +805,102 @@ mod tests {
                 },
             ]),
         );
+    }
+
+    /// The records `encode_body` writes field by field are byte for byte the
+    /// `zookeeper.jute` records (`CreateTxn`, `CreateContainerTxn`, `CreateTTLTxn`,
+    /// `DeleteTxn`, `SetDataTxn`, `CheckVersionTxn`, `MultiTxn` of `Txn`), null data too.
+    #[test]
+    fn encodes_as_the_records() {
+        let s = 0x1234;
+        let p: Arc<str> = Arc::from("/a/b");
+        let body = |op: &TxnOp| {
+            let mut b = Vec::new();
+            encode_body(op, s, &mut b);
+            b
+        };
+        let nb = |d: Option<&[u8]>| NullableBuffer(d.map(<[u8]>::to_vec));
+        let mut ops = Vec::new();
+        let mut records: Vec<Vec<u8>> = Vec::new();
+        for data in [Some(&b"data"[..]), None] {
+            let d: Option<Arc<[u8]>> = data.map(Arc::from);
+            for owner in [0, s, CONTAINER_OWNER, EXTENDED_MASK | 5000] {
+                ops.push(TxnOp::Create {
+                    path: p.clone(),
+                    data: d.clone(),
+                    acl: acl(),
+                    ephemeral_owner: owner,
+                    parent_cversion: 3,
+                });
+                records.push(match owner {
+                    CONTAINER_OWNER => CreateContainerTxn {
+                        path: p.to_string(),
+                        data: nb(data),
+                        acl: acl().to_vec(),
+                        parent_c_version: 3,
+                    }
+                    .to_bytes(),
+                    o if o == s || o == 0 => CreateTxn {
+                        path: p.to_string(),
+                        data: nb(data),
+                        acl: acl().to_vec(),
+                        ephemeral: o == s,
+                        parent_c_version: 3,
+                    }
+                    .to_bytes(),
+                    _ => CreateTtlTxn {
+                        path: p.to_string(),
+                        data: nb(data),
+                        acl: acl().to_vec(),
+                        parent_c_version: 3,
+                        ttl: 5000,
+                    }
+                    .to_bytes(),
+                });
+            }
+            ops.push(TxnOp::SetData {
+                path: p.clone(),
+                data: d,
+                version: 4,
+            });
+            records.push(
+                SetDataTxn {
+                    path: p.to_string(),
+                    data: nb(data),
+                    version: 4,
+                }
+                .to_bytes(),
+            );
+        }
+        ops.push(TxnOp::Delete { path: p.clone() });
+        records.push(
+            DeleteTxn {
+                path: p.to_string(),
+            }
+            .to_bytes(),
+        );
+        ops.push(TxnOp::Check { path: p.clone() });
+        records.push(
+            CheckVersionTxn {
+                path: p.to_string(),
+                version: -1,
+            }
+            .to_bytes(),
+        );
+        for (op, record) in ops.iter().zip(&records) {
+            assert_eq!(&body(op), record, "{op:?}");
+        }
+        let multi = MultiTxn {
+            txns: ops
+                .iter()
+                .zip(&records)
+                .map(|(op, record)| JuteTxn {
+                    r#type: op_type(op),
+                    data: Buffer(record.clone()),
+                })
+                .collect(),
+        };
+        assert_eq!(body(&TxnOp::Multi(ops)), multi.to_bytes());
     }
 
     /// An empty record (a 3.5 closeSession has none).
