@@ -88,7 +88,8 @@ impl Steering {
             steer(fd, first_shard_index(&order));
         }
         // SAFETY: as in `bind`.
-        let listener = unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let listener =
+            unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         Ok((listener, fd))
     }
 
@@ -99,7 +100,11 @@ impl Steering {
         // The lock orders the program changes as the counts change.
         let order = self.order.lock().unwrap_or_else(|p| p.into_inner());
         let before = self.live.load(Ordering::Relaxed);
-        let after = if opened { before + 1 } else { before.saturating_sub(1) };
+        let after = if opened {
+            before + 1
+        } else {
+            before.saturating_sub(1)
+        };
         self.live.store(after, Ordering::Relaxed);
         let (Some(fd), true) = (fd, order.len() == self.shards) else {
             return;
@@ -213,7 +218,11 @@ mod tests {
     fn the_attached_program_picks_the_listener() {
         use std::os::fd::AsRawFd;
         let first = listening_socket("127.0.0.1:0".parse().expect("addr"), None).expect("bind");
-        let addr = first.local_addr().expect("local").as_socket().expect("inet");
+        let addr = first
+            .local_addr()
+            .expect("local")
+            .as_socket()
+            .expect("inet");
         let second = listening_socket(addr, None).expect("second");
         for s in [&first, &second] {
             s.set_nonblocking(true).expect("nonblocking");
@@ -231,7 +240,11 @@ mod tests {
                     accepted += 1;
                 }
             }
-            assert_eq!(accepted, clients.len(), "every connection reached socket {target}");
+            assert_eq!(
+                accepted,
+                clients.len(),
+                "every connection reached socket {target}"
+            );
             assert!(socks[other].accept().is_err(), "socket {other} got none");
         }
         unsteer(first.as_raw_fd());
@@ -247,7 +260,10 @@ mod tests {
                 }
             }
         }
-        assert!(on[0] > 0 && on[1] > 0, "the hash spreads 64 connections: {on:?}");
+        assert!(
+            on[0] > 0 && on[1] > 0,
+            "the hash spreads 64 connections: {on:?}"
+        );
     }
 
     /// `SO_REUSEADDR` does not let a listener take a port another process's listener

@@ -236,7 +236,7 @@ pub async fn run(
                     secure::PortKind::Secure,
                     None,
                 ))
-                    .detach();
+                .detach();
             }
             Err(e) => {
                 shared.fail.stop(format!(
