@@ -195,22 +195,23 @@ fn listening_socket(addr: SocketAddr, backlog: Option<u32>) -> std::io::Result<S
 mod tests {
     use super::*;
 
-    /// Two listeners on one loopback port, as two shards bind it, and the port.
-    fn two_listeners() -> (Socket, Socket, SocketAddr) {
+    /// Two listeners on one loopback port, as two shards bind it (the second with
+    /// `backlog`), and the port.
+    fn two_listeners(backlog: Option<u32>) -> (Socket, Socket, SocketAddr) {
         let first = listening_socket("127.0.0.1:0".parse().expect("addr"), None).expect("bind");
         let addr = first
             .local_addr()
             .expect("local addr")
             .as_socket()
             .expect("an inet address");
-        let second = listening_socket(addr, Some(16)).expect("a second shard binds the port");
+        let second = listening_socket(addr, backlog).expect("a second shard binds the port");
         (first, second, addr)
     }
 
     /// Two listeners on one port (two shards), each with both options set.
     #[test]
     fn shards_share_the_port_with_both_options() {
-        let (first, second, _) = two_listeners();
+        let (first, second, _) = two_listeners(Some(16));
         for s in [&first, &second] {
             assert!(s.reuse_address().expect("SO_REUSEADDR"));
             assert!(s.reuse_port().expect("SO_REUSEPORT"));
@@ -223,7 +224,7 @@ mod tests {
     #[test]
     fn the_attached_program_picks_the_listener() {
         use std::os::fd::AsRawFd;
-        let (first, second, addr) = two_listeners();
+        let (first, second, addr) = two_listeners(None);
         for s in [&first, &second] {
             s.set_nonblocking(true).expect("nonblocking");
         }
