@@ -632,10 +632,11 @@ fn commit_placement(shards: usize) -> Placement {
 /// `io_uring_enter`, a context switch), and at light load those wakes are most of a
 /// write's cost (bench/results/light-writes-2026-12-06.md). On shard 0's executor a write
 /// from one of shard 0's connections crosses no thread at all: at one setData in flight
-/// on 2 cores (one shard) the server's CPU per write fell from 92–111 µs to 21–28 µs
-/// (bench/results/commit-on-shard-2026-12-06.md). The price is that shard 0's requests
-/// wait behind the commit stage's work on that executor; with a core to spare
-/// (`commit_placement`) the commit stage keeps it.
+/// on 2 cores the server's CPU per write fell from 86–89 µs to 40–43 µs on a quiet
+/// machine (bench/results/commit-on-shard-2026-12-06.md; `shard::listener::Steering`
+/// puts a lone client there). The price is that shard 0's requests wait behind the
+/// commit stage's work on that executor, and the commit stage no longer runs on
+/// whichever core is free; with a core to spare (`commit_placement`) it keeps its own.
 fn commit_on_shard(setting: Option<bool>, shards: usize, cpus: usize) -> bool {
     setting.unwrap_or(shards >= cpus)
 }
