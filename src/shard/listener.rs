@@ -132,19 +132,8 @@ fn steer(fd: RawFd, index: u32) {
 /// Detaches the group's selection program through `fd`: the kernel's hash again.
 fn unsteer(fd: RawFd) {
     // The option's value is ignored, but the kernel refuses one shorter than an int.
-    let unused: libc::c_int = 0;
-    // SAFETY: setsockopt on a socket with a pointer to a live int and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_DETACH_REUSEPORT_BPF,
-            (&unused as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot detach the steering program");
+    if let Err(e) = set_socket_option(fd, libc::SO_DETACH_REUSEPORT_BPF, &0 as &libc::c_int) {
+        tracing::debug!(error = %e, "cannot detach the steering program");
     }
 }
 
@@ -160,14 +149,21 @@ fn attach_return(fd: RawFd, index: u32) -> std::io::Result<()> {
         len: program.len() as u16,
         filter: program.as_mut_ptr(),
     };
-    // SAFETY: `fprog` points at `program`, which outlives the call; the kernel copies it.
+    // `fprog` points at `program`, which outlives the call; the kernel copies it.
+    set_socket_option(fd, libc::SO_ATTACH_REUSEPORT_CBPF, &fprog)
+}
+
+/// `setsockopt(fd, SOL_SOCKET, name, value)`.
+fn set_socket_option<T>(fd: RawFd, name: libc::c_int, value: &T) -> std::io::Result<()> {
+    // SAFETY: `value` is a live `T` for the call, passed with its size; the kernel only
+    // reads it.
     let rc = unsafe {
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_ATTACH_REUSEPORT_CBPF,
-            (&fprog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc == 0 {

@@ -238,16 +238,20 @@ impl<T: Send + Sized> ConnectedSender<T> {
         // automatically cause the receiver / consumer to drop)
         // (3) `Self::try_send` is used by async `Self::send`, which will not
         // unblock correctly if the channel was closed in another task
+        self.push(item)?;
+        self.notifier.notify(false);
+        Ok(())
+    }
+
+    /// ferrokeeper patch: `try_send` without the wake, shared with `send_lazy`.
+    fn push(&self, item: T) -> Result<(), T> {
         if self.state.buffer.consumer_disconnected()
             || self.state.buffer.buffer.producer_disconnected()
         {
             return Err(GlommioError::Closed(ResourceType::Channel(item)));
         }
         match self.state.buffer.try_push(item) {
-            None => {
-                self.notifier.notify(false);
-                Ok(())
-            }
+            None => Ok(()),
             Some(item) => {
                 let res = if self.state.buffer.consumer_disconnected()
                     || self.state.buffer.buffer.producer_disconnected()
@@ -303,22 +307,17 @@ impl<T: Send + Sized> ConnectedSender<T> {
     /// rely on.
     pub async fn send_lazy(&self, item: T, wake: impl FnOnce(usize) -> bool) -> Result<(), T> {
         future::poll_fn(|cx| self.wait_for_room(cx)).await;
-        if self.state.buffer.consumer_disconnected()
-            || self.state.buffer.buffer.producer_disconnected()
-        {
-            return Err(GlommioError::Closed(ResourceType::Channel(item)));
+        match self.push(item) {
+            Ok(()) => {}
+            Err(GlommioError::WouldBlock(_)) => panic!("operation would block"),
+            Err(e) => return Err(e),
         }
-        match self.state.buffer.try_push(item) {
-            None => {
-                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-                let queued = self.state.buffer.capacity() - self.state.buffer.free_space();
-                if wake(queued) {
-                    self.notifier.notify(false);
-                }
-                Ok(())
-            }
-            Some(_) => panic!("operation would block"),
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        let queued = self.state.buffer.capacity() - self.state.buffer.free_space();
+        if wake(queued) {
+            self.notifier.notify(false);
         }
+        Ok(())
     }
 
     fn wait_for_room(&self, cx: &Context<'_>) -> Poll<()> {
