@@ -34,6 +34,15 @@ fn digest_acl() -> Arc<[Acl]> {
 /// Path, data, ACL, owner.
 type SampleNode = (&'static str, Option<&'static [u8]>, Arc<[Acl]>, i64);
 
+/// A session with no ephemerals yet, `timeout_ms` long, its password `passwd` 16 times.
+fn session(timeout_ms: i32, passwd: u8) -> Session {
+    Session {
+        timeout_ms,
+        passwd: [passwd; 16],
+        ephemerals: Default::default(),
+    }
+}
+
 /// A small state with every kind of node: null and empty data, container, TTL,
 /// ephemerals of a live session, an ephemeral whose session is gone, shared and
 /// content-equal (but separately allocated) ACLs.
@@ -42,22 +51,8 @@ fn sample() -> DataState {
     let mut s = DataState::new(open.clone(), true);
     s.last_zxid = 0x1_0000_0042;
     let sid = 0x0123_4567_89ab_cdef_i64;
-    s.sessions.insert(
-        sid,
-        Session {
-            timeout_ms: 30_000,
-            passwd: [7; 16],
-            ephemerals: Default::default(),
-        },
-    );
-    s.sessions.insert(
-        5,
-        Session {
-            timeout_ms: 4_000,
-            passwd: [1; 16],
-            ephemerals: Default::default(),
-        },
-    );
+    s.sessions.insert(sid, session(30_000, 7));
+    s.sessions.insert(5, session(4_000, 1));
     let ttl_owner = EXTENDED_MASK | 60_000;
     let nodes: Vec<SampleNode> = vec![
         ("/a", None, open.clone(), 0),
@@ -531,14 +526,7 @@ fn owners_and_pzxids_keep_their_exact_stat_across_a_snapshot() {
     let fresh = DataState::new(crate::core::sequencer::open_acl_unsafe(), true);
     let mut a = Ops { s: fresh, zxid: 0 };
     let sid = 0x0123_4567_89ab_cdef_i64;
-    a.s.sessions.insert(
-        sid,
-        Session {
-            timeout_ms: 30_000,
-            passwd: [7; 16],
-            ephemerals: Default::default(),
-        },
-    );
+    a.s.sessions.insert(sid, session(30_000, 7));
     a.create("/app", b"");
     a.create_owned("/app/eph", b"e", sid);
     a.create_owned("/app/box", b"", CONTAINER_OWNER);
@@ -611,14 +599,7 @@ fn ranked_side_tables_serve_the_stats_the_state_held() {
     let fresh = DataState::new(crate::core::sequencer::open_acl_unsafe(), true);
     let mut a = Ops { s: fresh, zxid: 0 };
     let sid = 0x77;
-    a.s.sessions.insert(
-        sid,
-        Session {
-            timeout_ms: 30_000,
-            passwd: [3; 16],
-            ephemerals: Default::default(),
-        },
-    );
+    a.s.sessions.insert(sid, session(30_000, 3));
     let parents = crate::core::payload::SIDE_RANK_ENTRIES_MIN + 100;
     for p in 0..parents {
         a.create(&format!("/p{p:05}"), b"p");
@@ -1192,14 +1173,8 @@ fn random_state(rng: &mut impl rand::Rng, extended: bool) -> DataState {
     let shared_long = long_acl();
     let sids: Vec<i64> = (0..rng.random_range(0..4)).map(|k| 1000 + k).collect();
     for &sid in &sids {
-        s.sessions.insert(
-            sid,
-            Session {
-                timeout_ms: 4000 + sid as i32,
-                passwd: [sid as u8; 16],
-                ephemerals: Default::default(),
-            },
-        );
+        s.sessions
+            .insert(sid, session(4000 + sid as i32, sid as u8));
     }
     let names = [
         "a",
