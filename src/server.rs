@@ -568,7 +568,6 @@ fn server_shared(
         },
         started: Instant::now(),
         handoff: Arc::new(crate::commit::stage::Handoff::new(shards)),
-        steering: crate::shard::listener::Steering::new(shards),
         trace_mask: std::sync::atomic::AtomicI64::new(crate::admin::DEFAULT_TRACE_MASK),
         cnxns: Default::default(),
         outstanding_requests: std::sync::atomic::AtomicU32::new(0),
@@ -633,8 +632,8 @@ fn commit_placement(shards: usize) -> Placement {
 /// write's cost (bench/results/light-writes-2026-12-06.md). On shard 0's executor a write
 /// from one of shard 0's connections crosses no thread at all: at one setData in flight
 /// on 2 cores the server's CPU per write fell from 86–89 µs to 40–43 µs on a quiet
-/// machine (bench/results/commit-on-shard-2026-12-06.md; `shard::listener::Steering`
-/// puts a lone client there). The price is that shard 0's requests wait behind the
+/// machine (bench/results/commit-on-shard-2026-12-06.md); from another shard's
+/// connections a write still crosses to shard 0 and back. The price is that shard 0's requests wait behind the
 /// commit stage's work on that executor, and the commit stage no longer runs on
 /// whichever core is free; with a core to spare (`commit_placement`) it keeps its own.
 fn commit_on_shard(setting: Option<bool>, shards: usize, cpus: usize) -> bool {

@@ -209,7 +209,7 @@ pub async fn run(
 
     let addr = shared.listen_addr;
     let backlog = shared.config.client_port_listen_backlog;
-    let (listener, listener_fd) = match shared.steering.bind(index, addr, backlog) {
+    let listener = match listener::bind(addr, backlog) {
         Ok(l) => l,
         Err(e) => {
             shared
@@ -230,13 +230,8 @@ pub async fn run(
         match listener::bind(secure_addr, backlog) {
             Ok(l) => {
                 tracing::info!(shard = index, addr = %secure_addr, "shard listening for TLS");
-                glommio::spawn_local(accept_loop(
-                    shard.clone(),
-                    l,
-                    secure::PortKind::Secure,
-                    None,
-                ))
-                .detach();
+                glommio::spawn_local(accept_loop(shard.clone(), l, secure::PortKind::Secure))
+                    .detach();
             }
             Err(e) => {
                 shared.fail.stop(format!(
@@ -281,32 +276,16 @@ pub async fn run(
     } else {
         secure::PortKind::Plain
     };
-    accept_loop(shard, listener, kind, Some(listener_fd)).await;
+    accept_loop(shard, listener, kind).await;
 }
 
-/// Clears the steering descriptor when the accept loop, and with it the listener, goes:
-/// a connection that closes later must not attach a program through a closed (or
-/// reused) descriptor.
-struct SteerFd(Rc<Cell<Option<std::os::fd::RawFd>>>);
-
-impl Drop for SteerFd {
-    fn drop(&mut self) {
-        self.0.set(None);
-    }
-}
-
-/// Accepts connections on one of the shard's listeners until the process ends. The
-/// client port's listener (`steer`: its descriptor) counts its connections for
-/// [`listener::Steering`].
+/// Accepts connections on one of the shard's listeners until the process ends.
 async fn accept_loop(
     shard: Rc<Shard>,
     listener: glommio::net::TcpListener,
     kind: secure::PortKind,
-    steer: Option<std::os::fd::RawFd>,
 ) {
     let index = shard.index;
-    let steer = SteerFd(Rc::new(Cell::new(steer)));
-    let counted = steer.0.get().is_some();
     loop {
         match listener.accept().await {
             Ok(stream) => {
@@ -331,19 +310,12 @@ async fn accept_loop(
                 let id = shard.next_conn.get();
                 shard.next_conn.set(id + 1);
                 let s = shard.clone();
-                if counted {
-                    shard.shared.steering.count(true, steer.0.get());
-                }
-                let steer_fd = steer.0.clone();
                 glommio::spawn_local(async move {
                     let shared = s.shared.clone();
                     secure::serve(s, id, stream, peer, kind).await;
                     // The slot `admit` took for this address is free again.
                     if let Some(p) = peer {
                         shared.release(p.ip());
-                    }
-                    if counted {
-                        shared.steering.count(false, steer_fd.get());
                     }
                 })
                 .detach();

@@ -173,8 +173,6 @@ pub struct ServerShared {
     pub security: Arc<crate::auth::Security>,
     /// Per-shard counters.
     pub shard_stats: Vec<Arc<ShardStats>>,
-    /// Which shard takes the client port's next connection.
-    pub steering: super::listener::Steering,
     /// What the commit stage and the shards share about the batches handed over.
     pub handoff: Arc<crate::commit::stage::Handoff>,
     /// When the server started.
