@@ -228,7 +228,8 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
     let stop_shards = Arc::new(AtomicBool::new(false));
     let stop_core = Arc::new(AtomicBool::new(false));
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
-    let shared = server_shared(&config, &fail, &log_counters, None)?;
+    let on_shard = commit_on_shard(config.commit_on_shard, shards, cpus());
+    let shared = server_shared(&config, &fail, &log_counters, None, on_shard)?;
     let listen_addr = shared.listen_addr;
     let core_cfg = core_config(&config, &shared);
     let (state, writer, snapshots, startup) = recover(&config)?;
@@ -273,7 +274,6 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
             ),
         )
     };
-    let on_shard = commit_on_shard(config.commit_on_shard, shards, cpus());
     let (handles, commit) = if on_shard {
         let mut ends = shard_ends.into_iter();
         let (tx, crx) = ends.next().expect("at least one shard");
@@ -348,7 +348,7 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
     let stop_core = Arc::new(AtomicBool::new(false));
     let log_counters = Arc::new(crate::commit::log::LogCounters::new());
     let status = Arc::new(crate::commit::role::EnsembleStatus::default());
-    let shared = server_shared(&config, &fail, &log_counters, Some(status.clone()))?;
+    let shared = server_shared(&config, &fail, &log_counters, Some(status.clone()), false)?;
     let listen_addr = shared.listen_addr;
 
     // Recover: the newest snapshot with a Raft position, then the Raft log's committed
@@ -532,6 +532,7 @@ fn server_shared(
     fail: &crate::commit::FailStop,
     log_counters: &Arc<crate::commit::log::LogCounters>,
     ensemble: Option<Arc<crate::commit::role::EnsembleStatus>>,
+    commit_on_shard: bool,
 ) -> std::io::Result<Arc<ServerShared>> {
     let security = crate::auth::Security::from_config(config).map_err(std::io::Error::other)?;
     // The stores are opened before anything listens: a wrong password stops the start
@@ -579,6 +580,7 @@ fn server_shared(
         restores: async_channel::bounded(1),
         startup: std::sync::OnceLock::new(),
         core_stats: Default::default(),
+        placement: crate::shard::placement::Placement::new(shards, commit_on_shard),
     }))
 }
 

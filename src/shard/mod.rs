@@ -13,6 +13,7 @@ pub mod admin;
 mod conn;
 pub mod latency;
 pub mod listener;
+pub mod placement;
 pub mod read;
 pub mod reply;
 pub mod report;
@@ -221,6 +222,9 @@ pub async fn run(
     tracing::info!(shard = index, %addr, "shard listening");
     if index == 0 {
         shard.serve_admin_calls();
+        if let Some(handed) = shared.placement.handed() {
+            glommio::spawn_local(serve_handed(shard.clone(), handed)).detach();
+        }
     }
     let unified = shared.config.tls.port_unification && shared.tls.is_some();
     if let Some(port) = shared.config.tls.secure_client_port {
@@ -279,7 +283,8 @@ pub async fn run(
     accept_loop(shard, listener, kind).await;
 }
 
-/// Accepts connections on one of the shard's listeners until the process ends.
+/// Accepts connections on one of the shard's listeners until the process ends, and
+/// serves each here or hands it to shard 0 (`placement`).
 async fn accept_loop(
     shard: Rc<Shard>,
     listener: glommio::net::TcpListener,
@@ -287,44 +292,72 @@ async fn accept_loop(
 ) {
     let index = shard.index;
     loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                let peer: Option<SocketAddr> = stream.peer_addr().ok();
-                if let Some(p) = peer {
-                    if let Err(refusal) = shard.shared.admit(p.ip()) {
-                        // ZooKeeper's messages, so that log searches find both servers.
-                        match refusal {
-                            Refusal::TooManyConnections { max } => {
-                                tracing::warn!(shard = index, "Too many connections - max is {max}")
-                            }
-                            Refusal::TooManyFromAddress { max } => tracing::warn!(
-                                shard = index,
-                                "Too many connections from {} - max is {max}",
-                                p.ip()
-                            ),
-                        }
-                        drop(stream);
-                        continue;
-                    }
-                }
-                let id = shard.next_conn.get();
-                shard.next_conn.set(id + 1);
-                let s = shard.clone();
-                glommio::spawn_local(async move {
-                    let shared = s.shared.clone();
-                    secure::serve(s, id, stream, peer, kind).await;
-                    // The slot `admit` took for this address is free again.
-                    if let Some(p) = peer {
-                        shared.release(p.ip());
-                    }
-                })
-                .detach();
-            }
+        let socket = match listener.shared_accept().await {
+            Ok(accepted) => placement::own(accepted),
             Err(e) => {
                 tracing::warn!(shard = index, error = %e, "accept failed");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let peer: Option<SocketAddr> = socket.peer_addr().ok().and_then(|a| a.as_socket());
+        if let Some(p) = peer {
+            if let Err(refusal) = shard.shared.admit(p.ip()) {
+                // ZooKeeper's messages, so that log searches find both servers.
+                match refusal {
+                    Refusal::TooManyConnections { max } => {
+                        tracing::warn!(shard = index, "Too many connections - max is {max}")
+                    }
+                    Refusal::TooManyFromAddress { max } => tracing::warn!(
+                        shard = index,
+                        "Too many connections from {} - max is {max}",
+                        p.ip()
+                    ),
+                }
+                continue;
             }
         }
+        let placement = &shard.shared.placement;
+        let handed = placement::Handed { socket, peer, kind };
+        let handed = match placement.choose(index) {
+            placement::Place::Here => handed,
+            placement::Place::First => match placement.hand_to_first(index, handed) {
+                Ok(()) => continue,
+                Err(back) => back,
+            },
+        };
+        start_connection(&shard, handed);
+    }
+}
+
+/// Serves an accepted connection on this shard, in a task of its own.
+fn start_connection(shard: &Rc<Shard>, c: placement::Handed) {
+    let id = shard.next_conn.get();
+    shard.next_conn.set(id + 1);
+    let s = shard.clone();
+    glommio::spawn_local(async move {
+        let shared = s.shared.clone();
+        let index = s.index;
+        // SAFETY: the descriptor is the accepted socket, given up by its only owner.
+        let stream = unsafe {
+            <glommio::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(
+                std::os::fd::IntoRawFd::into_raw_fd(c.socket),
+            )
+        };
+        secure::serve(s, id, stream, c.peer, c.kind).await;
+        // The slot `admit` took for this address is free again.
+        if let Some(p) = c.peer {
+            shared.release(p.ip());
+        }
+        shared.placement.ended(index);
+    })
+    .detach();
+}
+
+/// Serves, on shard 0, the connections other shards hand it.
+async fn serve_handed(shard: Rc<Shard>, handed: async_channel::Receiver<placement::Handed>) {
+    while let Ok(c) = handed.recv().await {
+        start_connection(&shard, c);
     }
 }
 

@@ -216,6 +216,8 @@ pub struct ServerShared {
     pub core_stats: Arc<crate::core::sequencer::CoreStats>,
     /// TLS for `secureClientPort` and `client.portUnification` (`None` without either).
     pub tls: Option<Arc<crate::tls::TlsServer>>,
+    /// Which shard serves a new connection (`shard::placement`).
+    pub placement: super::placement::Placement,
 }
 
 /// How often each limit held a client back, since the process started: `mntr` shows them

@@ -358,6 +358,14 @@ impl AcceptedTcpStream {
     }
 }
 
+// ferrokeeper: the accepted socket's descriptor, for a caller that owns it from here on
+// (and closes it if it never binds it to an executor).
+impl IntoRawFd for AcceptedTcpStream {
+    fn into_raw_fd(self) -> RawFd {
+        self.fd
+    }
+}
+
 pin_project! {
     #[derive(Debug)]
     /// A Tcp Stream of bytes. This can be used with [`AsyncRead`], [`AsyncBufRead`] and
