@@ -559,9 +559,14 @@ async fn write_loop<S: ClientStream>(
     }
     let _ = wr.flush().await;
     // On TLS this sends close_notify, so a client reading a four-letter word's reply
-    // sees a clean end rather than a truncation; on plain TCP it shuts the write side.
-    let _ = wr.close().await;
-    // Wakes a reader blocked on the socket so the connection's tasks end together.
+    // sees a clean end rather than a truncation. On plain TCP it would only shut the
+    // write side, which the `SHUT_RDWR` below does too (the same FIN), one system call
+    // fewer per connection.
+    if S::SENDS_ON_CLOSE {
+        let _ = wr.close().await;
+    }
+    // Sends the FIN and wakes a reader blocked on the socket so the connection's tasks
+    // end together.
     // SAFETY: `fd` belongs to the stream, which both halves keep alive until they drop.
     unsafe {
         libc::shutdown(conn.fd, libc::SHUT_RDWR);

@@ -10,6 +10,10 @@
 //! listening on, so a server that is still running is never shadowed by it.
 //! `SO_REUSEPORT` stays: every shard binds the same address, and the kernel spreads new
 //! connections over their listeners.
+//! `TCP_NODELAY` is set on the listener, not on each connection: Linux copies a
+//! listener's socket options to the connections it accepts, which saves a
+//! `setsockopt` per connection (a client that opens a session per request pays for
+//! every system call of its connection's life).
 
 use std::net::SocketAddr;
 use std::os::fd::IntoRawFd;
@@ -31,12 +35,14 @@ pub fn bind(addr: SocketAddr, backlog: Option<u32>) -> std::io::Result<glommio::
     Ok(unsafe { <glommio::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
-/// The listening socket itself, bound to `addr` with both options.
+/// The listening socket itself, bound to `addr` with both options, and `TCP_NODELAY`
+/// for the connections it accepts (replies are small and must not wait for Nagle).
 fn listening_socket(addr: SocketAddr, backlog: Option<u32>) -> std::io::Result<Socket> {
     // socket2 opens it close-on-exec.
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     let backlog = backlog
         .unwrap_or(LISTEN_BACKLOG_DEFAULT)
@@ -63,6 +69,21 @@ mod tests {
             assert!(s.reuse_address().expect("SO_REUSEADDR"));
             assert!(s.reuse_port().expect("SO_REUSEPORT"));
         }
+    }
+
+    /// A connection the listener accepts has `TCP_NODELAY` without setting it: the
+    /// kernel copies it from the listener (nothing else sets it per connection).
+    #[test]
+    fn accepted_connections_inherit_nodelay() {
+        let listener = listening_socket("127.0.0.1:0".parse().expect("addr"), None).expect("bind");
+        let addr = listener
+            .local_addr()
+            .expect("local addr")
+            .as_socket()
+            .expect("an inet address");
+        let _client = std::net::TcpStream::connect(addr).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        assert!(accepted.tcp_nodelay().expect("TCP_NODELAY"));
     }
 
     /// `SO_REUSEADDR` does not let a listener take a port another process's listener

@@ -292,15 +292,19 @@ async fn accept_loop(
 ) {
     let index = shard.index;
     loop {
-        let socket = match listener.shared_accept().await {
-            Ok(accepted) => placement::own(accepted),
+        // The address `accept4` returned, where the socket's `peer_addr` would ask the
+        // kernel again (`getpeername`).
+        let (socket, peer): (_, Option<SocketAddr>) = match listener.shared_accept().await {
+            Ok(accepted) => {
+                let peer = accepted.peer_addr().ok();
+                (placement::own(accepted), peer)
+            }
             Err(e) => {
                 tracing::warn!(shard = index, error = %e, "accept failed");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        let peer: Option<SocketAddr> = socket.peer_addr().ok().and_then(|a| a.as_socket());
         if let Some(p) = peer {
             if let Err(refusal) = shard.shared.admit(p.ip()) {
                 // ZooKeeper's messages, so that log searches find both servers.

@@ -33,15 +33,20 @@ pub enum PortKind {
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
     /// The socket's descriptor, to shut it down when the connection ends.
     fn raw_fd(&self) -> RawFd;
+    /// Whether closing the stream sends something of its own before the socket is shut
+    /// down (TLS: close_notify); plain TCP has nothing to send.
+    const SENDS_ON_CLOSE: bool;
 }
 
 impl ClientStream for TcpStream {
+    const SENDS_ON_CLOSE: bool = false;
     fn raw_fd(&self) -> RawFd {
         self.as_raw_fd()
     }
 }
 
 impl ClientStream for futures_rustls::server::TlsStream<TcpStream> {
+    const SENDS_ON_CLOSE: bool = true;
     fn raw_fd(&self) -> RawFd {
         self.get_ref().0.as_raw_fd()
     }
@@ -55,7 +60,6 @@ pub async fn serve(
     peer: Option<SocketAddr>,
     kind: PortKind,
 ) {
-    let _ = stream.set_nodelay(true);
     let tls = match (kind, shard.shared.tls.clone()) {
         (PortKind::Plain, _) | (_, None) => None,
         (PortKind::Secure, Some(tls)) => Some(tls),

@@ -7,7 +7,6 @@ use super::stream::GlommioStream;
 use crate::{
     net::{
         stream::{Buffered, NonBuffered, Preallocated, RxBuf},
-        yolo_accept,
     },
     reactor::Reactor,
     GlommioError,
@@ -81,7 +80,11 @@ impl FromRawFd for TcpListener {
     /// Convert an already bound and listening RawFd into a TcpListener
     unsafe fn from_raw_fd(fd: RawFd) -> Self {
         let sk = Socket::from_raw_fd(fd);
-        let listener = sk.into();
+        let listener: net::TcpListener = sk.into();
+        // ferrokeeper patch: `shared_accept` needs a non-blocking listener.
+        listener
+            .set_nonblocking(true)
+            .expect("a listening socket can be made non-blocking");
 
         TcpListener {
             reactor: Rc::downgrade(&crate::executor().reactor()),
@@ -127,6 +130,8 @@ impl TcpListener {
         sk.set_reuse_port(true)?;
         sk.bind(&addr)?;
         sk.listen(1024)?;
+        // ferrokeeper patch: `shared_accept` needs a non-blocking listener.
+        sk.set_nonblocking(true)?;
         let listener = sk.into();
 
         Ok(TcpListener {
@@ -164,19 +169,31 @@ impl TcpListener {
     /// [`TcpStream`]: struct.TcpStream.html
     /// [`Send`]: https://doc.rust-lang.org/std/marker/trait.Send.html
     pub async fn shared_accept(&self) -> Result<AcceptedTcpStream> {
-        let reactor = self.reactor.upgrade().unwrap();
-        let raw_fd = self.listener.as_raw_fd();
-        if let Some(r) = yolo_accept(raw_fd) {
-            match r {
-                Ok(fd) => {
-                    return Ok(AcceptedTcpStream { fd });
+        // ferrokeeper patch: the listener is non-blocking from its creation, so one
+        // `accept4` (std's, close-on-exec) tries the queue; 0.9.0 made the listener
+        // non-blocking for each try and blocking again after it (three `fcntl` calls).
+        // The peer's address comes with the connection, so `peer_addr` needs no
+        // `getpeername`. An empty queue waits for the listener to become readable and
+        // tries again, rather than handing a non-blocking listener to an io_uring
+        // accept, which some kernels complete at once with `EAGAIN` for such a file.
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    return Ok(AcceptedTcpStream {
+                        fd: stream.into_raw_fd(),
+                        peer,
+                    })
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    let reactor = self.reactor.upgrade().unwrap();
+                    reactor
+                        .poll_read_ready(self.listener.as_raw_fd())
+                        .collect_rw()
+                        .await?;
                 }
                 Err(err) => return Err(GlommioError::IoError(err)),
             }
         }
-        let source = reactor.accept(self.listener.as_raw_fd());
-        let fd = source.collect_rw().await?;
-        Ok(AcceptedTcpStream { fd: fd as RawFd })
     }
 
     /// Accepts a new incoming TCP connection in this executor
@@ -306,15 +323,14 @@ impl TcpListener {
 /// [`bind_to_executor`]: AcceptedTcpStream::bind_to_executor
 pub struct AcceptedTcpStream {
     fd: RawFd,
+    // ferrokeeper patch: the address `accept4` returned.
+    peer: SocketAddr,
 }
 
 impl AcceptedTcpStream {
     /// Returns the socket address of the remote peer
     pub fn peer_addr(&self) -> Result<SocketAddr> {
-        let socket = unsafe { Socket::from_raw_fd(self.fd) };
-        let sock_addr = socket.peer_addr()?;
-        socket.into_raw_fd();
-        Ok(sock_addr.as_socket().unwrap())
+        Ok(self.peer)
     }
 
     /// Binds this `AcceptedTcpStream` to the current executor
