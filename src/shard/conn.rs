@@ -468,7 +468,7 @@ pub async fn serve<S: ClientStream>(
     let writer = glommio::spawn_local(write_loop(shard.clone(), conn.clone(), wr, writer_rx));
     let outcome = read_loop(&shard, &conn, rd, connect_rx, reader_rx).await;
     if let Err(reason) = outcome {
-        tracing::info!(shard = shard.index, conn = id, peer = ?peer, %reason, "closing connection");
+        log_reader_failure(shard.index, &conn, peer, &reason);
     }
     conn.close("reader finished");
     writer.await;
@@ -508,6 +508,19 @@ pub async fn serve<S: ClientStream>(
                 session_id,
             }))
             .await;
+    }
+}
+
+/// Logs why connection `conn`'s reader stopped. Once the client's closeSession is
+/// answered, its socket failing (most clients reset it, or close it before the server
+/// does) is how a connection normally ends: logged at INFO it would be a formatted line
+/// and a write to the log for every session a client opens.
+fn log_reader_failure(shard: usize, conn: &Conn, peer: Option<SocketAddr>, reason: &str) {
+    let id = conn.id;
+    if conn.st.borrow().session_closed {
+        tracing::debug!(shard, conn = id, peer = ?peer, %reason, "closing connection");
+    } else {
+        tracing::info!(shard, conn = id, peer = ?peer, %reason, "closing connection");
     }
 }
 
