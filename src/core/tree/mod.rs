@@ -895,13 +895,11 @@ impl Tree {
     ) -> (i64, i64) {
         let path = if path.is_empty() { "/" } else { path };
         let probe = Probe::new(path);
-        let written = probe.find(&self.overlay).is_some_and(|r| r.node.is_some());
-        if written {
-            let head = self
-                .overlay
-                .get_mut(&probe.near)
-                .expect("the record was found above");
-            let r = find_mut(head, path).expect("the record was found above");
+        let written = self
+            .overlay
+            .get_mut(&probe.near)
+            .and_then(|head| find_mut(head, path));
+        if let Some(r) = written {
             if let Some(node) = r.node.as_mut() {
                 let old = i64::from(node.digest);
                 let before = node.data_len();
