@@ -128,11 +128,10 @@ fn load(state: &mut DataState, published: &mut Option<DataState>, zxid: &mut i64
 #[test]
 fn bytes_per_fresh_znode() {
     println!(
-        "size_of: Node {} (NodeStat {}, ChildSet {}), Arc<Node> block {}",
+        "size_of: Node {} (NodeStat {}, ChildSet {})",
         std::mem::size_of::<Node>(),
         std::mem::size_of::<NodeStat>(),
         std::mem::size_of::<ChildSet>(),
-        std::mem::size_of::<Node>() + 16,
     );
     let mut state = DataState::new(open_acl(), false);
     let mut published = None;

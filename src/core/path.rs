@@ -97,7 +97,9 @@ fn validate_java(path: &str, sequential: bool) -> bool {
             return false;
         }
     }
-    path.chars().skip(1).all(char_allowed)
+    // Printable ASCII (nearly every path) holds no character the rule excludes: no
+    // decoding needed.
+    bytes[1..].iter().all(|b| (0x20..0x7f).contains(b)) || path.chars().skip(1).all(char_allowed)
 }
 
 /// Whether `PathUtils.validatePath` accepts a character (after the leading `/`).

@@ -17,8 +17,6 @@
 //! the overlay entries written after it: the logical content is unchanged, and memory
 //! goes back to the archive's size.
 
-use std::borrow::Borrow;
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 use ferrokeeper_net::records::{Acl, Stat};
@@ -541,38 +539,92 @@ impl<'a> Iterator for LayerIter<'a> {
     }
 }
 
-/// One overlay entry: the node written at `zxid`, or its deletion.
-#[derive(Debug, Clone)]
-struct Entry {
-    zxid: i64,
-    node: Option<Arc<Node>>,
-}
-
-/// An overlay key: a path behind a digest of it ([`Near`]). Keys order by the digest
-/// first and by path only between equal digests, so a lookup down the B-tree compares
-/// integers held in the tree's own nodes, and reads a path (a pointer to follow, a
-/// `memcmp`) only at the key it lands on. Ordering by path alone made each of a lookup's
-/// ~18 compares a cache miss on another key's string: 28 % of a shard's CPU in
-/// closed-loop reads (bench/results/read-profile-2026-12-06.md). Nothing needs the
-/// overlay in path order but the snapshot writer, which sorts anyway
-/// ([`Tree::sorted_refs`]).
+/// One overlay record: the node at `path` as txn `zxid` wrote it, or its deletion
+/// (`node` is `None`), and the next record whose path has the same [`Near`] digest.
 ///
-/// Equal digests are legal (any two paths may share one): the path breaks the tie, so
-/// such keys are distinct and each is found by its own path.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Key {
-    // Field order is the derived order: digest, then path.
-    near: Near,
+/// The overlay's B-tree maps each digest to one pointer, so copying a leaf (what a
+/// write to a leaf shared with the published state does) bumps one reference count per
+/// entry. The path used to be a key of its own beside an `Arc<Node>`: two counts and
+/// 48 bytes per entry instead of one and 24, and the leaf copies with their later drops
+/// were a fifth of the server's CPU per closed-loop setData
+/// (bench/results/write-cpu-2026-12-06.md).
+#[derive(Debug, Clone)]
+struct Record {
     path: Arc<str>,
+    zxid: i64,
+    node: Option<Node>,
+    /// Invariant: each record of a chain has a path of its own, all of the same digest.
+    next: Option<Arc<Record>>,
 }
 
-/// The part of a [`Key`] compared first: the parent path's hash, then the name's length
-/// and its last seven bytes. Siblings sit together, and names numbered in sequence
-/// (`n1`, `n2` … `n10` …; ZooKeeper's sequential nodes) follow each other, so a run
-/// of creates under one parent lands in the same B-tree leaf, as it did in path order.
-/// A full-path hash scattered them: after each publication a create copied a leaf of its
-/// own (64 entries, two reference counts each), and 1M creates cost 3× the server CPU
-/// and ~20 % more memory (bench/results/hash-index-2026-12-06.md).
+impl Record {
+    /// The record for `path` in the chain that starts here.
+    fn find(&self, path: &str) -> Option<&Record> {
+        self.chain().find(|r| *r.path == *path)
+    }
+
+    /// The records of the chain that starts here.
+    fn chain(&self) -> impl Iterator<Item = &Record> {
+        std::iter::successors(Some(self), |r| r.next.as_deref())
+    }
+}
+
+/// [`Record::find`] for a change: the records on the way are copied where shared.
+fn find_mut<'a>(link: &'a mut Arc<Record>, path: &str) -> Option<&'a mut Record> {
+    link.find(path)?;
+    if *link.path == *path {
+        return Some(Arc::make_mut(link));
+    }
+    find_mut(Arc::make_mut(link).next.as_mut()?, path)
+}
+
+/// Puts `record` in `overlay` at `near`, in place of the record for its path if the
+/// chain there has one. `record.next` is ignored.
+fn put_record(overlay: &mut Overlay, near: Near, record: Record) {
+    let Some(head) = overlay.get_mut(&near) else {
+        overlay.insert(
+            near,
+            Arc::new(Record {
+                next: None,
+                ..record
+            }),
+        );
+        return;
+    };
+    if head.find(&record.path).is_none() {
+        let next = Some(head.clone());
+        *head = Arc::new(Record { next, ..record });
+        return;
+    }
+    let mut link = head;
+    while *link.path != *record.path {
+        link = Arc::make_mut(link)
+            .next
+            .as_mut()
+            .expect("the chain holds the path: found above");
+    }
+    let next = link.next.clone();
+    *link = Arc::new(Record { next, ..record });
+}
+
+/// The part of a path the overlay is ordered by: the parent path's hash, then the
+/// name's length and its last seven bytes. A lookup down the B-tree compares integers
+/// held in the tree's own nodes, and reads a path (a pointer to follow, a `memcmp`)
+/// only at the record it lands on. Ordering by path alone made each of a lookup's ~18
+/// compares a cache miss on another key's string: 28 % of a shard's CPU in closed-loop
+/// reads (bench/results/read-profile-2026-12-06.md). Nothing needs the overlay in path
+/// order but the snapshot writer, which sorts anyway ([`Tree::sorted_refs`]).
+///
+/// Siblings sit together, and names numbered in sequence (`n1`, `n2` … `n10` …;
+/// ZooKeeper's sequential nodes) follow each other, so a run of creates under one
+/// parent lands in the same B-tree leaf, as it did in path order. A full-path hash
+/// scattered them: after each publication a create copied a leaf of its own, and 1M
+/// creates cost 3× the server CPU and ~20 % more memory
+/// (bench/results/hash-index-2026-12-06.md).
+///
+/// Equal digests are legal (any two paths may share one, e.g. `/q/a-0000000001` and
+/// `/q/b-0000000001`): such paths share a slot, chained ([`Record::next`]), and each is
+/// found by its own path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Near {
     parent: u64,
@@ -596,24 +648,14 @@ impl Near {
     }
 }
 
-impl Key {
-    fn new(path: Arc<str>) -> Key {
-        Key {
-            near: Near::of(&path),
-            path,
-        }
-    }
-
-    /// This key as a lookup probe (its digest already taken).
-    fn probe(&self) -> Probe<'_> {
-        Probe {
-            near: self.near,
-            path: &self.path,
-        }
-    }
+/// Every record of `overlay`, with its digest.
+fn records(overlay: &Overlay) -> impl Iterator<Item = (Near, &Record)> {
+    overlay
+        .iter()
+        .flat_map(|(near, head)| head.chain().map(move |r| (*near, r)))
 }
 
-/// A key to look one up by without owning a path: [`Key`]'s borrowed form.
+/// A path to look up, with its digest taken once for every layer.
 struct Probe<'a> {
     near: Near,
     path: &'a str,
@@ -627,55 +669,9 @@ impl<'a> Probe<'a> {
         }
     }
 
-    /// As the map's lookups take it.
-    fn key(&self) -> &(dyn KeyView + 'a) {
-        self
-    }
-}
-
-/// What [`Key`] and [`Probe`] share, so that the overlay (keyed by `Key`) can be searched
-/// with a `Probe` (`Key: Borrow<dyn KeyView>`). Its order is `Key`'s derived order, as
-/// `Borrow` requires.
-trait KeyView {
-    fn view(&self) -> (Near, &str);
-}
-
-impl KeyView for Key {
-    fn view(&self) -> (Near, &str) {
-        (self.near, &self.path)
-    }
-}
-
-impl KeyView for Probe<'_> {
-    fn view(&self) -> (Near, &str) {
-        (self.near, self.path)
-    }
-}
-
-impl<'a> Borrow<dyn KeyView + 'a> for Key {
-    fn borrow(&self) -> &(dyn KeyView + 'a) {
-        self
-    }
-}
-
-impl PartialEq for dyn KeyView + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.view() == other.view()
-    }
-}
-
-impl Eq for dyn KeyView + '_ {}
-
-impl PartialOrd for dyn KeyView + '_ {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for dyn KeyView + '_ {
-    fn cmp(&self, other: &Self) -> Ordering {
-        let (a, b) = (self.view(), other.view());
-        a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1))
+    /// The record for the path in `overlay`.
+    fn find<'m>(&self, overlay: &'m Overlay) -> Option<&'m Record> {
+        overlay.get(&self.near)?.find(self.path)
     }
 }
 
@@ -684,8 +680,8 @@ fn digest_of(path: &str, node: &Node) -> u32 {
     crate::core::digest::node_crc(path, node.data.as_deref(), &node.stat)
 }
 
-/// The overlay's map (see [`Key`]).
-type Overlay = OrdMap<Key, Entry>;
+/// The overlay's map (see [`Near`] and [`Record`]).
+type Overlay = OrdMap<Near, Arc<Record>>;
 
 /// The overlay as it was when a snapshot was decided, waiting for that snapshot to
 /// become the base.
@@ -701,7 +697,7 @@ struct Frozen {
 /// nodes are at least half full, where the trie's fixed-width chunks were mostly empty.
 /// Measured with `tests/memory.rs` (100k creates of 100 B, published every 64):
 /// 586 B of heap per fresh znode with the trie, of which an estimated ~200 B were the
-/// trie's own (issue #13). It is ordered by a digest of the path ([`Key`]), so that a
+/// trie's own (issue #13). It is ordered by a digest of the path ([`Near`]), so that a
 /// lookup compares integers, as a hash table's would.
 #[derive(Debug, Clone)]
 pub struct Tree {
@@ -777,16 +773,16 @@ impl Tree {
         self.frozen.is_some()
     }
 
-    /// Number of overlay entries, frozen ones included (nodes written and deleted
-    /// since the base).
+    /// Number of overlay slots, frozen ones included: nodes written and deleted since
+    /// the base, but for paths that share a slot ([`Near`]).
     pub fn overlay_len(&self) -> usize {
         self.overlay.len() + self.frozen.as_ref().map_or(0, |f| f.entries.len())
     }
 
-    fn entry(&self, probe: &Probe<'_>) -> Option<&Entry> {
-        self.overlay
-            .get(probe.key())
-            .or_else(|| self.frozen.as_ref()?.entries.get(probe.key()))
+    fn record(&self, probe: &Probe<'_>) -> Option<&Record> {
+        probe
+            .find(&self.overlay)
+            .or_else(|| probe.find(&self.frozen.as_ref()?.entries))
     }
 
     /// The node at `path`. The empty path names the root, as in ZooKeeper's node map
@@ -798,8 +794,8 @@ impl Tree {
 
     /// [`Tree::get`] by a probe: one digest for both overlay layers.
     fn get_probed(&self, probe: &Probe<'_>) -> Option<NodeRef<'_>> {
-        match self.entry(probe) {
-            Some(e) => e.node.as_deref().map(NodeRef::Owned),
+        match self.record(probe) {
+            Some(r) => r.node.as_ref().map(NodeRef::Owned),
             None => {
                 let base = self.base.as_ref()?;
                 base.find(probe.path).map(|i| NodeRef::Base(base.node(i)))
@@ -832,38 +828,44 @@ impl Tree {
     pub fn put(&mut self, path: Arc<str>, mut node: Node, zxid: i64) -> i64 {
         node.digest = digest_of(&path, &node);
         let digest = i64::from(node.digest);
-        self.put_keyed(Key::new(path), node, zxid);
+        self.put_probed(Near::of(&path), path, node, zxid);
         digest
     }
 
-    /// [`Tree::put`] with the path's key already made and `node.digest` computed.
-    fn put_keyed(&mut self, key: Key, node: Node, zxid: i64) {
-        let path_len = key.path.len();
-        match self.get_probed(&key.probe()) {
+    /// [`Tree::put`] with the path's digest taken and `node.digest` computed.
+    fn put_probed(&mut self, near: Near, path: Arc<str>, node: Node, zxid: i64) {
+        let path_len = path.len();
+        match self.get_probed(&Probe { near, path: &path }) {
             Some(old) => self.data_bytes -= (path_len + old.data_len()) as u64,
             None => self.len += 1,
         }
         self.data_bytes += (path_len + node.data_len()) as u64;
-        self.overlay.insert(
-            key,
-            Entry {
-                zxid,
-                node: Some(Arc::new(node)),
-            },
-        );
+        let record = Record {
+            path,
+            zxid,
+            node: Some(node),
+            next: None,
+        };
+        put_record(&mut self.overlay, near, record);
     }
 
     /// Removes the node at `path`, deleted by txn `zxid`; returns its stat.
     pub fn remove(&mut self, path: &Arc<str>, zxid: i64) -> Option<NodeStat> {
-        let key = Key::new(path.clone());
-        let old = self.get_probed(&key.probe())?;
+        let near = Near::of(path);
+        let old = self.get_probed(&Probe { near, path })?;
         let stat = old.stat();
         self.data_bytes -= (path.len() + old.data_len()) as u64;
         self.len -= 1;
         // A tombstone even when no base holds the node: a snapshot taken before this
         // delete may hold it and become the base (`rebase`), and must not bring it back.
         // Tombstones last until the next rebase.
-        self.overlay.insert(key, Entry { zxid, node: None });
+        let record = Record {
+            path: path.clone(),
+            zxid,
+            node: None,
+            next: None,
+        };
+        put_record(&mut self.overlay, near, record);
         Some(stat)
     }
 
@@ -893,9 +895,12 @@ impl Tree {
     ) -> (i64, i64) {
         let path = if path.is_empty() { "/" } else { path };
         let probe = Probe::new(path);
-        if let Some(e) = self.overlay.get_mut(probe.key()) {
-            if let Some(node) = e.node.as_mut() {
-                let node = Arc::make_mut(node);
+        let written = self
+            .overlay
+            .get_mut(&probe.near)
+            .and_then(|head| find_mut(head, path));
+        if let Some(r) = written {
+            if let Some(node) = r.node.as_mut() {
                 let old = i64::from(node.digest);
                 let before = node.data_len();
                 f(node);
@@ -903,7 +908,7 @@ impl Tree {
                     node.digest = digest_of(path, node);
                 }
                 let after = node.data_len();
-                e.zxid = zxid;
+                r.zxid = zxid;
                 self.data_bytes = self.data_bytes + after as u64 - before as u64;
                 return (old, i64::from(node.digest));
             }
@@ -917,7 +922,7 @@ impl Tree {
         if self
             .frozen
             .as_ref()
-            .is_some_and(|f| f.entries.contains_key(probe.key()))
+            .is_some_and(|f| probe.find(&f.entries).is_some())
         {
             // Changes from here on are kept apart, so that the rebase onto the frozen
             // layer's snapshot can put the new base's list under them.
@@ -928,11 +933,7 @@ impl Tree {
             node.digest = digest_of(path, &node);
         }
         let new = i64::from(node.digest);
-        let key = Key {
-            near: probe.near,
-            path: Arc::from(path),
-        };
-        self.put_keyed(key, node, zxid);
+        self.put_probed(probe.near, Arc::from(path), node, zxid);
         (old, new)
     }
 
@@ -951,7 +952,24 @@ impl Tree {
     /// Folds the frozen layer back into the overlay (newer entries win).
     fn unfreeze(&mut self) {
         if let Some(f) = self.frozen.take() {
-            self.overlay = std::mem::take(&mut self.overlay).union(f.entries);
+            if self.overlay.is_empty() {
+                self.overlay = f.entries;
+                return;
+            }
+            for (near, head) in &f.entries {
+                let Some(newer) = self.overlay.get(near) else {
+                    self.overlay.insert(*near, head.clone());
+                    continue;
+                };
+                let older: Vec<Record> = head
+                    .chain()
+                    .filter(|r| newer.find(&r.path).is_none())
+                    .cloned()
+                    .collect();
+                for r in older {
+                    put_record(&mut self.overlay, *near, r);
+                }
+            }
         }
     }
 
@@ -978,44 +996,53 @@ impl Tree {
         let at = base.zxid();
         if self.frozen.as_ref().is_some_and(|f| f.at == at) {
             self.frozen = None;
-            let thawing: Vec<Key> = self
-                .overlay
-                .iter()
-                .filter(|(_, e)| e.node.as_ref().is_some_and(|n| n.children.is_stale(&base)))
-                .map(|(k, _)| k.clone())
-                .collect();
+            let thawing = self.written_where(|n| n.children.is_stale(&base));
             let thawed = thawing.len();
-            for key in thawing {
-                let at = base.find(&key.path);
-                if let Some(node) = self.overlay.get_mut(&key).and_then(|e| e.node.as_mut()) {
-                    Arc::make_mut(node).children.thaw(&base, at);
+            for (near, path) in thawing {
+                let at = base.find(&path);
+                let head = self.overlay.get_mut(&near).expect("listed above");
+                if let Some(node) = find_mut(head, &path).and_then(|r| r.node.as_mut()) {
+                    node.children.thaw(&base, at);
                 }
             }
             self.base = Some(base);
             return thawed;
         }
         self.unfreeze();
-        let mut overlay: Overlay = self
-            .overlay
-            .iter()
-            .filter(|(k, e)| e.zxid > at && (e.node.is_some() || base.find(&k.path).is_some()))
-            .map(|(k, e)| (k.clone(), e.clone()))
-            .collect();
-        let kept: Vec<Key> = overlay
-            .iter()
-            .filter(|(_, e)| e.node.as_ref().is_some_and(|n| !n.children.is_on(&base)))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let moved = kept.len();
-        for key in kept {
-            if let Some(node) = overlay.get_mut(&key).and_then(|e| e.node.as_mut()) {
-                let node = Arc::make_mut(node);
-                node.children = node.children.rebased(&base, base.find(&key.path));
+        let kept = |r: &Record| r.zxid > at && (r.node.is_some() || base.find(&r.path).is_some());
+        let mut overlay = Overlay::new();
+        for (near, head) in &self.overlay {
+            if head.next.is_none() {
+                // One path at this digest (nearly always): the record is shared as is.
+                if kept(head) {
+                    overlay.insert(*near, head.clone());
+                }
+                continue;
+            }
+            for r in head.chain().filter(|r| kept(r)) {
+                put_record(&mut overlay, *near, r.clone());
             }
         }
         self.overlay = overlay;
+        let moving = self.written_where(|n| !n.children.is_on(&base));
+        let moved = moving.len();
+        for (near, path) in moving {
+            let head = self.overlay.get_mut(&near).expect("listed above");
+            if let Some(node) = find_mut(head, &path).and_then(|r| r.node.as_mut()) {
+                node.children = node.children.rebased(&base, base.find(&path));
+            }
+        }
         self.base = Some(base);
         moved
+    }
+
+    /// The overlay's nodes (not its deletions) for which `pick` holds, by digest and
+    /// path.
+    fn written_where(&self, pick: impl Fn(&Node) -> bool) -> Vec<(Near, Arc<str>)> {
+        records(&self.overlay)
+            .filter(|(_, r)| r.node.as_ref().is_some_and(&pick))
+            .map(|(near, r)| (near, r.path.clone()))
+            .collect()
     }
 
     /// Every node, sorted by path.
@@ -1030,14 +1057,19 @@ impl Tree {
         let frozen = self
             .frozen
             .iter()
-            .flat_map(|f| f.entries.iter())
-            .filter(|(k, _)| !self.overlay.contains_key(*k));
-        // The overlay is in digest order ([`Key`]): sorted here, its one ordered use.
-        let mut owned: Vec<(&str, &Node)> = self
-            .overlay
-            .iter()
+            .flat_map(|f| records(&f.entries))
+            .filter(|(near, r)| {
+                Probe {
+                    near: *near,
+                    path: &r.path,
+                }
+                .find(&self.overlay)
+                .is_none()
+            });
+        // The overlay is in digest order ([`Near`]): sorted here, its one ordered use.
+        let mut owned: Vec<(&str, &Node)> = records(&self.overlay)
             .chain(frozen)
-            .filter_map(|(k, e)| e.node.as_deref().map(|n| (&*k.path, n)))
+            .filter_map(|(_, r)| r.node.as_ref().map(|n| (&*r.path, n)))
             .collect();
         owned.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let Some(base) = self.base.as_ref() else {
@@ -1070,7 +1102,7 @@ impl Tree {
                 push(next as u32, true, &mut refs);
                 next += 1;
             }
-            if no_entries || self.entry(&Probe::new(path)).is_none() {
+            if no_entries || self.record(&Probe::new(path)).is_none() {
                 push(i as u32, false, &mut refs);
             }
         }
@@ -1175,50 +1207,56 @@ mod tests {
         assert_eq!(before.len(), 4);
     }
 
-    /// Keys with equal digests (made here by hand: real ones need two paths with the
-    /// same name's tail under parents whose hashes collide) are distinct, ordered by
-    /// path, and each found by its own path; the borrowed form orders exactly as the key
-    /// does, as `Borrow` requires.
+    /// Paths with equal digests (made here by hand: real ones need two paths with the
+    /// same name's tail under parents whose hashes collide) share a slot and are each
+    /// found, replaced and changed by their own path; a clone keeps what it saw.
     #[test]
     fn equal_digests_are_told_apart_by_path() {
-        let key = |parent: u64, path: &str| Key {
-            near: Near { parent, tail: 1 },
+        let near = |parent: u64| Near { parent, tail: 1 };
+        let record = |path: &str, zxid: i64| Record {
             path: Arc::from(path),
+            zxid,
+            node: None,
+            next: None,
         };
         let keys = [
-            key(7, "/b"),
-            key(7, "/a"),
-            key(3, "/z"),
-            key(7, "/a/b"),
-            key(u64::MAX, "/"),
-            key(0, "/y"),
+            (7, "/b"),
+            (7, "/a"),
+            (3, "/z"),
+            (7, "/a/b"),
+            (u64::MAX, "/"),
+            (0, "/y"),
         ];
-        let mut map: Overlay = OrdMap::new();
-        for (i, k) in keys.iter().enumerate() {
-            map.insert(
-                k.clone(),
-                Entry {
-                    zxid: i as i64,
-                    node: None,
-                },
-            );
+        let mut map = Overlay::new();
+        for (i, (parent, path)) in keys.iter().enumerate() {
+            put_record(&mut map, near(*parent), record(path, i as i64));
         }
-        assert_eq!(map.len(), keys.len());
-        for (i, k) in keys.iter().enumerate() {
-            let probe = k.probe();
-            assert_eq!(map.get(probe.key()).map(|e| e.zxid), Some(i as i64));
-            for other in &keys {
-                let view: &dyn KeyView = other;
-                assert_eq!(probe.key().cmp(view), k.cmp(other), "{k:?} vs {other:?}");
+        assert_eq!(map.len(), 4);
+        assert_eq!(records(&map).count(), keys.len());
+        let find = |map: &Overlay, parent: u64, path: &str| {
+            Probe {
+                near: near(parent),
+                path,
             }
-        }
-        let missing = Probe {
-            near: Near { parent: 7, tail: 1 },
-            path: "/c",
+            .find(map)
+            .map(|r| r.zxid)
         };
-        assert!(map.get(missing.key()).is_none());
-        let order: Vec<&str> = map.keys().map(|k| &*k.path).collect();
-        assert_eq!(order, ["/y", "/z", "/a", "/a/b", "/b", "/"]);
+        for (i, (parent, path)) in keys.iter().enumerate() {
+            assert_eq!(find(&map, *parent, path), Some(i as i64));
+        }
+        assert_eq!(find(&map, 7, "/c"), None);
+        assert_eq!(find(&map, 3, "/a"), None);
+        let before = map.clone();
+        put_record(&mut map, near(7), record("/a", 10));
+        let head = map.get_mut(&near(7)).expect("slot 7");
+        find_mut(head, "/b").expect("/b").zxid = 11;
+        assert!(find_mut(head, "/c").is_none());
+        assert_eq!(find(&map, 7, "/a"), Some(10));
+        assert_eq!(find(&map, 7, "/b"), Some(11));
+        assert_eq!(find(&map, 7, "/a/b"), Some(3));
+        assert_eq!(records(&map).count(), keys.len());
+        assert_eq!(find(&before, 7, "/a"), Some(1));
+        assert_eq!(find(&before, 7, "/b"), Some(0));
     }
 
     /// Siblings numbered in sequence get increasing digests (so a run of creates
@@ -1266,7 +1304,14 @@ mod tests {
         let mut model: BTreeMap<String, i64> = BTreeMap::new();
         let mut saved: Vec<(Tree, BTreeMap<String, i64>)> = Vec::new();
         for zxid in 1..4000_i64 {
-            let path = format!("/n{}/c{}", next(5), next(200));
+            // Names of one length that end alike share a digest ([`Near`]): `p0000042`
+            // and `q0000042` under one parent share a slot.
+            let path = format!(
+                "/n{}/{}{:07}",
+                next(5),
+                ["p", "q"][next(2) as usize],
+                next(100)
+            );
             match next(10) {
                 0..=3 => {
                     let mut node = Node::default();
@@ -1311,7 +1356,7 @@ mod tests {
             }
             for a in 0..5 {
                 for b in 0..200 {
-                    let p = format!("/n{a}/c{b}");
+                    let p = format!("/n{a}/{}{:07}", ["p", "q"][b % 2], b / 2);
                     assert_eq!(tree.get(&p).map(|n| n.stat().mzxid), model.get(&p).copied());
                 }
             }
