@@ -55,15 +55,21 @@ fn listening_socket(addr: SocketAddr, backlog: Option<u32>) -> std::io::Result<S
 mod tests {
     use super::*;
 
-    /// Two listeners on one port (two shards), each with both options set.
-    #[test]
-    fn shards_share_the_port_with_both_options() {
-        let first = listening_socket("127.0.0.1:0".parse().expect("addr"), None).expect("bind");
-        let addr = first
+    /// A listener on a free loopback port, and its address.
+    fn on_loopback() -> (Socket, SocketAddr) {
+        let socket = listening_socket("127.0.0.1:0".parse().expect("addr"), None).expect("bind");
+        let addr = socket
             .local_addr()
             .expect("local addr")
             .as_socket()
             .expect("an inet address");
+        (socket, addr)
+    }
+
+    /// Two listeners on one port (two shards), each with both options set.
+    #[test]
+    fn shards_share_the_port_with_both_options() {
+        let (first, addr) = on_loopback();
         let second = listening_socket(addr, Some(16)).expect("a second shard binds the port");
         for s in [&first, &second] {
             assert!(s.reuse_address().expect("SO_REUSEADDR"));
@@ -75,12 +81,7 @@ mod tests {
     /// kernel copies it from the listener (nothing else sets it per connection).
     #[test]
     fn accepted_connections_inherit_nodelay() {
-        let listener = listening_socket("127.0.0.1:0".parse().expect("addr"), None).expect("bind");
-        let addr = listener
-            .local_addr()
-            .expect("local addr")
-            .as_socket()
-            .expect("an inet address");
+        let (listener, addr) = on_loopback();
         let _client = std::net::TcpStream::connect(addr).expect("connect");
         let (accepted, _) = listener.accept().expect("accept");
         assert!(accepted.tcp_nodelay().expect("TCP_NODELAY"));
