@@ -408,6 +408,38 @@ pub enum WriteError {
     Invalid(#[from] payload::InvalidPayload),
 }
 
+/// The CPU the calling thread runs on.
+fn current_cpu() -> Option<usize> {
+    // SAFETY: no arguments; a negative answer is an error.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
+}
+
+/// Keeps the calling thread off `cpu`, when its affinity allows another CPU.
+///
+/// A snapshot's thread is kept off the CPU of the thread that started it, the commit
+/// stage's: with the shards pinned to every core and the commit stage on shard 0
+/// (`server::commit_on_shard`), the new thread took a time slice from the core under shard
+/// 0 as it started, and every write waited ~8.5 ms (to_batch in the "slow requests"
+/// lines, each at the start of a snapshot write). Off that CPU, 3 write workloads in one
+/// `compare` run had 4 and 0 slow lines ≥ 8 ms (was 20 and 39) and maxima of 7.8–8.9 ms,
+/// and snapshots took no longer (bench/results/stalls-2026-12-06-s18-causes.md). A
+/// lower priority did as much for the stalls but starved the snapshot under load.
+fn keep_off_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is the empty set; the calls read and write only `set`.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return;
+        }
+        if !libc::CPU_ISSET(cpu, &set) || libc::CPU_COUNT(&set) < 2 {
+            return;
+        }
+        libc::CPU_CLR(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// When and where snapshots are taken, and what is kept. Shared by the commit stage
 /// (which counts txns and starts snapshots) and the log's owner (which purges).
 #[derive(Debug)]
@@ -523,9 +555,13 @@ impl SnapshotPolicy {
             return false;
         }
         let policy = self.clone();
+        let commit_cpu = current_cpu();
         let spawned = std::thread::Builder::new()
             .name("snapshot".into())
             .spawn(move || {
+                if let Some(cpu) = commit_cpu {
+                    keep_off_cpu(cpu);
+                }
                 // Whatever happens below, even a panic, a later trigger may try again.
                 struct Done<'a>(&'a AtomicBool);
                 impl Drop for Done<'_> {
