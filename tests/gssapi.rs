@@ -35,7 +35,8 @@ fn without_the_feature_kerberos_login_names_the_feature() {
     std::fs::write(
         &cfg,
         format!(
-            "tickTime=2000\nclientPortAddress=127.0.0.1\nclientPort=23999\ndataDir={}\n",
+            "tickTime=2000\nclientPortAddress=127.0.0.1\nclientPort={}\ndataDir={}\n",
+            common::free_port(),
             dir.join("data").display()
         ),
     )

@@ -7,7 +7,7 @@
 //! ferrokeeper alone: the usage survives a kill -9 restart, from the log and from a
 //! snapshot.
 //!
-//! Servers listen on ports 22000–22999 (this suite's range).
+//! Servers listen on ports from `common::free_port`.
 
 mod common;
 

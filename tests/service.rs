@@ -6,6 +6,7 @@
 //! The server here is the binary started directly (not the harness's `Server`), because
 //! these tests need its exit status and its environment.
 
+mod common;
 mod raw;
 
 use std::os::unix::net::UnixDatagram;
@@ -15,9 +16,12 @@ use std::time::Duration;
 
 use raw::{mode, open_acl, Conn};
 
-/// Ports 22100–22199 are this file's (the tools helper's range is 22000–22999).
-fn port(offset: u16) -> u16 {
-    22100 + offset
+/// A port no other test process holds: drawn and claimed by [`common::free_port`], so
+/// that a server another test binary starts cannot bind it (with `SO_REUSEPORT`, beside
+/// ours) while this test restarts its server. A fixed port here once let a parallel test
+/// take it between the stop and the restart, and the restart's connect was reset.
+fn port() -> u16 {
+    common::free_port()
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -162,12 +166,12 @@ async fn clean_stop_keeps_acknowledged_writes(sig: i32, name: &str, port: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_and_keeps_acknowledged_writes() {
-    clean_stop_keeps_acknowledged_writes(libc::SIGTERM, "sigterm", port(0)).await;
+    clean_stop_keeps_acknowledged_writes(libc::SIGTERM, "sigterm", port()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_stops_cleanly_and_keeps_acknowledged_writes() {
-    clean_stop_keeps_acknowledged_writes(libc::SIGINT, "sigint", port(1)).await;
+    clean_stop_keeps_acknowledged_writes(libc::SIGINT, "sigint", port()).await;
 }
 
 /// systemd's side of sd_notify(3): a datagram socket whose path is in $NOTIFY_SOCKET.
@@ -179,7 +183,7 @@ async fn tells_systemd_when_ready_and_when_stopping() {
     // A bound so that a server that never notifies fails the test instead of hanging it.
     sock.set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
-    let p = port(2);
+    let p = port();
     let child = spawn(&dir, p, &[("NOTIFY_SOCKET", &sock_path)]);
     let mut buf = vec![0u8; 4096];
     let n = sock.recv(&mut buf).expect("READY=1 from the server");
