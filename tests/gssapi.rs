@@ -62,6 +62,7 @@ fn without_the_feature_kerberos_login_names_the_feature() {
         text.contains("--features gssapi") && text.contains("Krb5LoginModule"),
         "the startup error does not name the feature:\n{text}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[cfg(feature = "gssapi")]
