@@ -424,7 +424,7 @@ fn run_all(
         for kind in round_order(0) {
             // Settled states before and after: Java after a full GC (its RSS otherwise
             // says more about when G1 last collected than about the tree), ferrokeeper
-            // after its fold (below).
+            // after a pause.
             std::thread::sleep(Duration::from_millis(500));
             let heap_before = bench.servers.get(kind).java_live_heap_bytes();
             let m = mem.get_mut(kind);
@@ -454,13 +454,6 @@ fn run_all(
                     m.data_dir = Some(settled);
                 }
                 Err(e) => eprintln!("  dataDir of {} not read: {e}", kind.name()),
-            }
-            // ferrokeeper's settled state is after the fold: a snapshot the load started
-            // is written once the dataDir stops changing, and the tree then moves onto
-            // it. Read a second earlier, the overlay still held what the snapshot covers.
-            if kind == ServerKind::Ferrokeeper {
-                std::thread::sleep(Duration::from_millis(500));
-                m.rss_after = server.rss_bytes().ok();
             }
             m.log_written_bytes = crate::durability::read_log(server).ok().map(|l| l.bytes);
             let side = sides.get_mut(kind);

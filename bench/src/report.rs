@@ -602,7 +602,7 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
             }
         }
         data_dir_rows(&mut md, &mem.java, &mem.fk);
-        md.push_str("\n\"Settled\" is Java after a full GC (`jcmd <pid> GC.run`) and ferrokeeper once its dataDir has stopped changing (a snapshot started during the load written, and the tree moved onto it) and 0.5 s more. Java's RSS still depends on its heap sizing (`-Xmx`, G1's growth and shrinking) more than on live data; the live-heap row is the fairer measure of what ZooKeeper keeps per znode.\n");
+        md.push_str("\n\"Settled\" is Java after a full GC (`jcmd <pid> GC.run`) and ferrokeeper after a 1 s pause. Java's RSS still depends on its heap sizing (`-Xmx`, G1's growth and shrinking) more than on live data; the live-heap row is the fairer measure of what ZooKeeper keeps per znode.\n");
         data_dir_notes(&mut md, &mem.java, &mem.fk);
     }
     md.push('\n');
