@@ -424,7 +424,10 @@ fn run_all(
         for kind in round_order(0) {
             // Settled states before and after: Java after a full GC (its RSS otherwise
             // says more about when G1 last collected than about the tree), ferrokeeper
-            // after a pause.
+            // after a pause. Not after its fold (the snapshot the load starts, then the
+            // tree moved onto it): the folded znodes then live in the mapped snapshot,
+            // not resident until read, and RSS per znode came out negative; the
+            // `restart` workload reads every znode and measures that state.
             std::thread::sleep(Duration::from_millis(500));
             let heap_before = bench.servers.get(kind).java_live_heap_bytes();
             let m = mem.get_mut(kind);
