@@ -92,6 +92,13 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        // ferrokeeper patch: see FERROKEEPER-PATCH.md ("cooperative task running").
+        /// Completions are posted when the task next enters the kernel instead of
+        /// interrupting it with an IPI while it runs in user space (Linux 5.19).
+        const COOP_TASKRUN = 1 << 8;
+        /// With `COOP_TASKRUN`: the kernel sets `IORING_SQ_TASKRUN` in the submission
+        /// ring's flags while such completions wait (Linux 5.19).
+        const TASKRUN_FLAG = 1 << 9;
     }
 }
 

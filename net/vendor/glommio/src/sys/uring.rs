@@ -895,6 +895,8 @@ struct SleepableRing {
     task_queue_stats: AHashMap<TaskQueueHandle, RingIoStats>,
     source_map: Rc<RefCell<SourceMap>>,
     in_kernel: usize,
+    // ferrokeeper patch: whether the ring was set up with COOP_TASKRUN | TASKRUN_FLAG.
+    coop_taskrun: bool,
 }
 
 impl SleepableRing {
@@ -904,9 +906,41 @@ impl SleepableRing {
         allocator: Rc<UringBufferAllocator>,
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
+        Self::with_taskrun(size, name, allocator, source_map, false)
+    }
+
+    // ferrokeeper patch: the main ring may take cooperative task running (see
+    // FERROKEEPER-PATCH.md): a socket's poll completion, which a peer's send on another
+    // core produces, then no longer interrupts this executor with a reschedule IPI while
+    // it runs; the completion is posted at its next entry into the kernel, which
+    // `needs_kernel_enter` makes as soon as the kernel flags one waiting. A kernel
+    // older than 5.19 refuses the flags (EINVAL): the ring is then set up as before.
+    fn with_taskrun(
+        size: usize,
+        name: &'static str,
+        allocator: Rc<UringBufferAllocator>,
+        source_map: Rc<RefCell<SourceMap>>,
+        coop_taskrun: bool,
+    ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
+        let (ring, coop_taskrun) = if coop_taskrun {
+            match iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::COOP_TASKRUN | iou::SetupFlags::TASKRUN_FLAG,
+                iou::SetupFeatures::empty(),
+            ) {
+                Ok(ring) => (ring, true),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    (iou::IoUring::new(size as _)?, false)
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            (iou::IoUring::new(size as _)?, false)
+        };
         Ok(SleepableRing {
-            ring: iou::IoUring::new(size as _)?,
+            ring,
+            coop_taskrun,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -920,6 +954,22 @@ impl SleepableRing {
 
     fn ring_fd(&self) -> RawFd {
         self.ring.raw().ring_fd
+    }
+
+    // ferrokeeper patch: with cooperative task running, whether completions wait for
+    // this thread to enter the kernel (the kernel's IORING_SQ_TASKRUN flag).
+    fn task_work_waiting(&self) -> bool {
+        if !self.coop_taskrun {
+            return false;
+        }
+        // SAFETY: `kflags` points into the submission ring the kernel mapped for this
+        // ring, valid while the ring lives; the kernel updates it concurrently, so it is
+        // read as an atomic.
+        let flags = unsafe {
+            (*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire)
+        };
+        flags & crate::uring_sys::IORING_SQ_TASKRUN != 0
     }
 
     /// This function prepares a timer that fires unconditionally after a
@@ -1133,7 +1183,9 @@ impl UringCommon for SleepableRing {
     fn needs_kernel_enter(&self) -> bool {
         // We only need to enter the kernel to submit SQEs, not to collect CQEs (the
         // kernel posts the CQEs asynchronously for us)
-        self.waiting_kernel_submission() > 0
+        // ferrokeeper patch: ... except with cooperative task running, where completions
+        // wait for an entry into the kernel and the ring flags them.
+        self.waiting_kernel_submission() > 0 || self.task_work_waiting()
     }
 
     fn can_sleep(&self) -> bool {
@@ -1318,8 +1370,14 @@ impl Reactor {
         let allocator = Rc::new(UringBufferAllocator::new(io_memory));
         let registry = vec![allocator.as_bytes()];
 
-        let main_ring =
-            SleepableRing::new(ring_depth, "main", allocator.clone(), source_map.clone())?;
+        // ferrokeeper patch: cooperative task running on the main ring (see `with_taskrun`).
+        let main_ring = SleepableRing::with_taskrun(
+            ring_depth,
+            "main",
+            allocator.clone(),
+            source_map.clone(),
+            true,
+        )?;
         let poll_ring = PollRing::new(ring_depth, allocator.clone(), source_map.clone())?;
         let mut latency_ring =
             SleepableRing::new(ring_depth, "latency", allocator.clone(), source_map.clone())?;
