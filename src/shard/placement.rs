@@ -12,8 +12,10 @@
 //!
 //! The kernel chooses a listener when the SYN arrives, before anyone can count, so the
 //! choice is made here, after the accept, by passing the socket. (Choosing in the kernel
-//! with a reuseport BPF program was tried and removed: after a restart a client's
-//! connect was once reset, cause not found; see issue #13's notes.)
+//! with a reuseport BPF program was tried and removed after a client's connect was once
+//! reset in CI following a restart. A later reset of that kind was traced to the tests,
+//! not the server: a test restarting its server on a fixed, unclaimed port, which another
+//! test's server could bind beside it; see issue #13's notes.)
 
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
