@@ -98,8 +98,9 @@
 //! preallocated file size), `zk_fk_log_fdatasyncs`, `zk_fk_log_fsyncs` (whole-file and
 //! directory syncs of segment creation and purges), `zk_fk_log_segments_created`,
 //! `zk_fk_log_segments_removed`, `zk_fk_log_spares_prepared` (segments prepared ahead on
-//! the log's helper thread) and `zk_fk_log_rolls_inline` (rolls that found no spare ready
-//! and created the segment on the commit path). Differences of two readings give fdatasyncs per write
+//! the log's helper thread), `zk_fk_log_rolls_inline` (rolls that found no spare ready
+//! and created the segment on the commit path) and `zk_fk_log_seals_deferred` (finished
+//! segments the helper thread fdatasynced after a roll, with `forceSync=no`). Differences of two readings give fdatasyncs per write
 //! and log bytes per write (`ferrokeeper-bench compare`'s durability section).
 //!
 //! Then how often each connection limit held a client back (`ServerStats::limits`):
@@ -511,6 +512,7 @@ fn log_lines(out: &mut MntrEntries, log: &ferrokeeper_storage::log::LogStats) {
     line(out, "fk_log_segments_removed", log.segments_removed);
     line(out, "fk_log_spares_prepared", log.spares_prepared);
     line(out, "fk_log_rolls_inline", log.rolls_inline);
+    line(out, "fk_log_seals_deferred", log.seals_deferred);
 }
 
 #[cfg(test)]
@@ -555,7 +557,8 @@ mod tests {
             out,
             "zk_fk_log_batches\t3\nzk_fk_log_records\t7\nzk_fk_log_bytes\t900\n\
              zk_fk_log_fdatasyncs\t4\nzk_fk_log_fsyncs\t2\nzk_fk_log_segments_created\t1\n\
-             zk_fk_log_segments_removed\t0\nzk_fk_log_spares_prepared\t0\nzk_fk_log_rolls_inline\t0\n"
+             zk_fk_log_segments_removed\t0\nzk_fk_log_spares_prepared\t0\nzk_fk_log_rolls_inline\t0\n\
+             zk_fk_log_seals_deferred\t0\n"
         );
     }
 }

@@ -106,6 +106,7 @@ pub struct LogCounters {
     segments_removed: AtomicU64,
     spares_prepared: AtomicU64,
     rolls_inline: AtomicU64,
+    seals_deferred: AtomicU64,
     /// Smallest and largest txns per log write (ZooKeeper's `sync_processor_batch_size`
     /// summary; `u64::MAX` before the first).
     batch_records_min: AtomicU64,
@@ -139,6 +140,7 @@ impl LogCounters {
             segments_removed: AtomicU64::new(0),
             spares_prepared: AtomicU64::new(0),
             rolls_inline: AtomicU64::new(0),
+            seals_deferred: AtomicU64::new(0),
             batch_records_min: AtomicU64::new(u64::MAX),
             batch_records_max: AtomicU64::new(0),
             append_syncs: std::sync::Mutex::new(ferrokeeper_storage::log::SyncTimes {
@@ -175,6 +177,7 @@ impl LogCounters {
         self.segments_removed.store(s.segments_removed, Relaxed);
         self.spares_prepared.store(s.spares_prepared, Relaxed);
         self.rolls_inline.store(s.rolls_inline, Relaxed);
+        self.seals_deferred.store(s.seals_deferred, Relaxed);
         if let Ok(mut t) = self.append_syncs.lock() {
             *t = s.append_syncs;
         }
@@ -247,6 +250,7 @@ impl LogCounters {
             segments_removed: self.segments_removed.load(Relaxed),
             spares_prepared: self.spares_prepared.load(Relaxed),
             rolls_inline: self.rolls_inline.load(Relaxed),
+            seals_deferred: self.seals_deferred.load(Relaxed),
             append_syncs: self
                 .append_syncs
                 .lock()

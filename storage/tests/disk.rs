@@ -6,8 +6,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use ferrokeeper_storage::log::format::{
-    encode_header, SegmentHeader, FRAME_HEADER_BYTES, HEADER_BYTES, HEADER_VERSION_OFFSET,
+    decode_header, encode_header, SegmentHeader, FLAG_PREV_UNSEALED, FRAME_HEADER_BYTES,
+    FRAME_ZXID_OFFSET, HEADER_BYTES, HEADER_VERSION_OFFSET,
 };
+use ferrokeeper_storage::log::scan::{scan_segment, Position};
 use ferrokeeper_storage::log::{
     read, IoMode, LogError, LogOptions, LogWriter, OwnedRecord, Record,
 };
@@ -231,7 +233,7 @@ fn missing_segment_newer_version_foreign_name_and_lock_are_refused() {
     let segs = segments(tmp.path());
     assert!(segs.len() >= 3);
 
-    // A newer format version, with a valid header checksum.
+    // A newer format version (this code reads 1 and 2), with a valid header checksum.
     let newest = segs.last().expect("newest").clone();
     let original = fs::read(&newest).expect("read");
     let name = newest
@@ -242,17 +244,18 @@ fn missing_segment_newer_version_foreign_name_and_lock_are_refused() {
     let zxid = i64::from_str_radix(name.trim_start_matches("fk-log."), 16).expect("hex");
     let mut h = encode_header(&SegmentHeader {
         version: 1,
+        flags: 0,
         first_zxid: zxid,
         segment_index: 0,
         prev_last_zxid: -1,
     });
-    h[HEADER_VERSION_OFFSET..HEADER_VERSION_OFFSET + 4].copy_from_slice(&2u32.to_le_bytes());
+    h[HEADER_VERSION_OFFSET..HEADER_VERSION_OFFSET + 4].copy_from_slice(&3u32.to_le_bytes());
     let checksum = xxhash_rust::xxh3::xxh3_64(&h[..40]);
     h[40..48].copy_from_slice(&checksum.to_le_bytes());
     patch(&newest, 0, &h);
     let err = LogWriter::open(tmp.path(), opts).err().expect("refused");
     assert!(
-        matches!(err, LogError::UnsupportedVersion { version: 2, .. }),
+        matches!(err, LogError::UnsupportedVersion { version: 3, .. }),
         "{err}"
     );
     patch(&newest, 0, &original[..HEADER_BYTES]);
@@ -366,4 +369,103 @@ fn force_sync_off_issues_no_fdatasync_per_append() {
     assert_eq!(w.stats().fdatasyncs, 0);
     drop(w);
     assert_eq!(read_all(tmp.path(), -1).len(), 10);
+}
+
+/// Appends one batch at a time until a batch starts a new segment; returns the next zxid.
+fn append_until_roll(w: &mut LogWriter, mut zxid: i64) -> i64 {
+    let before = w.tail().map(|(name, _)| name.to_string());
+    loop {
+        append_range(w, zxid, 3, 3);
+        zxid += 3;
+        if w.tail().map(|(name, _)| name.to_string()) != before {
+            return zxid;
+        }
+    }
+}
+
+/// The start offsets of the records in a segment file.
+fn frame_starts(path: &Path) -> Vec<usize> {
+    let bytes = fs::read(path).expect("read segment");
+    let mut starts = Vec::new();
+    scan_segment(&bytes, Position::Newest, |offset, _| starts.push(offset)).expect("scan");
+    starts
+}
+
+/// With force_sync off a roll leaves the finished segment's fdatasync to the helper thread
+/// (`storage/FORMAT.md`, "Roll"): the appending thread never syncs, the new segment's header
+/// says its predecessor was unsealed, and recovery tells a tail the crash cut before the
+/// seal finished (the segment after it goes) from one cut after (corruption, refused).
+#[test]
+fn force_sync_off_seals_off_the_append_path() {
+    for io in MODES {
+        let opts = LogOptions {
+            force_sync: false,
+            ..small(io)
+        };
+        // Several rolls; every fdatasync is a seal's (two each), none an append's.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut w, _) = LogWriter::open(tmp.path(), opts).expect("open");
+        append_range(&mut w, 1, 240, 3);
+        w.wait_background().expect("background");
+        let stats = w.stats();
+        let rolls = segments(tmp.path()).len() as u64 - 1;
+        assert!(rolls >= 2, "{stats:?}");
+        assert_eq!(stats.seals_deferred, rolls, "{stats:?}");
+        assert_eq!(stats.fdatasyncs, 2 * rolls, "{stats:?}");
+        drop(w);
+        for seg in &segments(tmp.path())[1..] {
+            let header = decode_header(&fs::read(seg).expect("read")).expect("header");
+            assert_eq!((header.version, header.flags), (2, FLAG_PREV_UNSEALED));
+        }
+        assert_eq!(read_all(tmp.path(), -1).len(), 240);
+
+        // A crash before the seal finished: the new segment has one batch, written before
+        // the seal's syncs, and the finished segment lost its last batch (never written
+        // back: zeros). The new segment's records follow lost ones and go.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut w, _) = LogWriter::open(tmp.path(), opts).expect("open");
+        let next = append_until_roll(&mut w, 1);
+        append_until_roll(&mut w, next);
+        drop(w);
+        let segs = segments(tmp.path());
+        let (sealed, newest) = (&segs[segs.len() - 2], &segs[segs.len() - 1]);
+        let starts = frame_starts(sealed);
+        let last = *starts.last().expect("records");
+        let lost_from = frame_zxid(sealed, last);
+        let kept = read_all(tmp.path(), -1)
+            .iter()
+            .take_while(|r| r.zxid < lost_from)
+            .count();
+        patch(sealed, last as u64, &[0u8; 64]);
+        // A tool reading before recovery stops where recovery will cut.
+        assert_eq!(read_all(tmp.path(), -1).len(), kept);
+        let (_, rec) = LogWriter::open(tmp.path(), opts).expect("recovers");
+        assert_eq!(rec.unsealed_tail.as_deref(), Some(sealed.as_path()));
+        let newest_name = newest.file_name().expect("name").to_string_lossy();
+        assert_eq!(rec.removed_segments, vec![newest_name.to_string()]);
+        assert!(!newest.exists());
+        assert_eq!(read_all(tmp.path(), -1).len(), kept);
+
+        // The same loss after the seal finished and a later frame said so: corruption.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut w, _) = LogWriter::open(tmp.path(), opts).expect("open");
+        let next = append_until_roll(&mut w, 1);
+        let next = append_until_roll(&mut w, next);
+        w.wait_background().expect("seal done");
+        append_range(&mut w, next, 3, 3);
+        drop(w);
+        let segs = segments(tmp.path());
+        let sealed = &segs[segs.len() - 2];
+        let last = *frame_starts(sealed).last().expect("records");
+        patch(sealed, last as u64, &[0u8; 64]);
+        let err = LogWriter::open(tmp.path(), opts).err().expect("refused");
+        assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
+    }
+}
+
+/// The zxid of the frame at `offset` of a segment file.
+fn frame_zxid(path: &Path, offset: usize) -> i64 {
+    let bytes = fs::read(path).expect("read segment");
+    let at = offset + FRAME_ZXID_OFFSET;
+    i64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }

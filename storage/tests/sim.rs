@@ -127,6 +127,9 @@ struct Coverage {
     /// Recoveries that renamed a spare holding a header back into place (a crash kept a
     /// roll's records but not its rename).
     renamed_spares: u64,
+    /// Recoveries that found a segment's tail cut by a crash before its seal finished
+    /// (force_sync off) and removed the segment after it.
+    unsealed_tails: u64,
 }
 
 /// Rules 1–4 with force_sync on; with it off, only "a contiguous run of what was appended,
@@ -155,11 +158,22 @@ fn crash_cycles(seed: u64, force_sync: bool, cov: &mut Coverage) {
             }
         }
         sim.set_faults(SimFaults::default());
+        // A tool reading the crashed log before any recovery (read-only) finds no
+        // corruption, and a prefix of what recovery keeps (recovery may also rename a
+        // spare, which the reader does not look at, back into place).
+        let unrecovered = read_all(&sim);
         let (mut writer, recovered) = match LogWriter::open_with(sim.clone(), opts) {
             Ok(x) => x,
             Err(e) => panic!("cycle {cycle}: open failed: {e}"),
         };
         let found = read_all(&sim);
+        assert!(
+            found.starts_with(&unrecovered),
+            "cycle {cycle}: read before recovery {:?} is not a prefix of after {:?}",
+            zxids(&unrecovered),
+            zxids(&found)
+        );
+        cov.unsealed_tails += u64::from(recovered.unsealed_tail.is_some());
         check_recovery(cycle, force_sync, &acked, &pending, horizon, &found);
         cov.torn_tails += u64::from(recovered.torn_tail.is_some());
         cov.removed_segments += recovered.removed_segments.len() as u64;
@@ -322,6 +336,7 @@ fn assert_covered(cov: &Coverage, force_sync: bool) {
         purges,
         failed_recoveries,
         renamed_spares,
+        unsealed_tails,
     } = *cov;
     for (what, n) in [
         ("torn tails", torn_tails),
@@ -340,6 +355,11 @@ fn assert_covered(cov: &Coverage, force_sync: bool) {
         ("purges", purges),
         ("crashes during recovery", failed_recoveries),
         ("spares renamed back at recovery", renamed_spares),
+        // Only force_sync off leaves a segment unsealed after a roll.
+        (
+            "tails cut before a seal finished",
+            if force_sync { 1 } else { unsealed_tails },
+        ),
     ] {
         assert!(n > 0, "the simulation never produced {what}: {cov:?}");
     }

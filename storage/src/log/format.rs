@@ -39,15 +39,27 @@ pub const RAFT_SEGMENTS: SegmentKind = SegmentKind {
     magic: RAFT_SEGMENT_MAGIC,
     name_prefix: RAFT_SEGMENT_NAME_PREFIX,
 };
-/// The format version this code writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this code reads. It writes version 1 for a header without
+/// flags and version 2 for one with [`FLAG_PREV_UNSEALED`], so that a log written with
+/// `force_sync` on stays readable by version-1 code (`storage/FORMAT.md`, "Versions").
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Header flag (version 2): when this segment was started, the previous segment's seal (its
+/// fdatasync, with `force_sync` off) was still running on the log's helper thread. Until a
+/// frame of this segment carries a `synced_through` past the header (the helper synced this
+/// segment after that seal), a torn tail in the previous segment is a crash's doing, not
+/// corruption (`storage/FORMAT.md`, "Roll" and "Recovery").
+pub const FLAG_PREV_UNSEALED: u32 = 1;
+
+/// The flags a version-2 header may carry.
+const FLAGS_KNOWN: u32 = FLAG_PREV_UNSEALED;
 
 // Segment header: one per file, at byte 0.
 /// Offset of the magic (8 bytes).
 pub const HEADER_MAGIC_OFFSET: usize = 0;
 /// Offset of the format version (u32).
 pub const HEADER_VERSION_OFFSET: usize = 8;
-/// Offset of the flags (u32, must be zero in version 1).
+/// Offset of the flags (u32, must be zero in version 1; [`FLAG_PREV_UNSEALED`] in version 2).
 pub const HEADER_FLAGS_OFFSET: usize = 12;
 /// Offset of the first zxid (i64): the zxid of the segment's first record, also in the file name.
 pub const HEADER_FIRST_ZXID_OFFSET: usize = 16;
@@ -81,6 +93,8 @@ pub const SEGMENT_BYTES_MAX: u64 = u32::MAX as u64;
 pub struct SegmentHeader {
     /// Format version (`<= FORMAT_VERSION` once verified).
     pub version: u32,
+    /// Flags: 0 in version 1; [`FLAG_PREV_UNSEALED`] or 0 in version 2.
+    pub flags: u32,
     /// Zxid of the segment's first record.
     pub first_zxid: i64,
     /// 0 for the first segment of a log, +1 per roll.
@@ -100,7 +114,7 @@ pub enum HeaderError {
     Magic,
     /// Checksum does not match.
     Checksum,
-    /// Checksum matches but flags are not zero.
+    /// Checksum matches but flags are not zero (version 1) or not known (version 2).
     Flags,
     /// Checksum matches but the version is newer than this code reads.
     Version(u32),
@@ -173,7 +187,7 @@ fn encode_header_with(magic: &[u8; 8], header: &SegmentHeader) -> [u8; HEADER_BY
     let mut b = [0u8; HEADER_BYTES];
     b[HEADER_MAGIC_OFFSET..HEADER_MAGIC_OFFSET + 8].copy_from_slice(magic);
     put_u32(&mut b, HEADER_VERSION_OFFSET, header.version);
-    put_u32(&mut b, HEADER_FLAGS_OFFSET, 0);
+    put_u32(&mut b, HEADER_FLAGS_OFFSET, header.flags);
     put_u64(&mut b, HEADER_FIRST_ZXID_OFFSET, header.first_zxid as u64);
     put_u64(&mut b, HEADER_SEGMENT_INDEX_OFFSET, header.segment_index);
     put_u64(
@@ -203,11 +217,14 @@ fn decode_header_with(magic: &[u8; 8], bytes: &[u8]) -> Result<SegmentHeader, He
     if version > FORMAT_VERSION {
         return Err(HeaderError::Version(version));
     }
-    if get_u32(b, HEADER_FLAGS_OFFSET) != 0 {
+    let flags = get_u32(b, HEADER_FLAGS_OFFSET);
+    let known = if version >= 2 { FLAGS_KNOWN } else { 0 };
+    if flags & !known != 0 {
         return Err(HeaderError::Flags);
     }
     Ok(SegmentHeader {
         version,
+        flags,
         first_zxid: get_u64(b, HEADER_FIRST_ZXID_OFFSET) as i64,
         segment_index: get_u64(b, HEADER_SEGMENT_INDEX_OFFSET),
         prev_last_zxid: get_u64(b, HEADER_PREV_LAST_ZXID_OFFSET) as i64,
@@ -323,6 +340,7 @@ mod tests {
     fn header_round_trip_and_layout() {
         let h = SegmentHeader {
             version: 1,
+            flags: 0,
             first_zxid: 0x1_0000_0001,
             segment_index: 7,
             prev_last_zxid: 42,
@@ -400,6 +418,7 @@ mod tests {
     fn a_raft_header_is_not_a_txn_header() {
         let h = SegmentHeader {
             version: 1,
+            flags: 0,
             first_zxid: 3,
             segment_index: 0,
             prev_last_zxid: -1,

@@ -161,7 +161,7 @@ pub struct LogStats {
     pub records: u64,
     /// Framed bytes appended.
     pub bytes: u64,
-    /// fdatasyncs issued (linked to an append's write, or before a roll, or in recovery).
+    /// fdatasyncs issued (linked to an append's write, a seal's, or in recovery).
     pub fdatasyncs: u64,
     /// Full fsyncs issued (new segment files and the directory).
     pub fsyncs: u64,
@@ -174,6 +174,9 @@ pub struct LogStats {
     /// Rolls that found no spare ready and created the new segment inline, on the commit
     /// path (the first roll of a fresh log always does).
     pub rolls_inline: u64,
+    /// Finished segments sealed by the helper thread (with `force_sync` off: the segment's
+    /// fdatasync, then the next one's), off the commit path.
+    pub seals_deferred: u64,
     /// The appends' syncs timed, in whole milliseconds as ZooKeeper's `fsynctime`
     /// summary records them (`FileTxnLog.commit` times `FileChannel.force`): how many,
     /// their sum, smallest and largest. Only the sync that makes an append durable

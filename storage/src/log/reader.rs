@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::error::LogError;
-use super::format::{Frame, FRAME_HEADER_BYTES};
+use super::format::{Frame, FLAG_PREV_UNSEALED, FRAME_HEADER_BYTES, HEADER_BYTES};
 use super::scan::{scan_segment, Position, ScanError};
 use super::segments::{self, Loaded, SegmentFile};
 use super::OwnedRecord;
@@ -35,9 +35,15 @@ pub fn read_with<S: Storage>(mut storage: S, after_zxid: i64) -> Result<LogReade
         .take_while(|w| w[1].first_zxid <= after_zxid.saturating_add(1))
         .count();
     let files = files.into_iter().skip(skip).collect::<Vec<_>>();
+    let relaxed_prev = if files.len() >= 2 {
+        newest_unproven(&mut storage, &files)?
+    } else {
+        None
+    };
     Ok(LogReader {
         storage,
         files,
+        relaxed_prev,
         next_file: 0,
         after_zxid,
         buf: Default::default(),
@@ -53,6 +59,10 @@ pub struct LogReader<S: Storage> {
     storage: S,
     files: Vec<SegmentFile>,
     next_file: usize,
+    /// `Some(last zxid the newest segment expects before it)` when the newest segment's
+    /// predecessor is read like a newest segment, and the newest not at all if the
+    /// predecessor turns out short of that (`newest_unproven`).
+    relaxed_prev: Option<i64>,
     after_zxid: i64,
     /// The loaded segment's bytes.
     buf: segments::SegmentBytes,
@@ -70,7 +80,10 @@ impl<S: Storage> LogReader<S> {
             return Ok(false);
         };
         self.next_file += 1;
-        let position = if self.next_file == self.files.len() {
+        let relaxed = self
+            .relaxed_prev
+            .filter(|_| self.next_file + 1 == self.files.len());
+        let position = if self.next_file == self.files.len() || relaxed.is_some() {
             Position::Newest
         } else {
             Position::Sealed
@@ -100,6 +113,12 @@ impl<S: Storage> LogReader<S> {
         if scan.records == 0 && position == Position::Newest {
             return Ok(false);
         }
+        let short = |expected| scan.torn_end.is_some() || scan.last_zxid.unwrap_or(-1) < expected;
+        if relaxed.is_some_and(short) {
+            // A crash before this segment's seal finished: what follows the tear is lost,
+            // and the newest segment's records after it are not part of the log.
+            self.files.truncate(self.next_file);
+        }
         let checked = segments::check_name(&self.storage, &file, &scan.header).and_then(|()| {
             let loaded = Loaded {
                 name: file.name.clone(),
@@ -118,6 +137,35 @@ impl<S: Storage> LogReader<S> {
         }
         Ok(true)
     }
+}
+
+/// Whether the predecessor of the newest of `files` may have a torn tail, as recovery
+/// (`storage/FORMAT.md`, "Recovery") allows, and if so the last zxid the newest expects
+/// before it: the newest holds no record (a crash during a roll: the predecessor is the
+/// newest; `i64::MIN`, nothing to compare), or it was started while its predecessor's seal
+/// was running and has no frame proving that seal done. Reads the newest segment once
+/// more; only tools read a log this way.
+fn newest_unproven<S: Storage>(
+    storage: &mut S,
+    files: &[SegmentFile],
+) -> Result<Option<i64>, LogError> {
+    let newest = files.last().expect("at least one file");
+    let mut buf = segments::SegmentBytes::default();
+    let id = segments::load(storage, &newest.name, &mut buf, false)?;
+    storage.close(id);
+    let mut proven = false;
+    let scan = scan_segment(buf.bytes(), Position::Newest, |_, frame| {
+        proven |= frame.synced_through as usize > HEADER_BYTES;
+    });
+    Ok(match scan {
+        Ok(scan) if scan.records == 0 => Some(i64::MIN),
+        Err(ScanError::InterruptedCreation) => Some(i64::MIN),
+        Ok(scan) if scan.header.flags & FLAG_PREV_UNSEALED != 0 && !proven => {
+            Some(scan.header.prev_last_zxid)
+        }
+        // Read as usual: the reader reports it when it gets there.
+        Ok(_) | Err(_) => None,
+    })
 }
 
 impl<S: Storage> Iterator for LogReader<S> {

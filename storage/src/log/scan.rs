@@ -107,13 +107,14 @@ pub fn scan_segment_of(
         Ok(h) => h,
         Err(HeaderError::Version(v)) => return Err(ScanError::Version(v)),
         Err(e) => {
-            // No record of a segment is acknowledged before an fdatasync that covers its
-            // header: with forceSync=no the roll syncs the header before any record, with
-            // forceSync=yes the header is written with the first batch and that batch's
-            // fdatasync makes both durable. So in the newest segment, a bad header with
-            // nothing after it, or a header never written at all (zeros: the disk kept
-            // later sectors of an unsynced first batch but not the first one), is a
-            // creation a crash interrupted, and whatever follows was never acknowledged.
+            // No frame of a segment claims a sync past the header before an fdatasync that
+            // covers the header: with forceSync=yes the header is written with the first
+            // batch and that batch's fdatasync makes both durable; with forceSync=no only
+            // the seal's sync of this segment does (`storage/FORMAT.md`, "Roll"), and
+            // until then no record in it is durable. So in the newest segment, a bad
+            // header with nothing after it, or a header never written at all (zeros: the
+            // disk kept later sectors of an unsynced first batch but not the first one), is
+            // a creation a crash interrupted, and whatever follows was never made durable.
             // The ensemble simulator found the second case (seed 1883750032998483, 5
             // members): the restarted member refused to open its log. A frame whose
             // `synced_through` is past the header proves a sync covered the header: then
@@ -208,7 +209,7 @@ fn find_witness(segment: &[u8], bad: usize, garbage_end: usize) -> Option<usize>
 
 #[cfg(test)]
 mod tests {
-    use super::super::format::{encode_frame, encode_header, FORMAT_VERSION};
+    use super::super::format::{encode_frame, encode_header};
     use super::*;
 
     #[test]
@@ -232,7 +233,8 @@ mod tests {
     fn segment(len: usize, frames: &[(i64, u32, &[u8])]) -> (Vec<u8>, Vec<usize>) {
         let first = frames.first().map_or(1, |f| f.0);
         let header = encode_header(&SegmentHeader {
-            version: FORMAT_VERSION,
+            version: 1,
+            flags: 0,
             first_zxid: first,
             segment_index: 0,
             prev_last_zxid: -1,

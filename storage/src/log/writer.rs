@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::LogError;
 use super::format::{
-    encode_frame_with, frame_bytes, Frame, SegmentHeader, SegmentKind, FORMAT_VERSION,
+    encode_frame_with, frame_bytes, Frame, SegmentHeader, SegmentKind, FLAG_PREV_UNSEALED,
     FRAME_HEADER_BYTES, HEADER_BYTES, TXN_SEGMENTS,
 };
 use super::scan::{scan_segment_of, Position, Scan, ScanError};
@@ -48,6 +48,10 @@ pub struct Recovered {
     /// The segment a spare holding a header was renamed back to (a crash kept a roll's
     /// records but not its rename; `storage/FORMAT.md`, "Roll").
     pub renamed_spare: Option<String>,
+    /// The segment whose tail a crash cut before its seal finished (`force_sync` off: the
+    /// seal runs on the helper thread after a roll); the segment after it, whose records
+    /// followed the lost ones, is among `removed_segments`.
+    pub unsealed_tail: Option<PathBuf>,
 }
 
 /// Where recovery cut a torn tail.
@@ -101,8 +105,12 @@ pub struct LogWriter<S: Storage = DiskStorage> {
     /// Whether a batch is staged in `buffer` and not yet finished ([`LogWriter::stage`]).
     staged: bool,
     stats: LogStats,
-    /// The spare segment and purges, prepared and done off the commit path.
+    /// The spare segment, seals and purges, prepared and done off the commit path.
     background: Background,
+    /// With `force_sync` off, the segment a roll finished and left unsealed: its seal is
+    /// handed to the helper thread once the first batch of the new segment is written
+    /// ([`Task::Seal`]), and the next spare after it.
+    unsealed: Option<String>,
 }
 
 /// A batch framed by [`LogWriter::stage`] and not yet written: where it goes.
@@ -230,52 +238,84 @@ impl<S: Storage> LogWriter<S> {
         let mut newest: Option<(SegmentFile, Scan)> = None;
         let mut newest_buf = segments::SegmentBytes::default();
         let mut newest_frames: Vec<(usize, Frame)> = Vec::new();
-        while let Some(file) = files.pop() {
-            let id = segments::load(&mut storage, &file.name, &mut newest_buf, true)?;
-            storage.close(id);
-            newest_frames.clear();
-            let verdict = scan_segment_of(
-                &kind,
-                newest_buf.bytes(),
-                Position::Newest,
-                |offset, frame| newest_frames.push((offset, *frame)),
-            );
-            match verdict.clone() {
-                Ok(scan) if scan.records > 0 => {
-                    segments::check_name(&storage, &file, &scan.header)?;
-                    newest = Some((file, scan));
-                    break;
-                }
-                Ok(_) | Err(ScanError::InterruptedCreation) => {
-                    if let Ok(Scan {
-                        valid_end,
-                        torn_end: Some(torn_end),
-                        ..
-                    }) = verdict
-                    {
-                        // The segment's first batch was torn: report it like any torn tail.
-                        recovered.truncated_bytes = (torn_end - valid_end) as u64;
-                        recovered.torn_tail = Some(TornTail {
-                            file: storage.path(&file.name),
-                            offset: valid_end as u64,
-                        });
+        loop {
+            while let Some(file) = files.pop() {
+                let id = segments::load(&mut storage, &file.name, &mut newest_buf, true)?;
+                storage.close(id);
+                newest_frames.clear();
+                let verdict = scan_segment_of(
+                    &kind,
+                    newest_buf.bytes(),
+                    Position::Newest,
+                    |offset, frame| newest_frames.push((offset, *frame)),
+                );
+                match verdict.clone() {
+                    Ok(scan) if scan.records > 0 => {
+                        segments::check_name(&storage, &file, &scan.header)?;
+                        newest = Some((file, scan));
+                        break;
                     }
-                    tracing::warn!(file = %storage.path(&file.name).display(),
-                        "removing the newest log segment: it holds no whole record (crash during a roll)");
-                    let path = storage.path(&file.name);
-                    let io = |op, source| LogError::Io {
-                        op,
-                        file: path.clone(),
-                        source,
-                    };
-                    storage.remove(&file.name).map_err(|e| io("remove", e))?;
-                    storage.sync_dir().map_err(|e| io("fsync directory", e))?;
-                    stats.fsyncs += 1;
-                    stats.segments_removed += 1;
-                    recovered.removed_segments.push(file.name);
+                    Ok(_) | Err(ScanError::InterruptedCreation) => {
+                        if let Ok(Scan {
+                            valid_end,
+                            torn_end: Some(torn_end),
+                            ..
+                        }) = verdict
+                        {
+                            // The segment's first batch was torn: report it like any torn tail.
+                            recovered.truncated_bytes = (torn_end - valid_end) as u64;
+                            recovered.torn_tail = Some(TornTail {
+                                file: storage.path(&file.name),
+                                offset: valid_end as u64,
+                            });
+                        }
+                        tracing::warn!(file = %storage.path(&file.name).display(),
+                            "removing the newest log segment: it holds no whole record (crash during a roll)");
+                        remove_newest_on_open(&mut storage, file.name, &mut stats, &mut recovered)?;
+                    }
+                    Err(e) => return Err(segments::scan_error(&storage, &file.name, e)),
                 }
-                Err(e) => return Err(segments::scan_error(&storage, &file.name, e)),
             }
+
+            // The newest segment was started while its predecessor's seal was still running
+            // on the helper thread (force_sync off), and no frame of it proves that seal
+            // done (`synced_through` past the header). The predecessor may then have a torn
+            // tail, a crash's doing: it is scanned like a newest segment, and if it turns out
+            // torn or without a whole record, the newest segment's records follow lost ones
+            // and it goes too; the predecessor is then the newest and repaired as such. Not
+            // when a later segment was removed above (nor a second time): a roll starts a
+            // segment only after the previous roll's seal finished, so whatever came before
+            // a later segment's creation is whole.
+            let unproven = newest.as_ref().is_some_and(|(_, scan)| {
+                scan.header.flags & FLAG_PREV_UNSEALED != 0
+                    && newest_frames
+                        .iter()
+                        .all(|(_, f)| f.synced_through as usize <= HEADER_BYTES)
+            });
+            let later_removed = !recovered.removed_segments.is_empty();
+            let Some(prev) = files.last().filter(|_| unproven && !later_removed) else {
+                break;
+            };
+            let expected_last = newest.as_ref().expect("unproven").1.header.prev_last_zxid;
+            let id = segments::load(&mut storage, &prev.name, &mut buf, true)?;
+            storage.close(id);
+            let verdict = scan_segment_of(&kind, buf.bytes(), Position::Newest, |_, _| {});
+            // Lost: torn, or cut at a frame boundary (unsynced frames that never reached the
+            // disk read as zeros), or not even its header kept. Anything else is whole, or
+            // corrupt, and the scan below reports it as such.
+            let lost = match &verdict {
+                Ok(scan) => scan.torn_end.is_some() || scan.last_zxid.unwrap_or(-1) < expected_last,
+                Err(e) => *e == ScanError::InterruptedCreation,
+            };
+            if !lost {
+                break;
+            }
+            let (file, _) = newest.take().expect("unproven means a newest segment");
+            tracing::warn!(file = %storage.path(&file.name).display(), sealed = %storage.path(&prev.name).display(),
+                "removing the newest log segment: the segment before it has a torn tail (a crash before its seal finished)");
+            remove_newest_on_open(&mut storage, file.name, &mut stats, &mut recovered)?;
+            recovered.unsealed_tail = Some(storage.path(&prev.name));
+            newest_frames.clear();
         }
 
         // Every older segment must verify in full and link to the next.
@@ -414,6 +454,7 @@ impl<S: Storage> LogWriter<S> {
             staged: false,
             stats,
             background,
+            unsealed: None,
         };
         Ok((writer, recovered))
     }
@@ -609,6 +650,15 @@ impl<S: Storage> LogWriter<S> {
         let segment = self.segments.last_mut().expect("current segment is listed");
         segment.last_zxid = staged.last;
         segment.end = end;
+        if let Some(sealed) = self.unsealed.take() {
+            let next = segment.name.clone();
+            self.background.submit(Task::Seal {
+                sealed,
+                next,
+                through: end,
+            });
+            self.background.submit(Task::Spare);
+        }
         self.stats.appends += 1;
         self.stats.records += staged.records;
         self.stats.bytes += staged.framed as u64;
@@ -634,14 +684,17 @@ impl<S: Storage> LogWriter<S> {
     }
 
     /// Blocks until the background work handed over so far is done: purged segments
-    /// removed, the spare prepared. For tests and tools; the server never waits on it.
+    /// removed, the spare prepared, a finished segment sealed. For tests and tools; the
+    /// server never waits on it.
     pub fn wait_background(&mut self) -> Result<(), LogError> {
         assert!(!self.staged, "no wait while a staged batch is unfinished");
         self.check_running()?;
         let waited = self
             .background
             .wait_all(&mut self.storage, &mut self.stats, false);
-        waited.map_err(|f| self.stop_background(f))
+        waited.map_err(|f| self.stop_background(f))?;
+        self.take_sealed();
+        Ok(())
     }
 
     /// [`LogWriter::purge_through`], returning only once the segments are removed (the Raft
@@ -732,7 +785,44 @@ impl<S: Storage> LogWriter<S> {
     /// Collects finished background work (or runs some, inline); a failure stops the writer.
     fn poll_background(&mut self) -> Result<(), LogError> {
         let polled = self.background.poll(&mut self.storage, &mut self.stats);
-        polled.map_err(|f| self.stop_background(f))
+        polled.map_err(|f| self.stop_background(f))?;
+        self.take_sealed();
+        Ok(())
+    }
+
+    /// Applies a finished seal: the segment after the sealed one is durable through the
+    /// offset the seal's second fdatasync covered, and the frames written from now on say
+    /// so (the witness that the sealed segment is whole).
+    fn take_sealed(&mut self) {
+        let Some((next, through)) = self.background.take_sealed() else {
+            return;
+        };
+        let is_current = self.segments.last().is_some_and(|s| s.name == next);
+        if let (true, Some(cur)) = (is_current, self.current.as_mut()) {
+            debug_assert!(through <= cur.end, "a seal covers written bytes only");
+            cur.synced_through = cur.synced_through.max(through.min(cur.end));
+        }
+    }
+
+    /// Hands over the seal a roll left for the current segment's first batch, if that batch
+    /// never came (a truncation or a roll before it), and waits for every seal to finish.
+    pub(crate) fn finish_sealing(&mut self) -> Result<(), LogError> {
+        if let Some(sealed) = self.unsealed.take() {
+            let cur = self.current.expect("an unsealed segment has a successor");
+            let next = self.segments.last().expect("listed").name.clone();
+            self.background.submit(Task::Seal {
+                sealed,
+                next,
+                through: cur.end,
+            });
+            self.background.submit(Task::Spare);
+        }
+        let waited = self
+            .background
+            .wait_for_seal(&mut self.storage, &mut self.stats);
+        waited.map_err(|f| self.stop_background(f))?;
+        self.take_sealed();
+        Ok(())
     }
 
     fn stop_background(&mut self, f: Failure) -> LogError {
@@ -741,24 +831,31 @@ impl<S: Storage> LogWriter<S> {
 
     /// Starts a new segment whose first record will have `first_zxid`: the spare renamed
     /// into place when one is ready (a header write and a rename), else created inline.
+    ///
+    /// With `force_sync` off the finished segment holds unsynced bytes. It is not synced
+    /// here but by the helper thread, after the new segment's first batch ([`Task::Seal`]);
+    /// the new segment's header says so ([`FLAG_PREV_UNSEALED`]), which is what lets
+    /// recovery take a torn tail in it for a crash's doing (`storage/FORMAT.md`, "Roll").
+    /// A roll waits only when the previous roll's seal is still running: at most one
+    /// segment, the newest one's predecessor, is ever unsealed.
     fn roll(&mut self, first_zxid: i64) -> Result<(), LogError> {
         let started = std::time::Instant::now();
+        self.finish_sealing()?;
+        let mut flags = 0;
         if let Some(cur) = self.current.take() {
             if cur.synced_through < cur.end {
-                // force_sync off: make the old segment whole before a newer one exists, so that
-                // only the newest segment can ever have a torn tail.
-                if let Err(e) = self.storage.sync_data(cur.file) {
-                    self.current = Some(cur);
-                    return Err(self.stop("fdatasync", e));
-                }
-                self.stats.fdatasyncs += 1;
+                flags = FLAG_PREV_UNSEALED;
+                self.unsealed = self.segments.last().map(|s| s.name.clone());
             }
             self.storage.close(cur.file);
         }
         let name = self.kind.segment_name(first_zxid);
         let index = self.segments.last().map_or(0, |s| s.index + 1);
         let header = self.kind.encode_header(&SegmentHeader {
-            version: FORMAT_VERSION,
+            // Version 2 only where its flag is needed: a log written with force_sync on
+            // stays readable by version-1 code.
+            version: if flags == 0 { 1 } else { 2 },
+            flags,
             first_zxid,
             segment_index: index,
             prev_last_zxid: self.last_zxid.unwrap_or(-1),
@@ -769,10 +866,13 @@ impl<S: Storage> LogWriter<S> {
             .background
             .wait_for_removal(&mut self.storage, &name, &mut self.stats);
         waited.map_err(|f| self.stop_background(f))?;
-        let sealed = started.elapsed();
+        let waited = started.elapsed();
         let file = if self.background.take_spare() {
             let file = self.use_spare(&name, &header)?;
-            self.background.submit(Task::Spare);
+            if self.unsealed.is_none() {
+                // Otherwise after the seal, which must not wait behind a zero fill.
+                self.background.submit(Task::Spare);
+            }
             file
         } else {
             self.stats.rolls_inline += 1;
@@ -780,10 +880,10 @@ impl<S: Storage> LogWriter<S> {
         };
         let total = started.elapsed();
         if total >= ROLL_SLOW {
-            // Which part of a slow roll waited: sealing the old segment (its fdatasync with
-            // force_sync off), or starting the new one (header and rename, or an inline
-            // creation).
-            tracing::info!(?total, ?sealed, new_segment = ?(total - sealed), segment = %name,
+            // Which part of a slow roll waited: the previous roll's seal still running on the
+            // helper (with force_sync off) or a purge of the same name, or starting the new
+            // segment (header and rename, or an inline creation).
+            tracing::info!(?total, ?waited, new_segment = ?(total - waited), segment = %name,
                 "slow log roll");
         }
         let segment_bytes = self.opts.segment_bytes;
@@ -808,16 +908,16 @@ impl<S: Storage> LogWriter<S> {
     /// The rename is not followed by a directory fsync: the records appended next are
     /// durable in the file under either name, and recovery renames a spare that holds a
     /// valid header into place ([`recover_spare`]). The directory fsync of the next spare's
-    /// creation, in the background, makes the rename durable. With `force_sync` the header
-    /// is made durable by the first batch's fdatasync (same file); without it, it is synced
-    /// here, so that no crash leaves frames behind a missing header.
+    /// creation, in the background, makes the rename durable. The header is not synced
+    /// here: with `force_sync` the first batch's fdatasync (same file) covers it, without
+    /// it the seal's second fdatasync does; a crash that keeps frames but not the header
+    /// loses only frames no sync covered (recovery, "a header never written").
     fn use_spare(&mut self, name: &str, header: &[u8]) -> Result<FileId, LogError> {
         let spare = self.kind.spare_name();
         let file = match self.storage.open(&spare) {
             Ok(f) => f,
             Err(e) => return Err(self.stop_on(&spare, "open", e)),
         };
-        let sync = !self.opts.force_sync;
         let steps = (|| -> Result<(), (&'static str, std::io::Error)> {
             let len = self.storage.len(file).map_err(|e| ("stat", e))?;
             if len != self.opts.segment_bytes {
@@ -828,7 +928,7 @@ impl<S: Storage> LogWriter<S> {
                 return Err(("stat", e));
             }
             self.storage
-                .write_at(file, 0, header, sync)
+                .write_at(file, 0, header, false)
                 .map_err(|e| ("write", e))?;
             self.storage
                 .rename(&spare, name, Overwrite::Never)
@@ -837,9 +937,6 @@ impl<S: Storage> LogWriter<S> {
         if let Err((op, e)) = steps {
             self.storage.close(file);
             return Err(self.stop_on(&spare, op, e));
-        }
-        if sync {
-            self.stats.fdatasyncs += 1;
         }
         Ok(file)
     }
@@ -872,6 +969,31 @@ impl<S: Storage> LogWriter<S> {
         self.stats.fsyncs += 2;
         Ok(file)
     }
+}
+
+/// Removes the newest segment during recovery (it holds no whole record, or follows a torn
+/// tail), durably, and reports it.
+fn remove_newest_on_open<S: Storage>(
+    storage: &mut S,
+    name: String,
+    stats: &mut LogStats,
+    recovered: &mut Recovered,
+) -> Result<(), LogError> {
+    let io = |op, storage: &S, source| LogError::Io {
+        op,
+        file: storage.path(&name),
+        source,
+    };
+    storage
+        .remove(&name)
+        .map_err(|e| io("remove", storage, e))?;
+    storage
+        .sync_dir()
+        .map_err(|e| io("fsync directory", storage, e))?;
+    stats.fsyncs += 1;
+    stats.segments_removed += 1;
+    recovered.removed_segments.push(name);
+    Ok(())
 }
 
 /// What recovery found under the spare's name.

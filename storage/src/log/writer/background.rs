@@ -1,5 +1,6 @@
 //! Work the log keeps off the commit path: preparing the next segment ahead of need (the
-//! *spare*) and removing purged segments.
+//! *spare*), sealing a finished segment (with `force_sync` off) and removing purged
+//! segments.
 //!
 //! Why: creating a segment (create, `fallocate`, fsync, directory fsync) took up to ~16 ms
 //! and a purge's unlink plus directory fsync a few more, and both ran on the commit
@@ -33,6 +34,16 @@ pub(super) enum Task {
     Spare,
     /// Remove a purged segment (or a stale spare recovery found) and fsync the directory.
     Remove(String),
+    /// Seal a finished segment (`force_sync` off): fdatasync `sealed`, then fdatasync `next`,
+    /// the segment after it, whose first `through` bytes were written before this task was
+    /// handed over. The second sync is what lets frames written after it carry a
+    /// `synced_through` past the header: the witness that `sealed` is whole
+    /// (`storage/FORMAT.md`, "Roll").
+    Seal {
+        sealed: String,
+        next: String,
+        through: u64,
+    },
 }
 
 /// A background operation that failed; the writer stops on it (fail-stop).
@@ -84,6 +95,8 @@ pub(super) struct Background {
     pending: VecDeque<Task>,
     /// Invariant: a ready spare is never also pending.
     spare_ready: bool,
+    /// The last seal finished and not yet taken: the next segment and how far it is synced.
+    sealed: Option<(String, u64)>,
 }
 
 /// Bytes of zeros written per step when zero-filling a spare, and written back to the
@@ -121,6 +134,7 @@ impl Background {
             runner,
             pending: VecDeque::new(),
             spare_ready: false,
+            sealed: None,
         }
     }
 
@@ -175,15 +189,50 @@ impl Background {
         name: &str,
         stats: &mut LogStats,
     ) -> Result<(), Failure> {
-        let removes =
-            |p: &VecDeque<Task>| p.iter().any(|t| matches!(t, Task::Remove(n) if n == name));
-        while removes(&self.pending) {
+        self.wait_while(
+            storage,
+            stats,
+            "remove",
+            name,
+            |t| matches!(t, Task::Remove(n) if n == name),
+        )
+    }
+
+    /// Blocks until no seal is pending (a roll about to start a segment after the one
+    /// being sealed: only the newest segment's predecessor may be unsealed).
+    pub(super) fn wait_for_seal<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        stats: &mut LogStats,
+    ) -> Result<(), Failure> {
+        self.wait_while(storage, stats, "fdatasync", "", |t| {
+            matches!(t, Task::Seal { .. })
+        })
+    }
+
+    /// The last seal that finished since the last call: the segment after the sealed one,
+    /// and the offset through which it is now durable.
+    pub(super) fn take_sealed(&mut self) -> Option<(String, u64)> {
+        self.sealed.take()
+    }
+
+    /// Blocks until no pending task matches `waits_for`; `op` and `name` describe the wait
+    /// if the helper thread is gone.
+    fn wait_while<S: Storage>(
+        &mut self,
+        storage: &mut S,
+        stats: &mut LogStats,
+        op: &'static str,
+        name: &str,
+        waits_for: impl Fn(&Task) -> bool,
+    ) -> Result<(), Failure> {
+        while self.pending.iter().any(&waits_for) {
             match &self.runner {
                 Runner::Thread { .. } => match self.outcome(true) {
                     Some(outcome) => self.finish(outcome?, stats),
                     None => {
                         return Err(Failure {
-                            op: "remove (helper thread gone)",
+                            op: helper_gone(op),
                             name: name.to_string(),
                             source: io::Error::other("the log helper thread ended"),
                         })
@@ -202,26 +251,9 @@ impl Background {
         stats: &mut LogStats,
         removals_only: bool,
     ) -> Result<(), Failure> {
-        let busy = |p: &VecDeque<Task>| {
-            p.iter()
-                .any(|t| !removals_only || matches!(t, Task::Remove(_)))
-        };
-        while busy(&self.pending) {
-            match &self.runner {
-                Runner::Thread { .. } => match self.outcome(true) {
-                    Some(outcome) => self.finish(outcome?, stats),
-                    None => {
-                        return Err(Failure {
-                            op: "background work (helper thread gone)",
-                            name: String::new(),
-                            source: io::Error::other("the log helper thread ended"),
-                        })
-                    }
-                },
-                Runner::Inline { .. } => self.step_inline(storage, stats)?,
-            }
-        }
-        Ok(())
+        self.wait_while(storage, stats, "background work", "", |t| {
+            !removals_only || matches!(t, Task::Remove(_))
+        })
     }
 
     /// Takes the ready spare, if there is one (the caller then renames it into place).
@@ -253,6 +285,11 @@ impl Background {
                 self.spare_ready = true;
                 stats.fsyncs += 2;
                 stats.spares_prepared += 1;
+            }
+            Task::Seal { next, through, .. } => {
+                stats.fdatasyncs += 2;
+                stats.seals_deferred += 1;
+                self.sealed = Some((next, through));
             }
             Task::Remove(name) => {
                 stats.fsyncs += 1;
@@ -419,6 +456,17 @@ fn step<S: Storage + ?Sized>(
                 }
             }
         }
+        Task::Seal { sealed, next, .. } => {
+            // One file per step: open, fdatasync, close (a crash lands between the two).
+            let name = if run.step == 0 { sealed } else { next };
+            let file = storage.open(&name).map_err(fail("open", &name))?;
+            let synced = storage.sync_data(file).map_err(fail("fdatasync", &name));
+            storage.close(file);
+            synced?;
+            if run.step == 1 {
+                return Ok(true);
+            }
+        }
         Task::Remove(name) => match run.step {
             0 => storage.remove(&name).map_err(fail("remove", &name))?,
             _ => {
@@ -431,6 +479,15 @@ fn step<S: Storage + ?Sized>(
     }
     run.step = run.step.saturating_add(1);
     Ok(false)
+}
+
+/// The failure's `op` when the helper thread ended during a wait for a task doing `op`.
+fn helper_gone(op: &'static str) -> &'static str {
+    match op {
+        "remove" => "remove (helper thread gone)",
+        "fdatasync" => "fdatasync (helper thread gone)",
+        _ => "background work (helper thread gone)",
+    }
 }
 
 /// Bytes of a spare already zero-filled when its task is at `step` (steps 2.. write).

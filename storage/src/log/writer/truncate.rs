@@ -50,6 +50,10 @@ impl<S: Storage> LogWriter<S> {
             target.name,
             target.end
         );
+        // With force_sync off the segment before the current one may still be unsealed
+        // (its seal runs on the helper thread): every segment but the newest must be whole
+        // and durable before segments are removed or zeroed below.
+        self.finish_sealing()?;
         // With force_sync off the current segment may hold unsynced frames. Make them
         // durable first, so that the zeroing below is the only unsynced write in the file.
         if let Some(cur) = self.current {
