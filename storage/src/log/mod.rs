@@ -58,8 +58,11 @@ pub struct LogOptions {
     /// is why it happens on the helper thread, never on the commit path). Measured there in
     /// quiet moments: no difference for batches of one 100-byte record; for 31 KiB batches,
     /// zero-filled segments cut the append's p50 from ~300 µs to ~180 µs. It also makes a
-    /// roll's fdatasyncs (of the old segment with `force_sync` off, and of the new header)
-    /// data-only: no journal commit. The zeros go to the disk a chunk at a time, each
+    /// seal's fdatasyncs (with `force_sync` off) data-only: no journal commit. And it pays
+    /// with `force_sync` off too, where no append waits for a sync: a server alone with
+    /// `forceSync=no` and zero fill off did 5-15 % fewer closed-loop writes at as much or
+    /// more CPU per write (`bench/results/deferred-seal-2026-12-06.md`); a buffered write
+    /// into an unwritten extent costs more than one into written zeros. The zeros go to the disk a chunk at a time, each
     /// written back before the next, so that they never queue in front of an append's
     /// fdatasync (flushed all at once, they made appends' syncs wait 10–24 ms).
     pub segment_zero_fill: bool,
