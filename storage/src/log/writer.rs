@@ -868,7 +868,8 @@ impl<S: Storage> LogWriter<S> {
         waited.map_err(|f| self.stop_background(f))?;
         let waited = started.elapsed();
         let file = if self.background.take_spare() {
-            let file = self.use_spare(&name, &header)?;
+            let file = self.use_spare(&header)?;
+            self.background.submit(Task::Rename(name.clone()));
             if self.unsealed.is_none() {
                 // Otherwise after the seal, which must not wait behind a zero fill.
                 self.background.submit(Task::Spare);
@@ -876,6 +877,10 @@ impl<S: Storage> LogWriter<S> {
             file
         } else {
             self.stats.rolls_inline += 1;
+            let waited = self
+                .background
+                .wait_for_renames(&mut self.storage, &mut self.stats);
+            waited.map_err(|f| self.stop_background(f))?;
             self.create_segment(&name, &header)?
         };
         let total = started.elapsed();
@@ -903,7 +908,9 @@ impl<S: Storage> LogWriter<S> {
         Ok(())
     }
 
-    /// Turns the ready spare into the segment `name`: writes `header` into it and renames it.
+    /// Turns the ready spare into the current segment: writes `header` into it. The helper
+    /// thread renames it to the segment's name next ([`Task::Rename`]), before it touches
+    /// the segment by name (a seal) or prepares the next spare.
     ///
     /// The rename is not followed by a directory fsync: the records appended next are
     /// durable in the file under either name, and recovery renames a spare that holds a
@@ -912,7 +919,7 @@ impl<S: Storage> LogWriter<S> {
     /// here: with `force_sync` the first batch's fdatasync (same file) covers it, without
     /// it the seal's second fdatasync does; a crash that keeps frames but not the header
     /// loses only frames no sync covered (recovery, "a header never written").
-    fn use_spare(&mut self, name: &str, header: &[u8]) -> Result<FileId, LogError> {
+    fn use_spare(&mut self, header: &[u8]) -> Result<FileId, LogError> {
         let spare = self.kind.spare_name();
         let file = match self.storage.open(&spare) {
             Ok(f) => f,
@@ -929,10 +936,7 @@ impl<S: Storage> LogWriter<S> {
             }
             self.storage
                 .write_at(file, 0, header, false)
-                .map_err(|e| ("write", e))?;
-            self.storage
-                .rename(&spare, name, Overwrite::Never)
-                .map_err(|e| ("rename", e))
+                .map_err(|e| ("write", e))
         })();
         if let Err((op, e)) = steps {
             self.storage.close(file);

@@ -52,8 +52,10 @@ impl<S: Storage> LogWriter<S> {
         );
         // With force_sync off the segment before the current one may still be unsealed
         // (its seal runs on the helper thread): every segment but the newest must be whole
-        // and durable before segments are removed or zeroed below.
+        // and durable before segments are removed or zeroed below. And the current segment
+        // may not have its name yet (its rename is the helper's): wait for all of it.
         self.finish_sealing()?;
+        self.wait_background()?;
         // With force_sync off the current segment may hold unsynced frames. Make them
         // durable first, so that the zeroing below is the only unsynced write in the file.
         if let Some(cur) = self.current {
