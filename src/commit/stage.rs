@@ -141,8 +141,18 @@ pub fn now_ms() -> i64 {
 /// A commit cycle (batch taken, logged, published) this long is logged with its phases.
 const SLOW_CYCLE: Duration = Duration::from_millis(20);
 
-/// Ticks after a rebase before the commit thread returns freed memory to the OS.
+/// Quiet ticks after a rebase before the commit thread returns freed memory to the OS.
 const COLLECT_AFTER_REBASE: u32 = 5;
+
+/// A tick with at most this many transactions committed counts as quiet for the collect
+/// after a rebase (10,000 a second at the default 100 ms tick).
+///
+/// The collect (`mi_collect(true)`) runs on the commit executor and took 7-12 ms in the
+/// write benchmarks (`bench/results/deferred-seal-2026-12-06.md`): every request in
+/// flight waited. Under a write load the overlay the rebase freed is built again from the
+/// same pages before the next snapshot, so returning them buys nothing there; once the
+/// writes slow down the collect runs and RSS settles as before.
+const QUIET_TICK_TXNS: i64 = 1_000;
 
 /// Runs the commit stage until every shard has gone.
 ///
@@ -222,6 +232,8 @@ pub async fn run(
         let snapshots = snapshots.clone();
         glommio::spawn_local(async move {
             let mut collect_in: Option<u32> = None;
+            // The last zxid at the previous tick: how many transactions a tick saw.
+            let mut last_tick_zxid = core.borrow().last_zxid();
             // The head's base as last seen here (compared, never dereferenced): a rebase
             // in the commit loop below schedules the collect too, not only one here.
             let mut seen_base: Option<usize> = None;
@@ -244,7 +256,10 @@ pub async fn run(
                 // last state holding them, mostly this one; once the shards have moved
                 // on, hand the emptied pages back to the OS (measured: without this,
                 // RSS kept ~190 B per znode of freed overlay).
-                if let Some(n) = collect_in.as_mut() {
+                let zxid = core.borrow().last_zxid();
+                let quiet = zxid.wrapping_sub(last_tick_zxid) <= QUIET_TICK_TXNS;
+                last_tick_zxid = zxid;
+                if let Some(n) = collect_in.as_mut().filter(|_| quiet) {
                     *n = n.saturating_sub(1);
                     if *n == 0 {
                         collect_in = None;
