@@ -308,6 +308,13 @@ impl<S: Storage> LogWriter<S> {
                 Err(e) => *e == ScanError::InterruptedCreation,
             };
             if !lost {
+                if verdict.is_ok() {
+                    // Whole as read, but after a process crash before its seal finished
+                    // that may be the page cache's copy: seal it now. The newest segment's
+                    // sync below then makes every frame appended after recovery a witness
+                    // that this one is whole, which must be true on the disk.
+                    seal_on_open(&mut storage, &prev.name, &mut stats)?;
+                }
                 break;
             }
             let (file, _) = newest.take().expect("unproven means a newest segment");
@@ -997,6 +1004,25 @@ fn remove_newest_on_open<S: Storage>(
     stats.fsyncs += 1;
     stats.segments_removed += 1;
     recovered.removed_segments.push(name);
+    Ok(())
+}
+
+/// Fdatasyncs the segment `name` during recovery.
+fn seal_on_open<S: Storage>(
+    storage: &mut S,
+    name: &str,
+    stats: &mut LogStats,
+) -> Result<(), LogError> {
+    let io = |op, storage: &S, source| LogError::Io {
+        op,
+        file: storage.path(name),
+        source,
+    };
+    let id = storage.open(name).map_err(|e| io("open", storage, e))?;
+    let synced = storage.sync_data(id);
+    storage.close(id);
+    synced.map_err(|e| io("fdatasync", storage, e))?;
+    stats.fdatasyncs += 1;
     Ok(())
 }
 
