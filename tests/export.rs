@@ -172,13 +172,18 @@ fn copy_dir(from: &Path, to: &Path) {
     assert!(ok.success());
 }
 
+/// The newest finished file named `prefix…` in `dir`: a snapshot the running server is
+/// writing meanwhile (`fk-snap.<zxid>.tmp`, when its fold starts) is not one (CI caught the
+/// test taking it once).
 fn newest(dir: &Path, prefix: &str) -> PathBuf {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("ls")
         .map(|e| e.expect("entry").path())
         .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with(prefix) && !n.ends_with(".tmp")
+            })
         })
         .collect();
     names.sort();
