@@ -657,15 +657,7 @@ impl<S: Storage> LogWriter<S> {
         let segment = self.segments.last_mut().expect("current segment is listed");
         segment.last_zxid = staged.last;
         segment.end = end;
-        if let Some(sealed) = self.unsealed.take() {
-            let next = segment.name.clone();
-            self.background.submit(Task::Seal {
-                sealed,
-                next,
-                through: end,
-            });
-            self.background.submit(Task::Spare);
-        }
+        self.hand_over_seal(end);
         self.stats.appends += 1;
         self.stats.records += staged.records;
         self.stats.bytes += staged.framed as u64;
@@ -811,18 +803,26 @@ impl<S: Storage> LogWriter<S> {
         }
     }
 
+    /// Hands the seal a roll left (if any) to the helper thread, the current segment being
+    /// written through `through`, and after it the next spare.
+    fn hand_over_seal(&mut self, through: u64) {
+        let Some(sealed) = self.unsealed.take() else {
+            return;
+        };
+        let next = self.segments.last().expect("listed").name.clone();
+        self.background.submit(Task::Seal {
+            sealed,
+            next,
+            through,
+        });
+        self.background.submit(Task::Spare);
+    }
+
     /// Hands over the seal a roll left for the current segment's first batch, if that batch
     /// never came (a truncation or a roll before it), and waits for every seal to finish.
     pub(crate) fn finish_sealing(&mut self) -> Result<(), LogError> {
-        if let Some(sealed) = self.unsealed.take() {
-            let cur = self.current.expect("an unsealed segment has a successor");
-            let next = self.segments.last().expect("listed").name.clone();
-            self.background.submit(Task::Seal {
-                sealed,
-                next,
-                through: cur.end,
-            });
-            self.background.submit(Task::Spare);
+        if let Some(cur) = self.current {
+            self.hand_over_seal(cur.end);
         }
         let waited = self
             .background

@@ -198,7 +198,7 @@ impl Background {
         self.wait_while(
             storage,
             stats,
-            "remove",
+            "remove (helper thread gone)",
             name,
             |t| matches!(t, Task::Remove(n) if n == name),
         )
@@ -212,7 +212,7 @@ impl Background {
         storage: &mut S,
         stats: &mut LogStats,
     ) -> Result<(), Failure> {
-        self.wait_while(storage, stats, "rename", "", |t| {
+        self.wait_while(storage, stats, "rename (helper thread gone)", "", |t| {
             matches!(t, Task::Rename(_))
         })
     }
@@ -224,7 +224,7 @@ impl Background {
         storage: &mut S,
         stats: &mut LogStats,
     ) -> Result<(), Failure> {
-        self.wait_while(storage, stats, "fdatasync", "", |t| {
+        self.wait_while(storage, stats, "fdatasync (helper thread gone)", "", |t| {
             matches!(t, Task::Seal { .. })
         })
     }
@@ -235,7 +235,7 @@ impl Background {
         self.sealed.take()
     }
 
-    /// Blocks until no pending task matches `waits_for`; `op` and `name` describe the wait
+    /// Blocks until no pending task matches `waits_for`; `op` and `name` are the failure's
     /// if the helper thread is gone.
     fn wait_while<S: Storage>(
         &mut self,
@@ -251,7 +251,7 @@ impl Background {
                     Some(outcome) => self.finish(outcome?, stats),
                     None => {
                         return Err(Failure {
-                            op: helper_gone(op),
+                            op,
                             name: name.to_string(),
                             source: io::Error::other("the log helper thread ended"),
                         })
@@ -270,9 +270,13 @@ impl Background {
         stats: &mut LogStats,
         removals_only: bool,
     ) -> Result<(), Failure> {
-        self.wait_while(storage, stats, "background work", "", |t| {
-            !removals_only || matches!(t, Task::Remove(_))
-        })
+        self.wait_while(
+            storage,
+            stats,
+            "background work (helper thread gone)",
+            "",
+            |t| !removals_only || matches!(t, Task::Remove(_)),
+        )
     }
 
     /// Takes the ready spare, if there is one (the caller then renames it into place).
@@ -403,11 +407,15 @@ fn spawn(mut storage: Box<dyn Storage + Send>, plan: Plan) -> io::Result<Runner>
                             storage.close(f);
                         }
                         for task in task_rx.try_iter() {
-                            if let Task::Rename(name) = task {
-                                if storage
-                                    .rename(&plan.spare, &name, Overwrite::Never)
-                                    .is_err()
-                                {
+                            if matches!(task, Task::Rename(_)) {
+                                let mut rename = Running {
+                                    task,
+                                    step: 0,
+                                    file: None,
+                                };
+                                let renamed =
+                                    step(storage.as_mut(), &plan, &mut rename, &mut scratch);
+                                if renamed.is_err() {
                                     return; // Recovery renames a spare holding a header.
                                 }
                             }
@@ -518,16 +526,6 @@ fn step<S: Storage + ?Sized>(
     }
     run.step = run.step.saturating_add(1);
     Ok(false)
-}
-
-/// The failure's `op` when the helper thread ended during a wait for a task doing `op`.
-fn helper_gone(op: &'static str) -> &'static str {
-    match op {
-        "remove" => "remove (helper thread gone)",
-        "fdatasync" => "fdatasync (helper thread gone)",
-        "rename" => "rename (helper thread gone)",
-        _ => "background work (helper thread gone)",
-    }
 }
 
 /// Bytes of a spare already zero-filled when its task is at `step` (steps 2.. write).
