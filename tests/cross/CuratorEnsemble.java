@@ -12,6 +12,7 @@
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -118,6 +119,14 @@ public class CuratorEnsemble {
                 break;
             }
             Thread.sleep(100);
+        }
+        // The setup session may sit on a follower that has not yet applied the workers'
+        // last writes (ZooKeeper promises a session only its own order): a sync first,
+        // as a reader that must see every acknowledged write does.
+        CountDownLatch synced = new CountDownLatch(1);
+        setup.getZookeeperClient().getZooKeeper().sync(root + "/counter", (rc, path, ctx) -> synced.countDown(), null);
+        if (!synced.await(20, TimeUnit.SECONDS)) {
+            throw new IllegalStateException("sync did not complete");
         }
         String last = text(setup.getData().forPath(root + "/counter"));
         long counter = Long.parseLong(last.split(":")[0]);
