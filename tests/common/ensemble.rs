@@ -55,7 +55,10 @@ pub fn range_ports(n: usize) -> Vec<u16> {
     for _ in 0..span {
         let port = PORT_RANGE_START + at;
         at = (at + 1) % span;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && super::claim_port(port) {
+        // Claim first, then check: a check's bind briefly holds the port, which a member
+        // being restarted by the test that claimed it would then fail to bind (CI saw a
+        // restarted member stop with "cannot listen on the quorum port").
+        if super::claim_port(port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             out.push(port);
             if out.len() == n {
                 return out;

@@ -132,10 +132,12 @@ pub fn free_port() -> u16 {
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..10_000 {
         let port = rand::random_range(low..high);
+        // Claim before the bind check: the check's listener holds the port for a moment,
+        // and a test restarting the server whose port it is would fail to bind then.
         if !given.contains(&port)
+            && claim_port(port)
             && TcpListener::bind(("127.0.0.1", port)).is_ok()
             && TcpListener::bind(("0.0.0.0", port)).is_ok()
-            && claim_port(port)
         {
             given.push(port);
             return port;

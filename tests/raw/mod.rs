@@ -394,6 +394,8 @@ pub struct Conn {
     rx: mpsc::UnboundedReceiver<Incoming>,
     next_xid: i32,
     closed: bool,
+    /// The last request written (xid, opcode), for a failure message.
+    last_sent: Option<(i32, i32)>,
     /// Session id the server assigned (or 0 if it refused the session).
     pub session_id: i64,
     /// Session password.
@@ -495,6 +497,7 @@ impl Conn {
             w,
             rx,
             next_xid: 1,
+            last_sent: None,
             closed: session_id == 0,
             session_id,
             passwd,
@@ -521,6 +524,7 @@ impl Conn {
         .encode(&mut out);
         out.extend_from_slice(body);
         end_frame(&mut out, at);
+        self.last_sent = Some((xid, opcode));
         // A write to a connection the server closed may fail; the read side reports it.
         let _ = self.w.write_all(&out).await;
     }
@@ -531,8 +535,8 @@ impl Conn {
             Ok(Some(item)) => item,
             Ok(None) => Incoming::Closed,
             Err(_) => panic!(
-                "no frame from the server {} within {IO_LIMIT:?} (session 0x{:x})",
-                self.addr, self.session_id
+                "no frame from the server {} within {IO_LIMIT:?} (session 0x{:x}, last request (xid, opcode) {:?})",
+                self.addr, self.session_id, self.last_sent
             ),
         };
         match &item {
