@@ -247,6 +247,9 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
     let machine = StateMachine::new(state);
     let root = machine.state().clone();
     let purge_through = snapshots.purge_through.clone();
+    let compress_through = config
+        .log_compress_superseded
+        .then(|| snapshots.compress_through.clone());
     let depth = config.limits.commit_queue_depth_requests;
     let batch_max = config.limits.commit_batch_requests_max;
 
@@ -265,7 +268,8 @@ fn start_standalone(config: Config) -> std::io::Result<Running> {
                 to_commit_rx,
                 to_shard_tx,
                 // Made on the commit stage's executor: it holds a file on that ring.
-                crate::commit::append::Appender::new(writer, purge_through, log_counters, fail),
+                crate::commit::append::Appender::new(writer, purge_through, log_counters, fail)
+                    .compressing(compress_through),
                 tick,
                 batch_max,
                 handoff,
@@ -782,6 +786,12 @@ fn recover(
         znodes = state.tree.len(), sessions = state.sessions.len(), elapsed = ?started.elapsed(),
         "recovered: snapshot plus transaction log (restart time)"
     );
+    // The loaded snapshot was read and verified: the log before it may be compressed.
+    if let Some(zxid) = snapshot_zxid {
+        snapshots
+            .compress_through
+            .fetch_max(zxid, std::sync::atomic::Ordering::AcqRel);
+    }
     // Retention state as of now: lets the commit executor purge what existing snapshots
     // already cover, from the first write on.
     if let Err(e) = snapshots.retain_and_mark() {

@@ -462,6 +462,10 @@ pub struct SnapshotPolicy {
     /// Log records with zxid at or below this are covered by the oldest retained
     /// snapshot; the log's owner purges segments through it. −1: nothing yet.
     pub purge_through: Arc<AtomicI64>,
+    /// The zxid of the newest snapshot written and read back (or loaded at startup): log
+    /// segments wholly at or below it are compressed by the log's owner, when
+    /// `ferrokeeper.log.compressSuperseded` is on. −1: nothing yet.
+    pub compress_through: Arc<AtomicI64>,
     /// The newest snapshot written and mapped, waiting for the commit stage to rebase
     /// its head tree on it ([`SnapshotPolicy::take_written`]).
     written: Mutex<Option<Arc<Base>>>,
@@ -489,6 +493,7 @@ impl SnapshotPolicy {
             purge,
             in_flight: AtomicBool::new(false),
             purge_through: Arc::new(AtomicI64::new(-1)),
+            compress_through: Arc::new(AtomicI64::new(-1)),
             written: Mutex::new(None),
             times: std::sync::OnceLock::new(),
         }
@@ -593,6 +598,9 @@ impl SnapshotPolicy {
                                 if let Ok(mut w) = policy.written.lock() {
                                     *w = Some(Arc::new(base));
                                 }
+                                // Only a snapshot that reads back may stand in for the
+                                // log before it.
+                                policy.compress_through.fetch_max(state.last_zxid, Ordering::AcqRel);
                             }
                             Err(e) => tracing::error!(error = %e, "snapshot just written does not read back"),
                         }

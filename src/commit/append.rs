@@ -45,6 +45,10 @@ pub struct Appender<S: Storage = DiskStorage> {
     /// Zxid through which segments may go (set by the snapshot thread).
     purge_through: Arc<AtomicI64>,
     purged_through: i64,
+    /// Zxid through which segments may be compressed (the newest snapshot read back, set
+    /// by the snapshot thread); `None` with `ferrokeeper.log.compressSuperseded=false`.
+    compress_through: Option<Arc<AtomicI64>>,
+    compressed_through: i64,
     counters: Arc<LogCounters>,
     fail: FailStop,
     /// With `forceSync=no`: the thread that starts segment writeback, once needed.
@@ -97,10 +101,19 @@ impl<S: Storage> Appender<S> {
             segment: None,
             purge_through,
             purged_through: -1,
+            compress_through: None,
+            compressed_through: -1,
             counters,
             fail,
             writeback: None,
         }
+    }
+
+    /// Compresses the segments covered by the newest snapshot read back
+    /// (`compress_through`; `None`: never).
+    pub fn compressing(mut self, compress_through: Option<Arc<AtomicI64>>) -> Appender<S> {
+        self.compress_through = compress_through;
+        self
     }
 
     /// Appends the records of `batches` (one write and, with `forceSync`, one fdatasync
@@ -250,10 +263,18 @@ impl<S: Storage> Appender<S> {
     }
 
     /// Removes segments wholly covered by the oldest retained snapshot, if the snapshot
-    /// thread moved that mark; `false` after a fail-stop. Runs after a batch is
-    /// published, so the purge waits for the next write after a snapshot; an idle server
-    /// keeps its old segments until then.
+    /// thread moved that mark, and hands segments wholly covered by the newest one to the
+    /// log's helper thread for compression; `false` after a fail-stop. Runs after a batch
+    /// is published, so both wait for the next write after a snapshot; an idle server
+    /// keeps its old segments as they are until then.
+    ///
+    /// The compression itself runs on the log's helper thread, between its other tasks
+    /// (`ferrokeeper_storage` `log/writer/background.rs` says why there): here it is only
+    /// a look at the segment list.
     pub fn purge(&mut self) -> bool {
+        if !self.compress() {
+            return false;
+        }
         let target = self.purge_through.load(Ordering::Acquire);
         if target <= self.purged_through {
             return true;
@@ -275,6 +296,29 @@ impl<S: Storage> Appender<S> {
         }
         self.purged_through = target;
         self.counters.publish(&self.writer.stats());
+        true
+    }
+
+    /// Hands the segments the newest snapshot covers over for compression, if that mark
+    /// moved; `false` after a fail-stop.
+    fn compress(&mut self) -> bool {
+        let Some(through) = &self.compress_through else {
+            return true;
+        };
+        let target = through.load(Ordering::Acquire);
+        if target <= self.compressed_through {
+            return true;
+        }
+        match self.writer.compress_through(target) {
+            // Every covered segment was handed over.
+            Ok(true) => self.compressed_through = target,
+            // One waits for its seal: asked again after the next batch.
+            Ok(false) => {}
+            Err(e) => {
+                self.fail.stop(format!("transaction log compression failed: {e}"));
+                return false;
+            }
+        }
         true
     }
 }

@@ -104,6 +104,7 @@ pub struct LogCounters {
     fsyncs: AtomicU64,
     segments_created: AtomicU64,
     segments_removed: AtomicU64,
+    segments_compressed: AtomicU64,
     spares_prepared: AtomicU64,
     rolls_inline: AtomicU64,
     seals_deferred: AtomicU64,
@@ -138,6 +139,7 @@ impl LogCounters {
             fsyncs: AtomicU64::new(0),
             segments_created: AtomicU64::new(0),
             segments_removed: AtomicU64::new(0),
+            segments_compressed: AtomicU64::new(0),
             spares_prepared: AtomicU64::new(0),
             rolls_inline: AtomicU64::new(0),
             seals_deferred: AtomicU64::new(0),
@@ -175,6 +177,7 @@ impl LogCounters {
         self.fsyncs.store(s.fsyncs, Relaxed);
         self.segments_created.store(s.segments_created, Relaxed);
         self.segments_removed.store(s.segments_removed, Relaxed);
+        self.segments_compressed.store(s.segments_compressed, Relaxed);
         self.spares_prepared.store(s.spares_prepared, Relaxed);
         self.rolls_inline.store(s.rolls_inline, Relaxed);
         self.seals_deferred.store(s.seals_deferred, Relaxed);
@@ -248,6 +251,7 @@ impl LogCounters {
             fsyncs: self.fsyncs.load(Relaxed),
             segments_created: self.segments_created.load(Relaxed),
             segments_removed: self.segments_removed.load(Relaxed),
+            segments_compressed: self.segments_compressed.load(Relaxed),
             spares_prepared: self.spares_prepared.load(Relaxed),
             rolls_inline: self.rolls_inline.load(Relaxed),
             seals_deferred: self.seals_deferred.load(Relaxed),
@@ -289,10 +293,13 @@ pub fn open_and_replay(
             source: e,
         })
     })?;
+    // Compressed segments that hold txns after the state's zxid are decompressed first.
+    let after = state.last_zxid;
     let mut replay = Replayer::new(state, dir, gap_context);
-    let (writer, recovered) =
-        LogWriter::open_replaying(dir, opts, &mut |zxid, bytes| replay.record(zxid, bytes))
-            .map_err(log_err)?;
+    let (writer, recovered) = LogWriter::open_replaying(dir, opts, after, &mut |zxid, bytes| {
+        replay.record(zxid, bytes)
+    })
+    .map_err(log_err)?;
     report_recovery(&recovered);
     let replayed = replay.finish()?;
     Ok((writer, replayed))
@@ -306,10 +313,12 @@ pub fn open_and_replay_with<S: Storage>(
     gap_context: &str,
 ) -> Result<(LogWriter<S>, u64), ReplayError> {
     let dir = storage.path("");
+    let after = state.last_zxid;
     let mut replay = Replayer::new(state, &dir, gap_context);
-    let (writer, recovered) = LogWriter::open_replaying_with(storage, opts, &mut |zxid, bytes| {
-        replay.record(zxid, bytes)
-    })
+    let (writer, recovered) =
+        LogWriter::open_replaying_with(storage, opts, after, &mut |zxid, bytes| {
+            replay.record(zxid, bytes)
+        })
     .map_err(|source| ReplayError::Log {
         dir: dir.clone(),
         source,
@@ -410,6 +419,12 @@ impl<'a> Replayer<'a> {
 }
 
 fn report_recovery(recovered: &txlog::Recovered) {
+    if !recovered.decompressed_segments.is_empty() {
+        tracing::warn!(
+            segments = ?recovered.decompressed_segments,
+            "decompressed log segments: replay starts before their end (an older snapshot, or none, was loaded)"
+        );
+    }
     if let Some(t) = &recovered.torn_tail {
         tracing::warn!(
             file = %t.file.display(), offset = t.offset, bytes = recovered.truncated_bytes,

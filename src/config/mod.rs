@@ -291,6 +291,11 @@ pub struct Config {
     /// ZooKeeper has no such setting). Off by default: reads are served locally, with
     /// ZooKeeper's sequential consistency.
     pub quorum_reads: bool,
+    /// `ferrokeeper.log.compressSuperseded`: log segments whose txns are all covered by the
+    /// newest snapshot are compressed in the background (`<segment>.zst`; on by default).
+    /// They are read again only when that snapshot is rejected at startup, and are then
+    /// decompressed first (`storage/FORMAT.md`, "Compressed segments").
+    pub log_compress_superseded: bool,
     /// `localSessionsEnabled`: in an ensemble, new sessions stay on the server the
     /// client reached, with no txn in the log (`replica::local`). A standalone server
     /// ignores it, as ZooKeeper's does.
@@ -356,6 +361,7 @@ impl Config {
             pin_shards: true,
             commit_on_shard: None,
             quorum_reads: false,
+            log_compress_superseded: true,
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
             limits: Limits::defaults(DEFAULT_TICK_TIME_MS),
@@ -1169,6 +1175,7 @@ impl Parser {
             "ferrokeeper.quorumReads" => c.quorum_reads = at.strict_bool()?,
             "ferrokeeper.pinShards" => c.pin_shards = at.strict_bool()?,
             "ferrokeeper.commitOnShard" => c.commit_on_shard = Some(at.strict_bool()?),
+            "ferrokeeper.log.compressSuperseded" => c.log_compress_superseded = at.strict_bool()?,
             "localSessionsEnabled" => c.local_sessions_enabled = at.strict_bool()?,
             "localSessionsUpgradingEnabled" => {
                 c.local_sessions_upgrading_enabled = at.strict_bool()?
@@ -1790,6 +1797,7 @@ mod tests {
         assert!(c.force_sync);
         assert_eq!(c.autopurge_snap_retain_count, 3);
         assert_eq!(c.autopurge_purge_interval_hours, 0);
+        assert!(c.log_compress_superseded);
         assert!(c.standalone_enabled);
         assert!(!c.reconfig_enabled);
         assert_eq!(c.server_id, 0);
@@ -1880,6 +1888,7 @@ reconfigEnabled=true
 ferrokeeper.shards=2
 ferrokeeper.pinShards=false
 ferrokeeper.commitOnShard=false
+ferrokeeper.log.compressSuperseded=false
 ferrokeeper.commitQueueDepth=512
 ferrokeeper.commitBatchMax=64
 initLimit=10
@@ -1896,6 +1905,7 @@ server.1=127.0.0.1:2888:3888;127.0.0.1:2999
         );
         assert!(!c.pin_shards);
         assert_eq!(c.commit_on_shard, Some(false));
+        assert!(!c.log_compress_superseded);
         assert_eq!(c.tick_time_ms, 1000);
         assert_eq!(c.client_port, 2999);
         assert_eq!(

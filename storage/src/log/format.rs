@@ -39,6 +39,31 @@ pub const RAFT_SEGMENTS: SegmentKind = SegmentKind {
     magic: RAFT_SEGMENT_MAGIC,
     name_prefix: RAFT_SEGMENT_NAME_PREFIX,
 };
+/// The file a segment is kept in (`storage/FORMAT.md`, "Compressed segments").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SegmentForm {
+    /// `fk-log.<16 hex>`: the segment as the writer wrote it.
+    Plain,
+    /// `fk-log.<16 hex>.zst`: compressed, whole.
+    Compressed,
+    /// `fk-log.<16 hex>.zst.tmp`: a compression under way (or cut short by a crash).
+    Compressing,
+    /// `fk-log.<16 hex>.tmp`: a decompression under way (or cut short by a crash).
+    Decompressing,
+}
+
+impl SegmentForm {
+    /// The file name of the segment `plain` (its plain name) in this form.
+    pub fn file_name(self, plain: &str) -> String {
+        match self {
+            SegmentForm::Plain => plain.to_string(),
+            SegmentForm::Compressed => format!("{plain}{COMPRESSED_SUFFIX}"),
+            SegmentForm::Compressing => format!("{plain}{COMPRESSING_SUFFIX}"),
+            SegmentForm::Decompressing => format!("{plain}{DECOMPRESSING_SUFFIX}"),
+        }
+    }
+}
+
 /// The newest format version this code reads. It writes version 1 for a header without
 /// flags and version 2 for one with [`FLAG_PREV_UNSEALED`], so that a log written with
 /// `force_sync` on stays readable by version-1 code (`storage/FORMAT.md`, "Versions").
@@ -87,6 +112,100 @@ pub const FRAME_HEADER_BYTES: usize = 24;
 
 /// The largest segment a frame can address: `synced_through` and offsets are u32.
 pub const SEGMENT_BYTES_MAX: u64 = u32::MAX as u64;
+
+// A compressed segment (`storage/FORMAT.md`, "Compressed segments"): a segment whose
+// records are all covered by a snapshot, kept as `<segment name>.zst`.
+/// Suffix of a compressed segment's name: `fk-log.<16 hex>.zst`.
+pub const COMPRESSED_SUFFIX: &str = ".zst";
+/// Suffix of a compressed segment being written: `fk-log.<16 hex>.zst.tmp`.
+pub const COMPRESSING_SUFFIX: &str = ".zst.tmp";
+/// Suffix of a segment being decompressed back to its plain name: `fk-log.<16 hex>.tmp`.
+pub const DECOMPRESSING_SUFFIX: &str = ".tmp";
+/// Magic at byte 0 of a compressed segment: "ferrokeeper log, zstd".
+pub const ZST_MAGIC: [u8; 8] = *b"FKLOGZST";
+/// The compressed segment's format version.
+pub const ZST_VERSION: u32 = 1;
+/// Offset of the magic (8 bytes).
+pub const ZST_MAGIC_OFFSET: usize = 0;
+/// Offset of the version (u32).
+pub const ZST_VERSION_OFFSET: usize = 8;
+/// Offset of the flags (u32, 0).
+pub const ZST_FLAGS_OFFSET: usize = 12;
+/// Offset of the plain segment's file length (u64): what it is restored to.
+pub const ZST_SEGMENT_BYTES_OFFSET: usize = 16;
+/// Offset of the number of bytes compressed (u64): the plain segment from offset 0 to
+/// the end of its last record; every byte after it, to the file length, is zero.
+pub const ZST_DATA_BYTES_OFFSET: usize = 24;
+/// Offset of the zxid of the segment's last record (i64).
+pub const ZST_LAST_ZXID_OFFSET: usize = 32;
+/// Offset of the header checksum (u64): xxh3-64 of bytes `[0, ZST_CHECKSUM_OFFSET)`.
+pub const ZST_CHECKSUM_OFFSET: usize = 40;
+/// Size of the compressed segment's header; one zstd frame follows, to the end of the file.
+pub const ZST_HEADER_BYTES: usize = 48;
+
+/// A decoded, checksum-verified compressed segment header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZstHeader {
+    /// Length of the plain segment file.
+    pub segment_bytes: u64,
+    /// Bytes of the plain segment that the zstd frame holds (from offset 0).
+    pub data_bytes: u64,
+    /// Zxid of the segment's last record.
+    pub last_zxid: i64,
+}
+
+/// Encodes a compressed segment's header.
+pub fn encode_zst_header(header: &ZstHeader) -> [u8; ZST_HEADER_BYTES] {
+    let mut b = [0u8; ZST_HEADER_BYTES];
+    b[ZST_MAGIC_OFFSET..ZST_MAGIC_OFFSET + 8].copy_from_slice(&ZST_MAGIC);
+    put_u32(&mut b, ZST_VERSION_OFFSET, ZST_VERSION);
+    put_u32(&mut b, ZST_FLAGS_OFFSET, 0);
+    put_u64(&mut b, ZST_SEGMENT_BYTES_OFFSET, header.segment_bytes);
+    put_u64(&mut b, ZST_DATA_BYTES_OFFSET, header.data_bytes);
+    put_u64(&mut b, ZST_LAST_ZXID_OFFSET, header.last_zxid as u64);
+    let checksum = xxh3_64(&b[..ZST_CHECKSUM_OFFSET]);
+    put_u64(&mut b, ZST_CHECKSUM_OFFSET, checksum);
+    b
+}
+
+/// Decodes and verifies a compressed segment's header; `Err((offset, reason))` names the
+/// first bad field.
+pub fn decode_zst_header(bytes: &[u8]) -> Result<ZstHeader, (usize, String)> {
+    let Some(b) = bytes.get(..ZST_HEADER_BYTES) else {
+        return Err((bytes.len(), "shorter than the compressed segment header".into()));
+    };
+    if b[ZST_MAGIC_OFFSET..ZST_MAGIC_OFFSET + 8] != ZST_MAGIC[..] {
+        return Err((ZST_MAGIC_OFFSET, "bad magic".into()));
+    }
+    if get_u64(b, ZST_CHECKSUM_OFFSET) != xxh3_64(&b[..ZST_CHECKSUM_OFFSET]) {
+        return Err((ZST_CHECKSUM_OFFSET, "header checksum mismatch".into()));
+    }
+    let version = get_u32(b, ZST_VERSION_OFFSET);
+    if version != ZST_VERSION {
+        return Err((ZST_VERSION_OFFSET, format!("version {version}, this build reads {ZST_VERSION}")));
+    }
+    if get_u32(b, ZST_FLAGS_OFFSET) != 0 {
+        return Err((ZST_FLAGS_OFFSET, "unknown flags".into()));
+    }
+    let header = ZstHeader {
+        segment_bytes: get_u64(b, ZST_SEGMENT_BYTES_OFFSET),
+        data_bytes: get_u64(b, ZST_DATA_BYTES_OFFSET),
+        last_zxid: get_u64(b, ZST_LAST_ZXID_OFFSET) as i64,
+    };
+    if header.segment_bytes > SEGMENT_BYTES_MAX
+        || header.data_bytes < HEADER_BYTES as u64
+        || header.data_bytes > header.segment_bytes
+    {
+        return Err((
+            ZST_DATA_BYTES_OFFSET,
+            format!(
+                "{} bytes of data in a segment of {}",
+                header.data_bytes, header.segment_bytes
+            ),
+        ));
+    }
+    Ok(header)
+}
 
 /// A decoded, checksum-verified segment header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +276,21 @@ impl SegmentKind {
     /// lowercase hex digits of a non-negative i64.
     pub fn parse_segment_name(&self, name: &str) -> Option<i64> {
         parse_hex_name(name, self.name_prefix)
+    }
+
+    /// Parses the name of a segment in any of its forms (plain, compressed, or one of the
+    /// two temporary files of compression and decompression).
+    pub fn parse_segment_file(&self, name: &str) -> Option<(i64, SegmentForm)> {
+        for (suffix, form) in [
+            (COMPRESSING_SUFFIX, SegmentForm::Compressing),
+            (COMPRESSED_SUFFIX, SegmentForm::Compressed),
+            (DECOMPRESSING_SUFFIX, SegmentForm::Decompressing),
+        ] {
+            if let Some(plain) = name.strip_suffix(suffix) {
+                return self.parse_segment_name(plain).map(|z| (z, form));
+            }
+        }
+        self.parse_segment_name(name).map(|z| (z, SegmentForm::Plain))
     }
 
     /// Encodes a segment header.

@@ -12,12 +12,14 @@
 pub mod format;
 pub mod scan;
 
+mod compress;
 mod error;
 mod reader;
 mod segments;
 mod writer;
 
 pub use crate::backend::disk::IoMode;
+pub use compress::ZSTD_LEVEL;
 pub use error::LogError;
 pub use reader::{read, read_with, LogReader};
 pub(crate) use writer::open_locked;
@@ -172,6 +174,8 @@ pub struct LogStats {
     pub segments_created: u64,
     /// Segments removed (purged, or empty at recovery).
     pub segments_removed: u64,
+    /// Segments covered by a snapshot compressed to `<name>.zst` in the background.
+    pub segments_compressed: u64,
     /// Spare segments prepared ahead of need, off the commit path.
     pub spares_prepared: u64,
     /// Rolls that found no spare ready and created the new segment inline, on the commit

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::error::LogError;
-use super::format::{Frame, FLAG_PREV_UNSEALED, FRAME_HEADER_BYTES, HEADER_BYTES};
+use super::format::{Frame, SegmentForm, FLAG_PREV_UNSEALED, FRAME_HEADER_BYTES, HEADER_BYTES};
 use super::scan::{scan_segment, Position, ScanError};
 use super::segments::{self, Loaded, SegmentFile};
 use super::OwnedRecord;
@@ -17,6 +17,10 @@ use crate::backend::Storage;
 /// a torn tail is not repaired, only not read. Segments whose records are all
 /// `<= after_zxid` are not read at all. Errors are yielded where they are met; the iterator
 /// ends after the first.
+///
+/// Compressed segments (`<name>.zst`, `storage/FORMAT.md`, "Compressed segments") are
+/// decompressed in memory and read as if they were plain; where a crash left a segment in
+/// both forms, the plain one is read, as recovery keeps it.
 pub fn read(dir: &Path, after_zxid: i64) -> Result<LogReader<DiskStorage>, LogError> {
     let storage = DiskStorage::open_read_only(dir).map_err(|source| LogError::Io {
         op: "open directory",
@@ -28,11 +32,18 @@ pub fn read(dir: &Path, after_zxid: i64) -> Result<LogReader<DiskStorage>, LogEr
 
 /// [`read`] over any [`Storage`].
 pub fn read_with<S: Storage>(mut storage: S, after_zxid: i64) -> Result<LogReader<S>, LogError> {
-    let files = segments::list(&mut storage, &super::format::TXN_SEGMENTS)?;
+    let mut files: Vec<(SegmentFile, SegmentForm)> = Vec::new();
+    for (file, form) in segments::list_all(&mut storage, &super::format::TXN_SEGMENTS)? {
+        let known = files.last().is_some_and(|(f, _)| f.first_zxid == file.first_zxid);
+        // Listed plain first: the compressed copy of a segment also found plain is left.
+        if matches!(form, SegmentForm::Plain | SegmentForm::Compressed) && !known {
+            files.push((file, form));
+        }
+    }
     // Segment i holds zxids in [first_i, first_{i+1}): skip it when first_{i+1} <= after + 1.
     let skip = files
         .windows(2)
-        .take_while(|w| w[1].first_zxid <= after_zxid.saturating_add(1))
+        .take_while(|w| w[1].0.first_zxid <= after_zxid.saturating_add(1))
         .count();
     let files = files.into_iter().skip(skip).collect::<Vec<_>>();
     let relaxed_prev = if files.len() >= 2 {
@@ -57,7 +68,8 @@ pub fn read_with<S: Storage>(mut storage: S, after_zxid: i64) -> Result<LogReade
 /// Iterator returned by [`read`].
 pub struct LogReader<S: Storage> {
     storage: S,
-    files: Vec<SegmentFile>,
+    /// The segments to read and the form each was listed in.
+    files: Vec<(SegmentFile, SegmentForm)>,
     next_file: usize,
     /// `Some(last zxid the newest segment expects before it)` when the newest segment's
     /// predecessor is read like a newest segment, and the newest not at all if the
@@ -76,7 +88,7 @@ pub struct LogReader<S: Storage> {
 impl<S: Storage> LogReader<S> {
     /// Loads and verifies the next segment; `Ok(false)` at the end of the log.
     fn load_next(&mut self) -> Result<bool, LogError> {
-        let Some(file) = self.files.get(self.next_file).cloned() else {
+        let Some((file, form)) = self.files.get(self.next_file).cloned() else {
             return Ok(false);
         };
         self.next_file += 1;
@@ -88,8 +100,7 @@ impl<S: Storage> LogReader<S> {
         } else {
             Position::Sealed
         };
-        let id = segments::load(&mut self.storage, &file.name, &mut self.buf, false)?;
-        self.storage.close(id);
+        let file = load_listed(&mut self.storage, file, form, &mut self.buf)?;
         self.frames.clear();
         self.next_frame = 0;
         let after = self.after_zxid;
@@ -147,12 +158,11 @@ impl<S: Storage> LogReader<S> {
 /// more; only tools read a log this way.
 fn newest_unproven<S: Storage>(
     storage: &mut S,
-    files: &[SegmentFile],
+    files: &[(SegmentFile, SegmentForm)],
 ) -> Result<Option<i64>, LogError> {
-    let newest = files.last().expect("at least one file");
+    let (newest, form) = files.last().cloned().expect("at least one file");
     let mut buf = segments::SegmentBytes::default();
-    let id = segments::load(storage, &newest.name, &mut buf, false)?;
-    storage.close(id);
+    load_listed(storage, newest, form, &mut buf)?;
     let mut proven = false;
     let scan = scan_segment(buf.bytes(), Position::Newest, |_, frame| {
         proven |= frame.synced_through as usize > HEADER_BYTES;
@@ -166,6 +176,27 @@ fn newest_unproven<S: Storage>(
         // Read as usual: the reader reports it when it gets there.
         Ok(_) | Err(_) => None,
     })
+}
+
+/// Loads a listed segment into `out`; returns it as loaded. A plain segment that is gone
+/// when it is read was compressed in the meantime (a tool reading beside a live server):
+/// its `.zst` is read instead.
+fn load_listed<S: Storage>(
+    storage: &mut S,
+    mut file: SegmentFile,
+    form: SegmentForm,
+    out: &mut segments::SegmentBytes,
+) -> Result<SegmentFile, LogError> {
+    match segments::load_form(storage, &file.name, form, out) {
+        Err(LogError::Io { source, .. })
+            if form == SegmentForm::Plain && source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            file.name = SegmentForm::Compressed.file_name(&file.name);
+            segments::load_form(storage, &file.name, SegmentForm::Compressed, out)?;
+            Ok(file)
+        }
+        loaded => loaded.map(|()| file),
+    }
 }
 
 impl<S: Storage> Iterator for LogReader<S> {

@@ -2,7 +2,7 @@
 
 use super::error::LogError;
 use super::format::{
-    SegmentHeader, SegmentKind, FORMAT_VERSION, HEADER_FIRST_ZXID_OFFSET,
+    SegmentForm, SegmentHeader, SegmentKind, FORMAT_VERSION, HEADER_FIRST_ZXID_OFFSET,
     HEADER_PREV_LAST_ZXID_OFFSET,
 };
 use super::scan::ScanError;
@@ -16,11 +16,26 @@ pub(crate) struct SegmentFile {
     pub first_zxid: i64,
 }
 
-/// The segment files of the directory of `kind`, oldest first.
+/// The plain segment files of the directory of `kind`, oldest first. Compressed segments
+/// and the temporary files of (de)compression are left out: recovery and the writer read
+/// plain segments only (`storage/FORMAT.md`, "Compressed segments").
 pub(crate) fn list<S: Storage>(
     storage: &mut S,
     kind: &SegmentKind,
 ) -> Result<Vec<SegmentFile>, LogError> {
+    Ok(list_all(storage, kind)?
+        .into_iter()
+        .filter(|(_, form)| *form == SegmentForm::Plain)
+        .map(|(file, _)| file)
+        .collect())
+}
+
+/// Every segment file of the directory of `kind` in any of its forms, ordered by first
+/// zxid, then form (plain first). `name` is the file's own name.
+pub(crate) fn list_all<S: Storage>(
+    storage: &mut S,
+    kind: &SegmentKind,
+) -> Result<Vec<(SegmentFile, SegmentForm)>, LogError> {
     let names = storage.list().map_err(|source| LogError::Io {
         op: "list",
         file: storage.path(""),
@@ -31,15 +46,15 @@ pub(crate) fn list<S: Storage>(
         if !name.starts_with(kind.name_prefix) {
             continue; // Not ours: snapshots and other files may share the directory.
         }
-        let Some(first_zxid) = kind.parse_segment_name(&name) else {
+        let Some((first_zxid, form)) = kind.parse_segment_file(&name) else {
             return Err(LogError::UnexpectedFile {
                 file: storage.path(&name),
                 prefix: kind.name_prefix,
             });
         };
-        segments.push(SegmentFile { name, first_zxid });
+        segments.push((SegmentFile { name, first_zxid }, form));
     }
-    segments.sort_by_key(|s| s.first_zxid);
+    segments.sort_by_key(|(s, form)| (s.first_zxid, *form));
     Ok(segments)
 }
 
@@ -80,7 +95,7 @@ impl SegmentBytes {
 /// Mapping is only for a caller that holds the directory's exclusive lock (the writer's
 /// recovery) and writes nothing to the file while the mapping lives: what a read-only
 /// mapping's soundness rests on. The reader, which may run beside a live writer, reads.
-pub(crate) fn load<S: Storage>(
+pub(crate) fn load<S: Storage + ?Sized>(
     storage: &mut S,
     name: &str,
     out: &mut SegmentBytes,
@@ -124,9 +139,28 @@ pub(crate) fn load<S: Storage>(
     }
 }
 
+/// Loads the segment in file `name` of `form` into `out`, read only (the reader's load):
+/// a plain segment is read as [`load`] does; a compressed one is decompressed in memory
+/// (its data, without the zeros after the last record, which a scan does not need).
+pub(crate) fn load_form<S: Storage>(
+    storage: &mut S,
+    name: &str,
+    form: SegmentForm,
+    out: &mut SegmentBytes,
+) -> Result<(), LogError> {
+    if form == SegmentForm::Compressed {
+        out.map = None;
+        super::compress::read_compressed(storage, name, &mut out.buf)?;
+        return Ok(());
+    }
+    let id = load(storage, name, out, false)?;
+    storage.close(id);
+    Ok(())
+}
+
 /// Turns a scan verdict on `name` into a [`LogError`] (never called for `InterruptedCreation`
 /// by the writer, which removes such a segment).
-pub(crate) fn scan_error<S: Storage>(storage: &S, name: &str, e: ScanError) -> LogError {
+pub(crate) fn scan_error<S: Storage + ?Sized>(storage: &S, name: &str, e: ScanError) -> LogError {
     match e {
         ScanError::Corrupt { offset, reason } => LogError::Corrupt {
             file: storage.path(name),

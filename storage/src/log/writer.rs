@@ -2,10 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+use super::compress::{self, CompressJob, Compressed};
 use super::error::LogError;
 use super::format::{
     encode_frame_with, frame_bytes, Frame, SegmentHeader, SegmentKind, FLAG_PREV_UNSEALED,
-    FRAME_HEADER_BYTES, HEADER_BYTES, TXN_SEGMENTS,
+    SegmentForm, FRAME_HEADER_BYTES, HEADER_BYTES, TXN_SEGMENTS,
 };
 use super::scan::{scan_segment_of, Position, Scan, ScanError};
 use super::segments::{self, Loaded, SegmentFile};
@@ -52,6 +53,15 @@ pub struct Recovered {
     /// seal runs on the helper thread after a roll); the segment after it, whose records
     /// followed the lost ones, is among `removed_segments`.
     pub unsealed_tail: Option<PathBuf>,
+    /// Compressed segments decompressed back to their plain names before the scan, because
+    /// replay starts before their end (`storage/FORMAT.md`, "Compressed segments").
+    pub decompressed_segments: Vec<String>,
+    /// Compressed segments left compressed: before every plain segment, holding only
+    /// records at or below the zxid replay starts after; not read. Counted in `segments`,
+    /// not in `records`, `first_zxid`, or what the visitor sees.
+    pub compressed_segments: usize,
+    /// Leftovers of a (de)compression a crash cut short, removed.
+    pub removed_leftovers: Vec<String>,
 }
 
 /// Where recovery cut a torn tail.
@@ -65,12 +75,19 @@ pub struct TornTail {
 
 #[derive(Clone, Debug)]
 struct Segment {
+    /// The plain name (also of a compressed segment, whose file is `<name>.zst`).
     name: String,
+    /// 0 for a segment found compressed at open (its file is not read; never the newest,
+    /// the only one whose index is used).
     index: u64,
-    /// `None` only for a segment created by a roll whose first append then failed.
+    /// `None` only for a segment created by a roll whose first append then failed. For a
+    /// segment found compressed at open, one less than the next segment's first zxid: a
+    /// bound, enough for purges (its file is not read).
     last_zxid: Option<i64>,
     /// Offset just past its last record (for the current segment, `Current::end`).
     end: u64,
+    /// Kept as `<name>.zst` (`storage/FORMAT.md`, "Compressed segments").
+    compressed: bool,
 }
 
 /// The segment being appended to.
@@ -111,6 +128,10 @@ pub struct LogWriter<S: Storage = DiskStorage> {
     /// handed to the helper thread once the first batch of the new segment is written
     /// ([`Task::Seal`]), and the next spare after it.
     unsealed: Option<String>,
+    /// Set once a segment was left uncompressed (it did not verify, or its `.zst.tmp`
+    /// could not be written): no later one is compressed in this run, so that the
+    /// compressed segments stay an oldest-first run.
+    compression_stopped: bool,
 }
 
 /// A batch framed by [`LogWriter::stage`] and not yet written: where it goes.
@@ -170,15 +191,21 @@ impl LogWriter<DiskStorage> {
     /// [`LogWriter::open`] that also hands every record recovery keeps to `visit`, in log
     /// order: the recovery scan is the replay, and each segment is read and verified once.
     ///
+    /// Replay starts after `after_zxid` (the loaded snapshot's zxid, 0 or less without
+    /// one): every compressed segment that may hold a record above it is decompressed back
+    /// to its plain name first, and the compressed segments left (all at or below it) are
+    /// not read (`storage/FORMAT.md`, "Compressed segments").
+    ///
     /// `visit` sees the records of a segment before the checks that span segments (name,
     /// link to the previous one) have passed for it; when they fail, `open` fails, so a
     /// caller acts on what it was handed only once `open` returned `Ok`.
     pub fn open_replaying(
         dir: &Path,
         opts: LogOptions,
+        after_zxid: i64,
         visit: ReplayVisitor<'_>,
     ) -> Result<(LogWriter<DiskStorage>, Recovered), LogError> {
-        LogWriter::open_replaying_with(open_locked(dir, &opts)?, opts, visit)
+        LogWriter::open_replaying_with(open_locked(dir, &opts)?, opts, after_zxid, visit)
     }
 
     /// The write path in use (io_uring, or the `pwrite` fallback).
@@ -189,20 +216,26 @@ impl LogWriter<DiskStorage> {
 
 impl<S: Storage> LogWriter<S> {
     /// [`LogWriter::open`] over any [`Storage`] (the simulator in tests).
+    ///
+    /// Compressed segments are decompressed only where the log needs them to stay one run
+    /// (`storage/FORMAT.md`, "Compressed segments"); a caller that replays from a snapshot
+    /// opens with [`LogWriter::open_replaying_with`] and that snapshot's zxid.
     pub fn open_with(storage: S, opts: LogOptions) -> Result<(LogWriter<S>, Recovered), LogError> {
-        LogWriter::open_kind(storage, opts, TXN_SEGMENTS, &mut |_, _, _, _| {})
+        LogWriter::open_kind(storage, opts, TXN_SEGMENTS, i64::MAX, &mut |_, _, _, _| {})
     }
 
     /// [`LogWriter::open_replaying`] over any [`Storage`] (the simulator).
     pub fn open_replaying_with(
         storage: S,
         opts: LogOptions,
+        after_zxid: i64,
         visit: ReplayVisitor<'_>,
     ) -> Result<(LogWriter<S>, Recovered), LogError> {
         LogWriter::open_kind(
             storage,
             opts,
             TXN_SEGMENTS,
+            after_zxid,
             &mut |_, bytes, offset, frame| {
                 let start = offset + FRAME_HEADER_BYTES;
                 visit(frame.zxid, &bytes[start..start + frame.payload_bytes]);
@@ -211,20 +244,28 @@ impl<S: Storage> LogWriter<S> {
     }
 
     /// [`LogWriter::open_with`] for the segments of `kind`, calling `visit` for every record
-    /// recovery keeps (the Raft log reads its entries in the same pass).
+    /// recovery keeps (the Raft log reads its entries in the same pass), compressed
+    /// segments that may hold records above `after_zxid` decompressed first.
     // Long because recovery is one sequence (newest segment, older ones, repair) whose
     // steps share the segment list, the scan buffer and the report.
     pub(crate) fn open_kind(
         mut storage: S,
         opts: LogOptions,
         kind: SegmentKind,
+        after_zxid: i64,
         visit: RecordVisitor<'_>,
     ) -> Result<(LogWriter<S>, Recovered), LogError> {
         opts.validate()?;
         let mut stats = LogStats::default();
         let spare = recover_spare(&mut storage, &kind, &mut stats)?;
+        // Compressed segments the replay needs go back to plain ones first; the rest stay
+        // out of the scan below, which reads plain segments exactly as before.
+        let restored = compress::restore(&mut storage, &kind, after_zxid)?;
         let mut recovered = Recovered {
             renamed_spare: spare.renamed,
+            decompressed_segments: restored.decompressed,
+            compressed_segments: restored.kept.len(),
+            removed_leftovers: restored.removed,
             ..Recovered::default()
         };
         let mut files = segments::list(&mut storage, &kind)?;
@@ -352,6 +393,7 @@ impl<S: Storage> LogWriter<S> {
                 index: scan.header.segment_index,
                 last_zxid: scan.last_zxid,
                 end: scan.valid_end as u64,
+                compressed: false,
             });
             prev = Some(loaded);
         }
@@ -432,7 +474,31 @@ impl<S: Storage> LogWriter<S> {
                 index: scan.header.segment_index,
                 last_zxid: scan.last_zxid,
                 end: scan.valid_end as u64,
+                compressed: false,
             });
+        }
+        // The compressed segments come before every plain one (`compress::restore`), which
+        // recovery may not have removed all of: a plain segment is removed only when it
+        // holds no record, and a segment is compressed only once the segment after it
+        // holds a durable one. Their records are not read, and none is needed.
+        if let Some(newest) = restored.kept.last() {
+            let Some(first_plain) = recovered.first_zxid else {
+                return Err(LogError::Corrupt {
+                    file: storage.path(&SegmentForm::Compressed.file_name(&newest.name)),
+                    offset: 0,
+                    reason: "compressed segment with no plain segment after it".into(),
+                });
+            };
+            let nexts = restored.kept.iter().skip(1).map(|f| f.first_zxid);
+            let compressed = restored.kept.iter().zip(nexts.chain([first_plain]));
+            let compressed = compressed.map(|(file, next_first)| Segment {
+                name: file.name.clone(),
+                index: 0,
+                last_zxid: Some(next_first - 1),
+                end: 0,
+                compressed: true,
+            });
+            log.splice(0..0, compressed.collect::<Vec<_>>());
         }
         let last_zxid = log.last().and_then(|s| s.last_zxid);
         recovered.last_zxid = last_zxid;
@@ -462,6 +528,7 @@ impl<S: Storage> LogWriter<S> {
             stats,
             background,
             unsealed: None,
+            compression_stopped: false,
         };
         Ok((writer, recovered))
     }
@@ -693,6 +760,7 @@ impl<S: Storage> LogWriter<S> {
             .wait_all(&mut self.storage, &mut self.stats, false);
         waited.map_err(|f| self.stop_background(f))?;
         self.take_sealed();
+        self.take_compressed();
         Ok(())
     }
 
@@ -786,7 +854,77 @@ impl<S: Storage> LogWriter<S> {
         let polled = self.background.poll(&mut self.storage, &mut self.stats);
         polled.map_err(|f| self.stop_background(f))?;
         self.take_sealed();
+        self.take_compressed();
         Ok(())
+    }
+
+    /// Applies the compressions that ended.
+    fn take_compressed(&mut self) {
+        for (name, done) in self.background.take_compressed() {
+            match done {
+                Compressed::Done {
+                    data_bytes,
+                    file_bytes,
+                } => {
+                    tracing::info!(segment = %self.storage.path(&name).display(), data_bytes, file_bytes,
+                        "log segment covered by a snapshot compressed");
+                    if let Some(s) = self.segments.iter_mut().find(|s| s.name == name) {
+                        s.compressed = true;
+                    }
+                }
+                Compressed::Skipped(_) => self.compression_stopped = true,
+                Compressed::Abandoned => {}
+            }
+        }
+    }
+
+    /// Compresses, in the background, the sealed segments whose records all have zxid
+    /// `<= zxid`, oldest first (`storage/FORMAT.md`, "Compressed segments"). The caller
+    /// passes the zxid of the newest snapshot it has written and read back: those records
+    /// are read again only if that snapshot is rejected at a later start.
+    ///
+    /// Never the segment being appended to, nor its predecessor while that one's seal
+    /// (`force_sync` off) has not finished: a compression reads the segment once and keeps
+    /// what it read, so the segment must be whole on the disk, and the segment after it
+    /// must hold a durable record (recovery never removes it, and so a compressed segment
+    /// always has a plain one after it).
+    ///
+    /// `Ok(false)` when a covered segment had to wait for its seal: the caller asks again
+    /// later (after its next batch).
+    pub fn compress_through(&mut self, zxid: i64) -> Result<bool, LogError> {
+        assert!(!self.staged, "no compression while a staged batch is unfinished");
+        self.check_running()?;
+        self.poll_background()?;
+        if self.compression_stopped {
+            return Ok(true);
+        }
+        let older = self.segments.len().saturating_sub(1);
+        for segment in &self.segments[..older] {
+            if segment.compressed || self.background.compressing(&segment.name) {
+                continue;
+            }
+            let sealed = self.unsealed.as_deref() != Some(segment.name.as_str())
+                && !self.background.seal_pending(&segment.name);
+            if segment.last_zxid.is_none_or(|last| last > zxid) {
+                break; // Oldest first: the ones after it are not covered either.
+            }
+            if !sealed {
+                return Ok(false);
+            }
+            self.background.compress(CompressJob {
+                name: segment.name.clone(),
+                through: zxid,
+            });
+        }
+        Ok(true)
+    }
+
+    /// Names of the segments kept compressed (`<name>.zst` on disk), oldest first.
+    pub fn compressed_segment_names(&self) -> impl Iterator<Item = &str> {
+        self.segments
+            .iter()
+            .filter(|s| s.compressed)
+            .map(|s| s.name.as_str())
     }
 
     /// Applies a finished seal: the segment after the sealed one is durable through the
@@ -905,6 +1043,7 @@ impl<S: Storage> LogWriter<S> {
             index,
             last_zxid: None,
             end: HEADER_BYTES as u64,
+            compressed: false,
         });
         self.current = Some(Current {
             file,

@@ -157,6 +157,8 @@ impl<S: Storage> RaftLog<S> {
             storage,
             opts,
             RAFT_SEGMENTS,
+            // The Raft log has no compressed segments (`storage/FORMAT.md`).
+            i64::MAX,
             &mut |name, bytes, offset, frame| {
                 if visited.last().is_none_or(|(n, _)| n != name) {
                     visited.push((name.to_string(), Vec::new()));

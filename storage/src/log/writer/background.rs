@@ -12,6 +12,17 @@
 //! storage operation per step, as many steps as [`Storage::background_steps`] says after
 //! each append, so that a seed replays exactly and crashes land between any two steps.
 //!
+//! Compressing a segment a snapshot covers (`super::super::compress`) is work of another
+//! kind: long (a 64 MiB segment is ~100 ms of CPU at zstd level 1) and needed by nobody
+//! soon. It runs on the same thread, which already owns a handle on the directory and
+//! orders every directory change the log makes after its own, but only when no task is
+//! waiting, one chunk of input (`COMPRESS_CHUNK_BYTES`) per step, so that a seal, a rename
+//! or a spare that a roll will wait for is delayed by at most one chunk, never by a whole
+//! segment. (On the snapshot thread it would need its own view of which segments are
+//! sealed and race the helper's removals; on a thread of its own, the same, plus a third
+//! handle on the directory.) A removal of a segment being compressed first gives the
+//! compression up, and removes the segment in whichever forms exist.
+//!
 //! Order matters for crashes: the tasks run one at a time in the order they were handed
 //! over, and the directory changes they make (a spare's creation, a removal) follow the
 //! writer's own (a roll's rename) in the order the writer made them, which is the order a
@@ -24,6 +35,8 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 use crate::backend::{FileId, Overwrite, Storage};
+use crate::log::compress::{CompressJob, Compressed, Compression};
+use crate::log::format::SegmentForm;
 use crate::log::LogStats;
 
 /// A piece of background work.
@@ -33,6 +46,8 @@ pub(super) enum Task {
     /// `segment_zero_fill`), fsync it and the directory.
     Spare,
     /// Remove a purged segment (or a stale spare recovery found) and fsync the directory.
+    /// A segment is removed in whichever forms exist: plain, compressed, or both (a
+    /// compression given up for this removal after its rename).
     Remove(String),
     /// Rename the spare, which a roll made the current segment by writing its header, to
     /// that segment's name (`RENAME_NOREPLACE`, no directory fsync: the next spare's
@@ -75,13 +90,118 @@ struct Running {
     task: Task,
     step: u32,
     file: Option<FileId>,
+    /// A removal found the segment's plain file.
+    found: bool,
+}
+
+impl Running {
+    fn new(task: Task) -> Running {
+        Running {
+            task,
+            step: 0,
+            file: None,
+            found: false,
+        }
+    }
+}
+
+/// What the writer hands the helper thread.
+enum ToHelper {
+    /// A task, run before any compression step.
+    Task(Task),
+    /// A compression, queued behind earlier ones and run when no task waits.
+    Compress(CompressJob),
+}
+
+/// What the helper thread hands back: each task's outcome in order, and each
+/// compression's (the segment's plain name and how it ended) in its own order.
+enum Outcome {
+    Task(Result<Task, Failure>),
+    Compressed(String, Result<Compressed, Failure>),
+}
+
+/// The compressions handed over and not yet ended: the one in progress and those queued.
+#[derive(Default)]
+struct Compressor {
+    active: Option<Compression>,
+    queued: VecDeque<CompressJob>,
+    /// Set once a segment was left uncompressed: the later ones are then left too, so
+    /// that the compressed segments stay an oldest-first run (`storage/FORMAT.md`).
+    stopped: bool,
+}
+
+impl Compressor {
+    fn idle(&self) -> bool {
+        self.active.is_none() && self.queued.is_empty()
+    }
+
+    /// Runs one step of the oldest compression; the segment's name and how it ended when
+    /// it did.
+    fn step<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+    ) -> Result<Option<(String, Compressed)>, Failure> {
+        if self.active.is_none() {
+            let Some(job) = self.queued.pop_front() else {
+                return Ok(None);
+            };
+            if self.stopped {
+                let why = "an older segment was left uncompressed".to_string();
+                return Ok(Some((job.name, Compressed::Skipped(why))));
+            }
+            self.active = Some(Compression::new(job));
+        }
+        let active = self.active.as_mut().expect("active");
+        match active.step(storage) {
+            Ok(None) => Ok(None),
+            Ok(Some(done)) => {
+                let name = self.active.take().expect("active").name().to_string();
+                self.stopped |= matches!(done, Compressed::Skipped(_));
+                Ok(Some((name, done)))
+            }
+            Err((op, name, source)) => {
+                if let Some(c) = self.active.take() {
+                    c.close(storage);
+                }
+                Err(Failure { op, name, source })
+            }
+        }
+    }
+
+    /// Gives up every compression of segment `name` (a removal of it is next).
+    fn abandon<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        name: &str,
+    ) -> Vec<(String, Compressed)> {
+        let mut given_up = Vec::new();
+        if self.active.as_ref().is_some_and(|c| c.name() == name) {
+            let c = self.active.take().expect("active");
+            given_up.push((name.to_string(), c.abandon(storage)));
+        }
+        self.queued.retain(|job| {
+            let keep = job.name != name;
+            if !keep {
+                given_up.push((job.name.clone(), Compressed::Abandoned));
+            }
+            keep
+        });
+        given_up
+    }
+
+    fn close<S: Storage + ?Sized>(&mut self, storage: &mut S) {
+        if let Some(c) = self.active.take() {
+            c.close(storage);
+        }
+        self.queued.clear();
+    }
 }
 
 enum Runner {
     /// A helper thread with its own storage handle: tasks in, outcomes out, in order.
     Thread {
-        tasks: Option<mpsc::Sender<Task>>,
-        outcomes: mpsc::Receiver<Result<Task, Failure>>,
+        tasks: Option<mpsc::Sender<ToHelper>>,
+        outcomes: mpsc::Receiver<Outcome>,
         /// Asks the thread to stop between two steps (the writer is being dropped).
         quit: Arc<AtomicBool>,
         handle: Option<JoinHandle<()>>,
@@ -90,6 +210,7 @@ enum Runner {
     Inline {
         running: Option<Running>,
         scratch: Vec<u8>,
+        compressor: Compressor,
     },
 }
 
@@ -103,6 +224,10 @@ pub(super) struct Background {
     spare_ready: bool,
     /// The last seal finished and not yet taken: the next segment and how far it is synced.
     sealed: Option<(String, u64)>,
+    /// Segments whose compression was handed over and has not ended, by plain name.
+    compressing: Vec<String>,
+    /// Compressions ended and not yet taken by the writer.
+    compressed: Vec<(String, Compressed)>,
 }
 
 /// Bytes of zeros written per step when zero-filling a spare, and written back to the
@@ -141,6 +266,8 @@ impl Background {
             pending: VecDeque::new(),
             spare_ready: false,
             sealed: None,
+            compressing: Vec::new(),
+            compressed: Vec::new(),
         }
     }
 
@@ -155,11 +282,42 @@ impl Background {
                 if let Some(tx) = tasks {
                     // The thread only ends after the sender is dropped (or on a panic, which
                     // then shows up as a missing outcome in `wait_for`).
-                    let _ = tx.send(task);
+                    let _ = tx.send(ToHelper::Task(task));
                 }
             }
             Runner::Inline { .. } => {}
         }
+    }
+
+    /// Hands over the compression of a segment (after every compression handed over
+    /// before it).
+    pub(super) fn compress(&mut self, job: CompressJob) {
+        self.compressing.push(job.name.clone());
+        match &mut self.runner {
+            Runner::Thread { tasks, .. } => {
+                if let Some(tx) = tasks {
+                    let _ = tx.send(ToHelper::Compress(job));
+                }
+            }
+            Runner::Inline { compressor, .. } => compressor.queued.push_back(job),
+        }
+    }
+
+    /// Whether the compression of `name` was handed over and has not ended.
+    pub(super) fn compressing(&self, name: &str) -> bool {
+        self.compressing.iter().any(|n| n == name)
+    }
+
+    /// Whether a seal of `name` is pending.
+    pub(super) fn seal_pending(&self, name: &str) -> bool {
+        self.pending
+            .iter()
+            .any(|t| matches!(t, Task::Seal { sealed, .. } if sealed == name))
+    }
+
+    /// The compressions that ended since the last call.
+    pub(super) fn take_compressed(&mut self) -> Vec<(String, Compressed)> {
+        std::mem::take(&mut self.compressed)
     }
 
     /// Collects finished work without blocking (the thread), or runs as many steps as the
@@ -172,13 +330,13 @@ impl Background {
         match &self.runner {
             Runner::Thread { .. } => {
                 while let Some(outcome) = self.outcome(false) {
-                    self.finish(outcome?, stats);
+                    self.take_outcome(outcome, stats)?;
                 }
                 Ok(())
             }
             Runner::Inline { .. } => {
                 for _ in 0..storage.background_steps() {
-                    if self.pending.is_empty() {
+                    if self.idle() {
                         break;
                     }
                     self.step_inline(storage, stats)?;
@@ -201,6 +359,7 @@ impl Background {
             "remove (helper thread gone)",
             name,
             |t| matches!(t, Task::Remove(n) if n == name),
+            false,
         )
     }
 
@@ -212,9 +371,14 @@ impl Background {
         storage: &mut S,
         stats: &mut LogStats,
     ) -> Result<(), Failure> {
-        self.wait_while(storage, stats, "rename (helper thread gone)", "", |t| {
-            matches!(t, Task::Rename(_))
-        })
+        self.wait_while(
+            storage,
+            stats,
+            "rename (helper thread gone)",
+            "",
+            |t| matches!(t, Task::Rename(_)),
+            false,
+        )
     }
 
     /// Blocks until no seal is pending (a roll about to start a segment after the one
@@ -224,9 +388,14 @@ impl Background {
         storage: &mut S,
         stats: &mut LogStats,
     ) -> Result<(), Failure> {
-        self.wait_while(storage, stats, "fdatasync (helper thread gone)", "", |t| {
-            matches!(t, Task::Seal { .. })
-        })
+        self.wait_while(
+            storage,
+            stats,
+            "fdatasync (helper thread gone)",
+            "",
+            |t| matches!(t, Task::Seal { .. }),
+            false,
+        )
     }
 
     /// The last seal that finished since the last call: the segment after the sealed one,
@@ -244,11 +413,14 @@ impl Background {
         op: &'static str,
         name: &str,
         waits_for: impl Fn(&Task) -> bool,
+        waits_for_compressions: bool,
     ) -> Result<(), Failure> {
-        while self.pending.iter().any(&waits_for) {
+        while self.pending.iter().any(&waits_for)
+            || (waits_for_compressions && !self.compressing.is_empty())
+        {
             match &self.runner {
                 Runner::Thread { .. } => match self.outcome(true) {
-                    Some(outcome) => self.finish(outcome?, stats),
+                    Some(outcome) => self.take_outcome(outcome, stats)?,
                     None => {
                         return Err(Failure {
                             op,
@@ -263,7 +435,8 @@ impl Background {
         Ok(())
     }
 
-    /// Blocks until every task handed over is done (`removals_only`: every removal).
+    /// Blocks until every task and compression handed over is done (`removals_only`: every
+    /// removal).
     pub(super) fn wait_all<S: Storage>(
         &mut self,
         storage: &mut S,
@@ -276,6 +449,7 @@ impl Background {
             "background work (helper thread gone)",
             "",
             |t| !removals_only || matches!(t, Task::Remove(_)),
+            !removals_only,
         )
     }
 
@@ -284,8 +458,33 @@ impl Background {
         std::mem::take(&mut self.spare_ready)
     }
 
+    /// Whether nothing handed over is left to do.
+    fn idle(&self) -> bool {
+        self.pending.is_empty() && self.compressing.is_empty()
+    }
+
+    /// Takes one outcome of the helper thread in.
+    fn take_outcome(&mut self, outcome: Outcome, stats: &mut LogStats) -> Result<(), Failure> {
+        match outcome {
+            Outcome::Task(done) => self.finish(done?, stats),
+            Outcome::Compressed(name, done) => self.finish_compression(name, done?, stats),
+        }
+        Ok(())
+    }
+
+    fn finish_compression(&mut self, name: String, done: Compressed, stats: &mut LogStats) {
+        let at = self.compressing.iter().position(|n| *n == name);
+        let at = at.expect("a compression ends once, after it was handed over");
+        self.compressing.remove(at);
+        if let Compressed::Done { .. } = done {
+            stats.segments_compressed += 1;
+            stats.fsyncs += 3;
+        }
+        self.compressed.push((name, done));
+    }
+
     /// The helper thread's next outcome: waiting for it with `block`, else only if there.
-    fn outcome(&self, block: bool) -> Option<Result<Task, Failure>> {
+    fn outcome(&self, block: bool) -> Option<Outcome> {
         let Runner::Thread { outcomes, .. } = &self.runner else {
             return None;
         };
@@ -330,14 +529,32 @@ impl Background {
         storage: &mut S,
         stats: &mut LogStats,
     ) -> Result<(), Failure> {
-        let Runner::Inline { running, scratch } = &mut self.runner else {
+        let Runner::Inline {
+            running,
+            scratch,
+            compressor,
+        } = &mut self.runner
+        else {
             unreachable!("inline steps only on the inline runner");
         };
-        let run = running.get_or_insert_with(|| Running {
-            task: self.pending.front().cloned().expect("a pending task"),
-            step: 0,
-            file: None,
-        });
+        if self.pending.is_empty() {
+            // Compression runs only when no task waits, as on the helper thread.
+            if let Some((name, done)) = compressor.step(storage)? {
+                self.finish_compression(name, done, stats);
+            }
+            return Ok(());
+        }
+        if running.is_none() {
+            let task = self.pending.front().cloned().expect("a pending task");
+            if let Task::Remove(name) = &task {
+                for (name, done) in compressor.abandon(storage, name) {
+                    self.compressed.push((name.clone(), done.clone()));
+                    self.compressing.retain(|n| *n != name);
+                }
+            }
+            *running = Some(Running::new(task));
+        }
+        let run = running.as_mut().expect("running");
         match step(storage, &self.plan, run, scratch) {
             Ok(false) => Ok(()),
             Ok(true) => {
@@ -379,11 +596,12 @@ fn inline() -> Runner {
     Runner::Inline {
         running: None,
         scratch: Vec::new(),
+        compressor: Compressor::default(),
     }
 }
 
 fn spawn(mut storage: Box<dyn Storage + Send>, plan: Plan) -> io::Result<Runner> {
-    let (task_tx, task_rx) = mpsc::channel::<Task>();
+    let (task_tx, task_rx) = mpsc::channel::<ToHelper>();
     let (out_tx, out_rx) = mpsc::channel();
     let quit = Arc::new(AtomicBool::new(false));
     let quit_thread = quit.clone();
@@ -391,28 +609,63 @@ fn spawn(mut storage: Box<dyn Storage + Send>, plan: Plan) -> io::Result<Runner>
         .name("log-helper".into())
         .spawn(move || {
             let mut scratch = Vec::new();
-            for task in task_rx.iter() {
-                let mut run = Running {
-                    task,
-                    step: 0,
-                    file: None,
+            let mut compressor = Compressor::default();
+            loop {
+                // A task first; a compression step only when none is waiting.
+                let message = if compressor.idle() {
+                    task_rx.recv().ok()
+                } else {
+                    match task_rx.try_recv() {
+                        Ok(m) => Some(m),
+                        Err(mpsc::TryRecvError::Disconnected) => None,
+                        Err(mpsc::TryRecvError::Empty) => {
+                            if quit_thread.load(Ordering::Acquire) {
+                                break;
+                            }
+                            let outcome = match compressor.step(storage.as_mut()) {
+                                Ok(None) => continue,
+                                Ok(Some((name, done))) => Outcome::Compressed(name, Ok(done)),
+                                Err(failure) => {
+                                    let name = failure.name.clone();
+                                    let _ = out_tx.send(Outcome::Compressed(name, Err(failure)));
+                                    break; // The writer stops on it.
+                                }
+                            };
+                            if out_tx.send(outcome).is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                    }
                 };
+                let task = match message {
+                    None => break,
+                    Some(ToHelper::Compress(job)) => {
+                        compressor.queued.push_back(job);
+                        continue;
+                    }
+                    Some(ToHelper::Task(task)) => task,
+                };
+                if let Task::Remove(name) = &task {
+                    for (name, done) in compressor.abandon(storage.as_mut(), name) {
+                        let _ = out_tx.send(Outcome::Compressed(name, Ok(done)));
+                    }
+                }
+                let mut run = Running::new(task);
                 let outcome = loop {
                     if quit_thread.load(Ordering::Acquire) && !matches!(run.task, Task::Rename(_)) {
                         // An unfinished spare is removed by the next open's recovery, an
-                        // unsealed segment is checked by it, a purge is redone later. Only
-                        // the renames still queued are done (one call each), so that a
-                        // clean stop leaves every segment under its name.
+                        // unsealed segment is checked by it, a purge is redone later, a
+                        // compression's leftovers are cleaned up by it. Only the renames
+                        // still queued are done (one call each), so that a clean stop
+                        // leaves every segment under its name.
                         if let Some(f) = run.file.take() {
                             storage.close(f);
                         }
-                        for task in task_rx.try_iter() {
-                            if matches!(task, Task::Rename(_)) {
-                                let mut rename = Running {
-                                    task,
-                                    step: 0,
-                                    file: None,
-                                };
+                        compressor.close(storage.as_mut());
+                        for message in task_rx.try_iter() {
+                            if let ToHelper::Task(task @ Task::Rename(_)) = message {
+                                let mut rename = Running::new(task);
                                 let renamed =
                                     step(storage.as_mut(), &plan, &mut rename, &mut scratch);
                                 if renamed.is_err() {
@@ -434,11 +687,12 @@ fn spawn(mut storage: Box<dyn Storage + Send>, plan: Plan) -> io::Result<Runner>
                     }
                 };
                 let failed = outcome.is_err();
-                if out_tx.send(outcome).is_err() || failed {
+                if out_tx.send(Outcome::Task(outcome)).is_err() || failed {
                     // After a failure the writer stops; nothing more may touch the directory.
-                    return;
+                    break;
                 }
             }
+            compressor.close(storage.as_mut());
         })?;
     Ok(Runner::Thread {
         tasks: Some(task_tx),
@@ -515,7 +769,21 @@ fn step<S: Storage + ?Sized>(
             return Ok(true);
         }
         Task::Remove(name) => match run.step {
-            0 => storage.remove(&name).map_err(fail("remove", &name))?,
+            0 => match storage.remove(&name) {
+                Ok(()) => run.found = true,
+                // A segment kept compressed: removed in the next step.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && name != plan.spare => {}
+                Err(e) => return Err(fail("remove", &name)(e)),
+            },
+            1 if name != plan.spare => {
+                let zst = SegmentForm::Compressed.file_name(&name);
+                match storage.remove(&zst) {
+                    Ok(()) => {}
+                    // Plain only; or neither, which is a failure as it always was.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && run.found => {}
+                    Err(e) => return Err(fail("remove", &zst)(e)),
+                }
+            }
             _ => {
                 // One directory fsync per removal: a crash leaves an oldest-first prefix
                 // removed, never a gap that recovery would report as a missing segment.
