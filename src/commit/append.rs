@@ -315,7 +315,8 @@ impl<S: Storage> Appender<S> {
             // One waits for its seal: asked again after the next batch.
             Ok(false) => {}
             Err(e) => {
-                self.fail.stop(format!("transaction log compression failed: {e}"));
+                self.fail
+                    .stop(format!("transaction log compression failed: {e}"));
                 return false;
             }
         }

@@ -177,7 +177,8 @@ impl LogCounters {
         self.fsyncs.store(s.fsyncs, Relaxed);
         self.segments_created.store(s.segments_created, Relaxed);
         self.segments_removed.store(s.segments_removed, Relaxed);
-        self.segments_compressed.store(s.segments_compressed, Relaxed);
+        self.segments_compressed
+            .store(s.segments_compressed, Relaxed);
         self.spares_prepared.store(s.spares_prepared, Relaxed);
         self.rolls_inline.store(s.rolls_inline, Relaxed);
         self.seals_deferred.store(s.seals_deferred, Relaxed);
@@ -319,10 +320,10 @@ pub fn open_and_replay_with<S: Storage>(
         LogWriter::open_replaying_with(storage, opts, after, &mut |zxid, bytes| {
             replay.record(zxid, bytes)
         })
-    .map_err(|source| ReplayError::Log {
-        dir: dir.clone(),
-        source,
-    })?;
+        .map_err(|source| ReplayError::Log {
+            dir: dir.clone(),
+            source,
+        })?;
     report_recovery(&recovered);
     let replayed = replay.finish()?;
     Ok((writer, replayed))

@@ -14,6 +14,12 @@
 //! 5. A bit flipped in durable bytes is refused with an error naming the file and the offset
 //!    of the damaged frame — except in the newest segment's last batch, where no later frame
 //!    can witness it: that is cut as a torn tail (the documented limit).
+//! 6. Compressed segments (`storage/FORMAT.md`, "Compressed segments"): the writer is asked
+//!    now and then to compress through a zxid it acknowledged (the model's newest
+//!    snapshot), and every open replays after a random zxid (that snapshot, an older one,
+//!    or none), so crashes land in every step of a compression and of a decompression.
+//!    After recovery, what the open replays is a suffix of the log that holds every record
+//!    after that zxid, and the log read whole (compressed segments included) obeys 1–3.
 //!
 //! A failure prints its seed; `FK_SEED=<seed> cargo test -p ferrokeeper-storage --test sim`
 //! replays it alone. `FK_SEEDS=<n>` runs more seeds.
@@ -22,7 +28,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ferrokeeper_storage::backend::sim::{Prng, SimFaults, SimStorage};
 use ferrokeeper_storage::log::format::{frame_bytes, HEADER_BYTES};
-use ferrokeeper_storage::log::{read_with, LogError, LogOptions, LogWriter, Record};
+use ferrokeeper_storage::log::{read_with, LogError, LogOptions, LogWriter, Record, Recovered};
 
 type Rec = (i64, Vec<u8>);
 
@@ -132,6 +138,70 @@ struct Coverage {
     unsealed_tails: u64,
     /// Process restarts without a crash, followed by appends and then a crash.
     restarts: u64,
+    /// Segments compressed (as the writers counted them).
+    compressions: u64,
+    /// Opens that decompressed a segment the replay needed.
+    decompressions: u64,
+    /// Opens that found compressed segments and left them compressed.
+    kept_compressed: u64,
+    /// Opens that removed a leftover of a (de)compression a crash cut short.
+    leftovers: u64,
+}
+
+/// Opens the log replaying after `after` (the zxid of the snapshot the model loads), and
+/// returns what the open replayed.
+fn open_replaying(
+    sim: &SimStorage,
+    opts: LogOptions,
+    after: i64,
+) -> Result<(LogWriter<SimStorage>, Recovered, Vec<Rec>), LogError> {
+    let mut visited = Vec::new();
+    let (writer, recovered) =
+        LogWriter::open_replaying_with(sim.clone(), opts, after, &mut |zxid, bytes| {
+            visited.push((zxid, bytes.to_vec()))
+        })?;
+    Ok((writer, recovered, visited))
+}
+
+/// Rule 6: `visited`, what the open replayed after `after`, is a suffix of the whole log
+/// `found` and holds every record above `after`.
+fn check_replayed(cycle: u64, after: i64, found: &[Rec], visited: &[Rec], recovered: &Recovered) {
+    assert!(
+        found.ends_with(visited),
+        "cycle {cycle}: replayed {:?} is not a suffix of the log {:?}",
+        zxids(visited),
+        zxids(found)
+    );
+    let needed = found.iter().filter(|r| r.0 > after).count();
+    assert!(
+        visited.len() >= needed,
+        "cycle {cycle}: replay after {after:#x} missed records: replayed {:?}, log {:?}",
+        zxids(visited),
+        zxids(found)
+    );
+    assert_eq!(
+        recovered.records,
+        visited.len() as u64,
+        "cycle {cycle}: Recovered.records"
+    );
+    assert_eq!(
+        recovered.first_zxid,
+        visited.first().map(|r| r.0),
+        "cycle {cycle}: Recovered.first_zxid"
+    );
+}
+
+/// The zxid a recovery replays after: the newest compression mark (the model's newest
+/// snapshot), an older acknowledged zxid (an older snapshot, the newest one rejected), or
+/// none.
+fn replay_after(rng: &mut Prng, snapshot: i64, acked: &[Rec]) -> i64 {
+    match rng.below(4) {
+        0 | 1 => snapshot,
+        2 if !acked.is_empty() => acked[rng.below(acked.len() as u64) as usize]
+            .0
+            .min(snapshot),
+        _ => -1,
+    }
 }
 
 /// Rules 1–4 with force_sync on; with it off, only "a contiguous run of what was appended,
@@ -145,6 +215,7 @@ fn crash_cycles(seed: u64, force_sync: bool, cov: &mut Coverage) {
     // The batch whose append failed (not acknowledged), if any.
     let mut pending: Vec<Rec> = Vec::new();
     let mut horizon = i64::MIN; // Highest zxid passed to a successful purge_through.
+    let mut snapshot = -1; // Highest zxid passed to compress_through (the newest snapshot).
     let mut next_zxid: i64 = rng.range(0, 5) as i64;
     let cycles = rng.range(2, 8);
     for cycle in 0..cycles {
@@ -154,7 +225,8 @@ fn crash_cycles(seed: u64, force_sync: bool, cov: &mut Coverage) {
                 crash_after_ops: Some(rng.range(0, 40)),
                 ..SimFaults::default()
             });
-            if LogWriter::open_with(sim.clone(), opts).is_err() {
+            let after = replay_after(&mut rng, snapshot, &acked);
+            if open_replaying(&sim, opts, after).is_err() {
                 cov.failed_recoveries += 1;
                 sim.crash();
             }
@@ -164,11 +236,16 @@ fn crash_cycles(seed: u64, force_sync: bool, cov: &mut Coverage) {
         // corruption, and a prefix of what recovery keeps (recovery may also rename a
         // spare, which the reader does not look at, back into place).
         let unrecovered = read_all(&sim);
-        let (mut writer, recovered) = match LogWriter::open_with(sim.clone(), opts) {
+        let after = replay_after(&mut rng, snapshot, &acked);
+        let (mut writer, recovered, visited) = match open_replaying(&sim, opts, after) {
             Ok(x) => x,
-            Err(e) => panic!("cycle {cycle}: open failed: {e}"),
+            Err(e) => panic!("cycle {cycle}: open after {after:#x} failed: {e}"),
         };
         let found = read_all(&sim);
+        check_replayed(cycle, after, &found, &visited, &recovered);
+        cov.decompressions += u64::from(!recovered.decompressed_segments.is_empty());
+        cov.kept_compressed += u64::from(recovered.compressed_segments > 0);
+        cov.leftovers += u64::from(!recovered.removed_leftovers.is_empty());
         assert!(
             found.starts_with(&unrecovered),
             "cycle {cycle}: read before recovery {:?} is not a prefix of after {:?}",
@@ -193,16 +270,6 @@ fn crash_cycles(seed: u64, force_sync: bool, cov: &mut Coverage) {
             found.last().map(|r| r.0),
             "cycle {cycle}: Recovered.last_zxid"
         );
-        assert_eq!(
-            recovered.records,
-            found.len() as u64,
-            "cycle {cycle}: Recovered.records"
-        );
-        assert_eq!(
-            recovered.first_zxid,
-            found.first().map(|r| r.0),
-            "cycle {cycle}: Recovered.first_zxid"
-        );
         // What recovery found is the truth from now on.
         acked = found;
         pending.clear();
@@ -220,6 +287,20 @@ fn crash_cycles(seed: u64, force_sync: bool, cov: &mut Coverage) {
             },
         });
         for _ in 0..rng.range(0, 40) {
+            if rng.below(6) == 0 && !acked.is_empty() {
+                // The newest snapshot moves forward only: the last record acknowledged, or
+                // one before it.
+                let last = acked.len() as u64 - 1;
+                let at = rng.range(last.saturating_sub(8), last);
+                let z = acked[at as usize].0.max(snapshot);
+                snapshot = z;
+                let before = writer.stats().segments_compressed;
+                if writer.compress_through(z).is_err() {
+                    break;
+                }
+                cov.compressions += writer.stats().segments_compressed - before;
+                continue;
+            }
             if rng.below(8) == 0 && !acked.is_empty() {
                 let z = acked[rng.below(acked.len() as u64) as usize].0;
                 // A purge that fails part way may already have removed segments through z.
@@ -264,8 +345,10 @@ fn crash_cycles(seed: u64, force_sync: bool, cov: &mut Coverage) {
         // durable: fsyncgate, a known limit) nor once the simulated process is dead.
         if !stopped && !sim.is_dead() && rng.below(3) == 0 {
             sim.set_faults(SimFaults::default());
-            let (mut writer, _) = LogWriter::open_with(sim.clone(), opts)
+            let after = replay_after(&mut rng, snapshot, &acked);
+            let (mut writer, recovered, visited) = open_replaying(&sim, opts, after)
                 .unwrap_or_else(|e| panic!("cycle {cycle}: restart without a crash failed: {e}"));
+            check_replayed(cycle, after, &read_all(&sim), &visited, &recovered);
             cov.restarts += 1;
             // Nothing was lost (the page cache kept it), so the model still holds.
             check_recovery(
@@ -365,6 +448,10 @@ fn assert_covered(cov: &Coverage, force_sync: bool) {
         renamed_spares,
         unsealed_tails,
         restarts,
+        compressions,
+        decompressions,
+        kept_compressed,
+        leftovers,
     } = *cov;
     for (what, n) in [
         ("torn tails", torn_tails),
@@ -384,6 +471,10 @@ fn assert_covered(cov: &Coverage, force_sync: bool) {
         ("crashes during recovery", failed_recoveries),
         ("spares renamed back at recovery", renamed_spares),
         ("restarts without a crash", restarts),
+        ("segments compressed", compressions),
+        ("segments decompressed at recovery", decompressions),
+        ("segments kept compressed at recovery", kept_compressed),
+        ("(de)compression leftovers removed", leftovers),
         // Only force_sync off leaves a segment unsealed after a roll.
         (
             "tails cut before a seal finished",

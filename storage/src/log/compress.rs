@@ -187,8 +187,8 @@ impl Compression {
                     .write_at(file, 0, &header, false)
                     .map_err(|e| format!("write {tmp}: {e}"))?;
                 self.written_bytes = ZST_HEADER_BYTES as u64;
-                let mut encoder =
-                    zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL).map_err(|e| e.to_string())?;
+                let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)
+                    .map_err(|e| e.to_string())?;
                 // The frame carries its content size and a checksum of the content: a
                 // decompression checks both, before the segment's own checksums are.
                 encoder
@@ -199,7 +199,8 @@ impl Compression {
                 self.encoder = Some(encoder);
             }
             Stage::Compress => {
-                let end = (self.read_bytes + COMPRESS_CHUNK_BYTES).min(self.header.data_bytes as usize);
+                let end =
+                    (self.read_bytes + COMPRESS_CHUNK_BYTES).min(self.header.data_bytes as usize);
                 let encoder = self.encoder.as_mut().expect("created");
                 encoder
                     .write_all(&self.input.bytes()[self.read_bytes..end])
@@ -213,7 +214,12 @@ impl Compression {
                 }
             }
             Stage::Finish => {
-                let out = self.encoder.take().expect("created").finish().map_err(|e| e.to_string())?;
+                let out = self
+                    .encoder
+                    .take()
+                    .expect("created")
+                    .finish()
+                    .map_err(|e| e.to_string())?;
                 self.write_out(storage, &out)?;
             }
             Stage::Sync => {
@@ -259,7 +265,11 @@ impl Compression {
         Ok(())
     }
 
-    fn write_out<S: Storage + ?Sized>(&mut self, storage: &mut S, out: &[u8]) -> Result<(), String> {
+    fn write_out<S: Storage + ?Sized>(
+        &mut self,
+        storage: &mut S,
+        out: &[u8],
+    ) -> Result<(), String> {
         if out.is_empty() {
             return Ok(());
         }
@@ -341,7 +351,9 @@ pub(crate) fn read_compressed<S: Storage + ?Sized>(
         file: storage.path(file_name),
         source,
     };
-    let file = storage.open(file_name).map_err(|e| io("open", storage, e))?;
+    let file = storage
+        .open(file_name)
+        .map_err(|e| io("open", storage, e))?;
     let mut bytes = Vec::new();
     let read = (|| {
         let len = storage.len(file)?;
@@ -374,9 +386,16 @@ pub(crate) fn read_compressed<S: Storage + ?Sized>(
         Ok(n) => Err(corrupt(
             storage,
             ZST_HEADER_BYTES as u64,
-            format!("decompresses to {n} bytes, header says {}", header.data_bytes),
+            format!(
+                "decompresses to {n} bytes, header says {}",
+                header.data_bytes
+            ),
         )),
-        Err(e) => Err(corrupt(storage, ZST_HEADER_BYTES as u64, format!("does not decompress: {e}"))),
+        Err(e) => Err(corrupt(
+            storage,
+            ZST_HEADER_BYTES as u64,
+            format!("does not decompress: {e}"),
+        )),
     }
 }
 
@@ -414,7 +433,9 @@ pub(crate) fn restore<S: Storage>(
     let mut found: BTreeMap<i64, (String, bool, bool)> = BTreeMap::new();
     for (file, form) in segments::list_all(storage, kind)? {
         let plain = kind.segment_name(file.first_zxid);
-        let entry = found.entry(file.first_zxid).or_insert((plain, false, false));
+        let entry = found
+            .entry(file.first_zxid)
+            .or_insert((plain, false, false));
         match form {
             SegmentForm::Plain => entry.1 = true,
             SegmentForm::Compressed => entry.2 = true,
@@ -487,7 +508,11 @@ pub(crate) fn restore<S: Storage>(
 /// Decompresses `<plain>.zst` back to `plain`: decompressed and verified in memory, written
 /// to `<plain>.tmp` at the plain file's length, fsynced, renamed into place, the directory
 /// fsynced, the `.zst` removed, the directory fsynced.
-fn decompress<S: Storage>(storage: &mut S, kind: &SegmentKind, plain: &str) -> Result<(), LogError> {
+pub(crate) fn decompress<S: Storage>(
+    storage: &mut S,
+    kind: &SegmentKind,
+    plain: &str,
+) -> Result<(), LogError> {
     let zst = SegmentForm::Compressed.file_name(plain);
     let tmp = SegmentForm::Decompressing.file_name(plain);
     let mut data = Vec::new();
@@ -519,7 +544,9 @@ fn decompress<S: Storage>(storage: &mut S, kind: &SegmentKind, plain: &str) -> R
         file: storage.path(name),
         source,
     };
-    let file = storage.create(&tmp).map_err(|e| io("create", storage, &tmp, e))?;
+    let file = storage
+        .create(&tmp)
+        .map_err(|e| io("create", storage, &tmp, e))?;
     let written = (|| {
         storage.write_at(file, 0, &data, false)?;
         storage.allocate(file, header.segment_bytes)?;
@@ -533,7 +560,9 @@ fn decompress<S: Storage>(storage: &mut S, kind: &SegmentKind, plain: &str) -> R
     storage
         .sync_dir()
         .map_err(|e| io("fsync directory", storage, plain, e))?;
-    storage.remove(&zst).map_err(|e| io("remove", storage, &zst, e))?;
+    storage
+        .remove(&zst)
+        .map_err(|e| io("remove", storage, &zst, e))?;
     storage
         .sync_dir()
         .map_err(|e| io("fsync directory", storage, &zst, e))?;

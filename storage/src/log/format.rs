@@ -172,7 +172,10 @@ pub fn encode_zst_header(header: &ZstHeader) -> [u8; ZST_HEADER_BYTES] {
 /// first bad field.
 pub fn decode_zst_header(bytes: &[u8]) -> Result<ZstHeader, (usize, String)> {
     let Some(b) = bytes.get(..ZST_HEADER_BYTES) else {
-        return Err((bytes.len(), "shorter than the compressed segment header".into()));
+        return Err((
+            bytes.len(),
+            "shorter than the compressed segment header".into(),
+        ));
     };
     if b[ZST_MAGIC_OFFSET..ZST_MAGIC_OFFSET + 8] != ZST_MAGIC[..] {
         return Err((ZST_MAGIC_OFFSET, "bad magic".into()));
@@ -182,7 +185,10 @@ pub fn decode_zst_header(bytes: &[u8]) -> Result<ZstHeader, (usize, String)> {
     }
     let version = get_u32(b, ZST_VERSION_OFFSET);
     if version != ZST_VERSION {
-        return Err((ZST_VERSION_OFFSET, format!("version {version}, this build reads {ZST_VERSION}")));
+        return Err((
+            ZST_VERSION_OFFSET,
+            format!("version {version}, this build reads {ZST_VERSION}"),
+        ));
     }
     if get_u32(b, ZST_FLAGS_OFFSET) != 0 {
         return Err((ZST_FLAGS_OFFSET, "unknown flags".into()));
@@ -290,7 +296,8 @@ impl SegmentKind {
                 return self.parse_segment_name(plain).map(|z| (z, form));
             }
         }
-        self.parse_segment_name(name).map(|z| (z, SegmentForm::Plain))
+        self.parse_segment_name(name)
+            .map(|z| (z, SegmentForm::Plain))
     }
 
     /// Encodes a segment header.

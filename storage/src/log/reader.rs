@@ -34,7 +34,9 @@ pub fn read(dir: &Path, after_zxid: i64) -> Result<LogReader<DiskStorage>, LogEr
 pub fn read_with<S: Storage>(mut storage: S, after_zxid: i64) -> Result<LogReader<S>, LogError> {
     let mut files: Vec<(SegmentFile, SegmentForm)> = Vec::new();
     for (file, form) in segments::list_all(&mut storage, &super::format::TXN_SEGMENTS)? {
-        let known = files.last().is_some_and(|(f, _)| f.first_zxid == file.first_zxid);
+        let known = files
+            .last()
+            .is_some_and(|(f, _)| f.first_zxid == file.first_zxid);
         // Listed plain first: the compressed copy of a segment also found plain is left.
         if matches!(form, SegmentForm::Plain | SegmentForm::Compressed) && !known {
             files.push((file, form));

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use super::compress::{self, CompressJob, Compressed};
 use super::error::LogError;
 use super::format::{
-    encode_frame_with, frame_bytes, Frame, SegmentHeader, SegmentKind, FLAG_PREV_UNSEALED,
-    SegmentForm, FRAME_HEADER_BYTES, HEADER_BYTES, TXN_SEGMENTS,
+    encode_frame_with, frame_bytes, Frame, SegmentForm, SegmentHeader, SegmentKind,
+    FLAG_PREV_UNSEALED, FRAME_HEADER_BYTES, HEADER_BYTES, TXN_SEGMENTS,
 };
 use super::scan::{scan_segment_of, Position, Scan, ScanError};
 use super::segments::{self, Loaded, SegmentFile};
@@ -260,7 +260,7 @@ impl<S: Storage> LogWriter<S> {
         let spare = recover_spare(&mut storage, &kind, &mut stats)?;
         // Compressed segments the replay needs go back to plain ones first; the rest stay
         // out of the scan below, which reads plain segments exactly as before.
-        let restored = compress::restore(&mut storage, &kind, after_zxid)?;
+        let mut restored = compress::restore(&mut storage, &kind, after_zxid)?;
         let mut recovered = Recovered {
             renamed_spare: spare.renamed,
             decompressed_segments: restored.decompressed,
@@ -315,6 +315,20 @@ impl<S: Storage> LogWriter<S> {
                         remove_newest_on_open(&mut storage, file.name, &mut stats, &mut recovered)?;
                     }
                     Err(e) => return Err(segments::scan_error(&storage, &file.name, e)),
+                }
+            }
+
+            // Every plain segment was removed above (with force_sync off, the records of the
+            // segment after a compressed one may never have been synced: a roll whose
+            // predecessor was already durable leaves no seal to sync them). The newest
+            // compressed segment is then the newest segment: decompressed, and scanned as
+            // such. It is whole: a segment is compressed only once sealed.
+            if newest.is_none() {
+                if let Some(file) = restored.kept.pop() {
+                    compress::decompress(&mut storage, &kind, &file.name)?;
+                    recovered.decompressed_segments.push(file.name.clone());
+                    files.push(file);
+                    continue;
                 }
             }
 
@@ -477,10 +491,10 @@ impl<S: Storage> LogWriter<S> {
                 compressed: false,
             });
         }
-        // The compressed segments come before every plain one (`compress::restore`), which
-        // recovery may not have removed all of: a plain segment is removed only when it
-        // holds no record, and a segment is compressed only once the segment after it
-        // holds a durable one. Their records are not read, and none is needed.
+        // The compressed segments come before every plain one (`compress::restore`), and
+        // at least one plain segment is left (above). Their records are not read, and none
+        // is needed.
+        recovered.compressed_segments = restored.kept.len();
         if let Some(newest) = restored.kept.last() {
             let Some(first_plain) = recovered.first_zxid else {
                 return Err(LogError::Corrupt {
@@ -885,14 +899,17 @@ impl<S: Storage> LogWriter<S> {
     ///
     /// Never the segment being appended to, nor its predecessor while that one's seal
     /// (`force_sync` off) has not finished: a compression reads the segment once and keeps
-    /// what it read, so the segment must be whole on the disk, and the segment after it
-    /// must hold a durable record (recovery never removes it, and so a compressed segment
-    /// always has a plain one after it).
+    /// what it read, so the segment must be whole on the disk. (The segment after it may
+    /// still lose every record in a power cut, with `force_sync` off; recovery then
+    /// decompresses the compressed one as the newest segment.)
     ///
     /// `Ok(false)` when a covered segment had to wait for its seal: the caller asks again
     /// later (after its next batch).
     pub fn compress_through(&mut self, zxid: i64) -> Result<bool, LogError> {
-        assert!(!self.staged, "no compression while a staged batch is unfinished");
+        assert!(
+            !self.staged,
+            "no compression while a staged batch is unfinished"
+        );
         self.check_running()?;
         self.poll_background()?;
         if self.compression_stopped {
