@@ -5,7 +5,10 @@
 //!   zxid>`) of checksummed records, preallocated with `fallocate`, appended in
 //!   group-committed batches (one write + one fdatasync per batch, linked on io_uring),
 //!   recovered on open (torn tail cut, corruption refused with file and byte offset),
-//!   replayed with [`log::read`], trimmed with [`log::LogWriter::purge_through`].
+//!   replayed with [`log::read`], trimmed with [`log::LogWriter::purge_through`];
+//!   segments a snapshot covers compressed to `<segment>.zst` in the background
+//!   ([`log::LogWriter::compress_through`]) and decompressed at open when a replay needs
+//!   them (`storage/FORMAT.md`, "Compressed segments").
 //!   The byte layout and the recovery rules are in `storage/FORMAT.md`;
 //!   [`log::format`] mirrors it with named offset constants.
 //! - [`raftlog`]: the Raft log of the replicated ensemble, on the same segments and frames
@@ -32,6 +35,8 @@
 //! LogWriter::{staged_bytes, staged_file}  ... caller writes + syncs  //   the caller's own IO,
 //! LogWriter::finish_staged(Staged, io::Result<()>) -> Result<u64>   //   then the outcome
 //! LogWriter::purge_through(zxid) -> Result<()>                     // retention
+//! LogWriter::compress_through(zxid) -> Result<bool>                // <segment>.zst, background
+//! LogWriter::open_replaying(dir, opts, after_zxid, visit)          // decompress what replay needs
 //! LogWriter::{last_zxid, tail, segment_names, stats, stopped, io_mode}
 //! log::read(dir, after_zxid) -> impl Iterator<Item = Result<OwnedRecord>>   // replay
 //! log::read_with(storage, after_zxid)
