@@ -1946,7 +1946,7 @@ server.1=127.0.0.1:2888:3888;127.0.0.1:2999
         assert_eq!(c.shards, 2);
         assert_eq!(c.limits.commit_queue_depth_requests, 512);
         assert_eq!(c.limits.commit_batch_requests_max, 64);
-        assert_eq!(c.raw.len(), 34);
+        assert_eq!(c.raw.len(), 35);
         assert_eq!(
             c.raw[10],
             (

@@ -123,7 +123,8 @@ enum Outcome {
 /// The compressions handed over and not yet ended: the one in progress and those queued.
 #[derive(Default)]
 struct Compressor {
-    active: Option<Compression>,
+    /// Boxed: the encoder's state is large, and the inline runner holds this in place.
+    active: Option<Box<Compression>>,
     queued: VecDeque<CompressJob>,
     /// Set once a segment was left uncompressed: the later ones are then left too, so
     /// that the compressed segments stay an oldest-first run (`storage/FORMAT.md`).
@@ -149,7 +150,7 @@ impl Compressor {
                 let why = "an older segment was left uncompressed".to_string();
                 return Ok(Some((job.name, Compressed::Skipped(why))));
             }
-            self.active = Some(Compression::new(job));
+            self.active = Some(Box::new(Compression::new(job)));
         }
         let active = self.active.as_mut().expect("active");
         match active.step(storage) {
