@@ -195,6 +195,20 @@ async fn compressed_segments_come_back_when_an_older_snapshot_is_loaded() {
         "{segments:?}"
     );
     eprintln!("log before the restart: {segments:?}");
+    // The tools read the compressed segments as plain ones: `verify` checks every record
+    // (consecutive zxids across segments), `dump-log` prints every txn from zxid 1.
+    let data = server.dir.join("data");
+    let verified = ferrokeeper::tools::inspect::verify(&data, None, false, &mut |_| {});
+    assert!(verified.ok, "{:#?}", verified.lines);
+    let mut dump = Vec::new();
+    let txns = ferrokeeper::tools::inspect::dump_log(&log, &mut dump, &mut |_| {})
+        .expect("dump-log reads compressed segments");
+    let dump = String::from_utf8(dump).expect("utf-8");
+    assert!(txns > written as u64, "{txns} txns");
+    assert!(
+        dump.contains("/z/d0/n00000"),
+        "the first creates are in the dump"
+    );
 
     // The newer half of the snapshots damaged: the restart falls back to an older one,
     // past the first segments, so that some compressed segments are needed and some not.
