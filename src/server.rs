@@ -371,12 +371,15 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
         znodes = recovered.state.tree.len(), sessions = recovered.state.sessions.len(),
         elapsed = ?started.elapsed(), "recovered: snapshot plus raft log (restart time)"
     );
-    let snapshots = Arc::new(crate::snapshot::SnapshotPolicy::new(
-        crate::snapshot::snap_dir(&config.data_dir),
-        config.snap_count,
-        config.autopurge_snap_retain_count,
-        config.autopurge_purge_interval_hours > 0,
-    ));
+    let snapshots = Arc::new(
+        crate::snapshot::SnapshotPolicy::new(
+            crate::snapshot::snap_dir(&config.data_dir),
+            config.snap_count,
+            config.autopurge_snap_retain_count,
+            config.autopurge_purge_interval_hours > 0,
+        )
+        .with_compression(config.compress_superseded_snapshots),
+    );
     let timed = log_counters.clone();
     snapshots.time_into(crate::snapshot::SnapshotTimer(Box::new(move |elapsed| {
         timed.record_snapshot(elapsed)
@@ -729,12 +732,15 @@ fn recover(
     // Recover: the newest valid snapshot, then the log records after it.
     let started = Instant::now();
     let snap_dir = crate::snapshot::snap_dir(&config.data_dir);
-    let snapshots = Arc::new(crate::snapshot::SnapshotPolicy::new(
-        snap_dir.clone(),
-        config.snap_count,
-        config.autopurge_snap_retain_count,
-        config.autopurge_purge_interval_hours > 0,
-    ));
+    let snapshots = Arc::new(
+        crate::snapshot::SnapshotPolicy::new(
+            snap_dir.clone(),
+            config.snap_count,
+            config.autopurge_snap_retain_count,
+            config.autopurge_purge_interval_hours > 0,
+        )
+        .with_compression(config.compress_superseded_snapshots),
+    );
     if config.autopurge_purge_interval_hours == 0 {
         // As ZooKeeper's DatadirCleanupManager: purgeInterval 0 (the default) is off.
         tracing::info!(
