@@ -47,7 +47,10 @@ fn wait_compressed(s: &Server, min_compressed: usize) -> Vec<String> {
     let mut last = Vec::new();
     loop {
         let now = names(&snap_dir(s));
-        let plain = now.iter().filter(|n| n.len() == "fk-snap.".len() + 16).count();
+        let plain = now
+            .iter()
+            .filter(|n| n.len() == "fk-snap.".len() + 16)
+            .count();
         let zst = now.iter().filter(|n| n.ends_with(".zst")).count();
         let tmp = now.iter().any(|n| n.ends_with(".tmp"));
         if plain == 1 && zst >= min_compressed && !tmp && now == last {
@@ -86,7 +89,10 @@ async fn write(addr: &str, n: usize) -> BTreeMap<String, Vec<u8>> {
 async fn read(addr: &str) -> BTreeMap<String, Vec<u8>> {
     let mut c = Conn::connect(addr).await;
     let mut out = BTreeMap::new();
-    out.insert("/c".to_string(), c.get_data("/c", false).await.expect("get").0);
+    out.insert(
+        "/c".to_string(),
+        c.get_data("/c", false).await.expect("get").0,
+    );
     for child in c.get_children("/c", false).await.expect("children") {
         let p = format!("/c/{child}");
         let (data, _) = c.get_data(&p, false).await.expect("get");
@@ -109,8 +115,8 @@ async fn superseded_snapshots_are_compressed_and_a_damaged_newest_falls_back_to_
     // Every `.zst` is a zstd frame of a whole plain snapshot: what `zstd -d` gives back
     // has the snapshot's magic and its zxid.
     for name in files.iter().filter(|n| n.ends_with(".zst")) {
-        let plain = zstd::decode_all(&std::fs::read(dir.join(name)).expect("read")[..])
-            .expect("zstd -d");
+        let plain =
+            zstd::decode_all(&std::fs::read(dir.join(name)).expect("read")[..]).expect("zstd -d");
         assert_eq!(&plain[..8], b"FKSNAPSH", "{name}");
         let zxid = i64::from_le_bytes(plain[16..24].try_into().expect("8"));
         assert_eq!(name, &format!("fk-snap.{zxid:016x}.zst"));
@@ -118,7 +124,11 @@ async fn superseded_snapshots_are_compressed_and_a_damaged_newest_falls_back_to_
 
     // Damage the newest (plain) snapshot's payload, restart: the newest compressed one
     // is restored, loaded, and the log replayed after it.
-    let newest = files.iter().find(|n| !n.ends_with(".zst")).expect("plain").clone();
+    let newest = files
+        .iter()
+        .find(|n| !n.ends_with(".zst"))
+        .expect("plain")
+        .clone();
     let fallback = files
         .iter()
         .filter(|n| n.ends_with(".zst"))
@@ -133,7 +143,9 @@ async fn superseded_snapshots_are_compressed_and_a_damaged_newest_falls_back_to_
     server.kill9_and_restart();
     let log = server.log();
     assert!(
-        log.contains("snapshot rejected") && log.contains(&newest) && log.contains("byte offset 48"),
+        log.contains("snapshot rejected")
+            && log.contains(&newest)
+            && log.contains("byte offset 48"),
         "the damaged newest is rejected, named with its offset"
     );
     let loaded = log
@@ -142,7 +154,10 @@ async fn superseded_snapshots_are_compressed_and_a_damaged_newest_falls_back_to_
         .unwrap_or_default();
     assert!(loaded.contains(&fallback), "loaded {fallback}: {loaded}");
     let now = names(&dir);
-    assert!(now.contains(&fallback), "restored to its plain name: {now:?}");
+    assert!(
+        now.contains(&fallback),
+        "restored to its plain name: {now:?}"
+    );
     assert!(!now.contains(&format!("{fallback}.zst")), "{now:?}");
     assert_eq!(read(&addr).await, written, "every znode written is served");
 
@@ -157,7 +172,14 @@ async fn superseded_snapshots_are_compressed_and_a_damaged_newest_falls_back_to_
     assert!(after.contains(&format!("{fallback}.zst")), "{after:?}");
 
     // The level: compression speed of the restored snapshot, for the record.
-    measure_levels(&dir.join(after.iter().find(|n| !n.ends_with(".zst") && **n != newest).expect("plain")));
+    measure_levels(
+        &dir.join(
+            after
+                .iter()
+                .find(|n| !n.ends_with(".zst") && **n != newest)
+                .expect("plain"),
+        ),
+    );
 }
 
 /// As [`wait_compressed`], but the damaged snapshot stays plain beside the newest: the
@@ -170,7 +192,10 @@ fn wait_compressed_or_damaged(s: &Server, damaged: &str) -> Vec<String> {
             .iter()
             .filter(|n| n.len() == "fk-snap.".len() + 16 && *n != damaged)
             .collect();
-        if plain.len() == 1 && !now.iter().any(|n| n.ends_with(".tmp")) && s.log().contains("left uncompressed") {
+        if plain.len() == 1
+            && !now.iter().any(|n| n.ends_with(".tmp"))
+            && s.log().contains("left uncompressed")
+        {
             return now;
         }
         assert!(Instant::now() < deadline, "{now:?}\n{}", s.log());
@@ -204,7 +229,11 @@ async fn tools_read_compressed_snapshots() {
     let written = write(&server.address(), 800).await;
     let files = wait_compressed(&server, 2);
     let dir = snap_dir(&server);
-    let zst = files.iter().find(|n| n.ends_with(".zst")).expect("zst").clone();
+    let zst = files
+        .iter()
+        .find(|n| n.ends_with(".zst"))
+        .expect("zst")
+        .clone();
     let plain_dir = tempfile_dir(&server, "plain");
     let plain = plain_dir.join(zst.trim_end_matches(".zst"));
     std::fs::write(
@@ -214,7 +243,11 @@ async fn tools_read_compressed_snapshots() {
     .expect("write plain");
     let from_zst = ferrokeeper(&["dump-snapshot", dir.join(&zst).to_str().expect("utf-8")]);
     let from_plain = ferrokeeper(&["dump-snapshot", plain.to_str().expect("utf-8")]);
-    assert!(from_zst.status.success(), "{}", String::from_utf8_lossy(&from_zst.stderr));
+    assert!(
+        from_zst.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_zst.stderr)
+    );
     assert!(from_zst.stdout.len() > 1000);
     assert_eq!(from_zst.stdout, from_plain.stdout);
 
@@ -222,10 +255,16 @@ async fn tools_read_compressed_snapshots() {
     let data = data.to_str().expect("utf-8");
     let verify = ferrokeeper(&["verify", "--data-dir", data]);
     let text = String::from_utf8_lossy(&verify.stdout).into_owned();
-    assert!(verify.status.success(), "{text}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     for name in files.iter().filter(|n| n.ends_with(".zst")) {
         assert!(
-            text.lines().any(|l| l.starts_with("ok") && l.contains(name.as_str()) && l.contains("tree digest")),
+            text.lines().any(|l| l.starts_with("ok")
+                && l.contains(name.as_str())
+                && l.contains("tree digest")),
             "{name} verified in full: {text}"
         );
     }
@@ -249,13 +288,31 @@ async fn tools_read_compressed_snapshots() {
     }
     let copy_s = copy.to_str().expect("utf-8");
     let digest = ferrokeeper(&["digest", "--data-dir", copy_s]);
-    assert!(digest.status.success(), "{}", String::from_utf8_lossy(&digest.stderr));
+    assert!(
+        digest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&digest.stderr)
+    );
     assert_eq!(digest.stdout, digest_before.stdout);
-    assert!(names(&copy_snap).iter().all(|n| n.ends_with(".zst")), "the tools write nothing");
+    assert!(
+        names(&copy_snap).iter().all(|n| n.ends_with(".zst")),
+        "the tools write nothing"
+    );
     let out = plain_dir.join("zk");
-    let export = ferrokeeper(&["export", "--data-dir", copy_s, "--zookeeper-data-dir", out.to_str().expect("utf-8")]);
-    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
-    let summary = String::from_utf8_lossy(&export.stderr).into_owned() + &String::from_utf8_lossy(&export.stdout);
+    let export = ferrokeeper(&[
+        "export",
+        "--data-dir",
+        copy_s,
+        "--zookeeper-data-dir",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let summary = String::from_utf8_lossy(&export.stderr).into_owned()
+        + &String::from_utf8_lossy(&export.stdout);
     assert!(summary.contains("znodes"), "{summary}");
     assert!(written.len() > 800);
 }

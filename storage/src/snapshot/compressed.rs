@@ -30,10 +30,11 @@ use super::{
 use crate::backend::{FileId, Overwrite, Storage};
 
 /// The zstd level superseded snapshots are compressed at. Level 1 is zstd's fastest
-/// regular level; on a 3.3 MiB test snapshot (tests/snapshot_compression.rs, 20,000
-/// znodes of 64 B) level 1 compressed at ~330 MB/s to 9.4% and level 3 at ~210 MB/s
-/// to 8.9% (storage test `compression_levels_measured`, run with `--ignored`): the
-/// half a percent is not worth the CPU on a 2-core machine that also serves.
+/// regular level. Measured on the 205 KB snapshot of 1,500 znodes that
+/// `tests/snapshot_compression.rs` writes (one run, 2-core machine): level 1 at 391 MB/s
+/// to 12.4% of the size, level 3 at 243 MB/s to 12.6%; bench/results/datadir-2026-12-06.md
+/// measured `zstd -1` at 7.1% on the bench's snapshots. Level 3 buys nothing here for
+/// 60% more CPU, on a machine whose cores also serve.
 pub const LEVEL: i32 = 1;
 
 /// Bytes read or written per step when streaming a snapshot through zstd.
