@@ -548,9 +548,24 @@ pub fn read_with<S: Storage>(
         });
     }
     let path = &file.path;
-    let id = storage
-        .open(&file.name)
-        .map_err(io_err("open", path.clone()))?;
+    let id = match storage.open(&file.name) {
+        Ok(id) => id,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Compressed since it was listed: a tool runs beside a live server, which
+            // compresses superseded snapshots in the background.
+            let name = compressed_name(file.zxid);
+            let twin = SnapshotFile {
+                path: storage.path(&name),
+                name,
+                ..file.clone()
+            };
+            return match read_with(storage, &twin) {
+                Err(SnapshotError::Io { op: "open", .. }) => Err(io_err("open", path.clone())(e)),
+                other => other,
+            };
+        }
+        Err(e) => return Err(io_err("open", path.clone())(e)),
+    };
     let result = read_open(storage, id, file);
     storage.close(id);
     result

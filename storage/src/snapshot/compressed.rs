@@ -652,8 +652,12 @@ mod tests {
             plain.push(std::fs::read(path).expect("read plain"));
         }
         let mut s = disk(d.path());
+        let listed_before = list(d.path()).expect("list");
         let (done, refused) = compress_superseded_with(&mut s, LEVEL).expect("compress");
         assert!(refused.is_empty(), "{refused:?}");
+        // A tool that listed the plain file before it was compressed still reads it.
+        let stale = read(&listed_before[2]).expect("read the compressed twin");
+        assert_eq!(stale.payload(), &plain[2][HEADER_BYTES..]);
         assert_eq!(
             done.iter().map(|f| f.zxid).collect::<Vec<_>>(),
             [0x10, 0x20, 0x30]
