@@ -220,19 +220,24 @@ impl<'p> Checker<'p> {
     }
 }
 
+/// Where [`decompress`] hands each piece of the plain file: the shared storage, the
+/// plain file's header, the piece's offset in the plain file, the bytes.
+type PieceSink<'f, 's, S> =
+    dyn FnMut(&RefCell<Io<'s, S>>, &Header, u64, &[u8]) -> Result<(), SnapshotError> + 'f;
+
 /// Decompresses `src` (a compressed snapshot of `file_len` bytes at `zxid`, named by
 /// `path` in errors), checks the plain bytes as they come ([`Checker`]) and hands each
 /// piece to `out` with its offset in the plain file. zstd's own failures (a damaged or
 /// cut frame, its content checksum) are reported at the offset the decoder had read up
 /// to in the compressed file; the plain file's checks at their offset in the plain
 /// file; the reason says which.
-fn decompress<S: Storage>(
-    io: &RefCell<Io<'_, S>>,
+fn decompress<'s, S: Storage>(
+    io: &RefCell<Io<'s, S>>,
     src: FileId,
     file_len: u64,
     path: &Path,
     zxid: i64,
-    out: &mut dyn FnMut(&RefCell<Io<'_, S>>, &Header, u64, &[u8]) -> Result<(), SnapshotError>,
+    out: &mut PieceSink<'_, 's, S>,
 ) -> Result<Header, SnapshotError> {
     let reader = FileReader {
         io,
