@@ -83,7 +83,8 @@ enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
-    /// Prints a snapshot (an fk-snap.* file, or a data directory's recovered state): every
+    /// Prints a snapshot (an fk-snap.* file, compressed .zst ones too, or a data
+    /// directory's recovered state): every
     /// znode with its stat, ACL and data, then the sessions.
     DumpSnapshot {
         /// The snapshot file or data directory.

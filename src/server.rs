@@ -375,12 +375,24 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
         znodes = recovered.state.tree.len(), sessions = recovered.state.sessions.len(),
         elapsed = ?started.elapsed(), "recovered: snapshot plus raft log (restart time)"
     );
-    let snapshots = Arc::new(crate::snapshot::SnapshotPolicy::new(
-        crate::snapshot::snap_dir(&config.data_dir),
-        config.snap_count,
-        config.autopurge_snap_retain_count,
-        config.autopurge_purge_interval_hours > 0,
-    ));
+    let snapshots = Arc::new(
+        crate::snapshot::SnapshotPolicy::new(
+            crate::snapshot::snap_dir(&config.data_dir),
+            config.snap_count,
+            config.autopurge_snap_retain_count,
+            config.autopurge_purge_interval_hours > 0,
+        )
+        // Not in an ensemble yet: a follower fetches the snapshot a Raft message named,
+        // chunk by chunk from the plain file (`recover::read_chunk`), possibly after the
+        // leader has written a newer one and compressed the named one; the follower then
+        // fails ("no longer has snapshot") and stops (fail-stop). Seen in
+        // `ensemble_ops::leader_counts_a_snapshot_sync` under load. Compressing
+        // needs the snapshots in transfer pinned first.
+        .with_compression(false),
+    );
+    if config.compress_superseded_snapshots {
+        tracing::info!("ensemble member: superseded snapshots are kept plain (compression is standalone only for now)");
+    }
     let timed = log_counters.clone();
     snapshots.time_into(crate::snapshot::SnapshotTimer(Box::new(move |elapsed| {
         timed.record_snapshot(elapsed)
@@ -733,12 +745,15 @@ fn recover(
     // Recover: the newest valid snapshot, then the log records after it.
     let started = Instant::now();
     let snap_dir = crate::snapshot::snap_dir(&config.data_dir);
-    let snapshots = Arc::new(crate::snapshot::SnapshotPolicy::new(
-        snap_dir.clone(),
-        config.snap_count,
-        config.autopurge_snap_retain_count,
-        config.autopurge_purge_interval_hours > 0,
-    ));
+    let snapshots = Arc::new(
+        crate::snapshot::SnapshotPolicy::new(
+            snap_dir.clone(),
+            config.snap_count,
+            config.autopurge_snap_retain_count,
+            config.autopurge_purge_interval_hours > 0,
+        )
+        .with_compression(config.compress_superseded_snapshots),
+    );
     if config.autopurge_purge_interval_hours == 0 {
         // As ZooKeeper's DatadirCleanupManager: purgeInterval 0 (the default) is off.
         tracing::info!(

@@ -184,7 +184,10 @@ pub fn load_newest_with<S: Storage>(
     let mut rejected = Vec::new();
     for f in files.iter().rev() {
         let started = Instant::now();
-        let result = snapfile::read_with(storage, f)
+        // A compressed snapshot is restored to its plain name first and mapped as any
+        // other (`snapfile::load_with`); one that does not decompress is rejected here
+        // like a damaged plain file, and the next older one tried.
+        let result = snapfile::load_with(storage, f)
             .map_err(|e| e.to_string())
             .and_then(Base::open)
             .map(|base| state_from_base(Arc::new(base), extended_types));
@@ -440,6 +443,17 @@ fn keep_off_cpu(cpu: usize) {
     }
 }
 
+/// Lowers the calling thread to nice 19 (on Linux a thread has a nice value of its
+/// own). It cannot be raised again without privileges: call it only on a thread that
+/// does nothing else afterwards.
+fn lowest_priority() {
+    // SAFETY: no pointers; gettid names the calling thread.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+    }
+}
+
 /// When and where snapshots are taken, and what is kept. Shared by the commit stage
 /// (which counts txns and starts snapshots) and the log's owner (which purges).
 #[derive(Debug)]
@@ -472,7 +486,23 @@ pub struct SnapshotPolicy {
     /// Where each snapshot's write time goes (`snapshottime`), once the server has
     /// wired it ([`SnapshotPolicy::time_into`]).
     times: std::sync::OnceLock<SnapshotTimer>,
+    /// Whether superseded snapshots are compressed after each new one
+    /// (`ferrokeeper.snapshot.compressSuperseded`, on by default; see
+    /// [`SnapshotPolicy::compress_superseded`]).
+    pub compress: bool,
+    /// Whether the compressor thread runs; at most one does.
+    compressing: AtomicBool,
+    /// A snapshot was written since the running compressor listed the directory: it
+    /// makes another pass before it ends.
+    compress_again: AtomicBool,
 }
+
+/// How long the compressor waits for the commit stage (or an ensemble member's driver)
+/// to take the snapshot just written before it compresses the one before: the driver
+/// offers followers the newest snapshot it has taken, by name, so the one it offered
+/// until then stays plain until it has moved on. Past this the compressor goes ahead (a
+/// server shutting down takes nothing); the commit stage takes it within a batch.
+pub const COMPRESS_WAIT_TAKEN: Duration = Duration::from_secs(30);
 
 /// Receives each snapshot's write time (see [`SnapshotPolicy::time_into`]).
 pub struct SnapshotTimer(pub Box<dyn Fn(std::time::Duration) + Send + Sync>);
@@ -496,6 +526,105 @@ impl SnapshotPolicy {
             compress_through: Arc::new(AtomicI64::new(-1)),
             written: Mutex::new(None),
             times: std::sync::OnceLock::new(),
+            compress: true,
+            compressing: AtomicBool::new(false),
+            compress_again: AtomicBool::new(false),
+        }
+    }
+
+    /// The policy with compression of superseded snapshots on or off
+    /// (`ferrokeeper.snapshot.compressSuperseded`).
+    pub fn with_compression(mut self, compress: bool) -> SnapshotPolicy {
+        self.compress = compress;
+        self
+    }
+
+    /// Whether the compressor thread is running (tests wait for it to finish).
+    pub fn compressing(&self) -> bool {
+        self.compressing.load(Ordering::Acquire)
+    }
+
+    /// Compresses every plain snapshot older than the newest one on a thread of its own
+    /// (`snapfile::compress_superseded_with`), unless compression is off. A compressor
+    /// already running makes another pass instead, so two never work on one directory.
+    ///
+    /// The thread runs at the lowest priority (nice 19) and off the commit stage's CPU
+    /// (`commit_cpu`): it is the only CPU-heavy work here whose delay costs nothing but
+    /// disk space for a while. It has its own flag rather than `in_flight`, so that a
+    /// compressor starved by a busy server never holds up the next snapshot.
+    pub fn compress_superseded(self: &Arc<Self>, commit_cpu: Option<usize>) {
+        if !self.compress {
+            return;
+        }
+        self.compress_again.store(true, Ordering::Release);
+        if self.compressing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let policy = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot-compress".into())
+            .spawn(move || {
+                if let Some(cpu) = commit_cpu {
+                    keep_off_cpu(cpu);
+                }
+                lowest_priority();
+                loop {
+                    while policy.compress_again.swap(false, Ordering::AcqRel) {
+                        policy.wait_taken();
+                        policy.compress_pass();
+                    }
+                    policy.compressing.store(false, Ordering::Release);
+                    // A request that came after the last swap and saw this thread still
+                    // running left the flag set: take it over unless a new thread did.
+                    if !policy.compress_again.load(Ordering::Acquire)
+                        || policy.compressing.swap(true, Ordering::AcqRel)
+                    {
+                        break;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the snapshot compressor thread");
+            self.compressing.store(false, Ordering::Release);
+        }
+    }
+
+    /// Waits (bounded, [`COMPRESS_WAIT_TAKEN`]) until the newest snapshot written has
+    /// been taken as the base, see the constant for why.
+    fn wait_taken(&self) {
+        let started = Instant::now();
+        while started.elapsed() < COMPRESS_WAIT_TAKEN {
+            let waiting = self.written.lock().map(|w| w.is_some()).unwrap_or(false);
+            if !waiting {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One pass of the compressor over the snapshot directory, logged.
+    fn compress_pass(&self) {
+        let started = Instant::now();
+        let mut storage = match snapshot_storage(&self.dir) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot compress superseded snapshots");
+                return;
+            }
+        };
+        match snapfile::compress_superseded_with(&mut storage, snapfile::LEVEL) {
+            Ok((done, refused)) => {
+                for f in &done {
+                    tracing::info!(file = %f.path.display(), bytes = f.bytes, "superseded snapshot compressed");
+                }
+                for e in &refused {
+                    tracing::warn!(error = %e, "superseded snapshot left uncompressed: it fails verification");
+                }
+                if !done.is_empty() {
+                    tracing::info!(files = done.len(), elapsed = ?started.elapsed(), "compressed superseded snapshots");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "compressing superseded snapshots failed"),
         }
     }
 
@@ -607,6 +736,7 @@ impl SnapshotPolicy {
                         if let Err(e) = policy.retain_and_mark() {
                             tracing::error!(error = %e, "snapshot retention failed");
                         }
+                        policy.compress_superseded(commit_cpu);
                     }
                     // A failed snapshot loses nothing (the log still holds every txn);
                     // the next trigger tries again.

@@ -182,7 +182,8 @@ fn newest(dir: &Path, prefix: &str) -> PathBuf {
         .filter(|p| {
             p.file_name().is_some_and(|n| {
                 let n = n.to_string_lossy();
-                n.starts_with(prefix) && !n.ends_with(".tmp")
+                // Superseded snapshots are compressed (`.zst`); the newest is plain.
+                n.starts_with(prefix) && !n.ends_with(".tmp") && !n.ends_with(".zst")
             })
         })
         .collect();

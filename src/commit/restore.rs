@@ -66,7 +66,7 @@ pub const CLOSE_REASON: &str = "the server's state was restored from a snapshot"
 /// answered here and `None` returned.
 pub fn swap(
     core: &mut Sequencer,
-    snapshots: &SnapshotPolicy,
+    snapshots: &Arc<SnapshotPolicy>,
     call: RestoreCall,
     now_ms: i64,
 ) -> Option<Restored> {
@@ -103,6 +103,8 @@ pub fn swap(
     if let Err(e) = snapshots.retain_and_mark() {
         tracing::warn!(error = %e, "snapshot retention after a restore failed");
     }
+    // The snapshots before the restore are superseded like any (on a thread of its own).
+    snapshots.compress_superseded(None);
     let before = core.head().last_zxid;
     let owners = core.restore(state.clone(), now_ms);
     tracing::info!(

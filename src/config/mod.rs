@@ -296,6 +296,12 @@ pub struct Config {
     /// They are read again only when that snapshot is rejected at startup, and are then
     /// decompressed first (`storage/FORMAT.md`, "Compressed segments").
     pub log_compress_superseded: bool,
+    /// `ferrokeeper.snapshot.compressSuperseded`: a snapshot superseded by a newer one is
+    /// stored zstd-compressed (`fk-snap.<zxid>.zst`, `storage/FORMAT.md`), on by default.
+    /// Off, superseded snapshots stay plain files, for operators whose own tools copy
+    /// them (ZooKeeper's own snapshots are never compressed unless
+    /// `zookeeper.snapshot.compression.method` says so).
+    pub compress_superseded_snapshots: bool,
     /// `localSessionsEnabled`: in an ensemble, new sessions stay on the server the
     /// client reached, with no txn in the log (`replica::local`). A standalone server
     /// ignores it, as ZooKeeper's does.
@@ -362,6 +368,7 @@ impl Config {
             commit_on_shard: None,
             quorum_reads: false,
             log_compress_superseded: true,
+            compress_superseded_snapshots: true,
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
             limits: Limits::defaults(DEFAULT_TICK_TIME_MS),
@@ -1174,6 +1181,9 @@ impl Parser {
             "ferrokeeper.shards" => c.shards = at.count()?,
             "ferrokeeper.quorumReads" => c.quorum_reads = at.strict_bool()?,
             "ferrokeeper.pinShards" => c.pin_shards = at.strict_bool()?,
+            "ferrokeeper.snapshot.compressSuperseded" => {
+                c.compress_superseded_snapshots = at.strict_bool()?
+            }
             "ferrokeeper.commitOnShard" => c.commit_on_shard = Some(at.strict_bool()?),
             "ferrokeeper.log.compressSuperseded" => c.log_compress_superseded = at.strict_bool()?,
             "localSessionsEnabled" => c.local_sessions_enabled = at.strict_bool()?,

@@ -59,8 +59,11 @@ pub fn prune_meta(data_dir: &Path) {
         let Ok(zxid) = i64::from_str_radix(hex, 16) else {
             continue;
         };
+        // A superseded snapshot may be stored compressed: its position still applies,
+        // as a fallback, restored to its plain name when loaded.
         let snapshot = snap_dir.join(ferrokeeper_storage::snapshot::snapshot_name(zxid));
-        if !snapshot.exists() {
+        let compressed = snap_dir.join(ferrokeeper_storage::snapshot::compressed_name(zxid));
+        if !snapshot.exists() && !compressed.exists() {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -214,7 +217,8 @@ pub fn recover(
             tracing::warn!(file = %f.path.display(), "snapshot without a Raft position; not used");
             continue;
         };
-        match ferrokeeper_storage::snapshot::read(f)
+        // A compressed (superseded) snapshot is restored to its plain name first.
+        match ferrokeeper_storage::snapshot::load(f)
             .map_err(|e| e.to_string())
             .and_then(crate::core::tree::Base::open)
         {

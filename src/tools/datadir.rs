@@ -117,7 +117,8 @@ fn newest_snapshot(
     Ok((None, None, rejected))
 }
 
-/// One snapshot file as a state: checksums verified, the archive mapped.
+/// One snapshot file as a state: checksums verified, the archive mapped (a compressed
+/// one decompressed into memory: a tool changes nothing in the data directory).
 pub fn open_snapshot(
     storage: &mut DiskStorage,
     f: &snapfile::SnapshotFile,

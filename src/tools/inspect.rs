@@ -215,7 +215,8 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
-/// Opens one ferrokeeper snapshot file (checksums verified) as a state.
+/// Opens one ferrokeeper snapshot file, plain or compressed (`fk-snap.<hex>.zst`,
+/// decompressed into memory), checksums verified, as a state.
 pub fn open_snapshot_file(path: &Path, extended_types: bool) -> Result<DataState, ToolError> {
     let not_ours = || ToolError::NotASnapshot {
         path: path.to_path_buf(),
@@ -224,7 +225,8 @@ pub fn open_snapshot_file(path: &Path, extended_types: bool) -> Result<DataState
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(not_ours)?;
-    let zxid = snapfile::parse_snapshot_name(name).ok_or_else(not_ours)?;
+    // A compressed (superseded) snapshot is decompressed into memory by the read.
+    let (zxid, _) = snapfile::parse_any_snapshot_name(name).ok_or_else(not_ours)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

@@ -43,7 +43,7 @@ pub enum ToolError {
     #[error(transparent)]
     Log(crate::commit::log::ReplayError),
     /// The snapshot given is not a ferrokeeper snapshot file.
-    #[error("{}: not a ferrokeeper snapshot file (fk-snap.<16 hex digits>)", path.display())]
+    #[error("{}: not a ferrokeeper snapshot file (fk-snap.<16 hex digits>, or that plus .zst)", path.display())]
     NotASnapshot {
         /// The path given.
         path: PathBuf,

@@ -21,6 +21,9 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::backend::disk::{DiskStorage, IoMode};
 use crate::backend::{Overwrite, Storage};
 
+mod compressed;
+pub use compressed::{compress_superseded_with, compress_with, restore_with, LEVEL};
+
 /// The file's first 8 bytes.
 pub const MAGIC: [u8; 8] = *b"FKSNAPSH";
 /// The format version this build writes, and the newest it reads.
@@ -52,6 +55,9 @@ pub const NAME_PREFIX: &str = "fk-snap.";
 /// A snapshot being written is named like the final file plus this suffix; a leftover
 /// one (a crash mid-write) is removed by [`remove_temp_files`].
 pub const TEMP_SUFFIX: &str = ".tmp";
+/// A superseded snapshot stored zstd-compressed is named like the plain file plus this
+/// suffix (see [`compress_with`]); its temp file adds [`TEMP_SUFFIX`] after it.
+pub const COMPRESSED_SUFFIX: &str = ".zst";
 /// Largest payload accepted when reading (a guard against a damaged length field
 /// asking for an absurd allocation): 64 GiB.
 pub const PAYLOAD_BYTES_MAX: u64 = 64 << 30;
@@ -96,7 +102,8 @@ pub enum SnapshotError {
     },
 }
 
-/// A snapshot file found in a directory (not yet verified).
+/// A snapshot file found in a directory (not yet verified): plain, or compressed (its
+/// name ends in [`COMPRESSED_SUFFIX`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotFile {
     /// The zxid in its name.
@@ -105,8 +112,17 @@ pub struct SnapshotFile {
     pub name: String,
     /// Its path.
     pub path: PathBuf,
-    /// Its size in bytes.
+    /// Its size in bytes (of the compressed file, for a compressed one).
     pub bytes: u64,
+}
+
+impl SnapshotFile {
+    /// Whether this is a compressed superseded snapshot (`fk-snap.<16 hex>.zst`), which
+    /// [`read_with`] decompresses into memory and [`load_with`] restores to its plain
+    /// name first.
+    pub fn is_compressed(&self) -> bool {
+        self.name.ends_with(COMPRESSED_SUFFIX)
+    }
 }
 
 /// A verified snapshot, mapped into memory (read-only, shared with the page cache).
@@ -190,6 +206,20 @@ pub fn parse_snapshot_name(name: &str) -> Option<i64> {
         return None;
     }
     u64::from_str_radix(hex, 16).ok().map(|z| z as i64)
+}
+
+/// The file name of the compressed snapshot at `zxid`.
+pub fn compressed_name(zxid: i64) -> String {
+    format!("{NAME_PREFIX}{zxid:016x}{COMPRESSED_SUFFIX}")
+}
+
+/// The zxid of a snapshot file name, plain or compressed, and whether it is compressed;
+/// `None` if the name has neither shape.
+pub fn parse_any_snapshot_name(name: &str) -> Option<(i64, bool)> {
+    match name.strip_suffix(COMPRESSED_SUFFIX) {
+        Some(plain) => parse_snapshot_name(plain).map(|z| (z, true)),
+        None => parse_snapshot_name(name).map(|z| (z, false)),
+    }
 }
 
 /// The 48-byte header for a payload.
@@ -448,9 +478,11 @@ where
     Ok((storage.path(&name), len))
 }
 
-/// The snapshot files in `dir`, oldest (smallest zxid) first. A missing directory has
-/// none. Other files are ignored, temp files included; a name that starts with
-/// `fk-snap.` but is neither a snapshot's nor a temp file's is refused.
+/// The snapshot files in `dir`, plain and compressed, oldest (smallest zxid) first, one
+/// per zxid: where a crash left both `X` and `X.zst`, only the plain `X` is listed (see
+/// [`remove_temp_files`]). A missing directory has none. Other files are ignored, temp
+/// files included; a name that starts with `fk-snap.` but is neither a snapshot's nor a
+/// temp file's is refused.
 pub fn list(dir: &Path) -> Result<Vec<SnapshotFile>, SnapshotError> {
     match existing(dir)? {
         Some(mut storage) => list_with(&mut storage),
@@ -467,7 +499,7 @@ pub fn list_with<S: Storage>(storage: &mut S) -> Result<Vec<SnapshotFile>, Snaps
             continue;
         }
         let path = storage.path(&name);
-        let Some(zxid) = parse_snapshot_name(&name) else {
+        let Some((zxid, _)) = parse_any_snapshot_name(&name) else {
             return Err(SnapshotError::UnexpectedFile { file: path });
         };
         let file = storage.open(&name).map_err(io_err("open", path.clone()))?;
@@ -481,7 +513,9 @@ pub fn list_with<S: Storage>(storage: &mut S) -> Result<Vec<SnapshotFile>, Snaps
             bytes,
         });
     }
-    out.sort_by_key(|s| s.zxid);
+    // Plain before compressed at one zxid, and only the first kept.
+    out.sort_by_key(|s| (s.zxid, s.is_compressed()));
+    out.dedup_by_key(|s| s.zxid);
     Ok(out)
 }
 
@@ -495,17 +529,68 @@ pub fn read(file: &SnapshotFile) -> Result<Snapshot, SnapshotError> {
 }
 
 /// [`read`] on any [`Storage`] (`file` from [`list_with`] on the same storage).
+///
+/// A compressed file is decompressed into memory and verified the same way (its
+/// offsets are then in the decompressed file, or, for a zstd failure, the compressed
+/// one; the reason says which); nothing is written. The server never serves one so:
+/// it restores it to a plain, mapped file first ([`load_with`]).
 pub fn read_with<S: Storage>(
     storage: &mut S,
     file: &SnapshotFile,
 ) -> Result<Snapshot, SnapshotError> {
+    if file.is_compressed() {
+        let (buf, len, h) = compressed::read_whole(storage, file)?;
+        return Ok(Snapshot {
+            path: file.path.clone(),
+            zxid: h.zxid,
+            version: h.version,
+            bytes: Backing::Heap { buf, len },
+        });
+    }
     let path = &file.path;
-    let id = storage
-        .open(&file.name)
-        .map_err(io_err("open", path.clone()))?;
+    let id = match storage.open(&file.name) {
+        Ok(id) => id,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Compressed since it was listed: a tool runs beside a live server, which
+            // compresses superseded snapshots in the background.
+            let name = compressed_name(file.zxid);
+            let twin = SnapshotFile {
+                path: storage.path(&name),
+                name,
+                ..file.clone()
+            };
+            return match read_with(storage, &twin) {
+                Err(SnapshotError::Io { op: "open", .. }) => Err(io_err("open", path.clone())(e)),
+                other => other,
+            };
+        }
+        Err(e) => return Err(io_err("open", path.clone())(e)),
+    };
     let result = read_open(storage, id, file);
     storage.close(id);
     result
+}
+
+/// Reads `file` to serve it: a plain one as [`read_with`] does; a compressed one is
+/// first restored to its plain name ([`restore_with`]), so that the server maps it as
+/// it maps any snapshot. Errors name `file` (the `.zst` when that is what failed).
+pub fn load_with<S: Storage>(
+    storage: &mut S,
+    file: &SnapshotFile,
+) -> Result<Snapshot, SnapshotError> {
+    if file.is_compressed() {
+        let plain = restore_with(storage, file)?;
+        return read_with(storage, &plain);
+    }
+    read_with(storage, file)
+}
+
+/// [`load_with`] on the real disk.
+pub fn load(file: &SnapshotFile) -> Result<Snapshot, SnapshotError> {
+    let dir = file.path.parent().unwrap_or(Path::new("."));
+    let mut storage =
+        DiskStorage::open_read_only(dir).map_err(io_err("open", file.path.clone()))?;
+    load_with(&mut storage, file)
 }
 
 fn read_open<S: Storage>(
@@ -605,7 +690,17 @@ fn read_open<S: Storage>(
     Ok(snap)
 }
 
-/// Removes leftover temp files (snapshots a crash interrupted) from `dir`, then fsyncs it.
+/// Removes what a crash may leave behind from `dir`, then fsyncs it: temp files of
+/// snapshots being written, compressed or restored (`fk-snap.<16 hex>.tmp`,
+/// `fk-snap.<16 hex>.zst.tmp`), and the compressed twin `X.zst` of a plain snapshot `X`
+/// (a crash between the rename and the removal of a compression or a restore). Returns
+/// how many files it removed.
+///
+/// Of such twins the plain one is kept: both are whole (each was fsynced under its
+/// temp name and verified before its rename, and neither is written after), so either
+/// would do, and the plain one is what the server maps and serves: keeping it needs no
+/// decompression at startup, and it is the one a restore meant to leave. A compression
+/// the crash cut short is simply done again after the next snapshot.
 pub fn remove_temp_files(dir: &Path) -> Result<usize, SnapshotError> {
     match existing(dir)? {
         Some(mut storage) => remove_temp_files_with(&mut storage),
@@ -617,11 +712,14 @@ pub fn remove_temp_files(dir: &Path) -> Result<usize, SnapshotError> {
 pub fn remove_temp_files_with<S: Storage>(storage: &mut S) -> Result<usize, SnapshotError> {
     let names = storage.list().map_err(io_err("list", storage.path("")))?;
     let mut removed = 0;
-    for name in names {
-        if name.starts_with(NAME_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+    for name in &names {
+        let twin_of_plain = name.strip_suffix(COMPRESSED_SUFFIX).is_some_and(|plain| {
+            parse_snapshot_name(plain).is_some() && names.iter().any(|n| n == plain)
+        });
+        if (name.starts_with(NAME_PREFIX) && name.ends_with(TEMP_SUFFIX)) || twin_of_plain {
             storage
-                .remove(&name)
-                .map_err(io_err("remove", storage.path(&name)))?;
+                .remove(name)
+                .map_err(io_err("remove", storage.path(name)))?;
             removed += 1;
         }
     }
@@ -640,6 +738,8 @@ pub fn remove_temp_files_with<S: Storage>(storage: &mut S) -> Result<usize, Snap
 ///
 /// It goes by the names alone and reads no file: a damaged snapshot among the newest
 /// `keep` counts as kept (see FORMAT.md, "Taking snapshots, retention, recovery").
+/// Compressed snapshots count like plain ones; a zxid's compressed twin (a crash's
+/// leftover, see [`remove_temp_files`]) goes with it.
 pub fn retain(dir: &Path, keep: usize) -> Result<Vec<SnapshotFile>, SnapshotError> {
     match existing(dir)? {
         Some(mut storage) => retain_with(&mut storage, keep),
@@ -659,6 +759,16 @@ pub fn retain_with<S: Storage>(
         storage
             .remove(&old.name)
             .map_err(io_err("remove", old.path.clone()))?;
+        if !old.is_compressed() {
+            match storage.remove(&compressed_name(old.zxid)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_err("remove", storage.path(&compressed_name(old.zxid)))(
+                        e,
+                    ));
+                }
+                _ => {}
+            }
+        }
         storage
             .sync_dir()
             .map_err(io_err("fsync directory", storage.path("")))?;
