@@ -154,6 +154,7 @@ pub fn compare(options: &CompareOptions) -> Result<CompareResult, CompareError> 
     if let Some(n) = options.load_nodes {
         plan.shape.load_nodes = n;
     }
+    plan.shape.load_random_data = options.load_random_data;
     let settings = ServerSettings {
         ferrokeeper_bin: options.ferrokeeper_bin.clone(),
         ferrokeeper_shards: options.shards,

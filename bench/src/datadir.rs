@@ -103,9 +103,11 @@ impl FileKind {
     }
 }
 
-/// The zxid in a snapshot's name (the hex digits after its last dot but a `.tmp`).
+/// The zxid in a snapshot's name (the hex digits after its last dot but a `.tmp` or a
+/// `.zst`: ferrokeeper keeps superseded snapshots compressed).
 fn snapshot_zxid(name: &str) -> Option<u64> {
     let name = name.strip_suffix(".tmp").unwrap_or(name);
+    let name = name.strip_suffix(".zst").unwrap_or(name);
     u64::from_str_radix(&name[name.rfind('.')? + 1..], 16).ok()
 }
 
@@ -231,19 +233,24 @@ mod tests {
         std::fs::write(v2.join("snapshot.a"), vec![1u8; 3000]).expect("write");
         std::fs::write(v2.join("snapshot.9"), vec![1u8; 2000]).expect("write");
         std::fs::write(v2.join("acceptedEpoch"), b"0").expect("write");
+        // ferrokeeper's compressed superseded snapshot sorts by its zxid too.
+        let fk = dir.join("ferrokeeper").join("snap");
+        std::fs::create_dir_all(&fk).expect("mkdir");
+        std::fs::write(fk.join("fk-snap.0000000000000002.zst"), vec![1u8; 100]).expect("write");
+        std::fs::write(fk.join("fk-snap.0000000000000010"), vec![1u8; 4000]).expect("write");
         // A preallocated log as ZooKeeper makes it: one byte at the end of 8 MiB.
         let log = std::fs::File::create(v2.join("log.1")).expect("create");
         log.set_len(8 << 20).expect("set_len");
         drop(log);
 
         let usage = read(&dir).expect("read");
-        assert_eq!(usage.snapshot_bytes, vec![2000, 3000]);
-        assert_eq!((usage.snapshots.files, usage.snapshots.bytes), (2, 5000));
-        assert!(usage.snapshots.allocated >= 5000);
+        assert_eq!(usage.snapshot_bytes, vec![100, 2000, 3000, 4000]);
+        assert_eq!((usage.snapshots.files, usage.snapshots.bytes), (4, 9100));
+        assert!(usage.snapshots.allocated >= 9100);
         assert_eq!((usage.logs.files, usage.logs.bytes), (1, 8 << 20));
         assert!(usage.logs.allocated < 8 << 20, "a sparse file: {usage:?}");
         assert_eq!(usage.other.files, 1);
-        assert_eq!(usage.total().files, 4);
+        assert_eq!(usage.total().files, 6);
 
         let settled = settle_within(&dir, Duration::from_millis(200), Duration::from_secs(5))
             .expect("settle");

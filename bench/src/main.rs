@@ -142,6 +142,11 @@ struct CompareArgs {
     /// Nodes `load` creates instead of the profile's (quick: 100,000).
     #[arg(long)]
     load_nodes: Option<u64>,
+    /// Gives each of `load`'s creates random data of its own (the default data, the
+    /// alphabet repeated, compresses to almost nothing: this shows the dataDir for data
+    /// that does not compress).
+    #[arg(long)]
+    load_random_data: bool,
     /// Rate of the fixed-rate run, ops/s (default: half the slower server's throughput).
     #[arg(long)]
     rate: Option<f64>,
@@ -301,6 +306,7 @@ fn run_compare(args: CompareArgs) -> ExitCode {
         rounds: args.rounds,
         data_bytes: args.data_bytes,
         load_nodes: args.load_nodes,
+        load_random_data: args.load_random_data,
         rate: args.rate,
         shards: args.shards,
         java_heap: args.java_heap,
@@ -482,6 +488,7 @@ fn run_one(args: RunArgs) -> ExitCode {
         fanout_watchers: args.watchers,
         session_concurrency: 8,
         load_nodes: args.load_nodes,
+        load_random_data: false,
     };
     let tag = format!("run-{}", std::process::id());
     let target = Target {

@@ -135,6 +135,18 @@ impl PathRequest {
         }
     }
 
+    /// Bytes of data a create carries (0 for other requests): the suffix starts with the
+    /// data's 4-byte length.
+    pub fn data_len(&self) -> usize {
+        match self.opcode {
+            OpCode::Create => {
+                let len = i32::from_be_bytes(self.suffix[..4].try_into().expect("4 bytes"));
+                len.max(0) as usize
+            }
+            _ => 0,
+        }
+    }
+
     /// Appends the framed request for `path` under `xid`.
     pub fn append(&self, xid: i32, path: &String, out: &mut Vec<u8>) {
         let at = begin_frame(out);
@@ -347,6 +359,8 @@ pub struct CountedCreate {
     count: u64,
     create: PathRequest,
     path: String,
+    /// The generator that fills each create's data, when it is random.
+    random: Option<Rng>,
 }
 
 impl CountedCreate {
@@ -358,7 +372,18 @@ impl CountedCreate {
             count,
             create: PathRequest::create(data),
             path: String::new(),
+            random: None,
         }
+    }
+
+    /// The same source, each create's data overwritten with random bytes of its own
+    /// (seeded from the clock: only incompressibility matters, not quality).
+    pub fn with_random_data(mut self) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        self.random = Some(Rng::new(seed));
+        self
     }
 }
 
@@ -370,7 +395,16 @@ impl OpSource for CountedCreate {
         }
         self.path.clear();
         let _ = write!(self.path, "{}/n{}", self.prefix, i);
+        let start = out.len();
         self.create.append(xid, &self.path, out);
+        if let Some(rng) = &mut self.random {
+            // Frame length, header (xid, type), path (length and bytes), data length.
+            let data_at = start + 4 + 8 + 4 + self.path.len() + 4;
+            let data_len = self.create.data_len();
+            for chunk in out[data_at..data_at + data_len].chunks_mut(8) {
+                chunk.copy_from_slice(&rng.next_u64().to_le_bytes()[..chunk.len()]);
+            }
+        }
         Some(OpKind::Create)
     }
 }
@@ -443,6 +477,30 @@ mod tests {
         assert!(s.next(0, 1, &mut out).is_some());
         assert!(s.next(0, 2, &mut out).is_some());
         assert!(s.next(0, 3, &mut out).is_none());
+    }
+
+    #[test]
+    fn counted_create_with_random_data_changes_only_the_data() {
+        let data = vec![b'a'; 100];
+        let next = Arc::new(AtomicU64::new(0));
+        let mut s = CountedCreate::new("/l".into(), next, 2, &data).with_random_data();
+        let mut datas = Vec::new();
+        for xid in [1, 2] {
+            let mut out = Vec::new();
+            assert!(s.next(0, xid, &mut out).is_some());
+            let (header, request) = decode(&out);
+            assert_eq!(header.xid, xid);
+            let Request::Create(c) = request else {
+                panic!("not a create: {request:?}")
+            };
+            assert_eq!(c.path, format!("/l/n{}", xid - 1));
+            assert_eq!((c.flags, c.acl.len()), (0, 1));
+            let d = c.data.0.expect("data");
+            assert_eq!(d.len(), 100);
+            assert_ne!(d, data);
+            datas.push(d);
+        }
+        assert_ne!(datas[0], datas[1]);
     }
 
     #[test]

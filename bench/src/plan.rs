@@ -86,6 +86,7 @@ impl Plan {
                     fanout_watchers: 10,
                     session_concurrency: 4,
                     load_nodes: 2_000,
+                    load_random_data: false,
                 },
                 rounds: 1,
                 sweep: vec![(1, 1), (4, 4)],
@@ -115,6 +116,7 @@ impl Plan {
                     fanout_watchers: 200,
                     session_concurrency: 8,
                     load_nodes: 100_000,
+                    load_random_data: false,
                 },
                 rounds: 2,
                 sweep: vec![(1, 1), (4, 1), (16, 1), (16, 4), (16, 16), (16, 32)],
@@ -144,6 +146,7 @@ impl Plan {
                     fanout_watchers: 1_000,
                     session_concurrency: 16,
                     load_nodes: 1_000_000,
+                    load_random_data: false,
                 },
                 rounds: 3,
                 sweep: vec![
@@ -189,6 +192,8 @@ pub struct CompareOptions {
     pub data_bytes: Option<usize>,
     /// Nodes `load` creates instead of the profile's.
     pub load_nodes: Option<u64>,
+    /// Random data of its own in each of `load`'s creates.
+    pub load_random_data: bool,
     /// Fixed rate override (ops/s), instead of a fraction of the measured throughput.
     pub rate: Option<f64>,
     /// `ferrokeeper.shards`.

@@ -634,8 +634,15 @@ fn render(result: &CompareResult, machine: &Machine, charts: &Charts) -> String 
     );
     let _ = writeln!(
         md,
-        "- `watch-fanout`: {} watchers; `sessions`: {} session lives at once; `load`: {} creates; `multi`: 5 setData each; `mixed`: 90 % getData / 10 % setData.",
-        shape.fanout_watchers, shape.session_concurrency, shape.load_nodes
+        "- `watch-fanout`: {} watchers; `sessions`: {} session lives at once; `load`: {} creates{}; `multi`: 5 setData each; `mixed`: 90 % getData / 10 % setData.",
+        shape.fanout_watchers,
+        shape.session_concurrency,
+        shape.load_nodes,
+        if shape.load_random_data {
+            ", each with random data of its own (`--load-random-data`)"
+        } else {
+            ""
+        }
     );
     if result
         .workloads

@@ -185,6 +185,9 @@ pub struct LoadShape {
     pub session_concurrency: usize,
     /// Nodes `load` creates.
     pub load_nodes: u64,
+    /// Whether each of `load`'s creates carries random bytes of its own rather than the
+    /// dataset's repeated alphabet, which every compressor shrinks to almost nothing.
+    pub load_random_data: bool,
 }
 
 /// The pre-encoded requests of a dataset, shared by every run against every server.
@@ -323,12 +326,17 @@ pub fn run_workload(
             let next = Arc::new(AtomicU64::new(0));
             let data = target.templates.data.clone();
             run_pipeline(&pipeline(Span::Count), &|_| {
-                Box::new(CountedCreate::new(
+                let create = CountedCreate::new(
                     Arc::clone(&prefix),
                     Arc::clone(&next),
                     shape.load_nodes,
                     &data,
-                )) as Box<dyn OpSource>
+                );
+                Box::new(if shape.load_random_data {
+                    create.with_random_data()
+                } else {
+                    create
+                }) as Box<dyn OpSource>
             })
         }
         Workload::ChildrenWide => crate::wide::run(&pipeline(timed)),
