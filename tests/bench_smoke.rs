@@ -24,6 +24,7 @@ fn compare_smoke_runs_every_workload_on_both_servers_without_errors() {
         rounds: None,
         data_bytes: None,
         load_nodes: None,
+        load_random_data: false,
         rate: None,
         shards: None,
         java_heap: "512m".into(),

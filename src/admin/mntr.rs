@@ -99,8 +99,10 @@
 //! directory syncs of segment creation and purges), `zk_fk_log_segments_created`,
 //! `zk_fk_log_segments_removed`, `zk_fk_log_spares_prepared` (segments prepared ahead on
 //! the log's helper thread), `zk_fk_log_rolls_inline` (rolls that found no spare ready
-//! and created the segment on the commit path) and `zk_fk_log_seals_deferred` (finished
-//! segments the helper thread fdatasynced after a roll, with `forceSync=no`). Differences of two readings give fdatasyncs per write
+//! and created the segment on the commit path), `zk_fk_log_seals_deferred` (finished
+//! segments the helper thread fdatasynced after a roll, with `forceSync=no`) and
+//! `zk_fk_log_segments_compressed` (segments the newest snapshot covers, stored as
+//! `.zst`). Differences of two readings give fdatasyncs per write
 //! and log bytes per write (`ferrokeeper-bench compare`'s durability section).
 //!
 //! Then how often each connection limit held a client back (`ServerStats::limits`):
@@ -513,6 +515,7 @@ fn log_lines(out: &mut MntrEntries, log: &ferrokeeper_storage::log::LogStats) {
     line(out, "fk_log_spares_prepared", log.spares_prepared);
     line(out, "fk_log_rolls_inline", log.rolls_inline);
     line(out, "fk_log_seals_deferred", log.seals_deferred);
+    line(out, "fk_log_segments_compressed", log.segments_compressed);
 }
 
 #[cfg(test)]
@@ -558,7 +561,7 @@ mod tests {
             "zk_fk_log_batches\t3\nzk_fk_log_records\t7\nzk_fk_log_bytes\t900\n\
              zk_fk_log_fdatasyncs\t4\nzk_fk_log_fsyncs\t2\nzk_fk_log_segments_created\t1\n\
              zk_fk_log_segments_removed\t0\nzk_fk_log_spares_prepared\t0\nzk_fk_log_rolls_inline\t0\n\
-             zk_fk_log_seals_deferred\t0\n"
+             zk_fk_log_seals_deferred\t0\nzk_fk_log_segments_compressed\t0\n"
         );
     }
 }
