@@ -299,7 +299,9 @@ impl Compression {
     /// Gives the compression up for a purge of the same segment. Before the rename its
     /// `.zst.tmp` is removed; after it the purge removes both the plain file and the `.zst`.
     pub(crate) fn abandon<S: Storage + ?Sized>(mut self, storage: &mut S) -> Compressed {
-        if self.stage < Stage::Rename {
+        // At `Stage::Rename` the rename is the next step, not yet done (CI once found the
+        // `.zst.tmp` left beside a purge when this said `<`).
+        if self.stage <= Stage::Rename {
             self.drop_tmp(storage);
         }
         Compressed::Abandoned
