@@ -7,37 +7,13 @@
 mod common;
 mod raw;
 
-use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Kind, Server};
-use ferrokeeper_net::records::{Acl, Stat};
+use raw::tree::read_tree;
 use raw::{mode, Conn};
-
-/// What a client sees of one znode.
-type Seen = (Vec<u8>, Stat, Vec<Acl>);
-
-/// Every znode under `/`, read through a client, by path.
-async fn read_tree(addr: &str) -> BTreeMap<String, Seen> {
-    let mut c = Conn::connect(addr).await;
-    let mut out = BTreeMap::new();
-    let mut stack = vec!["/".to_string()];
-    while let Some(p) = stack.pop() {
-        let (data, stat) = c.get_data(&p, false).await.expect("get_data");
-        let (acl, _) = c.get_acl(&p).await.expect("get_acl");
-        for child in c.get_children(&p, false).await.expect("get_children") {
-            stack.push(if p == "/" {
-                format!("/{child}")
-            } else {
-                format!("{p}/{child}")
-            });
-        }
-        out.insert(p, (data, stat, acl));
-    }
-    out
-}
 
 /// Files in `dir` whose names start with `prefix`, sorted.
 fn files(dir: &Path, prefix: &str) -> Vec<String> {

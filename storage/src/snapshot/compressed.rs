@@ -331,9 +331,22 @@ pub fn compress_with<S: Storage>(
             return Err(e);
         }
     };
+    replace_form(storage, file, &tmp, name, compressed_len)
+}
+
+/// The last steps of a compression or a restore, once the other form of `file` is whole
+/// and synced in `tmp`: rename it to `name`, fsync the directory, remove `file`, fsync the
+/// directory. Returns the file now under `name`.
+fn replace_form<S: Storage>(
+    storage: &mut S,
+    file: &SnapshotFile,
+    tmp: &str,
+    name: String,
+    bytes: u64,
+) -> Result<SnapshotFile, SnapshotError> {
     storage
-        .rename(&tmp, &name, Overwrite::Allow)
-        .map_err(io_err("rename", tmp_path))?;
+        .rename(tmp, &name, Overwrite::Allow)
+        .map_err(io_err("rename", storage.path(tmp)))?;
     sync_dir(storage)?;
     storage
         .remove(&file.name)
@@ -343,7 +356,7 @@ pub fn compress_with<S: Storage>(
         zxid: file.zxid,
         path: storage.path(&name),
         name,
-        bytes: compressed_len,
+        bytes,
     })
 }
 
@@ -485,20 +498,7 @@ pub fn restore_with<S: Storage>(
             return Err(e);
         }
     };
-    storage
-        .rename(&tmp, &name, Overwrite::Allow)
-        .map_err(io_err("rename", tmp_path))?;
-    sync_dir(storage)?;
-    storage
-        .remove(&file.name)
-        .map_err(io_err("remove", file.path.clone()))?;
-    sync_dir(storage)?;
-    Ok(SnapshotFile {
-        zxid: file.zxid,
-        path: storage.path(&name),
-        name,
-        bytes,
-    })
+    replace_form(storage, file, &tmp, name, bytes)
 }
 
 /// The whole plain file of the compressed snapshot `file`, decompressed into 16-byte
