@@ -8,34 +8,12 @@ mod common;
 mod raw;
 
 use std::io::{Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Kind, Server};
+use common::{names_in, Kind, Server};
 use raw::tree::read_tree;
 use raw::{mode, Conn};
-
-/// Files in `dir` whose names start with `prefix`, sorted.
-fn files(dir: &Path, prefix: &str) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(prefix))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn snap_dir(s: &Server) -> PathBuf {
-    s.dir.join("data/ferrokeeper/snap")
-}
-
-fn log_dir(s: &Server) -> PathBuf {
-    s.dir.join("data/ferrokeeper/log")
-}
 
 /// The zxid in a `fk-snap.`/`fk-log.` name (16 hex digits after the first dot).
 fn zxid_of(name: &str) -> i64 {
@@ -58,7 +36,7 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 /// Waits until no snapshot is being written (no `.tmp`) twice in a row.
 fn settle_snapshots(s: &Server) {
     let quiet = || {
-        !files(&snap_dir(s), "fk-snap.")
+        !names_in(&s.snap_dir(), "fk-snap.")
             .iter()
             .any(|n| n.ends_with(".tmp"))
     };
@@ -137,13 +115,13 @@ async fn compressed_segments_come_back_when_an_older_snapshot_is_loaded() {
     }
     // Compression runs in the background after the batch that follows a snapshot's
     // read-back: a few more writes make sure that batch comes.
-    let log = log_dir(&server);
+    let log = server.log_dir();
     let mut extra = 0;
     wait_for(
         "segments covered by a snapshot are compressed",
         Duration::from_secs(30),
         || {
-            files(&log, "fk-log.")
+            names_in(&log, "fk-log.")
                 .iter()
                 .filter(|n| n.ends_with(".zst"))
                 .count()
@@ -164,7 +142,7 @@ async fn compressed_segments_come_back_when_an_older_snapshot_is_loaded() {
     settle_snapshots(&server);
     let before = read_tree(&addr).await;
     assert!(before.len() > 2000, "{} znodes", before.len());
-    let segments = files(&log, "fk-log.");
+    let segments = names_in(&log, "fk-log.");
     let compressed = segments.iter().filter(|n| n.ends_with(".zst")).count();
     assert!(
         segments.iter().all(|n| !n.ends_with(".tmp")),
@@ -188,15 +166,15 @@ async fn compressed_segments_come_back_when_an_older_snapshot_is_loaded() {
 
     // The newer half of the snapshots damaged: the restart falls back to an older one,
     // past the first segments, so that some compressed segments are needed and some not.
-    let snaps = files(&snap_dir(&server), "fk-snap.");
+    let snaps = names_in(&server.snap_dir(), "fk-snap.");
     assert!(snaps.len() >= 4, "{snaps:?}");
     let keep = snaps.len() / 2;
     for name in &snaps[keep..] {
-        damage(&snap_dir(&server).join(name), 0);
+        damage(&server.snap_dir().join(name), 0);
     }
     let loaded = zxid_of(&snaps[keep - 1]);
     server.kill9_and_restart();
-    let after_fallback = files(&log, "fk-log.");
+    let after_fallback = names_in(&log, "fk-log.");
     eprintln!("log after falling back to 0x{loaded:x}: {after_fallback:?}");
     assert!(
         server
@@ -230,14 +208,14 @@ async fn compressed_segments_come_back_when_an_older_snapshot_is_loaded() {
     // moment a quiet server folds its replayed overlay into a snapshot, 1 s idle.)
     std::thread::sleep(Duration::from_secs(2));
     settle_snapshots(&server);
-    for name in files(&snap_dir(&server), "fk-snap.") {
+    for name in names_in(&server.snap_dir(), "fk-snap.") {
         // Not the byte flipped before: flipped twice, it would be whole again.
         if !name.ends_with(".tmp") {
-            damage(&snap_dir(&server).join(name), 7);
+            damage(&server.snap_dir().join(name), 7);
         }
     }
     server.kill9_and_restart();
-    let plain = files(&log, "fk-log.");
+    let plain = names_in(&log, "fk-log.");
     assert!(plain.iter().all(|n| !n.ends_with(".zst")), "{plain:?}");
     assert_eq!(zxid_of(&plain[0]), 1, "{plain:?}");
     assert_eq!(
@@ -269,7 +247,7 @@ async fn the_switch_turns_compression_off() {
         .await
         .expect("create");
     std::thread::sleep(Duration::from_millis(500));
-    let log = files(&log_dir(&server), "fk-log.");
+    let log = names_in(&server.log_dir(), "fk-log.");
     assert!(log.len() >= 3, "{log:?}");
     assert!(log.iter().all(|n| !n.contains(".zst")), "{log:?}");
 }

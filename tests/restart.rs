@@ -8,7 +8,7 @@ mod common;
 mod raw;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Kind, Server};
@@ -106,26 +106,11 @@ async fn churn(c: &mut Conn, root: &str, n: usize) {
     }
 }
 
-/// Files in `dir` whose names start with `prefix`, sorted.
+/// Files in `dir` whose names start with `prefix`, sorted, temp files left out.
 fn files(dir: &Path, prefix: &str) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with(prefix) && !n.ends_with(".tmp"))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
+    let mut v = common::names_in(dir, prefix);
+    v.retain(|n| !n.ends_with(".tmp"));
     v
-}
-
-fn snap_dir(s: &Server) -> PathBuf {
-    s.dir.join("data/ferrokeeper/snap")
-}
-
-fn log_dir(s: &Server) -> PathBuf {
-    s.dir.join("data/ferrokeeper/log")
 }
 
 /// Small segments so that a few thousand txns span several and purging shows (on, as
@@ -142,7 +127,7 @@ fn settle_snapshots(s: &Server) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         std::thread::sleep(Duration::from_millis(300));
-        let tmp = std::fs::read_dir(snap_dir(s))
+        let tmp = std::fs::read_dir(s.snap_dir())
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
@@ -173,13 +158,13 @@ async fn restart_from_snapshot_and_log_keeps_the_whole_tree() {
     let before = read_tree(&addr).await;
     assert!(before.len() > 2000, "{} znodes", before.len());
 
-    let snaps = files(&snap_dir(&server), "fk-snap.");
+    let snaps = files(&server.snap_dir(), "fk-snap.");
     assert_eq!(
         snaps.len(),
         3,
         "snapRetainCount (3) snapshots kept: {snaps:?}"
     );
-    let segments = files(&log_dir(&server), "fk-log.");
+    let segments = files(&server.log_dir(), "fk-log.");
     assert!(
         !segments.contains(&"fk-log.0000000000000001".to_string()),
         "the first segment was purged: {segments:?}"
@@ -216,9 +201,9 @@ async fn a_corrupt_newest_snapshot_falls_back_to_an_older_one() {
     churn(&mut c, "/f", 600).await;
     settle_snapshots(&server);
     let before = read_tree(&addr).await;
-    let snaps = files(&snap_dir(&server), "fk-snap.");
+    let snaps = files(&server.snap_dir(), "fk-snap.");
     assert!(snaps.len() >= 2, "{snaps:?}");
-    let newest = snap_dir(&server).join(snaps.last().expect("one"));
+    let newest = server.snap_dir().join(snaps.last().expect("one"));
     let mut bytes = std::fs::read(&newest).expect("read snapshot");
     let at = bytes.len() / 2;
     bytes[at] ^= 0x5a;
@@ -240,9 +225,9 @@ async fn no_usable_snapshot_and_a_purged_log_refuses_to_start() {
     let mut c = Conn::connect(&addr).await;
     churn(&mut c, "/g", 2000).await;
     settle_snapshots(&server);
-    assert!(!files(&log_dir(&server), "fk-log.").contains(&"fk-log.0000000000000001".to_string()));
-    for name in files(&snap_dir(&server), "fk-snap.") {
-        let p = snap_dir(&server).join(name);
+    assert!(!files(&server.log_dir(), "fk-log.").contains(&"fk-log.0000000000000001".to_string()));
+    for name in files(&server.snap_dir(), "fk-snap.") {
+        let p = server.snap_dir().join(name);
         let mut bytes = std::fs::read(&p).expect("read");
         bytes[20] ^= 1; // inside the header's zxid: caught by the header checksum
         std::fs::write(&p, bytes).expect("damage");
@@ -378,7 +363,7 @@ async fn restart_time_at_scale() {
     server.kill9_and_restart();
     eprintln!("kill9_and_restart until ruok+srvr: {:?}", wall.elapsed());
     eprintln!("{}", restart_line(&server));
-    eprintln!("snapshots: {:?}", files(&snap_dir(&server), "fk-snap."));
+    eprintln!("snapshots: {:?}", files(&server.snap_dir(), "fk-snap."));
 }
 
 /// Lines of the server's log that contain `what`, without their colours (ANSI escapes).
@@ -454,7 +439,7 @@ async fn a_quiet_overlay_folds_into_a_snapshot() {
         rebased[0]
     );
     settle_snapshots(&server);
-    assert_eq!(files(&snap_dir(&server), "fk-snap.").len(), 1);
+    assert_eq!(files(&server.snap_dir(), "fk-snap.").len(), 1);
 
     // Served from the base now, the same as from the overlay.
     assert_eq!(before, read_tree(&addr).await);

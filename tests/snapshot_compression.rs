@@ -13,23 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{Kind, Server};
+use common::{names_in, Kind, Server};
 use raw::{mode, Conn};
 
-fn snap_dir(s: &Server) -> PathBuf {
-    s.dir.join("data/ferrokeeper/snap")
-}
-
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    names_in(dir, "")
 }
 
 fn ferrokeeper(args: &[&str]) -> Output {
@@ -46,7 +34,7 @@ fn wait_compressed(s: &Server, min_compressed: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = Vec::new();
     loop {
-        let now = names(&snap_dir(s));
+        let now = names(&s.snap_dir());
         let plain = now
             .iter()
             .filter(|n| n.len() == "fk-snap.".len() + 16)
@@ -110,7 +98,7 @@ async fn superseded_snapshots_are_compressed_and_a_damaged_newest_falls_back_to_
     let files = wait_compressed(&server, 3);
     eprintln!("snapshots: {files:?}");
     assert_eq!(read(&addr).await, written);
-    let dir = snap_dir(&server);
+    let dir = server.snap_dir();
 
     // Every `.zst` is a zstd frame of a whole plain snapshot: what `zstd -d` gives back
     // has the snapshot's magic and its zxid.
@@ -187,7 +175,7 @@ async fn superseded_snapshots_are_compressed_and_a_damaged_newest_falls_back_to_
 fn wait_compressed_or_damaged(s: &Server, damaged: &str) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let now = names(&snap_dir(s));
+        let now = names(&s.snap_dir());
         let plain: Vec<&String> = now
             .iter()
             .filter(|n| n.len() == "fk-snap.".len() + 16 && *n != damaged)
@@ -228,7 +216,7 @@ async fn tools_read_compressed_snapshots() {
     let server = Server::start(Kind::Ferrokeeper, &[("snapCount", "200")]);
     let written = write(&server.address(), 800).await;
     let files = wait_compressed(&server, 2);
-    let dir = snap_dir(&server);
+    let dir = server.snap_dir();
     let zst = files
         .iter()
         .find(|n| n.ends_with(".zst"))

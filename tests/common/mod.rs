@@ -215,7 +215,31 @@ fn temp_dir(kind: Kind) -> PathBuf {
     d
 }
 
+/// The names in `dir` that start with `prefix`, sorted (none when `dir` cannot be read).
+pub fn names_in(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 impl Server {
+    /// ferrokeeper's snapshot directory under this server's dataDir.
+    pub fn snap_dir(&self) -> PathBuf {
+        self.dir.join("data/ferrokeeper/snap")
+    }
+
+    /// ferrokeeper's transaction log directory under this server's dataDir.
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.join("data/ferrokeeper/log")
+    }
+
     /// Starts ferrokeeper with the base config.
     pub fn ferrokeeper() -> Server {
         Server::start(Kind::Ferrokeeper, &[])

@@ -308,45 +308,50 @@ pub fn compress_with<S: Storage>(
     level: i32,
 ) -> Result<SnapshotFile, SnapshotError> {
     assert!(!file.is_compressed(), "{} is compressed already", file.name);
-    let name = compressed_name(file.zxid);
+    convert(
+        storage,
+        file,
+        compressed_name(file.zxid),
+        |storage, src, dst, tmp_path| compress_into(storage, file, src, dst, tmp_path, level),
+    )
+}
+
+/// Writes `file` in its other form under `name`, the steps a compression and a restore
+/// share: `fill` writes `<name>.tmp` from `file` and fsyncs it, returning its length (on
+/// failure the temp file is removed, best effort: a leftover one is removed at startup
+/// anyway); then rename it to `name`, fsync the directory, remove `file`, fsync the
+/// directory. Returns the file now under `name`.
+fn convert<S: Storage>(
+    storage: &mut S,
+    file: &SnapshotFile,
+    name: String,
+    fill: impl FnOnce(&mut S, FileId, FileId, &Path) -> Result<u64, SnapshotError>,
+) -> Result<SnapshotFile, SnapshotError> {
     let tmp = format!("{name}{TEMP_SUFFIX}");
     let tmp_path = storage.path(&tmp);
-    let dst = create_replacing(storage, &tmp)?;
-    let src = match storage.open(&file.name) {
+    let src = storage
+        .open(&file.name)
+        .map_err(io_err("open", file.path.clone()))?;
+    let dst = match create_replacing(storage, &tmp) {
         Ok(f) => f,
         Err(e) => {
-            storage.close(dst);
-            let _ = storage.remove(&tmp);
-            return Err(io_err("open", file.path.clone())(e));
+            storage.close(src);
+            return Err(e);
         }
     };
-    let written = compress_into(storage, file, src, dst, &tmp_path, level);
+    let written = fill(storage, src, dst, &tmp_path);
     storage.close(src);
     storage.close(dst);
-    let compressed_len = match written {
-        Ok(len) => len,
+    let bytes = match written {
+        Ok(bytes) => bytes,
         Err(e) => {
-            // Best effort: a leftover temp file is removed at startup anyway.
             let _ = storage.remove(&tmp);
             return Err(e);
         }
     };
-    replace_form(storage, file, &tmp, name, compressed_len)
-}
-
-/// The last steps of a compression or a restore, once the other form of `file` is whole
-/// and synced in `tmp`: rename it to `name`, fsync the directory, remove `file`, fsync the
-/// directory. Returns the file now under `name`.
-fn replace_form<S: Storage>(
-    storage: &mut S,
-    file: &SnapshotFile,
-    tmp: &str,
-    name: String,
-    bytes: u64,
-) -> Result<SnapshotFile, SnapshotError> {
     storage
-        .rename(tmp, &name, Overwrite::Allow)
-        .map_err(io_err("rename", storage.path(tmp)))?;
+        .rename(&tmp, &name, Overwrite::Allow)
+        .map_err(io_err("rename", tmp_path))?;
     sync_dir(storage)?;
     storage
         .remove(&file.name)
@@ -449,56 +454,38 @@ pub fn restore_with<S: Storage>(
     file: &SnapshotFile,
 ) -> Result<SnapshotFile, SnapshotError> {
     assert!(file.is_compressed(), "{} is not compressed", file.name);
-    let name = snapshot_name(file.zxid);
-    let tmp = format!("{name}{TEMP_SUFFIX}");
-    let tmp_path = storage.path(&tmp);
-    let src = storage
-        .open(&file.name)
-        .map_err(io_err("open", file.path.clone()))?;
-    let dst = match create_replacing(storage, &tmp) {
-        Ok(f) => f,
-        Err(e) => {
-            storage.close(src);
-            return Err(e);
-        }
-    };
-    let written = (|| {
-        let len = storage
-            .len(src)
-            .map_err(io_err("stat", file.path.clone()))?;
-        let io = RefCell::new(Io {
-            storage: &mut *storage,
-            compressed_read: 0,
-            read_failed: None,
-        });
-        let h = decompress(
-            &io,
-            src,
-            len,
-            &file.path,
-            file.zxid,
-            &mut |io, _, at, bytes| {
-                io.borrow_mut()
-                    .storage
-                    .write_at(dst, at, bytes, false)
-                    .map_err(io_err("write", tmp_path.clone()))
-            },
-        )?;
-        storage
-            .sync_all(dst)
-            .map_err(io_err("fsync", tmp_path.clone()))?;
-        Ok::<_, SnapshotError>(HEADER_BYTES as u64 + h.payload_len)
-    })();
-    storage.close(src);
-    storage.close(dst);
-    let bytes = match written {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let _ = storage.remove(&tmp);
-            return Err(e);
-        }
-    };
-    replace_form(storage, file, &tmp, name, bytes)
+    convert(
+        storage,
+        file,
+        snapshot_name(file.zxid),
+        |storage, src, dst, tmp_path| {
+            let len = storage
+                .len(src)
+                .map_err(io_err("stat", file.path.clone()))?;
+            let io = RefCell::new(Io {
+                storage: &mut *storage,
+                compressed_read: 0,
+                read_failed: None,
+            });
+            let h = decompress(
+                &io,
+                src,
+                len,
+                &file.path,
+                file.zxid,
+                &mut |io, _, at, bytes| {
+                    io.borrow_mut()
+                        .storage
+                        .write_at(dst, at, bytes, false)
+                        .map_err(io_err("write", tmp_path.to_path_buf()))
+                },
+            )?;
+            storage
+                .sync_all(dst)
+                .map_err(io_err("fsync", tmp_path.to_path_buf()))?;
+            Ok(HEADER_BYTES as u64 + h.payload_len)
+        },
+    )
 }
 
 /// The whole plain file of the compressed snapshot `file`, decompressed into 16-byte
