@@ -351,6 +351,9 @@ pub async fn run(
             && !unpublished_rebase
             && !snapshot
         {
+            if !log.idle() {
+                return;
+            }
             continue;
         }
         seq += 1;

@@ -936,6 +936,19 @@ impl<S: Storage> LogWriter<S> {
         Ok(true)
     }
 
+    /// How many sealed segments are covered through `zxid` (all their records at or
+    /// below it) and still plain: neither compressed nor handed over. The appender
+    /// compresses them when writes pause, or at once when this many pile up
+    /// (`commit::append`).
+    pub fn plain_covered(&self, zxid: i64) -> usize {
+        let older = self.segments.len().saturating_sub(1);
+        self.segments[..older]
+            .iter()
+            .take_while(|s| s.last_zxid.is_some_and(|last| last <= zxid))
+            .filter(|s| !s.compressed && !self.background.compressing(&s.name))
+            .count()
+    }
+
     /// Names of the segments kept compressed (`<name>.zst` on disk), oldest first.
     pub fn compressed_segment_names(&self) -> impl Iterator<Item = &str> {
         self.segments
