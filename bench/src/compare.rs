@@ -31,6 +31,16 @@ pub use crate::plan::{CompareOptions, Plan, Profile};
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
 
+/// The window over which [`Bench::wait_idle`] reads both servers' CPU time. Long enough
+/// for `/proc/<pid>/stat`'s 10 ms ticks to tell idle from busy.
+const IDLE_WINDOW: Duration = Duration::from_millis(300);
+/// Both servers together may use this much CPU time per [`IDLE_WINDOW`] and count as
+/// idle (one clock tick: ~3 % of a core; an idle Java ZooKeeper and an idle ferrokeeper
+/// use less).
+const IDLE_CPU_MAX: Duration = Duration::from_millis(10);
+/// How long [`Bench::wait_idle`] waits before it measures anyway (and says so).
+const IDLE_WAIT_MAX: Duration = Duration::from_secs(20);
+
 /// Why `compare` could not run at all (as opposed to a workload erring).
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
@@ -51,6 +61,52 @@ struct Bench {
 }
 
 impl Bench {
+    /// Waits (at most [`IDLE_WAIT_MAX`]) until neither server uses more than
+    /// [`IDLE_CPU_MAX`] of CPU time per [`IDLE_WINDOW`]. On this 2-core machine a
+    /// server's background work after its own run (ferrokeeper compressing covered log
+    /// segments once writes pause; Java's JIT compiler or a collection) would otherwise
+    /// take CPU from the other server's measured run, or be charged to its own next one.
+    fn wait_idle(&self, workload: Workload) {
+        let pids: Vec<u32> = [ServerKind::Java, ServerKind::Ferrokeeper]
+            .into_iter()
+            .filter(|k| !*self.dead.get(*k))
+            .map(|k| self.servers.get(k).pid())
+            .collect();
+        let cpu = || -> Option<u64> {
+            pids.iter()
+                .map(|&p| crate::stats::process_cpu_ns(p).ok())
+                .sum()
+        };
+        let started = std::time::Instant::now();
+        let Some(mut before) = cpu() else { return };
+        loop {
+            std::thread::sleep(IDLE_WINDOW);
+            let Some(now) = cpu() else { return };
+            let used = now.saturating_sub(before);
+            before = now;
+            if used <= IDLE_CPU_MAX.as_nanos() as u64 {
+                break;
+            }
+            if started.elapsed() >= IDLE_WAIT_MAX {
+                eprintln!(
+                    "  {}: the servers still used {} ms of CPU per {} ms after {} s; measuring anyway",
+                    workload.name(),
+                    used / MS,
+                    IDLE_WINDOW.as_millis(),
+                    IDLE_WAIT_MAX.as_secs()
+                );
+                return;
+            }
+        }
+        if started.elapsed() >= Duration::from_secs(1) {
+            eprintln!(
+                "  {}: waited {:.1} s for both servers to go idle",
+                workload.name(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
     /// Runs `workload` on `kind` once with `shape`; errors are recorded, not returned.
     fn run(
         &mut self,
@@ -64,6 +120,7 @@ impl Bench {
             s.error(|| format!("{} is not running", kind.name()));
             return s;
         }
+        self.wait_idle(workload);
         let server = self.servers.get(kind);
         let target = Target {
             addr: server.addr(),
