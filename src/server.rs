@@ -382,17 +382,11 @@ fn start_ensemble(config: Config, ensemble: crate::config::Ensemble) -> std::io:
             config.autopurge_snap_retain_count,
             config.autopurge_purge_interval_hours > 0,
         )
-        // Not in an ensemble yet: a follower fetches the snapshot a Raft message named,
-        // chunk by chunk from the plain file (`recover::read_chunk`), possibly after the
-        // leader has written a newer one and compressed the named one; the follower then
-        // fails ("no longer has snapshot") and stops (fail-stop). Seen in
-        // `ensemble_ops::leader_counts_a_snapshot_sync` under load. Compressing
-        // needs the snapshots in transfer pinned first.
-        .with_compression(false),
+        // A snapshot a follower is fetching is pinned against compression and
+        // retention, and one compressed before the follower asked is restored for it
+        // (`snapshot::transfer`).
+        .with_compression(config.compress_superseded_snapshots),
     );
-    if config.compress_superseded_snapshots {
-        tracing::info!("ensemble member: superseded snapshots are kept plain (compression is standalone only for now)");
-    }
     let timed = log_counters.clone();
     snapshots.time_into(crate::snapshot::SnapshotTimer(Box::new(move |elapsed| {
         timed.record_snapshot(elapsed)

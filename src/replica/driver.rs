@@ -135,12 +135,12 @@ pub async fn run(p: Parts) {
         let node = node.clone();
         let kick = kick.clone();
         let net = net.clone();
-        let data_dir = p.data_dir.clone();
+        let snapshots = p.snapshots.clone();
         let status = p.status.clone();
         glommio::spawn_local(async move {
             while let Some(f) = incoming.recv().await {
                 match f.kind {
-                    KIND_SNAP_REQ => serve_chunk(&net, &data_dir, &status, f.from, &f.payload),
+                    KIND_SNAP_REQ => serve_chunk(&net, &snapshots, &status, f.from, &f.payload),
                     KIND_SNAP_CHUNK => {
                         // Only the fetch under way wants it; a late chunk is dropped.
                         let _ = chunk_tx.try_send(f);
@@ -246,7 +246,7 @@ pub async fn run(p: Parts) {
         node.borrow().offer_snapshot(Offer {
             index,
             term,
-            load: recover::snapshot_loader(&p.data_dir, zxid),
+            load: recover::snapshot_loader(&p.snapshots.dir, zxid),
         });
     }
     while kicked.recv().await.is_some() {
@@ -277,7 +277,7 @@ pub async fn run(p: Parts) {
                 n.offer_snapshot(Offer {
                     index: inst.index,
                     term: inst.term,
-                    load: recover::snapshot_loader(&p.data_dir, desc.zxid),
+                    load: recover::snapshot_loader(&p.snapshots.dir, desc.zxid),
                 });
                 Ok(desc.zxid)
             });
@@ -454,7 +454,7 @@ impl Snapshots {
                 n.offer_snapshot(Offer {
                     index,
                     term,
-                    load: recover::snapshot_loader(data_dir, zxid),
+                    load: recover::snapshot_loader(&policy.dir, zxid),
                 });
                 let through = n.compact_point(index, margin, margin_bytes);
                 if let Err(e) = n.compact(through) {
@@ -558,14 +558,43 @@ const COLLECT_AFTER_REBASE: Duration = Duration::from_millis(500);
 /// Peer frame kind: a follower asks the leader for a piece of a snapshot file
 /// (zxid i64, offset u64, length u32; little-endian).
 pub const KIND_SNAP_REQ: u8 = 3;
-/// Peer frame kind: the piece (zxid i64, offset u64, status u8 — 0 ok, 1 no such
-/// snapshot —, then the bytes).
+/// Peer frame kind: the answer (zxid i64, offset u64, status u8, then the bytes). The
+/// status is one of [`CHUNK_OK`] (bytes follow), [`CHUNK_GONE`] and [`CHUNK_NOT_YET`].
+/// A follower of a build before `CHUNK_NOT_YET` existed takes any status but 0 as gone;
+/// members of one ensemble run one build in practice.
 pub const KIND_SNAP_CHUNK: u8 = 4;
+/// Chunk status 0: the bytes follow (none only past the file's end, which a follower
+/// does not ask for).
+pub const CHUNK_OK: u8 = 0;
+/// Chunk status 1: the server has no such snapshot (neither the plain file nor its
+/// `.zst`, or it cannot be read or restored). The follower gives up (fail-stop).
+pub const CHUNK_GONE: u8 = 1;
+/// Chunk status 2: the snapshot is there but not readable yet (its `.zst` is being
+/// restored to the plain file for this transfer, see `snapshot::transfer`): ask again
+/// after [`CHUNK_NOT_YET_WAIT`].
+pub const CHUNK_NOT_YET: u8 = 2;
 /// Bytes asked for at once.
 const CHUNK_BYTES: u32 = 1 << 20;
 /// How long a chunk may take before it is asked for again, and how many times.
 const CHUNK_WAIT: Duration = Duration::from_secs(2);
 const CHUNK_TRIES: u32 = 15;
+/// How long a follower waits after a [`CHUNK_NOT_YET`] before asking again: a restore
+/// takes from milliseconds (a small snapshot) to seconds, and each ask is a 20-byte frame.
+const CHUNK_NOT_YET_WAIT: Duration = Duration::from_millis(200);
+/// How long a follower goes on asking while the answer is [`CHUNK_NOT_YET`] before it
+/// gives up on the leader. A restore decompresses at several hundred MB/s and writes the
+/// plain file once (fsynced at the end): 2 minutes covers a multi-GB snapshot on a slow,
+/// busy disk, and a restore that takes longer is a leader in trouble.
+const CHUNK_NOT_YET_MAX: Duration = Duration::from_secs(120);
+
+// A pin outlasts, twice over, the longest gap a live fetch leaves between two requests
+// (see `snapshot::transfer::PIN_FOR`): `CHUNK_TRIES` unanswered waits, after which the
+// follower gives up, or one `CHUNK_NOT_YET_WAIT`.
+const _: () = {
+    let pin_ms = crate::snapshot::transfer::PIN_FOR.as_millis();
+    assert!(CHUNK_WAIT.as_millis() * CHUNK_TRIES as u128 * 2 <= pin_ms);
+    assert!(CHUNK_NOT_YET_WAIT.as_millis() * 2 <= pin_ms);
+};
 
 fn le_i64(b: &[u8]) -> i64 {
     let mut a = [0u8; 8];
@@ -577,16 +606,20 @@ fn le_u64(b: &[u8]) -> u64 {
     le_i64(b) as u64
 }
 
-/// Answers a follower's chunk request from this server's snapshot files. The first
-/// chunk of a snapshot served counts one snapshot sent (`snap_count`): a follower fetches
-/// a snapshot from offset 0 once per install (a retried first chunk counts again).
+/// Answers a follower's chunk request from this server's snapshot files, pinning the
+/// snapshot for the transfer and restoring it first when it was compressed
+/// (`snapshot::transfer::Pins::read_chunk`; a restore runs on a thread of its own and
+/// the follower is told to ask again). The first chunk of a snapshot served counts one
+/// snapshot sent (`snap_count`): a follower fetches a snapshot from offset 0 once per
+/// install (a retried first chunk counts again).
 fn serve_chunk(
     net: &PeerNet,
-    data_dir: &std::path::Path,
+    snapshots: &crate::snapshot::SnapshotPolicy,
     status: &EnsembleStatus,
     from: u64,
     req: &[u8],
 ) {
+    use crate::snapshot::transfer::Chunk;
     if req.len() != 20 {
         tracing::warn!(from, "malformed snapshot chunk request; dropped");
         return;
@@ -599,24 +632,30 @@ fn serve_chunk(
     let mut out = Vec::with_capacity(17 + len);
     out.extend_from_slice(&zxid.to_le_bytes());
     out.extend_from_slice(&offset.to_le_bytes());
-    match recover::read_chunk(data_dir, zxid, offset, len) {
-        Ok(bytes) => {
+    match snapshots
+        .pins
+        .read_chunk(&snapshots.dir, zxid, offset, len, Instant::now())
+    {
+        Chunk::Bytes(bytes) => {
             if offset == 0 {
                 status.count_snapshot_sent();
             }
-            out.push(0);
+            out.push(CHUNK_OK);
             out.extend_from_slice(&bytes);
         }
-        Err(e) => {
-            tracing::warn!(from, zxid = format_args!("0x{zxid:x}"), error = %e, "cannot serve the snapshot a follower asks for");
-            out.push(1);
+        Chunk::NotYet => out.push(CHUNK_NOT_YET),
+        Chunk::Gone(why) => {
+            tracing::warn!(from, zxid = format_args!("0x{zxid:x}"), error = %why, "cannot serve the snapshot a follower asks for");
+            out.push(CHUNK_GONE);
         }
     }
     net.send(from, KIND_SNAP_CHUNK, out);
 }
 
 /// Fetches the snapshot a Raft snapshot message describes from `leader`, chunk by chunk,
-/// into its temp file; returns what it fetched.
+/// into its temp file; returns what it fetched. A chunk unanswered for [`CHUNK_WAIT`] is
+/// asked for again, up to [`CHUNK_TRIES`] times; one answered "not yet" is asked for
+/// again after [`CHUNK_NOT_YET_WAIT`], for up to [`CHUNK_NOT_YET_MAX`].
 async fn fetch_snapshot(
     net: &PeerNet,
     chunks: &local_channel::LocalReceiver<Incoming>,
@@ -634,6 +673,8 @@ async fn fetch_snapshot(
     let started = Instant::now();
     let mut offset = 0u64;
     let mut tries = 0;
+    // When the leader first answered "not yet" for the chunk at `offset`.
+    let mut not_yet_since: Option<Instant> = None;
     while offset < desc.len {
         let want = (desc.len - offset).min(u64::from(CHUNK_BYTES)) as u32;
         let mut req = Vec::with_capacity(20);
@@ -661,17 +702,37 @@ async fn fetch_snapshot(
             }
             continue;
         };
-        if chunk.payload[16] != 0 || chunk.payload.len() == 17 {
-            return Err(format!(
-                "server {leader} no longer has snapshot 0x{:x}",
-                desc.zxid
-            ));
-        }
+        tries = 0;
         let bytes = &chunk.payload[17..];
+        match chunk.payload[16] {
+            CHUNK_OK if !bytes.is_empty() => {}
+            CHUNK_NOT_YET => {
+                let since = *not_yet_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= CHUNK_NOT_YET_MAX {
+                    return Err(format!(
+                        "server {leader} has not made snapshot 0x{:x} readable in {CHUNK_NOT_YET_MAX:?} (restoring it from its compressed file)",
+                        desc.zxid
+                    ));
+                }
+                glommio::timer::sleep(CHUNK_NOT_YET_WAIT).await;
+                continue;
+            }
+            _ => {
+                return Err(format!(
+                    "server {leader} no longer has snapshot 0x{:x}",
+                    desc.zxid
+                ));
+            }
+        }
+        if let Some(since) = not_yet_since.take() {
+            tracing::info!(
+                zxid = format_args!("0x{:x}", desc.zxid), offset, waited = ?since.elapsed(),
+                "the leader restored the snapshot it sends from its compressed file"
+            );
+        }
         file.write_all_at(bytes, offset)
             .map_err(|e| format!("{}: {e}", tmp.display()))?;
         offset += bytes.len() as u64;
-        tries = 0;
     }
     tracing::info!(
         zxid = format_args!("0x{:x}", desc.zxid), bytes = desc.len, elapsed = ?started.elapsed(),

@@ -354,8 +354,9 @@ pub fn replay(
 }
 
 /// Magic of the descriptor a Raft snapshot message carries: the snapshot file itself
-/// travels beside Raft, in chunks the follower asks for ([`read_chunk`]), so a snapshot
-/// of any size fits the peer transport's frames and never sits whole in memory.
+/// travels beside Raft, in chunks the follower asks for
+/// ([`crate::snapshot::transfer::Pins::read_chunk`]), so a snapshot of any size fits
+/// the peer transport's frames and never sits whole in memory.
 const DESC_MAGIC: [u8; 8] = *b"FKSNAPD1";
 
 /// Which snapshot file a Raft snapshot message stands for.
@@ -397,32 +398,20 @@ fn snap_path(data_dir: &Path, zxid: i64) -> PathBuf {
     crate::snapshot::snap_dir(data_dir).join(ferrokeeper_storage::snapshot::snapshot_name(zxid))
 }
 
-/// The descriptor of the snapshot at `zxid`, for raft-rs to send a follower.
-pub fn snapshot_loader(data_dir: &Path, zxid: i64) -> SnapshotLoader {
-    let path = snap_path(data_dir, zxid);
-    Arc::new(move || match std::fs::metadata(&path) {
-        Ok(m) => Some(SnapDesc { zxid, len: m.len() }.encode()),
-        Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "the snapshot to offer is gone");
-            None
-        }
-    })
-}
-
-/// Up to `len` bytes of the snapshot file at `zxid` from `offset` (a follower's chunk).
-pub fn read_chunk(data_dir: &Path, zxid: i64, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(snap_path(data_dir, zxid))?;
-    let mut buf = vec![0u8; len];
-    let mut got = 0;
-    while got < len {
-        match f.read_at(&mut buf[got..], offset + got as u64)? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    buf.truncate(got);
-    Ok(buf)
+/// The descriptor of the snapshot at `zxid` in `snap_dir`, for raft-rs to send a
+/// follower. One compressed since it was offered is described by its plain length
+/// ([`crate::snapshot::transfer::plain_len`]), and restored when the follower asks for it.
+pub fn snapshot_loader(snap_dir: &Path, zxid: i64) -> SnapshotLoader {
+    let snap_dir = snap_dir.to_path_buf();
+    Arc::new(
+        move || match crate::snapshot::transfer::plain_len(&snap_dir, zxid) {
+            Ok(len) => Some(SnapDesc { zxid, len }.encode()),
+            Err(e) => {
+                tracing::warn!(zxid = format_args!("0x{zxid:x}"), error = %e, "the snapshot to offer is gone");
+                None
+            }
+        },
+    )
 }
 
 /// The temp file a fetched snapshot is written to (removed at startup if left over).

@@ -47,6 +47,8 @@
 //! snapshot::write(dir, zxid, payload) -> path                      // durable on Ok
 //! snapshot::list(dir) -> Vec<SnapshotFile>   snapshot::read(&file) -> Snapshot (verified)
 //! snapshot::retain(dir, keep) -> kept       snapshot::remove_temp_files(dir)
+//! snapshot::compress_superseded_with(storage, level)   snapshot::restore_with(storage, &file)
+//! snapshot::{retain_claimed, compress_superseded_claimed_with}(.., claim)  // skip what is refused
 //! snapshot::{write,list,read,retain,remove_temp_files}_with(storage, ..)  // any Storage
 //! ```
 //!

@@ -22,7 +22,10 @@ use crate::backend::disk::{DiskStorage, IoMode};
 use crate::backend::{Overwrite, Storage};
 
 mod compressed;
-pub use compressed::{compress_superseded_with, compress_with, restore_with, LEVEL};
+pub use compressed::{
+    compress_superseded_claimed_with, compress_superseded_with, compress_with, plain_bytes_with,
+    restore_with, LEVEL,
+};
 
 /// The file's first 8 bytes.
 pub const MAGIC: [u8; 8] = *b"FKSNAPSH";
@@ -585,6 +588,14 @@ pub fn load_with<S: Storage>(
     read_with(storage, file)
 }
 
+/// [`plain_bytes_with`] on the real disk.
+pub fn plain_bytes(file: &SnapshotFile) -> Result<u64, SnapshotError> {
+    let dir = file.path.parent().unwrap_or(Path::new("."));
+    let mut storage =
+        DiskStorage::open_read_only(dir).map_err(io_err("open", file.path.clone()))?;
+    plain_bytes_with(&mut storage, file)
+}
+
 /// [`load_with`] on the real disk.
 pub fn load(file: &SnapshotFile) -> Result<Snapshot, SnapshotError> {
     let dir = file.path.parent().unwrap_or(Path::new("."));
@@ -752,10 +763,38 @@ pub fn retain_with<S: Storage>(
     storage: &mut S,
     keep: usize,
 ) -> Result<Vec<SnapshotFile>, SnapshotError> {
+    retain_claimed_with(storage, keep, |_| Some(()))
+}
+
+/// [`retain`], asking `claim` for each snapshot just before removing it: `None` keeps
+/// it on disk for now (an ensemble member pins a snapshot a follower is fetching; a
+/// later retention removes it once the pin has expired), and it is not among the
+/// snapshots returned, which are still the newest `keep`; `Some(claim)` is held while
+/// the files are removed (see [`compress_superseded_claimed_with`]).
+pub fn retain_claimed<C>(
+    dir: &Path,
+    keep: usize,
+    claim: impl FnMut(&SnapshotFile) -> Option<C>,
+) -> Result<Vec<SnapshotFile>, SnapshotError> {
+    match existing(dir)? {
+        Some(mut storage) => retain_claimed_with(&mut storage, keep, claim),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// [`retain_claimed`] on any [`Storage`].
+pub fn retain_claimed_with<S: Storage, C>(
+    storage: &mut S,
+    keep: usize,
+    mut claim: impl FnMut(&SnapshotFile) -> Option<C>,
+) -> Result<Vec<SnapshotFile>, SnapshotError> {
     let mut all = list_with(storage)?;
     let keep = keep.max(1);
     let drop = all.len().saturating_sub(keep);
     for old in all.drain(..drop) {
+        let Some(_held) = claim(&old) else {
+            continue;
+        };
         storage
             .remove(&old.name)
             .map_err(io_err("remove", old.path.clone()))?;

@@ -9,8 +9,11 @@
 //! A compressed file is one standard zstd frame (content size and content checksum
 //! included) of the *whole* plain file, header and all, so `zstd -d` gives back the
 //! plain file byte for byte. Nothing is served from a compressed file: loading restores
-//! it to its plain name first ([`restore_with`]), and the tools decompress it into
-//! memory ([`super::read_with`]).
+//! it to its plain name first ([`restore_with`]), as does an ensemble member asked for
+//! it by a follower, and the tools decompress it into memory ([`super::read_with`]).
+//! Whoever runs several of these at once keeps them off each other's files with the
+//! claims the `_claimed` functions take ([`compress_superseded_claimed_with`],
+//! [`super::retain_claimed_with`]).
 //!
 //! Both directions check the data before they give it a final name: compression hashes
 //! the plain file as it reads it against its header's payload checksum, and then
@@ -548,6 +551,19 @@ pub fn compress_superseded_with<S: Storage>(
     storage: &mut S,
     level: i32,
 ) -> Result<(Vec<SnapshotFile>, Vec<SnapshotError>), SnapshotError> {
+    compress_superseded_claimed_with(storage, level, |_| Some(()))
+}
+
+/// [`compress_superseded_with`], asking `claim` for each file just before compressing
+/// it (a file removed since the listing is passed over): `None` leaves the file plain (an ensemble member pins a snapshot a follower is
+/// fetching, see the server's `snapshot::transfer`); `Some(claim)` is held while the
+/// file is compressed and dropped after, so that whoever hands out claims can keep a
+/// second worker (a restore, a removal) off the same file meanwhile.
+pub fn compress_superseded_claimed_with<S: Storage, C>(
+    storage: &mut S,
+    level: i32,
+    mut claim: impl FnMut(&SnapshotFile) -> Option<C>,
+) -> Result<(Vec<SnapshotFile>, Vec<SnapshotError>), SnapshotError> {
     let all = list_with(storage)?;
     let Some(newest) = all.last().map(|f| f.zxid) else {
         return Ok((Vec::new(), Vec::new()));
@@ -555,14 +571,63 @@ pub fn compress_superseded_with<S: Storage>(
     let mut done = Vec::new();
     let mut refused = Vec::new();
     for f in all.iter().filter(|f| !f.is_compressed() && f.zxid < newest) {
-        match compress_with(storage, f, level) {
+        let Some(held) = claim(f) else {
+            continue;
+        };
+        let compressed = compress_with(storage, f, level);
+        drop(held);
+        match compressed {
             Ok(c) => done.push(c),
             Err(e @ SnapshotError::Corrupt { .. }) => refused.push(e),
+            // Removed since the listing (retention, under a claim of its own).
+            Err(SnapshotError::Io {
+                op: "open", source, ..
+            }) if source.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
     }
     Ok((done, refused))
 }
+
+/// The length of `file`'s plain form: its own length for a plain file; for a
+/// compressed one, the content size its zstd frame header records (every frame this
+/// module writes records it), read from the first bytes without decompressing. A
+/// restore checks the decompressed length against it and against the plain header's
+/// payload length, so a damaged frame header is caught there; this is for describing
+/// the snapshot (an ensemble member offers one by name and length) before restoring it.
+pub fn plain_bytes_with<S: Storage>(
+    storage: &mut S,
+    file: &SnapshotFile,
+) -> Result<u64, SnapshotError> {
+    let id = storage
+        .open(&file.name)
+        .map_err(io_err("open", file.path.clone()))?;
+    let result = (|| {
+        let len = storage.len(id).map_err(io_err("stat", file.path.clone()))?;
+        if !file.is_compressed() {
+            return Ok(len);
+        }
+        let mut head = [0u8; FRAME_HEADER_BYTES_MAX];
+        let n = (len as usize).min(head.len());
+        storage
+            .read_at(id, 0, &mut head[..n])
+            .map_err(io_err("read", file.path.clone()))?;
+        match zstd::zstd_safe::get_frame_content_size(&head[..n]) {
+            Ok(Some(size)) => Ok(size),
+            Ok(None) | Err(_) => Err(SnapshotError::Corrupt {
+                file: file.path.clone(),
+                offset: 0,
+                reason: "zstd frame header holds no content size".into(),
+            }),
+        }
+    })();
+    storage.close(id);
+    result
+}
+
+/// The longest zstd frame header (RFC 8878 §3.1.1.1: magic 4, descriptor 1, window 1,
+/// dictionary id up to 4, content size up to 8).
+const FRAME_HEADER_BYTES_MAX: usize = 18;
 
 /// Creates `name`, removing a leftover of an earlier failed attempt first.
 fn create_replacing<S: Storage>(storage: &mut S, name: &str) -> Result<FileId, SnapshotError> {
@@ -881,6 +946,80 @@ mod tests {
         eprintln!("refused {refused}; decoded to the original bytes: {harmless:?}");
         assert!(refused > harmless.len() * 10, "{refused} {harmless:?}");
         assert!(names(d.path()).iter().all(|n| !n.ends_with(TEMP_SUFFIX)));
+    }
+
+    /// A snapshot its claim is refused for stays plain through a compression pass and on
+    /// disk through retention (not counted among the kept); a claim granted is held
+    /// while its file is worked on and released after. A compressed snapshot's plain
+    /// length is read from its zstd frame header without decompressing it.
+    #[test]
+    fn refused_claims_keep_snapshots_plain_and_on_disk() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut rng = Prng::new(13);
+        for z in 1..=5i64 {
+            write(d.path(), z, &payload(&mut rng, 3000 + z as usize)).expect("write");
+        }
+        let mut s = disk(d.path());
+        let held = RefCell::new(Vec::new());
+        let (done, _) = compress_superseded_claimed_with(&mut s, LEVEL, |f| {
+            (f.zxid != 2).then(|| {
+                held.borrow_mut().push(f.zxid);
+                Held(&held, f.zxid)
+            })
+        })
+        .expect("compress");
+        assert_eq!(done.iter().map(|f| f.zxid).collect::<Vec<_>>(), [1, 3, 4]);
+        assert!(held.borrow().is_empty(), "every claim released");
+        let kept = super::super::retain_claimed_with(&mut s, 2, |f| (f.zxid != 2).then_some(()))
+            .expect("retain");
+        assert_eq!(kept.iter().map(|f| f.zxid).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(
+            names(d.path()),
+            [snapshot_name(2), compressed_name(4), snapshot_name(5)]
+        );
+        let zst = &list(d.path()).expect("list")[1];
+        let plain_len = std::fs::metadata(d.path().join(snapshot_name(5)))
+            .expect("stat")
+            .len();
+        assert_eq!(
+            super::super::plain_bytes(zst).expect("plain bytes"),
+            HEADER_BYTES as u64 + 3004
+        );
+        assert_eq!(
+            plain_bytes_with(&mut s, &list(d.path()).expect("list")[2]).expect("plain"),
+            plain_len
+        );
+    }
+
+    /// A snapshot removed between the pass's listing and its turn (by retention, under
+    /// a claim of its own) is passed over, not an error that ends the pass.
+    #[test]
+    fn a_snapshot_removed_during_a_pass_is_passed_over() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut rng = Prng::new(17);
+        for z in 1..=3i64 {
+            write(d.path(), z, &payload(&mut rng, 2000)).expect("write");
+        }
+        let mut s = disk(d.path());
+        let (done, refused) = compress_superseded_claimed_with(&mut s, LEVEL, |f| {
+            if f.zxid == 1 {
+                std::fs::remove_file(&f.path).expect("remove");
+            }
+            Some(())
+        })
+        .expect("compress");
+        assert_eq!(done.iter().map(|f| f.zxid).collect::<Vec<_>>(), [2]);
+        assert!(refused.is_empty());
+        assert_eq!(names(d.path()), [compressed_name(2), snapshot_name(3)]);
+    }
+
+    /// A claim that records itself as released when dropped.
+    struct Held<'a>(&'a RefCell<Vec<i64>>, i64);
+
+    impl Drop for Held<'_> {
+        fn drop(&mut self) {
+            self.0.borrow_mut().retain(|z| *z != self.1);
+        }
     }
 
     /// Retention counts compressed snapshots like plain ones, deletes them the same
