@@ -285,11 +285,7 @@ pub async fn run(
 
 /// Accepts connections on one of the shard's listeners until the process ends, and
 /// serves each here or hands it to shard 0 (`placement`).
-async fn accept_loop(
-    shard: Rc<Shard>,
-    listener: glommio::net::TcpListener,
-    kind: secure::PortKind,
-) {
+async fn accept_loop(shard: Rc<Shard>, listener: listener::Listener, kind: secure::PortKind) {
     let index = shard.index;
     loop {
         // The address `accept4` returned, where the socket's `peer_addr` would ask the
