@@ -326,18 +326,25 @@ fn wait_mntr(ens: &Ensemble, i: usize, key: &str, at_least: f64) {
     }
 }
 
+/// An ensemble whose leader snapshots every ~10 txns (snapCount 10) and compacts its Raft
+/// log right up to each snapshot (margin 0): a follower killed for a few writes can only
+/// come back by installing the leader's snapshot.
+fn snapshot_sync_options() -> EnsembleOptions {
+    let mut options = EnsembleOptions::config(&[("forceSync", "no"), ("snapCount", "10")]);
+    options.env.push((
+        "FERROKEEPER_RAFT_COMPACT_MARGIN".to_string(),
+        "0".to_string(),
+    ));
+    options
+}
+
 /// ZooKeeper's leader counts `snap_count` once per learner it syncs by snapshot
 /// (LearnerHandler). A ferrokeeper follower killed while the leader snapshots (snapCount
 /// 10) and compacts its Raft log past the follower's position (margin 0) can only come
 /// back by the snapshot, and the leader counts it; before that, no member counted one.
 #[test]
 fn leader_counts_a_snapshot_sync() {
-    let mut options = EnsembleOptions::config(&[("forceSync", "no"), ("snapCount", "10")]);
-    options.env.push((
-        "FERROKEEPER_RAFT_COMPACT_MARGIN".to_string(),
-        "0".to_string(),
-    ));
-    let mut fk = Ensemble::start_with(Kind::Ferrokeeper, 3, &options);
+    let mut fk = Ensemble::start_with(Kind::Ferrokeeper, 3, &snapshot_sync_options());
     let leader = fk.leader();
     let behind = (leader + 1) % 3;
     fk.kill9(behind);
@@ -476,12 +483,7 @@ fn settled_snapshots(dir: &std::path::Path, min_compressed: usize) -> Vec<String
 #[test]
 fn a_follower_fetches_a_snapshot_its_leader_had_compressed() {
     use ferrokeeper_storage::snapshot as snapfile;
-    let mut options = EnsembleOptions::config(&[("forceSync", "no"), ("snapCount", "10")]);
-    options.env.push((
-        "FERROKEEPER_RAFT_COMPACT_MARGIN".to_string(),
-        "0".to_string(),
-    ));
-    let mut fk = Ensemble::start_with(Kind::Ferrokeeper, 3, &options);
+    let mut fk = Ensemble::start_with(Kind::Ferrokeeper, 3, &snapshot_sync_options());
     let leader = fk.leader();
     let behind = (leader + 1) % 3;
     let other = (leader + 2) % 3;
