@@ -442,32 +442,8 @@ fn without_colours(log: &str) -> String {
     out
 }
 
-/// The names in `dir` once its snapshots have settled: exactly one plain snapshot, at
-/// least `min_compressed` compressed ones, no temp file, the same across two looks
-/// (a deadline for a broken setup, not a timing assertion).
-fn settled_snapshots(dir: &std::path::Path, min_compressed: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut last = Vec::new();
-    loop {
-        let now = common::names_in(dir, "fk-snap.");
-        let plain = now
-            .iter()
-            .filter(|n| n.len() == "fk-snap.".len() + 16)
-            .count();
-        let compressed = now.iter().filter(|n| n.ends_with(".zst")).count();
-        let tmp = now.iter().any(|n| n.ends_with(".tmp"));
-        if plain == 1 && compressed >= min_compressed && !tmp && now == last {
-            return now;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: snapshots never settled: {now:?}",
-            dir.display()
-        );
-        last = now;
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
+/// How long a member's snapshots may take to settle (`common::settled_snapshots`).
+const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 
 /// Ensemble members compress superseded snapshots (`storage/FORMAT.md`, "Compressed
 /// superseded snapshots"), and a follower still gets the snapshot a Raft message names
@@ -496,9 +472,9 @@ fn a_follower_fetches_a_snapshot_its_leader_had_compressed() {
     writes(&fk, leader, "/a", 40);
     writes(&fk, leader, "/b", 40);
     wait_mntr(&fk, leader, "cnt_snapshottime", 3.0);
-    let before = settled_snapshots(&snap_dir[leader], 2);
+    let before = common::settled_snapshots(&snap_dir[leader], 2, SETTLE_LIMIT, || fk.logs_tail(20));
     // The member still running compresses its superseded snapshots as well.
-    settled_snapshots(&snap_dir[other], 1);
+    common::settled_snapshots(&snap_dir[other], 1, SETTLE_LIMIT, || fk.logs_tail(20));
     let offered = snapfile::list(&snap_dir[leader])
         .expect("list")
         .pop()

@@ -27,31 +27,15 @@ fn ferrokeeper(args: &[&str]) -> Output {
         .expect("run ferrokeeper")
 }
 
-/// Waits (bounded) until the snapshot directory holds exactly one plain snapshot, at
-/// least `min_compressed` compressed ones and no temp file, and stays so across two
-/// looks; returns its names.
+/// The snapshot directory once superseded snapshots are compressed
+/// (`common::settled_snapshots`).
 fn wait_compressed(s: &Server, min_compressed: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = Vec::new();
-    loop {
-        let now = names(&s.snap_dir());
-        let plain = now
-            .iter()
-            .filter(|n| n.len() == "fk-snap.".len() + 16)
-            .count();
-        let zst = now.iter().filter(|n| n.ends_with(".zst")).count();
-        let tmp = now.iter().any(|n| n.ends_with(".tmp"));
-        if plain == 1 && zst >= min_compressed && !tmp && now == last {
-            return now;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "superseded snapshots not compressed within 60 s: {now:?}\n{}",
-            s.log()
-        );
-        last = now;
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    common::settled_snapshots(
+        &s.snap_dir(),
+        min_compressed,
+        Duration::from_secs(60),
+        || s.log(),
+    )
 }
 
 /// `n` znodes under `/c`, each with data of its own; returns what was written.

@@ -229,6 +229,40 @@ pub fn names_in(dir: &Path, prefix: &str) -> Vec<String> {
     v
 }
 
+/// The snapshot names in `dir` once its snapshots have settled: exactly one plain
+/// snapshot, at least `min_compressed` compressed ones (superseded snapshots are
+/// compressed in the background), no temp file, the same across two looks. Panics with
+/// `context()` after `limit` (a deadline for a broken setup, not a timing assertion).
+pub fn settled_snapshots(
+    dir: &Path,
+    min_compressed: usize,
+    limit: Duration,
+    context: impl Fn() -> String,
+) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut last = Vec::new();
+    loop {
+        let now = names_in(dir, "fk-snap.");
+        let plain = now
+            .iter()
+            .filter(|n| n.len() == "fk-snap.".len() + 16)
+            .count();
+        let compressed = now.iter().filter(|n| n.ends_with(".zst")).count();
+        let tmp = now.iter().any(|n| n.ends_with(".tmp"));
+        if plain == 1 && compressed >= min_compressed && !tmp && now == last {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: snapshots never settled within {limit:?}: {now:?}\n{}",
+            dir.display(),
+            context()
+        );
+        last = now;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 impl Server {
     /// ferrokeeper's snapshot directory under this server's dataDir.
     pub fn snap_dir(&self) -> PathBuf {

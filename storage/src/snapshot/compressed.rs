@@ -663,6 +663,22 @@ mod tests {
 
     /// A payload that compresses somewhat, as a snapshot does: runs of repeated
     /// records with random bytes among them; `len` may exceed [`CHUNK_BYTES`].
+    /// A temp directory holding one snapshot per zxid of `zxids`, each of `len(zxid)`
+    /// bytes of [`payload`] drawn in order from a generator seeded with `seed`; the
+    /// generator is returned for what a test writes after.
+    fn snapshots(
+        seed: u64,
+        zxids: impl IntoIterator<Item = i64>,
+        len: impl Fn(i64) -> usize,
+    ) -> (tempfile::TempDir, Prng) {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut rng = Prng::new(seed);
+        for z in zxids {
+            write(d.path(), z, &payload(&mut rng, len(z))).expect("write");
+        }
+        (d, rng)
+    }
+
     fn payload(rng: &mut Prng, len: usize) -> Vec<u8> {
         let mut p = Vec::with_capacity(len);
         while p.len() < len {
@@ -808,11 +824,7 @@ mod tests {
     /// present the plain `X` is kept (see `remove_temp_files`) and is all `list` shows.
     #[test]
     fn leftovers_of_compression_are_removed_and_the_plain_twin_wins() {
-        let d = tempfile::tempdir().expect("tempdir");
-        let mut rng = Prng::new(11);
-        for z in [0x10i64, 0x20, 0x30] {
-            write(d.path(), z, &payload(&mut rng, 3000)).expect("write");
-        }
+        let (d, _) = snapshots(11, [0x10, 0x20, 0x30], |_| 3000);
         let plain_20 = std::fs::read(d.path().join(snapshot_name(0x20))).expect("plain");
         let mut s = disk(d.path());
         compress_superseded_with(&mut s, LEVEL).expect("compress");
@@ -954,11 +966,7 @@ mod tests {
     /// length is read from its zstd frame header without decompressing it.
     #[test]
     fn refused_claims_keep_snapshots_plain_and_on_disk() {
-        let d = tempfile::tempdir().expect("tempdir");
-        let mut rng = Prng::new(13);
-        for z in 1..=5i64 {
-            write(d.path(), z, &payload(&mut rng, 3000 + z as usize)).expect("write");
-        }
+        let (d, _) = snapshots(13, 1..=5, |z| 3000 + z as usize);
         let mut s = disk(d.path());
         let held = RefCell::new(Vec::new());
         let (done, _) = compress_superseded_claimed_with(&mut s, LEVEL, |f| {
@@ -995,11 +1003,7 @@ mod tests {
     /// a claim of its own) is passed over, not an error that ends the pass.
     #[test]
     fn a_snapshot_removed_during_a_pass_is_passed_over() {
-        let d = tempfile::tempdir().expect("tempdir");
-        let mut rng = Prng::new(17);
-        for z in 1..=3i64 {
-            write(d.path(), z, &payload(&mut rng, 2000)).expect("write");
-        }
+        let (d, _) = snapshots(17, 1..=3, |_| 2000);
         let mut s = disk(d.path());
         let (done, refused) = compress_superseded_claimed_with(&mut s, LEVEL, |f| {
             if f.zxid == 1 {
@@ -1026,11 +1030,7 @@ mod tests {
     /// way, and takes a zxid's compressed twin with it.
     #[test]
     fn retention_counts_and_deletes_compressed_snapshots() {
-        let d = tempfile::tempdir().expect("tempdir");
-        let mut rng = Prng::new(9);
-        for z in 1..=6i64 {
-            write(d.path(), z, &payload(&mut rng, 500)).expect("write");
-        }
+        let (d, mut rng) = snapshots(9, 1..=6, |_| 500);
         let mut s = disk(d.path());
         compress_superseded_with(&mut s, LEVEL).expect("compress");
         // A crash left snapshot 1's plain twin beside its .zst.
