@@ -38,21 +38,42 @@ fn wait_compressed(s: &Server, min_compressed: usize) -> Vec<String> {
     )
 }
 
-/// `n` znodes under `/c`, each with data of its own; returns what was written.
-async fn write(addr: &str, n: usize) -> BTreeMap<String, Vec<u8>> {
-    let mut c = Conn::connect(addr).await;
+/// At least `n` znodes under `/c`, each with data of its own, and more in rounds of 100
+/// until the server has written `snapshots` snapshots; returns what was written. A server
+/// starts no snapshot while one is still being written, so how many snapshots `n`
+/// creates yield depends on the disk's speed.
+async fn write(s: &Server, n: usize, snapshots: usize) -> BTreeMap<String, Vec<u8>> {
+    let mut c = Conn::connect(&s.address()).await;
     let mut written = BTreeMap::new();
     c.create("/c", b"", raw::open_acl(), mode::PERSISTENT)
         .await
         .expect("root");
     written.insert("/c".to_string(), Vec::new());
-    for i in 0..n {
-        let p = format!("/c/n{i:05}");
-        let data = format!("znode {i} {}", "x".repeat(i % 50)).into_bytes();
-        c.create(&p, &data, raw::open_acl(), mode::PERSISTENT)
-            .await
-            .expect("create");
-        written.insert(p, data);
+    let written_snapshots = || {
+        names_in(&s.snap_dir(), "fk-snap.")
+            .iter()
+            .filter(|n| !n.ends_with(".tmp"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut i = 0;
+    while i < n || written_snapshots() < snapshots {
+        assert!(
+            Instant::now() < deadline,
+            "{snapshots} snapshots not written after {i} creates:\n{}",
+            s.log()
+        );
+        let round = if i < n { n } else { 100 };
+        for _ in 0..round {
+            let p = format!("/c/n{i:05}");
+            let data = format!("znode {i} {}", "x".repeat(i % 50)).into_bytes();
+            c.create(&p, &data, raw::open_acl(), mode::PERSISTENT)
+                .await
+                .expect("create");
+            written.insert(p, data);
+            i += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     written
 }
@@ -78,7 +99,7 @@ async fn superseded_snapshots_are_compressed_and_a_damaged_newest_falls_back_to_
     // No purge (ZooKeeper's default): every snapshot is kept.
     let mut server = Server::start(Kind::Ferrokeeper, &[("snapCount", "200")]);
     let addr = server.address();
-    let written = write(&addr, 1500).await;
+    let written = write(&server, 1500, 4).await;
     let files = wait_compressed(&server, 3);
     eprintln!("snapshots: {files:?}");
     assert_eq!(read(&addr).await, written);
@@ -198,7 +219,7 @@ fn measure_levels(path: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tools_read_compressed_snapshots() {
     let server = Server::start(Kind::Ferrokeeper, &[("snapCount", "200")]);
-    let written = write(&server.address(), 800).await;
+    let written = write(&server, 800, 3).await;
     let files = wait_compressed(&server, 2);
     let dir = server.snap_dir();
     let zst = files
