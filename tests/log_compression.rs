@@ -49,6 +49,13 @@ fn settle_snapshots(s: &Server) {
     });
 }
 
+/// The snapshots in `dir`, oldest first, without one a killed server left unfinished.
+fn snapshots_in(dir: &Path) -> Vec<String> {
+    let mut names = names_in(dir, "fk-snap.");
+    names.retain(|n| !n.ends_with(".tmp"));
+    names
+}
+
 /// Flips one byte `skew` bytes past the middle of a snapshot, in place (the running
 /// server may still map it: no truncation).
 fn damage(path: &Path, skew: u64) {
@@ -166,14 +173,19 @@ async fn compressed_segments_come_back_when_an_older_snapshot_is_loaded() {
 
     // The newer half of the snapshots damaged: the restart falls back to an older one,
     // past the first segments, so that some compressed segments are needed and some not.
-    let snaps = names_in(&server.snap_dir(), "fk-snap.");
-    assert!(snaps.len() >= 4, "{snaps:?}");
+    // Damaged while the server is down: a snapshot it wrote after the damage (a quiet
+    // server folds its overlay) would be loaded instead.
+    let snap_dir = server.snap_dir();
+    let mut snaps = Vec::new();
+    server.kill9_change_restart(|| {
+        snaps = snapshots_in(&snap_dir);
+        assert!(snaps.len() >= 4, "{snaps:?}");
+        for name in &snaps[snaps.len() / 2..] {
+            damage(&snap_dir.join(name), 0);
+        }
+    });
     let keep = snaps.len() / 2;
-    for name in &snaps[keep..] {
-        damage(&server.snap_dir().join(name), 0);
-    }
     let loaded = zxid_of(&snaps[keep - 1]);
-    server.kill9_and_restart();
     let after_fallback = names_in(&log, "fk-log.");
     eprintln!("log after falling back to 0x{loaded:x}: {after_fallback:?}");
     assert!(
@@ -208,13 +220,12 @@ async fn compressed_segments_come_back_when_an_older_snapshot_is_loaded() {
     // moment a quiet server folds its replayed overlay into a snapshot, 1 s idle.)
     std::thread::sleep(Duration::from_secs(2));
     settle_snapshots(&server);
-    for name in names_in(&server.snap_dir(), "fk-snap.") {
-        // Not the byte flipped before: flipped twice, it would be whole again.
-        if !name.ends_with(".tmp") {
-            damage(&server.snap_dir().join(name), 7);
+    server.kill9_change_restart(|| {
+        for name in snapshots_in(&snap_dir) {
+            // Not the byte flipped before: flipped twice, it would be whole again.
+            damage(&snap_dir.join(name), 7);
         }
-    }
-    server.kill9_and_restart();
+    });
     let plain = names_in(&log, "fk-log.");
     assert!(plain.iter().all(|n| !n.ends_with(".zst")), "{plain:?}");
     assert_eq!(zxid_of(&plain[0]), 1, "{plain:?}");

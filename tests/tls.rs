@@ -126,6 +126,16 @@ fn s_client(pki: &Pki, port: u16) -> Command {
 
 /// A four-letter word over TLS with `openssl s_client`: its whole reply.
 fn four_letter_tls(pki: &Pki, port: u16, word: &str) -> String {
+    // Java binds its secure port after the plain one, which is what `start` waited for:
+    // under load a word sent at once found no listener and read "".
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on the secure port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let mut child = s_client(pki, port)
         .arg("-quiet")
         .stdin(Stdio::piped())

@@ -491,6 +491,12 @@ impl Server {
     /// Kills ferrokeeper with SIGKILL (no shutdown of any kind) and starts it again on
     /// the same port, config and data directory; returns once it answers `ruok`.
     pub fn kill9_and_restart(&mut self) {
+        self.kill9_change_restart(|| {});
+    }
+
+    /// `kill9_and_restart` with `change` run while the server is down: files changed
+    /// then are what the restart finds, with no snapshot written in between.
+    pub fn kill9_change_restart(&mut self, change: impl FnOnce()) {
         assert_eq!(
             self.kind,
             Kind::Ferrokeeper,
@@ -498,6 +504,7 @@ impl Server {
         );
         let _ = self.child.kill();
         let _ = self.child.wait();
+        change();
         let log = std::fs::OpenOptions::new()
             .append(true)
             .open(self.dir.join("server.log"))
