@@ -645,6 +645,11 @@ impl SnapshotPolicy {
                 }
                 if !done.is_empty() {
                     tracing::info!(files = done.len(), elapsed = ?started.elapsed(), "compressed superseded snapshots");
+                    // The retention after the newest snapshot skips one this pass held:
+                    // without another, it would stay until the next snapshot.
+                    if let Err(e) = self.retain_and_mark() {
+                        tracing::error!(error = %e, "snapshot retention failed");
+                    }
                 }
             }
             Err(e) => tracing::error!(error = %e, "compressing superseded snapshots failed"),

@@ -313,6 +313,29 @@ mod tests {
         }
     }
 
+    /// A snapshot the retention after a new snapshot passed over, because the
+    /// compressor held it then, goes with the compressor's next pass: without that it
+    /// stayed past `snapRetainCount` until the next snapshot.
+    #[test]
+    fn a_compression_pass_applies_the_retention_it_held_up() {
+        let d = tempfile::tempdir().expect("tempdir");
+        write_snapshots(d.path(), &[1, 2, 3, 4, 5]);
+        let policy = Arc::new(SnapshotPolicy::new(d.path().to_path_buf(), 10, 3, true));
+        let held = policy.pins.claim(1, Instant::now()).expect("claim");
+        policy.retain_and_mark().expect("retain");
+        assert_eq!(names(d.path()).len(), 4, "{:?}", names(d.path()));
+        drop(held);
+        policy.compress_pass();
+        assert_eq!(
+            names(d.path()),
+            [
+                snapfile::compressed_name(3),
+                snapfile::compressed_name(4),
+                snapfile::snapshot_name(5),
+            ]
+        );
+    }
+
     /// A snapshot pinned for a transfer is left plain by the compressor and kept past
     /// retention (while the log mark still follows the newest `retain`); once its pin
     /// has expired, the next pass compresses it and the next retention removes it.

@@ -795,9 +795,12 @@ pub fn retain_claimed_with<S: Storage, C>(
         let Some(_held) = claim(&old) else {
             continue;
         };
-        storage
-            .remove(&old.name)
-            .map_err(io_err("remove", old.path.clone()))?;
+        match storage.remove(&old.name) {
+            // Compressed (or removed) by another thread between the listing and the
+            // claim: its `.zst`, if any, goes below.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !old.is_compressed() => {}
+            r => r.map_err(io_err("remove", old.path.clone()))?,
+        }
         if !old.is_compressed() {
             match storage.remove(&compressed_name(old.zxid)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {

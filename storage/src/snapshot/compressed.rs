@@ -1017,6 +1017,24 @@ mod tests {
         assert_eq!(names(d.path()), [compressed_name(2), snapshot_name(3)]);
     }
 
+    /// A plain snapshot compressed by another thread between retention's listing and
+    /// its claim: retention removes the `.zst` that took its place, not an error.
+    #[test]
+    fn retention_removes_a_snapshot_compressed_since_its_listing() {
+        let (d, _) = snapshots(19, 1..=4, |_| 2000);
+        let mut s = disk(d.path());
+        let mut other = disk(d.path());
+        let kept = super::super::retain_claimed_with(&mut s, 2, |f| {
+            if f.zxid == 1 {
+                compress_with(&mut other, f, LEVEL).expect("compress");
+            }
+            Some(())
+        })
+        .expect("retain");
+        assert_eq!(kept.iter().map(|f| f.zxid).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(names(d.path()), [snapshot_name(3), snapshot_name(4)]);
+    }
+
     /// A claim that records itself as released when dropped.
     struct Held<'a>(&'a RefCell<Vec<i64>>, i64);
 
