@@ -11,7 +11,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{names_in, Kind, Server};
+use common::{finished_names_in, names_in, Kind, Server};
 use raw::tree::read_tree;
 use raw::{mode, Conn};
 
@@ -47,13 +47,6 @@ fn settle_snapshots(s: &Server) {
             quiet()
         }
     });
-}
-
-/// The snapshots in `dir`, oldest first, without one a killed server left unfinished.
-fn snapshots_in(dir: &Path) -> Vec<String> {
-    let mut names = names_in(dir, "fk-snap.");
-    names.retain(|n| !n.ends_with(".tmp"));
-    names
 }
 
 /// Flips one byte `skew` bytes past the middle of a snapshot, in place (the running
@@ -178,7 +171,7 @@ async fn compressed_segments_come_back_when_an_older_snapshot_is_loaded() {
     let snap_dir = server.snap_dir();
     let mut snaps = Vec::new();
     server.kill9_change_restart(|| {
-        snaps = snapshots_in(&snap_dir);
+        snaps = finished_names_in(&snap_dir, "fk-snap.");
         assert!(snaps.len() >= 4, "{snaps:?}");
         for name in &snaps[snaps.len() / 2..] {
             damage(&snap_dir.join(name), 0);
@@ -221,7 +214,7 @@ async fn compressed_segments_come_back_when_an_older_snapshot_is_loaded() {
     std::thread::sleep(Duration::from_secs(2));
     settle_snapshots(&server);
     server.kill9_change_restart(|| {
-        for name in snapshots_in(&snap_dir) {
+        for name in finished_names_in(&snap_dir, "fk-snap.") {
             // Not the byte flipped before: flipped twice, it would be whole again.
             damage(&snap_dir.join(name), 7);
         }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Kind, Server};
+use common::{finished_names_in, Kind, Server};
 use ferrokeeper_net::records::{Acl, Stat};
 use raw::{mode, perms, Conn};
 
@@ -106,13 +106,6 @@ async fn churn(c: &mut Conn, root: &str, n: usize) {
     }
 }
 
-/// Files in `dir` whose names start with `prefix`, sorted, temp files left out.
-fn files(dir: &Path, prefix: &str) -> Vec<String> {
-    let mut v = common::names_in(dir, prefix);
-    v.retain(|n| !n.ends_with(".tmp"));
-    v
-}
-
 /// Small segments so that a few thousand txns span several and purging shows (on, as
 /// ZooKeeper's autopurge is, only with a purge interval).
 const CONFIG: &[(&str, &str)] = &[
@@ -161,16 +154,16 @@ async fn restart_from_snapshot_and_log_keeps_the_whole_tree() {
     // Retention runs after each snapshot and again after the compressor's pass (which
     // may hold the oldest then): bounded, as both are background threads.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while files(&server.snap_dir(), "fk-snap.").len() > 3 && Instant::now() < deadline {
+    while finished_names_in(&server.snap_dir(), "fk-snap.").len() > 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let snaps = files(&server.snap_dir(), "fk-snap.");
+    let snaps = finished_names_in(&server.snap_dir(), "fk-snap.");
     assert_eq!(
         snaps.len(),
         3,
         "snapRetainCount (3) snapshots kept: {snaps:?}"
     );
-    let segments = files(&server.log_dir(), "fk-log.");
+    let segments = finished_names_in(&server.log_dir(), "fk-log.");
     assert!(
         !segments.contains(&"fk-log.0000000000000001".to_string()),
         "the first segment was purged: {segments:?}"
@@ -207,7 +200,7 @@ async fn a_corrupt_newest_snapshot_falls_back_to_an_older_one() {
     churn(&mut c, "/f", 600).await;
     settle_snapshots(&server);
     let before = read_tree(&addr).await;
-    let snaps = files(&server.snap_dir(), "fk-snap.");
+    let snaps = finished_names_in(&server.snap_dir(), "fk-snap.");
     assert!(snaps.len() >= 2, "{snaps:?}");
     let newest = server.snap_dir().join(snaps.last().expect("one"));
     let mut bytes = std::fs::read(&newest).expect("read snapshot");
@@ -231,8 +224,9 @@ async fn no_usable_snapshot_and_a_purged_log_refuses_to_start() {
     let mut c = Conn::connect(&addr).await;
     churn(&mut c, "/g", 2000).await;
     settle_snapshots(&server);
-    assert!(!files(&server.log_dir(), "fk-log.").contains(&"fk-log.0000000000000001".to_string()));
-    for name in files(&server.snap_dir(), "fk-snap.") {
+    assert!(!finished_names_in(&server.log_dir(), "fk-log.")
+        .contains(&"fk-log.0000000000000001".to_string()));
+    for name in finished_names_in(&server.snap_dir(), "fk-snap.") {
         let p = server.snap_dir().join(name);
         let mut bytes = std::fs::read(&p).expect("read");
         bytes[20] ^= 1; // inside the header's zxid: caught by the header checksum
@@ -369,7 +363,10 @@ async fn restart_time_at_scale() {
     server.kill9_and_restart();
     eprintln!("kill9_and_restart until ruok+srvr: {:?}", wall.elapsed());
     eprintln!("{}", restart_line(&server));
-    eprintln!("snapshots: {:?}", files(&server.snap_dir(), "fk-snap."));
+    eprintln!(
+        "snapshots: {:?}",
+        finished_names_in(&server.snap_dir(), "fk-snap.")
+    );
 }
 
 /// Lines of the server's log that contain `what`, without their colours (ANSI escapes).
@@ -445,7 +442,7 @@ async fn a_quiet_overlay_folds_into_a_snapshot() {
         rebased[0]
     );
     settle_snapshots(&server);
-    assert_eq!(files(&server.snap_dir(), "fk-snap.").len(), 1);
+    assert_eq!(finished_names_in(&server.snap_dir(), "fk-snap.").len(), 1);
 
     // Served from the base now, the same as from the overlay.
     assert_eq!(before, read_tree(&addr).await);

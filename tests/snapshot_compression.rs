@@ -49,12 +49,7 @@ async fn write(s: &Server, n: usize, snapshots: usize) -> BTreeMap<String, Vec<u
         .await
         .expect("root");
     written.insert("/c".to_string(), Vec::new());
-    let written_snapshots = || {
-        names_in(&s.snap_dir(), "fk-snap.")
-            .iter()
-            .filter(|n| !n.ends_with(".tmp"))
-            .count()
-    };
+    let written_snapshots = || common::finished_names_in(&s.snap_dir(), "fk-snap.").len();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut i = 0;
     while i < n || written_snapshots() < snapshots {

@@ -229,6 +229,13 @@ pub fn names_in(dir: &Path, prefix: &str) -> Vec<String> {
     v
 }
 
+/// [`names_in`] without the `.tmp` files of a write not finished (or left by a kill).
+pub fn finished_names_in(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut v = names_in(dir, prefix);
+    v.retain(|n| !n.ends_with(".tmp"));
+    v
+}
+
 /// The snapshot names in `dir` once its snapshots have settled: exactly one plain
 /// snapshot, at least `min_compressed` compressed ones (superseded snapshots are
 /// compressed in the background), no temp file, the same across two looks. Panics with
